@@ -1,0 +1,59 @@
+# neuroplast: two commands on a fresh machine.
+#   make demo   installs into .venv and runs the keyword-spotting pipeline end to end
+#   make test   installs and runs the test suite
+# Every pip install uses constraints.txt (torch pinned to the 2.13.0 CPU build).
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
+APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat gcc make
+PYTEST_WORKERS ?= 2
+
+.PHONY: help install apt venv firmware demo test lint bench clean
+
+help:
+	@echo "make demo   - install and run the end-to-end keyword-spotting demo"
+	@echo "make test   - install and run the test suite"
+	@echo "make bench  - run the benchmarks (tables + bench/results/*.json)"
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip 'setuptools<81' wheel
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[all,dev]'
+	# Norse declares torchvision, which would replace the CPU torch; its core never imports it.
+	$(PIP) install -q --no-deps norse
+	touch $@
+
+venv: $(VENV)/.installed
+
+firmware:
+	$(MAKE) -C firmware_bridge/firmware
+
+install: apt venv firmware
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: install
+	$(VENV)/bin/ruff check .
+	MPLBACKEND=Agg $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --timeout 600 tests
+
+demo: install
+	MPLBACKEND=Agg $(PY) -m neuroplast.apps.kws.demo
+
+bench: install
+	MPLBACKEND=Agg $(PY) bench/bench_runtime.py
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache
+	-$(MAKE) -C firmware_bridge/firmware clean

@@ -1,0 +1,372 @@
+"""The Runtime: executes a Graph step by step (streaming) or over whole windows.
+
+Usage::
+
+    rt = Runtime(graph, mode="float")     # or mode="int" (int8/int32 fixed point)
+    y = rt.step(x)                        # one time step; x: input shape or (B, *shape)
+    ys = rt.run(seq)                      # (T, *shape) or (T, B, *shape)
+    rt.reset()
+
+Inputs are validated at this boundary (shape, dtype, NaN/Inf -> DataError); kernels
+then run without checks. When learning is enabled (``rt.learn(True)``) the attached
+plasticity rules update ``rt.params`` after every step, so ``run`` falls back to a
+step loop.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from neuroplast.errors import DataError, GraphError, PlasticityError, RuntimeStateError
+from neuroplast.graph.graph import Graph
+from neuroplast.runtime.kernels import BuildContext, Kernel, SparseInput, make_kernel
+
+__all__ = ["Runtime", "atomic_write_bytes"]
+
+_STATE_FORMAT = "neuroplast-state-v1"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename,
+    fsync the folder. A crash at any point leaves either the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _has_rules(engine: Any) -> bool:
+    has = getattr(engine, "has_rules", None)
+    return bool(has()) if callable(has) else True
+
+
+class Runtime:
+    """Interpreter of a :class:`~neuroplast.graph.Graph` in ``"float"`` or ``"int"`` mode."""
+
+    def __init__(self, graph: Graph, mode: str = "float") -> None:
+        if mode not in ("float", "int"):
+            raise GraphError(f"mode must be 'float' or 'int', not {mode!r}")
+        if not isinstance(graph, Graph):
+            raise GraphError(f"Runtime needs a Graph, got {type(graph).__name__}")
+        self.graph = graph
+        self.mode = mode
+        self.order = graph.topo_order()
+        self.preds = {n: graph.predecessors(n) for n in self.order}
+        self.shapes = graph.shapes()
+        self.kernels: dict[str, Kernel] = {}
+        for name in self.order:
+            preds = self.preds[name]
+            ctx = BuildContext(
+                name=name,
+                mode=mode,
+                dt=graph.dt,
+                in_shapes=[self.shapes[p] for p in preds],
+                out_shape=self.shapes[name],
+                in_quants=[self.kernels[p].out_quant for p in preds],
+            )
+            try:
+                self.kernels[name] = make_kernel(graph.nodes[name], ctx)
+            except GraphError as e:
+                msg = str(e)
+                raise GraphError(msg if repr(name) in msg else f"node {name!r}: {msg}") from None
+        self.params: dict[str, dict[str, np.ndarray]] = {
+            n: k.params for n, k in self.kernels.items() if k.params
+        }
+        self.inputs = graph.inputs
+        self.outputs = graph.outputs
+        self.state: dict[str, tuple] = {}
+        self.batch: int | None = None
+        self.learning = False
+        self.steps = 0
+        self.last_inputs: dict[str, list[Any]] = {}
+        self.last_outputs: dict[str, Any] = {}
+        self._plasticity = None
+
+    # --------------------------------------------------------------- plumbing
+    @property
+    def plasticity(self) -> Any:
+        """The plasticity engine (rules attached to named layers)."""
+        if self._plasticity is None:
+            try:
+                from neuroplast.plasticity import PlasticityEngine
+            except ImportError as e:  # pragma: no cover - packaging error
+                raise PlasticityError(f"plasticity engine unavailable: {e}") from e
+            self._plasticity = PlasticityEngine()
+        return self._plasticity
+
+    @plasticity.setter
+    def plasticity(self, engine: Any) -> None:
+        self._plasticity = engine
+
+    def learn(self, enabled: bool = True) -> Runtime:
+        """Enable or disable on-device learning (the attached plasticity rules)."""
+        self.learning = bool(enabled)
+        return self
+
+    def reset(self, batch: int | None = None) -> None:
+        """Reset all neuron states and delay buffers (parameters are kept)."""
+        self.batch = batch
+        self.state = (
+            {} if batch is None else {n: k.init_state(batch) for n, k in self.kernels.items()}
+        )
+        self.steps = 0
+
+    def _ensure_state(self, batch: int) -> None:
+        if self.batch is None:
+            self.reset(batch)
+        elif self.batch != batch:
+            raise DataError(
+                f"batch size changed from {self.batch} to {batch} mid-stream; call rt.reset() first"
+            )
+
+    def _check_input(self, name: str, x: Any, time_axis: bool) -> tuple[Any, int]:
+        """Validate one input; return it as (B, *shape) or (T, B, *shape) and the batch size."""
+        shape = self.shapes[name]
+        if isinstance(x, SparseInput):
+            if time_axis:
+                raise DataError("sparse input is per step: use rt.step(SparseInput(...))")
+            idx = np.asarray(x.indices)
+            n = int(np.prod(shape))
+            if idx.ndim != 1 or idx.dtype.kind not in "iu":
+                raise DataError(f"input {name!r}: sparse indices must be a 1-D integer array")
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise DataError(f"input {name!r}: sparse index out of range [0, {n})")
+            vals = None
+            if x.values is not None:
+                vals = np.asarray(x.values)
+                if vals.shape != idx.shape:
+                    raise DataError(f"input {name!r}: {vals.shape} values for {idx.shape} indices")
+                if vals.dtype.kind == "f" and not np.all(np.isfinite(vals)):
+                    raise DataError(f"input {name!r}: sparse values contain NaN or Inf")
+            return SparseInput(idx, vals), 1
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"input {name!r} is not array-like: {e}") from None
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"input {name!r} has dtype {x.dtype}; expected a numeric array")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise DataError(f"input {name!r} contains NaN or Inf")
+        if self.mode == "float" and x.dtype != np.float32:
+            x = x.astype(np.float32)
+        lead = 1 if time_axis else 0
+        if x.shape[lead:] == shape:
+            x = np.expand_dims(x, lead)
+        elif x.shape[lead + 1 :] != shape:
+            want = ("T, " if time_axis else "") + f"[B,] {', '.join(map(str, shape))}"
+            raise DataError(f"input {name!r} has shape {x.shape}; expected ({want})")
+        if time_axis and x.shape[0] == 0:
+            raise DataError(f"input {name!r} has an empty time axis")
+        return x, int(x.shape[lead])
+
+    def _split_inputs(self, x: Any) -> dict[str, Any]:
+        if isinstance(x, dict):
+            missing = set(self.inputs) - set(x)
+            extra = set(x) - set(self.inputs)
+            if missing or extra:
+                raise DataError(
+                    f"inputs must be exactly {list(self.inputs)}; missing {sorted(missing)}, extra {sorted(extra)}"
+                )
+            return x
+        if len(self.inputs) != 1:
+            raise DataError(f"graph has inputs {list(self.inputs)}: pass a dict")
+        return {self.inputs[0]: x}
+
+    def _result(self, values: dict[str, Any]) -> Any:
+        if len(self.outputs) == 1:
+            return values[self.outputs[0]]
+        return {o: values[o] for o in self.outputs}
+
+    # ------------------------------------------------------------- execution
+    def step(self, x: Any, reward: float | None = None) -> Any:
+        """Advance one time step. ``x``: input of shape ``shape`` or ``(B, *shape)``, a
+        :class:`SparseInput`, or a dict for multi-input graphs. Returns the output
+        (batched as given: a leading batch axis is kept only if the input had one)."""
+        if reward is not None and not np.isfinite(reward):
+            raise DataError(f"reward must be finite, got {reward!r}")
+        feeds = self._split_inputs(x)
+        checked: dict[str, Any] = {}
+        batch = None
+        squeeze = False
+        for name, v in feeds.items():
+            arr, b = self._check_input(name, v, time_axis=False)
+            if isinstance(v, SparseInput) or np.ndim(v) == len(self.shapes[name]):
+                squeeze = True
+            if batch is not None and b != batch:
+                raise DataError("all inputs must have the same batch size")
+            checked[name], batch = arr, b
+        self._ensure_state(batch)
+        values: dict[str, Any] = {}
+        last_in: dict[str, list[Any]] = {}
+        for name in self.order:
+            k = self.kernels[name]
+            ins = [checked[name]] if name in checked else [values[p] for p in self.preds[name]]
+            values[name], self.state[name] = k.step(ins, self.state[name])
+            last_in[name] = ins
+        self.last_inputs, self.last_outputs = last_in, values
+        self.steps += 1
+        if self.learning and self._plasticity is not None:
+            self._plasticity.apply(self, reward)
+        out = self._result(values)
+        if squeeze:
+            out = {k: v[0] for k, v in out.items()} if isinstance(out, dict) else out[0]
+        return out
+
+    def run(self, seq: Any, reward: float | None = None) -> Any:
+        """Run a window. ``seq``: ``(T, *shape)`` or ``(T, B, *shape)`` (dict for several
+        inputs). Returns outputs stacked over time. Vectorized over time unless
+        learning is on (then it steps, so rules see every step)."""
+        feeds = self._split_inputs(seq)
+        checked: dict[str, np.ndarray] = {}
+        squeeze = False
+        batch = None
+        for name, v in feeds.items():
+            arr, b = self._check_input(name, v, time_axis=True)
+            squeeze = squeeze or np.ndim(v) == len(self.shapes[name]) + 1
+            if batch is not None and b != batch:
+                raise DataError("all inputs must have the same batch size")
+            checked[name], batch = arr, b
+        t_len = next(iter(checked.values())).shape[0]
+        if self.learning and self._plasticity is not None and _has_rules(self._plasticity):
+            outs = [self.step({n: a[t] for n, a in checked.items()}, reward) for t in range(t_len)]
+            if isinstance(outs[0], dict):
+                res = {k: np.stack([o[k] for o in outs]) for k in outs[0]}
+                return {k: v[:, 0] for k, v in res.items()} if squeeze else res
+            res = np.stack(outs)
+            return res[:, 0] if squeeze else res
+        self._ensure_state(batch)
+        values: dict[str, np.ndarray] = {}
+        for name in self.order:
+            k = self.kernels[name]
+            ins = [checked[name]] if name in checked else [values[p] for p in self.preds[name]]
+            values[name], self.state[name] = k.run(ins, self.state[name])
+        self.steps += t_len
+        self.last_outputs = {n: v[-1] for n, v in values.items()}
+        out = self._result(values)
+        if squeeze:
+            out = {k: v[:, 0] for k, v in out.items()} if isinstance(out, dict) else out[:, 0]
+        return out
+
+    # ------------------------------------------------------------ state I/O
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Learned parameters, neuron states and plasticity state as flat arrays."""
+        out: dict[str, np.ndarray] = {
+            "meta/format": np.array(_STATE_FORMAT),
+            "meta/mode": np.array(self.mode),
+            "meta/graph": np.array(self.graph.fingerprint()),
+            "meta/steps": np.array(self.steps, dtype=np.int64),
+        }
+        for n, p in self.params.items():
+            for k, v in p.items():
+                out[f"param/{n}/{k}"] = np.array(v)
+        if self.batch is not None:
+            out["meta/batch"] = np.array(self.batch, dtype=np.int64)
+            for n, st in self.state.items():
+                for i, v in enumerate(st):
+                    out[f"state/{n}/{i}"] = np.array(v)
+        if self._plasticity is not None:
+            for k, v in self._plasticity.state_dict().items():
+                out[f"plasticity/{k}"] = np.asarray(v)
+        return out
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        """Restore from :meth:`state_dict`; checks graph identity, keys, shapes, dtypes."""
+
+        def get(key: str) -> np.ndarray:
+            if key not in d:
+                raise RuntimeStateError(f"state is missing {key!r}")
+            return d[key]
+
+        if str(get("meta/format")) != _STATE_FORMAT:
+            raise RuntimeStateError(
+                f"not a neuroplast state file (format {str(get('meta/format'))!r})"
+            )
+        if str(get("meta/mode")) != self.mode:
+            raise RuntimeStateError(
+                f"state was saved in {str(d['meta/mode'])!r} mode; runtime is {self.mode!r}"
+            )
+        if str(get("meta/graph")) != self.graph.fingerprint():
+            raise RuntimeStateError("state was saved for a different graph (fingerprint mismatch)")
+        new_params: dict[str, dict[str, np.ndarray]] = {}
+        for n, p in self.params.items():
+            new_params[n] = {}
+            for k, v in p.items():
+                a = get(f"param/{n}/{k}")
+                if a.shape != v.shape or a.dtype != v.dtype:
+                    raise RuntimeStateError(
+                        f"param/{n}/{k}: saved {a.dtype}{a.shape}, expected {v.dtype}{v.shape}"
+                    )
+                if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                    raise RuntimeStateError(f"param/{n}/{k} contains NaN or Inf")
+                new_params[n][k] = a
+        new_state: dict[str, tuple] = {}
+        batch = None
+        if "meta/batch" in d:
+            batch = int(d["meta/batch"])
+            if not 1 <= batch <= 1 << 20:
+                raise RuntimeStateError(f"meta/batch {batch} out of range")
+            for n, k in self.kernels.items():
+                ref = k.init_state(batch)
+                vals = []
+                for i, r in enumerate(ref):
+                    a = get(f"state/{n}/{i}")
+                    if a.shape != np.shape(r) or a.dtype != np.asarray(r).dtype:
+                        raise RuntimeStateError(
+                            f"state/{n}/{i}: saved {a.dtype}{a.shape}, expected {np.asarray(r).dtype}{np.shape(r)}"
+                        )
+                    vals.append(a.copy())
+                new_state[n] = type(ref)(*vals) if hasattr(ref, "_fields") else tuple(vals)
+        plast = {k[len("plasticity/") :]: v for k, v in d.items() if k.startswith("plasticity/")}
+        if plast:
+            self.plasticity.load_state_dict(plast)
+        # commit only after everything validated: a bad file never leaves a half-loaded runtime
+        for n, p in new_params.items():
+            for k, a in p.items():
+                self.params[n][k][...] = a
+        self.batch = batch
+        self.state = new_state
+        self.steps = int(get("meta/steps"))
+
+    def save_state(self, path: str | Path) -> None:
+        """Atomically write :meth:`state_dict` as ``.npz`` (temp file, fsync, rename)."""
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **self.state_dict())
+        atomic_write_bytes(path, buf.getvalue())
+
+    def load_state(self, path: str | Path) -> None:
+        """Load a file written by :meth:`save_state` (never unpickles)."""
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise RuntimeStateError(f"state file {str(path)!r} does not exist") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+            raise RuntimeStateError(f"state file {str(path)!r} is corrupt: {e}") from None
+        self.load_state_dict(d)
+
+    def __repr__(self) -> str:
+        return f"Runtime(mode={self.mode!r}, nodes={len(self.order)}, inputs={list(self.inputs)}, outputs={list(self.outputs)})"
