@@ -85,7 +85,7 @@ def save_bundle(
     graph: Graph,
     *,
     mode: str = "float",
-    plasticity: dict[str, Any] | None = None,
+    plasticity: Any = None,
     state: dict[str, np.ndarray] | None = None,
     preprocessing: dict[str, Any] | None = None,
     target_board: str | None = None,
@@ -93,6 +93,7 @@ def save_bundle(
 ) -> Path:
     """Write a bundle; a path ending in ``.zip`` gives a zip, anything else a folder.
 
+    ``plasticity`` is a PlasticityEngine, its ``to_json()`` text, or the parsed dict.
     The write is atomic for zips (temp + rename) and file-by-file for folders, with the
     manifest written last, so a crash never leaves a bundle that loads wrongly.
     """
@@ -104,6 +105,10 @@ def save_bundle(
     arrays: dict[str, np.ndarray] = {}
     gdict = graph.to_dict(arrays)
     files: dict[str, bytes] = {WEIGHTS: _npz_bytes(arrays)}
+    if hasattr(plasticity, "to_dict"):  # a PlasticityEngine
+        plasticity = plasticity.to_dict()
+    elif isinstance(plasticity, (str, bytes)):  # engine.to_json() text
+        plasticity = _json(plasticity.encode() if isinstance(plasticity, str) else plasticity, PLASTICITY)
     try:
         files[PLASTICITY] = json.dumps(plasticity or {}, sort_keys=True, allow_nan=False).encode()
     except (TypeError, ValueError) as e:
