@@ -19,6 +19,7 @@ __all__ = ["main", "build_app", "info_table", "SUBCOMMAND_MODULES"]
 SUBCOMMAND_MODULES = [
     "neuroplast.quantize.cli",
     "neuroplast.quantize.nir_cli",
+    "neuroplast.quantize.sfq.cli",
     "neuroplast.firmware_bridge.cli",
     "neuroplast.boards.cli",
     "neuroplast.apps.kws.cli",

@@ -1,0 +1,86 @@
+"""Chip-constraint checker and CLI against the shipped board profiles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nir")
+
+from neuroplast.errors import BoardError  # noqa: E402
+from neuroplast.graph import IF, LIF, Delay, Graph, Input, Linear, QuantSpec  # noqa: E402
+from neuroplast.quantize.nir import export_nir  # noqa: E402
+from neuroplast.quantize.nir_check import check_graph, check_nir  # noqa: E402
+
+
+def _mlp(n_in: int, n_hidden: int, n_out: int, bits: int = 8, neuron=LIF, delay: bool = False):
+    rng = np.random.default_rng(0)
+    q = QuantSpec(bits=bits, scale=0.01, narrow=True)
+
+    def cell():
+        if neuron is LIF:
+            return LIF(tau_mem=np.float32(5e-3), v_th=np.float32(1))
+        return IF(v_th=np.float32(1))
+
+    layers = [
+        ("x", Input(shape=(n_in,))),
+        ("fc1", Linear(weight=rng.normal(0, 0.3, (n_hidden, n_in)).astype(np.float32), weight_q=q)),
+        ("n1", cell()),
+    ]
+    if delay:
+        layers.append(("d", Delay(delay=np.int32(2))))
+    layers += [
+        (
+            "fc2",
+            Linear(weight=rng.normal(0, 0.3, (n_out, n_hidden)).astype(np.float32), weight_q=q),
+        ),
+        ("n2", cell()),
+    ]
+    return Graph.sequential(layers, dt=1e-3)
+
+
+def test_small_lif_net_fits_xylo_and_loihi2(tmp_path):
+    path = export_nir(_mlp(16, 64, 8), tmp_path / "m.nir")
+    for board in ("xylo", "loihi2"):
+        rep = check_nir(path, board)
+        assert rep.ok, rep.violations
+        assert rep.totals["neurons"] == 72
+
+
+def test_violations_are_named(tmp_path):
+    # 40 inputs > 16, 2000 hidden > 1000 neurons/core, 12-bit weights > 8, 40 outputs > 8,
+    # each hidden neuron drives 40 synapses > fan-out 32
+    rep = check_graph(_mlp(40, 2000, 40, bits=12), "xylo")
+    rules = {v.rule for v in rep.violations if v.severity == "error"}
+    assert {"inputs", "outputs", "weight-bits", "cores", "fan-out"} <= rules
+    assert not rep.ok
+    # Speck runs IF only and has no delays
+    rep = check_graph(_mlp(8, 8, 4, delay=True), "speck")
+    msgs = {(v.rule, v.node) for v in rep.violations}
+    assert ("neuron-type", "n1") in msgs and ("delays", "d") in msgs
+    assert check_graph(_mlp(8, 8, 4, neuron=IF), "speck").ok
+    with pytest.raises(BoardError, match="no neuromorphic limits"):
+        check_graph(_mlp(8, 8, 4), "rpi5")
+
+
+def test_cli_check(tmp_path):
+    typer = pytest.importorskip("typer")
+    from neuroplast.quantize.nir_cli import register
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")  # typer collapses single-command apps; keep `check` a subcommand
+    def noop() -> None:
+        pass
+
+    ok = export_nir(_mlp(16, 32, 4), tmp_path / "ok.nir")
+    bad = export_nir(_mlp(64, 32, 4), tmp_path / "bad.nir")
+    r = CliRunner().invoke(app, ["check", str(ok), "--board", "xylo", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["ok"] is True
+    r = CliRunner().invoke(app, ["check", str(bad), "--board", "xylo"])
+    assert r.exit_code == 1 and "inputs" in r.output and "does not fit" in r.output
