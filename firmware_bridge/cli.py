@@ -1,0 +1,266 @@
+"""``neuroplast board ...``: thin CLI wrappers over :class:`Board` and :class:`VirtualBoard`.
+
+Commands: ``virtual`` (start the C firmware on a pty and print its path), ``ping``,
+``info``, ``load``, ``infer``, ``monitor``. ``--port`` defaults to ``$NEUROPLAST_PORT``,
+``--baud`` to ``$NEUROPLAST_BAUD`` (or 115200). ``--trace`` hex-dumps every frame.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(app: Any) -> None:
+    """Add the ``board`` command group to a Typer app."""
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    board_app = typer.Typer(
+        help="Serial dev boards: C reference firmware, virtual board, link tools.",
+        no_args_is_help=True,
+    )
+    app.add_typer(board_app, name="board")
+
+    port_opt = typer.Option(
+        os.environ.get("NEUROPLAST_PORT"),
+        "--port",
+        "-p",
+        help="Serial port or pyserial URL ($NEUROPLAST_PORT).",
+    )
+    baud_opt = typer.Option(
+        int(os.environ.get("NEUROPLAST_BAUD", "115200")), "--baud", "-b", help="Baud rate."
+    )
+    trace_opt = typer.Option(False, "--trace", help="Hex-dump every frame to stderr.")
+    timeout_opt = typer.Option(1.0, "--timeout", help="Reply timeout per attempt (s).")
+
+    def _open(port: str | None, baud: int, trace: bool, timeout: float) -> Any:
+        from neuroplast.firmware_bridge.client import Board
+        from neuroplast.firmware_bridge.errors import BridgeError
+
+        if not port:
+            raise BridgeError("no port given: pass --port or set NEUROPLAST_PORT")
+        return Board.connect(port, baud=baud, trace=trace, timeout=timeout)
+
+    def _caps_table(caps: Any) -> Table:
+        t = Table(title=f"board {caps.name!r}")
+        t.add_column("field")
+        t.add_column("value", justify="right")
+        rows = [
+            ("protocol", str(caps.protocol_version)),
+            ("firmware", ".".join(map(str, caps.firmware_version))),
+            ("RAM (bytes)", f"{caps.ram_bytes:,}"),
+            ("max model (bytes)", f"{caps.max_model_bytes:,}"),
+            ("max payload", f"{caps.max_payload:,}"),
+            ("ops", ", ".join(caps.ops)),
+            (
+                "model loaded",
+                f"{caps.model_loaded} ({caps.n_layers} layers, {caps.in_size} -> {caps.out_size})",
+            ),
+            ("learning", str(caps.learning)),
+        ]
+        for k, v in rows:
+            t.add_row(k, v)
+        return t
+
+    @board_app.command("virtual")
+    def virtual_cmd(
+        baud: int = typer.Option(0, "--baud", help="Emulate this UART line rate (0 = pty speed)."),
+        duration: float = typer.Option(
+            0.0, "--duration", help="Stop after this many seconds (0 = until Ctrl-C)."
+        ),
+        staging: int = typer.Option(
+            None, "--max-model", help="Model buffer in bytes (mimic a small board)."
+        ),
+    ) -> None:
+        """Build and start the C reference firmware on a pseudo-terminal; print its path."""
+        from neuroplast.firmware_bridge.virtual import VirtualBoard
+
+        with VirtualBoard(baud=baud, staging=staging) as vb:
+            console.print(
+                f"virtual board on [bold]{vb.port}[/bold]"
+                + (f" (emulating {baud} baud)" if baud else "")
+            )
+            print(vb.port, flush=True)
+            try:
+                t_end = time.monotonic() + duration if duration > 0 else None
+                while t_end is None or time.monotonic() < t_end:
+                    time.sleep(
+                        0.1 if t_end is None else max(0.0, min(0.1, t_end - time.monotonic()))
+                    )
+                    if vb.proc is None or vb.proc.poll() is not None:
+                        break
+            except KeyboardInterrupt:
+                pass
+
+    @board_app.command("ping")
+    def ping_cmd(
+        port: str = port_opt,
+        baud: int = baud_opt,
+        count: int = typer.Option(10, "--count", "-n", help="Number of pings."),
+        size: int = typer.Option(32, "--size", help="Payload bytes per ping."),
+        trace: bool = trace_opt,
+        timeout: float = timeout_opt,
+    ) -> None:
+        """Echo test: round-trip times and link counters."""
+        with _open(port, baud, trace, timeout) as b:
+            payload = bytes(i % 256 for i in range(size))
+            rtts = [b.ping(payload) for _ in range(count)]
+        t = Table(title=f"ping {port} ({size} B x {count})")
+        for c in ("min ms", "mean ms", "max ms", "retransmits"):
+            t.add_column(c, justify="right")
+        t.add_row(
+            f"{min(rtts) * 1e3:.3f}",
+            f"{sum(rtts) / len(rtts) * 1e3:.3f}",
+            f"{max(rtts) * 1e3:.3f}",
+            str(b.counters.retransmits),
+        )
+        console.print(t)
+
+    @board_app.command("info")
+    def info_cmd(
+        port: str = port_opt,
+        baud: int = baud_opt,
+        trace: bool = trace_opt,
+        timeout: float = timeout_opt,
+    ) -> None:
+        """Capabilities (HELLO/CAPS) and counters (STATS) of a board."""
+        with _open(port, baud, trace, timeout) as b:
+            caps = b.caps
+            stats = b.stats()
+        console.print(_caps_table(caps))
+        t = Table(title="counters")
+        t.add_column("counter")
+        t.add_column("value", justify="right")
+        for k, v in stats.items():
+            t.add_row(k, f"{v:,}")
+        console.print(t)
+
+    @board_app.command("load")
+    def load_cmd(
+        bundle: Path = typer.Argument(..., help="Bundle folder or zip (run in integer mode)."),
+        port: str = port_opt,
+        baud: int = baud_opt,
+        trace: bool = trace_opt,
+        timeout: float = timeout_opt,
+    ) -> None:
+        """Send a bundle to a board as a model image (chunked, CRC-checked)."""
+        from neuroplast.firmware_bridge.image import image_from_bundle
+        from rich.progress import Progress
+
+        image = image_from_bundle(bundle)
+        with (
+            _open(port, baud, trace, timeout) as b,
+            Progress(console=console, transient=True) as prog,
+        ):
+            task = prog.add_task("loading", total=len(image.data))
+            b.load(image, progress=lambda done, total: prog.update(task, completed=done))
+            caps = b.info()
+        console.print(
+            f"loaded {len(image.data):,} bytes, {len(image.layers)} layers ({' -> '.join(l.name for l in image.layers)}); board reports {caps.in_size} -> {caps.out_size}"
+        )
+
+    @board_app.command("infer")
+    def infer_cmd(
+        bundle: Path = typer.Argument(
+            ..., help="The bundle the board runs (for shapes/quantization)."
+        ),
+        input: Path = typer.Option(
+            ..., "--input", "-i", help=".npy input (T, *shape): int8 codes or floats."
+        ),
+        port: str = port_opt,
+        baud: int = baud_opt,
+        load: bool = typer.Option(True, "--load/--no-load", help="Load the bundle first."),
+        output: Path = typer.Option(None, "--output", "-o", help="Write outputs to this .npy."),
+        check: bool = typer.Option(False, "--check", help="Compare with the host integer runtime."),
+        trace: bool = trace_opt,
+        timeout: float = timeout_opt,
+    ) -> None:
+        """Run a window of inputs on the board; optionally check against the host runtime."""
+        import neuroplast
+        import numpy as np
+        from neuroplast.errors import DataError
+        from neuroplast.firmware_bridge.errors import BridgeError
+        from neuroplast.firmware_bridge.image import build_image
+
+        try:
+            x = np.load(input, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot read input {str(input)!r}: {e}") from None
+        rt = neuroplast.load(bundle, mode="int")
+        image = build_image(rt)
+        with _open(port, baud, trace, timeout) as b:
+            if load:
+                b.load(image)
+            else:
+                caps = b.info()
+                if not caps.model_loaded or (caps.in_size, caps.out_size) != (
+                    image.in_size,
+                    image.out_size,
+                ):
+                    raise BridgeError("the board's model does not match this bundle; use --load")
+                b.image = image
+            t0 = time.perf_counter()
+            y = b.infer(x)
+            dt = time.perf_counter() - t0
+        if output:
+            np.save(output, y)
+        t = Table(title=f"board output {y.shape} in {dt * 1e3:.1f} ms")
+        t.add_column("step")
+        t.add_column("values")
+        for i, r in enumerate(y[:20]):
+            t.add_row(str(i), np.array2string(r.ravel()[:16], max_line_width=200))
+        console.print(t)
+        if check:
+            rt.reset()
+            ref = np.asarray(rt.run(x if x.ndim > len(image.in_shape) else x[None]))
+            same = np.array_equal(ref.astype(np.int64), y)
+            console.print(
+                f"host integer runtime: {'[green]bit-identical[/green]' if same else '[red]MISMATCH[/red]'}"
+            )
+            if not same:
+                raise BridgeError("board output differs from the host integer runtime")
+
+    @board_app.command("monitor")
+    def monitor_cmd(
+        port: str = port_opt,
+        baud: int = baud_opt,
+        interval: float = typer.Option(1.0, "--interval", help="Seconds between polls."),
+        count: int = typer.Option(
+            0, "--count", help="Stop after this many polls (0 = until Ctrl-C)."
+        ),
+        trace: bool = trace_opt,
+        timeout: float = timeout_opt,
+    ) -> None:
+        """Poll the board's counters and print its LOG lines."""
+        with _open(port, baud, trace, timeout) as b:
+            prev: dict[str, int] | None = None
+            n = 0
+            try:
+                while count == 0 or n < count:
+                    stats = b.stats()
+                    for level, text in b.logs:
+                        console.print(f"[dim]log[{level}][/dim] {text}")
+                    b.logs.clear()
+                    delta = {k: v - prev[k] for k, v in stats.items()} if prev else {}
+                    busy = ", ".join(
+                        f"{k}+{v}"
+                        for k, v in delta.items()
+                        if v
+                        and k not in ("uptime_ms", "rx_bytes", "tx_frames", "rx_frames", "executed")
+                    )
+                    console.print(
+                        f"uptime {stats['uptime_ms'] / 1e3:8.1f} s  rx {stats['rx_bytes']:,} B  frames {stats['rx_frames']:,}  steps {stats['infer_steps']:,}  learn {stats['learn_updates']:,}  errors crc={stats['rx_crc_errors']} framing={stats['rx_framing_errors']}  {busy}"
+                    )
+                    prev = stats
+                    n += 1
+                    if count == 0 or n < count:
+                        time.sleep(interval)
+            except KeyboardInterrupt:
+                pass

@@ -1,0 +1,19 @@
+/* np_hal.h -- the hardware abstraction the board core needs. A port provides these three
+ * functions and calls np_board_rx() with every byte it receives. See ports/ for stubs
+ * (Arduino, RP2040, ESP32, STM32) and hal_posix.c for the pty virtual board. */
+#ifndef NP_HAL_H
+#define NP_HAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Write all `len` bytes to the link (blocking is fine; the protocol is stop-and-wait). */
+void np_hal_write(const uint8_t *data, size_t len);
+
+/* Milliseconds since start (wraps at 2^32). */
+uint32_t np_hal_millis(void);
+
+/* Short board name reported in CAPS (<= 15 chars). */
+const char *np_hal_board_name(void);
+
+#endif /* NP_HAL_H */

@@ -1,0 +1,100 @@
+/* np_model.h -- integer runtime of a model image: parse, step, reset, on-device STDP.
+ *
+ * Arithmetic (identical to the neuroplast integer runtime, see PROTOCOL.md §6):
+ *   affine:  acc = sat32(bias + sum w*(x - zp_in));  y = clamp(rq(acc) + zp_out, lo, hi)
+ *            rq(acc) = (acc*qm + 2^(t-1)) >> t,  t = 31 - shift     (int64, floor shift)
+ *   LIF:     v = v_leak + (((v - v_leak)*beta + 2^14) >> 15) + (x - zp_in);  s = v > v_th;
+ *            reset zero: v = v_reset where s;  subtract: v -= v_th where s   (v int64, 0 at reset)
+ *   LI:      v = v_leak + (((v - v_leak)*beta + 2^14) >> 15) + (x - zp_in);  y = sat32(v)
+ *   DELAY:   y_i[t] = x_i[t - d_i]             (history starts filled with `fill`)
+ *   DLINEAR: acc_i = bias_i + sum_j w_ij*(x_j[t - d_ij] - zp_in)   (history = zp_in)
+ */
+#ifndef NP_MODEL_H
+#define NP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol_gen.h"
+
+#ifndef NP_MAX_LAYERS
+#define NP_MAX_LAYERS 16
+#endif
+#ifndef NP_DETAIL_LEN
+#define NP_DETAIL_LEN 96
+#endif
+
+typedef struct {
+    uint8_t kind;
+    uint16_t in_n, out_n;
+    /* affine layers */
+    int32_t zp_in, zp_out, out_min, out_max;
+    int8_t *w;
+    int32_t *bias, *qm;
+    int8_t *shift;
+    uint32_t n_w;
+    /* conv1d geometry */
+    uint16_t in_ch, in_len, out_ch, kernel, stride, padding, dilation, out_len, groups;
+    /* neurons */
+    uint8_t reset_mode;
+    int32_t *beta, *v_th, *v_reset, *v_leak;
+    int64_t *v;
+    /* delays */
+    uint16_t depth, head;
+    uint16_t *delay;
+    int32_t fill;
+    int32_t *ring;
+    /* output */
+    int32_t *out;
+    uint8_t out_bytes;
+} np_layer_t;
+
+typedef struct {
+    uint8_t enabled;
+    uint8_t layer;
+    uint32_t rng;
+    uint16_t a_pre, a_post, decay_pre, decay_post, eta_plus, eta_minus;
+    int8_t w_min, w_max;
+    int32_t *x_pre, *y_post;
+} np_stdp_t;
+
+typedef struct {
+    uint8_t *arena;
+    size_t arena_cap, arena_used;
+    int loaded;
+    uint16_t n_layers, in_size, out_size;
+    uint8_t out_bytes;
+    np_layer_t layers[NP_MAX_LAYERS];
+    int32_t *input;
+    np_stdp_t stdp;
+    uint32_t learn_updates;
+    char detail[NP_DETAIL_LEN]; /* why the last parse failed */
+} np_model_t;
+
+/* Bind a model to its arena (static storage owned by the caller). */
+void np_model_init(np_model_t *m, uint8_t *arena, size_t arena_cap);
+
+/* Validate and load a model image; returns NP_ERR_OK or NP_ERR_MODEL_INVALID /
+ * NP_ERR_TOO_LARGE / NP_ERR_UNSUPPORTED with m->detail set. Bounds-checks every field. */
+int np_model_load(np_model_t *m, const uint8_t *img, size_t len);
+
+void np_model_unload(np_model_t *m);
+
+/* Zero membranes, fill delay lines, clear STDP traces (weights are kept). */
+void np_model_reset_state(np_model_t *m);
+
+/* One time step: `x` holds in_size int8 codes (as int32). Output in m->layers[last].out. */
+void np_model_step(np_model_t *m, const int32_t *x);
+
+const int32_t *np_model_output(const np_model_t *m);
+
+/* STDP control; returns NP_ERR_OK or NP_ERR_BAD_ARG (with m->detail). */
+int np_model_learn(np_model_t *m, int enable, uint8_t layer, uint32_t seed, uint16_t a_pre,
+                   uint16_t a_post, uint16_t decay_pre, uint16_t decay_post, uint16_t eta_plus,
+                   uint16_t eta_minus, int8_t w_min, int8_t w_max);
+
+/* xorshift32 used by stochastic rounding, and the seed scrambler (murmur3 fmix32). */
+uint32_t np_xorshift32(uint32_t *state);
+uint32_t np_seed_mix(uint32_t seed);
+
+#endif /* NP_MODEL_H */

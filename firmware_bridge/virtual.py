@@ -1,0 +1,187 @@
+"""Build the C reference firmware and run it as a virtual board on a pseudo-terminal.
+
+``build_firmware()`` compiles ``firmware/`` with the system C compiler (``cc``, C99,
+``-Wall -Wextra -Werror``) into ``firmware/build/`` when a source is newer than the
+binary; ``VirtualBoard`` starts it, reads the pty path it prints, and stops it.
+The root Makefile's ``make -C firmware_bridge/firmware`` builds the same binary.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from neuroplast.firmware_bridge.errors import FirmwareBuildError
+
+__all__ = ["firmware_dir", "build_firmware", "VirtualBoard", "CORE_SOURCES"]
+
+CORE_SOURCES = ("np_link.c", "np_model.c", "np_board.c")
+WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+SAN = [
+    "-O1",
+    "-g",
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+]
+
+
+def firmware_dir() -> Path:
+    """Folder holding the C sources."""
+    return Path(__file__).resolve().parent / "firmware"
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise FirmwareBuildError("no C compiler found: install gcc or clang, or set CC")
+    return cc
+
+
+def build_firmware(
+    target: str = "virtual", force: bool = False, out_dir: str | Path | None = None
+) -> Path:
+    """Compile a firmware target and return the executable's path.
+
+    ``target``: ``"virtual"`` (POSIX pty board, -O2), ``"virtual_asan"`` (same with
+    AddressSanitizer+UBSan) or ``"fuzz_asan"`` (the frame/image fuzzer). Rebuilds only
+    when a source or header is newer than the binary (or ``force``).
+    """
+    src = firmware_dir()
+    build = Path(out_dir) if out_dir else src / "build"
+    if out_dir is None and not os.access(src, os.W_OK):
+        # installed read-only (e.g. a wheel in site-packages): build in the user's cache
+        build = (
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+            / "neuroplast"
+            / "firmware"
+        )
+    names = {
+        "virtual": ("np_virtual_board", ["hal_posix.c"], ["-O2"]),
+        "virtual_asan": (
+            "np_virtual_board_asan",
+            ["hal_posix.c"],
+            SAN + ["-DNP_ARENA_MAX=262144u", "-DNP_STAGING_MAX=65536u"],
+        ),
+        "fuzz_asan": ("np_fuzz_asan", ["fuzz_frames.c"], SAN),
+    }
+    if target not in names:
+        raise FirmwareBuildError(f"unknown firmware target {target!r}; choose from {sorted(names)}")
+    exe_name, extra, flags = names[target]
+    exe = build / exe_name
+    inputs = [src / f for f in (*CORE_SOURCES, *extra)] + sorted(src.glob("*.h"))
+    if not force and exe.exists():
+        newest = max(p.stat().st_mtime for p in inputs)
+        if exe.stat().st_mtime >= newest:
+            return exe
+    build.mkdir(parents=True, exist_ok=True)
+    # compile to a temp name and rename: concurrent test workers never see half a binary
+    fd, tmp = tempfile.mkstemp(prefix=f".{exe_name}.", dir=build)
+    os.close(fd)
+    cmd = [_compiler(), *WARN, *flags, "-o", tmp, *[str(src / f) for f in (*CORE_SOURCES, *extra)]]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        os.unlink(tmp)
+        raise FirmwareBuildError(f"could not run the C compiler: {e}") from None
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        raise FirmwareBuildError(f"firmware build failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, exe)
+    return exe
+
+
+class VirtualBoard:
+    """The C firmware running as a process that serves a pty.
+
+    ``baud`` > 0 makes the firmware emulate that UART line rate (10 bits per byte);
+    ``arena``/``staging`` set its memory (bytes) to mimic a smaller board.
+    Use as a context manager; ``port`` is the pty path to open with pyserial.
+    """
+
+    def __init__(
+        self,
+        baud: int = 0,
+        arena: int | None = None,
+        staging: int | None = None,
+        asan: bool = False,
+        start_timeout: float = 10.0,
+    ) -> None:
+        self.baud = int(baud)
+        self.arena = arena
+        self.staging = staging
+        self.asan = asan
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port: str | None = None
+        self.returncode: int | None = None
+        self.stderr_output = ""  # what the firmware printed on stderr (sanitizer reports)
+
+    def start(self) -> VirtualBoard:
+        exe = build_firmware("virtual_asan" if self.asan else "virtual")
+        cmd = [str(exe), "--watch-stdin", "--baud", str(self.baud)]
+        if self.arena is not None:
+            cmd += ["--arena", str(int(self.arena))]
+        if self.staging is not None:
+            cmd += ["--staging", str(int(self.staging))]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        line = b""
+        deadline = time.monotonic() + self.start_timeout
+        assert self.proc.stdout is not None
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
+            if not r:
+                self.stop()
+                raise FirmwareBuildError("virtual board did not print its pty path in time")
+            ch = os.read(self.proc.stdout.fileno(), 1)
+            if not ch:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                self.stop()
+                raise FirmwareBuildError(f"virtual board exited at start: {err.strip()}")
+            line += ch
+        parts = line.decode().split()
+        if len(parts) != 2 or parts[0] != "NP_VIRTUAL_BOARD":
+            self.stop()
+            raise FirmwareBuildError(f"unexpected start line from the virtual board: {line!r}")
+        self.port = parts[1]
+        return self
+
+    def stop(self) -> int | None:
+        """Stop the process (closing its stdin, then SIGTERM, then SIGKILL); return its exit code."""
+        p, self.proc = self.proc, None
+        if p is None:
+            return None
+        try:
+            if p.stdin:
+                p.stdin.close()
+            try:
+                self.returncode = p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.terminate()
+                try:
+                    self.returncode = p.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    self.returncode = p.wait()
+            if p.stderr:
+                self.stderr_output = p.stderr.read().decode(errors="replace")
+            return self.returncode
+        finally:
+            for s in (p.stdout, p.stderr):
+                if s:
+                    s.close()
+
+    def __enter__(self) -> VirtualBoard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,77 @@
+"""``neuroplast board ...`` commands against the virtual board (typer's CliRunner)."""
+
+from __future__ import annotations
+
+import numpy as np
+import typer
+from bridge_models import conv_delay
+from neuroplast.firmware_bridge.cli import register
+from typer.testing import CliRunner
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """test root"""
+
+    register(app)
+    return app
+
+
+def test_board_commands(vboard, tmp_path):
+    from neuroplast.bundle import save_bundle
+
+    rt = conv_delay()
+    bundle = save_bundle(tmp_path / "m", rt.graph, mode="int")
+    x = np.random.default_rng(0).integers(-128, 128, (12, 2, 20)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    runner = CliRunner()
+    app = _app()
+
+    r = runner.invoke(app, ["board", "ping", "--port", vboard.port, "-n", "3", "--size", "300"])
+    assert r.exit_code == 0, r.output
+    assert "mean ms" in r.output
+
+    r = runner.invoke(app, ["board", "load", str(bundle), "--port", vboard.port])
+    assert r.exit_code == 0, r.output
+    assert "board reports 40 -> 8" in r.output
+
+    out = tmp_path / "y.npy"
+    r = runner.invoke(
+        app,
+        ["board", "infer", str(bundle), "-i", str(tmp_path / "x.npy"), "--port", vboard.port]
+        + ["--no-load", "--check", "-o", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    assert "bit-identical" in r.output
+    rt.reset()
+    np.testing.assert_array_equal(np.load(out), rt.run(x))
+
+    r = runner.invoke(app, ["board", "info", "--port", vboard.port])
+    assert r.exit_code == 0, r.output
+    assert "posix-virtual" in r.output and "infer_steps" in r.output
+
+    r = runner.invoke(
+        app, ["board", "monitor", "--port", vboard.port, "--count", "2", "--interval", "0.05"]
+    )
+    assert r.exit_code == 0, r.output
+    assert r.output.count("uptime") == 2
+
+    r = runner.invoke(app, ["board", "ping", "--port", vboard.port, "--trace", "-n", "1"])
+    assert r.exit_code == 0
+
+
+def test_virtual_command_prints_a_pty():
+    r = CliRunner().invoke(_app(), ["board", "virtual", "--duration", "0.3"])
+    assert r.exit_code == 0, r.output
+    assert "/dev/pts/" in r.output
+
+
+def test_missing_port_is_a_clear_error():
+    from neuroplast.firmware_bridge.errors import BridgeError
+
+    r = CliRunner().invoke(_app(), ["board", "ping"], env={"NEUROPLAST_PORT": ""})
+    assert isinstance(r.exception, BridgeError)
+    assert "--port" in str(r.exception)
