@@ -32,6 +32,8 @@ $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	$(PIP) install -q -e '.[all,dev]'
 	# Norse declares torchvision, which would replace the CPU torch; its core never imports it.
 	$(PIP) install -q --no-deps norse
+	# BindsNET is only a benchmark peer; its declared deps (torchvision, gym, ...) are not needed.
+	$(PIP) install -q --no-deps bindsnet==0.3.4
 	touch $@
 
 venv: $(VENV)/.installed

@@ -17,6 +17,7 @@ __all__ = ["main", "build_app", "info_table", "SUBCOMMAND_MODULES"]
 
 # Packages that contribute commands (each exposes ``register(app)``).
 SUBCOMMAND_MODULES = [
+    "neuroplast.plasticity.cli",
     "neuroplast.quantize.cli",
     "neuroplast.quantize.nir_cli",
     "neuroplast.quantize.sfq.cli",

@@ -174,7 +174,7 @@ class _Source:
             raise BundleError(f"bundle {str(path)!r} does not exist")
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        except Exception as e:  # noqa: BLE001 - zipfile raises assorted types on garbage
             raise BundleError(
                 f"bundle {str(path)!r} is neither a folder nor a valid zip: {e}"
             ) from None

@@ -202,7 +202,7 @@ class Runtime:
         """Advance one time step. ``x``: input of shape ``shape`` or ``(B, *shape)``, a
         :class:`SparseInput`, or a dict for multi-input graphs. Returns the output
         (batched as given: a leading batch axis is kept only if the input had one)."""
-        if reward is not None and not np.isfinite(reward):
+        if reward is not None and not np.all(np.isfinite(reward)):
             raise DataError(f"reward must be finite, got {reward!r}")
         feeds = self._split_inputs(x)
         checked: dict[str, Any] = {}
@@ -337,7 +337,7 @@ class Runtime:
                     vals.append(a.copy())
                 new_state[n] = type(ref)(*vals) if hasattr(ref, "_fields") else tuple(vals)
         plast = {k[len("plasticity/") :]: v for k, v in d.items() if k.startswith("plasticity/")}
-        if plast:
+        if plast:  # the engine validates all its keys before changing anything
             self.plasticity.load_state_dict(plast)
         # commit only after everything validated: a bad file never leaves a half-loaded runtime
         for n, p in new_params.items():
@@ -346,6 +346,8 @@ class Runtime:
         self.batch = batch
         self.state = new_state
         self.steps = int(get("meta/steps"))
+        if plast and hasattr(self._plasticity, "sync"):
+            self._plasticity.sync(self)  # learned thresholds live in the neuron kernels
 
     def save_state(self, path: str | Path) -> None:
         """Atomically write :meth:`state_dict` as ``.npz`` (temp file, fsync, rename)."""

@@ -1,0 +1,136 @@
+"""Optional numba kernels for event-driven trace STDP (same arithmetic as the numpy path).
+
+numba is not a dependency: :func:`kernels` returns ``None`` when it is not installed
+(or when ``NEUROPLAST_NO_NUMBA=1``), and callers fall back to numpy. The kernels do
+exactly what ``stdp._event_apply`` / ``stdp.stdp_run`` do, element by element, so
+results agree with the numpy path to rounding (tested).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["kernels"]
+
+_CACHE: dict[str, Any] = {}
+
+
+def kernels() -> Any | None:
+    """``(event_apply, stdp_run)`` compiled with numba, or ``None``."""
+    if "k" in _CACHE:
+        return _CACHE["k"]
+    if os.environ.get("NEUROPLAST_NO_NUMBA", "") not in ("", "0"):
+        _CACHE["k"] = None
+        return None
+    try:
+        import numba  # heavy: imported only when an accelerated path is first used
+    except ImportError:
+        _CACHE["k"] = None
+        return None
+    _CACHE["k"] = _build(numba)
+    return _CACHE["k"]
+
+
+def _build(numba: Any) -> tuple[Any, Any]:
+    njit = numba.njit(cache=True, nogil=True)
+
+    @njit
+    def _upd(w, i, j, d, mult, lo, hi):
+        if mult:
+            if d > 0:
+                d = d * (hi - w[i, j])
+            else:
+                d = d * (w[i, j] - lo)
+        v = w[i, j] + d
+        if v < lo:
+            v = lo
+        if v > hi:
+            v = hi
+        w[i, j] = v
+
+    @njit
+    def event_apply(w, rows, cols, gain_rows, x, coef_full, y, mult, lo, hi, use_cols):
+        """In place; ``coef_full`` (n_pre,) is the pre-spike coefficient per column
+        (0 where no pre spike); ``rows``/``cols`` index the spiking neurons."""
+        n_post, n_pre = w.shape
+        is_row = np.zeros(n_post, np.bool_)
+        for r in range(rows.shape[0]):
+            i = rows[r]
+            is_row[i] = True
+            g = gain_rows[r]
+            for j in range(n_pre):
+                d = g * x[j]
+                if use_cols and coef_full[j] != 0.0:
+                    d += y[i] * coef_full[j]
+                _upd(w, i, j, d, mult, lo, hi)
+        if use_cols:
+            for c in range(cols.shape[0]):
+                j = cols[c]
+                cj = coef_full[j]
+                for i in range(n_post):
+                    if not is_row[i]:
+                        _upd(w, i, j, y[i] * cj, mult, lo, hi)
+
+    @njit
+    def stdp_run(w, pre_t, post_t, x, y, y2, consts, nearest, mult, dc):
+        """Whole spike trains; ``consts`` = (a_pre, a_post, a_post2, amp_pre, amp_post,
+        g_post, g_pre, lo, hi). Traces decay every step (as the step function)."""
+        a_pre, a_post, a_post2 = consts[0], consts[1], consts[2]
+        amp_pre, amp_post, g_post, g_pre = consts[3], consts[4], consts[5], consts[6]
+        lo, hi = consts[7], consts[8]
+        n_post, n_pre = w.shape
+        coef = np.zeros(n_pre)
+        use_cols = g_pre != 0.0
+        for t in range(pre_t.shape[0]):
+            for j in range(n_pre):
+                x[j] *= a_pre
+            for i in range(n_post):
+                y[i] *= a_post
+                if dc:
+                    y2[i] *= a_post2
+            n_rows = 0
+            for i in range(n_post):
+                if post_t[t, i] != 0:
+                    n_rows += 1
+            rows = np.empty(n_rows, np.int64)
+            gain = np.empty(n_rows)
+            k = 0
+            for i in range(n_post):
+                if post_t[t, i] != 0:
+                    rows[k] = i
+                    gain[k] = (g_post * y2[i] if dc else g_post) * post_t[t, i]
+                    k += 1
+            n_cols = 0
+            for j in range(n_pre):
+                coef[j] = g_pre * pre_t[t, j]
+                if pre_t[t, j] != 0:
+                    n_cols += 1
+            cols = np.empty(n_cols, np.int64)
+            k = 0
+            for j in range(n_pre):
+                if pre_t[t, j] != 0:
+                    cols[k] = j
+                    k += 1
+            if n_rows or n_cols:
+                event_apply(w, rows, cols, gain, x, coef, y, mult, lo, hi, use_cols)
+            for c in range(n_cols):
+                j = cols[c]
+                if nearest:
+                    x[j] = amp_pre
+                else:
+                    x[j] += amp_pre * pre_t[t, j]
+            for r in range(n_rows):
+                i = rows[r]
+                if nearest:
+                    y[i] = amp_post
+                    if dc:
+                        y2[i] = 1.0
+                else:
+                    y[i] += amp_post * post_t[t, i]
+                    if dc:
+                        y2[i] += post_t[t, i]
+
+    return event_apply, stdp_run

@@ -1,0 +1,155 @@
+"""Rate-based Hebbian learning: plain Hebbian, Oja's rule, and the delta rule readout.
+
+Weights ``w`` have shape ``(n_post, n_pre)``; ``x`` is presynaptic activity (rates or
+graded values, any unit), ``y = w @ x`` the postsynaptic response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from neuroplast.plasticity._common import (
+    as_float_array,
+    check_len,
+    check_weight,
+    require_bounds,
+    require_nonnegative,
+    require_positive,
+)
+
+__all__ = [
+    "HebbianParams",
+    "OjaParams",
+    "DeltaRuleParams",
+    "hebbian_delta",
+    "hebbian_update",
+    "oja_delta",
+    "oja_update",
+    "delta_rule_delta",
+    "delta_rule_update",
+]
+
+
+def _batch(x: object, n: int, name: str) -> np.ndarray:
+    """Accept ``(n,)`` or ``(B, n)``; return ``(B, n)``."""
+    a = as_float_array(x, name, ndim=(1, 2))
+    check_len(a, n, name, "features")
+    return a[None, :] if a.ndim == 1 else a
+
+
+@dataclass(frozen=True)
+class HebbianParams:
+    """Plain Hebbian rule with weight decay: ``dw = lr * (y x^T - decay * w)``.
+
+    ``y`` is the given postsynaptic activity (or ``w @ x`` if omitted); batches are
+    averaged. Bounds ``[w_min, w_max]`` are enforced after each update.
+    """
+
+    lr: float = 1e-3
+    decay: float = 0.0
+    w_min: float = -1.0
+    w_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        require_nonnegative("HebbianParams", lr=self.lr, decay=self.decay)
+        require_bounds("HebbianParams", self.w_min, self.w_max)
+
+
+def hebbian_delta(
+    w: np.ndarray, x: object, p: HebbianParams, y: object | None = None
+) -> np.ndarray:
+    """``dw = lr * (mean_b y_b x_b^T - decay * w)``."""
+    w = check_weight(w)
+    xb = _batch(x, w.shape[1], "x")
+    yb = xb @ w.T if y is None else _batch(y, w.shape[0], "y")
+    return p.lr * (yb.T @ xb / xb.shape[0] - p.decay * w)
+
+
+def hebbian_update(
+    w: np.ndarray, x: object, p: HebbianParams, y: object | None = None
+) -> np.ndarray:
+    """Clipped Hebbian update; returns a new array."""
+    return np.clip(check_weight(w) + hebbian_delta(w, x, p, y), p.w_min, p.w_max)
+
+
+@dataclass(frozen=True)
+class OjaParams:
+    """Oja's rule (one row) / Oja's subspace rule (several rows).
+
+    ``y = w x``; ``dw = lr * (y x^T - y y^T w)``. For a single output neuron this is
+    ``dw = lr * y (x - y w)``, whose fixed point is the unit-norm first principal
+    component of ``E[x x^T]``; with ``k`` rows it converges to an orthonormal basis of
+    the top-``k`` principal subspace. Bounds guard against divergence at large ``lr``.
+    """
+
+    lr: float = 1e-3
+    w_min: float = -10.0
+    w_max: float = 10.0
+
+    def __post_init__(self) -> None:
+        require_positive("OjaParams", lr=self.lr)
+        require_bounds("OjaParams", self.w_min, self.w_max)
+
+
+def oja_delta(w: np.ndarray, x: object, p: OjaParams) -> np.ndarray:
+    """``dw = lr * mean_b (y_b x_b^T - y_b y_b^T w)`` with ``y_b = w x_b``."""
+    w = check_weight(w)
+    xb = _batch(x, w.shape[1], "x")
+    yb = xb @ w.T
+    b = xb.shape[0]
+    return p.lr * (yb.T @ xb - (yb.T @ yb) @ w) / b
+
+
+def oja_update(w: np.ndarray, x: object, p: OjaParams) -> np.ndarray:
+    """Clipped Oja update; returns a new array."""
+    return np.clip(check_weight(w) + oja_delta(w, x, p), p.w_min, p.w_max)
+
+
+@dataclass(frozen=True)
+class DeltaRuleParams:
+    """Local delta (Widrow-Hoff / LMS) rule for a linear readout ``y = w x``.
+
+    ``dw = lr * (t - w x) x_u^T`` where ``x_u`` is the input used for the update:
+    ``x`` itself, or a projected input (e.g. HLOP's ``x - H^T H x``) so that learning
+    leaves old tasks' responses unchanged. Batches are averaged.
+    """
+
+    lr: float = 1e-2
+    w_min: float = -10.0
+    w_max: float = 10.0
+
+    def __post_init__(self) -> None:
+        require_positive("DeltaRuleParams", lr=self.lr)
+        require_bounds("DeltaRuleParams", self.w_min, self.w_max)
+
+
+def delta_rule_delta(
+    w: np.ndarray,
+    x: object,
+    target: object,
+    p: DeltaRuleParams,
+    x_update: object | None = None,
+) -> np.ndarray:
+    """``dw = lr * mean_b (t_b - w x_b) x_u,b^T``."""
+    w = check_weight(w)
+    xb = _batch(x, w.shape[1], "x")
+    tb = _batch(target, w.shape[0], "target")
+    if tb.shape[0] != xb.shape[0]:
+        from neuroplast.errors import DataError
+
+        raise DataError(f"target batch {tb.shape[0]} != input batch {xb.shape[0]}")
+    xu = xb if x_update is None else _batch(x_update, w.shape[1], "x_update")
+    err = tb - xb @ w.T
+    return p.lr * err.T @ xu / xb.shape[0]
+
+
+def delta_rule_update(
+    w: np.ndarray,
+    x: object,
+    target: object,
+    p: DeltaRuleParams,
+    x_update: object | None = None,
+) -> np.ndarray:
+    """Clipped delta-rule update; returns a new array."""
+    return np.clip(check_weight(w) + delta_rule_delta(w, x, target, p, x_update), p.w_min, p.w_max)

@@ -1,0 +1,158 @@
+"""Homeostasis: adaptive thresholds, synaptic scaling, hyperactive-neuron masking.
+
+All functions are pure; per-neuron arrays have shape ``(n_post,)``; weights
+``(n_post, n_pre)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from neuroplast.errors import DataError
+from neuroplast.plasticity._common import (
+    as_float_array,
+    check_len,
+    check_weight,
+    decay_factor,
+    require,
+    require_choice,
+    require_nonnegative,
+    require_positive,
+)
+
+__all__ = [
+    "SpikeThresholdParams",
+    "RateThresholdParams",
+    "SynapticScalingParams",
+    "spike_threshold_update",
+    "rate_threshold_update",
+    "synaptic_scaling",
+    "reference_spike_counts",
+    "hyperactive_mask",
+]
+
+
+@dataclass(frozen=True)
+class SpikeThresholdParams:
+    """Spike-triggered adaptive threshold (intrinsic plasticity; Diehl & Cook, VPRSNN).
+
+    Effective threshold ``V_th,i = V_th + theta_i``. Per step:
+    ``theta <- exp(-dt/tau_theta) * theta``, then on a spike ``theta += theta_plus``
+    (``mode="constant"``) or ``theta += theta_plus * c / |theta - c|``
+    (``mode="sym-stdp"``, Hao et al., with ``c = center``). ``theta`` is clipped to
+    ``[theta_min, theta_max]``. Units: threshold units (mV); ``tau_theta``, ``dt`` in ms.
+    """
+
+    theta_plus: float = 0.05
+    tau_theta: float = 1e7
+    dt: float = 0.5
+    mode: str = "constant"
+    center: float = 10.0
+    theta_min: float = 0.0
+    theta_max: float = 1e6
+
+    def __post_init__(self) -> None:
+        n = "SpikeThresholdParams"
+        require_nonnegative(n, theta_plus=self.theta_plus)
+        require_positive(n, tau_theta=self.tau_theta, dt=self.dt, center=self.center)
+        require_choice(n, "mode", self.mode, ("constant", "sym-stdp"))
+        require(self.theta_min < self.theta_max, f"{n}: need theta_min < theta_max")
+
+
+def spike_threshold_update(
+    theta: np.ndarray, spikes: object, p: SpikeThresholdParams
+) -> np.ndarray:
+    """One step of the spike-triggered threshold; returns new ``theta``."""
+    th = as_float_array(theta, "theta", ndim=1)
+    s = as_float_array(spikes, "spikes", ndim=1)
+    check_len(s, th.shape[0], "spikes", "neurons")
+    th = th * decay_factor(p.tau_theta, p.dt)
+    if p.mode == "constant":
+        inc = p.theta_plus
+    else:
+        # Hao et al.: increment shrinks as theta approaches ``center``; guard |.| -> 0.
+        inc = p.theta_plus * p.center / np.maximum(np.abs(th - p.center), 1e-6)
+    return np.clip(th + inc * s, p.theta_min, p.theta_max)
+
+
+@dataclass(frozen=True)
+class RateThresholdParams:
+    """Rate-target adaptive threshold (VPRTempo): ``theta += eta_ip * (r - r_target)``.
+
+    ``r`` is the observed activity per step (spikes 0/1, or a rate in the same unit as
+    ``r_target``: spikes per step). An integral controller: at the fixed point the mean
+    firing equals ``r_target``. Clipped to ``[theta_min, theta_max]``.
+    """
+
+    eta_ip: float = 1e-2
+    r_target: float = 0.05
+    theta_min: float = 0.0
+    theta_max: float = 1e6
+
+    def __post_init__(self) -> None:
+        n = "RateThresholdParams"
+        require_positive(n, eta_ip=self.eta_ip)
+        require_nonnegative(n, r_target=self.r_target)
+        require(self.theta_min < self.theta_max, f"{n}: need theta_min < theta_max")
+
+
+def rate_threshold_update(
+    theta: np.ndarray, activity: object, p: RateThresholdParams
+) -> np.ndarray:
+    """One step of the rate-target threshold; returns new ``theta``."""
+    th = as_float_array(theta, "theta", ndim=1)
+    r = as_float_array(activity, "activity", ndim=1)
+    check_len(r, th.shape[0], "activity", "neurons")
+    return np.clip(th + p.eta_ip * (r - p.r_target), p.theta_min, p.theta_max)
+
+
+@dataclass(frozen=True)
+class SynapticScalingParams:
+    """Synaptic scaling: each postsynaptic neuron's incoming weights are rescaled to
+    sum to ``target`` (78.4 for 784 inputs in Diehl & Cook / sym-STDP):
+    ``w_i. <- w_i. * target / sum_j w_ij``. In Brian2's ``(pre, post)`` layout this is
+    the column normalisation of the papers; here it is a row of ``(n_post, n_pre)``.
+    Rows whose sum is ``<= eps`` are left unchanged (nothing to scale)."""
+
+    target: float = 78.4
+    w_min: float = 0.0
+    w_max: float = 1.0
+    eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        require_positive("SynapticScalingParams", target=self.target, eps=self.eps)
+        require(self.w_min < self.w_max, "SynapticScalingParams: need w_min < w_max")
+
+
+def synaptic_scaling(w: np.ndarray, p: SynapticScalingParams) -> np.ndarray:
+    """Row-normalise ``w`` to sum ``target``, then enforce bounds; returns a new array.
+
+    (Clipping at ``w_max`` after scaling can leave a row's sum below target; that is the
+    documented behaviour of bounded scaling.)"""
+    w = check_weight(w)
+    s = w.sum(axis=1, keepdims=True)
+    factor = np.where(s > p.eps, p.target / np.where(s > p.eps, s, 1.0), 1.0)
+    return np.clip(w * factor, p.w_min, p.w_max)
+
+
+def reference_spike_counts(responses: object) -> np.ndarray:
+    """``n_spk[j]`` = number of reference samples to which neuron ``j`` fired at least
+    once. ``responses``: spike counts ``(n_samples, n_neurons)`` (or ``(n_samples, T,
+    n_neurons)`` spike trains, summed over T). Compute it over the *global* reference set
+    (all regions), not a module's own places (VPRSNN)."""
+    r = as_float_array(responses, "responses", ndim=(2, 3))
+    if r.ndim == 3:
+        r = r.sum(axis=1)
+    if (r < 0).any():
+        raise DataError("responses: spike counts must be >= 0")
+    return (r > 0).sum(axis=0).astype(np.int64)
+
+
+def hyperactive_mask(n_spk: object, threshold: int) -> np.ndarray:
+    """Boolean mask of hyperactive neurons: ``n_spk >= threshold`` (zero them at query
+    time). ``threshold <= 0`` masks every neuron; choose it on a calibration split."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)):
+        raise DataError(f"hyperactive_mask: threshold must be an int, got {threshold!r}")
+    c = as_float_array(n_spk, "n_spk", ndim=1)
+    return c >= threshold

@@ -1,0 +1,90 @@
+"""plasticity.json in a bundle, the learn CLI, and state saved from it."""
+
+from __future__ import annotations
+
+import neuroplast
+import numpy as np
+import pytest
+from neuroplast.bundle import save_bundle
+from neuroplast.errors import BundleError
+from neuroplast.graph import LIF, Graph, Input, Linear
+from neuroplast.plasticity import (
+    PairSTDPParams,
+    PlasticityEngine,
+    pair_stdp_update,
+    stdp_init,
+)
+from neuroplast.plasticity.cli import learn_from_file, register, rules_table
+from neuroplast.runtime import Runtime
+
+
+def _graph():
+    w = np.random.default_rng(0).uniform(0, 0.5, (4, 10)).astype(np.float32)
+    return Graph.sequential(
+        [
+            ("in", Input(shape=(10,))),
+            ("fc", Linear(weight=w)),
+            ("lif", LIF(tau_mem=np.full(4, 5e-3), v_th=np.full(4, 0.5))),
+        ]
+    )
+
+
+def _bundle(tmp_path):
+    eng = PlasticityEngine(seed=1)
+    eng.attach("fc", PairSTDPParams(eta_plus=0.02, eta_minus=0.02))
+    return save_bundle(tmp_path / "b", _graph(), plasticity=eng.to_dict())
+
+
+def test_bundle_round_trip_learns_like_pure_rule(tmp_path) -> None:
+    path = _bundle(tmp_path)
+    rt = neuroplast.load(path)
+    assert rt.plasticity.to_dict()["rules"][0]["kind"] == "pair_stdp"
+    rt.learn(True)
+    xs = (np.random.default_rng(2).random((80, 10)) < 0.3).astype(np.float32)
+    w, st = Runtime(_graph()).params["fc"]["weight"].astype(np.float64), stdp_init(10, 4)
+    for x in xs:
+        rt.step(x)
+        w, st = pair_stdp_update(w, x, rt.last_outputs["lif"][0], st, PairSTDPParams(0.02, 0.02))
+    np.testing.assert_allclose(rt.params["fc"]["weight"], w, atol=2e-6)
+
+
+def test_hostile_plasticity_json_is_a_bundle_error(tmp_path) -> None:
+    bad = {"format": "neuroplast-plasticity", "version": 1, "rules": [{"kind": "eval"}]}
+    path = save_bundle(tmp_path / "b", _graph(), plasticity=bad)
+    with pytest.raises(BundleError, match="unknown plasticity rule kind"):
+        neuroplast.load(path)
+    bad = {
+        "format": "neuroplast-plasticity",
+        "version": 1,
+        "rules": [{"kind": "rate_threshold", "layer": "missing", "params": {}}],
+    }
+    with pytest.raises(BundleError, match="missing"):
+        neuroplast.load(save_bundle(tmp_path / "c", _graph(), plasticity=bad))
+
+
+def test_learn_cli(tmp_path) -> None:
+    typer = pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    path = _bundle(tmp_path)
+    xs = (np.random.default_rng(3).random((50, 10)) < 0.3).astype(np.float32)
+    np.save(tmp_path / "x.npy", xs)
+    stats = learn_from_file(path, tmp_path / "x.npy", tmp_path / "s1.npz")
+    assert stats["fc:pair_stdp"]["updates"] == 50
+    app = typer.Typer()
+    register(app)
+    res = CliRunner().invoke(
+        app, ["learn", str(path), str(tmp_path / "x.npy"), "--state-out", str(tmp_path / "s.npz")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "fc:pair_stdp" in res.output
+    a, b = neuroplast.load(path), neuroplast.load(path)
+    a.load_state(tmp_path / "s.npz")
+    b.load_state(tmp_path / "s1.npz")
+    np.testing.assert_array_equal(a.params["fc"]["weight"], b.params["fc"]["weight"])
+    res = CliRunner().invoke(app, ["plasticity-rules"])
+    assert res.exit_code == 0 and "hlop" in res.output
+    assert {r[0] for r in rules_table()} >= {"pair_stdp", "oja", "feast", "need_lr"}
+    np.save(tmp_path / "bad.npy", np.full((3, 10), np.nan, np.float32))
+    res = CliRunner().invoke(app, ["learn", str(path), str(tmp_path / "bad.npy")])
+    assert res.exit_code == 2 and "NaN" in res.output

@@ -1,0 +1,43 @@
+"""Every registered rule: defaults valid, JSON round trip, bad values rejected."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import neuroplast.plasticity as P
+import pytest
+from neuroplast.errors import PlasticityError
+
+
+@pytest.mark.parametrize("kind", sorted(P.RULE_KINDS))
+def test_rule_round_trip_and_frozen(kind: str) -> None:
+    cls = P.RULE_KINDS[kind]
+    p = cls()
+    d = json.loads(json.dumps(P.rule_to_dict(p)))
+    assert d["kind"] == kind and P.rule_from_dict(d) == p
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(p, dataclasses.fields(cls)[0].name, 1)
+
+
+@pytest.mark.parametrize("kind", sorted(P.RULE_KINDS))
+def test_rule_rejects_nan_and_negative_rates(kind: str) -> None:
+    cls = P.RULE_KINDS[kind]
+    floats = [f.name for f in dataclasses.fields(cls) if isinstance(f.default, float)]
+    rejected = 0
+    for name in floats:
+        with pytest.raises(PlasticityError):
+            cls(**{name: math.nan})
+        rejected += 1
+    assert rejected == len(floats) > 0
+
+
+def test_registry_errors() -> None:
+    with pytest.raises(PlasticityError, match="not a registered"):
+        P.rule_kind(object())
+    with pytest.raises(PlasticityError, match="already registered"):
+        P.register_rule("oja", P.HebbianParams)
+    with pytest.raises(PlasticityError, match="kind"):
+        P.rule_from_dict(["oja"])
+    assert set(P.__all__) <= set(dir(P))
