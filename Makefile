@@ -36,7 +36,15 @@ $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	$(PIP) install -q --no-deps bindsnet==0.3.4
 	touch $@
 
-venv: $(VENV)/.installed
+# tflite-runtime 2.14 only loads under numpy<2: a side venv lets the tests check our
+# .tflite files in it too (LiteRT, in the main venv, is the primary TFLite runtime).
+TFLITE_VENV := .venv-tflite
+$(TFLITE_VENV)/.installed:
+	test -x $(TFLITE_VENV)/bin/python || python3 -m venv $(TFLITE_VENV)
+	$(TFLITE_VENV)/bin/pip install -q 'numpy<2' tflite-runtime==2.14.0 || echo "tflite-runtime unavailable on this platform; its test will be skipped"
+	touch $@
+
+venv: $(VENV)/.installed $(TFLITE_VENV)/.installed
 
 firmware:
 	$(MAKE) -C firmware_bridge/firmware
@@ -48,7 +56,8 @@ lint: venv
 
 test: install
 	$(VENV)/bin/ruff check .
-	MPLBACKEND=Agg $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --timeout 600 tests
+	MPLBACKEND=Agg NEUROPLAST_TFLITE_RUNTIME_PYTHON=$(CURDIR)/$(TFLITE_VENV)/bin/python \
+	  $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --timeout 600 tests
 
 demo: install
 	MPLBACKEND=Agg $(PY) -m neuroplast.apps.kws.demo

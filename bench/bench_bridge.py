@@ -29,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+
 from neuroplast.firmware_bridge import Board, VirtualBoard, build_image, spec  # noqa: E402
 from neuroplast.firmware_bridge.framing import Frame, encode_frame  # noqa: E402
 from neuroplast.graph.graph import Graph  # noqa: E402

@@ -27,6 +27,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+
 from neuroplast.graph import LIF, Graph, Input, Linear  # noqa: E402
 from neuroplast.quantize.nir import export_nir, read  # noqa: E402
 from neuroplast.runtime import Runtime  # noqa: E402

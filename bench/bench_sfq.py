@@ -26,6 +26,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+
 from neuroplast.quantize.sfq import DEFAULT_PCURVE, check_timing, simulate  # noqa: E402
 from neuroplast.quantize.sfq.export import to_netlist  # noqa: E402
 from neuroplast.quantize.sfq.pcurve import fit_default_pcurve  # noqa: E402

@@ -151,8 +151,9 @@ def register(app: Any) -> None:
         timeout: float = timeout_opt,
     ) -> None:
         """Send a bundle to a board as a model image (chunked, CRC-checked)."""
-        from neuroplast.firmware_bridge.image import image_from_bundle
         from rich.progress import Progress
+
+        from neuroplast.firmware_bridge.image import image_from_bundle
 
         image = image_from_bundle(bundle)
         with (
@@ -183,8 +184,9 @@ def register(app: Any) -> None:
         timeout: float = timeout_opt,
     ) -> None:
         """Run a window of inputs on the board; optionally check against the host runtime."""
-        import neuroplast
         import numpy as np
+
+        import neuroplast
         from neuroplast.errors import DataError
         from neuroplast.firmware_bridge.errors import BridgeError
         from neuroplast.firmware_bridge.image import build_image

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
 from neuroplast.errors import DataError
 from neuroplast.firmware_bridge import spec
 from neuroplast.firmware_bridge.errors import (

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuroplast.firmware_bridge import spec
 from neuroplast.firmware_bridge.errors import ModelImageError
 

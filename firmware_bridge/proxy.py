@@ -17,6 +17,7 @@ import tty
 from dataclasses import dataclass
 
 import numpy as np
+
 from neuroplast.firmware_bridge.errors import BridgeError
 
 __all__ = ["FaultProxy", "FaultCounts"]

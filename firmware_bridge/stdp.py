@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+
 from neuroplast.errors import PlasticityError
 
 __all__ = [

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import DataError, ExportError, GraphError
 
 __all__ = ["export_nir", "to_nir", "read", "from_nir", "describe_nir", "NIR_META_KEY"]
@@ -105,6 +106,7 @@ def to_nir(graph: Any, *, r_mode: str = "spec") -> Any:
     input gains into the preceding Affine weights and writes unit ``r`` (for Norse).
     """
     import nir
+
     from neuroplast.graph import (
         IF,
         LI,
@@ -404,6 +406,7 @@ def from_nir(ng: Any, *, dt: float | None = None, convention: str = "nir") -> An
     per step. Pass the ``dt`` the Norse model was exported with.
     """
     import nir
+
     from neuroplast.graph import (
         IF,
         LI,

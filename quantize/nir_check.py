@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import BoardError
 
 __all__ = ["Violation", "CheckReport", "check_nir", "check_graph"]

@@ -14,9 +14,10 @@ __all__ = ["register", "print_nir_info"]
 
 def print_nir_info(path: str | Path) -> dict[str, Any]:
     """Print a rich table of a ``.nir`` file (used by ``neuroplast info``); returns the dict."""
-    from neuroplast.quantize.nir import describe_nir
     from rich.console import Console
     from rich.table import Table
+
+    from neuroplast.quantize.nir import describe_nir
 
     info = describe_nir(path)
     t = Table(title=f"{info['path']}  (NIR {info['nir_version']}, dt={info['dt']})")
@@ -47,10 +48,11 @@ def register(app: Any) -> None:
         fan-out, weight bits, neuron types, delays); exit 1 if it does not fit."""
         import json
 
-        from neuroplast.errors import NeuroplastError
-        from neuroplast.quantize.nir_check import check_nir
         from rich.console import Console
         from rich.table import Table
+
+        from neuroplast.errors import NeuroplastError
+        from neuroplast.quantize.nir_check import check_nir
 
         console = Console()
         try:

@@ -39,8 +39,9 @@ def _fmt_bytes(n: int) -> str:
 
 def info_table(graph: Any, title: str = "graph") -> Any:
     """A rich Table summarizing a graph: layers, params, MACs/synops per step, memory."""
-    from neuroplast.graph import cost, total_cost
     from rich.table import Table
+
+    from neuroplast.graph import cost, total_cost
 
     t = Table(title=title)
     for col in ("node", "kind", "output", "params", "MACs/step", "synops/step", "weights", "state"):
@@ -72,9 +73,10 @@ def info_table(graph: Any, title: str = "graph") -> Any:
 
 
 def build_app() -> Any:
-    import neuroplast
     import typer
     from rich.console import Console
+
+    import neuroplast
 
     app = typer.Typer(
         name="neuroplast",
@@ -131,6 +133,7 @@ def build_app() -> Any:
     ) -> None:
         """Run a bundle on an input file and print the outputs."""
         import numpy as np
+
         from neuroplast.errors import DataError
 
         rt = neuroplast.load(path, mode=mode)

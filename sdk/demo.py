@@ -10,8 +10,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import neuroplast
 import numpy as np
+
+import neuroplast
 from neuroplast.bundle import save_bundle
 from neuroplast.graph import LI, LIF, DelayLinear, Graph, Input, Linear, QuantSpec
 
@@ -48,8 +49,9 @@ def build_demo_graph(n_in: int = 64, n_hidden: int = 128, n_out: int = 10, seed:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from neuroplast.cli import info_table
     from rich.console import Console
+
+    from neuroplast.cli import info_table
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
 from neuroplast.errors import GraphError
 from neuroplast.graph.nodes import IF, LI, LIF, CubaLIF, Node
 from neuroplast.quant import QuantSpec

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from neuroplast.errors import DataError
 
 __all__ = ["or_rate", "neuron_rate", "layer_rates", "network_rates"]

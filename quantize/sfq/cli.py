@@ -41,10 +41,11 @@ def register(app: Any) -> None:
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Simulate an SFQ netlist pulse by pulse on rate-coded inputs."""
-        from neuroplast.errors import NeuroplastError
-        from neuroplast.quantize.sfq import load_netlist, simulate
         from rich.console import Console
         from rich.table import Table
+
+        from neuroplast.errors import NeuroplastError
+        from neuroplast.quantize.sfq import load_netlist, simulate
 
         console = Console()
         try:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import ExportError
 from neuroplast.quantize.sfq.cells import CELL_LIBRARY
 from neuroplast.quantize.sfq.netlist import Cell, Connection, Netlist, save_netlist

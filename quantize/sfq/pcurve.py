@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
 import numpy as np
+
 from neuroplast.errors import ExportError
 
 __all__ = [

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import DataError, ExportError
 from neuroplast.quantize.sfq.cells import CELL_LIBRARY
 from neuroplast.quantize.sfq.export import check_timing, clock_arrivals, input_offsets

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
 from neuroplast.errors import DataError
 from neuroplast.quantize.sfq.export import input_offsets
 from neuroplast.quantize.sfq.netlist import Netlist

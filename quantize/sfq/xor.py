@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import ExportError
 
 __all__ = ["PATTERNS", "train_xor", "xor_graph", "run_xor_case_study"]

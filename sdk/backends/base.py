@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from neuroplast.errors import DataError, GraphError
 
 __all__ = ["Backend", "load_backend", "available_backends", "to_native", "from_native"]

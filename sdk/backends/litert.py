@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuroplast.backends.base import check_batch, from_native, to_native
 from neuroplast.errors import DataError, GraphError
 

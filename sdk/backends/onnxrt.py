@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuroplast.backends.base import check_batch
 from neuroplast.errors import DataError, GraphError
 
@@ -58,6 +59,14 @@ class OnnxBackend:
         self._run = self.session.run
         self._outs = self.output_names[:1]
         self._ndim = len(self.input_shape) + 1
+
+    @classmethod
+    def from_graph(cls, graph: Any, path: str | os.PathLike, **kw: Any) -> OnnxBackend:
+        """Write a quantized Graph as an ONNX QDQ model at ``path`` (needs the ``onnx``
+        package) and load it; inputs and outputs are float, channels first."""
+        from neuroplast.quantize.onnx_graph import export_onnx_graph
+
+        return cls(export_onnx_graph(graph, path), **kw)
 
     def run(self, x: Any) -> np.ndarray:
         """``(B, *input_shape)`` float32 -> first output ``(B, ...)``."""

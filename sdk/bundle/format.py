@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import BundleError, GraphError, NeuroplastError
 from neuroplast.graph.graph import Graph
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from neuroplast.graph.graph import Graph
 from neuroplast.graph.nodes import (
     IF,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import GraphError
 from neuroplast.graph.nodes import NODE_KINDS, Input, Node
 from neuroplast.quant import QuantSpec

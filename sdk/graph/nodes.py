@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
+
 from neuroplast.errors import GraphError
 from neuroplast.quant import QuantSpec
 

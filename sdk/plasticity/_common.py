@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from neuroplast.errors import DataError, PlasticityError
 
 __all__ = [

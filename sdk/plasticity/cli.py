@@ -39,8 +39,9 @@ def learn_from_file(
 ) -> dict:
     """Load ``bundle``, enable learning, step through ``inputs`` (.npy, loaded without
     pickle), save the state to ``state_out`` atomically; returns ``rt.plasticity.stats``."""
-    import neuroplast
     import numpy as np
+
+    import neuroplast
     from neuroplast.errors import DataError, PlasticityError
 
     rt = neuroplast.load(bundle, mode=mode)

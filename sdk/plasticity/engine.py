@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import DataError, PlasticityError, RuntimeStateError
 from neuroplast.plasticity import _accel
 from neuroplast.plasticity._common import check_finite

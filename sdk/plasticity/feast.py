@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
 from neuroplast.errors import PlasticityError
 from neuroplast.plasticity._common import as_float_array, check_len, require_positive
 

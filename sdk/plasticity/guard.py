@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import DataError, PlasticityError
 
 __all__ = ["LearningGuard"]

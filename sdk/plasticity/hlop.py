@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
 from neuroplast.errors import DataError
 from neuroplast.plasticity._common import (
     as_float_array,

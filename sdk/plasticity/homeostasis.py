@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from neuroplast.errors import DataError
 from neuroplast.plasticity._common import (
     as_float_array,

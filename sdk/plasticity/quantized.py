@@ -15,6 +15,7 @@ floor(w_max/s))]`` -- only clipping at a bound makes the expected update differ.
 from __future__ import annotations
 
 import numpy as np
+
 from neuroplast.errors import DataError, PlasticityError
 from neuroplast.plasticity._common import check_finite
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
 from neuroplast.errors import DataError, PlasticityError
 from neuroplast.plasticity import _accel
 from neuroplast.plasticity._common import (

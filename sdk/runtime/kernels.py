@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
+
 from neuroplast.errors import DataError, GraphError
 from neuroplast.graph.nodes import (
     IF,

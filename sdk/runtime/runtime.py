@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from neuroplast.errors import DataError, GraphError, PlasticityError, RuntimeStateError
 from neuroplast.graph.graph import Graph
 from neuroplast.runtime.kernels import BuildContext, Kernel, SparseInput, make_kernel

@@ -1,6 +1,7 @@
 """Small graphs shared by the core tests."""
 
 import numpy as np
+
 from neuroplast.graph import LI, LIF, DelayLinear, Graph, Input, Linear, QuantSpec
 
 

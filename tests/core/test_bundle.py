@@ -2,11 +2,12 @@ import io
 import json
 import zipfile
 
-import neuroplast
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import neuroplast
 from neuroplast.bundle import load_bundle, save_bundle
 from neuroplast.bundle.format import _sha256
 from neuroplast.errors import BundleError

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+
 from neuroplast.errors import GraphError
 from neuroplast.graph import Add, Conv2d, Flatten, Graph, Input, Linear, QuantSpec, ReLU
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from neuroplast.graph import (
     Add,
     AvgPool2d,

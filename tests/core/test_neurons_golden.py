@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from neuroplast.graph import IF, LI, LIF, CubaLIF, Graph, Input, QuantSpec
 from neuroplast.neurons import LIFIntParams, LIFParams, LIFState, lif_step, lif_step_int
 from neuroplast.runtime import Runtime

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
 from neuroplast.bundle import save_bundle
 
 from .factories import snn_graph

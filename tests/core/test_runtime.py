@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from neuroplast.errors import DataError, GraphError, RuntimeStateError
 from neuroplast.graph import Delay, Graph, Input, Linear
 from neuroplast.runtime import Runtime, SparseInput

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from neuroplast.graph.graph import Graph
 from neuroplast.graph.nodes import IF, LI, LIF, Conv1d, Delay, DelayLinear, Flatten, Input, Linear
 from neuroplast.quant import QuantSpec

@@ -10,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 from bridge_models import conv_delay, delaylinear_groups, mlp_lif_li, plastic, random_codes
+
 from neuroplast.errors import DataError
 from neuroplast.firmware_bridge import (
     Board,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import typer
 from bridge_models import conv_delay
-from neuroplast.firmware_bridge.cli import register
 from typer.testing import CliRunner
+
+from neuroplast.firmware_bridge.cli import register
 
 
 def _app() -> typer.Typer:

@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 from bridge_models import mlp_lif_li, random_codes
+
 from neuroplast.firmware_bridge import (
     Board,
     BridgeError,

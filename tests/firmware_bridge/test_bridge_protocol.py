@@ -8,6 +8,7 @@ import zlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neuroplast.errors import BridgeError
 from neuroplast.firmware_bridge import gen_header, spec
 from neuroplast.firmware_bridge.errors import CRCError, FramingError, ProtocolVersionError

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import neuroplast
 import numpy as np
 import pytest
+
+import neuroplast
 from neuroplast.bundle import save_bundle
 from neuroplast.errors import BundleError
 from neuroplast.graph import LIF, Graph, Input, Linear

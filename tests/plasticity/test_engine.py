@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from neuroplast.errors import DataError, PlasticityError, RuntimeStateError
 from neuroplast.graph import LIF, Graph, Input, Linear, QuantSpec
 from neuroplast.plasticity import (

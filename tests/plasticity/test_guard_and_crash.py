@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+
 from neuroplast.errors import PlasticityError
 from neuroplast.graph import Graph, Input, Linear
 from neuroplast.plasticity import DeltaRuleParams, LearningGuard, PairSTDPParams

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from neuroplast.errors import DataError, PlasticityError
 from neuroplast.plasticity import (
     PairSTDPParams,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from neuroplast.errors import PlasticityError
 from neuroplast.plasticity import NeedLRParams, label_valence, need_lr_init, need_lr_step
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from neuroplast.errors import DataError, PlasticityError
 from neuroplast.plasticity import (
     DeltaRuleParams,

@@ -6,8 +6,9 @@ import dataclasses
 import json
 import math
 
-import neuroplast.plasticity as P
 import pytest
+
+import neuroplast.plasticity as P
 from neuroplast.errors import PlasticityError
 
 

@@ -67,8 +67,9 @@ def test_violations_are_named(tmp_path):
 
 def test_cli_check(tmp_path):
     typer = pytest.importorskip("typer")
-    from neuroplast.quantize.nir_cli import register
     from typer.testing import CliRunner
+
+    from neuroplast.quantize.nir_cli import register
 
     app = typer.Typer()
     register(app)

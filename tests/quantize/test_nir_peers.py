@@ -260,8 +260,9 @@ def test_we_run_a_graph_exported_by_norse(tmp_path):
     """Norse 1.1's to_nir writes tau = dt / tau_mem_inv (= dt * tau): read with
     convention='norse'; plain reading refuses the sub-dt time constant with a hint."""
     import norse.torch as nt
-    from neuroplast.errors import GraphError
     from norse.torch.module.lif_box import LIFBoxCell, LIFBoxParameters
+
+    from neuroplast.errors import GraphError
 
     dt = 1e-3
     torch.manual_seed(0)

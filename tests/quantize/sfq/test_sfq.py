@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+
 from neuroplast.errors import DataError, ExportError
 from neuroplast.graph import Graph, Input, Linear, ReLU, Threshold
 from neuroplast.quantize.sfq import (
@@ -356,8 +357,9 @@ def test_quantize_export_table_writes_sfq(tmp_path):
 
 def test_cli_sfq_sim_and_spice(tmp_path):
     typer = pytest.importorskip("typer")
-    from neuroplast.quantize.sfq.cli import register
     from typer.testing import CliRunner
+
+    from neuroplast.quantize.sfq.cli import register
 
     app = typer.Typer()
     register(app)

@@ -1,0 +1,71 @@
+"""``neuroplast export`` and ``neuroplast compare``: thin wrappers over
+:func:`neuroplast.quantize.export.export` and :func:`neuroplast.quantize.compare.compare`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(app: Any) -> None:
+    """Add the toolchain commands to the ``neuroplast`` Typer app."""
+    import typer
+
+    @app.command("export")
+    def export_cmd(
+        model: Path = typer.Argument(..., help="QAT checkpoint MODEL.pt (state dict + recipe)."),
+        to: str = typer.Option(..., "--to", help="onnx | tflite | bundle | nir | sfq"),
+        bits: int = typer.Option(None, "--bits", help="Weight bits (must match the checkpoint)."),
+        output: Path = typer.Option(..., "-o", "--output", help="Output file or folder."),
+        io: str = typer.Option("float", "--io", help="TFLite input/output type: float | int8"),
+    ) -> None:
+        """Export a QAT checkpoint to ONNX (QCDQ), TFLite int8, a bundle, NIR or SFQ."""
+        from rich.console import Console
+
+        from neuroplast.quantize.export import EXPORTERS, export
+        from neuroplast.quantize.recipes import load_model
+
+        qat, recipe = load_model(model, weight_bits=bits)
+        opts = {"io": io} if to == "tflite" else {}
+        with Console().status(f"exporting {model.name} -> {to} ({EXPORTERS.get(to)})"):
+            out = export(qat, output, to=to, example_input=recipe.example_input(), **opts)
+        size = (
+            sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+            if out.is_dir()
+            else out.stat().st_size
+        )
+        Console().print(f"wrote [bold]{out}[/bold] ({size:,} bytes, recipe {recipe.name}, {to})")
+
+    @app.command("compare")
+    def compare_cmd(
+        a: Path = typer.Argument(..., help="First artifact (.onnx, .tflite, .pt or bundle)."),
+        b: Path = typer.Argument(..., help="Second artifact."),
+        input: Path = typer.Option(
+            ..., "--input", "-i", help=".npy batch (B, *shape), channels first."
+        ),
+    ) -> None:
+        """Run two artifacts on the same input; print max abs / LSB difference."""
+        import numpy as np
+        from rich.console import Console
+        from rich.table import Table
+
+        from neuroplast.errors import DataError
+        from neuroplast.quantize.compare import compare
+
+        try:
+            x = np.load(input, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot read input {str(input)!r}: {e}") from None
+        r = compare(a, b, x)
+        t = Table(title=f"{a.name} vs {b.name} ({r.n} inputs)")
+        for col in ("max abs diff", "mean abs diff", "max LSB diff", "argmax agreement"):
+            t.add_column(col, justify="right")
+        t.add_row(
+            f"{r.max_abs:.6g}",
+            f"{r.mean_abs:.6g}",
+            "-" if r.max_lsb is None else f"{r.max_lsb:.2f}",
+            f"{100 * r.argmax_agree:.1f}%",
+        )
+        Console().print(t)

@@ -1,0 +1,124 @@
+"""Run two artifacts (ONNX, TFLite, bundle, QAT checkpoint) on the same input and
+measure how far apart their outputs are (in real units and in output LSBs).
+
+Inputs are given in neuroplast's layout (channels first, batch first); each runner
+converts to its runtime's layout and returns dequantized float outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuroplast.errors import DataError, ExportError
+
+__all__ = ["Artifact", "open_artifact", "compare", "CompareResult"]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """``run(x)``: float outputs for a batch; ``out_scale``: output LSB (None if float)."""
+
+    path: str
+    kind: str
+    run: Callable[[np.ndarray], np.ndarray]
+    out_scale: float | None
+
+
+def _is_bundle(p: Path) -> bool:
+    return p.suffix == ".zip" or (p.is_dir() and (p / "manifest.json").exists())
+
+
+def open_artifact(path: str | os.PathLike) -> Artifact:
+    """Open an artifact by its suffix: ``.onnx``, ``.tflite``, ``.pt`` (QAT checkpoint),
+    or a bundle (``.zip`` or folder)."""
+    p = Path(path)
+    if not p.exists():
+        raise ExportError(f"artifact {str(p)!r} does not exist")
+    if p.suffix == ".onnx":
+        from neuroplast.backends import OnnxBackend
+
+        b = OnnxBackend(p)
+        return Artifact(str(p), "onnx", b.run, None)
+    if p.suffix == ".tflite":
+        from neuroplast.backends import LiteRTBackend
+
+        lb = LiteRTBackend(p, layout="neuroplast")
+        in_s, in_z = lb._in.get("quantization", (0.0, 0))
+        out_s, out_z = lb.output_quant
+
+        def run_tfl(x: np.ndarray) -> np.ndarray:
+            if lb.input_dtype == np.int8:
+                x = np.clip(np.round(x / in_s) + in_z, -128, 127).astype(np.int8)
+            y = lb.run(x)
+            return (y.astype(np.float32) - out_z) * out_s if y.dtype == np.int8 else y
+
+        return Artifact(str(p), "tflite", run_tfl, float(out_s) if out_s else None)
+    if p.suffix == ".pt":
+        from neuroplast.quantize.recipes import load_model
+
+        model, _ = load_model(p)
+
+        def run_pt(x: np.ndarray) -> np.ndarray:
+            import torch
+
+            with torch.no_grad():
+                return model(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+        return Artifact(str(p), "qat", run_pt, None)
+    if _is_bundle(p):
+        import neuroplast
+        from neuroplast.quant import dequantize
+
+        rt = neuroplast.load(p)
+        oq = rt.kernels[rt.outputs[0]].out_quant
+
+        def run_bundle(x: np.ndarray) -> np.ndarray:
+            rt.reset()
+            y = rt.step(x)
+            return dequantize(y, oq) if rt.mode == "int" and oq is not None else y
+
+        scale = float(oq.scale) if rt.mode == "int" and oq is not None else None
+        return Artifact(str(p), f"bundle/{rt.mode}", run_bundle, scale)
+    raise ExportError(f"{str(p)!r}: unknown artifact type (use .onnx, .tflite, .pt or a bundle)")
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    max_abs: float
+    mean_abs: float
+    max_lsb: float | None
+    argmax_agree: float
+    n: int
+
+
+def compare(a: str | os.PathLike, b: str | os.PathLike, x: Any) -> CompareResult:
+    """Run artifacts ``a`` and ``b`` on batch ``x``; return their output distance."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"input dtype {x.dtype} is not numeric")
+    x = x.astype(np.float32)
+    A, B = open_artifact(a), open_artifact(b)
+    ya, yb = np.asarray(A.run(x), np.float32), np.asarray(B.run(x), np.float32)
+    if ya.shape != yb.shape:
+        if ya.size == yb.size:
+            yb = yb.reshape(ya.shape)
+        else:
+            raise DataError(
+                f"outputs differ in shape: {ya.shape} ({A.kind}) vs {yb.shape} ({B.kind})"
+            )
+    d = np.abs(ya - yb)
+    scale = A.out_scale or B.out_scale
+    agree = float(np.mean(ya.reshape(len(ya), -1).argmax(1) == yb.reshape(len(yb), -1).argmax(1)))
+    return CompareResult(
+        float(d.max()),
+        float(d.mean()),
+        float(d.max() / scale) if scale else None,
+        agree,
+        int(len(ya)),
+    )

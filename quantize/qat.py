@@ -1,0 +1,392 @@
+"""Quantization-aware training (QAT) recipes on Brevitas.
+
+:func:`prepare` turns a float ``torch.nn.Sequential`` (MLP, CNN, 1-D conv net or a
+spiking net built from :class:`LIF`) into a Brevitas QAT model whose integer
+semantics are exactly the ones the neuroplast integer runtime and the TFLite export
+use (see ``docs/CONTRIBUTING-contract.md``):
+
+* the input is quantized by a signed per-tensor activation quantizer (``act_bits``),
+  or, for spiking nets, by a fixed scale-1 quantizer (spikes are 0/1 integers);
+* ``Linear``/``Conv1d``/``Conv2d`` get symmetric narrow-range weights
+  (``weight_bits``, per output channel or per tensor, zero point 0) and an int32 bias
+  with scale ``s_in * s_w``;
+* a layer followed by ``ReLU`` is requantized by an unsigned ``act_bits`` quantizer
+  (the ReLU is the clamp at 0); otherwise by a signed one; a layer feeding a
+  :class:`LIF` outputs a signed 16-bit *current* (zero point 0);
+* ``MaxPool``/``Flatten`` pass the quantized grid through unchanged;
+  ``AvgPool2d`` re-rounds the mean onto its input grid (half away from zero, as
+  LiteRT's int8 ``AVERAGE_POOL_2D``) so QAT sees the integer behaviour;
+* :class:`LIF` becomes :class:`QuantLIF`, which runs the integer LIF recurrence
+  ``v = v_reset + round((v - v_reset) * beta_q / 2^15) + i`` in units of the input
+  current's scale, with a fast-sigmoid surrogate gradient for the spike.
+
+torch and brevitas are imported lazily inside the functions/classes that need them so
+that ``import neuroplast.quantize.qat`` stays cheap; the module-level classes are
+created on first use through :func:`_torch_classes`.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from neuroplast.errors import NeuroplastError
+
+__all__ = [
+    "QATConfig",
+    "CURRENT_BITS",
+    "prepare",
+    "LIF",  # noqa: F822 - provided lazily by __getattr__ (torch classes)
+    "QuantLIF",  # noqa: F822
+    "QuantAvgPool2d",  # noqa: F822
+    "SpikeQuant",
+    "lif_module_classes",
+]
+
+CURRENT_BITS = 16  # width of the current feeding a LIF (contract: 16 or 32, zero point 0)
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Bit widths of one QAT recipe.
+
+    Attributes:
+        weight_bits: 2, 4 or 8 (symmetric, narrow range, zero point 0).
+        act_bits: 4 or 8 (activations, per tensor).
+        per_channel: per-output-channel weight scales (else one per tensor).
+    """
+
+    weight_bits: int = 8
+    act_bits: int = 8
+    per_channel: bool = True
+
+    def __post_init__(self) -> None:
+        if self.weight_bits not in (2, 4, 8):
+            raise NeuroplastError(f"weight_bits must be 2, 4 or 8, got {self.weight_bits!r}")
+        if self.act_bits not in (4, 8):
+            raise NeuroplastError(f"act_bits must be 4 or 8, got {self.act_bits!r}")
+        if not isinstance(self.per_channel, bool):
+            raise NeuroplastError("per_channel must be a bool")
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_classes() -> dict[str, type]:
+    """Build the torch module classes on first use (keeps torch out of import time)."""
+    import numpy as np
+    import torch
+    from brevitas.quant_tensor import IntQuantTensor
+
+    def _ste_round_half_up(x: torch.Tensor) -> torch.Tensor:
+        # floor(x + 0.5) forward, identity backward
+        return x + (torch.floor(x + 0.5) - x).detach()
+
+    def _ste_round_even(x: torch.Tensor) -> torch.Tensor:
+        return x + (torch.round(x) - x).detach()
+
+    def _ste_round_half_away(x: torch.Tensor) -> torch.Tensor:
+        r = torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
+        return x + (r - x).detach()
+
+    class _SpikeFn(torch.autograd.Function):
+        """Heaviside forward; fast-sigmoid surrogate ``1 / (1 + k|u|)^2`` backward."""
+
+        @staticmethod
+        def forward(ctx: Any, u: torch.Tensor, k: float) -> torch.Tensor:
+            ctx.save_for_backward(u)
+            ctx.k = k
+            return (u > 0).to(u.dtype)
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+            (u,) = ctx.saved_tensors
+            return grad / (1.0 + ctx.k * u.abs()) ** 2, None
+
+    class LIF(torch.nn.Module):
+        """Float leaky integrate-and-fire layer over a ``[T, B, ...]`` current sequence.
+
+        ``v[t] = v_reset + beta * (v[t-1] - v_reset) + i[t]``; spike ``s = v > v_th``;
+        reset ``"subtract"`` (``v -= v_th``) or ``"zero"`` (``v = v_reset``).
+        Potentials are in the units of the input current (dimensionless, dt = 1 step).
+        """
+
+        def __init__(
+            self,
+            beta: float = 0.9,
+            threshold: float = 1.0,
+            reset: str = "subtract",
+            v_reset: float = 0.0,
+            surrogate_slope: float = 5.0,
+        ) -> None:
+            super().__init__()
+            if not 0.0 <= beta <= 1.0:
+                raise NeuroplastError(f"LIF beta must be in [0, 1], got {beta}")
+            if threshold <= 0:
+                raise NeuroplastError(f"LIF threshold must be > 0, got {threshold}")
+            if reset not in ("subtract", "zero"):
+                raise NeuroplastError(f"LIF reset must be 'subtract' or 'zero', got {reset!r}")
+            self.beta, self.threshold, self.reset = float(beta), float(threshold), reset
+            self.v_reset, self.slope = float(v_reset), float(surrogate_slope)
+
+        def forward(self, i: torch.Tensor) -> torch.Tensor:
+            i = i.value if isinstance(i, IntQuantTensor) else i
+            v = torch.zeros_like(i[0])  # the runtime's initial state: v = 0
+            out = []
+            for t in range(i.shape[0]):
+                v = self.v_reset + self.beta * (v - self.v_reset) + i[t]
+                s = _SpikeFn.apply((v - self.threshold) / self.threshold, self.slope)
+                out.append(s)
+                v = self._reset(v, s.detach(), self.threshold)
+            return torch.stack(out)
+
+        def _reset(self, v: torch.Tensor, s: torch.Tensor, th: Any) -> torch.Tensor:
+            if self.reset == "subtract":
+                return v - s * th
+            return torch.where(s > 0, torch.full_like(v, self.v_reset), v)
+
+    class QuantLIF(LIF):
+        """Integer-faithful LIF: runs the contract's fixed-point recurrence in units of the
+        input current's scale ``s_i`` (read from the incoming quant tensor)::
+
+            beta_q = round(beta * 2^15);  v_th_q = round(v_th / s_i)
+            v = v_reset_q + floor(((v - v_reset_q) * beta_q + 2^14) / 2^15) + i_q
+            spike = v > v_th_q
+
+        Rounding uses straight-through estimators so gradients flow to the weights.
+        Output: spikes ``[T, B, ...]`` as float 0/1.
+        """
+
+        def forward(self, i: Any) -> torch.Tensor:
+            if not isinstance(i, IntQuantTensor):
+                # quantization disabled (Brevitas calibration mode): the float LIF
+                return super().forward(i)
+            s = i.scale
+            iq = _ste_round_half_up(i.value / s)
+            beta_q = float(np.round(np.float32(self.beta) * 2**15))
+            # round half to even, as the runtime's np.round of v_th / s
+            th_q = torch.clamp(_ste_round_even(self.threshold / s), min=1.0)
+            vr_q = _ste_round_even(self.v_reset / s)
+            v = torch.zeros_like(iq[0])  # the runtime's initial state: v = 0
+            out = []
+            for t in range(iq.shape[0]):
+                v = vr_q + _ste_round_half_up((v - vr_q) * beta_q / 2**15) + iq[t]
+                spk = _SpikeFn.apply((v - th_q) / th_q, self.slope)
+                out.append(spk)
+                if self.reset == "subtract":
+                    v = v - spk.detach() * th_q
+                else:
+                    v = torch.where(spk.detach() > 0, vr_q.expand_as(v), v)
+            return torch.stack(out)
+
+    class QuantAvgPool2d(torch.nn.Module):
+        """Average pooling that stays on its input's integer grid:
+        ``q_out = round_half_away(mean(q_in))`` with the input's scale and zero point,
+        which is what LiteRT's int8 ``AVERAGE_POOL_2D`` computes (zero point 0 inputs)."""
+
+        def __init__(self, kernel_size: Any, stride: Any = None) -> None:
+            super().__init__()
+            self.kernel_size = kernel_size
+            self.stride = stride if stride is not None else kernel_size
+
+        def forward(self, x: Any) -> Any:
+            if not isinstance(x, IntQuantTensor):
+                # quantization disabled (Brevitas calibration mode): plain float pooling
+                return torch.nn.functional.avg_pool2d(x, self.kernel_size, self.stride)
+            # integer codes first (exact), so ties of the mean are exact ties
+            q = _ste_round_even(x.value / x.scale)
+            m = torch.nn.functional.avg_pool2d(q, self.kernel_size, self.stride)
+            v = _ste_round_half_away(m) * x.scale
+            return IntQuantTensor(v, x.scale, x.zero_point, x.bit_width, x.signed, x.training)
+
+    class QATSequential(torch.nn.Sequential):
+        """``Sequential`` that returns a plain tensor (the dequantized output)."""
+
+        def forward(self, x: Any) -> Any:
+            y = super().forward(x)
+            return y.value if isinstance(y, IntQuantTensor) else y
+
+    return {
+        "QATSequential": QATSequential,
+        "LIF": LIF,
+        "QuantLIF": QuantLIF,
+        "QuantAvgPool2d": QuantAvgPool2d,
+    }
+
+
+def lif_module_classes() -> tuple[type, type]:
+    """``(LIF, QuantLIF)`` torch module classes."""
+    c = _torch_classes()
+    return c["LIF"], c["QuantLIF"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazily expose the torch classes as module attributes (LIF, QuantLIF, QuantAvgPool2d)
+    if name in ("LIF", "QuantLIF", "QuantAvgPool2d"):
+        return _torch_classes()[name]
+    raise AttributeError(name)
+
+
+def SpikeQuant() -> Any:  # noqa: N802 - factory that reads like a layer class
+    """A fixed-scale (1.0) signed 8-bit quantizer for 0/1 spike inputs."""
+    import brevitas.nn as qnn
+    from brevitas.core.scaling import ScalingImplType
+
+    return qnn.QuantIdentity(
+        bit_width=8,
+        scaling_impl_type=ScalingImplType.CONST,
+        scaling_init=128.0,  # CONST scaling sets the max: scale = 128 / 2^7 = 1
+        return_quant_tensor=True,
+    )
+
+
+def _flatten(model: Any) -> list[Any]:
+    import torch
+
+    if isinstance(model, torch.nn.Sequential):
+        out: list[Any] = []
+        for m in model:
+            out.extend(_flatten(m))
+        return out
+    return [model]
+
+
+def _act_quant(bits: int, signed: bool) -> Any:
+    import brevitas.nn as qnn
+    from brevitas.quant import Int8ActPerTensorFloat, Uint8ActPerTensorFloat
+
+    if signed:
+        return qnn.QuantIdentity(
+            act_quant=Int8ActPerTensorFloat, bit_width=bits, return_quant_tensor=True
+        )
+    return qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=bits, return_quant_tensor=True)
+
+
+def _weight_layer(m: Any, cfg: QATConfig, output_quant: Any, out_bits: int) -> Any:
+    import brevitas.nn as qnn
+    import torch
+    from brevitas.quant import (
+        Int8ActPerTensorFloat,
+        Int8WeightPerChannelFloat,
+        Int8WeightPerTensorFloat,
+        Int32Bias,
+    )
+
+    wq = Int8WeightPerChannelFloat if cfg.per_channel else Int8WeightPerTensorFloat
+    common: dict[str, Any] = dict(
+        bias=m.bias is not None,
+        weight_quant=wq,
+        weight_bit_width=cfg.weight_bits,
+        bias_quant=Int32Bias if m.bias is not None else None,
+    )
+    if output_quant:
+        common.update(
+            output_quant=Int8ActPerTensorFloat, output_bit_width=out_bits, return_quant_tensor=True
+        )
+    else:
+        common.update(return_quant_tensor=False)
+    if isinstance(m, torch.nn.Linear):
+        q = qnn.QuantLinear(m.in_features, m.out_features, **common)
+    elif isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            raise NeuroplastError(
+                f"{type(m).__name__}: only integer zero padding is supported, got "
+                f"padding={m.padding!r}, padding_mode={m.padding_mode!r}"
+            )
+        cls = qnn.QuantConv1d if isinstance(m, torch.nn.Conv1d) else qnn.QuantConv2d
+        q = cls(
+            m.in_channels,
+            m.out_channels,
+            m.kernel_size,
+            stride=m.stride,
+            padding=m.padding,
+            dilation=m.dilation,
+            groups=m.groups,
+            **common,
+        )
+    else:  # pragma: no cover - guarded by caller
+        raise NeuroplastError(f"not a weight layer: {type(m).__name__}")
+    with torch.no_grad():
+        q.weight.copy_(m.weight)
+        if m.bias is not None:
+            q.bias.copy_(m.bias)
+    return q
+
+
+def prepare(
+    model: Any,
+    weight_bits: int = 8,
+    act_bits: int = 8,
+    per_channel: bool = True,
+    spike_input: bool | None = None,
+) -> Any:
+    """Return a Brevitas QAT copy of a float ``torch.nn.Sequential``.
+
+    Supported layers: ``Linear``, ``Conv1d``, ``Conv2d`` (incl. depthwise ``groups``),
+    ``ReLU``, ``MaxPool1d/2d``, ``AvgPool2d``, ``Flatten``, ``Dropout``/``Identity``
+    (dropped at export) and :class:`LIF`. Nested ``Sequential`` s are flattened. The
+    float weights are copied, so a trained float model can be fine-tuned with QAT.
+
+    Args:
+        model: the float model.
+        weight_bits: 2, 4 or 8.
+        act_bits: 4 or 8.
+        per_channel: per-output-channel weight scales.
+        spike_input: the input is 0/1 spikes (fixed scale 1); default: the model
+            contains a :class:`LIF`.
+
+    Raises:
+        NeuroplastError: for an unsupported layer (named with its index and type).
+    """
+    import torch
+
+    cfg = QATConfig(weight_bits, act_bits, per_channel)
+    cls = _torch_classes()
+    LIF, QuantLIF = cls["LIF"], cls["QuantLIF"]
+    layers = [m for m in _flatten(copy.deepcopy(model))]
+    if spike_input is None:
+        spike_input = any(isinstance(m, LIF) for m in layers)
+    out: list[Any] = [SpikeQuant() if spike_input else _act_quant(cfg.act_bits, signed=True)]
+    i = 0
+    while i < len(layers):
+        m = layers[i]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        name = f"layer {i} ({type(m).__name__})"
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
+            if isinstance(nxt, torch.nn.ReLU):
+                out.append(_weight_layer(m, cfg, output_quant=False, out_bits=cfg.act_bits))
+                out.append(_act_quant(cfg.act_bits, signed=False))
+                i += 2
+                continue
+            if isinstance(nxt, LIF):
+                out.append(_weight_layer(m, cfg, output_quant=True, out_bits=CURRENT_BITS))
+            else:
+                out.append(_weight_layer(m, cfg, output_quant=True, out_bits=cfg.act_bits))
+        elif isinstance(m, torch.nn.ReLU):
+            out.append(_act_quant(cfg.act_bits, signed=False))
+        elif isinstance(m, LIF):
+            q = QuantLIF(m.beta, m.threshold, m.reset, m.v_reset, m.slope)
+            out.append(q)
+            if nxt is not None:
+                out.append(SpikeQuant())
+        elif isinstance(m, (torch.nn.MaxPool1d, torch.nn.MaxPool2d)):
+            if m.padding not in (0, (0, 0)) or m.dilation not in (1, (1, 1)) or m.ceil_mode:
+                raise NeuroplastError(f"{name}: only plain max pooling (no padding) is supported")
+            out.append(m)
+        elif isinstance(m, torch.nn.AvgPool2d):
+            if m.padding not in (0, (0, 0)) or m.ceil_mode:
+                raise NeuroplastError(f"{name}: only plain average pooling (no padding)")
+            out.append(cls["QuantAvgPool2d"](m.kernel_size, m.stride))
+        elif isinstance(m, torch.nn.Flatten):
+            out.append(m)
+        elif isinstance(m, (torch.nn.Dropout, torch.nn.Identity)):
+            pass
+        else:
+            raise NeuroplastError(
+                f"prepare: {name} is not supported; supported: Linear, Conv1d, Conv2d, ReLU, "
+                "MaxPool, AvgPool2d, Flatten, Dropout, LIF (fold BatchNorm into the conv first)"
+            )
+        i += 1
+    qat = cls["QATSequential"](*out)
+    qat.qat_config = cfg
+    return qat
