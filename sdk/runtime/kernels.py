@@ -230,6 +230,12 @@ class _WeightedKernel(Kernel):
         self.qm = np.broadcast_to(qm, (n_out,)).copy()
         self.shift = np.broadcast_to(shift, (n_out,)).copy()
         self.params = {"weight": quantize(w, wq)}
+        lo, hi = in_q.range
+        max_x = max(abs(lo - self.zp_in), abs(hi - self.zp_in))
+        max_w = 1 << (wq.bits - 1)
+        terms = int(np.prod(w.shape[1:]))
+        # GEMMs on integer values in float are exact below the mantissa limit
+        self.acc_dtype = windows.exact_float_dtype(max_x, max_w, terms)
         if b is not None:
             bs = (s_in.astype(np.float64) * s_w.astype(np.float64)) * np.ones(n_out)
             self.params["bias"] = np.round(b.astype(np.float64) / bs).astype(np.int64)
@@ -266,8 +272,8 @@ class LinearKernel(_WeightedKernel):
             )
             acc = (cols @ v)[None, :]
         else:
-            xc = x.astype(np.float64) - self.zp_in
-            acc = np.rint(xc @ w.T.astype(np.float64)).astype(np.int64)
+            xc = x.astype(self.acc_dtype) - self.acc_dtype(self.zp_in)
+            acc = (xc @ w.T.astype(self.acc_dtype)).astype(np.int64)
         if b is not None:
             acc = acc + b
         return self._requant(acc, 1), state
@@ -288,16 +294,14 @@ class Conv2dKernel(_WeightedKernel):
                 n.groups,
             )
             return (y if b is None else y + b[:, None, None]).astype(np.float32, copy=False), state
-        xc = x.astype(np.float64) - self.zp_in
-        acc = np.rint(
-            windows.conv2d(
-                xc,
-                self.params["weight"].astype(np.float64),
-                n.stride,
-                n.padding,
-                n.dilation,
-                n.groups,
-            )
+        xc = x.astype(self.acc_dtype) - self.acc_dtype(self.zp_in)
+        acc = windows.conv2d(
+            xc,
+            self.params["weight"].astype(self.acc_dtype),
+            n.stride,
+            n.padding,
+            n.dilation,
+            n.groups,
         ).astype(np.int64)
         if b is not None:
             acc = acc + b[:, None, None]
@@ -319,16 +323,14 @@ class Conv1dKernel(_WeightedKernel):
                 n.groups,
             )
             return (y if b is None else y + b[:, None]).astype(np.float32, copy=False), state
-        xc = x.astype(np.float64) - self.zp_in
-        acc = np.rint(
-            windows.conv1d(
-                xc,
-                self.params["weight"].astype(np.float64),
-                n.stride[0],
-                n.padding[0],
-                n.dilation[0],
-                n.groups,
-            )
+        xc = x.astype(self.acc_dtype) - self.acc_dtype(self.zp_in)
+        acc = windows.conv1d(
+            xc,
+            self.params["weight"].astype(self.acc_dtype),
+            n.stride[0],
+            n.padding[0],
+            n.dilation[0],
+            n.groups,
         ).astype(np.int64)
         if b is not None:
             acc = acc + b[:, None]
