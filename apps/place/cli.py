@@ -1,0 +1,231 @@
+"""``neuroplast place synth|train|eval|query``: thin wrappers over the place-recognition API.
+
+Data folders hold one sub-folder per traverse (``ref_a/``, ``ref_b/``, ``query/`` from
+``synth``; Nordland's ``spring/ fall/ summer/`` with ``--nordland``); frame i of every traverse
+shows place i.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "load_dataset"]
+
+
+def load_dataset(
+    data: Path,
+    refs: list[str],
+    query: str,
+    nordland: bool = False,
+    skip: int = 1,
+    max_places: int | None = None,
+) -> tuple[list[Any], Any]:
+    """Reference traverses and query traverse from a data folder (images resized on load)."""
+    from neuroplast.apps.place.data import load_nordland, load_reference_query
+
+    if nordland:
+        return load_nordland(
+            data, reference=tuple(refs), query=query, skip=skip, max_places=max_places
+        )
+    return load_reference_query(
+        [data / r for r in refs], data / query, skip=skip, max_places=max_places, size=(28, 28)
+    )
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def register(app: Any) -> None:
+    """Add the ``place`` command group to the main ``neuroplast`` Typer app."""
+    import typer
+
+    place = typer.Typer(help="Visual place recognition with modular SNN ensembles (VPRSNN).")
+    app.add_typer(place, name="place")
+
+    def _fail(exc: Exception) -> None:
+        _console().print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+
+    @place.command("synth")
+    def synth_cmd(
+        out: Path = typer.Argument(..., help="Output folder (ref_a/, ref_b/, query/ of PNGs)."),
+        places: int = typer.Option(200, help="Number of places along the route."),
+        seed: int = typer.Option(0, help="Route seed."),
+        stride: int = typer.Option(24, help="Pixels between consecutive places."),
+    ) -> None:
+        """Generate a synthetic route: two reference traverses and a query traverse."""
+        from neuroplast.apps.place.data import save_traverse
+        from neuroplast.apps.place.synth import make_route
+        from neuroplast.errors import NeuroplastError
+
+        try:
+            _, refs, query = make_route(places, seed=seed, stride=stride)
+            for t in (*refs, query):
+                save_traverse(t, out / t.name)
+        except NeuroplastError as exc:
+            _fail(exc)
+        _console().print(f"wrote {places} places x 3 traverses to {out}")
+
+    @place.command("train")
+    def train_cmd(
+        data: Path = typer.Argument(..., help="Data folder with one sub-folder per traverse."),
+        out: Path = typer.Option(Path("place_ensemble.npz"), help="Ensemble file to write."),
+        refs: str = typer.Option("ref_a,ref_b", help="Reference traverse folders (comma list)."),
+        query: str = typer.Option("query", help="Query traverse folder (calibration split)."),
+        nordland: bool = typer.Option(False, help="Nordland layout (spring,fall / summer)."),
+        skip: int = typer.Option(1, help="Use every skip-th frame (Nordland: 8)."),
+        max_places: int = typer.Option(None, help="Limit the number of places."),
+        region_size: int = typer.Option(25, help="Places per module."),
+        neurons: int = typer.Option(100, help="Excitatory neurons per module."),
+        epochs: int = typer.Option(10, help="Training passes over each region."),
+        workers: int = typer.Option(1, help="Parallel training processes."),
+        cal_fraction: float = typer.Option(0.18, help="Leading query fraction used to pick T."),
+        bundle: Path = typer.Option(None, help="Also write a runtime bundle here."),
+        seed: int = typer.Option(0),
+    ) -> None:
+        """Train one module per region, calibrate the hyperactivity threshold T."""
+        from dataclasses import replace
+
+        from rich.progress import Progress
+
+        from neuroplast.apps.place.ensemble import (
+            EnsembleParams,
+            calibrate_threshold,
+            train_ensemble,
+        )
+        from neuroplast.apps.place.export import save_ensemble_bundle
+        from neuroplast.apps.place.preprocess import preprocess_batch
+        from neuroplast.errors import NeuroplastError
+
+        try:
+            if nordland and refs == "ref_a,ref_b":
+                refs, query = "spring,fall", "summer" if query == "query" else query
+            ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
+            params = EnsembleParams(region_size=region_size)
+            params = replace(
+                params, module=replace(params.module, n_neurons=neurons, epochs=epochs)
+            )
+            xs = [preprocess_batch(t.images, params.preprocess) for t in ref_t]
+            ids = ref_t[0].place_ids
+            with Progress(console=_console()) as prog:
+                task = prog.add_task("training modules", total=-(-len(ids) // region_size))
+                ens = train_ensemble(
+                    xs,
+                    ids,
+                    params,
+                    workers=workers,
+                    seed=seed,
+                    progress=lambda done, total: prog.update(task, completed=done),
+                )
+            n_cal = max(1, int(round(cal_fraction * len(q_t))))
+            xq = preprocess_batch(q_t.images[:n_cal], params.preprocess)
+            t, table = calibrate_threshold(ens, ens.counts(xq), q_t.place_ids[:n_cal])
+            ens = replace(ens, threshold=t)
+            ens.save(out)
+            if bundle is not None:
+                save_ensemble_bundle(ens, bundle)
+        except NeuroplastError as exc:
+            _fail(exc)
+        _console().print(
+            f"{len(ens.modules)} modules, {ens.n_neurons} neurons; T={t} "
+            f"(calibration R@1 {table[t]:.3f} vs {table[0]:.3f} without) -> {out}"
+        )
+
+    @place.command("eval")
+    def eval_cmd(
+        ensemble: Path = typer.Argument(..., help="Ensemble .npz from `place train`."),
+        data: Path = typer.Argument(..., help="Data folder."),
+        refs: str = typer.Option("ref_a,ref_b"),
+        query: str = typer.Option("query"),
+        nordland: bool = typer.Option(False),
+        skip: int = typer.Option(1),
+        max_places: int = typer.Option(None),
+        cal_fraction: float = typer.Option(0.18, help="Leading queries excluded (calibration)."),
+        plots: Path = typer.Option(None, help="Folder for PR and Recall@N plots (PNG)."),
+        json_out: Path = typer.Option(None, "--json", help="Write the metrics as JSON."),
+    ) -> None:
+        """Recall@1/5/10 and PR-AUC on the test queries: ensemble (with and without the
+        regulariser) and the SAD baseline."""
+        from rich.table import Table
+
+        from neuroplast.apps.place.baselines import sad_scores
+        from neuroplast.apps.place.ensemble import Ensemble
+        from neuroplast.apps.place.metrics import pr_auc, recall_at_n
+        from neuroplast.apps.place.preprocess import preprocess_batch
+        from neuroplast.errors import NeuroplastError
+
+        try:
+            ens = Ensemble.load(ensemble)
+            if nordland and refs == "ref_a,ref_b":
+                refs, query = "spring,fall", "summer" if query == "query" else query
+            ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
+            pp = ens.params.preprocess
+            n_cal = int(round(cal_fraction * len(q_t)))
+            xq = preprocess_batch(q_t.images[n_cal:], pp)
+            col = {int(p): k for k, p in enumerate(ens.places)}
+            gt = np.array([col[int(p)] for p in q_t.place_ids[n_cal:]])
+            counts = ens.counts(xq)
+            xr = [preprocess_batch(t.images, pp) for t in ref_t]
+            row = {int(p): i for i, p in enumerate(ref_t[0].place_ids)}
+            rows = {
+                f"ensemble (T={ens.threshold})": ens.scores_from_counts(counts),
+                "ensemble (no reg.)": ens.scores_from_counts(counts, 0),
+                "SAD": sad_scores(xq, [x[[row[int(p)] for p in ens.places]] for x in xr]),
+            }
+        except (NeuroplastError, KeyError) as exc:
+            _fail(exc if not isinstance(exc, KeyError) else ValueError(f"unknown place {exc}"))
+        res = {}
+        table = Table(title=f"place recognition, {len(gt)} test queries")
+        for c in ("method", "R@1", "R@5", "R@10", "PR-AUC"):
+            table.add_column(c)
+        for name, s in rows.items():
+            r = recall_at_n(s, gt)
+            res[name] = {"recall": r, "pr_auc": pr_auc(s, gt)}
+            table.add_row(name, *(f"{r[n]:.3f}" for n in (1, 5, 10)), f"{res[name]['pr_auc']:.3f}")
+        _console().print(table)
+        if plots is not None:
+            from neuroplast.apps.place.plots import plot_pr, plot_recall
+
+            plot_pr(rows, gt, plots / "pr.png")
+            plot_recall(rows, gt, plots / "recall_at_n.png")
+        if json_out is not None:
+            json_out.write_text(json.dumps(res, indent=1))
+
+    @place.command("query")
+    def query_cmd(
+        model: Path = typer.Argument(..., help="Ensemble .npz or a runtime bundle folder/zip."),
+        images: list[Path] = typer.Argument(..., help="Query image files."),
+        top: int = typer.Option(5, help="Places to list per image."),
+    ) -> None:
+        """Best-matching places for query images (numpy model or neuroplast runtime)."""
+        from rich.table import Table
+
+        import neuroplast
+        from neuroplast.apps.place.data import load_image
+        from neuroplast.apps.place.ensemble import Ensemble
+        from neuroplast.apps.place.export import runtime_query
+        from neuroplast.apps.place.preprocess import preprocess_batch
+        from neuroplast.errors import NeuroplastError
+
+        try:
+            imgs = [load_image(f) for f in images]
+            if model.suffix == ".npz":
+                ens = Ensemble.load(model)
+                ids, sc = ens.query(preprocess_batch(imgs, ens.params.preprocess), top)
+            else:
+                ids, sc = runtime_query(neuroplast.load(model), imgs, top)
+        except NeuroplastError as exc:
+            _fail(exc)
+        table = Table(title="place matches")
+        table.add_column("image")
+        table.add_column("places (score)")
+        for f, i, s in zip(images, ids, sc):
+            table.add_row(f.name, ", ".join(f"{a} ({b:.2f})" for a, b in zip(i, s)))
+        _console().print(table)

@@ -1,0 +1,77 @@
+"""`neuroplast place synth|train|eval|query` end to end on a tiny route."""
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+from neuroplast.apps.place.cli import register
+
+
+def _app():
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def _noop() -> None:  # a second command keeps "place" as a named sub-command
+        pass
+
+    return app
+
+
+def test_cli_synth_train_eval_query(tmp_path):
+    app, run = _app(), CliRunner()
+    r = run.invoke(app, ["place", "synth", str(tmp_path / "d"), "--places", "12", "--seed", "4"])
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "d" / "query").glob("*.png"))) == 12
+    r = run.invoke(
+        app,
+        [
+            "place",
+            "train",
+            str(tmp_path / "d"),
+            "--out",
+            str(tmp_path / "e.npz"),
+            "--region-size",
+            "6",
+            "--neurons",
+            "12",
+            "--epochs",
+            "2",
+            "--bundle",
+            str(tmp_path / "b"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "2 modules" in r.output
+    r = run.invoke(
+        app,
+        [
+            "place",
+            "eval",
+            str(tmp_path / "e.npz"),
+            str(tmp_path / "d"),
+            "--json",
+            str(tmp_path / "m.json"),
+            "--plots",
+            str(tmp_path / "plots"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert set(res) >= {"SAD", "ensemble (no reg.)"}
+    assert all(0 <= v["recall"]["1"] <= v["recall"]["10"] <= 1 for v in res.values())
+    assert (tmp_path / "plots" / "pr.png").stat().st_size > 1000
+    img = sorted((tmp_path / "d" / "query").glob("*.png"))[3]
+    outs = []
+    for model in (tmp_path / "e.npz", tmp_path / "b"):
+        r = run.invoke(app, ["place", "query", str(model), str(img), "--top", "2"])
+        assert r.exit_code == 0, r.output
+        outs.append(r.output.split("\n", 3)[-1])
+    assert outs[0] == outs[1]  # numpy model and runtime bundle list the same places
+
+
+def test_cli_errors_are_clean(tmp_path):
+    r = CliRunner().invoke(_app(), ["place", "train", str(tmp_path / "missing")])
+    assert r.exit_code == 2
+    assert "error" in r.output and "missing" in r.output
