@@ -214,8 +214,8 @@ class _Source:
             ):
                 raise BundleError(f"{name}: compression ratio too high (zip bomb?)")
             try:
-                with self.zip.open(info) as f:
-                    data = f.read(limit + 1)
+                with self.zip.open(info) as f:  # read only the declared size (+1 to catch lies)
+                    data = f.read(info.file_size + 1)
             except Exception as e:  # noqa: BLE001 - corrupt deflate streams raise many types
                 raise BundleError(f"{name}: corrupt zip member: {e}") from None
         else:
@@ -227,10 +227,12 @@ class _Source:
             size = p.stat().st_size
             if size > limit:
                 raise BundleError(f"{name}: {size} bytes exceeds the limit of {limit}")
-            with open(p, "rb") as f:
-                data = f.read(limit + 1)
+            with open(p, "rb") as f:  # never allocate the whole limit up front
+                data = f.read(size + 1)
         if len(data) > limit:
             raise BundleError(f"{name}: exceeds the limit of {limit} bytes")
+        if self.zip is not None and len(data) != self.infos[name].file_size:
+            raise BundleError(f"{name}: zip member size differs from its directory entry")
         return data
 
     def close(self) -> None:
@@ -256,9 +258,11 @@ def read_npz_bytes(data: bytes, what: str) -> dict[str, np.ndarray]:
             raise BundleError(f"{what}: array {name!r} is too large ({info.file_size} bytes)")
         try:
             with zf.open(info) as f:
-                raw = f.read(LIMITS["array_bytes"] + 1)
+                raw = f.read(info.file_size + 1)
         except Exception as e:  # noqa: BLE001
             raise BundleError(f"{what}: array {name!r} is corrupt: {e}") from None
+        if len(raw) != info.file_size:
+            raise BundleError(f"{what}: array {name!r} size differs from its directory entry")
         out[name[:-4]] = _parse_npy(raw, f"{what}: array {name[:-4]!r}")
     return out
 

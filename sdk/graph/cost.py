@@ -8,6 +8,10 @@ Definitions (per step, batch 1):
 - ``param_bytes``: weights at their quantized width (float32 when unquantized).
 - ``state_bytes``: neuron membranes/currents and delay ring buffers (float32 or int32).
 - ``act_bytes``: the layer's output activation buffer.
+
+A node kind outside the core (an app's own) describes itself with a method
+``step_cost(in_shapes, out_shape) -> dict`` with any of the keys ``params``, ``macs``,
+``param_bytes``, ``state_bytes`` (``macs`` = expected synaptic operations per step).
 """
 
 from __future__ import annotations
@@ -102,6 +106,12 @@ def cost(graph: Graph, input_rate: float | dict[str, float] = 1.0) -> list[Layer
         elif isinstance(node, Delay):
             state = (int(node.delay.max(initial=0)) + 1) * osz * 4
             pbytes = node.delay.size * 2
+        hook = getattr(node, "step_cost", None)
+        if callable(hook):  # app-defined node kinds describe their own cost
+            in_shapes = [shapes[p] for p in preds]
+            c = hook(in_shapes, shapes[name])
+            params, macs = int(c.get("params", 0)), int(c.get("macs", 0))
+            state, pbytes = int(c.get("state_bytes", 0)), int(c.get("param_bytes", 0))
         synops = 0
         if macs and preds and isinstance(graph.nodes[preds[0]], _SPIKING):
             rate = input_rate.get(name, 1.0) if isinstance(input_rate, dict) else float(input_rate)

@@ -1,0 +1,276 @@
+"""``neuroplast kws ...``: data | train | eval | export | listen | enroll | demo.
+
+Thin wrappers over the public functions of :mod:`neuroplast.apps.kws`; long work
+shows progress, results are rich tables.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("item")
+    t.add_column("value", justify="right")
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+def register(app: Any) -> None:
+    """Add the ``kws`` command group to the ``neuroplast`` typer app."""
+    import typer
+
+    kws = typer.Typer(
+        help="Audio keyword spotting with a delay-learning SNN.", no_args_is_help=True
+    )
+    app.add_typer(kws, name="kws")
+
+    @kws.command("data")
+    def data_cmd(
+        out: Path = typer.Option(Path("data/kws_synth"), help="folder to write (GSC layout)"),
+        clips_per_word: int = typer.Option(8, help="clips per voice variant and word"),
+        seed: int = typer.Option(0),
+        force: bool = typer.Option(False, help="regenerate even if cached"),
+    ) -> None:
+        """Generate the synthetic espeak-ng keyword set (voice-disjoint splits)."""
+        from neuroplast.apps.kws import data as D
+
+        cfg = D.SynthConfig(clips_per_word=clips_per_word, seed=seed)
+        D.generate_synthetic(out, cfg, progress=True, force=force)
+        s = D.load_gsc(out)
+        rows = [(k, f"{len(v)} clips, {len(set(v.speakers))} speakers") for k, v in s.items()]
+        rows.append(("voice split", json.dumps(cfg.split_variants())[:200]))
+        _console().print(_table(f"KWS data in {out}", rows))
+
+    @kws.command("train")
+    def train_cmd(
+        data: Path = typer.Option(Path("data/kws_synth"), help="GSC-layout folder"),
+        out: Path = typer.Option(Path("out/kws"), help="output folder"),
+        epochs: int = typer.Option(12),
+        bits: int = typer.Option(8, help="weight bits: 8 or 4"),
+        zero_delays: bool = typer.Option(False, help="baseline: every delay fixed at 0"),
+        max_delay: int = typer.Option(15, help="largest delay in steps (10 ms)"),
+        threads: int = typer.Option(1),
+    ) -> None:
+        """QAT-train the delay SNN; the epoch is chosen on the validation split."""
+        from rich.progress import Progress
+
+        from neuroplast.apps.kws.lower import from_model
+        from neuroplast.apps.kws.model import KwsNetConfig
+        from neuroplast.apps.kws.pipeline import PipelineConfig, load_features, save_deployment
+        from neuroplast.apps.kws.train import TrainConfig, evaluate, set_threads, train
+
+        set_threads(threads)
+        pc = PipelineConfig()
+        F = load_features(data, pc.mel, pc.delta)
+        net = KwsNetConfig(
+            n_in=F["train"][0].shape[2],
+            n_classes=len(F["classes"]),
+            max_delay=0 if zero_delays else max_delay,
+            learn_delays=not zero_delays,
+            weight_bits=bits,
+        )
+        with Progress() as prog:
+            task = prog.add_task("training", total=epochs)
+            res = train(
+                *F["train"],
+                *F["val"],
+                net,
+                TrainConfig(epochs=epochs, threads=threads),
+                progress=lambda r: prog.update(
+                    task, advance=1, description=f"val {r['val_acc']:.3f}"
+                ),
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        save_deployment(out / "kws_deploy.npz", from_model(res.model))
+        (out / "train_history.json").write_text(json.dumps(res.history, indent=1))
+        test = evaluate(res.model, *F["test"])
+        _console().print(
+            _table(
+                "KWS training",
+                [
+                    ("best epoch (validation)", str(res.best_epoch + 1)),
+                    ("val accuracy", f"{res.best_val_acc:.4f}"),
+                    ("test accuracy (QAT)", f"{test:.4f}"),
+                    ("deployment", str(out / "kws_deploy.npz")),
+                ],
+            )
+        )
+
+    @kws.command("export")
+    def export_cmd(
+        deploy: Path = typer.Option(Path("out/kws/kws_deploy.npz")),
+        out: Path = typer.Option(Path("out/kws")),
+        mode: str = typer.Option("int", help="preferred runtime mode: int or float"),
+    ) -> None:
+        """Write the bundle (integer delays in ring buffers) and, if available, NIR."""
+        from neuroplast.apps.kws.data import CLASSES
+        from neuroplast.apps.kws.frontend import DeltaParams, MelParams
+        from neuroplast.apps.kws.pipeline import export_nir, load_deployment, save_kws_bundle
+
+        dep = load_deployment(deploy)
+        b = save_kws_bundle(out / "kws.bundle", dep, CLASSES, MelParams(), DeltaParams(), mode=mode)
+        nir_res = export_nir(dep, out)
+        _console().print(_table("KWS export", [("bundle", str(b)), ("nir", json.dumps(nir_res))]))
+
+    @kws.command("eval")
+    def eval_cmd(
+        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
+        data: Path = typer.Option(Path("data/kws_synth")),
+        mode: str = typer.Option("int"),
+        plot: Path = typer.Option(None, help="write a confusion-matrix PNG here"),
+    ) -> None:
+        """Accuracy of a bundle in the neuroplast runtime on the test split."""
+        import numpy as np
+
+        from neuroplast.apps.kws.infer import runtime_scores
+        from neuroplast.apps.kws.pipeline import load_features, load_kws_runtime
+
+        rt, classes, mel, delta = load_kws_runtime(bundle, mode=mode)
+        F = load_features(data, mel, delta)
+        X, y = F["test"]
+        pred = runtime_scores(rt, X)[0].argmax(1)
+        rows = [("test accuracy", f"{np.mean(pred == y):.4f}"), ("clips", str(len(y)))]
+        for c, name in enumerate(classes):
+            m = y == c
+            if m.any():
+                rows.append((f"  {name}", f"{np.mean(pred[m] == c):.3f}"))
+        if plot:
+            from neuroplast.apps.kws.plots import confusion, plot_confusion
+
+            plot_confusion(confusion(y, pred, len(classes)), list(classes), plot)
+            rows.append(("plot", str(plot)))
+        _console().print(_table(f"KWS eval ({mode})", rows))
+
+    @kws.command("listen")
+    def listen_cmd(
+        wavs: list[Path] = typer.Argument(None, help="16 kHz mono WAV files (else the microphone)"),
+        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
+        mode: str = typer.Option("int"),
+        seconds: float = typer.Option(5.0, help="microphone capture length"),
+    ) -> None:
+        """Stream audio through the spotter, 10 ms per step, and print the decisions."""
+        import numpy as np
+
+        from neuroplast.apps.kws.data import read_wav
+        from neuroplast.apps.kws.infer import KeywordStreamer
+        from neuroplast.apps.kws.pipeline import load_kws_runtime
+        from neuroplast.errors import DataError
+
+        rt, classes, mel, delta = load_kws_runtime(bundle, mode=mode)
+        st = KeywordStreamer(rt, mel, delta)
+        clips: list[tuple[str, Any]] = []
+        if wavs:
+            for w in wavs:
+                x, rate = read_wav(w)
+                if rate != mel.sample_rate:
+                    raise DataError(f"{w}: {rate} Hz, expected {mel.sample_rate} Hz")
+                clips.append((str(w), x))
+        else:
+            try:
+                import sounddevice as sd
+            except ImportError as e:
+                raise DataError("no WAV files given and sounddevice is not installed") from e
+            rec = sd.rec(
+                int(seconds * mel.sample_rate),
+                samplerate=mel.sample_rate,
+                channels=1,
+                dtype="int16",
+            )
+            sd.wait()
+            clips.append(("microphone", rec[:, 0]))
+        from rich.table import Table
+
+        t = Table(title="KWS listen")
+        for col in ("source", "keyword", "score", "ms / 10 ms hop"):
+            t.add_column(col)
+        for name, x in clips:
+            st.reset()
+            r = st.stream(x)
+            t.add_row(
+                name,
+                classes[r.label],
+                f"{r.scores[r.label] / r.scores.sum():.2f}",
+                f"{1e3 * float(np.mean(r.latencies)):.3f}",
+            )
+        _console().print(t)
+
+    @kws.command("enroll")
+    def enroll_cmd(
+        word: str = typer.Option(..., help="the new keyword"),
+        samples: Path = typer.Option(..., help="folder of 16 kHz WAV examples (5 is enough)"),
+        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
+        guard: Path = typer.Option(Path("out/kws/kws_guard.npz"), help="old-word guard set"),
+        state: Path = typer.Option(Path("out/kws/kws_enroll.npz"), help="enrolled words"),
+    ) -> None:
+        """Learn a new word on the device (delta-rule readout row, guard against forgetting)."""
+        import numpy as np
+
+        from neuroplast.apps.kws.data import load_word_folder
+        from neuroplast.apps.kws.enroll import (
+            embed,
+            enroll_init,
+            enroll_word,
+            load_enroll_state,
+            save_enroll_state,
+        )
+        from neuroplast.apps.kws.infer import runtime_scores
+        from neuroplast.apps.kws.pipeline import featurize, hidden_names, load_kws_runtime
+        from neuroplast.errors import DataError
+
+        rt, classes, mel, delta = load_kws_runtime(bundle, mode="int", hidden=True)
+        X = featurize(load_word_folder(samples), mel, delta)
+        _, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
+        ex = embed(hid)
+        try:
+            with np.load(guard, allow_pickle=False) as z:
+                g = {k: z[k] for k in ("emb", "scores", "labels")}
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"guard set {guard} is unreadable: {e}") from e
+        st = load_enroll_state(state) if state.exists() else enroll_init(ex.shape[1], len(classes))
+        new, rep = enroll_word(st, word, ex, g["emb"], g["scores"], g["labels"])
+        if rep.accepted:
+            save_enroll_state(state, new)
+        _console().print(
+            _table(
+                f"enroll '{word}'",
+                [
+                    ("examples", str(rep.n_examples)),
+                    ("threshold (readout)", f"{rep.threshold:.3f}"),
+                    ("leave-one-out recall", f"{rep.loo_recall:.2f}"),
+                    ("held-out guard false accepts", f"{rep.guard_false_accept_cv:.3f}"),
+                    (
+                        "guard accuracy before / after",
+                        f"{rep.guard_acc_before:.3f} / {rep.guard_acc_after:.3f}",
+                    ),
+                    (
+                        "result",
+                        "saved to " + str(state) if rep.accepted else "rolled back by the guard",
+                    ),
+                ],
+            )
+        )
+
+    @kws.command("demo")
+    def demo_cmd(
+        out: Path = typer.Option(Path("out/kws")),
+        data: Path = typer.Option(Path("data/kws_synth")),
+    ) -> None:
+        """The whole pipeline on small defaults (data, QAT, export, runtime, enrollment)."""
+        from neuroplast.apps.kws.demo import main as demo_main
+
+        demo_main(["--out", str(out), "--data", str(data)])

@@ -1,0 +1,586 @@
+"""The KWS pipeline end to end: data -> features -> QAT training -> export -> runtime
+-> enrollment -> streaming latency -> results JSON.
+
+Each stage is a public function the CLI wraps; :func:`run_pipeline` chains them for
+the demo and the benchmark. Toolchain stages (training, ONNX/TFLite export) import
+torch lazily; device stages (bundle, runtime, enrollment, streaming) are numpy only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuroplast.apps.kws import data as D
+from neuroplast.apps.kws.enroll import (
+    EnrollParams,
+    decide,
+    embed,
+    enroll_init,
+    enroll_word,
+    save_enroll_state,
+)
+from neuroplast.apps.kws.frontend import DeltaParams, MelParams, delta_encode, log_mel
+from neuroplast.apps.kws.infer import KeywordStreamer, runtime_scores, with_outputs
+from neuroplast.apps.kws.lower import DeployLayer, KwsDeployment, to_graph
+from neuroplast.errors import DataError, NeuroplastError
+
+__all__ = [
+    "PipelineConfig",
+    "featurize",
+    "load_features",
+    "save_deployment",
+    "load_deployment",
+    "save_kws_bundle",
+    "load_kws_runtime",
+    "guard_set",
+    "hidden_names",
+    "run_enrollment",
+    "stream_benchmark",
+    "board_fits",
+    "run_pipeline",
+]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Sizes of one end-to-end run (the defaults are the demo's)."""
+
+    data_dir: str = "data/kws_synth"
+    out_dir: str = "out/kws"
+    clips_per_word: int = 8
+    train_voices: int = 0  # 0: every variant not held out for val/test
+    val_voices: int = 5
+    test_voices: int = 8
+    epochs: int = 12
+    hidden: tuple[int, ...] = (128, 128)
+    max_delay: int = 15
+    batch_size: int = 64
+    baseline: bool = True  # also train with every delay fixed at 0
+    four_bit: bool = False  # also train a 4-bit-weight model
+    enroll_word: str = D.ENROLL_WORD
+    n_enroll: int = 5
+    stream_clips: int = 3
+    seed: int = 0
+    threads: int = 1
+    mel: MelParams = field(default_factory=MelParams)
+    delta: DeltaParams = field(default_factory=DeltaParams)
+
+
+def featurize(audio: np.ndarray, mel: MelParams, delta: DeltaParams) -> np.ndarray:
+    """``(N, samples)`` int16 clips -> ``(N, T, 2*n_mels)`` uint8 delta spikes."""
+    if len(audio) == 0:
+        return np.zeros((0, 1, 2 * mel.n_mels), np.uint8)
+    L = np.stack([log_mel(a, mel) for a in audio])
+    return delta_encode(L, delta).astype(np.uint8)
+
+
+def _key(*objs: Any) -> str:
+    blob = json.dumps(
+        [asdict(o) if hasattr(o, "__dataclass_fields__") else o for o in objs],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def load_features(
+    data_dir: str | Path,
+    mel: MelParams,
+    delta: DeltaParams,
+    enroll_word: str = D.ENROLL_WORD,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Load the GSC-layout folder and featurize every split (cached next to the data).
+
+    Returns ``{"train"|"val"|"test": (X, y), "enroll": {split: X}, "classes": ...}``;
+    ``enroll`` holds the rasters of ``enroll_word`` clips per split (that word is kept
+    out of the 12-class task).
+    """
+    data_dir = Path(data_dir)
+    man = data_dir / "synth_manifest.json"
+    tag = man.read_text() if man.exists() else str(sorted(p.name for p in data_dir.iterdir()))
+    cache = data_dir / f"features_{_key(mel, delta, enroll_word, seed, tag)}.npz"
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            out: dict[str, Any] = {s: (z[f"X_{s}"], z[f"y_{s}"]) for s in ("train", "val", "test")}
+            out["enroll"] = {s: z[f"E_{s}"] for s in ("train", "val", "test")}
+            out["classes"] = tuple(str(c) for c in z["classes"])
+            return out
+    splits = D.load_gsc(data_dir, exclude=(enroll_word,), seed=seed)
+    out = {s: (featurize(splits[s].audio, mel, delta), splits[s].labels) for s in splits}
+    out["classes"] = splits["train"].classes
+    enroll: dict[str, np.ndarray] = {}
+    val_set = set((data_dir / "validation_list.txt").read_text().split())
+    test_set = set((data_dir / "testing_list.txt").read_text().split())
+    files = (
+        sorted((data_dir / enroll_word).glob("*.wav")) if (data_dir / enroll_word).is_dir() else []
+    )
+    by_split: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for f in files:
+        rel = f"{enroll_word}/{f.name}"
+        s = "val" if rel in val_set else "test" if rel in test_set else "train"
+        by_split[s].append(D.read_wav(f)[0][: D.CLIP])
+    for s, clips in by_split.items():
+        audio = np.stack([np.pad(c, (0, D.CLIP - len(c))) for c in clips]) if clips else []
+        enroll[s] = featurize(audio, mel, delta)
+    out["enroll"] = enroll
+    arrays = {f"X_{s}": out[s][0] for s in ("train", "val", "test")}
+    arrays.update({f"y_{s}": out[s][1] for s in ("train", "val", "test")})
+    arrays.update({f"E_{s}": enroll[s] for s in enroll})
+    arrays["classes"] = np.array(out["classes"], dtype="U16")
+    np.savez_compressed(cache, **arrays)
+    return out
+
+
+def save_deployment(path: str | Path, dep: KwsDeployment) -> None:
+    """Write a :class:`KwsDeployment` as ``.npz`` (no pickle)."""
+    arrays: dict[str, np.ndarray] = {
+        "meta": np.array([dep.beta, dep.beta_out, dep.v_th, dep.dt, len(dep.layers)], np.float64)
+    }
+    for i, layer in enumerate(dep.layers):
+        arrays[f"w{i}"] = np.asarray(layer.weight_q)
+        arrays[f"d{i}"] = layer.delay.astype(np.int32)
+        arrays[f"s{i}"] = np.array([layer.scale, layer.bits], np.float64)
+    np.savez(path, **arrays)
+
+
+def load_deployment(path: str | Path) -> KwsDeployment:
+    """Read what :func:`save_deployment` wrote."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            beta, beta_out, v_th, dt, n = z["meta"]
+            layers = []
+            for i in range(int(n)):
+                scale, bits = z[f"s{i}"]
+                layers.append(DeployLayer(z[f"w{i}"], float(scale), z[f"d{i}"], int(bits)))
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"deployment file {path} is unreadable: {e}") from e
+    return KwsDeployment(tuple(layers), float(beta), float(beta_out), float(v_th), float(dt))
+
+
+def save_kws_bundle(
+    path: str | Path,
+    dep: KwsDeployment,
+    classes: tuple[str, ...],
+    mel: MelParams,
+    delta: DeltaParams,
+    mode: str = "int",
+    meta: dict | None = None,
+) -> Path:
+    """Save the lowered network as a neuroplast bundle with its front-end settings."""
+    from neuroplast.bundle import save_bundle
+
+    graph = to_graph(dep, quantized=all(layer.bits for layer in dep.layers))
+    pre = {"kind": "kws-logmel-delta", "mel": asdict(mel), "delta": asdict(delta)}
+    info = {"app": "kws", "classes": list(classes), **(meta or {})}
+    return save_bundle(path, graph, mode=mode, preprocessing=pre, meta=info)
+
+
+def load_kws_runtime(path: str | Path, mode: str | None = None, hidden: bool = False):  # noqa: ANN201
+    """Load a KWS bundle -> ``(runtime, classes, mel, delta)``; with ``hidden`` the runtime
+    also outputs every hidden layer's spikes (for enrollment embeddings)."""
+    from neuroplast.bundle import load_bundle
+    from neuroplast.runtime import Runtime
+
+    b = load_bundle(path)
+    if b.preprocessing.get("kind") != "kws-logmel-delta":
+        raise NeuroplastError(f"{path} is not a KWS bundle (preprocessing kind missing)")
+    mel = MelParams(**b.preprocessing["mel"])
+    delta = DeltaParams(**b.preprocessing["delta"])
+    graph = b.graph
+    if hidden:
+        lifs = tuple(n for n in graph.nodes if n.startswith("lif"))
+        graph = with_outputs(graph, ("out", *lifs))
+    rt = Runtime(graph, mode=mode or b.mode)
+    return rt, tuple(b.meta.get("classes", [])), mel, delta
+
+
+def hidden_names(rt) -> tuple[str, ...]:  # noqa: ANN001
+    """The hidden-layer outputs of a runtime from ``load_kws_runtime(..., hidden=True)``."""
+    return tuple(n for n in rt.outputs if n != "out")
+
+
+def guard_set(rt, X: np.ndarray, y: np.ndarray, per_class: int = 40, seed: int = 0) -> dict:  # noqa: ANN001
+    """Old-word guard kept on the device: ``per_class`` clips of every class ->
+    embeddings, old-readout scores and labels."""
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate(
+        [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
+    )
+    scores, hid = runtime_scores(rt, X[idx], hidden=hidden_names(rt))
+    return {"emb": embed(hid), "scores": scores, "labels": np.asarray(y)[idx]}
+
+
+def run_enrollment(
+    rt,  # noqa: ANN001 - runtime with hidden outputs
+    word: str,
+    X_examples: np.ndarray,
+    guard: dict,
+    X_old_test: np.ndarray | None = None,
+    y_old_test: np.ndarray | None = None,
+    X_new_test: np.ndarray | None = None,
+    n_old: int = 12,
+    p: EnrollParams = EnrollParams(),
+) -> dict:
+    """Enroll ``word`` from example rasters; optionally measure new-word recall and the
+    old-word accuracy before/after on held-out rasters."""
+    _, hid = runtime_scores(rt, X_examples, hidden=hidden_names(rt))
+    ex = embed(hid, p)
+    state = enroll_init(ex.shape[1], n_old)
+    new_state, rep = enroll_word(state, word, ex, guard["emb"], guard["scores"], guard["labels"], p)
+    res: dict[str, Any] = {"report": asdict(rep), "state": new_state}
+    if X_old_test is not None:
+        sc, h = runtime_scores(rt, X_old_test, hidden=hidden_names(rt))
+        e = embed(h, p)
+        before = float(np.mean(decide(sc, e, state) == y_old_test))
+        after = float(np.mean(decide(sc, e, new_state) == y_old_test))
+        res.update(old_acc_before=before, old_acc_after=after, old_drop=before - after)
+    if X_new_test is not None and len(X_new_test):
+        sc, h = runtime_scores(rt, X_new_test, hidden=hidden_names(rt))
+        pred = decide(sc, embed(h, p), new_state)
+        res["new_word_recall"] = float(np.mean(pred == n_old + new_state.words.index(word)))
+        res["new_word_test_clips"] = int(len(X_new_test))
+    return res
+
+
+def stream_benchmark(
+    bundle: str | Path, audio: np.ndarray, mode: str = "int", labels: np.ndarray | None = None
+) -> dict:
+    """Stream clips hop by hop through front end + runtime; latency per 10 ms hop and
+    Python heap peak (tracemalloc) of the streaming loop."""
+    rt, _, mel, delta = load_kws_runtime(bundle, mode=mode)
+    st = KeywordStreamer(rt, mel, delta, window=100)
+    lat, correct = [], []
+    st.stream(audio[0][: mel.hop_length * 5])  # warm-up (allocations, caches)
+    tracemalloc.start()
+    for i, a in enumerate(audio):
+        st.reset()
+        r = st.stream(a)
+        lat.append(r.latencies)
+        if labels is not None:
+            correct.append(r.label == int(labels[i]))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    lat_all = np.concatenate(lat)
+    out = {
+        "mode": mode,
+        "hops": int(lat_all.size),
+        "latency_ms_mean": float(lat_all.mean() * 1e3),
+        "latency_ms_p50": float(np.percentile(lat_all, 50) * 1e3),
+        "latency_ms_p99": float(np.percentile(lat_all, 99) * 1e3),
+        "real_time_factor": float(lat_all.mean() / (mel.hop_length / mel.sample_rate)),
+        "heap_peak_kib": peak / 1024,
+    }
+    if labels is not None:
+        out["stream_acc"] = float(np.mean(correct))
+    return out
+
+
+def board_fits(
+    bundle: str | Path, input_rate: float, boards: tuple[str, ...] = ("rpi4", "stm32h7")
+) -> dict:
+    """``neuroplast fit`` estimates of the bundle on some boards (skipped if unavailable)."""
+    out: dict[str, Any] = {}
+    try:
+        from neuroplast.boards.estimate import fit
+    except ImportError as e:
+        return {"skipped": f"neuroplast.boards unavailable: {e}"}
+    for b in boards:
+        try:
+            r = fit(str(bundle), b, input_rate=input_rate)
+            out[b] = {
+                "verdict": r.verdict,
+                "latency_ms_per_step": r.latency_s * 1e3,
+                "ram_needed_kib": r.memory.ram_needed / 1024,
+                "flash_needed_kib": r.memory.flash_needed / 1024,
+                "weights_kib": r.memory.weights / 1024,
+                "state_kib": r.memory.state / 1024,
+                "energy_uj_per_step": r.energy_j * 1e6,
+                "reasons": list(r.reasons),
+            }
+        except NeuroplastError as e:
+            out[b] = {"error": str(e)}
+    return out
+
+
+def _log(progress: Callable[[str], None] | None, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def _train_variant(F: dict, cfg: PipelineConfig, learn: bool, bits: int, progress) -> dict:  # noqa: ANN001
+    from neuroplast.apps.kws.model import KwsNetConfig
+    from neuroplast.apps.kws.train import TrainConfig, evaluate, train
+
+    Xtr, ytr = F["train"]
+    Xva, yva = F["val"]
+    Xte, yte = F["test"]
+    net = KwsNetConfig(
+        n_in=Xtr.shape[2],
+        hidden=tuple(cfg.hidden),
+        n_classes=len(F["classes"]),
+        max_delay=cfg.max_delay if learn else 0,
+        learn_delays=learn,
+        weight_bits=bits,
+    )
+    tc = TrainConfig(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, threads=cfg.threads
+    )
+    name = f"{'learned' if learn else 'zero'}-delays int{bits}"
+
+    def cb(rec: dict) -> None:
+        _log(
+            progress,
+            f"  [{name}] epoch {rec['epoch'] + 1}/{cfg.epochs}: loss {rec['loss']:.3f} "
+            f"train {rec['train_acc']:.3f} val {rec['val_acc']:.3f} ({rec['seconds']:.0f} s)",
+        )
+
+    res = train(Xtr, ytr, Xva, yva, net, tc, progress=cb)
+    return {
+        "name": name,
+        "model": res.model,
+        "val_acc": res.best_val_acc,
+        "best_epoch": res.best_epoch,
+        "test_acc": evaluate(res.model, Xte, yte),
+        "train_seconds": res.seconds,
+        "history": res.history,
+        "net": net.to_dict(),
+    }
+
+
+def run_pipeline(
+    cfg: PipelineConfig = PipelineConfig(), progress: Callable[[str], None] | None = print
+) -> dict:
+    """Run every stage; write artifacts under ``cfg.out_dir`` and return the results dict."""
+    from neuroplast.apps.kws.lower import from_model
+    from neuroplast.apps.kws.train import set_threads
+
+    set_threads(cfg.threads)
+    t_start = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+    }
+    # 1. data
+    t0 = time.perf_counter()
+    synth = D.SynthConfig(
+        clips_per_word=cfg.clips_per_word,
+        seed=cfg.seed,
+        n_train=cfg.train_voices,
+        n_val=cfg.val_voices,
+        n_test=cfg.test_voices,
+        enroll_words=(cfg.enroll_word,),
+    )
+    D.generate_synthetic(cfg.data_dir, synth, progress=progress is not None)
+    F = load_features(cfg.data_dir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+    classes = F["classes"]
+    results["data"] = {
+        "classes": list(classes),
+        "sizes": {s: int(len(F[s][1])) for s in ("train", "val", "test")},
+        "voices": synth.split_variants(),
+        "input_spike_rate": float(F["train"][0].mean()),
+        "seconds": time.perf_counter() - t0,
+    }
+    _log(progress, f"data: {results['data']['sizes']} in {results['data']['seconds']:.0f} s")
+    # 2. training: learned delays (int8), fixed-zero delays baseline, optional 4-bit
+    variants = [(True, 8)]
+    if cfg.baseline:
+        variants.append((False, 8))
+    if cfg.four_bit:
+        variants.append((True, 4))
+    trained = []
+    for learn, bits in variants:
+        r = _train_variant(F, cfg, learn, bits, progress)
+        _log(
+            progress,
+            f"{r['name']}: val {r['val_acc']:.3f} (epoch {r['best_epoch'] + 1}) "
+            f"test {r['test_acc']:.3f}",
+        )
+        trained.append(r)
+    results["models"] = [{k: v for k, v in r.items() if k != "model"} for r in trained]
+    main = trained[0]
+    dep = from_model(main["model"])
+    save_deployment(out / "kws_deploy.npz", dep)
+    # 3. bundle + runtime accuracy (int and float)
+    bundle = save_kws_bundle(
+        out / "kws.bundle",
+        dep,
+        classes,
+        cfg.mel,
+        cfg.delta,
+        mode="int",
+        meta={"test_acc_qat": main["test_acc"]},
+    )
+    Xte, yte = F["test"]
+    rt_res = {}
+    for mode in ("int", "float"):
+        rt, _, _, _ = load_kws_runtime(bundle, mode=mode)
+        sc, _ = runtime_scores(rt, Xte)
+        rt_res[mode] = float(np.mean(sc.argmax(1) == yte))
+    results["bundle"] = {
+        "path": str(bundle),
+        "qat_test_acc": main["test_acc"],
+        "runtime_int_test_acc": rt_res["int"],
+        "runtime_float_test_acc": rt_res["float"],
+        "int_minus_qat_points": 100 * (rt_res["int"] - main["test_acc"]),
+    }
+    _log(
+        progress,
+        f"bundle: runtime int {rt_res['int']:.3f} float {rt_res['float']:.3f} "
+        f"(QAT {main['test_acc']:.3f})",
+    )
+    # 4. exports: non-spiking reference to ONNX/TFLite, NIR of the delay network
+    results["exports"] = export_all(F, dep, out, cfg, progress)
+    # 5. enrollment of a new word on the device runtime
+    rt_h, _, _, _ = load_kws_runtime(bundle, mode="int", hidden=True)
+    guard = guard_set(rt_h, *F["train"], per_class=40, seed=cfg.seed)
+    np.savez(out / "kws_guard.npz", **guard)
+    ev, et = F["enroll"]["val"], F["enroll"]["test"]
+    if len(ev) >= cfg.n_enroll:
+        en = run_enrollment(
+            rt_h, cfg.enroll_word, ev[: cfg.n_enroll], guard, Xte, yte, et, n_old=len(classes)
+        )
+        save_enroll_state(out / "kws_enroll.npz", en.pop("state"))
+        results["enrollment"] = en
+        _log(
+            progress,
+            f"enroll '{cfg.enroll_word}' ({cfg.n_enroll} examples): new-word recall "
+            f"{en.get('new_word_recall', float('nan')):.3f}, old-word drop "
+            f"{100 * en['old_drop']:.2f} points",
+        )
+    else:
+        results["enrollment"] = {"skipped": f"fewer than {cfg.n_enroll} '{cfg.enroll_word}' clips"}
+    # 6. streaming latency per 10 ms hop and memory, plus board estimates
+    splits = D.load_gsc(cfg.data_dir, exclude=(cfg.enroll_word,), seed=cfg.seed)
+    k = min(cfg.stream_clips, len(splits["test"]))
+    pick = np.random.default_rng(cfg.seed).permutation(len(splits["test"]))[:k]
+    audio = splits["test"].audio[pick]
+    results["streaming"] = {
+        m: stream_benchmark(bundle, audio, m, splits["test"].labels[pick]) for m in ("int", "float")
+    }
+    from neuroplast.graph import total_cost
+
+    tc = total_cost(to_graph(dep), input_rate=float(F["train"][0].mean()))
+    results["memory"] = {
+        "param_bytes": int(tc.param_bytes),
+        "state_bytes": int(tc.state_bytes),
+        "act_bytes": int(tc.act_bytes),
+        "synops_per_step": int(tc.synops),
+        "bundle_bytes": int(sum(f.stat().st_size for f in Path(bundle).glob("*"))),
+    }
+    results["boards"] = board_fits(bundle, input_rate=min(1.0, float(F["train"][0].mean())))
+    # 7. plots
+    try:
+        from neuroplast.apps.kws import plots
+
+        results["plots"] = plots.all_plots(main["model"], dep, F, out)
+    except ImportError as e:
+        results["plots"] = {"skipped": str(e)}
+    results["total_seconds"] = time.perf_counter() - t_start
+    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=1))
+    return results
+
+
+def export_all(F: dict, dep: KwsDeployment, out: Path, cfg: PipelineConfig, progress) -> dict:  # noqa: ANN001
+    """ONNX + TFLite (non-spiking reference MLP, verified in onnxruntime / LiteRT) and NIR
+    (the delay network itself, when a NIR exporter is available)."""
+    from neuroplast.apps.kws.reference import (
+        RefConfig,
+        export_reference,
+        pool_counts,
+        train_reference,
+    )
+
+    res: dict[str, Any] = {}
+    try:
+        rc = RefConfig(seed=cfg.seed)
+        qat, val = train_reference(*F["train"], *F["val"], rc, n_classes=len(F["classes"]))
+        import torch
+
+        Zte = pool_counts(F["test"][0], rc.n_bins)
+        with torch.no_grad():
+            test = float((qat(torch.from_numpy(Zte)).argmax(1).numpy() == F["test"][1]).mean())
+        res["reference"] = {
+            "model": f"int8 MLP on {rc.n_bins}-bin spike counts",
+            "val_acc": val,
+            "test_acc": test,
+            **export_reference(qat, Zte[:128], out),
+        }
+        _log(progress, f"reference MLP: test {test:.3f}; ONNX/TFLite exported and verified")
+    except NeuroplastError as e:
+        res["reference"] = {"error": str(e)}
+    res["nir"] = export_nir(dep, out, F["test"][0][:64])
+    return res
+
+
+def export_nir(dep: KwsDeployment, out: Path, X: np.ndarray | None = None) -> dict:
+    """NIR export of the delay network (``neuroplast.quantize.nir``: each DelayLinear
+    becomes ``Delay -> Linear`` branches), verified on rasters ``X (N, T, C)``:
+
+    * a plain NIR interpreter (:func:`~neuroplast.apps.kws.nir_ref.run_nir`, no
+      neuroplast metadata) against the neuroplast float runtime;
+    * the round trip ``read`` -> Graph -> integer runtime against the bundle graph.
+    """
+    try:
+        from neuroplast.quantize.nir import export_nir as _export
+        from neuroplast.quantize.nir import read as _read
+    except ImportError:
+        return {"skipped": "neuroplast.quantize.nir is not available"}
+    try:
+        import nir
+
+        from neuroplast.apps.kws.nir_ref import run_nir
+        from neuroplast.runtime import Runtime
+
+        graph = to_graph(dep)
+        path = _export(graph, out / "kws.nir")
+        ng = nir.read(str(path))
+        kinds = sorted({type(n).__name__ for n in ng.nodes.values()})
+        res: dict[str, Any] = {
+            "path": str(path),
+            "node_kinds": kinds,
+            "n_nodes": len(ng.nodes),
+            "n_delay_nodes": sum(isinstance(n, nir.Delay) for n in ng.nodes.values()),
+        }
+        if X is not None and len(X):
+            xs = np.ascontiguousarray(np.asarray(X, np.float32).transpose(1, 0, 2))
+            ref = Runtime(graph, mode="float")
+            v_rt = np.asarray(ref.run(xs), np.float64)
+            v_nir = run_nir(ng, xs, graph.dt)["out"]
+            res["plain_nir_vs_runtime_max_abs"] = float(np.abs(v_nir - v_rt).max())
+            from neuroplast.apps.kws.infer import summed_softmax_np
+
+            res["plain_nir_argmax_agree"] = float(
+                np.mean(summed_softmax_np(v_nir).argmax(1) == summed_softmax_np(v_rt).argmax(1))
+            )
+            back = _read(path)
+            a = Runtime(graph, mode="int").run(xs.astype(np.int8))
+            b = Runtime(back, mode="int").run(xs.astype(np.int8))
+            res["roundtrip_int_identical"] = bool(np.array_equal(np.asarray(a), np.asarray(b)))
+        return res
+    except NeuroplastError as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return o

@@ -1,0 +1,190 @@
+"""Training of the delay-learning SNN (toolchain side: imports torch lazily).
+
+Recipe (DCLS-Delays, scaled down for a CPU):
+
+* two Adam optimisers: weights (lr ``lr``, one-cycle to ``5 lr`` peak, weight decay
+  1e-5) and delay positions (lr ``pos_lr``, cosine annealing);
+* the Gaussian ``sigma`` schedule of :func:`~neuroplast.apps.kws.model.sigma_at_epoch`;
+* loss = cross-entropy of the time-summed softmax of the readout;
+* after every epoch the model is evaluated with exact integer delays on the
+  *validation* split and the best epoch is kept -- the test split is never looked at
+  during training.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from neuroplast.errors import DataError
+
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict", "set_threads"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    pos_lr: float = 0.05
+    weight_decay: float = 1e-5
+    seed: int = 0
+    threads: int = 1
+    max_shift: int = 8  # augmentation: random time shift of each raster by +-steps
+    drop: float = 0.05  # augmentation: fraction of input spikes deleted at random
+
+
+@dataclass
+class TrainResult:
+    """Best model (chosen on validation), its epoch and the per-epoch history."""
+
+    model: object
+    best_epoch: int
+    best_val_acc: float
+    history: list[dict]
+    seconds: float
+
+
+def set_threads(n: int) -> None:
+    """Limit torch's intra-op threads (the build machines are shared)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(n)))
+
+
+def _augment(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Random time shift (zero fill) and spike deletion of a ``(B, T, C)`` batch."""
+    x = x.astype(np.float32)
+    if cfg.max_shift:
+        out = np.zeros_like(x)
+        for i, k in enumerate(rng.integers(-cfg.max_shift, cfg.max_shift + 1, len(x))):
+            if k >= 0:
+                out[i, k:] = x[i, : x.shape[1] - k]
+            else:
+                out[i, :k] = x[i, -k:]
+        x = out
+    if cfg.drop:
+        x *= rng.random(x.shape, dtype=np.float32) >= cfg.drop
+    return x
+
+
+def _check(X: np.ndarray, y: np.ndarray, n_in: int) -> None:
+    if X.ndim != 3 or X.shape[2] != n_in:
+        raise DataError(f"spike rasters must be (N, T, {n_in}), got {X.shape}")
+    if len(X) != len(y):
+        raise DataError(f"{len(X)} rasters but {len(y)} labels")
+
+
+def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:  # noqa: ANN001
+    """Summed-softmax scores ``(N, classes)`` with exact integer delays (eval mode)."""
+    import torch
+
+    from neuroplast.apps.kws.model import summed_softmax
+
+    model.eval()
+    model.set_hard(True)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(X), batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(X[i : i + batch_size], np.float32))
+            out.append(summed_softmax(model(xb.transpose(1, 2))).numpy())
+    model.set_hard(False)
+    return np.concatenate(out) if out else np.zeros((0, model.cfg.n_classes), np.float32)
+
+
+def evaluate(model, X: np.ndarray, y: np.ndarray) -> float:  # noqa: ANN001
+    """Top-1 accuracy (argmax of the summed softmax), exact integer delays."""
+    if len(y) == 0:
+        raise DataError("cannot evaluate on an empty split")
+    return float(np.mean(predict(model, X).argmax(1) == y))
+
+
+def train(
+    Xtr: np.ndarray,
+    ytr: np.ndarray,
+    Xva: np.ndarray,
+    yva: np.ndarray,
+    net_cfg=None,  # noqa: ANN001 - KwsNetConfig (torch-side import)
+    cfg: TrainConfig = TrainConfig(),
+    progress: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a :class:`~neuroplast.apps.kws.model.KwsNet` on ``(N, T, C)`` spike rasters.
+
+    Returns the model at the epoch with the best validation accuracy (ties: the
+    earlier epoch).
+    """
+    import torch
+
+    from neuroplast.apps.kws.model import KwsNet, KwsNetConfig, sigma_at_epoch, summed_softmax
+
+    net_cfg = net_cfg or KwsNetConfig(n_in=Xtr.shape[2], n_classes=int(ytr.max()) + 1)
+    _check(Xtr, ytr, net_cfg.n_in)
+    _check(Xva, yva, net_cfg.n_in)
+    if cfg.epochs < 1:
+        raise DataError("TrainConfig.epochs must be >= 1")
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = KwsNet(net_cfg)
+    steps = -(-len(Xtr) // cfg.batch_size)
+    opt_w = torch.optim.Adam(model.weight_params(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched_w = torch.optim.lr_scheduler.OneCycleLR(
+        opt_w, max_lr=5 * cfg.lr, total_steps=cfg.epochs * steps
+    )
+    pos = model.position_params()
+    opt_p = torch.optim.Adam(pos, lr=cfg.pos_lr) if pos else None
+    sched_p = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=cfg.epochs * steps)
+        if opt_p
+        else None
+    )
+    loss_fn = torch.nn.CrossEntropyLoss()
+    best, best_acc, best_epoch, history = None, -1.0, -1, []
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        model.set_sigma(sigma_at_epoch(epoch, cfg.epochs, net_cfg.max_delay))
+        model.train()
+        order = rng.permutation(len(Xtr))
+        tot, correct, n = 0.0, 0, 0
+        for b in range(steps):
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            xb = torch.from_numpy(_augment(Xtr[idx], cfg, rng)).transpose(1, 2)
+            yb = torch.from_numpy(ytr[idx].astype(np.int64))
+            m = summed_softmax(model(xb))
+            loss = loss_fn(m, yb)
+            opt_w.zero_grad()
+            if opt_p:
+                opt_p.zero_grad()
+            loss.backward()
+            opt_w.step()
+            sched_w.step()
+            if opt_p:
+                opt_p.step()
+                sched_p.step()
+            model.clamp_()
+            tot += float(loss.detach()) * len(idx)
+            correct += int((m.argmax(1) == yb).sum())
+            n += len(idx)
+        val_acc = evaluate(model, Xva, yva)
+        rec = {
+            "epoch": epoch,
+            "loss": tot / n,
+            "train_acc": correct / n,
+            "val_acc": val_acc,
+            "sigma": model.layers[0].sigma,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(rec)
+        if progress:
+            progress(rec)
+        if val_acc > best_acc:
+            best, best_acc, best_epoch = copy.deepcopy(model.state_dict()), val_acc, epoch
+    model.load_state_dict(best)
+    model.eval()
+    return TrainResult(model, best_epoch, best_acc, history, time.perf_counter() - t0)

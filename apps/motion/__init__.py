@@ -1,0 +1,111 @@
+"""Event-camera motion detection with heterogeneous synaptic delays (HD-SNN).
+
+Grimaldi & Perrinet (Biol. Cybern. 2023): a causal 3-D kernel over polarity x delay
+x space turns event streams into per-class motion evidence. This package holds the
+event I/O (:mod:`.io`), an ESIM-style simulator over natural-statistics scenes
+(:mod:`.simulate`), the torch trainer (:mod:`.model`, torch imported lazily), the
+event-driven runtime layer (:mod:`.event_layer`, cost = events x non-zero taps) and
+its Graph IR node (:mod:`.runtime_node`, import to register), a homeostatic output
+threshold (:mod:`.homeostasis`) and streaming detection (:mod:`.detect`).
+"""
+
+from __future__ import annotations
+
+from neuroplast.apps.motion.detect import Detection, detect_stream
+from neuroplast.apps.motion.event_layer import (
+    EventLayerState,
+    TapTable,
+    compile_taps,
+    hd_event_chunk,
+    hd_event_run,
+    init_event_state,
+)
+from neuroplast.apps.motion.events import (
+    EVENT_DTYPE,
+    events_to_voxels,
+    make_events,
+    validate_events,
+)
+from neuroplast.apps.motion.homeostasis import (
+    HomeostasisParams,
+    homeostasis_step,
+    run_homeostasis,
+)
+from neuroplast.apps.motion.io import (
+    decode_evt2,
+    decode_evt3,
+    encode_evt2,
+    encode_evt3,
+    read_aedat4,
+    read_events,
+    read_npy,
+    read_npz,
+    read_raw,
+    write_npz,
+    write_raw,
+)
+from neuroplast.apps.motion.model import (
+    HDKernel,
+    HDParams,
+    TrainParams,
+    accuracy_per_step,
+    delay_mask,
+    init_kernel,
+    predict_dense,
+    prune_kernel,
+    train_hd,
+)
+from neuroplast.apps.motion.simulate import (
+    N_CLASSES,
+    DVSParams,
+    Movie,
+    SceneParams,
+    class_velocities,
+    dvs_events,
+    simulate_movie,
+)
+
+__all__ = [
+    "EVENT_DTYPE",
+    "make_events",
+    "validate_events",
+    "events_to_voxels",
+    "read_events",
+    "read_npy",
+    "read_npz",
+    "read_raw",
+    "read_aedat4",
+    "write_npz",
+    "write_raw",
+    "encode_evt2",
+    "decode_evt2",
+    "encode_evt3",
+    "decode_evt3",
+    "N_CLASSES",
+    "SceneParams",
+    "DVSParams",
+    "Movie",
+    "class_velocities",
+    "dvs_events",
+    "simulate_movie",
+    "HDParams",
+    "TrainParams",
+    "HDKernel",
+    "delay_mask",
+    "init_kernel",
+    "train_hd",
+    "predict_dense",
+    "accuracy_per_step",
+    "prune_kernel",
+    "TapTable",
+    "EventLayerState",
+    "compile_taps",
+    "init_event_state",
+    "hd_event_chunk",
+    "hd_event_run",
+    "HomeostasisParams",
+    "homeostasis_step",
+    "run_homeostasis",
+    "Detection",
+    "detect_stream",
+]

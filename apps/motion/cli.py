@@ -1,0 +1,221 @@
+"""``neuroplast motion ...``: simulate | train | eval | run EVENTS.
+
+Thin wrappers over :mod:`neuroplast.apps.motion`; long work shows progress and
+results are rich tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+_ARROWS = "→↗↑↖←↙↓↘"
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _arrow(vx: float, vy: float) -> str:
+    import math
+
+    # image rows grow downwards: flip y so that "up" on screen is up
+    ang = math.atan2(-vy, vx) % (2 * math.pi)
+    return _ARROWS[int(round(ang / (math.pi / 4))) % 8]
+
+
+def register(app: Any) -> None:
+    """Add the ``motion`` command group to the ``neuroplast`` typer app."""
+    import typer
+
+    motion = typer.Typer(
+        help="Event-camera motion detection with heterogeneous synaptic delays (HD-SNN).",
+        no_args_is_help=True,
+    )
+    app.add_typer(motion, name="motion")
+
+    @motion.command("simulate")
+    def simulate_cmd(
+        out: Path = typer.Argument(..., help="events file to write (.npz, .raw or .npy)"),
+        seed: int = typer.Option(0),
+        steps: int = typer.Option(200, help="movie length in ms"),
+        size: int = typer.Option(32, help="sensor side in pixels"),
+        contrast: float = typer.Option(1.0, help="log-intensity std (x4 ~ x4 events)"),
+        fmt: str = typer.Option("evt3", help="raw format when OUT ends in .raw: evt2|evt3"),
+    ) -> None:
+        """Simulate a labelled movie of a natural texture moving in 36 motion classes."""
+        import numpy as np
+
+        from neuroplast.apps.motion.experiments import DEFAULT_DVS, DEFAULT_SCENE
+        from neuroplast.apps.motion.io import write_npz, write_raw
+        from neuroplast.apps.motion.simulate import SceneParams, simulate_movie
+
+        scene = SceneParams(
+            size=size,
+            texture_size=2 * size,
+            n_steps=steps,
+            f_cut=DEFAULT_SCENE.f_cut,
+            contrast=contrast,
+        )
+        m = simulate_movie(seed, scene, DEFAULT_DVS)
+        suffix = out.suffix.lower()
+        if suffix == ".raw":
+            write_raw(out, m.events, fmt, m.sensor_size)
+            np.save(out.with_suffix(".labels.npy"), m.labels)
+        elif suffix == ".npy":
+            np.save(out, m.events)
+            np.save(out.with_suffix(".labels.npy"), m.labels)
+        else:
+            write_npz(out, m.events, m.sensor_size, labels=m.labels)
+        _console().print(
+            f"wrote {out}: {m.events.size} events, {size}x{size}, {steps} ms, "
+            f"{1 + int(np.count_nonzero(np.diff(m.labels)))} motion segments"
+        )
+
+    @motion.command("train")
+    def train_cmd(
+        out: Path = typer.Option(Path("motion_kernel.npz"), help="kernel file to write"),
+        movies: int = typer.Option(64, help="training movies"),
+        epochs: int = typer.Option(4),
+        lr: float = typer.Option(1e-2),
+        seed: int = typer.Option(0),
+    ) -> None:
+        """Train the HD layer with PyTorch on simulated movies (CPU, 1 thread)."""
+        import torch
+        from rich.progress import Progress
+
+        from neuroplast.apps.motion.experiments import make_dataset
+        from neuroplast.apps.motion.model import HDParams, TrainParams, train_hd
+
+        torch.set_num_threads(1)
+        with Progress(transient=True) as prog:
+            task = prog.add_task("simulating", total=None)
+            x, y, _ = make_dataset(range(seed * 100_000, seed * 100_000 + movies))
+            prog.update(task, description="training", total=1)
+
+            def cb(step: int, total: int, loss: float) -> None:
+                prog.update(task, completed=step / total, description=f"loss {loss:.3f}")
+
+            kern, losses = train_hd(
+                list(x), list(y), HDParams(), TrainParams(epochs=epochs, lr=lr, seed=seed), cb
+            )
+        kern.save(out)
+        _console().print(f"wrote {out}: weight {kern.weight.shape}, losses {losses}")
+
+    @motion.command("eval")
+    def eval_cmd(
+        kernel: Path = typer.Option(Path("motion_kernel.npz")),
+        movies: int = typer.Option(50, help="held-out movies"),
+        prune: float = typer.Option(1.0, help="keep 1/PRUNE of the weights (largest |w|)"),
+    ) -> None:
+        """Per-time-step 36-class accuracy on held-out movies."""
+        import torch
+        from rich.table import Table
+
+        from neuroplast.apps.motion.experiments import TEST_SEED0, make_dataset
+        from neuroplast.apps.motion.model import (
+            HDKernel,
+            accuracy_per_step,
+            predict_dense,
+            prune_kernel,
+        )
+
+        torch.set_num_threads(1)
+        k = HDKernel.load(kernel)
+        if prune > 1:
+            k = prune_kernel(k, int(k.weight.size / prune))
+        x, y, _ = make_dataset(range(TEST_SEED0, TEST_SEED0 + movies))
+        acc = accuracy_per_step(predict_dense(k, x), y)
+        t = Table(title=f"motion eval: {kernel}")
+        t.add_column("item")
+        t.add_column("value", justify="right")
+        for a, b in (
+            ("movies", str(movies)),
+            ("non-zero weights", f"{k.nnz:,} / {k.weight.size:,}"),
+            ("per-step accuracy", f"{acc:.1%}"),
+            ("chance", f"{1 / 36:.1%}"),
+        ):
+            t.add_row(a, b)
+        _console().print(t)
+
+    @motion.command("run")
+    def run_cmd(
+        events: Path = typer.Argument(..., help=".npz, .npy, .raw (EVT 2/3) or .aedat4"),
+        kernel: Path = typer.Option(Path("motion_kernel.npz")),
+        window: int = typer.Option(10, help="window of the direction map, ms"),
+        width: int = typer.Option(0, help="sensor width if the file does not say"),
+        height: int = typer.Option(0, help="sensor height if the file does not say"),
+        prune: float = typer.Option(1.0, help="keep 1/PRUNE of the weights"),
+        plot: Path | None = typer.Option(None, help="PNG with direction maps over time"),
+    ) -> None:
+        """Run the event-driven layer on a recording; print the motion over time."""
+        import numpy as np
+        from rich.table import Table
+
+        from neuroplast.apps.motion.detect import detect_stream
+        from neuroplast.apps.motion.event_layer import numba_available
+        from neuroplast.apps.motion.io import read_events
+        from neuroplast.apps.motion.model import HDKernel, prune_kernel
+        from neuroplast.errors import DataError
+
+        ev, size = read_events(events)
+        if width and height:
+            size = (width, height)
+        if size is None:
+            if ev.size == 0:
+                raise DataError(f"{events} holds no events")
+            size = (int(ev["x"].max()) + 1, int(ev["y"].max()) + 1)
+        k = HDKernel.load(kernel)
+        if prune > 1:
+            k = prune_kernel(k, int(k.weight.size / prune))
+        det = detect_stream(
+            k, ev, size, window_ms=window, backend="numba" if numba_available() else "numpy"
+        )
+        labels = None
+        if events.suffix == ".npz":
+            with np.load(events, allow_pickle=False) as z:
+                labels = z["labels"] if "labels" in z.files else None
+        t = Table(title=f"motion in {events} ({ev.size} events, {size[0]}x{size[1]})")
+        for c in ("t (ms)", "events", "dir", "angle", "speed px/ms", "class"):
+            t.add_column(c, justify="right")
+        if labels is not None:
+            t.add_column("true", justify="right")
+        for i, (c, v) in enumerate(zip(det.window_class, det.window_velocity)):
+            ang = float(np.degrees(np.arctan2(v[1], v[0])) % 360)
+            row = [
+                f"{i * window}-{(i + 1) * window}",
+                str(int(det.events_per_window[i])),
+                _arrow(*v),
+                f"{ang:.0f}",
+                f"{np.hypot(*v):.3f}",
+                str(int(c)),
+            ]
+            if labels is not None:
+                seg = labels[i * window : (i + 1) * window]
+                row.append(str(int(np.bincount(seg).argmax())) if seg.size else "-")
+            t.add_row(*row)
+        _console().print(t)
+        if plot is not None:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            n = min(8, len(det.direction_map))
+            idx = np.linspace(0, len(det.direction_map) - 1, n).astype(int)
+            fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
+            for ax, i in zip(axes[0], idx):
+                d = det.direction_map[i]
+                ax.quiver(d[..., 0], d[..., 1], angles="xy", scale_units="xy", scale=0.25)
+                ax.invert_yaxis()
+                ax.set_title(f"{i * window} ms", fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            fig.tight_layout()
+            fig.savefig(plot, dpi=110)
+            plt.close(fig)
+            _console().print(f"wrote {plot}")

@@ -1,0 +1,557 @@
+"""`neuroplast fit` on the reference app bundles for every board, checked against host runs.
+
+For each bundle (KWS, motion, place; built by the apps' export commands):
+
+1. run it on this host in the numpy runtime for ``--steps`` steps of seeded uniform [0, 1)
+   input (learning on when the bundle has rules): median wall time per step, resident
+   memory growth, and the measured activity of every spiking layer;
+2. ``fit`` it on every board with those activities as ``input_rate``;
+3. compare the ``host`` estimate with the measurement (estimate / measured ratios for
+   latency and RAM).
+
+Writes ``bench/results/fit.json`` and the tables between the ``fit-table`` markers of
+``docs/boards.md``. A missing bundle is reported and skipped, never fatal.
+
+Usage::
+
+    python bench/fit_table.py                       # default bundle paths (artifacts/...)
+    python bench/fit_table.py --bundle kws=path/to/kws.bundle --bundle motion=... --steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# Where the apps' export commands write their bundles (first existing path wins).
+DEFAULT_BUNDLES = {
+    "kws": ["artifacts/kws/kws.bundle", "out/kws/kws.bundle"],
+    "motion": ["artifacts/motion/motion.bundle", "out/motion/motion.bundle"],
+    "place": ["artifacts/place/place.bundle", "out/place/place.bundle"],
+}
+BUILD_HINT = {
+    "kws": "neuroplast kws export",
+    "motion": "the motion app's bundle export",
+    "place": "neuroplast place train DATA --bundle out/place/place.bundle",
+}
+# Modules that register an app's own node kinds (imported when present).
+APP_PLUGINS = ["neuroplast.apps.motion.runtime_node", "neuroplast.apps.place.export"]
+DOC = ROOT / "docs" / "boards.md"
+START, END = "<!-- fit-table:start -->", "<!-- fit-table:end -->"
+SPIKING = ("LIF", "CubaLIF", "IF", "Threshold")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def python_baseline_rss() -> int:
+    """RSS of a fresh interpreter after ``import numpy, neuroplast`` (checks PYTHON_RUNTIME_BYTES)."""
+    code = (
+        "import numpy, neuroplast, neuroplast.runtime, neuroplast.bundle\n"
+        "import os\nprint(int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def calibrate_host(sizes: tuple[int, ...] = (64, 512, 1024), steps: int = 100) -> dict[str, Any]:
+    """Microbenchmark of the numpy runtime on Input -> Linear(n x n) -> LIF(n), per mode.
+
+    Fits ``t = 3 * overhead + MACs / rate`` (least squares over ``sizes``): the source of the
+    host profile's ``op_overhead_s`` / ``macs_per_s`` and their ``int_`` variants.
+    """
+    from neuroplast.graph import LIF, Graph, Input, Linear
+    from neuroplast.quant import QuantSpec
+    from neuroplast.runtime import Runtime
+
+    out: dict[str, Any] = {}
+    for mode in ("float", "int"):
+        macs, times = [], []
+        for n in sizes:
+            rng = np.random.default_rng(n)
+            q = mode == "int"
+            g = Graph.sequential(
+                [
+                    ("in", Input(shape=(n,), quant=QuantSpec(8, 1 / 255, -128) if q else None)),
+                    (
+                        "fc",
+                        Linear(
+                            weight=(rng.standard_normal((n, n)) * 0.1).astype(np.float32),
+                            weight_q=QuantSpec(8, 0.01) if q else None,
+                            out_q=QuantSpec(32, 0.001) if q else None,
+                        ),
+                    ),
+                    ("lif", LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))),
+                ]
+            )
+            rt = Runtime(g, mode=mode)
+            xs = rng.random((steps + 10, n), dtype=np.float32)
+            ts = []
+            for i, x in enumerate(xs):
+                t = time.perf_counter()
+                rt.step(x)
+                if i >= 10:
+                    ts.append(time.perf_counter() - t)
+            macs.append(n * n)
+            times.append(statistics.median(ts))
+        slope, intercept = np.polyfit(np.array(macs, float), np.array(times), 1)
+        out[mode] = {
+            "sizes": list(sizes),
+            "median_step_s": times,
+            "macs_per_s": float(1.0 / slope) if slope > 0 else None,
+            "op_overhead_s": float(max(intercept, 0.0) / 3),
+        }
+    out["delay"] = _calibrate_delay(steps=steps)
+    out["bandwidth"] = _calibrate_bandwidth()
+    return out
+
+
+def _calibrate_bandwidth(n: int = 4096, reps: int = 20) -> dict[str, Any]:
+    """Sustained DRAM bandwidth seen by a float32 GEMV whose matrix (64 MB) exceeds the caches."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((n, n)).astype(np.float32)
+    x = rng.random(n, dtype=np.float32)
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        w @ x
+        ts.append(time.perf_counter() - t)
+    med = statistics.median(ts[2:])
+    return {"matrix_bytes": w.nbytes, "median_s": med, "mem_bandwidth_Bps": w.nbytes / med}
+
+
+def _calibrate_delay(sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100) -> dict[str, Any]:
+    """DelayLinear(n x n, delays 0..15) in int mode: synapses per second (slope of the fit)."""
+    from neuroplast.graph import LIF, DelayLinear, Graph, Input
+    from neuroplast.quant import QuantSpec
+    from neuroplast.runtime import Runtime
+
+    syn, times = [], []
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        g = Graph.sequential(
+            [
+                ("in", Input(shape=(n,), quant=QuantSpec(8, 1 / 255, -128))),
+                (
+                    "fc",
+                    DelayLinear(
+                        weight=(rng.standard_normal((n, n)) * 0.1).astype(np.float32),
+                        delay=rng.integers(0, 16, (n, n)).astype(np.float32),
+                        weight_q=QuantSpec(8, 0.01),
+                        out_q=QuantSpec(32, 0.001),
+                    ),
+                ),
+                ("lif", LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))),
+            ]
+        )
+        rt = Runtime(g, mode="int")
+        xs = rng.random((steps + 10, n), dtype=np.float32)
+        ts = []
+        for i, x in enumerate(xs):
+            t = time.perf_counter()
+            rt.step(x)
+            if i >= 10:
+                ts.append(time.perf_counter() - t)
+        syn.append(n * n)
+        times.append(statistics.median(ts))
+    slope, _ = np.polyfit(np.array(syn, float), np.array(times), 1)
+    return {
+        "sizes": list(sizes),
+        "median_step_s": times,
+        "delay_macs_per_s": float(1.0 / slope) if slope > 0 else None,
+    }
+
+
+def measure_host(
+    path: Path, steps: int, seed: int = 0, density: float | None = None
+) -> dict[str, Any]:
+    """Host run: median step time, RSS growth, spiking activity per consumer layer."""
+    import tracemalloc
+
+    import neuroplast
+    import neuroplast.bundle
+    import neuroplast.plasticity
+    import neuroplast.runtime  # noqa: F401  (imports must not count as model memory)
+
+    rss0 = _rss_bytes()
+    rt = neuroplast.load(path)
+    learn = bool(rt.plasticity.has_rules())
+    rt.learn(learn)
+    rng = np.random.default_rng(seed)
+    shapes = {n: rt.shapes[n] for n in rt.inputs}
+
+    def feed() -> Any:
+        # uniform [0, 1) values, or binary events with probability ``density`` (event sensors)
+        if density is None:
+            d = {n: rng.random(s, dtype=np.float32) for n, s in shapes.items()}
+        else:
+            d = {n: (rng.random(s) < density).astype(np.float32) for n, s in shapes.items()}
+        return d if len(d) > 1 else next(iter(d.values()))
+
+    for _ in range(min(10, steps)):  # warm-up: first-step allocations, lazy imports
+        rt.step(feed())
+    graph = rt.graph
+    consumers = {
+        n: graph.predecessors(n)[0]
+        for n in rt.order
+        if graph.predecessors(n) and graph.nodes[graph.predecessors(n)[0]].kind in SPIKING
+    }
+    active = dict.fromkeys(consumers, 0.0)
+    times = []
+    for _ in range(steps):
+        x = feed()
+        t = time.perf_counter()
+        rt.step(x)
+        times.append(time.perf_counter() - t)
+        for n, p in consumers.items():
+            a = np.asarray(rt.last_outputs[p])
+            active[n] += float(np.count_nonzero(a)) / max(1, a.size)
+    rss1 = _rss_bytes()
+    # Memory phase (separate: tracing slows steps). numpy reports its buffers to tracemalloc.
+    # The bundle reader's transient peak is kept apart from what the running model holds.
+    tracemalloc.start()
+    rt2 = neuroplast.load(path)
+    rt2.learn(learn)
+    load_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    for _ in range(min(steps, 50)):
+        rt2.step(feed())
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    del rt2
+    return {
+        "steps": steps,
+        "input": "uniform [0, 1)" if density is None else f"binary events, p = {density:g}",
+        "learning": learn,
+        "mode": rt.mode,
+        "median_step_s": statistics.median(times),
+        "mean_step_s": statistics.fmean(times),
+        "rss_growth_bytes": max(0, rss1 - rss0),
+        "traced_peak_bytes": traced_peak,
+        "load_transient_peak_bytes": load_peak,
+        "input_rate": {n: v / steps for n, v in active.items()},
+    }
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def _describe(path: Path) -> str:
+    """One line about a bundle: mode, nodes, app meta (from its manifest)."""
+    from neuroplast.bundle import load_bundle
+
+    b = load_bundle(path)
+    kinds = sorted({n.kind for n in b.graph.nodes.values()})
+    meta = {k: v for k, v in (b.meta or {}).items() if isinstance(v, (str, int, float))}
+    extra = ", ".join(f"{k} {v}" for k, v in list(meta.items())[:4])
+    return f"{b.mode} mode, {len(b.graph.nodes)} nodes ({', '.join(kinds)})" + (
+        f"; {extra}" if extra else ""
+    )
+
+
+def run(
+    bundles: dict[str, Path],
+    steps: int,
+    calibrate: bool = True,
+    density: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    from neuroplast.boards import list_profiles
+    from neuroplast.boards.estimate import PYTHON_RUNTIME_BYTES, fit
+    from neuroplast.errors import NeuroplastError
+
+    boards = list_profiles()
+    base = python_baseline_rss()
+    res: dict[str, Any] = {
+        "host": {
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "python_baseline_rss_bytes": base,
+            "python_runtime_bytes_budget": PYTHON_RUNTIME_BYTES,
+        },
+        "steps": steps,
+        "host_calibration": calibrate_host() if calibrate else None,
+        "bundles": {},
+        "missing": {},
+    }
+    for name, path in bundles.items():
+        if not path.exists():
+            hint = BUILD_HINT.get(name, "the app's export command")
+            msg = (
+                f"bundle '{name}' not found at {_rel(path)}; build it with `{hint}` "
+                f"or pass --bundle {name}=PATH"
+            )
+            print(f"skip: {msg}", file=sys.stderr)
+            res["missing"][name] = msg
+            continue
+        print(f"measuring {name} on the host ({steps} steps) ...", file=sys.stderr)
+        try:
+            meas = measure_host(path, steps, density=(density or {}).get(name))
+            rate = meas["input_rate"] or 1.0
+            fits = {}
+            for b in boards:
+                d = fit(path, b, input_rate=rate).to_dict()
+                d.pop("layers")
+                fits[b] = d
+        except NeuroplastError as e:  # a broken bundle is reported, the others still run
+            msg = f"bundle '{name}' at {_rel(path)} could not be measured: {type(e).__name__}: {e}"
+            print(f"skip: {msg}", file=sys.stderr)
+            res["missing"][name] = msg
+            continue
+        host = fits["host"]
+        # numpy-runtime RAM without the interpreter baseline, compared with measured RSS growth
+        est_model_ram = host["memory"]["ram_needed"] - host["memory"]["runtime"]
+        res["bundles"][name] = {
+            "path": _rel(path),
+            "description": _describe(path),
+            "measured": meas,
+            "fit": fits,
+            "host_check": {
+                "latency_est_s": host["latency_s"],
+                "latency_measured_s": meas["median_step_s"],
+                "latency_ratio": host["latency_s"] / meas["median_step_s"],
+                "model_ram_est_bytes": est_model_ram,
+                "model_ram_measured_bytes": meas["traced_peak_bytes"],
+                "rss_growth_bytes": meas["rss_growth_bytes"],
+                "ram_ratio": (est_model_ram / meas["traced_peak_bytes"])
+                if meas["traced_peak_bytes"]
+                else None,
+            },
+        }
+    return res
+
+
+def _b(n: float) -> str:
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _si(x: float, unit: str) -> str:
+    for p, s in ((1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):
+        if abs(x) >= p:
+            return f"{x / p:.3g} {s}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def markdown(res: dict[str, Any]) -> str:
+    lines = [
+        (
+            f"Measured on {res['host']['machine']}, Python {res['host']['python']}, numpy "
+            f"{res['host']['numpy']}, {res['steps']} steps per bundle "
+            "(`python bench/fit_table.py`)."
+        ),
+        "",
+    ]
+    if res["missing"]:
+        for msg in res["missing"].values():
+            lines.append(f"- not measured: {msg}")
+        lines.append("")
+    cal = res.get("host_calibration")
+    if cal:
+        lines += [
+            (
+                "Host calibration (Input -> Linear(n x n) -> LIF(n), least squares over n = "
+                f"{', '.join(map(str, cal['float']['sizes']))}):"
+            ),
+            "",
+            "| mode | MAC/s | overhead per node |",
+            "|---|---|---|",
+        ]
+        for mode in ("float", "int"):
+            c = cal[mode]
+            rate = f"{c['macs_per_s']:.3g}" if c["macs_per_s"] else "n/a"
+            lines.append(f"| {mode} | {rate} | {_si(c['op_overhead_s'], 's')} |")
+        bw = cal.get("bandwidth") or {}
+        if bw.get("mem_bandwidth_Bps"):
+            lines.append(f"| DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - |")
+        d = cal.get("delay") or {}
+        if d.get("delay_macs_per_s"):
+            lines.append(
+                f"| DelayLinear (int, gather) | {d['delay_macs_per_s']:.3g} synapses/s | - |"
+            )
+        lines.append("")
+    if not res["bundles"]:
+        lines.append("No reference bundle was available when this table was generated.")
+        return "\n".join(lines)
+    lines += [
+        "### Host check (estimate / measured)",
+        "",
+        (
+            "| bundle | mode | learning | step est. | step measured (median) | ratio | "
+            "model RAM est. | traced peak | ratio | RSS growth |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, b in res["bundles"].items():
+        m, h = b["measured"], b["host_check"]
+        rr = f"{h['ram_ratio']:.2f}" if h["ram_ratio"] is not None else "n/a"
+        lines.append(
+            f"| {name} | {m['mode']} | {'on' if m['learning'] else 'off'} | "
+            f"{_si(h['latency_est_s'], 's')} | {_si(h['latency_measured_s'], 's')} | "
+            f"{h['latency_ratio']:.2f} | {_b(h['model_ram_est_bytes'])} | "
+            f"{_b(h['model_ram_measured_bytes'])} | {rr} | {_b(h['rss_growth_bytes'])} |"
+        )
+    lines += [
+        "",
+        (
+            "Python + numpy + neuroplast baseline RSS: "
+            f"{_b(res['host']['python_baseline_rss_bytes'])} (budgeted "
+            f"{_b(res['host']['python_runtime_bytes_budget'])} in `fit`). Traced peak: numpy and "
+            "Python allocations while stepping (tracemalloc, after load)."
+        ),
+        "",
+    ]
+    for name, b in res["bundles"].items():
+        rates = b["measured"]["input_rate"]
+        rtxt = ", ".join(f"{k} {v:.3f}" for k, v in rates.items()) or "none (no spiking inputs)"
+        lines += [
+            f"### {name}",
+            "",
+            (
+                f"`{b['path']}`: {b['description']}. Host input: {b['measured']['input']}. "
+                f"Spiking-input activity measured on the host: {rtxt}."
+            ),
+            "",
+            "| board | runtime | verdict | RAM needed / usable | flash needed | MACs | synops | updates | latency/step | energy/step | reasons |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for board, f in b["fit"].items():
+            why = "; ".join(f["reasons"] + f["warnings"]).replace("|", "/") or "-"
+            lines.append(
+                f"| {board} | {f['runtime']} | {f['verdict']} | {_b(f['memory']['ram_needed'])} / "
+                f"{_b(f['ram_available'])} | {_b(f['memory']['flash_needed'])} | "
+                f"{f['ops']['macs']:,} | {f['ops']['synops']:,} | {f['ops']['updates']:,} | "
+                f"{_si(f['latency_s'], 's')} | {_si(f['energy_j'], 'J')} | {why} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_doc(md: str, doc: Path = DOC) -> None:
+    text = doc.read_text() if doc.exists() else f"# Boards\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text = text.rstrip() + f"\n\n## Fit table\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{START}\n{md}\n{END}{tail}")
+
+
+def print_rich(res: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="fit estimate vs measured host run")
+    for col in (
+        "bundle",
+        "step est.",
+        "step measured",
+        "est/meas",
+        "RAM est.",
+        "traced peak",
+        "est/meas",
+    ):
+        t.add_column(col, justify="right")
+    for name, b in res["bundles"].items():
+        h = b["host_check"]
+        t.add_row(
+            name,
+            _si(h["latency_est_s"], "s"),
+            _si(h["latency_measured_s"], "s"),
+            f"{h['latency_ratio']:.2f}",
+            _b(h["model_ram_est_bytes"]),
+            _b(h["model_ram_measured_bytes"]),
+            f"{h['ram_ratio']:.2f}" if h["ram_ratio"] is not None else "n/a",
+        )
+    Console().print(t)
+    for name, b in res["bundles"].items():
+        t = Table(title=f"{name}: fit on every board")
+        for col in ("board", "verdict", "RAM needed", "latency/step", "energy/step"):
+            t.add_column(col)
+        for board, f in b["fit"].items():
+            t.add_row(
+                board, f["verdict"], _b(f["memory"]["ram_needed"]), _si(f["latency_s"], "s"),
+                _si(f["energy_j"], "J"),
+            )  # fmt: skip
+        Console().print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--bundle", action="append", default=[], metavar="NAME=PATH")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "fit.json"))
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/boards.md")
+    ap.add_argument("--plugin", action="append", default=[], help="module registering node kinds")
+    ap.add_argument("--no-calibrate", action="store_true", help="skip the host microbenchmark")
+    ap.add_argument(
+        "--density",
+        action="append",
+        default=[],
+        metavar="NAME=P",
+        help="feed bundle NAME binary events with probability P (default: uniform values)",
+    )
+    args = ap.parse_args(argv)
+    from neuroplast.boards.plugins import import_plugins
+    from neuroplast.errors import BoardError
+
+    for mod in APP_PLUGINS:
+        try:
+            import_plugins([mod])
+        except BoardError as e:
+            print(f"note: {e}", file=sys.stderr)
+    import_plugins(args.plugin)
+    bundles = {}
+    for k, cands in DEFAULT_BUNDLES.items():
+        paths = [ROOT / c for c in cands]
+        bundles[k] = next((p for p in paths if p.exists()), paths[0])
+    for spec in args.bundle:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            ap.error(f"--bundle expects NAME=PATH, got {spec!r}")
+        bundles[name] = Path(path)
+    density = {}
+    for spec in args.density:
+        name, sep, val = spec.partition("=")
+        try:
+            density[name] = float(val)
+        except ValueError:
+            sep = ""
+        if not sep or not 0.0 < density.get(name, -1.0) <= 1.0:
+            ap.error(f"--density expects NAME=P with 0 < P <= 1, got {spec!r}")
+    res = run(bundles, args.steps, calibrate=not args.no_calibrate, density=density)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    print_rich(res)
+    if not args.no_doc:
+        write_doc(markdown(res))
+    print(f"wrote {out}" + ("" if args.no_doc else f" and {DOC}"), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""CLI of neuroplast.boards: ``boards list|show|detect``, ``fit``, ``deploy``, ``serve``.
+
+Thin wrappers over :func:`load_profile`, :func:`fit`, :func:`detect_boards`, :func:`deploy`
+and :func:`serve`; errors surface as :class:`~neuroplast.errors.NeuroplastError` and the main
+CLI prints them as one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "profile_table", "fit_table"]
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _fmt_si(x: float, unit: str) -> str:
+    if x == 0:
+        return f"0 {unit}"
+    for p, s in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):  # fmt: skip
+        if abs(x) >= p:
+            return f"{x / p:.3g} {s}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def profile_table(prof: Any) -> Any:
+    """A rich Table with every field of a board profile."""
+    from rich.table import Table
+
+    t = Table(title=f"{prof.name}: {prof.title}", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    t.add_row("kind", prof.kind)
+    if prof.cpu:
+        c = prof.cpu
+        t.add_row("cpu", f"{c.core} ({c.arch}), {c.cores} cores @ {_fmt_si(c.clock_hz, 'Hz')}")
+    m = prof.memory
+    t.add_row("ram", f"{_fmt_bytes(m.ram_bytes)} ({_fmt_bytes(m.usable_ram_bytes)} usable)")
+    t.add_row("flash", _fmt_bytes(m.flash_bytes) if m.flash_bytes else "-")
+    t.add_row("accelerators", ", ".join(prof.accelerators) or "-")
+    t.add_row("backends", ", ".join(prof.backends))
+    if prof.serial:
+        ids = ", ".join(f"{v:04X}:{p:04X}" for v, p in prof.serial.usb_ids) or "-"
+        t.add_row("serial", f"{prof.serial.baud} baud; USB ids {ids}")
+    if prof.neuromorphic:
+        n = prof.neuromorphic
+        t.add_row(
+            "neuromorphic",
+            f"{n.cores} cores x {n.neurons_per_core} neurons (max {n.max_neurons}), fan-in "
+            f"{n.fan_in}, fan-out {n.fan_out or '-'}, {n.weight_bits}-bit weights, "
+            f"{n.state_bits}-bit state, neurons {', '.join(n.neuron_types)}, inputs "
+            f"{n.max_inputs or '-'}, outputs {n.max_outputs or '-'}, on-chip learning "
+            f"{'yes' if n.on_chip_learning else 'no'}",
+        )
+    k = prof.cost
+    t.add_row(
+        "cost model",
+        f"{_fmt_si(k.macs_per_s, 'MAC/s')}, {_fmt_si(k.synops_per_s, 'synop/s')}, "
+        f"{_fmt_si(k.updates_per_s, 'upd/s')}, {_fmt_si(k.op_overhead_s, 's')}/node, "
+        f"{_fmt_si(k.active_power_w, 'W')} active, {_fmt_si(k.energy_per_synop_j, 'J')}/synop",
+    )
+    if prof.notes:
+        t.add_row("notes", prof.notes)
+    t.add_row("source", prof.source)
+    return t
+
+
+def fit_table(rep: Any) -> Any:
+    """A rich Table for a :class:`~neuroplast.boards.estimate.FitReport`."""
+    from rich.table import Table
+
+    t = Table(title=f"fit on {rep.board} ({rep.runtime} runtime, {rep.mode} mode): {rep.verdict}")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    mem = rep.memory
+    for label, v in (
+        ("weights", mem.weights),
+        ("state", mem.state),
+        ("activations", mem.activations),
+        ("plasticity buffers", mem.plasticity),
+        ("workspace (int matmul)", mem.workspace),
+        ("graph arrays", mem.graph_copy),
+        ("kernel tables", mem.tables),
+        ("runtime (Python)", mem.runtime),
+        ("firmware", mem.firmware),
+    ):
+        t.add_row(label, _fmt_bytes(v))
+    t.add_section()
+    t.add_row(
+        "RAM needed / usable", f"{_fmt_bytes(mem.ram_needed)} / {_fmt_bytes(rep.ram_available)}"
+    )
+    t.add_row(
+        "flash needed / total",
+        f"{_fmt_bytes(mem.flash_needed)} / {_fmt_bytes(rep.flash_available)}",
+    )
+    t.add_section()
+    o = rep.ops
+    t.add_row("nodes", str(o.n_nodes))
+    t.add_row("MACs / step", f"{o.macs:,}")
+    t.add_row("synaptic ops / step", f"{o.synops:,}")
+    t.add_row("plasticity updates / step", f"{o.updates:,}")
+    t.add_row("spiking neurons", f"{o.neurons:,}")
+    t.add_section()
+    t.add_row("latency / step (est.)", _fmt_si(rep.latency_s, "s"))
+    t.add_row("energy / step (est.)", _fmt_si(rep.energy_j, "J"))
+    return t
+
+
+def register(app: Any) -> None:
+    """Add ``boards``, ``fit``, ``deploy`` and ``serve`` to the ``neuroplast`` Typer app."""
+    import typer
+    from rich.console import Console
+
+    console = Console()
+    boards_app = typer.Typer(help="Board profiles and connected boards.", no_args_is_help=True)
+    app.add_typer(boards_app, name="boards")
+
+    @boards_app.command("list")
+    def boards_list() -> None:
+        """List the board profiles."""
+        from rich.table import Table
+
+        from neuroplast.boards.profile import list_profiles, load_profile
+
+        t = Table(title="board profiles")
+        t.add_column("name", no_wrap=True, style="bold")
+        for col in ("title", "kind", "cpu", "RAM", "flash", "backends"):
+            t.add_column(col)
+        for name in list_profiles():
+            p = load_profile(name)
+            cpu = f"{p.cpu.cores}x {p.cpu.core}" if p.cpu else "-"
+            t.add_row(
+                p.name,
+                p.title,
+                p.kind,
+                cpu,
+                _fmt_bytes(p.memory.ram_bytes),
+                _fmt_bytes(p.memory.flash_bytes) if p.memory.flash_bytes else "-",
+                ", ".join(p.backends),
+            )
+        console.print(t)
+
+    @boards_app.command("show")
+    def boards_show(
+        name: str = typer.Argument(
+            ..., help="Board name (see `neuroplast boards list`) or .toml path."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
+    ) -> None:
+        """Show every field of one board profile."""
+        import dataclasses
+
+        from neuroplast.boards.profile import load_profile
+
+        p = load_profile(name)
+        if as_json:
+            print(json.dumps(dataclasses.asdict(p), indent=1))
+        else:
+            console.print(profile_table(p))
+
+    @boards_app.command("detect")
+    def boards_detect(board: str = typer.Option(None, help="Only this board.")) -> None:
+        """List connected serial boards recognised by USB VID/PID."""
+        from rich.table import Table
+
+        from neuroplast.boards.detect import detect_boards
+
+        hits = detect_boards(board)
+        if not hits:
+            console.print("no known board connected")
+            return
+        t = Table(title="connected boards")
+        for col in ("port", "board", "VID:PID", "baud", "description"):
+            t.add_column(col)
+        for h in hits:
+            t.add_row(h.port, h.board, f"{h.vid:04X}:{h.pid:04X}", str(h.baud), h.description)
+        console.print(t)
+
+    @app.command("fit")
+    def fit_cmd(
+        bundle: Path = typer.Argument(..., help="Bundle folder or zip."),
+        board: str = typer.Option(..., "--board", "-b", help="Board name or profile .toml."),
+        rate: float = typer.Option(1.0, help="Fraction of active spiking inputs per step (0..1)."),
+        learn: bool = typer.Option(
+            None, "--learn/--no-learn", help="Count plasticity (default: if the bundle has rules)."
+        ),
+        mode: str = typer.Option(None, help="float or int (default: the bundle's)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+        plugin: list[str] = typer.Option(
+            None, "--plugin", help="Module registering an app's node kinds (repeatable)."
+        ),
+    ) -> None:
+        """Estimate memory, ops, latency and energy of a bundle on a board, with a verdict."""
+        from neuroplast.boards.estimate import fit
+
+        rep = fit(bundle, board, learning=learn, mode=mode, input_rate=rate, plugins=plugin)
+        if as_json:
+            print(json.dumps(rep.to_dict(), indent=1))
+            return
+        console.print(fit_table(rep))
+        style = {"fits": "green", "fits-with-warnings": "yellow"}.get(rep.verdict, "red")
+        console.print(f"[bold {style}]{rep.verdict}[/]")
+        for r in rep.reasons:
+            console.print(f"  [red]x[/] {r}")
+        for w in rep.warnings:
+            console.print(f"  [yellow]![/] {w}")
+
+    @app.command("deploy")
+    def deploy_cmd(
+        bundle: Path = typer.Argument(..., help="Bundle folder or zip."),
+        board: str = typer.Option(
+            ...,
+            "--board",
+            "-b",
+            help="Linux board: rpi4, rpi5, jetson-nano, jetson-orin-nano, host.",
+        ),
+        host: str = typer.Option(..., "--host", help="user@hostname of the board."),
+        port: int = typer.Option(22, "--port", "-p", help="SSH port."),
+        identity: Path = typer.Option(None, "--identity", "-i", help="SSH private key."),
+        remote_dir: str = typer.Option(
+            "neuroplast", help="Install folder on the board (relative to home)."
+        ),
+        python: str = typer.Option("python3", help="Python on the board that creates the venv."),
+        service: bool = typer.Option(
+            False, "--service", help="Install a systemd unit running `neuroplast serve`."
+        ),
+        source: str = typer.Option("udp://127.0.0.1:9750", help="Stream source of the service."),
+        wheel: Path = typer.Option(None, help="Use this neuroplast wheel instead of building one."),
+        known_hosts: Path = typer.Option(
+            None, help="known_hosts file (default: ~/.ssh/known_hosts)."
+        ),
+        timeout: float = typer.Option(10.0, help="SSH connect timeout in seconds."),
+        plugin: list[str] = typer.Option(
+            None, "--plugin", help="Module registering an app's node kinds (repeatable)."
+        ),
+    ) -> None:
+        """Copy a bundle + runtime to a board over SSH, install, smoke-test, optionally as a service."""
+        from neuroplast.boards.ssh_deploy import DeployTarget, deploy
+
+        target = DeployTarget(
+            host=host,
+            port=port,
+            identity=str(identity) if identity else None,
+            remote_dir=remote_dir,
+            python=python,
+            connect_timeout=timeout,
+            known_hosts=str(known_hosts) if known_hosts else None,
+        )
+        with console.status("deploying...") as status:
+            res = deploy(
+                bundle,
+                board,
+                target,
+                service=service,
+                wheel=wheel,
+                serve_source=source,
+                plugins=plugin,
+                log=lambda m: (status.update(m), console.print(f"  {m}")),
+            )
+        for w in res.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+        console.print(
+            f"[green]deployed[/] {bundle.name} to {res.host}:{res.bundle_path} "
+            f"({res.machine}); smoke output matches this host; {res.timings['total']:.1f} s"
+        )
+        if res.unit_name:
+            console.print(f"systemd unit {res.unit_name} installed and started")
+
+    @app.command("serve")
+    def serve_cmd(
+        bundle: Path = typer.Argument(..., help="Bundle folder or zip."),
+        source: str = typer.Option(
+            "-",
+            "--source",
+            "-s",
+            help="'-' (stdin), .npy file/folder, udp://127.0.0.1:PORT, serial://DEV?baud=N.",
+        ),
+        state_dir: Path = typer.Option(
+            None, help="Folder for state.npz (resumed at start, saved atomically)."
+        ),
+        save_every_steps: int = typer.Option(None, help="Save the state every N steps."),
+        save_every_s: float = typer.Option(60.0, help="Save the state every S seconds."),
+        max_steps: int = typer.Option(None, help="Stop after N steps."),
+        learn: bool = typer.Option(
+            True, "--learn/--no-learn", help="Run the bundle's plasticity rules."
+        ),
+        emit: str = typer.Option("output", help="output, argmax or none (JSON lines on stdout)."),
+        mode: str = typer.Option(None, help="float or int (default: the bundle's)."),
+        plugin: list[str] = typer.Option(
+            None, "--plugin", help="Module registering an app's node kinds (repeatable)."
+        ),
+    ) -> None:
+        """Run a bundle on a stream with on-device learning and periodic atomic state saves."""
+        import sys
+
+        from neuroplast.boards.stream import serve
+
+        stats = serve(
+            bundle,
+            source,
+            learn=learn,
+            state_dir=state_dir,
+            save_every_steps=save_every_steps,
+            save_every_s=save_every_s,
+            max_steps=max_steps,
+            emit=emit,
+            mode=mode,
+            handle_signals=True,
+            plugins=plugin,
+        )
+        print(
+            f"served {stats.steps} steps, {stats.saves} state saves, stopped by {stats.stopped_by}",
+            file=sys.stderr,
+        )

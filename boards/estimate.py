@@ -1,0 +1,620 @@
+"""Fit and cost estimate of a model on a board: memory, ops, latency, energy, verdict.
+
+Inputs are the graph's static costs from :func:`neuroplast.graph.cost` (params, MACs,
+synaptic ops, state and activation bytes per node) plus the plastic layers, and the
+board's documented coefficients (:class:`~neuroplast.boards.profile.CostModel`).
+
+Memory (bytes)::
+
+    weights     = sum(param_bytes)                  (int mode: weight bits; float: 4 B)
+    state       = sum(state_bytes)                  (membranes, currents, delay rings)
+    activations = sum(act_bytes)  on the numpy runtime (every node output is kept),
+                  2 * max(act_bytes) in the firmware (ping-pong arena)
+    workspace   = largest per-step temporary on the numpy runtime: 8 B per weight of an int
+                  Linear/Conv (float64 matmul copy), 32 B (int) / 16 B (float) per DelayLinear
+                  synapse (ring-buffer gather)
+    tables      = DelayLinear int64 delay matrices (+ int64 ring buffers in int mode)
+    graph_copy  = 4 * sum(params) on the numpy runtime (the Graph's float32 arrays stay loaded
+                  beside the kernels' mutable parameters)
+    plasticity  = sum over plastic weight layers of 4*(n_pre + n_post) per rule (traces)
+                  + 8 * n_post * n_pre                       (float64 update buffer)
+                  + 8 * n per rule on a neuron node          (threshold offsets, rates)
+
+Ops per step: ``macs`` (dense), ``synops`` (spike-driven, at ``input_rate``), ``updates``
+(one per plastic synapse and rule, or per neuron for threshold rules, when learning is on).
+
+Latency per step (s), by runtime::
+
+    numpy runtime : n_nodes*op_overhead + sum over dense layers of
+                    max(macs/macs_per_s, weight traffic/mem_bandwidth_Bps)  (the bandwidth
+                    term only when the weights exceed the board's last-level cache)
+                    + delay_macs/delay_macs_per_s + updates/updates_per_s  (int mode: int_op_overhead_s, int_macs_per_s
+                    where the board gives them; delay_macs = DelayLinear synapses)
+    firmware      : n_nodes*op_overhead + dense_macs/macs_per_s + synops/synops_per_s
+                    + updates/updates_per_s
+    neuromorphic  : synops/synops_per_s + updates/updates_per_s
+
+Energy per step (J): ``latency * active_power_w`` for CPU boards;
+``synops * energy_per_synop_j + latency * idle_power_w`` where a per-synop energy is given.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuroplast.boards.profile import BoardProfile, load_profile
+from neuroplast.errors import BoardError, BundleError, NeuroplastError
+
+__all__ = [
+    "PYTHON_RUNTIME_BYTES",
+    "MemoryUse",
+    "OpCount",
+    "FitReport",
+    "fit",
+    "fit_graph",
+    "plastic_layers",
+]
+
+#: Resident memory of a Python 3.11 process that imported numpy and neuroplast (no model):
+#: 35.5 MiB measured on the x86-64 host from /proc/self/statm (bench/fit_table.py re-measures it);
+#: budgeted at 48 MB for aarch64 boards, whose numpy wheel links a larger OpenBLAS.
+PYTHON_RUNTIME_BYTES = 48 * 1024 * 1024
+
+_SPIKING_KINDS = ("LIF", "CubaLIF", "IF", "LI", "Threshold")
+# Node kinds a neuromorphic core maps as synapses or routing rather than neurons.
+_SYNAPSE_KINDS = ("Input", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten")
+_DELAY_KINDS = ("Delay", "DelayLinear")
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """Bytes needed, by category, and where they must live."""
+
+    weights: int
+    state: int
+    activations: int
+    plasticity: int
+    runtime: int
+    firmware: int
+    ram_needed: int
+    flash_needed: int
+    workspace: int = 0
+    graph_copy: int = 0
+    tables: int = 0
+
+
+@dataclass(frozen=True)
+class OpCount:
+    """Operations per time step."""
+
+    n_nodes: int
+    macs: int
+    synops: int
+    updates: int
+    neurons: int
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """Result of :func:`fit`. ``verdict`` is ``"fits"``, ``"fits-with-warnings"`` or ``"does-not-fit"``."""
+
+    board: str
+    runtime: str
+    mode: str
+    memory: MemoryUse
+    ops: OpCount
+    ram_available: int
+    flash_available: int
+    latency_s: float
+    energy_j: float
+    dt: float
+    verdict: str
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+    layers: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+
+    @property
+    def fits(self) -> bool:
+        return self.verdict != "does-not-fit"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary."""
+        return {
+            "board": self.board,
+            "runtime": self.runtime,
+            "mode": self.mode,
+            "memory": self.memory.__dict__.copy(),
+            "ops": self.ops.__dict__.copy(),
+            "ram_available": self.ram_available,
+            "flash_available": self.flash_available,
+            "latency_s": self.latency_s,
+            "energy_j": self.energy_j,
+            "dt": self.dt,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+            "layers": [dict(r) for r in self.layers],
+        }
+
+
+# ------------------------------------------------------------------ plasticity input
+_META_KEYS = ("format", "version", "format_version", "seed", "engine", "guard")
+
+
+def _rule_kind(rule: Any) -> str:
+    if isinstance(rule, dict):
+        return str(rule.get("kind", rule.get("rule", "rule")))
+    try:
+        from neuroplast.plasticity import rule_kind
+
+        return rule_kind(rule)
+    except Exception:  # an app's own rule class: fall back to its class name
+        return type(rule).__name__
+
+
+def plastic_layers(plasticity: Any) -> dict[str, list[str]]:
+    """Normalise a plasticity description to ``{layer: [rule kinds]}``.
+
+    Accepts ``None``; a mapping ``layer -> rule`` (or list of rules); a list of entries with
+    ``layer`` and ``rule``/``kind`` keys (the bundle's ``plasticity.json``); or an engine
+    object with a ``rules`` attribute holding either form.
+    """
+    if plasticity is None:
+        return {}
+    if hasattr(plasticity, "to_dict") and not isinstance(plasticity, dict):
+        plasticity = plasticity.to_dict()
+    if hasattr(plasticity, "rules") and not isinstance(plasticity, (dict, list, tuple)):
+        plasticity = plasticity.rules
+    if isinstance(plasticity, dict) and "rules" in plasticity:
+        plasticity = plasticity["rules"]
+    out: dict[str, list[str]] = {}
+    if isinstance(plasticity, dict):
+        for layer, rules in plasticity.items():
+            if layer in _META_KEYS:
+                continue
+            rules = rules if isinstance(rules, (list, tuple)) else [rules]
+            out.setdefault(str(layer), []).extend(_rule_kind(r) for r in rules)
+        return out
+    if isinstance(plasticity, (list, tuple)):
+        for entry in plasticity:
+            if isinstance(entry, dict):
+                layer = entry.get("layer")
+                rule = entry.get("rule", entry)
+            else:
+                layer = getattr(entry, "layer", None)
+                rule = getattr(entry, "rule", getattr(entry, "params", entry))
+            if layer is None:
+                raise BoardError(f"plasticity entry {entry!r} names no layer")
+            out.setdefault(str(layer), []).append(_rule_kind(rule))
+        return out
+    raise BoardError(f"cannot read the plasticity description of type {type(plasticity).__name__}")
+
+
+# ------------------------------------------------------------------ core estimate
+def _runtime_of(board: BoardProfile) -> str:
+    if board.kind in ("neuromorphic", "sfq"):
+        return "neuromorphic"
+    if board.python_runtime:
+        return "numpy"
+    return "firmware"
+
+
+def _graph_mode(graph: Any) -> str:
+    for node in graph.nodes.values():
+        if getattr(node, "weight_q", None) is not None:
+            return "int"
+    return "float"
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def fit_graph(
+    graph: Any,
+    board: str | BoardProfile,
+    *,
+    plasticity: Any = None,
+    learning: bool | None = None,
+    mode: str | None = None,
+    input_rate: float | dict[str, float] = 1.0,
+    bundle_bytes: int | None = None,
+) -> FitReport:
+    """Estimate whether ``graph`` runs on ``board``; see the module docstring for the equations.
+
+    ``learning`` defaults to "on when the model has plastic layers". ``mode`` (``"int"`` or
+    ``"float"``) defaults to int when any layer carries a weight quantizer. ``input_rate`` is
+    the fraction of active (spiking) inputs per step used for synaptic-op counts (1.0 is the
+    upper bound). ``bundle_bytes`` is the on-disk size, counted against flash/storage.
+    """
+    from neuroplast.graph import cost as graph_cost
+
+    prof = board if isinstance(board, BoardProfile) else load_profile(board)
+    if isinstance(input_rate, (int, float)) and not 0.0 <= float(input_rate) <= 1.0:
+        raise BoardError(f"input_rate must be in [0, 1], got {input_rate}")
+    mode = mode or _graph_mode(graph)
+    if mode not in ("int", "float"):
+        raise BoardError(f"mode must be 'int' or 'float', got {mode!r}")
+    plastic = plastic_layers(plasticity)
+    unknown = [name for name in plastic if name not in graph.nodes]
+    if unknown:
+        raise BoardError(f"plasticity names layers not in the graph: {', '.join(unknown)}")
+    learning = bool(plastic) if learning is None else bool(learning)
+    runtime = _runtime_of(prof)
+    rows = graph_cost(graph, input_rate)
+    reasons: list[str] = []
+    warnings: list[str] = []
+
+    # --- ops
+    macs = sum(r.macs for r in rows)
+    synops = sum(r.synops for r in rows)
+    dense_macs = sum(r.macs for r in rows if r.synops == 0)
+    neurons = sum(int(np.prod(r.out_shape)) for r in rows if r.kind in _SPIKING_KINDS)
+    updates = 0
+    plast_bytes = 0
+    shapes = graph.shapes()
+    for name, kinds in plastic.items():
+        w = getattr(graph.nodes[name], "weight", None)
+        if w is None:
+            # threshold / homeostasis rules on a neuron node: one value per neuron
+            n = int(np.prod(shapes[name]))
+            plast_bytes += 8 * n * len(kinds)
+            if learning:
+                updates += n * len(kinds)
+            continue
+        n_post = int(w.shape[0])
+        n_pre = int(np.prod(w.shape[1:]))
+        plast_bytes += 4 * (n_pre + n_post) * len(kinds) + 8 * n_post * n_pre
+        if learning:
+            updates += n_post * n_pre * len(kinds)
+    if not learning:
+        plast_bytes = 0
+    known = {r.kind for r in rows}
+    from neuroplast.graph import NODE_KINDS
+
+    custom = sorted(k for k in known if k not in _BUILTIN_KINDS and k in NODE_KINDS)
+    if custom:
+        warnings.append(f"node kinds {', '.join(custom)} have no cost model; counted with 0 MACs")
+
+    # --- memory
+    weights = sum(r.param_bytes for r in rows)
+    state = sum(r.state_bytes for r in rows)
+    workspace = graph_copy = tables = 0
+    if runtime == "numpy":
+        activations = sum(r.act_bytes for r in rows)
+        runtime_bytes = PYTHON_RUNTIME_BYTES
+        # the Runtime keeps its Graph (float32 arrays) beside the kernels' mutable parameters
+        graph_copy = 4 * sum(r.params for r in rows)
+        # per-step temporaries, one layer at a time: int Linear/Conv multiply through a float64
+        # copy of the weights (exact for int8 sums); DelayLinear gathers its ring buffer per
+        # synapse (int64 row index + history + weight copy: 32 B int, 16 B float per synapse)
+        per_layer = []
+        for r in rows:
+            if r.kind == "DelayLinear":
+                per_layer.append((32 if mode == "int" else 16) * r.macs)
+            elif r.macs and mode == "int":
+                per_layer.append(8 * r.params)
+        workspace = max(per_layer, default=0)
+        # DelayLinear keeps an int64 delay matrix; its ring buffer is int64 in int mode
+        delay_rows = [r for r in rows if r.kind == "DelayLinear"]
+        tables = sum(8 * r.macs for r in delay_rows)
+        if mode == "int":
+            tables += sum(r.state_bytes for r in delay_rows)  # int64 ring vs 4 B counted
+    elif runtime == "firmware":
+        peak = max((r.act_bytes for r in rows), default=0)
+        # The firmware keeps int8 activations (1 B) in int mode, float32 otherwise.
+        activations = 2 * (peak // 4 if mode == "int" else peak)
+        runtime_bytes = 0
+    else:
+        activations = 0
+        runtime_bytes = 0
+    firmware = prof.firmware_bytes
+    if runtime == "numpy":
+        ram_needed = (
+            weights
+            + state
+            + activations
+            + plast_bytes
+            + runtime_bytes
+            + workspace
+            + graph_copy
+            + tables
+        )
+        flash_needed = bundle_bytes if bundle_bytes is not None else weights
+    elif runtime == "firmware":
+        # Plastic weights must be writable, so they move from flash to RAM.
+        ram_w = sum(r.param_bytes for r in rows if r.name in plastic) if learning else 0
+        ram_needed = ram_w + state + activations + plast_bytes
+        flash_needed = firmware + weights
+    else:
+        ram_needed = weights  # synaptic memory of the chip
+        flash_needed = 0
+    mem = MemoryUse(
+        weights=int(weights),
+        state=int(state),
+        activations=int(activations),
+        plasticity=int(plast_bytes),
+        runtime=int(runtime_bytes),
+        firmware=int(firmware if runtime == "firmware" else 0),
+        ram_needed=int(ram_needed),
+        flash_needed=int(flash_needed),
+        workspace=int(workspace),
+        graph_copy=int(graph_copy),
+        tables=int(tables),
+    )
+    ram_avail = prof.memory.usable_ram_bytes
+    flash_avail = prof.memory.flash_bytes
+    label = "synaptic memory" if runtime == "neuromorphic" else "RAM"
+    if ram_needed > ram_avail:
+        reasons.append(
+            f"{label}: needs {_fmt_bytes(ram_needed)} but {prof.name} has "
+            f"{_fmt_bytes(ram_avail)} usable ({_fmt_bytes(prof.memory.ram_bytes)} total)"
+        )
+    if runtime == "firmware" and flash_avail and flash_needed > flash_avail:
+        reasons.append(
+            f"flash: needs {_fmt_bytes(flash_needed)} (firmware {_fmt_bytes(firmware)} + weights "
+            f"{_fmt_bytes(weights)}) but {prof.name} has {_fmt_bytes(flash_avail)}"
+        )
+    if runtime == "numpy" and flash_avail and flash_needed > flash_avail:
+        reasons.append(
+            f"storage: bundle needs {_fmt_bytes(flash_needed)}, {prof.name} has "
+            f"{_fmt_bytes(flash_avail)}"
+        )
+    if runtime == "firmware" and mode == "float":
+        warnings.append("the C firmware runs the integer path; quantize the model (mode 'int')")
+
+    # --- backend and neuromorphic limits
+    if runtime == "numpy" and "numpy" not in prof.backends:
+        reasons.append(f"{prof.name} lists no numpy backend")
+    if runtime == "neuromorphic":
+        _check_neuromorphic(graph, rows, prof, plastic, learning, reasons, warnings)
+
+    # --- latency and energy
+    c = prof.cost
+    n_nodes = len(rows)
+    if runtime == "numpy":
+        # weights resident per step: float32, or int8 codes + the float64 copy
+        resident = sum(r.params for r in rows if r.macs and r.kind != "DelayLinear")
+        resident *= 4 if mode == "float" else 9
+        cache = prof.memory.cache_bytes
+        from_dram = cache is not None and resident > cache
+        latency = n_nodes * c.overhead(mode) + sum(
+            _numpy_layer_time(r, mode, c, from_dram) for r in rows
+        )
+    elif runtime == "firmware":
+        latency = n_nodes * c.op_overhead_s + dense_macs / c.macs_per_s + synops / c.synops_per_s
+    else:
+        # Every weighted layer is event-driven on a neuromorphic chip.
+        latency = macs_as_synops(rows, input_rate) / c.synops_per_s
+    if learning and updates:
+        if runtime == "neuromorphic" and not prof.neuromorphic.on_chip_learning:
+            pass  # reported as a warning; no on-chip cost
+        else:
+            latency += updates / c.updates_per_s
+    ev_synops = macs_as_synops(rows, input_rate) if runtime == "neuromorphic" else synops
+    if c.energy_per_synop_j > 0:
+        energy = ev_synops * c.energy_per_synop_j + latency * c.idle_power_w
+    else:
+        energy = latency * c.active_power_w
+    dt = float(getattr(graph, "dt", 0.0) or 0.0)
+    if dt > 0 and latency > dt:
+        warnings.append(
+            f"real time: estimated {latency * 1e3:.3g} ms per step exceeds the graph's "
+            f"dt = {dt * 1e3:.3g} ms"
+        )
+
+    verdict = "does-not-fit" if reasons else ("fits-with-warnings" if warnings else "fits")
+    layer_rows = tuple(
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "out_shape": list(r.out_shape),
+            "params": r.params,
+            "macs": r.macs,
+            "synops": r.synops,
+            "param_bytes": r.param_bytes,
+            "state_bytes": r.state_bytes,
+            "act_bytes": r.act_bytes,
+            "plastic": r.name in plastic,
+        }
+        for r in rows
+    )
+    return FitReport(
+        board=prof.name,
+        runtime=runtime,
+        mode=mode,
+        memory=mem,
+        ops=OpCount(
+            n_nodes=n_nodes,
+            macs=int(macs),
+            synops=int(ev_synops),
+            updates=int(updates),
+            neurons=int(neurons),
+        ),
+        ram_available=int(ram_avail),
+        flash_available=int(flash_avail),
+        latency_s=float(latency),
+        energy_j=float(energy),
+        dt=dt,
+        verdict=verdict,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+        layers=layer_rows,
+    )
+
+
+_BUILTIN_KINDS = {
+    "Input", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "MaxPool2d", "SumPool2d", "Flatten",
+    "Add", "ReLU", "Scale", "LIF", "CubaLIF", "IF", "LI", "Threshold", "Delay", "DelayLinear",
+}  # fmt: skip
+
+
+def _numpy_layer_time(r: Any, mode: str, c: Any, from_dram: bool) -> float:
+    """Compute time of one layer on the numpy runtime; when the model's weights exceed the
+    last-level cache (``from_dram``), dense layers are bounded by DRAM bandwidth (roofline)."""
+    if not r.macs:
+        return 0.0
+    if r.kind == "DelayLinear":
+        return r.macs / c.delay_rate(mode)
+    t = r.macs / c.macs_rate(mode)
+    if from_dram and c.mem_bandwidth_Bps and r.params:
+        # bytes moved per step: float32 weights, or int8 codes + their float64 copy (w, r)
+        traffic = r.params * (4 if mode == "float" else 17)
+        t = max(t, traffic / c.mem_bandwidth_Bps)
+    return t
+
+
+def macs_as_synops(rows: list[Any], input_rate: float | dict[str, float]) -> int:
+    """Synaptic events when every weighted layer is event-driven: ``rate * macs`` per layer."""
+    total = 0.0
+    for r in rows:
+        if not r.macs:
+            continue
+        rate = input_rate.get(r.name, 1.0) if isinstance(input_rate, dict) else float(input_rate)
+        total += rate * r.macs
+    return int(round(total))
+
+
+def _check_neuromorphic(
+    graph: Any,
+    rows: list[Any],
+    prof: BoardProfile,
+    plastic: dict[str, list[str]],
+    learning: bool,
+    reasons: list[str],
+    warnings: list[str],
+) -> None:
+    lim = prof.neuromorphic
+    if lim is None:  # profile validation requires the table for these kinds
+        raise BoardError(f"{prof.name}: neuromorphic board without a [neuromorphic] table")
+    allowed = set(_SYNAPSE_KINDS) | set(lim.neuron_types)
+    cores_used = 0
+    for r in rows:
+        node = graph.nodes[r.name]
+        kind = r.kind
+        if kind in _DELAY_KINDS:
+            if not lim.synaptic_delays:
+                reasons.append(f"layer '{r.name}': {kind} (synaptic delays) is not supported")
+            continue
+        if kind not in allowed:
+            reasons.append(
+                f"layer '{r.name}': node kind {kind} is not supported "
+                f"(supported neurons: {', '.join(lim.neuron_types)})"
+            )
+            continue
+        if kind in _SPIKING_KINDS:
+            n = int(np.prod(r.out_shape))
+            cores_used += math.ceil(n / lim.neurons_per_core)
+        w = getattr(node, "weight", None)
+        if w is not None:
+            fan_in = int(np.prod(w.shape[1:]))  # Linear: n_in; Conv: c_in/groups x kernel
+            if fan_in > lim.fan_in:
+                reasons.append(
+                    f"layer '{r.name}': fan-in {fan_in} exceeds {lim.fan_in} synapses per neuron"
+                )
+            q = getattr(node, "weight_q", None)
+            if q is None:
+                warnings.append(
+                    f"layer '{r.name}': float weights; quantize to <= {lim.weight_bits} bits"
+                )
+            elif q.bits > lim.weight_bits:
+                reasons.append(
+                    f"layer '{r.name}': {q.bits}-bit weights exceed the chip's {lim.weight_bits} bits"
+                )
+    neurons = sum(int(np.prod(r.out_shape)) for r in rows if r.kind in _SPIKING_KINDS)
+    if neurons > lim.max_neurons:
+        reasons.append(f"neurons: {neurons} exceed the chip's {lim.max_neurons}")
+    if cores_used > lim.cores:
+        reasons.append(
+            f"cores: layers need {cores_used} cores of {lim.neurons_per_core} neurons, "
+            f"chip has {lim.cores}"
+        )
+    if lim.max_inputs is not None:
+        for name in graph.inputs:
+            n_in = int(np.prod(graph.nodes[name].shape))
+            if n_in > lim.max_inputs:
+                reasons.append(f"input '{name}': {n_in} channels exceed {lim.max_inputs}")
+    if lim.max_outputs is not None:
+        shapes = graph.shapes()
+        for name in graph.outputs:
+            n_out = int(np.prod(shapes[name]))
+            if n_out > lim.max_outputs:
+                reasons.append(f"output '{name}': {n_out} neurons exceed {lim.max_outputs}")
+    if learning and plastic and not lim.on_chip_learning:
+        warnings.append(
+            f"{prof.name} has no on-chip learning: rules on {', '.join(plastic)} must run off-chip"
+        )
+
+
+# ------------------------------------------------------------------ bundles
+def _load_bundle(path: str | os.PathLike) -> Any:
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise BoardError(f"bundle not found: {p}")
+    try:
+        from neuroplast.bundle import load_bundle
+    except ImportError as e:  # pragma: no cover - core not installed
+        raise BoardError(f"cannot read bundles: {e}") from e
+    try:
+        return load_bundle(p)
+    except NeuroplastError:
+        raise
+    except Exception as e:  # a bundle reader bug must still name the file
+        raise BundleError(f"{p}: cannot be read ({type(e).__name__}: {e})") from e
+
+
+def _bundle_size(path: str | os.PathLike) -> int:
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        total = 0
+        for root, _, files in os.walk(p):
+            for f in files:
+                total += os.path.getsize(os.path.join(root, f))
+        return total
+    return os.path.getsize(p)
+
+
+def fit(
+    bundle: Any,
+    board: str | BoardProfile,
+    *,
+    learning: bool | None = None,
+    mode: str | None = None,
+    input_rate: float | dict[str, float] = 1.0,
+    plugins: list[str] | None = None,
+) -> FitReport:
+    """Fit report of a bundle (path or loaded :class:`~neuroplast.bundle.Bundle`) or a Graph.
+
+    ``plugins``: modules to import first (they register an app's own node kinds).
+    """
+    from neuroplast.boards.plugins import import_plugins
+
+    import_plugins(plugins)
+    size = None
+    if isinstance(bundle, (str, os.PathLike)):
+        size = _bundle_size(bundle) if os.path.exists(os.fspath(bundle)) else None
+        bundle = _load_bundle(bundle)
+    graph = getattr(bundle, "graph", bundle)
+    if not hasattr(graph, "nodes") or not hasattr(graph, "topo_order"):
+        raise BoardError(f"expected a bundle or a Graph, got {type(bundle).__name__}")
+    plasticity = getattr(bundle, "plasticity", None) if graph is not bundle else None
+    if mode is None and graph is not bundle:
+        m = getattr(bundle, "mode", None)
+        mode = m if m in ("int", "float") else None
+    return fit_graph(
+        graph,
+        board,
+        plasticity=plasticity,
+        learning=learning,
+        mode=mode,
+        input_rate=input_rate,
+        bundle_bytes=size,
+    )

@@ -1,0 +1,136 @@
+"""Data: GSC folder loader, SHD HDF5 loader, synthetic espeak-ng generator."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from neuroplast.apps.kws import data as D
+from neuroplast.errors import DataError
+
+
+def _gsc_folder(root, words=("yes", "no", "cat", "dog", "marvin"), per=3):
+    """A hand-made GSC v0.02 layout: 3 speakers per word, distinct DC levels as content."""
+    lists = {"val": [], "test": []}
+    for w in words:
+        (root / w).mkdir(parents=True)
+        for s in range(per):
+            rel = f"{w}/spk{s}_nohash_0.wav"
+            # clips shorter than 1 s get zero padded by the loader
+            D.write_wav(root / rel, np.full(8000, 100 * (s + 1), np.int16))
+            if s == 1:
+                lists["val"].append(rel)
+            elif s == 2:
+                lists["test"].append(rel)
+    (root / "_background_noise_").mkdir()
+    D.write_wav(root / "_background_noise_" / "white.wav", np.full(50000, 7, np.int16))
+    (root / "validation_list.txt").write_text("\n".join(lists["val"]) + "\n")
+    (root / "testing_list.txt").write_text("\n".join(lists["test"]) + "\n")
+    return lists
+
+
+def test_load_gsc_follows_the_official_lists(tmp_path):
+    lists = _gsc_folder(tmp_path)
+    s = D.load_gsc(tmp_path, keywords=("yes", "no"), exclude=("marvin",), unknown_ratio=2.0)
+    assert s["train"].classes == ("yes", "no", "unknown", "silence")
+    for split, spk in (("train", "spk0"), ("val", "spk1"), ("test", "spk2")):
+        sp = s[split]
+        words = sp.labels[sp.labels < 3]
+        # 1 clip each of yes, no; 2 unknown (cat, dog; marvin excluded); silence crops
+        assert sorted(words.tolist()) == [0, 1, 2, 2]
+        assert all(x == spk for x, lab in zip(sp.speakers, sp.labels) if lab < 3)
+        # content: DC level of the speaker, zero padded after 0.5 s
+        level = 100 * (int(spk[-1]) + 1)
+        word_audio = sp.audio[sp.labels < 3]
+        assert np.all(word_audio[:, :8000] == level) and np.all(word_audio[:, 8000:] == 0)
+        sil = sp.audio[sp.labels == 3]
+        assert len(sil) == 1 and sp.audio.shape[1] == 16000
+        assert np.all(np.abs(sil) <= 7)
+    assert "no/spk1_nohash_0.wav" in lists["val"]
+
+
+def test_load_gsc_errors(tmp_path):
+    with pytest.raises(DataError, match="not a directory"):
+        D.load_gsc(tmp_path / "nope")
+    _gsc_folder(tmp_path)
+    with pytest.raises(DataError, match="keyword"):
+        D.load_gsc(tmp_path, keywords=("yes", "left"))
+    (tmp_path / "testing_list.txt").unlink()
+    with pytest.raises(DataError, match="testing_list.txt"):
+        D.load_gsc(tmp_path, keywords=("yes",))
+
+
+def test_read_wav_rejects_garbage(tmp_path):
+    p = tmp_path / "bad.wav"
+    p.write_bytes(b"RIFF....not a wave file")
+    with pytest.raises(DataError, match="bad.wav"):
+        D.read_wav(p)
+
+
+def test_shd_loader_bins_events(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "shd.h5"
+    times = [np.array([0.001, 0.0105, 0.0199, 0.5], np.float32), np.array([0.035], np.float32)]
+    units = [np.array([0, 5, 9, 3], np.uint16), np.array([699], np.uint16)]
+    with h5py.File(path, "w") as f:
+        vt = h5py.vlen_dtype(np.float32)
+        vu = h5py.vlen_dtype(np.uint16)
+        g = f.create_group("spikes")
+        dt_ = g.create_dataset("times", (2,), dtype=vt)
+        du = g.create_dataset("units", (2,), dtype=vu)
+        for i in range(2):
+            dt_[i], du[i] = times[i], units[i]
+        f.create_dataset("labels", data=np.array([3, 7], np.uint8))
+    X, y = D.load_shd(path, dt=0.01, n_steps=10, group=5)
+    assert X.shape == (2, 10, 140) and y.tolist() == [3, 7]
+    # clip 0: unit 0 at step 0 (channel 0); units 5 and 9 at step 1 (channel 1, count
+    # clipped to 1); the 0.5 s spike is past the 10-step window
+    assert X[0].sum() == 2 and X[0, 0, 0] == 1 and X[0, 1, 1] == 1
+    assert X[1, 3, 139] == 1 and X[1].sum() == 1
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f.create_dataset("labels", data=np.zeros(2))
+    with pytest.raises(DataError, match="SHD"):
+        D.load_shd(bad)
+
+
+def test_bin_events_rejects_bad_units():
+    with pytest.raises(DataError, match="unit"):
+        D.bin_events(np.array([0.0]), np.array([800]), 700, 0.01, 10)
+
+
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="espeak-ng/sox not installed",
+)
+def test_synthetic_set_is_voice_disjoint_and_cached(tmp_path):
+    cfg = D.SynthConfig(
+        clips_per_word=1,
+        n_train=2,
+        n_val=1,
+        n_test=1,
+        noise_seconds=3,
+        keywords=("yes", "no"),
+        unknown_words=("cat",),
+        enroll_words=("marvin",),
+    )
+    root = D.generate_synthetic(tmp_path / "s", cfg, progress=False)
+    splits = cfg.split_variants()
+    assert not set(splits["train"]) & (set(splits["val"]) | set(splits["test"]))
+    val = (root / "validation_list.txt").read_text().split()
+    test = (root / "testing_list.txt").read_text().split()
+    all_files = {f"{p.parent.name}/{p.name}" for p in root.glob("*/*_nohash_*.wav")}
+    assert len(all_files) == 4 * 4  # 4 variants x (yes, no, cat, marvin)
+    spk = lambda rel: rel.split("/")[1].split("_nohash_")[0]  # noqa: E731
+    train_spk = {spk(r) for r in all_files - set(val) - set(test)}
+    assert not train_spk & {spk(r) for r in val + test}
+    x, rate = D.read_wav(root / "yes" / sorted(p.name for p in (root / "yes").iterdir())[0])
+    assert rate == 16000 and len(x) == 16000 and np.abs(x).max() > 1000  # audible speech
+    # cached: a second call does not rewrite anything
+    mtime = (root / "validation_list.txt").stat().st_mtime_ns
+    D.generate_synthetic(root, cfg, progress=False)
+    assert (root / "validation_list.txt").stat().st_mtime_ns == mtime
+    s = D.load_gsc(root, keywords=("yes", "no"))
+    assert set(s["test"].labels.tolist()) == {0, 1, 2, 3}

@@ -1,0 +1,129 @@
+"""Delay SNN: DCLS kernels against explicit shifts, the sigma schedule, and the QAT
+model against its lowered Graph IR running in the neuroplast runtime (bit exact)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("brevitas")
+
+from neuroplast.apps.kws import infer, lower  # noqa: E402
+from neuroplast.apps.kws.model import (  # noqa: E402
+    DelayQuantLinear,
+    KwsNet,
+    KwsNetConfig,
+    sigma_at_epoch,
+)
+from neuroplast.runtime import Runtime  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def test_hard_delay_kernel_equals_explicit_shift():
+    torch.manual_seed(0)
+    layer = DelayQuantLinear(3, 2, max_delay=4, learn=True, bits=0)
+    layer.hard = True
+    x = torch.rand(1, 3, 12)
+    y, _ = layer(x)
+    w = layer.fc.weight.detach().numpy()
+    d = layer.int_delays().numpy()
+    xn = x[0].numpy()
+    ref = np.zeros((2, 12))
+    for i in range(2):
+        for j in range(3):
+            for t in range(12):
+                if t - d[i, j] >= 0:
+                    ref[i, t] += w[i, j] * xn[j, t - d[i, j]]
+    np.testing.assert_allclose(y[0].detach().numpy(), ref, atol=1e-6)
+
+
+def test_gaussian_kernel_is_normalised_and_centred():
+    layer = DelayQuantLinear(1, 1, max_delay=10, learn=True, bits=0)
+    with torch.no_grad():
+        layer.fc.weight.fill_(0.7)
+        layer.pos.fill_(4.3)
+    layer.sigma = 1.0
+    k, _ = layer.kernel()
+    g = k[0, 0].flip(-1).detach().numpy()  # index = delay
+    assert g.sum() == pytest.approx(0.7, rel=1e-5)  # sum_d k[d] = w
+    assert (np.arange(11) * g).sum() / g.sum() == pytest.approx(4.3, abs=0.05)
+    # gradients reach the position (the delay is learnable)
+    y, _ = layer(torch.ones(1, 1, 20))
+    y.sum().backward()
+    assert layer.pos.grad is not None
+
+
+def test_sigma_schedule_of_the_paper():
+    # sigma_0 = D/2, decays geometrically to 0.23 over the first epochs/4, + 0.27
+    assert sigma_at_epoch(0, 20, 16) == pytest.approx(8.27)
+    assert sigma_at_epoch(5, 20, 16) == pytest.approx(0.5)
+    assert sigma_at_epoch(12, 20, 16) == pytest.approx(0.5)
+    mid = sigma_at_epoch(2, 20, 16) - 0.27
+    assert mid == pytest.approx(8.0 * (0.23 / 8.0) ** (2 / 5))
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_qat_model_equals_lowered_graph_in_integer_runtime(bits):
+    torch.manual_seed(1)
+    cfg = KwsNetConfig(n_in=12, hidden=(10, 8), n_classes=4, max_delay=5, weight_bits=bits)
+    model = KwsNet(cfg)
+    with torch.no_grad():  # spread the delays
+        for m in model.layers:
+            m.pos.uniform_(0, 5)
+    model.eval()
+    model.set_hard(True)
+    rng = np.random.default_rng(0)
+    X = (rng.random((5, 25, 12)) < 0.35).astype(np.float32)
+    with torch.no_grad():
+        v, spikes = model(torch.from_numpy(X).transpose(1, 2), record=True)
+    assert float(spikes[0].mean()) > 0.01  # the neurons do fire
+    dep = lower.from_model(model)
+    assert all(int(lay.delay.max()) > 0 for lay in dep.layers)
+    graph = infer.with_outputs(lower.to_graph(dep), ("out", "lif1", "lif2"))
+    rt = Runtime(graph, mode="int")
+    y = rt.run(np.ascontiguousarray(X.transpose(1, 0, 2)).astype(np.int8))
+    # every spike of every hidden neuron and the readout membrane agree exactly
+    np.testing.assert_array_equal(y["lif1"], spikes[0].numpy().transpose(2, 0, 1))
+    np.testing.assert_array_equal(y["lif2"], spikes[1].numpy().transpose(2, 0, 1))
+    out = np.asarray(y["out"], np.float64) * infer.readout_scale(rt)
+    np.testing.assert_allclose(out, v.numpy().transpose(2, 0, 1), rtol=1e-6, atol=1e-6)
+    # integer weights stay in the narrow symmetric range of the bit width
+    qmax = 2 ** (bits - 1) - 1
+    assert all(np.abs(lay.weight_q).max() <= qmax for lay in dep.layers)
+
+
+def test_learned_delays_solve_a_timing_task_zero_delays_cannot():
+    """Two classes differ only in the interval between a spike on channel 0 and one on
+    channel 1 (3 vs 9 steps). The neurons are memoryless (beta 0, as DCLS's tau ~ 1 step
+    on SHD), so without delays every step sees the same single spikes in both classes;
+    only delays can bring the two spikes together."""
+    from neuroplast.apps.kws.train import TrainConfig, evaluate, train
+
+    rng = np.random.default_rng(0)
+    n, T = 128, 30
+    X = np.zeros((n, T, 2), np.float32)
+    y = rng.integers(0, 2, n)
+    for i in range(n):
+        t0 = int(rng.integers(2, 12))
+        X[i, t0, 0] = 1
+        X[i, t0 + (3 if y[i] == 0 else 9), 1] = 1
+    tc = TrainConfig(epochs=16, batch_size=16, lr=2e-3, pos_lr=0.3, max_shift=0, drop=0.0)
+    accs = {}
+    for learn in (True, False):
+        cfg = KwsNetConfig(
+            n_in=2,
+            hidden=(16,),
+            n_classes=2,
+            max_delay=12 if learn else 0,
+            learn_delays=learn,
+            beta=0.0,
+            beta_out=0.0,
+            dropout=0.0,
+            weight_bits=8,
+        )
+        r = train(X[:64], y[:64], X[64:96], y[64:96], cfg, tc)  # epoch chosen on val
+        accs[learn] = evaluate(r.model, X[96:], y[96:])  # held-out test
+    assert accs[True] >= 0.9
+    assert accs[False] <= 0.75  # near chance: the task is invisible without delays

@@ -1,0 +1,169 @@
+"""End to end on a tiny synthetic set: QAT model == bundle in the integer runtime,
+ONNX/TFLite reference verified in onnxruntime/LiteRT, streaming == batch, enrollment,
+the results table script and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("brevitas")
+if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+    pytest.skip("espeak-ng/sox not installed", allow_module_level=True)
+
+from neuroplast.apps.kws import data as D  # noqa: E402
+from neuroplast.apps.kws.infer import KeywordStreamer, runtime_scores  # noqa: E402
+from neuroplast.apps.kws.pipeline import (  # noqa: E402
+    PipelineConfig,
+    featurize,
+    load_kws_runtime,
+    run_pipeline,
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kws")
+    cfg = PipelineConfig(
+        data_dir=str(root / "data"),
+        out_dir=str(root / "out"),
+        clips_per_word=1,
+        train_voices=5,
+        val_voices=3,
+        test_voices=2,
+        epochs=2,
+        hidden=(12, 12),
+        max_delay=4,
+        baseline=False,
+        n_enroll=3,
+        stream_clips=1,
+    )
+    return cfg, run_pipeline(cfg, progress=None)
+
+
+def test_bundle_in_integer_runtime_equals_qat_model(run):
+    cfg, r = run
+    b = r["bundle"]
+    # the integer runtime reproduces the QAT model spike for spike: identical accuracy
+    assert b["runtime_int_test_acc"] == pytest.approx(b["qat_test_acc"], abs=1e-12)
+    assert abs(b["runtime_float_test_acc"] - b["qat_test_acc"]) <= 0.35  # float LIF, no rounding
+    saved = json.loads((Path(cfg.out_dir) / "results.json").read_text())
+    assert saved["bundle"]["qat_test_acc"] == b["qat_test_acc"]
+    for name in ("confusion", "raster", "delays"):
+        assert (Path(r["plots"][name])).stat().st_size > 1000
+
+
+def test_reference_exports_verified_in_third_party_runtimes(run):
+    _, r = run
+    ref = r["exports"]["reference"]
+    assert ref["runtime_int_argmax_agree"] == 1.0
+    if "onnx_argmax_agree" in ref:
+        assert ref["onnx_vs_brevitas_max_abs"] < 1e-4
+    if "tflite_vs_runtime_max_lsb" in ref:
+        assert ref["tflite_vs_runtime_max_lsb"] <= 1
+    nir = r["exports"]["nir"]
+    if "skipped" not in nir:
+        # the delay network itself: Delay nodes in NIR, run by a metadata-blind interpreter
+        assert "Delay" in nir["node_kinds"] and nir["n_delay_nodes"] > 0
+        assert nir["plain_nir_argmax_agree"] >= 0.95
+        assert nir["roundtrip_int_identical"]
+
+
+def test_streaming_equals_batch_window(run):
+    cfg, r = run
+    rt, classes, mel, delta = load_kws_runtime(r["bundle"]["path"], mode="int")
+    s = D.load_gsc(cfg.data_dir)
+    clip = s["test"].audio[0]
+    batch, _ = runtime_scores(rt, featurize(clip[None], mel, delta))
+    st = KeywordStreamer(rt, mel, delta, window=100)
+    res = st.stream(clip)
+    np.testing.assert_allclose(res.scores, batch[0], rtol=1e-9)
+    assert res.latencies.shape == (100,) and len(classes) == 12
+    assert r["streaming"]["int"]["hops"] == 100
+
+
+def test_enrollment_and_board_estimates_reported(run):
+    _, r = run
+    e = r["enrollment"]
+    assert e["report"]["n_examples"] == 3 and "old_drop" in e
+    rep = e["report"]
+    # the guard invariant: an accepted enrollment costs at most 3 points on the guard set
+    assert not rep["accepted"] or rep["guard_acc_before"] - rep["guard_acc_after"] <= 0.03
+    # before enrolling, decisions are the old readout's: the bundle's test accuracy
+    assert e["old_acc_before"] == pytest.approx(r["bundle"]["runtime_int_test_acc"])
+    assert set(r["boards"]) >= {"rpi4", "stm32h7"} or "skipped" in r["boards"]
+    assert r["memory"]["param_bytes"] > 0 and r["memory"]["state_bytes"] > 0
+
+
+def test_report_script_writes_the_table(run, tmp_path):
+    from neuroplast.apps.kws.report import main
+
+    cfg, r = run
+    src = Path(cfg.out_dir) / "results.json"
+    dst = tmp_path / "kws-results.md"
+    assert main([str(src), str(dst)]) == 0
+    text = dst.read_text()
+    acc = f"{100 * r['models'][0]['test_acc']:.1f} %"
+    assert "learned-delays int8: test accuracy | " + acc in text
+    assert "Streaming latency" in text
+
+
+def test_cli_eval_listen_enroll(run, tmp_path):
+    typer = pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from neuroplast.apps.kws.cli import register
+
+    cfg, r = run
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """neuroplast"""
+
+    register(app)
+    runner = CliRunner()
+    bundle = r["bundle"]["path"]
+    res = runner.invoke(app, ["kws", "eval", "--bundle", bundle, "--data", cfg.data_dir])
+    assert res.exit_code == 0, res.output
+    assert f"{r['bundle']['runtime_int_test_acc']:.4f}" in res.output
+    wav = tmp_path / "clip.wav"
+    D.write_wav(wav, D.load_gsc(cfg.data_dir)["test"].audio[0])
+    res = runner.invoke(app, ["kws", "listen", str(wav), "--bundle", bundle])
+    assert res.exit_code == 0, res.output
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for i, f in enumerate(sorted((Path(cfg.data_dir) / cfg.enroll_word).glob("*.wav"))[:3]):
+        shutil.copy(f, samples / f"{i}.wav")
+    state = tmp_path / "enroll.npz"
+    res = runner.invoke(
+        app,
+        [
+            "kws",
+            "enroll",
+            "--word",
+            "marvin",
+            "--samples",
+            str(samples),
+            "--bundle",
+            bundle,
+            "--guard",
+            str(Path(cfg.out_dir) / "kws_guard.npz"),
+            "--state",
+            str(state),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "marvin" in res.output
+    # an empty samples folder is a clear DataError, not a traceback deep in numpy
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = runner.invoke(
+        app, ["kws", "enroll", "--word", "x", "--samples", str(empty), "--bundle", bundle]
+    )
+    assert res.exit_code != 0 and "no .wav files" in str(res.exception)

@@ -1,0 +1,47 @@
+"""bench/fit_table.py runs on the bundles it is given and reports missing ones clearly."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "fit_table.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("fit_table_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_measures_present_bundles_and_skips_missing(plastic_bundle, tmp_path, capsys):
+    mod = _load()
+    out = tmp_path / "fit.json"
+    code = mod.main(
+        ["--bundle", f"demo={plastic_bundle}", "--bundle", f"kws={tmp_path / 'nope.bundle'}",
+         "--steps", "5", "--out", str(out), "--no-doc", "--no-calibrate"]
+    )  # fmt: skip
+    assert code == 0
+    assert "bundle 'kws' not found at" in capsys.readouterr().err
+    res = json.loads(out.read_text())
+    assert "kws" in res["missing"] and "demo" in res["bundles"]
+    demo = res["bundles"]["demo"]
+    assert set(demo["fit"]) >= {"rpi4", "rpi5", "jetson-nano", "xylo", "loihi2", "host"}
+    assert demo["measured"]["learning"] is True and demo["measured"]["median_step_s"] > 0
+    h = demo["host_check"]
+    assert h["latency_ratio"] == h["latency_est_s"] / h["latency_measured_s"]
+    # the markdown goes between the markers of a doc, leaving the rest untouched
+    doc = tmp_path / "boards.md"
+    doc.write_text(
+        "# Boards\n\nintro\n\n<!-- fit-table:start -->\nSTALE-TABLE\n<!-- fit-table:end -->\nend\n"
+    )
+    mod.write_doc(mod.markdown(res), doc)
+    text = doc.read_text()
+    assert text.startswith("# Boards\n\nintro\n") and text.endswith("<!-- fit-table:end -->\nend\n")
+    assert (
+        "STALE-TABLE" not in text
+        and "| demo | float | on |" in text
+        and "not measured: bundle 'kws'" in text
+    )
