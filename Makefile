@@ -60,6 +60,7 @@ test: install
 	  $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --timeout 600 tests
 
 demo: install
+	MPLBACKEND=Agg $(PY) -m neuroplast.demo
 	MPLBACKEND=Agg $(PY) -m neuroplast.apps.kws.demo
 
 bench: install
