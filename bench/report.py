@@ -1,0 +1,229 @@
+"""Write the README's results section from bench/results/*.json (never typed by hand).
+
+    python bench/report.py            # rewrites the block between the markers in README.md
+
+Each row names the script that produced it; a missing result file leaves its row out
+and says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _load(name: str) -> Any:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
+    out: list[tuple[str, str, str]] = []
+    missing: list[str] = []
+
+    def add(name: str, fn: Any) -> None:
+        d = _load(name)
+        if d is None:
+            missing.append(name)
+            return
+        try:
+            out.extend(fn(d))
+        except (KeyError, IndexError, TypeError) as e:
+            missing.append(f"{name} ({type(e).__name__}: {e})")
+
+    add(
+        "runtime",
+        lambda d: [
+            (
+                f"streaming {d['network']}, T={d['steps']}, batch 1",
+                f"{d['steps_per_s']['neuroplast step()']:,.0f} steps/s step-by-step "
+                f"({d['ratio_vs']['snnTorch']['step']:.1f}x snnTorch, {d['ratio_vs']['Norse']['step']:.1f}x Norse); "
+                f"{d['steps_per_s']['neuroplast run()']:,.0f} steps/s windowed; import {d['import_s'] * 1000:.0f} ms; "
+                f"peak RSS {d['peak_rss_mb']:.0f} MB",
+                "bench_runtime.py",
+            )
+        ],
+    )
+
+    def plast(d: dict) -> list:
+        best = max(d["rows"], key=lambda r: r.get("speedup_vs_peer", 0))
+        rt = next(r for r in d["rows"] if r["impl"].startswith("neuroplast runtime"))
+        return [
+            (
+                f"STDP on a 700x256 plastic layer vs {d['peer']}",
+                f"{best['speedup_vs_peer']:.0f}x ({best['impl']}); {rt['speedup_vs_peer']:.1f}x through rt.step + engine; "
+                f"weights equal the peer's to {best['max_abs_weight_diff_vs_peer']:.0e}",
+                "bench_plasticity.py",
+            )
+        ]
+
+    add("plasticity", plast)
+
+    def qat(d: dict) -> list:
+        res = []
+        for m, r in d["results"].items():
+            res.append(
+                (
+                    f"QAT {m}, {d['task'].split(',')[0]}",
+                    f"fp32 {_pct(r['fp32']['accuracy'])}, int8 {_pct(r['w8a8']['accuracy'])}, "
+                    f"4-bit w {_pct(r['w4a8']['accuracy'])}, 2-bit w {_pct(r['w2a8']['accuracy'])}",
+                    "qat_accuracy.py",
+                )
+            )
+        s = d["size_large_mlp"]
+        res.append(("int8 TFLite / fp32 ONNX size (85k-param MLP)", f"{s['ratio']:.2f}", "qat_accuracy.py"))
+        return res
+
+    add("qat", qat)
+
+    def backends(d: dict) -> list:
+        res = []
+        for m, r in d["models"].items():
+            lat = r["latency_us"]
+            res.append(
+                (
+                    f"int8 {m} latency",
+                    f"LiteRT {lat['LiteRT direct']:.0f} us, onnxruntime {lat['onnxruntime direct']:.0f} us, "
+                    f"neuroplast int {lat['neuroplast int runtime']:.0f} us; backend overhead "
+                    f"LiteRT {100 * r['backend_overhead']['litert']:+.0f}%, ORT {100 * r['backend_overhead']['onnxruntime']:+.0f}%",
+                    "bench_backends.py",
+                )
+            )
+        return res
+
+    add("backends", backends)
+    add(
+        "nir",
+        lambda d: [
+            (
+                f"NIR export {d['net']} run in snnTorch / Norse",
+                f"{_pct(d['runs']['snntorch']['agreement'])} / {_pct(d['runs']['norse']['agreement'])} identical spikes; "
+                f"snnTorch-exported net in neuroplast {_pct(d['import_snntorch_export']['agreement'])}",
+                "bench_nir.py",
+            )
+        ],
+    )
+    add(
+        "sfq",
+        lambda d: [
+            (
+                f"SFQ XOR {k}",
+                f"all 4 correct: {v['all_correct']}, margin {v['margin']:.3f}, {v['jj_count']} JJs, "
+                f"{v['energy_per_inference_j']:.1e} J/inference, pipeline {v['pipeline_latency_ps']:.0f} ps at {v['clock_ghz']:.0f} GHz",
+                "bench_sfq.py",
+            )
+            for k, v in d["xor"].items()
+        ],
+    )
+    add(
+        "bench_bridge",
+        lambda d: [
+            (
+                f"serial streaming at {link['baud']} baud (C virtual board)",
+                f"{link['stream']['inferences_per_s']:,.0f} steps/s, {_pct(link['stream']['efficiency_payload'])} of line rate",
+                "bench_bridge.py",
+            )
+            for link in d["links"]
+            if "baud" in link and link.get("baud")
+        ],
+    )
+
+    def kws(d: dict) -> list:
+        accs = [f"{m['name']} {_pct(m['test_acc'])}" for m in d["models"] if "test_acc" in m]
+        b, e = d["bundle"], d["enrollment"]
+        return [
+            (
+                "KWS 12 classes, voice-disjoint synthetic test",
+                f"int8 bundle {_pct(b['runtime_int_test_acc'])} (QAT {_pct(b['qat_test_acc'])}); " + ", ".join(accs),
+                "apps/kws pipeline",
+            ),
+            (
+                "KWS on-device enrollment (5 examples)",
+                f"new word {_pct(e['new_word_recall'])}, old words -{100 * e['old_drop']:.1f} points",
+                "apps/kws pipeline",
+            ),
+        ]
+
+    add("kws_full", kws)
+
+    def motion(d: dict) -> list:
+        a = d["accuracy"]
+        h = d["homeostasis"]
+        return [
+            (
+                f"motion 36-class per-step accuracy ({a['n_test_movies']} movies)",
+                f"{_pct(a['per_step_top1'])} (chance {_pct(a['chance'])}; direction {_pct(a['direction_only'])}, speed {_pct(a['speed_only'])})",
+                "apps/motion experiments",
+            ),
+            (
+                f"motion homeostasis, event rate x{h['event_rate_ratio']:.1f}",
+                f"output rate {h['rate_after_adaptation']:.4f} vs target {h['r_target']} ({_pct(h['rel_error_after'])} off)",
+                "apps/motion experiments",
+            ),
+        ]
+
+    add("motion", motion)
+    add(
+        "bench_events",
+        lambda d: [
+            (
+                f"event-driven HD layer, prune x{r['prune_factor']}",
+                f"{r['events_per_s']:,.0f} events/s, {r['speedup_vs_dense']:.1f}x dense torch Conv3d",
+                "bench_events.py",
+            )
+            for r in d["rows"]
+            if r["prune_factor"] in (1, 20, 100)
+        ],
+    )
+
+    def place(d: dict) -> list:
+        t = d["main"]["table"]
+        return [
+            (
+                f"place recognition, {d['main']['places']} places, Recall@1",
+                ", ".join(f"{k} {v['r1']:.3f}" for k, v in t.items()),
+                "bench_place.py",
+            ),
+            (
+                "place: new region learned on device",
+                f"old R@1 {d['new_region']['old_test_before']['r1']:.3f} -> {d['new_region']['old_test_after']['r1']:.3f}",
+                "bench_place.py",
+            ),
+        ]
+
+    add("place", place)
+    return out, missing
+
+
+def render() -> str:
+    table, missing = rows()
+    lines = [START, "", "| benchmark | result | produced by |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | `{c}` |" for a, b, c in table]
+    if missing:
+        lines += ["", f"Not yet measured: {', '.join(missing)}."]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md lacks the {START} / {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + render() + tail)
+    print(render())
+
+
+if __name__ == "__main__":
+    main()
