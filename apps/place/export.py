@@ -70,6 +70,11 @@ class PlaceWTALIF(Node):
         if not self.tau_mem > 0 or self.refractory < 0:
             raise GraphError("PlaceWTALIF: tau_mem must be > 0 and refractory >= 0")
 
+    def step_cost(self, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> dict:
+        """Per step: decay + inhibition per neuron; state v, refractory counter (float32, int32)."""
+        n = self.v_thresh.size
+        return {"params": n, "macs": 3 * n, "param_bytes": 4 * n, "state_bytes": 8 * n}
+
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if in_shapes[0] != (self.v_thresh.size,):
             raise GraphError(
@@ -98,6 +103,11 @@ class PlaceReadout(Node):
             self.column.max() >= self.place_ids.size or self.column.min() < -1
         ):
             raise GraphError("PlaceReadout: column entries must lie in [-1, n_places)")
+
+    def step_cost(self, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> dict:
+        """Per step: one count update per neuron (scores are formed once per query)."""
+        n = self.column.size
+        return {"macs": n, "param_bytes": 9 * n + 8 * self.place_ids.size, "state_bytes": 4 * n}
 
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if in_shapes[0] != self.column.shape:

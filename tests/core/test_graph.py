@@ -99,3 +99,22 @@ def test_conv_shapes_and_cost():
     assert g.shapes()["f"] == (256,)
     c = {r.name: r for r in cost(g)}
     assert c["c"].macs == 4 * 8 * 8 * 27 and c["c"].params == 108
+
+
+def test_cost_hook_for_app_node_kinds():
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from neuroplast.graph import Node, cost, register_node
+
+    @register_node
+    @dataclass(frozen=True, eq=False)
+    class _CostedNode(Node):
+        kind: ClassVar[str] = "_TestCostedNode"
+
+        def step_cost(self, in_shapes, out_shape):
+            return {"params": 7, "macs": 3 * in_shapes[0][0], "state_bytes": 12}
+
+    g = Graph.sequential([("in", Input(shape=(5,))), ("x", _CostedNode())])
+    row = {r.name: r for r in cost(g)}["x"]
+    assert (row.params, row.macs, row.state_bytes) == (7, 15, 12)
