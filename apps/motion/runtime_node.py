@@ -65,6 +65,23 @@ class HDDelayConv(Node):
                 f"HDDelayConv: bias must be ({self.weight.shape[0]},), got {self.bias.shape}"
             )
 
+    def step_cost(self, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> dict:
+        """Per 1 ms step with every pixel active (an upper bound; cost scales with the
+        event count): each event scatters into the non-zero taps of both polarity
+        orientations (flip-max), plus the readout over all output neurons. State: the
+        delayed accumulators, (C, K_T, Ho, Wo) per orientation, float32."""
+        c, _, kt, _, _ = self.weight.shape
+        nnz = int(np.count_nonzero(self.weight))
+        pixels = int(np.prod(in_shapes[0][1:]))
+        outs = int(np.prod(out_shape))
+        return {
+            "params": int(self.weight.size + self.bias.size),
+            "macs": nnz * 2 * pixels
+            + 2 * outs,  # 2 polarities/pixel x (nnz/2 taps x 2 orientations)
+            "param_bytes": 4 * (self.weight.size + self.bias.size),
+            "state_bytes": 2 * 4 * kt * outs,
+        }
+
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         s = in_shapes[0]
         _, _, _, ky, kx = self.weight.shape
