@@ -50,6 +50,20 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _progress(t0: float):
+    """Training progress callback: log the running loss every 64 steps."""
+    acc: list[float] = []
+
+    def cb(step: int, n_steps: int, loss: float) -> None:
+        acc.append(loss)
+        if step % 64 == 0 or step == n_steps:
+            _log(
+                f"step {step}/{n_steps} loss {np.mean(acc[-64:]):.3f} ({time.perf_counter() - t0:.0f} s)"
+            )
+
+    return cb
+
+
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
@@ -75,6 +89,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument(
+        "--lr-final",
+        type=float,
+        default=None,
+        help="cosine-anneal the lr to this (default: constant)",
+    )
+    ap.add_argument(
+        "--init-kernel", default=None, help="warm-start training from this kernel (.npz)"
+    )
+    ap.add_argument("--train-seed0", type=int, default=0, help="first training-movie seed")
+    ap.add_argument(
         "--sweep-movies", type=int, default=60, help="held-out movies used by the pruning sweep"
     )
     ap.add_argument("--kernel", default=None, help="skip training: load this kernel (.npz)")
@@ -88,8 +112,16 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     res: dict = {"scene": asdict(DEFAULT_SCENE), "dvs": asdict(DEFAULT_DVS)}
     hp = HDParams()
-    tp = TrainParams(epochs=args.epochs, lr=args.lr)
+    tp = TrainParams(epochs=args.epochs, lr=args.lr, lr_final=args.lr_final)
     res["model"] = {"params": asdict(hp), "train": asdict(tp), "n_train_movies": args.train}
+    init = None
+    if args.init_kernel and not args.kernel:
+        init = HDKernel.load(args.init_kernel)
+        res["model"]["init_kernel"] = args.init_kernel
+        meta = Path(args.init_kernel).with_suffix(".json")
+        if meta.exists():  # the run that produced the starting kernel
+            res["model"]["init_training_run"] = json.loads(meta.read_text())
+        res["model"]["train_seed0"] = args.train_seed0
 
     t0 = time.perf_counter()
     test_scene = SceneParams(
@@ -107,10 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
             res["model"]["training_run"] = json.loads(meta.read_text())
     else:
         t0 = time.perf_counter()
-        xtr, ytr, _ = make_dataset(range(args.train))
+        xtr, ytr, _ = make_dataset(range(args.train_seed0, args.train_seed0 + args.train))
         _log(f"simulated {args.train} training movies ({time.perf_counter() - t0:.0f} s)")
         t0 = time.perf_counter()
-        kern, losses = train_hd(list(xtr), list(ytr), hp, tp)
+        kern, losses = train_hd(
+            list(xtr), list(ytr), hp, tp, progress=_progress(time.perf_counter()), init=init
+        )
         res["model"]["train_seconds"] = time.perf_counter() - t0
         res["model"]["loss_per_epoch"] = losses
         del xtr
@@ -119,7 +153,10 @@ def main(argv: list[str] | None = None) -> dict:
             json.dumps(
                 {
                     "n_train_movies": args.train,
+                    "train_seed0": args.train_seed0,
                     "train": asdict(tp),
+                    "init_kernel": res["model"].get("init_kernel"),
+                    "init_training_run": res["model"].get("init_training_run"),
                     "train_seconds": res["model"]["train_seconds"],
                     "loss_per_epoch": losses,
                 },

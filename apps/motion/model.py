@@ -65,6 +65,7 @@ class TrainParams:
     pooled_weight: float = 1.0  #: weight of the CE on the position-averaged logit (ours)
     voxel_weight: float = 0.0  #: weight of the per-voxel CE (the notebook's loss)
     motion_init: bool = True  #: start from velocity delay lines (False = paper's init)
+    lr_final: float | None = None  #: cosine-anneal lr -> lr_final over all steps (None: constant)
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,12 @@ def train_hd(
     params: HDParams = HDParams(),
     train: TrainParams = TrainParams(),
     progress: Callable[[int, int, float], None] | None = None,
+    init: HDKernel | None = None,
 ) -> tuple[HDKernel, list[float]]:
     """Train the layer on rasters ``voxels[i]`` (2, T, H, W) bool with labels ``(T,)``.
+
+    ``init`` warm-starts from a trained kernel (same shape as ``params``) instead of
+    ``init_kernel``; ``train.lr_final`` anneals the learning rate on a cosine.
 
     Loss: mean over voxels of ``CE(softmax_c z(c, t, y, x), label[t])``. After every
     Adam step weights are clamped to ``+-mask * max|W|`` (the paper's prior).
@@ -200,7 +205,10 @@ def train_hd(
     from neuroplast.apps.motion.simulate import class_velocities
 
     vel = class_velocities() if (train.motion_init and params.n_classes == 36) else None
-    k0 = init_kernel(params, train.seed, velocities=vel)
+    k0 = init_kernel(params, train.seed, velocities=vel) if init is None else init
+    shape = (params.n_classes, 2, params.n_delays, params.kernel, params.kernel)
+    if k0.weight.shape != shape or k0.bias.shape != (params.n_classes,):
+        raise DataError(f"initial kernel {k0.weight.shape} does not match {shape}")
     w = torch.nn.Parameter(torch.from_numpy(k0.weight.copy()))
     b = torch.nn.Parameter(torch.from_numpy(k0.bias.copy()))
     mask = torch.from_numpy(delay_mask(params))[None, None]
@@ -209,6 +217,11 @@ def train_hd(
     n = len(voxels)
     losses = []
     step, n_steps = 0, train.epochs * ((n + train.batch - 1) // train.batch)
+    sched = None
+    if train.lr_final is not None:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(1, n_steps), eta_min=train.lr_final
+        )
     for _ in range(train.epochs):
         order = rng.permutation(n)
         tot, cnt = 0.0, 0
@@ -226,6 +239,8 @@ def train_hd(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             if train.use_mask:
                 with torch.no_grad():
                     lim = mask * w.abs().max()
