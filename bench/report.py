@@ -45,10 +45,12 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         lambda d: [
             (
                 f"streaming {d['network']}, T={d['steps']}, batch 1",
-                f"{d['steps_per_s']['neuroplast step()']:,.0f} steps/s step-by-step "
-                f"({d['ratio_vs']['snnTorch']['step']:.1f}x snnTorch, {d['ratio_vs']['Norse']['step']:.1f}x Norse); "
-                f"{d['steps_per_s']['neuroplast run()']:,.0f} steps/s windowed; import {d['import_s'] * 1000:.0f} ms; "
-                f"peak RSS {d['peak_rss_mb']:.0f} MB",
+                (
+                    f"{d['steps_per_s']['neuroplast step()']:,.0f} steps/s step-by-step "
+                    f"({d['ratio_vs']['snnTorch']['step']:.1f}x snnTorch, {d['ratio_vs']['Norse']['step']:.1f}x Norse); "
+                    f"{d['steps_per_s']['neuroplast run()']:,.0f} steps/s windowed; import {d['import_s'] * 1000:.0f} ms; "
+                    f"peak RSS {d['peak_rss_mb']:.0f} MB"
+                ),
                 "bench_runtime.py",
             )
         ],
@@ -60,8 +62,10 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         return [
             (
                 f"STDP on a 700x256 plastic layer vs {d['peer']}",
-                f"{best['speedup_vs_peer']:.0f}x ({best['impl']}); {rt['speedup_vs_peer']:.1f}x through rt.step + engine; "
-                f"weights equal the peer's to {best['max_abs_weight_diff_vs_peer']:.0e}",
+                (
+                    f"{best['speedup_vs_peer']:.0f}x ({best['impl']}); {rt['speedup_vs_peer']:.1f}x through rt.step + engine; "
+                    f"weights equal the peer's to {best['max_abs_weight_diff_vs_peer']:.0e}"
+                ),
                 "bench_plasticity.py",
             )
         ]
@@ -74,13 +78,17 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             res.append(
                 (
                     f"QAT {m}, {d['task'].split(',')[0]}",
-                    f"fp32 {_pct(r['fp32']['accuracy'])}, int8 {_pct(r['w8a8']['accuracy'])}, "
-                    f"4-bit w {_pct(r['w4a8']['accuracy'])}, 2-bit w {_pct(r['w2a8']['accuracy'])}",
+                    (
+                        f"fp32 {_pct(r['fp32']['accuracy'])}, int8 {_pct(r['w8a8']['accuracy'])}, "
+                        f"4-bit w {_pct(r['w4a8']['accuracy'])}, 2-bit w {_pct(r['w2a8']['accuracy'])}"
+                    ),
                     "qat_accuracy.py",
                 )
             )
         s = d["size_large_mlp"]
-        res.append(("int8 TFLite / fp32 ONNX size (85k-param MLP)", f"{s['ratio']:.2f}", "qat_accuracy.py"))
+        res.append(
+            ("int8 TFLite / fp32 ONNX size (85k-param MLP)", f"{s['ratio']:.2f}", "qat_accuracy.py")
+        )
         return res
 
     add("qat", qat)
@@ -92,9 +100,11 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             res.append(
                 (
                     f"int8 {m} latency",
-                    f"LiteRT {lat['LiteRT direct']:.0f} us, onnxruntime {lat['onnxruntime direct']:.0f} us, "
-                    f"neuroplast int {lat['neuroplast int runtime']:.0f} us; backend overhead "
-                    f"LiteRT {100 * r['backend_overhead']['litert']:+.0f}%, ORT {100 * r['backend_overhead']['onnxruntime']:+.0f}%",
+                    (
+                        f"LiteRT {lat['LiteRT direct']:.0f} us, onnxruntime {lat['onnxruntime direct']:.0f} us, "
+                        f"neuroplast int {lat['neuroplast int runtime']:.0f} us; backend overhead "
+                        f"LiteRT {100 * r['backend_overhead']['litert']:+.0f}%, ORT {100 * r['backend_overhead']['onnxruntime']:+.0f}%"
+                    ),
                     "bench_backends.py",
                 )
             )
@@ -106,8 +116,10 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         lambda d: [
             (
                 f"NIR export {d['net']} run in snnTorch / Norse",
-                f"{_pct(d['runs']['snntorch']['agreement'])} / {_pct(d['runs']['norse']['agreement'])} identical spikes; "
-                f"snnTorch-exported net in neuroplast {_pct(d['import_snntorch_export']['agreement'])}",
+                (
+                    f"{_pct(d['runs']['snntorch']['agreement'])} / {_pct(d['runs']['norse']['agreement'])} identical spikes; "
+                    f"snnTorch-exported net in neuroplast {_pct(d['import_snntorch_export']['agreement'])}"
+                ),
                 "bench_nir.py",
             )
         ],
@@ -117,8 +129,10 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         lambda d: [
             (
                 f"SFQ XOR {k}",
-                f"all 4 correct: {v['all_correct']}, margin {v['margin']:.3f}, {v['jj_count']} JJs, "
-                f"{v['energy_per_inference_j']:.1e} J/inference, pipeline {v['pipeline_latency_ps']:.0f} ps at {v['clock_ghz']:.0f} GHz",
+                (
+                    f"all 4 correct: {v['all_correct']}, margin {v['margin']:.3f}, {v['jj_count']} JJs, "
+                    f"{v['energy_per_inference_j']:.1e} J/inference, pipeline {v['pipeline_latency_ps']:.0f} ps at {v['clock_ghz']:.0f} GHz"
+                ),
                 "bench_sfq.py",
             )
             for k, v in d["xor"].items()
@@ -143,7 +157,8 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         return [
             (
                 "KWS 12 classes, voice-disjoint synthetic test",
-                f"int8 bundle {_pct(b['runtime_int_test_acc'])} (QAT {_pct(b['qat_test_acc'])}); " + ", ".join(accs),
+                f"int8 bundle {_pct(b['runtime_int_test_acc'])} (QAT {_pct(b['qat_test_acc'])}); "
+                + ", ".join(accs),
                 "apps/kws pipeline",
             ),
             (
