@@ -193,6 +193,22 @@ class Runtime:
             raise DataError(f"graph has inputs {list(self.inputs)}: pass a dict")
         return {self.inputs[0]: x}
 
+    def _check_feeds(self, x: Any, time_axis: bool) -> tuple[dict[str, Any], int, bool]:
+        """Validate every input; return them batched, the common batch size, and whether
+        the caller passed them without a batch axis (outputs are then un-batched)."""
+        lead = 1 if time_axis else 0
+        checked: dict[str, Any] = {}
+        batch: int | None = None
+        squeeze = False
+        for name, v in self._split_inputs(x).items():
+            arr, b = self._check_input(name, v, time_axis=time_axis)
+            if isinstance(v, SparseInput) or np.ndim(v) == len(self.shapes[name]) + lead:
+                squeeze = True
+            if batch is not None and b != batch:
+                raise DataError("all inputs must have the same batch size")
+            checked[name], batch = arr, b
+        return checked, batch, squeeze
+
     def _result(self, values: dict[str, Any]) -> Any:
         if len(self.outputs) == 1:
             return values[self.outputs[0]]
@@ -205,17 +221,7 @@ class Runtime:
         (batched as given: a leading batch axis is kept only if the input had one)."""
         if reward is not None and not np.all(np.isfinite(reward)):
             raise DataError(f"reward must be finite, got {reward!r}")
-        feeds = self._split_inputs(x)
-        checked: dict[str, Any] = {}
-        batch = None
-        squeeze = False
-        for name, v in feeds.items():
-            arr, b = self._check_input(name, v, time_axis=False)
-            if isinstance(v, SparseInput) or np.ndim(v) == len(self.shapes[name]):
-                squeeze = True
-            if batch is not None and b != batch:
-                raise DataError("all inputs must have the same batch size")
-            checked[name], batch = arr, b
+        checked, batch, squeeze = self._check_feeds(x, time_axis=False)
         self._ensure_state(batch)
         values: dict[str, Any] = {}
         last_in: dict[str, list[Any]] = {}
@@ -237,16 +243,7 @@ class Runtime:
         """Run a window. ``seq``: ``(T, *shape)`` or ``(T, B, *shape)`` (dict for several
         inputs). Returns outputs stacked over time. Vectorized over time unless
         learning is on (then it steps, so rules see every step)."""
-        feeds = self._split_inputs(seq)
-        checked: dict[str, np.ndarray] = {}
-        squeeze = False
-        batch = None
-        for name, v in feeds.items():
-            arr, b = self._check_input(name, v, time_axis=True)
-            squeeze = squeeze or np.ndim(v) == len(self.shapes[name]) + 1
-            if batch is not None and b != batch:
-                raise DataError("all inputs must have the same batch size")
-            checked[name], batch = arr, b
+        checked, batch, squeeze = self._check_feeds(seq, time_axis=True)
         t_len = next(iter(checked.values())).shape[0]
         if self.learning and self._plasticity is not None and _has_rules(self._plasticity):
             outs = [self.step({n: a[t] for n, a in checked.items()}, reward) for t in range(t_len)]
