@@ -11,6 +11,16 @@ from neuroplast.apps.place.metrics import pr_auc, precision_recall, recall_at_n
 __all__ = ["plot_pr", "plot_recall", "plot_scaling"]
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lay out, write ``fig`` as a PNG at ``path`` (folders created) and close it."""
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return p
+
+
 def _plt():
     import matplotlib
 
@@ -29,12 +39,7 @@ def plot_pr(rows: dict[str, np.ndarray], gt: np.ndarray, path: str | Path) -> Pa
         ax.plot(rec, prec, label=f"{name} (AUC {pr_auc(s, gt):.2f})")
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return _save(plt, fig, path)
 
 
 def plot_recall(
@@ -48,12 +53,7 @@ def plot_recall(
         ax.plot(list(r), list(r.values()), marker="o", label=name)
     ax.set(xlabel="N", ylabel="Recall@N", ylim=(0, 1.02))
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return _save(plt, fig, path)
 
 
 def plot_scaling(table: list[dict], path: str | Path) -> Path:
@@ -71,9 +71,4 @@ def plot_scaling(table: list[dict], path: str | Path) -> Path:
                 ax.plot(x, y, marker="o", label=model)
         ax.set(xlabel="places", ylabel=lab, xscale="log", yscale="log")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
+    return _save(plt, fig, path)
