@@ -32,6 +32,7 @@ __all__ = ["DEFAULT_SCENE", "DEFAULT_DVS", "make_dataset", "main"]
 DEFAULT_SCENE = SceneParams(size=32, texture_size=64, n_steps=128, f_cut=0.15)
 DEFAULT_DVS = DVSParams(threshold=1.2)
 TEST_SEED0 = 1_000_000  # held-out seeds never overlap training seeds
+VAL_SEED0 = 2_000_000  # validation seeds (epoch selection) overlap neither
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         HDParams,
         TrainParams,
         accuracy_per_step,
+        embed_kernel,
         predict_dense,
         prune_kernel,
         train_hd,
@@ -102,6 +104,18 @@ def main(argv: list[str] | None = None) -> dict:
         "--sweep-movies", type=int, default=60, help="held-out movies used by the pruning sweep"
     )
     ap.add_argument("--kernel", default=None, help="skip training: load this kernel (.npz)")
+    ap.add_argument("--n-delays", type=int, default=HDParams.n_delays, help="K_T (ms)")
+    ap.add_argument("--kernel-size", type=int, default=HDParams.kernel, help="K_X = K_Y (px)")
+    ap.add_argument(
+        "--threshold", type=float, default=DEFAULT_DVS.threshold, help="DVS contrast threshold"
+    )
+    ap.add_argument("--train-size", type=int, default=DEFAULT_SCENE.size, help="training sensor side")
+    ap.add_argument("--stride", type=int, default=TrainParams.stride, help="loss stride (px)")
+    ap.add_argument("--batch", type=int, default=TrainParams.batch)
+    ap.add_argument(
+        "--val", type=int, default=0, help="validation movies: pick the epoch on them (0: last)"
+    )
+    ap.add_argument("--train-only", action="store_true", help="stop after training")
     ap.add_argument("--out", default=str(RESULTS / "motion.json"))
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
     args = ap.parse_args(argv)
@@ -110,13 +124,25 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     out_dir = Path(args.out).parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    res: dict = {"scene": asdict(DEFAULT_SCENE), "dvs": asdict(DEFAULT_DVS)}
-    hp = HDParams()
-    tp = TrainParams(epochs=args.epochs, lr=args.lr, lr_final=args.lr_final)
+    dvs = DVSParams(**{**asdict(DEFAULT_DVS), "threshold": args.threshold})
+    train_scene = SceneParams(
+        **{**asdict(DEFAULT_SCENE), "size": args.train_size, "texture_size": 2 * args.train_size}
+    )
+    res: dict = {"scene": asdict(train_scene), "dvs": asdict(dvs)}
+    hp = HDParams(n_delays=args.n_delays, kernel=args.kernel_size)
+    tp = TrainParams(
+        epochs=args.epochs,
+        lr=args.lr,
+        lr_final=args.lr_final,
+        stride=args.stride,
+        batch=args.batch,
+    )
     res["model"] = {"params": asdict(hp), "train": asdict(tp), "n_train_movies": args.train}
     init = None
     if args.init_kernel and not args.kernel:
         init = HDKernel.load(args.init_kernel)
+        if init.weight.shape[2:] != (hp.n_delays, hp.kernel, hp.kernel):
+            init = embed_kernel(init, hp)  # warm start a bigger layer from a smaller one
         res["model"]["init_kernel"] = args.init_kernel
         meta = Path(args.init_kernel).with_suffix(".json")
         if meta.exists():  # the run that produced the starting kernel
@@ -128,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
         **{**asdict(DEFAULT_SCENE), "size": args.test_size, "texture_size": 2 * args.test_size}
     )
     res["test_scene"] = asdict(test_scene)
-    xte, yte, mte = make_dataset(range(TEST_SEED0, TEST_SEED0 + args.test), test_scene)
+    xte, yte, mte = make_dataset(range(TEST_SEED0, TEST_SEED0 + args.test), test_scene, dvs)
     res["test_event_density"] = float(xte.mean())
     _log(f"simulated {args.test} test movies ({time.perf_counter() - t0:.0f} s)")
     if args.kernel:
@@ -139,14 +165,49 @@ def main(argv: list[str] | None = None) -> dict:
             res["model"]["training_run"] = json.loads(meta.read_text())
     else:
         t0 = time.perf_counter()
-        xtr, ytr, _ = make_dataset(range(args.train_seed0, args.train_seed0 + args.train))
+        xtr, ytr, _ = make_dataset(
+            range(args.train_seed0, args.train_seed0 + args.train), train_scene, dvs
+        )
         _log(f"simulated {args.train} training movies ({time.perf_counter() - t0:.0f} s)")
+        # validation movies: own seeds (never test, never train), test-sized sensor
+        xva, yva, _ = (
+            make_dataset(range(VAL_SEED0, VAL_SEED0 + args.val), test_scene, dvs)
+            if args.val
+            else (None, None, None)
+        )
+        val_hist: list[float] = []
+        best: dict = {}
+
+        def on_epoch(ep: int, k: HDKernel) -> None:
+            if xva is None:
+                return
+            a = accuracy_per_step(predict_dense(k, xva), yva)
+            val_hist.append(a)
+            _log(f"epoch {ep + 1}: validation accuracy {a:.3f}")
+            if a >= best.get("acc", -1.0):
+                best.update(acc=a, epoch=ep, kernel=k)
+                k.save(out_dir / "motion_kernel.npz")  # checkpoint: best so far
+
         t0 = time.perf_counter()
         kern, losses = train_hd(
-            list(xtr), list(ytr), hp, tp, progress=_progress(time.perf_counter()), init=init
+            list(xtr),
+            list(ytr),
+            hp,
+            tp,
+            progress=_progress(time.perf_counter()),
+            init=init,
+            on_epoch=on_epoch,
         )
         res["model"]["train_seconds"] = time.perf_counter() - t0
         res["model"]["loss_per_epoch"] = losses
+        if best:
+            kern = best["kernel"]
+            res["model"]["validation"] = {
+                "n_movies": args.val,
+                "seed0": VAL_SEED0,
+                "accuracy_per_epoch": val_hist,
+                "best_epoch": best["epoch"] + 1,
+            }
         del xtr
         kern.save(out_dir / "motion_kernel.npz")
         (out_dir / "motion_kernel.json").write_text(
@@ -159,11 +220,18 @@ def main(argv: list[str] | None = None) -> dict:
                     "init_training_run": res["model"].get("init_training_run"),
                     "train_seconds": res["model"]["train_seconds"],
                     "loss_per_epoch": losses,
+                    "params": asdict(hp),
+                    "dvs": asdict(dvs),
+                    "train_scene": asdict(train_scene),
+                    "validation": res["model"].get("validation"),
                 },
                 indent=2,
             )
         )
         _log(f"trained: losses {np.round(losses, 3).tolist()}")
+        if args.train_only:
+            Path(args.out).with_suffix(".train.json").write_text(json.dumps(res, indent=2))
+            return res
 
     # 1. accuracy
     ev = predict_dense(kern, xte)
@@ -266,8 +334,8 @@ def main(argv: list[str] | None = None) -> dict:
     # 4. homeostasis under a contrast step that multiplies the event rate by ~4
     scene = SceneParams(**{**asdict(DEFAULT_SCENE), "n_steps": 1500})
     taps = compile_taps(k20.weight, k20.bias, (scene.size, scene.size))
-    m1 = simulate_movie(777, scene, DEFAULT_DVS)
-    m4 = simulate_movie(777, SceneParams(**{**asdict(scene), "contrast": 2.4}), DEFAULT_DVS)
+    m1 = simulate_movie(777, scene, dvs)
+    m4 = simulate_movie(777, SceneParams(**{**asdict(scene), "contrast": 2.4}), dvs)
     ratio = m4.events.size / max(1, m1.events.size)
     z1 = hd_event_run(taps, m1.events, scene.n_steps, backend=backend, chunk=100)
     z4 = hd_event_run(taps, m4.events, scene.n_steps, backend=backend, chunk=100)

@@ -12,7 +12,9 @@ from neuroplast.apps.motion.model import (
     TrainParams,
     accuracy_per_step,
     delay_mask,
+    embed_kernel,
     hd_logits_torch,
+    hd_pooled_torch,
     init_kernel,
     predict_dense,
     prune_kernel,
@@ -108,3 +110,65 @@ def test_cli_simulate_run_eval(tmp_path):
     assert res.exit_code == 0 and "per-step accuracy" in res.output
     res = r.invoke(app, ["motion", "run", str(tmp_path / "nope.npz"), "--kernel", str(kpath)])
     assert res.exit_code != 0 and isinstance(res.exception, DataError)
+
+
+@pytest.mark.parametrize("kt,k,h", [(5, 3, 12), (7, 5, 16), (4, 5, 11)])
+def test_fft_pooled_equals_conv3d_pooled(kt, k, h):
+    # the training/eval path (integral images + FFT) against torch's direct conv3d
+    rng = np.random.default_rng(kt)
+    a = torch.from_numpy((rng.random((2, 2, 20, h, h + 1)) < 0.1).astype(np.float32))
+    w = torch.from_numpy(rng.standard_normal((4, 2, kt, k, k)).astype(np.float32))
+    b = torch.from_numpy(rng.standard_normal(4).astype(np.float32))
+    ref = hd_logits_torch(a, w, b).mean(dim=(3, 4))
+    got = hd_pooled_torch(a, w, b)
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=2e-5, rtol=1e-5)
+
+
+def test_fft_pooled_stride_equals_subsampled_rectified_half():
+    # stride folds the spectrum: |W_d * A_d| averaged over every 2nd position
+    rng = np.random.default_rng(1)
+    a = torch.from_numpy((rng.random((1, 2, 16, 14, 14)) < 0.1).astype(np.float32))
+    w = torch.from_numpy(rng.standard_normal((3, 2, 4, 5, 5)).astype(np.float32))
+    zero = torch.zeros_like(w)
+    wd = torch.stack([w[:, 0], -w[:, 0]], 1)  # W_s = 0: only the rectified half remains
+    full = hd_logits_torch(a, wd, None)  # (1, C, T, 10, 10)
+    ref = full[..., ::2, ::2].mean(dim=(3, 4))
+    assert torch.allclose(hd_pooled_torch(a, wd, None, stride=2), ref, atol=2e-5)
+    assert torch.allclose(hd_pooled_torch(a, zero, None), torch.zeros_like(ref))
+
+
+def test_embed_kernel_is_the_same_layer():
+    rng = np.random.default_rng(2)
+    small = HDKernel(
+        rng.standard_normal((3, 2, 4, 3, 3)).astype(np.float32), np.arange(3, dtype=np.float32)
+    )
+    big = embed_kernel(small, HDParams(n_classes=3, n_delays=7, kernel=7))
+    a = torch.from_numpy((rng.random((1, 2, 15, 12, 12)) < 0.2).astype(np.float32))
+    zs = hd_logits_torch(a, torch.from_numpy(small.weight), torch.from_numpy(small.bias))
+    zb = hd_logits_torch(a, torch.from_numpy(big.weight), torch.from_numpy(big.bias))
+    assert torch.allclose(zs[..., 2:-2, 2:-2], zb, atol=1e-5)  # same on the common grid
+    with pytest.raises(DataError):
+        embed_kernel(big, HDParams(n_classes=3, n_delays=4, kernel=3))
+
+
+def test_prune_mask_keeps_pruned_weights_zero():
+    scene = SceneParams(size=12, texture_size=24, n_steps=20, f_cut=0.15)
+    movies = [simulate_movie(s, scene, DVSParams(threshold=0.8)) for s in range(2)]
+    vox = [events_to_voxels(m.events, m.sensor_size, m.n_steps) for m in movies]
+    hp = HDParams(n_delays=4, kernel=5)
+    k0 = init_kernel(hp, 0, velocities=class_velocities())
+    kp = prune_kernel(k0, k0.weight.size // 20)
+    seen = []
+    k1, _ = train_hd(
+        vox,
+        [m.labels for m in movies],
+        hp,
+        TrainParams(epochs=2, batch=2, lr=1e-2, stride=1),
+        init=k0,
+        prune_mask=kp.weight != 0,
+        on_epoch=lambda ep, k: seen.append(ep),
+    )
+    assert seen == [0, 1]
+    assert np.all(k1.weight[kp.weight == 0] == 0)
+    assert not np.allclose(k1.weight[kp.weight != 0], kp.weight[kp.weight != 0])
