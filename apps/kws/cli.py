@@ -217,32 +217,35 @@ def register(app: Any) -> None:
         guard: Path = typer.Option(Path("out/kws/kws_guard.npz"), help="old-word guard set"),
         state: Path = typer.Option(Path("out/kws/kws_enroll.npz"), help="enrolled words"),
     ) -> None:
-        """Learn a new word on the device (delta-rule readout row, guard against forgetting)."""
+        """Learn a new word on the device (augmented examples, delta-rule readout row, gate
+        on the old 'unknown' class, guard against forgetting)."""
         import numpy as np
 
         from neuroplast.apps.kws.data import load_word_folder
         from neuroplast.apps.kws.enroll import (
-            embed,
             enroll_init,
             enroll_word,
             load_enroll_state,
+            open_class_of,
             save_enroll_state,
         )
-        from neuroplast.apps.kws.infer import runtime_scores
-        from neuroplast.apps.kws.pipeline import featurize, hidden_names, load_kws_runtime
+        from neuroplast.apps.kws.pipeline import example_embeddings, featurize, load_kws_runtime
         from neuroplast.errors import DataError
 
         rt, classes, mel, delta = load_kws_runtime(bundle, mode="int", hidden=True)
         X = featurize(load_word_folder(samples), mel, delta)
-        _, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
-        ex = embed(hid)
+        ex, aug = example_embeddings(rt, X)
         try:
             with np.load(guard, allow_pickle=False) as z:
                 g = {k: z[k] for k in ("emb", "scores", "labels")}
         except (OSError, KeyError, ValueError) as e:
             raise DataError(f"guard set {guard} is unreadable: {e}") from e
-        st = load_enroll_state(state) if state.exists() else enroll_init(ex.shape[1], len(classes))
-        new, rep = enroll_word(st, word, ex, g["emb"], g["scores"], g["labels"])
+        st = (
+            load_enroll_state(state)
+            if state.exists()
+            else enroll_init(ex.shape[1], len(classes), open_class_of(classes))
+        )
+        new, rep = enroll_word(st, word, ex, g["emb"], g["scores"], g["labels"], augmented=aug)
         if rep.accepted:
             save_enroll_state(state, new)
         _console().print(

@@ -5,23 +5,32 @@ The trained network stays frozen. Its hidden spikes give an embedding per clip::
     e = normalise([c^(l)_b]),  c^(l)_b = spike counts of hidden layer l in time bin b
         (all hidden layers, ``n_bins`` bins over the 1 s window),  normalise(z) = z/||z||
 
+The few enrollment recordings are augmented on the device (:func:`augment_raster`:
+``n_aug`` copies of each input spike raster with a random time warp, time shift,
+mel-channel shift and spike dropout, run through the same frozen network), so the
+positives are ``n * (1 + n_aug)`` embeddings.
+
 A new word ``k`` gets one readout row ``w_k`` (with a bias) trained by the local delta
 rule (Widrow-Hoff / LMS, :func:`neuroplast.plasticity.delta_rule_update`) with teacher
-``t = 1`` for the few enrollment examples and ``t = 0`` for a small *guard* set of
-old-word embeddings kept on the device. The row is set to the rule's fixed point with
-weight decay ``lambda`` (solved directly, which is what iterating the rule converges
-to; positives weighted to ``pos_share`` of the total)::
+``t = 1`` for the positives and ``t = 0`` for a small *guard* set of old-word
+embeddings kept on the device. The row is set to the rule's fixed point with weight
+decay ``lambda`` (solved directly, which is what iterating the rule converges to;
+positives weighted to ``pos_share`` of the total)::
 
     w_k = argmin_w  sum_i a_i (t_i - w . [e_i, 1])^2 + lambda ||w||^2
 
-Decision: the old readout is unchanged. A clip is reported as word ``k`` when
-``w_k . [e, 1] > theta_k`` (the largest margin wins), else the old readout decides.
-``theta_k`` comes from cross-validation on the device's own data: the
-``1 - max_drop`` quantile of the held-out guard outputs (``folds``-fold), so at most
-about ``max_drop`` of old-word clips are taken for the new word (optionally mixed with
-the median leave-one-out output of the examples, ``loo_weight``). The guard then checks
-old-word accuracy (in sample) and rolls the enrollment back when it would drop by more
-than ``max_drop``.
+Decision: the old readout is unchanged. A clip is reported as word ``k`` when the old
+readout files it under its open-set class (``unknown``; the gate, ``open_class``) and
+``w_k . [e, 1] > theta_k`` (the largest margin wins); otherwise the old readout
+decides. ``theta_k`` comes from cross-validation on the device's own data: the
+``guard_quantile`` quantile of the held-out guard outputs (``folds``-fold; guard clips
+the gate closes count as never taken), so at most about ``1 - guard_quantile`` of
+old-word clips are taken for the new word. The guard then checks old-word accuracy (in
+sample) and rolls the enrollment back when it would drop by more than ``max_drop``.
+
+The defaults (gate on, ``n_aug=16``, ``ridge=0.1``, ``pos_share=0.1``,
+``guard_quantile=0.98``, ``n_bins=2``) were chosen on the benchmark's validation voices
+only (``bench/kws_enroll.py``; see ``docs/kws.md``).
 """
 
 from __future__ import annotations
@@ -36,9 +45,12 @@ __all__ = [
     "EnrollParams",
     "EnrollState",
     "EnrollReport",
+    "RasterAugmentParams",
+    "augment_raster",
     "embed",
     "fit_row",
     "enroll_init",
+    "open_class_of",
     "enroll_word",
     "decide",
     "save_enroll_state",
@@ -47,13 +59,30 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class RasterAugmentParams:
+    """Augmentation of the enrollment examples' input spike rasters (numpy only): each
+    example gets ``n_aug`` copies with a random time warp (speed), time shift, shift of
+    the mel channels (a vocal-tract-length change) and spike dropout."""
+
+    n_aug: int = 16
+    speed: float = 0.12  # factor uniform in [1 - speed, 1 + speed]
+    shift: int = 10  # frames, uniform in [-shift, shift]
+    mel_shift: int = 1  # channels, uniform in [-mel_shift, mel_shift]
+    drop: float = 0.05  # probability of deleting a spike
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class EnrollParams:
-    """Embedding, learning and guard settings."""
+    """Embedding, augmentation, learning and guard settings (defaults chosen on
+    validation voices, see the module docstring)."""
 
     n_bins: int = 2  # time bins of the hidden spike counts
+    augment: RasterAugmentParams = RasterAugmentParams()  # n_aug=0: no augmentation
     ridge: float = 0.1  # weight decay lambda of the delta rule
-    pos_share: float = 0.25  # share of the total sample weight on the examples
-    guard_quantile: float | None = None  # None: 1 - max_drop (the old-word budget)
+    pos_share: float = 0.1  # share of the total sample weight on the positives
+    guard_quantile: float | None = 0.98  # None: 1 - max_drop (the old-word budget)
+    gate: bool = True  # new words only where the old readout says open_class
     loo_weight: float = 0.0  # theta = w * median(LOO outputs) + (1 - w) * guard quantile
     folds: int = 5
     max_drop: float = 0.03  # roll back when guard accuracy drops by more
@@ -62,13 +91,16 @@ class EnrollParams:
 
 @dataclass
 class EnrollState:
-    """Enrolled words: readout rows ``(K, F + 1)`` (last column the bias), thresholds."""
+    """Enrolled words: readout rows ``(K, F + 1)`` (last column the bias), thresholds,
+    and the gate (``open_class``: from :func:`enroll_init`; :func:`enroll_word` keeps it
+    when ``p.gate`` and sets -1 otherwise)."""
 
     words: list[str] = field(default_factory=list)
     weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float64))
     thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     n_old: int = 12
+    open_class: int = -1  # old class a new word must come from (``unknown``); -1: any
 
 
 @dataclass(frozen=True)
@@ -83,6 +115,50 @@ class EnrollReport:
     accepted: bool
     loo_recall: float  # leave-one-out recognition of the enrollment examples
     guard_false_accept_cv: float  # held-out guard clips taken for the new word
+
+
+def augment_raster(
+    X: np.ndarray, n_channels_per_polarity: int, p: RasterAugmentParams = RasterAugmentParams()
+) -> np.ndarray:
+    """``(N, T, C)`` delta-spike rasters -> ``(N, n_aug, T, C)`` augmented copies (seeded).
+
+    Frame 0 (the encoder's start-up burst) stays in place; the rest is warped by the
+    speed factor (each source frame's spikes move to frame ``round(t / f)``), shifted
+    by whole frames, and its channels shifted within each polarity block of
+    ``n_channels_per_polarity`` mel bands.
+    """
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise DataError(f"rasters must be (N, T, C), got shape {X.shape}")
+    N, T, C = X.shape
+    m = n_channels_per_polarity
+    if m < 1 or C % m:
+        raise DataError(f"{C} channels is not a multiple of {m} mel bands")
+    rng = np.random.default_rng(p.seed)
+    out = np.zeros((N, p.n_aug, T, C), X.dtype)
+    t = np.arange(1, T)
+    for i in range(N):
+        for k in range(p.n_aug):
+            f = 1.0 + rng.uniform(-p.speed, p.speed)
+            s = int(rng.integers(-p.shift, p.shift + 1))
+            tt = np.round(t / f).astype(int) + s
+            ok = (tt >= 1) & (tt < T)
+            y = np.zeros((T, C), X.dtype)
+            y[0] = X[i, 0]
+            np.maximum.at(y, tt[ok], X[i, t[ok]])
+            ms = int(rng.integers(-p.mel_shift, p.mel_shift + 1))
+            if ms:
+                y = y.reshape(T, C // m, m)
+                y = np.roll(y, ms, axis=2)
+                if ms > 0:
+                    y[:, :, :ms] = 0
+                else:
+                    y[:, :, ms:] = 0
+                y = y.reshape(T, C)
+            if p.drop > 0:
+                y = y * (rng.random(y.shape) >= p.drop)
+            out[i, k] = y
+    return out
 
 
 def embed(hidden, p: EnrollParams = EnrollParams()) -> np.ndarray:  # noqa: ANN001
@@ -102,9 +178,20 @@ def embed(hidden, p: EnrollParams = EnrollParams()) -> np.ndarray:  # noqa: ANN0
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
 
 
-def enroll_init(n_features: int, n_old: int) -> EnrollState:
-    """No enrolled words yet."""
-    return EnrollState([], np.zeros((0, n_features + 1)), np.zeros(0), np.zeros(0, np.int64), n_old)
+def enroll_init(n_features: int, n_old: int, open_class: int = -1) -> EnrollState:
+    """No enrolled words yet; ``open_class``: the old readout's open-set class (new
+    words are only looked for in clips it files there), -1 for none."""
+    return EnrollState(
+        [], np.zeros((0, n_features + 1)), np.zeros(0), np.zeros(0, np.int64), n_old, open_class
+    )
+
+
+def open_class_of(classes) -> int:  # noqa: ANN001
+    """Index of the open-set class (``unknown``, else ``_unknown_``) or -1 if none."""
+    for name in ("unknown", "_unknown_"):
+        if name in classes:
+            return list(classes).index(name)
+    return -1
 
 
 def _aug(e: np.ndarray) -> np.ndarray:
@@ -128,13 +215,16 @@ def fit_row(pos: np.ndarray, neg: np.ndarray, p: EnrollParams = EnrollParams()) 
 
 def decide(old_scores: np.ndarray, e: np.ndarray, state: EnrollState) -> np.ndarray:
     """Labels ``(N,)``: an enrolled word (index ``n_old + k``) when its readout beats its
-    threshold (largest margin wins), else ``argmax`` of the old readout."""
+    threshold (largest margin wins) and the old readout says ``state.open_class`` (any
+    class when -1), else ``argmax`` of the old readout."""
     old = np.asarray(old_scores).argmax(1)
     if not state.words:
         return old
     s = _aug(e) @ state.weights.T - state.thresholds[None, :]
     best = s.argmax(1)
     hit = s[np.arange(len(s)), best] > 0
+    if state.open_class >= 0:
+        hit &= old == state.open_class
     return np.where(hit, state.n_old + best, old)
 
 
@@ -146,10 +236,13 @@ def enroll_word(
     guard_scores: np.ndarray,
     guard_labels: np.ndarray,
     p: EnrollParams = EnrollParams(),
+    augmented: np.ndarray | None = None,
 ) -> tuple[EnrollState, EnrollReport]:
-    """Enroll ``word`` from example embeddings ``(n, F)``.
+    """Enroll ``word`` from example embeddings ``(n, F)`` and optionally the embeddings
+    of their augmented copies ``(n, n_aug, F)`` (extra positives).
 
     ``guard_*``: embeddings, old-readout scores and labels of the old-word guard set.
+    The gate is ``state.open_class`` (from :func:`enroll_init`) when ``p.gate``.
     Returns the new state (the old one if the guard rolled the update back) and a
     report. Enrolling an existing word re-learns its row from these examples.
     """
@@ -172,18 +265,35 @@ def enroll_word(
         raise PlasticityError(
             f"guard embeddings have {g.shape[1]} features, examples {ex.shape[1]}"
         )
-    w = fit_row(ex, g, p)
+    if augmented is None:
+        augmented = np.zeros((len(ex), 0, ex.shape[1]))
+    augmented = np.asarray(augmented, np.float64)
+    if augmented.ndim != 3 or augmented.shape[0] != len(ex) or augmented.shape[2] != ex.shape[1]:
+        raise PlasticityError(
+            f"augmented embeddings must be (n={len(ex)}, n_aug, F={ex.shape[1]}), "
+            f"got {augmented.shape}"
+        )
+
+    def positives(keep: np.ndarray) -> np.ndarray:
+        return np.concatenate([ex[keep], augmented[keep].reshape(-1, ex.shape[1])])
+
+    everyone = np.arange(len(ex))
+    gate = state.open_class if p.gate else -1
+    w = fit_row(positives(everyone), g, p)
     # threshold from cross-validation on the device's own data (never the test set)
     loo = np.array(
         [
-            float((_aug(ex[i : i + 1]) @ fit_row(np.delete(ex, i, 0), g, p))[0])
+            float((_aug(ex[i : i + 1]) @ fit_row(positives(np.delete(everyone, i)), g, p))[0])
             for i in range(len(ex))
         ]
     )
     folds = np.arange(len(g)) % max(2, p.folds)
-    held = np.concatenate(
-        [_aug(g[folds == k]) @ fit_row(ex, g[folds != k], p) for k in np.unique(folds)]
-    )
+    held = np.empty(len(g))
+    for k in np.unique(folds):
+        held[folds == k] = _aug(g[folds == k]) @ fit_row(positives(everyone), g[folds != k], p)
+    if gate >= 0:  # guard clips the gate closes are never taken
+        closed = np.asarray(guard_scores).argmax(1) != gate
+        held[closed] = held.min() - 1.0
     q = 1.0 - p.max_drop if p.guard_quantile is None else p.guard_quantile
     theta = p.loo_weight * float(np.median(loo)) + (1 - p.loo_weight) * float(np.quantile(held, q))
     others = [i for i, x in enumerate(state.words) if x != word]
@@ -193,6 +303,7 @@ def enroll_word(
         np.concatenate([state.thresholds[others], [theta]]),
         np.concatenate([state.counts[others], [len(ex)]]).astype(np.int64),
         state.n_old,
+        gate,
     )
     gl = np.asarray(guard_labels)
     acc_before = float(np.mean(decide(guard_scores, g, state) == gl))
@@ -225,6 +336,7 @@ def save_enroll_state(path, state: EnrollState) -> None:  # noqa: ANN001
         thresholds=state.thresholds,
         counts=state.counts,
         n_old=np.array(state.n_old),
+        open_class=np.array(state.open_class),
     )
     atomic_write_bytes(path, buf.getvalue())
 
@@ -239,6 +351,7 @@ def load_enroll_state(path) -> EnrollState:  # noqa: ANN001
                 z["thresholds"].astype(np.float64),
                 z["counts"].astype(np.int64),
                 int(z["n_old"]),
+                int(z["open_class"]) if "open_class" in z.files else -1,
             )
     except (OSError, KeyError, ValueError) as e:
         raise PlasticityError(f"enrollment state {path} is unreadable: {e}") from e

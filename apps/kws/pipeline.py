@@ -22,10 +22,12 @@ import numpy as np
 from neuroplast.apps.kws import data as D
 from neuroplast.apps.kws.enroll import (
     EnrollParams,
+    augment_raster,
     decide,
     embed,
     enroll_init,
     enroll_word,
+    open_class_of,
     save_enroll_state,
 )
 from neuroplast.apps.kws.frontend import DeltaParams, MelParams, delta_encode, log_mel
@@ -43,6 +45,7 @@ __all__ = [
     "load_kws_runtime",
     "guard_set",
     "hidden_names",
+    "example_embeddings",
     "run_enrollment",
     "stream_benchmark",
     "board_fits",
@@ -220,6 +223,25 @@ def guard_set(rt, X: np.ndarray, y: np.ndarray, per_class: int = 40, seed: int =
     return {"emb": embed(hid), "scores": scores, "labels": np.asarray(y)[idx]}
 
 
+def example_embeddings(
+    rt,  # noqa: ANN001 - runtime with hidden outputs
+    X: np.ndarray,
+    p: EnrollParams = EnrollParams(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Enrollment rasters ``(n, T, C)`` -> embeddings ``(n, F)`` and those of their
+    on-device augmented copies ``(n, n_aug, F)`` (:func:`~neuroplast.apps.kws.enroll.augment_raster`,
+    ``C/2`` mel bands per polarity)."""
+    X = np.asarray(X)
+    _, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
+    ex = embed(hid, p)
+    n_aug = p.augment.n_aug
+    if n_aug <= 0 or len(X) == 0:
+        return ex, np.zeros((len(ex), 0, ex.shape[1]))
+    A = augment_raster(X, X.shape[2] // 2, p.augment)
+    _, hid_a = runtime_scores(rt, A.reshape(-1, *X.shape[1:]), hidden=hidden_names(rt))
+    return ex, embed(hid_a, p).reshape(len(X), n_aug, -1)
+
+
 def run_enrollment(
     rt,  # noqa: ANN001 - runtime with hidden outputs
     word: str,
@@ -230,13 +252,16 @@ def run_enrollment(
     X_new_test: np.ndarray | None = None,
     n_old: int = 12,
     p: EnrollParams = EnrollParams(),
+    open_class: int = -1,
 ) -> dict:
-    """Enroll ``word`` from example rasters; optionally measure new-word recall and the
-    old-word accuracy before/after on held-out rasters."""
-    _, hid = runtime_scores(rt, X_examples, hidden=hidden_names(rt))
-    ex = embed(hid, p)
-    state = enroll_init(ex.shape[1], n_old)
-    new_state, rep = enroll_word(state, word, ex, guard["emb"], guard["scores"], guard["labels"], p)
+    """Enroll ``word`` from example rasters (augmented on the device per ``p.augment``);
+    optionally measure new-word recall and the old-word accuracy before/after on
+    held-out rasters. ``open_class``: the old readout's ``unknown`` index (the gate)."""
+    ex, aug = example_embeddings(rt, X_examples, p)
+    state = enroll_init(ex.shape[1], n_old, open_class)
+    new_state, rep = enroll_word(
+        state, word, ex, guard["emb"], guard["scores"], guard["labels"], p, augmented=aug
+    )
     res: dict[str, Any] = {"report": asdict(rep), "state": new_state}
     if X_old_test is not None:
         sc, h = runtime_scores(rt, X_old_test, hidden=hidden_names(rt))
@@ -247,7 +272,11 @@ def run_enrollment(
     if X_new_test is not None and len(X_new_test):
         sc, h = runtime_scores(rt, X_new_test, hidden=hidden_names(rt))
         pred = decide(sc, embed(h, p), new_state)
-        res["new_word_recall"] = float(np.mean(pred == n_old + new_state.words.index(word)))
+        res["new_word_recall"] = (
+            float(np.mean(pred == n_old + new_state.words.index(word)))
+            if word in new_state.words
+            else 0.0
+        )
         res["new_word_test_clips"] = int(len(X_new_test))
     return res
 
@@ -448,7 +477,15 @@ def run_pipeline(
     ev, et = F["enroll"]["val"], F["enroll"]["test"]
     if len(ev) >= cfg.n_enroll:
         en = run_enrollment(
-            rt_h, cfg.enroll_word, ev[: cfg.n_enroll], guard, Xte, yte, et, n_old=len(classes)
+            rt_h,
+            cfg.enroll_word,
+            ev[: cfg.n_enroll],
+            guard,
+            Xte,
+            yte,
+            et,
+            n_old=len(classes),
+            open_class=open_class_of(classes),
         )
         save_enroll_state(out / "kws_enroll.npz", en.pop("state"))
         results["enrollment"] = en

@@ -66,6 +66,18 @@ def markdown_table(r: dict, source: str = "") -> str:
             f"{_pct(e['old_acc_before'])} -> {_pct(e['old_acc_after'])} "
             f"({100 * e['old_drop']:.2f} point drop) |"
         )
+    if "validation" in e:
+        v = e["validation"]["candidates"][e["chosen"]]
+        d = e.get("test_20_draws", {})
+        lines.append(
+            f"| Enrollment settings chosen on validation voices only | "
+            f"{_pct(v['recall'])} val recall | val old-word drop {v['old_drop_points']:.2f} "
+            f"points (max {v['old_drop_points_max']:.2f}) over {v['enrollments']} "
+            f"leave-one-voice-out enrollments; test over 20 random 5-clip draws: recall "
+            f"{_pct(d.get('recall_mean'))} (min {_pct(d.get('recall_min'))}), drop "
+            f"{d.get('old_drop_points_mean', float('nan')):.2f} points "
+            f"(max {d.get('old_drop_points_max', float('nan')):.2f}) |"
+        )
     for mode, s in r.get("streaming", {}).items():
         lines.append(
             f"| Streaming latency per 10 ms hop ({mode}, host) | {s['latency_ms_mean']:.3f} ms "
