@@ -126,3 +126,71 @@ def test_runtime_node_matches_reference_and_bundle_roundtrip(tmp_path):
     np.testing.assert_allclose(out, ref, atol=2e-5)
     with pytest.raises(GraphError):
         Runtime(g, mode="int")
+
+
+def _stream_with_edges(size, n_bins, density, seed):
+    """Random voxels plus events on all four sensor borders and corners, two empty
+    ms, a burst of every pixel ON and one of every pixel with both polarities."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    a = rng.random((2, n_bins, h, w)) < density
+    a[:, :, [0, -1], :] |= rng.random((2, n_bins, 2, w)) < 0.3
+    a[:, :, :, [0, -1]] |= rng.random((2, n_bins, h, 2)) < 0.3
+    a[:, 3:5] = False  # empty ms
+    a[1, 6] = True  # burst: every pixel ON
+    a[0, 6] = False
+    a[:, 8] = True  # every pixel both polarities (A_d = 0)
+    p, t, y, x = np.nonzero(a)
+    ev = make_events(t * 1000 + rng.integers(0, 1000, t.size), x, y, p)
+    return ev[rng.permutation(ev.size)], a  # any order in: the layer sorts
+
+
+@pytest.mark.parametrize(
+    ("shape", "keep"),
+    [((5, 4, 3, 3), 10**6), ((5, 4, 3, 3), 40), ((4, 6, 5, 5), 300), ((3, 3, 3, 5), 50)],
+)
+def test_pooled_split_path_equals_fft_reference_and_maxbranch(shape, keep):
+    if not numba_available():
+        pytest.skip("numba not installed")
+    from neuroplast.apps.motion.model import hd_logits_torch, hd_pooled_torch
+
+    c, kt, ky, kx = shape
+    rng = np.random.default_rng(keep)
+    w = rng.standard_normal((c, 2, kt, ky, kx)).astype(np.float32)
+    k = prune_kernel(HDKernel(w, rng.standard_normal(c).astype(np.float32)), keep)
+    size, n_bins = (13, 10), 16
+    ev, a = _stream_with_edges(size, n_bins, 0.1, seed=keep)
+    taps = compile_taps(k.weight, k.bias, size)
+    assert taps.split.nnz_d <= taps.nnz and taps.split.nnz_s <= taps.nnz
+    at = torch.from_numpy(a[None].astype(np.float32))
+    wt, bt = torch.from_numpy(k.weight), torch.from_numpy(k.bias)
+    ref = hd_logits_torch(at, wt, bt)[0].mean(dim=(2, 3)).numpy().T  # (T, C)
+    if ky == kx:
+        fft = hd_pooled_torch(at, wt, bt)[0].numpy().T
+        np.testing.assert_allclose(fft, ref, atol=2e-5)
+    old = hd_event_run(taps, ev, n_bins, backend="numba-maxbranch", pooled=True)
+    np.testing.assert_allclose(old, ref, atol=2e-5)
+    for clear in ("dense", "lazy"):
+        z = hd_event_run(taps, ev, n_bins, backend="numba", pooled=True, clear=clear)
+        assert z.shape == (n_bins, c) and z.dtype == np.float32
+        np.testing.assert_allclose(z, ref, atol=2e-5)
+        np.testing.assert_allclose(z, old, atol=2e-5)
+        assert (z.argmax(1) == old.argmax(1)).all()
+    np.testing.assert_allclose(z[3:5], ref[3:5], atol=2e-5)  # empty ms: carried delays only
+
+
+def test_pooled_split_path_non_binary_and_chunk_edges():
+    if not numba_available():
+        pytest.skip("numba not installed")
+    k = _kernel(c=4, kt=5, k=3, keep=120, seed=3)
+    ev, _ = _events(size=(9, 8), n_bins=12, density=0.15, seed=5)
+    taps = compile_taps(k.weight, k.bias, (9, 8))
+    dup = np.sort(np.concatenate([ev, ev[::3]]), order="t")
+    for binary in (True, False):
+        old = hd_event_run(taps, dup, 12, backend="numpy", pooled=True, binary=binary)
+        new = hd_event_run(taps, dup, 12, backend="numba", pooled=True, binary=binary)
+        np.testing.assert_allclose(new, old, atol=2e-5)
+    empty = hd_event_run(taps, ev[:0], 5, backend="numba", pooled=True)
+    np.testing.assert_array_equal(empty, np.broadcast_to(k.bias, (5, 4)))
+    with pytest.raises(DataError, match="clear"):
+        hd_event_run(taps, ev, 12, backend="numba", pooled=True, clear="never")
