@@ -562,25 +562,42 @@ def export_all(F: dict, dep: KwsDeployment, out: Path, cfg: PipelineConfig, prog
 
 def export_nir(dep: KwsDeployment, out: Path, X: np.ndarray | None = None) -> dict:
     """NIR export of the delay network (``neuroplast.quantize.nir``: each DelayLinear
-    becomes ``Delay -> Linear`` branches), verified on rasters ``X (N, T, C)``:
-
-    * a plain NIR interpreter (:func:`~neuroplast.apps.kws.nir_ref.run_nir`, no
-      neuroplast metadata) against the neuroplast float runtime;
-    * the round trip ``read`` -> Graph -> integer runtime against the bundle graph.
-    """
+    becomes ``Delay -> Linear`` branches), verified on rasters ``X (N, T, C)`` by
+    :func:`verify_nir`."""
     try:
         from neuroplast.quantize.nir import export_nir as _export
-        from neuroplast.quantize.nir import read as _read
     except ImportError:
         return {"skipped": "neuroplast.quantize.nir is not available"}
     try:
-        import nir
-
-        from neuroplast.apps.kws.nir_ref import run_nir
-        from neuroplast.runtime import Runtime
-
         graph = to_graph(dep)
         path = _export(graph, out / "kws.nir")
+    except NeuroplastError as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+    return verify_nir(graph, path, X)
+
+
+def verify_nir(graph, path: str | Path, X: np.ndarray | None = None) -> dict:  # noqa: ANN001 - Graph
+    """Checks of the NIR file ``path`` exported from ``graph`` (the KWS Graph IR) on
+    rasters ``X (N, T, C)``:
+
+    * a plain NIR interpreter (:func:`~neuroplast.apps.kws.nir_ref.run_nir`, no
+      neuroplast metadata) against the neuroplast float runtime;
+    * the round trip ``read`` -> Graph -> integer runtime against ``graph``;
+    * the interpreter itself against two third-party simulators: the delay-free version
+      of the file (:func:`~neuroplast.apps.kws.nir_ref.strip_delays`) run by the
+      interpreter, snnTorch and Norse
+      (:func:`~neuroplast.apps.kws.nir_ref.compare_with_peers`; "skipped" when a peer
+      is not installed).
+    """
+    try:
+        import nir
+
+        from neuroplast.apps.kws.nir_ref import compare_with_peers, run_nir
+        from neuroplast.quantize.nir import read as _read
+        from neuroplast.runtime import Runtime
+    except ImportError as e:
+        return {"skipped": f"NIR tooling is not available: {e}"}
+    try:
         ng = nir.read(str(path))
         kinds = sorted({type(n).__name__ for n in ng.nodes.values()})
         res: dict[str, Any] = {
@@ -604,6 +621,10 @@ def export_nir(dep: KwsDeployment, out: Path, X: np.ndarray | None = None) -> di
             a = Runtime(graph, mode="int").run(xs.astype(np.int8))
             b = Runtime(back, mode="int").run(xs.astype(np.int8))
             res["roundtrip_int_identical"] = bool(np.array_equal(np.asarray(a), np.asarray(b)))
+            peers = compare_with_peers(ng, xs, graph.dt)
+            res["snntorch_vs_interpreter_nodelay"] = peers.pop("snntorch")
+            res["norse_vs_interpreter_nodelay"] = peers.pop("norse")
+            res["nodelay_check"] = peers
         return res
     except NeuroplastError as e:
         return {"error": f"{type(e).__name__}: {e}"}

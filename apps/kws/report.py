@@ -56,6 +56,33 @@ def markdown_table(r: dict, source: str = "") -> str:
         note += f"{_pct(nir.get('plain_nir_argmax_agree'))}; read-back int run identical: "
         note += f"{nir.get('roundtrip_int_identical', '-')}"
         lines.append(f"| NIR export (delay network) | written | {note} |")
+        peers = [
+            (name, nir[key])
+            for name, key in (
+                ("snnTorch", "snntorch_vs_interpreter_nodelay"),
+                ("Norse", "norse_vs_interpreter_nodelay"),
+            )
+            if key in nir
+        ]
+        if peers:
+            chk = nir.get("nodelay_check", {})
+            vals, notes = [], []
+            for name, p in peers:
+                if "spike_agree" in p:
+                    vals.append(f"{name} {_pct(p['spike_agree'])}")
+                    notes.append(
+                        f"{name} readout max diff {p.get('readout_max_abs', float('nan')):.1e}, "
+                        f"argmax agree {_pct(p.get('argmax_agree'))}"
+                    )
+                else:
+                    vals.append(f"{name} {'skipped' if 'skipped' in p else 'error'}")
+                    notes.append(f"{name}: {p.get('skipped', p.get('error', ''))}")
+            lines.append(
+                f"| NIR interpreter vs snnTorch / Norse (delays stripped) | "
+                f"{' / '.join(vals)} identical LIF spikes | {'; '.join(notes)}; "
+                f"{chk.get('n_inputs', '?')} rasters x {chk.get('steps', '?')} steps, "
+                f"{chk.get('n_delay_nodes_after_strip', '?')} Delay nodes left |"
+            )
     else:
         lines.append(f"| NIR export | not run | {nir.get('skipped', nir.get('error', ''))} |")
     e = r.get("enrollment", {})

@@ -72,6 +72,11 @@ def test_reference_exports_verified_in_third_party_runtimes(run):
         assert "Delay" in nir["node_kinds"] and nir["n_delay_nodes"] > 0
         assert nir["plain_nir_argmax_agree"] >= 0.95
         assert nir["roundtrip_int_identical"]
+        # ... and that interpreter against snnTorch and Norse on the delay-free graph
+        for k in ("snntorch_vs_interpreter_nodelay", "norse_vs_interpreter_nodelay"):
+            assert "error" not in nir[k], nir[k]
+            if "skipped" not in nir[k]:
+                assert nir[k]["spike_agree"] >= 0.999, nir[k]
 
 
 def test_streaming_equals_batch_window(run):
