@@ -172,6 +172,25 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                 ),
                 "bench/kws_enroll.py" if "validation" in e else "apps/kws pipeline",
             ),
+        ] + kws_nir(d.get("exports", {}).get("nir", {}))
+
+    def kws_nir(n: dict) -> list:
+        s, o = (
+            n.get("snntorch_vs_interpreter_nodelay", {}),
+            n.get("norse_vs_interpreter_nodelay", {}),
+        )
+        if "spike_agree" not in s or "spike_agree" not in o:
+            return []
+        return [
+            (
+                f"KWS NIR export ({n['n_delay_nodes']} Delay nodes) via plain NIR interpreter",
+                (
+                    f"vs runtime max diff {n['plain_nir_vs_runtime_max_abs']:.1e}; delays stripped, "
+                    f"interpreter vs snnTorch / Norse {_pct(s['spike_agree'])} / "
+                    f"{_pct(o['spike_agree'])} identical spikes"
+                ),
+                "apps/kws pipeline",
+            )
         ]
 
     add("kws_full", kws)
@@ -179,10 +198,22 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
     def motion(d: dict) -> list:
         a = d["accuracy"]
         h = d["homeostasis"]
+        pr = d["pruning"]
         return [
             (
                 f"motion 36-class per-step accuracy ({a['n_test_movies']} movies)",
                 f"{_pct(a['per_step_top1'])} (chance {_pct(a['chance'])}; direction {_pct(a['direction_only'])}, speed {_pct(a['speed_only'])})",
+                "apps/motion experiments",
+            ),
+            (
+                "motion pruning: largest factor within 5 points of peak",
+                f"{pr['max_factor_within_5_points']}x magnitude pruning"
+                + (
+                    f", {ft['max_factor_within_5_points']}x pruned + retrained"
+                    if (ft := pr.get("finetuned"))
+                    else ""
+                )
+                + f" (target {pr['target_factor']}x; {pr['n_movies']} movies)",
                 "apps/motion experiments",
             ),
             (
