@@ -374,14 +374,24 @@ def _snapshot(w, b, pm) -> HDKernel:  # noqa: ANN001
     return HDKernel(wn, b.detach().numpy().copy())
 
 
-def predict_dense(kernel: HDKernel, voxels: np.ndarray, batch: int = 8) -> np.ndarray:
+def predict_dense(
+    kernel: HDKernel, voxels: np.ndarray, batch: int | None = None, max_bytes: float = 1.5e9
+) -> np.ndarray:
     """Per-time-step class evidence ``mean_{y,x} z`` (N, T, C) from the dense torch layer
-    (computed by :func:`hd_pooled_torch`, which equals the pooled conv3d)."""
+    (computed by :func:`hd_pooled_torch`, which equals the pooled conv3d).
+
+    ``batch=None`` sizes batches so the FFT buffers (about ``4 C H W T`` complex64 per
+    movie) stay under ``max_bytes``: a 128 x 128 movie takes ~0.8 GB.
+    """
     import torch
 
     voxels = np.asarray(voxels)
     if voxels.ndim == 4:
         voxels = voxels[None]
+    if batch is None:
+        _, _, n_t, h, w = voxels.shape
+        per_movie = 4 * 8 * kernel.weight.shape[0] * h * w * (n_t + kernel.n_delays)
+        batch = int(max(1, min(8, max_bytes // per_movie)))
     w = torch.from_numpy(np.ascontiguousarray(kernel.weight, dtype=np.float32))
     b = torch.from_numpy(np.ascontiguousarray(kernel.bias, dtype=np.float32))
     outs = []
