@@ -27,7 +27,7 @@ import numpy as np
 from neuroplast.apps.motion.events import events_to_voxels
 from neuroplast.apps.motion.simulate import DVSParams, SceneParams, simulate_movie
 
-__all__ = ["DEFAULT_SCENE", "DEFAULT_DVS", "make_dataset", "main"]
+__all__ = ["DEFAULT_SCENE", "DEFAULT_DVS", "make_dataset", "plot_pruning", "main"]
 
 DEFAULT_SCENE = SceneParams(size=32, texture_size=64, n_steps=128, f_cut=0.15)
 DEFAULT_DVS = DVSParams(threshold=1.2)
@@ -45,6 +45,36 @@ def make_dataset(seeds, scene: SceneParams = DEFAULT_SCENE, dvs: DVSParams = DEF
         lab.append(m.labels)
         movies.append(m)
     return np.stack(vox), np.stack(lab), movies
+
+
+def plot_pruning(pruning: dict, path: Path) -> str | None:
+    """Accuracy vs non-zero weights (magnitude pruning, and pruned + retrained when
+    present) to ``path``; returns the path, or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    from neuroplast.apps.motion.simulate import N_CLASSES
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    curves = [("pruned", "o-", pruning["sweep"])]
+    if pruning.get("finetuned"):
+        curves.append(("pruned + retrained", "s-", pruning["finetuned"]["sweep"]))
+    for label, style, sw in curves:
+        ax.semilogx([s["nnz"] for s in sw], [100 * s["accuracy"] for s in sw], style, label=label)
+    ax.axhline(100 * (pruning["peak"] - 0.05), ls="--", c="gray", lw=1, label="peak - 5 points")
+    ax.axhline(100 / N_CLASSES, ls=":", c="r", lw=1, label="chance")
+    ax.set_xlabel("non-zero weights")
+    ax.set_ylabel("per-step accuracy (%)")
+    ax.set_title("HD-SNN pruning (largest |w| kept)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
 
 
 def _within(sweep: list[dict], peak: float) -> int:
@@ -339,35 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
         if 20 in pruned:
             pruned[20].save(out_dir / "motion_kernel_pruned20.npz")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.semilogx(
-            [s["nnz"] for s in sweep], [100 * s["accuracy"] for s in sweep], "o-", label="pruned"
-        )
-        if tuned:
-            ax.semilogx(
-                [s["nnz"] for s in tuned],
-                [100 * s["accuracy"] for s in tuned],
-                "s-",
-                label="pruned + retrained",
-            )
-        ax.axhline(100 * (peak - 0.05), ls="--", c="gray", lw=1, label="peak - 5 points")
-        ax.axhline(100 / N_CLASSES, ls=":", c="r", lw=1, label="chance")
-        ax.set_xlabel("non-zero weights")
-        ax.set_ylabel("per-step accuracy (%)")
-        ax.set_title("HD-SNN pruning (largest |w| kept)")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out_dir / "motion_pruning.png", dpi=120)
-        plt.close(fig)
-        res["pruning"]["plot"] = str(out_dir / "motion_pruning.png")
-    except ImportError:
-        res["pruning"]["plot"] = None
+    res["pruning"]["plot"] = plot_pruning(res["pruning"], out_dir / "motion_pruning.png")
 
     # 3. event-driven runtime layer == dense predictions (20x pruned kernel)
     k20 = pruned.get(20, prune_kernel(kern, dense_nnz // 20))
