@@ -14,6 +14,18 @@ __all__ = ["register"]
 _ARROWS = "→↗↑↖←↙↓↘"
 
 
+def _scene(size: int, threshold: float):  # noqa: ANN202
+    """(SceneParams, DVSParams) of the experiments with another sensor side / threshold."""
+    from dataclasses import replace
+
+    from neuroplast.apps.motion.experiments import DEFAULT_DVS, DEFAULT_SCENE
+
+    return (
+        replace(DEFAULT_SCENE, size=size, texture_size=2 * size),
+        replace(DEFAULT_DVS, threshold=threshold),
+    )
+
+
 def _console() -> Any:
     from rich.console import Console
 
@@ -83,6 +95,10 @@ def register(app: Any) -> None:
         epochs: int = typer.Option(4),
         lr: float = typer.Option(1e-2),
         seed: int = typer.Option(0),
+        n_delays: int = typer.Option(12, help="K_T, ms (paper: 21)"),
+        kernel_size: int = typer.Option(9, help="K_X = K_Y, px, odd (paper: 17)"),
+        size: int = typer.Option(32, help="training sensor side, px"),
+        threshold: float = typer.Option(0.8, help="DVS contrast threshold (log units)"),
     ) -> None:
         """Train the HD layer with PyTorch on simulated movies (CPU, 1 thread)."""
         import torch
@@ -94,14 +110,20 @@ def register(app: Any) -> None:
         torch.set_num_threads(1)
         with Progress(transient=True) as prog:
             task = prog.add_task("simulating", total=None)
-            x, y, _ = make_dataset(range(seed * 100_000, seed * 100_000 + movies))
+            x, y, _ = make_dataset(
+                range(seed * 100_000, seed * 100_000 + movies), *_scene(size, threshold)
+            )
             prog.update(task, description="training", total=1)
 
             def cb(step: int, total: int, loss: float) -> None:
                 prog.update(task, completed=step / total, description=f"loss {loss:.3f}")
 
             kern, losses = train_hd(
-                list(x), list(y), HDParams(), TrainParams(epochs=epochs, lr=lr, seed=seed), cb
+                list(x),
+                list(y),
+                HDParams(n_delays=n_delays, kernel=kernel_size),
+                TrainParams(epochs=epochs, lr=lr, seed=seed, stride=1),
+                cb,
             )
         kern.save(out)
         _console().print(f"wrote {out}: weight {kern.weight.shape}, losses {losses}")
@@ -111,6 +133,8 @@ def register(app: Any) -> None:
         kernel: Path = typer.Option(Path("motion_kernel.npz")),
         movies: int = typer.Option(50, help="held-out movies"),
         prune: float = typer.Option(1.0, help="keep 1/PRUNE of the weights (largest |w|)"),
+        size: int = typer.Option(64, help="sensor side, px (paper: 128)"),
+        threshold: float = typer.Option(0.8, help="DVS contrast threshold (log units)"),
     ) -> None:
         """Per-time-step 36-class accuracy on held-out movies."""
         import torch
@@ -128,7 +152,7 @@ def register(app: Any) -> None:
         k = HDKernel.load(kernel)
         if prune > 1:
             k = prune_kernel(k, int(k.weight.size / prune))
-        x, y, _ = make_dataset(range(TEST_SEED0, TEST_SEED0 + movies))
+        x, y, _ = make_dataset(range(TEST_SEED0, TEST_SEED0 + movies), *_scene(size, threshold))
         acc = accuracy_per_step(predict_dense(k, x), y)
         t = Table(title=f"motion eval: {kernel}")
         t.add_column("item")
