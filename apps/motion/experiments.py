@@ -61,8 +61,10 @@ def plot_pruning(pruning: dict, path: Path) -> str | None:
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     curves = [("pruned", "o-", pruning["sweep"])]
-    if pruning.get("finetuned"):
-        curves.append(("pruned + retrained", "s-", pruning["finetuned"]["sweep"]))
+    for key, style in (("finetuned", "s-"), ("finetuned_256", "^-")):
+        if ft := pruning.get(key):
+            n = ft.get("movies_per_level")
+            curves.append((f"pruned + retrained ({n} movies/level)", style, ft["sweep"]))
     for label, style, sw in curves:
         ax.semilogx([s["nnz"] for s in sw], [100 * s["accuracy"] for s in sw], style, label=label)
     ax.axhline(100 * (pruning["peak"] - 0.05), ls="--", c="gray", lw=1, label="peak - 5 points")
