@@ -208,10 +208,11 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             (
                 "motion pruning: largest factor within 5 points of peak",
                 f"{pr['max_factor_within_5_points']}x magnitude pruning"
-                + (
-                    f", {ft['max_factor_within_5_points']}x pruned + retrained"
-                    if (ft := pr.get("finetuned"))
-                    else ""
+                + "".join(
+                    f", {ft['max_factor_within_5_points']}x pruned + retrained "
+                    f"({ft['movies_per_level']} movies/level)"
+                    for key in ("finetuned", "finetuned_256")
+                    if (ft := pr.get(key))
                 )
                 + f" (target {pr['target_factor']}x; {pr['n_movies']} movies)",
                 "apps/motion experiments",
