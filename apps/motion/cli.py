@@ -14,18 +14,6 @@ __all__ = ["register"]
 _ARROWS = "→↗↑↖←↙↓↘"
 
 
-def _scene(size: int, threshold: float):  # noqa: ANN202
-    """(SceneParams, DVSParams) of the experiments with another sensor side / threshold."""
-    from dataclasses import replace
-
-    from neuroplast.apps.motion.experiments import DEFAULT_DVS, DEFAULT_SCENE
-
-    return (
-        replace(DEFAULT_SCENE, size=size, texture_size=2 * size),
-        replace(DEFAULT_DVS, threshold=threshold),
-    )
-
-
 def _console() -> Any:
     from rich.console import Console
 
@@ -104,14 +92,14 @@ def register(app: Any) -> None:
         import torch
         from rich.progress import Progress
 
-        from neuroplast.apps.motion.experiments import make_dataset
+        from neuroplast.apps.motion.experiments import make_dataset, sensor_setup
         from neuroplast.apps.motion.model import HDParams, TrainParams, train_hd
 
         torch.set_num_threads(1)
         with Progress(transient=True) as prog:
             task = prog.add_task("simulating", total=None)
             x, y, _ = make_dataset(
-                range(seed * 100_000, seed * 100_000 + movies), *_scene(size, threshold)
+                range(seed * 100_000, seed * 100_000 + movies), *sensor_setup(size, threshold)
             )
             prog.update(task, description="training", total=1)
 
@@ -140,7 +128,7 @@ def register(app: Any) -> None:
         import torch
         from rich.table import Table
 
-        from neuroplast.apps.motion.experiments import TEST_SEED0, make_dataset
+        from neuroplast.apps.motion.experiments import TEST_SEED0, make_dataset, sensor_setup
         from neuroplast.apps.motion.model import (
             HDKernel,
             accuracy_per_step,
@@ -152,7 +140,9 @@ def register(app: Any) -> None:
         k = HDKernel.load(kernel)
         if prune > 1:
             k = prune_kernel(k, int(k.weight.size / prune))
-        x, y, _ = make_dataset(range(TEST_SEED0, TEST_SEED0 + movies), *_scene(size, threshold))
+        x, y, _ = make_dataset(
+            range(TEST_SEED0, TEST_SEED0 + movies), *sensor_setup(size, threshold)
+        )
         acc = accuracy_per_step(predict_dense(k, x), y)
         t = Table(title=f"motion eval: {kernel}")
         t.add_column("item")

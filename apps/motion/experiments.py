@@ -19,7 +19,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +27,22 @@ import numpy as np
 from neuroplast.apps.motion.events import events_to_voxels
 from neuroplast.apps.motion.simulate import DVSParams, SceneParams, simulate_movie
 
-__all__ = ["DEFAULT_SCENE", "DEFAULT_DVS", "make_dataset", "plot_pruning", "main"]
+__all__ = ["DEFAULT_SCENE", "DEFAULT_DVS", "sensor_setup", "make_dataset", "plot_pruning", "main"]
 
 DEFAULT_SCENE = SceneParams(size=32, texture_size=64, n_steps=128, f_cut=0.15)
 DEFAULT_DVS = DVSParams(threshold=1.2)
 TEST_SEED0 = 1_000_000  # held-out seeds never overlap training seeds
 VAL_SEED0 = 2_000_000  # validation seeds (epoch selection) overlap neither
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+
+def sensor_setup(size: int, threshold: float) -> tuple[SceneParams, DVSParams]:
+    """The default world and pixel with another sensor side (px; the texture is twice
+    as wide) and DVS contrast threshold (log units)."""
+    return (
+        replace(DEFAULT_SCENE, size=size, texture_size=2 * size),
+        replace(DEFAULT_DVS, threshold=threshold),
+    )
 
 
 def make_dataset(seeds, scene: SceneParams = DEFAULT_SCENE, dvs: DVSParams = DEFAULT_DVS):
@@ -176,10 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     out_dir = Path(args.out).parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    dvs = DVSParams(**{**asdict(DEFAULT_DVS), "threshold": args.threshold})
-    train_scene = SceneParams(
-        **{**asdict(DEFAULT_SCENE), "size": args.train_size, "texture_size": 2 * args.train_size}
-    )
+    train_scene, dvs = sensor_setup(args.train_size, args.threshold)
     res: dict = {"scene": asdict(train_scene), "dvs": asdict(dvs)}
     hp = HDParams(n_delays=args.n_delays, kernel=args.kernel_size)
     tp = TrainParams(
@@ -202,9 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
         res["model"]["train_seed0"] = args.train_seed0
 
     t0 = time.perf_counter()
-    test_scene = SceneParams(
-        **{**asdict(DEFAULT_SCENE), "size": args.test_size, "texture_size": 2 * args.test_size}
-    )
+    test_scene, _ = sensor_setup(args.test_size, args.threshold)
     res["test_scene"] = asdict(test_scene)
     xte, yte, mte = make_dataset(range(TEST_SEED0, TEST_SEED0 + args.test), test_scene, dvs)
     res["test_event_density"] = float(xte.mean())
