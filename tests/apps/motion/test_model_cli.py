@@ -172,3 +172,13 @@ def test_prune_mask_keeps_pruned_weights_zero():
     assert seen == [0, 1]
     assert np.all(k1.weight[kp.weight == 0] == 0)
     assert not np.allclose(k1.weight[kp.weight != 0], kp.weight[kp.weight != 0])
+
+
+def test_bad_shapes_raise_data_error():
+    w = torch.zeros(2, 2, 3, 5, 5)
+    with pytest.raises(DataError, match="smaller than the 5x5 kernel"):
+        hd_pooled_torch(torch.zeros(1, 2, 4, 4, 4), w, None)
+    hp = HDParams(n_classes=36, n_delays=3, kernel=3)
+    vox = [np.zeros((2, 6, 5, 5), bool)]
+    with pytest.raises(DataError, match="prune mask"):
+        train_hd(vox, [np.zeros(6, np.int64)], hp, TrainParams(epochs=1), prune_mask=np.ones(3))
