@@ -199,30 +199,53 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         a = d["accuracy"]
         h = d["homeostasis"]
         pr = d["pruning"]
-        return [
+        rows = [
             (
-                f"motion 36-class per-step accuracy ({a['n_test_movies']} movies)",
+                f"motion 36-class per-step accuracy, switching motion ({a['n_test_movies']} movies)",
                 f"{_pct(a['per_step_top1'])} (chance {_pct(a['chance'])}; direction {_pct(a['direction_only'])}, speed {_pct(a['speed_only'])})",
                 "apps/motion experiments",
-            ),
+            )
+        ]
+        if c := d.get("accuracy_constant_motion"):
+            rows.append(
+                (
+                    f"motion 36-class accuracy, constant motion = paper's test ({c['n_test_movies']} movies)",
+                    (
+                        f"per step {_pct(c['per_step_top1'])} (after the {d['model']['params']['n_delays']}-ms "
+                        f"window fills {_pct(c['per_step_top1_after_warmup'])}); per movie "
+                        f"{_pct(c['per_movie_top1'])}"
+                    ),
+                    "apps/motion experiments",
+                )
+            )
+
+        def within(suffix: str) -> str:
+            key = "max_factor_within_5_points" + suffix
+            return f"{pr[key]}x magnitude" + "".join(
+                f", {ft[key]}x pruned + retrained ({ft['movies_per_level']} movies/level)"
+                for name in ("finetuned", "finetuned_256")
+                if (ft := pr.get(name)) and key in ft
+            )
+
+        protocols = [("switching", "")]
+        if "peak_constant" in pr:
+            protocols.append(("constant", "_constant"))
+        rows.append(
             (
                 "motion pruning: largest factor within 5 points of peak",
-                f"{pr['max_factor_within_5_points']}x magnitude pruning"
-                + "".join(
-                    f", {ft['max_factor_within_5_points']}x pruned + retrained "
-                    f"({ft['movies_per_level']} movies/level)"
-                    for key in ("finetuned", "finetuned_256")
-                    if (ft := pr.get(key))
-                )
+                "; ".join(f"{name}: {within(sfx)}" for name, sfx in protocols)
                 + f" (target {pr['target_factor']}x; {pr['n_movies']} movies)",
                 "apps/motion experiments",
-            ),
+            )
+        )
+        rows.append(
             (
                 f"motion homeostasis, event rate x{h['event_rate_ratio']:.1f}",
                 f"output rate {h['rate_after_adaptation']:.4f} vs target {h['r_target']} ({_pct(h['rel_error_after'])} off)",
                 "apps/motion experiments",
-            ),
-        ]
+            )
+        )
+        return rows
 
     add("motion", motion)
     add(

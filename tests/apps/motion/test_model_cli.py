@@ -182,3 +182,28 @@ def test_bad_shapes_raise_data_error():
     vox = [np.zeros((2, 6, 5, 5), bool)]
     with pytest.raises(DataError, match="prune mask"):
         train_hd(vox, [np.zeros(6, np.int64)], hp, TrainParams(epochs=1), prune_mask=np.ones(3))
+
+
+def test_score_counts_steps_and_the_per_movie_decision():
+    from neuroplast.apps.motion.experiments import score
+
+    n_t, n_delays = 30, 5
+    labels = np.array([[3] * n_t, [7] * n_t])
+    ev = np.zeros((2, n_t, 36))
+    ev[0, :, 3] = 1.0  # movie 0: always right
+    ev[1, :n_delays, 7] = 1.0  # movie 1: right only during warm-up ...
+    ev[1, n_delays:, 19] = 1.0  # ... then class 19: same direction (7 = 19 - 12), other speed
+    ev[1, -3:, 19] = 0.0
+    ev[1, -3:, 7] = 1.0  # right again for the last 3 steps; the mean still says 19
+    s = score(ev, labels, n_delays)
+    right = n_t + n_delays + 3
+    assert s["per_step_top1"] == pytest.approx(right / (2 * n_t))
+    assert s["per_step_top1_after_warmup"] == pytest.approx(
+        (n_t - n_delays + 3) / (2 * (n_t - n_delays))
+    )
+    assert s["per_movie_top1"] == 0.5
+    assert s["direction_only"] == 1.0
+    assert s["speed_only"] == pytest.approx(right / (2 * n_t))
+    switching = labels.copy()
+    switching[0, 10:] = 4
+    assert "per_movie_top1" not in score(ev, switching, n_delays)
