@@ -53,6 +53,8 @@ from neuroplast.apps.motion.model import (
     init_kernel,
     predict_dense,
     prune_kernel,
+    prune_mask_of,
+    split_weight,
     train_hd,
 )
 from neuroplast.apps.motion.simulate import (
@@ -97,6 +99,8 @@ __all__ = [
     "predict_dense",
     "accuracy_per_step",
     "prune_kernel",
+    "prune_mask_of",
+    "split_weight",
     "TapTable",
     "EventLayerState",
     "compile_taps",

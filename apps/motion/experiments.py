@@ -84,11 +84,17 @@ def plot_pruning(pruning: dict, path: Path) -> str | None:
             ("accuracy_constant", "constant motion (paper's test)", pruning["peak_constant"])
         )
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    curves = [("pruned", "o-", pruning["sweep"])]
+    names = {"onoff": "ON/OFF K", "split": "(W_s, W_d)"}
+    sweeps = pruning.get("sweeps") or {pruning.get("basis", "onoff"): pruning["sweep"]}
+    curves = [
+        (f"pruned, {names[b]} basis", st, sw) for (b, sw), st in zip(sweeps.items(), ("o-", "x--"))
+    ]
     for key, style in (("finetuned", "s-"), ("finetuned_256", "^-")):
         if ft := pruning.get(key):
-            n = ft.get("movies_per_level")
-            curves.append((f"pruned + retrained ({n} movies/level)", style, ft["sweep"]))
+            n, b = ft.get("movies_per_level"), ft.get("basis", "onoff")
+            curves.append(
+                (f"pruned + retrained, {names[b]} ({n} movies/level)", style, ft["sweep"])
+            )
     for ax, (key, title, peak) in zip(axes[0], panels):
         for label, style, sw in curves:
             pts = [(s["nnz"], 100 * s[key]) for s in sw if key in s]
@@ -177,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         embed_kernel,
         predict_dense,
         prune_kernel,
+        prune_mask_of,
         train_hd,
     )
 
@@ -227,6 +234,12 @@ def main(argv: list[str] | None = None) -> dict:
         type=int,
         default=200,
         help="also score this many held-out constant-motion movies (the paper's test world)",
+    )
+    ap.add_argument(
+        "--prune-basis",
+        default="split",
+        help="comma list of pruning bases (onoff: the paper's K; split: (W_s, W_d), what "
+        "the layer executes); the first one is retrained and checked on the runtime",
     )
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
@@ -381,7 +394,6 @@ def main(argv: list[str] | None = None) -> dict:
     # CPU budget). Magnitude pruning of the trained kernel, and (--finetune-movies)
     # gradual pruning where the survivors are retrained on fresh training movies after
     # each cut.
-    dense_nnz = kern.nnz
     ns = min(args.sweep_movies, args.test)
     xs, ys = xte[:ns], yte[:ns]
     sets = [("accuracy", xs, ys, ev[:ns])]
@@ -389,24 +401,38 @@ def main(argv: list[str] | None = None) -> dict:
         sets.append(("accuracy_constant", xco[:ns], yco[:ns], evc[:ns]))
 
     def measure(k: HDKernel, dense: bool = False) -> dict:
-        out = {"nnz": k.nnz}
+        n_s, n_d = k.nnz_split
+        out = {"nnz_onoff": k.nnz, "nnz_split": n_s + n_d, "taps_per_event": n_d}
         for key, x, y, e in sets:
             out[key] = accuracy_per_step(e if dense else predict_dense(k, x), y)
         return out
 
     backend = "numba" if numba_available() else "numpy"
     factors = (1, 2, 5, 10, 20, 31, 50, 100, 300, 1000)
-    sweep = []
-    for factor in factors:
-        k = prune_kernel(kern, max(1, dense_nnz // factor))
-        sweep.append({"factor": factor, **measure(k, dense=factor == 1)})
-        _log(f"prune {sweep[-1]}")
+    bases = [b.strip() for b in args.prune_basis.split(",")]
+    basis = bases[0]  # the basis of the retrained sweep and of the runtime check
+    count = {"onoff": "nnz_onoff", "split": "nnz_split"}
+    sweeps: dict[str, list[dict]] = {}
+    for bs in bases:
+        sweeps[bs] = []
+        dense_nnz = kern.nnz if bs == "onoff" else sum(kern.nnz_split)
+        for factor in factors:
+            k = prune_kernel(kern, max(1, dense_nnz // factor), basis=bs)
+            m = measure(k, dense=factor == 1)
+            sweeps[bs].append({"factor": factor, "nnz": m[count[bs]], **m})
+            _log(f"prune ({bs}) {sweeps[bs][-1]}")
+    sweep = sweeps[basis]
     res["pruning"] = {
         "n_movies": ns,
+        "basis": basis,
         "sweep": sweep,
+        "sweeps": sweeps,
         "peak": sweep[0]["accuracy"],
         "max_factor_within_5_points": _within(sweep, sweep[0]["accuracy"]),
         "target_factor": 20,
+        "note": "nnz counts the non-zero weights of the pruned basis: K(c, p, ...) for "
+        "'onoff' (the paper's), (W_s, W_d) = (K_ON + K_OFF, K_ON - K_OFF) for 'split', "
+        "the pair the layer executes; taps_per_event = nnz(W_d)",
     }
     if xco is not None:
         res["pruning"]["peak_constant"] = sweep[0]["accuracy_constant"]
@@ -424,19 +450,30 @@ def main(argv: list[str] | None = None) -> dict:
             stride=args.stride,
             batch=args.batch,
         )
+        dense_nnz = kern.nnz if basis == "onoff" else sum(kern.nnz_split)
         cur = kern
         for i, factor in enumerate(factors[1:]):
-            cut = prune_kernel(cur, max(1, dense_nnz // factor))
+            cut = prune_kernel(cur, max(1, dense_nnz // factor), basis=basis)
             seeds = range(seed0 + i * args.finetune_movies, seed0 + (i + 1) * args.finetune_movies)
             xf, yf, _ = make_dataset(seeds, train_scene, dvs)
-            cur, _ = train_hd(list(xf), list(yf), hp, ftp, init=cut, prune_mask=cut.weight != 0)
+            cur, _ = train_hd(
+                list(xf),
+                list(yf),
+                hp,
+                ftp,
+                init=cut,
+                prune_mask=prune_mask_of(cut, basis),
+                mask_basis=basis,
+            )
             del xf
             pruned[factor] = cur
-            tuned.append({"factor": factor, **measure(cur)})
-            _log(f"prune+retrain {tuned[-1]}")
+            m = measure(cur)
+            tuned.append({"factor": factor, "nnz": m[count[basis]], **m})
+            _log(f"prune+retrain ({basis}) {tuned[-1]}")
         tuned.insert(0, dict(sweep[0]))
         ft = {
             "sweep": tuned,
+            "basis": basis,
             "max_factor_within_5_points": _within(tuned, res["pruning"]["peak"]),
             "movies_per_level": args.finetune_movies,
             "train": asdict(ftp),
@@ -450,13 +487,15 @@ def main(argv: list[str] | None = None) -> dict:
                 tuned, res["pruning"]["peak_constant"], "accuracy_constant"
             )
         res["pruning"]["finetuned"] = ft
-        for f in (20, 31):
+        for f in (20, 31, 50):
             if f in pruned:
                 pruned[f].save(out_dir / f"motion_kernel_pruned{f}.npz")
     res["pruning"]["plot"] = plot_pruning(res["pruning"], out_dir / "motion_pruning.png")
 
     # 3. event-driven runtime layer == dense predictions (20x pruned kernel)
-    k20 = pruned.get(20, prune_kernel(kern, dense_nnz // 20))
+    k20 = pruned.get(20) or prune_kernel(
+        kern, next(e["nnz"] for e in sweeps[basis] if e["factor"] == 20), basis=basis
+    )
     taps = compile_taps(k20.weight, k20.bias, mte[0].sensor_size)
     n_chk = min(5, args.test)
     ev_dense = predict_dense(k20, xte[:n_chk])

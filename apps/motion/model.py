@@ -40,6 +40,10 @@ __all__ = [
     "predict_dense",
     "accuracy_per_step",
     "prune_kernel",
+    "prune_mask_of",
+    "split_weight",
+    "unsplit_weight",
+    "PRUNE_BASES",
 ]
 
 
@@ -84,7 +88,15 @@ class HDKernel:
 
     @property
     def nnz(self) -> int:
+        """Non-zero weights in the ON/OFF basis ``K(c, p, ...)``."""
         return int(np.count_nonzero(self.weight))
+
+    @property
+    def nnz_split(self) -> tuple[int, int]:
+        """Non-zero weights of the sum and difference kernels ``(W_s, W_d)`` that the
+        layer executes (:func:`split_weight`); an event costs ``nnz(W_d)`` taps."""
+        s = split_weight(self.weight)
+        return int(np.count_nonzero(s[:, 0])), int(np.count_nonzero(s[:, 1]))
 
     def save(self, path) -> None:
         np.savez(path, weight=self.weight, bias=self.bias)
@@ -281,13 +293,15 @@ def train_hd(
     init: HDKernel | None = None,
     prune_mask: np.ndarray | None = None,
     on_epoch: Callable[[int, HDKernel], None] | None = None,
+    mask_basis: str = "onoff",
 ) -> tuple[HDKernel, list[float]]:
     """Train the layer on rasters ``voxels[i]`` (2, T, H, W) bool with labels ``(T,)``.
 
     ``init`` warm-starts from a trained kernel (same shape as ``params``) instead of
     ``init_kernel``; ``train.lr_final`` anneals the learning rate on a cosine.
     ``prune_mask`` (same shape as the weight, 0/1) keeps pruned weights at zero while
-    the survivors are retrained (pruning-aware fine-tuning). ``on_epoch(epoch, kernel)``
+    the survivors are retrained (pruning-aware fine-tuning); ``mask_basis="split"``
+    reads the mask on ``(W_s, W_d)`` (:func:`split_weight`). ``on_epoch(epoch, kernel)``
     is called after every epoch (validation / checkpointing by the caller).
 
     Loss: mean over voxels of ``CE(softmax_c z(c, t, y, x), label[t])``. After every
@@ -310,10 +324,12 @@ def train_hd(
         raise DataError(f"initial kernel {k0.weight.shape} does not match {shape}")
     pm = None
     if prune_mask is not None:
-        if prune_mask.shape != shape:
-            raise DataError(f"prune mask {prune_mask.shape} does not match {shape}")
+        if np.shape(prune_mask) != shape:
+            raise DataError(f"prune mask {np.shape(prune_mask)} does not match {shape}")
+        if mask_basis not in PRUNE_BASES:
+            raise DataError(f"mask basis {mask_basis!r} is not one of {PRUNE_BASES}")
         pm = torch.from_numpy((np.asarray(prune_mask) != 0).astype(np.float32))
-        k0 = HDKernel(k0.weight * pm.numpy(), k0.bias)
+        k0 = HDKernel(_masked(torch.from_numpy(k0.weight), pm, mask_basis).numpy(), k0.bias)
     w = torch.nn.Parameter(torch.from_numpy(k0.weight.copy()))
     b = torch.nn.Parameter(torch.from_numpy(k0.bias.copy()))
     mask = torch.from_numpy(delay_mask(params))[None, None]
@@ -334,7 +350,7 @@ def train_hd(
             idx = order[i : i + train.batch]
             a = _stack([voxels[j] for j in idx])
             y = torch.from_numpy(np.stack([labels[j] for j in idx]))
-            wm = w if pm is None else w * pm
+            wm = _masked(w, pm, mask_basis)
             # CE on the evaluated readout mean_{y,x} z: on CPU budgets the per-voxel CE
             # alone barely moves off chance, and the two objectives conflict
             if train.fft and not train.voxel_weight:
@@ -363,14 +379,28 @@ def train_hd(
                 progress(step, n_steps, float(loss.detach()))
         losses.append(tot / cnt)
         if on_epoch is not None:
-            on_epoch(len(losses) - 1, _snapshot(w, b, pm))
-    return _snapshot(w, b, pm), losses
+            on_epoch(len(losses) - 1, _snapshot(w, b, pm, mask_basis))
+    return _snapshot(w, b, pm, mask_basis), losses
 
 
-def _snapshot(w, b, pm) -> HDKernel:  # noqa: ANN001
-    wn = w.detach().numpy().copy()
-    if pm is not None:
-        wn *= pm.numpy()
+def _masked(w, pm, basis: str):  # noqa: ANN001, ANN202 (torch tensors)
+    """Weight with the pruned entries zeroed, the mask read in ``basis``."""
+    if pm is None:
+        return w
+    if basis == "onoff":
+        return w * pm
+    import torch
+
+    ws = (w[:, 0] + w[:, 1]) * pm[:, 0]
+    wd = (w[:, 0] - w[:, 1]) * pm[:, 1]
+    return torch.stack([0.5 * (ws + wd), 0.5 * (ws - wd)], dim=1)
+
+
+def _snapshot(w, b, pm, basis: str = "onoff") -> HDKernel:  # noqa: ANN001
+    import torch
+
+    with torch.no_grad():
+        wn = _masked(w.detach(), pm, basis).numpy().copy()
     return HDKernel(wn, b.detach().numpy().copy())
 
 
@@ -408,16 +438,51 @@ def accuracy_per_step(evidence: np.ndarray, labels: np.ndarray, skip: int = 0) -
     return float(np.mean(pred[..., skip:] == np.asarray(labels)[..., skip:]))
 
 
-def prune_kernel(kernel: HDKernel, keep: int) -> HDKernel:
-    """Keep the ``keep`` largest-|w| weights (the paper's pruning), zero the rest."""
-    w = kernel.weight
+def split_weight(weight: np.ndarray) -> np.ndarray:
+    """ON/OFF kernel ``K (C, 2, ...)`` -> ``(C, 2, ...)`` stacking ``W_s = K_0 + K_1``
+    and ``W_d = K_0 - K_1``: with ``A_s = A_0 + A_1`` and ``A_d = A_0 - A_1`` the
+    flip-max layer is ``z = (W_s * A_s)/2 + |W_d * A_d|/2`` (see :func:`hd_pooled_torch`)."""
+    return np.stack([weight[:, 0] + weight[:, 1], weight[:, 0] - weight[:, 1]], axis=1)
+
+
+def unsplit_weight(split: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`split_weight`: ``K_0 = (W_s + W_d)/2``, ``K_1 = (W_s - W_d)/2``
+    (a zero in ``W_s`` or ``W_d`` stays an exact zero after a round trip)."""
+    ws, wd = split[:, 0], split[:, 1]
+    return np.stack([(ws + wd) / 2, (ws - wd) / 2], axis=1).astype(np.float32)
+
+
+PRUNE_BASES = ("onoff", "split")
+
+
+def prune_kernel(kernel: HDKernel, keep: int, basis: str = "onoff") -> HDKernel:
+    """Keep the ``keep`` largest-|w| weights, zero the rest.
+
+    ``basis="onoff"`` ranks the ON/OFF kernel ``K`` (the paper's pruning);
+    ``basis="split"`` ranks ``(W_s, W_d)`` (:func:`split_weight`), the weights the
+    runtime executes, so ``keep`` counts ``nnz(W_s) + nnz(W_d)``. The result is stored
+    in the ON/OFF layout either way.
+    """
+    if basis not in PRUNE_BASES:
+        raise DataError(f"pruning basis {basis!r} is not one of {PRUNE_BASES}")
+    w = kernel.weight if basis == "onoff" else split_weight(kernel.weight)
     keep = int(max(0, min(keep, w.size)))
     flat = np.abs(w).ravel()
     out = np.zeros_like(w)
     if keep:
         idx = np.argpartition(flat, flat.size - keep)[flat.size - keep :]
         out.ravel()[idx] = w.ravel()[idx]
+    if basis == "split":
+        out = unsplit_weight(out)
     return HDKernel(out, kernel.bias.copy())
+
+
+def prune_mask_of(kernel: HDKernel, basis: str = "onoff") -> np.ndarray:
+    """Boolean mask of the non-zero weights of ``kernel`` in ``basis`` (for
+    :func:`train_hd`'s ``prune_mask`` / ``mask_basis``)."""
+    if basis not in PRUNE_BASES:
+        raise DataError(f"pruning basis {basis!r} is not one of {PRUNE_BASES}")
+    return (kernel.weight if basis == "onoff" else split_weight(kernel.weight)) != 0
 
 
 def _timer() -> float:

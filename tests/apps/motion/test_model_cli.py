@@ -207,3 +207,53 @@ def test_score_counts_steps_and_the_per_movie_decision():
     switching = labels.copy()
     switching[0, 10:] = 4
     assert "per_movie_top1" not in score(ev, switching, n_delays)
+
+
+def test_split_pruning_keeps_largest_sum_and_difference_weights():
+    from neuroplast.apps.motion.model import prune_mask_of, split_weight
+
+    rng = np.random.default_rng(1)
+    k = HDKernel(rng.standard_normal((3, 2, 4, 5, 5)).astype(np.float32), np.zeros(3, np.float32))
+    p = prune_kernel(k, 40, basis="split")
+    sp, s0 = split_weight(p.weight), split_weight(k.weight)
+    assert sum(p.nnz_split) == 40 == int(prune_mask_of(p, "split").sum())
+    kept = np.sort(np.abs(sp[sp != 0]))
+    assert np.allclose(kept, np.sort(np.abs(s0).ravel())[-40:], atol=1e-6)
+    assert np.allclose(sp[sp != 0], s0[sp != 0], atol=1e-6)  # survivors unchanged
+    # the stored ON/OFF kernel runs as the pruned (W_s, W_d) pair:
+    # z = (W_s * A_s)/2 + |W_d * A_d|/2, by direct conv3d on the sum/difference rasters
+    F = torch.nn.functional
+    a = F.pad(torch.from_numpy(rng.random((1, 2, 10, 9, 9)) < 0.2).float(), (0, 0, 0, 0, 3, 0))
+    ws, wd = (torch.from_numpy(sp[:, i : i + 1]) for i in (0, 1))
+    zs = F.conv3d(a[:, :1] + a[:, 1:], ws)
+    zd = F.conv3d(a[:, :1] - a[:, 1:], wd)
+    ref = (0.5 * zs + 0.5 * zd.abs()).mean((3, 4))
+    got = hd_pooled_torch(a[:, :, 3:], torch.from_numpy(p.weight), None)
+    assert torch.allclose(got, ref, atol=1e-5)
+    with pytest.raises(DataError, match="basis"):
+        prune_kernel(k, 4, basis="polar")
+
+
+def test_split_prune_mask_survives_retraining():
+    from neuroplast.apps.motion.model import prune_mask_of, split_weight
+
+    scene = SceneParams(size=12, texture_size=24, n_steps=20, f_cut=0.15)
+    movies = [simulate_movie(s, scene, DVSParams(threshold=0.8)) for s in range(2)]
+    vox = [events_to_voxels(m.events, m.sensor_size, m.n_steps) for m in movies]
+    hp = HDParams(n_delays=4, kernel=5)
+    k0 = init_kernel(hp, 0, velocities=class_velocities())
+    kp = prune_kernel(k0, k0.weight.size // 10, basis="split")
+    m = prune_mask_of(kp, "split")
+    k1, _ = train_hd(
+        vox,
+        [mv.labels for mv in movies],
+        hp,
+        TrainParams(epochs=1, batch=2, lr=1e-2, stride=1),
+        init=kp,
+        prune_mask=m,
+        mask_basis="split",
+    )
+    s1 = split_weight(k1.weight)
+    assert np.all(s1[~m] == 0)
+    assert not np.allclose(s1[m], split_weight(kp.weight)[m])
+    assert sum(k1.nnz_split) <= int(m.sum())
