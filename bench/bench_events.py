@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--kernel-size", type=int, default=None, help="K_X = K_Y (odd)")
     ap.add_argument("--threshold", type=float, default=1.2, help="DVS contrast threshold")
     ap.add_argument("--prune", default="1,10,20,50,100,300,1000", help="pruning factors")
+    ap.add_argument(
+        "--basis",
+        default="split",
+        choices=("split", "onoff"),
+        help="pruning basis: (W_s, W_d), what the layer executes, or the paper's ON/OFF K",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-dense", action="store_true", help="skip the dense torch timing")
     ap.add_argument("--out", default=str(RESULTS / "bench_events.json"))
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     backend = "numba" if numba_available() else "numpy"
     rows = []
     for factor in (int(f) for f in args.prune.split(",")):
-        k = prune_kernel(kern, max(1, dense_nnz // factor))
+        k = prune_kernel(kern, max(1, dense_nnz // factor), basis=args.basis)
         taps = compile_taps(k.weight, k.bias, movie.sensor_size)
 
         def run(taps=taps, be=backend):
@@ -158,10 +164,12 @@ def main(argv: list[str] | None = None) -> dict:
         t_ev = _best(run, args.repeat if factor > 1 else 1)
         row = {
             "prune_factor": factor,
-            "nnz": k.nnz,
+            "nnz": k.nnz if args.basis == "onoff" else sum(k.nnz_split),
+            "basis": args.basis,
             "nnz_sum": taps.split.nnz_s,
             "nnz_diff": taps.split.nnz_d,
-            "kernel_nonzero_fraction": k.nnz / dense_nnz,
+            "kernel_nonzero_fraction": (k.nnz if args.basis == "onoff" else sum(k.nnz_split))
+            / dense_nnz,
             "event_s": t_ev,
             "events_per_s": n_ev / t_ev,
             "tap_updates_per_s": n_ev * taps.split.nnz_d / t_ev,
