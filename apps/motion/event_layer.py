@@ -366,7 +366,7 @@ def _ring_pooled_py(
 def _ring_split_py(
     key, sw, sh, binary, n_bins, kt, ho, wo, ky, kx,
     blk_d, blk_dy, blk_dx, blk_start, d_c, d_w,
-    s_d, s_dy, s_dx, s_c, s_w, vals, stamps, lazy, out,
+    s_d, s_dy, s_dx, s_c, s_w, vals, out,
 ):  # fmt: skip  # pragma: no cover - jitted
     """Pooled flip-max through the sum/difference split: ``out[t, c] = L + S``.
 
@@ -386,12 +386,10 @@ def _ring_split_py(
       ``|D_new| - |D_old|`` is summed per tap over the ms (float64) and added to
       ``S[(t + d) % K_T, c]`` at its end (``nnz(W_d)`` per ms with events).
 
-    Readout of step ``t``: slot ``t % K_T`` of ``L`` and ``S`` (O(C)), then zeroed.
-    ``lazy``: ``vals`` interleaves each accumulator with an int32 stamp (``stamps``
-    is the int32 view of the same memory) holding the time it belongs to; a stale
-    one reads as 0, so no per-ms clearing at all (but twice the memory: slower in
-    practice). Else the rows of the retired slot that were written are memset (at
-    most ``C Ho Wo`` floats per ms, nothing in idle ms).
+    Readout of step ``t``: slot ``t % K_T`` of ``L`` and ``S`` (O(C)), then zeroed;
+    the rows of the retired slot that were written are memset (at most ``C Ho Wo``
+    floats per ms, nothing in idle ms). Time-stamping every accumulator instead (no
+    clearing, twice the memory) measured 1.3-1.6x slower and was dropped.
     """
     n_c = out.shape[1]
     hw = ho * wo
@@ -414,7 +412,6 @@ def _ring_split_py(
     d_abs = np.zeros(nd, dtype=np.float64)  # per-tap |D| change within the ms
     row_lo = np.full(kt, ho, dtype=np.int64)  # output rows of each slot that hold data
     row_hi = np.full(kt, -1, dtype=np.int64)
-    t_tt = np.zeros(nd, dtype=np.int32)
     n_ev = key.shape[0]
     e = 0
     for t in range(n_bins):
@@ -466,23 +463,13 @@ def _ring_split_py(
                 for k in range(nd):
                     dd = t_d[k]
                     t_base[k] = sl[dd] * hw * n_c - t_off[k]
-                    t_tt[k] = t + dd
                 ready = True
             if y >= ky - 1 and y < ho and x >= kx - 1 and x < wo:  # every tap is valid
                 for k in range(nd):
                     i = epos + t_base[k]
-                    if lazy:
-                        j = 2 * i
-                        fresh = stamps[j + 1] == t_tt[k]
-                        old = vals[j]
-                        old = old if fresh else np.float32(0.0)
-                        stamps[j + 1] = t_tt[k]
-                        new = old + fa * d_w[k]
-                        vals[j] = new
-                    else:
-                        old = vals[i]
-                        new = old + fa * d_w[k]
-                        vals[i] = new
+                    old = vals[i]
+                    new = old + fa * d_w[k]
+                    vals[i] = new
                     d_abs[k] += abs(np.float64(new)) - abs(np.float64(old))
                 continue
             for b in range(nb):
@@ -492,21 +479,11 @@ def _ring_split_py(
                     continue
                 dd = blk_d[b]
                 base = (sl[dd] * hw + yo * wo + xo) * n_c
-                tt = t + dd
                 for k in range(blk_start[b], blk_start[b + 1]):
                     i = base + d_c[k]
-                    if lazy:
-                        j = 2 * i
-                        fresh = stamps[j + 1] == tt
-                        old = vals[j]
-                        old = old if fresh else np.float32(0.0)
-                        stamps[j + 1] = tt
-                        new = old + fa * d_w[k]
-                        vals[j] = new
-                    else:
-                        old = vals[i]
-                        new = old + fa * d_w[k]
-                        vals[i] = new
+                    old = vals[i]
+                    new = old + fa * d_w[k]
+                    vals[i] = new
                     d_abs[k] += abs(np.float64(new)) - abs(np.float64(old))
         if ready:  # S += the ms's |D| changes (per tap, so no store->load chains above)
             for k in range(nd):
@@ -532,7 +509,7 @@ def _ring_split_py(
             out[t, c] = l_acc[s0 + c] + s_acc[s0 + c]
             l_acc[s0 + c] = 0.0
             s_acc[s0 + c] = 0.0
-        if not lazy and row_hi[sl[0]] >= 0:  # clear the written rows of the retired slot
+        if row_hi[sl[0]] >= 0:  # clear the written rows of the retired slot
             a = (sl[0] * hw + row_lo[sl[0]] * wo) * n_c
             vals[a : (sl[0] * hw + (row_hi[sl[0]] + 1) * wo) * n_c] = 0.0
             row_lo[sl[0]] = ho
@@ -550,7 +527,7 @@ def _jit(name: str, fn):
     return _SCATTER[name]
 
 
-def _run_split(taps: TapTable, p, tb, y, x, n_bins: int, binary: bool, clear: str) -> np.ndarray:
+def _run_split(taps: TapTable, p, tb, y, x, n_bins: int, binary: bool) -> np.ndarray:
     """Pooled evidence ``(n_bins, C)`` through :func:`_ring_split_py` (events in any order)."""
     sp = taps.split
     if sp is None:
@@ -559,19 +536,12 @@ def _run_split(taps: TapTable, p, tb, y, x, n_bins: int, binary: bool, clear: st
     ho, wo = taps.out_hw
     key = ((tb * h + y) * w + x) * 2 + p  # sorted by (t, y, x, p): neighbours share taps
     key = np.sort(key.astype(np.int64), kind="stable")  # timsort: fast on time-sorted input
-    if clear not in ("lazy", "dense"):
-        raise DataError(f"unknown clear mode {clear!r}; use 'dense' or 'lazy'")
-    lazy = clear == "lazy"
     acc = np.zeros((n_bins, taps.n_classes), dtype=np.float64)
-    n_acc = taps.n_delays * ho * wo * taps.n_classes
-    vals = np.zeros(2 * n_acc if lazy else n_acc, dtype=np.float32)
-    stamps = vals.view(np.int32)
-    if lazy:
-        stamps[1::2] = -1  # belongs to no time yet
+    vals = np.zeros(taps.n_delays * ho * wo * taps.n_classes, dtype=np.float32)
     _jit("split", _ring_split_py)(
         key, w, h, bool(binary), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
         sp.blk_d, sp.blk_dy, sp.blk_dx, sp.blk_start, sp.d_c, sp.d_w,
-        sp.s_d, sp.s_dy, sp.s_dx, sp.s_c, sp.s_w, vals, stamps, bool(lazy), acc,
+        sp.s_d, sp.s_dy, sp.s_dx, sp.s_c, sp.s_w, vals, acc,
     )  # fmt: skip
     return (acc / (2 * ho * wo)).astype(np.float32) + taps.bias[None, :]
 
@@ -587,7 +557,6 @@ def hd_event_run(
     backend: str = "numpy",
     binary: bool = True,
     pooled: bool = False,
-    clear: str = "dense",
 ) -> np.ndarray:
     """Run a whole event stream through the layer.
 
@@ -599,10 +568,7 @@ def hd_event_run(
     :func:`_ring_split_py`, per event ``nnz(W_d)`` taps + O(1), per ms
     ``O(K_Y K_X + nnz(W_s) + C)``; not pooled: the chunked scatter);
     ``"numba-maxbranch"`` (pooled: the ring that scatters ``nnz`` taps into both
-    flip branches and reads all ``2 C Ho Wo`` accumulators every ms). ``clear``
-    (pooled ``"numba"`` only): ``"dense"`` memsets the written rows of the retired
-    delay slot every ms, ``"lazy"`` stamps every accumulator with its time instead
-    (no per-ms clearing, twice the memory; measured slower on 64x64 and 128x128).
+    flip branches and reads all ``2 C Ho Wo`` accumulators every ms).
     """
     if backend not in _BACKENDS:
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_BACKENDS)}")
@@ -611,7 +577,7 @@ def hd_event_run(
     keep = (tb >= 0) & (tb < n_bins)
     p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
     if pooled and backend == "numba":
-        return _run_split(taps, p, tb, y, x, n_bins, binary, clear)
+        return _run_split(taps, p, tb, y, x, n_bins, binary)
     if binary and p.size:
         w, h = taps.sensor_size
         key = ((tb * 2 + p) * h + y) * w + x

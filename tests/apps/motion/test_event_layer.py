@@ -149,7 +149,8 @@ def _stream_with_edges(size, n_bins, density, seed):
     ("shape", "keep"),
     [((5, 4, 3, 3), 10**6), ((5, 4, 3, 3), 40), ((4, 6, 5, 5), 300), ((3, 3, 3, 5), 50)],
 )
-def test_pooled_split_path_equals_fft_reference_and_maxbranch(shape, keep):
+@pytest.mark.parametrize("basis", ["onoff", "split"])
+def test_pooled_split_path_equals_fft_reference_and_maxbranch(shape, keep, basis):
     if not numba_available():
         pytest.skip("numba not installed")
     from neuroplast.apps.motion.model import hd_logits_torch, hd_pooled_torch
@@ -157,7 +158,7 @@ def test_pooled_split_path_equals_fft_reference_and_maxbranch(shape, keep):
     c, kt, ky, kx = shape
     rng = np.random.default_rng(keep)
     w = rng.standard_normal((c, 2, kt, ky, kx)).astype(np.float32)
-    k = prune_kernel(HDKernel(w, rng.standard_normal(c).astype(np.float32)), keep)
+    k = prune_kernel(HDKernel(w, rng.standard_normal(c).astype(np.float32)), keep, basis)
     size, n_bins = (13, 10), 16
     ev, a = _stream_with_edges(size, n_bins, 0.1, seed=keep)
     taps = compile_taps(k.weight, k.bias, size)
@@ -170,12 +171,11 @@ def test_pooled_split_path_equals_fft_reference_and_maxbranch(shape, keep):
         np.testing.assert_allclose(fft, ref, atol=2e-5)
     old = hd_event_run(taps, ev, n_bins, backend="numba-maxbranch", pooled=True)
     np.testing.assert_allclose(old, ref, atol=2e-5)
-    for clear in ("dense", "lazy"):
-        z = hd_event_run(taps, ev, n_bins, backend="numba", pooled=True, clear=clear)
-        assert z.shape == (n_bins, c) and z.dtype == np.float32
-        np.testing.assert_allclose(z, ref, atol=2e-5)
-        np.testing.assert_allclose(z, old, atol=2e-5)
-        assert (z.argmax(1) == old.argmax(1)).all()
+    z = hd_event_run(taps, ev, n_bins, backend="numba", pooled=True)
+    assert z.shape == (n_bins, c) and z.dtype == np.float32
+    np.testing.assert_allclose(z, ref, atol=2e-5)
+    np.testing.assert_allclose(z, old, atol=2e-5)
+    assert (z.argmax(1) == old.argmax(1)).all()
     np.testing.assert_allclose(z[3:5], ref[3:5], atol=2e-5)  # empty ms: carried delays only
 
 
@@ -192,5 +192,5 @@ def test_pooled_split_path_non_binary_and_chunk_edges():
         np.testing.assert_allclose(new, old, atol=2e-5)
     empty = hd_event_run(taps, ev[:0], 5, backend="numba", pooled=True)
     np.testing.assert_array_equal(empty, np.broadcast_to(k.bias, (5, 4)))
-    with pytest.raises(DataError, match="clear"):
-        hd_event_run(taps, ev, 12, backend="numba", pooled=True, clear="never")
+    with pytest.raises(DataError, match="backend"):
+        hd_event_run(taps, ev, 12, backend="cuda", pooled=True)
