@@ -108,6 +108,12 @@ def test_cli_simulate_run_eval(tmp_path):
     assert res.exit_code == 0, res.output
     res = r.invoke(app, ["motion", "eval", "--kernel", str(kpath), "--movies", "2"])
     assert res.exit_code == 0 and "per-step accuracy" in res.output
+    args = ["motion", "eval", "--kernel", str(kpath), "--movies", "2", "--size", "24"]
+    res = r.invoke(app, [*args, "--constant", "--prune", "20"])
+    assert res.exit_code == 0, res.output
+    assert "per-movie accuracy" in res.output and "constant" in res.output
+    res = r.invoke(app, [*args, "--prune", "20", "--basis", "polar"])
+    assert res.exit_code != 0 and isinstance(res.exception, DataError)
     res = r.invoke(app, ["motion", "run", str(tmp_path / "nope.npz"), "--kernel", str(kpath)])
     assert res.exit_code != 0 and isinstance(res.exception, DataError)
 
