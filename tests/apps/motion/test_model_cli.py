@@ -263,3 +263,17 @@ def test_split_prune_mask_survives_retraining():
     assert np.all(s1[~m] == 0)
     assert not np.allclose(s1[m], split_weight(kp.weight)[m])
     assert sum(k1.nnz_split) <= int(m.sum())
+
+
+def test_contrast_step_hits_the_requested_event_rate_ratio():
+    from neuroplast.apps.motion.experiments import contrast_for_rate_ratio
+
+    scene = SceneParams(size=16, texture_size=32, n_steps=120, f_cut=0.15)
+    dvs = DVSParams(threshold=0.8)
+    c, r = contrast_for_rate_ratio(3, scene, dvs, ratio=4.0)
+    n0 = simulate_movie(3, scene, dvs).events.size
+    from dataclasses import replace
+
+    n1 = simulate_movie(3, replace(scene, contrast=c), dvs).events.size
+    assert n1 / n0 == pytest.approx(r) and r == pytest.approx(4.0, rel=0.05)
+    assert c > scene.contrast
