@@ -230,6 +230,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--sweep-movies", type=int, default=60, help="held-out movies used by the pruning sweep"
     )
+    ap.add_argument(
+        "--sweep-constant-movies",
+        type=int,
+        default=None,
+        help="held-out constant-motion movies of the sweep (default: --sweep-movies)",
+    )
     ap.add_argument("--kernel", default=None, help="skip training: load this kernel (.npz)")
     ap.add_argument("--n-delays", type=int, default=HDParams.n_delays, help="K_T (ms)")
     ap.add_argument("--kernel-size", type=int, default=HDParams.kernel, help="K_X = K_Y (px)")
@@ -262,6 +268,11 @@ def main(argv: list[str] | None = None) -> dict:
         default="split",
         help="comma list of pruning bases (onoff: the paper's K; split: (W_s, W_d), what "
         "the layer executes); the first one is retrained and checked on the runtime",
+    )
+    ap.add_argument(
+        "--prune-factors",
+        default="1,2,5,10,20,31,50,100,300,1000",
+        help="pruning factors of the sweeps (each level keeps 1/factor of the weights)",
     )
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
@@ -419,8 +430,10 @@ def main(argv: list[str] | None = None) -> dict:
     ns = min(args.sweep_movies, args.test)
     xs, ys = xte[:ns], yte[:ns]
     sets = [("accuracy", xs, ys, ev[:ns])]
+    nc = 0
     if xco is not None:
-        sets.append(("accuracy_constant", xco[:ns], yco[:ns], evc[:ns]))
+        nc = min(args.sweep_constant_movies or ns, len(xco))
+        sets.append(("accuracy_constant", xco[:nc], yco[:nc], evc[:nc]))
 
     def measure(k: HDKernel, dense: bool = False) -> dict:
         n_s, n_d = k.nnz_split
@@ -430,7 +443,9 @@ def main(argv: list[str] | None = None) -> dict:
         return out
 
     backend = "numba" if numba_available() else "numpy"
-    factors = (1, 2, 5, 10, 20, 31, 50, 100, 300, 1000)
+    factors = tuple(int(f) for f in args.prune_factors.split(","))
+    if factors[0] != 1:
+        factors = (1, *factors)  # the unpruned kernel is the peak
     bases = [b.strip() for b in args.prune_basis.split(",")]
     basis = bases[0]  # the basis of the retrained sweep and of the runtime check
     count = {"onoff": "nnz_onoff", "split": "nnz_split"}
@@ -446,6 +461,7 @@ def main(argv: list[str] | None = None) -> dict:
     sweep = sweeps[basis]
     res["pruning"] = {
         "n_movies": ns,
+        "n_movies_constant": nc,
         "basis": basis,
         "sweep": sweep,
         "sweeps": sweeps,
@@ -515,9 +531,8 @@ def main(argv: list[str] | None = None) -> dict:
     res["pruning"]["plot"] = plot_pruning(res["pruning"], out_dir / "motion_pruning.png")
 
     # 3. event-driven runtime layer == dense predictions (20x pruned kernel)
-    k20 = pruned.get(20) or prune_kernel(
-        kern, next(e["nnz"] for e in sweeps[basis] if e["factor"] == 20), basis=basis
-    )
+    dense_b = kern.nnz if basis == "onoff" else sum(kern.nnz_split)
+    k20 = pruned.get(20) or prune_kernel(kern, dense_b // 20, basis=basis)
     taps = compile_taps(k20.weight, k20.bias, mte[0].sensor_size)
     n_chk = min(5, args.test)
     ev_dense = predict_dense(k20, xte[:n_chk])
