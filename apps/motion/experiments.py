@@ -34,6 +34,7 @@ __all__ = [
     "make_dataset",
     "plot_pruning",
     "contrast_for_rate_ratio",
+    "max_factor_within",
     "score",
     "main",
 ]
@@ -134,7 +135,7 @@ def plot_pruning(pruning: dict, path: Path) -> str | None:
     return str(path)
 
 
-def _within(sweep: list[dict], peak: float, key: str = "accuracy") -> int:
+def max_factor_within(sweep: list[dict], peak: float, key: str = "accuracy") -> int:
     """Largest pruning factor such that it and every smaller one stay within 5 points."""
     best = 1
     for s in sweep:
@@ -466,7 +467,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sweep": sweep,
         "sweeps": sweeps,
         "peak": sweep[0]["accuracy"],
-        "max_factor_within_5_points": _within(sweep, sweep[0]["accuracy"]),
+        "max_factor_within_5_points": max_factor_within(sweep, sweep[0]["accuracy"]),
         "target_factor": 20,
         "note": "nnz counts the non-zero weights of the pruned basis: K(c, p, ...) for "
         "'onoff' (the paper's), (W_s, W_d) = (K_ON + K_OFF, K_ON - K_OFF) for 'split', "
@@ -474,7 +475,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if xco is not None:
         res["pruning"]["peak_constant"] = sweep[0]["accuracy_constant"]
-        res["pruning"]["max_factor_within_5_points_constant"] = _within(
+        res["pruning"]["max_factor_within_5_points_constant"] = max_factor_within(
             sweep, sweep[0]["accuracy_constant"], "accuracy_constant"
         )
     tuned: list[dict] = []
@@ -512,7 +513,7 @@ def main(argv: list[str] | None = None) -> dict:
         ft = {
             "sweep": tuned,
             "basis": basis,
-            "max_factor_within_5_points": _within(tuned, res["pruning"]["peak"]),
+            "max_factor_within_5_points": max_factor_within(tuned, res["pruning"]["peak"]),
             "movies_per_level": args.finetune_movies,
             "train": asdict(ftp),
             "seed0": seed0,
@@ -521,7 +522,7 @@ def main(argv: list[str] | None = None) -> dict:
             "selection on held-out data",
         }
         if xco is not None:
-            ft["max_factor_within_5_points_constant"] = _within(
+            ft["max_factor_within_5_points_constant"] = max_factor_within(
                 tuned, res["pruning"]["peak_constant"], "accuracy_constant"
             )
         res["pruning"]["finetuned"] = ft
