@@ -5,9 +5,10 @@ The motion numbers come from two processes (one core each): run (a) scores the 2
 kernels level by level. Both score the same sweep movies, so their magnitude sweeps in
 the shared basis must agree; this script checks that, then takes run (a) and adds run
 (b)'s retrained sweep, runtime check and homeostasis (measured on its retrained 20x
-kernel), and redraws the pruning plot.
+kernel), and redraws the pruning plot. ``--homeostasis H.json`` takes the homeostasis
+from a ``--homeostasis-only`` run instead (on the same retrained kernel).
 
-    .venv/bin/python bench/motion_merge.py A/motion.json B/motion.json
+    .venv/bin/python bench/motion_merge.py A/motion.json B/motion.json [--homeostasis H.json]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from neuroplast.errors import DataError
 __all__ = ["merge", "main"]
 
 
-def merge(a: dict, b: dict) -> dict:
+def merge(a: dict, b: dict, homeostasis: dict | None = None) -> dict:
     """Run (a) plus run (b)'s retrained sweep; raises DataError if the runs disagree."""
     pa, pb = a["pruning"], b["pruning"]
     if "finetuned" not in pb:
@@ -48,8 +49,11 @@ def merge(a: dict, b: dict) -> dict:
         )
     out["pruning"]["finetuned"] = ft
     out["event_layer"] = b["event_layer"]
-    out["homeostasis"] = b["homeostasis"]
-    out["merged_from"] = {"retrained_sweep_event_layer_homeostasis": "run (b)"}
+    out["homeostasis"] = homeostasis or b["homeostasis"]
+    out["merged_from"] = {
+        "pruning.finetuned, event_layer": "run (b)",
+        "homeostasis": "homeostasis-only run" if homeostasis else "run (b)",
+    }
     return out
 
 
@@ -57,9 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("run_a", type=Path)
     ap.add_argument("run_b", type=Path)
+    ap.add_argument("--homeostasis", type=Path, default=None, help="a --homeostasis-only run")
     ap.add_argument("--out", type=Path, default=RESULTS / "motion.json")
     args = ap.parse_args(argv)
-    res = merge(json.loads(args.run_a.read_text()), json.loads(args.run_b.read_text()))
+    h = json.loads(args.homeostasis.read_text())["homeostasis"] if args.homeostasis else None
+    res = merge(json.loads(args.run_a.read_text()), json.loads(args.run_b.read_text()), h)
     res["pruning"]["plot"] = plot_pruning(res["pruning"], args.out.parent / "motion_pruning.png")
     args.out.write_text(json.dumps(res, indent=2))
     print(f"wrote {args.out}")

@@ -56,6 +56,7 @@ def test_merge_takes_the_retrained_sweep_and_recounts_the_5_point_factor(tmp_pat
     assert ft["max_factor_within_5_points_constant"] == 20  # 0.91 >= 0.95 - 0.05
     assert out["event_layer"] == {"from": "b"} and out["homeostasis"] == {"from": "b"}
     assert "finetuned" not in a["pruning"]  # inputs untouched
+    assert mod.merge(a, b, homeostasis={"from": "h"})["homeostasis"] == {"from": "h"}
     pa, pb = tmp_path / "a.json", tmp_path / "b.json"
     pa.write_text(json.dumps(a))
     pb.write_text(json.dumps(b))
