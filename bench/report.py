@@ -241,7 +241,12 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         rows.append(
             (
                 f"motion homeostasis, event rate x{h['event_rate_ratio']:.1f}",
-                f"output rate {h['rate_after_adaptation']:.4f} vs target {h['r_target']} ({_pct(h['rel_error_after'])} off)",
+                f"output rate {h['rate_after_adaptation']:.4f} vs target {h['r_target']} ({_pct(h['rel_error_after'])} off)"
+                + (
+                    f"; {len(h['streams'])} streams, at most {_pct(h['max_rel_error_after'])} off"
+                    if "streams" in h
+                    else ""
+                ),
                 "apps/motion experiments",
             )
         )
