@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "fit_table.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("fit_table_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_bench_measures_present_bundles_and_skips_missing(plastic_bundle, tmp_path, capsys):
-    mod = _load()
+def test_bench_measures_present_bundles_and_skips_missing(
+    plastic_bundle, tmp_path, capsys, load_bench
+):
+    mod = load_bench("fit_table")
     out = tmp_path / "fit.json"
     code = mod.main(
         ["--bundle", f"demo={plastic_bundle}", "--bundle", f"kws={tmp_path / 'nope.bundle'}",

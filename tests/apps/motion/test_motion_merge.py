@@ -3,22 +3,11 @@ kernel on the same movies."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from neuroplast.errors import DataError
-
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "motion_merge.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("motion_merge_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _sweep(accs, const):
@@ -47,8 +36,8 @@ def _runs():
     return a, b
 
 
-def test_merge_takes_the_retrained_sweep_and_recounts_the_5_point_factor(tmp_path):
-    mod = _load()
+def test_merge_takes_the_retrained_sweep_and_recounts_the_5_point_factor(tmp_path, load_bench):
+    mod = load_bench("motion_merge")
     a, b = _runs()
     out = mod.merge(a, b)
     ft = out["pruning"]["finetuned"]
@@ -64,8 +53,8 @@ def test_merge_takes_the_retrained_sweep_and_recounts_the_5_point_factor(tmp_pat
     assert json.loads((tmp_path / "motion.json").read_text()) == res
 
 
-def test_merge_refuses_runs_that_disagree():
-    mod = _load()
+def test_merge_refuses_runs_that_disagree(load_bench):
+    mod = load_bench("motion_merge")
     a, b = _runs()
     b["pruning"]["sweeps"]["split"][1]["accuracy"] = 0.5  # another kernel or other movies
     with pytest.raises(DataError, match="disagree at 5x"):
