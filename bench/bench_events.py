@@ -164,12 +164,11 @@ def main(argv: list[str] | None = None) -> dict:
         t_ev = _best(run, args.repeat if factor > 1 else 1)
         row = {
             "prune_factor": factor,
-            "nnz": k.nnz if args.basis == "onoff" else sum(k.nnz_split),
+            "nnz": k.nnz_in(args.basis),
             "basis": args.basis,
             "nnz_sum": taps.split.nnz_s,
             "nnz_diff": taps.split.nnz_d,
-            "kernel_nonzero_fraction": (k.nnz if args.basis == "onoff" else sum(k.nnz_split))
-            / dense_nnz,
+            "kernel_nonzero_fraction": k.nnz_in(args.basis) / dense_nnz,
             "event_s": t_ev,
             "events_per_s": n_ev / t_ev,
             "tap_updates_per_s": n_ev * taps.split.nnz_d / t_ev,

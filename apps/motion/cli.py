@@ -129,29 +129,17 @@ def register(app: Any) -> None:
         ),
     ) -> None:
         """Per-time-step 36-class accuracy on held-out movies."""
-        from dataclasses import replace
-
         import torch
         from rich.table import Table
 
-        from neuroplast.apps.motion.experiments import (
-            CONSTANT_SEED0,
-            TEST_SEED0,
-            make_dataset,
-            score,
-            sensor_setup,
-        )
+        from neuroplast.apps.motion.experiments import held_out_movies, score, sensor_setup
         from neuroplast.apps.motion.model import HDKernel, predict_dense, prune_kernel
 
         torch.set_num_threads(1)
         k = HDKernel.load(kernel)
         if prune > 1:
             k = prune_kernel(k, int(k.weight.size / prune), basis=basis)
-        scene, dvs = sensor_setup(size, threshold)
-        seed0 = CONSTANT_SEED0 if constant else TEST_SEED0
-        if constant:
-            scene = replace(scene, p_switch=0.0)
-        x, y, _ = make_dataset(range(seed0, seed0 + movies), scene, dvs)
+        x, y, _ = held_out_movies(movies, *sensor_setup(size, threshold), constant=constant)
         sc = score(predict_dense(k, x), y, k.n_delays)
         n_s, n_d = k.nnz_split
         t = Table(title=f"motion eval: {kernel}")

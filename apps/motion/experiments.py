@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_DVS",
     "sensor_setup",
     "make_dataset",
+    "held_out_movies",
     "plot_pruning",
     "contrast_for_rate_ratio",
     "homeostasis_experiment",
@@ -66,6 +67,16 @@ def make_dataset(seeds, scene: SceneParams = DEFAULT_SCENE, dvs: DVSParams = DEF
         lab.append(m.labels)
         movies.append(m)
     return np.stack(vox), np.stack(lab), movies
+
+
+def held_out_movies(n: int, scene: SceneParams, dvs: DVSParams, constant: bool = False):
+    """The first ``n`` held-out test movies (:func:`make_dataset` output): switching
+    motion from ``TEST_SEED0``, or with ``constant`` one motion per movie (the paper's
+    test world, ``p_switch = 0``) from ``CONSTANT_SEED0``."""
+    seed0 = CONSTANT_SEED0 if constant else TEST_SEED0
+    if constant:
+        scene = replace(scene, p_switch=0.0)
+    return make_dataset(range(seed0, seed0 + n), scene, dvs)
 
 
 def contrast_for_rate_ratio(
@@ -390,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     test_scene, _ = sensor_setup(args.test_size, args.threshold)
     res["test_scene"] = asdict(test_scene)
-    xte, yte, mte = make_dataset(range(TEST_SEED0, TEST_SEED0 + args.test), test_scene, dvs)
+    xte, yte, mte = held_out_movies(args.test, test_scene, dvs)
     res["test_event_density"] = float(xte.mean())
     _log(f"simulated {args.test} test movies ({time.perf_counter() - t0:.0f} s)")
     if args.kernel:
@@ -488,15 +499,12 @@ def main(argv: list[str] | None = None) -> dict:
     xco = yco = None
     if args.constant_test:
         t0 = time.perf_counter()
-        const_scene = replace(test_scene, p_switch=0.0)
-        xco, yco, _ = make_dataset(
-            range(CONSTANT_SEED0, CONSTANT_SEED0 + args.constant_test), const_scene, dvs
-        )
+        xco, yco, _ = held_out_movies(args.constant_test, test_scene, dvs, constant=True)
         evc = predict_dense(kern, xco)
         res["accuracy_constant_motion"] = {
             **score(evc, yco, hp.n_delays),
             "seed0": CONSTANT_SEED0,
-            "test_scene": asdict(const_scene),
+            "test_scene": asdict(replace(test_scene, p_switch=0.0)),
             "seconds": time.perf_counter() - t0,
             "note": "the reference notebook's test protocol: every held-out movie moves "
             "with one motion (block_length=inf); its decision is per movie, ours per step",
@@ -528,15 +536,12 @@ def main(argv: list[str] | None = None) -> dict:
         factors = (1, *factors)  # the unpruned kernel is the peak
     bases = [b.strip() for b in args.prune_basis.split(",")]
     basis = bases[0]  # the basis of the retrained sweep and of the runtime check
-    count = {"onoff": "nnz_onoff", "split": "nnz_split"}
     sweeps: dict[str, list[dict]] = {}
     for bs in bases:
         sweeps[bs] = []
-        dense_nnz = kern.nnz if bs == "onoff" else sum(kern.nnz_split)
         for factor in factors:
-            k = prune_kernel(kern, max(1, dense_nnz // factor), basis=bs)
-            m = measure(k, dense=factor == 1)
-            sweeps[bs].append({"factor": factor, "nnz": m[count[bs]], **m})
+            k = prune_kernel(kern, max(1, kern.nnz_in(bs) // factor), basis=bs)
+            sweeps[bs].append({"factor": factor, "nnz": k.nnz_in(bs), **measure(k, factor == 1)})
             _log(f"prune ({bs}) {sweeps[bs][-1]}")
     sweep = sweeps[basis]
     res["pruning"] = {
@@ -568,10 +573,9 @@ def main(argv: list[str] | None = None) -> dict:
             stride=args.stride,
             batch=args.batch,
         )
-        dense_nnz = kern.nnz if basis == "onoff" else sum(kern.nnz_split)
         cur = kern
         for i, factor in enumerate(factors[1:]):
-            cut = prune_kernel(cur, max(1, dense_nnz // factor), basis=basis)
+            cut = prune_kernel(cur, max(1, kern.nnz_in(basis) // factor), basis=basis)
             seeds = range(seed0 + i * args.finetune_movies, seed0 + (i + 1) * args.finetune_movies)
             xf, yf, _ = make_dataset(seeds, train_scene, dvs)
             cur, _ = train_hd(
@@ -585,8 +589,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
             del xf
             pruned[factor] = cur
-            m = measure(cur)
-            tuned.append({"factor": factor, "nnz": m[count[basis]], **m})
+            tuned.append({"factor": factor, "nnz": cur.nnz_in(basis), **measure(cur)})
             _log(f"prune+retrain ({basis}) {tuned[-1]}")
         tuned.insert(0, dict(sweep[0]))
         ft = {
@@ -611,8 +614,7 @@ def main(argv: list[str] | None = None) -> dict:
     res["pruning"]["plot"] = plot_pruning(res["pruning"], out_dir / "motion_pruning.png")
 
     # 3. event-driven runtime layer == dense predictions (20x pruned kernel)
-    dense_b = kern.nnz if basis == "onoff" else sum(kern.nnz_split)
-    k20 = pruned.get(20) or prune_kernel(kern, dense_b // 20, basis=basis)
+    k20 = pruned.get(20) or prune_kernel(kern, kern.nnz_in(basis) // 20, basis=basis)
     taps = compile_taps(k20.weight, k20.bias, mte[0].sensor_size)
     n_chk = min(5, args.test)
     ev_dense = predict_dense(k20, xte[:n_chk])

@@ -43,6 +43,7 @@ __all__ = [
     "prune_mask_of",
     "split_weight",
     "unsplit_weight",
+    "weights_in",
     "PRUNE_BASES",
 ]
 
@@ -97,6 +98,10 @@ class HDKernel:
         layer executes (:func:`split_weight`); an event costs ``nnz(W_d)`` taps."""
         s = split_weight(self.weight)
         return int(np.count_nonzero(s[:, 0])), int(np.count_nonzero(s[:, 1]))
+
+    def nnz_in(self, basis: str) -> int:
+        """Non-zero weights in a pruning basis (:data:`PRUNE_BASES`)."""
+        return int(np.count_nonzero(weights_in(self.weight, basis)))
 
     def save(self, path) -> None:
         np.savez(path, weight=self.weight, bias=self.bias)
@@ -455,6 +460,14 @@ def unsplit_weight(split: np.ndarray) -> np.ndarray:
 PRUNE_BASES = ("onoff", "split")
 
 
+def weights_in(weight: np.ndarray, basis: str) -> np.ndarray:
+    """The kernel's weights in a pruning basis: ``K`` itself for ``"onoff"``,
+    ``(W_s, W_d)`` (:func:`split_weight`) for ``"split"``; other names raise DataError."""
+    if basis not in PRUNE_BASES:
+        raise DataError(f"pruning basis {basis!r} is not one of {PRUNE_BASES}")
+    return weight if basis == "onoff" else split_weight(weight)
+
+
 def prune_kernel(kernel: HDKernel, keep: int, basis: str = "onoff") -> HDKernel:
     """Keep the ``keep`` largest-|w| weights, zero the rest.
 
@@ -463,9 +476,7 @@ def prune_kernel(kernel: HDKernel, keep: int, basis: str = "onoff") -> HDKernel:
     runtime executes, so ``keep`` counts ``nnz(W_s) + nnz(W_d)``. The result is stored
     in the ON/OFF layout either way.
     """
-    if basis not in PRUNE_BASES:
-        raise DataError(f"pruning basis {basis!r} is not one of {PRUNE_BASES}")
-    w = kernel.weight if basis == "onoff" else split_weight(kernel.weight)
+    w = weights_in(kernel.weight, basis)
     keep = int(max(0, min(keep, w.size)))
     flat = np.abs(w).ravel()
     out = np.zeros_like(w)
@@ -480,9 +491,7 @@ def prune_kernel(kernel: HDKernel, keep: int, basis: str = "onoff") -> HDKernel:
 def prune_mask_of(kernel: HDKernel, basis: str = "onoff") -> np.ndarray:
     """Boolean mask of the non-zero weights of ``kernel`` in ``basis`` (for
     :func:`train_hd`'s ``prune_mask`` / ``mask_basis``)."""
-    if basis not in PRUNE_BASES:
-        raise DataError(f"pruning basis {basis!r} is not one of {PRUNE_BASES}")
-    return (kernel.weight if basis == "onoff" else split_weight(kernel.weight)) != 0
+    return weights_in(kernel.weight, basis) != 0
 
 
 def _timer() -> float:
