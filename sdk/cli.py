@@ -143,7 +143,7 @@ def build_app() -> Any:
         if markdown:
             from neuroplast.targets import matrix_markdown
 
-            print(matrix_markdown(names))
+            print(matrix_markdown(names, shipped_only=True))
             return
         if path is None:
             m = capability_matrix(names)

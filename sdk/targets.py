@@ -320,9 +320,12 @@ def capability_matrix(
     return {k: {t: get_target(t).support(NODE_KINDS[k]) for t in names} for k in ks}
 
 
-def matrix_markdown(targets: Iterable[str] | None = None) -> str:
+def matrix_markdown(targets: Iterable[str] | None = None, shipped_only: bool = False) -> str:
     """The capability matrix as Markdown: a legend of targets (with what each does for a
-    kind it lacks), the kind x target table, and the numbered conditions and reasons."""
+    kind it lacks), the kind x target table, and the numbered conditions and reasons.
+
+    ``shipped_only``: only kinds defined inside neuroplast (not a user's or a test's own).
+    """
     from neuroplast.graph.nodes import NODE_KINDS
 
     load_plugins()
@@ -335,6 +338,8 @@ def matrix_markdown(targets: Iterable[str] | None = None) -> str:
     rows = ["| kind | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     notes: list[str] = []
     for kind, cls in NODE_KINDS.items():
+        if shipped_only and not cls.__module__.startswith("neuroplast."):
+            continue
         cells = []
         for t in names:
             tg = TARGETS[t]
@@ -372,7 +377,7 @@ def write_capabilities_doc(path: Any, check: bool = False) -> bool:
         raise NeuroplastError(f"{p}: no {_DOC_START} ... {_DOC_END} markers")
     head, rest = text.split(_DOC_START, 1)
     _, tail = rest.split(_DOC_END, 1)
-    new = f"{head}{_DOC_START}\n{matrix_markdown()}{_DOC_END}{tail}"
+    new = f"{head}{_DOC_START}\n{matrix_markdown(shipped_only=True)}{_DOC_END}{tail}"
     if check:
         return new == text
     if new != text:
