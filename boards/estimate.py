@@ -280,7 +280,14 @@ def fit_graph(
     known = {r.kind for r in rows}
     from neuroplast.graph import NODE_KINDS
 
-    custom = sorted(k for k in known if k not in _BUILTIN_KINDS and k in NODE_KINDS)
+    # app kinds that describe their own cost (``step_cost``, see neuroplast.graph.cost) are costed
+    custom = sorted(
+        k
+        for k in known
+        if k not in _BUILTIN_KINDS
+        and k in NODE_KINDS
+        and not callable(getattr(NODE_KINDS[k], "step_cost", None))
+    )
     if custom:
         warnings.append(f"node kinds {', '.join(custom)} have no cost model; counted with 0 MACs")
 

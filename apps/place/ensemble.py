@@ -23,6 +23,7 @@ import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -105,19 +106,19 @@ class Ensemble:
     n_spk: np.ndarray | None = None
     threshold: int = 0
 
-    @property
+    @cached_property
     def places(self) -> np.ndarray:
         return np.concatenate([m.places for m in self.modules])
 
-    @property
+    @cached_property
     def weights(self) -> np.ndarray:
         return np.concatenate([m.weights for m in self.modules])
 
-    @property
+    @cached_property
     def owner(self) -> np.ndarray:
         return np.concatenate([m.owner for m in self.modules])
 
-    @property
+    @cached_property
     def fire_threshold(self) -> np.ndarray:
         return np.concatenate([m.threshold for m in self.modules])
 
@@ -125,7 +126,7 @@ class Ensemble:
     def n_neurons(self) -> int:
         return int(sum(m.n_neurons for m in self.modules))
 
-    @property
+    @cached_property
     def column(self) -> np.ndarray:
         """Place column (index into :attr:`places`) of each neuron, -1 if untaught."""
         col = {int(pl): k for k, pl in enumerate(self.places)}
