@@ -73,9 +73,9 @@ def accuracy(n: int, args, first: bool) -> dict:
     xq_all = preprocess_batch(q.images)
     xr, xq, ids = [x[:n] for x in xr_all], xq_all[:n], np.arange(n)
     params = EnsembleParams(place=PlaceParams(epochs=args.epochs))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ens = train_ensemble(imgs[:, :n], ids, params, workers=1, seed=0)
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     n_cal = int(round(0.18 * n))
     cal, test = ids[:n_cal], ids[n_cal:]
     t0 = time.perf_counter()
@@ -131,6 +131,8 @@ def accuracy(n: int, args, first: bool) -> dict:
         "n_spk_mean": float(ens.n_spk[ens.owner >= 0].mean()),
         "n_spk_max": int(ens.n_spk.max()),
         "train_s_one_core": train_s,
+        "train_cpu_s": train_cpu_s,
+        "load_avg_after": os.getloadavg()[0],
         "reference_stats_s": stats_s,
         "single_train_s": single_s,
         "route_s": route_s,
@@ -163,6 +165,10 @@ def throughput(ens, xq, tmp: Path, n_q: int) -> dict:
         for i in range(n_q):
             runtime_scores(rt, xq[i : i + 1], steps)
         out[f"runtime_{mode}_batch1_qps"] = n_q / (time.perf_counter() - t0)
+        c0 = time.process_time()
+        for i in range(n_q):
+            runtime_scores(rt, xq[i : i + 1], steps)
+        out[f"runtime_{mode}_batch1_qps_cpu"] = n_q / (time.process_time() - c0)
     t0 = time.perf_counter()
     for i in range(n_q):
         ens.scores(xq[i : i + 1])
@@ -339,6 +345,7 @@ def main() -> None:
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
+        "load_avg_start": os.getloadavg()[0],
             "omp_threads": os.environ.get("OMP_NUM_THREADS"),
         },
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
