@@ -10,7 +10,7 @@ PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
 APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat gcc make
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install apt venv firmware demo test lint bench clean
+.PHONY: help install apt venv firmware demo test lint layering bench clean
 
 help:
 	@echo "make demo   - install and run the end-to-end keyword-spotting demo"
@@ -54,8 +54,17 @@ install: apt venv firmware
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# import-linter reads the folder -> package mapping from a shadow tree of symlinks
+# (the editable install maps sdk/ to neuroplast, which grimp cannot follow).
+layering: venv
+	@tmp=$$(mktemp -d) && cp -rs $(CURDIR)/sdk $$tmp/neuroplast && \
+	for p in apps quantize boards firmware_bridge; do cp -rs $(CURDIR)/$$p $$tmp/neuroplast/$$p; done && \
+	cd $$tmp && PYTHONPATH=$$tmp $(CURDIR)/$(VENV)/bin/lint-imports --no-cache \
+	  --config $(CURDIR)/pyproject.toml; rc=$$?; rm -rf $$tmp; exit $$rc
+
 test: install
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory layering
 	MPLBACKEND=Agg NEUROPLAST_TFLITE_RUNTIME_PYTHON=$(CURDIR)/$(TFLITE_VENV)/bin/python \
 	  $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --timeout 600 tests
 

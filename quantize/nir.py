@@ -44,17 +44,41 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neuroplast import graph as G
 from neuroplast.errors import DataError, ExportError, GraphError
+from neuroplast.formats import register_reader
+from neuroplast.targets import Target, register_target
 
 __all__ = ["export_nir", "to_nir", "read", "from_nir", "describe_nir", "NIR_META_KEY"]
 
 NIR_META_KEY = "neuroplast"
 _FORMAT_VERSION = 1
+
+# The NIR target of the capability matrix. TODO(platform): the per-kind export code below
+# becomes these handlers (no isinstance chain); until then they only declare support.
+NIR = register_target(
+    Target(
+        "nir",
+        "NIR graph (.nir)",
+        engine="snnTorch, Norse (nir 1.0)",
+        hint="NIR has no such primitive; replace it or export ONNX/TFLite",
+        requires=("nir",),
+        extra="train",
+    )
+)
+NIR.register(G.Input, G.Linear, G.Conv1d, G.Conv2d, G.SumPool2d, G.AvgPool2d, G.Flatten,
+             G.Scale, G.Add, G.LIF, G.CubaLIF, G.IF, G.LI, G.Threshold, G.Delay,
+             G.DelayLinear)(None)  # fmt: skip
+NIR.refuse(G.ReLU, "NIR has no ReLU primitive", "use a spiking neuron, or export ONNX/TFLite")
+NIR.refuse(
+    G.MaxPool2d, "NIR has no MaxPool primitive", "use AvgPool2d/SumPool2d, or export ONNX/TFLite"
+)
 
 
 # ============================================================================ helpers
@@ -609,6 +633,7 @@ def from_nir(ng: Any, *, dt: float | None = None, convention: str = "nir") -> An
         raise GraphError(f"NIR graph does not form a valid neuroplast graph: {e}") from None
 
 
+@partial(register_reader, ".nir")
 def read(path: str | os.PathLike, *, dt: float | None = None, convention: str = "nir") -> Any:
     """Read a ``.nir`` file into a neuroplast Graph; raises :class:`DataError` if unreadable.
 

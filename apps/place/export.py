@@ -13,8 +13,8 @@ The graph is ``Input(D) -> Linear(W) -> PlaceReadout``:
 
 One runtime step is one query (the T-step latency window folded into graded spikes, see
 module.py); the potentials equal :meth:`Ensemble.potentials` (float mode: to float32
-rounding; int mode: within the int8 weight quantization). ``PlaceReadout`` describes its cost
-to ``neuroplast fit`` through ``step_cost``.
+rounding; int mode: within the int8 weight quantization). ``PlaceReadout`` registers its
+cost (for ``neuroplast fit``) in the cost table ``neuroplast.graph.cost.COST``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from neuroplast.apps.place.module import group_max
 from neuroplast.apps.place.preprocess import PreprocessParams, graded_spikes, preprocess_batch
 from neuroplast.errors import DataError, GraphError
 from neuroplast.graph import Graph, Input, Linear, Node, array_field, register_node
+from neuroplast.graph.cost import COST
 from neuroplast.quant import QuantSpec
 from neuroplast.runtime import BuildContext, Kernel, register_op
 
@@ -63,16 +64,18 @@ class PlaceReadout(Node):
         ):
             raise GraphError("PlaceReadout: column entries must lie in [-1, n_places)")
 
-    def step_cost(self, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> dict:
-        """Per step: one compare per neuron; tables: int32 column + mask bit per neuron,
-        int32 id per place; no state."""
-        n, p = self.column.size, self.place_ids.size
-        return {"params": 2 * n + p, "macs": n, "param_bytes": 4 * n + (n + 7) // 8 + 4 * p}
-
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if in_shapes[0] != self.column.shape:
             raise GraphError(f"PlaceReadout expects input {self.column.shape}, got {in_shapes[0]}")
         return (int(self.place_ids.size),)
+
+
+@COST.register(PlaceReadout)
+def _readout_cost(node: PlaceReadout, in_shapes: list, out_shape: tuple) -> dict:
+    """Per step: one compare per neuron; tables: int32 column + mask bit per neuron, int32
+    id per place; no state."""
+    n, p = node.column.size, node.place_ids.size
+    return {"params": 2 * n + p, "macs": n, "param_bytes": 4 * n + (n + 7) // 8 + 4 * p}
 
 
 @register_op(PlaceReadout)
