@@ -100,6 +100,11 @@ def accuracy(n: int, args, first: bool) -> dict:
         )
         extra["uncalibrated_train_s"] = time.perf_counter() - t0
         rows["spiking ensemble, uncalibrated synapses"] = raw.scores(xq[test])
+        t0 = time.perf_counter()
+        int_p = replace(params, place=replace(params.place, learn_mode="int"))
+        ens_int = train_ensemble(imgs[:, :n], ids, int_p)
+        extra["int8_learning_train_s"] = time.perf_counter() - t0
+        rows["spiking ensemble, learned in int8"] = ens_int.scores(xq[test])
         views = jitter_views(imgs[:, :n].reshape(-1, *imgs.shape[2:]), params.place.views)
         views = views.reshape(len(views), 2, n, -1)
         rows["SAD over the same jittered views"] = sad_scores(
@@ -304,18 +309,15 @@ def _ray_worker_rss_mib() -> list[float] | None:
     return sorted(rss, reverse=True)
 
 
-def plots(res: dict, keep: dict, out_dir: Path) -> list[str]:
-    from neuroplast.apps.place.plots import plot_pr, plot_recall, plot_scaling
+def plots(keep: dict, out_dir: Path) -> list[str]:
+    """PR and Recall@N plots of each route size of this run."""
+    from neuroplast.apps.place.plots import plot_pr, plot_recall
 
     names = []
     for n, (_ens, rows, seq, test, *_r) in keep.items():
         allrows = {**rows, **seq}
         names.append(plot_pr(allrows, test, out_dir / f"place_pr_{n}.png", n).name)
         names.append(plot_recall(allrows, test, out_dir / f"place_recall_{n}.png", n).name)
-    pts = [(a["places"], 1, a["train_s_one_core"], "in-process") for a in res["accuracy"]]
-    for r in res.get("scaling", {}).get("runs", []):
-        pts.append((res["scaling"]["places"], r["workers"], r["train_s"], "Ray"))
-    names.append(plot_scaling(pts, out_dir / "place_scaling.png").name)
     return names
 
 
@@ -326,7 +328,11 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=5, help="sequence-matching length")
     ap.add_argument("--scale-places", type=int, default=10000)
     ap.add_argument("--ray-workers", default="1,2")
-    ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument(
+        "--parts",
+        default="main,scaling",
+        help="main (accuracy, runtime, new region) and/or scaling; a subset updates the JSON",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "place.json")
     ap.add_argument("--quick", action="store_true", help="small smoke run, writes /tmp")
     args = ap.parse_args()
@@ -335,22 +341,49 @@ def main() -> None:
         args.out = Path("/tmp/place_quick/place.json")
     args.ray_workers = [int(w) for w in str(args.ray_workers).split(",")]
     from rich.console import Console
-    from rich.table import Table
 
     con = Console()
     t_all = time.perf_counter()
+    parts = set(args.parts.split(","))
     res: dict = {
-        "bench": "place",
         "host": {
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
-        "load_avg_start": os.getloadavg()[0],
+            "load_avg_start": os.getloadavg()[0],
             "omp_threads": os.environ.get("OMP_NUM_THREADS"),
         },
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "accuracy": [],
     }
+    if "main" in parts:
+        main_part(args, res, con)
+    if "scaling" in parts:
+        con.print(f"scaling to {args.scale_places} places with Ray ...")
+        res["scaling"] = scaling(args)
+    # a partial run (e.g. --parts scaling beside a --parts main run) updates the file as it
+    # is when this run ends
+    merged = {}
+    if parts != {"main", "scaling"} and args.out.exists():
+        merged = json.loads(args.out.read_text())
+    host = {**merged.get("host", {}), "/".join(sorted(parts)): res.pop("host")}
+    merged.update(res, bench="place", host=host, total_s=time.perf_counter() - t_all)
+    if "accuracy" in merged:
+        from neuroplast.apps.place.plots import plot_scaling
+
+        pts = [(a["places"], 1, a["train_s_one_core"], "in-process") for a in merged["accuracy"]]
+        for r in merged.get("scaling", {}).get("runs", []):
+            pts.append((merged["scaling"]["places"], r["workers"], r["train_s"], "Ray"))
+        plot_scaling(pts, args.out.parent / "place_scaling.png")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(merged, indent=1, default=float))
+    con.print(f"wrote {args.out} in {merged['total_s']:.0f}s")
+
+
+def main_part(args, res: dict, con) -> None:
+    """Accuracy tables, runtime throughput and fit, new region on the device."""
+    from rich.table import Table
+
+    res["accuracy"] = []
     keep = {}
     sizes = [int(s) for s in args.places.split(",")]
     for i, n in enumerate(sizes):
@@ -394,13 +427,7 @@ def main() -> None:
         f"{nr['old_test_before']['r1']:.3f} -> {nr['old_test_after']['r1']:.3f} "
         f"({nr['delta_r1_points']:+.2f} points); new-region R@1 {nr['new_region_queries']['r1']:.3f}"
     )
-    if not args.no_scaling:
-        con.print(f"scaling to {args.scale_places} places with Ray ...")
-        res["scaling"] = scaling(args)
-    res["plots"] = plots(res, keep, out_dir)
-    res["total_s"] = time.perf_counter() - t_all
-    args.out.write_text(json.dumps(res, indent=1, default=float))
-    con.print(f"wrote {args.out} in {res['total_s']:.0f}s")
+    res["plots"] = plots(keep, out_dir) + ["place_scaling.png"]
 
 
 if __name__ == "__main__":

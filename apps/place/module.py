@@ -68,7 +68,9 @@ class PlaceParams:
     towards a view in the first epoch, annealed linearly to ``rate_min``. centre: calibrate
     (centre and L2-normalise) the learned synapses. fire_fraction: a neuron fires for an
     image when its correlation reaches this fraction of its best correlation with its own
-    place's reference images (used by the hyperactive-neuron statistics).
+    place's reference images (used by the hyperactive-neuron statistics). learn_mode:
+    "float", or "int" to learn on an integer Runtime (int8 synapses, stochastic rounding in
+    the engine).
     """
 
     neurons_per_place: int = 4
@@ -78,6 +80,7 @@ class PlaceParams:
     rate_min: float = 0.02
     centre: bool = True
     fire_fraction: float = 0.8
+    learn_mode: str = "float"
     views: ViewParams = field(default_factory=ViewParams)
     preprocess: PreprocessParams = field(default_factory=PreprocessParams)
 
@@ -86,6 +89,10 @@ class PlaceParams:
             raise DataError(
                 f"PlaceParams: need neurons_per_place >= 1, epochs >= 1 and steps in 1..127; "
                 f"got {self.neurons_per_place}, {self.epochs}, {self.steps}"
+            )
+        if self.learn_mode not in ("float", "int"):
+            raise DataError(
+                f"PlaceParams.learn_mode must be 'float' or 'int', not {self.learn_mode!r}"
             )
         if not 0 < self.rate_min <= self.rate < 1 or not 0 < self.fire_fraction <= 1:
             raise DataError("PlaceParams: need 0 < rate_min <= rate < 1 and 0 < fire_fraction <= 1")
@@ -162,20 +169,28 @@ def region_views(images: np.ndarray, p: PlaceParams) -> np.ndarray:
     return graded_spikes(v, p.steps).astype(np.float32)
 
 
-def _training_runtime(n_neurons: int, n_inputs: int):
-    """Input 'image' -> Linear 'synapses'; Input 'teacher' carries the forced spikes."""
+def _training_runtime(n_neurons: int, n_inputs: int, mode: str, w_scale: float):
+    """Input 'image' -> Linear 'synapses'; Input 'teacher' carries the forced spikes. In
+    int mode the graded spikes and teacher spikes are int8 codes (scale 1), the synapses
+    int8 codes of ``w_scale``, the potentials int32."""
     from neuroplast.graph import Graph, Input, Linear
+    from neuroplast.quant import QuantSpec
     from neuroplast.runtime import Runtime
 
+    unit = QuantSpec(bits=8, scale=1.0)
     g = Graph(
         {
-            "image": Input(shape=(n_inputs,)),
-            "teacher": Input(shape=(n_neurons,)),
-            "synapses": Linear(weight=np.zeros((n_neurons, n_inputs), np.float32)),
+            "image": Input(shape=(n_inputs,), quant=unit),
+            "teacher": Input(shape=(n_neurons,), quant=unit),
+            "synapses": Linear(
+                weight=np.zeros((n_neurons, n_inputs), np.float32),
+                weight_q=QuantSpec(bits=8, scale=w_scale, narrow=True),
+                out_q=QuantSpec(bits=32, scale=w_scale),
+            ),
         },
         [("image", "synapses")],
     )
-    return Runtime(g, mode="float")
+    return Runtime(g, mode=mode)
 
 
 def _attach(rt, lr: float, total: float) -> None:
@@ -212,13 +227,16 @@ def train_module(
     k = p.neurons_per_place
     n = n_places * k
     rng = np.random.default_rng(seed)
-    rt = _training_runtime(n, n_in)
     total = 1.0  # L1 norm of each neuron's synapses (S)
     mean_sum = float(g_all.sum(axis=2).mean())
+    # int8 step: a one-view imprint (max weight S T / sum g) lands at about code 63
+    w_scale = 2.0 * total * p.steps / mean_sum / 127.0
+    rt = _training_runtime(n, n_in, p.learn_mode, w_scale)
+    dtype = np.int8 if p.learn_mode == "int" else np.float32
     rows = np.arange(n_places)
     group = rows[:, None] * k + np.arange(k)[None, :]  # (P, K) neuron ids per place
     shown = np.zeros(n_places, np.int64)
-    no_teacher = np.zeros((n_places, n), np.float32)
+    no_teacher = np.zeros((n_places, n), dtype)
     for epoch in range(p.epochs):
         a = p.rate + (p.rate_min - p.rate) * epoch / max(p.epochs - 1, 1)
         # Hebbian lr such that one taught view moves the L1-scaled row by a fraction a;
@@ -226,18 +244,20 @@ def train_module(
         _attach(rt, a * total / ((1 - a) * mean_sum) * n_places, total)
         order = np.stack([rng.permutation(n_views) for _ in range(n_places)], axis=1)
         for step in range(n_views):
-            g = g_all[order[step], rows]  # (P, D): one view per place
+            g = g_all[order[step], rows].astype(dtype)  # (P, D): one view per place
             rt.learn(False)
             v = rt.step({"image": g, "teacher": no_teacher})["synapses"]  # potentials (P, N)
             blank = shown < k
             within = v[rows[:, None], group]  # (P, K)
             pick = np.where(blank, np.minimum(shown, k - 1), within.argmax(axis=1))
-            teach = np.zeros((n_places, n), np.float32)
+            teach = np.zeros((n_places, n), dtype)
             teach[rows, group[rows, pick]] = 1.0
             rt.learn(True)
             rt.step({"image": g, "teacher": teach})
             shown += 1
     w = np.array(rt.params["synapses"]["weight"], np.float32)
+    if p.learn_mode == "int":
+        w *= np.float32(w_scale)  # codes -> synaptic weights
     taught = w.sum(axis=1) > 0
     owner = np.where(taught, np.repeat(ids, k), -1).astype(np.int64)
     w = consolidate(w) if p.centre else w
