@@ -25,7 +25,7 @@ def _plt():
 
 def _save(plt, fig, ax, path: str | Path) -> Path:
     """Legend below the axes, write ``fig`` as a PNG at ``path`` (folders created), close."""
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
     fig.tight_layout()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -119,3 +119,18 @@ def test_bad_training_input_raises():
         PlaceParams(steps=0)
     with pytest.raises(DataError):
         PlaceParams(rate=1.0)
+
+
+def test_int8_learning_on_integer_runtime_tracks_float():
+    _, refs, q = make_route(10, seed=4)
+    imgs = np.stack([r.images for r in refs])
+    f = train_module(imgs, np.arange(10), SMALL)
+    i = train_module(imgs, np.arange(10), PlaceParams(**{**SMALL.__dict__, "learn_mode": "int"}))
+    corr = (f.weights * i.weights).sum(axis=1)  # both rows are centred unit vectors
+    assert corr.min() > 0.9
+    from neuroplast.apps.place.preprocess import preprocess_batch
+
+    v = potentials(i.weights, graded_spikes(preprocess_batch(q.images), SMALL.steps))
+    assert (group_max(v, i.owner, 10, -1e9).argmax(axis=1) == np.arange(10)).mean() >= 0.6
+    with pytest.raises(DataError):
+        PlaceParams(learn_mode="int4")
