@@ -214,8 +214,9 @@ def train_module(
     """Learn one region on a neuroplast Runtime through its plasticity engine.
 
     images: the region's reference images (n_traverses, n_places, H, W[, C]); place_ids:
-    (n_places,). Each epoch presents every view once, one view per place per step (batch = places,
-    each place in its own shuffled order, generator ``seed``).
+    (n_places,). Each epoch presents every view once, one view per place per step (batch =
+    places, each place in its own shuffled order, generator ``seed``). A place with fewer
+    views than neurons leaves the rest untaught (owner -1).
     """
     ids = np.asarray(place_ids, np.int64)
     g_all = region_views(images, p)
