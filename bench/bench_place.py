@@ -365,8 +365,11 @@ def main() -> None:
     merged = {}
     if parts != {"main", "scaling"} and args.out.exists():
         merged = json.loads(args.out.read_text())
-    host = {**merged.get("host", {}), "/".join(sorted(parts)): res.pop("host")}
-    merged.update(res, bench="place", host=host, total_s=time.perf_counter() - t_all)
+    key = "/".join(sorted(parts))  # host and arguments of each part
+    host = {**merged.get("host", {}), key: res.pop("host")}
+    run_args = {**merged.get("args", {}), key: res.pop("args")}
+    merged.update(res, bench="place", host=host, args=run_args)
+    merged["total_s"] = time.perf_counter() - t_all
     if "accuracy" in merged:
         from neuroplast.apps.place.plots import plot_scaling
 
