@@ -531,11 +531,15 @@ class MaxPool2dKernel(_PoolKernel):
 @register_op(AvgPool2d)
 class AvgPool2dKernel(_PoolKernel):
     """Average excluding padding. Integer: ``(sum ± count/2) / count`` rounded half away
-    from zero, as TFLite's reference AVERAGE_POOL_2D (input and output share a scale)."""
+    from zero, as TFLite's reference AVERAGE_POOL_2D (input and output share a scale).
+    TFLite averages int8 codes, so an unsigned spec is averaged on its codes shifted by
+    ``-2^(bits-1)`` (the int8 codes of the same values): ties round as in TFLite."""
 
     def __init__(self, node: Any, ctx: BuildContext) -> None:
         super().__init__(node, ctx)
         c, h, w = ctx.in_shapes[0]
+        q = ctx.in_quants[0] if ctx.mode == "int" else None
+        self.off = 0 if q is None or q.signed else 1 << (q.bits - 1)
         ones = np.ones((1, 1, h, w), np.float64)
         self.count = windows.pool2d_windows(ones, node.kernel, node.stride, node.padding, 0.0).sum(
             axis=(-2, -1)
@@ -548,10 +552,11 @@ class AvgPool2dKernel(_PoolKernel):
             return (win.sum(axis=(-2, -1)) / self.count).astype(np.float32), state
         win = windows.pool2d_windows(x.astype(np.int64), n.kernel, n.stride, n.padding, 0)
         cnt = self.count.astype(np.int64)
+        off = self.off
         # padded cells hold 0 and are left out of ``count`` (TFLite sums the codes)
-        s = win.sum(axis=(-2, -1))
+        s = win.sum(axis=(-2, -1)) - cnt * off
         half = cnt // 2
-        q = np.where(s >= 0, (s + half) // cnt, -((-s + half) // cnt))
+        q = np.where(s >= 0, (s + half) // cnt, -((-s + half) // cnt)) + off
         return np.clip(q, self.qmin, self.qmax).astype(x.dtype), state
 
 
