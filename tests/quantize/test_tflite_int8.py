@@ -10,7 +10,8 @@ from tlc_models import SHAPES, calibrated, random_inputs, to_nhwc
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 S = pytest.importorskip("ai_edge_litert.schema_py_generated")
 
-from neuroplast.errors import ExportError  # noqa: E402
+from neuroplast.errors import ExportError, UnsupportedError  # noqa: E402
+from neuroplast.export.tflite import export_tflite, tflite_bytes  # noqa: E402
 from neuroplast.graph import (  # noqa: E402
     LIF,
     Add,
@@ -25,7 +26,6 @@ from neuroplast.graph import (  # noqa: E402
     ReLU,
 )
 from neuroplast.quant import dequantize, quantize  # noqa: E402
-from neuroplast.quantize.tflite_export import export_tflite, tflite_bytes  # noqa: E402
 from neuroplast.runtime import Runtime  # noqa: E402
 
 RESOLVERS = [litert.OpResolverType.AUTO, litert.OpResolverType.BUILTIN_REF]
@@ -195,30 +195,33 @@ def test_file_layout():
         assert c.DeprecatedBuiltinCode() == min(c.BuiltinCode(), 127)
 
 
-def test_unsupported_nodes_raise_naming_the_node():
+def test_refusals_name_the_node_and_the_real_cause():
     spec16 = QuantSpec(16, 0.001, 0)
     rng = np.random.default_rng(0)
     w, q = _w(rng, (4, 8))
-    g = Graph.sequential(
+    inp = ("input", Input(shape=(8,), quant=QuantSpec(8, 1.0, 0)))
+    snn = Graph.sequential(
         [
-            ("input", Input(shape=(8,), quant=QuantSpec(8, 1.0, 0))),
+            inp,
             ("fc", Linear(weight=w, weight_q=q, out_q=spec16)),
             ("lif1", LIF(tau_mem=np.float32(0.01), v_th=np.float32(1.0), v_q=spec16)),
         ]
     )
-    with pytest.raises(ExportError, match="'fc'.*16-bit"):
-        tflite_bytes(g)
-    g2 = Graph.sequential(
-        [
-            ("input", Input(shape=(8,), quant=QuantSpec(8, 1.0, 0))),
-            ("fc", Linear(weight=w, weight_q=q, out_q=QuantSpec(8, 0.02, 0))),
-            ("lif1", LIF(tau_mem=np.float32(0.01), v_th=np.float32(1.0))),
-        ]
+    # the Linear's 16-bit current is not the cause (act_bits was 8): the LIF is
+    with pytest.raises(UnsupportedError) as ei:
+        tflite_bytes(snn)
+    assert str(ei.value) == (
+        "node 'lif1' (LIF) cannot run on tflite: TFLite has no stateful spiking neuron op; "
+        "export NIR for neuromorphic runtimes, or run it in the neuroplast runtime"
     )
-    with pytest.raises(ExportError, match="'lif1' \\(LIF\\)"):
-        tflite_bytes(g2)
+    wide = Graph.sequential([inp, ("fc", Linear(weight=w, weight_q=q, out_q=spec16))])
+    with pytest.raises(UnsupportedError, match="'fc' \\(Linear\\).*16-bit \\(-32768..32767\\)"):
+        tflite_bytes(wide)
+    four = Graph.sequential([inp, ("fc", Linear(weight=w, weight_q=q, out_q=QuantSpec(4, 0.1)))])
+    with pytest.raises(UnsupportedError, match="4-bit.*act_bits=8"):
+        tflite_bytes(four)
     with pytest.raises(ExportError, match="io"):
-        tflite_bytes(g2, io="int16")
+        tflite_bytes(wide, io="int16")
 
 
 def test_int8_tflite_is_under_0_3x_fp32_onnx(tmp_path):

@@ -1,0 +1,96 @@
+"""Graph-only writers: the Graph IR as standard files, with no torch and no toolchain.
+
+* :mod:`neuroplast.export.tflite` - int8 ``.tflite`` flatbuffer (the ``tflite`` target;
+  needs ``ai-edge-litert`` and ``flatbuffers``: ``pip install 'neuroplast[tflite]'``);
+* :mod:`neuroplast.export.onnx` - ONNX QDQ model (the ``onnx`` target; needs ``onnx``:
+  ``pip install 'neuroplast[onnx]'``).
+
+Each writer is a :class:`~neuroplast.targets.Target`: one handler per node kind plus
+parameter checks that refuse exactly what the format cannot express, so a model is
+refused in one line before anything is written. Importing these modules never imports
+their format library (only writing does), so the capability matrix knows them anywhere.
+
+This module holds what both writers share: the activation-width check, the whole-graph
+conditions and the atomic file write.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from neuroplast.targets import CheckContext, CheckFn, Refusal
+
+__all__ = ["all_checks", "activation_problem", "integer_form", "input_count", "write_atomic"]
+
+
+def all_checks(*checks: CheckFn) -> CheckFn:
+    """One check made of several: the first reason found, or ``None``."""
+
+    def check(name: str, node: Any, ctx: CheckContext) -> str | None:
+        for c in checks:
+            why = c(name, node, ctx)
+            if why:
+                return why
+        return None
+
+    return check
+
+
+def activation_problem(
+    name: str, ctx: CheckContext, fits: Callable[[Any], bool], need: str
+) -> str | None:
+    """Why the activation node ``name`` produces in the integer runtime cannot be carried.
+
+    ``fits(spec)`` says whether the format carries that QuantSpec; ``need`` says what it
+    carries and what to do. A wider value that feeds a kind this target refuses anyway
+    (a Linear's 16-bit current into a LIF) is not reported: the consumer's refusal is
+    the real cause. ``None`` also when the graph has no integer form (see
+    :func:`integer_form`).
+    """
+    q = ctx.quant(name)
+    if q is None:
+        return None
+    if q.per_channel:
+        return "its output is quantized per channel; activations must be quantized per tensor"
+    if fits(q):
+        return None
+    if any(ctx.target.lookup(type(ctx.graph.nodes[s])) is None for s in ctx.succs(name)):
+        return None
+    lo, hi = q.range
+    return f"its output is {q.bits}-bit ({lo}..{hi}); {need}"
+
+
+def integer_form(ctx: CheckContext) -> list[Refusal]:
+    """Graph check: the writers take the integer runtime's numbers, so it must build."""
+    rt = ctx.int_runtime
+    if not isinstance(rt, Exception):
+        return []
+    node = getattr(rt, "node", None) or "*"
+    kind = ctx.graph.nodes[node].kind if node in ctx.graph.nodes else ""
+    msg = str(rt)
+    prefix = f"node {node!r}: "
+    msg = msg[len(prefix) :] if msg.startswith(prefix) else msg
+    hint = "quantize the model first (neuroplast.quantize.lower of a QAT model)"
+    return [Refusal(node, kind, ctx.target.name, f"no integer form: {msg}", hint)]
+
+
+def input_count(ctx: CheckContext) -> list[Refusal]:
+    """Graph check: exactly one Input node."""
+    ins = ctx.graph.inputs
+    if len(ins) == 1:
+        return []
+    why = f"it has {len(ins)} inputs {list(ins)}; the {ctx.target.name} writer takes exactly one"
+    return [Refusal("*", "", ctx.target.name, why, "")]
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file (no half-written model)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
