@@ -23,7 +23,7 @@ from typing import Any
 
 from neuroplast.targets import CheckContext, CheckFn, Refusal
 
-__all__ = ["all_checks", "activation_problem", "integer_form", "input_count", "write_atomic"]
+__all__ = ["all_checks", "activation_problem", "input_count", "write_atomic"]
 
 
 def all_checks(*checks: CheckFn) -> CheckFn:
@@ -47,8 +47,8 @@ def activation_problem(
     ``fits(spec)`` says whether the format carries that QuantSpec; ``need`` says what it
     carries and what to do. A wider value that feeds a kind this target refuses anyway
     (a Linear's 16-bit current into a LIF) is not reported: the consumer's refusal is
-    the real cause. ``None`` also when the graph has no integer form (see
-    :func:`integer_form`).
+    the real cause. ``None`` also when the graph has no integer form (the writers build
+    on ``runtime-int``, whose refusal then comes first).
     """
     q = ctx.quant(name)
     if q is None:
@@ -61,20 +61,6 @@ def activation_problem(
         return None
     lo, hi = q.range
     return f"its output is {q.bits}-bit ({lo}..{hi}); {need}"
-
-
-def integer_form(ctx: CheckContext) -> list[Refusal]:
-    """Graph check: the writers take the integer runtime's numbers, so it must build."""
-    rt = ctx.int_runtime
-    if not isinstance(rt, Exception):
-        return []
-    node = getattr(rt, "node", None) or "*"
-    kind = ctx.graph.nodes[node].kind if node in ctx.graph.nodes else ""
-    msg = str(rt)
-    prefix = f"node {node!r}: "
-    msg = msg[len(prefix) :] if msg.startswith(prefix) else msg
-    hint = "quantize the model first (neuroplast.quantize.lower of a QAT model)"
-    return [Refusal(node, kind, ctx.target.name, f"no integer form: {msg}", hint)]
 
 
 def input_count(ctx: CheckContext) -> list[Refusal]:

@@ -8,7 +8,8 @@ pairs (QDQ), in PyTorch's channels-first layout; the numbers are the integer run
 * weights: int8 initializers + per-channel ``DequantizeLinear`` (axis 0); biases int32
   at scale ``s_in * s_w``; ``Conv``/``Gemm`` in float, then the output ``QuantizeLinear``
   (round half to even) - a narrower-than-8-bit range adds a ``Clip`` on the codes;
-* ``ReLU``/``MaxPool``/``Flatten`` keep the grid; ``Add`` and ``Scale`` requantize;
+* ``ReLU``/``MaxPool``/``Flatten`` keep the grid; ``Scale`` requantizes in float;
+  ``Add`` computes the runtime's integer ADD on the codes in double (exact);
 * ``AvgPool2d`` averages the integer codes and rounds half away from zero, as the
   integer runtime and LiteRT do (``Sign * Floor(|a| + 0.5)``), padding left out of the
   count (``count_include_pad=0``).
@@ -33,7 +34,6 @@ from neuroplast.export import (
     activation_problem,
     all_checks,
     input_count,
-    integer_form,
     write_atomic,
 )
 from neuroplast.graph.nodes import (
@@ -70,6 +70,7 @@ ONNX = register_target(
         hint="run it in the neuroplast runtime",
         requires=("onnx",),
         extra="onnx",
+        builds_on=("runtime-int",),  # it writes the integer runtime's numbers
     )
 )
 
@@ -125,7 +126,6 @@ def _one_output(ctx: CheckContext) -> list[Refusal]:
 
 
 ONNX.graph_check(input_count)
-ONNX.graph_check(integer_form)
 
 
 # ------------------------------------------------------------------------ writer
@@ -260,10 +260,29 @@ def _flatten(w: _Writer, name: str, node: Any) -> None:
     w.vals[name] = w.node("Flatten", [w.x(name)], name, axis=1)
 
 
-@ONNX.register(Add, check=_act)
+@ONNX.register(Add, check=_act, note="the runtime's integer ADD, in double")
 def _add(w: _Writer, name: str, node: Any) -> None:
-    y = w.node("Add", [w.x(name, 0), w.x(name, 1)], name)
-    w.vals[name] = w.qdq(y, w.spec(name), name)
+    k = w.rt.kernels[name]
+    if not k.single:  # TFLite's reference ADD (extreme scale ratios): float, exact but at ties
+        y = w.node("Add", [w.x(name, 0), w.x(name, 1)], name)
+        w.vals[name] = w.qdq(y, w.spec(name), name)
+        return
+    from onnx import TensorProto
+
+    # (2^(k-1) + m_a (a - z_a) + m_b (b - z_b)) >> k on the codes: every term is an
+    # integer below 2^53, so double arithmetic is exact
+    terms = []
+    for i, m in ((0, k.ma), (1, k.mb)):
+        s = w.const("s", np.float32(w.spec(name, i).scale))
+        d = w.node("Round", [w.node("Div", [w.x(name, i), s], name)], name)  # a - z_a
+        d64 = w.node("Cast", [d], name, to=TensorProto.DOUBLE)
+        terms.append(w.node("Mul", [d64, w.const("m", np.float64(m))], name))
+    acc = w.node("Add", terms, name)
+    acc = w.node("Add", [acc, w.const("r", np.float64(2.0 ** (k.k - 1)))], name)
+    y = w.node("Floor", [w.node("Mul", [acc, w.const("p", np.float64(2.0**-k.k))], name)], name)
+    y32 = w.node("Cast", [y], name, to=TensorProto.FLOAT)
+    real = w.node("Mul", [y32, w.const("s", np.float32(k.out_quant.scale))], name)
+    w.vals[name] = w.qdq(real, k.out_quant, name)  # adds z_o and saturates to the range
 
 
 @ONNX.register(Scale, check=_act, note="Mul by the float scale, then requantized")

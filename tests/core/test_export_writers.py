@@ -181,16 +181,15 @@ def _onnxrt(g: Graph, xq: np.ndarray) -> np.ndarray:
 
 
 # the parameter values the tflite table refuses by design (all else must run)
-TFLITE_REFUSED = ("is not TFLite SAME padding", "no exact per-element float multiply")
+TFLITE_REFUSED = ("is not TFLite SAME padding", "a scale per element of a")
 
 
 def test_random_graphs_run_bit_exact_in_litert_and_onnxruntime():
-    """Without ADD (XNNPACK's ADD rounds once: see the tflite table's note), LiteRT's
-    default kernels give the integer runtime's codes exactly; onnxruntime too except at
-    rounding ties (it requantizes in float)."""
+    """LiteRT's default kernels give the integer runtime's codes exactly; onnxruntime too
+    except at rounding ties (it requantizes Conv/Gemm/Scale in float)."""
     ran = exact_onnx = 0
     for seed in range(64):
-        g = random_graph(seed, add=False, scale=True)
+        g = random_graph(seed, scale=True)
         xq = _codes(g, seed)
         ref = Runtime(g, mode="int").step(xq).astype(np.int64)
         d = np.abs(_onnxrt(g, xq).reshape(ref.shape) - ref).max()
@@ -206,11 +205,11 @@ def test_random_graphs_run_bit_exact_in_litert_and_onnxruntime():
     assert ran >= 40 and exact_onnx >= 60
 
 
-def test_reference_kernels_bit_exact_on_graphs_without_convolution():
-    """LiteRT's reference kernels round CONV twice, everything else (FULLY_CONNECTED,
-    ADD, pools, RELU, RESHAPE) exactly as the runtime."""
+def test_reference_kernels_bit_exact_without_convolution_and_add():
+    """LiteRT's reference kernels round CONV twice and ADD three times; FULLY_CONNECTED,
+    pools, RELU and RESHAPE exactly as the runtime."""
     for seed in range(100, 124):
-        g = random_graph(seed, conv=False)
+        g = random_graph(seed, conv=False, add=False)
         if TFLITE.refusals(g):
             continue
         xq = _codes(g, seed)
@@ -240,6 +239,31 @@ def test_padded_pools_bit_exact():
         for resolver in (R.AUTO, R.BUILTIN_REF):
             assert np.array_equal(_litert(g, xq, resolver).reshape(ref.shape), ref), seed
     assert same >= 2
+
+
+def test_add_is_litert_add_over_the_scale_ratios():
+    """ADD with input/output scale ratios from 1e-4 to 200 (XNNPACK's one-rounding ADD
+    within [2^-10, 2^8), TFLite's builtin ADD below): LiteRT's default kernels and
+    onnxruntime give the runtime's codes; from 256 on LiteRT overflows and it is refused."""
+    kinds = set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        qi = _act(rng, seed % 3 == 0)
+        q1 = QuantSpec(8, qi.scale * float(rng.uniform(0.5, 6)), int(rng.integers(-30, 30)))
+        q2 = QuantSpec(8, qi.scale * 10 ** float(rng.uniform(-2.3, 4)), int(rng.integers(-9, 9)))
+        g = Graph(
+            {"in": Input(shape=(64,), quant=qi), "a1": Add(out_q=q1), "a2": Add(out_q=q2)},
+            [("in", "a1"), ("in", "a1"), ("a1", "a2"), ("in", "a2")],
+        )
+        rt = Runtime(g, mode="int")
+        if TFLITE.refusals(g):
+            continue
+        kinds.add(rt.kernels["a2"].single)
+        xq = _codes(g, seed, 32)
+        ref = rt.step(xq).astype(np.int64)
+        assert np.array_equal(_litert(g, xq, R.AUTO), ref), seed
+        assert np.array_equal(_onnxrt(g, xq), ref), seed
+    assert kinds == {True, False}
 
 
 @pytest.mark.parametrize("signed", [False, True])
@@ -336,15 +360,17 @@ CASES = [
         TFLITE,
         (
             "node 'pool' (SumPool2d) cannot run on tflite: int8 TFLite has no sum pooling (the sums "
-            "are 32-bit); use AvgPool2d, or run it in the neuroplast runtime"
+            "are 32-bit); use AvgPool2d (the sum over the window size), or run it in the neuroplast "
+            "runtime"
         ),
     ),
     (
-        _chain(("s", Scale(scale=np.float32(0.5), out_q=Q8))),
+        _chain(("s", Scale(scale=np.full(144, 0.5, np.float32), out_q=Q8))),
         TFLITE,
         (
-            "node 's' (Scale) cannot run on tflite: int8 TFLite has no exact per-element float "
-            "multiply; fold the scale into the neighbouring layer's weights, or export ONNX"
+            "node 's' (Scale) cannot run on tflite: a scale per element of a (4, 6, 6) tensor; "
+            "TFLite multiplies per channel at most (scalar or one per channel): fold it into the "
+            "neighbouring layer, or export ONNX"
         ),
     ),
     (
@@ -378,9 +404,19 @@ CASES = [
         _chain(("relu", ReLU()), shape=(4,), quant=None),
         ONNX,
         (
-            "node 'in' (Input) cannot run on onnx: no integer form: integer mode needs Input.quant "
-            "(the input's scale and zero point); quantize the model first (neuroplast.quantize."
-            "lower of a QAT model)"
+            "node 'in' (Input) cannot run on onnx: integer mode needs Input.quant (the input's "
+            "scale and zero point)"
+        ),
+    ),
+    (
+        Graph(
+            {"in": Input(shape=(4,), quant=Q8), "a": Add(out_q=QuantSpec(8, 1e-4))},
+            [("in", "a"), ("in", "a")],
+        ),
+        TFLITE,
+        (
+            "node 'a' (Add) cannot run on tflite: an input scale is 500x its output scale (>= 256), "
+            "where LiteRT's ADD overflows; give the sum a coarser output scale"
         ),
     ),
 ]
