@@ -21,9 +21,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from neuroplast.targets import CheckContext, CheckFn, Refusal
+from neuroplast.targets import CheckContext, CheckFn, Refusal, Target
 
-__all__ = ["all_checks", "activation_problem", "input_count", "write_atomic"]
+__all__ = [
+    "SNN_HINT",
+    "refuse_stateful",
+    "all_checks",
+    "activation_problem",
+    "int_weights",
+    "input_count",
+    "write_atomic",
+]
+
+SNN_HINT = "export NIR for neuromorphic runtimes, or run it in the neuroplast runtime"
+
+
+def refuse_stateful(target: Target, fmt: str) -> None:
+    """Refuse the spiking and stateful kinds: a ``fmt`` model is a stateless function."""
+    from neuroplast.graph.nodes import IF, LI, LIF, CubaLIF, Delay, DelayLinear, Threshold
+
+    for cls in (LIF, IF, CubaLIF):
+        target.refuse(cls, f"{fmt} has no stateful spiking neuron op", SNN_HINT)
+    target.refuse(LI, f"{fmt} has no stateful (leaky integrator) op", SNN_HINT)
+    target.refuse(Threshold, f"the {fmt} writer has no spike (threshold) op", SNN_HINT)
+    for cls in (Delay, DelayLinear):
+        target.refuse(cls, f"{fmt} graphs keep no state between calls (no delay lines)", SNN_HINT)
 
 
 def all_checks(*checks: CheckFn) -> CheckFn:
@@ -61,6 +83,20 @@ def activation_problem(
         return None
     lo, hi = q.range
     return f"its output is {q.bits}-bit ({lo}..{hi}); {need}"
+
+
+def int_weights(writer: str) -> CheckFn:
+    """Check: the node's weights are quantized to at most 8 bits (``writer`` names who needs it)."""
+
+    def check(name: str, node: Any, ctx: CheckContext) -> str | None:
+        q = node.weight_q
+        if q is None:
+            return "its weights are not quantized (no weight_q); quantize the model first"
+        if q.bits > 8:
+            return f"its weights are {q.bits}-bit; {writer} takes weights of at most 8 bits"
+        return None
+
+    return check
 
 
 def input_count(ctx: CheckContext) -> list[Refusal]:

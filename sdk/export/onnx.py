@@ -34,19 +34,15 @@ from neuroplast.export import (
     activation_problem,
     all_checks,
     input_count,
+    int_weights,
+    refuse_stateful,
     write_atomic,
 )
 from neuroplast.graph.nodes import (
-    IF,
-    LI,
-    LIF,
     Add,
     AvgPool2d,
     Conv1d,
     Conv2d,
-    CubaLIF,
-    Delay,
-    DelayLinear,
     Flatten,
     Input,
     Linear,
@@ -54,7 +50,6 @@ from neuroplast.graph.nodes import (
     ReLU,
     Scale,
     SumPool2d,
-    Threshold,
 )
 from neuroplast.targets import CheckContext, Refusal, Target, register_target
 
@@ -74,13 +69,7 @@ ONNX = register_target(
     )
 )
 
-_SNN_HINT = "export NIR for neuromorphic runtimes, or run it in the neuroplast runtime"
-for _cls in (LIF, IF, CubaLIF):
-    ONNX.refuse(_cls, "ONNX has no stateful spiking neuron op", _SNN_HINT)
-ONNX.refuse(LI, "ONNX has no stateful (leaky integrator) op", _SNN_HINT)
-ONNX.refuse(Threshold, "the ONNX writer has no spike (threshold) op", _SNN_HINT)
-for _cls in (Delay, DelayLinear):
-    ONNX.refuse(_cls, "an ONNX graph keeps no state between calls (no delay lines)", _SNN_HINT)
+refuse_stateful(ONNX, "ONNX")
 ONNX.refuse(
     SumPool2d,
     "the QDQ writer carries at most 8-bit values and the sums are 32-bit",
@@ -89,6 +78,9 @@ ONNX.refuse(
 
 
 # ------------------------------------------------------------------------ checks
+_weights = int_weights("the QDQ writer")
+
+
 def _act(name: str, node: Any, ctx: CheckContext) -> str | None:
     return activation_problem(
         name,
@@ -96,15 +88,6 @@ def _act(name: str, node: Any, ctx: CheckContext) -> str | None:
         lambda q: q.bits <= 8,
         "the ONNX QDQ writer carries activations of at most 8 bits: quantize it to 8 bits",
     )
-
-
-def _weights(name: str, node: Any, ctx: CheckContext) -> str | None:
-    q = node.weight_q
-    if q is None:
-        return "its weights are not quantized (no weight_q); quantize the model first"
-    if q.bits > 8:
-        return f"its weights are {q.bits}-bit; the QDQ writer takes weights of at most 8 bits"
-    return None
 
 
 def _pool_pad(name: str, node: Any, ctx: CheckContext) -> str | None:

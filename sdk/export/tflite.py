@@ -41,19 +41,15 @@ from neuroplast.export import (
     activation_problem,
     all_checks,
     input_count,
+    int_weights,
+    refuse_stateful,
     write_atomic,
 )
 from neuroplast.graph.nodes import (
-    IF,
-    LI,
-    LIF,
     Add,
     AvgPool2d,
     Conv1d,
     Conv2d,
-    CubaLIF,
-    Delay,
-    DelayLinear,
     Flatten,
     Input,
     Linear,
@@ -61,7 +57,6 @@ from neuroplast.graph.nodes import (
     ReLU,
     Scale,
     SumPool2d,
-    Threshold,
 )
 from neuroplast.quant import QuantSpec
 from neuroplast.targets import CheckContext, Target, register_target
@@ -87,13 +82,7 @@ TFLITE = register_target(
     )
 )
 
-_SNN_HINT = "export NIR for neuromorphic runtimes, or run it in the neuroplast runtime"
-for _cls in (LIF, IF, CubaLIF):
-    TFLITE.refuse(_cls, "TFLite has no stateful spiking neuron op", _SNN_HINT)
-TFLITE.refuse(LI, "TFLite has no stateful (leaky integrator) op", _SNN_HINT)
-TFLITE.refuse(Threshold, "the TFLite writer has no spike (threshold) op", _SNN_HINT)
-for _cls in (Delay, DelayLinear):
-    TFLITE.refuse(_cls, "a TFLite graph keeps no state between calls (no delay lines)", _SNN_HINT)
+refuse_stateful(TFLITE, "TFLite")
 TFLITE.refuse(
     SumPool2d,
     "int8 TFLite has no sum pooling (the sums are 32-bit)",
@@ -110,15 +99,6 @@ def _act8(name: str, node: Any, ctx: CheckContext) -> str | None:
         "int8 TFLite carries full-range 8-bit activations only: quantize it to 8 bits "
         "(QAT: act_bits=8)",
     )
-
-
-def _weights8(name: str, node: Any, ctx: CheckContext) -> str | None:
-    q = node.weight_q
-    if q is None:
-        return "its weights are not quantized (no weight_q); quantize the model first"
-    if q.bits > 8:
-        return f"its weights are {q.bits}-bit; int8 TFLite takes weights of at most 8 bits"
-    return None
 
 
 def _acc32(name: str, node: Any, ctx: CheckContext) -> str | None:
@@ -181,7 +161,7 @@ def _channel_scale(name: str, node: Any, ctx: CheckContext) -> str | None:
     )
 
 
-_weighted_checks = all_checks(_weights8, _act8, _acc32)
+_weighted_checks = all_checks(int_weights("int8 TFLite"), _act8, _acc32)
 
 
 # ------------------------------------------------------------------------ writer
@@ -247,24 +227,26 @@ class _Writer:
         zp = int(spec.zero_point) - (0 if spec.signed else 128)
         return self.tensor(name, shape, self.S.TensorType.INT8, self.quant(spec.scale, zp))
 
-    def op(self, code: int, ins: list[int], outs: list[int], opt_type: int = 0,
-           opt: Any = None) -> None:  # fmt: skip
+    def op(self, code: int, ins: list[int], outs: list[int], opt: Any = None) -> None:
+        """One operator; ``opt`` is its options object (``Conv2DOptionsT`` ...), if any."""
         o = self.S.OperatorT()
         o.opcodeIndex = self.opcodes.setdefault(code, len(self.opcodes))
         o.inputs, o.outputs = list(ins), list(outs)
-        o.builtinOptionsType, o.builtinOptions = opt_type, opt
+        if opt is not None:  # XOptionsT -> BuiltinOptions.XOptions
+            o.builtinOptionsType = getattr(self.S.BuiltinOptions, type(opt).__name__[:-1])
+            o.builtinOptions = opt
         self.ops.append(o)
 
     def src(self, name: str, i: int = 0) -> _T:
         return self.out[self.graph.predecessors(name)[i]]
 
-    def emit(self, name: str, code: int, ins: list[int], opt_type: int = 0, opt: Any = None,
-             spec: Any = None, shape: tuple[int, ...] | None = None) -> _T:  # fmt: skip
+    def emit(self, name: str, code: int, ins: list[int], opt: Any = None, spec: Any = None,
+             shape: tuple[int, ...] | None = None) -> _T:  # fmt: skip
         """One operator producing IR value ``name`` (its runtime QuantSpec by default)."""
         spec = self.rt.kernels[name].out_quant if spec is None else spec
         ir_shape = self.rt.shapes[name]
         t = _T(self.act(name, shape or _tfl_shape(ir_shape), spec), ir_shape, spec)
-        self.op(code, ins, [t.index], opt_type, opt)
+        self.op(code, ins, [t.index], opt)
         self.out[name] = t
         return t
 
@@ -278,13 +260,11 @@ class _Writer:
         tp = self.const_i32(name + "_pads", [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])
         y = self.act(name + "_padded", shape, x.spec)
         if fill is None:
-            self.op(S.BuiltinOperator.PAD, [x.index, tp], [y], S.BuiltinOptions.PadOptions,
-                    S.PadOptionsT())  # fmt: skip
+            self.op(S.BuiltinOperator.PAD, [x.index, tp], [y], S.PadOptionsT())
         else:
             tq = self.tensors[y].quantization
             tc = self.tensor(name + "_fill", (), S.TensorType.INT8, tq, np.array(fill, np.int8))
-            self.op(S.BuiltinOperator.PADV2, [x.index, tp, tc], [y],
-                    S.BuiltinOptions.PadV2Options, S.PadV2OptionsT())  # fmt: skip
+            self.op(S.BuiltinOperator.PADV2, [x.index, tp, tc], [y], S.PadV2OptionsT())
         return y
 
     def reshape(self, name: str, x: _T, shape: tuple[int, ...]) -> int:
@@ -292,8 +272,8 @@ class _Writer:
         opt = self.S.ReshapeOptionsT()
         opt.newShape = list(shape)
         y = self.act(name, shape, x.spec)
-        self.op(self.S.BuiltinOperator.RESHAPE, [x.index, self.const_i32(name + "_shape", shape)],
-                [y], self.S.BuiltinOptions.ReshapeOptions, opt)  # fmt: skip
+        ts = self.const_i32(name + "_shape", shape)
+        self.op(self.S.BuiltinOperator.RESHAPE, [x.index, ts], [y], opt)
         return y
 
     def fusable_relu(self, name: str) -> str | None:
@@ -399,7 +379,7 @@ def _input(w: _Writer, name: str, node: Any) -> None:
 
 
 def _weighted(w: _Writer, name: str, node: Any, x: int, wdata: np.ndarray, axis: int,
-              code: int, opt_type: int, opt: Any) -> None:  # fmt: skip
+              code: int, opt: Any) -> None:  # fmt: skip
     """FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D: int8 weights, int32 bias, a fused
     ReLU when a ReLU alone consumes the result."""
     S, k = w.S, w.rt.kernels[name]
@@ -419,7 +399,7 @@ def _weighted(w: _Writer, name: str, node: Any, x: int, wdata: np.ndarray, axis:
     opt.fusedActivationFunction = (
         S.ActivationFunctionType.RELU if relu else S.ActivationFunctionType.NONE
     )
-    t = w.emit(name, code, [x, tw, tb], opt_type, opt)
+    t = w.emit(name, code, [x, tw, tb], opt)
     if relu:  # the output tensor is the ReLU's (same QuantSpec)
         w.tensors[t.index].name = relu
         w.out[relu] = t
@@ -433,10 +413,8 @@ def _linear(w: _Writer, name: str, node: Any) -> None:
     if pred in w.flat_src:  # flatten of a channels-last tensor: permute columns CHW -> HWC
         codes = np.moveaxis(codes.reshape((codes.shape[0],) + w.flat_src[pred]), 1, -1)
         codes = codes.reshape(node.weight.shape[0], -1)
-    opt = w.S.FullyConnectedOptionsT()
-    BO, OP = w.S.BuiltinOptions, w.S.BuiltinOperator
-    _weighted(w, name, node, w.src(name).index, codes, 0, OP.FULLY_CONNECTED,
-              BO.FullyConnectedOptions, opt)  # fmt: skip
+    code, opt = w.S.BuiltinOperator.FULLY_CONNECTED, w.S.FullyConnectedOptionsT()
+    _weighted(w, name, node, w.src(name).index, codes, 0, code, opt)
 
 
 @TFLITE.register(
@@ -464,20 +442,15 @@ def _conv(w: _Writer, name: str, node: Any) -> None:
             x = w.pad(name, src, ((pad[0],) * 2, (pad[1],) * 2))
     if node.groups == cin and cin > 1:
         wdata, axis = np.transpose(w4, (1, 2, 3, 0)), 3  # (1, kh, kw, O)
-        code, opt_type = (
-            S.BuiltinOperator.DEPTHWISE_CONV_2D,
-            S.BuiltinOptions.DepthwiseConv2DOptions,
-        )
-        opt = S.DepthwiseConv2DOptionsT()
+        code, opt = S.BuiltinOperator.DEPTHWISE_CONV_2D, S.DepthwiseConv2DOptionsT()
         opt.depthMultiplier = node.weight.shape[0] // cin
     else:
         wdata, axis = np.transpose(w4, (0, 2, 3, 1)), 0  # OHWI
-        code, opt_type = S.BuiltinOperator.CONV_2D, S.BuiltinOptions.Conv2DOptions
-        opt = S.Conv2DOptionsT()
+        code, opt = S.BuiltinOperator.CONV_2D, S.Conv2DOptionsT()
     opt.padding = padding
     opt.strideH, opt.strideW = int(stride[0]), int(stride[1])
     opt.dilationHFactor, opt.dilationWFactor = int(dil[0]), int(dil[1])
-    _weighted(w, name, node, x, wdata, axis, code, opt_type, opt)
+    _weighted(w, name, node, x, wdata, axis, code, opt)
 
 
 def _pool(w: _Writer, name: str, node: Any, code: int, x: int, padding: int) -> None:
@@ -486,7 +459,7 @@ def _pool(w: _Writer, name: str, node: Any, code: int, x: int, padding: int) -> 
     opt.strideH, opt.strideW = int(node.stride[0]), int(node.stride[1])
     opt.filterHeight, opt.filterWidth = int(node.kernel[0]), int(node.kernel[1])
     opt.fusedActivationFunction = w.S.ActivationFunctionType.NONE
-    w.emit(name, code, [x], w.S.BuiltinOptions.Pool2DOptions, opt)
+    w.emit(name, code, [x], opt)
 
 
 @TFLITE.register(MaxPool2d, check=_act8, note="padding through PADV2 (fill -128)")
@@ -518,7 +491,7 @@ def _flatten(w: _Writer, name: str, node: Any) -> None:
             tperm = w.const_i32(name + "_perm", perm)
             tt = w.act(name + "_nchw", tuple(w.tensors[x].shape[i] for i in perm), src.spec)
             w.op(S.BuiltinOperator.TRANSPOSE, [x, tperm], [tt],
-                 S.BuiltinOptions.TransposeOptions, S.TransposeOptionsT())  # fmt: skip
+                 S.TransposeOptionsT())  # fmt: skip
             x = tt
     y = w.reshape(name, _T(x, src.ir_shape, src.spec), (1, int(np.prod(src.ir_shape))))
     w.out[name] = _T(y, w.rt.shapes[name], src.spec)
@@ -535,7 +508,7 @@ def _add(w: _Writer, name: str, node: Any) -> None:
     opt = S.AddOptionsT()
     opt.fusedActivationFunction = S.ActivationFunctionType.NONE
     ins = [w.src(name, 0).index, w.src(name, 1).index]
-    w.emit(name, S.BuiltinOperator.ADD, ins, S.BuiltinOptions.AddOptions, opt)
+    w.emit(name, S.BuiltinOperator.ADD, ins, opt)
 
 
 @TFLITE.register(
@@ -561,7 +534,7 @@ def _scale(w: _Writer, name: str, node: Any) -> None:
     opt.padding, opt.depthMultiplier = S.Padding.VALID, 1
     opt.strideH = opt.strideW = opt.dilationHFactor = opt.dilationWFactor = 1
     code = S.BuiltinOperator.DEPTHWISE_CONV_2D
-    t = w.emit(name, code, [x, tw, tb], S.BuiltinOptions.DepthwiseConv2DOptions, opt,
+    t = w.emit(name, code, [x, tw, tb], opt,
                shape=(1, 1, 1, c) if flat else None)  # fmt: skip
     if flat:
         w.out[name] = _T(w.reshape(name + "_flat", t, (1, c)), t.ir_shape, t.spec)
@@ -605,7 +578,7 @@ def tflite_bytes(graph: Any, io: str = "float", softmax: bool = False) -> bytes:
             ts = w.act(oname + "_softmax", shape, _SOFTMAX_Q)
             opt = S.SoftmaxOptionsT()
             opt.beta = 1.0
-            w.op(S.BuiltinOperator.SOFTMAX, [idx], [ts], S.BuiltinOptions.SoftmaxOptions, opt)
+            w.op(S.BuiltinOperator.SOFTMAX, [idx], [ts], opt)
             idx = ts
         if io == "float":
             tf = w.tensor(oname + "_float", shape, S.TensorType.FLOAT32)
