@@ -345,7 +345,12 @@ def matrix_markdown(targets: Iterable[str] | None = None, shipped_only: bool = F
         legend.append(f"| {t} | {tg.title} | {tg.engine or '-'} | {tg.hint or '-'} |")
     rows = ["| kind | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     notes: list[str] = []
-    for kind, cls in NODE_KINDS.items():
+    def rank(item: tuple[str, type]) -> tuple[int, str]:
+        # the IR's own kinds in definition order, then the others by name: not by which
+        # module happened to be imported first, so the generated doc is reproducible
+        return (0, "") if item[1].__module__ == "neuroplast.graph.nodes" else (1, item[0])
+
+    for kind, cls in sorted(NODE_KINDS.items(), key=rank):
         if shipped_only and not cls.__module__.startswith("neuroplast."):
             continue
         cells = []
