@@ -345,6 +345,7 @@ def matrix_markdown(targets: Iterable[str] | None = None, shipped_only: bool = F
         legend.append(f"| {t} | {tg.title} | {tg.engine or '-'} | {tg.hint or '-'} |")
     rows = ["| kind | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     notes: list[str] = []
+
     def rank(item: tuple[str, type]) -> tuple[int, str]:
         # the IR's own kinds in definition order, then the others by name: not by which
         # module happened to be imported first, so the generated doc is reproducible
