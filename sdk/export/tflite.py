@@ -61,9 +61,7 @@ from neuroplast.graph.nodes import (
 from neuroplast.quant import QuantSpec
 from neuroplast.targets import CheckContext, Target, register_target
 
-__all__ = ["TFLITE", "export_tflite", "tflite_bytes", "TFLITE_LAYOUT_DOC"]
-
-TFLITE_LAYOUT_DOC = "channels-last: (C,H,W) -> [1,H,W,C]; (C,L) -> [1,1,L,C]; (F,) -> [1,F]"
+__all__ = ["TFLITE", "export_tflite", "tflite_bytes"]
 
 # TFLite's required int8 softmax output quantization
 _SOFTMAX_Q = QuantSpec(bits=8, scale=1.0 / 256.0, zero_point=-128, signed=True)
