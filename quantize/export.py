@@ -30,12 +30,14 @@ class Exporter(Protocol):
 @dataclass(frozen=True)
 class ExporterSpec:
     """An exporter: ``target`` = ``"module:function"``; ``needs`` = ``"graph"`` or
-    ``"model"``; ``suffix`` = the usual file suffix ('' for a folder)."""
+    ``"model"``; ``suffix`` = the usual file suffix ('' for a folder); ``dt`` = the time
+    step (s) a per-step spiking model (``beta``, no physical time) is lowered with."""
 
     target: str
     needs: str
     suffix: str
     description: str
+    dt: float = 1e-3
 
     def load(self) -> Exporter:
         mod, fn = self.target.split(":")
@@ -68,7 +70,8 @@ EXPORTERS: dict[str, ExporterSpec] = {
     "tflite": ExporterSpec(
         "neuroplast.quantize.tflite_export:export_tflite", "graph", ".tflite", "TFLite int8"
     ),
-    "nir": ExporterSpec("neuroplast.quantize.nir:export_nir", "graph", ".nir", "NIR graph"),
+    # snnTorch's NIR importer steps at a hard-coded 1e-4 s: lower per-step models at that dt
+    "nir": ExporterSpec("neuroplast.quantize.nir:export_nir", "graph", ".nir", "NIR graph", 1e-4),
     "sfq": ExporterSpec(
         "neuroplast.quantize.sfq:export_sfq", "graph", ".json", "SFQ pulse netlist"
     ),
@@ -80,7 +83,7 @@ def export(
     path: str | os.PathLike,
     to: str,
     example_input: Any = None,
-    dt: float = 1e-3,
+    dt: float | None = None,
     **options: Any,
 ) -> Path:
     """Export a QAT model (or an already lowered Graph) to format ``to``.
@@ -90,7 +93,8 @@ def export(
         path: output file/folder.
         to: a key of :data:`EXPORTERS`.
         example_input: input tensor (needed to lower a model and for ONNX).
-        dt: time step for lowering spiking models.
+        dt: time step (s) for lowering spiking models (default: the format's
+            :attr:`ExporterSpec.dt`, 1e-4 s for NIR, else 1e-3 s).
         options: passed to the exporter (e.g. ``io="int8"`` for tflite).
 
     Raises:
@@ -120,7 +124,7 @@ def export(
             raise ExportError(
                 "lowering a model needs example_input (a tensor with the input shape)"
             )
-        graph = lower(model, example_input, dt=dt)
+        graph = lower(model, example_input, dt=spec.dt if dt is None else dt)
     from neuroplast.targets import TARGETS, load_plugins
 
     load_plugins()

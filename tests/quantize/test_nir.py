@@ -228,7 +228,7 @@ def test_describe_nir(tmp_path):
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
     g = Graph.sequential([("x", Input(shape=(3,))), ("fc", Linear(weight=_f(2, 3))), ("r", ReLU())])
-    with pytest.raises(ExportError, match="'r' \\(ReLU\\) has no NIR primitive"):
+    with pytest.raises(ExportError, match="'r' \\(ReLU\\) cannot run on nir: NIR has no ReLU primitive"):
         export_nir(g, tmp_path / "x.nir")
     with pytest.raises(DataError, match="does not exist"):
         read(tmp_path / "missing.nir")
