@@ -28,7 +28,7 @@ Other nodes:
 * IF: NIR ``dv/dt = r I``  ->  runtime ``v' = v + r' I``, ``r' = r ts``.
 * Delay: NIR seconds  <->  runtime integer steps, ``d = delay / ts`` (must be integral).
 * Reset: NIR defines only reset-to-``v_reset``. neuroplast's ``reset="subtract"`` is
-  kept in node metadata (restored on import); peers will reset to ``v_reset``.
+  kept in node metadata (restored on import); peers will reset to ``v_reset`` (warned).
 * Flatten: NIR types have no batch axis; we write ``start_dim=0`` over the full shape.
 * Add: NIR sums all edges entering a node; neuroplast ``Add`` is written as an identity
   ``Scale`` node with two incoming edges.
@@ -380,33 +380,31 @@ def to_nir(graph: Any, *, r_mode: str = "spec", time_step: float | None = None) 
 
 
 def peer_warnings(ng: Any) -> list[str]:
-    """What snnTorch 1.0 and Norse 1.1 would misread in ``ng`` (a ``nir.NIRGraph`` we
-    wrote): one line per peer naming the first affected node and the fix."""
+    """What other NIR readers (snnTorch 1.0, Norse 1.1, any reader for the reset) would
+    misread in ``ng`` (a ``nir.NIRGraph`` we wrote): one line per issue naming the first
+    affected node and the fix."""
     ts = float(_node_meta(ng).get("time_step", PEER_TIME_STEP))
-    out = []
+    first: dict[str, str] = {}
     for name, n in ng.nodes.items():
-        tau = getattr(n, "tau_mem", getattr(n, "tau", None))
-        if type(n).__name__ in ("LIF", "CubaLIF") and not np.isclose(ts, PEER_TIME_STEP):
-            t = float(np.ravel(tau)[0])
-            out.append(
-                f"snnTorch's import_from_nir steps at {PEER_TIME_STEP:g} s but this file's time "
-                f"step is {ts:g} s: node {name!r} would decay by {1 - PEER_TIME_STEP / t:.4g} per "
-                f"step instead of {1 - ts / t:.4g}; export with time_step={PEER_TIME_STEP:g} "
-                "(neuroplast export --nir-time-step 1e-4) for snnTorch"
-            )
-            break
-    for name, n in ng.nodes.items():
-        if type(n).__name__ in ("LIF", "IF"):
-            unit = 1.0 if type(n).__name__ == "LIF" else 1.0 / ts
-            if not np.allclose(n.r, unit):
-                out.append(
-                    f"Norse's from_nir ignores r on LIF/IF: node {name!r} (r = "
-                    f"{float(np.ravel(n.r)[0]):.4g}) would get the wrong input gain; export with "
-                    "r_mode='fold' (--nir-r-mode fold) for Norse and run "
-                    f"norse.torch.from_nir(graph, dt={ts:g})"
-                )
-                break
-    return out
+        kind = type(n).__name__
+        if kind in ("LIF", "CubaLIF") and not np.isclose(ts, PEER_TIME_STEP):
+            t = float(np.ravel(getattr(n, "tau_mem", getattr(n, "tau", None)))[0])
+            first.setdefault("snntorch", f"snnTorch's import_from_nir steps at {PEER_TIME_STEP:g} s "
+                f"but this file's time step is {ts:g} s: node {name!r} would decay by "
+                f"{1 - PEER_TIME_STEP / t:.4g} per step instead of {1 - ts / t:.4g}; export with "
+                f"time_step={PEER_TIME_STEP:g} (neuroplast export --nir-time-step 1e-4) for snnTorch")  # fmt: skip
+        unit = {"LIF": 1.0, "IF": 1.0 / ts}.get(kind)
+        if unit is not None and not np.allclose(n.r, unit):
+            first.setdefault("norse", f"Norse's from_nir ignores r on LIF/IF: node {name!r} (r = "
+                f"{float(np.ravel(n.r)[0]):.4g}) would get the wrong input gain; export with "
+                "r_mode='fold' (--nir-r-mode fold) for Norse and run "
+                f"norse.torch.from_nir(graph, dt={ts:g})")  # fmt: skip
+        if _node_meta(n).get("reset") == "subtract":
+            first.setdefault("reset", f"NIR resets only to v_reset: node {name!r} resets by "
+                "subtracting v_th in neuroplast (kept in its metadata for neuroplast's reader), "
+                "snnTorch, Norse and other readers will reset it to v_reset; use reset='zero' "
+                "for a file they run the same")  # fmt: skip
+    return list(first.values())
 
 
 def export_nir(
