@@ -10,12 +10,13 @@ PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
 APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat gcc make
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install apt venv firmware demo test lint layering bench clean
+.PHONY: help install apt venv firmware demo test lint layering conformance bench clean
 
 help:
 	@echo "make demo   - install and run the end-to-end keyword-spotting demo"
 	@echo "make test   - install and run the test suite"
 	@echo "make bench  - run the benchmarks (tables + bench/results/*.json)"
+	@echo "make conformance - 5,000 random graphs through every target's engine"
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -71,6 +72,10 @@ test: install
 demo: install
 	MPLBACKEND=Agg $(PY) -m neuroplast.demo
 	MPLBACKEND=Agg $(PY) -m neuroplast.apps.kws.demo
+
+# 5,000 random graphs through every target's real engine (bench/results/conformance.json)
+conformance: install
+	OMP_NUM_THREADS=1 $(PY) bench/conformance.py --n 5000 --out bench/results/conformance.json
 
 bench: install
 	MPLBACKEND=Agg $(PY) bench/bench_runtime.py

@@ -150,6 +150,7 @@ FIRMWARE = register_target(
         "board firmware image (C99 integer engine)",
         engine="C firmware on the virtual board",
         hint="run it on a Linux board (numpy runtime), or export TFLite for TensorFlow Lite Micro",
+        builds_on=("runtime-int",),
     )
 )
 
@@ -277,7 +278,17 @@ def _enc_delay(e: _Enc) -> tuple[int, bytes, LayerInfo, int | None]:
 
 
 FIRMWARE.refuse(CubaLIF, "the firmware has no CubaLIF (synaptic current) neuron yet")
-FIRMWARE.register(InputNode, note="int8 codes")(None)
+
+
+def _int8_input(name: str, node: Any, ctx: CheckContext) -> str | None:
+    q = ctx.quant(name)
+    if q is not None and (q.range[0] < -128 or q.range[1] > 127):
+        return (f"board inputs are int8 codes, but the input is quantized to "
+                f"{q.range[0]}..{q.range[1]}; use a signed 8-bit input QuantSpec")  # fmt: skip
+    return None
+
+
+FIRMWARE.register(InputNode, check=_int8_input, note="signed 8-bit codes")(None)
 
 
 def build_image(rt: Any) -> ModelImage:
@@ -292,12 +303,6 @@ def build_image(rt: Any) -> ModelImage:
     FIRMWARE.require(g)
     order = rt.order
     in_shape = tuple(rt.shapes[order[0]])
-    in_q = rt.kernels[order[0]].out_quant
-    if in_q is not None and (in_q.range[0] < -128 or in_q.range[1] > 127):
-        raise ModelImageError(
-            f"input {order[0]!r}: board inputs are int8 codes, but the input is quantized to "
-            f"{in_q.range[0]}..{in_q.range[1]}; use a signed 8-bit input QuantSpec"
-        )
     bodies: list[bytes] = []
     layers: list[LayerInfo] = []
     prev_n = int(np.prod(in_shape))

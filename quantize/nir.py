@@ -228,14 +228,22 @@ def _conv_bias(node: Any) -> np.ndarray:
     return _f32(node.bias if node.bias is not None else np.zeros(node.weight.shape[0]))
 
 
-@NIR.register(G.Conv1d)
+def _ungrouped(name: str, node: Any, ctx: Any) -> str | None:
+    # nir's type inference takes weight.shape[1] as the input channels (ignoring groups)
+    if node.groups != 1:
+        return (f"NIR cannot type-check a grouped convolution (groups={node.groups}); "
+                "use groups=1, or export ONNX/TFLite")  # fmt: skip
+    return None
+
+
+@NIR.register(G.Conv1d, check=_ungrouped, note="groups=1 only")
 def _x_conv1d(w: NIRWriter, name: str, node: Any) -> Any:
     return w.nir.Conv1d(input_shape=w.in_shape(name)[1], weight=_f32(node.weight),
                         stride=node.stride[0], padding=node.padding[0], dilation=node.dilation[0],
                         groups=node.groups, bias=_conv_bias(node))  # fmt: skip
 
 
-@NIR.register(G.Conv2d)
+@NIR.register(G.Conv2d, check=_ungrouped, note="groups=1 only")
 def _x_conv2d(w: NIRWriter, name: str, node: Any) -> Any:
     return w.nir.Conv2d(input_shape=w.in_shape(name)[1:], weight=_f32(node.weight),
                         stride=node.stride, padding=node.padding, dilation=node.dilation,
@@ -596,7 +604,7 @@ def _i_lif(r: NIRReader, name: str, n: Any, m: dict, q: dict) -> Any:
 @importer("CubaLIF", G.CubaLIF)
 def _i_cubalif(r: NIRReader, name: str, n: Any, m: dict, q: dict) -> Any:
     tau_syn = r.tau(n.tau_syn)
-    w_in = np.asarray(n.w_in, np.float64) * r.dt / tau_syn.astype(np.float64)
+    w_in = np.ravel(np.asarray(n.w_in, np.float64)) * r.dt / tau_syn.astype(np.float64)
     return G.CubaLIF(tau_syn=tau_syn, tau_mem=r.tau(n.tau_mem), v_th=_squeeze(n.v_threshold),
                      v_reset=_squeeze(n.v_reset), v_leak=_squeeze(n.v_leak), r=_squeeze(n.r),
                      w_in=_squeeze(w_in), reset=_reset(m), **q)  # fmt: skip

@@ -356,20 +356,3 @@ def test_export_table_covers_every_kind_it_claims():
         NODE_KINDS["Add"],
         NODE_KINDS["DelayLinear"],
     }
-
-
-def test_nir_doc_blocks_run(tmp_path):
-    import re
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    doc = Path(__file__).resolve().parents[2] / "docs" / "nir.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
-    assert blocks
-    for code in blocks:
-        r = subprocess.run(
-            [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
-        )
-        assert r.returncode == 0, r.stderr[-3000:]
-    assert (tmp_path / "peers.nir").stat().st_size > 0
