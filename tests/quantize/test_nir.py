@@ -356,3 +356,44 @@ def test_export_table_covers_every_kind_it_claims():
         NODE_KINDS["Add"],
         NODE_KINDS["DelayLinear"],
     }
+
+
+def test_an_app_node_kind_exports_through_the_same_table():
+    """An app's kind registers an export handler like the shipped ones do; a subclass of a
+    shipped kind inherits its parent's handler; an unregistered kind is refused up front."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from neuroplast.errors import UnsupportedError
+    from neuroplast.graph.nodes import Node, array_field, register_node
+    from neuroplast.quantize.nir import NIR
+
+    @register_node
+    @dataclass(frozen=True, eq=False)
+    class TestGain2(Node):
+        kind: ClassVar[str] = "TestGain2"
+        gain: np.ndarray = array_field()
+
+    @register_node
+    @dataclass(frozen=True, eq=False)
+    class TestLIF2(LIF):
+        kind: ClassVar[str] = "TestLIF2"
+
+    @register_node
+    @dataclass(frozen=True, eq=False)
+    class TestOpaque2(Node):
+        kind: ClassVar[str] = "TestOpaque2"
+
+    @NIR.register(TestGain2, note="a Scale")
+    def _gain(w, name, node):
+        return w.nir.Scale(scale=w.param(name, node, "gain", 1.0) * 2)
+
+    g = Graph.sequential([("x", Input(shape=(3,))), ("g", TestGain2(gain=np.float32(0.5))),
+                          ("n", TestLIF2(tau_mem=np.float32(5e-3), v_th=np.float32(1)))], dt=DT)  # fmt: skip
+    ng = to_nir(g)
+    assert type(ng.nodes["g"]).__name__ == "Scale" and np.allclose(ng.nodes["g"].scale, 1.0)
+    assert json.loads(ng.nodes["g"].metadata["neuroplast"])["kind"] == "TestGain2"
+    assert type(ng.nodes["n"]).__name__ == "LIF"
+    bad = Graph.sequential([("x", Input(shape=(3,))), ("o", TestOpaque2())], dt=DT)
+    with pytest.raises(UnsupportedError, match="node 'o' \\(TestOpaque2\\) cannot run on nir"):
+        to_nir(bad)
