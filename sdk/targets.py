@@ -345,7 +345,13 @@ def matrix_markdown(targets: Iterable[str] | None = None, shipped_only: bool = F
         legend.append(f"| {t} | {tg.title} | {tg.engine or '-'} | {tg.hint or '-'} |")
     rows = ["| kind | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     notes: list[str] = []
-    for kind, cls in NODE_KINDS.items():
+    # the IR's own kinds in their order, then each other module's kinds (stable sort): the
+    # table must not depend on which app happened to be imported first
+    core = "neuroplast.graph.nodes"
+    ordered = sorted(
+        NODE_KINDS.items(), key=lambda kc: "" if kc[1].__module__ == core else kc[1].__module__
+    )
+    for kind, cls in ordered:
         if shipped_only and not cls.__module__.startswith("neuroplast."):
             continue
         cells = []
