@@ -234,41 +234,20 @@ def strip_delays(ng: Any) -> Any:
 
 
 # ================================================================ peers
-#: What each peer's importer maps (NIR type names) and the step it runs at (None: any).
+#: What each peer's importer maps (NIR type names, after :func:`for_peer`'s rewrites).
 PEERS: dict[str, dict[str, Any]] = {
     "snntorch": {
         "module": "snntorch.import_nir",
-        "types": {
-            "Input",
-            "Output",
-            "Affine",
-            "Linear",
-            "Conv2d",
-            "Flatten",
-            "AvgPool2d",
-            "LIF",
-            "CubaLIF",
-            "LI",
-            "Scale",
-        },  # fmt: skip
+        "types": set(
+            "Input Output Affine Linear Conv2d Flatten AvgPool2d LIF CubaLIF LI Scale".split()
+        ),
         "why": {"IF": "snnTorch's import_from_nir builds IF as a leaky neuron (beta 0.9)"},
     },
     "norse": {
         "module": "norse.torch",
-        "types": {
-            "Input",
-            "Output",
-            "Affine",
-            "Linear",
-            "Conv2d",
-            "Flatten",
-            "SumPool2d",
-            "LIF",
-            "CubaLIF",
-            "IF",
-            "LI",
-            "Scale",
-        },  # fmt: skip
+        "types": set(
+            "Input Output Affine Linear Conv2d Flatten SumPool2d LIF CubaLIF IF LI Scale".split()
+        ),
         "why": {},
     },
 }
