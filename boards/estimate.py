@@ -554,10 +554,12 @@ def _load_bundle(path: str | os.PathLike) -> Any:
         raise BoardError(f"bundle not found: {p}")
     try:
         from neuroplast.bundle import load_bundle
+        from neuroplast.formats import read_graph
     except ImportError as e:  # pragma: no cover - core not installed
         raise BoardError(f"cannot read bundles: {e}") from e
     try:
-        return load_bundle(p)
+        # a bundle (folder / .zip), or a model file with a registered reader (.nir)
+        return load_bundle(p) if os.path.isdir(p) or p.lower().endswith(".zip") else read_graph(p)
     except NeuroplastError:
         raise
     except Exception as e:  # a bundle reader bug must still name the file

@@ -11,7 +11,7 @@ pytest.importorskip("nir")
 
 from neuroplast.errors import BoardError  # noqa: E402
 from neuroplast.graph import IF, LIF, Delay, Graph, Input, Linear, QuantSpec  # noqa: E402
-from neuroplast.quantize.nir import export_nir  # noqa: E402
+from neuroplast.quantize.nir import export_nir, read  # noqa: E402
 from neuroplast.quantize.nir_check import check_graph, check_nir  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::neuroplast.quantize.nir.NIRPeerWarning")
@@ -93,12 +93,13 @@ def test_cli_check(tmp_path):
 def test_check_of_the_file_equals_the_check_of_the_graph(tmp_path, board):
     """``neuroplast check model.nir`` reads the file and runs the one chip table: the
     same findings as checking (and fitting) the graph it was exported from."""
-    from neuroplast.boards.estimate import fit_graph
+    from neuroplast.boards.estimate import fit, fit_graph
 
     for i, g in enumerate([_mlp(40, 2000, 40, bits=12), _mlp(8, 8, 4, delay=True),
                            _mlp(16, 64, 8, neuron=IF), _mlp(8, 8, 4, bits=4, neuron=IF)]):  # fmt: skip
         path = export_nir(g, tmp_path / f"{i}.nir")
         a, b = check_nir(path, board), check_graph(g, board)
         assert [str(v) for v in a.violations] == [str(v) for v in b.violations]
-        fit = {r for r in fit_graph(g, board).reasons if not r.startswith("synaptic memory")}
-        assert fit == {str(v) for v in b.errors}
+        fitted = {r for r in fit_graph(g, board).reasons if not r.startswith("synaptic memory")}
+        assert fitted == {str(v) for v in b.errors}
+        assert fit(path, board).reasons == fit_graph(read(path), board).reasons  # `fit model.nir`
