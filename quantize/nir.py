@@ -7,43 +7,20 @@ handler per node kind, :data:`IMPORTERS` one import handler per NIR node type. A
 node kind exports by registering ``@NIR.register(MyKind)`` (``fn(w, name, node)``
 returning a ``nir`` node, see :class:`NIRWriter`).
 
-Time step, time constants, gains and resets (docs/nir.md)
----------------------------------------------------------
+Conventions (docs/nir.md has them all, with what snnTorch and Norse do)
+---------------------------------------------------------------------
 NIR neurons are continuous-time ODEs; neuroplast steps them with forward Euler at the
 graph's ``dt`` (seconds), immediate reset, spike when ``v > v_th``::
 
     NIR LIF      tau dv/dt = (v_leak - v) + r I
     neuroplast   v' = v_leak + (1 - dt/tau)(v - v_leak) + (r dt / tau) I
 
-so ``tau`` and ``r`` carry over unchanged; neuroplast's default ``r = tau/dt`` (unit
-input gain) is written explicitly. The file is written at a *time step* ``ts`` (default
-the graph's ``dt``; ``time_step=`` rescales every time constant and delay by ``ts/dt``
-so that one step of ``ts`` seconds is one model step) and records both ``dt`` and
-``time_step`` in its metadata. Peers that would misread the file get a
-:class:`NIRPeerWarning` (snnTorch steps at a hard-coded 1e-4 s; Norse ignores ``r``).
-Other nodes:
-
-* CubaLIF: NIR ``tau_syn dI/dt = -I + w_in S``  ->  runtime ``i' = alpha i + w_in' S``
-  with ``w_in' = w_in dt / tau_syn`` (the runtime folds the Euler input factor into w_in).
-* IF: NIR ``dv/dt = r I``  ->  runtime ``v' = v + r' I``, ``r' = r ts``.
-* Delay: NIR seconds  <->  runtime integer steps, ``d = delay / ts`` (must be integral).
-* Reset: NIR defines only reset-to-``v_reset``. neuroplast's ``reset="subtract"`` is
-  kept in node metadata (restored on import); peers will reset to ``v_reset`` (warned).
-* Flatten: NIR types have no batch axis; we write ``start_dim=0`` over the full shape.
-* Add: NIR sums all edges entering a node; neuroplast ``Add`` is written as an identity
-  ``Scale`` node with two incoming edges.
-* DelayLinear (per-synapse delays): expanded into one branch per distinct delay value
-  ``d``: ``Delay(d) -> Linear(W masked to D == d)``, all branches summed into an
-  identity ``Scale`` node; the first branch carries the bias (``Affine``). Our reader
-  folds the branches back into one DelayLinear; other readers see plain NIR.
-
-``r_mode="fold"`` writes ``r = 1`` (IF: ``r = 1/ts``) and multiplies the gain into the
-rows of the Linear that feeds the neuron instead (NIR-exact; Norse runs it correctly).
-Without neuroplast metadata, ``read`` infers ``dt`` from ``r = tau/dt`` (snnTorch
-writes that) and otherwise uses its ``dt`` argument.
-
-Quantization metadata (``QuantSpec`` fields) and the node kind are stored as JSON in
-each node's ``metadata["neuroplast"]`` and in the graph metadata, and restored on import.
+so ``tau`` and ``r`` carry over unchanged (the default ``r = tau/dt`` is written
+explicitly); each handler's note says how its kind maps. A file is written at a time step
+``ts`` (default ``dt``; ``time_step=`` rescales time constants and delays by ``ts/dt``)
+and records ``dt``, ``time_step``, the node kinds, reset modes and quantization metadata
+(JSON under ``metadata["neuroplast"]``), which ``read`` restores. Export warns
+(:class:`NIRPeerWarning`) when a peer would misread the file.
 """
 
 from __future__ import annotations
@@ -288,7 +265,9 @@ def _x_lif(w: NIRWriter, name: str, node: Any) -> Any:
                      v_threshold=p("v_th", 1.0), v_reset=p("v_reset", 0.0))  # fmt: skip
 
 
-@NIR.register(G.CubaLIF, note="w_in = runtime w_in * tau_syn / dt")
+@NIR.register(
+    G.CubaLIF, note="w_in = runtime w_in * tau_syn / dt"
+)  # runtime i' = alpha i + w_in' S
 def _x_cubalif(w: NIRWriter, name: str, node: Any) -> Any:
     p, tau, r = _leaky(w, name, node)
     tau_syn = p("tau_syn", 1.0)
