@@ -32,12 +32,14 @@ class Exporter(Protocol):
 @dataclass(frozen=True)
 class ExporterSpec:
     """An exporter: ``target`` = ``"module:function"``; ``needs`` = ``"graph"`` or
-    ``"model"``; ``suffix`` = the usual file suffix ('' for a folder)."""
+    ``"model"``; ``suffix`` = the usual file suffix ('' for a folder); ``dt`` = the time
+    step (s) a per-step spiking model (``beta``, no physical time) is lowered with."""
 
     target: str
     needs: str
     suffix: str
     description: str
+    dt: float = 1e-3
 
     def load(self) -> Exporter:
         mod, fn = self.target.split(":")
@@ -77,7 +79,8 @@ EXPORTERS: dict[str, ExporterSpec] = {
     "tflite": ExporterSpec(
         "neuroplast.export.tflite:export_tflite", "graph", ".tflite", "TFLite int8"
     ),
-    "nir": ExporterSpec("neuroplast.quantize.nir:export_nir", "graph", ".nir", "NIR graph"),
+    # snnTorch's NIR importer steps at a hard-coded 1e-4 s: lower per-step models at that dt
+    "nir": ExporterSpec("neuroplast.quantize.nir:export_nir", "graph", ".nir", "NIR graph", 1e-4),
     "sfq": ExporterSpec(
         "neuroplast.quantize.sfq:export_sfq", "graph", ".json", "SFQ pulse netlist"
     ),
@@ -89,7 +92,7 @@ def export(
     path: str | os.PathLike,
     to: str,
     example_input: Any = None,
-    dt: float = 1e-3,
+    dt: float | None = None,
     **options: Any,
 ) -> Path:
     """Export a QAT model (or an already lowered Graph) to format ``to``.
@@ -99,7 +102,8 @@ def export(
         path: output file/folder.
         to: a key of :data:`EXPORTERS`.
         example_input: input tensor (needed to lower a model and for ONNX).
-        dt: time step for lowering spiking models.
+        dt: time step (s) for lowering spiking models (default: the format's
+            :attr:`ExporterSpec.dt`, 1e-4 s for NIR, else 1e-3 s).
         options: passed to the exporter (e.g. ``io="int8"`` for tflite).
 
     Raises:
@@ -119,7 +123,7 @@ def export(
         from neuroplast.quantize.lower import lower
 
         try:
-            graph = lower(model, example_input, dt=dt)
+            graph = lower(model, example_input, dt=spec.dt if dt is None else dt)
         except ExportError:
             if spec.needs == "graph":
                 raise
