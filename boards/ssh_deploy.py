@@ -368,6 +368,11 @@ def _exec_arg(a: str, first: bool) -> str:
     """One ExecStart= word: ``%%`` and, in arguments, ``$$`` (systemd substitutes ``$VAR``
     there, never in the program path); double-quoted with C escapes unless plainly safe."""
     a = _unit_value(a, "ExecStart argument").replace("%", "%%")
+    if first and any(c in a for c in "\"'\\"):  # systemd's string_is_safe() refuses these
+        raise BoardError(
+            f"systemd cannot run a program whose path contains quotes or backslashes: {a!r}; "
+            "deploy to a remote_dir without them"
+        )
     if not first:
         a = a.replace("$", "$$")
     if re.fullmatch(r"[A-Za-z0-9_@%+=:,./?&$-]+", a):

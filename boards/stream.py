@@ -34,6 +34,10 @@ dropped and counted. Counters (:class:`Counters`), with ``received = dropped + r
   learning is on), ``errors`` (steps that failed inside the runtime), ``pending``
   (received but still queued when serve stopped, e.g. at ``max_steps``).
 
+A message whose step leaves non-finite outputs or neuron state (a finite float32 input can
+still overflow inside the network) is rejected as ``nonfinite``: the neuron state is reset,
+and weights a learning step made non-finite are restored from the last good copy.
+
 They are logged as one JSON line every ``status_every_s`` seconds, published on the MQTT
 status topic, and returned in :class:`ServeStats`. serve stops on EOF, ``max_steps``,
 ``stop``/SIGTERM/SIGINT, a failed transport (serial port gone), or 100 runtime errors in
@@ -434,6 +438,16 @@ def _open_serial(
     return _Opened(lambda: _serial_reader(port, inbox, halt, max_line, dev), port.close, True, fmt)
 
 
+def _finite(tree: Any) -> bool:
+    """Every float array in a nested dict/tuple of arrays is finite."""
+    if isinstance(tree, dict):
+        return all(_finite(v) for v in tree.values())
+    if isinstance(tree, (tuple, list)):
+        return all(_finite(v) for v in tree)
+    a = np.asarray(tree)
+    return a.dtype.kind != "f" or bool(np.isfinite(a).all())
+
+
 def _drain(q: queue.Queue) -> int:
     """Empty ``q``; the number of messages (not control items) it held."""
     n = 0
@@ -614,6 +628,7 @@ def serve(
             return
         from neuroplast.runtime.runtime import atomic_write_bytes
 
+        server.snapshot_params()
         try:
             server.rt.save_state(state_path)
             if auth is not None:
@@ -718,6 +733,8 @@ class _Server:
         self.log, self.bad = log, _RateLimitedLog(log)
         self.signal: str | None = None
         self.errors_in_a_row = 0
+        self.good: dict[str, dict[str, np.ndarray]] = {}
+        self.snapshot_params()
 
     def _decode(self, item: Any) -> tuple[np.ndarray, bool]:
         if isinstance(item, RejectedMessage):
@@ -741,7 +758,8 @@ class _Server:
                 raise RejectedMessage("unauthenticated", "unauthenticated message refused")
             teach = self.learn and trusted
             self.rt.learn(teach)
-            y = self.rt.step(x)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below, not printed
+                y = self.rt.step(x)
         except RejectedMessage as e:
             c.reject(e.reason)
             self.bad(f"rejected {where} ({e.reason}): {e}")
@@ -761,6 +779,16 @@ class _Server:
                 ) from e
             return
         self.errors_in_a_row = 0
+        bad_weights = teach and not _finite(self.rt.params)
+        if bad_weights or not (_finite(y) and _finite(self.rt.state)):
+            # a float32-finite input can still overflow inside the network (3e38 * w): never
+            # let one message leave NaN membranes (or, when learning, NaN weights) behind
+            self.rt.reset(self.rt.batch)
+            if bad_weights:
+                self._restore_params()
+            c.reject("nonfinite")
+            self.bad(f"rejected {where} (nonfinite): the network overflowed; state reset")
+            return
         c.processed += 1
         c.learned += int(teach)
         c.inference_only += int(self.learn and not trusted)
@@ -772,6 +800,17 @@ class _Server:
             rec = None
         if rec is not None and self.opened.mqtt is not None:
             self.opened.mqtt.publish_output(rec)
+
+    def snapshot_params(self) -> None:
+        """Keep a copy of finite weights to fall back on (at start and at every save)."""
+        if _finite(self.rt.params):
+            self.good = {n: {k: v.copy() for k, v in p.items()} for n, p in self.rt.params.items()}
+
+    def _restore_params(self) -> None:
+        for n, p in self.good.items():
+            for k, v in p.items():
+                self.rt.params[n][k][...] = v
+        self.log("warning: learning produced non-finite weights; restored the last good ones")
 
     def update_kernel_drops(self) -> None:
         n = self.opened.kernel_drops()

@@ -133,6 +133,52 @@ def test_stdin_bad_lines_are_counted_and_skipped(small_bundle, tmp_path):
         assert int(z["meta/steps"]) == 4
 
 
+def test_overflowing_message_cannot_leave_nan_state_behind(small_bundle):
+    """3e38 is finite in float32 but overflows in the first layer: without a reset the
+    membranes would stay NaN for every later message (one datagram = a dead device)."""
+    xs = np.random.default_rng(5).random((2, 16), dtype=np.float32)
+    text = "\n".join([" ".join(f"{v:.9g}" for v in xs[0]), "3e38 " * 16,
+                      " ".join(f"{v:.9g}" for v in xs[1])])  # fmt: skip
+    out, log = io.StringIO(), []
+    st = serve(small_bundle, "-", stdin=io.StringIO(text + "\n"), out=out, log=log.append,
+               learn=False)  # fmt: skip
+    assert st.steps == 2 and st.counters["reasons"] == {"nonfinite": 1}
+    got = _outputs(out.getvalue())
+    np.testing.assert_array_equal(got[1], neuroplast.load(small_bundle).step(xs[1]))
+    assert np.isfinite(got).all() and not any("Warning" in m for m in log)
+
+
+def test_learning_that_makes_weights_nonfinite_is_undone(plastic_bundle, tmp_path, monkeypatch):
+    """Fault injection: the rule writes NaN into the weights on the 3rd step; serve resets and
+    restores the weights of its last save, and keeps serving."""
+    from neuroplast.plasticity import PlasticityEngine
+
+    real, calls = PlasticityEngine.apply, []
+
+    def apply(self, rt, reward=None):
+        calls.append(1)
+        real(self, rt, reward)
+        if len(calls) == 3:
+            rt.params["fc"]["weight"][0, 0] = np.nan
+
+    monkeypatch.setattr(PlasticityEngine, "apply", apply)
+    xs = np.random.default_rng(6).random((4, 16), dtype=np.float32)
+    np.save(tmp_path / "x.npy", xs)
+    log = []
+    st = serve(plastic_bundle, str(tmp_path / "x.npy"), state_dir=tmp_path / "st",
+               save_every_steps=2, save_every_s=None, out=io.StringIO(), log=log.append)  # fmt: skip
+    assert st.steps == 3 and st.counters["reasons"] == {"nonfinite": 1}
+    assert any("restored the last good ones" in m for m in log)
+    monkeypatch.setattr(PlasticityEngine, "apply", real)
+    ref = neuroplast.load(plastic_bundle).learn(True)
+    for x in xs[:2]:
+        ref.step(x)  # the weights saved after step 2 are the good copy; step 4 then learns
+    ref.reset()
+    ref.step(xs[3])
+    with np.load(tmp_path / "st" / "state.npz") as z:
+        np.testing.assert_array_equal(z["param/fc/weight"], ref.params["fc"]["weight"])
+
+
 def test_bad_message_log_is_rate_limited(small_bundle):
     log = []
     st = serve(small_bundle, "-", stdin=io.StringIO("1 2\n" * 200), learn=False,
