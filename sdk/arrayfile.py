@@ -26,6 +26,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from neuroplast.errors import DataError
 __all__ = ["ReadLimits", "Budget", "parse_npy", "read_npz", "load_array", "RAW_DTYPE"]
 
 RAW_DTYPE = "<f4"  # raw files: little-endian float32, as serve's binary frames
+_MAX_HEADER = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,11 @@ class Budget:
         self.used += n
 
 
-def parse_npy(raw: bytes | memoryview, what: str) -> np.ndarray:
-    """An array from ``.npy`` bytes: header checked (dtype, shape, byte count) before the
-    one allocation (the returned writable copy)."""
-    f = io.BytesIO(raw)
+def parse_npy(raw: bytes | bytearray, what: str) -> np.ndarray:
+    """An array from ``.npy`` bytes: header checked (dtype, shape, byte count) before anything
+    is allocated. A ``bytearray`` becomes the array's own buffer (no copy); ``bytes`` are
+    copied once, so the result is always writable."""
+    f = io.BytesIO(memoryview(raw)[: _MAX_HEADER])  # headers of real files are < 64 kB
     try:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -84,15 +87,29 @@ def parse_npy(raw: bytes | memoryview, what: str) -> np.ndarray:
     count = 1
     for s in shape:
         count *= s
-    body = memoryview(raw)[f.tell() :]
-    if count * dtype.itemsize != len(body):
+    body = len(raw) - f.tell()
+    if count * dtype.itemsize != body:
         raise DataError(
-            f"{what}: header says {count * dtype.itemsize} bytes, file has {len(body)} "
+            f"{what}: header says {count * dtype.itemsize} bytes, file has {body} "
             "(truncated or lying header)"
         )
-    arr = np.frombuffer(body, dtype=dtype, count=count)
+    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=f.tell())
     arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
-    return np.array(arr)  # own, writable copy
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def _read_exact(f: Any, size: int) -> bytearray | None:
+    """Exactly ``size`` bytes of ``f`` into one buffer, in 1 MiB pieces (no transient copy of
+    the whole); None if ``f`` holds more (its size was a lie)."""
+    buf = bytearray(size)
+    view, off = memoryview(buf), 0
+    while off < size:
+        chunk = f.read(min(1 << 20, size - off))
+        if not chunk:
+            return buf[:off]
+        view[off : off + len(chunk)] = chunk
+        off += len(chunk)
+    return None if f.read(1) else buf
 
 
 def _open_zip(src: bytes | Path, what: str) -> zipfile.ZipFile:
@@ -168,10 +185,10 @@ def _read_member(
     budget.take(size, what)
     try:
         with zf.open(info) as f:  # read at most the declared size (+1 to catch lies)
-            raw = f.read(size + 1)
+            raw = _read_exact(f, size)
     except Exception as e:  # noqa: BLE001 - corrupt deflate streams raise many types
         raise DataError(f"{what}: corrupt archive member ({e})") from None
-    if len(raw) != size:
+    if raw is None or len(raw) != size:
         raise DataError(f"{what}: size differs from its directory entry")
     return parse_npy(raw, what)
 
@@ -229,9 +246,12 @@ def load_array(
         raise DataError(f"{what}: only .npz files hold named arrays (asked for {name!r})")
     else:
         try:
-            raw = p.read_bytes()
+            with open(p, "rb") as f:
+                raw = _read_exact(f, st.st_size)
         except OSError as e:
             raise DataError(f"{what}: cannot read input file ({e.strerror or e})") from None
+        if raw is None or len(raw) != st.st_size:
+            raise DataError(f"{what}: the file changed while being read")
         if suffix == ".npy" or raw[:6] == b"\x93NUMPY":
             arr = parse_npy(raw, what)
         else:
@@ -241,7 +261,7 @@ def load_array(
     return arr
 
 
-def _parse_raw(raw: bytes, what: str, shape: tuple[int, ...] | None, dtype: str) -> np.ndarray:
+def _parse_raw(raw: bytearray, what: str, shape: tuple[int, ...] | None, dtype: str) -> np.ndarray:
     dt = np.dtype(dtype)
     if shape is None:
         raise DataError(f"{what}: a raw input file needs the model's input shape")
@@ -251,5 +271,5 @@ def _parse_raw(raw: bytes, what: str, shape: tuple[int, ...] | None, dtype: str)
             f"{what}: {len(raw)} bytes is not a whole number of {step}-byte steps "
             f"({dt.name} values of shape {tuple(shape)}); use .npy for anything else"
         )
-    arr = np.frombuffer(raw, dtype=dt).reshape((-1, *shape))
-    return np.array(arr[0] if arr.shape[0] == 1 else arr)
+    arr = np.frombuffer(raw, dtype=dt).reshape((-1, *shape))  # writable: raw is a bytearray
+    return arr[0] if arr.shape[0] == 1 else arr
