@@ -65,6 +65,8 @@ demo: install
 
 bench: install
 	MPLBACKEND=Agg $(PY) bench/bench_runtime.py
+	$(PY) bench/reliability.py
+	$(PY) bench/report.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -54,6 +54,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -525,13 +526,13 @@ class ServeProc:
 
 def hostile_messages(
     rng: random.Random, size: int, count: int, max_len: int
-) -> list[tuple[str, bytes]]:
-    """(family, payload) for ``count`` hostile messages to a model input of ``size`` values."""
+) -> Iterator[tuple[str, bytes]]:
+    """(family, payload) for ``count`` hostile messages to a model input of ``size`` values
+    (generated one at a time: thousands of oversize payloads never sit in memory together)."""
     from neuroplast.boards.frames import seal
 
     good_frame = seal(KEY, 1, np.zeros(size, "<f4").tobytes())
     fams = ["random", "f32-size", "values", "text", "frames", "oversize", "empty"]
-    out = []
     for i in range(count):
         f = fams[i % len(fams)]
         if f == "random":
@@ -553,8 +554,7 @@ def hostile_messages(
             b = rng.randbytes(max_len)
         else:
             b = b""
-        out.append((f, b))
-    return out
+        yield f, b
 
 
 def _message_outcome(sent: int, c: dict, extra_refused: int = 0) -> dict[str, Any]:
@@ -579,9 +579,10 @@ def udp_hostile(d: Path, bundle: Path, n: int, rng: random.Random) -> dict[str, 
     w0 = _weights_of(bundle)
     sp = ServeProc(bundle, f"udp://127.0.0.1:{port}", "--hmac-key-file", str(key),
                    "--state-dir", str(d / "st-udp"))  # fmt: skip
-    msgs = hostile_messages(rng, 16, n, 65507)
+    families: Counter = Counter()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for i, (_, b) in enumerate(msgs):
+        for i, (f, b) in enumerate(hostile_messages(rng, 16, n, 65507)):
+            families[f] += 1
             s.sendto(b, ("127.0.0.1", port))
             if i % 100 == 99:
                 time.sleep(0.01)  # paced: drops are counted, but the point here is validation
@@ -597,24 +598,22 @@ def udp_hostile(d: Path, bundle: Path, n: int, rng: random.Random) -> dict[str, 
     res.update(serve_alive=alive, exit_code=rc, probes_answered=answered,
                crashed=int(not alive or rc != 0 or "Traceback" in err),
                hangs=int(not answered), tracebacks=err.count("Traceback"),
-               families=dict(Counter(f for f, _ in msgs)))  # fmt: skip
+               families=dict(families))  # fmt: skip
     res["weights_max_abs_change"] = _max_change(w0, d / "st-udp" / "state.npz")
     return res
 
 
 def mqtt_hostile(d: Path, bundle: Path, port: int, n: int, rng: random.Random) -> dict[str, Any]:
     """Hostile messages published to serve's input topic on a real broker (anonymous)."""
-    import paho.mqtt.client as mqtt
-
     w0 = _weights_of(bundle)
     sp = ServeProc(bundle, f"mqtt://127.0.0.1:{port}/rel", "--state-dir", str(d / "st-mqtt"))
-    msgs = hostile_messages(rng, 16, n, 2 << 20)
-    over = sum(len(b) + 64 > (1 << 20) for _, b in msgs)  # beyond serve's max packet: broker drops
+    over = 0  # beyond serve's MQTT maximum packet size: the broker never delivers them
     c = _mqtt_client(port)
-    for i, (_, b) in enumerate(msgs):
+    for i, (_, b) in enumerate(hostile_messages(rng, 16, n, (1 << 20) + (256 << 10))):
+        over += len(b) + 64 > 1 << 20
         c.publish("rel/in", b, qos=1)
-        if i % 200 == 199:
-            time.sleep(0.05)
+        if i % 100 == 99:
+            _flush(c)  # bounded: never thousands of MB-sized publishes queued in paho
     _flush(c)
     sp.quiet(settle=1.0)
     before = sp.n_out
@@ -633,7 +632,6 @@ def mqtt_hostile(d: Path, bundle: Path, port: int, n: int, rng: random.Random) -
                refused_by_broker_max_packet=over, crashed=int(not alive or rc != 0 or "Traceback" in err),
                hangs=int(not answered), tracebacks=err.count("Traceback"))  # fmt: skip
     res["weights_max_abs_change"] = _max_change(w0, d / "st-mqtt" / "state.npz")
-    del mqtt
     return res
 
 

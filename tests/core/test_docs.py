@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ["README.md", "docs/runtime.md"]
+DOCS = ["README.md", "docs/runtime.md", "docs/security.md"]
 
 
 def _blocks(path):
