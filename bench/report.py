@@ -309,9 +309,9 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         rows.append((
             "peak memory of the worst bundle (load, fresh process)",
             (f"{pm['worst_extra_bytes'] / 2**20:.0f} MiB for a {pm['budget_bytes'] / 2**20:.0f} MiB "
-            f"budget ({pm['worst_ratio']:.2f}x, {pm['worst']}); the issue's "
-            f"{ib['bundle_bytes'] / 1024:.0f} KB bundle declaring {ib['declared_bytes'] / 1e9:.1f} GB: "
-            f"refused, +{ib['extra_bytes'] / 2**20:.1f} MiB"),
+            f"budget ({pm['worst_ratio']:.2f}x, {pm['worst']}); a nested zip bomb as in issue 17, "
+            f"{ib['bundle_bytes'] / 1024:,.0f} KB declaring {ib['declared_bytes'] / 1e9:.1f} GB, "
+            f"default limits: refused, +{ib['extra_bytes'] / 2**20:.1f} MiB"),
             "reliability.py",
         ))  # fmt: skip
         sl = d["serve_load"]

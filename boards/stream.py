@@ -371,13 +371,11 @@ def _open_source(
     size = int(np.prod(shape))
     nothing: Callable[[], None] = lambda: None  # noqa: E731
     if source in ("-", "stdin"):
-        f = stdin or sys.stdin
+        # bytes, where there are any: invalid UTF-8 is then one rejected line, not an error
+        f = getattr(stdin or sys.stdin, "buffer", stdin or sys.stdin)
         fmt = fmt or "text"
         if fmt == "f32":
-            buf = getattr(f, "buffer", f)
-            return _Opened(
-                lambda: _read_records(buf, inbox, halt, size, "stdin"), nothing, True, fmt
-            )
+            return _Opened(lambda: _read_records(f, inbox, halt, size, "stdin"), nothing, True, fmt)
         return _Opened(lambda: _read_lines(f, inbox, halt, max_line, "stdin"), nothing, True, fmt)
     if source.startswith("udp://"):
         inbox.block = False
@@ -599,7 +597,8 @@ def serve(
         max_line=max_line or max(4096, 24 * size + 256), rcvbuf=rcvbuf, key=key, mqtt=mqtt,
         log=log,
     )  # fmt: skip
-    if learn and not opened.trusted and auth is None and rt.plasticity.has_rules():
+    has_rules = getattr(rt.plasticity, "has_rules", lambda: True)
+    if learn and not opened.trusted and auth is None and has_rules():
         log(
             f"warning: {source} is not an authenticated source: its messages run inference "
             "only; learning needs an HMAC key (UDP, MQTT) or an authenticated MQTT login"

@@ -179,6 +179,18 @@ def test_learning_that_makes_weights_nonfinite_is_undone(plastic_bundle, tmp_pat
         np.testing.assert_array_equal(z["param/fc/weight"], ref.params["fc"]["weight"])
 
 
+def test_binary_stdin_with_invalid_utf8(small_bundle):
+    """Real stdin is read as bytes: an invalid UTF-8 line is one rejected message."""
+    good = b" ".join([b"0.5"] * 16)
+    stdin = io.BytesIO(good + b"\n\xff\xfe\x00 junk\n" + good + b"\n")
+    st = serve(small_bundle, "-", stdin=stdin, learn=False, out=io.StringIO(), log=_quiet())
+    assert st.steps == 2 and st.counters["reasons"] == {"format": 1}
+    records = io.BytesIO(np.zeros((3, 16), "<f4").tobytes() + b"\x00" * 10)
+    st = serve(small_bundle, "-", stdin=records, fmt="f32", learn=False, out=io.StringIO(),
+               log=_quiet())  # fmt: skip
+    assert st.steps == 3 and st.counters["reasons"] == {"format": 1}  # the 10-byte tail
+
+
 def test_bad_message_log_is_rate_limited(small_bundle):
     log = []
     st = serve(small_bundle, "-", stdin=io.StringIO("1 2\n" * 200), learn=False,
