@@ -69,7 +69,7 @@ def parse_npy(raw: bytes | bytearray, what: str) -> np.ndarray:
     """An array from ``.npy`` bytes: header checked (dtype, shape, byte count) before anything
     is allocated. A ``bytearray`` becomes the array's own buffer (no copy); ``bytes`` are
     copied once, so the result is always writable."""
-    f = io.BytesIO(memoryview(raw)[: _MAX_HEADER])  # headers of real files are < 64 kB
+    f = io.BytesIO(memoryview(raw)[:_MAX_HEADER])  # headers of real files are < 64 kB
     try:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):

@@ -43,6 +43,13 @@ class Peer:
     def _on_message(self, _c, _u, msg) -> None:
         (self.outs if msg.topic.endswith("/out") else self.status).append(json.loads(msg.payload))
 
+    def wait_outs(self, n: int, timeout: float = 10.0) -> list:
+        """The outputs, once ``n`` arrived (QoS 0 publishes may trail serve's exit)."""
+        deadline = time.monotonic() + timeout
+        while len(self.outs) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.outs
+
     def send(self, payload: bytes) -> None:
         self.c.publish(f"{self.prefix}/in", payload, qos=1).wait_for_publish(10)
 
@@ -92,14 +99,17 @@ def test_mqtt_inference_hostile_messages_and_no_anonymous_learning(
         peer.send(h)
         peer.send(encode_payload(x * 40, "f32"))  # strong input: would teach if allowed
     st = _finish(th, stop, res)
-    time.sleep(0.3)  # the final retained status reaches the peer
+    outs = peer.wait_outs(6)
+    deadline = time.monotonic() + 10
+    while not (peer.status and peer.status[-1]["online"] is False) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the final retained status reaches the peer
     peer.close()
     c = st.counters
     assert st.steps == 6 and c["learned"] == 0 and c["inference_only"] == 6
     assert c["rejected"] == 6 and c["reasons"] == {"format": 5, "value": 1}
     assert c["received"] == c["processed"] + c["rejected"] + c["dropped"] + c["pending"]
     _, ref = _reference_outputs(plastic_bundle, xs * 40)
-    np.testing.assert_array_equal(np.array([o["output"] for o in peer.outs]), ref)
+    np.testing.assert_array_equal(np.array([o["output"] for o in outs]), ref)
     final = peer.status[-1]
     assert final["online"] is False and final["processed"] == 6 and final["rejected"] == 6
     with np.load(tmp_path / "st" / "state.npz") as z:
@@ -132,10 +142,11 @@ def test_mqtt_password_login_teaches_and_bad_login_is_refused(mosquitto, plastic
     for x in xs:
         peer.send(encode_payload(x, "f32"))
     st = _finish(th, stop, res)
+    outs = peer.wait_outs(4)
     peer.close()
     assert st.steps == 4 and st.counters["learned"] == 4
     ref_rt, ref = _reference_outputs(plastic_bundle, xs, learn=True)
-    np.testing.assert_array_equal(np.array([o["output"] for o in peer.outs]), ref)
+    np.testing.assert_array_equal(np.array([o["output"] for o in outs]), ref)
     with np.load(tmp_path / "st" / "state.npz") as z:
         np.testing.assert_array_equal(z["param/fc/weight"], ref_rt.params["fc"]["weight"])
 
