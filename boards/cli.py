@@ -332,8 +332,10 @@ def register(app: Any) -> None:
         mqtt_cert: Path = typer.Option(None, help="MQTT client certificate (mqtts://)."),
         mqtt_key: Path = typer.Option(None, help="MQTT client key (mqtts://)."),
     ) -> None:
-        """Run a bundle on a stream as a device service: bad messages are counted and skipped,
-        learning only from authenticated sources, periodic atomic state saves."""
+        """Run a bundle as a device service on a stream (stdin, file, UDP, serial, MQTT).
+
+        Bad messages are counted and skipped; learning only from authenticated sources;
+        the state is saved atomically and resumed at start."""
         import sys
 
         from neuroplast.boards.stream import mqtt_options, serve

@@ -104,7 +104,7 @@ def build_app() -> Any:
             help="Print the version and exit.",
         ),
         debug: bool = typer.Option(
-            False, "--debug", help="Print tracebacks of errors (main() reads this flag)."
+            False, "--debug", help="Print the traceback of an error (also NEUROPLAST_DEBUG=1)."
         ),
     ) -> None:
         """neuroplast command line."""
