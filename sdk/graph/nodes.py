@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 NODE_KINDS: dict[str, type[Node]] = {}
+MAX_WINDOW_ELEMENTS = 1 << 28  # values in one padded conv/pool input (1 GiB of float32)
 
 
 def register_node(cls: type[Node]) -> type[Node]:
@@ -228,10 +229,10 @@ def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def _check_window(node: Node, dims: int, kernel: tuple, max_pad: tuple) -> None:
+def _check_window(node: Node, dims: int, kernel: tuple, max_pad: tuple | None = None) -> None:
     """Geometry of a sliding window (conv or pool) before any input is known: one entry
-    per spatial axis, ``stride >= 1``, ``dilation >= 1``, ``0 <= padding <= max_pad``
-    (beyond it, outputs would see nothing but padding)."""
+    per spatial axis, ``stride >= 1``, ``dilation >= 1``, ``padding >= 0`` (and at most
+    ``max_pad`` where the kind defines one, as pools do)."""
     dil = getattr(node, "dilation", (1,) * dims)
     for n in ("stride", "padding", "dilation"):
         v = getattr(node, n, dil)
@@ -242,27 +243,40 @@ def _check_window(node: Node, dims: int, kernel: tuple, max_pad: tuple) -> None:
     _need(min(node.stride) >= 1, node, f"stride {node.stride} must be >= 1")
     _need(min(dil) >= 1, node, f"dilation {dil} must be >= 1")
     _need(min(node.padding) >= 0, node, f"padding {node.padding} must be >= 0")
-    _need(
-        all(p <= m for p, m in zip(node.padding, max_pad)),
-        node,
-        f"padding {node.padding} is larger than {max_pad}, where outputs would see only padding",
-    )
+    if max_pad is not None:
+        _need(
+            all(p <= m for p, m in zip(node.padding, max_pad)),
+            node,
+            f"padding {node.padding} is larger than {max_pad} (half the window)",
+        )
 
 
 def _window_out(node: Node, sizes: tuple, kernel: tuple, in_shape: tuple) -> tuple[int, ...]:
-    """Output sizes of a sliding window over ``sizes``; the dilated kernel must fit the padded
-    input, and padding may not exceed the input (it bounds the padded copy to 3x)."""
+    """Output sizes of a sliding window over ``sizes``. Per axis, padding may exceed neither
+    both the input size and the dilated kernel's reach (beyond, outputs see only padding) and
+    the dilated kernel must fit the padded input; the padded input the kernels build may hold
+    at most ``MAX_WINDOW_ELEMENTS`` values (a 1 KB bundle cannot ask for 37 GiB)."""
     dil = getattr(node, "dilation", (1,) * len(sizes))
-    out = []
+    out, padded = [], int(np.prod(in_shape[: len(in_shape) - len(sizes)]))
     for n, k, s, p, d in zip(sizes, kernel, node.stride, node.padding, dil):
-        if p > n:
-            raise GraphError(f"{node.kind}: padding {p} is larger than the input size {n}")
-        if d * (k - 1) + 1 > n + 2 * p:
+        reach = d * (k - 1)
+        if p > max(n, reach):
             raise GraphError(
-                f"{node.kind}: kernel {k} (dilation {d}) spans {d * (k - 1) + 1}, more than the "
+                f"{node.kind}: padding {p} is larger than the input size {n} and the kernel's "
+                f"reach {reach}"
+            )
+        if reach + 1 > n + 2 * p:
+            raise GraphError(
+                f"{node.kind}: kernel {k} (dilation {d}) spans {reach + 1}, more than the "
                 f"padded input {n + 2 * p} of input {in_shape}"
             )
+        padded *= n + 2 * p
         out.append(_conv_out(n, k, s, p, d))
+    if padded > MAX_WINDOW_ELEMENTS:
+        raise GraphError(
+            f"{node.kind}: the padded input of {in_shape} holds {padded} values, over the limit "
+            f"of {MAX_WINDOW_ELEMENTS}"
+        )
     return tuple(out)
 
 
@@ -290,8 +304,7 @@ class Conv1d(_Weighted):
             self,
             f"groups {self.groups} must be >= 1 and divide the {self.weight.shape[0]} outputs",
         )
-        k = self.weight.shape[2:]
-        _check_window(self, 1, k, tuple(d * (n - 1) for d, n in zip(self.dilation, k)))
+        _check_window(self, 1, self.weight.shape[2:])
 
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if len(in_shapes[0]) != 2:
@@ -329,8 +342,7 @@ class Conv2d(_Weighted):
             self,
             f"groups {self.groups} must be >= 1 and divide the {self.weight.shape[0]} outputs",
         )
-        k = self.weight.shape[2:]
-        _check_window(self, 2, k, tuple(d * (n - 1) for d, n in zip(self.dilation, k)))
+        _check_window(self, 2, self.weight.shape[2:])
 
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if len(in_shapes[0]) != 3:

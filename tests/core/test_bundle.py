@@ -357,8 +357,9 @@ def _graph_edit(tmp_path, node: str, **fields):
         ("conv", {"dilation": [0, 1]}, r"dilation \(0, 1\) must be >= 1"),
         ("conv", {"dilation": [-2, 1]}, "dilation .* must be >= 1"),
         ("conv", {"padding": [-1, 0]}, "padding .* must be >= 0"),
-        ("conv", {"padding": [100000, 100000]}, "padding .* larger than"),
-        ("conv", {"padding": [3, 3]}, r"larger than \(2, 2\)"),  # beyond full padding
+        ("conv", {"padding": [100000, 100000]}, "padding 100000 is larger than the input size"),
+        ("conv", {"padding": [9, 9]}, "padding 9 is larger than the input size 8 and the kernel"),
+        ("conv", {"dilation": [6000, 6000], "padding": [6000, 6000]}, "holds 288384128 values"),
         ("conv", {"dilation": [1000, 1000], "padding": [8, 8]}, "spans 2001"),  # kernel vs input
         ("conv", {"stride": [1, 1, 1]}, "stride must have 2 entries"),
         ("conv", {"groups": 3}, "groups 3 must be >= 1 and divide"),
