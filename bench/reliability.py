@@ -69,9 +69,9 @@ TIMEOUT_S = 30.0
 WORKER_AS_LIMIT = 4 << 30
 FULL = dict(manifest=400, raw=300, geometry=200, input_fuzz=300, input_shapes=100,
             datagrams=20000, mqtt=5000, load_rates=(500, 1000, 2000, 4000, 8000),
-            load_s=3.0, bomb_gb=1.0, npz_entries=200_000)  # fmt: skip
+            load_s=3.0, bomb_gb=1.0, npz_entries=200_000, blast=20000)  # fmt: skip
 QUICK = dict(manifest=15, raw=15, geometry=15, input_fuzz=15, input_shapes=5, datagrams=300,
-             mqtt=150, load_rates=(300,), load_s=1.0, bomb_gb=0.01, npz_entries=0)  # fmt: skip
+             mqtt=150, load_rates=(300,), load_s=1.0, bomb_gb=0.01, npz_entries=0, blast=2000)  # fmt: skip
 
 
 # ------------------------------------------------------------------ models
@@ -683,6 +683,29 @@ def authenticated_control(d: Path, bundle: Path, n: int = 50) -> float | None:
     return _max_change(_weights_of(bundle), d / "st-auth" / "state.npz")
 
 
+def udp_blast(bundle: Path, n: int, rcvbufs: tuple[int, ...]) -> list[dict[str, Any]]:
+    """``n`` valid datagrams as fast as one socket sends them (no pacing), per socket buffer
+    size: how many serve processed, dropped from its queue, and the kernel dropped (all
+    counted); ``uncounted`` must be 0."""
+    rows = []
+    payload = np.full(16, 0.5, "<f4").tobytes()
+    for rcvbuf in rcvbufs:
+        port = _free_port()
+        sp = ServeProc(bundle, f"udp://127.0.0.1:{port}", "--no-learn", "--rcvbuf", str(rcvbuf))
+        t0 = time.perf_counter()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(n):
+                s.sendto(payload, ("127.0.0.1", port))
+        send_s = time.perf_counter() - t0
+        sp.quiet(settle=1.0)
+        rc, final, _ = sp.stop()
+        row = _message_outcome(n, final)
+        row.update(rcvbuf=rcvbuf, sent_per_s=n / send_s, dropped_kernel=final.get("dropped_kernel", 0),
+                   dropped_queue=final.get("dropped", 0), exit_code=rc)  # fmt: skip
+        rows.append(row)
+    return rows
+
+
 def long_line(d: Path, bundle: Path, mb: int = 20) -> dict[str, Any]:
     """Peak RSS of serve reading a ``mb`` MB stdin line (then one good line), vs one good line."""
     good = (" ".join(["0.5"] * 16) + "\n").encode()
@@ -878,6 +901,7 @@ def run_all(quick: bool, out_path: Path | None = RESULTS / "reliability.json") -
             worker.close()
         plastic = _plastic(d / "plastic")
         res["datagrams"] = udp_hostile(d, plastic, n["datagrams"], rng)
+        res["udp_blast"] = udp_blast(b_float, n["blast"], (64 << 10, 4 << 20))
         with mosquitto(d) as port:
             res["mqtt_messages"] = mqtt_hostile(d, plastic, port, n["mqtt"], rng)
             res["serve_load"] = serve_load(d, b_float, port, n["load_rates"], n["load_s"])
@@ -916,6 +940,10 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"MQTT load {r['target_per_s']:>6}/s: sent {r['tried']}, processed {r['processed']}, "
                      f"dropped (counted) {r['dropped_counted']}, uncounted {r['uncounted']}")  # fmt: skip
     lines.append(f"held: {sl['held_per_s']} msg/s with 0 lost")
+    for r in res["udp_blast"]:
+        lines.append(f"UDP blast, rcvbuf {r['rcvbuf'] >> 10} KiB: sent {r['tried']} at {r['sent_per_s']:.0f}/s, "
+                     f"processed {r['processed']}, queue drops {r['dropped_queue']}, kernel drops "
+                     f"{r['dropped_kernel']}, uncounted {r['uncounted']}")  # fmt: skip
     lines.append(f"weights changed by unauthenticated traffic: UDP {res['datagrams']['weights_max_abs_change']}, "
                  f"MQTT {res['mqtt_messages']['weights_max_abs_change']}; authenticated control "
                  f"{res['authenticated_control_weight_change']:.3g}")  # fmt: skip

@@ -331,6 +331,14 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             f"{d['authenticated_control_weight_change']:.2g}"),
             "reliability.py",
         ))  # fmt: skip
+        for r in d.get("udp_blast", []):
+            rows.append((
+                f"unpaced UDP burst to serve, socket buffer {r['rcvbuf'] >> 10} KiB",
+                (f"{r['tried']:,} sent at {r['sent_per_s']:,.0f}/s: {r['processed']:,} processed, "
+                f"{r['dropped_queue']:,} dropped from the queue, {r['dropped_kernel']:,} by the "
+                f"kernel, all counted; {r['uncounted']} lost without a counter"),
+                "reliability.py",
+            ))  # fmt: skip
         ll = d["long_line"]
         rows.append((
             f"serve reading a {ll['line_mb']} MB stdin line",

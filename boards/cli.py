@@ -326,6 +326,7 @@ def register(app: Any) -> None:
         ),
         status_every_s: float = typer.Option(10.0, help="Log/publish the counters every S s."),
         queue_size: int = typer.Option(1024, help="Messages buffered before UDP/MQTT drops."),
+        rcvbuf: int = typer.Option(4 << 20, help="UDP socket receive buffer in bytes."),
         mqtt_username: str = typer.Option(None, help="MQTT login (password: file or env)."),
         mqtt_password_file: Path = typer.Option(None, help="File holding the MQTT password."),
         mqtt_ca: Path = typer.Option(None, help="CA file verifying an mqtts:// broker."),
@@ -365,6 +366,7 @@ def register(app: Any) -> None:
             allow_remote=allow_remote,
             status_every_s=status_every_s,
             queue_size=queue_size,
+            rcvbuf=rcvbuf,
             mqtt=mqtt,
         )
         print(

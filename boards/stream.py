@@ -177,15 +177,18 @@ class _Inbox:
             except queue.Full:
                 self.counters.dropped += 1
             return
-        self.put_control(item)
+        if not self.put_control(item):  # serve is stopping: still accounted for
+            self.counters.pending += 1
 
-    def put_control(self, item: Any) -> None:
+    def put_control(self, item: Any) -> bool:
+        """Wait for room (back-pressure) until serve stops; whether ``item`` was queued."""
         while not self.halt.is_set():
             try:
                 self.q.put(item, timeout=_POLL_S)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
 
 class _End:
@@ -480,6 +483,29 @@ def _move_aside(path: Path) -> Path:
     return bad
 
 
+def _resume(
+    rt: Any, state_path: Path | None, load: Callable[[], Any], auth: Any, log: Callable
+) -> tuple[Any, bool, str | None]:
+    """Prepare the state folder (temp files of an interrupted save removed), resume the saved
+    state and replay counter; a state that does not load is moved aside and the bundle's
+    weights are used. Returns (runtime, resumed, why the state was not usable)."""
+    if state_path is None:
+        return rt, False, None
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_temp(state_path.parent, log)
+    if auth is not None:
+        auth.last = _read_counter(state_path.parent / COUNTER_FILE)
+    if not state_path.exists():
+        return rt, False, None
+    try:
+        rt.load_state(state_path)
+        return rt, True, None
+    except RuntimeStateError as e:
+        bad = _move_aside(state_path)
+        log(f"warning: {e}; starting from the bundle's weights, bad file kept as {bad}")
+        return load(), False, str(e)
+
+
 def _read_counter(path: Path) -> int:
     try:
         return int(path.read_text().strip() or 0) if path.is_file() else 0
@@ -570,24 +596,8 @@ def serve(
     if len(rt.inputs) != 1:
         raise BoardError(f"serve streams one input; this bundle has {len(rt.inputs)}")
     shape = tuple(rt.shapes[rt.inputs[0]])
-    state_path: Path | None = None
-    resumed, fallback = False, None
-    if state_dir is not None:
-        sd = Path(state_dir)
-        sd.mkdir(parents=True, exist_ok=True)
-        _clean_temp(sd, log)
-        state_path = sd / STATE_FILE
-        if auth is not None:
-            auth.last = _read_counter(sd / COUNTER_FILE)
-        if state_path.exists():
-            try:
-                rt.load_state(state_path)
-                resumed = True
-            except RuntimeStateError as e:
-                bad = _move_aside(state_path)
-                fallback = str(e)
-                log(f"warning: {e}; starting from the bundle's weights, bad file kept as {bad}")
-                rt = load()
+    state_path = None if state_dir is None else Path(state_dir) / STATE_FILE
+    rt, resumed, fallback = _resume(rt, state_path, load, auth, log)
     counters = Counters()
     halt = threading.Event()
     inbox = _Inbox(queue_size, counters, block=True, halt=halt)
@@ -683,7 +693,7 @@ def serve(
                 break
     finally:
         halt.set()
-        counters.pending = _drain(inbox.q)
+        counters.pending += _drain(inbox.q)
         server.update_kernel_drops()
         # the final save also runs when the stream fails, so learned state is never lost
         if state_path is not None and counters.processed > steps_at_save:
@@ -846,6 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unauthenticated", choices=("infer", "reject"), default="infer")
     ap.add_argument("--status-every-s", type=float, default=10.0)
     ap.add_argument("--queue-size", type=int, default=1024)
+    ap.add_argument("--rcvbuf", type=int, default=4 << 20, help="UDP socket buffer (bytes)")
     ap.add_argument("--mqtt-username", default=None)
     ap.add_argument("--mqtt-password-file", default=None)
     ap.add_argument("--mqtt-ca", default=None)
@@ -887,6 +898,7 @@ def main(argv: list[str] | None = None) -> int:
                 key_file=args.mqtt_key,
             ),
             queue_size=args.queue_size,
+            rcvbuf=args.rcvbuf,
             status_every_s=args.status_every_s,
         )
     except NeuroplastError as e:
