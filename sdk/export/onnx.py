@@ -90,15 +90,6 @@ def _act(name: str, node: Any, ctx: CheckContext) -> str | None:
     )
 
 
-def _pool_pad(name: str, node: Any, ctx: CheckContext) -> str | None:
-    if all(p < k for p, k in zip(node.padding, node.kernel)):
-        return None
-    return (
-        f"padding {tuple(node.padding)} is not smaller than the kernel {tuple(node.kernel)} "
-        "(a window would hold only padding)"
-    )
-
-
 @ONNX.graph_check
 def _one_output(ctx: CheckContext) -> list[Refusal]:
     outs = ctx.graph.outputs
@@ -214,13 +205,13 @@ def _relu(w: _Writer, name: str, node: Any) -> None:
     w.vals[name] = w.node("Relu", [w.x(name)], name)
 
 
-@ONNX.register(MaxPool2d, check=all_checks(_pool_pad, _act), note="padding < kernel")
+@ONNX.register(MaxPool2d, check=_act)
 def _maxpool(w: _Writer, name: str, node: Any) -> None:
     w.vals[name] = w.node("MaxPool", [w.x(name)], name, kernel_shape=list(node.kernel),
                           strides=list(node.stride), pads=list(node.padding) * 2)  # fmt: skip
 
 
-@ONNX.register(AvgPool2d, check=all_checks(_pool_pad, _act), note="padding < kernel")
+@ONNX.register(AvgPool2d, check=_act)
 def _avgpool(w: _Writer, name: str, node: Any) -> None:
     # average the runtime's codes c = round(x / s) + zp - off and round half away from
     # zero (off: unsigned codes are averaged shifted into the signed range, as TFLite)

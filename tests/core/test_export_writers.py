@@ -348,14 +348,6 @@ CASES = [
         ),
     ),
     (
-        _chain(("pool", MaxPool2d(kernel=(2, 2), padding=(2, 2)))),
-        ONNX,
-        (
-            "node 'pool' (MaxPool2d) cannot run on onnx: padding (2, 2) is not smaller than the "
-            "kernel (2, 2) (a window would hold only padding)"
-        ),
-    ),
-    (
         _chain(("pool", SumPool2d())),
         TFLITE,
         (
