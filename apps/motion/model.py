@@ -19,7 +19,6 @@ torch is imported inside the functions so importing this module stays cheap.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +37,6 @@ __all__ = [
     "embed_kernel",
     "train_hd",
     "predict_dense",
-    "accuracy_per_step",
     "prune_kernel",
     "prune_mask_of",
     "split_weight",
@@ -437,12 +435,6 @@ def predict_dense(
     return np.concatenate(outs)
 
 
-def accuracy_per_step(evidence: np.ndarray, labels: np.ndarray, skip: int = 0) -> float:
-    """Fraction of time steps (after ``skip``) where ``argmax_c evidence == label``."""
-    pred = np.argmax(evidence, axis=-1)
-    return float(np.mean(pred[..., skip:] == np.asarray(labels)[..., skip:]))
-
-
 def split_weight(weight: np.ndarray) -> np.ndarray:
     """ON/OFF kernel ``K (C, 2, ...)`` -> ``(C, 2, ...)`` stacking ``W_s = K_0 + K_1``
     and ``W_d = K_0 - K_1``: with ``A_s = A_0 + A_1`` and ``A_d = A_0 - A_1`` the
@@ -492,7 +484,3 @@ def prune_mask_of(kernel: HDKernel, basis: str = "onoff") -> np.ndarray:
     """Boolean mask of the non-zero weights of ``kernel`` in ``basis`` (for
     :func:`train_hd`'s ``prune_mask`` / ``mask_basis``)."""
     return weights_in(kernel.weight, basis) != 0
-
-
-def _timer() -> float:
-    return time.perf_counter()
