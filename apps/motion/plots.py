@@ -34,6 +34,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(fig: Any, path: str | Path, dpi: int = 120) -> Path:
+    """Save and close; every panel must carry a title or x label, and a y label."""
+    for ax in fig.axes:
+        if not ax.get_ylabel() or not (ax.get_title() or ax.get_xlabel()):
+            raise DataError(f"motion figure {path}: a panel lacks its title or axis labels")
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return Path(path)
+
+
 def velocity_to_rgb(v: np.ndarray, v_max: float) -> np.ndarray:
     """``(..., 2)`` velocities (vx, vy) px/ms -> ``(..., 3)`` RGB in [0, 1]:
     hue = ``atan2(vy, vx) / 2 pi``, saturation 1, value = ``min(1, |v| / v_max)``."""
@@ -128,9 +138,7 @@ def plot_detection(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, 110)
 
 
 def plot_switch_response(
@@ -150,9 +158,7 @@ def plot_switch_response(
     ax.set_title(title or "Following a motion switch", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_pruning(pruning: dict, path: str | Path) -> Path:
@@ -190,6 +196,4 @@ def plot_pruning(pruning: dict, path: str | Path) -> Path:
         ax.set_title(f"HD-SNN pruning: {title}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)

@@ -273,18 +273,19 @@ def int_evidence(q: QuantizedHD, voxels: np.ndarray) -> np.ndarray:
     ws = (wq[:, 0] + wq[:, 1]).astype(np.float64)  # W_s, index 0 = OFF
     wd = (wq[:, 0] - wq[:, 1]).astype(np.float64)
     tp = n_t + kt - 1
-    shape = (tp, h, w)
+    shape, ax = (tp, h, w), (0, 1, 2)
     out = np.zeros((n, n_t, c), np.int64)
+    spectra = []  # (S, D) input spectra of every movie: each kernel spectrum is made once
     for i in range(n):
         a = np.asarray(voxels[i], np.float64)
         a = np.concatenate([np.zeros((2, kt - 1, h, w)), a], axis=1)
-        fs = np.fft.rfftn(a[0] + a[1], shape, axes=(0, 1, 2))
-        fd = np.fft.rfftn(a[0] - a[1], shape, axes=(0, 1, 2))
-        for cc in range(c):
+        spectra.append((np.fft.rfftn(a[0] + a[1], shape, ax), np.fft.rfftn(a[0] - a[1], shape, ax)))
+    for cc in range(c):
+        fk = [np.conj(np.fft.rfftn(k[cc], shape, ax)) for k in (ws, wd)]  # (time index, dy, dx)
+        for i, fx in enumerate(spectra):
             res = []
-            for fx, k in ((fs, ws[cc]), (fd, wd[cc])):
-                fk = np.fft.rfftn(k, shape, axes=(0, 1, 2))  # k indexed (time index, dy, dx)
-                r = np.fft.irfftn(fx * np.conj(fk), shape, axes=(0, 1, 2))[:n_t, :ho, :wo]
+            for f, g in zip(fx, fk):
+                r = np.fft.irfftn(f * g, shape, ax)[:n_t, :ho, :wo]
                 ri = np.rint(r)
                 if np.abs(r - ri).max() > 0.25:
                     raise DataError("FFT correlation not exact enough for integer evidence")
