@@ -9,7 +9,7 @@ Stages (each cached in --work, so a run can be resumed or extended):
 2. per-step class evidence of both kernels (the two families) on the read-out fitting
    movies (seeds from 4,000,000), the validation movies (VAL_SEED0) and the held-out
    switching (TEST_SEED0) and constant-motion (CONSTANT_SEED0) movies;
-3. read-outs (lags x class bias) fitted on the fitting movies, one chosen on validation
+3. read-outs (lags x hidden units) fitted on the fitting movies, one chosen on validation
    accuracy, scored once on the held-out movies, with accuracy vs ms since a switch;
 4. --int: Brevitas QAT (--qat-movies fresh movies) of the stacked two-family kernel and of
    its 20x split-pruned version; integer evidence (the QAT model's integer layer) on the
@@ -35,6 +35,7 @@ import numpy as np
 
 from neuroplast.apps.motion.datasets import (
     CONSTANT_SEED0,
+    DEFAULT_DVS,
     TEST_SEED0,
     VAL_SEED0,
     make_dataset,
@@ -132,17 +133,19 @@ def _curve(e: np.ndarray, y: np.ndarray, max_ms: int = 25) -> dict[str, float]:
 
 
 def _fit_readouts(ev_fit, y_fit, ev_val, y_val) -> tuple[dict, str, EvidenceReadout]:
-    """Read-outs over (lags, bias); the one with the best validation accuracy."""
+    """Read-outs over (lags, hidden units); the one with the best validation accuracy."""
     rows, best = {}, None
-    for lags in (1, 4):
-        for bias in (False, True):
-            r = fit_readout(ev_fit, y_fit, families=2, lags=lags, bias=bias)
-            acc = accuracy_per_step(r.apply(ev_val), y_val)
-            name = f"lags={lags}, bias={'yes' if bias else 'no'}"
-            rows[name] = {"validation_accuracy": acc, "a": r.a.tolist()}
-            _log(f"read-out {name}: validation {acc:.4f}")
-            if best is None or acc > rows[best[0]]["validation_accuracy"]:
-                best = (name, r)
+    for lags, hidden in ((1, 0), (4, 0), (8, 0), (4, 16), (8, 16)):
+        r = fit_readout(ev_fit, y_fit, families=2, lags=lags, hidden=hidden)
+        acc = accuracy_per_step(r.apply(ev_val), y_val)
+        name = f"lags={lags}, hidden={hidden}"
+        rows[name] = {
+            "validation_accuracy": acc,
+            "fit_accuracy": accuracy_per_step(r.apply(ev_fit), y_fit),
+        }
+        _log(f"read-out {name}: validation {acc:.4f}")
+        if best is None or acc > rows[best[0]]["validation_accuracy"]:
+            best = (name, r)
     return rows, best[0], best[1]
 
 
@@ -162,11 +165,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--work", type=Path, required=True, help="cache folder (evidence, kernels)")
     ap.add_argument("--evidence-only", action="store_true", help="stop after stage 2")
     ap.add_argument(
-        "--long-only", action="store_true", help="stage 2 for the long kernel alone, then stop"
+        "--only",
+        choices=("long", "short", "int"),
+        default=None,
+        help="stage 2 for one kernel, or the heavy part of stage 4, then stop (processes "
+        "can share the work through --work)",
     )
     ap.add_argument("--int", action="store_true", help="also stage 4 (QAT, integer layer)")
-    ap.add_argument("--qat-movies", type=int, default=128)
-    ap.add_argument("--int-movies", type=int, default=24)
+    ap.add_argument("--qat-movies", type=int, default=64)
+    ap.add_argument("--int-movies", type=int, default=8)
     ap.add_argument("--check-movies", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS / "motion_switch.json")
     args = ap.parse_args(argv)
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     scene, dvs = sensor_setup(args.size, args.threshold)
     long = HDKernel.load(args.kernel)
     sets = {"fit": args.fit, "val": args.val, "test": args.test, "constant": args.constant_test}
-    if args.long_only:
+    if args.only == "long":
         for name, n in sets.items():
             evidence(args.work, name, n, {"long": long}, scene, dvs)
         return {}
@@ -184,6 +191,13 @@ def main(argv: list[str] | None = None) -> dict:
         else train_short(args.work, long, args, dvs)
     )
     kernels = {"long": long, "short": short}
+    if args.only == "int":
+        int_work(args, long, short, scene, dvs)
+        return {}
+    if args.only == "short":
+        for name, n in sets.items():
+            evidence(args.work, name, n, {"short": short}, scene, dvs)
+        return {}
     ev, lab = {}, {}
     for name, n in sets.items():
         fam, lab[name] = evidence(args.work, name, n, kernels, scene, dvs)
@@ -204,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"40x40 movies x {args.short_epochs} epochs (seeds from {SHORT_SEED0})",
         },
         "readouts": rows,
-        "readout": {"chosen": chosen, "a": ro.a.tolist(), "b": ro.b.tolist()},
+        "readout": {"chosen": chosen, "file": str(args.work / "readout.npz")},
         "movies": {k: {"n": v, "seed0": _seeds(k, v)[0].start} for k, v in sets.items()},
     }
     curves = {}
@@ -237,23 +251,24 @@ def main(argv: list[str] | None = None) -> dict:
     return res
 
 
-def int_stage(args, long, short, ro, ev, lab, scene, dvs) -> dict:
-    """QAT of the stacked two-family kernel (and its 20x split-pruned version); integer
-    evidence on the first --int-movies held-out movies; runtime == QAT check."""
+def int_models(args, long: HDKernel, short: HDKernel) -> dict:
+    """``{label: QuantizedHD}``: QAT (one epoch on --qat-movies fresh 40 x 40 movies) of the
+    stacked two-family kernel and of its 20x split-pruned version (cached)."""
     import torch
 
-    from neuroplast.apps.motion.qat import HDQuantParams, QuantizedHD, int_evidence, train_hd_qat
+    from neuroplast.apps.motion.qat import HDQuantParams, QuantizedHD, train_hd_qat
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     both = stack_kernels([long, short])
-    tscene, _ = sensor_setup(40, args.threshold)
-    xq, yq, _ = make_dataset(range(QAT_SEED0, QAT_SEED0 + args.qat_movies), tscene, dvs)
-    out: dict = {"qat_movies": args.qat_movies, "seed0": QAT_SEED0, "models": {}}
+    out, data = {}, None
     for label, factor in (("unpruned", 1), ("pruned 20x (split basis)", 20)):
         path = args.work / f"qat_{factor}x_{_tag(both)}_{args.qat_movies}.npz"
-        if path.exists():
-            q = QuantizedHD.load(path)
-        else:
+        if not path.exists():
+            if data is None:
+                tscene, _ = sensor_setup(40, args.threshold)
+                seeds = range(QAT_SEED0, QAT_SEED0 + args.qat_movies)
+                data = make_dataset(seeds, tscene, replace(DEFAULT_DVS, threshold=args.threshold))
+            xq, yq, _ = data
             k0 = (
                 both if factor == 1 else prune_kernel(both, both.nnz_in("split") // factor, "split")
             )
@@ -269,43 +284,73 @@ def int_stage(args, long, short, ro, ev, lab, scene, dvs) -> dict:
             )
             q.save(path)
             _log(f"QAT {label}: losses {losses} ({time.perf_counter() - t0:.0f} s)")
+        out[label] = QuantizedHD.load(path)
+    return out
+
+
+def int_evidence_cached(args, q, name: str, scene, dvs) -> np.ndarray:
+    """Integer evidence (the QAT model's integer layer) of the first --int-movies movies."""
+    from neuroplast.apps.motion.qat import int_evidence
+
+    n = args.int_movies
+    f = args.work / f"int_{name}_{_tag(q.kernel)}_{n}.npz"
+    if f.exists():
+        return np.load(f)["E"]
+    seeds, constant = _seeds(name, n)
+    sc = replace(scene, p_switch=0.0) if constant else scene
+    chunks = []
+    for i in range(0, n, 4):
+        x, _, _ = make_dataset(seeds[i : min(n, i + 4)], sc, dvs)
+        chunks.append(int_evidence(q, x))
+        _log(f"int evidence {name}: {min(n, i + 4)}/{n}")
+    e = np.concatenate(chunks)
+    np.savez(f, E=e)
+    return e
+
+
+def int_work(args, long, short, scene, dvs) -> dict:
+    """The heavy part of stage 4 (QAT, integer evidence, runtime check), all cached."""
+    out = {}
+    for label, q in int_models(args, long, short).items():
+        for name in ("test", "constant"):
+            int_evidence_cached(args, q, name, scene, dvs)
+        f = args.work / f"check_{_tag(q.kernel)}_{args.check_movies}.json"
+        if not f.exists():
+            f.write_text(json.dumps(_runtime_check(q, args, dvs)))
+        out[label] = (q, json.loads(f.read_text()))
+    return out
+
+
+def int_stage(args, long, short, ro, ev, lab, scene, dvs) -> dict:
+    """Scores of the integer layers: the read-out on integer evidence vs float."""
+    out: dict = {"qat_movies": args.qat_movies, "seed0": QAT_SEED0, "models": {}}
+    count = (args.size - long.weight.shape[3] + 1) ** 2
+    for label, (q, check) in int_work(args, long, short, scene, dvs).items():
         n_s, n_d = q.kernel.nnz_split
         row: dict = {
             "nnz_split": n_s + n_d,
             "weight_q": q.weight_q.to_dict(),
             "out_q": q.out_q.to_dict(),
+            "runtime_vs_qat": check,
         }
         for name, key in (("test", "switching"), ("constant", "constant")):
-            n = min(args.int_movies, len(lab[name]))
-            seeds, constant = _seeds(name, n)
-            f = args.work / f"int_{name}_{_tag(q.kernel)}.npz"
-            if f.exists():
-                ei = np.load(f)["E"]
-            else:
-                sc = replace(scene, p_switch=0.0) if constant else scene
-                chunks = []
-                for i in range(0, n, 4):
-                    x, _, _ = make_dataset(seeds[i : min(n, i + 4)], sc, dvs)
-                    chunks.append(int_evidence(q, x))
-                    _log(f"int {label} {name}: {min(n, i + 4)}/{n}")
-                ei = np.concatenate(chunks)
-                np.savez(f, E=ei)
-            y = lab[name][:n]
-            ef = ev[name][:n]
-            count = (args.size - long.weight.shape[3] + 1) ** 2
+            ei = int_evidence_cached(args, q, name, scene, dvs)
+            n = len(ei)
+            y, ef = lab[name][:n], ev[name][:n]
             deq = ei.astype(np.float64) * q.out_q.scale / count  # mean z per class
             row[key] = {
                 "movies": n,
                 "int long window, argmax": accuracy_per_step(ei[..., :36], y),
                 "int read-out": accuracy_per_step(ro.apply(deq), y),
-                "float long window, argmax (same movies)": accuracy_per_step(ef[..., :36], y),
-                "float read-out (same movies)": accuracy_per_step(ro.apply(ef), y),
-                "int vs float read-out decisions agree": float(
+                "float unpruned long window, argmax (same movies)": accuracy_per_step(
+                    ef[..., :36], y
+                ),
+                "float unpruned read-out (same movies)": accuracy_per_step(ro.apply(ef), y),
+                "int vs float unpruned read-out decisions agree": float(
                     np.mean(ro.apply(deq).argmax(-1) == ro.apply(ef).argmax(-1))
                 ),
             }
             _log(f"int {label} {key}: {row[key]}")
-        row["runtime_vs_qat"] = _runtime_check(q, args, dvs)
         out["models"][label] = row
     return out
 

@@ -36,8 +36,9 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     """Save and close; every panel must carry a title or x label, and a y label."""
-    for ax in fig.axes:
-        if not ax.get_ylabel() or not (ax.get_title() or ax.get_xlabel()):
+    for ax in fig.axes:  # a twin axis (shared x) borrows its sibling's title and x label
+        sib = ax.get_shared_x_axes().get_siblings(ax)
+        if not ax.get_ylabel() or not any(a.get_title() and a.get_xlabel() for a in sib):
             raise DataError(f"motion figure {path}: a panel lacks its title or axis labels")
     fig.savefig(path, dpi=dpi)
     _pyplot().close(fig)

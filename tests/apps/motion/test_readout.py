@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -27,16 +29,20 @@ def _synthetic(n=24, t=96, c=6, seed=0):
 def test_fitted_readout_beats_each_family_and_applies_in_numpy(tmp_path):
     e, y = _synthetic()
     ro = fit_readout(e[:16], y[:16], families=2, lags=2)
-    assert ro.a.shape == (2, 2) and ro.b.shape == (6,)
+    assert ro.a.shape == (2, 2) and ro.b.shape == (6,) and ro.hidden == 0
     got = accuracy_per_step(ro.apply(e[16:]), y[16:])
     for f in (0, 1):
         assert got > accuracy_per_step(e[16:, :, 6 * f : 6 * (f + 1)], y[16:]) + 0.05
-    # apply() is the formula r(t) = b + sum_k a[k] . E(t - k)
+    # apply() is r_c(t) = sum_k a[k] . x_c(t - k), x centred over classes and scaled
     i, t = 3, 40
-    want = ro.b + sum(ro.a[k] @ e[i, t - k].reshape(2, 6) for k in range(2))
+    ec = e[i].reshape(-1, 2, 6)
+    x = (ec - ec.mean(-1, keepdims=True)) / ro.scale[:, None]
+    want = sum(ro.a[k] @ x[t - k] for k in range(2))
     np.testing.assert_allclose(ro.apply(e)[i, t], want, rtol=1e-5, atol=1e-5)
-    ro.save(tmp_path / "r.npz")
-    np.testing.assert_array_equal(EvidenceReadout.load(tmp_path / "r.npz").a, ro.a)
+    mlp = fit_readout(e[:16], y[:16], families=2, lags=2, hidden=4, steps=100)
+    assert mlp.hidden == 4 and accuracy_per_step(mlp.apply(e[16:]), y[16:]) > 0.5
+    mlp.save(tmp_path / "r.npz")
+    np.testing.assert_array_equal(EvidenceReadout.load(tmp_path / "r.npz").apply(e), mlp.apply(e))
     with pytest.raises(DataError, match="channels"):
         ro.apply(e[..., :6])
 
@@ -60,8 +66,14 @@ def test_readout_graph_float_and_int_match_the_numpy_readout():
     both = stack_kernels(ks)
     assert both.weight.shape == (8, 2, 4, 3, 3) and not both.weight[4:, :, :2].any()
     a = rng.random((2, 2, 16, 8, 9)) < 0.15
+    z = np.zeros
     ro = EvidenceReadout(
-        np.array([[1.0, -0.4]], np.float32), rng.standard_normal(4).astype(np.float32)
+        np.array([[1.0, -0.4]], np.float32),
+        np.array([2.0, 0.5], np.float32),
+        z((0, 1, 2), np.float32),
+        z(0, np.float32),
+        z(0, np.float32),
+        rng.standard_normal(4).astype(np.float32),
     )
     q, _ = train_hd_qat([], [], both, a)
     ev_int = int_evidence(q, a)  # (N, T, 8) sums of codes
@@ -74,15 +86,18 @@ def test_readout_graph_float_and_int_match_the_numpy_readout():
         if mode == "int":  # exact integer arithmetic with the read-out weights on 8 bits
             lin = g.nodes["readout"]
             s_w = lin.weight_q.scale
-            a_q = np.round(ro.a / (6 * 7) / s_w) * s_w * (6 * 7)
-            ref = EvidenceReadout(a_q.astype(np.float32), ro.b).apply(deq[0])
+            w_q = np.round(lin.weight / s_w) * s_w  # the Linear's 8-bit weights
+            ref = deq[0] * (6 * 7) @ w_q.T + ro.b
             out = out * lin.out_q.scale
             assert np.abs(out - ref).max() < 1e-5 * np.abs(ref).max() + s_w * q.out_q.scale
             assert np.mean(out.argmax(1) == ro.apply(deq[0]).argmax(1)) > 0.9
         else:  # float graph: the dequantized weights, float evidence
             from neuroplast.apps.motion.model import predict_dense
 
-            ref = ro.apply(predict_dense(q.kernel, a[:1])[0])
+            ev = predict_dense(q.kernel, a[:1])[0]  # mean z (T, 8)
+            w = (ro.a[0] / ro.scale).repeat(4)  # un-centred: the same decision
+            ref = (ev * w).reshape(16, 2, 4).sum(1) + ro.b
             np.testing.assert_allclose(out, ref, atol=1e-4)
+            assert np.array_equal(out.argmax(1), ro.apply(ev).argmax(1))
     with pytest.raises(DataError, match="lag-1"):
-        readout_graph(q, EvidenceReadout(np.ones((2, 2), np.float32), ro.b), (9, 8))
+        readout_graph(q, replace(ro, a=np.ones((2, 2), np.float32)), (9, 8))
