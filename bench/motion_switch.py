@@ -11,8 +11,8 @@ Stages (each cached in --work, so a run can be resumed or extended):
    switching (TEST_SEED0) and constant-motion (CONSTANT_SEED0) movies;
 3. read-outs (lags x hidden units) fitted on the fitting movies, one chosen on validation
    accuracy, scored once on the held-out movies, with accuracy vs ms since a switch;
-4. --int: Brevitas QAT (--qat-movies fresh movies) of the stacked two-family kernel and of
-   its 20x split-pruned version; integer evidence (the QAT model's integer layer) on the
+4. --int: the two-family layer quantized by the Brevitas quantizers (post-training) and
+   its 20x split-pruned version with one QAT epoch per family; integer evidence (the QAT model's integer layer) on the
    first --int-movies held-out movies of each protocol, the read-out applied to it, and
    the runtime's integer HDDelayConv checked against the QAT integer layer bit for bit
    on --check-movies 40 x 40 movies.
@@ -35,7 +35,6 @@ import numpy as np
 
 from neuroplast.apps.motion.datasets import (
     CONSTANT_SEED0,
-    DEFAULT_DVS,
     TEST_SEED0,
     VAL_SEED0,
     make_dataset,
@@ -172,8 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
         "can share the work through --work)",
     )
     ap.add_argument("--int", action="store_true", help="also stage 4 (QAT, integer layer)")
-    ap.add_argument("--qat-movies", type=int, default=64)
-    ap.add_argument("--int-movies", type=int, default=8)
+    ap.add_argument("--qat-movies", type=int, default=32)
+    ap.add_argument("--int-movies", type=int, default=4)
     ap.add_argument("--check-movies", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS / "motion_switch.json")
     args = ap.parse_args(argv)
@@ -252,38 +251,48 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def int_models(args, long: HDKernel, short: HDKernel) -> dict:
-    """``{label: QuantizedHD}``: QAT (one epoch on --qat-movies fresh 40 x 40 movies) of the
-    stacked two-family kernel and of its 20x split-pruned version (cached)."""
+    """``{label: QuantizedHD}`` of the two-family layer (cached): post-training
+    quantization through the Brevitas quantizers, and 20x split-pruned with one QAT
+    epoch per family (each its own 36-class layer, --qat-movies fresh 40 x 40 movies;
+    the pruning mask is kept); the output scale is calibrated on the stacked layer."""
     import torch
 
-    from neuroplast.apps.motion.qat import HDQuantParams, QuantizedHD, train_hd_qat
+    from neuroplast.apps.motion.qat import (
+        HDQuantParams,
+        QuantizedHD,
+        stack_quantized,
+        train_hd_qat,
+    )
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    tscene, tdvs = sensor_setup(40, args.threshold)
+    xq, yq, _ = make_dataset(range(QAT_SEED0, QAT_SEED0 + args.qat_movies), tscene, tdvs)
     both = stack_kernels([long, short])
-    out, data = {}, None
-    for label, factor in (("unpruned", 1), ("pruned 20x (split basis)", 20)):
+    out = {}
+    for label, factor in (("unpruned, PTQ", 1), ("pruned 20x (split basis), QAT", 20)):
         path = args.work / f"qat_{factor}x_{_tag(both)}_{args.qat_movies}.npz"
         if not path.exists():
-            if data is None:
-                tscene, _ = sensor_setup(40, args.threshold)
-                seeds = range(QAT_SEED0, QAT_SEED0 + args.qat_movies)
-                data = make_dataset(seeds, tscene, replace(DEFAULT_DVS, threshold=args.threshold))
-            xq, yq, _ = data
-            k0 = (
-                both if factor == 1 else prune_kernel(both, both.nnz_in("split") // factor, "split")
-            )
             t0 = time.perf_counter()
-            q, losses = train_hd_qat(
-                list(xq),
-                list(yq),
-                k0,
-                xq[:4],
-                HDQuantParams(),
-                TrainParams(epochs=1, lr=5e-4, lr_final=5e-5, stride=1, batch=8),
-                prune_mask=None if factor == 1 else prune_mask_of(k0, "split"),
-            )
+            if factor == 1:
+                q, _ = train_hd_qat([], [], both, xq[:4], HDQuantParams())
+            else:
+                fams = []
+                for k in (long, short):
+                    k0 = prune_kernel(k, k.nnz_in("split") // factor, "split")
+                    qf, losses = train_hd_qat(
+                        list(xq),
+                        list(yq),
+                        k0,
+                        xq[:4],
+                        HDQuantParams(),
+                        TrainParams(epochs=1, lr=5e-4, lr_final=5e-5, stride=1, batch=8),
+                        prune_mask=prune_mask_of(k0, "split"),
+                    )
+                    _log(f"QAT {label}, {k.n_delays} delays: losses {losses}")
+                    fams.append(qf)
+                q = stack_quantized(fams, xq[:4])
             q.save(path)
-            _log(f"QAT {label}: losses {losses} ({time.perf_counter() - t0:.0f} s)")
+            _log(f"{label}: {time.perf_counter() - t0:.0f} s")
         out[label] = QuantizedHD.load(path)
     return out
 

@@ -126,7 +126,10 @@ def plot_detection(
         ax2 = ax.twinx()
         hit = (det.classes[: len(lab)] == lab).astype(float)
         k = max(1, min(len(hit), 2 * w))
-        ax2.plot(t[: len(lab)], 100 * np.convolve(hit, np.ones(k) / k, "same"), c="0.5", lw=1)
+        run = np.convolve(hit, np.ones(k), "same") / np.convolve(
+            np.ones_like(hit), np.ones(k), "same"
+        )
+        ax2.plot(t[: len(lab)], 100 * run, c="0.5", lw=1)
         ax2.set_ylabel(f"accuracy, {k}-ms mean (%)", fontsize=7)
         ax2.set_ylim(0, 105)
         ax2.tick_params(labelsize=6)

@@ -36,6 +36,7 @@ __all__ = [
     "hd_fake_quant",
     "train_hd_qat",
     "calibrate_output",
+    "stack_quantized",
     "int_logits",
     "int_evidence",
 ]
@@ -227,6 +228,24 @@ def train_hd_qat(
         )
     q = _export(kernel, params, QuantSpec(bits=params.out_bits, scale=1.0))
     return QuantizedHD(q.kernel, q.weight_q, calibrate_output(q.kernel, calib, params)), losses
+
+
+def stack_quantized(models: Sequence[QuantizedHD], calib: np.ndarray) -> QuantizedHD:
+    """Several integer layers (e.g. a long- and a short-window family, each trained and
+    quantized as its own 36-class layer) as the channel groups of one layer: the
+    per-class weight scales are kept, the shared output scale is calibrated anew on
+    ``calib`` (:func:`calibrate_output`)."""
+    from neuroplast.apps.motion.readout import stack_kernels
+
+    bits = {m.weight_q.bits for m in models}
+    if len(bits) != 1:
+        raise DataError(f"cannot stack layers with weight bit widths {sorted(bits)}")
+    kernel = stack_kernels([m.kernel for m in models])
+    spec = _weight_spec(np.concatenate([m.w_scale for m in models]), bits.pop())
+    out_bits = models[0].out_q.bits
+    return QuantizedHD(
+        kernel, spec, calibrate_output(kernel, calib, HDQuantParams(out_bits=out_bits))
+    )
 
 
 def _requant_codes(q: QuantizedHD, acc: np.ndarray, axis: int, cls: slice = slice(None)):

@@ -124,3 +124,19 @@ def test_integer_mode_refusals():
         Runtime(graph(QuantSpec(bits=8, scale=0.5), **q), mode="int")
     with pytest.raises(Exception, match="weight_bits"):
         HDQuantParams(weight_bits=9)
+
+
+def test_stacked_families_keep_their_codes_and_share_the_output_scale():
+    from neuroplast.apps.motion.qat import stack_quantized
+
+    a = _rasters(n=2, seed=5)
+    fams = [train_hd_qat([], [], _kernel(c=3, kt=kt, seed=kt), a)[0] for kt in (4, 2)]
+    q = stack_quantized(fams, a)
+    assert q.kernel.weight.shape == (6, 2, 4, 3, 3)
+    codes, _ = q.codes()
+    for i, f in enumerate(fams):  # each family's int8 codes, embedded in the longer window
+        fc, _ = f.codes()
+        np.testing.assert_array_equal(codes[3 * i : 3 * i + 3, :, 4 - fc.shape[2] :], fc)
+    np.testing.assert_array_equal(
+        int_evidence(q, a), int_logits(q, a).sum(axis=(3, 4)).transpose(0, 2, 1)
+    )
