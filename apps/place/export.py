@@ -28,6 +28,7 @@ from neuroplast.apps.place.module import LIFState, ModuleParams, lif_wta_step
 from neuroplast.apps.place.preprocess import PreprocessParams, preprocess_batch
 from neuroplast.errors import DataError, GraphError
 from neuroplast.graph import Graph, Input, Linear, Node, array_field, register_node
+from neuroplast.graph.cost import COST
 from neuroplast.runtime import BuildContext, Kernel, register_op
 
 __all__ = [
@@ -70,11 +71,6 @@ class PlaceWTALIF(Node):
         if not self.tau_mem > 0 or self.refractory < 0:
             raise GraphError("PlaceWTALIF: tau_mem must be > 0 and refractory >= 0")
 
-    def step_cost(self, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> dict:
-        """Per step: decay + inhibition per neuron; state v, refractory counter (float32, int32)."""
-        n = self.v_thresh.size
-        return {"params": n, "macs": 3 * n, "param_bytes": 4 * n, "state_bytes": 8 * n}
-
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if in_shapes[0] != (self.v_thresh.size,):
             raise GraphError(
@@ -104,15 +100,24 @@ class PlaceReadout(Node):
         ):
             raise GraphError("PlaceReadout: column entries must lie in [-1, n_places)")
 
-    def step_cost(self, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> dict:
-        """Per step: one count update per neuron (scores are formed once per query)."""
-        n = self.column.size
-        return {"macs": n, "param_bytes": 9 * n + 8 * self.place_ids.size, "state_bytes": 4 * n}
-
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if in_shapes[0] != self.column.shape:
             raise GraphError(f"PlaceReadout expects input {self.column.shape}, got {in_shapes[0]}")
         return (int(self.place_ids.size),)
+
+
+@COST.register(PlaceWTALIF)
+def _wta_cost(node: PlaceWTALIF, in_shapes: list, out_shape: tuple) -> dict:
+    """Per step: decay + inhibition per neuron; state v, refractory counter (float32, int32)."""
+    n = node.v_thresh.size
+    return {"params": n, "macs": 3 * n, "param_bytes": 4 * n, "state_bytes": 8 * n}
+
+
+@COST.register(PlaceReadout)
+def _readout_cost(node: PlaceReadout, in_shapes: list, out_shape: tuple) -> dict:
+    """Per step: one count update per neuron (scores are formed once per query)."""
+    n = node.column.size
+    return {"macs": n, "param_bytes": 9 * n + 8 * node.place_ids.size, "state_bytes": 4 * n}
 
 
 def _module_params(node: PlaceWTALIF, dt: float) -> ModuleParams:

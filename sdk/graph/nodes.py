@@ -26,6 +26,8 @@ __all__ = [
     "Node",
     "NODE_KINDS",
     "register_node",
+    "spiking_kinds",
+    "neuron_kinds",
     "Input",
     "Linear",
     "Conv1d",
@@ -72,6 +74,16 @@ def register_node(cls: type[Node]) -> type[Node]:
     return cls
 
 
+def spiking_kinds() -> tuple[str, ...]:
+    """Names of the registered node kinds whose output is spikes (``Node.spiking``)."""
+    return tuple(k for k, cls in NODE_KINDS.items() if cls.spiking)
+
+
+def neuron_kinds() -> tuple[str, ...]:
+    """Names of the registered neuron kinds (``Node.neuron``: spiking or integrating)."""
+    return tuple(k for k, cls in NODE_KINDS.items() if cls.neuron)
+
+
 def array_field(dtype: Any = np.float32, optional: bool = False) -> Any:
     """A numpy-array parameter (stored in weights.npz in a bundle)."""
     return field(
@@ -107,6 +119,12 @@ class Node:
     kind: ClassVar[str] = ""
     n_inputs: ClassVar[int] = 1
     stateful: ClassVar[bool] = False
+    #: The node's output is spikes (0/1 events). The one definition every consumer reads
+    #: (cost model synops, neuromorphic mapping, plasticity post-synaptic defaults).
+    spiking: ClassVar[bool] = False
+    #: The node is a neuron model (occupies neurons on a neuromorphic core): the spiking
+    #: kinds plus non-spiking integrators such as LI.
+    neuron: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -401,6 +419,8 @@ class LIF(Node):
 
     kind: ClassVar[str] = "LIF"
     stateful: ClassVar[bool] = True
+    spiking: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     tau_mem: np.ndarray = array_field()
     v_th: np.ndarray = array_field()
     v_reset: np.ndarray | None = array_field(optional=True)
@@ -437,6 +457,8 @@ class CubaLIF(Node):
 
     kind: ClassVar[str] = "CubaLIF"
     stateful: ClassVar[bool] = True
+    spiking: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     tau_syn: np.ndarray = array_field()
     tau_mem: np.ndarray = array_field()
     v_th: np.ndarray = array_field()
@@ -474,6 +496,8 @@ class IF(Node):
 
     kind: ClassVar[str] = "IF"
     stateful: ClassVar[bool] = True
+    spiking: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     v_th: np.ndarray = array_field()
     v_reset: np.ndarray | None = array_field(optional=True)
     r: np.ndarray | None = array_field(optional=True)
@@ -503,6 +527,7 @@ class LI(Node):
 
     kind: ClassVar[str] = "LI"
     stateful: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     tau_mem: np.ndarray = array_field()
     v_leak: np.ndarray | None = array_field(optional=True)
     r: np.ndarray | None = array_field(optional=True)
@@ -525,6 +550,8 @@ class Threshold(Node):
     """Stateless spike: ``s = [x > v_th]``."""
 
     kind: ClassVar[str] = "Threshold"
+    spiking: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     v_th: np.ndarray = array_field()
 
 
