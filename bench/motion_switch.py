@@ -12,10 +12,12 @@ Stages (each cached in --work, so a run can be resumed or extended):
 3. read-outs (lags x hidden units) fitted on the fitting movies, one chosen on validation
    accuracy, scored once on the held-out movies, with accuracy vs ms since a switch;
 4. --int: the two-family layer quantized by the Brevitas quantizers (post-training) and
-   its 20x split-pruned version with one QAT epoch per family; integer evidence (the QAT model's integer layer) on the
-   first --int-movies held-out movies of each protocol, the read-out applied to it, and
-   the runtime's integer HDDelayConv checked against the QAT integer layer bit for bit
-   on --check-movies 40 x 40 movies.
+   its 20x split-pruned version with one QAT epoch per family; integer evidence (the QAT
+   model's integer layer) against the float layer's on the first --int-movies held-out
+   movies of each protocol at --int-size (40 x 40 by default: the FFT in float64 that
+   makes it exact costs ~11 s per 128 x 128 movie), the read-out applied to both, and the
+   runtime's integer HDDelayConv checked against the QAT integer layer bit for bit on
+   --check-movies 40 x 40 movies.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/motion_switch.py --work /tmp/motion_work \\
         [--test 100 --constant-test 100] [--int]
@@ -172,8 +174,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--int", action="store_true", help="also stage 4 (QAT, integer layer)")
     ap.add_argument("--qat-movies", type=int, default=32)
-    ap.add_argument("--int-movies", type=int, default=4)
-    ap.add_argument("--check-movies", type=int, default=2)
+    ap.add_argument("--int-movies", type=int, default=8)
+    ap.add_argument("--int-size", type=int, default=40, help="sensor side of the int movies")
+    ap.add_argument("--check-movies", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS / "motion_switch.json")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     )
     if args.int:
-        res["int"] = int_stage(args, long, short, ro, ev, lab, scene, dvs)
+        res["int"] = int_stage(args, long, short, ro, scene, dvs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
     _log(f"wrote {args.out}")
@@ -274,7 +277,7 @@ def int_models(args, long: HDKernel, short: HDKernel) -> dict:
         if not path.exists():
             t0 = time.perf_counter()
             if factor == 1:
-                q, _ = train_hd_qat([], [], both, xq[:4], HDQuantParams())
+                q, _ = train_hd_qat([], [], both, xq[:1], HDQuantParams())
             else:
                 fams = []
                 for k in (long, short):
@@ -283,38 +286,37 @@ def int_models(args, long: HDKernel, short: HDKernel) -> dict:
                         list(xq),
                         list(yq),
                         k0,
-                        xq[:4],
+                        xq[:1],
                         HDQuantParams(),
                         TrainParams(epochs=1, lr=5e-4, lr_final=5e-5, stride=1, batch=8),
                         prune_mask=prune_mask_of(k0, "split"),
                     )
                     _log(f"QAT {label}, {k.n_delays} delays: losses {losses}")
                     fams.append(qf)
-                q = stack_quantized(fams, xq[:4])
+                q = stack_quantized(fams, xq[:1])
             q.save(path)
             _log(f"{label}: {time.perf_counter() - t0:.0f} s")
         out[label] = QuantizedHD.load(path)
     return out
 
 
-def int_evidence_cached(args, q, name: str, scene, dvs) -> np.ndarray:
-    """Integer evidence (the QAT model's integer layer) of the first --int-movies movies."""
+def int_evidence_cached(args, q, name: str, dvs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer evidence (the QAT model's integer layer), float evidence of the float
+    two-family layer and labels of the first --int-movies movies at --int-size."""
     from neuroplast.apps.motion.qat import int_evidence
 
-    n = args.int_movies
-    f = args.work / f"int_{name}_{_tag(q.kernel)}_{n}.npz"
-    if f.exists():
-        return np.load(f)["E"]
-    seeds, constant = _seeds(name, n)
-    sc = replace(scene, p_switch=0.0) if constant else scene
-    chunks = []
-    for i in range(0, n, 4):
-        x, _, _ = make_dataset(seeds[i : min(n, i + 4)], sc, dvs)
-        chunks.append(int_evidence(q, x))
-        _log(f"int evidence {name}: {min(n, i + 4)}/{n}")
-    e = np.concatenate(chunks)
-    np.savez(f, E=e)
-    return e
+    n, size = args.int_movies, args.int_size
+    f = args.work / f"int_{name}_{_tag(q.kernel)}_{n}_{size}.npz"
+    if not f.exists():
+        seeds, constant = _seeds(name, n)
+        scene, _ = sensor_setup(size, args.threshold)
+        sc = replace(scene, p_switch=0.0) if constant else scene
+        x, y, _ = make_dataset(seeds, sc, dvs)
+        both = stack_kernels([HDKernel.load(args.kernel), HDKernel.load(args.short_kernel)])
+        np.savez(f, E=int_evidence(q, x), F=predict_dense(both, x), Y=y)
+        _log(f"int evidence {name}: {n} movies of {size} x {size}")
+    z = np.load(f)
+    return z["E"], z["F"], z["Y"]
 
 
 def int_work(args, long, short, scene, dvs) -> dict:
@@ -322,7 +324,7 @@ def int_work(args, long, short, scene, dvs) -> dict:
     out = {}
     for label, q in int_models(args, long, short).items():
         for name in ("test", "constant"):
-            int_evidence_cached(args, q, name, scene, dvs)
+            int_evidence_cached(args, q, name, dvs)
         f = args.work / f"check_{_tag(q.kernel)}_{args.check_movies}.json"
         if not f.exists():
             f.write_text(json.dumps(_runtime_check(q, args, dvs)))
@@ -330,10 +332,15 @@ def int_work(args, long, short, scene, dvs) -> dict:
     return out
 
 
-def int_stage(args, long, short, ro, ev, lab, scene, dvs) -> dict:
-    """Scores of the integer layers: the read-out on integer evidence vs float."""
-    out: dict = {"qat_movies": args.qat_movies, "seed0": QAT_SEED0, "models": {}}
-    count = (args.size - long.weight.shape[3] + 1) ** 2
+def int_stage(args, long, short, ro, scene, dvs) -> dict:
+    """Scores of the integer layers against the float layer on the same movies."""
+    out: dict = {
+        "qat_movies": args.qat_movies,
+        "seed0": QAT_SEED0,
+        "sensor": args.int_size,
+        "models": {},
+    }
+    count = (args.int_size - long.weight.shape[3] + 1) ** 2
     for label, (q, check) in int_work(args, long, short, scene, dvs).items():
         n_s, n_d = q.kernel.nnz_split
         row: dict = {
@@ -343,12 +350,10 @@ def int_stage(args, long, short, ro, ev, lab, scene, dvs) -> dict:
             "runtime_vs_qat": check,
         }
         for name, key in (("test", "switching"), ("constant", "constant")):
-            ei = int_evidence_cached(args, q, name, scene, dvs)
-            n = len(ei)
-            y, ef = lab[name][:n], ev[name][:n]
+            ei, ef, y = int_evidence_cached(args, q, name, dvs)
             deq = ei.astype(np.float64) * q.out_q.scale / count  # mean z per class
             row[key] = {
-                "movies": n,
+                "movies": len(y),
                 "int long window, argmax": accuracy_per_step(ei[..., :36], y),
                 "int read-out": accuracy_per_step(ro.apply(deq), y),
                 "float unpruned long window, argmax (same movies)": accuracy_per_step(
