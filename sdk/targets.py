@@ -345,7 +345,11 @@ def matrix_markdown(targets: Iterable[str] | None = None, shipped_only: bool = F
         legend.append(f"| {t} | {tg.title} | {tg.engine or '-'} | {tg.hint or '-'} |")
     rows = ["| kind | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     notes: list[str] = []
-    for kind, cls in NODE_KINDS.items():
+    # core kinds in definition order, then app/plugin kinds by module: the table must not
+    # depend on which plugin happened to be imported first
+    core = [kc for kc in NODE_KINDS.items() if kc[1].__module__ == "neuroplast.graph.nodes"]
+    more = [kc for kc in NODE_KINDS.items() if kc[1].__module__ != "neuroplast.graph.nodes"]
+    for kind, cls in core + sorted(more, key=lambda kc: (kc[1].__module__, kc[0])):
         if shipped_only and not cls.__module__.startswith("neuroplast."):
             continue
         cells = []
