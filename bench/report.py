@@ -275,10 +275,13 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             rows.append(
                 (
                     (
-                        f"motion integer HDDelayConv, int8 QAT, {name} "
-                        f"({s_['movies']} + {c_['movies']} movies)"
+                        f"motion integer HDDelayConv (int8, Brevitas quantizers), {name} "
+                        f"({s_['movies']} + {c_['movies']} movies of "
+                        f"{d['int']['sensor']}x{d['int']['sensor']})"
                     ),
                     (
+                        f"21-ms layer switching {_pct(s_['int long window, argmax'])} (float "
+                        f"{_pct(s_['float unpruned long window, argmax (same movies)'])}); "
                         f"read-out on integer evidence: switching {_pct(s_['int read-out'])} "
                         f"(float unpruned {_pct(s_['float unpruned read-out (same movies)'])}), constant "
                         f"{_pct(c_['int read-out'])} "
