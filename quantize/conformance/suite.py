@@ -89,9 +89,9 @@ def _importable(peer: str) -> bool:
     return find_spec(peer.split(":")[1]) is not None
 
 
-def _attempt(target: str, fn: Callable[[], Outcome]) -> Outcome:
+def _attempt(target: str, fn: Callable[..., Outcome], *args: Any) -> Outcome:
     try:
-        return fn()
+        return fn(*args)
     except Exception as e:  # noqa: BLE001 - a claimed target that crashed is the finding
         tb = traceback.format_exception_only(type(e), e)[-1].strip()
         return Outcome(target, "error", f"claimed but failed: {tb}")
@@ -122,8 +122,10 @@ def run_suite(
                 which, runner, _ = ENGINES[t]
                 g = case.int_graph if which == "int" else case.float_graph
                 refused = TARGETS[t].refusals(g)
-                o = _attempt(
-                    t, lambda: check_refusal(t, g, refused[0]) if refused else runner(case, s)
+                o = (
+                    _attempt(t, check_refusal, t, g, refused[0])
+                    if refused
+                    else _attempt(t, runner, case, s)
                 )
                 rep.add(sd, case.family, case.kinds, o, claimed=not refused)
                 if o.status == "agree":
@@ -131,7 +133,7 @@ def run_suite(
             for p in peers:
                 base, runner = PEER_ENGINES[p]
                 if base in agreed:  # the peer reads what that target wrote
-                    o = _attempt(p, lambda: runner(case, s))
+                    o = _attempt(p, runner, case, s)
                     rep.add(sd, case.family, case.kinds, o, claimed=True)
             if progress is not None:
                 progress(i + 1, n)
