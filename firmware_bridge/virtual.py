@@ -1,13 +1,14 @@
 """Build the C reference firmware and run it as a virtual board on a pseudo-terminal.
 
 ``build_firmware()`` compiles ``firmware/`` with the system C compiler (``cc``, C99,
-``-Wall -Wextra -Werror``) into ``firmware/build/`` when a source is newer than the
-binary; ``VirtualBoard`` starts it, reads the pty path it prints, and stops it.
-The root Makefile's ``make -C firmware_bridge/firmware`` builds the same binary.
+``-Wall -Wextra -Werror``) into the user cache (``~/.cache/neuroplast/firmware/<hash>``,
+the hash covering the sources, flags and compiler), never into the source tree;
+``VirtualBoard`` starts it, reads the pty path it prints, and stops it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import select
 import shutil
@@ -18,9 +19,16 @@ from pathlib import Path
 
 from neuroplast.firmware_bridge.errors import FirmwareBuildError
 
-__all__ = ["firmware_dir", "build_firmware", "VirtualBoard", "CORE_SOURCES"]
+__all__ = [
+    "firmware_dir",
+    "cache_dir",
+    "compile_cached",
+    "build_firmware",
+    "VirtualBoard",
+    "CORE_SOURCES",
+]
 
-CORE_SOURCES = ("np_link.c", "np_model.c", "np_board.c")
+CORE_SOURCES = ("np_link.c", "np_kernels.c", "np_model.c", "np_board.c")
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SAN = [
     "-O1",
@@ -43,24 +51,60 @@ def _compiler() -> str:
     return cc
 
 
+def cache_dir() -> Path:
+    """Where firmware builds go: ``$NEUROPLAST_CACHE`` or ``~/.cache/neuroplast`` (XDG)."""
+    if os.environ.get("NEUROPLAST_CACHE"):
+        return Path(os.environ["NEUROPLAST_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "neuroplast"
+
+
+def _digest(files: list[Path], *words: str) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    h.update("\0".join(words).encode())
+    return h.hexdigest()[:16]
+
+
+def compile_cached(
+    exe_name: str, cmd_prefix: list[str], sources: list[Path], headers: list[Path],
+    out_dir: str | Path | None = None, force: bool = False,
+) -> Path:  # fmt: skip
+    """Run ``cmd_prefix -o OUT sources`` into ``<cache>/firmware/<hash>/exe_name`` unless
+    a build with the same sources, headers and command exists; return OUT."""
+    key = _digest([*sources, *headers], *cmd_prefix)
+    build = Path(out_dir) if out_dir else cache_dir() / "firmware" / key
+    exe = build / exe_name
+    if exe.exists() and not force:
+        return exe
+    build.mkdir(parents=True, exist_ok=True)
+    # compile to a temp name and rename: concurrent test workers never see half a binary
+    fd, tmp = tempfile.mkstemp(prefix=f".{exe_name}.", dir=build)
+    os.close(fd)
+    cmd = [*cmd_prefix, "-o", tmp, *map(str, sources)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        os.unlink(tmp)
+        raise FirmwareBuildError(f"could not run the compiler: {e}") from None
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        raise FirmwareBuildError(f"firmware build failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, exe)
+    return exe
+
+
 def build_firmware(
     target: str = "virtual", force: bool = False, out_dir: str | Path | None = None
 ) -> Path:
-    """Compile a firmware target and return the executable's path.
+    """Compile a host firmware target and return the executable's path.
 
     ``target``: ``"virtual"`` (POSIX pty board, -O2), ``"virtual_asan"`` (same with
-    AddressSanitizer+UBSan) or ``"fuzz_asan"`` (the frame/image fuzzer). Rebuilds only
-    when a source or header is newer than the binary (or ``force``).
+    AddressSanitizer+UBSan) or ``"fuzz_asan"`` (the frame/image fuzzer). The build is
+    cached by content (see :func:`compile_cached`); ``force`` rebuilds.
     """
     src = firmware_dir()
-    build = Path(out_dir) if out_dir else src / "build"
-    if out_dir is None and not os.access(src, os.W_OK):
-        # installed read-only (e.g. a wheel in site-packages): build in the user's cache
-        build = (
-            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-            / "neuroplast"
-            / "firmware"
-        )
     names = {
         "virtual": ("np_virtual_board", ["hal_posix.c"], ["-O2"]),
         "virtual_asan": (
@@ -73,28 +117,9 @@ def build_firmware(
     if target not in names:
         raise FirmwareBuildError(f"unknown firmware target {target!r}; choose from {sorted(names)}")
     exe_name, extra, flags = names[target]
-    exe = build / exe_name
-    inputs = [src / f for f in (*CORE_SOURCES, *extra)] + sorted(src.glob("*.h"))
-    if not force and exe.exists():
-        newest = max(p.stat().st_mtime for p in inputs)
-        if exe.stat().st_mtime >= newest:
-            return exe
-    build.mkdir(parents=True, exist_ok=True)
-    # compile to a temp name and rename: concurrent test workers never see half a binary
-    fd, tmp = tempfile.mkstemp(prefix=f".{exe_name}.", dir=build)
-    os.close(fd)
-    cmd = [_compiler(), *WARN, *flags, "-o", tmp, *[str(src / f) for f in (*CORE_SOURCES, *extra)]]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        os.unlink(tmp)
-        raise FirmwareBuildError(f"could not run the C compiler: {e}") from None
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        raise FirmwareBuildError(f"firmware build failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, exe)
-    return exe
+    sources = [src / f for f in (*CORE_SOURCES, *extra)]
+    return compile_cached(exe_name, [_compiler(), *WARN, *flags], sources,
+                          sorted(src.glob("*.h")), out_dir, force)  # fmt: skip
 
 
 class VirtualBoard:

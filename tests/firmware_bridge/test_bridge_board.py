@@ -255,7 +255,7 @@ def test_unsupported_graph_is_refused_on_the_host():
             ("fc", Linear(weight=np.eye(4), weight_q=QuantSpec(8, 0.01, 0), out_q=u8)),
         ]
     )
-    with pytest.raises(ModelImageError, match="int8"):
+    with pytest.raises(UnsupportedError, match="int8"):
         build_image(Runtime(g2, mode="int"))
 
 
