@@ -20,6 +20,7 @@ from pathlib import Path
 from neuroplast.firmware_bridge.errors import FirmwareBuildError
 
 __all__ = [
+    "PtyBoardProcess",
     "firmware_dir",
     "cache_dir",
     "compile_cached",
@@ -122,63 +123,63 @@ def build_firmware(
                           sorted(src.glob("*.h")), out_dir, force)  # fmt: skip
 
 
-class VirtualBoard:
-    """The C firmware running as a process that serves a pty.
+class PtyBoardProcess:
+    """A board process that serves its link on a pseudo-terminal and prints the pty path.
 
-    ``baud`` > 0 makes the firmware emulate that UART line rate (10 bits per byte);
-    ``arena``/``staging`` set its memory (bytes) to mimic a smaller board.
-    Use as a context manager; ``port`` is the pty path to open with pyserial.
+    Subclasses give :meth:`command` (the argv) and :meth:`parse_port` (the pty path from
+    one line of its output, or None). Use as a context manager; ``port`` is the pty path
+    to open with pyserial. The process ends when :meth:`stop` is called or, as a safety
+    net, when the Python process that started it dies.
     """
 
-    def __init__(
-        self,
-        baud: int = 0,
-        arena: int | None = None,
-        staging: int | None = None,
-        asan: bool = False,
-        start_timeout: float = 10.0,
-    ) -> None:
-        self.baud = int(baud)
-        self.arena = arena
-        self.staging = staging
-        self.asan = asan
-        self.start_timeout = start_timeout
+    start_timeout = 10.0
+    what = "board process"
+
+    def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: str | None = None
         self.returncode: int | None = None
-        self.stderr_output = ""  # what the firmware printed on stderr (sanitizer reports)
+        self.stderr_output = ""  # what the process printed on stderr (e.g. sanitizer reports)
 
-    def start(self) -> VirtualBoard:
-        exe = build_firmware("virtual_asan" if self.asan else "virtual")
-        cmd = [str(exe), "--watch-stdin", "--baud", str(self.baud)]
-        if self.arena is not None:
-            cmd += ["--arena", str(int(self.arena))]
-        if self.staging is not None:
-            cmd += ["--staging", str(int(self.staging))]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        line = b""
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def parse_port(self, line: str) -> str | None:
+        raise NotImplementedError
+
+    def _popen(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+
+    def start(self) -> PtyBoardProcess:
+        self.proc = self._popen(self.command())
         deadline = time.monotonic() + self.start_timeout
         assert self.proc.stdout is not None
-        while not line.endswith(b"\n"):
+        line = b""
+        while True:
             left = deadline - time.monotonic()
             r, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
             if not r:
                 self.stop()
-                raise FirmwareBuildError("virtual board did not print its pty path in time")
+                raise FirmwareBuildError(f"{self.what} did not print its pty path in time")
             ch = os.read(self.proc.stdout.fileno(), 1)
             if not ch:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
                 self.stop()
-                raise FirmwareBuildError(f"virtual board exited at start: {err.strip()}")
+                raise FirmwareBuildError(f"{self.what} exited at start: {err.strip()}")
             line += ch
-        parts = line.decode().split()
-        if len(parts) != 2 or parts[0] != "NP_VIRTUAL_BOARD":
-            self.stop()
-            raise FirmwareBuildError(f"unexpected start line from the virtual board: {line!r}")
-        self.port = parts[1]
-        return self
+            if ch == b"\n":
+                try:
+                    port = self.parse_port(line.decode(errors="replace"))
+                except FirmwareBuildError:
+                    self.stop()
+                    raise
+                if port:
+                    self.port = port
+                    return self
+                line = b""
 
     def stop(self) -> int | None:
         """Stop the process (closing its stdin, then SIGTERM, then SIGKILL); return its exit code."""
@@ -189,7 +190,7 @@ class VirtualBoard:
             if p.stdin:
                 p.stdin.close()
             try:
-                self.returncode = p.wait(timeout=5)
+                self.returncode = p.wait(timeout=self._grace())
             except subprocess.TimeoutExpired:
                 p.terminate()
                 try:
@@ -205,8 +206,63 @@ class VirtualBoard:
                 if s:
                     s.close()
 
-    def __enter__(self) -> VirtualBoard:
+    def _grace(self) -> float:
+        """Seconds the process gets to exit by itself once its stdin is closed."""
+        return 5.0
+
+    def __enter__(self) -> PtyBoardProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the child gets SIGTERM when the parent dies (no orphaned board processes)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort; stop() is the real way out
+        pass
+
+
+class VirtualBoard(PtyBoardProcess):
+    """The C firmware built for this host, running as a process that serves a pty.
+
+    ``baud`` > 0 makes the firmware emulate that UART line rate (10 bits per byte);
+    ``arena``/``staging`` set its memory (bytes) to mimic a smaller board.
+    """
+
+    what = "virtual board"
+
+    def __init__(
+        self,
+        baud: int = 0,
+        arena: int | None = None,
+        staging: int | None = None,
+        asan: bool = False,
+        start_timeout: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.baud = int(baud)
+        self.arena = arena
+        self.staging = staging
+        self.asan = asan
+        self.start_timeout = start_timeout
+
+    def command(self) -> list[str]:
+        exe = build_firmware("virtual_asan" if self.asan else "virtual")
+        cmd = [str(exe), "--watch-stdin", "--baud", str(self.baud)]
+        if self.arena is not None:
+            cmd += ["--arena", str(int(self.arena))]
+        if self.staging is not None:
+            cmd += ["--staging", str(int(self.staging))]
+        return cmd
+
+    def parse_port(self, line: str) -> str | None:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] != "NP_VIRTUAL_BOARD":
+            raise FirmwareBuildError(f"unexpected start line from the virtual board: {line!r}")
+        return parts[1]

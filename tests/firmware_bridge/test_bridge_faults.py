@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 from bridge_models import mlp_lif_li, random_codes
+from conftest import link_timeout
 
 from neuroplast.firmware_bridge import (
     Board,
@@ -19,12 +20,14 @@ from neuroplast.firmware_bridge import (
 )
 
 
-def test_10000_messages_through_a_faulty_link(vboard):
+def test_10000_messages_through_a_faulty_link(board_proc):
     """1% flipped, 1% dropped, 1% duplicated frames in each direction. Every message is
     either delivered exactly once (the reply is correct and the board executed it once)
-    or reported as an error; nothing is silently corrupted or executed twice."""
+    or reported as an error; nothing is silently corrupted or executed twice.
+    (10,000 messages on the virtual board; 2,000 through QEMU's byte-at-a-time UART.)"""
+    qemu = board_proc.kind != "virtual"
     rt = mlp_lif_li()
-    with Board.connect(vboard.port, timeout=0.5) as b0:  # load over a clean link
+    with Board.connect(board_proc.port, timeout=link_timeout(board_proc.kind)) as b0:
         b0.load(rt)
         b0.reset("stats")
         stats0 = b0.stats()
@@ -32,12 +35,12 @@ def test_10000_messages_through_a_faulty_link(vboard):
     x = random_codes(rt, 5000, rng)
     rt.reset()
     ref = rt.run(x)  # board STREAM steps must follow this exactly (state makes repeats visible)
-    n_msgs = 10_000
+    n_msgs = 2_000 if qemu else 10_000
     errors = delivered = 0
     step = 0
-    with FaultProxy(vboard.port, p_flip=0.01, p_drop=0.01, p_dup=0.01, seed=7) as proxy:
+    with FaultProxy(board_proc.port, p_flip=0.01, p_drop=0.01, p_dup=0.01, seed=7) as proxy:
         proxy.enabled = False  # HELLO is re-executed on retransmit by design: keep it clean
-        with Board.connect(proxy.port, timeout=0.015, retries=10) as b:
+        with Board.connect(proxy.port, timeout=0.05 if qemu else 0.015, retries=10) as b:
             proxy.enabled = True
             b.image = b0.image
             for i in range(n_msgs):
@@ -63,7 +66,7 @@ def test_10000_messages_through_a_faulty_link(vboard):
         counts = proxy.counts
     assert delivered + errors == n_msgs
     assert errors == 0, "with 10 retries at 3% loss no message should exhaust its retries"
-    assert counts.dropped > 50 and counts.flipped > 50 and counts.duplicated > 50
+    assert min(counts.dropped, counts.flipped, counts.duplicated) > n_msgs // 200
     # exactly once: the board executed each request once (+ HELLO and the STATS just
     # read), and answered the rest (retransmits, duplicates) from its reply cache
     assert stats["executed"] - stats0["executed"] == n_msgs + 2
@@ -73,12 +76,12 @@ def test_10000_messages_through_a_faulty_link(vboard):
     assert b.counters.retransmits > 0
 
 
-def test_lost_replies_are_reported_and_never_re_executed(vboard):
+def test_lost_replies_are_reported_and_never_re_executed(board_proc):
     """All replies lost: the host reports an error; the board ran the request once and
     answered every retransmit from its cache (the 'reported as an error' branch)."""
-    with FaultProxy(vboard.port, p_flip=0, p_drop=1.0, p_dup=0, direction="to_host") as proxy:
+    with FaultProxy(board_proc.port, p_flip=0, p_drop=1.0, p_dup=0, direction="to_host") as proxy:
         proxy.enabled = False
-        with Board.connect(proxy.port, timeout=0.02, retries=3) as b:
+        with Board.connect(proxy.port, timeout=0.05, retries=3) as b:
             before = b.stats()
             proxy.enabled = True
             with pytest.raises(BridgeTimeout):
@@ -90,9 +93,9 @@ def test_lost_replies_are_reported_and_never_re_executed(vboard):
     assert after["executed"] - before["executed"] == 2  # the PING and this STATS
 
 
-def test_link_resynchronizes_after_garbage(vboard):
-    with FaultProxy(vboard.port, p_flip=0, p_drop=0, p_dup=0) as proxy:
-        with Board.connect(proxy.port, timeout=0.2, retries=3) as b:
+def test_link_resynchronizes_after_garbage(board_proc):
+    with FaultProxy(board_proc.port, p_flip=0, p_drop=0, p_dup=0) as proxy:
+        with Board.connect(proxy.port, timeout=link_timeout(board_proc.kind), retries=3) as b:
             before = b.stats()
             rng = np.random.default_rng(1)
             proxy.inject_garbage(
