@@ -66,7 +66,7 @@ uint32_t np_hal_cycles(void) { return 0; }
 
 static uint8_t frame[2 * NP_MAX_ENCODED_FRAME + 64];
 static uint8_t payload[NP_MAX_PAYLOAD];
-#define MAX_SEEDS 16
+#define MAX_SEEDS 32
 #define SEED_CAP (16 * 1024)
 static uint8_t seeds[MAX_SEEDS][SEED_CAP];
 static size_t seed_len[MAX_SEEDS], n_seeds;

@@ -114,15 +114,71 @@ def test_link_resynchronizes_after_garbage(board_proc):
     assert b.counters.rx_bad_frames > 0  # host saw (and survived) garbage too
 
 
-def test_c_frame_parser_fuzz_asan_ubsan():
+def test_c_frame_parser_fuzz_asan_ubsan(tmp_path):
     """100,000 random and mutated frames and model images into the board engine built
-    with AddressSanitizer + UBSan (abort on the first error); all replies well-formed."""
+    with AddressSanitizer + UBSan (abort on the first error); all replies well-formed.
+    The mutated images start from a valid image of every layer kind."""
+    from neuroplast.firmware_bridge.image import build_image
+    from neuroplast.firmware_bridge.selftest import KIND_GRAPHS, random_graph
+    from neuroplast.runtime import Runtime
+
+    rng = np.random.default_rng(3)
+    seeds = []
+    for kind in KIND_GRAPHS:
+        data = build_image(Runtime(random_graph(kind, rng), mode="int")).data
+        while len(data) > 12_000:  # the fuzzer's 16 KiB staging buffer
+            data = build_image(Runtime(random_graph(kind, rng), mode="int")).data
+        (tmp_path / f"{kind}.npmi").write_bytes(data)
+        seeds.append(str(tmp_path / f"{kind}.npmi"))
     exe = build_firmware("fuzz_asan")
     proc = subprocess.run(
-        [str(exe), "100000", "12345"], capture_output=True, text=True, timeout=300
+        [str(exe), "100000", "12345", *seeds], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     m = re.search(r"(\d+) inputs, (\d+) replies \((\d+) ACK, (\d+) NACK", proc.stdout)
     assert m and int(m.group(1)) == 100_000
     assert int(m.group(3)) > 1000 and int(m.group(4)) > 1000  # both paths exercised
     assert "ERROR" not in proc.stderr and "runtime error" not in proc.stderr
+
+
+def test_fuzzed_requests_over_the_wire(board_proc):
+    """Well-framed but hostile requests (random payloads with good CRCs, mutated model
+    images with good chunk CRCs) reach the handlers and the image parser of the running
+    board (on the Cortex-M4 too: its alignment and 32-bit size_t). Every request gets a
+    reply, and afterwards the board still runs a model bit-exactly."""
+    from neuroplast.firmware_bridge import DeviceError, build_image
+    from neuroplast.firmware_bridge.selftest import random_graph
+    from neuroplast.runtime import Runtime
+
+    rng = np.random.default_rng(99)
+    images = [build_image(Runtime(random_graph(k, rng), mode="int")).data
+              for k in ("Conv2d", "Add", "CubaLIF", "DelayLinear", "AvgPool2d", "Scale")]  # fmt: skip
+    types = [t for t in spec.MsgType if t not in (spec.MsgType.LOG, spec.MsgType.ACK,
+                                                   spec.MsgType.NACK)] + [0x55]  # fmt: skip
+    replies = {"ack": 0, "nack": 0}
+    with Board.connect(board_proc.port, timeout=link_timeout(board_proc.kind), retries=2) as b:
+        for i in range(150):
+            try:
+                if i % 3 == 0:  # a mutated image through LOAD_BUNDLE, valid CRCs
+                    img = bytearray(images[int(rng.integers(len(images)))])
+                    for _ in range(int(rng.integers(1, 6))):
+                        img[int(rng.integers(len(img)))] = int(rng.integers(256))
+                    b.load(bytes(img[: int(rng.integers(16, len(img) + 1))]))
+                else:
+                    t = int(types[int(rng.integers(len(types)))])
+                    n = int(rng.integers(0, 300))
+                    flags = int(rng.integers(0, 16)) & ~spec.Flag.UNSOLICITED  # (ignored: a reply)
+                    b.request(t, rng.integers(0, 256, n, dtype=np.uint8).tobytes(), flags=flags)
+                replies["ack"] += 1
+            except DeviceError:
+                replies["nack"] += 1
+            except BridgeTimeout as e:  # a chunk-CRC NACK is resent (and answered) as CRC
+                assert "corrupted" in str(e), e
+                replies["nack"] += 1
+        assert replies["ack"] > 10 and replies["nack"] > 10, replies
+        b.hello()
+        rt = mlp_lif_li()
+        b.load(rt)
+        x = random_codes(rt, 30, rng)
+        rt.reset()
+        np.testing.assert_array_equal(b.infer(x), rt.run(x))
