@@ -282,6 +282,30 @@ def register(app: Any) -> None:
             raise typer.Exit(1)
         console.print("[green]bit-identical to the host integer runtime[/green]")
 
+    @board_app.command("project")
+    def project_cmd(
+        bundle: Path = typer.Argument(..., help="Bundle folder or zip to compile in."),
+        out: Path = typer.Option(..., "--out", "-o", help="New folder for the project."),
+        target: str = typer.Option(
+            "pio", "--target", "-t", help="pio, arduino, pico, idf or stm32cube."
+        ),
+        board: str = typer.Option(
+            "nano33ble", "--board", help="Board profile (PlatformIO env / Arduino FQBN)."
+        ),
+    ) -> None:
+        """Write a ready firmware project for a real board (sources, port, the bundle's model
+        compiled in, build files) and print the flashing steps."""
+        from neuroplast.firmware_bridge.image import image_from_bundle
+        from neuroplast.firmware_bridge.project import write_project
+
+        image = image_from_bundle(bundle)
+        proj = write_project(image, target, out, board=board, name=Path(bundle).name)
+        console.print(
+            f"wrote {proj.root} ({target}): firmware + {proj.src.relative_to(proj.root.parent)}"
+            f"/np_model_image.c ({len(image.data):,} B model, arena {image.arena_bytes:,} B)"
+        )
+        print(proj.steps)
+
     @board_app.command("monitor")
     def monitor_cmd(
         port: str = port_opt,

@@ -88,11 +88,15 @@ def build_cortex_m(
     opt: str = "-O2",
     arena: int = ARENA_BYTES,
     staging: int = STAGING_BYTES,
-    extra_sources: tuple[Path, ...] = (),
+    image_source: Path | None = None,
     defines: tuple[str, ...] = (),
     force: bool = False,
 ) -> Path:
-    """Cross-compile the firmware for ``core`` (see :data:`CORES`) and return the ELF."""
+    """Cross-compile the firmware for ``core`` (see :data:`CORES`) and return the ELF.
+
+    ``image_source``: a ``np_model_image.c`` holding a model to load at boot (as written
+    by ``neuroplast board project``); default: the empty one (models come over the link).
+    """
     c = _core(core)
     gcc = _tool("arm-none-eabi-gcc", "gcc-arm-none-eabi and libnewlib-arm-none-eabi")
     src = firmware_dir()
@@ -105,9 +109,9 @@ def build_cortex_m(
         "--specs=nosys.specs", "-Wl,--gc-sections", f"-T{port / 'mps2.ld'}",
     ]  # fmt: skip
     sources = [src / f for f in CORE_SOURCES] + [port / "hal_mps2.c", port / "startup.c"]
+    sources.append(Path(image_source) if image_source else src / "np_model_image.c")
     headers = sorted(src.glob("*.h")) + [port / "mps2.ld"]
-    return compile_cached(f"np_mps2_{core}.elf", cmd, [*sources, *extra_sources], headers,
-                          force=force)  # fmt: skip
+    return compile_cached(f"np_mps2_{core}.elf", cmd, sources, headers, force=force)
 
 
 def elf_size(elf: str | Path) -> dict[str, int]:

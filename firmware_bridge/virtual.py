@@ -86,14 +86,21 @@ def compile_cached(
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
-        os.unlink(tmp)
+        _unlink(tmp)
         raise FirmwareBuildError(f"could not run the compiler: {e}") from None
     if proc.returncode != 0:
-        os.unlink(tmp)
+        _unlink(tmp)  # (the compiler may have removed it already)
         raise FirmwareBuildError(f"firmware build failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
     os.chmod(tmp, 0o755)
     os.replace(tmp, exe)
     return exe
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def build_firmware(

@@ -494,6 +494,13 @@ static void handle_frame(np_board_t *b, const uint8_t *enc, size_t enc_len)
     }
 }
 
+int np_board_boot(np_board_t *b, uint8_t *arena, size_t arena_cap, uint8_t *staging,
+                  size_t staging_cap, const uint8_t *image, size_t image_len)
+{
+    np_board_init(b, arena, arena_cap, staging, staging_cap);
+    return image_len ? np_board_load_image(b, image, image_len) : NP_ERR_OK;
+}
+
 int np_board_load_image(np_board_t *b, const uint8_t *img, size_t len)
 {
     int err = np_model_load(&b->model, img, len);

@@ -56,6 +56,11 @@ void np_board_log(np_board_t *b, uint8_t level, const char *text);
  * (reason in b->model.detail). */
 int np_board_load_image(np_board_t *b, const uint8_t *img, size_t len);
 
+/* What a port calls at start: np_board_init, then load `image` if it is not empty (a model
+ * compiled into flash; ports pass np_model_image / np_model_image_len). */
+int np_board_boot(np_board_t *b, uint8_t *arena, size_t arena_cap, uint8_t *staging,
+                  size_t staging_cap, const uint8_t *image, size_t image_len);
+
 #ifdef __cplusplus
 }
 #endif

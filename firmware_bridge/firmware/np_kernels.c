@@ -64,11 +64,17 @@ void np_linear(const int32_t *x, uint32_t n_in, uint32_t n_out, const int8_t *w,
     }
 }
 
-/* First k in [0, n) with 0 <= base + k*step < limit, and one past the last (step >= 1). */
+/* First k in [0, n) with 0 <= base + k*step < limit, and one past the last (step >= 1).
+ * The common case (the whole window inside the input) takes no division. */
 static void valid_taps(long base, uint32_t step, uint32_t n, uint32_t limit, uint32_t *k0,
                        uint32_t *k1)
 {
     long lo = 0, hi = (long)n;
+    if (base >= 0 && base + (hi - 1) * (long)step < (long)limit) {
+        *k0 = 0;
+        *k1 = n;
+        return;
+    }
     if (base < 0) lo = (-base + (long)step - 1) / (long)step;
     if (base + (hi - 1) * (long)step >= (long)limit) {
         long last = ((long)limit - 1 - base); /* largest k with base + k*step < limit */
@@ -79,11 +85,42 @@ static void valid_taps(long base, uint32_t step, uint32_t n, uint32_t limit, uin
     *k1 = (uint32_t)hi;
 }
 
+/* One output of a convolution: the window's taps in the order with the longer inner loop
+ * (input channels innermost for pointwise-like layers, the kernel row otherwise). */
+static uint32_t conv_window(const int32_t *xg, const int8_t *wo, const np_geom_t *g, uint32_t icg,
+                            size_t plane, long by, long bx, uint32_t ky0, uint32_t ky1,
+                            uint32_t kx0, uint32_t kx1, uint32_t acc, uint32_t zp)
+{
+    uint32_t ic, ky, kx;
+    const size_t ktaps = (size_t)g->kh * g->kw;
+    if (icg > kx1 - kx0) {
+        for (ky = ky0; ky < ky1; ky++) {
+            const int32_t *xr = xg + (size_t)(by + (long)ky * g->dh) * g->w;
+            for (kx = kx0; kx < kx1; kx++) {
+                const int32_t *xp = xr + (bx + (long)kx * g->dw);
+                const int8_t *wp = wo + (size_t)ky * g->kw + kx;
+                for (ic = 0; ic < icg; ic++) MAC(acc, wp[ic * ktaps], xp[ic * plane], zp);
+            }
+        }
+        return acc;
+    }
+    for (ic = 0; ic < icg; ic++) {
+        const int32_t *xc = xg + (size_t)ic * plane;
+        const int8_t *wc = wo + (size_t)ic * ktaps;
+        for (ky = ky0; ky < ky1; ky++) {
+            const int32_t *xr = xc + (size_t)(by + (long)ky * g->dh) * g->w;
+            const int8_t *wr = wc + (size_t)ky * g->kw;
+            for (kx = kx0; kx < kx1; kx++) MAC(acc, wr[kx], xr[bx + (long)kx * g->dw], zp);
+        }
+    }
+    return acc;
+}
+
 void np_conv2d(const int32_t *x, const np_geom_t *g, const int8_t *w, const np_affine_t *q,
                int32_t *y)
 {
     uint32_t icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
-    uint32_t oc, oy, ox, ic, ky, kx, ky0, ky1, kx0, kx1;
+    uint32_t oc, oy, ox, ky0, ky1, kx0, kx1;
     const uint32_t zp = (uint32_t)q->zp_in;
     const size_t plane = (size_t)g->h * g->w;
     for (oc = 0; oc < g->c_out; oc++) {
@@ -95,18 +132,10 @@ void np_conv2d(const int32_t *x, const np_geom_t *g, const int8_t *w, const np_a
             valid_taps(by, g->dh, g->kh, g->h, &ky0, &ky1);
             for (ox = 0; ox < g->wo; ox++) {
                 long bx = (long)ox * g->sw - (long)g->pw;
-                uint32_t acc = (uint32_t)q->bias[oc];
+                uint32_t acc;
                 valid_taps(bx, g->dw, g->kw, g->w, &kx0, &kx1);
-                for (ic = 0; ic < icg; ic++) {
-                    const int32_t *xc = xg + (size_t)ic * plane;
-                    const int8_t *wc = wo + (size_t)ic * g->kh * g->kw;
-                    for (ky = ky0; ky < ky1; ky++) {
-                        const int32_t *xr = xc + (size_t)(by + (long)ky * g->dh) * g->w;
-                        const int8_t *wr = wc + (size_t)ky * g->kw;
-                        for (kx = kx0; kx < kx1; kx++)
-                            MAC(acc, wr[kx], xr[bx + (long)kx * g->dw], zp);
-                    }
-                }
+                acc = conv_window(xg, wo, g, icg, plane, by, bx, ky0, ky1, kx0, kx1,
+                                  (uint32_t)q->bias[oc], zp);
                 yo[(size_t)oy * g->wo + ox] = np_affine_out(q, oc, (int32_t)acc);
             }
         }

@@ -18,6 +18,7 @@
 
 #include "np_board.h"
 #include "np_hal.h"
+#include "np_model_image.h"
 
 #ifndef NP_ARENA_BYTES
 #define NP_ARENA_BYTES (256u * 1024u)
@@ -120,15 +121,9 @@ int main(void)
     UART_BAUDDIV = 16u;
     UART_CTRL = 0x0Bu; /* TX, RX, RX interrupt */
     NVIC_ISER0 = 1u;   /* IRQ 0: UART0 RX */
-    np_board_init(&board, arena, sizeof arena, staging, sizeof staging);
-#ifdef NP_MODEL_IMAGE
-    {
-        extern const uint8_t np_model_image[];
-        extern const uint32_t np_model_image_len;
-        if (np_board_load_image(&board, np_model_image, np_model_image_len) != NP_ERR_OK)
-            mps2_fault(board.model.detail);
-    }
-#endif
+    /* a compiled-in model that does not load leaves the board without one (CAPS says so) */
+    (void)np_board_boot(&board, arena, sizeof arena, staging, sizeof staging, np_model_image,
+                        np_model_image_len);
     for (;;) {
         size_t n = 0;
         __asm volatile("cpsid i" ::: "memory"); /* no RX interrupt between test and sleep */
