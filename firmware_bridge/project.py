@@ -29,7 +29,7 @@ from typing import Any
 
 from neuroplast.firmware_bridge.errors import FirmwareBuildError
 from neuroplast.firmware_bridge.image import ModelImage
-from neuroplast.firmware_bridge.virtual import CORE_SOURCES, WARN, firmware_dir
+from neuroplast.firmware_bridge.virtual import CORE_SOURCES, WARN, compile_cached, firmware_dir
 
 __all__ = ["PROJECT_TARGETS", "PIO_BOARDS", "Project", "write_project", "image_c_source",
            "build_with_shims"]  # fmt: skip
@@ -233,13 +233,13 @@ def build_with_shims(project: Project, out_dir: str | Path, cpu: str = "cortex-m
     objs = []
     units = sorted(project.src.glob("*.c")) + sorted(project.src.glob("*.cpp"))
     units += sorted(project.src.glob("*.ino")) + [shims / _SHIMS[project.target]]
-    for unit in units:
+    headers = sorted(project.src.glob("*.h")) + sorted(shims.rglob("*.h"))
+    for unit in units:  # objects are cached by content: the firmware sources build once
         cxx = unit.suffix in (".cpp", ".ino")
         flags = ["-std=c++11", "-Wall", "-Wextra", "-Werror"] if cxx else WARN
-        obj = out / (unit.name + ".o")
         extra = ["-x", "c++"] if unit.suffix == ".ino" else []
-        _run([gxx if cxx else gcc, *arch, *flags, *inc, *extra, "-c", str(unit), "-o", str(obj)])
-        objs.append(str(obj))
+        cmd = [gxx if cxx else gcc, *arch, *flags, *inc, *extra, "-c"]
+        objs.append(str(compile_cached(unit.name + ".o", cmd, [unit], headers)))
     elf = out / f"{project.target}.elf"
     _run([gxx, *arch, "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
           *objs, "-o", str(elf)])  # fmt: skip
