@@ -12,12 +12,13 @@ APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat
   qemu-user-static gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install apt venv firmware aarch64 demo test lint layering bench bench-firmware clean
+.PHONY: help install apt venv firmware aarch64 demo test lint layering conformance bench bench-firmware clean
 
 help:
 	@echo "make demo   - install and run the end-to-end keyword-spotting demo"
 	@echo "make test   - install and run the test suite"
 	@echo "make bench  - run the benchmarks (tables + bench/results/*.json)"
+	@echo "make conformance - 5,000 random graphs through every target's engine"
 
 # arm64 package lists: the aarch64 userland of the Raspberry Pi stand-in is unpacked from
 # Debian's arm64 python3.11 (apt-get download + dpkg -x; nothing arm64 is installed).
@@ -82,6 +83,10 @@ test: install
 demo: install
 	MPLBACKEND=Agg $(PY) -m neuroplast.demo
 	MPLBACKEND=Agg $(PY) -m neuroplast.apps.kws.demo
+
+# 5,000 random graphs through every target's real engine (bench/results/conformance.json)
+conformance: install
+	OMP_NUM_THREADS=1 $(PY) bench/conformance.py --n 5000 --out bench/results/conformance.json
 
 bench: install
 	MPLBACKEND=Agg $(PY) bench/bench_runtime.py

@@ -310,6 +310,24 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         ]
 
     add("place", place)
+
+    def conformance(d: dict) -> list:
+        parts = []
+        for t, r in d["targets"].items():
+            agree = "-" if r["agreement"] is None else _pct(r["agreement"])
+            parts.append(
+                f"{t} {r['claimed']} claimed / {agree} agree / {r['refused_cleanly']} refused cleanly"
+            )
+        bad = len(d["failures"])
+        return [
+            (
+                f"conformance: {d['graphs']:,} random graphs x every target",
+                "; ".join(parts) + f"; {bad} failures",
+                "conformance.py",
+            )
+        ]
+
+    add("conformance", conformance)
     return out, missing
 
 

@@ -126,6 +126,7 @@ FIRMWARE = register_target(
         "board firmware image (C99 integer engine)",
         engine="C firmware on the x86 virtual board and Cortex-M4 under QEMU",
         hint="run it on a Linux board (numpy runtime), or export TFLite for TensorFlow Lite Micro",
+        builds_on=("runtime-int",),
     )
 )
 
@@ -235,8 +236,6 @@ def _kernel(ctx: CheckContext, name: str) -> Any:
     return None if isinstance(rt, Exception) else rt.kernels[name]
 
 
-def _no_int_form(ctx: CheckContext) -> str:
-    return f"the firmware runs the integer runtime, which cannot build this graph: {ctx.int_runtime}"
 
 
 def _board_range(ctx: CheckContext, producer: str) -> tuple[int, int]:
@@ -257,8 +256,6 @@ def _check_affine(name: str, node: Any, ctx: CheckContext) -> str | None:
     """int8 weights, and an accumulator that provably stays in int32 for any int8 weights
     (learning may move them anywhere) and any input the board can see."""
     k = _kernel(ctx, name)
-    if k is None:
-        return _no_int_form(ctx)
     wq = node.weight_q
     if wq is not None and wq.bits > 8:
         return f"{wq.bits}-bit weights; the firmware holds int8 weights"
@@ -289,8 +286,6 @@ def _check_sizes(name: str, node: Any, ctx: CheckContext) -> str | None:
 
 def _check_neuron(name: str, node: Any, ctx: CheckContext) -> str | None:
     k = _kernel(ctx, name)
-    if k is None:
-        return _no_int_form(ctx)
     p = k.p.lif if isinstance(node, CubaLIF) else k.p
     arrays = {"beta": p.beta_q, "v_leak": p.v_leak}
     if node.spiking:
@@ -304,8 +299,6 @@ def _check_neuron(name: str, node: Any, ctx: CheckContext) -> str | None:
 
 def _check_delay(name: str, node: Any, ctx: CheckContext) -> str | None:
     k = _kernel(ctx, name)
-    if k is None:
-        return _no_int_form(ctx)
     if k.depth > spec.MAX_DELAY_DEPTH:
         return f"delays up to {k.depth - 1} steps; the firmware's delay lines hold {spec.MAX_DELAY_DEPTH}"
     return _check_sizes(name, node, ctx)
@@ -323,8 +316,6 @@ def _check_pool(name: str, node: Any, ctx: CheckContext) -> str | None:
 
 def _check_add(name: str, node: Any, ctx: CheckContext) -> str | None:
     k = _kernel(ctx, name)
-    if k is None:
-        return _no_int_form(ctx)
     for p, z in zip(ctx.preds(name), (k.za, k.zb)):
         lo, hi = _board_range(ctx, p)
         if _dev(lo, hi, z) >= 1 << 11:
@@ -334,8 +325,6 @@ def _check_add(name: str, node: Any, ctx: CheckContext) -> str | None:
 
 def _check_scale(name: str, node: Any, ctx: CheckContext) -> str | None:
     k = _kernel(ctx, name)
-    if k is None:
-        return _no_int_form(ctx)
     lo, hi = _board_range(ctx, ctx.preds(name)[0])
     if _dev(lo, hi, k.zi) > _I32[1]:
         return f"input range {lo}..{hi} around zero point {k.zi} exceeds int32"
@@ -343,7 +332,7 @@ def _check_scale(name: str, node: Any, ctx: CheckContext) -> str | None:
 
 
 def _check_input(name: str, node: Any, ctx: CheckContext) -> str | None:
-    q = node.quant
+    q = ctx.quant(name)
     if q is not None and (q.range[0] < -128 or q.range[1] > 127):
         return (
             f"board inputs are int8 codes, but the input is quantized to {q.range[0]}..{q.range[1]}; "
@@ -387,7 +376,7 @@ def _ancestors(g: Any, output: str) -> list[str]:
 
 
 # ------------------------------------------------------------------ handlers
-FIRMWARE.register(InputNode, check=_check_input, note="int8 codes")(None)
+FIRMWARE.register(InputNode, check=_check_input, note="signed 8-bit codes")(None)
 
 
 @FIRMWARE.register(Flatten, note="free: C-order memory is already flat")

@@ -136,6 +136,8 @@ class Target:
         hint: what to do with a node kind the target does not have.
         requires: Python modules the target needs at export/run time.
         extra: the pip extra that installs them.
+        builds_on: targets whose refusals are this target's too (the firmware runs the
+            integer runtime's arithmetic, so whatever ``runtime-int`` refuses it refuses).
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class Target:
         hint: str = "",
         requires: tuple[str, ...] = (),
         extra: str = "",
+        builds_on: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.title = title
@@ -154,6 +157,7 @@ class Target:
         self.hint = hint
         self.requires = tuple(requires)
         self.extra = extra
+        self.builds_on = tuple(builds_on)
         self.handlers: dict[type, Handler] = {}
         self.refused: dict[type, tuple[str, str]] = {}
         #: ``footprint(graph) -> {"image_bytes": ..., "arena_bytes": ..., ...}``: what a
@@ -237,6 +241,10 @@ class Target:
     def refusals(self, graph: Any, **options: Any) -> list[Refusal]:
         """Every reason this target cannot run ``graph``: node kinds, parameter values,
         whole-graph conditions. Empty when it can."""
+        for base in self.builds_on:
+            found = get_target(base).refusals(graph)
+            if found:
+                return [Refusal(r.node, r.kind, self.name, r.reason, r.hint) for r in found]
         ctx = CheckContext(graph, self, dict(options))
         out: list[Refusal] = []
         for name in graph.topo_order():

@@ -146,7 +146,8 @@ def _int_kernels_build(ctx: CheckContext) -> list[Refusal]:
         return []
     node = getattr(rt, "node", None) or "*"
     kind = ctx.graph.nodes[node].kind if node in ctx.graph.nodes else ""
-    return [Refusal(node, kind, "runtime-int", str(rt), "")]
+    msg = str(rt).removeprefix(f"node {node!r}: ").removeprefix(f"{kind}: ")
+    return [Refusal(node, kind, "runtime-int", msg, "")]
 
 
 def register_op(node_cls: type) -> Callable:
