@@ -238,14 +238,30 @@ def _kernel(ctx: CheckContext, name: str) -> Any:
 
 
 
+_PASS = (Flatten, MaxPool2d, Delay)  # kinds whose output values are some of their input's
+
+
 def _board_range(ctx: CheckContext, producer: str) -> tuple[int, int]:
-    """Integer range a value can take on the board: its quantization range, widened to
-    int8 for the model input (the host sends any int8 code)."""
+    """Integer range a value can take on the board. The model input: any int8 code (the host
+    sends any); a sum pool: its input's range times the window cells (its int32 quantization
+    would be far wider); pass-through kinds: their input's; ReLU: clipped at its zero point;
+    others: their quantization range."""
+    node = ctx.graph.nodes[producer]
+    if isinstance(node, InputNode):
+        q = ctx.quant(producer)
+        lo, hi = q.range if q is not None else (-128, 127)
+        return min(lo, -128), max(hi, 127)
+    if isinstance(node, (SumPool2d, ReLU, *_PASS)):
+        lo, hi = _board_range(ctx, ctx.preds(producer)[0])
+        if isinstance(node, SumPool2d):
+            cells = node.kernel[0] * node.kernel[1]
+            return min(lo * cells, 0), max(hi * cells, 0)
+        if isinstance(node, ReLU):
+            zp = int(np.ravel(ctx.quant(producer).zero_point)[0])
+            return max(lo, zp), max(hi, zp)
+        return lo, hi
     q = ctx.quant(producer)
-    lo, hi = q.range if q is not None else _I32
-    if producer in ctx.graph.inputs:
-        lo, hi = min(lo, -128), max(hi, 127)
-    return lo, hi
+    return q.range if q is not None else _I32
 
 
 def _dev(lo: int, hi: int, zp: int) -> int:
@@ -326,7 +342,7 @@ def _check_add(name: str, node: Any, ctx: CheckContext) -> str | None:
 def _check_scale(name: str, node: Any, ctx: CheckContext) -> str | None:
     k = _kernel(ctx, name)
     lo, hi = _board_range(ctx, ctx.preds(name)[0])
-    if _dev(lo, hi, k.zi) > _I32[1]:
+    if _dev(lo, hi, k.zi) > 1 << 31:
         return f"input range {lo}..{hi} around zero point {k.zi} exceeds int32"
     return _check_sizes(name, node, ctx)
 

@@ -142,7 +142,12 @@ def _pool(rng: Rng, cls: type) -> Graph:
     pad = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])))
     st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
     x = ("x", Input(shape=(c, h, w), quant=_q8(rng, zp=cls is not SumPool2d)))
-    return Graph.sequential([x, ("pool", cls(kernel=k, stride=st, padding=pad))])
+    pool = cls(kernel=k, stride=st, padding=pad)
+    layers = [x, ("pool", pool)]
+    if cls is SumPool2d and rng.random() < 0.5:  # window sums (int32 codes) into a Linear
+        n = int(np.prod(pool.out_shape([(c, h, w)])))
+        layers += [("flat", Flatten()), ("fc", _linear(rng, n, 4, _q8(rng)))]
+    return Graph.sequential(layers)
 
 
 def _g_add(rng: Rng) -> Graph:

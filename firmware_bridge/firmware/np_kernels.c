@@ -24,8 +24,9 @@ int64_t np_asr64(int64_t x, int s)
 
 int64_t np_requantize(int64_t acc, int32_t qm, int shift)
 {
+    const int64_t lim = (int64_t)1 << 31; /* |a| <= 2^31: |a*qm| + 2^61 < 2^63, no overflow */
     int t = 31 - shift; /* images are validated: shift in [-31, 30], so t in [1, 62] */
-    int64_t a = np_sat32(acc); /* |a*qm| < 2^62: no overflow even for a hostile image */
+    int64_t a = acc > lim ? lim : (acc < -lim ? -lim : acc);
     return np_asr64(a * (int64_t)qm + ((int64_t)1 << (t - 1)), t);
 }
 
