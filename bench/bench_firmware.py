@@ -131,7 +131,9 @@ def layer_units(graph) -> list[tuple[str, int, int]]:
 
 
 def weighted_macs(graph) -> int:
-    return sum(m for k, m, _ in layer_units(graph) if k in ("Linear", "Conv1d", "Conv2d", "DelayLinear"))
+    return sum(
+        m for k, m, _ in layer_units(graph) if k in ("Linear", "Conv1d", "Conv2d", "DelayLinear")
+    )
 
 
 def instructions_per_step(board: Board, graph, x: np.ndarray) -> tuple[float, int]:
@@ -292,24 +294,46 @@ def footprint_table(res: dict) -> str:
     s, m = res["size"], res["models"]
     lines = ["| | " + " | ".join(CORE_TITLES[c] for c in MEASURE_CORES) + " | TFLM |",
              "|---|" + "---|" * (len(MEASURE_CORES) + 1)]  # fmt: skip
-    lines.append("| firmware code, -O2 / -Os (text + data) | " + " | ".join(
-        f"{_kb(s[c]['-O2']['flash'])} / {_kb(s[c]['-Os']['flash'])}" for c in MEASURE_CORES)
-        + " | 16 KB core runtime on Cortex-M3 [1]; 22 KB with the micro_speech operators [2] |")
-    lines.append("| firmware RAM without the model (data + bss) | " + " | ".join(
-        _kb(s[c]["-O2"]["static_ram"]) for c in MEASURE_CORES) + " | 4 KB SRAM minimum [3] |")
+    lines.append(
+        "| firmware code, -O2 / -Os (text + data) | "
+        + " | ".join(
+            f"{_kb(s[c]['-O2']['flash'])} / {_kb(s[c]['-Os']['flash'])}" for c in MEASURE_CORES
+        )
+        + " | 16 KB core runtime on Cortex-M3 [1]; 22 KB with the micro_speech operators [2] |"
+    )
+    lines.append(
+        "| firmware RAM without the model (data + bss) | "
+        + " | ".join(_kb(s[c]["-O2"]["static_ram"]) for c in MEASURE_CORES)
+        + " | 4 KB SRAM minimum [3] |"
+    )
     t = res.get("tflm", {})
-    for name, title in (("kws", "KWS (80-128-128-12, delays 0..15)"), ("cnn", "CNN recipe (1x8x8)")):
+    for name, title in (
+        ("kws", "KWS (80-128-128-12, delays 0..15)"),
+        ("cnn", "CNN recipe (1x8x8)"),
+    ):
         mm = m[name]
         cores = res["cores"]
-        lines.append(f"| {title}: image / arena | " + " | ".join(
-            f"{_kb(mm['image_bytes'])} / {_kb(cores[c]['models'][name]['arena_bytes'])}"
-            for c in MEASURE_CORES) + (
-            f" | flatbuffer {_kb(t['tflite_bytes'])} / arena {_kb(t['arena_bytes'])} (measured here) |"
-            if name == "cnn" and t else " | no TFLite form (DelayLinear, LIF) |"))
-        lines.append(f"| {title}: instructions per step ({mm['macs_per_step']:,} MACs) | " + " | ".join(
-            f"{cores[c]['models'][name]['instructions_per_step']:,.0f} "
-            f"({cores[c]['models'][name]['instructions_per_mac']:.1f}/MAC)" for c in MEASURE_CORES)
-            + " | - |")
+        lines.append(
+            f"| {title}: image / arena | "
+            + " | ".join(
+                f"{_kb(mm['image_bytes'])} / {_kb(cores[c]['models'][name]['arena_bytes'])}"
+                for c in MEASURE_CORES
+            )
+            + (
+                f" | flatbuffer {_kb(t['tflite_bytes'])} / arena {_kb(t['arena_bytes'])} (measured here) |"
+                if name == "cnn" and t
+                else " | no TFLite form (DelayLinear, LIF) |"
+            )
+        )
+        lines.append(
+            f"| {title}: instructions per step ({mm['macs_per_step']:,} MACs) | "
+            + " | ".join(
+                f"{cores[c]['models'][name]['instructions_per_step']:,.0f} "
+                f"({cores[c]['models'][name]['instructions_per_mac']:.1f}/MAC)"
+                for c in MEASURE_CORES
+            )
+            + " | - |"
+        )
     lines.append("")
     for i, p in enumerate(TFLM_PUBLISHED, 1):
         lines.append(f"[{i}] {p['figure']}: {p['value']} ({p['source']})")

@@ -473,7 +473,9 @@ def fit_graph(
             _numpy_layer_time(r, mode, c, from_dram) for r in rows
         )
     elif runtime == "firmware" and fw["measured"]:
-        latency = _firmware_instructions(rows, fw["coeffs"], warnings) * fw["cpi"] / prof.cpu.clock_hz
+        latency = (
+            _firmware_instructions(rows, fw["coeffs"], warnings) * fw["cpi"] / prof.cpu.clock_hz
+        )
     elif runtime == "firmware":
         warnings.append(
             f"{prof.name}: no measured firmware build for this core; latency from the "
@@ -570,7 +572,9 @@ def _firmware_instructions(rows: list[Any], coeffs: dict[str, Any], warnings: li
             continue
         k = coeffs["per_kind"].get(r.kind)
         if k is None:
-            warnings.append(f"layer {r.name!r}: no measured firmware cost for {r.kind}; counted as 0")
+            warnings.append(
+                f"layer {r.name!r}: no measured firmware cost for {r.kind}; counted as 0"
+            )
             continue
         total += k["mac"] * r.macs + k["out"] * int(np.prod(r.out_shape)) + k["layer"]
     return total

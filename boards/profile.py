@@ -213,7 +213,9 @@ def firmware_measurements() -> dict[str, Any]:
     try:
         return json.loads(MEASURED_FIRMWARE.read_text())["cores"]
     except (OSError, ValueError, KeyError) as e:
-        raise BoardError(f"{MEASURED_FIRMWARE}: unreadable ({e}); rerun bench/bench_firmware.py") from e
+        raise BoardError(
+            f"{MEASURED_FIRMWARE}: unreadable ({e}); rerun bench/bench_firmware.py"
+        ) from e
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,9 @@ def register(app: Any) -> None:
     def qemu_cmd(
         core: str = typer.Option("m4", "--core", help="m4 (mps2-an386), m7 (an500), m3, m0plus."),
         icount: bool = typer.Option(
-            False, "--icount", help="Count instructions (-icount shift=0): STEP_CYCLES = instructions."
+            False,
+            "--icount",
+            help="Count instructions (-icount shift=0): STEP_CYCLES = instructions.",
         ),
         duration: float = duration_opt,
     ) -> None:

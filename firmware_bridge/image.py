@@ -236,8 +236,6 @@ def _kernel(ctx: CheckContext, name: str) -> Any:
     return None if isinstance(rt, Exception) else rt.kernels[name]
 
 
-
-
 _PASS = (Flatten, MaxPool2d, Delay)  # kinds whose output values are some of their input's
 
 
@@ -355,7 +353,9 @@ def _check_input(name: str, node: Any, ctx: CheckContext) -> str | None:
             "use a signed 8-bit input QuantSpec"
         )
     if int(np.prod(node.shape)) > _U16:
-        return f"{int(np.prod(node.shape))} input elements per step; the wire carries at most {_U16}"
+        return (
+            f"{int(np.prod(node.shape))} input elements per step; the wire carries at most {_U16}"
+        )
     return None
 
 
@@ -401,9 +401,7 @@ def _enc_flatten(e: _Enc) -> None:
 
 
 @FIRMWARE.register(Linear, check=_check_affine)
-@FIRMWARE.register(
-    DelayLinear, check=_check_affine, note=f"delays < {spec.MAX_DELAY_DEPTH} steps"
-)
+@FIRMWARE.register(DelayLinear, check=_check_affine, note=f"delays < {spec.MAX_DELAY_DEPTH} steps")
 def _enc_linear(e: _Enc) -> _Layer:
     k = e.kernel
     w = np.asarray(k.params["weight"])
@@ -563,10 +561,19 @@ def build_image(rt: Any) -> ModelImage:
             continue
         srcs = [src_of[p] for p in preds]
         records.append(
-            struct.pack("<BBBBI", enc.kind, len(srcs), srcs[0], srcs[1] if len(srcs) > 1 else 0,
-                        len(enc.body)) + enc.body  # fmt: skip
+            struct.pack(
+                "<BBBBI",
+                enc.kind,
+                len(srcs),
+                srcs[0],
+                srcs[1] if len(srcs) > 1 else 0,
+                len(enc.body),
+            )
+            + enc.body  # fmt: skip
         )
-        layers.append(LayerInfo(name, int(enc.kind), e.in_n, e.out_n, enc.weight_shape, tuple(srcs)))
+        layers.append(
+            LayerInfo(name, int(enc.kind), e.in_n, e.out_n, enc.weight_shape, tuple(srcs))
+        )
         arena += [*enc.arena, 4 * e.out_n]
         src_of[name] = len(layers)
         bytes_of[name] = bytes_of[preds[0]] if enc.out_bytes is None else enc.out_bytes

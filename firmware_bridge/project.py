@@ -49,7 +49,11 @@ PIO_BOARDS: dict[str, tuple[str, str, str]] = {
     "nano33ble": ("nordicnrf52", "nano33ble", "arduino:mbed_nano:nano33ble"),
     "rp2040": ("raspberrypi", "pico", "arduino:mbed_rp2040:pico"),
     "esp32s3": ("espressif32", "esp32-s3-devkitc-1", "esp32:esp32:esp32s3"),
-    "stm32h7": ("ststm32", "nucleo_h743zi", "STMicroelectronics:stm32:Nucleo_144:pnum=NUCLEO_H743ZI2"),
+    "stm32h7": (
+        "ststm32",
+        "nucleo_h743zi",
+        "STMicroelectronics:stm32:Nucleo_144:pnum=NUCLEO_H743ZI2",
+    ),
 }
 _SKETCH = "neuroplast_board"
 
@@ -99,9 +103,13 @@ def write_project(
     """Write a ready project for ``target`` (see :data:`PROJECT_TARGETS`) into ``out``
     holding the firmware, its port and ``image`` compiled in; return it with the steps."""
     if target not in PROJECT_TARGETS:
-        raise FirmwareBuildError(f"unknown target {target!r}; choose from {sorted(PROJECT_TARGETS)}")
+        raise FirmwareBuildError(
+            f"unknown target {target!r}; choose from {sorted(PROJECT_TARGETS)}"
+        )
     if target == "pio" and board not in PIO_BOARDS:
-        raise FirmwareBuildError(f"no PlatformIO board for {board!r}; choose from {sorted(PIO_BOARDS)}")
+        raise FirmwareBuildError(
+            f"no PlatformIO board for {board!r}; choose from {sorted(PIO_BOARDS)}"
+        )
     root = Path(out)
     if root.exists() and any(root.iterdir()):
         raise FirmwareBuildError(f"{root} exists and is not empty; give a new folder")
@@ -204,7 +212,7 @@ def _w_stm32cube(root: Path, src: Path, board: str) -> str:
         "1. In STM32CubeMX (or CubeIDE) for your board (NUCLEO-H743ZI2: USART3 is the ST-LINK\n"
         "   virtual COM port): enable USART3, asynchronous, 115200 8N1, with its global interrupt.\n"
         f"2. Copy {src}/*.c into Core/Src and {src}/*.h into Core/Inc.\n"
-        "3. In main.c: `#include \"np_port.h\"`; after MX_USART3_UART_Init(): `np_port_setup();`;\n"
+        '3. In main.c: `#include "np_port.h"`; after MX_USART3_UART_Init(): `np_port_setup();`;\n'
         "   in the while(1) loop: `np_port_poll();`.\n"
         "4. Build and flash (CubeIDE Run, or `STM32_Programmer_CLI -c port=SWD -w build/*.elf -rst`).\n"
         "5. The board serves the neuroplast protocol on the ST-LINK VCP (/dev/ttyACM0) at 115200."

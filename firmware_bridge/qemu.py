@@ -35,7 +35,15 @@ from neuroplast.firmware_bridge.virtual import (
     firmware_dir,
 )
 
-__all__ = ["CORES", "Core", "QemuBoard", "build_cortex_m", "elf_size", "ARENA_BYTES", "STAGING_BYTES"]
+__all__ = [
+    "CORES",
+    "Core",
+    "QemuBoard",
+    "build_cortex_m",
+    "elf_size",
+    "ARENA_BYTES",
+    "STAGING_BYTES",
+]
 
 #: Model arena and image staging buffer of the QEMU board (bytes): an MCU-sized budget
 #: (a 512 KiB-RAM part), enough for the KWS model; builds for sizing pass their own.

@@ -100,6 +100,8 @@ def run_python(root: Path, args: list[str], timeout: float = 300) -> subprocess.
 
 if __name__ == "__main__":
     r = ensure_root()
-    out = run_python(r, ["-c", "import platform, numpy; print(platform.machine(), numpy.__version__)"])
+    out = run_python(
+        r, ["-c", "import platform, numpy; print(platform.machine(), numpy.__version__)"]
+    )
     print(r, out.stdout.strip() or out.stderr.strip()[-500:])
     sys.exit(out.returncode)

@@ -89,7 +89,9 @@ def test_mcu_memory_is_the_measured_firmware_plus_the_models_image_and_arena():
     # 1 MiB of int8 weights: the image is staged and copied into the arena, both in RAM
     big = fit_graph(_spiking(1024, 1024, bits=8), "rp2040")
     assert big.verdict == "does-not-fit"
-    assert any(r.startswith("RAM: needs") and "rp2040 has 232.0 KiB usable" in r for r in big.reasons)
+    assert any(
+        r.startswith("RAM: needs") and "rp2040 has 232.0 KiB usable" in r for r in big.reasons
+    )
     on_pi = fit_graph(_spiking(1024, 1024, bits=8), "rpi4")  # numpy: float64 weight copy
     assert on_pi.memory.workspace == 8 * 1024 * 1024
 

@@ -51,7 +51,9 @@ def test_bundles_from_x86_run_bit_exact_on_aarch64(tmp_path):
     for name, g in graphs.items():
         path = save_bundle(tmp_path / f"{name}.zip", g, mode="int")
         shape = g.shapes()[g.inputs[0]]
-        x = rng.integers(-60, 60, (12,) + shape).astype(np.float32) * 0.03  # float input: quantized on load
+        x = (
+            rng.integers(-60, 60, (12,) + shape).astype(np.float32) * 0.03
+        )  # float input: quantized on load
         np.save(tmp_path / f"{name}.x.npy", x)
         ref[name] = {m: np.asarray(neuroplast.load(path, mode=m).run(x)) for m in ("int", "float")}
     (tmp_path / "run.py").write_text(SCRIPT)

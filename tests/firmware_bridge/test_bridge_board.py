@@ -215,7 +215,10 @@ def test_device_errors_are_typed(board):
 
 @pytest.mark.parametrize("kind", BOARD_KINDS)
 def test_model_too_large_for_board(kind):
-    with start_board(kind, staging=512) as vb, Board.connect(vb.port, timeout=link_timeout(kind)) as b:
+    with (
+        start_board(kind, staging=512) as vb,
+        Board.connect(vb.port, timeout=link_timeout(kind)) as b,
+    ):
         assert b.caps.max_model_bytes == 512
         with pytest.raises(ModelImageError):
             b.load(mlp_lif_li())

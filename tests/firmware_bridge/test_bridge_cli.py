@@ -86,8 +86,19 @@ def test_qemu_command_prints_a_pty():
 
 def test_selftest_command(vboard):
     r = CliRunner().invoke(
-        _app(), ["board", "selftest", "--port", vboard.port, "-n", "1", "--kind", "Conv2d",
-                 "--kind", "LIF"]  # fmt: skip
+        _app(),
+        [
+            "board",
+            "selftest",
+            "--port",
+            vboard.port,
+            "-n",
+            "1",
+            "--kind",
+            "Conv2d",
+            "--kind",
+            "LIF",
+        ],  # fmt: skip
     )
     assert r.exit_code == 0, r.output
     assert "Conv2d" in r.output and "LIF" in r.output and "bit-identical" in r.output

@@ -64,7 +64,11 @@ def test_fits_means_the_image_runs_in_the_memory_fit_counted(board, firmware):
             if rep.fits:
                 rt = Runtime(g, mode="int")
                 b.load(rt)
-                x = np.random.default_rng(0).integers(-128, 128, (6,) + img.in_shape).astype(np.int8)
+                x = (
+                    np.random.default_rng(0)
+                    .integers(-128, 128, (6,) + img.in_shape)
+                    .astype(np.int8)
+                )
                 rt.reset()
                 ref = np.asarray(rt.run(x)).reshape((6,) + img.out_shape)
                 np.testing.assert_array_equal(b.infer(x), ref)

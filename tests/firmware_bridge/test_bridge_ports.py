@@ -58,10 +58,10 @@ def test_headers_compile_as_cpp(tmp_path):
         '#include "np_board.h"\n#include "np_hal.h"\n#include "np_kernels.h"\n#include "np_link.h"\n'
         '#include "np_model.h"\n#include "np_model_image.h"\n#include "np_port.h"\n'
         "static np_board_t b; static uint8_t arena[4096], staging[1024];\n"
-        "extern \"C\" void np_hal_write(const uint8_t *d, size_t n) { (void)d; (void)n; }\n"
-        "extern \"C\" uint32_t np_hal_millis(void) { return 0; }\n"
-        "extern \"C\" uint32_t np_hal_cycles(void) { return 0; }\n"
-        "extern \"C\" const char *np_hal_board_name(void) { return \"cpp\"; }\n"
+        'extern "C" void np_hal_write(const uint8_t *d, size_t n) { (void)d; (void)n; }\n'
+        'extern "C" uint32_t np_hal_millis(void) { return 0; }\n'
+        'extern "C" uint32_t np_hal_cycles(void) { return 0; }\n'
+        'extern "C" const char *np_hal_board_name(void) { return "cpp"; }\n'
         "int main() { return np_board_boot(&b, arena, sizeof arena, staging, sizeof staging,"
         " np_model_image, np_model_image_len); }\n"
     )
@@ -83,7 +83,11 @@ def test_esp32_port_compiles_for_xtensa(tmp_path):
     assert gcc, "install gcc-xtensa-lx106 and picolibc-xtensa-lx106-elf (make apt)"
     src = firmware_dir()
     specs = "/usr/lib/xtensa-lx106-elf/picolibc.specs"
-    for f in [*(src / c for c in CORE_SOURCES), src / "np_model_image.c", src / "ports" / "hal_esp32.c"]:
+    for f in [
+        *(src / c for c in CORE_SOURCES),
+        src / "np_model_image.c",
+        src / "ports" / "hal_esp32.c",
+    ]:
         subprocess.run([gcc, *WARN, "-O2", f"--specs={specs}", f"-I{src}",
                         f"-I{src / 'ports' / 'shims'}", "-c", str(f), "-o",
                         str(tmp_path / (f.name + ".o"))], check=True)  # fmt: skip
