@@ -591,7 +591,6 @@ def build_image(rt: Any) -> ModelImage:
         out_bytes=bytes_of[output],
         layers=tuple(layers),
         input_quant=g.nodes[inp].quant,
-        meta={"graph": g.fingerprint()},
         arena_bytes=_arena_total(arena),
     )
 
