@@ -236,6 +236,7 @@ def _kernel(ctx: CheckContext, name: str) -> Any:
     return None if isinstance(rt, Exception) else rt.kernels[name]
 
 
+_FREE = (InputNode, Flatten)  # no layer record in the image
 _PASS = (Flatten, MaxPool2d, Delay)  # kinds whose output values are some of their input's
 
 
@@ -371,7 +372,9 @@ def _one_input_one_output(ctx: CheckContext) -> list[Refusal]:
     if len(g.inputs) != 1 or len(g.outputs) != 1:
         refuse(f"needs one input and one output, has {list(g.inputs)} -> {list(g.outputs)}")
         return out
-    layers = [n for n in _ancestors(g, g.outputs[0]) if FIRMWARE.lookup(type(g.nodes[n])).fn]
+    layers = [n for n in _ancestors(g, g.outputs[0]) if not isinstance(g.nodes[n], _FREE)]
+    if not layers:
+        refuse("no layer the board computes (only Input / Flatten)")
     if len(layers) > spec.MAX_LAYERS:
         refuse(f"{len(layers)} layers; the firmware holds at most {spec.MAX_LAYERS}")
     n_out = int(np.prod(ctx.shapes[g.outputs[0]]))

@@ -262,6 +262,11 @@ def test_unsupported_graph_is_refused_on_the_host():
     )
     with pytest.raises(UnsupportedError, match="int8"):
         build_image(Runtime(g2, mode="int"))
+    from neuroplast.graph.nodes import Flatten
+
+    g3 = Graph.sequential([("x", Input(shape=(2, 3), quant=QuantSpec(8, 0.1, 0))), ("f", Flatten())])
+    with pytest.raises(UnsupportedError, match="no layer the board computes"):
+        build_image(Runtime(g3, mode="int"))
 
 
 def test_protocol_version_mismatch(board_proc):

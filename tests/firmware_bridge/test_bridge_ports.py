@@ -136,3 +136,16 @@ def test_project_command(tmp_path):
     r = CliRunner().invoke(app, ["board", "project", str(bundle), "--out", str(tmp_path / "p"),
                                  "--target", "pio"])  # fmt: skip
     assert r.exit_code != 0 and "not empty" in str(r.exception)
+
+
+def test_measured_firmware_sizes_are_current():
+    """fit reads the firmware's flash and RAM from boards/profiles/firmware_measured.json;
+    a fresh Cortex-M build stays within 5% of it (else rerun bench/bench_firmware.py)."""
+    from neuroplast.boards.profile import firmware_measurements
+    from neuroplast.firmware_bridge.qemu import build_cortex_m, elf_size
+
+    for core, m in firmware_measurements().items():
+        sz = elf_size(build_cortex_m(core, "-O2", arena=8, staging=8))
+        flash, ram = sz["text"] + sz["data"], sz["data"] + sz["bss"] - 16
+        assert abs(flash - m["flash_bytes"]) <= 0.05 * m["flash_bytes"], (core, flash)
+        assert abs(ram - m["static_ram_bytes"]) <= 0.05 * m["static_ram_bytes"], (core, ram)
