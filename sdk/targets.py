@@ -349,7 +349,12 @@ def matrix_markdown(targets: Iterable[str] | None = None, shipped_only: bool = F
         legend.append(f"| {t} | {tg.title} | {tg.engine or '-'} | {tg.hint or '-'} |")
     rows = ["| kind | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     notes: list[str] = []
-    for kind, cls in NODE_KINDS.items():
+    # the graph's own kinds in their order, then the rest by name: plugins register kinds in
+    # import order, which differs between processes
+    core = [k for k, c in NODE_KINDS.items() if c.__module__ == "neuroplast.graph.nodes"]
+    kinds = core + sorted(k for k in NODE_KINDS if k not in core)
+    for kind in kinds:
+        cls = NODE_KINDS[kind]
         if shipped_only and not cls.__module__.startswith("neuroplast."):
             continue
         cells = []
