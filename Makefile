@@ -7,10 +7,13 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
-APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat gcc make mosquitto openssl
+APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat gcc make \
+  mosquitto openssl \
+  gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm \
+  qemu-user-static gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install apt venv firmware demo test lint layering conformance bench clean
+.PHONY: help install apt venv firmware aarch64 demo test lint layering conformance bench bench-firmware clean
 
 help:
 	@echo "make demo   - install and run the end-to-end keyword-spotting demo"
@@ -18,12 +21,17 @@ help:
 	@echo "make bench  - run the benchmarks (tables + bench/results/*.json)"
 	@echo "make conformance - 5,000 random graphs through every target's engine"
 
+# arm64 package lists: the aarch64 userland of the Raspberry Pi stand-in is unpacked from
+# Debian's arm64 python3.11 (apt-get download + dpkg -x; nothing arm64 is installed).
 apt:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
+	@if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	arm64=""; dpkg --print-foreign-architectures | grep -qx arm64 || arm64=1; \
+	if [ -n "$$arm64" ]; then $$SUDO dpkg --add-architecture arm64; fi; \
+	if [ -n "$$missing$$arm64" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  $$SUDO apt-get update -qq && \
+	  if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi; \
 	fi
 
 $(VENV)/.installed: pyproject.toml setup.py constraints.txt
@@ -50,7 +58,11 @@ venv: $(VENV)/.installed $(TFLITE_VENV)/.installed
 firmware:
 	$(MAKE) -C firmware_bridge/firmware
 
-install: apt venv firmware
+# the aarch64 Debian userland (python3.11 + numpy) under qemu-user, cached in ~/.cache/neuroplast
+aarch64: apt venv
+	$(PY) tests/aarch64_root.py
+
+install: apt venv firmware aarch64
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -81,6 +93,10 @@ bench: install
 	MPLBACKEND=Agg $(PY) bench/bench_runtime.py
 	$(PY) bench/reliability.py
 	$(PY) bench/report.py
+
+# firmware footprint/cost under QEMU, TFLM beside it, kernel coverage (docs/boards.md tables)
+bench-firmware: install
+	nice -n 10 $(PY) bench/bench_firmware.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

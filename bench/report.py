@@ -157,6 +157,34 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         ],
     )
 
+    def firmware(d: dict) -> list:
+        m4 = d["cores"]["m4"]["models"]
+        m0 = d["cores"]["m0plus"]["models"]
+        size = d["size"]
+        cov = d["coverage"]
+        vals = sum(r["values"] for b in cov.values() for r in b.values())
+        bad = sum(r["mismatches"] for b in cov.values() for r in b.values())
+        return [
+            (
+                "C firmware on Cortex-M (QEMU, -icount), KWS / CNN recipe per step",
+                (
+                    f"M4F: {m4['kws']['instructions_per_step']:,.0f} / {m4['cnn']['instructions_per_step']:,.0f} "
+                    f"instructions ({m4['kws']['instructions_per_mac']:.1f} / {m4['cnn']['instructions_per_mac']:.1f} per MAC); "
+                    f"M0+: {m0['kws']['instructions_per_step']:,.0f} / {m0['cnn']['instructions_per_step']:,.0f}; "
+                    f"code {size['m4']['-Os']['flash'] / 1024:.1f}-{size['m4']['-O2']['flash'] / 1024:.1f} KiB (TFLM core: 16 KB published); "
+                    f"CNN arena {m4['cnn']['arena_bytes'] / 1024:.1f} KiB vs TFLM {d['tflm']['arena_bytes'] / 1024:.1f} KiB"
+                ),
+                "bench_firmware.py",
+            ),
+            (
+                "firmware kernels vs the integer runtime (every kind, x86 + Cortex-M4)",
+                f"{bad} of {vals:,} outputs differ",
+                "bench_firmware.py",
+            ),
+        ]
+
+    add("firmware", firmware)
+
     def kws(d: dict) -> list:
         accs = [f"{m['name']} {_pct(m['test_acc'])}" for m in d["models"] if "test_acc" in m]
         b, e = d["bundle"], d["enrollment"]

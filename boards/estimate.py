@@ -14,6 +14,11 @@ Memory (bytes)::
                   Linear/Conv (float64 matmul copy), 32 B (int) / 16 B (float) per DelayLinear
                   synapse (ring-buffer gather)
     tables      = DelayLinear int64 delay matrices (+ int64 ring buffers in int mode)
+    firmware    = RAM: the firmware's own buffers (measured data + bss) + the model's arena
+                  (what the board reports as ARENA_USED, predicted exactly from the image) +
+                  the staging buffer holding the image sent with LOAD_BUNDLE + 4 B per pre-
+                  and post-synaptic neuron of each plastic layer (on-board STDP traces);
+                  flash: the measured firmware code + the vendor SDK (profile assumption)
     graph_copy  = 4 * sum(params) on the numpy runtime (the Graph's float32 arrays stay loaded
                   beside the kernels' mutable parameters)
     plasticity  = sum over plastic weight layers of 4*(n_pre + n_post) per rule (traces)
@@ -30,7 +35,11 @@ Latency per step (s), by runtime::
                     term only when the weights exceed the board's last-level cache)
                     + delay_macs/delay_macs_per_s + updates/updates_per_s  (int mode: int_op_overhead_s, int_macs_per_s
                     where the board gives them; delay_macs = DelayLinear synapses)
-    firmware      : n_nodes*op_overhead + dense_macs/macs_per_s + synops/synops_per_s
+    firmware      : (per_step + sum over layers of mac*MACs + out*outputs + layer) * cpi / clock
+                    with the per-kind instruction costs measured under QEMU for the profile's
+                    ``[firmware] core`` (the kernels are dense: spikes cost as much as values);
+                    without a measured core, the profile's [cost] coefficients:
+                    n_nodes*op_overhead + dense_macs/macs_per_s + synops/synops_per_s
                     + updates/updates_per_s
     neuromorphic  : synops/synops_per_s + updates/updates_per_s
 
@@ -48,7 +57,7 @@ import numpy as np
 
 from neuroplast.boards.chips import check_graph as check_chip
 from neuroplast.boards.chips import chip_target
-from neuroplast.boards.profile import BoardProfile, load_profile
+from neuroplast.boards.profile import BoardProfile, firmware_measurements, load_profile
 from neuroplast.errors import BoardError, BundleError, NeuroplastError
 from neuroplast.graph.cost import COST
 from neuroplast.targets import PLUGIN_ERRORS, TARGETS, get_target, load_plugins
@@ -86,6 +95,8 @@ class MemoryUse:
     workspace: int = 0
     graph_copy: int = 0
     tables: int = 0
+    arena: int = 0
+    staging: int = 0
 
 
 @dataclass(frozen=True)
@@ -375,14 +386,19 @@ def fit_graph(
         if mode == "int":
             tables += sum(r.state_bytes for r in delay_rows)  # int64 ring vs 4 B counted
     elif runtime == "firmware":
-        peak = max((r.act_bytes for r in rows), default=0)
-        # The firmware keeps int8 activations (1 B) in int mode, float32 otherwise.
-        activations = 2 * (peak // 4 if mode == "int" else peak)
-        runtime_bytes = 0
+        fw = _firmware_footprint(graph, prof)
+        activations = 0
+        runtime_bytes = fw["static_ram"]
+        # on-board STDP keeps one int32 trace per pre- and post-synaptic neuron
+        plast_bytes = 0
+        for name in plastic if learning else ():
+            w = getattr(graph.nodes[name], "weight", None)
+            if w is not None:
+                plast_bytes += 4 * (int(np.prod(w.shape[1:])) + int(w.shape[0]))
     else:
         activations = 0
         runtime_bytes = 0
-    firmware = prof.firmware_bytes
+    firmware = fw["flash"] if runtime == "firmware" else prof.firmware_bytes
     if runtime == "numpy":
         ram_needed = (
             weights
@@ -396,10 +412,10 @@ def fit_graph(
         )
         flash_needed = bundle_bytes if bundle_bytes is not None else weights
     elif runtime == "firmware":
-        # Plastic weights must be writable, so they move from flash to RAM.
-        ram_w = sum(r.param_bytes for r in rows if r.name in plastic) if learning else 0
-        ram_needed = ram_w + state + activations + plast_bytes
-        flash_needed = firmware + weights
+        # the image arrives over the link into the staging buffer; the parser copies
+        # weights, parameters and state into the arena (all RAM, all writable)
+        ram_needed = runtime_bytes + fw["arena"] + fw["staging"] + plast_bytes
+        flash_needed = firmware
     else:
         ram_needed = weights  # synaptic memory of the chip
         flash_needed = 0
@@ -415,6 +431,8 @@ def fit_graph(
         workspace=int(workspace),
         graph_copy=int(graph_copy),
         tables=int(tables),
+        arena=int(fw["arena"]) if runtime == "firmware" else 0,
+        staging=int(fw["staging"]) if runtime == "firmware" else 0,
     )
     ram_avail = prof.memory.usable_ram_bytes
     flash_avail = prof.memory.flash_bytes
@@ -426,8 +444,8 @@ def fit_graph(
         )
     if runtime == "firmware" and flash_avail and flash_needed > flash_avail:
         reasons.append(
-            f"flash: needs {_fmt_bytes(flash_needed)} (firmware {_fmt_bytes(firmware)} + weights "
-            f"{_fmt_bytes(weights)}) but {prof.name} has {_fmt_bytes(flash_avail)}"
+            f"flash: needs {_fmt_bytes(flash_needed)} (firmware and SDK) but {prof.name} has "
+            f"{_fmt_bytes(flash_avail)}"
         )
     if runtime == "numpy" and flash_avail and flash_needed > flash_avail:
         reasons.append(
@@ -459,7 +477,15 @@ def fit_graph(
         latency = n_nodes * c.overhead(mode) + sum(
             _numpy_layer_time(r, mode, c, from_dram) for r in rows
         )
+    elif runtime == "firmware" and fw["measured"]:
+        latency = (
+            _firmware_instructions(rows, fw["coeffs"], warnings) * fw["cpi"] / prof.cpu.clock_hz
+        )
     elif runtime == "firmware":
+        warnings.append(
+            f"{prof.name}: no measured firmware build for this core; latency from the "
+            "profile's [cost] coefficients"
+        )
         latency = n_nodes * c.op_overhead_s + dense_macs / c.macs_per_s + synops / c.synops_per_s
     else:
         # Every weighted layer is event-driven on a neuromorphic chip.
@@ -467,6 +493,8 @@ def fit_graph(
     if learning and updates:
         if runtime == "neuromorphic" and not prof.neuromorphic.on_chip_learning:
             pass  # reported as a warning; no on-chip cost
+        elif runtime == "firmware" and fw["measured"] and "stdp_per_synapse" in fw["coeffs"]:
+            latency += updates * fw["coeffs"]["stdp_per_synapse"] * fw["cpi"] / prof.cpu.clock_hz
         else:
             latency += updates / c.updates_per_s
     ev_synops = macs_as_synops(rows, input_rate) if runtime == "neuromorphic" else synops
@@ -519,6 +547,42 @@ def fit_graph(
         warnings=tuple(warnings),
         layers=layer_rows,
     )
+
+
+def _firmware_footprint(graph: Any, prof: BoardProfile) -> dict[str, Any]:
+    """Flash, RAM and the instruction-cost table of the C firmware for ``graph`` on ``prof``:
+    the model's image and arena from the firmware target itself (exact), the firmware's own
+    code and RAM measured for the profile's core (``[firmware] core``; without one, the
+    profile's ``firmware_bytes`` budget and the Cortex-M4 build's RAM)."""
+    meas = firmware_measurements()
+    spec = prof.firmware
+    core = meas[spec.core] if spec else None
+    fp = get_target("firmware").footprint(graph)
+    return {
+        "flash": core["flash_bytes"] + spec.sdk_flash_bytes if core else prof.firmware_bytes,
+        "static_ram": (core or meas["m4"])["static_ram_bytes"],
+        "arena": fp["arena_bytes"],
+        "staging": fp["image_bytes"],
+        "measured": core is not None,
+        "coeffs": core or {},
+        "cpi": spec.cpi if spec else 1.0,
+    }
+
+
+def _firmware_instructions(rows: list[Any], coeffs: dict[str, Any], warnings: list[str]) -> float:
+    """Instructions per step from the measured per-kind costs (MACs, outputs, per layer)."""
+    total = float(coeffs["per_step"])
+    for r in rows:
+        if r.kind in ("Input", "Flatten"):
+            continue
+        k = coeffs["per_kind"].get(r.kind)
+        if k is None:
+            warnings.append(
+                f"layer {r.name!r}: no measured firmware cost for {r.kind}; counted as 0"
+            )
+            continue
+        total += k["mac"] * r.macs + k["out"] * int(np.prod(r.out_shape)) + k["layer"]
+    return total
 
 
 def _numpy_layer_time(r: Any, mode: str, c: Any, from_dram: bool) -> float:

@@ -39,7 +39,10 @@ __all__ = [
     "SerialSpec",
     "NeuromorphicLimits",
     "CostModel",
+    "FirmwareSpec",
     "BoardProfile",
+    "MEASURED_FIRMWARE",
+    "firmware_measurements",
     "load_profile",
     "list_profiles",
     "parse_profile",
@@ -47,6 +50,9 @@ __all__ = [
 ]
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+#: Footprint and instruction costs of the C firmware per Cortex-M core, measured by
+#: ``bench/bench_firmware.py`` (arm-none-eabi-size, qemu-system-arm -icount shift=0).
+MEASURED_FIRMWARE = PROFILE_DIR / "firmware_measured.json"
 
 #: What a board is. ``linux``: runs Python + the numpy runtime (Pi, Jetson);
 #: ``mcu``: runs the C99 firmware over a serial link; ``neuromorphic``/``sfq``: spiking
@@ -184,6 +190,35 @@ class CostModel:
 
 
 @dataclass(frozen=True)
+class FirmwareSpec:
+    """Which measured build of the C firmware a board runs (``[firmware]`` table).
+
+    ``core``: a core of :data:`MEASURED_FIRMWARE` (``m4``, ``m7``, ``m0plus``) whose flash,
+    RAM and instruction costs ``fit`` uses; ``sdk_flash_bytes``: the vendor HAL / SDK code
+    linked beside the firmware (an assumption: it is not measured here); ``cpi``: cycles
+    per instruction turning measured instructions into time (QEMU counts instructions,
+    not cycles; 1.0 unless the profile states better).
+    """
+
+    core: str
+    sdk_flash_bytes: int
+    cpi: float = 1.0
+
+
+@lru_cache(maxsize=1)
+def firmware_measurements() -> dict[str, Any]:
+    """The measured firmware table (:data:`MEASURED_FIRMWARE`), keyed by core."""
+    import json
+
+    try:
+        return json.loads(MEASURED_FIRMWARE.read_text())["cores"]
+    except (OSError, ValueError, KeyError) as e:
+        raise BoardError(
+            f"{MEASURED_FIRMWARE}: unreadable ({e}); rerun bench/bench_firmware.py"
+        ) from e
+
+
+@dataclass(frozen=True)
 class BoardProfile:
     """One target board. Build with :func:`load_profile`; never mutate."""
 
@@ -201,6 +236,7 @@ class BoardProfile:
     firmware_bytes: int
     notes: str = ""
     source: str = ""
+    firmware: FirmwareSpec | None = None
 
     @property
     def runs_python(self) -> bool:
@@ -305,6 +341,12 @@ SCHEMA: dict[str, Any] = {
         "total_neurons": (int, False, _pos),
         "synaptic_delays": (bool, False, None),
     },
+    "firmware": {
+        "_required": False,
+        "core": (str, True, None),
+        "sdk_flash_bytes": (int, True, _nonneg),
+        "cpi": (_NUM, False, _pos),
+    },
     "cost": {
         "_required": True,
         "macs_per_s": (_NUM, True, _pos),
@@ -401,6 +443,15 @@ def profile_from_dict(data: dict[str, Any], where: str = "<profile>") -> BoardPr
         n["neuron_types"] = tuple(n["neuron_types"])
         neuro = NeuromorphicLimits(**n)
     cost = CostModel(**{k: float(v) for k, v in data["cost"].items()})
+    fw = None
+    if "firmware" in data:
+        f = data["firmware"]
+        known = firmware_measurements()
+        if f["core"] not in known:
+            raise BoardError(
+                f"{where}: 'firmware.core' = {f['core']!r} has no measurement; measured: {sorted(known)}"
+            )
+        fw = FirmwareSpec(f["core"], f["sdk_flash_bytes"], float(f.get("cpi", 1.0)))
     return BoardProfile(
         name=data["name"],
         title=data["title"],
@@ -416,6 +467,7 @@ def profile_from_dict(data: dict[str, Any], where: str = "<profile>") -> BoardPr
         firmware_bytes=data["firmware_bytes"],
         notes=data.get("notes", ""),
         source=where,
+        firmware=fw,
     )
 
 

@@ -1,8 +1,9 @@
 """neuroplast.firmware_bridge: the board link.
 
 A COBS/CRC-32 framed serial protocol (``PROTOCOL.md``), a host client (:class:`Board`),
-a C99 reference firmware with the integer runtime and on-device STDP, and a virtual
-board that runs that firmware on a pseudo-terminal. Public API: the names in
+a C99 reference firmware with the integer runtime of every layer kind and on-device STDP,
+and two boards that run that firmware on a pseudo-terminal: the host build (virtual board)
+and the Cortex-M build under QEMU. Public API: the names in
 ``__all__``; everything else is private. pyserial is imported only when connecting.
 """
 
@@ -29,6 +30,7 @@ from neuroplast.firmware_bridge.framing import (
 )
 from neuroplast.firmware_bridge.image import ModelImage, build_image, image_from_bundle
 from neuroplast.firmware_bridge.proxy import FaultProxy
+from neuroplast.firmware_bridge.qemu import QemuBoard
 from neuroplast.firmware_bridge.stdp import IntSTDPEngine, IntSTDPParams, int_stdp_step
 from neuroplast.firmware_bridge.virtual import VirtualBoard, build_firmware
 
@@ -60,5 +62,6 @@ __all__ = [
     "IntSTDPParams",
     "int_stdp_step",
     "VirtualBoard",
+    "QemuBoard",
     "build_firmware",
 ]

@@ -1,7 +1,10 @@
-"""``neuroplast board ...``: thin CLI wrappers over :class:`Board` and :class:`VirtualBoard`.
+"""``neuroplast board ...``: thin CLI wrappers over :class:`Board`, :class:`VirtualBoard` and
+:class:`~neuroplast.firmware_bridge.qemu.QemuBoard`.
 
-Commands: ``virtual`` (start the C firmware on a pty and print its path), ``ping``,
-``info``, ``load``, ``infer``, ``monitor``. ``--port`` defaults to ``$NEUROPLAST_PORT``,
+Commands: ``virtual`` (start the C firmware on a pty and print its path), ``qemu`` (the
+same firmware cross-built for Cortex-M, in QEMU), ``ping``, ``info``, ``load``, ``infer``,
+``monitor``, ``selftest`` (every layer kind against the host runtime), ``project`` (a
+ready firmware project for a real board). ``--port`` defaults to ``$NEUROPLAST_PORT``,
 ``--baud`` to ``$NEUROPLAST_BAUD`` (or 115200). ``--trace`` hex-dumps every frame.
 """
 
@@ -69,12 +72,27 @@ def register(app: Any) -> None:
             t.add_row(k, v)
         return t
 
+    def _serve(proc: Any, label: str, duration: float) -> None:
+        """Print the pty path of a started board process and wait (Ctrl-C or duration)."""
+        console.print(f"{label} on [bold]{proc.port}[/bold]")
+        print(proc.port, flush=True)
+        try:
+            t_end = time.monotonic() + duration if duration > 0 else None
+            while t_end is None or time.monotonic() < t_end:
+                time.sleep(0.1 if t_end is None else max(0.0, min(0.1, t_end - time.monotonic())))
+                if proc.proc is None or proc.proc.poll() is not None:
+                    break
+        except KeyboardInterrupt:
+            pass
+
+    duration_opt = typer.Option(
+        0.0, "--duration", help="Stop after this many seconds (0 = until Ctrl-C)."
+    )
+
     @board_app.command("virtual")
     def virtual_cmd(
         baud: int = typer.Option(0, "--baud", help="Emulate this UART line rate (0 = pty speed)."),
-        duration: float = typer.Option(
-            0.0, "--duration", help="Stop after this many seconds (0 = until Ctrl-C)."
-        ),
+        duration: float = duration_opt,
         staging: int = typer.Option(
             None, "--max-model", help="Model buffer in bytes (mimic a small board)."
         ),
@@ -83,21 +101,24 @@ def register(app: Any) -> None:
         from neuroplast.firmware_bridge.virtual import VirtualBoard
 
         with VirtualBoard(baud=baud, staging=staging) as vb:
-            console.print(
-                f"virtual board on [bold]{vb.port}[/bold]"
-                + (f" (emulating {baud} baud)" if baud else "")
-            )
-            print(vb.port, flush=True)
-            try:
-                t_end = time.monotonic() + duration if duration > 0 else None
-                while t_end is None or time.monotonic() < t_end:
-                    time.sleep(
-                        0.1 if t_end is None else max(0.0, min(0.1, t_end - time.monotonic()))
-                    )
-                    if vb.proc is None or vb.proc.poll() is not None:
-                        break
-            except KeyboardInterrupt:
-                pass
+            _serve(vb, "virtual board" + (f" (emulating {baud} baud)" if baud else ""), duration)
+
+    @board_app.command("qemu")
+    def qemu_cmd(
+        core: str = typer.Option("m4", "--core", help="m4 (mps2-an386), m7 (an500), m3, m0plus."),
+        icount: bool = typer.Option(
+            False,
+            "--icount",
+            help="Count instructions (-icount shift=0): STEP_CYCLES = instructions.",
+        ),
+        duration: float = duration_opt,
+    ) -> None:
+        """Cross-build the firmware for Cortex-M and run it in qemu-system-arm, its UART on a
+        pseudo-terminal; print the pty path (use it as --port)."""
+        from neuroplast.firmware_bridge.qemu import QemuBoard
+
+        with QemuBoard(core, icount=icount) as qb:
+            _serve(qb, f"QEMU {qb.core.cpu} ({qb.core.machine})", duration)
 
     @board_app.command("ping")
     def ping_cmd(
@@ -225,6 +246,64 @@ def register(app: Any) -> None:
             )
             if not same:
                 raise BridgeError("board output differs from the host integer runtime")
+
+    @board_app.command("selftest")
+    def selftest_cmd(
+        port: str = port_opt,
+        baud: int = baud_opt,
+        graphs: int = typer.Option(5, "--graphs", "-n", help="Random graphs per layer kind."),
+        steps: int = typer.Option(8, "--steps", help="Time steps per graph."),
+        kind: list[str] = typer.Option(None, "--kind", help="Only these node kinds (repeat)."),
+        seed: int = typer.Option(0, "--seed"),
+        trace: bool = trace_opt,
+        timeout: float = timeout_opt,
+    ) -> None:
+        """Run random graphs of every layer kind on a board and on the host integer runtime;
+        exit 1 unless every output is bit-identical (use it on a new port or a real board)."""
+        from neuroplast.firmware_bridge.selftest import check_board
+
+        with _open(port, baud, trace, timeout) as b:
+            res = check_board(b, kinds=kind or None, graphs=graphs, steps=steps, seed=seed)
+            name = b.caps.name
+        t = Table(title=f"self-test on {name!r}: {graphs} random graphs x {steps} steps per kind")
+        for c in ("kind", "graphs", "values", "differing", "arena as predicted", "errors"):
+            t.add_column(c, justify="left" if c == "kind" else "right")
+        for r in res.values():
+            t.add_row(r.kind, str(r.graphs), f"{r.values:,}", str(r.mismatches),
+                      "yes" if not r.arena_mismatches else f"no ({r.arena_mismatches})",
+                      str(len(r.errors)))  # fmt: skip
+        console.print(t)
+        for r in res.values():
+            for e in r.errors[:3]:
+                console.print(f"[red]{r.kind}[/red]: {e}")
+        if not all(r.ok and not r.arena_mismatches for r in res.values()):
+            console.print("[red]the board differs from the host integer runtime[/red]")
+            raise typer.Exit(1)
+        console.print("[green]bit-identical to the host integer runtime[/green]")
+
+    @board_app.command("project")
+    def project_cmd(
+        bundle: Path = typer.Argument(..., help="Bundle folder or zip to compile in."),
+        out: Path = typer.Option(..., "--out", "-o", help="New folder for the project."),
+        target: str = typer.Option(
+            "pio", "--target", "-t", help="pio, arduino, pico, idf or stm32cube."
+        ),
+        board: str = typer.Option(
+            "nano33ble", "--board", help="Board profile (PlatformIO env / Arduino FQBN)."
+        ),
+    ) -> None:
+        """Write a ready firmware project for a real board (sources, port, the bundle's model
+        compiled in, build files) and print the flashing steps."""
+        from neuroplast.firmware_bridge.image import image_from_bundle
+        from neuroplast.firmware_bridge.project import write_project
+
+        image = image_from_bundle(bundle)
+        proj = write_project(image, target, out, board=board, name=Path(bundle).name)
+        console.print(
+            f"wrote {proj.root} ({target}): firmware + {proj.src.relative_to(proj.root.parent)}"
+            f"/np_model_image.c ({len(image.data):,} B model, arena {image.arena_bytes:,} B)"
+        )
+        print(proj.steps)
 
     @board_app.command("monitor")
     def monitor_cmd(

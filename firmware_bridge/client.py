@@ -608,6 +608,7 @@ class Board:
                 for i in range(len(image.layers) - 1)
                 if image.layers[i].kind == spec.LayerKind.LINEAR
                 and image.layers[i + 1].kind == spec.LayerKind.LIF
+                and image.layers[i + 1].sources == (i + 1,)  # the LIF reads this LINEAR
             ]
             if enabled and not cands:
                 raise ModelImageError("no LINEAR layer followed by a LIF in this model")

@@ -38,12 +38,15 @@ __all__ = [
     "STATS_FIELDS",
     "IMAGE_MAGIC",
     "IMAGE_VERSION",
+    "MAX_LAYERS",
+    "MAX_DELAY_DEPTH",
+    "MAX_LAYER_SIZE",
     "message_name",
     "error_name",
 ]
 
 PROTOCOL_VERSION = 1
-FW_VERSION = (0, 1, 0)
+FW_VERSION = (0, 2, 0)
 HEADER_FORMAT = "<BBBHH"  # version, type, flags, seq, length
 HEADER_SIZE = 7
 CRC_SIZE = 4
@@ -52,7 +55,10 @@ MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 # COBS adds one byte per 254 bytes plus one; the delimiter is not counted.
 MAX_ENCODED_FRAME = MAX_FRAME + MAX_FRAME // 254 + 2
 IMAGE_MAGIC = b"NPMI"
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
+MAX_LAYERS = 32  # layers per model image (the reference firmware's static layer table)
+MAX_DELAY_DEPTH = 4096  # delay line depth (steps) of DELAY / DELAY_LINEAR
+MAX_LAYER_SIZE = 1 << 20  # elements of one layer's output
 
 
 @dataclass(frozen=True)
@@ -108,11 +114,19 @@ FLAGS: tuple[Entry, ...] = (
 
 LAYER_KINDS: tuple[Entry, ...] = (
     Entry(1, "LINEAR", "int8 fully connected + requantize"),
-    Entry(2, "CONV1D", "int8 1-D convolution over [C, L] + requantize"),
-    Entry(3, "LIF", "leaky integrate-and-fire, int32 membrane, spikes out"),
-    Entry(4, "LI", "leaky integrator readout, int32 membrane out"),
-    Entry(5, "DELAY", "per-channel integer delay (ring buffer)"),
+    Entry(2, "CONV", "int8 2-D convolution over [C, H, W] (groups, stride, pad, dilation); Conv1d is H = 1"),
+    Entry(3, "LIF", "leaky integrate-and-fire (IF: no leak), int64 membrane, spikes out"),
+    Entry(4, "LI", "leaky integrator readout, int64 membrane, int32 out"),
+    Entry(5, "DELAY", "per-element integer delay (ring buffer)"),
     Entry(6, "DELAY_LINEAR", "fully connected with per-synapse integer delays"),
+    Entry(7, "CUBALIF", "current-based LIF: synaptic current then membrane, spikes out"),
+    Entry(8, "MAXPOOL", "2-D max pooling over [C, H, W]"),
+    Entry(9, "AVGPOOL", "2-D average pooling, padding excluded, rounded half away from zero"),
+    Entry(10, "SUMPOOL", "2-D sum pooling, int32 out"),
+    Entry(11, "ADD", "element-wise sum of two sources, TFLite ADD requantization"),
+    Entry(12, "RELU", "max(x, zero point)"),
+    Entry(13, "SCALE", "y = requantize(sign * (x - zp_in)), broadcast per tensor/channel/element"),
+    Entry(14, "THRESHOLD", "spike where x > threshold (per tensor/channel/element)"),
 )
 # fmt: on
 
@@ -132,6 +146,8 @@ STATS_FIELDS: tuple[Entry, ...] = (
     Entry(11, "MODEL_LOADS", "model images accepted"),
     Entry(12, "PINGS", "PING requests executed"),
     Entry(13, "UPTIME_MS", "milliseconds since the board started"),
+    Entry(14, "ARENA_USED", "bytes of the model arena in use (model, state, learning traces)"),
+    Entry(15, "STEP_CYCLES", "cycles spent in model steps (the port's counter; 0 = none)"),
 )
 
 CONSTANTS: tuple[Entry, ...] = (
@@ -142,6 +158,10 @@ CONSTANTS: tuple[Entry, ...] = (
     Entry(MAX_FRAME, "MAX_FRAME", "largest decoded frame (header+payload+crc)"),
     Entry(MAX_ENCODED_FRAME, "MAX_ENCODED_FRAME", "largest COBS-encoded frame, no delimiter"),
     Entry(IMAGE_VERSION, "IMAGE_VERSION", "model image format version"),
+    Entry(MAX_LAYERS, "MAX_LAYERS", "layers per model image"),
+    Entry(MAX_DELAY_DEPTH, "MAX_DELAY_DEPTH", "deepest delay line (steps)"),
+    Entry(MAX_LAYER_SIZE, "MAX_LAYER_SIZE", "elements of one layer's output"),
+    Entry(max(e.code for e in LAYER_KINDS), "LAYER_KIND_MAX", "highest layer kind code"),
     Entry(FW_VERSION[0], "FW_VERSION_MAJOR", "reference firmware version"),
     Entry(FW_VERSION[1], "FW_VERSION_MINOR", "reference firmware version"),
     Entry(FW_VERSION[2], "FW_VERSION_PATCH", "reference firmware version"),

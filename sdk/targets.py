@@ -160,6 +160,10 @@ class Target:
         self.builds_on = tuple(builds_on)
         self.handlers: dict[type, Handler] = {}
         self.refused: dict[type, tuple[str, str]] = {}
+        #: ``footprint(graph) -> {"image_bytes": ..., "arena_bytes": ..., ...}``: what a
+        #: model takes on this target, read from the artifact the target would build (set
+        #: by targets that build one, e.g. the firmware image); ``fit`` uses it.
+        self.footprint: Callable[[Any], dict[str, int]] | None = None
         self.graph_checks: list[Callable[[CheckContext], Iterable[Refusal]]] = []
 
     def __repr__(self) -> str:

@@ -1,8 +1,10 @@
 /* fuzz_frames.c -- feeds random and mutated frames to the board engine (build with
  * `make asan`: AddressSanitizer + UBSan abort on the first memory error or UB).
  *
- *   np_fuzz_asan [N=100000] [SEED=1]
+ *   np_fuzz_asan [N=100000] [SEED=1] [IMAGE_FILE ...]
  *
+ * IMAGE_FILEs (model images written by the host, e.g. one per layer kind) join the two
+ * built-in images as seeds that generator (3) mutates.
  * Five generators, round robin: (0) random bytes with random delimiters; (1) a valid
  * request with random bit flips / insertions / truncations (fails CRC or COBS);
  * (2) a valid header with a random payload and a *correct* CRC, so the request reaches
@@ -60,11 +62,14 @@ void np_hal_write(const uint8_t *data, size_t len)
 
 uint32_t np_hal_millis(void) { return 0; }
 const char *np_hal_board_name(void) { return "fuzz"; }
+uint32_t np_hal_cycles(void) { return 0; }
 
 static uint8_t frame[2 * NP_MAX_ENCODED_FRAME + 64];
 static uint8_t payload[NP_MAX_PAYLOAD];
-static uint8_t image[4096], image2[4096];
-static size_t image_len, image2_len;
+#define MAX_SEEDS 32
+#define SEED_CAP (16 * 1024)
+static uint8_t seeds[MAX_SEEDS][SEED_CAP];
+static size_t seed_len[MAX_SEEDS], n_seeds;
 static uint16_t seq;
 
 static void send_req(uint8_t type, uint8_t flags, const uint8_t *p, size_t n)
@@ -75,89 +80,82 @@ static void send_req(uint8_t type, uint8_t flags, const uint8_t *p, size_t n)
 
 static void put_i32(uint8_t *p, int32_t v) { np_wr_u32(p, (uint32_t)v); }
 
+static size_t put_layer_hdr(uint8_t *p, uint8_t kind, uint8_t src, size_t body)
+{
+    p[0] = kind;
+    p[1] = 1;   /* one source */
+    p[2] = src; /* 0 = model input, k = layer k-1 */
+    p[3] = 0;
+    np_wr_u32(p + 4, (uint32_t)body);
+    return 8;
+}
+
+static size_t put_header(uint8_t *p, uint16_t n_layers, uint16_t in_size, uint16_t out_size)
+{
+    memcpy(p, NP_IMAGE_MAGIC, 4);
+    np_wr_u16(p + 4, NP_IMAGE_VERSION);
+    np_wr_u16(p + 6, n_layers);
+    np_wr_u16(p + 8, in_size);
+    np_wr_u16(p + 10, out_size);
+    np_wr_u32(p + 12, 0);
+    return 16;
+}
+
 /* A valid image: LINEAR 8->6 (16-bit current), LIF 6, LINEAR 6->3 (int8), DELAY 3. */
 static size_t make_image(uint8_t *p)
 {
-    size_t o = 0, i, body;
-    memcpy(p, NP_IMAGE_MAGIC, 4);
-    o = 4;
-    np_wr_u16(p + o, NP_IMAGE_VERSION); o += 2;
-    np_wr_u16(p + o, 4); o += 2;
-    np_wr_u16(p + o, 8); o += 2;
-    np_wr_u16(p + o, 3); o += 2;
-    np_wr_u32(p + o, 0); o += 4;
-    /* LINEAR 8 -> 6 */
-    body = 4 + 16 + 48 + 6 * 9;
-    p[o] = NP_LAYER_LINEAR; p[o + 1] = 0; np_wr_u16(p + o + 2, 0); np_wr_u32(p + o + 4, (uint32_t)body); o += 8;
-    np_wr_u16(p + o, 8); np_wr_u16(p + o + 2, 6); o += 4;
+    size_t o, i;
+    o = put_header(p, 4, 8, 3);
+    o += put_layer_hdr(p + o, NP_LAYER_LINEAR, 0, 8 + 16 + 48 + 6 * 9);
+    np_wr_u32(p + o, 8); np_wr_u32(p + o + 4, 6); o += 8;
     put_i32(p + o, 3); put_i32(p + o + 4, 0); put_i32(p + o + 8, -32768); put_i32(p + o + 12, 32767); o += 16;
     for (i = 0; i < 48; i++) p[o++] = (uint8_t)rnd();
     for (i = 0; i < 6; i++) { put_i32(p + o, (int32_t)(rnd() % 2001) - 1000); o += 4; }
     for (i = 0; i < 6; i++) { put_i32(p + o, 1073741824 + (int32_t)(rnd() % 1000000)); o += 4; }
     for (i = 0; i < 6; i++) p[o++] = (uint8_t)(int8_t)-2;
-    /* LIF 6 */
-    body = 8 + 6 * 16;
-    p[o] = NP_LAYER_LIF; p[o + 1] = 0; np_wr_u16(p + o + 2, 0); np_wr_u32(p + o + 4, (uint32_t)body); o += 8;
-    np_wr_u16(p + o, 6); p[o + 2] = 1; p[o + 3] = 0; put_i32(p + o + 4, 0); o += 8;
+    o += put_layer_hdr(p + o, NP_LAYER_LIF, 1, 12 + 6 * 16);
+    np_wr_u32(p + o, 6); p[o + 4] = 1; p[o + 5] = 0; np_wr_u16(p + o + 6, 0); put_i32(p + o + 8, 0); o += 12;
     for (i = 0; i < 6; i++) { put_i32(p + o, 29000); o += 4; }
     for (i = 0; i < 6; i++) { put_i32(p + o, 300); o += 4; }
     for (i = 0; i < 6; i++) { put_i32(p + o, 0); o += 4; }
     for (i = 0; i < 6; i++) { put_i32(p + o, 0); o += 4; }
-    /* LINEAR 6 -> 3 */
-    body = 4 + 16 + 18 + 3 * 9;
-    p[o] = NP_LAYER_LINEAR; p[o + 1] = 0; np_wr_u16(p + o + 2, 0); np_wr_u32(p + o + 4, (uint32_t)body); o += 8;
-    np_wr_u16(p + o, 6); np_wr_u16(p + o + 2, 3); o += 4;
+    o += put_layer_hdr(p + o, NP_LAYER_LINEAR, 2, 8 + 16 + 18 + 3 * 9);
+    np_wr_u32(p + o, 6); np_wr_u32(p + o + 4, 3); o += 8;
     put_i32(p + o, 0); put_i32(p + o + 4, -5); put_i32(p + o + 8, -128); put_i32(p + o + 12, 127); o += 16;
     for (i = 0; i < 18; i++) p[o++] = (uint8_t)rnd();
     for (i = 0; i < 3; i++) { put_i32(p + o, 7); o += 4; }
     for (i = 0; i < 3; i++) { put_i32(p + o, 1500000000); o += 4; }
     for (i = 0; i < 3; i++) p[o++] = 0;
-    /* DELAY 3, depth 4 */
-    body = 8 + 6;
-    p[o] = NP_LAYER_DELAY; p[o + 1] = 0; np_wr_u16(p + o + 2, 0); np_wr_u32(p + o + 4, (uint32_t)body); o += 8;
-    np_wr_u16(p + o, 3); np_wr_u16(p + o + 2, 4); put_i32(p + o + 4, -5); o += 8;
+    o += put_layer_hdr(p + o, NP_LAYER_DELAY, 3, 12 + 6);
+    np_wr_u32(p + o, 3); np_wr_u16(p + o + 4, 4); np_wr_u16(p + o + 6, 0); put_i32(p + o + 8, -5); o += 12;
     for (i = 0; i < 3; i++) { np_wr_u16(p + o, (uint16_t)rnd_below(4)); o += 2; }
     return o;
 }
 
-static size_t put_layer_hdr(uint8_t *p, uint8_t kind, size_t body)
-{
-    p[0] = kind;
-    p[1] = 0;
-    np_wr_u16(p + 2, 0);
-    np_wr_u32(p + 4, (uint32_t)body);
-    return 8;
-}
-
-/* A second valid image: CONV1D (groups 2) 2x4 -> 4x4, DELAY_LINEAR 16 -> 5, LI 5. */
+/* A second valid image: CONV (groups 2) [2,1,4] -> [4,1,4], DELAY_LINEAR 16 -> 5, LI 5. */
 static size_t make_image2(uint8_t *p)
 {
-    size_t o = 0, i;
-    static const uint16_t geo[10] = {2, 4, 4, 3, 1, 1, 1, 4, 2, 0};
-    memcpy(p, NP_IMAGE_MAGIC, 4);
-    o = 4;
-    np_wr_u16(p + o, NP_IMAGE_VERSION); o += 2;
-    np_wr_u16(p + o, 3); o += 2;
-    np_wr_u16(p + o, 8); o += 2;
-    np_wr_u16(p + o, 5); o += 2;
-    np_wr_u32(p + o, 0); o += 4;
-    o += put_layer_hdr(p + o, NP_LAYER_CONV1D, 20 + 16 + 12 + 36);
-    for (i = 0; i < 10; i++, o += 2) np_wr_u16(p + o, geo[i]);
+    size_t o, i;
+    /* c_in h w c_out kh kw sh sw ph pw dh dw ho wo groups 0 */
+    static const uint16_t geo[16] = {2, 1, 4, 4, 1, 3, 1, 1, 0, 1, 1, 1, 1, 4, 2, 0};
+    o = put_header(p, 3, 8, 5);
+    o += put_layer_hdr(p + o, NP_LAYER_CONV, 0, 32 + 16 + 12 + 36);
+    for (i = 0; i < 16; i++, o += 2) np_wr_u16(p + o, geo[i]);
     put_i32(p + o, -3); put_i32(p + o + 4, 2); put_i32(p + o + 8, -128); put_i32(p + o + 12, 127); o += 16;
     for (i = 0; i < 12; i++) p[o++] = (uint8_t)rnd();
     for (i = 0; i < 4; i++, o += 4) put_i32(p + o, (int32_t)(rnd() % 201) - 100);
     for (i = 0; i < 4; i++, o += 4) put_i32(p + o, 1200000000);
     for (i = 0; i < 4; i++) p[o++] = (uint8_t)(int8_t)-3;
-    o += put_layer_hdr(p + o, NP_LAYER_DELAY_LINEAR, 8 + 16 + 80 + 45 + 160);
-    np_wr_u16(p + o, 16); np_wr_u16(p + o + 2, 5); np_wr_u16(p + o + 4, 7); np_wr_u16(p + o + 6, 0); o += 8;
+    o += put_layer_hdr(p + o, NP_LAYER_DELAY_LINEAR, 1, 12 + 16 + 80 + 45 + 160);
+    np_wr_u32(p + o, 16); np_wr_u32(p + o + 4, 5); np_wr_u16(p + o + 8, 7); np_wr_u16(p + o + 10, 0); o += 12;
     put_i32(p + o, 2); put_i32(p + o + 4, 0); put_i32(p + o + 8, -32768); put_i32(p + o + 12, 32767); o += 16;
     for (i = 0; i < 80; i++) p[o++] = (uint8_t)rnd();
     for (i = 0; i < 5; i++, o += 4) put_i32(p + o, 11);
     for (i = 0; i < 5; i++, o += 4) put_i32(p + o, 1500000000);
     for (i = 0; i < 5; i++) p[o++] = 2;
     for (i = 0; i < 80; i++, o += 2) np_wr_u16(p + o, (uint16_t)rnd_below(7));
-    o += put_layer_hdr(p + o, NP_LAYER_LI, 8 + 40);
-    np_wr_u16(p + o, 5); p[o + 2] = 0; p[o + 3] = 0; put_i32(p + o + 4, 0); o += 8;
+    o += put_layer_hdr(p + o, NP_LAYER_LI, 2, 12 + 40);
+    np_wr_u32(p + o, 5); p[o + 4] = 0; p[o + 5] = 0; np_wr_u16(p + o + 6, 0); put_i32(p + o + 8, 0); o += 12;
     for (i = 0; i < 5; i++, o += 4) put_i32(p + o, 30000);
     for (i = 0; i < 5; i++, o += 4) put_i32(p + o, -7);
     return o;
@@ -222,9 +220,10 @@ static void valid_request(void)
     case 0: /* dense INFER / STREAM */
         n = 1 + rnd_below(40);
         np_wr_u16(payload, (uint16_t)n);
-        for (i = 0; i < n * 8; i++) payload[2 + i] = (uint8_t)rnd();
+        for (i = 0; i < n * board.model.in_size && 2 + i < sizeof payload; i++)
+            payload[2 + i] = (uint8_t)rnd();
         send_req(rnd() & 1 ? NP_MSG_INFER : NP_MSG_STREAM, (uint8_t)(rnd() & NP_FLAG_RESET_STATE),
-                 payload, 2 + n * 8);
+                 payload, 2 + i);
         break;
     case 1: { /* event STREAM, sometimes with bad indices */
         size_t o = 2, s, steps = 1 + rnd_below(10);
@@ -273,17 +272,26 @@ int main(int argc, char **argv)
     rng = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 1u;
     if (!rng) rng = 1;
     np_board_init(&board, arena, sizeof arena, staging, sizeof staging);
-    image_len = make_image(image);
-    image2_len = make_image2(image2);
-    send_image(image2, image2_len);
-    if (!board.model.loaded) {
-        fprintf(stderr, "fuzz: reference image 2 did not load: %s\n", board.model.detail);
-        return 1;
+    seed_len[1] = make_image2(seeds[1]);
+    seed_len[0] = make_image(seeds[0]);
+    n_seeds = 2;
+    for (i = 3; i < (size_t)argc && n_seeds < MAX_SEEDS; i++) {
+        FILE *f = fopen(argv[i], "rb");
+        if (!f) {
+            fprintf(stderr, "fuzz: cannot open %s\n", argv[i]);
+            return 2;
+        }
+        seed_len[n_seeds] = fread(seeds[n_seeds], 1, SEED_CAP, f);
+        fclose(f);
+        n_seeds++;
     }
-    send_image(image, image_len);
-    if (!board.model.loaded) {
-        fprintf(stderr, "fuzz: the reference image did not load: %s\n", board.model.detail);
-        return 1;
+    for (i = n_seeds; i-- > 0;) { /* every seed is valid; the first one stays loaded */
+        send_image(seeds[i], seed_len[i]);
+        if (!board.model.loaded) {
+            fprintf(stderr, "fuzz: seed image %lu did not load: %s\n", (unsigned long)i,
+                    board.model.detail);
+            return 1;
+        }
     }
     for (it = 0; it < n; it++) {
         switch (it % 5) {
@@ -311,14 +319,12 @@ int main(int argc, char **argv)
             break;
         }
         case 3: { /* mutated model image with correct CRCs: reaches the parser */
-            uint8_t img[4096 + 64];
-            int second = (int)(rnd() & 1);
-            size_t il = second ? image2_len : image_len;
-            memcpy(img, second ? image2 : image, il);
+            static uint8_t img[SEED_CAP + 64];
+            size_t which = rnd_below((uint32_t)n_seeds), il = seed_len[which];
+            memcpy(img, seeds[which], il);
             if (rnd_below(4)) mutate(img, &il, sizeof img);
             send_image(img, il);
-            if (!board.model.loaded && rnd_below(2) == 0)
-                send_image(second ? image2 : image, second ? image2_len : image_len);
+            if (!board.model.loaded && rnd_below(2) == 0) send_image(seeds[which], seed_len[which]);
             break;
         }
         default:

@@ -104,6 +104,8 @@ uint32_t np_hal_millis(void) { return (uint32_t)((now_s() - g_t0) * 1000.0); }
 
 const char *np_hal_board_name(void) { return "posix-virtual"; }
 
+uint32_t np_hal_cycles(void) { return 0; } /* no portable cycle counter on a host */
+
 static void on_signal(int sig)
 {
     (void)sig;

@@ -61,12 +61,8 @@ static size_t put_caps(np_board_t *b, uint8_t *p)
     const char *name = np_hal_board_name();
     uint32_t ops = 0;
     size_t n;
-    ops |= 1u << NP_LAYER_LINEAR;
-    ops |= 1u << NP_LAYER_CONV1D;
-    ops |= 1u << NP_LAYER_LIF;
-    ops |= 1u << NP_LAYER_LI;
-    ops |= 1u << NP_LAYER_DELAY;
-    ops |= 1u << NP_LAYER_DELAY_LINEAR;
+    int k;
+    for (k = 1; k <= NP_LAYER_KIND_MAX; k++) ops |= 1u << k;
     p[0] = NP_PROTOCOL_VERSION;
     p[1] = NP_FW_VERSION_MAJOR;
     p[2] = NP_FW_VERSION_MINOR;
@@ -158,6 +154,7 @@ static int h_run(np_board_t *b, const np_frame_t *f, size_t *out_len)
     if (f->type == NP_MSG_INFER || (f->flags & NP_FLAG_RESET_STATE)) np_model_reset_state(m);
     for (s = 0; s < n_steps; s++) {
         const int32_t *y;
+        uint32_t t0;
         if (!events) {
             for (i = 0; i < m->in_size; i++) {
                 uint8_t u = d[pos + i];
@@ -175,7 +172,9 @@ static int h_run(np_board_t *b, const np_frame_t *f, size_t *out_len)
             }
             pos += 2u * cnt;
         }
+        t0 = np_hal_cycles();
         np_model_step(m, m->input);
+        b->stats[NP_STAT_STEP_CYCLES] += np_hal_cycles() - t0;
         y = np_model_output(m);
         for (i = 0; i < m->out_size; i++) {
             if (m->out_bytes == 1) {
@@ -393,6 +392,7 @@ static int dispatch(np_board_t *b, const np_frame_t *f, size_t *out_len)
     case NP_MSG_STATS:
         b->stats[NP_STAT_UPTIME_MS] = np_hal_millis();
         b->stats[NP_STAT_LEARN_UPDATES] = b->model.learn_updates;
+        b->stats[NP_STAT_ARENA_USED] = b->model.loaded ? (uint32_t)b->model.arena_used : 0;
         for (i = 0; i < NP_STATS_COUNT; i++) np_wr_u32(b->reply + 1 + 4 * i, b->stats[i]);
         *out_len = 1 + 4 * NP_STATS_COUNT;
         return NP_ERR_OK;
@@ -492,6 +492,20 @@ static void handle_frame(np_board_t *b, const uint8_t *enc, size_t enc_len)
                  b->model.in_size, b->model.out_size);
         np_board_log(b, 1, msg);
     }
+}
+
+int np_board_boot(np_board_t *b, uint8_t *arena, size_t arena_cap, uint8_t *staging,
+                  size_t staging_cap, const uint8_t *image, size_t image_len)
+{
+    np_board_init(b, arena, arena_cap, staging, staging_cap);
+    return image_len ? np_board_load_image(b, image, image_len) : NP_ERR_OK;
+}
+
+int np_board_load_image(np_board_t *b, const uint8_t *img, size_t len)
+{
+    int err = np_model_load(&b->model, img, len);
+    if (err == NP_ERR_OK) b->stats[NP_STAT_MODEL_LOADS]++;
+    return err;
 }
 
 void np_board_rx(np_board_t *b, const uint8_t *data, size_t len)

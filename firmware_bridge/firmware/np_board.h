@@ -10,6 +10,10 @@
 #include "np_model.h"
 #include "protocol_gen.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define NP_AUX_CAP 160 /* encoded NACK for an undecodable frame, or a LOG line */
 
 typedef struct {
@@ -46,5 +50,19 @@ void np_board_rx(np_board_t *b, const uint8_t *data, size_t len);
 
 /* Send an unsolicited LOG frame (level 0 debug .. 3 error). */
 void np_board_log(np_board_t *b, uint8_t level, const char *text);
+
+/* Load a model image held in memory (e.g. compiled into flash by `neuroplast board
+ * project`); the image is copied into the arena. Returns NP_ERR_OK or the parse error
+ * (reason in b->model.detail). */
+int np_board_load_image(np_board_t *b, const uint8_t *img, size_t len);
+
+/* What a port calls at start: np_board_init, then load `image` if it is not empty (a model
+ * compiled into flash; ports pass np_model_image / np_model_image_len). */
+int np_board_boot(np_board_t *b, uint8_t *arena, size_t arena_cap, uint8_t *staging,
+                  size_t staging_cap, const uint8_t *image, size_t image_len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NP_BOARD_H */

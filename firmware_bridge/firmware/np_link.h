@@ -8,6 +8,10 @@
 
 #include "protocol_gen.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* CRC-32/ISO-HDLC (zlib): poly 0xEDB88320 reflected, init/xorout 0xFFFFFFFF.
  * np_crc32_update(0, ...) starts a new CRC; chain calls to extend it. */
 uint32_t np_crc32_update(uint32_t crc, const uint8_t *data, size_t len);
@@ -48,5 +52,9 @@ uint32_t np_rd_u32(const uint8_t *p);
 int32_t np_rd_i32(const uint8_t *p);
 void np_wr_u16(uint8_t *p, uint16_t v);
 void np_wr_u32(uint8_t *p, uint32_t v);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NP_LINK_H */

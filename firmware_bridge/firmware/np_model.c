@@ -1,5 +1,6 @@
-/* np_model.c -- see np_model.h for the arithmetic. The image format is in PROTOCOL.md §5.
- * Every length, count and index read from an image is checked before use. */
+/* np_model.c -- see np_model.h. The image format is in PROTOCOL.md §5; the arithmetic of
+ * every layer kind is in np_kernels.[ch]. Every length, count and index read from an
+ * image is checked before use; the arena is the only memory a model takes. */
 #include "np_model.h"
 
 #include <stdio.h>
@@ -7,58 +8,7 @@
 
 #include "np_link.h"
 
-/* ---- fixed-point helpers ------------------------------------------------------------ */
-
-/* floor(x / 2^s) without relying on implementation-defined >> of negatives */
-static int64_t asr64(int64_t x, int s)
-{
-    if (x >= 0) return x >> s;
-    return -(((-x) - 1) >> s) - 1;
-}
-
-static int32_t sat32(int64_t x)
-{
-    if (x > INT32_MAX) return INT32_MAX;
-    if (x < INT32_MIN) return INT32_MIN;
-    return (int32_t)x;
-}
-
-/* LiteRT single-rounding requantization: (acc*qm + 2^(t-1)) >> t, t = 31 - shift */
-static int64_t requantize(int32_t acc, int32_t qm, int8_t shift)
-{
-    int t = 31 - (int)shift; /* validated: shift in [-31, 30] -> t in [1, 62] */
-    return asr64((int64_t)acc * (int64_t)qm + ((int64_t)1 << (t - 1)), t);
-}
-
-static int32_t affine_out(const np_layer_t *L, uint32_t o, int64_t acc)
-{
-    int64_t y = requantize(sat32(acc), L->qm[o], L->shift[o]) + (int64_t)L->zp_out;
-    if (y < L->out_min) y = L->out_min;
-    if (y > L->out_max) y = L->out_max;
-    return (int32_t)y;
-}
-
-/* Membranes are int64 like the host runtime; this guard only keeps pathological inputs
- * from overflowing (|v| never reaches 2^62 with int32 currents and beta <= 2^16). */
-#define V_LIMIT ((int64_t)1 << 62)
-static int64_t clamp_v(int64_t v)
-{
-    if (v > V_LIMIT) return V_LIMIT;
-    if (v < -V_LIMIT) return -V_LIMIT;
-    return v;
-}
-
-/* Leak toward v_leak: v_leak + round((v - v_leak) * beta / 2^15), beta in Q15 */
-static int64_t leak(int64_t v, int32_t v_leak, int32_t beta)
-{
-    int64_t dv = v - (int64_t)v_leak;
-    /* |dv| < 2^63 but dv*beta must not overflow: split for large |dv| */
-    if (dv > ((int64_t)1 << 46) || dv < -((int64_t)1 << 46)) {
-        int64_t hi = asr64(dv, 16), lo = dv - hi * 65536;
-        return (int64_t)v_leak + hi * beta * 2 + asr64(lo * (int64_t)beta + ((int64_t)1 << 14), 15);
-    }
-    return (int64_t)v_leak + asr64(dv * (int64_t)beta + ((int64_t)1 << 14), 15);
-}
+#define asr64 np_asr64 /* the STDP rule below shares the kernels' floor shift */
 
 uint32_t np_seed_mix(uint32_t seed)
 {
@@ -85,6 +35,8 @@ uint32_t np_xorshift32(uint32_t *state)
 
 /* ---- arena and image cursor --------------------------------------------------------- */
 
+/* Every allocation starts on an 8-byte boundary (image.py mirrors this to predict the
+ * arena a model needs; a test checks the prediction against the board's ARENA_USED). */
 static void *arena_alloc(np_model_t *m, size_t bytes)
 {
     size_t start = (m->arena_used + 7u) & ~(size_t)7u;
@@ -141,98 +93,327 @@ static uint32_t rd32(cur_t *c)
     return v;
 }
 
+static int8_t i8_of(uint8_t b) { return (int8_t)(b < 128 ? (int)b : (int)b - 256); }
+
+/* Arrays: each checks the bytes are present (cursor marked bad if not) before it takes
+ * arena space (NULL + *oom if the arena is full). `n` elements of the given width. */
+static void *rd_array(np_model_t *m, cur_t *c, size_t n, size_t width, int *oom)
+{
+    size_t i;
+    uint8_t *a;
+    if (c->bad || n > (c->len - c->pos) / width) {
+        c->bad = 1;
+        return NULL;
+    }
+    a = (uint8_t *)arena_alloc(m, n ? n * width : 1);
+    if (!a) {
+        *oom = 1;
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        const uint8_t *p = c->p + c->pos + i * width;
+        if (width == 1) ((int8_t *)a)[i] = i8_of(p[0]);
+        else if (width == 2) ((uint16_t *)a)[i] = np_rd_u16(p);
+        else if (width == 4) ((int32_t *)a)[i] = np_rd_i32(p);
+        else ((int64_t *)a)[i] = (int64_t)(((uint64_t)np_rd_u32(p + 4) << 32) | np_rd_u32(p));
+    }
+    c->pos += n * width;
+    return a;
+}
+
+#define RD_I8(n) ((int8_t *)rd_array(m, b, (n), 1, oom))
+#define RD_U16(n) ((uint16_t *)rd_array(m, b, (n), 2, oom))
+#define RD_I32(n) ((int32_t *)rd_array(m, b, (n), 4, oom))
+#define RD_I64(n) ((int64_t *)rd_array(m, b, (n), 8, oom))
+
+static const char *kind_name(uint8_t k)
+{
+    switch (k) {
+    case NP_LAYER_LINEAR: return "LINEAR";
+    case NP_LAYER_CONV: return "CONV";
+    case NP_LAYER_LIF: return "LIF";
+    case NP_LAYER_LI: return "LI";
+    case NP_LAYER_DELAY: return "DELAY";
+    case NP_LAYER_DELAY_LINEAR: return "DELAY_LINEAR";
+    case NP_LAYER_CUBALIF: return "CUBALIF";
+    case NP_LAYER_MAXPOOL: return "MAXPOOL";
+    case NP_LAYER_AVGPOOL: return "AVGPOOL";
+    case NP_LAYER_SUMPOOL: return "SUMPOOL";
+    case NP_LAYER_ADD: return "ADD";
+    case NP_LAYER_RELU: return "RELU";
+    case NP_LAYER_SCALE: return "SCALE";
+    case NP_LAYER_THRESHOLD: return "THRESHOLD";
+    default: return "?";
+    }
+}
+
+/* ---- per-kind body parsers ------------------------------------------------------------
+ * Each reads its body from `b` into L (arrays into the arena) and returns NULL, or a short
+ * reason the body is invalid. Truncation and a full arena are reported by the caller. */
+
+static const char *rd_affine(np_model_t *m, cur_t *b, np_layer_t *L, uint32_t n_w, uint32_t n_o,
+                             int *oom)
+{
+    uint32_t o;
+    L->zp_in = rdi32(b);
+    L->zp_out = rdi32(b);
+    L->out_min = rdi32(b);
+    L->out_max = rdi32(b);
+    if (b->bad) return NULL;
+    if (L->out_min > L->out_max) return "out_min > out_max";
+    L->n_w = n_w;
+    L->w = RD_I8(n_w);
+    L->bias = RD_I32(n_o);
+    L->qm = RD_I32(n_o);
+    L->shift = RD_I8(n_o);
+    if (b->bad || *oom) return NULL;
+    for (o = 0; o < n_o; o++)
+        if (L->qm[o] < 0 || L->shift[o] < -31 || L->shift[o] > 30) return "qm/shift out of range";
+    L->out_bytes = (L->out_min >= -128 && L->out_max <= 127) ? 1 : 4;
+    return NULL;
+}
+
+static const char *rd_delays(np_model_t *m, cur_t *b, np_layer_t *L, uint32_t n_d, uint32_t ring_n,
+                             int *oom)
+{
+    uint32_t i;
+    if (L->depth < 1 || L->depth > NP_MAX_DELAY_DEPTH) return "depth out of range";
+    L->delay = RD_U16(n_d);
+    if (b->bad || *oom) return NULL;
+    for (i = 0; i < n_d; i++)
+        if (L->delay[i] >= L->depth) return "delay >= depth";
+    if ((uint64_t)L->depth * ring_n > (uint64_t)(m->arena_cap / 4)) {
+        *oom = 1;
+        return NULL;
+    }
+    L->ring = (int32_t *)arena_alloc(m, (size_t)L->depth * ring_n * sizeof(int32_t));
+    if (!L->ring) *oom = 1;
+    return NULL;
+}
+
+/* geometry of CONV (16 u16) and pools (12 u16): checks sizes against the source */
+static const char *rd_geom(cur_t *b, np_layer_t *L, int conv, uint32_t src_n)
+{
+    np_geom_t *g = &L->geom;
+    uint32_t need_h, need_w, span_h, span_w;
+    g->c_in = rd16(b);
+    g->h = rd16(b);
+    g->w = rd16(b);
+    if (conv) g->c_out = rd16(b);
+    g->kh = rd16(b);
+    g->kw = rd16(b);
+    g->sh = rd16(b);
+    g->sw = rd16(b);
+    g->ph = rd16(b);
+    g->pw = rd16(b);
+    if (conv) {
+        g->dh = rd16(b);
+        g->dw = rd16(b);
+    } else {
+        g->dh = g->dw = 1;
+        g->c_out = g->c_in;
+    }
+    g->ho = rd16(b);
+    g->wo = rd16(b);
+    g->groups = conv ? rd16(b) : 1;
+    (void)rd16(b);
+    if (b->bad) return NULL;
+    if ((uint32_t)g->c_in * g->h * g->w != src_n) return "input size differs from its source";
+    if (g->c_in < 1 || g->c_out < 1 || g->kh < 1 || g->kw < 1 || g->sh < 1 || g->sw < 1 ||
+        g->dh < 1 || g->dw < 1 || g->groups < 1 || g->c_in % g->groups || g->c_out % g->groups)
+        return "bad geometry";
+    span_h = (uint32_t)g->dh * (g->kh - 1u) + 1u;
+    span_w = (uint32_t)g->dw * (g->kw - 1u) + 1u;
+    need_h = (uint32_t)g->h + 2u * g->ph;
+    need_w = (uint32_t)g->w + 2u * g->pw;
+    if (span_h > need_h || span_w > need_w || (need_h - span_h) / g->sh + 1u != g->ho ||
+        (need_w - span_w) / g->sw + 1u != g->wo)
+        return "output size inconsistent with the geometry";
+    return NULL;
+}
+
+static const char *rd_neuron(np_model_t *m, cur_t *b, np_layer_t *L, uint32_t src_n, int *oom)
+{
+    uint32_t n = rd32(b), k;
+    int spiking = L->kind != NP_LAYER_LI, cuba = L->kind == NP_LAYER_CUBALIF;
+    L->reset_mode = rd8(b);
+    (void)rd8(b);
+    (void)rd16(b);
+    L->zp_in = rdi32(b);
+    if (b->bad) return NULL;
+    if (n != src_n) return "size differs from its source";
+    if (L->reset_mode > 1) return "reset mode";
+    L->out_n = n;
+    if (cuba) L->alpha = RD_I32(n);
+    L->beta = RD_I32(n);
+    if (spiking) {
+        L->v_th = RD_I32(n);
+        L->v_reset = RD_I32(n);
+    }
+    L->v_leak = RD_I32(n);
+    if (b->bad || *oom) return NULL;
+    L->v = (int64_t *)arena_alloc(m, (size_t)n * sizeof(int64_t));
+    if (cuba && L->v) L->i = (int64_t *)arena_alloc(m, (size_t)n * sizeof(int64_t));
+    if (!L->v || (cuba && !L->i)) {
+        *oom = 1;
+        return NULL;
+    }
+    for (k = 0; k < n; k++)
+        if (L->beta[k] < 0 || L->beta[k] > 65536 || (cuba && (L->alpha[k] < 0 || L->alpha[k] > 65536)))
+            return "decay not in 0..65536";
+    L->out_bytes = spiking ? 1 : 4;
+    return NULL;
+}
+
+static const char *rd_bcast(cur_t *b, np_layer_t *L, uint32_t src_n)
+{
+    uint32_t n = rd32(b);
+    L->bc.m = rd32(b);
+    L->bc.inner = rd32(b);
+    if (b->bad) return NULL;
+    if (n != src_n) return "size differs from its source";
+    if (L->bc.m < 1 || L->bc.inner < 1 ||
+        (L->bc.m != 1 && (uint64_t)L->bc.m * L->bc.inner != (uint64_t)n))
+        return "bad broadcast (m, inner)";
+    L->out_n = n;
+    return NULL;
+}
+
+static const char *parse_body(np_model_t *m, cur_t *b, np_layer_t *L, uint32_t src_n,
+                              uint32_t src1_n, uint8_t src_bytes, int *oom)
+{
+    const char *why = NULL;
+    switch (L->kind) {
+    case NP_LAYER_LINEAR:
+    case NP_LAYER_DELAY_LINEAR: {
+        uint32_t n_in = rd32(b), n_out = rd32(b);
+        if (L->kind == NP_LAYER_DELAY_LINEAR) {
+            L->depth = rd16(b);
+            (void)rd16(b);
+        }
+        if (b->bad) return NULL;
+        if (n_in != src_n || n_out < 1) return "size differs from its source";
+        if ((uint64_t)n_in * n_out > (uint64_t)(b->len - b->pos)) {
+            b->bad = 1;
+            return NULL;
+        }
+        L->out_n = n_out;
+        why = rd_affine(m, b, L, n_in * n_out, n_out, oom);
+        if (!why && !b->bad && !*oom && L->kind == NP_LAYER_DELAY_LINEAR) {
+            why = rd_delays(m, b, L, L->n_w, n_in, oom);
+            L->fill = L->zp_in;
+        }
+        return why;
+    }
+    case NP_LAYER_CONV: {
+        uint64_t nw;
+        why = rd_geom(b, L, 1, src_n);
+        if (why || b->bad) return why;
+        nw = (uint64_t)L->geom.c_out * (L->geom.c_in / L->geom.groups) * L->geom.kh * L->geom.kw;
+        if (nw > (uint64_t)(b->len - b->pos)) { /* 64-bit: c_out * c_in * k can exceed 2^32 */
+            b->bad = 1;
+            return NULL;
+        }
+        L->out_n = (uint32_t)L->geom.c_out * L->geom.ho * L->geom.wo;
+        return rd_affine(m, b, L, (uint32_t)nw, L->geom.c_out, oom);
+    }
+    case NP_LAYER_LIF:
+    case NP_LAYER_LI:
+    case NP_LAYER_CUBALIF:
+        return rd_neuron(m, b, L, src_n, oom);
+    case NP_LAYER_DELAY: {
+        uint32_t n = rd32(b);
+        L->depth = rd16(b);
+        (void)rd16(b);
+        L->fill = rdi32(b);
+        if (b->bad) return NULL;
+        if (n != src_n) return "size differs from its source";
+        L->out_n = n;
+        L->out_bytes = src_bytes;
+        return rd_delays(m, b, L, n, n, oom);
+    }
+    case NP_LAYER_MAXPOOL:
+    case NP_LAYER_AVGPOOL:
+    case NP_LAYER_SUMPOOL:
+        why = rd_geom(b, L, 0, src_n);
+        L->pad = rdi32(b);
+        L->out_min = rdi32(b);
+        L->out_max = rdi32(b);
+        if (why || b->bad) return why;
+        if (L->out_min > L->out_max) return "out_min > out_max";
+        L->out_n = (uint32_t)L->geom.c_in * L->geom.ho * L->geom.wo;
+        L->out_bytes = L->kind == NP_LAYER_SUMPOOL ? 4 : src_bytes;
+        return NULL;
+    case NP_LAYER_ADD: {
+        np_add_t *a = &L->add;
+        uint32_t n = rd32(b);
+        a->za = rdi32(b);
+        a->zb = rdi32(b);
+        a->zo = rdi32(b);
+        a->lo = rdi32(b);
+        a->hi = rdi32(b);
+        a->ma = rdi32(b);
+        a->mb = rdi32(b);
+        a->mo = rdi32(b);
+        a->sa = i8_of(rd8(b));
+        a->sb = i8_of(rd8(b));
+        a->so = i8_of(rd8(b));
+        (void)rd8(b);
+        if (b->bad) return NULL;
+        if (L->n_src != 2 || n != src_n || n != src1_n) return "needs two sources of its size";
+        if (a->lo > a->hi || a->ma < 0 || a->mb < 0 || a->mo < 0 || a->sa < -31 || a->sa > 30 ||
+            a->sb < -31 || a->sb > 30 || a->so < -31 || a->so > 30)
+            return "bad requantization";
+        L->out_n = n;
+        L->out_bytes = (a->lo >= -128 && a->hi <= 127) ? 1 : 4;
+        return NULL;
+    }
+    case NP_LAYER_RELU: {
+        uint32_t n = rd32(b);
+        L->zp_in = rdi32(b);
+        if (b->bad) return NULL;
+        if (n != src_n) return "size differs from its source";
+        L->out_n = n;
+        L->out_bytes = src_bytes;
+        return NULL;
+    }
+    case NP_LAYER_SCALE: {
+        uint32_t k;
+        why = rd_bcast(b, L, src_n);
+        L->zp_in = rdi32(b);
+        L->zp_out = rdi32(b);
+        L->out_min = rdi32(b);
+        L->out_max = rdi32(b);
+        if (why || b->bad) return why;
+        if (L->out_min > L->out_max) return "out_min > out_max";
+        L->qm = RD_I32(L->bc.m);
+        L->shift = RD_I8(L->bc.m);
+        L->sign = RD_I8(L->bc.m);
+        if (b->bad || *oom) return NULL;
+        for (k = 0; k < L->bc.m; k++)
+            if (L->qm[k] < 0 || L->shift[k] < -31 || L->shift[k] > 30 || L->sign[k] < -1 ||
+                L->sign[k] > 1)
+                return "qm/shift/sign out of range";
+        L->out_bytes = (L->out_min >= -128 && L->out_max <= 127) ? 1 : 4;
+        return NULL;
+    }
+    case NP_LAYER_THRESHOLD:
+        why = rd_bcast(b, L, src_n);
+        if (why || b->bad) return why;
+        L->th = RD_I64(L->bc.m);
+        L->out_bytes = 1;
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
 #define FAIL(code, ...)                                              \
     do {                                                             \
         snprintf(m->detail, sizeof m->detail, __VA_ARGS__);          \
         m->loaded = 0;                                               \
         return (code);                                               \
     } while (0)
-
-/* Read `n` int32 values into a fresh arena array. */
-static int32_t *rd_i32_array(np_model_t *m, cur_t *c, size_t n, int *oom)
-{
-    size_t i;
-    int32_t *a;
-    if (n > (c->len - c->pos) / 4) {
-        c->bad = 1;
-        return NULL;
-    }
-    a = (int32_t *)arena_alloc(m, n * sizeof(int32_t));
-    if (!a) {
-        *oom = 1;
-        return NULL;
-    }
-    for (i = 0; i < n; i++) a[i] = rdi32(c);
-    return a;
-}
-
-static uint16_t *rd_u16_array(np_model_t *m, cur_t *c, size_t n, int *oom)
-{
-    size_t i;
-    uint16_t *a;
-    if (n > (c->len - c->pos) / 2) {
-        c->bad = 1;
-        return NULL;
-    }
-    a = (uint16_t *)arena_alloc(m, n * sizeof(uint16_t));
-    if (!a) {
-        *oom = 1;
-        return NULL;
-    }
-    for (i = 0; i < n; i++) a[i] = rd16(c);
-    return a;
-}
-
-static int8_t *rd_i8_array(np_model_t *m, cur_t *c, size_t n, int *oom)
-{
-    int8_t *a;
-    size_t i;
-    if (n > c->len - c->pos) {
-        c->bad = 1;
-        return NULL;
-    }
-    a = (int8_t *)arena_alloc(m, n ? n : 1);
-    if (!a) {
-        *oom = 1;
-        return NULL;
-    }
-    for (i = 0; i < n; i++) {
-        uint8_t b = c->p[c->pos + i];
-        a[i] = (int8_t)(b < 128 ? (int)b : (int)b - 256);
-    }
-    c->pos += n;
-    return a;
-}
-
-static const char *kind_name(uint8_t k)
-{
-    switch (k) {
-    case NP_LAYER_LINEAR: return "LINEAR";
-    case NP_LAYER_CONV1D: return "CONV1D";
-    case NP_LAYER_LIF: return "LIF";
-    case NP_LAYER_LI: return "LI";
-    case NP_LAYER_DELAY: return "DELAY";
-    case NP_LAYER_DELAY_LINEAR: return "DELAY_LINEAR";
-    default: return "?";
-    }
-}
-
-/* affine tail shared by LINEAR, CONV1D, DELAY_LINEAR: w, bias, qm, shift */
-static int rd_affine_arrays(np_model_t *m, cur_t *c, np_layer_t *L, uint32_t n_w, uint32_t n_o,
-                            int *oom)
-{
-    uint32_t o;
-    L->n_w = n_w;
-    L->w = rd_i8_array(m, c, n_w, oom);
-    L->bias = rd_i32_array(m, c, n_o, oom);
-    L->qm = rd_i32_array(m, c, n_o, oom);
-    L->shift = rd_i8_array(m, c, n_o, oom);
-    if (c->bad || *oom) return 0;
-    for (o = 0; o < n_o; o++) {
-        if (L->qm[o] < 0 || L->shift[o] < -31 || L->shift[o] > 30) return 0;
-    }
-    return 1;
-}
 
 void np_model_init(np_model_t *m, uint8_t *arena, size_t arena_cap)
 {
@@ -248,11 +429,20 @@ void np_model_unload(np_model_t *m)
     np_model_init(m, arena, cap);
 }
 
+static uint32_t src_size(const np_model_t *m, uint8_t s)
+{
+    return s == 0 ? m->in_size : m->layers[s - 1].out_n;
+}
+
+static uint8_t src_bytes(const np_model_t *m, uint8_t s)
+{
+    return s == 0 ? 1 : m->layers[s - 1].out_bytes;
+}
+
 int np_model_load(np_model_t *m, const uint8_t *img, size_t len)
 {
     cur_t c;
-    uint16_t version, li, prev_n;
-    uint8_t prev_bytes = 1;
+    uint16_t version, li;
     int oom = 0;
 
     np_model_unload(m);
@@ -263,7 +453,9 @@ int np_model_load(np_model_t *m, const uint8_t *img, size_t len)
     if (len < 16 || memcmp(img, NP_IMAGE_MAGIC, 4) != 0) FAIL(NP_ERR_MODEL_INVALID, "bad magic");
     c.pos = 4;
     version = rd16(&c);
-    if (version != NP_IMAGE_VERSION) FAIL(NP_ERR_MODEL_INVALID, "image version %u", version);
+    if (version != NP_IMAGE_VERSION)
+        FAIL(NP_ERR_MODEL_INVALID, "image version %u (this firmware reads %d)", version,
+             NP_IMAGE_VERSION);
     m->n_layers = rd16(&c);
     m->in_size = rd16(&c);
     m->out_size = rd16(&c);
@@ -273,173 +465,55 @@ int np_model_load(np_model_t *m, const uint8_t *img, size_t len)
     if (m->in_size < 1) FAIL(NP_ERR_MODEL_INVALID, "in_size 0");
     m->input = (int32_t *)arena_alloc(m, (size_t)m->in_size * sizeof(int32_t));
     if (!m->input) FAIL(NP_ERR_TOO_LARGE, "arena full (input)");
-    prev_n = m->in_size;
 
     for (li = 0; li < m->n_layers; li++) {
         np_layer_t *L = &m->layers[li];
-        uint32_t body_len, n_w, i;
-        size_t end;
+        uint32_t body_len, k;
+        const char *why;
         cur_t b;
         L->kind = rd8(&c);
-        (void)rd8(&c);
-        (void)rd16(&c);
+        L->n_src = rd8(&c);
+        L->src[0] = rd8(&c);
+        L->src[1] = rd8(&c);
         body_len = rd32(&c);
         if (c.bad) FAIL(NP_ERR_MODEL_INVALID, "layer %u: truncated header", li);
         if (body_len > c.len - c.pos) FAIL(NP_ERR_MODEL_INVALID, "layer %u: body past end", li);
+        if (L->kind < 1 || L->kind > NP_LAYER_KIND_MAX)
+            FAIL(NP_ERR_UNSUPPORTED, "layer %u: unknown kind %u", li, L->kind);
+        if (L->n_src < 1 || L->n_src > 2 || (L->n_src == 1 && L->src[1] != 0))
+            FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: %u sources", li, kind_name(L->kind), L->n_src);
+        for (k = 0; k < L->n_src; k++)
+            if (L->src[k] > li) /* sources come earlier: the image is in topological order */
+                FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: source %u is not an earlier layer", li,
+                     kind_name(L->kind), L->src[k]);
         b.p = c.p + c.pos;
         b.len = body_len;
         b.pos = 0;
         b.bad = 0;
-        end = c.pos + body_len;
-        L->in_n = prev_n;
-        switch (L->kind) {
-        case NP_LAYER_LINEAR:
-        case NP_LAYER_DELAY_LINEAR: {
-            uint16_t in_n = rd16(&b), out_n = rd16(&b);
-            if (L->kind == NP_LAYER_DELAY_LINEAR) {
-                L->depth = rd16(&b);
-                (void)rd16(&b);
-            }
-            L->zp_in = rdi32(&b);
-            L->zp_out = rdi32(&b);
-            L->out_min = rdi32(&b);
-            L->out_max = rdi32(&b);
-            if (b.bad) FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: truncated", li, kind_name(L->kind));
-            if (in_n != prev_n || out_n < 1)
-                FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: in %u (expected %u), out %u", li,
-                     kind_name(L->kind), in_n, prev_n, out_n);
-            if (L->out_min > L->out_max) FAIL(NP_ERR_MODEL_INVALID, "layer %u: out_min > out_max", li);
-            L->out_n = out_n;
-            n_w = (uint32_t)in_n * out_n;
-            if (!rd_affine_arrays(m, &b, L, n_w, out_n, &oom)) {
-                if (oom) FAIL(NP_ERR_TOO_LARGE, "layer %u: arena full", li);
-                FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: arrays truncated or qm/shift out of range",
-                     li, kind_name(L->kind));
-            }
-            if (L->kind == NP_LAYER_DELAY_LINEAR) {
-                if (L->depth < 1 || L->depth > 4096)
-                    FAIL(NP_ERR_MODEL_INVALID, "layer %u: depth %u not in 1..4096", li, L->depth);
-                L->delay = rd_u16_array(m, &b, n_w, &oom);
-                if (oom) FAIL(NP_ERR_TOO_LARGE, "layer %u: arena full", li);
-                if (b.bad) FAIL(NP_ERR_MODEL_INVALID, "layer %u: delays truncated", li);
-                for (i = 0; i < n_w; i++)
-                    if (L->delay[i] >= L->depth)
-                        FAIL(NP_ERR_MODEL_INVALID, "layer %u: delay %u >= depth", li, L->delay[i]);
-                L->ring = (int32_t *)arena_alloc(m, (size_t)L->depth * in_n * sizeof(int32_t));
-                if (!L->ring) FAIL(NP_ERR_TOO_LARGE, "layer %u: arena full (ring)", li);
-                L->fill = L->zp_in;
-            }
-            L->out_bytes = (L->out_min >= -128 && L->out_max <= 127) ? 1 : 4;
-            break;
-        }
-        case NP_LAYER_CONV1D: {
-            uint32_t span, need;
-            L->in_ch = rd16(&b);
-            L->in_len = rd16(&b);
-            L->out_ch = rd16(&b);
-            L->kernel = rd16(&b);
-            L->stride = rd16(&b);
-            L->padding = rd16(&b);
-            L->dilation = rd16(&b);
-            L->out_len = rd16(&b);
-            L->groups = rd16(&b);
-            (void)rd16(&b);
-            L->zp_in = rdi32(&b);
-            L->zp_out = rdi32(&b);
-            L->out_min = rdi32(&b);
-            L->out_max = rdi32(&b);
-            if (b.bad) FAIL(NP_ERR_MODEL_INVALID, "layer %u CONV1D: truncated", li);
-            if ((uint32_t)L->in_ch * L->in_len != prev_n || L->out_ch < 1 || L->kernel < 1 ||
-                L->stride < 1 || L->dilation < 1 || L->groups < 1 || L->in_ch % L->groups != 0 ||
-                L->out_ch % L->groups != 0)
-                FAIL(NP_ERR_MODEL_INVALID, "layer %u CONV1D: bad geometry", li);
-            span = (uint32_t)L->dilation * (L->kernel - 1u) + 1u;
-            need = (uint32_t)L->in_len + 2u * L->padding;
-            if (span > need || (need - span) / L->stride + 1u != L->out_len)
-                FAIL(NP_ERR_MODEL_INVALID, "layer %u CONV1D: out_len %u inconsistent", li,
-                     L->out_len);
-            if ((uint32_t)L->out_ch * L->out_len > 65535u)
-                FAIL(NP_ERR_TOO_LARGE, "layer %u CONV1D: output too large", li);
-            if (L->out_min > L->out_max) FAIL(NP_ERR_MODEL_INVALID, "layer %u: out_min > out_max", li);
-            L->out_n = (uint16_t)(L->out_ch * L->out_len);
-            {
-                /* 64-bit: out_ch * in_ch * k can exceed 2^32 in a hostile image */
-                uint64_t nw64 = (uint64_t)L->out_ch * (uint64_t)(L->in_ch / L->groups) * L->kernel;
-                if (nw64 > (uint64_t)(b.len - b.pos))
-                    FAIL(NP_ERR_MODEL_INVALID, "layer %u CONV1D: weights truncated", li);
-                n_w = (uint32_t)nw64;
-            }
-            if (!rd_affine_arrays(m, &b, L, n_w, L->out_ch, &oom)) {
-                if (oom) FAIL(NP_ERR_TOO_LARGE, "layer %u: arena full", li);
-                FAIL(NP_ERR_MODEL_INVALID, "layer %u CONV1D: arrays truncated or qm/shift bad", li);
-            }
-            L->out_bytes = (L->out_min >= -128 && L->out_max <= 127) ? 1 : 4;
-            break;
-        }
-        case NP_LAYER_LIF:
-        case NP_LAYER_LI: {
-            uint16_t n = rd16(&b);
-            L->reset_mode = rd8(&b);
-            (void)rd8(&b);
-            L->zp_in = rdi32(&b);
-            if (b.bad || n != prev_n) FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: n %u != %u", li,
-                                           kind_name(L->kind), n, prev_n);
-            if (L->kind == NP_LAYER_LIF && L->reset_mode > 1)
-                FAIL(NP_ERR_MODEL_INVALID, "layer %u LIF: reset mode %u", li, L->reset_mode);
-            L->out_n = n;
-            L->beta = rd_i32_array(m, &b, n, &oom);
-            if (L->kind == NP_LAYER_LIF) {
-                L->v_th = rd_i32_array(m, &b, n, &oom);
-                L->v_reset = rd_i32_array(m, &b, n, &oom);
-            }
-            L->v_leak = rd_i32_array(m, &b, n, &oom);
-            L->v = (int64_t *)arena_alloc(m, (size_t)n * sizeof(int64_t));
-            if (oom || !L->v) FAIL(NP_ERR_TOO_LARGE, "layer %u: arena full", li);
-            if (b.bad) FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: truncated", li, kind_name(L->kind));
-            for (i = 0; i < n; i++)
-                if (L->beta[i] < 0 || L->beta[i] > 65536)
-                    FAIL(NP_ERR_MODEL_INVALID, "layer %u: beta_q %ld not in 0..65536", li,
-                         (long)L->beta[i]);
-            L->out_bytes = L->kind == NP_LAYER_LIF ? 1 : 4;
-            break;
-        }
-        case NP_LAYER_DELAY: {
-            uint16_t n = rd16(&b);
-            L->depth = rd16(&b);
-            L->fill = rdi32(&b);
-            if (b.bad || n != prev_n) FAIL(NP_ERR_MODEL_INVALID, "layer %u DELAY: n %u != %u", li,
-                                           n, prev_n);
-            if (L->depth < 1 || L->depth > 4096)
-                FAIL(NP_ERR_MODEL_INVALID, "layer %u: depth %u not in 1..4096", li, L->depth);
-            L->out_n = n;
-            L->delay = rd_u16_array(m, &b, n, &oom);
-            if (oom) FAIL(NP_ERR_TOO_LARGE, "layer %u: arena full", li);
-            if (b.bad) FAIL(NP_ERR_MODEL_INVALID, "layer %u DELAY: truncated", li);
-            for (i = 0; i < n; i++)
-                if (L->delay[i] >= L->depth)
-                    FAIL(NP_ERR_MODEL_INVALID, "layer %u: delay %u >= depth", li, L->delay[i]);
-            L->ring = (int32_t *)arena_alloc(m, (size_t)L->depth * n * sizeof(int32_t));
-            if (!L->ring) FAIL(NP_ERR_TOO_LARGE, "layer %u: arena full (ring)", li);
-            L->out_bytes = prev_bytes;
-            break;
-        }
-        default:
-            FAIL(NP_ERR_UNSUPPORTED, "layer %u: unknown kind %u", li, L->kind);
-        }
+        L->in_n = src_size(m, L->src[0]);
+        if ((L->kind == NP_LAYER_ADD) != (L->n_src == 2))
+            FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: %u sources", li, kind_name(L->kind), L->n_src);
+        why = parse_body(m, &b, L, L->in_n, L->n_src == 2 ? src_size(m, L->src[1]) : 0,
+                         src_bytes(m, L->src[0]), &oom);
+        if (oom) FAIL(NP_ERR_TOO_LARGE, "layer %u %s: arena full", li, kind_name(L->kind));
+        if (b.bad) FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: truncated", li, kind_name(L->kind));
+        if (why) FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: %s", li, kind_name(L->kind), why);
         if (b.pos != b.len)
             FAIL(NP_ERR_MODEL_INVALID, "layer %u %s: %lu trailing bytes", li, kind_name(L->kind),
                  (unsigned long)(b.len - b.pos));
+        if (L->out_n < 1 || L->out_n > NP_MAX_LAYER_SIZE)
+            FAIL(NP_ERR_TOO_LARGE, "layer %u %s: %lu outputs", li, kind_name(L->kind),
+                 (unsigned long)L->out_n);
         L->out = (int32_t *)arena_alloc(m, (size_t)L->out_n * sizeof(int32_t));
-        if (!L->out) FAIL(NP_ERR_TOO_LARGE, "layer %u: arena full (output)", li);
-        c.pos = end;
-        prev_n = L->out_n;
-        prev_bytes = L->out_bytes;
+        if (!L->out) FAIL(NP_ERR_TOO_LARGE, "layer %u %s: arena full (output)", li, kind_name(L->kind));
+        c.pos += body_len;
     }
     if (c.pos != c.len) FAIL(NP_ERR_MODEL_INVALID, "%lu bytes after the last layer",
                              (unsigned long)(c.len - c.pos));
-    if (prev_n != m->out_size)
-        FAIL(NP_ERR_MODEL_INVALID, "out_size %u != last layer's %u", m->out_size, prev_n);
-    m->out_bytes = prev_bytes;
+    if (m->layers[m->n_layers - 1].out_n != m->out_size)
+        FAIL(NP_ERR_MODEL_INVALID, "out_size %u != last layer's %lu", m->out_size,
+             (unsigned long)m->layers[m->n_layers - 1].out_n);
+    m->out_bytes = m->layers[m->n_layers - 1].out_bytes;
     m->loaded = 1;
     m->detail[0] = 0;
     np_model_reset_state(m);
@@ -449,15 +523,15 @@ int np_model_load(np_model_t *m, const uint8_t *img, size_t len)
 void np_model_reset_state(np_model_t *m)
 {
     uint16_t li;
-    size_t i;
+    size_t k;
     if (!m->loaded) return;
     for (li = 0; li < m->n_layers; li++) {
         np_layer_t *L = &m->layers[li];
-        if (L->v)
-            for (i = 0; i < L->out_n; i++) L->v[i] = 0;
+        if (L->v) memset(L->v, 0, (size_t)L->out_n * sizeof(int64_t));
+        if (L->i) memset(L->i, 0, (size_t)L->out_n * sizeof(int64_t));
         if (L->ring) {
             size_t n = (size_t)L->depth * L->in_n;
-            for (i = 0; i < n; i++) L->ring[i] = L->fill;
+            for (k = 0; k < n; k++) L->ring[k] = L->fill;
             L->head = 0;
         }
         memset(L->out, 0, (size_t)L->out_n * sizeof(int32_t));
@@ -467,86 +541,6 @@ void np_model_reset_state(np_model_t *m)
         memset(m->stdp.x_pre, 0, (size_t)P->in_n * sizeof(int32_t));
         memset(m->stdp.y_post, 0, (size_t)P->out_n * sizeof(int32_t));
     }
-}
-
-static void run_linear(np_layer_t *L, const int32_t *x)
-{
-    uint32_t o, j;
-    for (o = 0; o < L->out_n; o++) {
-        const int8_t *w = L->w + (size_t)o * L->in_n;
-        int64_t acc = L->bias[o];
-        for (j = 0; j < L->in_n; j++) acc += (int64_t)w[j] * ((int64_t)x[j] - L->zp_in);
-        L->out[o] = affine_out(L, o, acc);
-    }
-}
-
-static void run_conv1d(np_layer_t *L, const int32_t *x)
-{
-    uint32_t oc, t, ic, k;
-    uint32_t icg = L->in_ch / L->groups, ocg = L->out_ch / L->groups;
-    for (oc = 0; oc < L->out_ch; oc++) {
-        uint32_t ic0 = (oc / ocg) * icg; /* first input channel of this group */
-        for (t = 0; t < L->out_len; t++) {
-            int64_t acc = L->bias[oc];
-            for (ic = 0; ic < icg; ic++) {
-                const int8_t *w = L->w + ((size_t)oc * icg + ic) * L->kernel;
-                const int32_t *xc = x + (size_t)(ic0 + ic) * L->in_len;
-                for (k = 0; k < L->kernel; k++) {
-                    /* position in the unpadded input; outside means x == zp_in (adds 0) */
-                    long pos = (long)t * L->stride - (long)L->padding + (long)k * L->dilation;
-                    if (pos < 0 || pos >= (long)L->in_len) continue;
-                    acc += (int64_t)w[k] * ((int64_t)xc[pos] - L->zp_in);
-                }
-            }
-            L->out[(size_t)oc * L->out_len + t] = affine_out(L, oc, acc);
-        }
-    }
-}
-
-static void run_neuron(np_layer_t *L, const int32_t *x)
-{
-    uint32_t i;
-    for (i = 0; i < L->out_n; i++) {
-        int64_t v = clamp_v(leak(L->v[i], L->v_leak[i], L->beta[i]) + ((int64_t)x[i] - L->zp_in));
-        if (L->kind == NP_LAYER_LIF) {
-            int spike = v > L->v_th[i];
-            if (spike) v = L->reset_mode == 0 ? (int64_t)L->v_reset[i] : clamp_v(v - L->v_th[i]);
-            L->out[i] = spike;
-        } else {
-            L->out[i] = sat32(v);
-        }
-        L->v[i] = v;
-    }
-}
-
-static void run_delay(np_layer_t *L, const int32_t *x)
-{
-    uint32_t i;
-    int32_t *slot = L->ring + (size_t)L->head * L->in_n;
-    for (i = 0; i < L->in_n; i++) slot[i] = x[i];
-    for (i = 0; i < L->out_n; i++) {
-        uint32_t r = (L->head + L->depth - L->delay[i]) % L->depth;
-        L->out[i] = L->ring[(size_t)r * L->in_n + i];
-    }
-    L->head = (uint16_t)((L->head + 1u) % L->depth);
-}
-
-static void run_delay_linear(np_layer_t *L, const int32_t *x)
-{
-    uint32_t o, j;
-    int32_t *slot = L->ring + (size_t)L->head * L->in_n;
-    for (j = 0; j < L->in_n; j++) slot[j] = x[j];
-    for (o = 0; o < L->out_n; o++) {
-        const int8_t *w = L->w + (size_t)o * L->in_n;
-        const uint16_t *d = L->delay + (size_t)o * L->in_n;
-        int64_t acc = L->bias[o];
-        for (j = 0; j < L->in_n; j++) {
-            uint32_t r = (L->head + L->depth - d[j]) % L->depth;
-            acc += (int64_t)w[j] * ((int64_t)L->ring[(size_t)r * L->in_n + j] - L->zp_in);
-        }
-        L->out[o] = affine_out(L, o, acc);
-    }
-    L->head = (uint16_t)((L->head + 1u) % L->depth);
 }
 
 /* Integer pair-STDP with traces and stochastic rounding (PROTOCOL.md §8). */
@@ -594,26 +588,72 @@ static void stdp_step(np_model_t *m)
         }
 }
 
+static const int32_t *src_ptr(const np_model_t *m, uint8_t s)
+{
+    return s == 0 ? m->input : m->layers[s - 1].out;
+}
+
+static void run_layer(np_model_t *m, np_layer_t *L)
+{
+    const int32_t *x = src_ptr(m, L->src[0]);
+    np_affine_t q;
+    np_neuron_t nr;
+    q.zp_in = L->zp_in;
+    q.zp_out = L->zp_out;
+    q.out_min = L->out_min;
+    q.out_max = L->out_max;
+    q.bias = L->bias;
+    q.qm = L->qm;
+    q.shift = L->shift;
+    switch (L->kind) {
+    case NP_LAYER_LINEAR: np_linear(x, L->in_n, L->out_n, L->w, &q, L->out); break;
+    case NP_LAYER_CONV: np_conv2d(x, &L->geom, L->w, &q, L->out); break;
+    case NP_LAYER_DELAY_LINEAR:
+        np_delay_linear_step(x, L->in_n, L->out_n, L->w, L->delay, L->depth, &q, L->ring,
+                             &L->head, L->out);
+        break;
+    case NP_LAYER_LIF:
+    case NP_LAYER_LI:
+    case NP_LAYER_CUBALIF:
+        nr.zp_in = L->zp_in;
+        nr.spiking = L->kind != NP_LAYER_LI;
+        nr.subtract = L->reset_mode;
+        nr.beta = L->beta;
+        nr.v_th = L->v_th;
+        nr.v_reset = L->v_reset;
+        nr.v_leak = L->v_leak;
+        nr.alpha = L->alpha;
+        np_neuron_step(x, L->out_n, &nr, L->v, L->i, L->out);
+        break;
+    case NP_LAYER_DELAY:
+        np_delay_step(x, L->out_n, L->depth, L->delay, L->ring, &L->head, L->out);
+        break;
+    case NP_LAYER_MAXPOOL:
+        np_pool2d(x, &L->geom, NP_POOL_MAX, L->pad, L->out_min, L->out_max, L->out);
+        break;
+    case NP_LAYER_AVGPOOL:
+        np_pool2d(x, &L->geom, NP_POOL_AVG, L->pad, L->out_min, L->out_max, L->out);
+        break;
+    case NP_LAYER_SUMPOOL:
+        np_pool2d(x, &L->geom, NP_POOL_SUM, L->pad, L->out_min, L->out_max, L->out);
+        break;
+    case NP_LAYER_ADD: np_add(x, src_ptr(m, L->src[1]), L->out_n, &L->add, L->out); break;
+    case NP_LAYER_RELU: np_relu(x, L->out_n, L->zp_in, L->out); break;
+    case NP_LAYER_SCALE:
+        np_scale(x, L->out_n, &L->bc, L->qm, L->shift, L->sign, L->zp_in, L->zp_out, L->out_min,
+                 L->out_max, L->out);
+        break;
+    case NP_LAYER_THRESHOLD: np_threshold(x, L->out_n, &L->bc, L->th, L->out); break;
+    default: break; /* unreachable: np_model_load accepts known kinds only */
+    }
+}
+
 void np_model_step(np_model_t *m, const int32_t *x)
 {
     uint16_t li;
-    const int32_t *cur = x;
     if (!m->loaded) return;
     if (x != m->input) memcpy(m->input, x, (size_t)m->in_size * sizeof(int32_t));
-    cur = m->input;
-    for (li = 0; li < m->n_layers; li++) {
-        np_layer_t *L = &m->layers[li];
-        switch (L->kind) {
-        case NP_LAYER_LINEAR: run_linear(L, cur); break;
-        case NP_LAYER_CONV1D: run_conv1d(L, cur); break;
-        case NP_LAYER_LIF:
-        case NP_LAYER_LI: run_neuron(L, cur); break;
-        case NP_LAYER_DELAY: run_delay(L, cur); break;
-        case NP_LAYER_DELAY_LINEAR: run_delay_linear(L, cur); break;
-        default: return;
-        }
-        cur = L->out;
-    }
+    for (li = 0; li < m->n_layers; li++) run_layer(m, &m->layers[li]);
     if (m->stdp.enabled) stdp_step(m);
 }
 
@@ -636,7 +676,8 @@ int np_model_learn(np_model_t *m, int enable, uint8_t layer, uint32_t seed, uint
         return NP_ERR_NO_MODEL;
     }
     if ((uint32_t)layer + 1u >= m->n_layers || m->layers[layer].kind != NP_LAYER_LINEAR ||
-        m->layers[layer + 1].kind != NP_LAYER_LIF) {
+        m->layers[layer + 1].kind != NP_LAYER_LIF || m->layers[layer].src[0] != layer ||
+        m->layers[layer + 1].src[0] != layer + 1u) { /* the rule reads the chain around it */
         snprintf(m->detail, sizeof m->detail, "layer %u is not a LINEAR followed by a LIF", layer);
         return NP_ERR_BAD_ARG;
     }

@@ -1,49 +1,54 @@
-/* np_model.h -- integer runtime of a model image: parse, step, reset, on-device STDP.
+/* np_model.h -- a model image's layer graph: parse, step, reset, on-device STDP.
  *
- * Arithmetic (identical to the neuroplast integer runtime, see PROTOCOL.md §6):
- *   affine:  acc = sat32(bias + sum w*(x - zp_in));  y = clamp(rq(acc) + zp_out, lo, hi)
- *            rq(acc) = (acc*qm + 2^(t-1)) >> t,  t = 31 - shift     (int64, floor shift)
- *   LIF:     v = v_leak + (((v - v_leak)*beta + 2^14) >> 15) + (x - zp_in);  s = v > v_th;
- *            reset zero: v = v_reset where s;  subtract: v -= v_th where s   (v int64, 0 at reset)
- *   LI:      v = v_leak + (((v - v_leak)*beta + 2^14) >> 15) + (x - zp_in);  y = sat32(v)
- *   DELAY:   y_i[t] = x_i[t - d_i]             (history starts filled with `fill`)
- *   DLINEAR: acc_i = bias_i + sum_j w_ij*(x_j[t - d_ij] - zp_in)   (history = zp_in)
- */
+ * The image (PROTOCOL.md §5) is a list of layers in topological order; each names its one
+ * or two sources (0 = the model input, k = the output of layer k-1), so it carries any
+ * DAG the host graph has (residual Adds, branches). The last layer is the model output.
+ * Each layer's arithmetic is a pure kernel of np_kernels.h; this file validates images,
+ * owns the arena, keeps the state and dispatches. */
 #ifndef NP_MODEL_H
 #define NP_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "np_kernels.h"
 #include "protocol_gen.h"
 
-#ifndef NP_MAX_LAYERS
-#define NP_MAX_LAYERS 16
+#ifdef __cplusplus
+extern "C" {
 #endif
+
 #ifndef NP_DETAIL_LEN
 #define NP_DETAIL_LEN 96
 #endif
 
 typedef struct {
     uint8_t kind;
-    uint16_t in_n, out_n;
-    /* affine layers */
+    uint8_t n_src;
+    uint8_t src[2];         /* 0 = model input, k = output of layer k-1 (k - 1 < own index) */
+    uint32_t in_n, out_n;   /* in_n: elements of the first source */
+    /* affine layers (LINEAR, CONV, DELAY_LINEAR); out_min/out_max also clamp pools/scale */
     int32_t zp_in, zp_out, out_min, out_max;
     int8_t *w;
     int32_t *bias, *qm;
     int8_t *shift;
     uint32_t n_w;
-    /* conv1d geometry */
-    uint16_t in_ch, in_len, out_ch, kernel, stride, padding, dilation, out_len, groups;
-    /* neurons */
+    np_geom_t geom;         /* CONV and pools */
+    int32_t pad;            /* MAXPOOL: value of padded cells */
+    /* neurons (LIF, IF, LI, CUBALIF) */
     uint8_t reset_mode;
-    int32_t *beta, *v_th, *v_reset, *v_leak;
-    int64_t *v;
+    int32_t *beta, *v_th, *v_reset, *v_leak, *alpha;
+    int64_t *v, *i;
     /* delays */
     uint16_t depth, head;
     uint16_t *delay;
     int32_t fill;
     int32_t *ring;
+    /* ADD, SCALE, THRESHOLD */
+    np_add_t add;
+    np_bcast_t bc;
+    int8_t *sign;
+    int64_t *th;
     /* output */
     int32_t *out;
     uint8_t out_bytes;
@@ -75,7 +80,8 @@ typedef struct {
 void np_model_init(np_model_t *m, uint8_t *arena, size_t arena_cap);
 
 /* Validate and load a model image; returns NP_ERR_OK or NP_ERR_MODEL_INVALID /
- * NP_ERR_TOO_LARGE / NP_ERR_UNSUPPORTED with m->detail set. Bounds-checks every field. */
+ * NP_ERR_TOO_LARGE / NP_ERR_UNSUPPORTED with m->detail set. Bounds-checks every field.
+ * The image is copied into the arena: `img` may be freed or overwritten afterwards. */
 int np_model_load(np_model_t *m, const uint8_t *img, size_t len);
 
 void np_model_unload(np_model_t *m);
@@ -96,5 +102,9 @@ int np_model_learn(np_model_t *m, int enable, uint8_t layer, uint32_t seed, uint
 /* xorshift32 used by stochastic rounding, and the seed scrambler (murmur3 fmix32). */
 uint32_t np_xorshift32(uint32_t *state);
 uint32_t np_seed_mix(uint32_t seed);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* NP_MODEL_H */

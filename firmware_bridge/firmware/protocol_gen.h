@@ -11,11 +11,15 @@
 #define NP_MAX_PAYLOAD        2048  /* largest payload in one frame */
 #define NP_MAX_FRAME          2059  /* largest decoded frame (header+payload+crc) */
 #define NP_MAX_ENCODED_FRAME  2069  /* largest COBS-encoded frame, no delimiter */
-#define NP_IMAGE_VERSION      1  /* model image format version */
+#define NP_IMAGE_VERSION      2  /* model image format version */
+#define NP_MAX_LAYERS         32  /* layers per model image */
+#define NP_MAX_DELAY_DEPTH    4096  /* deepest delay line (steps) */
+#define NP_MAX_LAYER_SIZE     1048576  /* elements of one layer's output */
+#define NP_LAYER_KIND_MAX     14  /* highest layer kind code */
 #define NP_FW_VERSION_MAJOR   0  /* reference firmware version */
-#define NP_FW_VERSION_MINOR   1  /* reference firmware version */
+#define NP_FW_VERSION_MINOR   2  /* reference firmware version */
 #define NP_FW_VERSION_PATCH   0  /* reference firmware version */
-#define NP_STATS_COUNT        14  /* u32 counters in a STATS reply */
+#define NP_STATS_COUNT        16  /* u32 counters in a STATS reply */
 
 /* message types (header byte 1) */
 #define NP_MSG_HELLO         0x01  /* open a session: reset duplicate detection; reply CAPS */
@@ -57,11 +61,19 @@
 
 /* model image layer kinds */
 #define NP_LAYER_LINEAR        1  /* int8 fully connected + requantize */
-#define NP_LAYER_CONV1D        2  /* int8 1-D convolution over [C, L] + requantize */
-#define NP_LAYER_LIF           3  /* leaky integrate-and-fire, int32 membrane, spikes out */
-#define NP_LAYER_LI            4  /* leaky integrator readout, int32 membrane out */
-#define NP_LAYER_DELAY         5  /* per-channel integer delay (ring buffer) */
+#define NP_LAYER_CONV          2  /* int8 2-D convolution over [C, H, W] (groups, stride, pad, dilation); Conv1d is H = 1 */
+#define NP_LAYER_LIF           3  /* leaky integrate-and-fire (IF: no leak), int64 membrane, spikes out */
+#define NP_LAYER_LI            4  /* leaky integrator readout, int64 membrane, int32 out */
+#define NP_LAYER_DELAY         5  /* per-element integer delay (ring buffer) */
 #define NP_LAYER_DELAY_LINEAR  6  /* fully connected with per-synapse integer delays */
+#define NP_LAYER_CUBALIF       7  /* current-based LIF: synaptic current then membrane, spikes out */
+#define NP_LAYER_MAXPOOL       8  /* 2-D max pooling over [C, H, W] */
+#define NP_LAYER_AVGPOOL       9  /* 2-D average pooling, padding excluded, rounded half away from zero */
+#define NP_LAYER_SUMPOOL       10  /* 2-D sum pooling, int32 out */
+#define NP_LAYER_ADD           11  /* element-wise sum of two sources, TFLite ADD requantization */
+#define NP_LAYER_RELU          12  /* max(x, zero point) */
+#define NP_LAYER_SCALE         13  /* y = requantize(sign * (x - zp_in)), broadcast per tensor/channel/element */
+#define NP_LAYER_THRESHOLD     14  /* spike where x > threshold (per tensor/channel/element) */
 
 /* STATS reply field indices */
 #define NP_STAT_RX_BYTES           0  /* bytes read from the link */
@@ -78,6 +90,8 @@
 #define NP_STAT_MODEL_LOADS        11  /* model images accepted */
 #define NP_STAT_PINGS              12  /* PING requests executed */
 #define NP_STAT_UPTIME_MS          13  /* milliseconds since the board started */
+#define NP_STAT_ARENA_USED         14  /* bytes of the model arena in use (model, state, learning traces) */
+#define NP_STAT_STEP_CYCLES        15  /* cycles spent in model steps (the port's counter; 0 = none) */
 
 #define NP_IMAGE_MAGIC "NPMI"
 

@@ -61,51 +61,66 @@ def test_numpy_board_memory_ops_latency_energy_match_hand_calculation():
     assert off.latency_s == pytest.approx(3 * c.op_overhead_s + 512 / c.macs_per_s)
 
 
-def test_mcu_flash_and_ram_limits():
-    big = _spiking(1024, 1024, bits=8)  # 1 MiB of int8 weights
-    rep = fit_graph(big, "rp2040")  # 2 MiB flash: fits in flash, weights stay in flash
-    assert rep.runtime == "firmware" and rep.mode == "int"
-    assert rep.memory.flash_needed == load_profile("rp2040").firmware_bytes + rep.memory.weights
-    assert rep.memory.workspace == 0  # firmware accumulates in int32, no float64 copy
-    on_pi = fit_graph(big, "rpi4")  # numpy int kernels: float64 copy of the largest weight matrix
-    assert on_pi.memory.workspace == 8 * 1024 * 1024
-    assert on_pi.memory.weights == 1024 * 1024 + 2 * 1024 * 4  # int8 weights + LIF params
-    assert rep.fits and not rep.reasons
-    assert rep.warnings and rep.warnings[0].startswith(
-        "real time: estimated 47."
-    )  # 1 M MACs at 22 M/s
-    # with learning the plastic weights move to RAM (and need an update buffer): 264 KB is too small
-    learn = fit_graph(big, "rp2040", plasticity={"fc": {"kind": "oja"}})
-    assert learn.verdict == "does-not-fit"
+def _firmware_parts(graph, board: str) -> tuple[dict, dict, object]:
+    from neuroplast.boards.profile import firmware_measurements
+    from neuroplast.firmware_bridge.image import image_footprint
+
+    prof = load_profile(board)
+    return firmware_measurements()[prof.firmware.core], image_footprint(graph), prof
+
+
+def test_mcu_memory_is_the_measured_firmware_plus_the_models_image_and_arena():
+    """Firmware boards: flash = measured firmware code + the vendor SDK (assumption); RAM =
+    the firmware's measured buffers + the model's arena + the staging buffer that holds the
+    image sent over the link (the board copies weights and state into the arena)."""
+    g = _spiking(64, 32, bits=8)
+    rep = fit_graph(g, "rp2040")
+    meas, fp, prof = _firmware_parts(g, "rp2040")
+    m = rep.memory
+    assert rep.runtime == "firmware" and rep.mode == "int" and rep.verdict == "fits"
+    assert m.flash_needed == meas["flash_bytes"] + prof.firmware.sdk_flash_bytes
+    assert (m.arena, m.staging) == (fp["arena_bytes"], fp["image_bytes"])
+    assert m.ram_needed == meas["static_ram_bytes"] + m.arena + m.staging
+    assert m.workspace == 0  # firmware accumulates in int32, no float64 copy
+    # learning: one int32 STDP trace per pre- and post-synaptic neuron
+    learn = fit_graph(g, "rp2040", plasticity={"fc": {"kind": "stdp"}})
+    assert learn.memory.plasticity == 4 * (64 + 32)
+    assert learn.memory.ram_needed == m.ram_needed + 4 * (64 + 32)
+    # 1 MiB of int8 weights: the image is staged and copied into the arena, both in RAM
+    big = fit_graph(_spiking(1024, 1024, bits=8), "rp2040")
+    assert big.verdict == "does-not-fit"
     assert any(
-        r.startswith("RAM: needs") and "rp2040 has 232.0 KiB usable" in r for r in learn.reasons
+        r.startswith("RAM: needs") and "rp2040 has 232.0 KiB usable" in r for r in big.reasons
     )
-    huge = _spiking(2048, 2048, bits=8)  # 4 MiB weights > 1 MB flash of the nRF52840
-    rep = fit_graph(huge, "nano33ble")
-    assert rep.verdict == "does-not-fit"
-    assert any(r.startswith("flash: needs 4.1 MiB") for r in rep.reasons)
+    on_pi = fit_graph(_spiking(1024, 1024, bits=8), "rpi4")  # numpy: float64 weight copy
+    assert on_pi.memory.workspace == 8 * 1024 * 1024
 
 
-def test_firmware_counts_spike_inputs_as_synops_at_the_given_rate():
-    from neuroplast.graph import LIF, Graph, Input, Linear
-    from neuroplast.quant import QuantSpec
+def test_firmware_latency_is_measured_instructions_times_cpi_over_clock():
+    """The firmware's kernels are dense: time does not shrink with sparse spikes; it is the
+    instruction count of the measured per-kind costs of the profile's core."""
+    from neuroplast.graph.cost import cost
 
-    w1 = np.ones((64, 32), np.float32) * 0.1
-    w2 = np.ones((10, 64), np.float32) * 0.1
-    lif = dict(tau_mem=np.full(64, 0.02, np.float32), v_th=np.ones(64, np.float32))
-    q8, wq, cur = QuantSpec(8, 1 / 127), QuantSpec(8, 0.01), QuantSpec(16, 1e-3)
-    g = Graph.sequential(
-        [("in", Input(shape=(32,), quant=q8)), ("fc1", Linear(weight=w1, weight_q=wq, out_q=cur)),
-         ("l1", LIF(**lif)), ("fc2", Linear(weight=w2, weight_q=wq, out_q=q8))]
-    )  # fmt: skip
+    g = _spiking(128, 64, bits=8)
+    meas, _, prof = _firmware_parts(g, "stm32h7")
+    instr = meas["per_step"]
+    for r in cost(g):
+        if r.kind not in ("Input", "Flatten"):
+            k = meas["per_kind"][r.kind]
+            instr += k["mac"] * r.macs + k["out"] * int(np.prod(r.out_shape)) + k["layer"]
     rep = fit_graph(g, "stm32h7", input_rate=0.25)
-    c = load_profile("stm32h7").cost
-    # fc1 sees dense input (2048 MACs); fc2 sees spikes: 0.25 * 640 synops
-    assert rep.ops.synops == 160
-    lat = 4 * c.op_overhead_s + 2048 / c.macs_per_s + 160 / c.synops_per_s
-    assert rep.latency_s == pytest.approx(lat, rel=1e-12)
+    assert rep.latency_s == pytest.approx(instr * prof.firmware.cpi / prof.cpu.clock_hz, rel=1e-12)
+    assert fit_graph(g, "stm32h7", input_rate=1.0).latency_s == rep.latency_s
+    m0 = fit_graph(g, "rp2040")  # Cortex-M0+ at 133 MHz vs M7 at 480 MHz
+    assert m0.latency_s > 3 * rep.latency_s
     with pytest.raises(BoardError, match="input_rate must be in"):
         fit_graph(g, "stm32h7", input_rate=1.5)
+
+
+def test_firmware_board_without_a_measured_core_says_so():
+    rep = fit_graph(_spiking(64, 32, bits=8), "esp32s3")  # Xtensa: no QEMU build here
+    assert any("no measured firmware build" in w for w in rep.warnings)
+    assert rep.memory.flash_needed == load_profile("esp32s3").firmware_bytes
 
 
 def test_xylo_limits():

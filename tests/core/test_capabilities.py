@@ -4,14 +4,19 @@ and `fit` never saying "fits" for a model its board's target cannot run."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from neuroplast.errors import UnsupportedError
-from neuroplast.graph import Conv2d, Flatten, Graph, Input, Linear, QuantSpec
+from neuroplast.graph import Conv2d, Flatten, Graph, Input, Linear, Node, QuantSpec
+from neuroplast.graph.cost import COST
+from neuroplast.graph.nodes import register_node
+from neuroplast.runtime.kernels import Kernel, register_op
 from neuroplast.targets import TARGETS, capability_matrix, load_plugins, write_capabilities_doc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +33,31 @@ def _int_cnn() -> Graph:
             ("fc", Linear(weight=rng.standard_normal((3, 144)), weight_q=wq, out_q=q8)),
         ]
     )
+
+
+@register_node
+@dataclass(frozen=True, eq=False)
+class _UserKind(Node):
+    """A user's own node kind: a host kernel (identity), no firmware handler."""
+
+    kind: ClassVar[str] = "_TestCapUserKind"
+
+
+@register_op(_UserKind)
+class _UserKindKernel(Kernel):
+    def step(self, inputs, state):
+        return inputs[0], state
+
+
+COST.register(_UserKind)(lambda node, in_shapes, out_shape: {})
+
+
+def _int_user_model() -> Graph:
+    """The int CNN with a user's node kind in it (the runtime has it, the firmware not)."""
+    g = _int_cnn()
+    nodes = {"in": g.nodes["in"], "conv": g.nodes["conv"], "mine": _UserKind(),
+             "flat": g.nodes["flat"], "fc": g.nodes["fc"]}  # fmt: skip
+    return Graph.sequential(list(nodes.items()))
 
 
 def test_capabilities_doc_is_generated_from_the_tables():
@@ -53,22 +83,24 @@ def test_every_kind_has_a_verdict_on_every_target():
 def test_refusal_is_one_line_naming_node_kind_target_and_what_to_do():
     from neuroplast.firmware_bridge.image import FIRMWARE
 
+    FIRMWARE.require(_int_cnn())  # convolutions run on the firmware
     with pytest.raises(UnsupportedError) as ei:
-        FIRMWARE.require(_int_cnn())
+        FIRMWARE.require(_int_user_model())
     msg = str(ei.value)
     assert "\n" not in msg
-    assert msg.startswith("node 'conv' (Conv2d) cannot run on firmware")
+    assert msg.startswith("node 'mine' (_TestCapUserKind) cannot run on firmware")
     assert "TensorFlow Lite Micro" in msg
-    assert [r.node for r in ei.value.refusals] == ["conv"]
+    assert [r.node for r in ei.value.refusals] == ["mine"]
 
 
 @pytest.mark.parametrize("board", ["stm32h7", "rp2040", "esp32s3", "nano33ble"])
 def test_fit_never_says_fits_when_the_firmware_cannot_run_the_model(board):
     from neuroplast.boards.estimate import fit_graph
 
-    rep = fit_graph(_int_cnn(), board)
+    rep = fit_graph(_int_user_model(), board)
     assert rep.verdict == "does-not-fit"
-    assert rep.reasons[0].startswith("node 'conv' (Conv2d) cannot run on firmware")
+    assert rep.reasons[0].startswith("node 'mine' (_TestCapUserKind) cannot run on firmware")
+    assert fit_graph(_int_cnn(), board).verdict != "does-not-fit"  # the firmware has Conv2d
 
 
 def test_targets_command_prints_the_matrix_and_a_models_verdict(tmp_path):
@@ -81,10 +113,10 @@ def test_targets_command_prints_the_matrix_and_a_models_verdict(tmp_path):
     m = json.loads(r.output)
     assert m["Conv2d"]["runtime"]["supported"] is True
     path = tmp_path / "cnn.zip"
-    save_bundle(path, _int_cnn(), mode="int")
+    save_bundle(path, _int_user_model(), mode="int")
     r = CliRunner().invoke(app, ["targets", str(path), "--json"])
     assert r.exit_code == 0, r.output
     v = json.loads(r.output)
     assert v["runtime-int"] == {"ok": True, "refusals": []}
     assert v["firmware"]["ok"] is False
-    assert v["firmware"]["refusals"][0].startswith("node 'conv' (Conv2d)")
+    assert v["firmware"]["refusals"][0].startswith("node 'mine' (_TestCapUserKind)")

@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from bridge_models import conv_delay, delaylinear_groups, mlp_lif_li, plastic, random_codes
+from conftest import BOARD_KINDS, link_timeout, start_board
 
 from neuroplast.errors import DataError
 from neuroplast.firmware_bridge import (
@@ -212,8 +213,12 @@ def test_device_errors_are_typed(board):
         board.infer(np.zeros((0, 16), np.int8))
 
 
-def test_model_too_large_for_board():
-    with VirtualBoard(staging=512) as vb, Board.connect(vb.port, timeout=0.5) as b:
+@pytest.mark.parametrize("kind", BOARD_KINDS)
+def test_model_too_large_for_board(kind):
+    with (
+        start_board(kind, staging=512) as vb,
+        Board.connect(vb.port, timeout=link_timeout(kind)) as b,
+    ):
         assert b.caps.max_model_bytes == 512
         with pytest.raises(ModelImageError):
             b.load(mlp_lif_li())
@@ -257,10 +262,15 @@ def test_unsupported_graph_is_refused_on_the_host():
     )
     with pytest.raises(UnsupportedError, match=r"'x' \(Input\).*signed 8-bit input"):
         build_image(Runtime(g2, mode="int"))
+    from neuroplast.graph.nodes import Flatten
+
+    g3 = Graph.sequential([("x", Input(shape=(2, 3), quant=QuantSpec(8, 0.1, 0))), ("f", Flatten())])
+    with pytest.raises(UnsupportedError, match="no layer the board computes"):
+        build_image(Runtime(g3, mode="int"))
 
 
-def test_protocol_version_mismatch(vboard):
-    fd = os.open(vboard.port, os.O_RDWR | os.O_NOCTTY)
+def test_protocol_version_mismatch(board_proc):
+    fd = os.open(board_proc.port, os.O_RDWR | os.O_NOCTTY)
     try:
         import tty
 
@@ -274,18 +284,18 @@ def test_protocol_version_mismatch(vboard):
         assert f.type == spec.MsgType.NACK and f.payload[1] == spec.ErrorCode.VERSION
     finally:
         os.close(fd)
-    with Board.connect(vboard.port, timeout=0.5) as b:  # a v1 host still works
+    with Board.connect(board_proc.port, timeout=link_timeout(board_proc.kind)) as b:  # v1 host
         with pytest.raises(ProtocolVersionError):
             b._consider(
                 encode_frame(Frame(spec.MsgType.ACK, b._seq, b"\x01", version=9))[:-1], 1, b._seq
             )
 
 
-def test_c_encoder_is_byte_identical_to_python(vboard):
+def test_c_encoder_is_byte_identical_to_python(board_proc):
     """The board's raw reply bytes equal the Python encoder's (canonical COBS, CRC, header)."""
     import tty
 
-    fd = os.open(vboard.port, os.O_RDWR | os.O_NOCTTY)
+    fd = os.open(board_proc.port, os.O_RDWR | os.O_NOCTTY)
     try:
         tty.setraw(fd)
         for n in (0, 1, 253, 254, 255, 508, 1000, 2047):
@@ -319,11 +329,11 @@ def test_timeout_and_port_timeout_restored():
         Board.connect("/dev/does-not-exist-np", timeout=0.1)
 
 
-def test_trace_hex_dump(vboard):
+def test_trace_hex_dump(board_proc):
     import io
 
     buf = io.StringIO()
-    with Board.connect(vboard.port, timeout=0.5, trace=buf) as b:
+    with Board.connect(board_proc.port, timeout=link_timeout(board_proc.kind), trace=buf) as b:
         b.ping(b"\x01\x02")
     text = buf.getvalue()
     assert "> HELLO" in text and "< ACK" in text and "> PING" in text

@@ -76,3 +76,29 @@ def test_missing_port_is_a_clear_error():
     r = CliRunner().invoke(_app(), ["board", "ping"], env={"NEUROPLAST_PORT": ""})
     assert isinstance(r.exception, BridgeError)
     assert "--port" in str(r.exception)
+
+
+def test_qemu_command_prints_a_pty():
+    r = CliRunner().invoke(_app(), ["board", "qemu", "--duration", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert "/dev/pts/" in r.output and "cortex-m4" in r.output
+
+
+def test_selftest_command(vboard):
+    r = CliRunner().invoke(
+        _app(),
+        [
+            "board",
+            "selftest",
+            "--port",
+            vboard.port,
+            "-n",
+            "1",
+            "--kind",
+            "Conv2d",
+            "--kind",
+            "LIF",
+        ],  # fmt: skip
+    )
+    assert r.exit_code == 0, r.output
+    assert "Conv2d" in r.output and "LIF" in r.output and "bit-identical" in r.output
