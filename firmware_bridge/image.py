@@ -496,9 +496,13 @@ def _pool_kind(node: Any) -> int:
 @FIRMWARE.register(Add, check=_check_add, note="inputs of up to 11 bits (TFLite ADD)")
 def _enc_add(e: _Enc) -> _Layer:
     k = e.kernel
-    i32 = [int(np.ravel(v)[0]) for v in (k.za, k.zb, k.zo, k.lo, k.hi, k.ma, k.mb, k.mo)]
-    sh = [int(np.ravel(v)[0]) for v in (k.sha, k.shb, k.sho)]
-    body = struct.pack("<I8i3bx", e.out_n, *i32, *sh)
+    if k.single:  # LiteRT's default ADD: one rounding, shift k (the runtime's AddKernel)
+        i32 = [k.za, k.zb, k.zo, k.lo, k.hi, k.ma, k.mb, 0]
+        sh = [0, 0, k.k]
+    else:
+        i32 = [int(np.ravel(v)[0]) for v in (k.za, k.zb, k.zo, k.lo, k.hi, k.ma, k.mb, k.mo)]
+        sh = [int(np.ravel(v)[0]) for v in (k.sha, k.shb, k.sho)]
+    body = struct.pack("<I8i3bB", e.out_n, *(int(v) for v in i32), *sh, int(k.single))
     return _Layer(K.ADD, body, (), _out_bytes(k.lo, k.hi))
 
 

@@ -187,10 +187,14 @@ void np_add(const int32_t *a, const int32_t *b, uint32_t n, const np_add_t *p, i
 {
     uint32_t i;
     for (i = 0; i < n; i++) {
-        int64_t xa = ((int64_t)a[i] - p->za) * ((int64_t)1 << 20);
-        int64_t xb = ((int64_t)b[i] - p->zb) * ((int64_t)1 << 20);
-        int64_t s = np_requantize(xa, p->ma, p->sa) + np_requantize(xb, p->mb, p->sb);
-        int64_t v = np_requantize(s, p->mo, p->so) + p->zo;
+        int64_t da = (int64_t)a[i] - p->za, db = (int64_t)b[i] - p->zb, v;
+        if (p->single) {
+            v = np_asr64(((int64_t)1 << (p->so - 1)) + p->ma * da + p->mb * db, p->so) + p->zo;
+        } else {
+            int64_t s = np_requantize(da * ((int64_t)1 << 20), p->ma, p->sa) +
+                        np_requantize(db * ((int64_t)1 << 20), p->mb, p->sb);
+            v = np_requantize(s, p->mo, p->so) + p->zo;
+        }
         if (v < p->lo) v = p->lo;
         if (v > p->hi) v = p->hi;
         y[i] = (int32_t)v;

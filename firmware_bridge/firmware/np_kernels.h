@@ -13,7 +13,8 @@
  *   avg pool    s = sum of the window's real cells, c = their count:
  *               y = clamp(s >= 0 ? (s + c/2) / c : -((-s + c/2) / c), lo, hi)
  *   sum pool    y = sum of the window's real cells (int32)
- *   add         y = clamp(rq(rq(a') + rq(b'), mo, so) + zo, lo, hi),
+ *   add         single: y = clamp(((2^(so-1) + ma (a - za) + mb (b - zb)) >> so) + zo, lo, hi)
+ *               (LiteRT's default XNNPACK ADD); else y = clamp(rq(rq(a') + rq(b'), mo, so) + zo),
  *               a' = (a - za) * 2^20 (ma, sa), b' = (b - zb) * 2^20 (mb, sb)   (TFLite ADD)
  *   scale       y = clamp(rq(sign * (x - zi), qm, s) + zo, lo, hi)
  *   relu        y = max(x, zp)
@@ -62,6 +63,7 @@ typedef struct {
     int32_t za, zb, zo, lo, hi;
     int32_t ma, mb, mo;
     int8_t sa, sb, so;
+    uint8_t single; /* LiteRT's default (XNNPACK) ADD: y = (2^(so-1) + ma a' + mb b') >> so */
 } np_add_t;
 
 /* LIF, IF (beta = 2^15), LI (spiking = 0) and CubaLIF (alpha != NULL) parameters, per neuron. */

@@ -358,12 +358,17 @@ static const char *parse_body(np_model_t *m, cur_t *b, np_layer_t *L, uint32_t s
         a->sa = i8_of(rd8(b));
         a->sb = i8_of(rd8(b));
         a->so = i8_of(rd8(b));
-        (void)rd8(b);
+        a->single = rd8(b);
         if (b->bad) return NULL;
         if (L->n_src != 2 || n != src_n || n != src1_n) return "needs two sources of its size";
-        if (a->lo > a->hi || a->ma < 0 || a->mb < 0 || a->mo < 0 || a->sa < -31 || a->sa > 30 ||
-            a->sb < -31 || a->sb > 30 || a->so < -31 || a->so > 30)
+        if (a->single > 1 || (a->single && (a->so < 1 || a->so > 40 || a->ma < 0 ||
+                                            a->ma >= (1 << 22) || a->mb < 0 || a->mb >= (1 << 22))))
+            return "bad single-rounding add";
+        if (!a->single &&
+            (a->lo > a->hi || a->ma < 0 || a->mb < 0 || a->mo < 0 || a->sa < -31 || a->sa > 30 ||
+             a->sb < -31 || a->sb > 30 || a->so < -31 || a->so > 30))
             return "bad requantization";
+        if (a->lo > a->hi) return "bad requantization";
         L->out_n = n;
         L->out_bytes = (a->lo >= -128 && a->hi <= 127) ? 1 : 4;
         return NULL;

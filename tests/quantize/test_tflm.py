@@ -46,7 +46,7 @@ def run_tflm(model: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def _tflite(graph):
-    from neuroplast.export.tflite import tflite_bytes  # moves to the sdk on merge
+    from neuroplast.export.tflite import tflite_bytes
 
     return tflite_bytes(graph, io="int8")
 
