@@ -139,7 +139,7 @@ def _g_conv2d(rng: Rng) -> Graph:
 def _pool(rng: Rng, cls: type) -> Graph:
     c, h, w = _chw(rng)
     k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-    pad = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])))
+    pad = (int(rng.integers(0, k[0] // 2 + 1)), int(rng.integers(0, k[1] // 2 + 1)))  # <= k/2
     st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
     x = ("x", Input(shape=(c, h, w), quant=_q8(rng, zp=cls is not SumPool2d)))
     pool = cls(kernel=k, stride=st, padding=pad)

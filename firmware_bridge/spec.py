@@ -123,7 +123,7 @@ LAYER_KINDS: tuple[Entry, ...] = (
     Entry(8, "MAXPOOL", "2-D max pooling over [C, H, W]"),
     Entry(9, "AVGPOOL", "2-D average pooling, padding excluded, rounded half away from zero"),
     Entry(10, "SUMPOOL", "2-D sum pooling, int32 out"),
-    Entry(11, "ADD", "element-wise sum of two sources, TFLite ADD requantization"),
+    Entry(11, "ADD", "element-wise sum of two sources, LiteRT's ADD requantization (the runtime's)"),
     Entry(12, "RELU", "max(x, zero point)"),
     Entry(13, "SCALE", "y = requantize(sign * (x - zp_in)), broadcast per tensor/channel/element"),
     Entry(14, "THRESHOLD", "spike where x > threshold (per tensor/channel/element)"),

@@ -70,7 +70,7 @@
 #define NP_LAYER_MAXPOOL       8  /* 2-D max pooling over [C, H, W] */
 #define NP_LAYER_AVGPOOL       9  /* 2-D average pooling, padding excluded, rounded half away from zero */
 #define NP_LAYER_SUMPOOL       10  /* 2-D sum pooling, int32 out */
-#define NP_LAYER_ADD           11  /* element-wise sum of two sources, TFLite ADD requantization */
+#define NP_LAYER_ADD           11  /* element-wise sum of two sources, LiteRT's ADD requantization (the runtime's) */
 #define NP_LAYER_RELU          12  /* max(x, zero point) */
 #define NP_LAYER_SCALE         13  /* y = requantize(sign * (x - zp_in)), broadcast per tensor/channel/element */
 #define NP_LAYER_THRESHOLD     14  /* spike where x > threshold (per tensor/channel/element) */

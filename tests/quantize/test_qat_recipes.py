@@ -116,6 +116,14 @@ def test_calibrated_helper_models_are_quantized():
     assert all(np.isfinite(float(m.act_quant.scale())) for m in model if hasattr(m, "act_quant"))
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_torchrun_ddp_two_processes(tmp_path):
     """Two processes under torchrun (gloo): DDP averages gradients, rank 0 saves."""
     out = tmp_path / "ddp.pt"
@@ -128,7 +136,7 @@ def test_torchrun_ddp_two_processes(tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29517",
+            str(_free_port()),  # a fixed port collides with other runs on a shared machine
             "-m",
             "neuroplast.quantize.train",
             "--recipe",
