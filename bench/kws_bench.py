@@ -29,7 +29,7 @@ from pathlib import Path
 from neuroplast.apps.kws import data as D
 from neuroplast.apps.kws.pipeline import PipelineConfig, _jsonable, run_pipeline
 
-BENCH = dict(clips_per_word=12, heldout_clips=24, seed=1, stream_clips=5, stream_minutes=20.0)
+BENCH = dict(clips_per_word=12, heldout_clips=24, seed=1, stream_clips=5, stream_minutes=60.0)
 
 
 def main(argv: list[str] | None = None) -> dict:
