@@ -234,8 +234,7 @@ def heldout_config(clips_per_word: int = 8, seed: int = 0, voices=HELDOUT_VOICES
 
 @dataclass(frozen=True)
 class _Job:
-    folder: str
-    spoken: str
+    word: str
     voice: str  # engine:voice (espeak-ng: engine:accent+variant)
     split: str
     prosody: tts.Prosody
@@ -252,12 +251,11 @@ def _plan(cfg: SynthConfig, rng: np.random.Generator) -> list[_Job]:
             espeak = voice.startswith("espeak-ng:")
             reps = cfg.clips_per_word if espeak else (cfg.voice_reps or 4 * cfg.clips_per_word)
             for _ in range(reps):
-                words = [*((w, w) for w in cfg.keywords)]
+                words = list(cfg.keywords)
                 if cfg.unknown_words:
-                    u = cfg.unknown_words[int(rng.integers(len(cfg.unknown_words)))]
-                    words.append((u, u))
-                words += [(e, e) for e in cfg.enroll_words]
-                for folder, spoken in words:
+                    words.append(cfg.unknown_words[int(rng.integers(len(cfg.unknown_words)))])
+                words += cfg.enroll_words
+                for word in words:
                     v = voice
                     if espeak:
                         acc = cfg.accents[int(rng.integers(len(cfg.accents)))]
@@ -270,7 +268,7 @@ def _plan(cfg: SynthConfig, rng: np.random.Generator) -> list[_Job]:
                     cond = cfg.channel.draw(rng) if cfg.channel else None
                     shift = int(rng.uniform(-cfg.shift_ms, cfg.shift_ms) * SR / 1000)
                     seed = int(rng.integers(2**63))
-                    jobs.append(_Job(folder, spoken, v, split, pros, cond, shift, seed))
+                    jobs.append(_Job(word, v, split, pros, cond, shift, seed))
     return jobs
 
 
@@ -281,7 +279,7 @@ def _speak(jobs: Sequence[_Job]) -> list[np.ndarray]:
     for i, j in enumerate(jobs):
         by_engine.setdefault(j.voice.split(":", 1)[0], []).append(i)
     for eng, idx in by_engine.items():
-        items = [tts.Utterance(jobs[i].spoken, jobs[i].voice.split(":", 1)[1], jobs[i].prosody)
+        items = [tts.Utterance(jobs[i].word, jobs[i].voice.split(":", 1)[1], jobs[i].prosody)
                  for i in idx]  # fmt: skip
         for i, a in zip(idx, tts.synthesize(eng, items)):
             out[i] = a
@@ -316,7 +314,7 @@ def _babble_pool(cfg: SynthConfig, rng: np.random.Generator, n_jobs: int) -> np.
         if v.startswith("espeak-ng:"):
             v = f"espeak-ng:{cfg.accents[int(rng.integers(len(cfg.accents)))]}+{v.split(':', 1)[1]}"
         w = words[int(rng.integers(len(words)))]
-        jobs.append(_Job(w, w, v, "", tts.Prosody(float(rng.uniform(*cfg.rate))), None, 0))
+        jobs.append(_Job(w, v, "", tts.Prosody(float(rng.uniform(*cfg.rate))), None, 0))
     clips = _speak(jobs)
     return np.concatenate([c / (np.abs(c).max() + 1e-9) for c in clips]).astype(np.float32)
 
@@ -329,10 +327,10 @@ def _write_batch(root, batch, ys, lists, clips, counters, tick) -> None:  # noqa
     for j, y in zip(batch, ys):
         eng, name = j.voice.split(":", 1)
         spk = speaker_id(f"{eng}:{name.split('+')[-1]}")
-        k = counters.get((j.folder, spk), 0)
-        counters[(j.folder, spk)] = k + 1
-        rel = f"{j.folder}/{spk}_nohash_{k}.wav"
-        (root / j.folder).mkdir(exist_ok=True)
+        k = counters.get((j.word, spk), 0)
+        counters[(j.word, spk)] = k + 1
+        rel = f"{j.word}/{spk}_nohash_{k}.wav"
+        (root / j.word).mkdir(exist_ok=True)
         write_wav(root / rel, y)
         if j.split in lists:
             lists[j.split].append(rel)

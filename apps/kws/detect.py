@@ -3,14 +3,17 @@ alarms per hour on a long continuous stream, and the DET curve over the threshol
 
 A stream (:func:`build_stream`) is minutes of background sound (the noise beds of a
 GSC-layout ``_background_noise_`` folder at levels that change every few seconds) with
-1 s clips laid in at random, non-overlapping times: keywords (the events to find) and
+1 s clips (each with its own recording conditions, re-levelled to a random peak) laid
+in at random, non-overlapping times: keywords (the events to find) and
 non-keyword speech (``unknown`` words, other words; nothing to find). The spotter runs
-on it without resets (:func:`stream_scores`): per 10 ms step the running score of each
-class is the mean softmax over the last ``window`` steps,
+on it without resets (:func:`stream_scores`): per 10 ms step the score of each class is
+the posterior the network was trained to output (the training loss is the
+cross-entropy of ``softmax(m)``) for the last ``window`` steps,
 
-    s_c(t) = (1/W) sum_{t' = t-W+1..t} softmax(v_out(t'))_c,
+    m(t) = sum_{t' = t-W+1..t} softmax(v_out(t')),     s_c(t) = softmax(m(t))_c,
 
-the same decision :class:`~neuroplast.apps.kws.infer.KeywordStreamer` makes hop by hop.
+where ``m`` is what :class:`~neuroplast.apps.kws.infer.KeywordStreamer` keeps hop by
+hop (same argmax: the clip decision).
 
 Detections (:func:`detections`) at threshold ``theta``: every maximal run of steps where
 the best keyword score exceeds ``theta`` (runs closer than ``merge`` steps are one run)
@@ -51,9 +54,9 @@ class StreamSpec:
     minutes: float = 10.0
     keywords_per_minute: float = 8.0
     other_speech_per_minute: float = 8.0  # non-keyword words
-    bed_db: tuple[float, float] = (-50.0, -25.0)  # background level, dBFS RMS
+    bed_db: tuple[float, float] = (-60.0, -35.0)  # background level, dBFS RMS
     bed_change_s: float = 5.0  # the background level changes this often
-    clip_gain_db: tuple[float, float] = (-10.0, 0.0)  # level of a laid-in clip
+    clip_peak_db: tuple[float, float] = (-20.0, -3.0)  # peak level of a laid-in clip, dBFS
     seed: int = 0
 
 
@@ -116,16 +119,17 @@ def build_stream(
         else:
             clip, label, src = other_clips[int(rng.integers(len(other_clips)))], -1, ""
         clip = np.asarray(clip, np.float32) / (32768.0 if clip.dtype == np.int16 else 1.0)
+        clip = clip / (np.abs(clip).max() + 1e-9)  # a talker at a level of its own
         start = int(slot * SR + rng.integers(0, SR // 2))
-        audio[start : start + len(clip)] += clip * 10 ** (rng.uniform(*spec.clip_gain_db) / 20)
+        audio[start : start + len(clip)] += clip * 10 ** (rng.uniform(*spec.clip_peak_db) / 20)
         events.append((start / SR, (start + len(clip)) / SR, label))
         sources.append(src)
     return Stream(np.clip(audio, -1.0, 1.0), events, sources)
 
 
 def stream_scores(rt, spikes: np.ndarray, window: int = 100, chunk: int = 6000) -> np.ndarray:  # noqa: ANN001
-    """Run ``(T, C)`` input spikes through a runtime without resets -> running scores
-    ``(T, classes)`` (mean softmax over the last ``window`` steps; see module docstring).
+    """Run ``(T, C)`` input spikes through a runtime without resets -> running posteriors
+    ``(T, classes)`` over the last ``window`` steps (see the module docstring).
 
     The runtime is stepped in chunks of ``chunk`` steps (its state carries over)."""
     from neuroplast.apps.kws.infer import readout_scale, softmax
@@ -144,7 +148,7 @@ def stream_scores(rt, spikes: np.ndarray, window: int = 100, chunk: int = 6000) 
     p = np.concatenate(probs)
     c = np.cumsum(np.vstack([np.zeros((1, p.shape[1])), p]), axis=0)
     lo = np.maximum(np.arange(1, len(p) + 1) - window, 0)
-    return (c[1:] - c[lo]) / window
+    return softmax(c[1:] - c[lo])
 
 
 def detections(
@@ -200,8 +204,12 @@ def score(
 def det_curve(
     stream: Stream, scores: np.ndarray, keywords: np.ndarray, thetas: np.ndarray | None = None
 ) -> dict:
-    """Recall and false alarms per hour over thresholds ``thetas`` (default 0.05..0.99)."""
-    thetas = np.linspace(0.05, 0.99, 95) if thetas is None else np.asarray(thetas)
+    """Recall and false alarms per hour over thresholds ``thetas`` (default 0.05..0.9 in
+    steps of 0.05, then ``1 - 10^-k`` for k = 1..6 in steps of 0.1: posteriors crowd
+    near 1)."""
+    if thetas is None:
+        thetas = np.unique(np.r_[np.arange(0.05, 0.9, 0.05), 1 - np.logspace(-1, -6, 51)])
+    thetas = np.asarray(thetas)
     rows = [score(stream, detections(scores, keywords, float(th))) for th in thetas]
     return {
         "theta": thetas.tolist(),
