@@ -10,12 +10,13 @@ PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
 APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsox-fmt-all opus-tools openssh-server openssh-client socat gcc make
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install apt venv firmware demo test lint bench clean
+.PHONY: help install apt venv firmware demo test lint layering conformance bench clean
 
 help:
 	@echo "make demo   - install and run the end-to-end keyword-spotting demo"
 	@echo "make test   - install and run the test suite"
 	@echo "make bench  - run the benchmarks (tables + bench/results/*.json)"
+	@echo "make conformance - 5,000 random graphs through every target's engine"
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -54,14 +55,27 @@ install: apt venv firmware
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# import-linter reads the folder -> package mapping from a shadow tree of symlinks
+# (the editable install maps sdk/ to neuroplast, which grimp cannot follow).
+layering: venv
+	@tmp=$$(mktemp -d) && cp -rs $(CURDIR)/sdk $$tmp/neuroplast && \
+	for p in apps quantize boards firmware_bridge; do cp -rs $(CURDIR)/$$p $$tmp/neuroplast/$$p; done && \
+	cd $$tmp && PYTHONPATH=$$tmp $(CURDIR)/$(VENV)/bin/lint-imports --no-cache \
+	  --config $(CURDIR)/pyproject.toml; rc=$$?; rm -rf $$tmp; exit $$rc
+
 test: install
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory layering
 	MPLBACKEND=Agg NEUROPLAST_TFLITE_RUNTIME_PYTHON=$(CURDIR)/$(TFLITE_VENV)/bin/python \
 	  $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --timeout 600 tests
 
 demo: install
 	MPLBACKEND=Agg $(PY) -m neuroplast.demo
 	MPLBACKEND=Agg $(PY) -m neuroplast.apps.kws.demo
+
+# 5,000 random graphs through every target's real engine (bench/results/conformance.json)
+conformance: install
+	OMP_NUM_THREADS=1 $(PY) bench/conformance.py --n 5000 --out bench/results/conformance.json
 
 bench: install
 	MPLBACKEND=Agg $(PY) bench/bench_runtime.py

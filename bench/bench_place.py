@@ -1,19 +1,21 @@
-"""Place recognition experiments: modular SNN ensembles vs SAD vs a single SNN.
+"""Place recognition: spiking place-cell ensemble vs SAD vs a single network, same queries.
 
-Writes bench/results/place.json (+ PNG plots) and prints rich tables:
+Writes bench/results/place.json and the plots place_pr_<P>.png, place_recall_<P>.png,
+place_scaling.png; prints rich tables:
 
-1. Main table on a synthetic route of ``--places`` places (>= 1,000): Recall@1/5/10 and PR-AUC
-   of the ensemble with the hyperactive-neuron regulariser (T calibrated on the first 18% of
-   queries, reported on the rest), without it, SAD on patch-normalised images, and a single
-   non-modular SNN.
-2. Scaling: training time and peak memory vs number of places (100, 500, 1,000, 2,500) for the
-   ensemble and for a single network with the same neurons per place.
-3. Query throughput through the neuroplast runtime (one core) and ``neuroplast fit``
-   estimates for Jetson Orin Nano and Raspberry Pi 5.
-4. A new region learned on the device (one added module) and the change in old recall.
+1. For each route size (``--places``, default 1,000 and 3,000): Recall@1/5/10 and PR-AUC on
+   the test queries (the first 18% of queries calibrate the regulariser threshold T) of
+   the ensemble, SAD on patch-normalised images, the single network, and, as a separately
+   labelled add-on, sequence matching over consecutive queries. At the first size also two
+   ablations (uncalibrated synapses; SAD over the same jittered views the network learns
+   from), the regulariser's calibration table, and the training time on one core.
+2. Queries through the neuroplast runtime at batch 1 (float and int mode, one core) and
+   ``neuroplast fit`` estimates for two boards.
+3. A new region learned on the device through the engine: old-route Recall@1 before/after.
+4. Scaling to ``--scale-places`` (10,000) places with Ray, 1 and 2 workers: time, memory.
 
-Run:  OMP_NUM_THREADS=1 python bench/bench_place.py [--places 1000 --epochs 20 --workers 2]
-      python bench/bench_place.py --quick      (smoke run, small sizes)
+Run:  OMP_NUM_THREADS=1 nice -n 10 python bench/bench_place.py
+      python bench/bench_place.py --quick      (smoke run, small sizes, writes /tmp)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 import tracemalloc
 from dataclasses import replace
@@ -33,372 +36,401 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REGION = 25  # places of the region learned on the device
 
 
-def _recall_row(scores, gt):
+def _row(scores, gt):
     from neuroplast.apps.place.metrics import pr_auc, recall_at_n
 
     r = recall_at_n(scores, gt, (1, 5, 10))
     return {"r1": r[1], "r5": r[5], "r10": r[10], "pr_auc": pr_auc(scores, gt)}
 
 
-def main_table(args, route_refs, route_q, n_old):
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def accuracy(n: int, args, first: bool) -> dict:
+    """Main table at ``n`` places (+ REGION extra places for the new-region test)."""
     from neuroplast.apps.place import (
         EnsembleParams,
-        ModuleParams,
+        PlaceParams,
         calibrate_threshold,
+        jitter_views,
+        make_route,
         preprocess_batch,
         sad_scores,
+        sequence_scores,
         train_ensemble,
         train_single,
     )
 
     t0 = time.perf_counter()
-    xr_all = [preprocess_batch(r.images) for r in route_refs]
-    xq_all = preprocess_batch(route_q.images)
-    prep_s = time.perf_counter() - t0
-    xr = [x[:n_old] for x in xr_all]
-    xq = xq_all[:n_old]
-    ids = np.arange(n_old)
-    params = EnsembleParams(module=ModuleParams(epochs=args.epochs))
-    t0 = time.perf_counter()
-    ens = train_ensemble(xr, ids, params, workers=args.workers, seed=0)
-    train_s = time.perf_counter() - t0
-    n_cal = int(round(0.18 * n_old))
+    _, refs, q = make_route(n + REGION, seed=1)
+    route_s = time.perf_counter() - t0
+    imgs = np.stack([r.images for r in refs])  # (2, P + REGION, H, W, 3)
+    xr_all = [preprocess_batch(r.images) for r in refs]
+    xq_all = preprocess_batch(q.images)
+    xr, xq, ids = [x[:n] for x in xr_all], xq_all[:n], np.arange(n)
+    params = EnsembleParams(place=PlaceParams(epochs=args.epochs))
+    t0, c0 = time.perf_counter(), time.process_time()
+    ens = train_ensemble(imgs[:, :n], ids, params, workers=1, seed=0)
+    train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    n_cal = int(round(0.18 * n))
     cal, test = ids[:n_cal], ids[n_cal:]
-    counts = ens.counts(xq)
-    thr, cal_table = calibrate_threshold(ens, counts[cal], cal)
-    ens = replace(ens, threshold=thr)
-    rows = {
-        "ensemble + regulariser": ens.scores_from_counts(counts[test], thr),
-        "ensemble, no regulariser": ens.scores_from_counts(counts[test], 0),
-        "SAD (patch-normalised)": sad_scores(xq[test], xr),
-    }
     t0 = time.perf_counter()
-    if args.single_neurons:
-        single = _single_fixed(xr, ids, params, args)
-    else:  # same neurons per place as the ensemble
-        sp = replace(params, module=replace(params.module, epochs=args.single_epochs))
-        single = train_single(xr, ids, sp)
+    ens = ens.with_reference_stats(np.concatenate(xr))
+    stats_s = time.perf_counter() - t0
+    v = ens.potentials(xq)
+    thr, cal_table = calibrate_threshold(ens, v[cal], cal)
+    ens = replace(ens, threshold=thr)
+    s_ens_all = ens.scores_from_potentials(v)
+    s_sad_all = sad_scores(xq, xr)
+    rows = {
+        "spiking ensemble": s_ens_all[test],
+        "SAD (patch-normalised)": s_sad_all[test],
+    }
+    extra = {}
+    if thr:
+        rows["spiking ensemble, regulariser off"] = ens.scores_from_potentials(v[test], 0)
+    if first:
+        t0 = time.perf_counter()
+        raw = train_ensemble(
+            imgs[:, :n], ids, replace(params, place=replace(params.place, centre=False))
+        )
+        extra["uncalibrated_train_s"] = time.perf_counter() - t0
+        rows["spiking ensemble, uncalibrated synapses"] = raw.scores(xq[test])
+        t0 = time.perf_counter()
+        int_p = replace(params, place=replace(params.place, learn_mode="int"))
+        ens_int = train_ensemble(imgs[:, :n], ids, int_p)
+        extra["int8_learning_train_s"] = time.perf_counter() - t0
+        rows["spiking ensemble, learned in int8"] = ens_int.scores(xq[test])
+        views = jitter_views(imgs[:, :n].reshape(-1, *imgs.shape[2:]), params.place.views)
+        views = views.reshape(len(views), 2, n, -1)
+        rows["SAD over the same jittered views"] = sad_scores(
+            xq[test], [views[i, t] for i in range(len(views)) for t in range(2)]
+        )
+        extra["jittered_views_per_place"] = 2 * len(views)
+    t0 = time.perf_counter()
+    single = train_single(
+        np.concatenate(xr), np.tile(ids, 2), ens.n_neurons, params.place.steps, seed=1
+    )
     single_s = time.perf_counter() - t0
-    rows[f"single SNN ({single.n_neurons} neurons)"] = single.scores(xq[test])
-    table = {k: _recall_row(v, test) for k, v in rows.items()}
-    meta = {
-        "places": n_old,
-        "test_queries": len(test),
-        "calibration_queries": n_cal,
+    rows["single network (FEAST, unsupervised)"] = single.scores(xq[test])
+    seq = {
+        f"spiking ensemble + sequence matching (L={args.seq})": sequence_scores(
+            s_ens_all, args.seq
+        )[test],
+        f"SAD + sequence matching (L={args.seq})": sequence_scores(s_sad_all, args.seq)[test],
+    }
+    table = {k: _row(s, test) for k, s in {**rows, **seq}.items()}
+    return {
+        "places": n,
+        "test_queries": int(len(test)),
+        "calibration_queries": int(n_cal),
+        "table": table,
+        "sequence_add_on": list(seq),
         "threshold": int(thr),
         "calibration_r1": cal_table,
-        "ensemble_train_s": train_s,
+        "hyperactive_masked": int(ens.mask().sum()),
+        "n_spk_mean": float(ens.n_spk[ens.owner >= 0].mean()),
+        "n_spk_max": int(ens.n_spk.max()),
+        "train_s_one_core": train_s,
+        "train_cpu_s": train_cpu_s,
+        "load_avg_after": os.getloadavg()[0],
+        "reference_stats_s": stats_s,
         "single_train_s": single_s,
-        "single_epochs": args.single_epochs,
+        "route_s": route_s,
         "modules": len(ens.modules),
         "neurons": ens.n_neurons,
-        "preprocess_s": prep_s,
-        "hyperactive_masked": int(ens.mask().sum()),
+        "neurons_per_place": params.place.neurons_per_place,
+        "steps": params.place.steps,
+        "views_per_image": len(params.place.views.offsets(*imgs.shape[2:4])),
+        **extra,
+        "_keep": (ens, rows, seq, test, imgs, xr_all, xq_all),
     }
-    return ens, rows, test, table, meta, xr_all, xq_all
 
 
-def _single_fixed(xr, ids, params, args):
-    from neuroplast.apps.place import EnsembleParams, train_ensemble
-
-    p = replace(params.module, n_neurons=args.single_neurons, epochs=args.single_epochs)
-    single = EnsembleParams(region_size=len(ids), batch=1, module=p)
-    return train_ensemble(xr, ids, single, workers=1, seed=1)
-
-
-def _traced_peak(fn) -> tuple[object, int]:
-    """Run ``fn`` under tracemalloc; return its result and the traced peak (bytes). Kept
-    apart from timing: tracing numpy allocations slows small-step loops several-fold."""
-    tracemalloc.start()
-    try:
-        res = fn()
-        return res, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-def scaling(args, sizes):
-    """Training cost vs places, one core, projected to ``args.epochs`` epochs.
-
-    Ensemble: one full epoch of all modules (sequential, in lockstep groups of ``batch``),
-    timed; memory = traced peak of training one group + the model of all modules (a process
-    holds one group's working set at a time). Single network (4 neurons per place, like the
-    modules): median time of ``--single-sample`` presentations x images x epochs; memory =
-    traced peak over 3 presentations (weights included).
-    """
-    from neuroplast.apps.place import EnsembleParams, ModuleParams, make_route, preprocess_batch
-    from neuroplast.apps.place.ensemble import region_jobs, split_regions
-    from neuroplast.apps.place.module import init_weights, present, train_modules
-    from neuroplast.apps.place.preprocess import poisson_encode
-
-    out = []
-    p1 = ModuleParams(epochs=1)
-    params = EnsembleParams(module=p1)
-    _, refs, _ = make_route(max(sizes), seed=11)
-    xr_full = [preprocess_batch(r.images) for r in refs]
-    for n in sizes:
-        xr = [x[:n] for x in xr_full]
-        ids = np.arange(n)
-        jobs = region_jobs(xr, ids, split_regions(ids, params.region_size))
-        t0 = time.perf_counter()
-        mods = []
-        for i in range(0, len(jobs), params.batch):
-            chunk = jobs[i : i + params.batch]
-            mods += train_modules(chunk, p1, list(range(i, i + len(chunk))))
-        epoch_s = time.perf_counter() - t0
-        g = jobs[: params.batch]
-        _, group_peak = _traced_peak(lambda g=g: train_modules(g, p1, list(range(len(g)))))
-        model_b = sum(m.weights.nbytes + m.theta.nbytes for m in mods)
-        out.append(
-            {
-                "model": "ensemble",
-                "places": n,
-                "neurons": sum(m.n_neurons for m in mods),
-                "epoch_s": epoch_s,
-                "train_s": epoch_s * args.epochs,
-                "peak_mib": (group_peak + model_b) / 2**20,
-                "working_mib": group_peak / 2**20,
-                "model_mib": model_b / 2**20,
-                "measured": "1 full epoch of all modules (incl. assignment), one core",
-            }
-        )
-        n_neur = 4 * n
-        ps = replace(p1, n_neurons=n_neur)
-        rng = np.random.default_rng(0)
-        x = np.concatenate(xr)
-        w = init_weights(x.shape[1], ps, rng)
-        th = np.zeros(n_neur, np.float32)
-        times = []
-        for i in rng.integers(0, len(x), args.single_sample):
-            s_in = poisson_encode(x[i], ps.steps, rng)
-            t0 = time.perf_counter()
-            w, th, _ = present(w, th, s_in, ps)
-            times.append(time.perf_counter() - t0)
-        per = float(np.median(times))  # median: robust to other jobs on a shared CPU
-
-        def three(w=w, th=th, ps=ps, x=x, rng=rng):
-            w2 = init_weights(x.shape[1], ps, rng)
-            for i in range(3):
-                w2, _, _ = present(w2, th, poisson_encode(x[i], ps.steps, rng), ps)
-            return w2
-
-        _, single_peak = _traced_peak(three)
-        out.append(
-            {
-                "model": "single SNN",
-                "places": n,
-                "neurons": n_neur,
-                "epoch_s": per * len(x),
-                "train_s": per * len(x) * args.epochs,
-                "peak_mib": single_peak / 2**20,
-                "working_mib": (single_peak - w.nbytes) / 2**20,
-                "model_mib": (w.nbytes + th.nbytes) / 2**20,
-                "presentation_ms": per * 1e3,
-                "measured": (
-                    f"median of {args.single_sample} presentations x {len(x)} images "
-                    f"x {args.epochs} epochs"
-                ),
-            }
-        )
-        print(
-            f"  scaling {n}: ensemble epoch {epoch_s:.1f}s, single presentation {per * 1e3:.1f} ms"
-        )
-    return out
-
-
-def throughput_and_fit(ens, xq, tmp: Path):
+def throughput(ens, xq, tmp: Path, n_q: int) -> dict:
+    """Queries per second through the runtime at batch 1 (float and int) and the model."""
     import neuroplast
     from neuroplast.apps.place import runtime_scores, save_ensemble_bundle
 
     bpath = save_ensemble_bundle(ens, tmp / "place_bundle")
-    rt = neuroplast.load(bpath)
-    p = ens.params.module
-    n = min(40, len(xq))
+    steps = ens.params.place.steps
+    out = {"bundle_bytes": sum(f.stat().st_size for f in Path(bpath).iterdir())}
+    ref = ens.scores(xq[:n_q])
+    for mode in ("float", "int"):
+        rt = neuroplast.load(bpath, mode=mode)
+        s = runtime_scores(rt, xq[:n_q], steps)
+        out[f"{mode}_top1_agreement"] = float(np.mean(s.argmax(1) == ref.argmax(1)))
+        out[f"{mode}_max_abs_diff"] = float(np.abs(s - ref).max())
+        runtime_scores(rt, xq[:1], steps)  # warm up
+        t0 = time.perf_counter()
+        for i in range(n_q):
+            runtime_scores(rt, xq[i : i + 1], steps)
+        out[f"runtime_{mode}_batch1_qps"] = n_q / (time.perf_counter() - t0)
+        c0 = time.process_time()
+        for i in range(n_q):
+            runtime_scores(rt, xq[i : i + 1], steps)
+        out[f"runtime_{mode}_batch1_qps_cpu"] = n_q / (time.process_time() - c0)
     t0 = time.perf_counter()
-    for i in range(n):
-        runtime_scores(rt, xq[i : i + 1], p.p_max, p.steps)
-    single_qps = n / (time.perf_counter() - t0)
-    nb = min(256, len(xq))
-    t0 = time.perf_counter()
-    runtime_scores(rt, xq[:nb], p.p_max, p.steps)
-    batch_qps = nb / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    ens.counts(xq[:nb])
-    numpy_qps = nb / (time.perf_counter() - t0)
-    fits = {}
-    try:
-        from neuroplast.boards.estimate import fit
-
-        for board in ("jetson-orin-nano", "rpi5"):
-            r = fit(bpath, board, learning=False)
-            d = r.to_dict()
-            d["query_latency_s"] = r.latency_s * p.steps
-            d["queries_per_s"] = 1.0 / d["query_latency_s"] if d["query_latency_s"] > 0 else None
-            fits[board] = d
-    except Exception as exc:  # the boards package is optional here; report why it failed
-        fits["error"] = f"{type(exc).__name__}: {exc}"
-    return {
-        "runtime_queries_per_s_batch1": single_qps,
-        "runtime_queries_per_s_batch256": batch_qps,
-        "numpy_model_queries_per_s_batch256": numpy_qps,
-        "steps_per_query": p.steps,
-        "bundle_bytes": sum(f.stat().st_size for f in Path(bpath).iterdir()),
-    }, fits
+    for i in range(n_q):
+        ens.scores(xq[i : i + 1])
+    out["numpy_model_batch1_qps"] = n_q / (time.perf_counter() - t0)
+    return out, bpath
 
 
-def new_region(ens, xr_all, xq_all, n_old, test, region):
-    """Learn one extra region with a new module (numpy, one process: as on the device)."""
-    from neuroplast.apps.place.ensemble import region_jobs
-    from neuroplast.apps.place.module import train_modules
+def image_to_place_qps(bpath, images, n_q: int) -> float:
+    """Raw image -> top-5 places through the int runtime, preprocessing included."""
+    import neuroplast
+    from neuroplast.apps.place import runtime_query
 
-    new_ids = np.arange(n_old, n_old + region)
-    jobs = region_jobs(xr_all, np.arange(n_old + region), [new_ids])
+    rt = neuroplast.load(bpath, mode="int")
+    runtime_query(rt, images[:1])
     t0 = time.perf_counter()
-    new = train_modules(jobs, ens.params.module, [424242])
+    for i in range(n_q):
+        runtime_query(rt, images[i : i + 1])
+    return n_q / (time.perf_counter() - t0)
+
+
+def board_fit(bpath) -> dict:
+    from neuroplast.boards.estimate import fit
+
+    out = {}
+    for board in ("jetson-orin-nano", "rpi5"):
+        r = fit(bpath, board, learning=False, mode="int", plugins=["neuroplast.apps.place.export"])
+        d = r.to_dict()
+        out[board] = {
+            "verdict": d["verdict"],
+            "warnings": d.get("warnings"),
+            "queries_per_s": 1.0 / r.latency_s if r.latency_s > 0 else None,
+            "latency_s": r.latency_s,
+        }
+    return out
+
+
+def new_region(ens, imgs, xr_all, xq_all, n, test) -> dict:
+    """Learn REGION new places with one new module through the engine (as on the device)."""
+    from neuroplast.apps.place import train_module
+
+    new_ids = np.arange(n, n + REGION)
+    t0 = time.perf_counter()
+    tracemalloc.start()
+    mod = train_module(imgs[:, n : n + REGION], new_ids, ens.params.place, seed=424242)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     learn_s = time.perf_counter() - t0
-    bigger = ens.add_modules(new, np.concatenate([x[: n_old + region] for x in xr_all]))
-    before = _recall_row(ens.scores(xq_all[test]), test)
-    after_all = _recall_row(bigger.scores(xq_all[test]), test)
-    new_q = _recall_row(bigger.scores(xq_all[new_ids]), new_ids)
+    ref_all = np.concatenate([x[: n + REGION] for x in xr_all])
+    bigger = ens.add_modules([mod], ref_all if ens.threshold else None)
+    before = _row(ens.scores(xq_all[test]), test)
+    after = _row(bigger.scores(xq_all[test]), test)
     return {
-        "new_places": region,
+        "new_places": REGION,
         "learn_s": learn_s,
+        "learn_peak_mib": peak / 2**20,
         "old_test_before": before,
-        "old_test_after": after_all,
-        "delta_r1_points": 100 * (after_all["r1"] - before["r1"]),
-        "new_region_queries": new_q,
-        "masked_before": int(ens.mask().sum()),
-        "masked_after": int(bigger.mask().sum()),
+        "old_test_after": after,
+        "delta_r1_points": 100 * (after["r1"] - before["r1"]),
+        "new_region_queries": _row(bigger.scores(xq_all[new_ids]), new_ids),
+        "threshold": int(ens.threshold),
     }
+
+
+def scaling(args) -> dict:
+    """Ray training at ``--scale-places``: 1 and 2 workers, wall time and memory."""
+    import ray
+
+    from neuroplast.apps.place import EnsembleParams, PlaceParams, train_ensemble
+    from neuroplast.apps.place.synth import RouteParams, SyntheticRoute
+
+    n = args.scale_places
+    t0 = time.perf_counter()
+    route = SyntheticRoute(RouteParams(n_places=n, seed=2))
+    imgs = np.stack([route.traverse(c).images for c in ("ref_a", "ref_b")])
+    route_s = time.perf_counter() - t0
+    params = EnsembleParams(place=PlaceParams(epochs=args.epochs))
+    # one region's working set (what each worker holds while training one module)
+    tracemalloc.start()
+    from neuroplast.apps.place import train_module
+
+    t0 = time.perf_counter()
+    train_module(imgs[:, : params.region_size], np.arange(params.region_size), params.place)
+    module_s = time.perf_counter() - t0
+    module_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    out = {
+        "places": n,
+        "route_s": route_s,
+        "reference_images_mib": imgs.nbytes / 2**20,
+        "one_module_s": module_s,
+        "one_module_working_mib": module_peak / 2**20,
+        "runs": [],
+    }
+    for w in args.ray_workers:
+        t0 = time.perf_counter()
+        ray.init(num_cpus=w, include_dashboard=False, log_to_driver=False)
+        init_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ens = train_ensemble(imgs, np.arange(n), params, workers=w, ray_address="local")
+        train_s = time.perf_counter() - t0
+        worker_rss = _ray_worker_rss_mib()
+        ray.shutdown()
+        model_b = ens.weights.nbytes + ens.owner.nbytes + ens.fire_threshold.nbytes
+        out["runs"].append(
+            {
+                "workers": w,
+                "ray_init_s": init_s,
+                "train_s": train_s,
+                "modules": len(ens.modules),
+                "neurons": ens.n_neurons,
+                "model_mib_float32": model_b / 2**20,
+                "model_mib_int8": (ens.weights.size + 8 * ens.n_neurons) / 2**20,
+                "driver_peak_rss_mib": _rss_mib(),
+                "ray_worker_rss_mib": worker_rss,
+            }
+        )
+        print(f"  ray {w} worker(s): {train_s:.0f}s for {n} places")
+    return out
+
+
+def _ray_worker_rss_mib() -> list[float] | None:
+    """RSS of this session's Ray worker processes (psutil), if available."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    me = psutil.Process()
+    rss = [
+        c.memory_info().rss / 2**20
+        for c in me.children(recursive=True)
+        if "ray::" in " ".join(c.cmdline() or [])
+    ]
+    return sorted(rss, reverse=True)
+
+
+def plots(keep: dict, out_dir: Path) -> list[str]:
+    """PR and Recall@N plots of each route size of this run."""
+    from neuroplast.apps.place.plots import plot_pr, plot_recall
+
+    names = []
+    for n, (_ens, rows, seq, test, *_r) in keep.items():
+        allrows = {**rows, **seq}
+        names.append(plot_pr(allrows, test, out_dir / f"place_pr_{n}.png", n).name)
+        names.append(plot_recall(allrows, test, out_dir / f"place_recall_{n}.png", n).name)
+    return names
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--places", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--single-epochs", type=int, default=5)
-    ap.add_argument("--single-neurons", type=int, default=400)
-    ap.add_argument("--single-sample", type=int, default=30)
+    ap.add_argument("--places", default="1000,3000")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=5, help="sequence-matching length")
+    ap.add_argument("--scale-places", type=int, default=10000)
+    ap.add_argument("--ray-workers", default="1,2")
     ap.add_argument(
-        "--only-scaling", action="store_true", help="rerun the scaling part, update the JSON"
+        "--parts",
+        default="main,scaling",
+        help="main (accuracy, runtime, new region) and/or scaling; a subset updates the JSON",
     )
-    ap.add_argument("--scaling", default="100,500,1000,2500")
     ap.add_argument("--out", type=Path, default=RESULTS / "place.json")
-    ap.add_argument("--quick", action="store_true", help="small smoke run")
+    ap.add_argument("--quick", action="store_true", help="small smoke run, writes /tmp")
     args = ap.parse_args()
     if args.quick:
-        args.places, args.epochs, args.single_epochs, args.scaling = 100, 2, 1, "50,100"
-        args.out = Path("/tmp/place_quick.json")
+        args.places, args.epochs, args.scale_places = "100,150", 2, 200
+        args.out = Path("/tmp/place_quick/place.json")
+    args.ray_workers = [int(w) for w in str(args.ray_workers).split(",")]
     from rich.console import Console
-    from rich.table import Table
-
-    from neuroplast.apps.place import make_route
-    from neuroplast.apps.place.plots import plot_pr, plot_recall, plot_scaling
 
     con = Console()
-    if args.only_scaling:
-        res = json.loads(args.out.read_text())
-        res["scaling"] = sc = scaling(args, [int(s) for s in args.scaling.split(",")])
-        plot_scaling(sc, args.out.parent / "place_scaling.png")
-        args.out.write_text(json.dumps(res, indent=1, default=float))
-        _scaling_table(con, sc, args.epochs)
-        return
-    region = 25
     t_all = time.perf_counter()
-    _, refs, q = make_route(args.places + region, seed=1)
-    con.print(f"route: {args.places} + {region} places, training (epochs={args.epochs}) ...")
-    ens, rows, test, table, meta, xr_all, xq_all = main_table(args, refs, q, args.places)
-
-    tab = Table(title=f"Recall on {meta['test_queries']} test queries, {args.places} places")
-    for c in ("method", "R@1", "R@5", "R@10", "PR-AUC"):
-        tab.add_column(c)
-    for k, v in table.items():
-        tab.add_row(k, *(f"{v[m]:.3f}" for m in ("r1", "r5", "r10", "pr_auc")))
-    con.print(tab)
-    con.print(
-        f"T={meta['threshold']} ({meta['hyperactive_masked']} neurons masked); ensemble trained in "
-        f"{meta['ensemble_train_s']:.1f}s ({args.workers} workers)"
-    )
-    out_dir = args.out.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    gt_cols = test
-    plot_pr(rows, gt_cols, out_dir / "place_pr.png")
-    plot_recall(rows, gt_cols, out_dir / "place_recall_at_n.png")
-
-    con.print("runtime throughput and board fit ...")
-    thr, fits = throughput_and_fit(ens, xq_all[: args.places], Path("/tmp"))
-    con.print(thr)
-    for b, d in fits.items():
-        if isinstance(d, dict):
-            con.print(f"fit {b}: {d.get('verdict')}, {d.get('queries_per_s')} queries/s (estimate)")
-        else:
-            con.print(f"fit: {d}")
-
-    con.print("new region on the device ...")
-    nr = new_region(ens, xr_all, xq_all, args.places, test, region)
-    con.print(
-        f"new module learned in {nr['learn_s']:.1f}s; old test R@1 {nr['old_test_before']['r1']:.3f}"
-        f" -> {nr['old_test_after']['r1']:.3f} ({nr['delta_r1_points']:+.2f} points); "
-        f"new-region R@1 {nr['new_region_queries']['r1']:.3f}"
-    )
-
-    sizes = [int(s) for s in args.scaling.split(",")]
-    con.print(f"scaling {sizes} ...")
-    sc = scaling(args, sizes)
-    _scaling_table(con, sc, args.epochs)
-    plot_scaling(sc, out_dir / "place_scaling.png")
-
-    res = {
-        "bench": "place",
+    parts = set(args.parts.split(","))
+    res: dict = {
         "host": {
             "python": platform.python_version(),
             "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "load_avg_start": os.getloadavg()[0],
             "omp_threads": os.environ.get("OMP_NUM_THREADS"),
         },
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "main": {"table": table, **meta},
-        "ratios": {
-            "reg_over_noreg_r1": _ratio(
-                table, "ensemble + regulariser", "ensemble, no regulariser"
-            ),
-            "ensemble_over_sad_r1": _ratio(
-                table, "ensemble + regulariser", "SAD (patch-normalised)"
-            ),
-        },
-        "runtime": thr,
-        "fit": fits,
-        "new_region": nr,
-        "scaling": sc,
-        "total_s": time.perf_counter() - t_all,
-        "plots": ["place_pr.png", "place_recall_at_n.png", "place_scaling.png"],
     }
-    args.out.write_text(json.dumps(res, indent=1, default=float))
-    con.print(f"wrote {args.out} in {res['total_s']:.0f}s")
+    if "main" in parts:
+        main_part(args, res, con)
+    if "scaling" in parts:
+        con.print(f"scaling to {args.scale_places} places with Ray ...")
+        res["scaling"] = scaling(args)
+    # a partial run (e.g. --parts scaling beside a --parts main run) updates the file as it
+    # is when this run ends
+    merged = {}
+    if parts != {"main", "scaling"} and args.out.exists():
+        merged = json.loads(args.out.read_text())
+    key = "/".join(sorted(parts))  # host and arguments of each part
+    host = {**merged.get("host", {}), key: res.pop("host")}
+    run_args = {**merged.get("args", {}), key: res.pop("args")}
+    merged.update(res, bench="place", host=host, args=run_args)
+    merged["total_s"] = time.perf_counter() - t_all
+    if "accuracy" in merged:
+        from neuroplast.apps.place.plots import plot_scaling
+
+        pts = [(a["places"], 1, a["train_s_one_core"], "in-process") for a in merged["accuracy"]]
+        for r in merged.get("scaling", {}).get("runs", []):
+            pts.append((merged["scaling"]["places"], r["workers"], r["train_s"], "Ray"))
+        plot_scaling(pts, args.out.parent / "place_scaling.png")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(merged, indent=1, default=float))
+    con.print(f"wrote {args.out} in {merged['total_s']:.0f}s")
 
 
-def _scaling_table(con, sc, epochs):
+def main_part(args, res: dict, con) -> None:
+    """Accuracy tables, runtime throughput and fit, new region on the device."""
     from rich.table import Table
 
-    st = Table(title=f"training cost vs places (projected to {epochs} epochs)")
-    for c in ("model", "places", "neurons", "train s", "peak MiB", "model MiB"):
-        st.add_column(c)
-    for r in sc:
-        st.add_row(
-            r["model"],
-            str(r["places"]),
-            str(r["neurons"]),
-            f"{r['train_s']:.1f}",
-            f"{r['peak_mib']:.1f}",
-            f"{r['model_mib']:.2f}",
+    res["accuracy"] = []
+    keep = {}
+    sizes = [int(s) for s in args.places.split(",")]
+    for i, n in enumerate(sizes):
+        con.print(f"route of {n} places ...")
+        r = accuracy(n, args, first=i == 0)
+        keep[n] = r.pop("_keep")
+        res["accuracy"].append(r)
+        tab = Table(title=f"{n} places: {r['test_queries']} test queries (same for every row)")
+        for c in ("method", "R@1", "R@5", "R@10", "PR-AUC"):
+            tab.add_column(c)
+        for k, v in r["table"].items():
+            tab.add_row(k, *(f"{v[m]:.3f}" for m in ("r1", "r5", "r10", "pr_auc")))
+        con.print(tab)
+        con.print(
+            f"T={r['threshold']} ({r['hyperactive_masked']} masked); trained in "
+            f"{r['train_s_one_core']:.1f}s on one core; single network {r['single_train_s']:.1f}s"
         )
-    con.print(st)
+    ens, _, _, test, imgs, xr_all, xq_all = keep[sizes[0]]
+    n0 = sizes[0]
+    out_dir = args.out.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con.print("runtime throughput ...")
+    import tempfile
 
-
-def _ratio(table, a, b):
-    return table[a]["r1"] / table[b]["r1"] if table[b]["r1"] > 0 else None
+    with tempfile.TemporaryDirectory() as tmp:
+        thr, bpath = throughput(ens, xq_all[:n0], Path(tmp), min(300, n0))
+        thr["runtime_int_image_to_place_qps"] = image_to_place_qps(
+            bpath, imgs[0, :n0], min(200, n0)
+        )
+        try:
+            res["fit"] = board_fit(bpath)
+        except Exception as exc:  # the boards package is optional here: report why
+            res["fit"] = {"error": f"{type(exc).__name__}: {exc}"}
+    res["runtime"] = thr
+    con.print(thr)
+    con.print(res["fit"])
+    con.print("new region on the device ...")
+    res["new_region"] = nr = new_region(ens, imgs, xr_all, xq_all, n0, test)
+    con.print(
+        f"new module learned in {nr['learn_s']:.1f}s; old test R@1 "
+        f"{nr['old_test_before']['r1']:.3f} -> {nr['old_test_after']['r1']:.3f} "
+        f"({nr['delta_r1_points']:+.2f} points); new-region R@1 {nr['new_region_queries']['r1']:.3f}"
+    )
+    res["plots"] = plots(keep, out_dir) + ["place_scaling.png"]
 
 
 if __name__ == "__main__":

@@ -309,21 +309,80 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
     )
 
     def place(d: dict) -> list:
-        t = d["main"]["table"]
-        return [
+        rows = []
+        for a in d["accuracy"]:
+            t = a["table"]
+            ens, sad = t["spiking ensemble"], t["SAD (patch-normalised)"]
+            single = t["single network (FEAST, unsupervised)"]
+            seq = next(t[k] for k in a["sequence_add_on"] if k.startswith("spiking"))
+            rows.append(
+                (
+                    (
+                        f"place recognition, {a['places']:,} places ({a['test_queries']} test "
+                        "queries), Recall@1"
+                    ),
+                    (
+                        f"spiking ensemble {ens['r1']:.3f} (PR-AUC {ens['pr_auc']:.3f}), SAD "
+                        f"{sad['r1']:.3f}, single network {single['r1']:.3f}; with sequence "
+                        f"matching (add-on) {seq['r1']:.3f}"
+                    ),
+                    "bench_place.py",
+                )
+            )
+        rt, a0 = d["runtime"], d["accuracy"][0]
+        rows.append(
             (
-                f"place recognition, {d['main']['places']} places, Recall@1",
-                ", ".join(f"{k} {v['r1']:.3f}" for k, v in t.items()),
+                f"place: {a0['places']:,} places, training on one core / queries at batch 1",
+                (
+                    f"trained in {a0['train_s_one_core']:.0f} s ({a0['train_cpu_s']:.0f} s CPU); "
+                    f"runtime int8 {rt['runtime_int_batch1_qps']:,.0f} queries/s, float "
+                    f"{rt['runtime_float_batch1_qps']:,.0f} queries/s"
+                ),
                 "bench_place.py",
-            ),
+            )
+        )
+        nr = d["new_region"]
+        rows.append(
             (
-                "place: new region learned on device",
-                f"old R@1 {d['new_region']['old_test_before']['r1']:.3f} -> {d['new_region']['old_test_after']['r1']:.3f}",
+                "place: new region learned on device (engine)",
+                (
+                    f"old R@1 {nr['old_test_before']['r1']:.3f} -> {nr['old_test_after']['r1']:.3f}"
+                    f" ({nr['delta_r1_points']:+.2f} points), learned in {nr['learn_s']:.1f} s"
+                ),
                 "bench_place.py",
-            ),
-        ]
+            )
+        )
+        if "scaling" in d:
+            sc = d["scaling"]
+            runs = ", ".join(f"{r['workers']} worker(s) {r['train_s']:.0f} s" for r in sc["runs"])
+            rows.append(
+                (
+                    f"place: {sc['places']:,} places trained on Ray",
+                    f"{runs}; model {sc['runs'][0]['model_mib_int8']:.0f} MiB int8",
+                    "bench_place.py",
+                )
+            )
+        return rows
 
     add("place", place)
+
+    def conformance(d: dict) -> list:
+        parts = []
+        for t, r in d["targets"].items():
+            agree = "-" if r["agreement"] is None else _pct(r["agreement"])
+            parts.append(
+                f"{t} {r['claimed']} claimed / {agree} agree / {r['refused_cleanly']} refused cleanly"
+            )
+        bad = len(d["failures"])
+        return [
+            (
+                f"conformance: {d['graphs']:,} random graphs x every target",
+                "; ".join(parts) + f"; {bad} failures",
+                "conformance.py",
+            )
+        ]
+
+    add("conformance", conformance)
     return out, missing
 
 

@@ -49,6 +49,8 @@ import numpy as np
 
 from neuroplast.boards.profile import BoardProfile, load_profile
 from neuroplast.errors import BoardError, BundleError, NeuroplastError
+from neuroplast.graph.cost import COST
+from neuroplast.targets import PLUGIN_ERRORS, TARGETS, get_target, load_plugins
 
 __all__ = [
     "PYTHON_RUNTIME_BYTES",
@@ -58,6 +60,8 @@ __all__ = [
     "fit",
     "fit_graph",
     "plastic_layers",
+    "board_targets",
+    "runtime_targets",
 ]
 
 #: Resident memory of a Python 3.11 process that imported numpy and neuroplast (no model):
@@ -65,7 +69,6 @@ __all__ = [
 #: budgeted at 48 MB for aarch64 boards, whose numpy wheel links a larger OpenBLAS.
 PYTHON_RUNTIME_BYTES = 48 * 1024 * 1024
 
-_SPIKING_KINDS = ("LIF", "CubaLIF", "IF", "LI", "Threshold")
 # Node kinds a neuromorphic core maps as synapses or routing rather than neurons.
 _SYNAPSE_KINDS = ("Input", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten")
 _DELAY_KINDS = ("Delay", "DelayLinear")
@@ -204,6 +207,59 @@ def _runtime_of(board: BoardProfile) -> str:
     return "firmware"
 
 
+#: Which targets of the capability matrix each board backend means.
+_BACKEND_TARGETS = {
+    "numpy": ("runtime", "runtime-int"),
+    "onnxruntime": ("onnx",),
+    "tflite": ("tflite",),
+    "firmware": ("firmware",),
+    "nir": ("nir",),
+    "sfq": ("sfq",),
+}
+
+
+def board_targets(prof: BoardProfile) -> list[str]:
+    """The registered targets a board can run models through (its ``backends``)."""
+    load_plugins()
+    out = []
+    for b in prof.backends:
+        out += [t for t in _BACKEND_TARGETS.get(b, ()) if t in TARGETS and t not in out]
+    return out
+
+
+def runtime_targets(prof: BoardProfile, mode: str) -> list[str]:
+    """The targets :func:`fit_graph` estimates for: the board's own runtime. The firmware
+    runs the integer runtime's arithmetic, so it needs both."""
+    runtime = _runtime_of(prof)
+    if runtime == "numpy":
+        names = ["runtime-int" if mode == "int" else "runtime"]
+    elif runtime == "firmware":
+        names = ["runtime-int", "firmware"]
+    else:
+        names = ["sfq"] if prof.kind == "sfq" else ["nir"]
+    load_plugins()
+    missing = [t for t in names if t not in TARGETS]
+    if missing:
+        raise BoardError(
+            f"{prof.name}: target {missing[0]!r} is not installed here ({PLUGIN_ERRORS or 'no plugin'})"
+        )
+    return names
+
+
+def _refused_report(
+    graph: Any, prof: BoardProfile, runtime: str, mode: str, reasons: list[str]
+) -> FitReport:
+    """A does-not-fit report for a model the board's target cannot run at all."""
+    zero = MemoryUse(0, 0, 0, 0, 0, 0, 0, 0)
+    return FitReport(
+        board=prof.name, runtime=runtime, mode=mode, memory=zero,
+        ops=OpCount(len(graph.nodes), 0, 0, 0, 0),
+        ram_available=int(prof.memory.usable_ram_bytes), flash_available=int(prof.memory.flash_bytes),
+        latency_s=float("nan"), energy_j=float("nan"), dt=float(graph.dt),
+        verdict="does-not-fit", reasons=tuple(reasons), warnings=(),
+    )  # fmt: skip
+
+
 def _graph_mode(graph: Any) -> str:
     for node in graph.nodes.values():
         if getattr(node, "weight_q", None) is not None:
@@ -249,15 +305,31 @@ def fit_graph(
         raise BoardError(f"plasticity names layers not in the graph: {', '.join(unknown)}")
     learning = bool(plastic) if learning is None else bool(learning)
     runtime = _runtime_of(prof)
-    rows = graph_cost(graph, input_rate)
     reasons: list[str] = []
     warnings: list[str] = []
+    # The capability matrix first: never estimate (or say "fits") for what cannot run.
+    refused = [str(r) for r in COST.refusals(graph)]
+    for t in runtime_targets(prof, mode):
+        found = get_target(t).refusals(graph)
+        if found:
+            refused += [str(r) for r in found]
+            alt = [a for a in board_targets(prof) if a not in runtime_targets(prof, mode)
+                   and not get_target(a).refusals(graph)]  # fmt: skip
+            if alt:
+                refused.append(
+                    f"{prof.name} can run this model as {', '.join(alt)} instead "
+                    f"(neuroplast export --to {alt[0]})"
+                )
+            break
+    if refused:
+        return _refused_report(graph, prof, runtime, mode, refused)
+    rows = graph_cost(graph, input_rate)
 
     # --- ops
     macs = sum(r.macs for r in rows)
     synops = sum(r.synops for r in rows)
     dense_macs = sum(r.macs for r in rows if r.synops == 0)
-    neurons = sum(int(np.prod(r.out_shape)) for r in rows if r.kind in _SPIKING_KINDS)
+    neurons = sum(int(np.prod(r.out_shape)) for r in rows if graph.nodes[r.name].neuron)
     updates = 0
     plast_bytes = 0
     shapes = graph.shapes()
@@ -277,13 +349,6 @@ def fit_graph(
             updates += n_post * n_pre * len(kinds)
     if not learning:
         plast_bytes = 0
-    known = {r.kind for r in rows}
-    from neuroplast.graph import NODE_KINDS
-
-    custom = sorted(k for k in known if k not in _BUILTIN_KINDS and k in NODE_KINDS)
-    if custom:
-        warnings.append(f"node kinds {', '.join(custom)} have no cost model; counted with 0 MACs")
-
     # --- memory
     weights = sum(r.param_bytes for r in rows)
     state = sum(r.state_bytes for r in rows)
@@ -451,12 +516,6 @@ def fit_graph(
     )
 
 
-_BUILTIN_KINDS = {
-    "Input", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "MaxPool2d", "SumPool2d", "Flatten",
-    "Add", "ReLU", "Scale", "LIF", "CubaLIF", "IF", "LI", "Threshold", "Delay", "DelayLinear",
-}  # fmt: skip
-
-
 def _numpy_layer_time(r: Any, mode: str, c: Any, from_dram: bool) -> float:
     """Compute time of one layer on the numpy runtime; when the model's weights exceed the
     last-level cache (``from_dram``), dense layers are bounded by DRAM bandwidth (roofline)."""
@@ -510,7 +569,7 @@ def _check_neuromorphic(
                 f"(supported neurons: {', '.join(lim.neuron_types)})"
             )
             continue
-        if kind in _SPIKING_KINDS:
+        if node.neuron:
             n = int(np.prod(r.out_shape))
             cores_used += math.ceil(n / lim.neurons_per_core)
         w = getattr(node, "weight", None)
@@ -529,7 +588,7 @@ def _check_neuromorphic(
                 reasons.append(
                     f"layer '{r.name}': {q.bits}-bit weights exceed the chip's {lim.weight_bits} bits"
                 )
-    neurons = sum(int(np.prod(r.out_shape)) for r in rows if r.kind in _SPIKING_KINDS)
+    neurons = sum(int(np.prod(r.out_shape)) for r in rows if graph.nodes[r.name].neuron)
     if neurons > lim.max_neurons:
         reasons.append(f"neurons: {neurons} exceed the chip's {lim.max_neurons}")
     if cores_used > lim.cores:

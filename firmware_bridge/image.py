@@ -23,8 +23,21 @@ import numpy as np
 
 from neuroplast.firmware_bridge import spec
 from neuroplast.firmware_bridge.errors import ModelImageError
+from neuroplast.graph.nodes import (
+    IF,
+    LI,
+    LIF,
+    Conv1d,
+    CubaLIF,
+    Delay,
+    DelayLinear,
+    Flatten,
+    Linear,
+)
+from neuroplast.graph.nodes import Input as InputNode
+from neuroplast.targets import CheckContext, Refusal, Target, register_target
 
-__all__ = ["ModelImage", "LayerInfo", "image_from_runtime", "image_from_bundle", "build_image"]
+__all__ = ["FIRMWARE", "ModelImage", "LayerInfo", "image_from_bundle", "build_image"]
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
 
@@ -131,132 +144,183 @@ def _layer(kind: int, body: bytes) -> bytes:
     return struct.pack("<BBHI", kind, 0, 0, len(body)) + body
 
 
-def build_image(rt: Any) -> ModelImage:
-    """Encode an integer-mode Runtime's graph as a board image (see module docstring)."""
-    from neuroplast.graph.nodes import (
-        IF,
-        LI,
-        LIF,
-        Conv1d,
-        CubaLIF,
-        Delay,
-        DelayLinear,
-        Flatten,
-        Linear,
+FIRMWARE = register_target(
+    Target(
+        "firmware",
+        "board firmware image (C99 integer engine)",
+        engine="C firmware on the virtual board",
+        hint="run it on a Linux board (numpy runtime), or export TFLite for TensorFlow Lite Micro",
+        builds_on=("runtime-int",),
     )
-    from neuroplast.graph.nodes import Input as InputNode
+)
 
+
+@FIRMWARE.graph_check
+def _chain(ctx: CheckContext) -> list[Refusal]:
+    """The firmware runs one chain from one int8 input to one output."""
+    g = ctx.graph
+    out = []
+    if len(g.inputs) != 1 or len(g.outputs) != 1:
+        out.append(
+            Refusal(
+                "*",
+                "",
+                "firmware",
+                f"needs one input and one output, has {list(g.inputs)} -> {list(g.outputs)}",
+                FIRMWARE.hint,
+            )  # fmt: skip
+        )
+    for name in g.topo_order():
+        if len(g.predecessors(name)) > 1 or len(g.successors(name)) > 1:
+            out.append(
+                Refusal(
+                    name,
+                    g.nodes[name].kind,
+                    "firmware",
+                    "the firmware runs chains only (no branches)",
+                    FIRMWARE.hint,
+                )  # fmt: skip
+            )
+    return out
+
+
+@dataclass
+class _Enc:
+    """What a firmware handler gets: the node, its int kernel, shapes and input quant."""
+
+    name: str
+    node: Any
+    kernel: Any
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    in_q: Any
+
+    @property
+    def out_n(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def in_n(self) -> int:
+        return int(np.prod(self.in_shape))
+
+
+def _out_bytes(k: Any) -> int:
+    return 1 if (k.out_min >= -128 and k.out_max <= 127) else 4
+
+
+@FIRMWARE.register(Flatten, note="free: C-order memory is already flat")
+def _enc_flatten(e: _Enc) -> None:
+    return None
+
+
+@FIRMWARE.register(Linear)
+@FIRMWARE.register(DelayLinear, note="delays <= 4095 steps")
+def _enc_linear(e: _Enc) -> tuple[int, bytes, LayerInfo, int]:
+    k, name = e.kernel, e.name
+    w = np.asarray(k.params["weight"])
+    n_out, n_in = w.shape
+    dl = isinstance(e.node, DelayLinear)
+    head = struct.pack("<HH", n_in, n_out)
+    if dl:
+        if k.depth > 4096:
+            raise ModelImageError(f"node {name!r}: delays above 4095 steps")
+        head += struct.pack("<HH", k.depth, 0)
+    body = head + _affine_head(name, k, e.in_q, n_in) + _affine_arrays(name, k, n_out)
+    if dl:
+        body += np.asarray(k.delay, np.int64).astype("<u2").tobytes()
+    kind = spec.LayerKind.DELAY_LINEAR if dl else spec.LayerKind.LINEAR
+    return kind, body, LayerInfo(name, int(kind), n_in, n_out, tuple(w.shape)), _out_bytes(k)
+
+
+@FIRMWARE.register(Conv1d)
+def _enc_conv1d(e: _Enc) -> tuple[int, bytes, LayerInfo, int]:
+    k, node, name = e.kernel, e.node, e.name
+    w = np.asarray(k.params["weight"])
+    c_in, length = e.in_shape
+    c_out, l_out = e.out_shape
+    geo = struct.pack("<10H", c_in, length, c_out, w.shape[2], node.stride[0], node.padding[0],
+                      node.dilation[0], l_out, node.groups, 0)  # fmt: skip
+    fan_in = w.shape[1] * w.shape[2]
+    body = geo + _affine_head(name, k, e.in_q, fan_in) + _affine_arrays(name, k, c_out)
+    kind = spec.LayerKind.CONV1D
+    return kind, body, LayerInfo(name, int(kind), e.in_n, e.out_n, tuple(w.shape)), _out_bytes(k)
+
+
+@FIRMWARE.register(LIF, IF, LI)
+def _enc_neuron(e: _Enc) -> tuple[int, bytes, LayerInfo, int]:
+    p, name, out_n = e.kernel.p, e.name, e.out_n
+    spiking = e.node.spiking
+    kind = spec.LayerKind.LIF if spiking else spec.LayerKind.LI
+    body = struct.pack("<HBBi", out_n, 1 if p.subtract else 0, 0, e.kernel.zp_in)
+    beta = _full(p.beta_q, e.out_shape)
+    if beta.min() < 0 or beta.max() > 65536:
+        raise ModelImageError(f"node {name!r}: decay beta_q outside 0..65536")
+    body += _i32_array(name, "beta_q", beta, out_n).tobytes()
+    if spiking:
+        body += _i32_array(
+            name, "v_th (membrane units)", _full(p.v_th, e.out_shape), out_n
+        ).tobytes()
+        body += _i32_array(name, "v_reset", _full(p.v_reset, e.out_shape), out_n).tobytes()
+    body += _i32_array(name, "v_leak", _full(p.v_leak, e.out_shape), out_n).tobytes()
+    return kind, body, LayerInfo(name, int(kind), e.in_n, out_n), 1 if spiking else 4
+
+
+@FIRMWARE.register(Delay, note="delays <= 4095 steps")
+def _enc_delay(e: _Enc) -> tuple[int, bytes, LayerInfo, int | None]:
+    k = e.kernel
+    d = _full(k.delay, e.out_shape)
+    if k.depth > 4096:
+        raise ModelImageError(f"node {e.name!r}: delays above 4095 steps")
+    fill = 0 if k.out_quant is None else int(np.ravel(k.out_quant.zero_point)[0])
+    body = struct.pack("<HHi", e.out_n, k.depth, fill) + d.astype("<u2").tobytes()
+    kind = spec.LayerKind.DELAY
+    return kind, body, LayerInfo(e.name, int(kind), e.in_n, e.out_n), None
+
+
+FIRMWARE.refuse(CubaLIF, "the firmware has no CubaLIF (synaptic current) neuron yet")
+
+
+def _int8_input(name: str, node: Any, ctx: CheckContext) -> str | None:
+    q = ctx.quant(name)
+    if q is not None and (q.range[0] < -128 or q.range[1] > 127):
+        return (f"board inputs are int8 codes, but the input is quantized to "
+                f"{q.range[0]}..{q.range[1]}; use a signed 8-bit input QuantSpec")  # fmt: skip
+    return None
+
+
+FIRMWARE.register(InputNode, check=_int8_input, note="signed 8-bit codes")(None)
+
+
+def build_image(rt: Any) -> ModelImage:
+    """Encode an integer-mode Runtime's graph as a board image (see module docstring).
+
+    The graph is checked against the firmware's capability table first
+    (:data:`FIRMWARE`), so an unsupported node is refused in one line before encoding.
+    """
     if getattr(rt, "mode", None) != "int":
         raise ModelImageError("a board runs the integer runtime: build the image from mode='int'")
     g = rt.graph
-    if len(g.inputs) != 1 or len(g.outputs) != 1:
-        raise ModelImageError(
-            f"a board model needs one input and one output (has {list(g.inputs)} -> {list(g.outputs)})"
-        )
+    FIRMWARE.require(g)
     order = rt.order
-    for name in order:
-        succ = g.successors(name)
-        if len(rt.preds[name]) > 1 or len(succ) > 1:
-            raise ModelImageError(f"node {name!r}: the firmware runs chains only (no branches)")
-    if order[0] != g.inputs[0] or order[-1] != g.outputs[0]:
-        raise ModelImageError("graph is not a single chain from its input to its output")
-    inp = g.nodes[order[0]]
     in_shape = tuple(rt.shapes[order[0]])
-    in_q = rt.kernels[order[0]].out_quant
-    if in_q is not None and (in_q.range[0] < -128 or in_q.range[1] > 127):
-        raise ModelImageError(
-            f"input {order[0]!r}: board inputs are int8 codes, but the input is quantized to "
-            f"{in_q.range[0]}..{in_q.range[1]}; use a signed 8-bit input QuantSpec"
-        )
     bodies: list[bytes] = []
     layers: list[LayerInfo] = []
     prev_n = int(np.prod(in_shape))
     out_bytes = 1
     for name in order[1:]:
-        node = g.nodes[name]
-        k = rt.kernels[name]
-        in_shape_l = rt.shapes[rt.preds[name][0]]
-        out_shape_l = rt.shapes[name]
-        out_n = int(np.prod(out_shape_l))
-        if out_n > 65535 or prev_n > 65535:
+        pred = rt.preds[name][0]
+        e = _Enc(name, g.nodes[name], rt.kernels[name], tuple(rt.shapes[pred]),
+                 tuple(rt.shapes[name]), rt.kernels[pred].out_quant)  # fmt: skip
+        if e.out_n > 65535 or prev_n > 65535:
             raise ModelImageError(f"node {name!r}: more than 65535 elements per step")
-        in_q = rt.kernels[rt.preds[name][0]].out_quant
-        if isinstance(node, Flatten):
+        enc = FIRMWARE.handler(name, e.node)(e)
+        if enc is None:
             continue
-        if isinstance(node, (Linear, DelayLinear)):
-            w = np.asarray(k.params["weight"])
-            n_out, n_in = w.shape
-            dl = isinstance(node, DelayLinear)
-            head = struct.pack("<HH", n_in, n_out)
-            if dl:
-                if k.depth > 4096:
-                    raise ModelImageError(f"node {name!r}: delays above 4095 steps")
-                head += struct.pack("<HH", k.depth, 0)
-            body = head + _affine_head(name, k, in_q, n_in) + _affine_arrays(name, k, n_out)
-            if dl:
-                body += np.asarray(k.delay, np.int64).astype("<u2").tobytes()
-            kind = spec.LayerKind.DELAY_LINEAR if dl else spec.LayerKind.LINEAR
-            bodies.append(_layer(kind, body))
-            layers.append(LayerInfo(name, int(kind), n_in, n_out, tuple(w.shape)))
-            out_bytes = 1 if (k.out_min >= -128 and k.out_max <= 127) else 4
-        elif isinstance(node, Conv1d):
-            w = np.asarray(k.params["weight"])
-            c_in, length = in_shape_l
-            c_out, l_out = out_shape_l
-            geo = struct.pack(
-                "<10H",
-                c_in,
-                length,
-                c_out,
-                w.shape[2],
-                node.stride[0],
-                node.padding[0],
-                node.dilation[0],
-                l_out,
-                node.groups,
-                0,
-            )
-            fan_in = w.shape[1] * w.shape[2]
-            body = geo + _affine_head(name, k, in_q, fan_in) + _affine_arrays(name, k, c_out)
-            bodies.append(_layer(spec.LayerKind.CONV1D, body))
-            layers.append(
-                LayerInfo(name, int(spec.LayerKind.CONV1D), prev_n, out_n, tuple(w.shape))
-            )
-            out_bytes = 1 if (k.out_min >= -128 and k.out_max <= 127) else 4
-        elif isinstance(node, (LIF, IF, LI)) and not isinstance(node, CubaLIF):
-            p = k.p
-            spiking = not isinstance(node, LI)
-            kind = spec.LayerKind.LIF if spiking else spec.LayerKind.LI
-            body = struct.pack("<HBBi", out_n, 1 if p.subtract else 0, 0, k.zp_in)
-            beta = _full(p.beta_q, out_shape_l)
-            if beta.min() < 0 or beta.max() > 65536:
-                raise ModelImageError(f"node {name!r}: decay beta_q outside 0..65536")
-            body += _i32_array(name, "beta_q", beta, out_n).tobytes()
-            if spiking:
-                body += _i32_array(
-                    name, "v_th (membrane units)", _full(p.v_th, out_shape_l), out_n
-                ).tobytes()
-                body += _i32_array(name, "v_reset", _full(p.v_reset, out_shape_l), out_n).tobytes()
-            body += _i32_array(name, "v_leak", _full(p.v_leak, out_shape_l), out_n).tobytes()
-            bodies.append(_layer(kind, body))
-            layers.append(LayerInfo(name, int(kind), prev_n, out_n))
-            out_bytes = 1 if spiking else 4
-        elif isinstance(node, Delay):
-            d = _full(k.delay, out_shape_l)
-            if k.depth > 4096:
-                raise ModelImageError(f"node {name!r}: delays above 4095 steps")
-            fill = 0 if k.out_quant is None else int(np.ravel(k.out_quant.zero_point)[0])
-            body = struct.pack("<HHi", out_n, k.depth, fill) + d.astype("<u2").tobytes()
-            bodies.append(_layer(spec.LayerKind.DELAY, body))
-            layers.append(LayerInfo(name, int(spec.LayerKind.DELAY), prev_n, out_n))
-        elif isinstance(node, InputNode):
-            raise ModelImageError(f"node {name!r}: a second Input")
-        else:
-            raise ModelImageError(
-                f"node {name!r}: kind {node.kind} is not supported by the board firmware "
-                f"(supported: Linear, Conv1d, DelayLinear, LIF, IF, LI, Delay, Flatten)"
-            )
-        prev_n = out_n
+        kind, body, info, ob = enc
+        bodies.append(_layer(kind, body))
+        layers.append(info)
+        out_bytes = out_bytes if ob is None else ob
+        prev_n = e.out_n
     if not bodies:
         raise ModelImageError("the graph has no layers the board could run")
     if len(bodies) > 16:
@@ -271,14 +335,9 @@ def build_image(rt: Any) -> ModelImage:
         out_shape=out_shape,
         out_bytes=out_bytes,
         layers=tuple(layers),
-        input_quant=inp.quant,
+        input_quant=g.nodes[order[0]].quant,
         meta={"graph": g.fingerprint()},
     )
-
-
-def image_from_runtime(rt: Any) -> ModelImage:
-    """Alias of :func:`build_image` (an integer-mode Runtime)."""
-    return build_image(rt)
 
 
 def image_from_bundle(path: str | Path) -> ModelImage:

@@ -121,4 +121,9 @@ def export(
                 "lowering a model needs example_input (a tensor with the input shape)"
             )
         graph = lower(model, example_input, dt=dt)
+    from neuroplast.targets import TARGETS, load_plugins
+
+    load_plugins()
+    if to in TARGETS:  # refuse what the format cannot express before writing anything
+        TARGETS[to].require(graph)
     return Path(fn(graph, path, **options))

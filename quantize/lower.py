@@ -78,10 +78,11 @@ def _pair(v: Any) -> tuple[int, int]:
 def _bias(layer: Any, in_spec: Any, w_spec: Any) -> np.ndarray | None:
     if layer.bias is None:
         return None
+    from neuroplast.quant import bias_to_int32
+
     s_w = np.asarray(w_spec.scale, dtype=np.float32)
     s_b = np.float64(np.float32(in_spec.scale)) * s_w.astype(np.float64)
-    b = layer.bias.detach().double().numpy()
-    bq = np.clip(np.round(b / s_b), -(2**31), 2**31 - 1)
+    bq = bias_to_int32(layer.bias.detach().double().numpy(), in_spec.scale, s_w)
     return (bq * s_b).astype(np.float32)
 
 

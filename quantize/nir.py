@@ -44,17 +44,52 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neuroplast import graph as G
 from neuroplast.errors import DataError, ExportError, GraphError
+from neuroplast.formats import register_reader
+from neuroplast.targets import Target, register_target
 
 __all__ = ["export_nir", "to_nir", "read", "from_nir", "describe_nir", "NIR_META_KEY"]
 
 NIR_META_KEY = "neuroplast"
 _FORMAT_VERSION = 1
+
+# The NIR target of the capability matrix. TODO(platform): the per-kind export code below
+# becomes these handlers (no isinstance chain); until then they only declare support.
+NIR = register_target(
+    Target(
+        "nir",
+        "NIR graph (.nir)",
+        engine="snnTorch, Norse (nir 1.0)",
+        hint="NIR has no such primitive; replace it or export ONNX/TFLite",
+        requires=("nir",),
+        extra="train",
+    )
+)
+NIR.register(G.Input, G.Linear, G.Conv1d, G.Conv2d, G.SumPool2d, G.AvgPool2d, G.Flatten,
+             G.Scale, G.Add, G.LIF, G.CubaLIF, G.IF, G.LI, G.Threshold, G.Delay,
+             G.DelayLinear)(None)  # fmt: skip
+
+
+def _ungrouped(name: str, node: Any, ctx: Any) -> str | None:
+    # nir's type inference takes weight.shape[1] as the input channels (ignoring groups)
+    if node.groups != 1:
+        return (f"NIR cannot type-check a grouped convolution (groups={node.groups}); "
+                "use groups=1, or export ONNX/TFLite")  # fmt: skip
+    return None
+
+
+NIR.register(G.Conv1d, G.Conv2d, check=_ungrouped, note="groups=1 only")(None)
+NIR.refuse(G.ReLU, "NIR has no ReLU primitive", "use a spiking neuron, or export ONNX/TFLite")
+NIR.refuse(
+    G.MaxPool2d, "NIR has no MaxPool primitive", "use AvgPool2d/SumPool2d, or export ONNX/TFLite"
+)
 
 
 # ============================================================================ helpers
@@ -566,7 +601,7 @@ def from_nir(ng: Any, *, dt: float | None = None, convention: str = "nir") -> An
                            reset=m.get("reset", "zero"), **q)  # fmt: skip
             elif isinstance(n, nir.CubaLIF):
                 tau_syn = np.asarray(tau_of(n.tau_syn), np.float64)
-                w_in = np.asarray(n.w_in, np.float64) * dt / tau_syn
+                w_in = np.asarray(n.w_in, np.float64).ravel() * dt / tau_syn.ravel()
                 node = CubaLIF(tau_syn=_squeeze(tau_syn), tau_mem=tau_of(n.tau_mem),
                                v_th=_squeeze(n.v_threshold), v_reset=_squeeze(n.v_reset),
                                v_leak=_squeeze(n.v_leak), r=_squeeze(n.r), w_in=_squeeze(w_in),
@@ -609,6 +644,7 @@ def from_nir(ng: Any, *, dt: float | None = None, convention: str = "nir") -> An
         raise GraphError(f"NIR graph does not form a valid neuroplast graph: {e}") from None
 
 
+@partial(register_reader, ".nir")
 def read(path: str | os.PathLike, *, dt: float | None = None, convention: str = "nir") -> Any:
     """Read a ``.nir`` file into a neuroplast Graph; raises :class:`DataError` if unreadable.
 

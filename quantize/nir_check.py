@@ -33,7 +33,6 @@ from neuroplast.errors import BoardError
 
 __all__ = ["Violation", "CheckReport", "check_nir", "check_graph"]
 
-_NEURONS = ("LIF", "CubaLIF", "IF", "LI", "Threshold")
 _WEIGHTED = ("Linear", "Conv1d", "Conv2d", "DelayLinear")
 
 
@@ -104,7 +103,7 @@ def check_graph(graph: Any, board: str) -> CheckReport:
         node = graph.nodes[name]
         kind = node.kind
         n = int(np.prod(shapes[name]))
-        if kind in _NEURONS:
+        if node.neuron:
             neuron_layers.append(name)
             neurons_total += n
             cores = math.ceil(n / lim.neurons_per_core)
@@ -182,7 +181,7 @@ def _nearest_neuron_upstream(graph: Any, node: str) -> str | None:
     stack, seen = list(graph.predecessors(node)), set()
     while stack:
         p = stack.pop(0)
-        if graph.nodes[p].kind in _NEURONS:
+        if graph.nodes[p].neuron:
             return p
         if p not in seen:
             seen.add(p)

@@ -37,8 +37,7 @@ def graph_to_onnx(graph: Any) -> Any:
     from onnx import TensorProto, helper, numpy_helper
 
     from neuroplast import graph as G
-    from neuroplast.quant import quantize
-    from neuroplast.quantize.tflite_export import bias_to_int32
+    from neuroplast.quant import bias_to_int32, quantize
 
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ExportError("ONNX graph export needs exactly one Input and one output node")
@@ -112,7 +111,11 @@ def graph_to_onnx(graph: Any) -> Any:
                 s_b = (np.float64(np.float32(in_spec.scale)) * s_w.astype(np.float64)).astype(
                     np.float32
                 )
-                ins.append(dq_const(f"{name}_b", bias_to_int32(node.bias, in_spec.scale, s_w), s_b))
+                ins.append(
+                    dq_const(
+                        f"{name}_b", bias_to_int32(node.bias, in_spec.scale, s_w).astype(np.int32), s_b
+                    )
+                )
             y = fresh(name)
             if isinstance(node, G.Linear):
                 nodes.append(helper.make_node("Gemm", ins, [y], transB=1))

@@ -33,21 +33,14 @@ from typing import Any
 import numpy as np
 
 from neuroplast.errors import ExportError
+from neuroplast.quant import bias_to_int32
 
-__all__ = ["export_tflite", "tflite_bytes", "TFLITE_LAYOUT_DOC", "bias_to_int32"]
+__all__ = ["export_tflite", "tflite_bytes", "TFLITE_LAYOUT_DOC"]
 
 TFLITE_LAYOUT_DOC = "channels-last: (C,H,W) -> [1,H,W,C]; (C,L) -> [1,1,L,C]; (F,) -> [1,F]"
 
 _SOFTMAX_SCALE = 1.0 / 256.0  # TFLite's required int8 softmax output quantization
 _SOFTMAX_ZP = -128
-
-
-def bias_to_int32(bias: np.ndarray, s_in: float, s_w: Any) -> np.ndarray:
-    """``b_q = round(b / (f32(s_in) * f32(s_w)))`` in double, clamped to int32 - the same
-    rule the integer runtime uses for its bias (Brevitas' ``Int32Bias`` grid)."""
-    s = np.float64(np.float32(s_in)) * np.asarray(s_w, dtype=np.float32).astype(np.float64)
-    q = np.round(np.asarray(bias, dtype=np.float64) / s)
-    return np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
 
 
 @dataclass
@@ -268,7 +261,7 @@ def tflite_bytes(graph: Any, io: str = "float", softmax: bool = False) -> bytes:
             s_w_full = np.broadcast_to(s_w, (n_out,)) if s_w.size == 1 else s_w
             s_in = float(src.spec.scale)
             bias = node.bias if node.bias is not None else np.zeros(n_out, np.float32)
-            bq = bias_to_int32(bias, s_in, s_w_full)
+            bq = bias_to_int32(bias, s_in, s_w_full).astype(np.int32)
             b_scale = (np.float64(np.float32(s_in)) * s_w_full.astype(np.float64)).astype(
                 np.float32
             )

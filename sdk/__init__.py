@@ -22,6 +22,7 @@ from neuroplast.errors import (
     NeuroplastError,
     PlasticityError,
     RuntimeStateError,
+    UnsupportedError,
 )
 
 try:
@@ -41,6 +42,7 @@ __all__ = [
     "DataError",
     "PlasticityError",
     "RuntimeStateError",
+    "UnsupportedError",
 ]
 
 

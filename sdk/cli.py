@@ -13,20 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_app", "info_table", "SUBCOMMAND_MODULES"]
+__all__ = ["main", "build_app", "info_table", "command_modules", "COMMANDS_GROUP"]
 
-# Packages that contribute commands (each exposes ``register(app)``).
-SUBCOMMAND_MODULES = [
-    "neuroplast.plasticity.cli",
-    "neuroplast.quantize.cli",
-    "neuroplast.quantize.nir_cli",
-    "neuroplast.quantize.sfq.cli",
-    "neuroplast.firmware_bridge.cli",
-    "neuroplast.boards.cli",
-    "neuroplast.apps.kws.cli",
-    "neuroplast.apps.motion.cli",
-    "neuroplast.apps.place.cli",
-]
+COMMANDS_GROUP = "neuroplast.commands"
+
+
+def command_modules() -> list[str]:
+    """Modules that contribute commands (entry-point group ``neuroplast.commands``)."""
+    from importlib.metadata import entry_points
+
+    return [ep.value for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name)]
 
 
 def _fmt_bytes(n: int) -> str:
@@ -105,22 +101,84 @@ def build_app() -> Any:
         """neuroplast command line."""
 
     @app.command("info")
-    def info_cmd(path: Path = typer.Argument(..., help="Bundle folder/zip or .nir file.")) -> None:
-        """Summarize a bundle (or NIR file): layers, parameters, MACs/synops per step, memory."""
-        if path.suffix == ".nir":
-            from neuroplast.quantize.nir import read as read_nir
+    def info_cmd(
+        path: Path = typer.Argument(..., help="Bundle folder/zip, or a model file (.nir)."),
+    ) -> None:
+        """Summarize a model: layers, parameters, MACs/synops per step, memory."""
+        from neuroplast.formats import read_graph
 
-            graph = read_nir(path)
-            console.print(info_table(graph, title=f"{path.name} (NIR)"))
+        if path.is_dir() or path.suffix.lower() == ".zip":
+            from neuroplast.bundle import load_bundle
+
+            b = load_bundle(path)
+            console.print(
+                info_table(b.graph, title=f"{path.name}  (mode {b.mode}, dt {b.graph.dt:g} s)")
+            )
+            if b.plasticity:
+                console.print(f"plasticity: {json.dumps(b.plasticity)[:300]}")
             return
-        from neuroplast.bundle import load_bundle
+        graph = read_graph(path)
+        console.print(info_table(graph, title=f"{path.name} (dt {graph.dt:g} s)"))
 
-        b = load_bundle(path)
-        console.print(
-            info_table(b.graph, title=f"{path.name}  (mode {b.mode}, dt {b.graph.dt:g} s)")
-        )
-        if b.plasticity:
-            console.print(f"plasticity: {json.dumps(b.plasticity)[:300]}")
+    @app.command("targets")
+    def targets_cmd(
+        path: Path = typer.Argument(
+            None, help="A model (bundle or .nir): say which targets can run it and why not."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+        markdown: bool = typer.Option(
+            False, "--markdown", help="Print the matrix as Markdown (docs/capabilities.md)."
+        ),
+    ) -> None:
+        """The capability matrix: node kind x target, "yes" or "no: reason".
+
+        With a model, each target's verdict for that model, naming every node it refuses.
+
+        Example: neuroplast targets model.zip
+        """
+        from neuroplast.targets import PLUGIN_ERRORS, TARGETS, capability_matrix, load_plugins
+
+        load_plugins()
+        names = sorted(TARGETS)
+        if markdown:
+            from neuroplast.targets import matrix_markdown
+
+            print(matrix_markdown(names, shipped_only=True))
+            return
+        if path is None:
+            m = capability_matrix(names)
+            if as_json:
+                print(json.dumps({k: {t: {"supported": ok, "note": n} for t, (ok, n) in row.items()}
+                                  for k, row in m.items()}))  # fmt: skip
+                return
+            from rich.table import Table
+
+            t = Table(title="node kind x target (neuroplast targets MODEL for a model's verdict)")
+            t.add_column("kind")
+            for n in names:
+                t.add_column(n)
+            for kind, row in m.items():
+                t.add_row(kind, *("yes" if ok else "[red]no[/red]" for ok, _ in row.values()))
+            console.print(t)
+            for name, err in PLUGIN_ERRORS.items():
+                console.print(f"[yellow]plugin {name} not loaded: {err}[/yellow]")
+            return
+        from neuroplast.formats import read_graph
+
+        graph = read_graph(path)
+        verdicts = {n: [str(r) for r in TARGETS[n].refusals(graph)] for n in names}
+        if as_json:
+            print(json.dumps({n: {"ok": not v, "refusals": v} for n, v in verdicts.items()}))
+            return
+        for n in names:
+            ok, why = TARGETS[n].available()
+            tail = "" if ok else f"  [yellow]({why})[/yellow]"
+            if not verdicts[n]:
+                console.print(f"[green]yes[/green] {n}: {TARGETS[n].title}{tail}")
+            else:
+                console.print(f"[red]no[/red]  {n}: {verdicts[n][0]}")
+                for extra in verdicts[n][1:]:
+                    console.print(f"      {extra}")
 
     @app.command("run")
     def run_cmd(
@@ -159,7 +217,7 @@ def build_app() -> Any:
             )
         console.print(t)
 
-    for mod in SUBCOMMAND_MODULES:
+    for mod in command_modules():
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -13,6 +13,7 @@ __all__ = [
     "GraphError",
     "BundleError",
     "ExportError",
+    "UnsupportedError",
     "BridgeError",
     "BoardError",
     "DataError",
@@ -38,6 +39,18 @@ class BundleError(NeuroplastError):
 
 class ExportError(NeuroplastError):
     """A model cannot be exported to the requested format; names the node and why."""
+
+
+class UnsupportedError(ExportError):
+    """A target cannot run a node kind or one of its parameters.
+
+    Raised before any work is done (see :mod:`neuroplast.targets`); the message names the
+    node, its kind, the target and what to do instead. ``refusals`` holds every finding.
+    """
+
+    def __init__(self, message: str, refusals: tuple = ()) -> None:
+        super().__init__(message)
+        self.refusals = tuple(refusals)
 
 
 class BridgeError(NeuroplastError):

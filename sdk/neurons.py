@@ -97,7 +97,7 @@ class LIFParams:
         beta = 1.0 - dt / tau
         if np.any(beta < 0):
             raise GraphError(f"{node.kind}: tau_mem {tau.min():g} s is shorter than dt {dt:g} s")
-        spiking = not isinstance(node, LI)
+        spiking = node.spiking
         return cls(
             beta=beta.astype(np.float32),
             gain=(r * dt / tau).astype(np.float32),

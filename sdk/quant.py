@@ -28,8 +28,8 @@ __all__ = [
     "requantize",
     "quantize",
     "dequantize",
-    "rounding_shift",
     "qrange",
+    "bias_to_int32",
 ]
 
 
@@ -190,9 +190,17 @@ def requantize(acc: np.ndarray, qm: np.ndarray, shift: np.ndarray) -> np.ndarray
     return (acc * np.asarray(qm, dtype=np.int64) + (np.int64(1) << (total - 1))) >> total
 
 
-def rounding_shift(x: np.ndarray, n: int) -> np.ndarray:
-    """``round(x / 2^n)``, half toward +inf, for int64 ``x`` (``n >= 1``)."""
-    return (np.asarray(x, dtype=np.int64) + (np.int64(1) << (n - 1))) >> n
+def bias_to_int32(bias: np.ndarray, s_in: float, s_w: Any) -> np.ndarray:
+    """The integer bias every consumer uses (runtime, TFLite, ONNX, firmware, lowering)::
+
+        b_q = clamp(round(b / (f32(s_in) * f32(s_w))), -2^31, 2^31 - 1)
+
+    in double precision: Brevitas' ``Int32Bias`` grid and TFLite's int32 bias with scale
+    ``s_in * s_w``. ``s_w`` is one scale or one per output channel. Returns int64 codes.
+    """
+    s = np.float64(np.float32(s_in)) * np.asarray(s_w, dtype=np.float32).astype(np.float64)
+    q = np.round(np.asarray(bias, dtype=np.float64) / s)
+    return np.clip(q, -(2**31), 2**31 - 1).astype(np.int64)
 
 
 def quantize(x: np.ndarray, spec: QuantSpec) -> np.ndarray:

@@ -25,6 +25,7 @@ from neuroplast.apps.motion.event_layer import (
     init_event_state,
 )
 from neuroplast.errors import DataError, GraphError
+from neuroplast.graph.cost import COST
 from neuroplast.graph.nodes import NODE_KINDS, Node, array_field, register_node
 from neuroplast.runtime.kernels import OPS, BuildContext, Kernel, SparseInput, register_op
 
@@ -64,23 +65,6 @@ class HDDelayConv(Node):
             raise GraphError(
                 f"HDDelayConv: bias must be ({self.weight.shape[0]},), got {self.bias.shape}"
             )
-
-    def step_cost(self, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> dict:
-        """Per 1 ms step with every pixel active (an upper bound; cost scales with the
-        event count): each event scatters into the non-zero taps of both polarity
-        orientations (flip-max), plus the readout over all output neurons. State: the
-        delayed accumulators, (C, K_T, Ho, Wo) per orientation, float32."""
-        c, _, kt, _, _ = self.weight.shape
-        nnz = int(np.count_nonzero(self.weight))
-        pixels = int(np.prod(in_shapes[0][1:]))
-        outs = int(np.prod(out_shape))
-        return {
-            "params": int(self.weight.size + self.bias.size),
-            "macs": nnz * 2 * pixels
-            + 2 * outs,  # 2 polarities/pixel x (nnz/2 taps x 2 orientations)
-            "param_bytes": 4 * (self.weight.size + self.bias.size),
-            "state_bytes": 2 * 4 * kt * outs,
-        }
 
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         s = in_shapes[0]
@@ -147,8 +131,27 @@ class HDDelayConvKernel(Kernel):
         return np.stack(ys), state
 
 
+def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
+    """Per 1 ms step with every pixel active (an upper bound; cost scales with the
+    event count): each event scatters into the non-zero taps of both polarity
+    orientations (flip-max), plus the readout over all output neurons. State: the
+    delayed accumulators, (C, K_T, Ho, Wo) per orientation, float32."""
+    c, _, kt, _, _ = node.weight.shape
+    nnz = int(np.count_nonzero(node.weight))
+    pixels = int(np.prod(in_shapes[0][1:]))
+    outs = int(np.prod(out_shape))
+    return {
+        "params": int(node.weight.size + node.bias.size),
+        "macs": nnz * 2 * pixels
+        + 2 * outs,  # 2 polarities/pixel x (nnz/2 taps x 2 orientations)
+        "param_bytes": 4 * (node.weight.size + node.bias.size),
+        "state_bytes": 2 * 4 * kt * outs,
+    }
+
+
 if HDDelayConv not in OPS:
     register_op(HDDelayConv)(HDDelayConvKernel)
+    COST.register(HDDelayConv)(_hd_cost)
 
 
 def hd_graph(weight: np.ndarray, bias: np.ndarray, sensor_size: tuple[int, int]):

@@ -1,10 +1,12 @@
-"""Visual place recognition with ensembles of compact region-specific SNNs.
+"""Visual place recognition with ensembles of compact region-specific spiking networks.
 
-After Hussaini, Milford & Fischer (ICRA 2023, VPRSNN): each module is a small Diehl &
-Cook-style spiking network trained with local rules (STDP, adaptive threshold, weight
-normalisation) on one region of places; hyperactive neurons (firing for many reference places)
-are masked at query time. Everything on the query path is numpy and runs on the device; the
-trained ensemble exports to a neuroplast bundle (:mod:`neuroplast.apps.place.export`).
+After Hussaini, Milford & Fischer (ICRA 2023, VPRSNN: one small network per region of 25
+places, hyperactive-neuron regulariser) and Hines et al. (VPRTempo: single-spike temporal
+code, one output group per place, supervised local learning). Each region's place cells
+learn on the device through the plasticity engine (Hebbian with a teacher spike plus
+synaptic scaling); queries run on the neuroplast runtime in float or integer mode
+(:mod:`neuroplast.apps.place.export`). Sequence matching (:mod:`.sequence`) is a separate
+add-on over any score matrix.
 
 Public API: the names in ``__all__``.
 """
@@ -23,9 +25,9 @@ from neuroplast.apps.place.ensemble import (
     Ensemble,
     EnsembleParams,
     calibrate_threshold,
-    split_regions,
+    region_jobs,
     train_ensemble,
-    train_single,
+    train_regions,
 )
 from neuroplast.apps.place.export import (
     ensemble_graph,
@@ -34,20 +36,19 @@ from neuroplast.apps.place.export import (
     save_ensemble_bundle,
 )
 from neuroplast.apps.place.metrics import pr_auc, precision_recall, recall_at_n
-from neuroplast.apps.place.module import (
-    ModuleParams,
-    PlaceModule,
-    train_module,
-    train_modules,
-)
+from neuroplast.apps.place.module import PlaceModule, PlaceParams, train_module
 from neuroplast.apps.place.preprocess import (
     PreprocessParams,
+    ViewParams,
+    graded_spikes,
+    jitter_views,
     latency_encode,
     patch_normalize,
-    poisson_encode,
     preprocess,
     preprocess_batch,
 )
+from neuroplast.apps.place.sequence import sequence_scores
+from neuroplast.apps.place.single import SingleNetwork, train_single
 from neuroplast.apps.place.synth import (
     CONDITIONS,
     Condition,
@@ -62,14 +63,18 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "Ensemble",
     "EnsembleParams",
-    "ModuleParams",
     "PlaceModule",
+    "PlaceParams",
     "PreprocessParams",
     "RouteParams",
+    "SingleNetwork",
     "SyntheticRoute",
     "Traverse",
+    "ViewParams",
     "calibrate_threshold",
     "ensemble_graph",
+    "graded_spikes",
+    "jitter_views",
     "latency_encode",
     "load_image",
     "load_nordland",
@@ -77,20 +82,20 @@ __all__ = [
     "load_traverse",
     "make_route",
     "patch_normalize",
-    "poisson_encode",
     "pr_auc",
     "precision_recall",
     "preprocess",
     "preprocess_batch",
     "recall_at_n",
+    "region_jobs",
     "runtime_query",
     "runtime_scores",
     "sad_scores",
     "save_ensemble_bundle",
     "save_traverse",
-    "split_regions",
+    "sequence_scores",
     "train_ensemble",
     "train_module",
-    "train_modules",
+    "train_regions",
     "train_single",
 ]

@@ -9,7 +9,7 @@ from neuroplast.errors import DataError
 __all__ = ["sad_scores"]
 
 
-def sad_scores(query: np.ndarray, refs: list[np.ndarray], chunk: int = 256) -> np.ndarray:
+def sad_scores(query: np.ndarray, refs: list[np.ndarray], chunk: int = 32) -> np.ndarray:
     """Similarity = -min over reference traverses of mean |q - r| (patch-normalised pixels).
 
     query: (Q, D); refs: per traverse (P, D), row k = place k. Returns (Q, P) float32.

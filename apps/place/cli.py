@@ -2,7 +2,8 @@
 
 Data folders hold one sub-folder per traverse (``ref_a/``, ``ref_b/``, ``query/`` from
 ``synth``; Nordland's ``spring/ fall/ summer/`` with ``--nordland``); frame i of every traverse
-shows place i.
+shows place i. Frames are loaded as grey images of ``LOAD_SIZE`` (twice the network's input,
+so the jittered training views have pixels to shift by).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "load_dataset"]
+__all__ = ["register", "load_dataset", "LOAD_SIZE"]
+
+LOAD_SIZE = (56, 56)
 
 
 def load_dataset(
@@ -29,10 +32,15 @@ def load_dataset(
 
     if nordland:
         return load_nordland(
-            data, reference=tuple(refs), query=query, skip=skip, max_places=max_places
+            data,
+            reference=tuple(refs),
+            query=query,
+            skip=skip,
+            max_places=max_places,
+            size=LOAD_SIZE,
         )
     return load_reference_query(
-        [data / r for r in refs], data / query, skip=skip, max_places=max_places, size=(28, 28)
+        [data / r for r in refs], data / query, skip=skip, max_places=max_places, size=LOAD_SIZE
     )
 
 
@@ -46,7 +54,7 @@ def register(app: Any) -> None:
     """Add the ``place`` command group to the main ``neuroplast`` Typer app."""
     import typer
 
-    place = typer.Typer(help="Visual place recognition with modular SNN ensembles (VPRSNN).")
+    place = typer.Typer(help="Visual place recognition with region-specific spiking place cells.")
     app.add_typer(place, name="place")
 
     def _fail(exc: Exception) -> None:
@@ -83,14 +91,17 @@ def register(app: Any) -> None:
         skip: int = typer.Option(1, help="Use every skip-th frame (Nordland: 8)."),
         max_places: int = typer.Option(None, help="Limit the number of places."),
         region_size: int = typer.Option(25, help="Places per module."),
-        neurons: int = typer.Option(100, help="Excitatory neurons per module."),
-        epochs: int = typer.Option(10, help="Training passes over each region."),
-        workers: int = typer.Option(1, help="Parallel training processes."),
+        neurons: int = typer.Option(4, help="View neurons per place."),
+        epochs: int = typer.Option(4, help="Training passes over each region's views."),
+        workers: int = typer.Option(1, help="Parallel training processes (or Ray CPUs)."),
+        ray: str = typer.Option(
+            None, help="Train on Ray: 'local', 'auto' (running cluster) or host:port."
+        ),
         cal_fraction: float = typer.Option(0.18, help="Leading query fraction used to pick T."),
         bundle: Path = typer.Option(None, help="Also write a runtime bundle here."),
         seed: int = typer.Option(0),
     ) -> None:
-        """Train one module per region, calibrate the hyperactivity threshold T."""
+        """Learn one module per region, calibrate the hyperactivity threshold T."""
         from dataclasses import replace
 
         from rich.progress import Progress
@@ -101,6 +112,7 @@ def register(app: Any) -> None:
             train_ensemble,
         )
         from neuroplast.apps.place.export import save_ensemble_bundle
+        from neuroplast.apps.place.module import PlaceParams
         from neuroplast.apps.place.preprocess import preprocess_batch
         from neuroplast.errors import NeuroplastError
 
@@ -108,25 +120,29 @@ def register(app: Any) -> None:
             if nordland and refs == "ref_a,ref_b":
                 refs, query = "spring,fall", "summer" if query == "query" else query
             ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
-            params = EnsembleParams(region_size=region_size)
-            params = replace(
-                params, module=replace(params.module, n_neurons=neurons, epochs=epochs)
+            params = EnsembleParams(
+                region_size=region_size,
+                place=PlaceParams(neurons_per_place=neurons, epochs=epochs),
             )
-            xs = [preprocess_batch(t.images, params.preprocess) for t in ref_t]
             ids = ref_t[0].place_ids
             with Progress(console=_console()) as prog:
-                task = prog.add_task("training modules", total=-(-len(ids) // region_size))
+                task = prog.add_task("learning regions", total=-(-len(ids) // region_size))
                 ens = train_ensemble(
-                    xs,
+                    np.stack([t.images for t in ref_t]),
                     ids,
                     params,
                     workers=workers,
+                    ray_address=ray,
                     seed=seed,
                     progress=lambda done, total: prog.update(task, completed=done),
                 )
+            pp = params.place.preprocess
+            ens = ens.with_reference_stats(
+                np.concatenate([preprocess_batch(t.images, pp) for t in ref_t])
+            )
             n_cal = max(1, int(round(cal_fraction * len(q_t))))
-            xq = preprocess_batch(q_t.images[:n_cal], params.preprocess)
-            t, table = calibrate_threshold(ens, ens.counts(xq), q_t.place_ids[:n_cal])
+            xq = preprocess_batch(q_t.images[:n_cal], pp)
+            t, table = calibrate_threshold(ens, ens.potentials(xq), q_t.place_ids[:n_cal])
             ens = replace(ens, threshold=t)
             ens.save(out)
             if bundle is not None:
@@ -135,7 +151,7 @@ def register(app: Any) -> None:
             _fail(exc)
         _console().print(
             f"{len(ens.modules)} modules, {ens.n_neurons} neurons; T={t} "
-            f"(calibration R@1 {table[t]:.3f} vs {table[0]:.3f} without) -> {out}"
+            f"(calibration R@1 {table[t]:.3f}, {table[0]:.3f} without) -> {out}"
         )
 
     @place.command("eval")
@@ -148,17 +164,19 @@ def register(app: Any) -> None:
         skip: int = typer.Option(1),
         max_places: int = typer.Option(None),
         cal_fraction: float = typer.Option(0.18, help="Leading queries excluded (calibration)."),
+        seq: int = typer.Option(0, help="Also report sequence matching over this many queries."),
         plots: Path = typer.Option(None, help="Folder for PR and Recall@N plots (PNG)."),
         json_out: Path = typer.Option(None, "--json", help="Write the metrics as JSON."),
     ) -> None:
-        """Recall@1/5/10 and PR-AUC on the test queries: ensemble (with and without the
-        regulariser) and the SAD baseline."""
+        """Recall@1/5/10 and PR-AUC on the test queries: the ensemble and SAD (and, with
+        --seq, both with sequence matching as a separate add-on)."""
         from rich.table import Table
 
         from neuroplast.apps.place.baselines import sad_scores
         from neuroplast.apps.place.ensemble import Ensemble
         from neuroplast.apps.place.metrics import pr_auc, recall_at_n
         from neuroplast.apps.place.preprocess import preprocess_batch
+        from neuroplast.apps.place.sequence import sequence_scores
         from neuroplast.errors import NeuroplastError
 
         try:
@@ -166,19 +184,25 @@ def register(app: Any) -> None:
             if nordland and refs == "ref_a,ref_b":
                 refs, query = "spring,fall", "summer" if query == "query" else query
             ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
-            pp = ens.params.preprocess
+            pp = ens.params.place.preprocess
             n_cal = int(round(cal_fraction * len(q_t)))
-            xq = preprocess_batch(q_t.images[n_cal:], pp)
+            xq = preprocess_batch(q_t.images, pp)
             col = {int(p): k for k, p in enumerate(ens.places)}
             gt = np.array([col[int(p)] for p in q_t.place_ids[n_cal:]])
-            counts = ens.counts(xq)
-            xr = [preprocess_batch(t.images, pp) for t in ref_t]
             row = {int(p): i for i, p in enumerate(ref_t[0].place_ids)}
-            rows = {
-                f"ensemble (T={ens.threshold})": ens.scores_from_counts(counts),
-                "ensemble (no reg.)": ens.scores_from_counts(counts, 0),
-                "SAD": sad_scores(xq, [x[[row[int(p)] for p in ens.places]] for x in xr]),
+            xr = [preprocess_batch(t.images, pp)[[row[int(p)] for p in ens.places]] for t in ref_t]
+            full = {
+                f"spiking ensemble (T={ens.threshold})": ens.scores(xq),
+                "SAD (patch-normalised)": sad_scores(xq, xr),
             }
+            if seq:
+                full.update(
+                    {
+                        f"{k} + sequence (L={seq})": sequence_scores(v, seq)
+                        for k, v in list(full.items())
+                    }
+                )
+            rows = {k: v[n_cal:] for k, v in full.items()}
         except (NeuroplastError, KeyError) as exc:
             _fail(exc if not isinstance(exc, KeyError) else ValueError(f"unknown place {exc}"))
         res = {}
@@ -193,8 +217,8 @@ def register(app: Any) -> None:
         if plots is not None:
             from neuroplast.apps.place.plots import plot_pr, plot_recall
 
-            plot_pr(rows, gt, plots / "pr.png")
-            plot_recall(rows, gt, plots / "recall_at_n.png")
+            plot_pr(rows, gt, plots / "pr.png", len(ens.places))
+            plot_recall(rows, gt, plots / "recall_at_n.png", len(ens.places))
         if json_out is not None:
             json_out.write_text(json.dumps(res, indent=1))
 
@@ -218,7 +242,7 @@ def register(app: Any) -> None:
             imgs = [load_image(f) for f in images]
             if model.suffix == ".npz":
                 ens = Ensemble.load(model)
-                ids, sc = ens.query(preprocess_batch(imgs, ens.params.preprocess), top)
+                ids, sc = ens.query(preprocess_batch(imgs, ens.params.place.preprocess), top)
             else:
                 ids, sc = runtime_query(neuroplast.load(model), imgs, top)
         except NeuroplastError as exc:

@@ -1,4 +1,7 @@
-"""PNG plots of place-recognition results (matplotlib, imported lazily, Agg backend)."""
+"""PNG plots of place-recognition results (matplotlib, imported lazily, Agg backend).
+
+Every plot has a title that says how many queries it covers, labelled axes, and its legend
+outside the axes (never over the data)."""
 
 from __future__ import annotations
 
@@ -11,16 +14,6 @@ from neuroplast.apps.place.metrics import pr_auc, precision_recall, recall_at_n
 __all__ = ["plot_pr", "plot_recall", "plot_scaling"]
 
 
-def _save(plt, fig, path: str | Path) -> Path:
-    """Lay out, write ``fig`` as a PNG at ``path`` (folders created) and close it."""
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return p
-
-
 def _plt():
     import matplotlib
 
@@ -30,45 +23,73 @@ def _plt():
     return plt
 
 
-def plot_pr(rows: dict[str, np.ndarray], gt: np.ndarray, path: str | Path) -> Path:
+def _save(plt, fig, ax, path: str | Path) -> Path:
+    """Legend below the axes, write ``fig`` as a PNG at ``path`` (folders created), close."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return p
+
+
+def plot_pr(
+    rows: dict[str, np.ndarray], gt: np.ndarray, path: str | Path, places: int | None = None
+) -> Path:
     """Precision-recall curves of several score matrices (Q, P) against ground truth."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
     for name, s in rows.items():
         prec, rec = precision_recall(s, gt)
         ax.plot(rec, prec, label=f"{name} (AUC {pr_auc(s, gt):.2f})")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    where = f"{places} places, " if places else ""
+    ax.set(
+        title=f"Precision-recall ({where}{len(gt)} test queries)",
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    return _save(plt, fig, ax, path)
 
 
 def plot_recall(
-    rows: dict[str, np.ndarray], gt: np.ndarray, path: str | Path, ns=(1, 5, 10, 15, 20, 25)
+    rows: dict[str, np.ndarray],
+    gt: np.ndarray,
+    path: str | Path,
+    places: int | None = None,
+    ns=(1, 5, 10, 15, 20, 25),
 ) -> Path:
     """Recall@N curves."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
     for name, s in rows.items():
         r = recall_at_n(s, gt, tuple(ns))
         ax.plot(list(r), list(r.values()), marker="o", label=name)
-    ax.set(xlabel="N", ylabel="Recall@N", ylim=(0, 1.02))
-    ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    where = f"{places} places, " if places else ""
+    ax.set(
+        title=f"Recall@N ({where}{len(gt)} test queries)",
+        xlabel="N (top-N places)",
+        ylabel="Recall@N",
+        ylim=(0, 1.02),
+    )
+    return _save(plt, fig, ax, path)
 
 
-def plot_scaling(table: list[dict], path: str | Path) -> Path:
-    """Train time and peak memory against the number of places, ensemble vs single SNN."""
+def plot_scaling(points: list[tuple[int, int, float, str]], path: str | Path) -> Path:
+    """Training time against places: points (places, workers, seconds, how)."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, ax, lab in (
-        ("train_s", axes[0], "train time (s)"),
-        ("peak_mib", axes[1], "peak memory (MiB)"),
-    ):
-        for model in sorted({r["model"] for r in table}):
-            pts = [(r["places"], r[key]) for r in table if r["model"] == model and r.get(key)]
-            if pts:
-                x, y = zip(*sorted(pts))
-                ax.plot(x, y, marker="o", label=model)
-        ax.set(xlabel="places", ylabel=lab, xscale="log", yscale="log")
-        ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for key in sorted({(w, how) for _, w, _, how in points}):
+        pts = sorted((n, s) for n, w, s, how in points if (w, how) == key)
+        x, y = zip(*pts)
+        ax.plot(x, y, marker="o", label=f"{key[1]}, {key[0]} worker(s)")
+    ax.set(
+        title="Ensemble training time (one module per 25 places)",
+        xlabel="places",
+        ylabel="training time (s)",
+        xscale="log",
+        yscale="log",
+    )
+    return _save(plt, fig, ax, path)

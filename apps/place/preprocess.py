@@ -5,10 +5,10 @@ convert to grey, patch-normalise each pixel over its ``patch x patch`` neighbour
 
     z = clip((x - mu_patch) / sigma_patch, -1, 1),    out = (1 + z) / 2   in [0, 1],
 
-then encode as spikes. The Poisson encoder gives each input neuron a rate
-``out * max_rate_hz`` (VPRSNN: pixel/4 Hz for pixels in 0..255, i.e. 63.75 Hz max) and draws a
-Bernoulli spike per time step ``dt_ms``. The single-spike (latency) encoder fires every
-input exactly once, earlier for brighter pixels (VPRTempo-style temporal code).
+then encode as spikes with the single-spike temporal (latency) code of VPRTempo: input i
+fires once, at step ``t_i = round((1 - out_i)(T - 1))``, brighter pixels first.
+:func:`graded_spikes` is the same code as one graded spike per input. :func:`jitter_views`
+makes the shifted views of a reference image that a place's neurons learn from.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ __all__ = [
     "patch_normalize",
     "preprocess",
     "preprocess_batch",
-    "poisson_encode",
+    "ViewParams",
+    "jitter_views",
     "latency_encode",
+    "graded_spikes",
 ]
 
 
@@ -71,64 +73,79 @@ def to_gray(img: np.ndarray) -> np.ndarray:
 
     uint8 input is scaled by 1/255; float input is taken as already in [0, 1].
     """
-    a = _check_image(img)
+    return _gray_stack(_check_image(img)[None])[0]
+
+
+def _scale01(a: np.ndarray) -> np.ndarray:
     x = a.astype(np.float32)
     if np.issubdtype(a.dtype, np.integer):
         x = x / np.float32(np.iinfo(a.dtype).max if a.dtype != np.uint8 else 255.0)
-    if x.ndim == 3:
-        if x.shape[2] == 1:
-            x = x[:, :, 0]
-        else:
-            x = x[:, :, 0] * 0.299 + x[:, :, 1] * 0.587 + x[:, :, 2] * 0.114
-    return x.astype(np.float32)
+    return x
+
+
+def _gray_stack(a: np.ndarray) -> np.ndarray:
+    """:func:`to_gray` over a stack (n, H, W[, C]) -> (n, H, W) float32."""
+    if a.ndim == 3:
+        return _scale01(a)
+    if a.ndim == 4 and a.shape[-1] == 1:
+        return _scale01(a[..., 0])
+    if a.ndim == 4 and a.shape[-1] in (3, 4):
+        x = _scale01(a)
+        return (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114).astype(np.float32)
+    raise DataError(f"images must be (n, H, W) or (n, H, W, C in 1,3,4), got shape {a.shape}")
+
+
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) box-filter weights: output o covers [o n_in/n_out, (o+1) n_in/n_out)."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pix = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
 
 
 def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Area-average resize of a 2-D float image to ``size`` = (height, width).
+    """Area-average resize of grey images (..., H, W) to ``size`` = (height, width).
 
     Each output pixel is the mean of the input area it covers (exact box filter with
     fractional overlaps), which is what cv2.INTER_AREA does for downscaling.
     """
     a = np.asarray(img, dtype=np.float64)
-    if a.ndim != 2:
-        raise DataError(f"resize expects a 2-D grey image, got shape {a.shape}")
+    if a.ndim < 2:
+        raise DataError(f"resize expects grey images (..., H, W), got shape {a.shape}")
     h, w = size
-
-    def weights(n_in: int, n_out: int) -> np.ndarray:
-        # Row o covers input interval [o*n_in/n_out, (o+1)*n_in/n_out).
-        edges = np.arange(n_out + 1) * (n_in / n_out)
-        lo, hi = edges[:-1, None], edges[1:, None]
-        pix = np.arange(n_in)[None, :]
-        overlap = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0.0, None)
-        return overlap / overlap.sum(axis=1, keepdims=True)
-
-    out = weights(a.shape[0], h) @ a @ weights(a.shape[1], w).T
-    return out.astype(np.float32)
+    rows, cols = _area_weights(a.shape[-2], h), _area_weights(a.shape[-1], w)
+    return (rows @ a @ cols.T).astype(np.float32)
 
 
 def patch_normalize(img: np.ndarray, patch: int = 7) -> np.ndarray:
-    """Sliding-window patch normalisation, VPRSNN ``patch_normalise_pad``.
+    """Sliding-window patch normalisation of grey images (..., H, W), VPRSNN
+    ``patch_normalise_pad``.
 
     For each pixel: z = (x - mean) / std over the ``patch x patch`` window centred on it
     (windows are cut at the border, as with NaN padding), z = 0 where std == 0, then clipped
     to [-1, 1] and mapped to [0, 1] as (1 + z) / 2.
     """
     a = np.asarray(img, dtype=np.float64)
-    if a.ndim != 2:
-        raise DataError(f"patch_normalize expects a 2-D grey image, got shape {a.shape}")
+    if a.ndim < 2:
+        raise DataError(f"patch_normalize expects grey images (..., H, W), got shape {a.shape}")
     r = patch // 2
+    hh, ww = a.shape[-2:]
+    i0, i1 = np.clip(np.arange(hh) - r, 0, hh), np.clip(np.arange(hh) + r + 1, 0, hh)
+    j0, j1 = np.clip(np.arange(ww) - r, 0, ww), np.clip(np.arange(ww) + r + 1, 0, ww)
 
     def box_sum(x: np.ndarray) -> np.ndarray:
         # Integral image: window sums with the window cut at the border.
-        c = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-        hh, ww = x.shape
-        i0 = np.clip(np.arange(hh) - r, 0, hh)
-        i1 = np.clip(np.arange(hh) + r + 1, 0, hh)
-        j0 = np.clip(np.arange(ww) - r, 0, ww)
-        j1 = np.clip(np.arange(ww) + r + 1, 0, ww)
-        return c[i1][:, j1] - c[i0][:, j1] - c[i1][:, j0] + c[i0][:, j0]
+        pad = [(0, 0)] * (x.ndim - 2) + [(1, 0), (1, 0)]
+        c = np.pad(x, pad).cumsum(-2).cumsum(-1)
+        return (
+            c[..., i1, :][..., j1]
+            - c[..., i0, :][..., j1]
+            - c[..., i1, :][..., j0]
+            + c[..., i0, :][..., j0]
+        )
 
-    n = box_sum(np.ones_like(a))
+    n = box_sum(np.ones((hh, ww)))
     mu = box_sum(a) / n
     var = np.maximum(box_sum(a * a) / n - mu * mu, 0.0)
     sd = np.sqrt(var)
@@ -155,44 +172,101 @@ def preprocess(img: np.ndarray, params: PreprocessParams = PreprocessParams()) -
 def preprocess_batch(
     images: np.ndarray | list, params: PreprocessParams = PreprocessParams()
 ) -> np.ndarray:
-    """Preprocess a stack of images -> (N, n_inputs) float32."""
+    """Preprocess a stack of images -> (N, n_inputs) float32 (vectorised over a stack of
+    one shape; equal to :func:`preprocess` image by image)."""
     if len(images) == 0:
         raise DataError("no images to preprocess")
-    return np.stack([preprocess(im, params) for im in images]).astype(np.float32)
+    if len({np.shape(im) for im in images}) != 1:
+        return np.stack([preprocess(im, params) for im in images]).astype(np.float32)
+    a = np.asarray(images)
+    _check_image(a[0])
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise DataError("images contain NaN or Inf")
+    return _grey_to_input(_gray_stack(a), params)
 
 
-def poisson_encode(
-    x: np.ndarray,
-    steps: int,
-    rng: np.random.Generator,
-    max_rate_hz: float = 63.75,
-    dt_ms: float = 1.0,
-) -> np.ndarray:
-    """Bernoulli approximation of Poisson spike trains.
+def _grey_to_input(g: np.ndarray, params: PreprocessParams, chunk: int = 2048) -> np.ndarray:
+    if g.shape[-2] < 2 or g.shape[-1] < 2:
+        raise DataError(f"image of shape {g.shape[-2:]} is too small to resize to {params.size}")
+    out = np.empty((len(g), params.n_inputs), np.float32)
+    for a in range(0, len(g), chunk):
+        r = patch_normalize(resize(g[a : a + chunk], params.size), params.patch)
+        out[a : a + chunk] = r.reshape(len(r), -1)
+    return out
 
-    x: (..., D) intensities in [0, 1]. Returns uint8 spikes (steps, ..., D) with
-    P(spike in a step) = x * max_rate_hz * dt_ms / 1000 (must be <= 1).
+
+@dataclass(frozen=True)
+class ViewParams:
+    """Jittered views of each reference image (what a camera sees a little off the place).
+
+    Shifts of ``-shift .. +shift`` times the image height and width, ``steps`` values per
+    axis (``steps**2`` views per image, the unshifted one included); borders are
+    replicated. ``steps = 1`` gives the image itself only.
     """
+
+    shift: float = 0.05
+    steps: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shift < 0.5 or self.steps < 1 or self.steps % 2 == 0:
+            raise DataError(f"ViewParams: need 0 <= shift < 0.5 and an odd steps >= 1, got {self}")
+
+    def offsets(self, height: int, width: int) -> list[tuple[int, int]]:
+        """Integer (dy, dx) pixel shifts for images of this size, (0, 0) first (duplicates
+        removed)."""
+        ys = np.unique(np.rint(np.linspace(-1, 1, self.steps) * self.shift * height))
+        xs = np.unique(np.rint(np.linspace(-1, 1, self.steps) * self.shift * width))
+        return sorted({(int(dy), int(dx)) for dy in ys for dx in xs}, key=lambda o: o != (0, 0))
+
+
+def _shift(g: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Shift grey images (n, H, W) by (dy, dx) px, replicating the border."""
+    h, w = g.shape[-2:]
+    rows = np.clip(np.arange(h) - dy, 0, h - 1)
+    cols = np.clip(np.arange(w) - dx, 0, w - 1)
+    return g[:, rows][:, :, cols]
+
+
+def jitter_views(
+    images: np.ndarray,
+    views: ViewParams = ViewParams(),
+    params: PreprocessParams = PreprocessParams(),
+) -> np.ndarray:
+    """Preprocessed jittered views of images (n, H, W[, C]) -> (n_views, n, n_inputs);
+    view 0 is the unshifted image."""
+    a = np.asarray(images)
+    if a.ndim not in (3, 4) or len(a) == 0:
+        raise DataError(f"images must be a non-empty (n, H, W[, C]) stack, got {a.shape}")
+    g = _gray_stack(a)
+    offs = views.offsets(*g.shape[1:3])
+    return np.stack([_grey_to_input(_shift(g, dy, dx), params) for dy, dx in offs])
+
+
+def _latency_steps(x: np.ndarray, steps: int, what: str) -> np.ndarray:
     xa = np.asarray(x, dtype=np.float32)
     if np.any(xa < 0) or np.any(xa > 1) or not np.all(np.isfinite(xa)):
-        raise DataError("poisson_encode expects intensities in [0, 1]")
-    p = xa * np.float32(max_rate_hz * dt_ms / 1000.0)
-    if np.any(p > 1.0):
-        raise DataError(f"max_rate_hz*dt_ms/1000 = {max_rate_hz * dt_ms / 1000} exceeds 1")
-    return (rng.random((steps, *xa.shape), dtype=np.float32) < p).astype(np.uint8)
+        raise DataError(f"{what} expects intensities in [0, 1]")
+    if not 1 <= steps <= 127:
+        raise DataError(f"steps must be in 1..127, got {steps}")
+    return np.rint((1.0 - xa) * (steps - 1)).astype(np.int64)
 
 
 def latency_encode(x: np.ndarray, steps: int) -> np.ndarray:
-    """Single-spike temporal code: input i fires once at step round((1 - x_i) * (steps - 1)).
+    """Single-spike temporal code: input i fires once at step t_i = round((1 - x_i)(T - 1)).
 
     x: (..., D) in [0, 1]. Returns uint8 spikes (steps, ..., D), exactly one spike per input.
     """
-    xa = np.asarray(x, dtype=np.float32)
-    if np.any(xa < 0) or np.any(xa > 1) or not np.all(np.isfinite(xa)):
-        raise DataError("latency_encode expects intensities in [0, 1]")
-    if steps < 1:
-        raise DataError(f"steps must be >= 1, got {steps}")
-    t = np.rint((1.0 - xa) * (steps - 1)).astype(np.int64)
-    out = np.zeros((steps, *xa.shape), dtype=np.uint8)
+    t = _latency_steps(x, steps, "latency_encode")
+    out = np.zeros((steps, *t.shape), dtype=np.uint8)
     np.put_along_axis(out, t[None, ...], 1, axis=0)
     return out
+
+
+def graded_spikes(x: np.ndarray, steps: int) -> np.ndarray:
+    """The latency code as one graded spike per input: g_i = T - t_i in {1..T} (int8).
+
+    g_i is how many steps of the window the synapse opened by input i's spike stays open
+    (sustained synaptic current), so a non-leaky neuron's potential after the window is
+    sum_i w_i g_i: one step with graded spikes gives what T steps of latency spikes give.
+    """
+    return (steps - _latency_steps(x, steps, "graded_spikes")).astype(np.int8)

@@ -44,11 +44,26 @@ from typing import Any
 import numpy as np
 
 from neuroplast.errors import ExportError
+from neuroplast.graph.nodes import IF, Input, Linear, ReLU, Threshold
 from neuroplast.quantize.sfq.cells import CELL_LIBRARY
 from neuroplast.quantize.sfq.netlist import Cell, Connection, Netlist, save_netlist
 from neuroplast.quantize.sfq.pcurve import DEFAULT_PCURVE, PCurve
+from neuroplast.targets import Target, register_target
+
+# The SFQ target of the capability matrix. TODO(platform): layers_from_graph's per-kind
+# code becomes these handlers; until then they only declare support.
+SFQ = register_target(
+    Target(
+        "sfq",
+        "SFQ pulse netlist (rate-coded, stochastic synapses)",
+        engine="neuroplast pulse-level simulator",
+        hint="the SFQ mapping takes chains of Linear + ReLU/IF/Threshold only",
+    )
+)
+SFQ.register(Input, Linear, ReLU, IF, Threshold)(None)
 
 __all__ = [
+    "SFQ",
     "to_netlist",
     "SFQConfig",
     "SFQLayer",

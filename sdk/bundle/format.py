@@ -109,7 +109,9 @@ def save_bundle(
     if hasattr(plasticity, "to_dict"):  # a PlasticityEngine
         plasticity = plasticity.to_dict()
     elif isinstance(plasticity, (str, bytes)):  # engine.to_json() text
-        plasticity = _json(plasticity.encode() if isinstance(plasticity, str) else plasticity, PLASTICITY)
+        plasticity = _json(
+            plasticity.encode() if isinstance(plasticity, str) else plasticity, PLASTICITY
+        )
     try:
         files[PLASTICITY] = json.dumps(plasticity or {}, sort_keys=True, allow_nan=False).encode()
     except (TypeError, ValueError) as e:

@@ -9,14 +9,16 @@ Definitions (per step, batch 1):
 - ``state_bytes``: neuron membranes/currents and delay ring buffers (float32 or int32).
 - ``act_bytes``: the layer's output activation buffer.
 
-A node kind outside the core (an app's own) describes itself with a method
-``step_cost(in_shapes, out_shape) -> dict`` with any of the keys ``params``, ``macs``,
-``param_bytes``, ``state_bytes`` (``macs`` = expected synaptic operations per step).
+Each node kind has one handler in the :data:`COST` table (a target of the capability
+matrix): ``fn(node, in_shapes, out_shape) -> dict`` with any of the keys ``params``,
+``macs`` (expected synaptic operations per step for event-driven kinds),
+``param_bytes`` and ``state_bytes``. App node kinds register with ``@COST.register(Kind)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,20 +27,24 @@ from neuroplast.graph.nodes import (
     IF,
     LI,
     LIF,
+    Add,
     Conv1d,
     Conv2d,
     CubaLIF,
     Delay,
     DelayLinear,
+    Flatten,
+    Input,
     Linear,
     Node,
+    ReLU,
+    Scale,
     Threshold,
     _Pool2d,
 )
+from neuroplast.targets import Target, register_target
 
-__all__ = ["LayerCost", "cost", "total_cost"]
-
-_SPIKING = (LIF, CubaLIF, IF, Threshold)
+__all__ = ["COST", "LayerCost", "cost", "total_cost"]
 
 
 @dataclass(frozen=True)
@@ -62,58 +68,95 @@ def _weight_bytes(node: Node, n: int) -> int:
     return (n * bits + 7) // 8
 
 
+COST = register_target(
+    Target(
+        "cost",
+        "static cost model (neuroplast info / fit)",
+        engine="analytic",
+        hint="register a cost handler with @neuroplast.graph.cost.COST.register(Kind)",
+    )
+)
+
+
+def _bias_size(node: Node) -> int:
+    return 0 if node.bias is None else int(node.bias.size)
+
+
+@COST.register(Linear)
+def _linear(node: Linear, in_shapes: list, out_shape: tuple) -> dict:
+    nb = _bias_size(node)
+    return {
+        "params": node.weight.size + nb,
+        "macs": node.weight.size,
+        "param_bytes": _weight_bytes(node, node.weight.size) + 4 * nb,
+    }
+
+
+@COST.register(DelayLinear)
+def _delay_linear(node: DelayLinear, in_shapes: list, out_shape: tuple) -> dict:
+    c = _linear(node, in_shapes, out_shape)
+    depth = int(node.delay.max(initial=0)) + 1
+    c["state_bytes"] = depth * node.weight.shape[1] * 4
+    c["param_bytes"] += node.delay.size * (1 if depth <= 256 else 2)
+    return c
+
+
+@COST.register(Conv1d, Conv2d)
+def _conv(node: Any, in_shapes: list, out_shape: tuple) -> dict:
+    nb = _bias_size(node)
+    return {
+        "params": node.weight.size + nb,
+        "macs": int(np.prod(out_shape)) * int(np.prod(node.weight.shape[1:])),
+        "param_bytes": _weight_bytes(node, node.weight.size) + 4 * nb,
+    }
+
+
+@COST.register(_Pool2d)
+def _pool(node: Any, in_shapes: list, out_shape: tuple) -> dict:
+    return {"macs": int(np.prod(out_shape)) * node.kernel[0] * node.kernel[1]}
+
+
+@COST.register(LIF, IF, LI, CubaLIF)
+def _neuron(node: Any, in_shapes: list, out_shape: tuple) -> dict:
+    params = sum(a.size for a in node.arrays().values())
+    n_state = 2 if isinstance(node, CubaLIF) else 1  # CubaLIF: current and membrane
+    return {
+        "params": params,
+        "param_bytes": 4 * params,
+        "state_bytes": n_state * 4 * int(np.prod(out_shape)),
+    }
+
+
+@COST.register(Delay)
+def _delay(node: Delay, in_shapes: list, out_shape: tuple) -> dict:
+    depth = int(node.delay.max(initial=0)) + 1
+    return {"state_bytes": depth * int(np.prod(out_shape)) * 4, "param_bytes": node.delay.size * 2}
+
+
+@COST.register(Input, Flatten, ReLU, Add, Scale, Threshold)
+def _free(node: Any, in_shapes: list, out_shape: tuple) -> dict:
+    return {}
+
+
 def cost(graph: Graph, input_rate: float | dict[str, float] = 1.0) -> list[LayerCost]:
     """Per-node costs in topological order.
 
     ``input_rate``: fraction of active inputs per step for spiking-input layers
     (one value, or per layer name).
+
+    Raises:
+        UnsupportedError: a node kind without a cost handler (one line naming it).
     """
     shapes = graph.shapes()
     out: list[LayerCost] = []
     for name in graph.topo_order():
         node = graph.nodes[name]
         preds = graph.predecessors(name)
+        c = COST.handler(name, node)(node, [shapes[p] for p in preds], shapes[name])
+        params, macs = int(c.get("params", 0)), int(c.get("macs", 0))
         osz = int(np.prod(shapes[name]))
-        params = macs = state = 0
-        pbytes = 0
-        if isinstance(node, (Linear, DelayLinear)):
-            params = node.weight.size + (node.bias.size if node.bias is not None else 0)
-            macs = node.weight.size
-            pbytes = _weight_bytes(node, node.weight.size) + 4 * (
-                node.bias.size if node.bias is not None else 0
-            )
-            if isinstance(node, DelayLinear):
-                depth = int(node.delay.max(initial=0)) + 1
-                state = depth * node.weight.shape[1] * 4
-                pbytes += node.delay.size * (1 if depth <= 256 else 2)
-        elif isinstance(node, (Conv1d, Conv2d)):
-            params = node.weight.size + (node.bias.size if node.bias is not None else 0)
-            per_out = int(np.prod(node.weight.shape[1:]))
-            macs = osz * per_out
-            pbytes = _weight_bytes(node, node.weight.size) + 4 * (
-                node.bias.size if node.bias is not None else 0
-            )
-        elif isinstance(node, _Pool2d):
-            macs = osz * node.kernel[0] * node.kernel[1]
-        elif isinstance(node, (LIF, IF, LI)):
-            state = osz * 4
-            params = sum(a.size for a in node.arrays().values())
-            pbytes = params * 4
-        elif isinstance(node, CubaLIF):
-            state = 2 * osz * 4
-            params = sum(a.size for a in node.arrays().values())
-            pbytes = params * 4
-        elif isinstance(node, Delay):
-            state = (int(node.delay.max(initial=0)) + 1) * osz * 4
-            pbytes = node.delay.size * 2
-        hook = getattr(node, "step_cost", None)
-        if callable(hook):  # app-defined node kinds describe their own cost
-            in_shapes = [shapes[p] for p in preds]
-            c = hook(in_shapes, shapes[name])
-            params, macs = int(c.get("params", 0)), int(c.get("macs", 0))
-            state, pbytes = int(c.get("state_bytes", 0)), int(c.get("param_bytes", 0))
         synops = 0
-        if macs and preds and isinstance(graph.nodes[preds[0]], _SPIKING):
+        if macs and preds and graph.nodes[preds[0]].spiking:
             rate = input_rate.get(name, 1.0) if isinstance(input_rate, dict) else float(input_rate)
             synops = int(round(rate * macs))
         out.append(
@@ -121,11 +164,11 @@ def cost(graph: Graph, input_rate: float | dict[str, float] = 1.0) -> list[Layer
                 name=name,
                 kind=node.kind,
                 out_shape=shapes[name],
-                params=int(params),
-                macs=int(macs),
+                params=params,
+                macs=macs,
                 synops=synops,
-                param_bytes=int(pbytes),
-                state_bytes=int(state),
+                param_bytes=int(c.get("param_bytes", 0)),
+                state_bytes=int(c.get("state_bytes", 0)),
                 act_bytes=int(osz * 4),
             )
         )

@@ -26,6 +26,8 @@ __all__ = [
     "Node",
     "NODE_KINDS",
     "register_node",
+    "spiking_kinds",
+    "neuron_kinds",
     "Input",
     "Linear",
     "Conv1d",
@@ -59,6 +61,16 @@ def register_node(cls: type[Node]) -> type[Node]:
         raise GraphError(f"node kind {kind!r} is empty or already registered")
     NODE_KINDS[kind] = cls
     return cls
+
+
+def spiking_kinds() -> tuple[str, ...]:
+    """Names of the registered node kinds whose output is spikes (``Node.spiking``)."""
+    return tuple(k for k, cls in NODE_KINDS.items() if cls.spiking)
+
+
+def neuron_kinds() -> tuple[str, ...]:
+    """Names of the registered neuron kinds (``Node.neuron``: spiking or integrating)."""
+    return tuple(k for k, cls in NODE_KINDS.items() if cls.neuron)
 
 
 def array_field(dtype: Any = np.float32, optional: bool = False) -> Any:
@@ -96,6 +108,12 @@ class Node:
     kind: ClassVar[str] = ""
     n_inputs: ClassVar[int] = 1
     stateful: ClassVar[bool] = False
+    #: The node's output is spikes (0/1 events). The one definition every consumer reads
+    #: (cost model synops, neuromorphic mapping, plasticity post-synaptic defaults).
+    spiking: ClassVar[bool] = False
+    #: The node is a neuron model (occupies neurons on a neuromorphic core): the spiking
+    #: kinds plus non-spiking integrators such as LI.
+    neuron: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -390,6 +408,8 @@ class LIF(Node):
 
     kind: ClassVar[str] = "LIF"
     stateful: ClassVar[bool] = True
+    spiking: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     tau_mem: np.ndarray = array_field()
     v_th: np.ndarray = array_field()
     v_reset: np.ndarray | None = array_field(optional=True)
@@ -426,6 +446,8 @@ class CubaLIF(Node):
 
     kind: ClassVar[str] = "CubaLIF"
     stateful: ClassVar[bool] = True
+    spiking: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     tau_syn: np.ndarray = array_field()
     tau_mem: np.ndarray = array_field()
     v_th: np.ndarray = array_field()
@@ -463,6 +485,8 @@ class IF(Node):
 
     kind: ClassVar[str] = "IF"
     stateful: ClassVar[bool] = True
+    spiking: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     v_th: np.ndarray = array_field()
     v_reset: np.ndarray | None = array_field(optional=True)
     r: np.ndarray | None = array_field(optional=True)
@@ -492,6 +516,7 @@ class LI(Node):
 
     kind: ClassVar[str] = "LI"
     stateful: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     tau_mem: np.ndarray = array_field()
     v_leak: np.ndarray | None = array_field(optional=True)
     r: np.ndarray | None = array_field(optional=True)
@@ -514,6 +539,8 @@ class Threshold(Node):
     """Stateless spike: ``s = [x > v_th]``."""
 
     kind: ClassVar[str] = "Threshold"
+    spiking: ClassVar[bool] = True
+    neuron: ClassVar[bool] = True
     v_th: np.ndarray = array_field()
 
 

@@ -51,13 +51,16 @@ from neuroplast.neurons import (
     lif_step,
     lif_step_int,
 )
-from neuroplast.quant import QuantSpec, quantize, quantize_multiplier, requantize
+from neuroplast.quant import QuantSpec, bias_to_int32, quantize, quantize_multiplier, requantize
 from neuroplast.runtime import windows
+from neuroplast.targets import CheckContext, Refusal, Target, register_target
 
 __all__ = [
     "BuildContext",
     "Kernel",
     "OPS",
+    "RUNTIME",
+    "RUNTIME_INT",
     "register_op",
     "make_kernel",
     "SparseInput",
@@ -120,12 +123,40 @@ class Kernel:
 
 OPS: dict[type, Callable[[Node, BuildContext], Kernel]] = {}
 
+#: The numpy runtime as targets of the capability matrix: one kernel table (``OPS``), two
+#: arithmetic modes. Integer mode also needs quantization metadata on every value, which
+#: only building the kernels can tell (they validate everything at build time).
+RUNTIME = register_target(
+    Target("runtime", "numpy runtime, float32", engine="neuroplast (reference)")
+)
+RUNTIME_INT = register_target(
+    Target(
+        "runtime-int",
+        "numpy runtime, integer (int8 weights, int32 accumulators)",
+        engine="neuroplast (reference)",
+        hint="run it in float mode, or quantize the model (neuroplast.quantize) first",
+    )
+)
+
+
+@RUNTIME_INT.graph_check
+def _int_kernels_build(ctx: CheckContext) -> list[Refusal]:
+    rt = ctx.int_runtime
+    if not isinstance(rt, Exception):
+        return []
+    node = getattr(rt, "node", None) or "*"
+    kind = ctx.graph.nodes[node].kind if node in ctx.graph.nodes else ""
+    msg = str(rt).removeprefix(f"node {node!r}: ").removeprefix(f"{kind}: ")
+    return [Refusal(node, kind, "runtime-int", msg, "")]
+
 
 def register_op(node_cls: type) -> Callable:
     """Decorator registering a kernel factory (class or function) for a node class."""
 
     def deco(factory: Callable[[Node, BuildContext], Kernel]) -> Callable:
         OPS[node_cls] = factory
+        RUNTIME.register(node_cls)(factory)
+        RUNTIME_INT.register(node_cls)(factory)
         return factory
 
     return deco
@@ -237,8 +268,7 @@ class _WeightedKernel(Kernel):
         # GEMMs on integer values in float are exact below the mantissa limit
         self.acc_dtype = windows.exact_float_dtype(max_x, max_w, terms)
         if b is not None:
-            bs = (s_in.astype(np.float64) * s_w.astype(np.float64)) * np.ones(n_out)
-            self.params["bias"] = np.round(b.astype(np.float64) / bs).astype(np.int64)
+            self.params["bias"] = bias_to_int32(b, float(s_in), np.broadcast_to(s_w, (n_out,)))
         self.out_quant = oq
 
     def _requant(self, acc: np.ndarray, ch_axis: int) -> np.ndarray:
@@ -627,7 +657,7 @@ class _NeuronKernel(Kernel):
         super().__init__(node, ctx)
         shape = ctx.out_shape
         self.cuba = isinstance(node, CubaLIF)
-        self.spiking = not isinstance(node, LI)
+        self.spiking = node.spiking
         if ctx.mode == "float":
             p = (
                 CubaLIFParams.from_node(node, ctx.dt)
@@ -687,5 +717,4 @@ def _bcast_params(p: Any, shape: tuple[int, ...]) -> Any:
     return replace(p, **kw)
 
 
-for _cls in (LIF, IF, LI, CubaLIF):
-    OPS[_cls] = _NeuronKernel
+register_op(LIF)(register_op(IF)(register_op(LI)(register_op(CubaLIF)(_NeuronKernel))))

@@ -89,7 +89,9 @@ class Runtime:
                 self.kernels[name] = make_kernel(graph.nodes[name], ctx)
             except GraphError as e:
                 msg = str(e)
-                raise GraphError(msg if repr(name) in msg else f"node {name!r}: {msg}") from None
+                err = GraphError(msg if repr(name) in msg else f"node {name!r}: {msg}")
+                err.node = name  # which node failed: the capability checks report it
+                raise err from None
         self.params: dict[str, dict[str, np.ndarray]] = {
             n: k.params for n, k in self.kernels.items() if k.params
         }

@@ -23,8 +23,15 @@ def _spiking(n_in: int, n_out: int, bits: int | None = 8, neuron: str = "LIF", s
         nrn = LIF(tau_mem=np.full(n_out, 0.02, np.float32), v_th=np.ones(n_out, np.float32))
     else:
         nrn = IF(v_th=np.ones(n_out, np.float32))
+    # a complete integer model: input codes, int8 weights, a 16-bit membrane current
+    iq = QuantSpec(bits=8, scale=1 / 127) if bits else None
+    oq = QuantSpec(bits=16, scale=1e-3) if bits else None
     return Graph.sequential(
-        [("in", Input(shape=(n_in,))), ("fc", Linear(weight=w, weight_q=wq)), ("n", nrn)]
+        [
+            ("in", Input(shape=(n_in,), quant=iq)),
+            ("fc", Linear(weight=w, weight_q=wq, out_q=oq)),
+            ("n", nrn),
+        ]
     )
 
 
@@ -81,13 +88,15 @@ def test_mcu_flash_and_ram_limits():
 
 def test_firmware_counts_spike_inputs_as_synops_at_the_given_rate():
     from neuroplast.graph import LIF, Graph, Input, Linear
+    from neuroplast.quant import QuantSpec
 
     w1 = np.ones((64, 32), np.float32) * 0.1
     w2 = np.ones((10, 64), np.float32) * 0.1
     lif = dict(tau_mem=np.full(64, 0.02, np.float32), v_th=np.ones(64, np.float32))
+    q8, wq, cur = QuantSpec(8, 1 / 127), QuantSpec(8, 0.01), QuantSpec(16, 1e-3)
     g = Graph.sequential(
-        [("in", Input(shape=(32,))), ("fc1", Linear(weight=w1)), ("l1", LIF(**lif)),
-         ("fc2", Linear(weight=w2))]
+        [("in", Input(shape=(32,), quant=q8)), ("fc1", Linear(weight=w1, weight_q=wq, out_q=cur)),
+         ("l1", LIF(**lif)), ("fc2", Linear(weight=w2, weight_q=wq, out_q=q8))]
     )  # fmt: skip
     rep = fit_graph(g, "stm32h7", input_rate=0.25)
     c = load_profile("stm32h7").cost
@@ -200,13 +209,14 @@ def test_delay_linear_uses_the_gather_rate_and_its_tables():
     rng = np.random.default_rng(0)
     g = Graph.sequential(
         [
-            ("in", Input(shape=(20,))),
+            ("in", Input(shape=(20,), quant=QuantSpec(8, 1 / 127))),
             (
                 "fc",
                 DelayLinear(
                     weight=rng.standard_normal((30, 20)).astype(np.float32),
                     delay=rng.integers(0, 8, (30, 20)).astype(np.float32),
                     weight_q=QuantSpec(8, 0.01),
+                    out_q=QuantSpec(16, 1e-3),
                 ),
             ),
             ("lif", LIF(tau_mem=np.full(30, 0.02, np.float32), v_th=np.ones(30, np.float32))),

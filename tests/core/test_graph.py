@@ -101,20 +101,26 @@ def test_conv_shapes_and_cost():
     assert c["c"].macs == 4 * 8 * 8 * 27 and c["c"].params == 108
 
 
-def test_cost_hook_for_app_node_kinds():
+def test_app_node_kinds_register_their_cost_handler():
     from dataclasses import dataclass
     from typing import ClassVar
 
+    from neuroplast.errors import UnsupportedError
     from neuroplast.graph import Node, cost, register_node
+    from neuroplast.graph.cost import COST
 
     @register_node
     @dataclass(frozen=True, eq=False)
     class _CostedNode(Node):
         kind: ClassVar[str] = "_TestCostedNode"
 
-        def step_cost(self, in_shapes, out_shape):
-            return {"params": 7, "macs": 3 * in_shapes[0][0], "state_bytes": 12}
-
     g = Graph.sequential([("in", Input(shape=(5,))), ("x", _CostedNode())])
+    with pytest.raises(UnsupportedError, match=r"node 'x' \(_TestCostedNode\).*cost model"):
+        cost(g)
+
+    @COST.register(_CostedNode)
+    def _c(node, in_shapes, out_shape):
+        return {"params": 7, "macs": 3 * in_shapes[0][0], "state_bytes": 12}
+
     row = {r.name: r for r in cost(g)}["x"]
     assert (row.params, row.macs, row.state_bytes) == (7, 15, 12)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -222,13 +224,25 @@ def test_model_too_large_for_board():
 
 
 def test_unsupported_graph_is_refused_on_the_host():
+    from neuroplast.errors import UnsupportedError
     from neuroplast.graph.graph import Graph
-    from neuroplast.graph.nodes import Input, ReLU
+    from neuroplast.graph.nodes import Input, Node, register_node
     from neuroplast.quant import QuantSpec
     from neuroplast.runtime import Runtime
+    from neuroplast.runtime.kernels import Kernel, register_op
 
-    g = Graph.sequential([("x", Input(shape=(4,), quant=QuantSpec(8, 0.1, 0))), ("r", ReLU())])
-    with pytest.raises(ModelImageError, match="'r'"):
+    @register_node
+    @dataclass(frozen=True, eq=False)
+    class _HostOnly(Node):  # a user's node kind with a host kernel and no firmware handler
+        kind: ClassVar[str] = "_TestHostOnly"
+
+    @register_op(_HostOnly)
+    class _HostOnlyKernel(Kernel):
+        def step(self, inputs, state):
+            return inputs[0], state
+
+    g = Graph.sequential([("x", Input(shape=(4,), quant=QuantSpec(8, 0.1, 0))), ("r", _HostOnly())])
+    with pytest.raises(UnsupportedError, match=r"'r' \(_TestHostOnly\) cannot run on firmware"):
         build_image(Runtime(g, mode="int"))
     with pytest.raises(ModelImageError, match="integer"):
         build_image(Runtime(g, mode="float"))
@@ -241,7 +255,7 @@ def test_unsupported_graph_is_refused_on_the_host():
             ("fc", Linear(weight=np.eye(4), weight_q=QuantSpec(8, 0.01, 0), out_q=u8)),
         ]
     )
-    with pytest.raises(ModelImageError, match="int8"):
+    with pytest.raises(UnsupportedError, match=r"'x' \(Input\).*signed 8-bit input"):
         build_image(Runtime(g2, mode="int"))
 
 

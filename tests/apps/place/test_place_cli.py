@@ -1,6 +1,7 @@
 """`neuroplast place synth|train|eval|query` end to end on a tiny route."""
 
 import json
+import re
 
 import typer
 from typer.testing import CliRunner
@@ -35,7 +36,7 @@ def test_cli_synth_train_eval_query(tmp_path):
             "--region-size",
             "6",
             "--neurons",
-            "12",
+            "2",
             "--epochs",
             "2",
             "--bundle",
@@ -55,11 +56,14 @@ def test_cli_synth_train_eval_query(tmp_path):
             str(tmp_path / "m.json"),
             "--plots",
             str(tmp_path / "plots"),
+            "--seq",
+            "3",
         ],
     )
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "m.json").read_text())
-    assert set(res) >= {"SAD", "ensemble (no reg.)"}
+    assert "SAD (patch-normalised)" in res and any(k.startswith("spiking ensemble") for k in res)
+    assert any("sequence" in k for k in res)
     assert all(0 <= v["recall"]["1"] <= v["recall"]["10"] <= 1 for v in res.values())
     assert (tmp_path / "plots" / "pr.png").stat().st_size > 1000
     img = sorted((tmp_path / "d" / "query").glob("*.png"))[3]
@@ -67,8 +71,8 @@ def test_cli_synth_train_eval_query(tmp_path):
     for model in (tmp_path / "e.npz", tmp_path / "b"):
         r = run.invoke(app, ["place", "query", str(model), str(img), "--top", "2"])
         assert r.exit_code == 0, r.output
-        outs.append(r.output.split("\n", 3)[-1])
-    assert outs[0] == outs[1]  # numpy model and runtime bundle list the same places
+        outs.append(re.findall(r"(\d+) \(", r.output.split("\n", 3)[-1]))
+    assert outs[0] == outs[1] and len(outs[0]) == 2  # model and runtime list the same places
 
 
 def test_cli_errors_are_clean(tmp_path):

@@ -5,10 +5,13 @@ import pytest
 
 from neuroplast.apps.place.preprocess import (
     PreprocessParams,
+    ViewParams,
+    graded_spikes,
+    jitter_views,
     latency_encode,
     patch_normalize,
-    poisson_encode,
     preprocess,
+    preprocess_batch,
     resize,
     to_gray,
 )
@@ -54,15 +57,36 @@ def test_preprocess_output_range_and_size():
     assert x.shape == (784,) and x.min() >= 0 and x.max() <= 1
 
 
-def test_poisson_rate_matches_probability():
-    rng = np.random.default_rng(3)
-    x = np.array([0.0, 0.25, 1.0], np.float32)
-    s = poisson_encode(x, 40000, rng, max_rate_hz=50.0, dt_ms=1.0)
-    p = x * 0.05
-    est = s.mean(axis=0)
-    # 5 binomial standard deviations
-    assert np.all(np.abs(est - p) <= 5 * np.sqrt(p * (1 - p) / 40000) + 1e-12)
-    assert est[0] == 0.0
+def test_batch_preprocessing_equals_per_image():
+    rng = np.random.default_rng(5)
+    imgs = rng.integers(0, 256, (6, 30, 41, 3), dtype=np.uint8)
+    want = np.stack([preprocess(im) for im in imgs])
+    np.testing.assert_allclose(preprocess_batch(imgs), want, atol=1e-6)
+    grey = rng.random((3, 30, 41)).astype(np.float32)
+    np.testing.assert_allclose(
+        preprocess_batch(grey), np.stack([preprocess(im) for im in grey]), atol=1e-6
+    )
+
+
+def _edge_shift(img, dy, dx):
+    """Independent reference: pad by replicating the border, then cut the shifted window."""
+    r = 8
+    pad = np.pad(img, ((0, 0), (r, r), (r, r)), mode="edge")
+    h, w = img.shape[1:]
+    return pad[:, r - dy : r - dy + h, r - dx : r - dx + w]
+
+
+def test_jitter_views_are_shifted_images():
+    rng = np.random.default_rng(6)
+    img = rng.random((2, 40, 60)).astype(np.float32)
+    p = ViewParams(shift=0.05, steps=3)
+    offs = p.offsets(40, 60)
+    assert offs[0] == (0, 0) and set(offs) == {(a, b) for a in (-2, 0, 2) for b in (-3, 0, 3)}
+    v = jitter_views(img, p)
+    for k, (dy, dx) in enumerate(offs):
+        np.testing.assert_allclose(v[k], preprocess_batch(_edge_shift(img, dy, dx)), atol=1e-6)
+    with pytest.raises(DataError):
+        ViewParams(steps=2)
 
 
 def test_latency_one_spike_brighter_first():
@@ -83,6 +107,6 @@ def test_bad_images_raise_data_error(bad):
 
 def test_bad_encoder_input_raises():
     with pytest.raises(DataError):
-        poisson_encode(np.array([1.5]), 3, np.random.default_rng(0))
+        latency_encode(np.array([1.5]), 3)
     with pytest.raises(DataError):
-        poisson_encode(np.array([1.0]), 3, np.random.default_rng(0), max_rate_hz=5000, dt_ms=1)
+        graded_spikes(np.array([0.5]), 0)
