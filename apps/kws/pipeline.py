@@ -459,6 +459,11 @@ def detection_benchmark(bundle: str | Path, data_dir: Path, H: dict | None, cfg,
     ):
         sp = gsc[name]
         is_kw = np.isin(sp.labels, kw)
+        if not is_kw.any() or not np.any(sp.labels == unk):
+            raise DataError(
+                f"{data_dir} has no {name} keyword and unknown-word clips: detection needs a "
+                "set with validation and test splits (use --heldout for an evaluation-only set)"
+            )
         clips, labels = sp.audio[is_kw], sp.labels[is_kw]
         sources = [x for x, k in zip(sp.speakers, is_kw) if k]
         other = sp.audio[sp.labels == unk]

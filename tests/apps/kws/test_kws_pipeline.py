@@ -182,6 +182,13 @@ def test_cli_eval_listen_enroll(run, tmp_path):
         assert spk in res.output  # per-voice rows
     res = runner.invoke(app, ["kws", "eval", "--bundle", bundle, "--data", cfg.heldout_dir])
     assert res.exit_code == 0 and f"{r['heldout']['acc']:.4f}" in res.output, res.output
+    det = ["kws", "detect", "--bundle", bundle, "--minutes", "0.5", "--out", str(tmp_path)]
+    res = runner.invoke(app, [*det, "--data", cfg.data_dir])
+    assert res.exit_code == 0 and "recall" in res.output, res.output
+    assert (tmp_path / "detection_det.png").stat().st_size > 1000
+    # an evaluation-only set has no validation stream to choose the threshold on
+    res = runner.invoke(app, [*det, "--data", cfg.heldout_dir])
+    assert res.exit_code != 0 and "validation and test splits" in str(res.exception)
     wav = tmp_path / "clip.wav"
     D.write_wav(wav, D.load_gsc(cfg.data_dir)["test"].audio[0])
     res = runner.invoke(app, ["kws", "listen", str(wav), "--bundle", bundle])
