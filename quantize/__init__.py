@@ -9,16 +9,17 @@ Public API: the names in ``__all__``. Everything else is private.
 
 from __future__ import annotations
 
+from neuroplast.export.onnx import export_onnx_graph
+from neuroplast.export.tflite import export_tflite
+
 # Functions share their submodule's name (lower, calibrate, train, export): importing
 # them here binds the package attribute to the function once, for good.
 from neuroplast.quantize.calibrate import calibrate
 from neuroplast.quantize.export import EXPORTERS, export
 from neuroplast.quantize.lower import lower
 from neuroplast.quantize.onnx_export import export_onnx
-from neuroplast.quantize.onnx_graph import export_onnx_graph
 from neuroplast.quantize.qat import QATConfig, prepare
 from neuroplast.quantize.recipes import RECIPES, get_recipe, load_model, save_model
-from neuroplast.quantize.tflite_export import export_tflite
 from neuroplast.quantize.train import TrainConfig, evaluate, train
 
 __all__ = [
