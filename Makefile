@@ -7,8 +7,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
-APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat gcc make \
-  mosquitto openssl \
+APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+  sox libsox-fmt-all opus-tools openssh-server openssh-client socat gcc make mosquitto openssl \
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm \
   qemu-user-static gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf
 PYTEST_WORKERS ?= 2

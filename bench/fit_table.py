@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # Where the apps' export commands write their bundles (first existing path wins).
 DEFAULT_BUNDLES = {
-    "kws": ["artifacts/kws/kws.bundle", "out/kws/kws.bundle"],
+    "kws": ["artifacts/kws/kws.bundle", "neuroplast-out/kws/kws.bundle", "out/kws/kws.bundle"],
     "motion": ["artifacts/motion/motion.bundle", "out/motion/motion.bundle"],
     "place": ["artifacts/place/place.bundle", "out/place/place.bundle"],
 }

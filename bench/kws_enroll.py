@@ -69,12 +69,11 @@ CANDIDATES = {
 }
 
 
-def voices_of(data_dir: Path, word: str, split_voices: list[str]) -> np.ndarray:
-    """Voice of each ``word`` clip of a split, in ``load_features`` order."""
+def voices_of(data_dir: Path, word: str) -> np.ndarray:
+    """Voice (speaker id) of each validation ``word`` clip, in ``load_features`` order."""
     listed = set((data_dir / "validation_list.txt").read_text().split())
     files = [f for f in sorted((data_dir / word).glob("*.wav")) if f"{word}/{f.name}" in listed]
-    spk = {D._speaker_id(v, a): v for v in split_voices for a in D.ACCENTS}
-    return np.array([spk[f.name.split("_")[0]] for f in files])
+    return np.array([f.name.split("_nohash_")[0] for f in files])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -94,9 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     n_old, gate = len(classes), open_class_of(classes)
     guard = guard_set(rt, *F["train"], per_class=40, seed=a.seed)
     # validation data: old words, the new word's clips and their voices
-    man = json.loads((data / "synth_manifest.json").read_text())
     ev = F["enroll"]["val"]
-    voice = voices_of(data, a.word, man["splits"]["val"])
+    voice = voices_of(data, a.word)
     vs, vh = runtime_scores(rt, F["val"][0], hidden=hidden_names(rt))
     vy = F["val"][1]
     ns, nh = runtime_scores(rt, ev, hidden=hidden_names(rt))

@@ -1,4 +1,4 @@
-"""``neuroplast kws ...``: data | train | eval | export | listen | enroll | demo.
+"""``neuroplast kws ...``: data | train | eval | export | detect | listen | enroll | demo.
 
 Thin wrappers over the public functions of :mod:`neuroplast.apps.kws`; long work
 shows progress, results are rich tables.
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["register"]
+
+OUT = Path("neuroplast-out/kws")  # default output folder (relative to where you run it)
 
 
 def _console() -> Any:
@@ -41,25 +43,41 @@ def register(app: Any) -> None:
 
     @kws.command("data")
     def data_cmd(
-        out: Path = typer.Option(Path("data/kws_synth"), help="folder to write (GSC layout)"),
-        clips_per_word: int = typer.Option(8, help="clips per voice variant and word"),
+        out: Path = typer.Option(None, help="folder to write (GSC layout) [user cache]"),
+        clips_per_word: int = typer.Option(8, help="clips per voice and word"),
+        heldout: bool = typer.Option(
+            False, help="an evaluation-only set of the held-out engine's voices (all in test)"
+        ),
+        voices: str = typer.Option(
+            "",
+            help="comma-separated engine:voice list (default: flite awb/rms for training, "
+            "every festival voice with --heldout)",
+        ),
         seed: int = typer.Option(0),
         force: bool = typer.Option(False, help="regenerate even if cached"),
     ) -> None:
-        """Generate the synthetic espeak-ng keyword set (voice-disjoint splits)."""
+        """Generate a synthetic keyword set: several TTS engines under random real-world
+        conditions, voice-disjoint splits."""
         from neuroplast.apps.kws import data as D
 
-        cfg = D.SynthConfig(clips_per_word=clips_per_word, seed=seed)
+        vs = tuple(v.strip() for v in voices.split(",") if v.strip())
+        if heldout:
+            cfg = D.heldout_config(clips_per_word, seed, vs or D.HELDOUT_VOICES)
+        else:
+            cfg = D.SynthConfig(
+                clips_per_word=clips_per_word, seed=seed, voices=vs or D.TRAIN_VOICES
+            )
+        out = out or D.cache_dir("heldout" if heldout else "synth")
         D.generate_synthetic(out, cfg, progress=True, force=force)
         s = D.load_gsc(out)
         rows = [(k, f"{len(v)} clips, {len(set(v.speakers))} speakers") for k, v in s.items()]
-        rows.append(("voice split", json.dumps(cfg.split_variants())[:200]))
+        rows += [(f"{k} voices", ", ".join(v)[:200]) for k, v in cfg.split_voices().items() if v]
         _console().print(_table(f"KWS data in {out}", rows))
 
     @kws.command("train")
     def train_cmd(
-        data: Path = typer.Option(Path("data/kws_synth"), help="GSC-layout folder"),
-        out: Path = typer.Option(Path("out/kws"), help="output folder"),
+        data: Path = typer.Option(None, help="GSC-layout folder [the `kws data` cache]"),
+        out: Path = typer.Option(OUT, help="output folder"),
         epochs: int = typer.Option(12),
         bits: int = typer.Option(8, help="weight bits: 8 or 4"),
         zero_delays: bool = typer.Option(False, help="baseline: every delay fixed at 0"),
@@ -69,6 +87,7 @@ def register(app: Any) -> None:
         """QAT-train the delay SNN; the epoch is chosen on the validation split."""
         from rich.progress import Progress
 
+        from neuroplast.apps.kws.data import cache_dir
         from neuroplast.apps.kws.lower import from_model
         from neuroplast.apps.kws.model import KwsNetConfig
         from neuroplast.apps.kws.pipeline import PipelineConfig, load_features, save_deployment
@@ -76,7 +95,7 @@ def register(app: Any) -> None:
 
         set_threads(threads)
         pc = PipelineConfig()
-        F = load_features(data, pc.mel, pc.delta)
+        F = load_features(data or cache_dir("synth"), pc.mel, pc.delta)
         net = KwsNetConfig(
             n_in=F["train"][0].shape[2],
             n_classes=len(F["classes"]),
@@ -113,8 +132,8 @@ def register(app: Any) -> None:
 
     @kws.command("export")
     def export_cmd(
-        deploy: Path = typer.Option(Path("out/kws/kws_deploy.npz")),
-        out: Path = typer.Option(Path("out/kws")),
+        deploy: Path = typer.Option(OUT / "kws_deploy.npz"),
+        out: Path = typer.Option(OUT),
         mode: str = typer.Option("int", help="preferred runtime mode: int or float"),
     ) -> None:
         """Write the bundle (integer delays in ring buffers) and, if available, NIR."""
@@ -129,37 +148,84 @@ def register(app: Any) -> None:
 
     @kws.command("eval")
     def eval_cmd(
-        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
-        data: Path = typer.Option(Path("data/kws_synth")),
+        bundle: Path = typer.Option(OUT / "kws.bundle"),
+        data: Path = typer.Option(None, help="GSC-layout folder [the `kws data` cache]"),
+        split: str = typer.Option("test", help="train, val or test"),
         mode: str = typer.Option("int"),
         plot: Path = typer.Option(None, help="write a confusion-matrix PNG here"),
     ) -> None:
-        """Accuracy of a bundle in the neuroplast runtime on the test split."""
-        import numpy as np
-
+        """Accuracy of a bundle in the neuroplast runtime: overall, per voice (speaker),
+        per recording condition and per class."""
+        from neuroplast.apps.kws.data import cache_dir
         from neuroplast.apps.kws.infer import runtime_scores
-        from neuroplast.apps.kws.pipeline import load_features, load_kws_runtime
+        from neuroplast.apps.kws.pipeline import breakdown, load_features, load_kws_runtime
+        from neuroplast.errors import DataError
 
+        if split not in ("train", "val", "test"):
+            raise DataError(f"--split must be train, val or test, got {split!r}")
+        data = data or cache_dir("synth")
         rt, classes, mel, delta = load_kws_runtime(bundle, mode=mode)
         F = load_features(data, mel, delta)
-        X, y = F["test"]
-        pred = runtime_scores(rt, X)[0].argmax(1)
-        rows = [("test accuracy", f"{np.mean(pred == y):.4f}"), ("clips", str(len(y)))]
-        for c, name in enumerate(classes):
-            m = y == c
-            if m.any():
-                rows.append((f"  {name}", f"{np.mean(pred[m] == c):.3f}"))
+        if not len(F[split][1]):
+            raise DataError(f"{data} has no {split} clips (a held-out set keeps all in test)")
+        b = breakdown(rt, F, split, data)
+        rows = [(f"{split} accuracy", f"{b['acc']:.4f}"), ("clips", str(b["n"]))]
+        for title, key in (
+            ("voice", "per_voice"),
+            ("condition", "per_condition"),
+            ("class", "per_class"),
+        ):
+            rows.append((f"per {title}", ""))
+            rows += [(f"  {k}", f"{v['acc']:.3f} ({v['n']})") for k, v in b[key].items()]
         if plot:
             from neuroplast.apps.kws.plots import confusion, plot_confusion
 
-            plot_confusion(confusion(y, pred, len(classes)), list(classes), plot)
+            X, y = F[split]
+            pred = runtime_scores(rt, X)[0].argmax(1)
+            plot_confusion(
+                confusion(y, pred, len(classes)), list(classes), plot,
+                title=f"KWS confusion ({split}, {Path(data).name}, {mode} runtime)",
+            )  # fmt: skip
             rows.append(("plot", str(plot)))
-        _console().print(_table(f"KWS eval ({mode})", rows))
+        _console().print(_table(f"KWS eval ({mode}, {data})", rows))
+
+    @kws.command("detect")
+    def detect_cmd(
+        bundle: Path = typer.Option(OUT / "kws.bundle"),
+        data: Path = typer.Option(None, help="GSC-layout set with val/test splits [cache]"),
+        heldout: Path = typer.Option(None, help="also lay this evaluation-only set's clips in"),
+        minutes: float = typer.Option(10.0, help="test stream length (validation: half)"),
+        max_fa_per_hour: float = typer.Option(2.0, help="operating point, chosen on validation"),
+        out: Path = typer.Option(OUT, help="folder for the DET curve PNG"),
+        seed: int = typer.Option(0),
+    ) -> None:
+        """Streaming detection: recall and false alarms per hour on a long stream of
+        keywords, other speech and background sound, at a threshold chosen on a
+        validation stream; writes the DET curve."""
+        from neuroplast.apps.kws.data import cache_dir
+        from neuroplast.apps.kws.pipeline import PipelineConfig, detection_benchmark
+
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = PipelineConfig(stream_minutes=minutes, max_fa_per_hour=max_fa_per_hour, seed=seed)
+        H = {"dir": heldout} if heldout else None
+        d = detection_benchmark(bundle, Path(data or cache_dir("synth")), H, cfg, out)
+        rows = [("operating threshold (validation)", f"{d['theta']:.6f}")]
+        for name in ("val", "test"):
+            r = d[name]
+            rows.append(
+                (
+                    f"{name} stream ({r['minutes']:g} min, {r['keywords']} keywords)",
+                    f"recall {r['recall']:.3f} at {r['fa_per_hour']:.1f} FA/h",
+                )
+            )
+        rows += [(f"  recall, {k}", f"{v:.3f}") for k, v in d["test"]["recall_by_engine"].items()]
+        rows.append(("DET curve", d["plot"]))
+        _console().print(_table("KWS streaming detection", rows))
 
     @kws.command("listen")
     def listen_cmd(
         wavs: list[Path] = typer.Argument(None, help="16 kHz mono WAV files (else the microphone)"),
-        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
+        bundle: Path = typer.Option(OUT / "kws.bundle"),
         mode: str = typer.Option("int"),
         seconds: float = typer.Option(5.0, help="microphone capture length"),
     ) -> None:
@@ -213,9 +279,9 @@ def register(app: Any) -> None:
     def enroll_cmd(
         word: str = typer.Option(..., help="the new keyword"),
         samples: Path = typer.Option(..., help="folder of 16 kHz WAV examples (5 is enough)"),
-        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
-        guard: Path = typer.Option(Path("out/kws/kws_guard.npz"), help="old-word guard set"),
-        state: Path = typer.Option(Path("out/kws/kws_enroll.npz"), help="enrolled words"),
+        bundle: Path = typer.Option(OUT / "kws.bundle"),
+        guard: Path = typer.Option(OUT / "kws_guard.npz", help="old-word guard set"),
+        state: Path = typer.Option(OUT / "kws_enroll.npz", help="enrolled words"),
     ) -> None:
         """Learn a new word on the device (augmented examples, delta-rule readout row, gate
         on the old 'unknown' class, guard against forgetting)."""
@@ -270,10 +336,10 @@ def register(app: Any) -> None:
 
     @kws.command("demo")
     def demo_cmd(
-        out: Path = typer.Option(Path("out/kws")),
-        data: Path = typer.Option(Path("data/kws_synth")),
+        out: Path = typer.Option(OUT),
+        data: Path = typer.Option(None, help="data folder [user cache]"),
     ) -> None:
         """The whole pipeline on small defaults (data, QAT, export, runtime, enrollment)."""
         from neuroplast.apps.kws.demo import main as demo_main
 
-        demo_main(["--out", str(out), "--data", str(data)])
+        demo_main(["--out", str(out)] + (["--data", str(data)] if data else []))

@@ -6,26 +6,31 @@
   words, "unknown" (every other word) and "silence" (1 s crops of background noise).
 * :func:`load_shd` reads Spiking Heidelberg Digits style HDF5 files
   (``spikes/times``, ``spikes/units``, ``labels``) and bins them into dense rasters.
-* :func:`generate_synthetic` writes a GSC-layout folder of keywords spoken by
-  ``espeak-ng`` (piped through ``sox``): many accents, voice variants, speeds, pitches
-  and amplitudes, with reverb, additive noise and time-shift augmentation. Splits are
-  voice-disjoint: a voice *variant* used for testing never occurs in training, in any
-  accent. Generation is cached (a manifest of the config) and shows a progress bar.
+* :func:`generate_synthetic` writes a GSC-layout folder of keywords spoken by several
+  text-to-speech engines (:mod:`~neuroplast.apps.kws.tts`: espeak-ng's accents and voice
+  variants, flite, festival) under random real-world conditions
+  (:mod:`~neuroplast.apps.kws.augment`: vocal-tract length, pitch, tempo, rooms, noise,
+  telephone band, codecs, level). Splits are voice-disjoint: an espeak-ng variant used
+  for testing never occurs in training, in any accent; :func:`heldout_config` makes an
+  evaluation-only set of an engine never trained on. Generation is cached (a manifest
+  of the config) and shows a progress bar.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import subprocess
 import wave
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from neuroplast.apps.kws import augment as aug
+from neuroplast.apps.kws import tts
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -35,11 +40,15 @@ __all__ = [
     "CLASSES",
     "ACCENTS",
     "VARIANTS",
+    "TRAIN_VOICES",
+    "HELDOUT_VOICES",
     "SynthConfig",
     "KwsSplit",
     "read_wav",
     "write_wav",
-    "synth_word",
+    "speaker_id",
+    "cache_dir",
+    "heldout_config",
     "generate_synthetic",
     "load_gsc",
     "load_word_folder",
@@ -65,7 +74,7 @@ VARIANTS: tuple[str, ...] = (
     "linda", "max", "paul", "rob", "robert", "steph", "travis", "victor", "zac", "Annie",
     "belinda", "benjamin", "caleb", "edward", "grandpa", "Mike", "norbert",
 )  # fmt: skip
-SR = 16000
+SR = tts.SR
 CLIP = SR  # 1 s clips, as in GSC
 
 
@@ -103,6 +112,14 @@ def write_wav(path: str | Path, x: np.ndarray, rate: int = SR) -> None:
         w.writeframes(x.astype("<i2").tobytes())
 
 
+def cache_dir(*parts: str) -> Path:
+    """The KWS cache folder (``$XDG_CACHE_HOME/neuroplast/kws`` or
+    ``~/.cache/neuroplast/kws``) joined with ``parts``: default home of generated data
+    and feature caches, so nothing is written into the working directory."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base, "neuroplast", "kws", *parts)
+
+
 def _fit_clip(x: np.ndarray, shift: int = 0) -> np.ndarray:
     """Centre the voiced part of ``x`` in a 1 s clip, moved by ``shift`` samples."""
     x = x.astype(np.float32)
@@ -118,88 +135,212 @@ def _fit_clip(x: np.ndarray, shift: int = 0) -> np.ndarray:
     return out
 
 
-def synth_word(
-    word: str,
-    voice: str,
-    speed: int = 160,
-    pitch: int = 50,
-    gap: int = 0,
-    reverb: int = 0,
-) -> np.ndarray:
-    """Speak ``word`` with espeak-ng (``voice`` like ``"en-us+f3"``) -> float32 at 16 kHz.
-
-    ``espeak-ng --stdout`` is piped into ``sox`` for resampling and an optional
-    ``reverb`` (0..100 %). Raises :class:`DataError` when the tools are missing.
-    """
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        raise DataError("espeak-ng and sox are needed: apt-get install espeak-ng sox")
-    esp = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-g", str(gap)]
-    sox = ["sox", "-V1", "-G", "-t", "wav", "-", "-r", str(SR), "-c", "1", "-b", "16"]
-    sox += ["-e", "signed-integer", "-t", "raw", "-"]
-    if reverb > 0:
-        sox += ["reverb", str(int(reverb))]
-    p1 = subprocess.run([*esp, "--stdout", word], capture_output=True, check=False)
-    if p1.returncode != 0 or not p1.stdout:
-        raise DataError(f"espeak-ng failed for voice {voice!r}: {p1.stderr.decode()[:200]}")
-    p2 = subprocess.run(sox, input=p1.stdout, capture_output=True, check=False)
-    if p2.returncode != 0:
-        raise DataError(f"sox failed: {p2.stderr.decode()[:200]}")
-    return np.frombuffer(p2.stdout, dtype="<i2").astype(np.float32) / 32768.0
-
-
-def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS white, pink or brown noise (spectral shaping in the rfft domain)."""
-    w = rng.standard_normal(n).astype(np.float32)
-    if kind != "white":
-        f = np.fft.rfftfreq(n)
-        f[0] = f[1]
-        spec = np.fft.rfft(w) / (np.sqrt(f) if kind == "pink" else f)
-        w = np.fft.irfft(spec, n).astype(np.float32)
-    return w / (np.sqrt(np.mean(w**2)) + 1e-12)
+# voices of other engines: the training default and the held-out engine (all its voices).
+# flite's kal/kal16 are the kal diphone database that festival's kal_diphone also uses,
+# and flite's slt is the speaker of festival's slt HTS voice: neither is trained on, so
+# no speaker of the held-out engine is ever heard in training.
+TRAIN_VOICES: tuple[str, ...] = ("flite:awb", "flite:rms")
+HELDOUT_VOICES: tuple[str, ...] = tuple(f"festival:{v}" for v in tts.ENGINES["festival"].voices)
 
 
 @dataclass(frozen=True)
 class SynthConfig:
     """What :func:`generate_synthetic` writes; a change regenerates the cache.
 
-    Variants are split voice-disjoint: the first ``n_test`` shuffled variants are test,
-    the next ``n_val`` validation, the rest training (``n_train`` of them, or all).
+    Voices: the espeak-ng ``variants`` (each clip in a random accent), split
+    voice-disjoint -- the first ``n_test`` shuffled variants are test, the next ``n_val``
+    validation, the rest training (``n_train`` of them, or all; ``espeak=False``: none)
+    -- plus ``voices`` of other engines (``"engine:voice"``), ``voice_reps`` repetitions
+    each (0: ``4 * clips_per_word``), in training. ``heldout=True`` puts every voice in
+    the test split (an evaluation-only set, e.g. of an engine never trained on).
+    ``channel`` draws each clip's room, band, codec, noise and level
+    (:class:`~neuroplast.apps.kws.augment.Channel`; None: the clean voice only).
     """
 
-    clips_per_word: int = 6  # per (variant, keyword) pair
+    clips_per_word: int = 6  # per (espeak variant, word)
     n_train: int = 0  # 0 = all remaining variants
     n_val: int = 5
     n_test: int = 8
+    espeak: bool = True
+    voices: tuple[str, ...] = TRAIN_VOICES
+    voice_reps: int = 0
+    heldout: bool = False
     accents: tuple[str, ...] = ACCENTS
     variants: tuple[str, ...] = VARIANTS
     keywords: tuple[str, ...] = KEYWORDS
     unknown_words: tuple[str, ...] = UNKNOWN_WORDS
     enroll_words: tuple[str, ...] = (ENROLL_WORD,)
+    rate: tuple[float, float] = (0.7, 1.3)  # speaking-rate factor
+    pitch: tuple[float, float] = (0.7, 1.5)  # F0 factor (engines with a pitch control)
+    shift_ms: float = 150.0  # time shift of the word in its clip, uniform +-
+    channel: aug.Channel | None = aug.Channel()
     noise_seconds: int = 60  # per background noise file
-    snr_db: tuple[float, float] = (12.0, 40.0)
     seed: int = 0
-    version: int = 1
+    version: int = 3
 
     def key(self) -> str:
         """Stable hash of the config (the cache key)."""
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def split_voices(self) -> dict[str, list[str]]:
+        """Voices per split: ``{"train": [...], "val": [...], "test": [...]}`` as
+        ``"engine:voice"`` (espeak-ng variants as ``"espeak-ng:<variant>"``)."""
+        out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+        if self.espeak:
+            if self.n_val + self.n_test >= len(self.variants) and not self.heldout:
+                raise DataError("SynthConfig: n_val + n_test must leave training variants")
+            order = list(np.random.default_rng(self.seed).permutation(len(self.variants)))
+            v = [f"espeak-ng:{self.variants[i]}" for i in order]
+            if self.heldout:
+                out["test"] += v[: self.n_test or len(v)]
+            else:
+                out["test"] += v[: self.n_test]
+                out["val"] += v[self.n_test : self.n_test + self.n_val]
+                train = v[self.n_test + self.n_val :]
+                out["train"] += train[: self.n_train] if self.n_train else train
+        for voice in self.voices:
+            eng, _, name = voice.partition(":")
+            if name not in tts.engine(eng).voices:
+                raise DataError(f"{voice!r}: engine {eng!r} has no voice {name!r}")
+        out["test" if self.heldout else "train"] += list(self.voices)
+        return out
+
     def split_variants(self) -> dict[str, list[str]]:
-        """Voice-disjoint split of the variants: ``{"train": [...], "val": [...], "test": [...]}``."""
-        if self.n_val + self.n_test >= len(self.variants):
-            raise DataError("SynthConfig: n_val + n_test must leave training variants")
-        order = list(np.random.default_rng(self.seed).permutation(len(self.variants)))
-        v = [self.variants[i] for i in order]
-        test, val = v[: self.n_test], v[self.n_test : self.n_test + self.n_val]
-        train = v[self.n_test + self.n_val :]
-        if self.n_train:
-            train = train[: self.n_train]
-        return {"train": train, "val": val, "test": test}
+        """The espeak-ng variants per split (bare names)."""
+        return {
+            s: [v.split(":", 1)[1] for v in vs if v.startswith("espeak-ng:")]
+            for s, vs in self.split_voices().items()
+        }
 
 
-def _speaker_id(variant: str, accent: str) -> str:
-    return hashlib.sha1(f"{variant}|{accent}".encode()).hexdigest()[:8]
+def speaker_id(voice: str) -> str:
+    """GSC-style speaker id of a voice ``"engine:name"``: ``engine-name`` without
+    underscores (``flite:awb`` -> ``flite-awb``)."""
+    return voice.replace(":", "-").replace("_", "")
+
+
+def heldout_config(clips_per_word: int = 8, seed: int = 0, voices=HELDOUT_VOICES) -> SynthConfig:  # noqa: ANN001
+    """An evaluation-only set of ``voices`` (default: every festival voice), all in test."""
+    return SynthConfig(
+        clips_per_word=clips_per_word,
+        espeak=False,
+        voices=tuple(voices),
+        voice_reps=clips_per_word,
+        heldout=True,
+        seed=seed,
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    word: str
+    voice: str  # engine:voice (espeak-ng: engine:accent+variant)
+    split: str
+    prosody: tts.Prosody
+    cond: aug.Condition | None
+    shift: int
+    seed: int = 0  # of the job's own generator (room, noise): jobs run in any order
+
+
+def _plan(cfg: SynthConfig, rng: np.random.Generator) -> list[_Job]:
+    """Every clip of the set with all its random draws (fixed order: reproducible)."""
+    jobs: list[_Job] = []
+    for split, voices in cfg.split_voices().items():
+        for voice in voices:
+            espeak = voice.startswith("espeak-ng:")
+            reps = cfg.clips_per_word if espeak else (cfg.voice_reps or 4 * cfg.clips_per_word)
+            for _ in range(reps):
+                words = list(cfg.keywords)
+                if cfg.unknown_words:
+                    words.append(cfg.unknown_words[int(rng.integers(len(cfg.unknown_words)))])
+                words += cfg.enroll_words
+                for word in words:
+                    v = voice
+                    if espeak:
+                        acc = cfg.accents[int(rng.integers(len(cfg.accents)))]
+                        v = f"espeak-ng:{acc}+{voice.split(':', 1)[1]}"
+                    pros = tts.Prosody(
+                        rate=float(rng.uniform(*cfg.rate)),
+                        pitch=float(rng.uniform(*cfg.pitch)),
+                        gap=int(rng.integers(0, 6)),
+                    )
+                    cond = cfg.channel.draw(rng) if cfg.channel else None
+                    shift = int(rng.uniform(-cfg.shift_ms, cfg.shift_ms) * SR / 1000)
+                    seed = int(rng.integers(2**63))
+                    jobs.append(_Job(word, v, split, pros, cond, shift, seed))
+    return jobs
+
+
+def _speak(jobs: Sequence[_Job]) -> list[np.ndarray]:
+    """Dry audio of ``jobs``, batched per engine."""
+    out: list[np.ndarray | None] = [None] * len(jobs)
+    by_engine: dict[str, list[int]] = {}
+    for i, j in enumerate(jobs):
+        by_engine.setdefault(j.voice.split(":", 1)[0], []).append(i)
+    for eng, idx in by_engine.items():
+        items = [tts.Utterance(jobs[i].word, jobs[i].voice.split(":", 1)[1], jobs[i].prosody)
+                 for i in idx]  # fmt: skip
+        for i, a in zip(idx, tts.synthesize(eng, items)):
+            out[i] = a
+    return out  # type: ignore[return-value]
+
+
+def _render(batch: Sequence[_Job], babble: np.ndarray | None) -> list[np.ndarray]:
+    """Finished 1 s clips of ``batch``: speech, source effects, placement, channel."""
+    out = []
+    for j, x in zip(batch, _speak(batch)):
+        rng = np.random.default_rng(j.seed)
+        if j.cond is not None:
+            x = aug.apply_source(x, j.cond, rng)
+        y = _fit_clip(x, shift=j.shift)
+        if j.cond is not None:
+            y = aug.apply_channel(y, j.cond, rng, babble)
+        else:
+            y *= 0.9 / (np.abs(y).max() + 1e-9)
+        out.append(np.clip(y, -1, 1))
+    return out
+
+
+def _babble_pool(cfg: SynthConfig, rng: np.random.Generator, n_jobs: int) -> np.ndarray:
+    """Speech of the set's own voices saying non-keywords, for babble noise: 60 words
+    (8 for sets of fewer than 480 clips)."""
+    voices = [v for vs in cfg.split_voices().values() for v in vs]
+    words = cfg.unknown_words or ("babble",)
+    n = min(60, max(8, n_jobs // 8))
+    jobs = []
+    for _ in range(n):
+        v = voices[int(rng.integers(len(voices)))]
+        if v.startswith("espeak-ng:"):
+            v = f"espeak-ng:{cfg.accents[int(rng.integers(len(cfg.accents)))]}+{v.split(':', 1)[1]}"
+        w = words[int(rng.integers(len(words)))]
+        jobs.append(_Job(w, v, "", tts.Prosody(float(rng.uniform(*cfg.rate))), None, 0))
+    clips = _speak(jobs)
+    return np.concatenate([c / (np.abs(c).max() + 1e-9) for c in clips]).astype(np.float32)
+
+
+def _render_star(args: tuple) -> list[np.ndarray]:
+    return _render(*args)
+
+
+def _write_batch(root, batch, ys, lists, clips, counters, tick) -> None:  # noqa: ANN001
+    for j, y in zip(batch, ys):
+        eng, name = j.voice.split(":", 1)
+        spk = speaker_id(f"{eng}:{name.split('+')[-1]}")
+        k = counters.get((j.word, spk), 0)
+        counters[(j.word, spk)] = k + 1
+        rel = f"{j.word}/{spk}_nohash_{k}.wav"
+        (root / j.word).mkdir(exist_ok=True)
+        write_wav(root / rel, y)
+        if j.split in lists:
+            lists[j.split].append(rel)
+        clips[rel] = {
+            "voice": j.voice,
+            "prosody": asdict(j.prosody),
+            "tags": j.cond.tags() if j.cond else ["clean"],
+            "condition": j.cond.to_dict() if j.cond else None,
+        }
+        tick()
 
 
 def generate_synthetic(
@@ -207,14 +348,19 @@ def generate_synthetic(
     cfg: SynthConfig = SynthConfig(),
     progress: bool = True,
     force: bool = False,
+    workers: int = 0,
 ) -> Path:
     """Write a synthetic GSC-layout keyword set under ``root`` (cached by config hash).
 
-    For every variant, keyword and repetition: a random accent, speed (110..210 wpm),
-    pitch (15..85), word gap, reverb (0..60 % with probability 0.3), amplitude
-    (-24..0 dB), time shift (+-150 ms) and additive white/pink/brown noise at an SNR
-    drawn from ``cfg.snr_db``. Each unknown-word slot speaks a random word from
-    ``cfg.unknown_words``. Also writes ``_background_noise_/`` and the split lists.
+    For every voice (:meth:`SynthConfig.split_voices`), repetition and word: a random
+    speaking rate and pitch (the engine's own controls), a vocal-tract-length / pitch /
+    tempo perturbation, room, noise, band limit, codec and level drawn from
+    ``cfg.channel`` (:mod:`~neuroplast.apps.kws.augment`), and a time shift. Each
+    unknown-word slot speaks a random word from ``cfg.unknown_words``. Also writes
+    ``_background_noise_/`` (white, pink, brown, hum and babble at varying levels), the
+    split lists, and ``synth_manifest.json`` (config, voices per split, and every
+    clip's voice and condition). Every clip's randomness comes from its own seed, so
+    the set is the same for any number of ``workers`` (processes; 0: one per CPU).
     Returns ``root``.
     """
     root = Path(root)
@@ -225,61 +371,59 @@ def generate_synthetic(
                 return root
         except (OSError, ValueError):
             pass
+    engines = {v.split(":", 1)[0] for vs in cfg.split_voices().values() for v in vs}
+    for e in sorted(engines):
+        tts.engine(e).check()
     if root.exists():
         for p in root.iterdir():  # only remove what a previous generation wrote
             if p.is_dir() and (p.name in {"_background_noise_"} or any(p.glob("*_nohash_*.wav"))):
                 shutil.rmtree(p)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
-    splits = cfg.split_variants()
-    jobs: list[tuple[str, str, str, int]] = []  # (folder word, spoken word, variant, rep)
-    for split in ("train", "val", "test"):
-        for var in splits[split]:
-            for r in range(cfg.clips_per_word):
-                for w in cfg.keywords:
-                    jobs.append((w, w, var, r))
-                u = cfg.unknown_words[int(rng.integers(len(cfg.unknown_words)))]
-                jobs.append((u, u, var, r))
-                for e in cfg.enroll_words:
-                    jobs.append((e, e, var, r))
+    jobs = _plan(cfg, rng)
+    babble = (
+        _babble_pool(cfg, rng, len(jobs))
+        if cfg.channel and "babble" in cfg.channel.noises
+        else None
+    )
     lists: dict[str, list[str]] = {"val": [], "test": []}
-    split_of = {v: s for s, vs in splits.items() for v in vs}
+    clips: dict[str, dict] = {}
     counters: dict[tuple[str, str], int] = {}
-    kinds = ("white", "pink", "brown")
-    with _progress(progress, len(jobs), "espeak-ng keywords") as tick:
-        for folder, spoken, var, _r in jobs:
-            accent = cfg.accents[int(rng.integers(len(cfg.accents)))]
-            spk = _speaker_id(var, accent)
-            x = synth_word(
-                spoken,
-                f"{accent}+{var}",
-                speed=int(rng.integers(110, 211)),
-                pitch=int(rng.integers(15, 86)),
-                gap=int(rng.integers(0, 6)),
-                reverb=int(rng.integers(10, 61)) if rng.random() < 0.3 else 0,
-            )
-            y = _fit_clip(x, shift=int(rng.integers(-2400, 2401)))
-            y *= 0.9 / (np.abs(y).max() + 1e-9) * 10.0 ** (rng.uniform(-24.0, 0.0) / 20.0)
-            snr = rng.uniform(*cfg.snr_db)
-            rms = np.sqrt(np.mean(y[np.abs(y) > 0] ** 2)) if np.any(y) else 1e-3
-            y = y + _noise(kinds[int(rng.integers(3))], CLIP, rng) * rms * 10 ** (-snr / 20)
-            k = counters.get((folder, spk), 0)
-            counters[(folder, spk)] = k + 1
-            rel = f"{folder}/{spk}_nohash_{k}.wav"
-            (root / folder).mkdir(exist_ok=True)
-            write_wav(root / rel, np.clip(y, -1, 1))
-            if split_of[var] in lists:
-                lists[split_of[var]].append(rel)
-            tick()
+    chunks = [jobs[c0 : c0 + 48] for c0 in range(0, len(jobs), 48)]
+    n_proc = max(1, min(workers or (os.cpu_count() or 1), len(chunks)))
+    pool = None
+    if n_proc > 1:
+        import multiprocessing as mp
+
+        # fork: workers only run numpy and subprocesses, and a user script without a
+        # __main__ guard must not be re-imported (spawn would)
+        pool = mp.get_context("fork").Pool(n_proc)
+    try:
+        rendered = (
+            pool.imap(_render_star, [(b, babble) for b in chunks])
+            if pool
+            else (_render(b, babble) for b in chunks)
+        )
+        with _progress(progress, len(jobs), "synthesising keywords") as tick:
+            for batch, ys in zip(chunks, rendered):
+                _write_batch(root, batch, ys, lists, clips, counters, tick)
+    finally:
+        if pool is not None:
+            pool.terminate()
     bg = root / "_background_noise_"
     bg.mkdir(exist_ok=True)
-    for kind in kinds:
+    for kind in aug.NOISES:
         n = cfg.noise_seconds * SR
         amp = 10 ** (rng.uniform(-40, -15, size=n // SR + 1) / 20).repeat(SR)[:n]
-        write_wav(bg / f"{kind}_noise.wav", np.clip(_noise(kind, n, rng) * amp, -1, 1))
+        w = aug.noise(kind, n, rng, babble) * amp
+        write_wav(bg / f"{kind}_noise.wav", np.clip(w, -1, 1))
     (root / "validation_list.txt").write_text("\n".join(lists["val"]) + "\n")
     (root / "testing_list.txt").write_text("\n".join(lists["test"]) + "\n")
-    man.write_text(json.dumps({"key": cfg.key(), "config": asdict(cfg), "splits": splits}))
+    man.write_text(
+        json.dumps(
+            {"key": cfg.key(), "config": asdict(cfg), "splits": cfg.split_voices(), "clips": clips}
+        )
+    )
     return root
 
 
@@ -310,12 +454,14 @@ class _progress:
 
 @dataclass
 class KwsSplit:
-    """One split: ``audio (N, 16000) int16``, ``labels (N,)`` class indices, ``speakers``."""
+    """One split: ``audio (N, 16000) int16``, ``labels (N,)`` class indices, ``speakers``
+    and ``files`` (paths relative to the root; silence crops as ``noise.wav@start``)."""
 
     audio: np.ndarray
     labels: np.ndarray
     speakers: list[str]
     classes: tuple[str, ...]
+    files: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -373,9 +519,10 @@ def load_gsc(
         for rel in files:
             s = "val" if rel in val_set else "test" if rel in test_set else "train"
             per[s].setdefault(w, []).append(rel)
-    noise = [read_wav(p)[0] for p in sorted((root / "_background_noise_").glob("*.wav"))]
+    noise_files = sorted((root / "_background_noise_").glob("*.wav"))
+    noise = [read_wav(p)[0] for p in noise_files]
     out: dict[str, KwsSplit] = {}
-    for si, s in enumerate(("train", "val", "test")):
+    for s in ("train", "val", "test"):
         items: list[tuple[str, int]] = []
         for ci, k in enumerate(keywords):
             items += [(rel, ci) for rel in per[s].get(k, [])]
@@ -388,7 +535,8 @@ def load_gsc(
         audio = [_pad_clip(read_wav(root / rel)[0]) for rel, _ in items]
         labels = [c for _, c in items]
         speakers = [Path(rel).name.split("_nohash_")[0] for rel, _ in items]
-        n_sil = int(round(silence_ratio * n_kw)) if noise else 0
+        files = [rel for rel, _ in items]
+        n_sil = int(round(silence_ratio * n_kw)) if noise and items else 0
         lo, hi = (0.0, 0.8) if s == "train" else (0.8, 0.9) if s == "val" else (0.9, 1.0)
         for j in range(n_sil):
             src = noise[j % len(noise)]
@@ -398,10 +546,12 @@ def load_gsc(
             clip *= rng.uniform(0.0, 1.0)  # silence at any level, down to digital zero
             audio.append(_pad_clip(clip.astype(np.int16)))
             labels.append(len(keywords) + 1)
-            speakers.append(f"noise{si}")
-        if not audio:
-            raise DataError(f"GSC split {s!r} under {root} is empty")
-        out[s] = KwsSplit(np.stack(audio), np.asarray(labels, np.int64), speakers, classes)
+            speakers.append("background")
+            files.append(f"_background_noise_/{noise_files[j % len(noise)].name}@{start}")
+        audio_arr = np.stack(audio) if audio else np.zeros((0, CLIP), np.int16)
+        out[s] = KwsSplit(audio_arr, np.asarray(labels, np.int64), speakers, classes, files)
+    if not any(len(v) for v in out.values()):
+        raise DataError(f"GSC folder {root} has no clips of the keywords {list(keywords)}")
     return out
 
 

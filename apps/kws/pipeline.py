@@ -38,6 +38,7 @@ from neuroplast.errors import DataError, NeuroplastError
 __all__ = [
     "PipelineConfig",
     "featurize",
+    "data_fingerprint",
     "load_features",
     "save_deployment",
     "load_deployment",
@@ -48,6 +49,11 @@ __all__ = [
     "example_embeddings",
     "run_enrollment",
     "stream_benchmark",
+    "clip_tags",
+    "grouped_accuracy",
+    "breakdown",
+    "detection_benchmark",
+    "featurize_stream",
     "board_fits",
     "run_pipeline",
 ]
@@ -57,9 +63,15 @@ __all__ = [
 class PipelineConfig:
     """Sizes of one end-to-end run (the defaults are the demo's)."""
 
-    data_dir: str = "data/kws_synth"
-    out_dir: str = "out/kws"
+    data_dir: str = ""  # "": data.cache_dir("synth")
+    out_dir: str = "neuroplast-out/kws"
+    heldout_dir: str = ""  # "": data.cache_dir("heldout")
     clips_per_word: int = 8
+    voices: tuple[str, ...] = D.TRAIN_VOICES  # other engines' voices in training
+    heldout_voices: tuple[str, ...] = D.HELDOUT_VOICES  # engine never trained on
+    heldout_clips: int = 8  # per held-out voice and word; 0: no held-out evaluation
+    stream_minutes: float = 0.0  # detection test stream (a validation stream of half)
+    max_fa_per_hour: float = 2.0  # operating point, chosen on the validation stream
     train_voices: int = 0  # 0: every variant not held out for val/test
     val_voices: int = 5
     test_voices: int = 8
@@ -95,32 +107,66 @@ def _key(*objs: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def data_fingerprint(data_dir: str | Path) -> str:
+    """What the features of a GSC-layout folder depend on: the generator's config key
+    when ``synth_manifest.json`` exists, else the relative path, size and mtime of every
+    ``.wav`` and split list -- never the feature caches themselves."""
+    data_dir = Path(data_dir)
+    man = data_dir / "synth_manifest.json"
+    if man.exists():
+        try:
+            return "synth:" + str(json.loads(man.read_text())["key"])
+        except (OSError, ValueError, KeyError):
+            pass
+    h = hashlib.sha256()
+    for p in sorted(data_dir.rglob("*")):
+        if p.suffix in (".wav", ".txt") and p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(data_dir)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return "files:" + h.hexdigest()[:16]
+
+
+_SPLITS = ("train", "val", "test")
+
+
 def load_features(
     data_dir: str | Path,
     mel: MelParams,
     delta: DeltaParams,
     enroll_word: str = D.ENROLL_WORD,
     seed: int = 0,
+    cache: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Load the GSC-layout folder and featurize every split (cached next to the data).
+    """Load the GSC-layout folder and featurize every split (cached).
 
-    Returns ``{"train"|"val"|"test": (X, y), "enroll": {split: X}, "classes": ...}``;
-    ``enroll`` holds the rasters of ``enroll_word`` clips per split (that word is kept
-    out of the 12-class task).
+    Returns ``{"train"|"val"|"test": (X, y), "enroll": {split: X}, "classes": ...,
+    "speakers": {split: [...]}, "files": {split: [...]}}``; ``enroll`` holds the rasters
+    of ``enroll_word`` clips per split (that word is kept out of the 12-class task).
+    The cache file lives in ``cache`` (default :func:`~neuroplast.apps.kws.data.cache_dir`
+    ``("features")``), keyed by :func:`data_fingerprint`, the front-end settings and
+    the folder's path, so the data folder is only read.
     """
     data_dir = Path(data_dir)
-    man = data_dir / "synth_manifest.json"
-    tag = man.read_text() if man.exists() else str(sorted(p.name for p in data_dir.iterdir()))
-    cache = data_dir / f"features_{_key(mel, delta, enroll_word, seed, tag)}.npz"
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as z:
-            out: dict[str, Any] = {s: (z[f"X_{s}"], z[f"y_{s}"]) for s in ("train", "val", "test")}
-            out["enroll"] = {s: z[f"E_{s}"] for s in ("train", "val", "test")}
-            out["classes"] = tuple(str(c) for c in z["classes"])
-            return out
+    if not data_dir.is_dir():
+        raise DataError(f"KWS data folder {data_dir} does not exist")
+    key = _key(mel, delta, enroll_word, seed, str(data_dir.resolve()), data_fingerprint(data_dir))
+    cache_file = Path(cache or D.cache_dir("features")) / f"features_{key}.npz"
+    if cache_file.exists():
+        try:
+            with np.load(cache_file, allow_pickle=False) as z:
+                out: dict[str, Any] = {s: (z[f"X_{s}"], z[f"y_{s}"]) for s in _SPLITS}
+                out["enroll"] = {s: z[f"E_{s}"] for s in _SPLITS}
+                out["speakers"] = {s: [str(x) for x in z[f"S_{s}"]] for s in _SPLITS}
+                out["files"] = {s: [str(x) for x in z[f"P_{s}"]] for s in _SPLITS}
+                out["classes"] = tuple(str(c) for c in z["classes"])
+                return out
+        except (OSError, KeyError, ValueError):
+            pass  # a stale or partial cache: recompute
     splits = D.load_gsc(data_dir, exclude=(enroll_word,), seed=seed)
     out = {s: (featurize(splits[s].audio, mel, delta), splits[s].labels) for s in splits}
     out["classes"] = splits["train"].classes
+    out["speakers"] = {s: list(splits[s].speakers) for s in _SPLITS}
+    out["files"] = {s: list(splits[s].files) for s in _SPLITS}
     enroll: dict[str, np.ndarray] = {}
     val_set = set((data_dir / "validation_list.txt").read_text().split())
     test_set = set((data_dir / "testing_list.txt").read_text().split())
@@ -136,11 +182,16 @@ def load_features(
         audio = np.stack([np.pad(c, (0, D.CLIP - len(c))) for c in clips]) if clips else []
         enroll[s] = featurize(audio, mel, delta)
     out["enroll"] = enroll
-    arrays = {f"X_{s}": out[s][0] for s in ("train", "val", "test")}
-    arrays.update({f"y_{s}": out[s][1] for s in ("train", "val", "test")})
+    arrays = {f"X_{s}": out[s][0] for s in _SPLITS}
+    arrays.update({f"y_{s}": out[s][1] for s in _SPLITS})
     arrays.update({f"E_{s}": enroll[s] for s in enroll})
+    arrays.update({f"S_{s}": np.array(out["speakers"][s], dtype="U64") for s in _SPLITS})
+    arrays.update({f"P_{s}": np.array(out["files"][s], dtype="U128") for s in _SPLITS})
     arrays["classes"] = np.array(out["classes"], dtype="U16")
-    np.savez_compressed(cache, **arrays)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(cache_file)  # atomic: a killed run never leaves a half-written cache
     return out
 
 
@@ -341,6 +392,133 @@ def board_fits(
     return out
 
 
+def clip_tags(data_dir: str | Path, files: list[str]) -> list[list[str]]:
+    """Condition tags of clips (``synth_manifest.json``'s record; ``["unknown"]`` for
+    a folder without one, ``["silence"]`` for background crops)."""
+    man = Path(data_dir) / "synth_manifest.json"
+    clips: dict = {}
+    if man.exists():
+        try:
+            clips = json.loads(man.read_text()).get("clips", {})
+        except (OSError, ValueError):
+            clips = {}
+    out = []
+    for f in files:
+        if f.startswith("_background_noise_/"):
+            out.append(["silence"])
+        else:
+            out.append(list(clips.get(f, {}).get("tags", ["unknown"])))
+    return out
+
+
+def grouped_accuracy(groups: list, pred: np.ndarray, y: np.ndarray) -> dict[str, dict]:
+    """Accuracy per group: ``groups[i]`` is a name or a list of names clip ``i`` is in."""
+    acc: dict[str, list[int]] = {}
+    for g, ok in zip(groups, np.asarray(pred) == np.asarray(y)):
+        for name in g if isinstance(g, list) else [g]:
+            acc.setdefault(str(name), []).append(int(ok))
+    return {k: {"acc": float(np.mean(v)), "n": len(v)} for k, v in sorted(acc.items())}
+
+
+def breakdown(rt, F: dict, split: str, data_dir: str | Path) -> dict:  # noqa: ANN001
+    """Runtime accuracy of a split overall, per voice (speaker id), per condition tag and
+    per class."""
+    X, y = F[split]
+    pred = runtime_scores(rt, X)[0].argmax(1)
+    files = F["files"][split]
+    return {
+        "acc": float(np.mean(pred == y)) if len(y) else float("nan"),
+        "n": int(len(y)),
+        "per_voice": grouped_accuracy(F["speakers"][split], pred, y),
+        "per_condition": grouped_accuracy(clip_tags(data_dir, files), pred, y),
+        "per_class": grouped_accuracy([F["classes"][c] for c in y], pred, y),
+    }
+
+
+def detection_benchmark(bundle: str | Path, data_dir: Path, H: dict | None, cfg, out: Path) -> dict:  # noqa: ANN001
+    """Recall and false alarms per hour on long streams (:mod:`~neuroplast.apps.kws.detect`).
+
+    The operating threshold is chosen on a validation stream (validation voices, half
+    the length) as the highest-recall one with at most ``cfg.max_fa_per_hour`` false
+    alarms per hour; the test stream (test voices, plus the held-out engine's clips when
+    ``H`` is given) is scored at it. Writes the DET curve PNG ``detection_det.png``."""
+    from neuroplast.apps.kws import detect
+    from neuroplast.apps.kws.plots import plot_det
+
+    rt, classes, mel, delta = load_kws_runtime(bundle, mode="int")
+    kw = np.array([i for i, c in enumerate(classes) if c not in ("unknown", "silence")])
+    unk = list(classes).index("unknown")
+    gsc = D.load_gsc(data_dir, exclude=(), seed=cfg.seed)
+    beds = [D.read_wav(p)[0] for p in sorted((data_dir / "_background_noise_").glob("*.wav"))]
+    res: dict[str, Any] = {"max_fa_per_hour": cfg.max_fa_per_hour}
+    curves = {}
+    theta = 0.5
+    for name, minutes, seed in (
+        ("val", cfg.stream_minutes / 2, 11),
+        ("test", cfg.stream_minutes, 12),
+    ):
+        sp = gsc[name]
+        is_kw = np.isin(sp.labels, kw)
+        if not is_kw.any() or not np.any(sp.labels == unk):
+            raise DataError(
+                f"{data_dir} has no {name} keyword and unknown-word clips: detection needs a "
+                "set with validation and test splits (use --heldout for an evaluation-only set)"
+            )
+        clips, labels = sp.audio[is_kw], sp.labels[is_kw]
+        sources = [x for x, k in zip(sp.speakers, is_kw) if k]
+        other = sp.audio[sp.labels == unk]
+        if name == "test" and H is not None:
+            hs = D.load_gsc(H["dir"], exclude=(), seed=cfg.seed)["test"]
+            hk = np.isin(hs.labels, kw)
+            clips = np.concatenate([clips, hs.audio[hk]])
+            labels = np.concatenate([labels, hs.labels[hk]])
+            sources += [x for x, k in zip(hs.speakers, hk) if k]
+            other = np.concatenate([other, hs.audio[hs.labels == unk]])
+        spec = detect.StreamSpec(minutes=minutes, seed=cfg.seed * 100 + seed)
+        st = detect.build_stream(clips, labels, other, beds, spec, sources)
+        spikes = featurize_stream(st.audio, mel, delta)
+        scores = detect.stream_scores(rt, spikes)
+        curves[name] = detect.det_curve(st, scores, kw)
+        if name == "val":
+            theta = detect.operating_point(curves["val"], cfg.max_fa_per_hour)
+            res["theta"] = theta
+        r = detect.score(st, detect.detections(scores, kw, theta))
+        hit = r.pop("hit_events")
+        kw_src = [s for (_, _, lab), s in zip(st.events, st.sources) if lab >= 0]
+        by_engine: dict[str, list[bool]] = {}
+        for s_, h in zip(kw_src, hit):
+            by_engine.setdefault(s_.split("-")[0], []).append(h)
+        r["recall_by_engine"] = {k: float(np.mean(v)) for k, v in sorted(by_engine.items())}
+        r.update(theta=theta, minutes=minutes, curve=curves[name])
+        res[name] = r
+    res["plot"] = str(
+        plot_det(
+            {f"{k} stream": v for k, v in curves.items()},
+            out / "detection_det.png",
+            point=(res["test"]["fa_per_hour"], res["test"]["recall"]),
+        )
+    )
+    return res
+
+
+def featurize_stream(
+    audio: np.ndarray, mel: MelParams, delta: DeltaParams, chunk: int = 30000
+) -> np.ndarray:
+    """A long recording -> ``(T, 2*n_mels)`` uint8 delta spikes (no resets: the same as
+    streaming it hop by hop). The log-mel is computed ``chunk`` frames at a time (bounded
+    memory); each chunk starts ``k`` hops early, with ``k hop >= win - hop``, so its
+    first kept frame sees the same samples as in one pass."""
+    hop, pad = mel.hop_length, mel.win_length - mel.hop_length
+    k = -(-pad // hop)
+    n = len(audio) // hop
+    parts = []
+    for f0 in range(0, n, chunk):
+        f1 = min(n, f0 + chunk)
+        a = max(0, f0 - k)
+        parts.append(log_mel(audio[a * hop : f1 * hop], mel)[f0 - a :])
+    return delta_encode(np.concatenate(parts), delta).astype(np.uint8)
+
+
 def _log(progress: Callable[[str], None] | None, msg: str) -> None:
     if progress:
         progress(msg)
@@ -408,15 +586,27 @@ def run_pipeline(
         n_train=cfg.train_voices,
         n_val=cfg.val_voices,
         n_test=cfg.test_voices,
+        voices=tuple(cfg.voices),
         enroll_words=(cfg.enroll_word,),
     )
-    D.generate_synthetic(cfg.data_dir, synth, progress=progress is not None)
-    F = load_features(cfg.data_dir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+    data_dir = Path(cfg.data_dir or D.cache_dir("synth"))
+    D.generate_synthetic(data_dir, synth, progress=progress is not None)
+    F = load_features(data_dir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
     classes = F["classes"]
+    H = None
+    if cfg.heldout_clips and cfg.heldout_voices:
+        hcfg = D.heldout_config(cfg.heldout_clips, cfg.seed + 1, tuple(cfg.heldout_voices))
+        heldout_dir = Path(cfg.heldout_dir or D.cache_dir("heldout"))
+        D.generate_synthetic(heldout_dir, hcfg, progress=progress is not None)
+        H = load_features(heldout_dir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+        H["dir"] = heldout_dir
     results["data"] = {
+        "data_dir": str(data_dir),
         "classes": list(classes),
         "sizes": {s: int(len(F[s][1])) for s in ("train", "val", "test")},
-        "voices": synth.split_variants(),
+        "heldout_size": int(len(H["test"][1])) if H else 0,
+        "voices": synth.split_voices(),
+        "heldout_voices": list(cfg.heldout_voices) if H else [],
         "input_spike_rate": float(F["train"][0].mean()),
         "seconds": time.perf_counter() - t0,
     }
@@ -463,6 +653,21 @@ def run_pipeline(
         "runtime_float_test_acc": rt_res["float"],
         "int_minus_qat_points": 100 * (rt_res["int"] - main["test_acc"]),
     }
+    rt_int, _, _, _ = load_kws_runtime(bundle, mode="int")
+    results["test_breakdown"] = breakdown(rt_int, F, "test", data_dir)
+    if H is not None:
+        from neuroplast.apps.kws.train import evaluate
+
+        hb = breakdown(rt_int, H, "test", H["dir"])
+        hb["qat_acc"] = evaluate(main["model"], *H["test"])
+        hb["models"] = {r["name"]: evaluate(r["model"], *H["test"]) for r in trained}
+        results["heldout"] = hb
+        _log(
+            progress,
+            f"held-out engine ({', '.join(cfg.heldout_voices)}): runtime int "
+            f"{hb['acc']:.3f} (QAT {hb['qat_acc']:.3f}); per voice "
+            + ", ".join(f"{k} {v['acc']:.3f}" for k, v in hb["per_voice"].items()),
+        )
     _log(
         progress,
         f"bundle: runtime int {rt_res['int']:.3f} float {rt_res['float']:.3f} "
@@ -498,7 +703,7 @@ def run_pipeline(
     else:
         results["enrollment"] = {"skipped": f"fewer than {cfg.n_enroll} '{cfg.enroll_word}' clips"}
     # 6. streaming latency per 10 ms hop and memory, plus board estimates
-    splits = D.load_gsc(cfg.data_dir, exclude=(cfg.enroll_word,), seed=cfg.seed)
+    splits = D.load_gsc(data_dir, exclude=(cfg.enroll_word,), seed=cfg.seed)
     k = min(cfg.stream_clips, len(splits["test"]))
     pick = np.random.default_rng(cfg.seed).permutation(len(splits["test"]))[:k]
     audio = splits["test"].audio[pick]
@@ -516,6 +721,14 @@ def run_pipeline(
         "bundle_bytes": int(sum(f.stat().st_size for f in Path(bundle).glob("*"))),
     }
     results["boards"] = board_fits(bundle, input_rate=min(1.0, float(F["train"][0].mean())))
+    if cfg.stream_minutes > 0:
+        results["detection"] = detection_benchmark(bundle, data_dir, H, cfg, out)
+        d = results["detection"]["test"]
+        _log(
+            progress,
+            f"streaming detection ({cfg.stream_minutes:g} min): recall {d['recall']:.3f} at "
+            f"{d['fa_per_hour']:.1f} false alarms/h (threshold {d['theta']:.2f})",
+        )
     # 7. plots
     try:
         from neuroplast.apps.kws import plots

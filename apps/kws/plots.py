@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["confusion", "plot_confusion", "plot_raster", "plot_delay_histogram", "all_plots"]
+__all__ = [
+    "confusion",
+    "plot_confusion",
+    "plot_raster",
+    "plot_delay_histogram",
+    "plot_det",
+    "all_plots",
+]
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -25,7 +32,12 @@ def _plt():  # noqa: ANN202
     return plt
 
 
-def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path) -> Path:
+def plot_confusion(
+    cm: np.ndarray,
+    classes: list[str],
+    path: str | Path,
+    title: str = "KWS confusion (test, int8 QAT)",
+) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 5))
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -46,7 +58,7 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: str | Path) -> Path
                 )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("KWS confusion (test, int8 QAT)")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -83,6 +95,37 @@ def plot_delay_histogram(delays: list[np.ndarray], path: str | Path) -> Path:
         ax.hist(d.ravel(), bins=bins, histtype="step", label=f"fc{i}", linewidth=1.5)
     ax.set_xlabel("learned delay (steps of 10 ms)")
     ax.set_ylabel("synapses")
+    ax.set_title("KWS learned synaptic delays per layer (rounded, deployed)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_det(
+    curves: dict[str, dict],
+    path: str | Path,
+    point: tuple[float, float] | None = None,
+    title: str = "KWS streaming detection: DET curve (10 keywords, int8 runtime)",
+) -> Path:
+    """DET curves: miss rate (%) against false alarms per hour (log axis), one line per
+    stream (``{"theta", "recall", "fa_per_hour"}`` from
+    :func:`~neuroplast.apps.kws.detect.det_curve`); ``point`` marks the operating point."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, c in curves.items():
+        fa = np.maximum(np.asarray(c["fa_per_hour"], float), 0.1)  # 0 FA/h drawn at 0.1
+        miss = 100 * (1 - np.asarray(c["recall"], float))
+        order = np.argsort(fa)
+        ax.plot(fa[order], miss[order], marker=".", ms=3, label=name)
+    if point is not None:
+        ax.plot(max(point[0], 0.1), 100 * (1 - point[1]), "r*", ms=12, label="operating point")
+    ax.set_xscale("log")
+    ax.set_xlabel("false alarms per hour (all keywords; 0 drawn at 0.1)")
+    ax.set_ylabel("miss rate (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

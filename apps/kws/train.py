@@ -38,6 +38,10 @@ class TrainConfig:
     threads: int = 1
     max_shift: int = 8  # augmentation: random time shift of each raster by +-steps
     drop: float = 0.05  # augmentation: fraction of input spikes deleted at random
+    time_masks: int = 2  # SpecAugment: up to this many time masks per raster ...
+    time_mask: int = 10  # ... each up to this many steps wide
+    band_masks: int = 2  # SpecAugment: up to this many mel-band masks per raster ...
+    band_mask: int = 5  # ... each up to this many bands wide (on and off channels)
 
 
 @dataclass
@@ -59,8 +63,26 @@ def set_threads(n: int) -> None:
 
 
 def _augment(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
-    """Random time shift (zero fill) and spike deletion of a ``(B, T, C)`` batch."""
+    """Random time shift (zero fill), SpecAugment-style masks and spike deletion of a
+    ``(B, T, C)`` batch of delta rasters (channels ``[on_0..on_{M-1}, off_0..off_{M-1}]``).
+
+    Masks (Park et al., 2019, on spikes): per raster up to ``time_masks`` spans of
+    ``0..time_mask`` steps and up to ``band_masks`` spans of ``0..band_mask`` mel bands
+    (both polarities) are silenced.
+    """
     x = x.astype(np.float32)
+    B, T, C = x.shape
+    M = C // 2
+    for i in range(B):
+        for _ in range(int(rng.integers(0, cfg.time_masks + 1))):
+            w = int(rng.integers(0, cfg.time_mask + 1))
+            t0 = int(rng.integers(0, max(1, T - w)))
+            x[i, t0 : t0 + w] = 0
+        for _ in range(int(rng.integers(0, cfg.band_masks + 1))):
+            w = int(rng.integers(0, cfg.band_mask + 1))
+            b0 = int(rng.integers(0, max(1, M - w)))
+            x[i, :, b0 : b0 + w] = 0
+            x[i, :, M + b0 : M + b0 + w] = 0
     if cfg.max_shift:
         out = np.zeros_like(x)
         for i, k in enumerate(rng.integers(-cfg.max_shift, cfg.max_shift + 1, len(x))):

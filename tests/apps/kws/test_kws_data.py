@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -101,36 +102,90 @@ def test_bin_events_rejects_bad_units():
         D.bin_events(np.array([0.0]), np.array([800]), 700, 0.01, 10)
 
 
-@pytest.mark.skipif(
-    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
-    reason="espeak-ng/sox not installed",
+needs_tts = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None
+    or shutil.which("sox") is None
+    or shutil.which("flite") is None,
+    reason="espeak-ng/flite/sox not installed",
 )
+TINY = dict(
+    clips_per_word=1,
+    n_train=2,
+    n_val=1,
+    n_test=1,
+    noise_seconds=3,
+    keywords=("yes", "no"),
+    unknown_words=("cat",),
+    enroll_words=("marvin",),
+    voices=("flite:awb",),
+    voice_reps=1,
+)
+
+
+@needs_tts
 def test_synthetic_set_is_voice_disjoint_and_cached(tmp_path):
-    cfg = D.SynthConfig(
-        clips_per_word=1,
-        n_train=2,
-        n_val=1,
-        n_test=1,
-        noise_seconds=3,
-        keywords=("yes", "no"),
-        unknown_words=("cat",),
-        enroll_words=("marvin",),
-    )
-    root = D.generate_synthetic(tmp_path / "s", cfg, progress=False)
-    splits = cfg.split_variants()
+    cfg = D.SynthConfig(**TINY)
+    root = D.generate_synthetic(tmp_path / "s", cfg, progress=False, workers=1)
+    splits = cfg.split_voices()
+    assert "flite:awb" in splits["train"]
     assert not set(splits["train"]) & (set(splits["val"]) | set(splits["test"]))
     val = (root / "validation_list.txt").read_text().split()
     test = (root / "testing_list.txt").read_text().split()
     all_files = {f"{p.parent.name}/{p.name}" for p in root.glob("*/*_nohash_*.wav")}
-    assert len(all_files) == 4 * 4  # 4 variants x (yes, no, cat, marvin)
+    assert len(all_files) == 5 * 4  # 4 espeak variants + flite awb, x (yes, no, cat, marvin)
     spk = lambda rel: rel.split("/")[1].split("_nohash_")[0]  # noqa: E731
     train_spk = {spk(r) for r in all_files - set(val) - set(test)}
-    assert not train_spk & {spk(r) for r in val + test}
+    assert "flite-awb" in train_spk and not train_spk & {spk(r) for r in val + test}
     x, rate = D.read_wav(root / "yes" / sorted(p.name for p in (root / "yes").iterdir())[0])
     assert rate == 16000 and len(x) == 16000 and np.abs(x).max() > 1000  # audible speech
+    man = json.loads((root / "synth_manifest.json").read_text())
+    assert set(man["clips"]) == all_files and all(c["tags"] for c in man["clips"].values())
     # cached: a second call does not rewrite anything
     mtime = (root / "validation_list.txt").stat().st_mtime_ns
     D.generate_synthetic(root, cfg, progress=False)
     assert (root / "validation_list.txt").stat().st_mtime_ns == mtime
     s = D.load_gsc(root, keywords=("yes", "no"))
     assert set(s["test"].labels.tolist()) == {0, 1, 2, 3}
+    assert len(s["train"].files) == len(s["train"]) and "flite-awb" in s["train"].speakers
+
+
+@needs_tts
+def test_generation_is_the_same_for_any_number_of_workers(tmp_path):
+    cfg = D.SynthConfig(**{**TINY, "espeak": False, "voice_reps": 2})
+    a = D.generate_synthetic(tmp_path / "a", cfg, progress=False, workers=1)
+    b = D.generate_synthetic(tmp_path / "b", cfg, progress=False, workers=2)
+    fa = sorted(p.relative_to(a) for p in a.rglob("*.wav"))
+    assert fa == sorted(p.relative_to(b) for p in b.rglob("*.wav")) and len(fa) == 8 + 5
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in fa)
+
+
+def test_heldout_config_puts_every_voice_in_test():
+    h = D.heldout_config(2, voices=("flite:slt", "flite:kal"))
+    assert h.split_voices() == {"train": [], "val": [], "test": ["flite:slt", "flite:kal"]}
+    assert D.heldout_config().split_voices()["test"] == list(D.HELDOUT_VOICES)
+    # no speaker of the held-out engine is trained on (see data.TRAIN_VOICES)
+    assert not {v.split(":")[0] for v in D.TRAIN_VOICES} & {"festival"}
+    with pytest.raises(DataError, match="no voice"):
+        D.SynthConfig(voices=("flite:nobody",)).split_voices()
+    with pytest.raises(DataError, match="unknown TTS engine"):
+        D.SynthConfig(voices=("sam:x",)).split_voices()
+
+
+def test_feature_cache_is_keyed_by_the_data_not_by_itself(tmp_path):
+    from neuroplast.apps.kws.frontend import DeltaParams, MelParams
+    from neuroplast.apps.kws.pipeline import load_features
+
+    _gsc_folder(tmp_path / "gsc", words=("yes", "no", "left", "right", "up", "down", "on",
+                                          "off", "stop", "go", "cat", "marvin"))  # fmt: skip
+    before = sorted(p.name for p in (tmp_path / "gsc").rglob("*"))
+    cache = tmp_path / "cache"
+    F1 = load_features(tmp_path / "gsc", MelParams(), DeltaParams(), cache=cache)
+    F2 = load_features(tmp_path / "gsc", MelParams(), DeltaParams(), cache=cache)
+    assert len(list(cache.glob("features_*.npz"))) == 1  # the second run hit the cache
+    assert sorted(p.name for p in (tmp_path / "gsc").rglob("*")) == before  # data only read
+    np.testing.assert_array_equal(F1["test"][0], F2["test"][0])
+    assert F2["speakers"]["test"] == F1["speakers"]["test"] and F2["files"]["val"]
+    # a changed clip is new data: new features
+    D.write_wav(tmp_path / "gsc" / "yes" / "spk0_nohash_0.wav", np.zeros(16000, np.int16))
+    load_features(tmp_path / "gsc", MelParams(), DeltaParams(), cache=cache)
+    assert len(list(cache.glob("features_*.npz"))) == 2

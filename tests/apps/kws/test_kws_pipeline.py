@@ -31,7 +31,12 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("kws")
     cfg = PipelineConfig(
         data_dir=str(root / "data"),
+        heldout_dir=str(root / "heldout"),
         out_dir=str(root / "out"),
+        voices=("flite:awb",),
+        heldout_voices=("festival:kal_diphone",),
+        heldout_clips=1,
+        stream_minutes=1.0,
         clips_per_word=1,
         train_voices=5,
         val_voices=3,
@@ -106,16 +111,52 @@ def test_enrollment_and_board_estimates_reported(run):
 
 
 def test_report_script_writes_the_table(run, tmp_path):
-    from neuroplast.apps.kws.report import main
+    import subprocess
+    import sys
 
     cfg, r = run
     src = Path(cfg.out_dir) / "results.json"
     dst = tmp_path / "kws-results.md"
-    assert main([str(src), str(dst)]) == 0
+    script = Path(__file__).resolve().parents[3] / "bench" / "kws_report.py"
+    subprocess.run([sys.executable, str(script), str(src), str(dst)], check=True)
     text = dst.read_text()
     acc = f"{100 * r['models'][0]['test_acc']:.1f} %"
     assert "learned-delays int8: test accuracy | " + acc in text
     assert "Streaming latency" in text
+    assert f"Held-out TTS engine, bundle in int runtime | {100 * r['heldout']['acc']:.1f} %" in text
+    assert "Streaming detection, 1 min stream" in text
+
+
+def test_heldout_engine_and_detection_reported(run):
+    cfg, r = run
+    h = r["heldout"]
+    assert set(h["per_voice"]) == {"festival-kaldiphone", "background"}
+    n = sum(v["n"] for v in h["per_voice"].values())
+    assert n == h["n"] == r["data"]["heldout_size"] and 0 <= h["acc"] <= 1
+    # per-voice accuracies average back to the total
+    tot = sum(v["acc"] * v["n"] for v in h["per_voice"].values()) / n
+    assert tot == pytest.approx(h["acc"])
+    d = r["detection"]
+    assert d["test"]["minutes"] == 1.0 and d["val"]["minutes"] == 0.5
+    assert d["test"]["keywords"] == 8 and Path(d["plot"]).stat().st_size > 1000
+    assert d["test"]["theta"] == d["theta"]  # the validation stream's threshold
+
+
+def test_stream_scores_equal_the_hop_by_hop_streamer(run):
+    from neuroplast.apps.kws import detect
+    from neuroplast.apps.kws.pipeline import featurize_stream
+
+    cfg, r = run
+    rt, classes, mel, delta = load_kws_runtime(r["bundle"]["path"], mode="int")
+    audio = np.concatenate(list(D.load_gsc(cfg.data_dir)["test"].audio[:3]))  # 3 s, no resets
+    scores = detect.stream_scores(rt, featurize_stream(audio, mel, delta), chunk=70)
+    st = KeywordStreamer(rt, mel, delta, window=100)
+    hop = mel.hop_length
+    from neuroplast.apps.kws.infer import softmax
+
+    for k in range(len(audio) // hop):
+        m = st.push(audio[k * hop : (k + 1) * hop])
+        np.testing.assert_allclose(scores[k], softmax(m), rtol=1e-9, atol=1e-12)
 
 
 def test_cli_eval_listen_enroll(run, tmp_path):
@@ -137,6 +178,17 @@ def test_cli_eval_listen_enroll(run, tmp_path):
     res = runner.invoke(app, ["kws", "eval", "--bundle", bundle, "--data", cfg.data_dir])
     assert res.exit_code == 0, res.output
     assert f"{r['bundle']['runtime_int_test_acc']:.4f}" in res.output
+    for spk in r["test_breakdown"]["per_voice"]:
+        assert spk in res.output  # per-voice rows
+    res = runner.invoke(app, ["kws", "eval", "--bundle", bundle, "--data", cfg.heldout_dir])
+    assert res.exit_code == 0 and f"{r['heldout']['acc']:.4f}" in res.output, res.output
+    det = ["kws", "detect", "--bundle", bundle, "--minutes", "0.5", "--out", str(tmp_path)]
+    res = runner.invoke(app, [*det, "--data", cfg.data_dir])
+    assert res.exit_code == 0 and "recall" in res.output, res.output
+    assert (tmp_path / "detection_det.png").stat().st_size > 1000
+    # an evaluation-only set has no validation stream to choose the threshold on
+    res = runner.invoke(app, [*det, "--data", cfg.heldout_dir])
+    assert res.exit_code != 0 and "validation and test splits" in str(res.exception)
     wav = tmp_path / "clip.wav"
     D.write_wav(wav, D.load_gsc(cfg.data_dir)["test"].audio[0])
     res = runner.invoke(app, ["kws", "listen", str(wav), "--bundle", bundle])
