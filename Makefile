@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
-APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat gcc make
+APT_PACKAGES := espeak-ng sox libsox-fmt-all openssh-server openssh-client socat gcc make mosquitto openssl
 PYTEST_WORKERS ?= 2
 
 .PHONY: help install apt venv firmware demo test lint layering conformance bench clean
@@ -79,6 +79,8 @@ conformance: install
 
 bench: install
 	MPLBACKEND=Agg $(PY) bench/bench_runtime.py
+	$(PY) bench/reliability.py
+	$(PY) bench/report.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

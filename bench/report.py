@@ -324,6 +324,72 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
 
     add("place", place)
 
+    def reliability(d: dict) -> list:
+        def crashes(t: dict) -> str:
+            return (
+                f"{t['crashed']} crashed, {t.get('tracebacks', 0)} tracebacks, {t['hangs']} hangs"
+            )
+
+        rows = []
+        for key, what in (("bundles", "bundles"), ("inputs", "--input files")):
+            t = d[key]
+            rows.append((
+                f"hostile {what}: tried / refused cleanly / crashed",
+                f"{t['tried']:,} / {t['refused']:,} (+{t['ok']:,} valid, ran) / {crashes(t)}",
+                "reliability.py",
+            ))  # fmt: skip
+        for key, what in (("datagrams", "UDP datagrams"), ("mqtt_messages", "MQTT messages")):
+            t = d[key]
+            rows.append((
+                f"hostile {what} to serve: tried / refused or dropped, counted / crashed",
+                (f"{t['tried']:,} / {t['refused'] + t['dropped_counted']:,} (+{t['processed']:,} "
+                f"valid, ran) / {crashes(t)}; {t['uncounted']} lost without a counter"),
+                "reliability.py",
+            ))  # fmt: skip
+        pm, ib = d["peak_memory"], d["peak_memory"]["issue_bomb_default_limits"]
+        rows.append((
+            "peak memory of the worst bundle (load, fresh process)",
+            (f"{pm['worst_extra_bytes'] / 2**20:.0f} MiB for a {pm['budget_bytes'] / 2**20:.0f} MiB "
+            f"budget ({pm['worst_ratio']:.2f}x, {pm['worst']}); a nested zip bomb as in issue 17, "
+            f"{ib['bundle_bytes'] / 1024:,.0f} KB declaring {ib['declared_bytes'] / 1e9:.1f} GB, "
+            f"default limits: refused, +{ib['extra_bytes'] / 2**20:.1f} MiB"),
+            "reliability.py",
+        ))  # fmt: skip
+        sl = d["serve_load"]
+        top = max(sl["rows"], key=lambda r: r["target_per_s"])
+        rows.append((
+            "serve over MQTT (real mosquitto), valid messages",
+            (f"{sl['held_per_s']:,} msg/s held with 0 lost; at {top['target_per_s']:,}/s "
+            f"{top['processed']:,} of {top['tried']:,} processed, {top['dropped_counted']:,} "
+            f"dropped and counted; {sl['uncounted_total']} lost without a counter"),
+            "reliability.py",
+        ))  # fmt: skip
+        rows.append((
+            "weights changed by unauthenticated traffic (max abs)",
+            (f"{d['datagrams']['weights_max_abs_change']:g} after {d['datagrams']['tried']:,} "
+            f"datagrams, {d['mqtt_messages']['weights_max_abs_change']:g} after "
+            f"{d['mqtt_messages']['tried']:,} MQTT messages; authenticated control "
+            f"{d['authenticated_control_weight_change']:.2g}"),
+            "reliability.py",
+        ))  # fmt: skip
+        for r in d.get("udp_blast", []):
+            rows.append((
+                f"unpaced UDP burst to serve, socket buffer {r['rcvbuf'] >> 10} KiB",
+                (f"{r['tried']:,} sent at {r['sent_per_s']:,.0f}/s: {r['processed']:,} processed, "
+                f"{r['dropped_queue']:,} dropped from the queue, {r['dropped_kernel']:,} by the "
+                f"kernel, all counted; {r['uncounted']} lost without a counter"),
+                "reliability.py",
+            ))  # fmt: skip
+        ll = d["long_line"]
+        rows.append((
+            f"serve reading a {ll['line_mb']} MB stdin line",
+            f"skipped and counted; peak RSS {ll['peak_rss_mb']:.0f} MB (+{ll['extra_mb']:.1f} MB)",
+            "reliability.py",
+        ))  # fmt: skip
+        return rows
+
+    add("reliability", reliability)
+
     def conformance(d: dict) -> list:
         parts = []
         for t, r in d["targets"].items():

@@ -237,6 +237,16 @@ def register(app: Any) -> None:
             None, help="known_hosts file (default: ~/.ssh/known_hosts)."
         ),
         timeout: float = typer.Option(10.0, help="SSH connect timeout in seconds."),
+        strict_host_keys: bool = typer.Option(
+            False,
+            "--strict-host-keys",
+            help="Refuse a board whose host key is not already in known_hosts (no first-use trust).",
+        ),
+        host_key_fingerprint: str = typer.Option(
+            None,
+            "--host-key-fingerprint",
+            help="Pin the board's host key: SHA256:... as `ssh-keygen -lf` prints it on the board.",
+        ),
         plugin: list[str] = typer.Option(
             None, "--plugin", help="Module registering an app's node kinds (repeatable)."
         ),
@@ -252,6 +262,8 @@ def register(app: Any) -> None:
             python=python,
             connect_timeout=timeout,
             known_hosts=str(known_hosts) if known_hosts else None,
+            strict_host_keys=strict_host_keys,
+            host_key_fingerprint=host_key_fingerprint,
         )
         with console.status("deploying...") as status:
             res = deploy(
@@ -280,7 +292,8 @@ def register(app: Any) -> None:
             "-",
             "--source",
             "-s",
-            help="'-' (stdin), .npy file/folder, udp://127.0.0.1:PORT, serial://DEV?baud=N.",
+            help="'-' (stdin), .npy file/folder, udp://127.0.0.1:PORT, serial://DEV?baud=N, "
+            "mqtt[s]://HOST:PORT/PREFIX.",
         ),
         state_dir: Path = typer.Option(
             None, help="Folder for state.npz (resumed at start, saved atomically)."
@@ -296,12 +309,45 @@ def register(app: Any) -> None:
         plugin: list[str] = typer.Option(
             None, "--plugin", help="Module registering an app's node kinds (repeatable)."
         ),
+        fmt: str = typer.Option(
+            None,
+            "--format",
+            help="Message format: text or f32 (default: text for stdin/serial/"
+            "files, f32 for UDP/MQTT).",
+        ),
+        hmac_key_file: Path = typer.Option(
+            None, help="Key file (chmod 600): learn only from HMAC-authenticated UDP/MQTT frames."
+        ),
+        unauthenticated: str = typer.Option(
+            "infer", help="Unauthenticated messages: infer (no learning) or reject."
+        ),
+        allow_remote: bool = typer.Option(
+            False, "--allow-remote", help="Listen on / connect to non-loopback addresses."
+        ),
+        status_every_s: float = typer.Option(10.0, help="Log/publish the counters every S s."),
+        queue_size: int = typer.Option(1024, help="Messages buffered before UDP/MQTT drops."),
+        rcvbuf: int = typer.Option(4 << 20, help="UDP socket receive buffer in bytes."),
+        mqtt_username: str = typer.Option(None, help="MQTT login (password: file or env)."),
+        mqtt_password_file: Path = typer.Option(None, help="File holding the MQTT password."),
+        mqtt_ca: Path = typer.Option(None, help="CA file verifying an mqtts:// broker."),
+        mqtt_cert: Path = typer.Option(None, help="MQTT client certificate (mqtts://)."),
+        mqtt_key: Path = typer.Option(None, help="MQTT client key (mqtts://)."),
     ) -> None:
-        """Run a bundle on a stream with on-device learning and periodic atomic state saves."""
+        """Run a bundle as a device service on a stream (stdin, file, UDP, serial, MQTT).
+
+        Bad messages are counted and skipped; learning only from authenticated sources;
+        the state is saved atomically and resumed at start."""
         import sys
 
-        from neuroplast.boards.stream import serve
+        from neuroplast.boards.stream import mqtt_options, serve
 
+        mqtt = mqtt_options(
+            username=mqtt_username,
+            password_file=mqtt_password_file,
+            ca_file=mqtt_ca,
+            cert_file=mqtt_cert,
+            key_file=mqtt_key,
+        )
         stats = serve(
             bundle,
             source,
@@ -314,6 +360,14 @@ def register(app: Any) -> None:
             mode=mode,
             handle_signals=True,
             plugins=plugin,
+            fmt=fmt,
+            hmac_key=hmac_key_file,
+            unauthenticated=unauthenticated,
+            allow_remote=allow_remote,
+            status_every_s=status_every_s,
+            queue_size=queue_size,
+            rcvbuf=rcvbuf,
+            mqtt=mqtt,
         )
         print(
             f"served {stats.steps} steps, {stats.saves} state saves, stopped by {stats.stopped_by}",

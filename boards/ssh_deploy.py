@@ -1,7 +1,12 @@
 """Deploy a bundle to a Linux board (Raspberry Pi, Jetson, any SSH host) with the system ssh.
 
 Steps, each a single ssh connection (OpenSSH client, ``BatchMode=yes`` so a missing key fails
-fast instead of prompting):
+fast instead of prompting). Host keys: trust on first use by default
+(``StrictHostKeyChecking=accept-new``); ``strict_host_keys`` requires the key to be in
+known_hosts already; ``host_key_fingerprint`` (``SHA256:...``, as ``ssh-keygen -lf`` prints)
+pins it: the server's keys are fetched with ``ssh-keyscan``, only the one with that
+fingerprint is written to a private known_hosts file, and ssh then checks strictly that the
+server holds it.
 
 1. **check**: the board profile runs Python, and the bundle's estimated RAM (see
    :func:`neuroplast.boards.estimate.fit`) fits the profile's usable RAM;
@@ -25,6 +30,9 @@ Remote layout under ``remote_dir`` (default ``~/neuroplast``)::
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import hashlib
 import io
 import json
@@ -45,6 +53,8 @@ from neuroplast.errors import BoardError
 
 __all__ = [
     "DeployTarget",
+    "pin_host_key",
+    "host_key_fingerprint",
     "DeployResult",
     "deploy",
     "runtime_requirements",
@@ -70,6 +80,8 @@ class DeployTarget:
     connect_timeout: float = 10.0
     known_hosts: str | None = None
     ssh_options: tuple[str, ...] = ()
+    strict_host_keys: bool = False
+    host_key_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() for c in self.host) or self.host.startswith("-"):
@@ -80,6 +92,12 @@ class DeployTarget:
             raise BoardError(f"SSH identity file not found: {self.identity}")
         if not self.remote_dir or "\n" in self.remote_dir:
             raise BoardError(f"bad remote directory {self.remote_dir!r}")
+        fp = self.host_key_fingerprint
+        if fp is not None and not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}=?", fp):
+            raise BoardError(
+                f"bad host key fingerprint {fp!r}: expected SHA256:<43 base64 characters>, as "
+                "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints on the board"
+            )
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,7 @@ def ssh_command(target: DeployTarget, remote_cmd: str | None = None) -> list[str
         "-o",
         f"ConnectTimeout={max(1, int(round(target.connect_timeout)))}",
         "-o",
-        "StrictHostKeyChecking=accept-new",
+        f"StrictHostKeyChecking={'yes' if target.strict_host_keys else 'accept-new'}",
         "-o",
         "LogLevel=ERROR",
     ]
@@ -140,7 +158,9 @@ def _classify_ssh_failure(target: DeployTarget, stderr: str) -> BoardError:
         )
     if "host key verification failed" in low or "remote host identification has changed" in low:
         return BoardError(
-            f"SSH host key of {where} does not match known_hosts: {stderr.strip()[-300:]}"
+            f"SSH host key of {where} is not in known_hosts or does not match it: "
+            f"{stderr.strip()[-300:]}. Check the board's key fingerprint and pass it as "
+            "--host-key-fingerprint SHA256:..., or add it to known_hosts"
         )
     markers = (
         "connection refused",
@@ -191,6 +211,57 @@ def _check(proc: subprocess.CompletedProcess, target: DeployTarget, what: str) -
         tail = (err or out)[-800:]
         raise BoardError(f"{what} failed on {target.host} (exit {proc.returncode}): {tail}")
     return proc.stdout.decode("utf-8", "replace")
+
+
+def host_key_fingerprint(key_b64: str) -> str:
+    """OpenSSH's SHA256 fingerprint of a public key blob (base64, as in known_hosts)."""
+    digest = hashlib.sha256(base64.b64decode(key_b64)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def pin_host_key(target: DeployTarget, workdir: str | os.PathLike) -> DeployTarget:
+    """``target`` checking strictly against a known_hosts file in ``workdir`` that holds only
+    the server key whose fingerprint is ``target.host_key_fingerprint``."""
+    want = target.host_key_fingerprint
+    if want is None:
+        return target
+    hostname = target.host.rpartition("@")[2]
+    argv = ["ssh-keyscan", "-p", str(int(target.port)), "-T",
+            str(max(1, int(round(target.connect_timeout)))), hostname]  # fmt: skip
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError as e:
+        raise BoardError("'ssh-keyscan' (OpenSSH client) is not installed on this host") from e
+    except subprocess.TimeoutExpired:
+        raise BoardError(f"ssh-keyscan of {hostname}:{target.port} timed out") from None
+    offered: list[tuple[str, str]] = []
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith("#"):
+            try:
+                offered.append((parts[1], host_key_fingerprint(parts[2])))
+            except (ValueError, binascii.Error):
+                continue
+            if offered[-1][1] == want.rstrip("="):
+                known = Path(workdir) / "known_hosts"
+                known.write_text(f"{parts[0]} {parts[1]} {parts[2]}\n")
+                algos = "rsa-sha2-512,rsa-sha2-256" if parts[1] == "ssh-rsa" else parts[1]
+                return dataclasses.replace(
+                    target,
+                    known_hosts=str(known),
+                    strict_host_keys=True,
+                    ssh_options=(*target.ssh_options, f"HostKeyAlgorithms={algos}"),
+                )
+    if not offered:
+        raise BoardError(
+            f"cannot read the SSH host keys of {hostname}:{target.port} "
+            f"({proc.stderr.strip()[-200:] or 'no answer'})"
+        )
+    got = ", ".join(f"{fp} ({kind})" for kind, fp in offered)
+    raise BoardError(
+        f"SSH host key of {hostname}:{target.port} does not match the pinned fingerprint {want}: "
+        f"the server offers {got}. Someone may be intercepting the connection; do not deploy"
+    )
 
 
 # ------------------------------------------------------------------ local artifacts
@@ -285,6 +356,30 @@ def _tar_upload(
 
 
 # ------------------------------------------------------------------ systemd
+def _unit_value(v: str, what: str) -> str:
+    """A value for a unit file line: no control characters (a newline would start a new
+    directive); ``%`` is escaped by the callers as ``%%`` (systemd expands specifiers)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise BoardError(f"{what} {v!r} contains control characters; not allowed in a systemd unit")
+    return v
+
+
+def _exec_arg(a: str, first: bool) -> str:
+    """One ExecStart= word: ``%%`` and, in arguments, ``$$`` (systemd substitutes ``$VAR``
+    there, never in the program path); double-quoted with C escapes unless plainly safe."""
+    a = _unit_value(a, "ExecStart argument").replace("%", "%%")
+    if first and any(c in a for c in "\"'\\"):  # systemd's string_is_safe() refuses these
+        raise BoardError(
+            f"systemd cannot run a program whose path contains quotes or backslashes: {a!r}; "
+            "deploy to a remote_dir without them"
+        )
+    if not first:
+        a = a.replace("$", "$$")
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./?&$-]+", a):
+        return a
+    return '"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def systemd_unit(
     *,
     bundle_path: str,
@@ -297,7 +392,10 @@ def systemd_unit(
     learn: bool = True,
     plugins: list[str] | None = None,
 ) -> str:
-    """Text of a systemd service running ``neuroplast serve`` that restarts on failure."""
+    """Text of a systemd service running ``neuroplast serve`` that restarts on failure.
+
+    Every value is escaped for systemd (``%%``, ``$$``, quoting; control characters refused),
+    so paths and sources with spaces, ``%``, ``$`` or quotes reach serve unchanged."""
     args = [
         venv_python, "-m", "neuroplast.boards.stream", bundle_path,
         "--source", source, "--state-dir", state_dir, "--save-every-s", f"{save_every_s:g}",
@@ -306,10 +404,16 @@ def systemd_unit(
         args.append("--no-learn")
     for mod in plugins or ():
         args += ["--plugin", mod]
-    exec_start = " ".join(shlex.quote(a) for a in args)
+    exec_start = " ".join(_exec_arg(a, i == 0) for i, a in enumerate(args))
+    if user is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]+", user):
+        raise BoardError(f"bad user name for the systemd unit: {user!r}")
+    for what, path in (("working directory", work_dir), ("venv Python", venv_python)):
+        if not path.startswith("/"):  # a leading - @ : + ! would change ExecStart's meaning
+            raise BoardError(f"the unit's {what} must be an absolute path, got {path!r}")
     lines = [
         "[Unit]",
-        f"Description=neuroplast serve {Path(bundle_path).name}",
+        "Description=neuroplast serve "
+        + _unit_value(Path(bundle_path).name, "bundle name").replace("%", "%%"),
         "After=network-online.target",
         "Wants=network-online.target",
         "",
@@ -319,7 +423,7 @@ def systemd_unit(
     if user:
         lines.append(f"User={user}")
     lines += [
-        f"WorkingDirectory={work_dir}",
+        "WorkingDirectory=" + _unit_value(work_dir, "working directory").replace("%", "%%"),
         "Environment=PYTHONUNBUFFERED=1",
         f"ExecStart={exec_start}",
         "Restart=on-failure",
@@ -384,9 +488,42 @@ def deploy(
     """Install ``bundle`` on ``target`` as board ``board``; see the module docstring.
 
     Raises :class:`BoardError` for an unsuitable board, a bundle that does not fit, an
-    unreachable host, failed authentication, a failed install, or a smoke run whose output
-    differs from this host's.
+    unreachable host, failed authentication, a host key that is unknown (strict) or not the
+    pinned one, a failed install, or a smoke run whose output differs from this host's.
     """
+    with tempfile.TemporaryDirectory(prefix="neuroplast-hostkey-") as kd:
+        return _deploy(
+            bundle,
+            board,
+            pin_host_key(target, kd),
+            service=service,
+            wheel=wheel,
+            requirements=requirements,
+            unit_dir=unit_dir,
+            serve_source=serve_source,
+            systemctl=systemctl,
+            smoke_steps=smoke_steps,
+            plugins=plugins,
+            log=log,
+        )
+
+
+def _deploy(
+    bundle: str | os.PathLike,
+    board: str | BoardProfile,
+    target: DeployTarget,
+    *,
+    service: bool = False,
+    wheel: str | os.PathLike | None = None,
+    requirements: list[str] | None = None,
+    unit_dir: str = "/etc/systemd/system",
+    serve_source: str = "udp://127.0.0.1:9750",
+    systemctl: str = "systemctl",
+    smoke_steps: int = SMOKE_STEPS,
+    plugins: list[str] | None = None,
+    log: Any = None,
+) -> DeployResult:
+    """The steps of :func:`deploy`, with the host key already pinned."""
     from neuroplast.boards.remote import smoke as local_smoke
 
     def say(msg: str) -> None:

@@ -187,15 +187,12 @@ def register(app: Any) -> None:
         import numpy as np
 
         import neuroplast
-        from neuroplast.errors import DataError
+        from neuroplast.arrayfile import load_array
         from neuroplast.firmware_bridge.errors import BridgeError
         from neuroplast.firmware_bridge.image import build_image
 
-        try:
-            x = np.load(input, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read input {str(input)!r}: {e}") from None
         rt = neuroplast.load(bundle, mode="int")
+        x = load_array(input, shape=rt.shapes[rt.inputs[0]])
         image = build_image(rt)
         with _open(port, baud, trace, timeout) as b:
             if load:

@@ -47,17 +47,13 @@ def register(app: Any) -> None:
         ),
     ) -> None:
         """Run two artifacts on the same input; print max abs / LSB difference."""
-        import numpy as np
         from rich.console import Console
         from rich.table import Table
 
-        from neuroplast.errors import DataError
+        from neuroplast.arrayfile import load_array
         from neuroplast.quantize.compare import compare
 
-        try:
-            x = np.load(input, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read input {str(input)!r}: {e}") from None
+        x = load_array(input)
         r = compare(a, b, x)
         t = Table(title=f"{a.name} vs {b.name} ({r.n} inputs)")
         for col in ("max abs diff", "mean abs diff", "max LSB diff", "argmax agreement"):

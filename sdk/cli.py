@@ -1,14 +1,20 @@
 """The ``neuroplast`` command line: thin wrappers over public functions.
 
 Core commands live here (``info``, ``run``, ``--version``); every other package adds
-its own with a ``register(app)`` function in its ``cli.py``. Errors a user can cause
-print one clear line (no traceback) and exit with status 2.
+its own with a ``register(app)`` function in its ``cli.py``.
+
+Exit status: 0 success; 1 a check that ran and failed; 2 bad usage or bad input (a
+:class:`~neuroplast.errors.NeuroplastError`, or input too large to process: one line
+``error: ...`` naming the file); 70 an internal error (a bug: one line asking to rerun
+with ``--debug``). Tracebacks are printed only with the global ``--debug`` flag (or
+``NEUROPLAST_DEBUG=1``).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,6 +103,9 @@ def build_app() -> Any:
             is_eager=True,
             help="Print the version and exit.",
         ),
+        debug: bool = typer.Option(
+            False, "--debug", help="Print the traceback of an error (also NEUROPLAST_DEBUG=1)."
+        ),
     ) -> None:
         """neuroplast command line."""
 
@@ -184,7 +193,11 @@ def build_app() -> Any:
     def run_cmd(
         path: Path = typer.Argument(..., help="Bundle folder or zip."),
         input: Path = typer.Option(
-            ..., "--input", "-i", help=".npy input: one step (shape) or a window (T, *shape)."
+            ...,
+            "--input",
+            "-i",
+            help=".npy, FILE.npz[:ARRAY] or raw float32 file: one step (shape) or a window "
+            "(T, *shape).",
         ),
         mode: str = typer.Option(None, help="float or int (default: the bundle's)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -192,15 +205,16 @@ def build_app() -> Any:
         """Run a bundle on an input file and print the outputs."""
         import numpy as np
 
+        from neuroplast.arrayfile import load_array
         from neuroplast.errors import DataError
 
         rt = neuroplast.load(path, mode=mode)
-        try:
-            x = np.load(input, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read input {str(input)!r}: {e}") from None
         shape = rt.shapes[rt.inputs[0]]
-        y = rt.step(x) if x.shape == shape else rt.run(x)
+        x = load_array(input, shape=shape)
+        try:
+            y = rt.step(x) if x.shape == shape else rt.run(x)
+        except DataError as e:
+            raise DataError(f"{input}: {e}") from None
         y = np.asarray(y)
         if as_json:
             print(json.dumps({"output": y.tolist(), "shape": list(y.shape), "mode": rt.mode}))
@@ -228,18 +242,53 @@ def build_app() -> Any:
     return app
 
 
+def _pop_debug(args: list[str]) -> bool:
+    """Remove the global ``--debug`` flag (anywhere before a ``--``); True if it was there."""
+    end = args.index("--") if "--" in args else len(args)
+    found = "--debug" in args[:end]
+    args[:end] = [a for a in args[:end] if a != "--debug"]
+    return found or os.environ.get("NEUROPLAST_DEBUG", "") not in ("", "0")
+
+
+def _one_line(e: BaseException) -> str:
+    return " | ".join(ln.strip() for ln in str(e).splitlines() if ln.strip()) or type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status (2 for a NeuroplastError)."""
+    """Console entry point; returns the exit status (see the module docstring)."""
+    import traceback
+
     from neuroplast.errors import NeuroplastError
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _pop_debug(args)
     try:
         app = build_app()
-        app(args=argv, prog_name="neuroplast")  # standalone: usage errors exit via SystemExit
+        app(args=args, prog_name="neuroplast")  # standalone: usage errors exit via SystemExit
     except NeuroplastError as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(f"error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return 2
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (MemoryError, RecursionError) as e:  # an input too large or deep for this host
+        if debug:
+            traceback.print_exc()
+        print(f"error: input too large to process ({type(e).__name__})", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(
+            f"error: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug "
+            "for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 70
     return 0
 
 

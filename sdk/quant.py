@@ -210,8 +210,10 @@ def quantize(x: np.ndarray, spec: QuantSpec) -> np.ndarray:
     s = spec.scale_array(x.ndim)
     z = spec.zero_point_array(x.ndim)
     lo, hi = spec.range
-    q = np.round(x / s).astype(np.int64) + z
-    return np.clip(q, lo, hi).astype(spec.dtype)
+    # clip before the integer cast: a float beyond int64 (1e30) must saturate, not wrap
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = np.clip(np.round(x / s).astype(np.float64), lo - z, hi - z)
+    return (r.astype(np.int64) + z).astype(spec.dtype)
 
 
 def dequantize(q: np.ndarray, spec: QuantSpec) -> np.ndarray:

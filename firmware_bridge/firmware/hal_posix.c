@@ -8,6 +8,7 @@
  *               each reply is released when its last byte would have been sent. A pty
  *               itself has no line rate. 0 (default) = as fast as the pty goes.
  * --watch-stdin exit when stdin reaches EOF (the parent process went away).
+ * SIGTERM/SIGINT end it too, also while a reply is waiting for the host to read.
  */
 #define _XOPEN_SOURCE 600
 #define _DEFAULT_SOURCE
@@ -40,6 +41,7 @@ static int g_fd = -1;
 static double g_byte_time = 0.0; /* seconds per byte at the emulated baud, 0 = off */
 static double g_tx_free = 0.0, g_rx_free = 0.0, g_t0 = 0.0;
 static volatile sig_atomic_t g_stop = 0;
+static int g_watch_stdin = 0;
 
 static double now_s(void)
 {
@@ -67,21 +69,34 @@ void np_hal_write(const uint8_t *data, size_t len)
         g_tx_free = start + (double)len * g_byte_time;
         sleep_until(g_tx_free);
     }
-    while (off < len) {
+    /* g_fd is non-blocking: a host that stops reading fills the pty, and then we wait in
+     * poll() -- where SIGTERM (g_stop) and EOF on stdin (--watch-stdin) still end us --
+     * instead of blocking in write() forever */
+    while (off < len && !g_stop) {
         ssize_t w = write(g_fd, data + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
-                struct pollfd p;
-                p.fd = g_fd;
-                p.events = POLLOUT;
-                p.revents = 0;
-                (void)poll(&p, 1, 100);
-                if (g_stop) return;
-                continue;
-            }
-            return; /* host gone: the reply is lost, as on a real wire */
+        if (w >= 0) {
+            off += (size_t)w;
+            continue;
         }
-        off += (size_t)w;
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd p[2];
+            nfds_t n = 1;
+            p[0].fd = g_fd;
+            p[0].events = POLLOUT;
+            p[0].revents = 0;
+            if (g_watch_stdin) {
+                p[1].fd = 0;
+                p[1].events = POLLIN;
+                p[1].revents = 0;
+                n = 2;
+            }
+            if (poll(p, n, 100) > 0 && g_watch_stdin && (p[1].revents & (POLLIN | POLLHUP))) {
+                uint8_t sink[256];
+                if (read(0, sink, sizeof sink) <= 0) g_stop = 1; /* parent gone */
+            }
+            continue;
+        }
+        return; /* host gone: the reply is lost, as on a real wire */
     }
 }
 
@@ -120,7 +135,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--arena") && i + 1 < argc) arena = arg_long(argv[++i], "--arena");
         else if (!strcmp(argv[i], "--staging") && i + 1 < argc)
             staging = arg_long(argv[++i], "--staging");
-        else if (!strcmp(argv[i], "--watch-stdin")) watch_stdin = 1;
+        else if (!strcmp(argv[i], "--watch-stdin")) watch_stdin = g_watch_stdin = 1;
         else {
             fprintf(stderr, "usage: %s [--baud B] [--arena BYTES] [--staging BYTES] [--watch-stdin]\n",
                     argv[0]);
@@ -149,6 +164,10 @@ int main(int argc, char **argv)
     }
     cfmakeraw(&tio);
     tcsetattr(slave, TCSANOW, &tio);
+    if (fcntl(g_fd, F_SETFL, fcntl(g_fd, F_GETFL) | O_NONBLOCK) != 0) {
+        perror("np_virtual_board: O_NONBLOCK");
+        return 1;
+    }
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

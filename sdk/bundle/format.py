@@ -3,14 +3,19 @@
 - ``manifest.json``: format name and version, the graph (arrays by reference), the
   input spec, preferred arithmetic mode, preprocessing, target board, free-form
   metadata, and ``files``: sha256 and size of every other file;
-- ``weights.npz``: the graph's arrays (read with ``allow_pickle=False``, and every
-  ``.npy`` header checked before any allocation);
+- ``weights.npz``: the graph's arrays, exactly those the graph references (read by
+  :mod:`neuroplast.arrayfile`: no pickles, every header and size checked before allocation);
 - ``plasticity.json``: the on-device learning rules (data only, never code);
 - ``state.npz`` (optional): learned state saved by the runtime.
 
 Loading a malformed, truncated, oversized or tampered bundle raises
 :class:`~neuroplast.errors.BundleError` naming the file and field. Nothing is
-unpickled or executed.
+unpickled or executed. Limits (:data:`LIMITS`, bytes): each member and each array
+inside an ``.npz`` is size- and compression-ratio-checked from its directory entry
+before it is decompressed; everything decompressed, at every nesting level, counts
+against one ``total_bytes`` budget; and the graph's activations plus neuron/delay
+state (one batch item, from the geometry every node validated) must fit
+``runtime_bytes``. Peak memory of a load is thus about ``total_bytes`` plus one array.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from neuroplast.errors import BundleError, GraphError, NeuroplastError
+from neuroplast.arrayfile import Budget, ReadLimits, read_npz
+from neuroplast.errors import BundleError, DataError, GraphError, NeuroplastError
 from neuroplast.graph.graph import Graph
 
 __all__ = [
@@ -47,13 +53,17 @@ PLASTICITY = "plasticity.json"
 STATE = "state.npz"
 KNOWN_FILES = (MANIFEST, WEIGHTS, PLASTICITY, STATE)
 
+_READ = ReadLimits()  # the array-file bounds shared with --input files and state files
 LIMITS = {
     "manifest_bytes": 16 << 20,
     "json_bytes": 16 << 20,
-    "npz_bytes": 1 << 30,
-    "npz_entries": 100_000,
-    "array_bytes": 1 << 30,
-    "zip_ratio": 200,  # max uncompressed/compressed ratio per member (zip bombs)
+    "npz_bytes": 1 << 30,  # one .npz member of the bundle
+    "npz_entries": _READ.entries,
+    "array_bytes": _READ.file_bytes,  # one array inside an .npz
+    "zip_ratio": _READ.ratio,  # decompressed/compressed of a deflated member, any level
+    "ratio_floor": _READ.ratio_floor,  # members smaller than this are not ratio-checked
+    "total_bytes": _READ.total_bytes,  # everything decompressed: all members, all levels
+    "runtime_bytes": 1 << 30,  # activations + neuron/delay state, one batch item
 }
 
 
@@ -144,12 +154,7 @@ def save_bundle(
         raise BundleError(f"preprocessing/meta must be JSON data: {e}") from e
     path = Path(path)
     if path.suffix == ".zip":
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name in (WEIGHTS, PLASTICITY, STATE, MANIFEST):
-                if name in files:
-                    zf.writestr(name, files[name])
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, _zip_bytes(files))
     else:
         if path.exists() and not path.is_dir():
             raise BundleError(f"{path} exists and is not a folder")
@@ -162,14 +167,58 @@ def save_bundle(
     return path
 
 
+def _zip_bytes(files: dict[str, bytes]) -> bytes:
+    """The zip of a bundle: members deflated, except those that would compress past the
+    loader's ratio limit (a large all-zero state), which are stored, so every bundle
+    written here loads."""
+    stored: set[str] = set()
+    while True:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in (WEIGHTS, PLASTICITY, STATE, MANIFEST):
+                if name in files:
+                    ct = zipfile.ZIP_STORED if name in stored else zipfile.ZIP_DEFLATED
+                    zf.writestr(name, files[name], compress_type=ct)
+            too_high = {
+                i.filename
+                for i in zf.infolist()
+                if i.file_size > LIMITS["ratio_floor"]
+                and i.file_size > LIMITS["zip_ratio"] * max(i.compress_size, 1)
+            } - stored
+        if not too_high:
+            return buf.getvalue()
+        stored |= too_high
+
+
 # ------------------------------------------------------------------- reading
 
 
-class _Source:
-    """Reads named members of a folder or zip bundle with size limits."""
+def _limits(overrides: dict[str, int] | None) -> dict[str, int]:
+    lim = dict(LIMITS)
+    for k, v in (overrides or {}).items():
+        if k not in LIMITS:
+            raise BundleError(f"unknown bundle limit {k!r} (known: {sorted(LIMITS)})")
+        lim[k] = v
+    return lim
 
-    def __init__(self, path: Path) -> None:
+
+def _read_limits(lim: dict[str, int]) -> ReadLimits:
+    return ReadLimits(
+        file_bytes=lim["array_bytes"],
+        total_bytes=lim["total_bytes"],
+        ratio=lim["zip_ratio"],
+        ratio_floor=lim["ratio_floor"],
+        entries=lim["npz_entries"],
+    )
+
+
+class _Source:
+    """Reads named members of a folder or zip bundle with size limits and one budget."""
+
+    def __init__(self, path: Path, lim: dict[str, int]) -> None:
         self.path = path
+        self.lim = lim
+        self.budget = Budget(lim["total_bytes"], f"bundle {str(path)!r}")
         self.zip: zipfile.ZipFile | None = None
         if path.is_dir():
             return
@@ -208,34 +257,51 @@ class _Source:
             if name not in self.infos:
                 raise BundleError(f"{name}: missing from the bundle")
             info = self.infos[name]
-            if info.file_size > limit:
-                raise BundleError(f"{name}: {info.file_size} bytes exceeds the limit of {limit}")
-            if (
-                info.compress_size
-                and info.file_size / max(info.compress_size, 1) > LIMITS["zip_ratio"]
-            ):
-                raise BundleError(f"{name}: compression ratio too high (zip bomb?)")
-            try:
-                with self.zip.open(info) as f:  # read only the declared size (+1 to catch lies)
-                    data = f.read(info.file_size + 1)
-            except Exception as e:  # noqa: BLE001 - corrupt deflate streams raise many types
-                raise BundleError(f"{name}: corrupt zip member: {e}") from None
-        else:
-            p = self.path / name
-            if p.is_symlink():
-                raise BundleError(f"{name}: symbolic links are not allowed in a bundle")
-            if not p.is_file():
-                raise BundleError(f"{name}: missing from the bundle")
-            size = p.stat().st_size
+            size = info.file_size
             if size > limit:
                 raise BundleError(f"{name}: {size} bytes exceeds the limit of {limit}")
-            with open(p, "rb") as f:  # never allocate the whole limit up front
-                data = f.read(size + 1)
+            ratio = size / max(info.compress_size, 1)
+            if size > self.lim["ratio_floor"] and ratio > self.lim["zip_ratio"]:
+                raise BundleError(
+                    f"{name}: compression ratio {ratio:.0f}:1 is over the limit of "
+                    f"{self.lim['zip_ratio']}:1 (zip bomb?)"
+                )
+            self._take(size, name)
+            try:
+                with self.zip.open(info) as f:  # read only the declared size (+1 to catch lies)
+                    data = f.read(size + 1)
+            except Exception as e:  # noqa: BLE001 - corrupt deflate streams raise many types
+                raise BundleError(f"{name}: corrupt zip member: {e}") from None
+            if len(data) != size:
+                raise BundleError(f"{name}: zip member size differs from its directory entry")
+            return data
+        p = self.path / name
+        if p.is_symlink():
+            raise BundleError(f"{name}: symbolic links are not allowed in a bundle")
+        if not p.is_file():
+            raise BundleError(f"{name}: missing from the bundle")
+        size = p.stat().st_size
+        if size > limit:
+            raise BundleError(f"{name}: {size} bytes exceeds the limit of {limit}")
+        self._take(size, name)
+        with open(p, "rb") as f:  # never allocate the whole limit up front
+            data = f.read(size + 1)
         if len(data) > limit:
             raise BundleError(f"{name}: exceeds the limit of {limit} bytes")
-        if self.zip is not None and len(data) != self.infos[name].file_size:
-            raise BundleError(f"{name}: zip member size differs from its directory entry")
         return data
+
+    def npz(self, data: bytes, what: str, names: set[str] | None = None) -> dict[str, np.ndarray]:
+        """Arrays of a member ``.npz``, under this bundle's budget (the nested level)."""
+        try:
+            return read_npz(data, what, _read_limits(self.lim), budget=self.budget, names=names)
+        except DataError as e:
+            raise BundleError(str(e)) from None
+
+    def _take(self, n: int, name: str) -> None:
+        try:
+            self.budget.take(n, name)
+        except DataError as e:
+            raise BundleError(str(e)) from None
 
     def close(self) -> None:
         if self.zip is not None:
@@ -243,59 +309,12 @@ class _Source:
 
 
 def read_npz_bytes(data: bytes, what: str) -> dict[str, np.ndarray]:
-    """Parse an ``.npz`` safely: no pickles, headers checked before allocation."""
+    """Parse an ``.npz`` under the bundle :data:`LIMITS` (no pickles, headers and sizes
+    checked before allocation); BundleError naming ``what``."""
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-        infos = zf.infolist()
-    except Exception as e:  # noqa: BLE001
-        raise BundleError(f"{what}: not a valid npz archive: {e}") from None
-    if len(infos) > LIMITS["npz_entries"]:
-        raise BundleError(f"{what}: {len(infos)} arrays exceeds the limit")
-    out: dict[str, np.ndarray] = {}
-    for info in infos:
-        name = info.filename
-        if not name.endswith(".npy"):
-            raise BundleError(f"{what}: unexpected member {name!r}")
-        if info.file_size > LIMITS["array_bytes"]:
-            raise BundleError(f"{what}: array {name!r} is too large ({info.file_size} bytes)")
-        try:
-            with zf.open(info) as f:
-                raw = f.read(info.file_size + 1)
-        except Exception as e:  # noqa: BLE001
-            raise BundleError(f"{what}: array {name!r} is corrupt: {e}") from None
-        if len(raw) != info.file_size:
-            raise BundleError(f"{what}: array {name!r} size differs from its directory entry")
-        out[name[:-4]] = _parse_npy(raw, f"{what}: array {name[:-4]!r}")
-    return out
-
-
-def _parse_npy(raw: bytes, what: str) -> np.ndarray:
-    f = io.BytesIO(raw)
-    try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unsupported npy version {version}")
-    except Exception as e:  # noqa: BLE001 - numpy raises ValueError/SyntaxError/etc on junk
-        raise BundleError(f"{what}: bad .npy header: {e}") from None
-    if dtype.hasobject or dtype.kind not in "biufcUS":
-        raise BundleError(f"{what}: dtype {dtype} is not allowed (no objects/pickles)")
-    if any((not isinstance(s, int)) or s < 0 for s in shape):
-        raise BundleError(f"{what}: bad shape {shape}")
-    count = 1
-    for s in shape:
-        count *= s
-    body = raw[f.tell() :]
-    if count * dtype.itemsize != len(body):
-        raise BundleError(
-            f"{what}: header says {count * dtype.itemsize} bytes, file has {len(body)} (truncated?)"
-        )
-    arr = np.frombuffer(body, dtype=dtype, count=count)
-    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
-    return np.array(arr)  # own, writable copy
+        return read_npz(data, what, _read_limits(LIMITS))
+    except DataError as e:
+        raise BundleError(str(e)) from None
 
 
 def _json(data: bytes, what: str) -> Any:
@@ -309,13 +328,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Read and verify a bundle (folder or zip)."""
-    src = _Source(Path(path))
+def load_bundle(path: str | Path, limits: dict[str, int] | None = None) -> Bundle:
+    """Read and verify a bundle (folder or zip). ``limits`` overrides entries of
+    :data:`LIMITS` (e.g. a smaller ``total_bytes`` on a small board)."""
     try:
-        return _load(src)
-    finally:
-        src.close()
+        src = _Source(Path(path), _limits(limits))
+        try:
+            return _load(src)
+        finally:
+            src.close()
+    except BundleError as e:  # every message names the bundle, then the file and field
+        if str(path) in str(e):
+            raise
+        raise BundleError(f"{path}: {e}") from None
 
 
 def _field(d: dict, key: str, types: tuple, what: str, required: bool = True) -> Any:
@@ -329,8 +354,32 @@ def _field(d: dict, key: str, types: tuple, what: str, required: bool = True) ->
     return v
 
 
+def _array_refs(gdict: dict) -> set[str]:
+    """Keys of ``weights.npz`` the graph references (``{"$array": key}`` node fields)."""
+    nodes = gdict.get("nodes")
+    refs: set[str] = set()
+    for nd in nodes.values() if isinstance(nodes, dict) else ():
+        for v in nd.values() if isinstance(nd, dict) else ():
+            if isinstance(v, dict) and isinstance(v.get("$array"), str):
+                refs.add(v["$array"])
+    return refs
+
+
+def _check_runtime_memory(graph: Graph, limit: int) -> None:
+    """Activations plus neuron/delay state of one batch item must fit ``limit`` bytes."""
+    from neuroplast.graph.cost import cost
+
+    need = sum(r.act_bytes + r.state_bytes for r in cost(graph))
+    if need > limit:
+        raise BundleError(
+            f"{MANIFEST}: field 'graph' needs {need} bytes of activations and state per batch "
+            f"item, over the runtime limit of {limit} (shapes, delays or padding too large)"
+        )
+
+
 def _load(src: _Source) -> Bundle:
-    man = _json(src.read(MANIFEST, LIMITS["manifest_bytes"]), MANIFEST)
+    lim = src.lim
+    man = _json(src.read(MANIFEST, lim["manifest_bytes"]), MANIFEST)
     if not isinstance(man, dict):
         raise BundleError(f"{MANIFEST}: top level must be an object")
     fmt = _field(man, "format", (str,), MANIFEST)
@@ -357,9 +406,10 @@ def _load(src: _Source) -> Bundle:
     for name in (WEIGHTS, PLASTICITY):
         if name not in files:
             raise BundleError(f"{MANIFEST}: field 'files' does not list {name!r}")
+    gdict = _field(man, "graph", (dict,), MANIFEST)
     blobs: dict[str, bytes] = {}
     for name, info in files.items():
-        limit = LIMITS["npz_bytes"] if name.endswith(".npz") else LIMITS["json_bytes"]
+        limit = lim["npz_bytes"] if name.endswith(".npz") else lim["json_bytes"]
         if info["size"] < 0 or info["size"] > limit:
             raise BundleError(f"{MANIFEST}: field 'files.{name}.size' {info['size']} out of range")
         data = src.read(name, limit)
@@ -370,20 +420,22 @@ def _load(src: _Source) -> Bundle:
         if _sha256(data) != info["sha256"]:
             raise BundleError(f"{name}: sha256 does not match the manifest (corrupt or tampered)")
         blobs[name] = data
+    del data  # the blobs dict holds the one reference, released once parsed
     if src.has(STATE) and STATE not in files:
         raise BundleError(f"{STATE}: present but not listed in the manifest")
-    arrays = read_npz_bytes(blobs[WEIGHTS], WEIGHTS)
-    gdict = _field(man, "graph", (dict,), MANIFEST)
+    # only the arrays the graph references are decompressed; any other is refused
+    arrays = src.npz(blobs.pop(WEIGHTS), WEIGHTS, names=_array_refs(gdict))
     try:
         graph = Graph.from_dict(gdict, arrays)
     except GraphError as e:
         raise BundleError(f"{MANIFEST}: field 'graph': {e}") from None
     except RecursionError:
         raise BundleError(f"{MANIFEST}: field 'graph' is nested too deeply") from None
+    _check_runtime_memory(graph, lim["runtime_bytes"])
     plast = _json(blobs[PLASTICITY], PLASTICITY)
     if not isinstance(plast, dict):
         raise BundleError(f"{PLASTICITY}: top level must be an object")
-    state = read_npz_bytes(blobs[STATE], STATE) if STATE in blobs else None
+    state = src.npz(blobs.pop(STATE), STATE) if STATE in blobs else None
     pre = _field(man, "preprocessing", (dict,), MANIFEST, required=False) or {}
     meta = _field(man, "meta", (dict,), MANIFEST, required=False) or {}
     board = _field(man, "target_board", (str, type(None)), MANIFEST, required=False)
@@ -399,12 +451,14 @@ def _load(src: _Source) -> Bundle:
     )
 
 
-def load_runtime(path: str | Path, mode: str | None = None) -> Any:
+def load_runtime(
+    path: str | Path, mode: str | None = None, limits: dict[str, int] | None = None
+) -> Any:
     """Load a bundle into a ready :class:`~neuroplast.runtime.Runtime` (with its
-    plasticity rules and saved state)."""
+    plasticity rules and saved state); ``limits`` as for :func:`load_bundle`."""
     from neuroplast.runtime.runtime import Runtime
 
-    b = load_bundle(path)
+    b = load_bundle(path, limits)
     try:
         rt = Runtime(b.graph, mode=mode or b.mode)
     except GraphError as e:

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 NODE_KINDS: dict[str, type[Node]] = {}
+MAX_WINDOW_ELEMENTS = 1 << 28  # values in one padded conv/pool input (1 GiB of float32)
 
 
 def register_node(cls: type[Node]) -> type[Node]:
@@ -228,6 +229,57 @@ def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+def _check_window(node: Node, dims: int, kernel: tuple, max_pad: tuple | None = None) -> None:
+    """Geometry of a sliding window (conv or pool) before any input is known: one entry
+    per spatial axis, ``stride >= 1``, ``dilation >= 1``, ``padding >= 0`` (and at most
+    ``max_pad`` where the kind defines one, as pools do)."""
+    dil = getattr(node, "dilation", (1,) * dims)
+    for n in ("stride", "padding", "dilation"):
+        v = getattr(node, n, dil)
+        _need(
+            len(v) == dims, node, f"{n} must have {dims} entr{'y' if dims == 1 else 'ies'}, got {v}"
+        )
+    _need(len(kernel) == dims and min(kernel) >= 1, node, f"kernel {kernel} must be >= 1 per axis")
+    _need(min(node.stride) >= 1, node, f"stride {node.stride} must be >= 1")
+    _need(min(dil) >= 1, node, f"dilation {dil} must be >= 1")
+    _need(min(node.padding) >= 0, node, f"padding {node.padding} must be >= 0")
+    if max_pad is not None:
+        _need(
+            all(p <= m for p, m in zip(node.padding, max_pad)),
+            node,
+            f"padding {node.padding} is larger than {max_pad} (half the window)",
+        )
+
+
+def _window_out(node: Node, sizes: tuple, kernel: tuple, in_shape: tuple) -> tuple[int, ...]:
+    """Output sizes of a sliding window over ``sizes``. Per axis, padding may exceed neither
+    both the input size and the dilated kernel's reach (beyond, outputs see only padding) and
+    the dilated kernel must fit the padded input; the padded input the kernels build may hold
+    at most ``MAX_WINDOW_ELEMENTS`` values (a 1 KB bundle cannot ask for 37 GiB)."""
+    dil = getattr(node, "dilation", (1,) * len(sizes))
+    out, padded = [], int(np.prod(in_shape[: len(in_shape) - len(sizes)]))
+    for n, k, s, p, d in zip(sizes, kernel, node.stride, node.padding, dil):
+        reach = d * (k - 1)
+        if p > max(n, reach):
+            raise GraphError(
+                f"{node.kind}: padding {p} is larger than the input size {n} and the kernel's "
+                f"reach {reach}"
+            )
+        if reach + 1 > n + 2 * p:
+            raise GraphError(
+                f"{node.kind}: kernel {k} (dilation {d}) spans {reach + 1}, more than the "
+                f"padded input {n + 2 * p} of input {in_shape}"
+            )
+        padded *= n + 2 * p
+        out.append(_conv_out(n, k, s, p, d))
+    if padded > MAX_WINDOW_ELEMENTS:
+        raise GraphError(
+            f"{node.kind}: the padded input of {in_shape} holds {padded} values, over the limit "
+            f"of {MAX_WINDOW_ELEMENTS}"
+        )
+    return tuple(out)
+
+
 @register_node
 @dataclass(frozen=True, eq=False)
 class Conv1d(_Weighted):
@@ -243,23 +295,26 @@ class Conv1d(_Weighted):
 
     def check(self) -> None:
         _need(
-            self.weight.ndim == 3,
+            self.weight.ndim == 3 and min(self.weight.shape) >= 1,
             self,
             f"weight must be (out, in/groups, k), got {self.weight.shape}",
         )
-        _need(self.groups >= 1 and self.weight.shape[0] % self.groups == 0, self, "bad groups")
+        _need(
+            self.groups >= 1 and self.weight.shape[0] % self.groups == 0,
+            self,
+            f"groups {self.groups} must be >= 1 and divide the {self.weight.shape[0]} outputs",
+        )
+        _check_window(self, 1, self.weight.shape[2:])
 
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        if len(in_shapes[0]) != 2:
+            raise GraphError(f"Conv1d expects a (C, L) input, got {in_shapes[0]}")
         c, length = in_shapes[0]
         if c != self.weight.shape[1] * self.groups:
             raise GraphError(
                 f"Conv1d expects {self.weight.shape[1] * self.groups} channels, got {c}"
             )
-        lo = _conv_out(
-            length, self.weight.shape[2], self.stride[0], self.padding[0], self.dilation[0]
-        )
-        if lo <= 0:
-            raise GraphError(f"Conv1d output length {lo} <= 0 for input {in_shapes[0]}")
+        (lo,) = _window_out(self, (length,), self.weight.shape[2:], in_shapes[0])
         return (self.weight.shape[0], lo)
 
 
@@ -278,13 +333,16 @@ class Conv2d(_Weighted):
 
     def check(self) -> None:
         _need(
-            self.weight.ndim == 4,
+            self.weight.ndim == 4 and min(self.weight.shape) >= 1,
             self,
             f"weight must be (out, in/groups, kh, kw), got {self.weight.shape}",
         )
-        _need(self.groups >= 1 and self.weight.shape[0] % self.groups == 0, self, "bad groups")
-        for n in ("stride", "padding", "dilation"):
-            _need(len(getattr(self, n)) == 2, self, f"{n} must have 2 entries")
+        _need(
+            self.groups >= 1 and self.weight.shape[0] % self.groups == 0,
+            self,
+            f"groups {self.groups} must be >= 1 and divide the {self.weight.shape[0]} outputs",
+        )
+        _check_window(self, 2, self.weight.shape[2:])
 
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if len(in_shapes[0]) != 3:
@@ -294,11 +352,7 @@ class Conv2d(_Weighted):
             raise GraphError(
                 f"Conv2d expects {self.weight.shape[1] * self.groups} channels, got {c}"
             )
-        kh, kw = self.weight.shape[2:]
-        ho = _conv_out(h, kh, self.stride[0], self.padding[0], self.dilation[0])
-        wo = _conv_out(w, kw, self.stride[1], self.padding[1], self.dilation[1])
-        if ho <= 0 or wo <= 0:
-            raise GraphError(f"Conv2d output {ho}x{wo} is empty for input {in_shapes[0]}")
+        ho, wo = _window_out(self, (h, w), self.weight.shape[2:], in_shapes[0])
         return (self.weight.shape[0], ho, wo)
 
 
@@ -309,18 +363,14 @@ class _Pool2d(Node):
     padding: tuple = tuple_field((0, 0))
 
     def check(self) -> None:
-        for n in ("kernel", "stride", "padding"):
-            _need(len(getattr(self, n)) == 2, self, f"{n} must have 2 entries")
-        _need(min(self.kernel) >= 1 and min(self.stride) >= 1, self, "kernel/stride must be >= 1")
+        # PyTorch's rule: padding at most half the window
+        _check_window(self, 2, self.kernel, tuple(k // 2 for k in self.kernel))
 
     def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if len(in_shapes[0]) != 3:
             raise GraphError(f"{self.kind} expects a (C, H, W) input, got {in_shapes[0]}")
         c, h, w = in_shapes[0]
-        ho = _conv_out(h, self.kernel[0], self.stride[0], self.padding[0], 1)
-        wo = _conv_out(w, self.kernel[1], self.stride[1], self.padding[1], 1)
-        if ho <= 0 or wo <= 0:
-            raise GraphError(f"{self.kind} output is empty for input {in_shapes[0]}")
+        ho, wo = _window_out(self, (h, w), self.kernel, in_shapes[0])
         return (c, ho, wo)
 
 

@@ -37,20 +37,17 @@ def learn_from_file(
     reward: float | None = None,
     progress: bool = False,
 ) -> dict:
-    """Load ``bundle``, enable learning, step through ``inputs`` (.npy, loaded without
-    pickle), save the state to ``state_out`` atomically; returns ``rt.plasticity.stats``."""
-    import numpy as np
+    """Load ``bundle``, enable learning, step through ``inputs`` (read by
+    :func:`neuroplast.arrayfile.load_array`), save the state to ``state_out`` atomically; returns ``rt.plasticity.stats``."""
 
     import neuroplast
+    from neuroplast.arrayfile import load_array
     from neuroplast.errors import DataError, PlasticityError
 
     rt = neuroplast.load(bundle, mode=mode)
     if not rt.plasticity.has_rules():
         raise PlasticityError(f"bundle {str(bundle)!r} has no plasticity rules (plasticity.json)")
-    try:
-        seq = np.load(inputs, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read inputs {str(inputs)!r}: {e}") from None
+    seq = load_array(inputs, shape=rt.shapes[rt.inputs[0]])
     if seq.ndim < 2:
         raise DataError(f"inputs must be (T, *input_shape), got shape {seq.shape}")
     rt.learn(True)

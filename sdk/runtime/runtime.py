@@ -159,19 +159,13 @@ class Runtime:
                 vals = np.asarray(x.values)
                 if vals.shape != idx.shape:
                     raise DataError(f"input {name!r}: {vals.shape} values for {idx.shape} indices")
-                if vals.dtype.kind == "f" and not np.all(np.isfinite(vals)):
-                    raise DataError(f"input {name!r}: sparse values contain NaN or Inf")
+                vals = self._cast_input(f"input {name!r}: sparse values", name, vals)
             return SparseInput(idx, vals), 1
         try:
             x = np.asarray(x)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise DataError(f"input {name!r} is not array-like: {e}") from None
-        if x.dtype.kind not in "biuf":
-            raise DataError(f"input {name!r} has dtype {x.dtype}; expected a numeric array")
-        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            raise DataError(f"input {name!r} contains NaN or Inf")
-        if self.mode == "float" and x.dtype != np.float32:
-            x = x.astype(np.float32)
+        x = self._cast_input(f"input {name!r}", name, x)
         lead = 1 if time_axis else 0
         if x.shape[lead:] == shape:
             x = np.expand_dims(x, lead)
@@ -181,6 +175,30 @@ class Runtime:
         if time_axis and x.shape[0] == 0:
             raise DataError(f"input {name!r} has an empty time axis")
         return x, int(x.shape[lead])
+
+    def _cast_input(self, what: str, name: str, x: np.ndarray) -> np.ndarray:
+        """Cast to the runtime dtype, then check what the cast produced: float32 values must be
+        finite (a float64 1e39 becomes inf), and integer codes in int mode must lie in the
+        input's quantized range (they are used as codes, never clipped)."""
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{what} has dtype {x.dtype}; expected a numeric array")
+        if self.mode == "float" or x.dtype.kind == "f":  # int mode quantizes from float32
+            if x.dtype != np.float32:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    x = x.astype(np.float32)
+            if not np.all(np.isfinite(x)):
+                raise DataError(
+                    f"{what} contains NaN or Inf after the cast to float32 (|x| < 3.4e38)"
+                )
+            return x
+        q = self.kernels[name].out_quant
+        lo, hi = q.range if q is not None else (np.iinfo(np.int32).min, np.iinfo(np.int32).max)
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise DataError(
+                f"{what}: integer codes must lie in [{lo}, {hi}] (the input's quantization), got "
+                f"[{x.min()}, {x.max()}]; pass float values to have them quantized"
+            )
+        return x
 
     def _split_inputs(self, x: Any) -> dict[str, Any]:
         if isinstance(x, dict):
@@ -358,15 +376,19 @@ class Runtime:
         atomic_write_bytes(path, buf.getvalue())
 
     def load_state(self, path: str | Path) -> None:
-        """Load a file written by :meth:`save_state` (never unpickles)."""
-        import zipfile
+        """Load a file written by :meth:`save_state`: read by :mod:`neuroplast.arrayfile`
+        under the bundle limits (no pickles, sizes checked before allocation)."""
+        from neuroplast.arrayfile import ReadLimits, read_npz
 
+        p = Path(path)
+        if not p.is_file():
+            raise RuntimeStateError(f"state file {str(path)!r} does not exist")
+        lim = ReadLimits()
         try:
-            with np.load(path, allow_pickle=False) as z:
-                d = {k: z[k] for k in z.files}
-        except FileNotFoundError:
-            raise RuntimeStateError(f"state file {str(path)!r} does not exist") from None
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+            if p.stat().st_size > lim.file_bytes:
+                raise DataError(f"{p.stat().st_size} bytes, over the limit of {lim.file_bytes}")
+            d = read_npz(p, str(path), lim)
+        except (DataError, OSError) as e:
             raise RuntimeStateError(f"state file {str(path)!r} is corrupt: {e}") from None
         self.load_state_dict(d)
 

@@ -196,3 +196,105 @@ def deployed(sshd: SshServer, deploy_bundle: Path, wheel: Path, tmp_path_factory
     remote = tmp_path_factory.mktemp("remote")
     res = deploy(deploy_bundle, "host", ssh_target(sshd, remote), wheel=wheel)
     return res, remote
+
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+@dataclass
+class Broker:
+    """A real mosquitto on 127.0.0.1: ``port`` anonymous, ``auth_port`` username/password,
+    ``tls_port`` TLS (server cert signed by ``ca``) + username/password."""
+
+    port: int
+    auth_port: int
+    tls_port: int
+    user: str
+    password_file: Path
+    ca: Path
+    root: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory):
+    """mosquitto (Debian package, see the Makefile's APT_PACKAGES) on free loopback ports."""
+    if not os.path.exists(MOSQUITTO) or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto not installed (apt-get install mosquitto)")
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    d = tmp_path_factory.mktemp("mosquitto")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=neuroplast test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        cwd=d,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        cwd=d,
+    )
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=d)  # fmt: skip
+    user, password = "device1", "s3cret-pass"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(d / "passwd"), user, password],
+                   check=True, capture_output=True)  # fmt: skip
+    (d / "password").write_text(password + "\n")
+    ports = [free_port() for _ in range(3)]
+    auth = ["allow_anonymous false", f"password_file {d / 'passwd'}"]
+    lines = ["per_listener_settings true", "persistence false", "log_dest stderr",
+             "log_type error", f"pid_file {d / 'mosquitto.pid'}"]  # fmt: skip
+    if os.geteuid() == 0:
+        lines.append("user root")  # else it drops to 'mosquitto', who cannot read tmp files
+    lines += [f"listener {ports[0]} 127.0.0.1", "allow_anonymous true"]
+    lines += [f"listener {ports[1]} 127.0.0.1", *auth]
+    lines += [f"listener {ports[2]} 127.0.0.1", *auth, f"cafile {d / 'ca.crt'}",
+              f"certfile {d / 'server.crt'}", f"keyfile {d / 'server.key'}"]  # fmt: skip
+    (d / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+    log = open(d / "mosquitto.log", "wb")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(d / "mosquitto.conf")], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 10
+        for port in ports:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"mosquitto exited: {(d / 'mosquitto.log').read_text()}")
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("mosquitto did not listen within 10 s") from None
+                    time.sleep(0.05)
+        yield Broker(ports[0], ports[1], ports[2], user, d / "password", d / "ca.crt", d)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

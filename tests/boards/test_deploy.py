@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from neuroplast.boards.ssh_deploy import DeployTarget, deploy, ssh_command, systemd_unit
+from neuroplast.boards.ssh_deploy import (
+    DeployTarget,
+    _ssh,
+    deploy,
+    host_key_fingerprint,
+    pin_host_key,
+    ssh_command,
+    systemd_unit,
+)
 from neuroplast.errors import BoardError
 
 from .conftest import free_port, ssh_target
@@ -140,4 +150,77 @@ def test_systemd_unit_text():
     assert "User=pi" in lines and "Restart=on-failure" in lines
     exec_line = next(ln for ln in lines if ln.startswith("ExecStart="))
     assert exec_line.endswith("--no-learn")
-    assert "'serial:///dev/ttyACM0?baud=115200'" in exec_line  # shell-quoted
+    assert " --source serial:///dev/ttyACM0?baud=115200 " in exec_line  # safe: left bare
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_unit_escaping_is_accepted_by_systemd(tmp_path):
+    """Paths with %, $, spaces, quotes and backslashes: systemd's own parser accepts the unit
+    (the ExecStart program exists), and the same unit without %% escaping is refused."""
+    d = tmp_path / "we%ird $dir 100%"
+    d.mkdir()
+    (d / "python").symlink_to(Path(sys.executable).resolve())
+    unit = systemd_unit(
+        bundle_path=f'{d}/b "q" 50%', venv_python=f"{d}/python", work_dir=str(d),
+        state_dir=f"{d}/state \\ $HOME", user=None, source="udp://127.0.0.1:9750",
+    )  # fmt: skip
+    assert 'Description=neuroplast serve b "q" 50%%' in unit
+    good, bad = tmp_path / "np-good.service", tmp_path / "np-bad.service"
+    good.write_text(unit)
+    bad.write_text(unit.replace("%%", "%"))
+    ok = subprocess.run(["systemd-analyze", "verify", str(good)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    no = subprocess.run(["systemd-analyze", "verify", str(bad)], capture_output=True, text=True)
+    assert no.returncode != 0
+    with pytest.raises(BoardError, match="control characters"):
+        systemd_unit(bundle_path="/b\nExecStartPre=/bin/evil", venv_python="/p", work_dir="/w",
+                     state_dir="/s", user=None)  # fmt: skip
+    with pytest.raises(BoardError, match="quotes or backslashes"):
+        systemd_unit(bundle_path="/b", venv_python='/a"b/python', work_dir="/w", state_dir="/s",
+                     user=None)  # fmt: skip
+    with pytest.raises(BoardError, match="bad user name"):
+        systemd_unit(bundle_path="/b", venv_python="/p", work_dir="/w", state_dir="/s",
+                     user="pi\nUser=root")  # fmt: skip
+
+
+def _keygen_fingerprint(pub: Path) -> str:
+    """OpenSSH's own fingerprint of a public key file (the independent reference)."""
+    out = subprocess.run(
+        ["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()[1]
+
+
+def test_strict_host_keys_and_pinned_fingerprint(sshd, tmp_path):
+    host_fp = _keygen_fingerprint(sshd.root / "host_key.pub")
+    assert host_key_fingerprint((sshd.root / "host_key.pub").read_text().split()[1]) == host_fp
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    base = dict(host=f"{sshd.user}@127.0.0.1", port=sshd.port, identity=str(sshd.key),
+                connect_timeout=5, known_hosts=str(empty))  # fmt: skip
+    # strict: a host missing from known_hosts is refused (no trust on first use) ...
+    with pytest.raises(BoardError, match="not in known_hosts or does not match"):
+        _ssh(DeployTarget(**base, strict_host_keys=True), "true", timeout=30)
+    assert empty.read_text() == ""
+    # ... pinned: only the key with that fingerprint is trusted, and strictly checked
+    pinned = pin_host_key(DeployTarget(**base, host_key_fingerprint=host_fp), tmp_path)
+    assert pinned.strict_host_keys and Path(pinned.known_hosts).read_text().count("\n") == 1
+    proc = _ssh(pinned, "echo pinned-ok", timeout=30)
+    assert proc.returncode == 0 and proc.stdout.strip() == b"pinned-ok"
+    other_fp = _keygen_fingerprint(sshd.root / "other_key.pub")  # not the server's key
+    with pytest.raises(BoardError, match="does not match the pinned fingerprint"):
+        pin_host_key(DeployTarget(**base, host_key_fingerprint=other_fp), tmp_path)
+    with pytest.raises(BoardError, match="bad host key fingerprint"):
+        DeployTarget(**base, host_key_fingerprint="MD5:00:11")
+
+
+def test_deploy_command_with_wrong_pin_is_one_line(sshd, small_bundle, tmp_path, capsys):
+    from neuroplast.cli import main
+
+    other_fp = _keygen_fingerprint(sshd.root / "other_key.pub")
+    code = main(["deploy", str(small_bundle), "--board", "host", "--host", f"{sshd.user}@127.0.0.1",
+                 "--port", str(sshd.port), "--identity", str(sshd.key), "--wheel", str(small_bundle),
+                 "--host-key-fingerprint", other_fp])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "does not match the pinned fingerprint" in err
