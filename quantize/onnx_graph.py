@@ -113,7 +113,9 @@ def graph_to_onnx(graph: Any) -> Any:
                 )
                 ins.append(
                     dq_const(
-                        f"{name}_b", bias_to_int32(node.bias, in_spec.scale, s_w).astype(np.int32), s_b
+                        f"{name}_b",
+                        bias_to_int32(node.bias, in_spec.scale, s_w).astype(np.int32),
+                        s_b,
                     )
                 )
             y = fresh(name)

@@ -10,7 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from neuroplast.paths import cache_dir, output_dir
+
 __all__ = ["register"]
+
+OUT = output_dir("kws")  # results: --out, else $NEUROPLAST_OUT/kws or ./neuroplast-out/kws
+DATA = cache_dir("kws", "synth")  # generated clips: rebuilt on demand, so in the user cache
 
 
 def _console() -> Any:
@@ -41,12 +46,18 @@ def register(app: Any) -> None:
 
     @kws.command("data")
     def data_cmd(
-        out: Path = typer.Option(Path("data/kws_synth"), help="folder to write (GSC layout)"),
+        out: Path = typer.Option(DATA, help="folder to write (GSC layout)"),
         clips_per_word: int = typer.Option(8, help="clips per voice variant and word"),
         seed: int = typer.Option(0),
         force: bool = typer.Option(False, help="regenerate even if cached"),
     ) -> None:
-        """Generate the synthetic espeak-ng keyword set (voice-disjoint splits)."""
+        """Generate the synthetic espeak-ng keyword set (voice-disjoint splits).
+
+        \b
+        Examples:
+            neuroplast kws data
+            neuroplast kws data --clips-per-word 4 --out kws_data/
+        """
         from neuroplast.apps.kws import data as D
 
         cfg = D.SynthConfig(clips_per_word=clips_per_word, seed=seed)
@@ -58,15 +69,21 @@ def register(app: Any) -> None:
 
     @kws.command("train")
     def train_cmd(
-        data: Path = typer.Option(Path("data/kws_synth"), help="GSC-layout folder"),
-        out: Path = typer.Option(Path("out/kws"), help="output folder"),
+        data: Path = typer.Option(DATA, help="GSC-layout folder"),
+        out: Path = typer.Option(OUT, help="output folder"),
         epochs: int = typer.Option(12),
         bits: int = typer.Option(8, help="weight bits: 8 or 4"),
         zero_delays: bool = typer.Option(False, help="baseline: every delay fixed at 0"),
         max_delay: int = typer.Option(15, help="largest delay in steps (10 ms)"),
         threads: int = typer.Option(1),
     ) -> None:
-        """QAT-train the delay SNN; the epoch is chosen on the validation split."""
+        """QAT-train the delay SNN; the epoch is chosen on the validation split.
+
+        \b
+        Examples:
+            neuroplast kws train --epochs 12
+            neuroplast kws train --bits 4 --out kws4/
+        """
         from rich.progress import Progress
 
         from neuroplast.apps.kws.lower import from_model
@@ -113,11 +130,16 @@ def register(app: Any) -> None:
 
     @kws.command("export")
     def export_cmd(
-        deploy: Path = typer.Option(Path("out/kws/kws_deploy.npz")),
-        out: Path = typer.Option(Path("out/kws")),
+        deploy: Path = typer.Option(OUT / "kws_deploy.npz"),
+        out: Path = typer.Option(OUT),
         mode: str = typer.Option("int", help="preferred runtime mode: int or float"),
     ) -> None:
-        """Write the bundle (integer delays in ring buffers) and, if available, NIR."""
+        """Write the bundle (integer delays in ring buffers) and, if available, NIR.
+
+        \b
+        Examples:
+            neuroplast kws export
+        """
         from neuroplast.apps.kws.data import CLASSES
         from neuroplast.apps.kws.frontend import DeltaParams, MelParams
         from neuroplast.apps.kws.pipeline import export_nir, load_deployment, save_kws_bundle
@@ -129,12 +151,21 @@ def register(app: Any) -> None:
 
     @kws.command("eval")
     def eval_cmd(
-        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
-        data: Path = typer.Option(Path("data/kws_synth")),
+        bundle: Path = typer.Option(OUT / "kws.bundle"),
+        data: Path = typer.Option(DATA),
         mode: str = typer.Option("int"),
         plot: Path = typer.Option(None, help="write a confusion-matrix PNG here"),
+        minimum: float = typer.Option(
+            None, "--min", help="exit 1 if the test accuracy is below this (0..1)"
+        ),
     ) -> None:
-        """Accuracy of a bundle in the neuroplast runtime on the test split."""
+        """Accuracy of a bundle in the neuroplast runtime on the test split.
+
+        \b
+        Examples:
+            neuroplast kws eval --plot confusion.png
+            neuroplast kws eval --mode float --min 0.8
+        """
         import numpy as np
 
         from neuroplast.apps.kws.infer import runtime_scores
@@ -155,15 +186,26 @@ def register(app: Any) -> None:
             plot_confusion(confusion(y, pred, len(classes)), list(classes), plot)
             rows.append(("plot", str(plot)))
         _console().print(_table(f"KWS eval ({mode})", rows))
+        acc = float(np.mean(pred == y))
+        if minimum is not None and acc < minimum:
+            from neuroplast.cli import check_failed
+
+            check_failed(f"test accuracy {acc:.4f} is below --min {minimum:g}")
 
     @kws.command("listen")
     def listen_cmd(
         wavs: list[Path] = typer.Argument(None, help="16 kHz mono WAV files (else the microphone)"),
-        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
+        bundle: Path = typer.Option(OUT / "kws.bundle"),
         mode: str = typer.Option("int"),
         seconds: float = typer.Option(5.0, help="microphone capture length"),
     ) -> None:
-        """Stream audio through the spotter, 10 ms per step, and print the decisions."""
+        """Stream audio through the spotter, 10 ms per step, and print the decisions.
+
+        \b
+        Examples:
+            neuroplast kws listen yes.wav no.wav
+            neuroplast kws listen --seconds 3
+        """
         import numpy as np
 
         from neuroplast.apps.kws.data import read_wav
@@ -213,12 +255,17 @@ def register(app: Any) -> None:
     def enroll_cmd(
         word: str = typer.Option(..., help="the new keyword"),
         samples: Path = typer.Option(..., help="folder of 16 kHz WAV examples (5 is enough)"),
-        bundle: Path = typer.Option(Path("out/kws/kws.bundle")),
-        guard: Path = typer.Option(Path("out/kws/kws_guard.npz"), help="old-word guard set"),
-        state: Path = typer.Option(Path("out/kws/kws_enroll.npz"), help="enrolled words"),
+        bundle: Path = typer.Option(OUT / "kws.bundle"),
+        guard: Path = typer.Option(OUT / "kws_guard.npz", help="old-word guard set"),
+        state: Path = typer.Option(OUT / "kws_enroll.npz", help="enrolled words"),
     ) -> None:
         """Learn a new word on the device (augmented examples, delta-rule readout row, gate
-        on the old 'unknown' class, guard against forgetting)."""
+        on the old 'unknown' class, guard against forgetting).
+
+        \b
+        Examples:
+            neuroplast kws enroll --word marvin --samples marvin_wavs/
+        """
         import numpy as np
 
         from neuroplast.apps.kws.data import load_word_folder
@@ -270,10 +317,15 @@ def register(app: Any) -> None:
 
     @kws.command("demo")
     def demo_cmd(
-        out: Path = typer.Option(Path("out/kws")),
-        data: Path = typer.Option(Path("data/kws_synth")),
+        out: Path = typer.Option(OUT),
+        data: Path = typer.Option(DATA),
     ) -> None:
-        """The whole pipeline on small defaults (data, QAT, export, runtime, enrollment)."""
+        """The whole pipeline on small defaults (data, QAT, export, runtime, enrollment).
+
+        \b
+        Examples:
+            neuroplast kws demo
+        """
         from neuroplast.apps.kws.demo import main as demo_main
 
         demo_main(["--out", str(out), "--data", str(data)])

@@ -3,7 +3,9 @@
 Generates a small synthetic keyword set, QAT-trains the delay SNN (and the fixed-zero
 delay baseline) for a few epochs, exports the bundle (+ ONNX/TFLite reference, NIR when
 available), runs the bundle in the runtime, enrolls a new word, streams a few clips for
-latency, prints a results table and writes ``bench/results/kws.json``.
+latency and prints a results table. Generated clips go to the user cache, results to
+``--out`` (default ``neuroplast-out/kws``, see :mod:`neuroplast.paths`; ``results.json``
+there); ``--json bench/results/kws.json`` also refreshes the README rows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from neuroplast.paths import cache_dir, output_dir
 
 __all__ = ["main", "results_table", "DEMO"]
 
@@ -98,9 +102,9 @@ def results_table(r: dict) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m neuroplast.apps.kws.demo", description=__doc__)
-    ap.add_argument("--data", default="data/kws_synth")
-    ap.add_argument("--out", default="out/kws")
-    ap.add_argument("--json", default="bench/results/kws.json")
+    ap.add_argument("--data", default=str(cache_dir("kws", "demo")), help="clips (cache)")
+    ap.add_argument("--out", default=str(output_dir("kws")), help="results folder")
+    ap.add_argument("--json", default="", help="also write the results JSON here")
     ap.add_argument("--epochs", type=int, default=DEMO["epochs"])
     ap.add_argument("--clips-per-word", type=int, default=DEMO["clips_per_word"])
     ap.add_argument("--no-baseline", action="store_true", help="skip the zero-delay baseline")
@@ -127,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     r = run_pipeline(cfg, progress=lambda m: console.print(m, markup=False, highlight=False))
     console.print(results_table(r))
-    out = Path(a.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_jsonable(r), indent=1))
-    console.print(f"results written to {out}")
+    for out in [Path(a.out) / "results.json"] + ([Path(a.json)] if a.json else []):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(_jsonable(r), indent=1))
+        console.print(f"results written to {out}")
     return 0
 
 

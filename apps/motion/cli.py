@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from neuroplast.paths import output_dir
+
 __all__ = ["register"]
+
+KERNEL = output_dir("motion", "motion_kernel.npz")  # `motion train` writes, eval/run read
 
 _ARROWS = "→↗↑↖←↙↓↘"
 
@@ -45,9 +49,17 @@ def register(app: Any) -> None:
         steps: int = typer.Option(200, help="movie length in ms"),
         size: int = typer.Option(32, help="sensor side in pixels"),
         contrast: float = typer.Option(1.0, help="log-intensity std (x4 ~ x4 events)"),
-        fmt: str = typer.Option("evt3", help="raw format when OUT ends in .raw: evt2|evt3"),
+        fmt: str = typer.Option(
+            "evt3", "--format", help="raw format when OUT ends in .raw: evt2|evt3"
+        ),
     ) -> None:
-        """Simulate a labelled movie of a natural texture moving in 36 motion classes."""
+        """Simulate a labelled movie of a natural texture moving in 36 motion classes.
+
+        \b
+        Examples:
+            neuroplast motion simulate movie.npz --steps 500
+            neuroplast motion simulate movie.raw --format evt3
+        """
         import numpy as np
 
         from neuroplast.apps.motion.experiments import DEFAULT_DVS, DEFAULT_SCENE
@@ -78,7 +90,7 @@ def register(app: Any) -> None:
 
     @motion.command("train")
     def train_cmd(
-        out: Path = typer.Option(Path("motion_kernel.npz"), help="kernel file to write"),
+        out: Path = typer.Option(KERNEL, help="kernel file to write"),
         movies: int = typer.Option(64, help="training movies"),
         epochs: int = typer.Option(4),
         lr: float = typer.Option(1e-2),
@@ -88,7 +100,12 @@ def register(app: Any) -> None:
         size: int = typer.Option(32, help="training sensor side, px"),
         threshold: float = typer.Option(0.8, help="DVS contrast threshold (log units)"),
     ) -> None:
-        """Train the HD layer with PyTorch on simulated movies (CPU, 1 thread)."""
+        """Train the HD layer with PyTorch on simulated movies (CPU, 1 thread).
+
+        \b
+        Examples:
+            neuroplast motion train --movies 64 --epochs 4
+        """
         import torch
         from rich.progress import Progress
 
@@ -118,7 +135,7 @@ def register(app: Any) -> None:
 
     @motion.command("eval")
     def eval_cmd(
-        kernel: Path = typer.Option(Path("motion_kernel.npz")),
+        kernel: Path = typer.Option(KERNEL),
         movies: int = typer.Option(50, help="held-out movies"),
         prune: float = typer.Option(1.0, help="keep 1/PRUNE of the weights (largest |w|)"),
         basis: str = typer.Option("split", help="pruning basis: split (W_s, W_d) or onoff"),
@@ -128,7 +145,13 @@ def register(app: Any) -> None:
             False, help="one motion per movie (the paper's test world) instead of switches"
         ),
     ) -> None:
-        """Per-time-step 36-class accuracy on held-out movies."""
+        """Per-time-step 36-class accuracy on held-out movies.
+
+        \b
+        Examples:
+            neuroplast motion eval --movies 50
+            neuroplast motion eval --prune 20 --constant
+        """
         import torch
         from rich.table import Table
 
@@ -162,7 +185,7 @@ def register(app: Any) -> None:
     @motion.command("run")
     def run_cmd(
         events: Path = typer.Argument(..., help=".npz, .npy, .raw (EVT 2/3) or .aedat4"),
-        kernel: Path = typer.Option(Path("motion_kernel.npz")),
+        kernel: Path = typer.Option(KERNEL),
         window: int = typer.Option(10, help="window of the direction map, ms"),
         width: int = typer.Option(0, help="sensor width if the file does not say"),
         height: int = typer.Option(0, help="sensor height if the file does not say"),
@@ -170,7 +193,13 @@ def register(app: Any) -> None:
         basis: str = typer.Option("split", help="pruning basis: split (W_s, W_d) or onoff"),
         plot: Path | None = typer.Option(None, help="PNG with direction maps over time"),
     ) -> None:
-        """Run the event-driven layer on a recording; print the motion over time."""
+        """Run the event-driven layer on a recording; print the motion over time.
+
+        \b
+        Examples:
+            neuroplast motion run recording.raw --plot directions.png
+            neuroplast motion run movie.npz --window 20
+        """
         import numpy as np
         from rich.table import Table
 

@@ -142,8 +142,7 @@ def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
     outs = int(np.prod(out_shape))
     return {
         "params": int(node.weight.size + node.bias.size),
-        "macs": nnz * 2 * pixels
-        + 2 * outs,  # 2 polarities/pixel x (nnz/2 taps x 2 orientations)
+        "macs": nnz * 2 * pixels + 2 * outs,  # 2 polarities/pixel x (nnz/2 taps x 2 orientations)
         "param_bytes": 4 * (node.weight.size + node.bias.size),
         "state_bytes": 2 * 4 * kt * outs,
     }

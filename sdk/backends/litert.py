@@ -100,6 +100,8 @@ class LiteRTBackend:
         else:
             self._np_shape = ns
         self._np_perm = (0, 2, 3, 1) if len(self._np_shape) == 4 else None
+        #: one sample in the caller's layout (channels first for ``layout="neuroplast"``)
+        self.sample_shape = self._np_shape[1:] if layout == "neuroplast" else self.native_shape[1:]
 
     @classmethod
     def from_graph(cls, graph: Any, io: str = "float", **kw: Any) -> LiteRTBackend:
@@ -108,6 +110,35 @@ class LiteRTBackend:
 
         kw.setdefault("layout", "neuroplast")
         return cls(tflite_bytes(graph, io=io), **kw)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per operator: ``name`` (its first output tensor), ``op``, ``shape``
+        (output), ``dtype``, ``params`` (elements of its constant inputs: weights, biases)."""
+        it = self.interpreter
+        tensors = {t["index"]: t for t in it.get_tensor_details()}
+        ops = it._get_ops_details()  # LiteRT's only per-operator listing
+        produced = {o for op in ops for o in op["outputs"]}
+        model_inputs = {t["index"] for t in it.get_input_details()}
+        rows = []
+        for op in ops:
+            if op["op_name"] == "DELEGATE":  # the interpreter's XNNPACK partition, not the model's
+                continue
+            out = tensors.get(int(op["outputs"][0])) if len(op["outputs"]) else None
+            consts = [
+                tensors[int(i)]
+                for i in op["inputs"]
+                if int(i) >= 0 and int(i) not in produced and int(i) not in model_inputs
+            ]
+            rows.append(
+                {
+                    "name": out["name"] if out else op["op_name"],
+                    "op": op["op_name"],
+                    "shape": tuple(int(d) for d in out["shape"]) if out else (),
+                    "dtype": np.dtype(out["dtype"]).name if out else "",
+                    "params": int(sum(np.prod(t["shape"]) for t in consts)),
+                }
+            )
+        return rows
 
     def run(self, x: Any) -> np.ndarray:
         """Run a batch ``(B, ...)`` (or one sample); returns ``(B, ...)``."""
