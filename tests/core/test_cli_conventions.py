@@ -140,7 +140,7 @@ def _check_example(root, line: str, visible: bool = False) -> None:
 def test_every_command_has_examples_and_clean_metavars(app, tree):
     root, cmds = tree
     runner = CliRunner()
-    for path, cmd in cmds.items():
+    for path in cmds:
         r = runner.invoke(app, [*path, "--help"], terminal_width=120)
         assert r.exit_code == 0, (path, r.output)
         out = r.output
