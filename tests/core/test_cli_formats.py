@@ -77,7 +77,6 @@ def test_info_lists_engine_models(models, capsys):
     from neuroplast.graph import cost
 
     graph_params = {r.name: r.params for r in cost(cnn.int_graph)}
-    }
     tfl = _run_json(["info", d / "cnn.tflite"], capsys)
     weighted = [
         r for r in tfl["rows"] if r["op"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
