@@ -9,6 +9,8 @@ Public API: the names in ``__all__``. Everything else is private.
 
 from __future__ import annotations
 
+import warnings
+
 # Functions share their submodule's name (lower, calibrate, train, export): importing
 # them here binds the package attribute to the function once, for good.
 from neuroplast.quantize.calibrate import calibrate
@@ -20,6 +22,11 @@ from neuroplast.quantize.qat import QATConfig, prepare
 from neuroplast.quantize.recipes import RECIPES, get_recipe, load_model, save_model
 from neuroplast.quantize.tflite_export import export_tflite
 from neuroplast.quantize.train import TrainConfig, evaluate, train
+
+# Brevitas warns at import that an optional CUDA kernel package (fast_hadamard_transform)
+# is missing; no neuroplast path uses it, so every export/train run would print noise.
+# (brevitas loads lazily, inside the functions above, so this filter is in place first.)
+warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
 
 __all__ = [
     "prepare",

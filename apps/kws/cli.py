@@ -84,12 +84,11 @@ def register(app: Any) -> None:
             neuroplast kws train --epochs 12
             neuroplast kws train --bits 4 --out kws4/
         """
-        from rich.progress import Progress
-
         from neuroplast.apps.kws.lower import from_model
         from neuroplast.apps.kws.model import KwsNetConfig
         from neuroplast.apps.kws.pipeline import PipelineConfig, load_features, save_deployment
         from neuroplast.apps.kws.train import TrainConfig, evaluate, set_threads, train
+        from neuroplast.progress import Progress
 
         set_threads(threads)
         pc = PipelineConfig()
@@ -101,15 +100,16 @@ def register(app: Any) -> None:
             learn_delays=not zero_delays,
             weight_bits=bits,
         )
-        with Progress() as prog:
-            task = prog.add_task("training", total=epochs)
+        done = []
+        with Progress("training (epochs)", total=epochs, every_s=0) as bar:
             res = train(
                 *F["train"],
                 *F["val"],
                 net,
                 TrainConfig(epochs=epochs, threads=threads),
-                progress=lambda r: prog.update(
-                    task, advance=1, description=f"val {r['val_acc']:.3f}"
+                progress=lambda r: (
+                    done.append(r),
+                    bar.update(len(done), f"val {r['val_acc']:.3f}"),
                 ),
             )
         out.mkdir(parents=True, exist_ok=True)

@@ -107,21 +107,22 @@ def register(app: Any) -> None:
             neuroplast motion train --movies 64 --epochs 4
         """
         import torch
-        from rich.progress import Progress
 
         from neuroplast.apps.motion.experiments import make_dataset, sensor_setup
         from neuroplast.apps.motion.model import HDParams, TrainParams, train_hd
+        from neuroplast.progress import Progress
 
         torch.set_num_threads(1)
-        with Progress(transient=True) as prog:
-            task = prog.add_task("simulating", total=None)
+        with Progress(f"simulating {movies} movies") as bar:
+            bar.update(0)
             x, y, _ = make_dataset(
                 range(seed * 100_000, seed * 100_000 + movies), *sensor_setup(size, threshold)
             )
-            prog.update(task, description="training", total=1)
+            bar.update(movies, total=movies)
+        with Progress("training (steps)") as bar:
 
             def cb(step: int, total: int, loss: float) -> None:
-                prog.update(task, completed=step / total, description=f"loss {loss:.3f}")
+                bar.update(step, f"loss {loss:.3f}", total=total)
 
             kern, losses = train_hd(
                 list(x),

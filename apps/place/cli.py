@@ -111,8 +111,6 @@ def register(app: Any) -> None:
         """
         from dataclasses import replace
 
-        from rich.progress import Progress
-
         from neuroplast.apps.place.ensemble import (
             EnsembleParams,
             calibrate_threshold,
@@ -121,6 +119,7 @@ def register(app: Any) -> None:
         from neuroplast.apps.place.export import save_ensemble_bundle
         from neuroplast.apps.place.module import PlaceParams
         from neuroplast.apps.place.preprocess import preprocess_batch
+        from neuroplast.progress import Progress
 
         if nordland and refs == "ref_a,ref_b":
             refs, query = "spring,fall", "summer" if query == "query" else query
@@ -130,8 +129,7 @@ def register(app: Any) -> None:
             place=PlaceParams(neurons_per_place=neurons, epochs=epochs),
         )
         ids = ref_t[0].place_ids
-        with Progress(console=_console()) as prog:
-            task = prog.add_task("learning regions", total=-(-len(ids) // region_size))
+        with Progress("learning regions", total=-(-len(ids) // region_size), every_s=5) as prog:
             ens = train_ensemble(
                 np.stack([t.images for t in ref_t]),
                 ids,
@@ -139,7 +137,7 @@ def register(app: Any) -> None:
                 workers=workers,
                 ray_address=ray,
                 seed=seed,
-                progress=lambda done, total: prog.update(task, completed=done),
+                progress=lambda done, total: prog.update(done, total=total),
             )
         pp = params.place.preprocess
         ens = ens.with_reference_stats(

@@ -51,13 +51,13 @@ def learn_from_file(
     if seq.ndim < 2:
         raise DataError(f"inputs must be (T, *input_shape), got shape {seq.shape}")
     rt.learn(True)
-    steps = range(seq.shape[0])
-    if progress:
-        from rich.progress import track
+    from neuroplast.progress import Progress
 
-        steps = track(steps, description="learning")
-    for t in steps:
-        rt.step(seq[t], reward=reward)
+    with Progress("learning (steps)", total=seq.shape[0], live=None if progress else False) as bar:
+        for t in range(seq.shape[0]):
+            rt.step(seq[t], reward=reward)
+            if progress and (t % 100 == 99 or t == seq.shape[0] - 1):
+                bar.update(t + 1)
     if state_out is not None:
         rt.save_state(state_out)
     return rt.plasticity.stats(rt)
