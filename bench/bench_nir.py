@@ -6,7 +6,10 @@ A fixed-random 64-128-10 LIF network (dt = 1e-4 s, tau 2 ms / 4 ms) runs T steps
   * snnTorch ``import_from_nir`` of our ``r_mode="spec"`` export,
   * Norse ``from_nir(dt=1e-4)`` of our ``r_mode="fold"`` export;
 and the reverse direction: a network built in snnTorch, exported with its
-``export_to_nir``, imported by ``neuroplast.quantize.nir.read`` and run by neuroplast.
+``export_to_nir`` (then ``snntorch.utils.reset``: the export traces the net and leaves its
+hidden membranes non-zero), imported by ``neuroplast.quantize.nir.read`` and run by
+neuroplast. Also the time-step trap: the same net at dt = 1e-3 s exported as is (snnTorch
+steps at 1e-4 s; export warns) and with ``time_step=1e-4``.
 Reported: fraction of identical spikes (all neurons x steps), max membrane difference
 (relative to max(1, |v|)), wall time per step, and ratios to neuroplast.
 
@@ -22,6 +25,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -35,7 +39,7 @@ from neuroplast.runtime import Runtime  # noqa: E402
 DT = 1e-4
 
 
-def _net() -> Graph:
+def _net(dt: float = DT) -> Graph:
     rng = np.random.default_rng(0)
     return Graph.sequential(
         [
@@ -57,7 +61,7 @@ def _net() -> Graph:
             ),  # fmt: skip
             ("n2", LIF(tau_mem=np.float32(4e-3), v_th=np.float32(1.0))),
         ],
-        dt=DT,
+        dt=dt,
     )
 
 
@@ -70,6 +74,7 @@ def main() -> None:
     import norse.torch as nt
     import snntorch as snn
     import torch
+    from snntorch import utils as snn_utils
     from snntorch.export_nir import export_to_nir
     from snntorch.import_nir import import_from_nir
 
@@ -138,6 +143,7 @@ def main() -> None:
         snet[0].weight.mul_(4.0)
         snet[2].weight.mul_(4.0)
     nir.write(str(tmp / "snn.nir"), export_to_nir(snet, torch.zeros(1, 64), ignore_dims=[0]))
+    snn_utils.reset(snet)
     theirs = []
     with torch.no_grad():
         for t in range(steps):
@@ -148,6 +154,22 @@ def main() -> None:
     ours = np.asarray(Runtime(g2).run(x)).reshape(theirs.shape)
     out["import_snntorch_export"] = {"spikes_snntorch": int(theirs.sum()), "spikes_neuroplast": int(ours.sum()),
                                      "agreement": float((ours == theirs).mean()), "dt_inferred": g2.dt}  # fmt: skip
+    # the time-step trap: a dt = 1e-3 s net read by snnTorch (1e-4 s), and the fix
+    g3 = _net(dt=1e-3)
+    ref3 = np.asarray(Runtime(g3).run(x)).reshape(steps, -1)
+    trap = {"spikes_neuroplast": int(ref3.sum())}
+    for key, ts in (("default_time_step", None), ("time_step_1e-4", 1e-4)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            path = export_nir(g3, tmp / f"{key}.nir", time_step=ts)
+        net3, got = import_from_nir(nir.read(str(path))), []
+        with torch.no_grad():
+            for t in range(steps):
+                o = net3(torch.from_numpy(x[t : t + 1]))
+                got.append((o[0] if isinstance(o, tuple) else o).numpy().ravel())
+        trap[key] = {"snntorch_agreement": float((np.array(got) == ref3).mean()),
+                     "warned": any("snnTorch" in str(w.message) for w in caught)}  # fmt: skip
+    out["dt_1e-3_in_snntorch"] = trap
     for k in ("snntorch", "norse"):
         rows[k]["time_ratio_vs_neuroplast"] = rows[k]["s_per_step"] / t_np
     out["runs"] = rows
@@ -166,6 +188,10 @@ def main() -> None:
         imp = out["import_snntorch_export"]
         Console().print(f"snnTorch export_to_nir -> neuroplast: agreement {imp['agreement']:.4f} "
                         f"({imp['spikes_neuroplast']} vs {imp['spikes_snntorch']} spikes, dt {imp['dt_inferred']:.1e})")  # fmt: skip
+        tr = out["dt_1e-3_in_snntorch"]
+        Console().print(f"dt = 1e-3 s net in snnTorch: default export {tr['default_time_step']['snntorch_agreement']:.4f} "
+                        f"(warned: {tr['default_time_step']['warned']}), time_step=1e-4 "
+                        f"{tr['time_step_1e-4']['snntorch_agreement']:.4f}")  # fmt: skip
     except ImportError:
         print(json.dumps(out, indent=1))
     res = Path(__file__).resolve().parent / "results" / "nir.json"

@@ -32,11 +32,11 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from neuroplast.export.tflite import export_tflite  # noqa: E402
 from neuroplast.quant import quantize  # noqa: E402
 from neuroplast.quantize import evaluate, lower, prepare, train  # noqa: E402
 from neuroplast.quantize.onnx_export import export_float_onnx  # noqa: E402
 from neuroplast.quantize.recipes import digits_data, get_recipe  # noqa: E402
-from neuroplast.quantize.tflite_export import export_tflite  # noqa: E402
 from neuroplast.runtime import Runtime  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "qat.json"

@@ -119,6 +119,12 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                 (
                     f"{_pct(d['runs']['snntorch']['agreement'])} / {_pct(d['runs']['norse']['agreement'])} identical spikes; "
                     f"snnTorch-exported net in neuroplast {_pct(d['import_snntorch_export']['agreement'])}"
+                    + (
+                        f"; a dt=1e-3 s net in snnTorch {_pct(t['default_time_step']['snntorch_agreement'])} "
+                        f"(export warns), {_pct(t['time_step_1e-4']['snntorch_agreement'])} with time_step=1e-4"
+                        if (t := d.get("dt_1e-3_in_snntorch"))
+                        else ""
+                    )
                 ),
                 "bench_nir.py",
             )

@@ -40,13 +40,14 @@ Energy per step (J): ``latency * active_power_w`` for CPU boards;
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from neuroplast.boards.chips import check_graph as check_chip
+from neuroplast.boards.chips import chip_target
 from neuroplast.boards.profile import BoardProfile, load_profile
 from neuroplast.errors import BoardError, BundleError, NeuroplastError
 from neuroplast.graph.cost import COST
@@ -68,10 +69,6 @@ __all__ = [
 #: 35.5 MiB measured on the x86-64 host from /proc/self/statm (bench/fit_table.py re-measures it);
 #: budgeted at 48 MB for aarch64 boards, whose numpy wheel links a larger OpenBLAS.
 PYTHON_RUNTIME_BYTES = 48 * 1024 * 1024
-
-# Node kinds a neuromorphic core maps as synapses or routing rather than neurons.
-_SYNAPSE_KINDS = ("Input", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten")
-_DELAY_KINDS = ("Delay", "DelayLinear")
 
 
 @dataclass(frozen=True)
@@ -236,7 +233,7 @@ def runtime_targets(prof: BoardProfile, mode: str) -> list[str]:
     elif runtime == "firmware":
         names = ["runtime-int", "firmware"]
     else:
-        names = ["sfq"] if prof.kind == "sfq" else ["nir"]
+        names = [chip_target(prof)]
     load_plugins()
     missing = [t for t in names if t not in TARGETS]
     if missing:
@@ -309,7 +306,9 @@ def fit_graph(
     warnings: list[str] = []
     # The capability matrix first: never estimate (or say "fits") for what cannot run.
     refused = [str(r) for r in COST.refusals(graph)]
-    for t in runtime_targets(prof, mode):
+    # spiking chips: their exporter target and the chip table, the check `neuroplast check` runs
+    chip = check_chip(graph, prof) if runtime == "neuromorphic" else None
+    for t in runtime_targets(prof, mode) if chip is None else ():
         found = get_target(t).refusals(graph)
         if found:
             refused += [str(r) for r in found]
@@ -321,6 +320,8 @@ def fit_graph(
                     f"(neuroplast export --to {alt[0]})"
                 )
             break
+    if chip is not None:
+        refused += [str(v) for v in chip.errors if v.rule == "target"]
     if refused:
         return _refused_report(graph, prof, runtime, mode, refused)
     rows = graph_cost(graph, input_rate)
@@ -439,8 +440,12 @@ def fit_graph(
     # --- backend and neuromorphic limits
     if runtime == "numpy" and "numpy" not in prof.backends:
         reasons.append(f"{prof.name} lists no numpy backend")
-    if runtime == "neuromorphic":
-        _check_neuromorphic(graph, rows, prof, plastic, learning, reasons, warnings)
+    if chip is not None:
+        reasons += [str(v) for v in chip.errors]
+        warnings += [str(v) for v in chip.warnings]
+        if learning and plastic and not prof.neuromorphic.on_chip_learning:
+            warnings.append(f"{prof.name} has no on-chip learning: rules on "
+                            f"{', '.join(plastic)} must run off-chip")  # fmt: skip
 
     # --- latency and energy
     c = prof.cost
@@ -542,77 +547,6 @@ def macs_as_synops(rows: list[Any], input_rate: float | dict[str, float]) -> int
     return int(round(total))
 
 
-def _check_neuromorphic(
-    graph: Any,
-    rows: list[Any],
-    prof: BoardProfile,
-    plastic: dict[str, list[str]],
-    learning: bool,
-    reasons: list[str],
-    warnings: list[str],
-) -> None:
-    lim = prof.neuromorphic
-    if lim is None:  # profile validation requires the table for these kinds
-        raise BoardError(f"{prof.name}: neuromorphic board without a [neuromorphic] table")
-    allowed = set(_SYNAPSE_KINDS) | set(lim.neuron_types)
-    cores_used = 0
-    for r in rows:
-        node = graph.nodes[r.name]
-        kind = r.kind
-        if kind in _DELAY_KINDS:
-            if not lim.synaptic_delays:
-                reasons.append(f"layer '{r.name}': {kind} (synaptic delays) is not supported")
-            continue
-        if kind not in allowed:
-            reasons.append(
-                f"layer '{r.name}': node kind {kind} is not supported "
-                f"(supported neurons: {', '.join(lim.neuron_types)})"
-            )
-            continue
-        if node.neuron:
-            n = int(np.prod(r.out_shape))
-            cores_used += math.ceil(n / lim.neurons_per_core)
-        w = getattr(node, "weight", None)
-        if w is not None:
-            fan_in = int(np.prod(w.shape[1:]))  # Linear: n_in; Conv: c_in/groups x kernel
-            if fan_in > lim.fan_in:
-                reasons.append(
-                    f"layer '{r.name}': fan-in {fan_in} exceeds {lim.fan_in} synapses per neuron"
-                )
-            q = getattr(node, "weight_q", None)
-            if q is None:
-                warnings.append(
-                    f"layer '{r.name}': float weights; quantize to <= {lim.weight_bits} bits"
-                )
-            elif q.bits > lim.weight_bits:
-                reasons.append(
-                    f"layer '{r.name}': {q.bits}-bit weights exceed the chip's {lim.weight_bits} bits"
-                )
-    neurons = sum(int(np.prod(r.out_shape)) for r in rows if graph.nodes[r.name].neuron)
-    if neurons > lim.max_neurons:
-        reasons.append(f"neurons: {neurons} exceed the chip's {lim.max_neurons}")
-    if cores_used > lim.cores:
-        reasons.append(
-            f"cores: layers need {cores_used} cores of {lim.neurons_per_core} neurons, "
-            f"chip has {lim.cores}"
-        )
-    if lim.max_inputs is not None:
-        for name in graph.inputs:
-            n_in = int(np.prod(graph.nodes[name].shape))
-            if n_in > lim.max_inputs:
-                reasons.append(f"input '{name}': {n_in} channels exceed {lim.max_inputs}")
-    if lim.max_outputs is not None:
-        shapes = graph.shapes()
-        for name in graph.outputs:
-            n_out = int(np.prod(shapes[name]))
-            if n_out > lim.max_outputs:
-                reasons.append(f"output '{name}': {n_out} neurons exceed {lim.max_outputs}")
-    if learning and plastic and not lim.on_chip_learning:
-        warnings.append(
-            f"{prof.name} has no on-chip learning: rules on {', '.join(plastic)} must run off-chip"
-        )
-
-
 # ------------------------------------------------------------------ bundles
 def _load_bundle(path: str | os.PathLike) -> Any:
     p = os.fspath(path)
@@ -620,10 +554,12 @@ def _load_bundle(path: str | os.PathLike) -> Any:
         raise BoardError(f"bundle not found: {p}")
     try:
         from neuroplast.bundle import load_bundle
+        from neuroplast.formats import read_graph
     except ImportError as e:  # pragma: no cover - core not installed
         raise BoardError(f"cannot read bundles: {e}") from e
     try:
-        return load_bundle(p)
+        # a bundle (folder / .zip), or a model file with a registered reader (.nir)
+        return load_bundle(p) if os.path.isdir(p) or p.lower().endswith(".zip") else read_graph(p)
     except NeuroplastError:
         raise
     except Exception as e:  # a bundle reader bug must still name the file

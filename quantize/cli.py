@@ -22,6 +22,12 @@ def register(app: Any) -> None:
         bits: int = typer.Option(None, "--bits", help="Weight bits (must match the checkpoint)."),
         output: Path = typer.Option(..., "--out", "-o", help="Output file or folder."),
         io: str = typer.Option("float", "--io", help="TFLite input/output type: float | int8"),
+        nir_time_step: float = typer.Option(
+            None, "--nir-time-step", help="NIR: the file's time step in s (default: the model's dt)"
+        ),
+        nir_r_mode: str = typer.Option(
+            "spec", "--nir-r-mode", help="NIR: spec | fold (input gains in the weights, for Norse)"
+        ),
     ) -> None:
         """Export a QAT checkpoint to ONNX (QCDQ), TFLite int8, a bundle, NIR or SFQ.
 
@@ -30,15 +36,27 @@ def register(app: Any) -> None:
             neuroplast export model.pt --to tflite -o model.tflite
             neuroplast export model.pt --to bundle -o model.zip
         """
+        import warnings
+
         from rich.console import Console
 
+        from neuroplast.quantize import quiet_third_party
         from neuroplast.quantize.export import EXPORTERS, export
         from neuroplast.quantize.recipes import load_model
 
         qat, recipe = load_model(model, weight_bits=bits)
-        opts = {"io": io} if to == "tflite" else {}
-        with Console().status(f"exporting {model.name} -> {to} ({EXPORTERS.get(to)})"):
+        opts: dict[str, Any] = {"io": io} if to == "tflite" else {}
+        if to == "nir":
+            opts.update(time_step=nir_time_step, r_mode=nir_r_mode)
+        with (
+            Console().status(f"exporting {model.name} -> {to} ({EXPORTERS.get(to)})"),
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("always", UserWarning)
+            quiet_third_party()
             out = export(qat, output, to=to, example_input=recipe.example_input(), **opts)
+        for w in caught:  # e.g. NIRPeerWarning: a peer would misread the file
+            Console(stderr=True).print(f"[yellow]warning:[/yellow] {w.message}")
         size = (
             sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
             if out.is_dir()

@@ -3,9 +3,11 @@
 Graph-based exporters take the lowered :class:`~neuroplast.graph.Graph`
 (``bundle``, ``tflite``, ``nir``, ``sfq``); ``onnx`` takes the Brevitas QAT model
 itself (QCDQ export keeps the float fake-quant semantics that onnxruntime runs), or,
-given a Graph, writes ONNX QDQ from the graph (:mod:`neuroplast.quantize.onnx_graph`).
+given a Graph, writes ONNX QDQ from the graph (:mod:`neuroplast.export.onnx`).
 Each entry names its implementation as ``"module:function"`` and is imported only
-when used, so no exporter's heavy dependency loads unless it is asked for.
+when used, so no exporter's heavy dependency loads unless it is asked for. Whichever
+path is taken, the format's target (:mod:`neuroplast.targets`) sees the lowered graph
+first and refuses what it cannot express in one line, before anything is written.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ class Exporter(Protocol):
 @dataclass(frozen=True)
 class ExporterSpec:
     """An exporter: ``target`` = ``"module:function"``; ``needs`` = ``"graph"`` or
-    ``"model"``; ``suffix`` = the usual file suffix ('' for a folder)."""
+    ``"model"``; ``suffix`` = the usual file suffix ('' for a folder); ``dt`` = the time
+    step (s) a per-step spiking model (``beta``, no physical time) is lowered with."""
 
     target: str
     needs: str
     suffix: str
     description: str
+    dt: float = 1e-3
 
     def load(self) -> Exporter:
         mod, fn = self.target.split(":")
@@ -52,23 +56,31 @@ def export_bundle(graph: Any, path: str | os.PathLike, mode: str = "int", **kw: 
     return Path(save_bundle(path, graph, mode=mode, **kw))
 
 
-def _onnx(model: Any, path: str | os.PathLike, example_input: Any = None, **_: Any) -> Path:
+def _onnx(source: Any, path: str | os.PathLike, example_input: Any = None, **_: Any) -> Path:
+    """ONNX QCDQ of a QAT model (Brevitas), or ONNX QDQ written from a Graph."""
+    from neuroplast.graph import Graph
+
+    if isinstance(source, Graph):
+        from neuroplast.export.onnx import export_onnx_graph
+
+        return export_onnx_graph(source, path)
     from neuroplast.quantize.onnx_export import export_onnx
 
-    if example_input is None:
-        raise ExportError("onnx export needs example_input (a tensor with the input shape)")
-    return export_onnx(model, example_input, path)
+    return export_onnx(source, example_input, path)
 
 
 EXPORTERS: dict[str, ExporterSpec] = {
     "bundle": ExporterSpec(
         "neuroplast.quantize.export:export_bundle", "graph", ".zip", "neuroplast bundle"
     ),
-    "onnx": ExporterSpec("neuroplast.quantize.export:_onnx", "model", ".onnx", "ONNX QCDQ"),
-    "tflite": ExporterSpec(
-        "neuroplast.quantize.tflite_export:export_tflite", "graph", ".tflite", "TFLite int8"
+    "onnx": ExporterSpec(
+        "neuroplast.quantize.export:_onnx", "model", ".onnx", "ONNX QCDQ (model) / QDQ (Graph)"
     ),
-    "nir": ExporterSpec("neuroplast.quantize.nir:export_nir", "graph", ".nir", "NIR graph"),
+    "tflite": ExporterSpec(
+        "neuroplast.export.tflite:export_tflite", "graph", ".tflite", "TFLite int8"
+    ),
+    # snnTorch's NIR importer steps at a hard-coded 1e-4 s: lower per-step models at that dt
+    "nir": ExporterSpec("neuroplast.quantize.nir:export_nir", "graph", ".nir", "NIR graph", 1e-4),
     "sfq": ExporterSpec(
         "neuroplast.quantize.sfq:export_sfq", "graph", ".json", "SFQ pulse netlist"
     ),
@@ -80,7 +92,7 @@ def export(
     path: str | os.PathLike,
     to: str,
     example_input: Any = None,
-    dt: float = 1e-3,
+    dt: float | None = None,
     **options: Any,
 ) -> Path:
     """Export a QAT model (or an already lowered Graph) to format ``to``.
@@ -90,40 +102,36 @@ def export(
         path: output file/folder.
         to: a key of :data:`EXPORTERS`.
         example_input: input tensor (needed to lower a model and for ONNX).
-        dt: time step for lowering spiking models.
+        dt: time step (s) for lowering spiking models (default: the format's
+            :attr:`ExporterSpec.dt`, 1e-4 s for NIR, else 1e-3 s).
         options: passed to the exporter (e.g. ``io="int8"`` for tflite).
 
     Raises:
         ExportError: unknown format, or the model cannot be expressed in it.
     """
     from neuroplast.graph import Graph
+    from neuroplast.targets import TARGETS, load_plugins
 
     if to not in EXPORTERS:
         raise ExportError(f"unknown export format {to!r}; choose one of {sorted(EXPORTERS)}")
     spec = EXPORTERS[to]
     fn = spec.load()
-    if spec.needs == "model":
-        if isinstance(model, Graph) and to == "onnx":
-            # no QAT model at hand: write ONNX QDQ straight from the graph
-            from neuroplast.quantize.onnx_graph import export_onnx_graph
-
-            return export_onnx_graph(model, path)
-        if isinstance(model, Graph):
-            raise ExportError(f"{to} export needs the QAT model, not a lowered Graph")
-        return Path(fn(model, path, example_input=example_input, **options))
-    if isinstance(model, Graph):
-        graph = model
-    else:
+    graph = model if isinstance(model, Graph) else None
+    if graph is None:
+        if example_input is None:
+            raise ExportError(f"{to} export needs example_input (a tensor with the input shape)")
         from neuroplast.quantize.lower import lower
 
-        if example_input is None:
-            raise ExportError(
-                "lowering a model needs example_input (a tensor with the input shape)"
-            )
-        graph = lower(model, example_input, dt=dt)
-    from neuroplast.targets import TARGETS, load_plugins
-
+        try:
+            graph = lower(model, example_input, dt=spec.dt if dt is None else dt)
+        except ExportError:
+            if spec.needs == "graph":
+                raise
+            # not lowerable (yet): the model exporter reads the model itself and says
+            # what it cannot export
     load_plugins()
-    if to in TARGETS:  # refuse what the format cannot express before writing anything
+    if graph is not None and to in TARGETS:  # refuse what the format cannot express first
         TARGETS[to].require(graph)
+    if spec.needs == "model" and not isinstance(model, Graph):
+        return Path(fn(model, path, example_input=example_input, **options))
     return Path(fn(graph, path, **options))

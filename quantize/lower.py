@@ -11,18 +11,36 @@ the QAT model used, so the integer runtime reproduces the QAT model:
   following ReLU's) quantizer; a following ``QuantReLU`` also emits a ``ReLU`` node;
 * ``MaxPool2d``/``QuantAvgPool2d``/``Flatten`` -> the same IR nodes;
 * :class:`~neuroplast.quantize.qat.QuantLIF` -> ``LIF`` with
-  ``tau_mem = dt / (1 - beta)`` and ``v_q`` = the feeding layer's current spec.
+  ``tau_mem = dt / (1 - beta)`` and ``v_q`` = the feeding layer's current spec;
+* a DCLS delay layer (any module with ``weight_and_scale()``, ``int_delays()`` and
+  ``bits``, such as the KWS ``DelayQuantLinear``) -> ``DelayLinear`` (:func:`delay_layer`,
+  :func:`delay_linear`): integer weights ``w_q``, per-tensor scale ``s``, integer delays
+  ``round(p)``, and a 32-bit current ``out_q`` at scale ``s_in * s``, so that with a spike
+  input (scale 1) the requantization multiplier is exactly 1.
+
+:func:`delay_chain` builds the spiking delay network ``Input -> [DelayLinear -> LIF]* ->
+DelayLinear -> LI`` from plain arrays (:class:`DelayLayer`, no torch), as saved for a
+device (the KWS deployment).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from neuroplast.errors import ExportError
+from neuroplast.errors import ExportError, GraphError
 
-__all__ = ["lower", "act_spec", "weight_spec"]
+__all__ = [
+    "lower",
+    "act_spec",
+    "weight_spec",
+    "DelayLayer",
+    "delay_layer",
+    "delay_linear",
+    "delay_chain",
+]
 
 
 def _f32(x: Any) -> float:
@@ -84,6 +102,99 @@ def _bias(layer: Any, in_spec: Any, w_spec: Any) -> np.ndarray | None:
     s_b = np.float64(np.float32(in_spec.scale)) * s_w.astype(np.float64)
     bq = bias_to_int32(layer.bias.detach().double().numpy(), in_spec.scale, s_w)
     return (bq * s_b).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class DelayLayer:
+    """One delayed fully connected layer as plain arrays: ``weight_q (out, in)`` integer
+    codes (float weights when ``bits == 0``), per-tensor ``scale``, ``delay`` int steps."""
+
+    weight_q: np.ndarray
+    scale: float
+    delay: np.ndarray
+    bits: int
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Dequantized weight ``scale * weight_q`` (float32)."""
+        return (self.weight_q.astype(np.float64) * self.scale).astype(np.float32)
+
+
+def delay_layer(module: Any) -> DelayLayer:
+    """Read a DCLS delay layer (``weight_and_scale() -> (w, s)``, ``int_delays()``,
+    ``bits``; 0 = float weights) into a :class:`DelayLayer`."""
+    import torch
+
+    with torch.no_grad():
+        w, s = module.weight_and_scale()
+        delay = module.int_delays().numpy().astype(np.int32)
+        if module.bits:
+            wq = torch.round(w / s).to(torch.int64).numpy()
+            return DelayLayer(wq, float(np.float32(float(s))), delay, int(module.bits))
+        return DelayLayer(w.numpy().astype(np.float64), 1.0, delay, 0)
+
+
+def delay_linear(layer: DelayLayer, in_scale: float | None = 1.0) -> Any:
+    """The ``DelayLinear`` node of ``layer``; ``in_scale``: the input's activation scale
+    (``None``: a float graph without quantization metadata)."""
+    from neuroplast.graph import DelayLinear
+    from neuroplast.quant import QuantSpec
+
+    if layer.weight_q.shape != layer.delay.shape:
+        raise GraphError(f"weight {layer.weight_q.shape} and delay {layer.delay.shape} differ")
+    wq = oq = None
+    if in_scale is not None:
+        if layer.bits not in (2, 4, 8):
+            raise GraphError(
+                f"an integer DelayLinear needs 2-, 4- or 8-bit weights, got {layer.bits}"
+            )
+        wq = QuantSpec(bits=layer.bits, scale=float(layer.scale), narrow=True)
+        oq = QuantSpec(bits=32, scale=float(in_scale * layer.scale))
+    return DelayLinear(weight=layer.weight, delay=layer.delay, weight_q=wq, out_q=oq)
+
+
+def _tau(beta: float, dt: float) -> float:
+    if not 0.0 <= beta < 1.0:
+        raise GraphError(f"membrane decay beta must be in [0, 1), got {beta}")
+    return dt / (1.0 - beta)
+
+
+def delay_chain(
+    layers: tuple[DelayLayer, ...] | list[DelayLayer],
+    *,
+    beta: float,
+    beta_out: float,
+    v_th: float,
+    dt: float,
+    quantized: bool = True,
+) -> Any:
+    """``Input (0/1 spikes) -> [DelayLinear -> LIF]* -> DelayLinear -> LI``: hidden LIF
+    with ``tau = dt / (1 - beta)``, threshold ``v_th``, hard reset to 0; a leaky readout
+    with ``beta_out``. ``quantized``: integer metadata (membranes in the layer's weight
+    scale, the recurrence the QAT model trains with), else a float graph."""
+    from neuroplast.graph import LI, LIF, Graph, Input
+    from neuroplast.quant import QuantSpec
+
+    if not layers:
+        raise GraphError("a delay chain needs at least one layer")
+    spikes = QuantSpec(bits=8, scale=1.0, zero_point=0) if quantized else None
+    nodes: list[tuple[str, Any]] = [
+        ("input", Input(shape=(layers[0].weight_q.shape[1],), quant=spikes))
+    ]
+    for i, layer in enumerate(layers, start=1):
+        try:
+            nodes.append((f"fc{i}", delay_linear(layer, 1.0 if quantized else None)))
+        except GraphError as e:
+            raise GraphError(f"layer {i}: {e}") from None
+        n = layer.weight_q.shape[0]
+        vq = QuantSpec(bits=32, scale=float(layer.scale)) if quantized else None
+        if i < len(layers):
+            nodes.append((f"lif{i}", LIF(tau_mem=np.full(n, _tau(beta, dt), np.float32),
+                                         v_th=np.full(n, v_th, np.float32), v_reset=np.zeros(n, np.float32),
+                                         reset="zero", v_q=vq)))  # fmt: skip
+        else:
+            nodes.append(("out", LI(tau_mem=np.full(n, _tau(beta_out, dt), np.float32), v_q=vq)))
+    return Graph.sequential(nodes, dt=dt)
 
 
 def lower(qat_model: Any, example_input: Any, dt: float = 1e-3, name: str = "") -> Any:
@@ -161,6 +272,10 @@ def lower(qat_model: Any, example_input: Any, dt: float = 1e-3, name: str = "") 
                 isinstance(m, qnn.QuantIdentity) and spiking and isinstance(layers[i - 1], QuantLIF)
             ):
                 cur = act_spec(m.act_quant)  # spikes: scale 1, nothing to emit
+            elif all(hasattr(m, a) for a in ("weight_and_scale", "int_delays", "bits")):
+                node = delay_linear(delay_layer(m), cur.scale)  # a DCLS delay layer
+                add("DelayLinear", node)
+                cur = node.out_q
             elif isinstance(m, QuantLIF):
                 beta = m.beta
                 lif_kw: dict[str, Any] = dict(
@@ -196,7 +311,8 @@ def lower(qat_model: Any, example_input: Any, dt: float = 1e-3, name: str = "") 
             else:
                 raise ExportError(
                     f"lower: {where} has no Graph IR equivalent (supported: QuantLinear, "
-                    "QuantConv1d/2d + QuantReLU, MaxPool2d, QuantAvgPool2d, Flatten, QuantLIF)"
+                    "QuantConv1d/2d + QuantReLU, MaxPool2d, QuantAvgPool2d, Flatten, QuantLIF, "
+                    "DCLS delay layers)"
                 )
             i += 1
     finally:

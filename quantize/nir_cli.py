@@ -20,7 +20,9 @@ def print_nir_info(path: str | Path) -> dict[str, Any]:
     from neuroplast.quantize.nir import describe_nir
 
     info = describe_nir(path)
-    t = Table(title=f"{info['path']}  (NIR {info['nir_version']}, dt={info['dt']})")
+    t = Table(
+        title=f"{info['path']}  (NIR {info['nir_version']}, dt={info['dt']}, time step={info['time_step']})"
+    )
     for col in ("node", "type", "shape", "params", "quant"):
         t.add_column(col)
     for r in info["nodes"]:

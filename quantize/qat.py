@@ -14,8 +14,8 @@ use (see ``docs/CONTRIBUTING-contract.md``):
   (the ReLU is the clamp at 0); otherwise by a signed one; a layer feeding a
   :class:`LIF` outputs a signed 16-bit *current* (zero point 0);
 * ``MaxPool``/``Flatten`` pass the quantized grid through unchanged;
-  ``AvgPool2d`` re-rounds the mean onto its input grid (half away from zero, as
-  LiteRT's int8 ``AVERAGE_POOL_2D``) so QAT sees the integer behaviour;
+  ``AvgPool2d`` re-rounds the mean onto its input grid (half away from zero on the
+  int8 codes, as LiteRT's int8 ``AVERAGE_POOL_2D``) so QAT sees the integer behaviour;
 * :class:`LIF` becomes :class:`QuantLIF`, which runs the integer LIF recurrence
   ``v = v_reset + round((v - v_reset) * beta_q / 2^15) + i`` in units of the input
   current's scale, with a fast-sigmoid surrogate gradient for the spike.
@@ -181,8 +181,9 @@ def _torch_classes() -> dict[str, type]:
 
     class QuantAvgPool2d(torch.nn.Module):
         """Average pooling that stays on its input's integer grid:
-        ``q_out = round_half_away(mean(q_in))`` with the input's scale and zero point,
-        which is what LiteRT's int8 ``AVERAGE_POOL_2D`` computes (zero point 0 inputs)."""
+        ``c_out = round_half_away(mean(c_in))`` on the int8 codes ``c`` (an unsigned
+        tensor's codes shifted by ``-2^(bits-1)``), with the input's scale and zero point:
+        what LiteRT's int8 ``AVERAGE_POOL_2D`` and the integer runtime compute."""
 
         def __init__(self, kernel_size: Any, stride: Any = None) -> None:
             super().__init__()
@@ -193,10 +194,13 @@ def _torch_classes() -> dict[str, type]:
             if not isinstance(x, IntQuantTensor):
                 # quantization disabled (Brevitas calibration mode): plain float pooling
                 return torch.nn.functional.avg_pool2d(x, self.kernel_size, self.stride)
-            # integer codes first (exact), so ties of the mean are exact ties
-            q = _ste_round_even(x.value / x.scale)
+            # integer codes first (exact), so ties of the mean are exact ties; the int8
+            # code is c = q + zp - off (off = 2^(bits-1) for an unsigned tensor)
+            off = 0 if x.signed else 2.0 ** (float(x.bit_width) - 1)
+            shift = x.zero_point - off
+            q = _ste_round_even(x.value / x.scale) + shift
             m = torch.nn.functional.avg_pool2d(q, self.kernel_size, self.stride)
-            v = _ste_round_half_away(m) * x.scale
+            v = (_ste_round_half_away(m) - shift) * x.scale
             return IntQuantTensor(v, x.scale, x.zero_point, x.bit_width, x.signed, x.training)
 
     class QATSequential(torch.nn.Sequential):

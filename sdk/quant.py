@@ -1,16 +1,17 @@
 """Quantization metadata and the fixed-point arithmetic of the integer runtime.
 
-The integer path is the living definition that the C firmware, the TFLite export and
-the SFQ simulation must match bit for bit. Requantization follows LiteRT's
-single-rounding scheme (``TFLITE_SINGLE_ROUNDING``)::
+The integer path is the living definition that the C firmware and the TFLite export
+must match bit for bit (the SFQ netlist is rate-coded, not integer arithmetic).
+Requantization follows LiteRT's single-rounding scheme (``TFLITE_SINGLE_ROUNDING``)::
 
     M            = f32(s_in) * f32(s_w) / f32(s_out)        (computed in double)
     qm, shift    = quantize_multiplier(M)                    (M = qm * 2^(shift - 31))
     y            = (acc * qm + 2^(total - 1)) >> total,      total = 31 - shift
 
-i.e. round half toward +infinity of ``acc * M``. LiteRT's reference and XNNPACK
-kernels use exactly this; the older double-rounding scheme (round half away from
-zero in two steps) differs by at most 1 LSB on exact ties.
+i.e. round half toward +infinity of ``acc * M``. LiteRT's default (XNNPACK) kernels
+and its reference FULLY_CONNECTED use exactly this; the older double-rounding scheme
+(round half away from zero in two steps: LiteRT's reference CONV kernels,
+tflite-runtime 2.14) differs by at most 1 LSB on exact ties.
 """
 
 from __future__ import annotations

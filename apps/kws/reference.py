@@ -96,9 +96,9 @@ def export_reference(qat, Z_example: np.ndarray, out_dir: str | Path) -> dict:  
     """
     import torch
 
+    from neuroplast.export.tflite import export_tflite
     from neuroplast.quantize.lower import lower
     from neuroplast.quantize.onnx_export import export_onnx
-    from neuroplast.quantize.tflite_export import export_tflite
     from neuroplast.runtime import Runtime
 
     out_dir = Path(out_dir)

@@ -26,7 +26,13 @@ The float ``Linear -> ReLU`` graph is the *carrier* of the trained probabilities
 numpy semantics differ from these rates (OR-merging, veto inhibition). Train with the
 mean-field model above (see xor.py) to get a network that works on the hardware.
 
-Refused with :class:`ExportError` (naming the node and reason): weights outside [-1, 1],
+This is *not* the integer runtime's arithmetic: the netlist is rate-coded with stochastic
+synapses, so the pulse-level simulation is checked against the mean-field rates above
+(:mod:`.analytic`), not against the runtime's codes.
+
+Which graphs map is the :data:`SFQ` target's table (one handler per node kind; kinds
+without a mapping, such as convolutions, are refused up front in one line). Refused
+with :class:`ExportError` (naming the node and reason): weights outside [-1, 1],
 negative weights when ``inhibitory=False``, a neuron fan-in above ``max_fan_in``, a
 graph that is not a chain of Linear + activation layers, and a clock faster than the
 critical path allows.
@@ -44,23 +50,58 @@ from typing import Any
 import numpy as np
 
 from neuroplast.errors import ExportError
-from neuroplast.graph.nodes import IF, Input, Linear, ReLU, Threshold
+from neuroplast.graph.nodes import (
+    IF,
+    LI,
+    LIF,
+    Add,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    CubaLIF,
+    Delay,
+    DelayLinear,
+    Flatten,
+    Input,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Scale,
+    SumPool2d,
+    Threshold,
+)
 from neuroplast.quantize.sfq.cells import CELL_LIBRARY
 from neuroplast.quantize.sfq.netlist import Cell, Connection, Netlist, save_netlist
 from neuroplast.quantize.sfq.pcurve import DEFAULT_PCURVE, PCurve
-from neuroplast.targets import Target, register_target
+from neuroplast.targets import CheckContext, Refusal, Target, register_target
 
-# The SFQ target of the capability matrix. TODO(platform): layers_from_graph's per-kind
-# code becomes these handlers; until then they only declare support.
+_CHAIN = "the SFQ mapping takes one chain Input -> (Linear -> ReLU|IF|Threshold)+"
 SFQ = register_target(
     Target(
         "sfq",
-        "SFQ pulse netlist (rate-coded, stochastic synapses)",
-        engine="neuroplast pulse-level simulator",
-        hint="the SFQ mapping takes chains of Linear + ReLU/IF/Threshold only",
+        "SFQ pulse netlist: rate-coded, stochastic synapses (not the integer runtime's arithmetic)",
+        engine="neuroplast pulse-level simulator vs mean-field rates",
+        hint="map it to Linear + ReLU/IF/Threshold layers, or export NIR/ONNX",
     )
 )
-SFQ.register(Input, Linear, ReLU, IF, Threshold)(None)
+for _cls in (Conv1d, Conv2d):
+    SFQ.refuse(
+        _cls,
+        "the SFQ mapping has no convolution (its neurons take fully connected rate inputs)",
+        "export TFLite or ONNX for a CNN",
+    )
+for _cls in (MaxPool2d, AvgPool2d, SumPool2d):
+    SFQ.refuse(_cls, "the SFQ mapping has no pooling", "export TFLite or ONNX for a CNN")
+for _cls in (LIF, CubaLIF, LI):
+    SFQ.refuse(
+        _cls,
+        "SFQ neurons count pulses without leak (IF, ReLU or Threshold only)",
+        "use IF (no leak), or export NIR for neuromorphic runtimes",
+    )
+for _cls in (Delay, DelayLinear):
+    SFQ.refuse(_cls, "the SFQ mapping has no delay lines", "export NIR for neuromorphic runtimes")
+SFQ.refuse(Add, "the SFQ mapping is a single chain (no residual adds)", "export TFLite or ONNX")
+SFQ.refuse(Scale, "the SFQ mapping has no scaling cell", "fold the scale into the Linear weights")
 
 __all__ = [
     "SFQ",
@@ -112,72 +153,104 @@ class SFQLayer:
 
 
 # --------------------------------------------------------------------------- graph -> layers
+@dataclass
+class _Chain:
+    """What the SFQ handlers build while walking a graph: input width, rate layers, the
+    Linear waiting for its activation, and why the graph is not a mappable chain."""
+
+    n_in: int = 0
+    layers: list[SFQLayer] = field(default_factory=list)
+    pending: tuple[str, Any] | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def fire(self, name: str, node: Any, theta: int) -> None:
+        """Close the pending Linear with neurons of threshold ``theta`` pulses."""
+        if self.pending is None:
+            self.problems.append((name, "it has no Linear before it"))
+            return
+        lname, lin = self.pending
+        bias = None if lin.bias is None else np.asarray(lin.bias, dtype=np.float64)
+        meta = {"activation": name, "activation_kind": node.kind}
+        self.layers.append(
+            SFQLayer(lname, np.asarray(lin.weight, np.float64), bias, theta, meta=meta)
+        )
+        self.pending = None
+
+
+@SFQ.register(Input, note="one IN port per element (C order)")
+def _input(c: _Chain, name: str, node: Any) -> None:
+    c.n_in = int(np.prod(node.shape))
+
+
+@SFQ.register(Flatten, note="free: the ports are already flat")
+def _flatten(c: _Chain, name: str, node: Any) -> None:
+    return None
+
+
+def _probabilities(name: str, node: Any, ctx: CheckContext) -> str | None:
+    arrays = [(node.weight, "weight")] + ([] if node.bias is None else [(node.bias, "bias")])
+    return next((why for a, what in arrays if (why := _beyond_one(np.asarray(a), what))), None)
+
+
+@SFQ.register(Linear, check=_probabilities, note="|w|, |b| <= 1: synapse transmit probabilities")
+def _linear(c: _Chain, name: str, node: Any) -> None:
+    if c.pending is not None:
+        c.problems.append((name, f"it follows Linear {c.pending[0]!r} with no activation between"))
+    c.pending = (name, node)
+
+
+@SFQ.register(ReLU, Threshold, note="a neuron firing on 1 pulse (rate semantics)")
+def _fire(c: _Chain, name: str, node: Any) -> None:
+    c.fire(name, node, 1)
+
+
+def _if_theta(name: str, node: Any, ctx: CheckContext) -> str | None:
+    vth = np.unique(node.v_th)
+    if vth.size == 1 and vth[0] >= 1 and abs(vth[0] - round(vth[0])) <= 1e-6:
+        return None
+    return f"SFQ neurons count pulses: v_th must be one integer >= 1, got {vth.tolist()}"
+
+
+@SFQ.register(IF, check=_if_theta, note="v_th: one integer >= 1 (pulses)")
+def _fire_if(c: _Chain, name: str, node: Any) -> None:
+    c.fire(name, node, int(round(float(np.unique(node.v_th)[0]))))
+
+
+def _walk(graph: Any) -> _Chain:
+    """Run every node's handler along the chain (every kind must have one)."""
+    c = _Chain()
+    prev: list[str] = []
+    for name in graph.topo_order():
+        preds = graph.predecessors(name)
+        if preds != prev:
+            c.problems.append((name, f"it breaks the chain (inputs {preds}); {_CHAIN}"))
+        SFQ.handler(name, graph.nodes[name])(c, name, graph.nodes[name])
+        prev = [name]
+    if c.pending is not None:
+        c.problems.append((c.pending[0], "it has no activation (ReLU, IF, Threshold) after it"))
+    if not c.layers and not c.problems:
+        c.problems.append(("*", "it has no Linear layer to map"))
+    return c
+
+
+@SFQ.graph_check
+def _chain(ctx: CheckContext) -> list[Refusal]:
+    g = ctx.graph
+    return [
+        Refusal(n, g.nodes[n].kind if n in g.nodes else "", "sfq", why, "")
+        for n, why in _walk(g).problems
+    ]
+
+
 def layers_from_graph(graph: Any) -> tuple[int, list[SFQLayer], list[str]]:
     """Read a chain ``Input -> (Linear -> ReLU|IF|Threshold)+`` from a neuroplast Graph.
 
-    Returns ``(n_inputs, layers, input_names)``.
+    Returns ``(n_inputs, layers, input_names)``. Raises :class:`UnsupportedError` (an
+    ExportError) naming the first node that does not map.
     """
-    from neuroplast.graph import IF, Input, Linear, ReLU, Threshold
-
-    order = graph.topo_order()
-    inputs = [n for n in order if isinstance(graph.nodes[n], Input)]
-    if len(inputs) != 1:
-        raise ExportError(f"SFQ export needs exactly one Input node, found {len(inputs)}")
-    shape = graph.nodes[inputs[0]].shape
-    if len(shape) != 1:
-        raise ExportError(
-            f"SFQ export needs a 1-D input, got shape {shape}; add a Flatten upstream"
-        )
-    layers: list[SFQLayer] = []
-    pending: tuple[str, Any] | None = None
-    prev = inputs[0]
-    for name in order[1:]:
-        node = graph.nodes[name]
-        preds = graph.predecessors(name)
-        if preds != [prev]:
-            raise ExportError(
-                f"SFQ export maps a single chain; node {name!r} breaks it (inputs {preds})"
-            )
-        if isinstance(node, Linear):
-            if pending is not None:
-                raise ExportError(
-                    f"Linear {pending[0]!r} is followed by Linear {name!r}: needs an activation"
-                )
-            pending = (name, node)
-        elif isinstance(node, (ReLU, IF, Threshold)):
-            if pending is None:
-                raise ExportError(f"activation {name!r} has no Linear before it")
-            theta = 1
-            if isinstance(node, IF):
-                vth = np.unique(node.v_th)
-                if vth.size != 1 or vth[0] < 1 or abs(vth[0] - round(vth[0])) > 1e-6:
-                    raise ExportError(
-                        f"IF {name!r}: SFQ neurons count pulses, v_th must be one integer >= 1, "
-                        f"got {vth.tolist()}"
-                    )
-                theta = int(round(vth[0]))
-            lname, lin = pending
-            layers.append(
-                SFQLayer(
-                    name=lname,
-                    weight=np.asarray(lin.weight, dtype=np.float64),
-                    bias=None if lin.bias is None else np.asarray(lin.bias, dtype=np.float64),
-                    theta=theta,
-                    meta={"activation": name, "activation_kind": node.kind},
-                )
-            )
-            pending = None
-        else:
-            raise ExportError(
-                f"node {name!r} ({node.kind}) has no SFQ mapping; supported: Input, Linear, "
-                "ReLU, IF, Threshold"
-            )
-        prev = name
-    if pending is not None:
-        raise ExportError(f"Linear {pending[0]!r} has no activation after it")
-    if not layers:
-        raise ExportError("graph has no Linear layer to map")
-    return int(shape[0]), layers, [f"in{i}" for i in range(int(shape[0]))]
+    SFQ.require(graph)
+    c = _walk(graph)
+    return c.n_in, c.layers, [f"in{i}" for i in range(c.n_in)]
 
 
 def to_netlist(graph: Any, **kwargs: Any) -> Netlist:
@@ -277,6 +350,17 @@ def _synapse_cell(b: _Builder, prefix: str, p: float, config: SFQConfig) -> str:
     return b.add(f"{prefix}_syn", "SYN", bias_ua=config.pcurve.bias_for(p), p=float(p))
 
 
+def _beyond_one(arr: np.ndarray, what: str) -> str | None:
+    """Why ``arr`` cannot be transmit probabilities (an entry outside [-1, 1])."""
+    if not np.any(np.abs(arr) > 1.0 + 1e-9):
+        return None
+    idx = np.unravel_index(int(np.argmax(np.abs(arr))), arr.shape)
+    return (
+        f"{what}{list(map(int, idx))} = {float(arr[idx]):.4g} is outside [-1, 1]; SFQ "
+        "synapses encode |w| as a transmit probability (retrain with clamped weights)"
+    )
+
+
 def _check_layers(layers: Sequence[SFQLayer], n_inputs: int, config: SFQConfig) -> None:
     width = n_inputs
     for layer in layers:
@@ -293,13 +377,9 @@ def _check_layers(layers: Sequence[SFQLayer], n_inputs: int, config: SFQConfig) 
                 f"layer {layer.name!r}: bias must be finite with shape ({w.shape[0]},)"
             )
         for arr, what in ((w, "weight"), (bias, "bias")):
-            if np.any(np.abs(arr) > 1.0 + 1e-9):
-                idx = np.unravel_index(int(np.argmax(np.abs(arr))), arr.shape)
-                raise ExportError(
-                    f"layer {layer.name!r}: {what}{list(map(int, idx))} = {float(arr[idx]):.4g} "
-                    "is outside [-1, 1]; SFQ synapses encode |w| as a transmit probability "
-                    "(retrain with clamped weights)"
-                )
+            why = _beyond_one(arr, what)
+            if why:
+                raise ExportError(f"layer {layer.name!r}: {why}")
             if not config.inhibitory and np.any(arr < -config.prune):
                 idx = np.unravel_index(int(np.argmin(arr)), arr.shape)
                 raise ExportError(

@@ -106,7 +106,7 @@ class LiteRTBackend:
     @classmethod
     def from_graph(cls, graph: Any, io: str = "float", **kw: Any) -> LiteRTBackend:
         """Build an int8 TFLite model from a quantized Graph in memory and load it."""
-        from neuroplast.quantize.tflite_export import tflite_bytes
+        from neuroplast.export.tflite import tflite_bytes
 
         kw.setdefault("layout", "neuroplast")
         return cls(tflite_bytes(graph, io=io), **kw)

@@ -66,7 +66,7 @@ class OnnxBackend:
     def from_graph(cls, graph: Any, path: str | os.PathLike, **kw: Any) -> OnnxBackend:
         """Write a quantized Graph as an ONNX QDQ model at ``path`` (needs the ``onnx``
         package) and load it; inputs and outputs are float, channels first."""
-        from neuroplast.quantize.onnx_graph import export_onnx_graph
+        from neuroplast.export.onnx import export_onnx_graph
 
         return cls(export_onnx_graph(graph, path), **kw)
 

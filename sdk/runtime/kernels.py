@@ -532,11 +532,15 @@ class MaxPool2dKernel(_PoolKernel):
 @register_op(AvgPool2d)
 class AvgPool2dKernel(_PoolKernel):
     """Average excluding padding. Integer: ``(sum ± count/2) / count`` rounded half away
-    from zero, as TFLite's reference AVERAGE_POOL_2D (input and output share a scale)."""
+    from zero, as TFLite's reference AVERAGE_POOL_2D (input and output share a scale).
+    TFLite averages int8 codes, so an unsigned spec is averaged on its codes shifted by
+    ``-2^(bits-1)`` (the int8 codes of the same values): ties round as in TFLite."""
 
     def __init__(self, node: Any, ctx: BuildContext) -> None:
         super().__init__(node, ctx)
         c, h, w = ctx.in_shapes[0]
+        q = ctx.in_quants[0] if ctx.mode == "int" else None
+        self.off = 0 if q is None or q.signed else 1 << (q.bits - 1)
         ones = np.ones((1, 1, h, w), np.float64)
         self.count = windows.pool2d_windows(ones, node.kernel, node.stride, node.padding, 0.0).sum(
             axis=(-2, -1)
@@ -549,10 +553,11 @@ class AvgPool2dKernel(_PoolKernel):
             return (win.sum(axis=(-2, -1)) / self.count).astype(np.float32), state
         win = windows.pool2d_windows(x.astype(np.int64), n.kernel, n.stride, n.padding, 0)
         cnt = self.count.astype(np.int64)
+        off = self.off
         # padded cells hold 0 and are left out of ``count`` (TFLite sums the codes)
-        s = win.sum(axis=(-2, -1))
+        s = win.sum(axis=(-2, -1)) - cnt * off
         half = cnt // 2
-        q = np.where(s >= 0, (s + half) // cnt, -((-s + half) // cnt))
+        q = np.where(s >= 0, (s + half) // cnt, -((-s + half) // cnt)) + off
         return np.clip(q, self.qmin, self.qmax).astype(x.dtype), state
 
 
@@ -568,8 +573,18 @@ class SumPool2dKernel(_PoolKernel):
 
 @register_op(Add)
 class AddKernel(Kernel):
-    """Float: ``a + b``. Integer: TFLite's ADD (both inputs rescaled to a common
-    ``2 * max(s_a, s_b)`` grid with a 20-bit left shift, then requantized)."""
+    """Float: ``a + b``. Integer: LiteRT's ADD as its default kernels compute it.
+
+    Where both ratios ``r = f32(s_in) / f32(s_out)`` (in float32) lie in ``[2^-10, 2^8)``
+    LiteRT runs ADD in XNNPACK, with one rounding and 20-bit multipliers::
+
+        k = 20 - floor(log2(max(r_a, r_b))),   m = rint(r * 2^k)
+        y = (2^(k-1) + m_a (a - z_a) + m_b (b - z_b)) >> k  +  z_o
+
+    Elsewhere it runs TFLite's reference ADD: both inputs rescaled to a common
+    ``2 * max(s_a, s_b)`` grid with a 20-bit left shift, then requantized (three
+    roundings). LiteRT's reference kernels use the latter everywhere.
+    """
 
     LEFT_SHIFT = 20
 
@@ -580,24 +595,35 @@ class AddKernel(Kernel):
         qa = _need_q(ctx, ctx.in_quants[0], "quantized inputs")
         qb = _need_q(ctx, ctx.in_quants[1], "quantized inputs")
         qo = _need_q(ctx, node.out_q, "out_q")
-        sa, sb, so = (np.float64(np.float32(_per_tensor_scale(q))) for q in (qa, qb, qo))
+        self.za, self.zb, self.zo = _zp(qa), _zp(qb), _zp(qo)
+        self.lo, self.hi = qo.range
+        self.out_quant = qo
+        fa, fb, fo = (np.float32(_per_tensor_scale(q)) for q in (qa, qb, qo))
+        ra, rb = np.float32(fa / fo), np.float32(fb / fo)
+        self.single = bool(all(2.0**-10 <= r < 2.0**8 for r in (ra, rb)))
+        if self.single:  # XNNPACK
+            self.k = 21 - int(np.frexp(max(ra, rb))[1])
+            self.ma, self.mb = (int(np.rint(np.float64(r) * 2.0**self.k)) for r in (ra, rb))
+            return
+        sa, sb, so = np.float64(fa), np.float64(fb), np.float64(fo)
         twice = 2 * max(sa, sb)
         self.ma, self.sha = quantize_multiplier(sa / twice)
         self.mb, self.shb = quantize_multiplier(sb / twice)
         self.mo, self.sho = quantize_multiplier(twice / ((1 << self.LEFT_SHIFT) * so))
-        self.za, self.zb, self.zo = _zp(qa), _zp(qb), _zp(qo)
-        self.lo, self.hi = qo.range
-        self.out_quant = qo
 
     def step(self, inputs: list[Any], state: tuple) -> tuple[np.ndarray, tuple]:
         a, b = inputs
         if self.ctx.mode == "float":
             return (a + b).astype(np.float32, copy=False), state
-        xa = (a.astype(np.int64) - self.za) << self.LEFT_SHIFT
-        xb = (b.astype(np.int64) - self.zb) << self.LEFT_SHIFT
-        s = requantize(xa, self.ma, self.sha) + requantize(xb, self.mb, self.shb)
-        y = requantize(s, self.mo, self.sho) + self.zo
-        return np.clip(y, self.lo, self.hi).astype(self.out_quant.dtype), state
+        da, db = a.astype(np.int64) - self.za, b.astype(np.int64) - self.zb
+        if self.single:
+            y = ((1 << (self.k - 1)) + self.ma * da + self.mb * db) >> self.k
+        else:
+            s = requantize(da << self.LEFT_SHIFT, self.ma, self.sha) + requantize(
+                db << self.LEFT_SHIFT, self.mb, self.shb
+            )
+            y = requantize(s, self.mo, self.sho)
+        return np.clip(y + self.zo, self.lo, self.hi).astype(self.out_quant.dtype), state
 
 
 @register_op(Scale)

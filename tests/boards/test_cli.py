@@ -45,7 +45,7 @@ def test_fit_command(app, plastic_bundle):
         app, ["fit", str(plastic_bundle), "--board", "speck"], terminal_width=200
     )
     assert r.exit_code == 1, r.output  # a check that ran and failed, like `check`
-    assert "does-not-fit" in r.output and "LIF is not supported" in r.output
+    assert "does-not-fit" in r.output and "LIF is not a neuron of this chip" in r.output
 
 
 def test_serve_command(app, small_bundle, tmp_path):

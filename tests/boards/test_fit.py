@@ -116,18 +116,18 @@ def test_xylo_limits():
     bad = fit_graph(_spiking(2000, 1001, bits=16), "xylo", plasticity={"fc": {"kind": "stdp"}})
     assert bad.verdict == "does-not-fit"
     text = "\n".join(bad.reasons)
-    assert "fan-in 2000 exceeds 1016" in text
-    assert "16-bit weights exceed the chip's 8 bits" in text
-    assert "neurons: 1001 exceed the chip's 1000" in text
-    assert "input 'in': 2000 channels exceed 16" in text
-    assert "output 'n': 1001 neurons exceed 8" in text
+    assert "node 'fc' (Linear): a neuron receives 2000 synapses, limit 1016" in text
+    assert "node 'fc' (Linear): 16-bit weights, chip supports 8" in text
+    assert "the graph: 1001 neurons, chip holds 1000" in text
+    assert "the graph: 2000 input channels, chip has 16" in text
+    assert "the graph: 1001 outputs, chip has 8" in text
     assert any("no on-chip learning" in w for w in bad.warnings)
 
 
 def test_speck_and_loihi_neuron_types_and_energy():
     rep = fit_graph(_spiking(64, 10, neuron="LIF"), "speck")
     assert rep.verdict == "does-not-fit"
-    assert any("node kind LIF is not supported (supported neurons: IF)" in r for r in rep.reasons)
+    assert "node 'n' (LIF): LIF is not a neuron of this chip (it has IF)" in rep.reasons
     assert fit_graph(_spiking(64, 10, neuron="IF"), "speck").verdict == "fits"
     lo = fit_graph(_spiking(64, 10), "loihi2", input_rate=0.5)
     c = load_profile("loihi2").cost
@@ -136,7 +136,9 @@ def test_speck_and_loihi_neuron_types_and_energy():
     assert lo.energy_j == pytest.approx(syn * c.energy_per_synop_j + lo.latency_s * c.idle_power_w)
     fl = fit_graph(_spiking(64, 10, bits=None), "loihi2")
     assert fl.verdict == "fits-with-warnings"
-    assert any("float weights; quantize to <= 8 bits" in w for w in fl.warnings)
+    assert any(
+        "float weights without quantization metadata; quantize to <= 8" in w for w in fl.warnings
+    )
 
 
 def test_fit_reads_a_bundle_and_rejects_bad_input(tmp_path):

@@ -26,9 +26,9 @@ def _case(family: str):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
+    from neuroplast.export.onnx import export_onnx_graph
+    from neuroplast.export.tflite import export_tflite
     from neuroplast.quantize.nir import export_nir
-    from neuroplast.quantize.onnx_graph import export_onnx_graph
-    from neuroplast.quantize.tflite_export import export_tflite
 
     d = tmp_path_factory.mktemp("formats")
     cnn, snn = _case("cnn"), _case("snn")

@@ -31,6 +31,9 @@ from neuroplast.graph import (  # noqa: E402
     Threshold,
 )
 from neuroplast.quantize.nir import describe_nir, export_nir, read, to_nir  # noqa: E402
+
+# these tests write files for neuroplast itself; test_nir_peers.py covers the peer warnings
+pytestmark = pytest.mark.filterwarnings("ignore::neuroplast.quantize.nir.NIRPeerWarning")
 from neuroplast.runtime import Runtime  # noqa: E402
 
 DT = 1e-3
@@ -228,7 +231,9 @@ def test_describe_nir(tmp_path):
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
     g = Graph.sequential([("x", Input(shape=(3,))), ("fc", Linear(weight=_f(2, 3))), ("r", ReLU())])
-    with pytest.raises(ExportError, match="'r' \\(ReLU\\) has no NIR primitive"):
+    with pytest.raises(
+        ExportError, match="'r' \\(ReLU\\) cannot run on nir: NIR has no ReLU primitive"
+    ):
         export_nir(g, tmp_path / "x.nir")
     with pytest.raises(DataError, match="does not exist"):
         read(tmp_path / "missing.nir")
@@ -305,3 +310,90 @@ def test_integer_mode_survives_the_round_trip(tmp_path):
     nir.write(str(tmp_path / "bare.nir"), ng)
     with pytest.raises(GraphError):
         Runtime(read(tmp_path / "bare.nir", dt=DT), mode="int")
+
+
+def test_time_step_rescales_time_and_round_trips(tmp_path):
+    """``time_step`` writes the file so that one NIR step of ``time_step`` seconds is one
+    model step: time constants and delays scale by ``time_step / dt``, the NIR meaning
+    at that step equals the model, and our reader restores the model's dt."""
+    from neuroplast.quantize.nir_run import run_nir
+
+    g = _big_graph()
+    ng = to_nir(g, time_step=1e-4)
+    assert ng.nodes["lif"].tau == pytest.approx(g.nodes["lif"].tau_mem * 0.1)
+    assert ng.nodes["if1"].r[0, 0, 0] == pytest.approx(1.0 / 1e-4)  # runtime r = 1 per step
+    d = np.asarray(g.nodes["dly"].delay)
+    np.testing.assert_allclose(ng.nodes["dly"].delay, d * 1e-4, rtol=1e-6)
+    x = (np.random.default_rng(7).random((40, 2, 2, 8, 8)) < 0.4).astype(np.float32)
+    ref = _run(g, x)
+    # plain NIR semantics (no metadata: LIF resets to v_reset here) at each file's own step
+    at_dt = run_nir(to_nir(g), x, DT)
+    at_ts = run_nir(ng, x, 1e-4)
+    np.testing.assert_allclose(at_ts["li"], at_dt["li"], rtol=1e-6, atol=1e-6)
+    assert at_dt["lif"].sum() > 20 and np.array_equal(at_ts["lif"], at_dt["lif"])
+    path = export_nir(g, tmp_path / "ts.nir", time_step=1e-4)
+    g2 = read(path)
+    assert g2.dt == pytest.approx(DT)
+    np.testing.assert_allclose(_run(g2, x), ref, rtol=1e-5, atol=1e-5)
+    assert describe_nir(path)["time_step"] == pytest.approx(1e-4)
+    with pytest.raises(ExportError, match="time_step must be > 0"):
+        to_nir(g, time_step=0.0)
+
+
+def test_export_table_covers_every_kind_it_claims():
+    """No node kind is claimed by the NIR target without an export handler and an
+    importer for what it writes."""
+    from neuroplast.graph import NODE_KINDS
+    from neuroplast.quantize.nir import IMPORTERS, NIR
+
+    claimed = [k for k, cls in NODE_KINDS.items() if NIR.lookup(cls) is not None]
+    assert set(claimed) >= {"Input", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+                            "Flatten", "Scale", "Add", "LIF", "CubaLIF", "IF", "LI", "Threshold",
+                            "Delay", "DelayLinear"}  # fmt: skip
+    assert all(NIR.lookup(NODE_KINDS[k]).fn is not None for k in claimed)
+    produced = {cls for cls, _ in IMPORTERS.values()}
+    assert {NODE_KINDS[k] for k in claimed} - produced <= {
+        NODE_KINDS["Add"],
+        NODE_KINDS["DelayLinear"],
+    }
+
+
+def test_an_app_node_kind_exports_through_the_same_table():
+    """An app's kind registers an export handler like the shipped ones do; a subclass of a
+    shipped kind inherits its parent's handler; an unregistered kind is refused up front."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from neuroplast.errors import UnsupportedError
+    from neuroplast.graph.nodes import Node, array_field, register_node
+    from neuroplast.quantize.nir import NIR
+
+    @register_node
+    @dataclass(frozen=True, eq=False)
+    class TestGain2(Node):
+        kind: ClassVar[str] = "TestGain2"
+        gain: np.ndarray = array_field()
+
+    @register_node
+    @dataclass(frozen=True, eq=False)
+    class TestLIF2(LIF):
+        kind: ClassVar[str] = "TestLIF2"
+
+    @register_node
+    @dataclass(frozen=True, eq=False)
+    class TestOpaque2(Node):
+        kind: ClassVar[str] = "TestOpaque2"
+
+    @NIR.register(TestGain2, note="a Scale")
+    def _gain(w, name, node):
+        return w.nir.Scale(scale=w.param(name, node, "gain", 1.0) * 2)
+
+    g = Graph.sequential([("x", Input(shape=(3,))), ("g", TestGain2(gain=np.float32(0.5))),
+                          ("n", TestLIF2(tau_mem=np.float32(5e-3), v_th=np.float32(1)))], dt=DT)  # fmt: skip
+    ng = to_nir(g)
+    assert type(ng.nodes["g"]).__name__ == "Scale" and np.allclose(ng.nodes["g"].scale, 1.0)
+    assert json.loads(ng.nodes["g"].metadata["neuroplast"])["kind"] == "TestGain2"
+    assert type(ng.nodes["n"]).__name__ == "LIF"
+    bad = Graph.sequential([("x", Input(shape=(3,))), ("o", TestOpaque2())], dt=DT)
+    with pytest.raises(UnsupportedError, match="node 'o' \\(TestOpaque2\\) cannot run on nir"):
+        to_nir(bad)

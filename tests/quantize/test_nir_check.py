@@ -11,8 +11,10 @@ pytest.importorskip("nir")
 
 from neuroplast.errors import BoardError  # noqa: E402
 from neuroplast.graph import IF, LIF, Delay, Graph, Input, Linear, QuantSpec  # noqa: E402
-from neuroplast.quantize.nir import export_nir  # noqa: E402
+from neuroplast.quantize.nir import export_nir, read  # noqa: E402
 from neuroplast.quantize.nir_check import check_graph, check_nir  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::neuroplast.quantize.nir.NIRPeerWarning")
 
 
 def _mlp(n_in: int, n_hidden: int, n_out: int, bits: int = 8, neuron=LIF, delay: bool = False):
@@ -85,3 +87,19 @@ def test_cli_check(tmp_path):
     assert json.loads(r.output)["ok"] is True
     r = CliRunner().invoke(app, ["check", str(bad), "--board", "xylo"])
     assert r.exit_code == 1 and "inputs" in r.output and "does not fit" in r.output
+
+
+@pytest.mark.parametrize("board", ["xylo", "speck", "loihi2", "sfq"])
+def test_check_of_the_file_equals_the_check_of_the_graph(tmp_path, board):
+    """``neuroplast check model.nir`` reads the file and runs the one chip table: the
+    same findings as checking (and fitting) the graph it was exported from."""
+    from neuroplast.boards.estimate import fit, fit_graph
+
+    for i, g in enumerate([_mlp(40, 2000, 40, bits=12), _mlp(8, 8, 4, delay=True),
+                           _mlp(16, 64, 8, neuron=IF), _mlp(8, 8, 4, bits=4, neuron=IF)]):  # fmt: skip
+        path = export_nir(g, tmp_path / f"{i}.nir")
+        a, b = check_nir(path, board), check_graph(g, board)
+        assert [str(v) for v in a.violations] == [str(v) for v in b.violations]
+        fitted = {r for r in fit_graph(g, board).reasons if not r.startswith("synaptic memory")}
+        assert fitted == {str(v) for v in b.errors}
+        assert fit(path, board).reasons == fit_graph(read(path), board).reasons  # `fit model.nir`

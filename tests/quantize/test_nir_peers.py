@@ -1,8 +1,10 @@
-"""NIR export/import verified against real peers: snnTorch and Norse run our files, we run theirs."""
+"""NIR export/import verified against real peers: snnTorch and Norse run our files, we run
+theirs, with 100 % identical spikes wherever the conventions of docs/nir.md are met."""
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ pytest.importorskip("snntorch.import_nir")
 pytest.importorskip("norse.torch")
 
 from neuroplast.graph import IF, LIF, CubaLIF, Graph, Input, Linear  # noqa: E402
-from neuroplast.quantize.nir import export_nir, read  # noqa: E402
+from neuroplast.quantize.nir import NIRPeerWarning, export_nir, read  # noqa: E402
 from neuroplast.runtime import Runtime  # noqa: E402
 
 DT = 1e-4  # snnTorch's import hard-codes dt = 1e-4
@@ -27,7 +29,7 @@ def _one_thread():
     logging.getLogger().setLevel(logging.ERROR)  # Norse logs r warnings via root
 
 
-def _net(neuron: str, seed: int = 0) -> Graph:
+def _net(neuron: str, seed: int = 0, dt: float = DT) -> Graph:
     """A fixed-random 10-24-5 SNN that spikes a fair amount on 30 % input rates."""
     rng = np.random.default_rng(seed)
     nin, nh, no = 10, 24, 5
@@ -60,7 +62,7 @@ def _net(neuron: str, seed: int = 0) -> Graph:
             ),  # fmt: skip
             ("n2", cell(4e-3)),
         ],
-        dt=DT,
+        dt=dt,
     )
 
 
@@ -115,8 +117,7 @@ def test_snntorch_runs_our_export(tmp_path, neuron):
             for k in mem:
                 mem[k].append(getattr(net, k).mem.numpy().ravel())
     got = np.array(got)
-    assert _agree(got, ref) >= 0.99
-    assert got.sum() == pytest.approx(ref.sum(), rel=0.02)
+    assert _agree(got, ref) == 1.0
     for k in mem:  # same convention (r = tau/dt, dt = 1e-4): membranes agree directly
         assert _mem_close(mem[k], ref_mem[k]), k
 
@@ -139,7 +140,7 @@ def test_norse_runs_our_export(tmp_path, neuron, r_mode):
             for k in mem:
                 mem[k].append(_norse_v(state.state[k]).numpy().ravel())
     got = np.array(got)
-    assert _agree(got, ref) >= 0.99
+    assert _agree(got, ref) == 1.0
     for k in mem:
         assert _mem_close(mem[k], ref_mem[k]), k
 
@@ -177,6 +178,9 @@ def test_we_run_a_graph_exported_by_snntorch(tmp_path):
         net[0].weight.mul_(3.0)
         net[2].weight.mul_(3.0)
     ng = export_to_nir(net, torch.zeros(1, nin), ignore_dims=[0])
+    from snntorch import utils as snn_utils
+
+    snn_utils.reset(net)  # export_to_nir traced the net: its hidden membranes are not at 0
     nir.write(str(tmp_path / "snn.nir"), ng)
     x = _inputs(5, nin)
     ref = []
@@ -189,7 +193,7 @@ def test_we_run_a_graph_exported_by_snntorch(tmp_path):
     g = read(tmp_path / "snn.nir")
     assert g.dt == pytest.approx(1e-4, rel=1e-4)  # inferred from r = tau/dt
     got = np.asarray(Runtime(g).run(x)).reshape(ref.shape)
-    assert _agree(got, ref) >= 0.99
+    assert _agree(got, ref) == 1.0
 
 
 def _conv_net(neuron: str) -> Graph:
@@ -253,7 +257,7 @@ def test_peers_run_our_conv_export(tmp_path, peer):
                 out = mod(torch.tensor(x[t : t + 1]))
                 out = out[0] if isinstance(out, tuple) else out
             got.append(out.numpy().reshape(-1))
-    assert _agree(np.array(got), ref) >= 0.99
+    assert _agree(np.array(got), ref) == 1.0
 
 
 def test_we_run_a_graph_exported_by_norse(tmp_path):
@@ -294,4 +298,108 @@ def test_we_run_a_graph_exported_by_norse(tmp_path):
     g = read(tmp_path / "norse.nir", dt=dt, convention="norse")
     assert float(g.nodes["1"].tau_mem[0]) == pytest.approx(5e-3)
     got = np.asarray(Runtime(g).run(x)).reshape(ref.shape)
-    assert _agree(got, ref) >= 0.99
+    assert _agree(got, ref) == 1.0
+
+
+def _snntorch_spikes(path, x: np.ndarray) -> np.ndarray:
+    from snntorch.import_nir import import_from_nir
+
+    net, out = import_from_nir(nir.read(str(path))), []
+    with torch.no_grad():
+        for t in range(len(x)):
+            o = net(torch.tensor(x[t]))
+            out.append((o[0] if isinstance(o, tuple) else o).numpy())
+    return np.array(out)
+
+
+def _norse_spikes(path, x: np.ndarray, dt: float) -> np.ndarray:
+    import norse.torch as nt
+
+    mod, state, out = nt.from_nir(nir.read(str(path)), dt=dt), None, []
+    with torch.no_grad():
+        for t in range(len(x)):
+            o, state = mod(torch.tensor(x[t]), state)
+            out.append(o.numpy())
+    return np.array(out)
+
+
+def test_time_step_the_peers_misread_warns_and_time_step_fixes_it(tmp_path):
+    """The issue's case: a dt = 1 ms SNN read by snnTorch (which steps at 0.1 ms) scores
+    far off and nothing warned. Now export warns, and ``time_step=1e-4`` (time constants
+    rescaled, same per-step dynamics) runs identically in snnTorch; Norse needs the gain
+    folded and the file's time step."""
+    g = _net("lif", seed=4, dt=1e-3)
+    x = _inputs(7)[:, None]
+    ref = np.asarray(Runtime(g).run(x))
+    assert ref.sum() > 20
+    with pytest.warns(NIRPeerWarning) as rec:
+        path = export_nir(g, tmp_path / "ms.nir")
+    msgs = [str(w.message) for w in rec]
+    assert any(
+        "snnTorch's import_from_nir steps at 0.0001 s but this file's time step is 0.001 s" in m
+        for m in msgs
+    )
+    assert any("Norse's from_nir ignores r" in m for m in msgs)
+    assert _agree(_snntorch_spikes(path, x), ref) < 0.9  # what went unnoticed before
+    path = export_nir(g, tmp_path / "ts.nir", time_step=1e-4)
+    g2 = read(path)
+    assert g2.dt == pytest.approx(1e-3)
+    np.testing.assert_allclose(
+        np.ravel(g2.nodes["n1"].tau_mem), np.ravel(g.nodes["n1"].tau_mem), rtol=1e-6
+    )
+    assert _agree(_snntorch_spikes(path, x), ref) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NIRPeerWarning)  # no peer misreads this one
+        both = export_nir(g, tmp_path / "both.nir", time_step=1e-4, r_mode="fold")
+    assert _agree(_snntorch_spikes(both, x), ref) == 1.0
+    assert _agree(_norse_spikes(both, x, 1e-4), ref) == 1.0
+    folded = export_nir(g, tmp_path / "fold.nir", r_mode="fold")  # physical time: Norse at 1 ms
+    assert _agree(_norse_spikes(folded, x, 1e-3), ref) == 1.0
+
+
+def test_qat_snn_exported_for_nir_runs_identically_in_snntorch_and_norse(tmp_path):
+    """A per-step (beta) QAT SNN is lowered at the step snnTorch assumes (1e-4 s) when
+    exported to NIR, so the default file runs identically in snnTorch; with
+    ``r_mode="fold"`` also in Norse at that step. The CLI prints what a peer would misread."""
+    from typer.testing import CliRunner
+
+    from neuroplast.quantize import calibrate, export
+    from neuroplast.quantize.cli import register
+    from neuroplast.quantize.recipes import build, save_model
+
+    torch.manual_seed(0)
+    model, recipe = build("snn")
+    with torch.no_grad():
+        for m in model.modules():
+            if getattr(m, "weight", None) is not None:
+                m.weight.mul_(3.0)
+    calibrate(model, [(torch.rand(30, 16, 64) < 0.3).float()])
+    model.eval()
+    save_model(tmp_path / "snn.pt", model, "snn", 8, 8)
+    import typer
+
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    r = CliRunner().invoke(
+        app, ["export", str(tmp_path / "snn.pt"), "--to", "nir", "-o", str(tmp_path / "cli.nir")]
+    )
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert (
+        "warning:" in text and "NIR resets only to v_reset" in text
+    )  # the recipe's subtract reset
+    assert "snnTorch's import_from_nir steps" not in text
+    assert read(tmp_path / "cli.nir").dt == pytest.approx(1e-4)
+    for m in model.modules():  # zero reset: the one NIR defines
+        if getattr(m, "reset", None) == "subtract":
+            m.reset = "zero"
+    x = (np.random.default_rng(1).random((100, 1, 64)) < 0.3).astype(np.float32)
+    ex = recipe.example_input()
+    with pytest.warns(NIRPeerWarning, match="Norse's from_nir ignores r"):
+        spec = export(model, tmp_path / "spec.nir", to="nir", example_input=ex)
+    ref = np.asarray(Runtime(read(spec)).run(x))
+    assert ref.sum() > 20
+    assert _agree(_snntorch_spikes(spec, x), ref) == 1.0
+    fold = export(model, tmp_path / "fold.nir", to="nir", example_input=ex, r_mode="fold")
+    assert _agree(_norse_spikes(fold, x, 1e-4), ref) == 1.0

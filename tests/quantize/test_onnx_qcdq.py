@@ -53,3 +53,22 @@ def test_bad_example_input_is_an_export_error(tmp_path):
     model, _ = calibrated("mlp")
     with pytest.raises(ExportError, match="QCDQ export failed"):
         export_onnx(model, torch.zeros(1, 3, 5), tmp_path / "bad.onnx")
+
+
+@pytest.mark.parametrize("to", ["onnx", "tflite"])
+def test_spiking_model_is_refused_before_export(tmp_path, to):
+    """SNN -> ONNX used to fail inside Brevitas ("Bit width 16 is not supported"); the
+    QAT model is now lowered and checked against the format's table first."""
+    from neuroplast.errors import UnsupportedError
+    from neuroplast.quantize import export
+    from neuroplast.quantize.recipes import build
+
+    model, recipe = build("snn")
+    with pytest.raises(UnsupportedError) as ei:
+        export(model, tmp_path / f"snn.{to}", to=to, example_input=recipe.example_input())
+    assert str(ei.value).startswith(
+        f"node 'lif1' (LIF) cannot run on {to}: "
+        f"{'ONNX' if to == 'onnx' else 'TFLite'} has no stateful spiking neuron op; "
+        "export NIR for neuromorphic runtimes, or run it in the neuroplast runtime"
+    )
+    assert not list(tmp_path.iterdir())

@@ -35,9 +35,9 @@ np.save(out, np.concatenate(res))
 
 @pytest.mark.parametrize("name", ["cnn", "audio1d"])
 def test_tflite_runtime_matches_int_runtime(tmp_path, name):
+    from neuroplast.export.tflite import export_tflite
     from neuroplast.quant import quantize
     from neuroplast.quantize import lower
-    from neuroplast.quantize.tflite_export import export_tflite
     from neuroplast.runtime import Runtime
 
     model, recipe = calibrated(name)

@@ -216,6 +216,54 @@ def test_export_refuses_unmappable_graph_and_too_fast_clock():
         to_netlist(g2)
 
 
+def test_what_does_not_map_is_refused_up_front_in_one_line(tmp_path):
+    from neuroplast.errors import UnsupportedError
+    from neuroplast.graph import IF, LIF, Conv2d, Flatten
+    from neuroplast.quantize import export
+
+    w = np.full((2, 2), 0.5, np.float32)
+    x = ("x", Input(shape=(2,)))
+    cnn = Graph.sequential(
+        [("x", Input(shape=(1, 4, 4))), ("conv", Conv2d(weight=np.full((2, 1, 3, 3), 0.1))),
+         ("flat", Flatten()), ("fc", Linear(weight=np.full((1, 8), 0.1))), ("a", ReLU())]
+    )  # fmt: skip
+    cases = [
+        (cnn, "node 'conv' (Conv2d) cannot run on sfq: the SFQ mapping has no convolution"),
+        (
+            Graph.sequential([x, ("fc", Linear(weight=w)), ("lif", LIF(tau_mem=[0.01], v_th=[1]))]),
+            "node 'lif' (LIF) cannot run on sfq: SFQ neurons count pulses without leak",
+        ),
+        (
+            Graph.sequential(
+                [x, ("fc0", Linear(weight=w)), ("fc1", Linear(weight=w)), ("a", ReLU())]
+            ),  # fmt: skip
+            "node 'fc1' (Linear) cannot run on sfq: it follows Linear 'fc0' with no activation",
+        ),
+        (
+            Graph.sequential([x, ("fc", Linear(weight=w)), ("if", IF(v_th=[1.5]))]),
+            (
+                "node 'if' (IF) cannot run on sfq: SFQ neurons count pulses: v_th must be one "
+                "integer >= 1, got [1.5]"
+            ),
+        ),
+        (
+            Graph.sequential([x, ("a", ReLU())]),
+            "node 'a' (ReLU) cannot run on sfq: it has no Linear before it",
+        ),
+    ]
+    for g, line in cases:
+        with pytest.raises(UnsupportedError) as ei:
+            export(g, tmp_path / "n.json", to="sfq")
+        assert str(ei.value).startswith(line) and "\n" not in str(ei.value)
+    assert not list(tmp_path.iterdir())
+    # a multi-dimensional input maps through a Flatten (one port per element, C order)
+    img = Graph.sequential(
+        [("x", Input(shape=(1, 2, 2))), ("flat", Flatten()),
+         ("fc", Linear(weight=np.full((1, 4), 0.5, np.float32))), ("a", ReLU())]
+    )  # fmt: skip
+    assert to_netlist(img).inputs == ["in0", "in1", "in2", "in3"]
+
+
 def test_netlist_validation_and_bad_files(tmp_path):
     nl = _hand_netlist("syn", 0.5)
     bad = Netlist(nl.name, dict(nl.cells), nl.connections + [Connection("da", "q", "o", "a")],
