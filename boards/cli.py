@@ -191,8 +191,9 @@ def register(app: Any) -> None:
         board: str = typer.Option(None, "--board", "-b", help="Only this board."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """List connected serial boards recognised by USB VID/PID (the serial `board`
-        commands use the one found when no --port is given).
+        """List connected serial boards recognised by USB VID/PID.
+
+        The serial `board` commands use the one found when no --port is given.
 
         \b
         Examples:
@@ -231,8 +232,9 @@ def register(app: Any) -> None:
             None, "--plugin", help="Module registering an app's node kinds (repeatable)."
         ),
     ) -> None:
-        """Estimate memory, ops, latency and energy of a bundle on a board, with a verdict;
-        exit 1 if it does not fit.
+        """Estimate memory, ops, latency and energy of a model on a board, with a verdict.
+
+        Exit status 1 if it does not fit.
 
         \b
         Examples:
@@ -301,8 +303,9 @@ def register(app: Any) -> None:
             False, "--dry-run", help="Check and print the steps; do not connect to the board."
         ),
     ) -> None:
-        """Copy a bundle + runtime to a board over SSH, install, smoke-test, optionally as a
-        service. On the board, `neuroplast run` and `neuroplast serve` then run the bundle
+        """Install a bundle on a Linux board over SSH and smoke-test it (optionally as a service).
+
+        On the board, `neuroplast run` and `neuroplast serve` then run the bundle
         (docs/boards.md, "Run a deployed bundle").
 
         \b

@@ -78,8 +78,10 @@ def register(app: Any) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """Run two artifacts on the same input batch, each in its own engine; print max abs /
-        LSB difference and argmax agreement.
+        """Run two artifacts on one input batch, each in its own engine, and compare them.
+
+        Prints the max / mean abs difference, the max difference in output LSBs and the
+        argmax agreement.
 
         \b
         Examples:

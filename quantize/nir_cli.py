@@ -50,8 +50,9 @@ def register(app: Any) -> None:
         ),
         json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
-        """Check a model against a neuromorphic board's limits (neurons/core, fan-in,
-        fan-out, weight bits, neuron types, delays); exit 1 if it does not fit.
+        """Check a model against a neuromorphic chip's limits; exit 1 if it does not fit.
+
+        Limits: neurons per core, fan-in, fan-out, weight bits, neuron types, delays.
 
         \b
         Examples:

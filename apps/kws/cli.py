@@ -259,8 +259,10 @@ def register(app: Any) -> None:
         guard: Path = typer.Option(OUT / "kws_guard.npz", help="old-word guard set"),
         state: Path = typer.Option(OUT / "kws_enroll.npz", help="enrolled words"),
     ) -> None:
-        """Learn a new word on the device (augmented examples, delta-rule readout row, gate
-        on the old 'unknown' class, guard against forgetting).
+        """Learn a new word on the device from a few recordings.
+
+        Augmented examples, a delta-rule readout row, a gate on the old 'unknown' class and
+        a guard against forgetting.
 
         \b
         Examples:

@@ -172,8 +172,9 @@ def register(app: Any) -> None:
             None, "--min", help="Exit 1 if the ensemble's Recall@1 is below this (0..1)."
         ),
     ) -> None:
-        """Recall@1/5/10 and PR-AUC on the test queries: the ensemble and SAD (and, with
-        --seq, both with sequence matching as a separate add-on).
+        """Recall@1/5/10 and PR-AUC of the ensemble and of SAD on the test queries.
+
+        With --seq, both also with sequence matching (a separate add-on).
 
         \b
         Examples:

@@ -139,6 +139,9 @@ def _check_example(root, line: str, visible: bool = False) -> None:
 
 def test_every_command_has_examples_and_clean_metavars(app, tree):
     root, cmds = tree
+    for path, cmd in cmds.items():  # the command list shows the first paragraph: one line
+        first = cmd.help.strip().split("\n\n")[0]
+        assert "\n" not in first and len(first) <= 100, f"{' '.join(path)}: {first!r}"
     runner = CliRunner()
     for path in cmds:
         r = runner.invoke(app, [*path, "--help"], terminal_width=120)
