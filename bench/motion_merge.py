@@ -17,10 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
-from neuroplast.apps.motion.experiments import RESULTS, max_factor_within, plot_pruning
+from neuroplast.apps.motion.metrics import max_factor_within
+from neuroplast.apps.motion.plots import plot_pruning
 from neuroplast.errors import DataError
 
 __all__ = ["merge", "main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def merge(a: dict, b: dict, homeostasis: dict | None = None) -> dict:
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     h = json.loads(args.homeostasis.read_text())["homeostasis"] if args.homeostasis else None
     res = merge(json.loads(args.run_a.read_text()), json.loads(args.run_b.read_text()), h)
-    res["pruning"]["plot"] = plot_pruning(res["pruning"], args.out.parent / "motion_pruning.png")
+    res["pruning"]["plot"] = str(
+        plot_pruning(res["pruning"], args.out.parent / "motion_pruning.png")
+    )
     args.out.write_text(json.dumps(res, indent=2))
     print(f"wrote {args.out}")
     return res

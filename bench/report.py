@@ -209,7 +209,7 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             (
                 f"motion 36-class per-step accuracy, switching motion ({a['n_test_movies']} movies)",
                 f"{_pct(a['per_step_top1'])} (chance {_pct(a['chance'])}; direction {_pct(a['direction_only'])}, speed {_pct(a['speed_only'])})",
-                "apps/motion experiments",
+                "motion_experiments.py",
             )
         ]
         if c := d.get("accuracy_constant_motion"):
@@ -221,7 +221,7 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                         f"window fills {_pct(c['per_step_top1_after_warmup'])}); per movie "
                         f"{_pct(c['per_movie_top1'])}"
                     ),
-                    "apps/motion experiments",
+                    "motion_experiments.py",
                 )
             )
 
@@ -241,7 +241,7 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                 "motion pruning: largest factor within 5 points of peak",
                 "; ".join(f"{name}: {within(sfx)}" for name, sfx in protocols)
                 + f" (target {pr['target_factor']}x; {pr['n_movies']} movies)",
-                "apps/motion experiments",
+                "motion_experiments.py",
             )
         )
         rows.append(
@@ -253,12 +253,54 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                     if "streams" in h
                     else ""
                 ),
-                "apps/motion experiments",
+                "motion_experiments.py",
             )
         )
         return rows
 
     add("motion", motion)
+
+    def motion_switch(d: dict) -> list:
+        ro = next(k for k in d["switching"] if k.startswith("read-out"))
+        lw = "long window (21 ms), argmax"
+        sw, co = d["switching"], d["constant"]
+        title = (
+            f"motion with an evidence read-out over a 21-ms and a "
+            f"{d['short_kernel']['delays']}-ms HD window: per-step accuracy "
+            f"({d['movies']['test']['n']} switching / {d['movies']['constant']['n']} "
+            "constant-motion movies)"
+        )
+        result = (
+            f"switching {_pct(sw[ro]['per_step_top1'])} (21-ms layer alone "
+            f"{_pct(sw[lw]['per_step_top1'])}); constant {_pct(co[ro]['per_step_top1'])} "
+            f"(alone {_pct(co[lw]['per_step_top1'])})"
+        )
+        rows = [(title, result, "motion_switch.py")]
+        for name, m in d.get("int", {}).get("models", {}).items():
+            s_, c_, chk = m["switching"], m["constant"], m["runtime_vs_qat"]
+            rows.append(
+                (
+                    (
+                        f"motion integer HDDelayConv (int8, Brevitas quantizers), {name} "
+                        f"({s_['movies']} + {c_['movies']} movies of "
+                        f"{d['int']['sensor']}x{d['int']['sensor']})"
+                    ),
+                    (
+                        f"21-ms layer switching {_pct(s_['int long window, argmax'])} (float "
+                        f"{_pct(s_['float unpruned long window, argmax (same movies)'])}); "
+                        f"read-out on integer evidence: switching {_pct(s_['int read-out'])} "
+                        f"(float unpruned {_pct(s_['float unpruned read-out (same movies)'])}), constant "
+                        f"{_pct(c_['int read-out'])} "
+                        f"(float unpruned {_pct(c_['float unpruned read-out (same movies)'])}); runtime vs QAT "
+                        f"integer layer: {chk['identical_values']:,}/{chk['values']:,} "
+                        "values identical"
+                    ),
+                    "motion_switch.py --int",
+                )
+            )
+        return rows
+
+    add("motion_switch", motion_switch)
     add(
         "bench_events",
         lambda d: [

@@ -227,7 +227,16 @@ def _x_conv2d(w: NIRWriter, name: str, node: Any) -> Any:
                         groups=node.groups, bias=_conv_bias(node))  # fmt: skip
 
 
-@NIR.register(G.SumPool2d, G.AvgPool2d)
+def _avg_unpadded(name: str, node: Any, ctx: Any) -> str | None:
+    # the runtime (like TFLite) leaves padded cells out of the average; NIR's AvgPool2d,
+    # like PyTorch's default, divides by the full window
+    if node.kind == "AvgPool2d" and any(node.padding):
+        return ("NIR's AvgPool2d divides by the whole window, padding included, while the "
+                "runtime averages only real cells; use padding 0, or SumPool2d")  # fmt: skip
+    return None
+
+
+@NIR.register(G.SumPool2d, G.AvgPool2d, check=_avg_unpadded, note="AvgPool2d: padding 0")
 def _x_pool(w: NIRWriter, name: str, node: Any) -> Any:
     cls = getattr(w.nir, node.kind)  # the NIR type of the same name
     return cls(kernel_size=np.array(node.kernel), stride=np.array(node.stride),
@@ -258,7 +267,15 @@ def _leaky(w: NIRWriter, name: str, node: Any, tau_attr: str = "tau_mem") -> tup
     return p, tau, p("r", 1.0) if node.r is not None else tau / np.float32(w.dt)
 
 
-@NIR.register(G.LIF, note="r written explicitly (default tau/dt)")
+def _zero_reset(name: str, node: Any, ctx: Any) -> str | None:
+    # NIR's neurons reset to v_reset: any reader would run a subtractive reset differently
+    if node.reset == "subtract":
+        return ("NIR neurons reset to v_reset, so reset='subtract' would run as a different "
+                "network in every NIR reader; use reset='zero' (LIF(reset='zero') in QAT)")  # fmt: skip
+    return None
+
+
+@NIR.register(G.LIF, check=_zero_reset, note="r written explicitly (default tau/dt); reset='zero'")
 def _x_lif(w: NIRWriter, name: str, node: Any) -> Any:
     p, tau, r = _leaky(w, name, node)
     return w.nir.LIF(tau=tau * w.k, r=w.fold(name, r), v_leak=p("v_leak", 0.0),
@@ -266,7 +283,7 @@ def _x_lif(w: NIRWriter, name: str, node: Any) -> Any:
 
 
 @NIR.register(
-    G.CubaLIF, note="w_in = runtime w_in * tau_syn / dt"
+    G.CubaLIF, check=_zero_reset, note="w_in = runtime w_in * tau_syn / dt; reset='zero'"
 )  # runtime i' = alpha i + w_in' S
 def _x_cubalif(w: NIRWriter, name: str, node: Any) -> Any:
     p, tau, r = _leaky(w, name, node)
@@ -276,7 +293,7 @@ def _x_cubalif(w: NIRWriter, name: str, node: Any) -> Any:
                          w_in=p("w_in", 1.0) * tau_syn / np.float32(w.dt))  # fmt: skip
 
 
-@NIR.register(G.IF, note="r = runtime r / dt")
+@NIR.register(G.IF, check=_zero_reset, note="r = runtime r / dt; reset='zero'")
 def _x_if(w: NIRWriter, name: str, node: Any) -> Any:
     p = partial(w.param, name, node)
     return w.nir.IF(r=w.fold(name, p("r", 1.0)) / np.float32(w.ts), v_threshold=p("v_th", 1.0),
@@ -386,11 +403,6 @@ def peer_warnings(ng: Any) -> list[str]:
                 f"{float(np.ravel(n.r)[0]):.4g}) would get the wrong input gain; export with "
                 "r_mode='fold' (--nir-r-mode fold) for Norse and run "
                 f"norse.torch.from_nir(graph, dt={ts:g})")  # fmt: skip
-        if _node_meta(n).get("reset") == "subtract":
-            first.setdefault("reset", f"NIR resets only to v_reset: node {name!r} resets by "
-                "subtracting v_th in neuroplast (kept in its metadata for neuroplast's reader), "
-                "snnTorch, Norse and other readers will reset it to v_reset; use reset='zero' "
-                "for a file they run the same")  # fmt: skip
     return list(first.values())
 
 

@@ -115,9 +115,11 @@ def _snn() -> Any:
     from neuroplast.quantize.qat import lif_module_classes
 
     LIF, _ = lif_module_classes()
+    # zero reset: the one NIR defines, so the recipe exports to every spiking target
     return nn.Sequential(
-        nn.Linear(64, 128), LIF(beta=0.9, threshold=1.0), nn.Linear(128, 10), LIF(0.9, 1.0)
-    )
+        nn.Linear(64, 128), LIF(beta=0.9, threshold=1.0, reset="zero"),
+        nn.Linear(128, 10), LIF(0.9, 1.0, reset="zero"),
+    )  # fmt: skip
 
 
 register_recipe(Recipe("mlp", _mlp, (64,)))

@@ -5,8 +5,10 @@ x space turns event streams into per-class motion evidence. This package holds t
 event I/O (:mod:`.io`), an ESIM-style simulator over natural-statistics scenes
 (:mod:`.simulate`), the torch trainer (:mod:`.model`, torch imported lazily), the
 event-driven runtime layer (:mod:`.event_layer`, cost = events x non-zero taps) and
-its Graph IR node (:mod:`.runtime_node`, import to register), a homeostatic output
-threshold (:mod:`.homeostasis`) and streaming detection (:mod:`.detect`).
+its Graph IR node ``HDDelayConv`` (:mod:`.runtime_node`, registered when this package
+is imported), the labelled movie sets (:mod:`.datasets`), accuracy metrics
+(:mod:`.metrics`), figures (:mod:`.plots`), a homeostatic output threshold
+(:mod:`.homeostasis`) and streaming detection (:mod:`.detect`).
 """
 
 from __future__ import annotations
@@ -32,23 +34,17 @@ from neuroplast.apps.motion.homeostasis import (
     run_homeostasis,
 )
 from neuroplast.apps.motion.io import (
-    decode_evt2,
-    decode_evt3,
-    encode_evt2,
-    encode_evt3,
-    read_aedat4,
     read_events,
-    read_npy,
+    read_labels,
     read_npz,
-    read_raw,
+    write_events,
     write_npz,
-    write_raw,
 )
+from neuroplast.apps.motion.metrics import accuracy_per_step, score
 from neuroplast.apps.motion.model import (
     HDKernel,
     HDParams,
     TrainParams,
-    accuracy_per_step,
     delay_mask,
     init_kernel,
     predict_dense,
@@ -57,6 +53,7 @@ from neuroplast.apps.motion.model import (
     split_weight,
     train_hd,
 )
+from neuroplast.apps.motion.runtime_node import HDDelayConv, hd_graph
 from neuroplast.apps.motion.simulate import (
     N_CLASSES,
     DVSParams,
@@ -73,16 +70,10 @@ __all__ = [
     "validate_events",
     "events_to_voxels",
     "read_events",
-    "read_npy",
+    "read_labels",
     "read_npz",
-    "read_raw",
-    "read_aedat4",
+    "write_events",
     "write_npz",
-    "write_raw",
-    "encode_evt2",
-    "decode_evt2",
-    "encode_evt3",
-    "decode_evt3",
     "N_CLASSES",
     "SceneParams",
     "DVSParams",
@@ -98,6 +89,9 @@ __all__ = [
     "train_hd",
     "predict_dense",
     "accuracy_per_step",
+    "score",
+    "HDDelayConv",
+    "hd_graph",
     "prune_kernel",
     "prune_mask_of",
     "split_weight",

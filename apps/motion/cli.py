@@ -44,7 +44,9 @@ def register(app: Any) -> None:
 
     @motion.command("simulate")
     def simulate_cmd(
-        out: Path = typer.Argument(..., help="events file to write (.npz, .raw or .npy)"),
+        out: Path = typer.Argument(
+            ..., help="events file to write (.npz, .npy, .raw, .aedat4, .dat or .es)"
+        ),
         seed: int = typer.Option(0),
         steps: int = typer.Option(200, help="movie length in ms"),
         size: int = typer.Option(32, help="sensor side in pixels"),
@@ -55,6 +57,8 @@ def register(app: Any) -> None:
     ) -> None:
         """Simulate a labelled movie of a natural texture moving in 36 motion classes.
 
+        Labels go into the .npz, or beside any other format as NAME.labels.npy.
+
         \b
         Examples:
             neuroplast motion simulate movie.npz --steps 500
@@ -62,8 +66,8 @@ def register(app: Any) -> None:
         """
         import numpy as np
 
-        from neuroplast.apps.motion.experiments import DEFAULT_DVS, DEFAULT_SCENE
-        from neuroplast.apps.motion.io import write_npz, write_raw
+        from neuroplast.apps.motion.datasets import DEFAULT_DVS, DEFAULT_SCENE
+        from neuroplast.apps.motion.io import write_events
         from neuroplast.apps.motion.simulate import SceneParams, simulate_movie
 
         scene = SceneParams(
@@ -74,15 +78,9 @@ def register(app: Any) -> None:
             contrast=contrast,
         )
         m = simulate_movie(seed, scene, DEFAULT_DVS)
-        suffix = out.suffix.lower()
-        if suffix == ".raw":
-            write_raw(out, m.events, fmt, m.sensor_size)
+        write_events(out, m.events, m.sensor_size, version=fmt, labels=m.labels)
+        if out.suffix.lower() != ".npz":
             np.save(out.with_suffix(".labels.npy"), m.labels)
-        elif suffix == ".npy":
-            np.save(out, m.events)
-            np.save(out.with_suffix(".labels.npy"), m.labels)
-        else:
-            write_npz(out, m.events, m.sensor_size, labels=m.labels)
         _console().print(
             f"wrote {out}: {m.events.size} events, {size}x{size}, {steps} ms, "
             f"{1 + int(np.count_nonzero(np.diff(m.labels)))} motion segments"
@@ -108,7 +106,7 @@ def register(app: Any) -> None:
         """
         import torch
 
-        from neuroplast.apps.motion.experiments import make_dataset, sensor_setup
+        from neuroplast.apps.motion.datasets import make_dataset, sensor_setup
         from neuroplast.apps.motion.model import HDParams, TrainParams, train_hd
         from neuroplast.progress import Progress
 
@@ -156,7 +154,8 @@ def register(app: Any) -> None:
         import torch
         from rich.table import Table
 
-        from neuroplast.apps.motion.experiments import held_out_movies, score, sensor_setup
+        from neuroplast.apps.motion.datasets import held_out_movies, sensor_setup
+        from neuroplast.apps.motion.metrics import score
         from neuroplast.apps.motion.model import HDKernel, predict_dense, prune_kernel
 
         torch.set_num_threads(1)
@@ -185,14 +184,18 @@ def register(app: Any) -> None:
 
     @motion.command("run")
     def run_cmd(
-        events: Path = typer.Argument(..., help=".npz, .npy, .raw (EVT 2/3) or .aedat4"),
+        events: Path = typer.Argument(
+            ..., help=".npz, .npy, .raw (EVT 2/2.1/3), .aedat4, .dat, .es"
+        ),
         kernel: Path = typer.Option(KERNEL),
         window: int = typer.Option(10, help="window of the direction map, ms"),
         width: int = typer.Option(0, help="sensor width if the file does not say"),
         height: int = typer.Option(0, help="sensor height if the file does not say"),
         prune: float = typer.Option(1.0, help="keep 1/PRUNE of the weights"),
         basis: str = typer.Option("split", help="pruning basis: split (W_s, W_d) or onoff"),
-        plot: Path | None = typer.Option(None, help="PNG with direction maps over time"),
+        plot: Path | None = typer.Option(
+            None, help="PNG: direction/speed maps (HSV, colour wheel), ground truth, accuracy"
+        ),
     ) -> None:
         """Run the event-driven layer on a recording; print the motion over time.
 
@@ -206,13 +209,13 @@ def register(app: Any) -> None:
 
         from neuroplast.apps.motion.detect import detect_stream
         from neuroplast.apps.motion.event_layer import numba_available
-        from neuroplast.apps.motion.io import read_events
+        from neuroplast.apps.motion.io import read_events, read_labels
         from neuroplast.apps.motion.model import HDKernel, prune_kernel
         from neuroplast.errors import DataError
 
-        ev, size = read_events(events)
-        if width and height:
-            size = (width, height)
+        given = (width, height) if width and height else None
+        ev, size = read_events(events, given)
+        size = given or size
         if size is None:
             if ev.size == 0:
                 raise DataError(f"{events} holds no events")
@@ -223,17 +226,14 @@ def register(app: Any) -> None:
         det = detect_stream(
             k, ev, size, window_ms=window, backend="numba" if numba_available() else "numpy"
         )
-        labels = None
-        if events.suffix == ".npz":
-            with np.load(events, allow_pickle=False) as z:
-                labels = z["labels"] if "labels" in z.files else None
+        labels = read_labels(events)
         t = Table(title=f"motion in {events} ({ev.size} events, {size[0]}x{size[1]})")
-        for c in ("t (ms)", "events", "dir", "angle", "speed px/ms", "class"):
+        for c in ("t (ms)", "events", "dir", "angle (ccw, up=90)", "speed px/ms", "class"):
             t.add_column(c, justify="right")
         if labels is not None:
             t.add_column("true", justify="right")
         for i, (c, v) in enumerate(zip(det.window_class, det.window_velocity)):
-            ang = float(np.degrees(np.arctan2(v[1], v[0])) % 360)
+            ang = float(np.degrees(np.arctan2(-v[1], v[0])) % 360)
             row = [
                 f"{i * window}-{(i + 1) * window}",
                 str(int(det.events_per_window[i])),
@@ -248,22 +248,7 @@ def register(app: Any) -> None:
             t.add_row(*row)
         _console().print(t)
         if plot is not None:
-            import matplotlib
+            from neuroplast.apps.motion.plots import plot_detection
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            n = min(8, len(det.direction_map))
-            idx = np.linspace(0, len(det.direction_map) - 1, n).astype(int)
-            fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
-            for ax, i in zip(axes[0], idx):
-                d = det.direction_map[i]
-                ax.quiver(d[..., 0], d[..., 1], angles="xy", scale_units="xy", scale=0.25)
-                ax.invert_yaxis()
-                ax.set_title(f"{i * window} ms", fontsize=8)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            fig.tight_layout()
-            fig.savefig(plot, dpi=110)
-            plt.close(fig)
+            plot_detection(det, plot, labels, title=f"HD-SNN motion in {events.name}")
             _console().print(f"wrote {plot}")

@@ -19,7 +19,6 @@ torch is imported inside the functions so importing this module stays cheap.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +37,6 @@ __all__ = [
     "embed_kernel",
     "train_hd",
     "predict_dense",
-    "accuracy_per_step",
     "prune_kernel",
     "prune_mask_of",
     "split_weight",
@@ -299,6 +297,7 @@ def train_hd(
     prune_mask: np.ndarray | None = None,
     on_epoch: Callable[[int, HDKernel], None] | None = None,
     mask_basis: str = "onoff",
+    fake_quant: Callable | None = None,
 ) -> tuple[HDKernel, list[float]]:
     """Train the layer on rasters ``voxels[i]`` (2, T, H, W) bool with labels ``(T,)``.
 
@@ -308,6 +307,9 @@ def train_hd(
     the survivors are retrained (pruning-aware fine-tuning); ``mask_basis="split"``
     reads the mask on ``(W_s, W_d)`` (:func:`split_weight`). ``on_epoch(epoch, kernel)``
     is called after every epoch (validation / checkpointing by the caller).
+    ``fake_quant(weight, bias) -> (weight, bias)`` (torch tensors) is applied to the
+    masked parameters in every forward pass: quantization-aware training
+    (:mod:`neuroplast.apps.motion.qat`); the returned kernel holds the float parameters.
 
     Loss: mean over voxels of ``CE(softmax_c z(c, t, y, x), label[t])``. After every
     Adam step weights are clamped to ``+-mask * max|W|`` (the paper's prior).
@@ -355,15 +357,17 @@ def train_hd(
             idx = order[i : i + train.batch]
             a = _stack([voxels[j] for j in idx])
             y = torch.from_numpy(np.stack([labels[j] for j in idx]))
-            wm = _masked(w, pm, mask_basis)
+            wm, bm = _masked(w, pm, mask_basis), b
+            if fake_quant is not None:
+                wm, bm = fake_quant(wm, bm)
             # CE on the evaluated readout mean_{y,x} z: on CPU budgets the per-voxel CE
             # alone barely moves off chance, and the two objectives conflict
             if train.fft and not train.voxel_weight:
                 loss = train.pooled_weight * F.cross_entropy(
-                    hd_pooled_torch(a, wm, b, stride=train.stride), y
+                    hd_pooled_torch(a, wm, bm, stride=train.stride), y
                 )
             else:
-                z = hd_logits_torch(a, wm, b, stride=train.stride)
+                z = hd_logits_torch(a, wm, bm, stride=train.stride)
                 tgt = y[:, :, None, None].expand(-1, -1, z.shape[3], z.shape[4])
                 loss = train.pooled_weight * F.cross_entropy(z.mean(dim=(3, 4)), y)
                 if train.voxel_weight:
@@ -437,12 +441,6 @@ def predict_dense(
     return np.concatenate(outs)
 
 
-def accuracy_per_step(evidence: np.ndarray, labels: np.ndarray, skip: int = 0) -> float:
-    """Fraction of time steps (after ``skip``) where ``argmax_c evidence == label``."""
-    pred = np.argmax(evidence, axis=-1)
-    return float(np.mean(pred[..., skip:] == np.asarray(labels)[..., skip:]))
-
-
 def split_weight(weight: np.ndarray) -> np.ndarray:
     """ON/OFF kernel ``K (C, 2, ...)`` -> ``(C, 2, ...)`` stacking ``W_s = K_0 + K_1``
     and ``W_d = K_0 - K_1``: with ``A_s = A_0 + A_1`` and ``A_d = A_0 - A_1`` the
@@ -492,7 +490,3 @@ def prune_mask_of(kernel: HDKernel, basis: str = "onoff") -> np.ndarray:
     """Boolean mask of the non-zero weights of ``kernel`` in ``basis`` (for
     :func:`train_hd`'s ``prune_mask`` / ``mask_basis``)."""
     return weights_in(kernel.weight, basis) != 0
-
-
-def _timer() -> float:
-    return time.perf_counter()

@@ -1,14 +1,25 @@
 """The HD layer as a neuroplast Graph IR node (``HDDelayConv``) and its runtime op.
 
-Importing this module registers the node kind with
+Importing this module (``neuroplast.apps.motion`` does) registers the node kind with
 :func:`neuroplast.graph.nodes.register_node` and the event-driven kernel with
 :func:`neuroplast.runtime.kernels.register_op`, so graphs holding the layer
 validate, round-trip through bundles and run in :class:`neuroplast.runtime.Runtime`.
+Both registrations are idempotent (a re-import keeps one entry).
 
 Input: the event raster of one step, shape ``(2, H, W)`` (polarity, row, column),
 either dense or as :class:`~neuroplast.runtime.SparseInput` with flat indices
 ``(p * H + y) * W + x``. Output: flip-max logits ``(C, H - ky + 1, W - kx + 1)``
-(see :mod:`neuroplast.apps.motion.event_layer`). Float mode only.
+(see :mod:`neuroplast.apps.motion.event_layer`).
+
+Integer mode (``weight_q``, ``out_q`` set; events are 0/1 codes of scale 1)::
+
+    K_q = round(K / s_w[c])                      int8, symmetric (narrow) per class or tensor
+    B_p(c, t, y, x) = sum K_q A_p                int32 (exact), p = direct / flipped input
+    acc = max(B_0, B_1) + round(b_c / s_w[c])    int32 bias on the accumulator grid
+    z_q = clamp(requantize(acc, M_c) + zp_out)   M_c = s_w[c] / s_out, LiteRT single rounding
+
+:func:`neuroplast.quant.requantize` is the one fixed-point rule; the QAT model of
+:mod:`neuroplast.apps.motion.qat` computes the same codes with a dense conv3d.
 """
 
 from __future__ import annotations
@@ -23,25 +34,21 @@ from neuroplast.apps.motion.event_layer import (
     compile_taps,
     hd_event_chunk,
     init_event_state,
+    numba_available,
 )
 from neuroplast.errors import DataError, GraphError
 from neuroplast.graph.cost import COST
-from neuroplast.graph.nodes import NODE_KINDS, Node, array_field, register_node
-from neuroplast.runtime.kernels import OPS, BuildContext, Kernel, SparseInput, register_op
+from neuroplast.graph.nodes import Node, array_field, quant_field, register_node
+from neuroplast.quant import QuantSpec, quantize, quantize_multiplier, requantize
+from neuroplast.runtime.kernels import BuildContext, Kernel, SparseInput, register_op
 
-__all__ = ["HDDelayConv", "HDDelayConvKernel", "hd_graph"]
+__all__ = ["HDDelayConv", "HDDelayConvKernel", "hd_graph", "EVENT_Q"]
 
-
-def _register(cls):
-    # idempotent: a module reload must not trip the duplicate-kind guard
-    existing = NODE_KINDS.get(cls.kind)
-    if existing is not None and existing.__qualname__ == cls.__qualname__:
-        NODE_KINDS[cls.kind] = cls
-        return cls
-    return register_node(cls)
+#: Events in integer mode: 0/1 codes of scale 1.
+EVENT_Q = QuantSpec(bits=8, scale=1.0, zero_point=0)
 
 
-@_register
+@register_node
 @dataclass(frozen=True, eq=False)
 class HDDelayConv(Node):
     """Heterogeneous-delay layer: causal conv over (polarity, delay, y, x) with flip-max.
@@ -49,12 +56,15 @@ class HDDelayConv(Node):
     ``z(c, t) = max(B[A], B[A_flipped]) + b_c``, ``B = sum W[c, p, k, dy, dx]
     A(p, t - (K_T - 1 - k), y + dy, x + dx)``. ``weight`` (C, 2, K_T, K_Y, K_X),
     ``bias`` (C,). Zero weights cost nothing at run time (events x nnz taps).
+    ``weight_q`` / ``out_q``: integer mode (module docstring).
     """
 
     kind: ClassVar[str] = "HDDelayConv"
     stateful: ClassVar[bool] = True
     weight: np.ndarray = array_field()
     bias: np.ndarray = array_field()
+    weight_q: QuantSpec | None = quant_field()
+    out_q: QuantSpec | None = quant_field()
 
     def check(self) -> None:
         if self.weight.ndim != 5 or self.weight.shape[1] != 2:
@@ -74,27 +84,65 @@ class HDDelayConv(Node):
         return (self.weight.shape[0], s[1] - ky + 1, s[2] - kx + 1)
 
 
+@register_op(HDDelayConv)
 class HDDelayConvKernel(Kernel):
-    """Event-driven runtime op: state = per-batch carried delay accumulators."""
+    """Event-driven runtime op: state = per-batch carried delay accumulators.
+
+    Float mode: ``params`` = float weight and bias. Integer mode: int8 weight codes
+    and int32 bias codes (what plasticity would update); the accumulators are integer
+    sums kept in the float32 event buffers, exact because every partial sum is
+    below 2^24 (checked at build)."""
 
     stateful = True
 
     def __init__(self, node: HDDelayConv, ctx: BuildContext) -> None:
         super().__init__(node, ctx)
-        if ctx.mode != "float":
-            raise GraphError(f"node {ctx.name!r}: HDDelayConv runs in float mode only")
         _, h, w = ctx.in_shapes[0]
         self.hw = (h, w)
-        self.params = {"weight": np.array(node.weight), "bias": np.array(node.bias)}
+        self.backend = "numba" if numba_available() else "numpy"
         self._taps_key = None
         self._taps = None
+        if ctx.mode == "float":
+            self.params = {"weight": np.array(node.weight), "bias": np.array(node.bias)}
+            self.out_quant = None
+            return
+        wq, oq, iq = node.weight_q, node.out_q, ctx.in_quants[0]
+        if wq is None or oq is None:
+            raise GraphError(
+                f"node {ctx.name!r}: HDDelayConv in integer mode needs weight_q and out_q "
+                "(quantize the kernel with neuroplast.apps.motion.qat)"
+            )
+        if iq is None or float(np.ravel(iq.scale)[0]) != 1.0 or np.any(np.ravel(iq.zero_point)):
+            raise GraphError(f"node {ctx.name!r}: HDDelayConv takes 0/1 events (scale 1, zp 0)")
+        if np.any(np.ravel(wq.zero_point)) or (wq.per_channel and wq.axis != 0):
+            raise GraphError(f"node {ctx.name!r}: weights must be symmetric, per class (axis 0)")
+        if oq.per_channel:
+            raise GraphError(f"node {ctx.name!r}: out_q must be per tensor")
+        c = node.weight.shape[0]
+        s_w = np.broadcast_to(np.asarray(wq.scale, np.float32).ravel(), (c,))
+        codes = quantize(node.weight, wq)
+        reach = np.abs(codes.astype(np.int64)).reshape(c, 2, -1).sum(axis=2).max()
+        if reach >= 1 << 24:
+            raise GraphError(f"node {ctx.name!r}: accumulators may reach {reach} >= 2^24")
+        bias_q = QuantSpec(bits=32, scale=tuple(float(v) for v in s_w), axis=0)
+        self.params = {
+            "weight": codes,
+            "bias": quantize(node.bias, bias_q).astype(np.int64),
+        }
+        s_out = np.float64(np.float32(np.ravel(oq.scale)[0]))
+        self.qm, self.shift = quantize_multiplier(s_w.astype(np.float64) / s_out)
+        self.zp_out = int(np.ravel(oq.zero_point)[0])
+        self.out_min, self.out_max = oq.range
+        self.out_quant = oq
 
     def taps(self):
         # recompile only when plasticity or pruning changed the weights
-        key = (id(self.params["weight"]), self.params["weight"].tobytes().__hash__())
+        wt = self.params["weight"]
+        key = (id(wt), hash(wt.tobytes()))
         if key != self._taps_key:
             h, w = self.hw
-            self._taps = compile_taps(self.params["weight"], self.params["bias"], (w, h))
+            bias = self.params["bias"] if self.ctx.mode == "float" else np.zeros(len(wt))
+            self._taps = compile_taps(wt.astype(np.float32), bias, (w, h))
             self._taps_key = key
         return self._taps
 
@@ -111,6 +159,12 @@ class HDDelayConvKernel(Kernel):
             idx = np.flatnonzero(np.asarray(x[b]) != 0)
         return idx // (h * w), idx // w % h, idx % w
 
+    def _requant(self, acc: np.ndarray) -> np.ndarray:
+        """int32 accumulators (C, Ho, Wo) + bias -> output codes."""
+        acc = np.rint(acc).astype(np.int64) + self.params["bias"][:, None, None]
+        y = requantize(acc, self.qm[:, None, None], self.shift[:, None, None]) + self.zp_out
+        return np.clip(y, self.out_min, self.out_max).astype(self.out_quant.dtype)
+
     def step(self, inputs: list[Any], state: tuple) -> tuple[np.ndarray, tuple]:
         taps = self.taps()
         x = inputs[0]
@@ -118,10 +172,11 @@ class HDDelayConvKernel(Kernel):
         for b, st in enumerate(state):
             p, y, xx = self._columns(x, b)
             tb = np.full(p.shape, st.t_next, dtype=np.int64)
-            z, st2 = hd_event_chunk(taps, st, p, tb, y, xx, 1)
-            outs.append(z[0])
+            z, st2 = hd_event_chunk(taps, st, p, tb, y, xx, 1, self.backend)
+            outs.append(z[0] if self.ctx.mode == "float" else self._requant(z[0]))
             new.append(st2)
-        return np.stack(outs).astype(np.float32), tuple(new)
+        out = np.stack(outs)
+        return (out.astype(np.float32) if self.ctx.mode == "float" else out), tuple(new)
 
     def run(self, inputs: list[np.ndarray], state: tuple) -> tuple[np.ndarray, tuple]:
         ys = []
@@ -131,6 +186,7 @@ class HDDelayConvKernel(Kernel):
         return np.stack(ys), state
 
 
+@COST.register(HDDelayConv)
 def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
     """Per 1 ms step with every pixel active (an upper bound; cost scales with the
     event count): each event scatters into the non-zero taps of both polarity
@@ -142,27 +198,40 @@ def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
     outs = int(np.prod(out_shape))
     return {
         "params": int(node.weight.size + node.bias.size),
-        "macs": nnz * 2 * pixels + 2 * outs,  # 2 polarities/pixel x (nnz/2 taps x 2 orientations)
+        "macs": nnz * 2 * pixels + 2 * outs,  # 2 polarities/pixel x (nnz/2 taps x 2 flips)
         "param_bytes": 4 * (node.weight.size + node.bias.size),
         "state_bytes": 2 * 4 * kt * outs,
     }
 
 
-if HDDelayConv not in OPS:
-    register_op(HDDelayConv)(HDDelayConvKernel)
-    COST.register(HDDelayConv)(_hd_cost)
-
-
-def hd_graph(weight: np.ndarray, bias: np.ndarray, sensor_size: tuple[int, int]):
-    """A two-node graph ``events (2, H, W) -> hd (C, Ho, Wo)`` with dt = 1 ms."""
+def hd_graph(
+    weight: np.ndarray,
+    bias: np.ndarray,
+    sensor_size: tuple[int, int],
+    weight_q: QuantSpec | None = None,
+    out_q: QuantSpec | None = None,
+    pooled: bool = False,
+):
+    """The graph ``events (2, H, W) -> hd (C, Ho, Wo)`` with dt = 1 ms; ``pooled`` adds
+    the per-step class evidence ``evidence (C,)``: the sum of ``z`` over the output grid
+    (``SumPool2d`` + ``Flatten``; integer mode keeps int32 at the scale of ``out_q``).
+    ``weight_q`` / ``out_q`` make it runnable in integer mode (events quantized with
+    :data:`EVENT_Q`)."""
     from neuroplast.graph import Graph
-    from neuroplast.graph.nodes import Input
+    from neuroplast.graph.nodes import Flatten, Input, SumPool2d
 
     w, h = sensor_size
-    return Graph.sequential(
-        [("events", Input(shape=(2, h, w))), ("hd", HDDelayConv(weight=weight, bias=bias))],
-        dt=1e-3,
-    )
+    nodes = [
+        ("events", Input(shape=(2, h, w), quant=EVENT_Q if weight_q is not None else None)),
+        ("hd", HDDelayConv(weight=weight, bias=bias, weight_q=weight_q, out_q=out_q)),
+    ]
+    if pooled:
+        ho, wo = h - weight.shape[3] + 1, w - weight.shape[4] + 1
+        nodes += [
+            ("pool", SumPool2d(kernel=(ho, wo), stride=(ho, wo))),
+            ("evidence", Flatten()),
+        ]
+    return Graph.sequential(nodes, dt=1e-3)
 
 
 _ = EventLayerState  # re-exported type of the per-batch state

@@ -20,7 +20,7 @@ Everything is drawn from one ``numpy.random.Generator`` seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,6 +41,7 @@ __all__ = [
     "render_frames",
     "dvs_events",
     "simulate_movie",
+    "contrast_for_rate_ratio",
 ]
 
 N_DIRECTIONS = 12
@@ -245,3 +246,24 @@ def simulate_movie(
     frames, labels, vel = render_frames(rng, scene)
     ev = dvs_events(frames, dvs, rng)
     return Movie(ev, labels, vel, (scene.size, scene.size), scene.n_steps)
+
+
+def contrast_for_rate_ratio(
+    seed: int, scene: SceneParams, dvs: DVSParams, ratio: float = 4.0, iters: int = 8
+) -> tuple[float, float]:
+    """Scene contrast whose event count is ``ratio`` times that at ``scene.contrast``.
+
+    Bisection over the contrast on the same seed (the event count grows monotonically
+    with contrast: more log-intensity crossings of the same thresholds). Returns
+    ``(contrast, achieved ratio)``.
+    """
+    n0 = max(1, simulate_movie(seed, scene, dvs).events.size)
+    lo, hi = scene.contrast, scene.contrast * 2 * ratio
+    best = (lo, 1.0)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        r = simulate_movie(seed, replace(scene, contrast=mid), dvs).events.size / n0
+        if abs(r - ratio) < abs(best[1] - ratio):
+            best = (mid, r)
+        lo, hi = (mid, hi) if r < ratio else (lo, mid)
+    return best

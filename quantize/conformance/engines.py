@@ -37,7 +37,7 @@ from neuroplast.errors import NeuroplastError, UnsupportedError
 from neuroplast.quant import dequantize, quantize
 from neuroplast.quantize.conformance.generate import GraphCase
 
-__all__ = ["Outcome", "ENGINES", "Session", "check_refusal"]
+__all__ = ["Outcome", "ENGINES", "PEER_ENGINES", "Session", "check_refusal"]
 
 FLOAT_TOL = 1e-5
 
@@ -192,15 +192,66 @@ def _firmware(case: GraphCase, s: Session) -> Outcome:
     return _compare("firmware", ref, got.reshape(ref.shape), 0)
 
 
-def _nir(case: GraphCase, s: Session) -> Outcome:
-    from neuroplast.quantize.nir import export_nir, read
-    from neuroplast.runtime import Runtime
+def _nir_file(case: GraphCase, s: Session) -> tuple[Any, Path]:
+    """Export the float graph and read the file back with ``nir`` itself (cached per case)."""
+    import nir
+
+    from neuroplast.quantize.nir import export_nir
 
     path = s.tmp / f"g{case.seed}.nir"
-    export_nir(case.float_graph, path)
-    back = read(path)
-    got = np.asarray(Runtime(back, mode="float").run(case.x))
-    return _compare("nir", _reference(case, "float"), got, FLOAT_TOL)
+    if not path.exists():
+        export_nir(case.float_graph, path)
+    return nir.read(str(path)), path
+
+
+def _nir(case: GraphCase, s: Session) -> Outcome:
+    """The file as any reader sees it: the plain NIR interpreter (spec semantics, no
+    neuroplast metadata) on ``nir.read``'s graph, and our own importer's round trip."""
+    from neuroplast.quantize.nir import read
+    from neuroplast.quantize.nir_run import run_nir
+    from neuroplast.runtime import Runtime
+
+    ng, path = _nir_file(case, s)
+    ref = _reference(case, "float")
+    out = case.float_graph.outputs[0]
+    spec = run_nir(ng, case.x, case.float_graph.dt)[out]
+    o1 = _compare("nir", ref, spec.astype(np.float32), FLOAT_TOL)
+    back = np.asarray(Runtime(read(path), mode="float").run(case.x))
+    o2 = _compare("nir", ref, back, FLOAT_TOL)
+    if o1.status != "agree":
+        return Outcome("nir", o1.status, f"NIR interpreter: {o1.detail}", o1.diff)
+    return o2 if o2.status != "agree" else Outcome("nir", "agree", diff=max(o1.diff, o2.diff))
+
+
+def _peer(peer: str) -> Callable[[GraphCase, Session], Outcome]:
+    """snnTorch / Norse importing our NIR file (delay-free version, as neither runs
+    ``Delay``): identical spikes and LI membranes within 1e-5 of the NIR interpreter."""
+    name = f"nir:{peer}"
+
+    def run(case: GraphCase, s: Session) -> Outcome:
+        from neuroplast.quantize.nir_run import peer_refusals, run_nir, run_peer, strip_delays
+
+        ng, _ = _nir_file(case, s)
+        g0 = strip_delays(ng)
+        why = peer_refusals(g0, peer)
+        if why:
+            return Outcome(name, "skipped", why[0])
+        dt = case.float_graph.dt
+        ref = run_nir(g0, case.x, dt)
+        try:
+            got = run_peer(g0, case.x, dt, peer)
+        except UnsupportedError as e:  # a limit of the peer's importer found while rewriting
+            return Outcome(name, "skipped", str(e))
+        worst = Outcome(name, "agree")
+        for k, v in got.items():
+            spiking = type(g0.nodes[k]).__name__ != "LI"
+            o = _compare(name, ref[k], v, 0 if spiking else FLOAT_TOL)
+            if o.status != "agree":
+                return Outcome(name, o.status, f"node {k!r}: {o.detail}", o.diff)
+            worst = Outcome(name, "agree", diff=max(worst.diff, o.diff))
+        return worst
+
+    return run
 
 
 def _cost(case: GraphCase, s: Session) -> Outcome:
@@ -254,6 +305,15 @@ def _build(graph: Any, mode: str) -> Any:
     from neuroplast.runtime import Runtime
 
     return Runtime(graph, mode=mode)
+
+
+#: Third-party peers reached through a target's output: peer -> (target that must claim
+#: the graph, runner). A peer's own limits make a graph "skipped" (with the reason), not
+#: a failure: the peer is not our target.
+PEER_ENGINES: dict[str, tuple[str, Callable[[GraphCase, Session], Outcome]]] = {
+    "nir:snntorch": ("nir", _peer("snntorch")),
+    "nir:norse": ("nir", _peer("norse")),
+}
 
 
 def _export(fmt: str, graph: Any) -> Any:

@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuroplast.quantize.conformance.engines import ENGINES, Outcome, Session, check_refusal
+from neuroplast.quantize.conformance.engines import (
+    ENGINES,
+    PEER_ENGINES,
+    Outcome,
+    Session,
+    check_refusal,
+)
 from neuroplast.quantize.conformance.generate import random_graph
 
 __all__ = ["Report", "run_suite", "targets_here"]
@@ -77,6 +83,20 @@ def targets_here(wanted: Iterable[str] | None = None) -> list[str]:
     return [t for t in names if wanted is None or t in set(wanted)]
 
 
+def _importable(peer: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(peer.split(":")[1]) is not None
+
+
+def _attempt(target: str, fn: Callable[..., Outcome], *args: Any) -> Outcome:
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - a claimed target that crashed is the finding
+        tb = traceback.format_exception_only(type(e), e)[-1].strip()
+        return Outcome(target, "error", f"claimed but failed: {tb}")
+
+
 def run_suite(
     n: int,
     seed: int = 0,
@@ -88,6 +108,7 @@ def run_suite(
     from neuroplast.targets import TARGETS
 
     names = targets_here(targets)
+    peers = [p for p in PEER_ENGINES if PEER_ENGINES[p][0] in names and _importable(p)]
     fams = list(families) if families else None
     rep = Report()
     t0 = time.perf_counter()
@@ -96,16 +117,24 @@ def run_suite(
             sd = seed + i
             case = random_graph(sd, family=fams[sd % len(fams)] if fams else None)
             rep.n_graphs += 1
+            agreed: set[str] = set()
             for t in names:
                 which, runner, _ = ENGINES[t]
                 g = case.int_graph if which == "int" else case.float_graph
                 refused = TARGETS[t].refusals(g)
-                try:
-                    o = check_refusal(t, g, refused[0]) if refused else runner(case, s)
-                except Exception as e:  # noqa: BLE001 - a claimed target that crashed
-                    tb = traceback.format_exception_only(type(e), e)[-1].strip()
-                    o = Outcome(t, "error", f"claimed but failed: {tb}")
+                o = (
+                    _attempt(t, check_refusal, t, g, refused[0])
+                    if refused
+                    else _attempt(t, runner, case, s)
+                )
                 rep.add(sd, case.family, case.kinds, o, claimed=not refused)
+                if o.status == "agree":
+                    agreed.add(t)
+            for p in peers:
+                base, runner = PEER_ENGINES[p]
+                if base in agreed:  # the peer reads what that target wrote
+                    o = _attempt(p, runner, case, s)
+                    rep.add(sd, case.family, case.kinds, o, claimed=True)
             if progress is not None:
                 progress(i + 1, n)
     rep.seconds = time.perf_counter() - t0

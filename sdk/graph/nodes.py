@@ -55,10 +55,21 @@ NODE_KINDS: dict[str, type[Node]] = {}
 MAX_WINDOW_ELEMENTS = 1 << 28  # values in one padded conv/pool input (1 GiB of float32)
 
 
+def _same_definition(a: type, b: type) -> bool:
+    """The same class statement: ``b`` is ``a`` re-created by re-importing its module."""
+    return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
 def register_node(cls: type[Node]) -> type[Node]:
-    """Class decorator: make a node kind known to (de)serialization and validation."""
+    """Class decorator: make a node kind known to (de)serialization and validation.
+
+    Idempotent: registering the same class again, or its re-creation by a module
+    reload, keeps one entry (the newest class); another class claiming a registered
+    kind raises :class:`GraphError`.
+    """
     kind = cls.kind
-    if not kind or kind in NODE_KINDS and NODE_KINDS[kind] is not cls:
+    old = NODE_KINDS.get(kind)
+    if not kind or (old is not None and not _same_definition(old, cls)):
         raise GraphError(f"node kind {kind!r} is empty or already registered")
     NODE_KINDS[kind] = cls
     return cls

@@ -37,7 +37,9 @@ def test_10000_messages_through_a_faulty_link(vboard):
     step = 0
     with FaultProxy(vboard.port, p_flip=0.01, p_drop=0.01, p_dup=0.01, seed=7) as proxy:
         proxy.enabled = False  # HELLO is re-executed on retransmit by design: keep it clean
-        with Board.connect(proxy.port, timeout=0.015, retries=10) as b:
+        # 30 ms per attempt: short enough to exercise many retransmits, long enough that a
+        # loaded CI machine does not starve the host through 10 attempts in a row
+        with Board.connect(proxy.port, timeout=0.03, retries=10) as b:
             proxy.enabled = True
             b.image = b0.image
             for i in range(n_msgs):

@@ -44,7 +44,7 @@ def _f(*shape, scale=0.5, seed=0):
 
 
 def _big_graph() -> Graph:
-    """Conv2d, IF, SumPool2d, Flatten, Linear, LIF(subtract), Delay, Scale, DelayLinear,
+    """Conv2d, IF, SumPool2d, Flatten, Linear, LIF, Delay, Scale, DelayLinear,
     CubaLIF, LI, with quantization metadata on a few nodes."""
     rng = np.random.default_rng(4)
     wq = QuantSpec(bits=8, scale=0.01, zero_point=0, narrow=True)
@@ -72,7 +72,6 @@ def _big_graph() -> Graph:
                 LIF(
                     tau_mem=np.linspace(2e-3, 9e-3, 16).astype(np.float32),
                     v_th=np.float32(0.8),
-                    reset="subtract",
                 ),
             ),  # fmt: skip
             ("dly", Delay(delay=rng.integers(0, 5, 16).astype(np.int32))),
@@ -141,11 +140,10 @@ def test_every_node_kind_round_trips(tmp_path, make, in_shape):
             np.where(g.nodes["dl"].weight != 0, g.nodes["dl"].delay, 0),
             np.where(g2.nodes["dl"].weight != 0, g2.nodes["dl"].delay, 0),
         )
-        # quantization metadata and reset mode are restored
+        # quantization metadata is restored
         assert g2.nodes["fc"].weight_q == g.nodes["fc"].weight_q
         assert g2.nodes["fc"].out_q == g.nodes["fc"].out_q
         assert g2.nodes["x"].quant == g.nodes["x"].quant
-        assert g2.nodes["lif"].reset == "subtract"
         meta = json.loads(ng.nodes["fc"].metadata["neuroplast"])
         assert meta["quant"]["weight_q"]["scale"] == 0.01
     else:
@@ -397,3 +395,15 @@ def test_an_app_node_kind_exports_through_the_same_table():
     bad = Graph.sequential([("x", Input(shape=(3,))), ("o", TestOpaque2())], dt=DT)
     with pytest.raises(UnsupportedError, match="node 'o' \\(TestOpaque2\\) cannot run on nir"):
         to_nir(bad)
+
+
+def test_a_subtractive_reset_is_refused_with_what_to_do(tmp_path):
+    from neuroplast.errors import UnsupportedError
+
+    g = Graph.sequential(
+        [("x", Input(shape=(3,))), ("fc", Linear(weight=_f(2, 3))),
+         ("lif", LIF(tau_mem=np.float32(5e-3), v_th=np.float32(0.5), reset="subtract"))]
+    )  # fmt: skip
+    with pytest.raises(UnsupportedError, match=r"'lif' \(LIF\) cannot run on nir.*reset='zero'"):
+        export_nir(g, tmp_path / "x.nir")
+    assert not (tmp_path / "x.nir").exists()

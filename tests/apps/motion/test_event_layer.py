@@ -194,3 +194,26 @@ def test_pooled_split_path_non_binary_and_chunk_edges():
     np.testing.assert_array_equal(empty, np.broadcast_to(k.bias, (5, 4)))
     with pytest.raises(DataError, match="backend"):
         hd_event_run(taps, ev, 12, backend="cuda", pooled=True)
+
+
+def test_node_registration_is_idempotent():
+    import importlib
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    import neuroplast.apps.motion.runtime_node as rn
+    from neuroplast.graph.nodes import NODE_KINDS, Node, register_node
+    from neuroplast.runtime.kernels import OPS
+
+    importlib.reload(rn)
+    importlib.reload(rn)  # a re-import registers the new class, no error
+    assert NODE_KINDS["HDDelayConv"] is rn.HDDelayConv
+    assert OPS[rn.HDDelayConv] is rn.HDDelayConvKernel
+    assert register_node(rn.HDDelayConv) is rn.HDDelayConv
+
+    @dataclass(frozen=True, eq=False)
+    class Impostor(Node):  # another class claiming the kind is refused
+        kind: ClassVar[str] = "HDDelayConv"
+
+    with pytest.raises(GraphError, match="already registered"):
+        register_node(Impostor)

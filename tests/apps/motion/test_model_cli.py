@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from neuroplast.apps.motion.events import events_to_voxels
+from neuroplast.apps.motion.metrics import accuracy_per_step
 from neuroplast.apps.motion.model import (
     HDKernel,
     HDParams,
     TrainParams,
-    accuracy_per_step,
     delay_mask,
     embed_kernel,
     hd_logits_torch,
@@ -197,7 +197,7 @@ def test_bad_shapes_raise_data_error():
 
 
 def test_score_counts_steps_and_the_per_movie_decision():
-    from neuroplast.apps.motion.experiments import score
+    from neuroplast.apps.motion.metrics import score
 
     n_t, n_delays = 30, 5
     labels = np.array([[3] * n_t, [7] * n_t])
@@ -247,7 +247,7 @@ def test_split_pruning_keeps_largest_sum_and_difference_weights():
 
 
 def test_contrast_step_hits_the_requested_event_rate_ratio():
-    from neuroplast.apps.motion.experiments import contrast_for_rate_ratio
+    from neuroplast.apps.motion.simulate import contrast_for_rate_ratio
 
     scene = SceneParams(size=16, texture_size=32, n_steps=120, f_cut=0.15)
     dvs = DVSParams(threshold=0.8)

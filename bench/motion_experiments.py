@@ -6,7 +6,7 @@
 3. The event-driven runtime layer reproduces the dense predictions.
 4. Homeostasis on a real stream whose event rate is multiplied by 4 (a contrast step).
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m neuroplast.apps.motion.experiments [--quick]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/motion_experiments.py [--quick] [--out DIR/motion.json]
 
 The defaults are CPU-small (32x32 training movies, 64x64 held-out movies, 128 ms,
 kernel (36, 2, 12, 9, 9)); the reported numbers use the paper's kernel
@@ -24,80 +24,30 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroplast.apps.motion.events import events_to_voxels
-from neuroplast.apps.motion.simulate import DVSParams, SceneParams, simulate_movie
+from neuroplast.apps.motion.datasets import (
+    CONSTANT_SEED0,
+    DEFAULT_DVS,
+    DEFAULT_SCENE,
+    VAL_SEED0,
+    held_out_movies,
+    make_dataset,
+    sensor_setup,
+)
+from neuroplast.apps.motion.metrics import (
+    accuracy_per_step,
+    accuracy_vs_since_switch,
+    max_factor_within,
+    score,
+)
+from neuroplast.apps.motion.plots import plot_pruning
+from neuroplast.apps.motion.simulate import (
+    DVSParams,
+    SceneParams,
+    contrast_for_rate_ratio,
+    simulate_movie,
+)
 
-__all__ = [
-    "DEFAULT_SCENE",
-    "DEFAULT_DVS",
-    "sensor_setup",
-    "make_dataset",
-    "held_out_movies",
-    "plot_pruning",
-    "contrast_for_rate_ratio",
-    "homeostasis_experiment",
-    "max_factor_within",
-    "score",
-    "main",
-]
-
-DEFAULT_SCENE = SceneParams(size=32, texture_size=64, n_steps=128, f_cut=0.15)
-DEFAULT_DVS = DVSParams(threshold=1.2)
-TEST_SEED0 = 1_000_000  # held-out seeds never overlap training seeds
-VAL_SEED0 = 2_000_000  # validation seeds (epoch selection) overlap neither
-CONSTANT_SEED0 = 3_000_000  # held-out constant-motion movies (the paper's test world)
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
-
-
-def sensor_setup(size: int, threshold: float) -> tuple[SceneParams, DVSParams]:
-    """The default world and pixel with another sensor side (px; the texture is twice
-    as wide) and DVS contrast threshold (log units)."""
-    return (
-        replace(DEFAULT_SCENE, size=size, texture_size=2 * size),
-        replace(DEFAULT_DVS, threshold=threshold),
-    )
-
-
-def make_dataset(seeds, scene: SceneParams = DEFAULT_SCENE, dvs: DVSParams = DEFAULT_DVS):
-    """Simulate movies; return (voxels (N, 2, T, H, W) bool, labels (N, T), movies)."""
-    vox, lab, movies = [], [], []
-    for s in seeds:
-        m = simulate_movie(int(s), scene, dvs)
-        vox.append(events_to_voxels(m.events, m.sensor_size, m.n_steps))
-        lab.append(m.labels)
-        movies.append(m)
-    return np.stack(vox), np.stack(lab), movies
-
-
-def held_out_movies(n: int, scene: SceneParams, dvs: DVSParams, constant: bool = False):
-    """The first ``n`` held-out test movies (:func:`make_dataset` output): switching
-    motion from ``TEST_SEED0``, or with ``constant`` one motion per movie (the paper's
-    test world, ``p_switch = 0``) from ``CONSTANT_SEED0``."""
-    seed0 = CONSTANT_SEED0 if constant else TEST_SEED0
-    if constant:
-        scene = replace(scene, p_switch=0.0)
-    return make_dataset(range(seed0, seed0 + n), scene, dvs)
-
-
-def contrast_for_rate_ratio(
-    seed: int, scene: SceneParams, dvs: DVSParams, ratio: float = 4.0, iters: int = 8
-) -> tuple[float, float]:
-    """Scene contrast whose event count is ``ratio`` times that at ``scene.contrast``.
-
-    Bisection over the contrast on the same seed (the event count grows monotonically
-    with contrast: more log-intensity crossings of the same thresholds). Returns
-    ``(contrast, achieved ratio)``.
-    """
-    n0 = max(1, simulate_movie(seed, scene, dvs).events.size)
-    lo, hi = scene.contrast, scene.contrast * 2 * ratio
-    best = (lo, 1.0)
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        r = simulate_movie(seed, replace(scene, contrast=mid), dvs).events.size / n0
-        if abs(r - ratio) < abs(best[1] - ratio):
-            best = (mid, r)
-        lo, hi = (mid, hi) if r < ratio else (lo, mid)
-    return best
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def homeostasis_experiment(
@@ -155,93 +105,6 @@ def homeostasis_experiment(
     return out
 
 
-def plot_pruning(pruning: dict, path: Path) -> str | None:
-    """Accuracy vs non-zero weights (magnitude pruning, and pruned + retrained when
-    present), one panel per test protocol present, to ``path``; returns the path, or
-    None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    from neuroplast.apps.motion.simulate import N_CLASSES
-
-    panels = [("accuracy", "switching motion (p = 1/24 per ms)", pruning["peak"])]
-    if "peak_constant" in pruning:
-        panels.append(
-            ("accuracy_constant", "constant motion (paper's test)", pruning["peak_constant"])
-        )
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    names = {"onoff": "ON/OFF K", "split": "(W_s, W_d)"}
-    sweeps = pruning.get("sweeps") or {pruning.get("basis", "onoff"): pruning["sweep"]}
-    curves = [
-        (f"pruned, {names[b]} basis", st, sw) for (b, sw), st in zip(sweeps.items(), ("o-", "x--"))
-    ]
-    for key, style in (("finetuned", "s-"), ("finetuned_256", "^-")):
-        if ft := pruning.get(key):
-            n, b = ft.get("movies_per_level"), ft.get("basis", "onoff")
-            curves.append(
-                (f"pruned + retrained, {names[b]} ({n} movies/level)", style, ft["sweep"])
-            )
-    for ax, (key, title, peak) in zip(axes[0], panels):
-        for label, style, sw in curves:
-            pts = [(s["nnz"], 100 * s[key]) for s in sw if key in s]
-            if pts:
-                ax.semilogx(*zip(*pts), style, label=label)
-        ax.axhline(100 * (peak - 0.05), ls="--", c="gray", lw=1, label="peak - 5 points")
-        ax.axhline(100 / N_CLASSES, ls=":", c="r", lw=1, label="chance")
-        ax.set_xlabel("non-zero weights")
-        ax.set_ylabel("per-step accuracy (%)")
-        ax.set_title(f"HD-SNN pruning: {title}", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return str(path)
-
-
-def max_factor_within(sweep: list[dict], peak: float, key: str = "accuracy") -> int:
-    """Largest pruning factor such that it and every smaller one stay within 5 points."""
-    best = 1
-    for s in sweep:
-        if s[key] < peak - 0.05:
-            break
-        best = s["factor"]
-    return best
-
-
-def score(evidence: np.ndarray, labels: np.ndarray, n_delays: int) -> dict:
-    """Accuracy numbers of per-ms class evidence ``(N, T, C)`` against labels ``(N, T)``.
-
-    ``per_step_top1``: fraction of 1-ms steps with ``argmax_c evidence == label``;
-    ``..._after_warmup``: steps ``t >= n_delays`` (the delay window is full);
-    ``per_movie_top1``: the reference notebook's decision, ``argmax_c`` of the evidence
-    averaged over the steps after warm-up, against the first label (meaningful for
-    constant-motion movies only).
-    """
-    from neuroplast.apps.motion.model import accuracy_per_step
-    from neuroplast.apps.motion.simulate import N_CLASSES
-
-    pred = np.argmax(evidence, -1)
-    counts = np.bincount(labels.ravel(), minlength=N_CLASSES)
-    out = {
-        "per_step_top1": accuracy_per_step(evidence, labels),
-        "per_step_top1_after_warmup": accuracy_per_step(evidence, labels, skip=n_delays),
-        "chance": 1.0 / N_CLASSES,
-        "majority_class": float(counts.max() / counts.sum()),
-        "direction_only": float(np.mean(pred % 12 == labels % 12)),
-        "speed_only": float(np.mean(pred // 12 == labels // 12)),
-        "n_test_movies": int(labels.shape[0]),
-        "n_steps": int(labels.size),
-    }
-    if np.all(labels == labels[:, :1]):
-        movie = evidence[:, n_delays:].mean(1).argmax(-1)
-        out["per_movie_top1"] = float(np.mean(movie == labels[:, 0]))
-    return out
-
-
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -268,7 +131,6 @@ def main(argv: list[str] | None = None) -> dict:
         HDKernel,
         HDParams,
         TrainParams,
-        accuracy_per_step,
         embed_kernel,
         predict_dense,
         prune_kernel,
@@ -485,15 +347,8 @@ def main(argv: list[str] | None = None) -> dict:
     ev = predict_dense(kern, xte)
     res["accuracy"] = {**score(ev, yte, hp.n_delays), "target": 0.85}
     # accuracy vs time since the last motion switch (the decision needs a few ms of history)
-    since = np.zeros_like(yte)
-    for i in range(yte.shape[0]):
-        c = 0
-        for t in range(yte.shape[1]):
-            c = 0 if (t == 0 or yte[i, t] != yte[i, t - 1]) else c + 1
-            since[i, t] = c
-    hit = np.argmax(ev, -1) == yte
     res["accuracy"]["vs_ms_since_switch"] = {
-        str(k): float(hit[since == k].mean()) for k in range(0, 16) if np.any(since == k)
+        str(k): a for k, (a, _) in accuracy_vs_since_switch(ev, yte, 16).items() if k < 16
     }
     _log(f"switching: {res['accuracy']}")
     xco = yco = None
@@ -611,7 +466,7 @@ def main(argv: list[str] | None = None) -> dict:
         for f in (20, 31, 50):
             if f in pruned:
                 pruned[f].save(out_dir / f"motion_kernel_pruned{f}.npz")
-    res["pruning"]["plot"] = plot_pruning(res["pruning"], out_dir / "motion_pruning.png")
+    res["pruning"]["plot"] = str(plot_pruning(res["pruning"], out_dir / "motion_pruning.png"))
 
     # 3. event-driven runtime layer == dense predictions (20x pruned kernel)
     k20 = pruned.get(20) or prune_kernel(kern, kern.nnz_in(basis) // 20, basis=basis)
