@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,31 @@ from neuroplast.backends.base import check_batch, from_native, to_native
 from neuroplast.errors import DataError, GraphError
 
 __all__ = ["LiteRTBackend", "interpreter_class"]
+
+# LiteRT's C++ runtime prints this on stderr every time a model is loaded: noise in a CLI
+_XNNPACK_INFO = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_native_line(noise: bytes) -> Iterator[None]:
+    """Run the block with file descriptor 2 captured, then pass every captured line but
+    ``noise`` on to stderr (native code writes to the descriptor, not to ``sys.stderr``)."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            rest = b"".join(ln for ln in tmp.read().splitlines(keepends=True) if noise not in ln)
+            if rest:
+                os.write(2, rest)
 
 
 def interpreter_class() -> tuple[Any, Any]:
@@ -71,7 +98,8 @@ class LiteRTBackend:
                 if not p.is_file():
                     raise GraphError(f"TFLite model {str(p)!r} does not exist")
                 self.interpreter = Interpreter(model_path=str(p), **kw)
-            self.interpreter.allocate_tensors()
+            with _without_native_line(_XNNPACK_INFO):
+                self.interpreter.allocate_tensors()
         except GraphError:
             raise
         except (ValueError, RuntimeError) as e:

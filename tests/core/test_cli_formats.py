@@ -110,3 +110,12 @@ def test_mode_is_refused_for_engine_formats(models, capsys):
     capsys.readouterr()
     assert main(["run", str(d / "cnn.tflite"), "-i", str(d / "xb.npy"), "--mode", "int"]) == 2
     assert "--mode applies to bundles" in capsys.readouterr().err
+
+
+def test_litert_load_prints_no_delegate_banner(models, capfd):
+    from neuroplast.backends import LiteRTBackend
+
+    d, *_ = models
+    capfd.readouterr()
+    LiteRTBackend(d / "cnn.tflite").run(np.zeros((1, 8, 9, 2), np.float32))
+    assert "XNNPACK delegate" not in capfd.readouterr().err
