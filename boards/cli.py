@@ -1,4 +1,4 @@
-"""CLI of neuroplast.boards: ``boards list|show|detect``, ``fit``, ``deploy``, ``serve``.
+"""CLI of neuroplast.boards: ``board list|show|detect``, ``fit``, ``deploy``, ``serve``.
 
 Thin wrappers over :func:`load_profile`, :func:`fit`, :func:`detect_boards`, :func:`deploy`
 and :func:`serve`; errors surface as :class:`~neuroplast.errors.NeuroplastError` and the main
@@ -7,6 +7,7 @@ CLI prints them as one line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -114,17 +115,33 @@ def fit_table(rep: Any) -> Any:
 
 
 def register(app: Any) -> None:
-    """Add ``boards``, ``fit``, ``deploy`` and ``serve`` to the ``neuroplast`` Typer app."""
+    """Add ``board list|show|detect``, ``fit``, ``deploy`` and ``serve`` to the ``neuroplast``
+    Typer app (``boards ...`` stays a hidden alias), and USB detection to the ports the
+    serial ``board`` commands try when no ``--port`` is given."""
     import typer
     from rich.console import Console
 
+    from neuroplast.cli import PORT_FINDERS, check_failed, command_group
+
     console = Console()
-    boards_app = typer.Typer(help="Board profiles and connected boards.", no_args_is_help=True)
-    app.add_typer(boards_app, name="boards")
+    boards_app = command_group(app, "board", aliases=("boards",))
+
+    def _usb_boards(board: str | None) -> list[tuple[str, str]]:
+        from neuroplast.boards.detect import detect_boards
+
+        return [(h.port, h.board) for h in detect_boards(board)]
+
+    if _usb_boards not in PORT_FINDERS:
+        PORT_FINDERS.append(_usb_boards)
 
     @boards_app.command("list")
     def boards_list() -> None:
-        """List the board profiles."""
+        """List the board profiles.
+
+        \b
+        Examples:
+            neuroplast board list
+        """
         from rich.table import Table
 
         from neuroplast.boards.profile import list_profiles, load_profile
@@ -150,13 +167,17 @@ def register(app: Any) -> None:
     @boards_app.command("show")
     def boards_show(
         name: str = typer.Argument(
-            ..., help="Board name (see `neuroplast boards list`) or .toml path."
+            ..., help="Board name (see `neuroplast board list`) or .toml path."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
     ) -> None:
-        """Show every field of one board profile."""
-        import dataclasses
+        """Show every field of one board profile.
 
+        \b
+        Examples:
+            neuroplast board show rpi5
+            neuroplast board show xylo --json
+        """
         from neuroplast.boards.profile import load_profile
 
         p = load_profile(name)
@@ -166,13 +187,27 @@ def register(app: Any) -> None:
             console.print(profile_table(p))
 
     @boards_app.command("detect")
-    def boards_detect(board: str = typer.Option(None, help="Only this board.")) -> None:
-        """List connected serial boards recognised by USB VID/PID."""
+    def boards_detect(
+        board: str = typer.Option(None, "--board", "-b", help="Only this board."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ) -> None:
+        """List connected serial boards recognised by USB VID/PID.
+
+        The serial `board` commands use the one found when no --port is given.
+
+        \b
+        Examples:
+            neuroplast board detect
+            neuroplast board detect -b rp2040 --json
+        """
         from rich.table import Table
 
         from neuroplast.boards.detect import detect_boards
 
         hits = detect_boards(board)
+        if as_json:
+            print(json.dumps([dataclasses.asdict(h) for h in hits]))
+            return
         if not hits:
             console.print("no known board connected")
             return
@@ -197,12 +232,22 @@ def register(app: Any) -> None:
             None, "--plugin", help="Module registering an app's node kinds (repeatable)."
         ),
     ) -> None:
-        """Estimate memory, ops, latency and energy of a bundle on a board, with a verdict."""
+        """Estimate memory, ops, latency and energy of a model on a board, with a verdict.
+
+        Exit status 1 if it does not fit.
+
+        \b
+        Examples:
+            neuroplast fit model.zip -b rpi4
+            neuroplast fit model.zip -b esp32s3 --no-learn --json
+        """
         from neuroplast.boards.estimate import fit
 
         rep = fit(bundle, board, learning=learn, mode=mode, input_rate=rate, plugins=plugin)
         if as_json:
             print(json.dumps(rep.to_dict(), indent=1))
+            if rep.verdict == "does-not-fit":
+                raise typer.Exit(1)
             return
         console.print(fit_table(rep))
         style = {"fits": "green", "fits-with-warnings": "yellow"}.get(rep.verdict, "red")
@@ -211,6 +256,8 @@ def register(app: Any) -> None:
             console.print(f"  [red]x[/] {r}")
         for w in rep.warnings:
             console.print(f"  [yellow]![/] {w}")
+        if rep.verdict == "does-not-fit":
+            check_failed(f"{bundle.name} does not fit {rep.board}")
 
     @app.command("deploy")
     def deploy_cmd(
@@ -222,8 +269,8 @@ def register(app: Any) -> None:
             help="Linux board: rpi4, rpi5, jetson-nano, jetson-orin-nano, host.",
         ),
         host: str = typer.Option(..., "--host", help="user@hostname of the board."),
-        port: int = typer.Option(22, "--port", "-p", help="SSH port."),
-        identity: Path = typer.Option(None, "--identity", "-i", help="SSH private key."),
+        ssh_port: int = typer.Option(22, "--ssh-port", help="SSH port of the board."),
+        identity: Path = typer.Option(None, "--identity", help="SSH private key."),
         remote_dir: str = typer.Option(
             "neuroplast", help="Install folder on the board (relative to home)."
         ),
@@ -231,7 +278,9 @@ def register(app: Any) -> None:
         service: bool = typer.Option(
             False, "--service", help="Install a systemd unit running `neuroplast serve`."
         ),
-        source: str = typer.Option("udp://127.0.0.1:9750", help="Stream source of the service."),
+        source: str = typer.Option(
+            "udp://127.0.0.1:9750", "--source", "-s", help="Stream source of the service."
+        ),
         wheel: Path = typer.Option(None, help="Use this neuroplast wheel instead of building one."),
         known_hosts: Path = typer.Option(
             None, help="known_hosts file (default: ~/.ssh/known_hosts)."
@@ -250,13 +299,25 @@ def register(app: Any) -> None:
         plugin: list[str] = typer.Option(
             None, "--plugin", help="Module registering an app's node kinds (repeatable)."
         ),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Check and print the steps; do not connect to the board."
+        ),
     ) -> None:
-        """Copy a bundle + runtime to a board over SSH, install, smoke-test, optionally as a service."""
-        from neuroplast.boards.ssh_deploy import DeployTarget, deploy
+        """Install a bundle on a Linux board over SSH and smoke-test it (optionally as a service).
+
+        On the board, `neuroplast run` and `neuroplast serve` then run the bundle
+        (docs/boards.md, "Run a deployed bundle").
+
+        \b
+        Examples:
+            neuroplast deploy model.zip -b rpi5 --host pi@raspberrypi.local --dry-run
+            neuroplast deploy model.zip -b rpi5 --host pi@raspberrypi.local --service
+        """
+        from neuroplast.boards.ssh_deploy import DeployTarget, deploy, deploy_plan
 
         target = DeployTarget(
             host=host,
-            port=port,
+            port=ssh_port,
             identity=str(identity) if identity else None,
             remote_dir=remote_dir,
             python=python,
@@ -265,6 +326,13 @@ def register(app: Any) -> None:
             strict_host_keys=strict_host_keys,
             host_key_fingerprint=host_key_fingerprint,
         )
+        if dry_run:
+            plan = deploy_plan(bundle, board, target, service=service, wheel=wheel,
+                               serve_source=source, plugins=plugin)  # fmt: skip
+            console.print(f"[bold]dry run[/bold]: deploy would do ({len(plan)} steps)")
+            for i, line in enumerate(plan, 1):
+                console.print(f"  {i}. {line}", markup=False, highlight=False)
+            return
         with console.status("deploying...") as status:
             res = deploy(
                 bundle,
@@ -336,7 +404,13 @@ def register(app: Any) -> None:
         """Run a bundle as a device service on a stream (stdin, file, UDP, serial, MQTT).
 
         Bad messages are counted and skipped; learning only from authenticated sources;
-        the state is saved atomically and resumed at start."""
+        the state is saved atomically and resumed at start.
+
+        \b
+        Examples:
+            neuroplast serve model.zip -s udp://127.0.0.1:9750 --state-dir state/
+            neuroplast serve model.zip -s inputs.npy --max-steps 100 --emit argmax --no-learn
+        """
         import sys
 
         from neuroplast.boards.stream import mqtt_options, serve

@@ -57,6 +57,7 @@ __all__ = [
     "host_key_fingerprint",
     "DeployResult",
     "deploy",
+    "deploy_plan",
     "runtime_requirements",
     "systemd_unit",
     "build_wheel",
@@ -470,6 +471,74 @@ def _compare_smoke(remote: dict[str, Any], local: dict[str, Any]) -> bool:
     return bool(np.allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6))
 
 
+def _local_checks(
+    bundle: str | os.PathLike, board: str | BoardProfile, plugins: list[str] | None
+) -> tuple[BoardProfile, Path, Any]:
+    """Step 1 of :func:`deploy` (no connection): the profile runs Python, the bundle exists
+    and fits the profile's usable RAM. Returns ``(profile, bundle path, fit report)``."""
+    prof = board if isinstance(board, BoardProfile) else load_profile(board)
+    if not prof.python_runtime:
+        raise BoardError(
+            f"{prof.name} is a {prof.kind} target without Python; deploy over SSH targets Linux "
+            "boards (rpi4, rpi5, jetson-nano, jetson-orin-nano, host). Use the firmware bridge "
+            "for microcontrollers."
+        )
+    bpath = Path(bundle)
+    if not bpath.exists():
+        raise BoardError(f"bundle not found: {bpath}")
+    return prof, bpath, _ram_check(bpath, prof, plugins)
+
+
+def deploy_plan(
+    bundle: str | os.PathLike,
+    board: str | BoardProfile,
+    target: DeployTarget,
+    *,
+    service: bool = False,
+    wheel: str | os.PathLike | None = None,
+    serve_source: str = "udp://127.0.0.1:9750",
+    smoke_steps: int = SMOKE_STEPS,
+    plugins: list[str] | None = None,
+) -> list[str]:
+    """What :func:`deploy` would do, one line per step, without connecting to the board.
+
+    Runs every check this host can make (the profile, the RAM fit, the smoke run that the
+    board's output will be compared with); the remote paths assume ``remote_dir`` under
+    the board user's home, as ``deploy`` resolves it."""
+    from neuroplast.boards.remote import smoke as local_smoke
+
+    prof, bpath, rep = _local_checks(bundle, board, plugins)
+    local = local_smoke(bpath, steps=smoke_steps, seed=SMOKE_SEED, plugins=plugins)
+    rd = target.remote_dir if target.remote_dir.startswith("/") else f"~/{target.remote_dir}"
+    name = _safe_name(bpath.name)
+    reqs = ", ".join(runtime_requirements())
+    where = f"the wheel {Path(wheel).name}" if wheel else "a wheel built from this source tree"
+    check = (
+        f"check: {bpath.name} on {prof.name}: {rep.verdict}, about "
+        f"{rep.memory.ram_needed / 2**20:.1f} MiB of {prof.memory.usable_ram_bytes / 2**20:.0f} "
+        f"MiB usable RAM; local smoke run of {smoke_steps} steps: output {local.get('shape')}"
+    )
+    smoke = (
+        "smoke: `python -m neuroplast.boards.remote smoke` on the board, compared with this "
+        f"host's run (sha256 {str(local.get('sha256'))[:12]}...)"
+    )
+    lines = [
+        check,
+        "connect: " + " ".join(shlex.quote(a) for a in ssh_command(target)),
+        f"probe: architecture, Python version and free RAM of {target.host}",
+        f"upload: {rd}/bundles/{name}, {where}, requirements.txt ({reqs})",
+        f"install: {rd}/venv ({target.python} -m venv), the wheel and the requirements",
+        smoke,
+    ]
+    if service:
+        unit = f"neuroplast-{_safe_name(bpath.stem)}.service"
+        lines.append(
+            f"service: systemd unit {unit} running `neuroplast serve` on {serve_source}, state in "
+            f"{rd}/state/{name}, enabled with systemctl (sudo)"
+        )
+    return lines
+
+
 def deploy(
     bundle: str | os.PathLike,
     board: str | BoardProfile,
@@ -533,17 +602,7 @@ def _deploy(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     warnings: list[str] = []
-    prof = board if isinstance(board, BoardProfile) else load_profile(board)
-    if not prof.python_runtime:
-        raise BoardError(
-            f"{prof.name} is a {prof.kind} target without Python; deploy over SSH targets Linux "
-            "boards (rpi4, rpi5, jetson-nano, jetson-orin-nano, host). Use the firmware bridge "
-            "for microcontrollers."
-        )
-    bpath = Path(bundle)
-    if not bpath.exists():
-        raise BoardError(f"bundle not found: {bpath}")
-    rep = _ram_check(bpath, prof, plugins)
+    prof, bpath, rep = _local_checks(bundle, board, plugins)
     say(f"fit on {prof.name}: {rep.verdict}, {rep.memory.ram_needed / 2**20:.1f} MiB RAM")
     local = local_smoke(bpath, steps=smoke_steps, seed=SMOKE_SEED, plugins=plugins)
     timings["check"] = time.perf_counter() - t0

@@ -842,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m neuroplast.boards.stream", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("bundle")
-    ap.add_argument("--source", default="-")
+    ap.add_argument("--source", "-s", default="-")
     ap.add_argument("--format", dest="fmt", choices=FORMATS, default=None)
     ap.add_argument("--state-dir", default=None)
     ap.add_argument("--save-every-steps", type=int, default=None)

@@ -4,8 +4,10 @@
 Commands: ``virtual`` (start the C firmware on a pty and print its path), ``qemu`` (the
 same firmware cross-built for Cortex-M, in QEMU), ``ping``, ``info``, ``load``, ``infer``,
 ``monitor``, ``selftest`` (every layer kind against the host runtime), ``project`` (a
-ready firmware project for a real board). ``--port`` defaults to ``$NEUROPLAST_PORT``,
-``--baud`` to ``$NEUROPLAST_BAUD`` (or 115200). ``--trace`` hex-dumps every frame.
+ready firmware project for a real board), in the ``board`` group shared with the board
+profiles (neuroplast.boards). ``--port`` defaults to ``$NEUROPLAST_PORT``, else the one
+connected board that ``neuroplast board detect`` finds; ``--baud`` to ``$NEUROPLAST_BAUD``
+(or 115200). ``--trace`` hex-dumps every frame.
 """
 
 from __future__ import annotations
@@ -19,36 +21,34 @@ __all__ = ["register"]
 
 
 def register(app: Any) -> None:
-    """Add the ``board`` command group to a Typer app."""
+    """Add the serial-link commands to the ``board`` command group of a Typer app."""
     import typer
     from rich.console import Console
     from rich.table import Table
 
+    from neuroplast.cli import check_failed, command_group, find_port
+
     console = Console()
-    board_app = typer.Typer(
-        help="Serial dev boards: C reference firmware, virtual board, link tools.",
-        no_args_is_help=True,
-    )
-    app.add_typer(board_app, name="board")
+    board_app = command_group(app, "board", aliases=("boards",))
 
     port_opt = typer.Option(
         os.environ.get("NEUROPLAST_PORT"),
         "--port",
         "-p",
-        help="Serial port or pyserial URL ($NEUROPLAST_PORT).",
+        help="Serial port or pyserial URL ($NEUROPLAST_PORT; default: the one detected board).",
     )
     baud_opt = typer.Option(
-        int(os.environ.get("NEUROPLAST_BAUD", "115200")), "--baud", "-b", help="Baud rate."
+        int(os.environ.get("NEUROPLAST_BAUD", "115200")), "--baud", help="Baud rate."
     )
     trace_opt = typer.Option(False, "--trace", help="Hex-dump every frame to stderr.")
     timeout_opt = typer.Option(1.0, "--timeout", help="Reply timeout per attempt (s).")
 
     def _open(port: str | None, baud: int, trace: bool, timeout: float) -> Any:
         from neuroplast.firmware_bridge.client import Board
-        from neuroplast.firmware_bridge.errors import BridgeError
 
         if not port:
-            raise BridgeError("no port given: pass --port or set NEUROPLAST_PORT")
+            port, name = find_port()
+            console.print(f"using {port} ({name}, detected)", style="dim")
         return Board.connect(port, baud=baud, trace=trace, timeout=timeout)
 
     def _caps_table(caps: Any) -> Table:
@@ -97,7 +97,13 @@ def register(app: Any) -> None:
             None, "--max-model", help="Model buffer in bytes (mimic a small board)."
         ),
     ) -> None:
-        """Build and start the C reference firmware on a pseudo-terminal; print its path."""
+        """Build and start the C reference firmware on a pseudo-terminal; print its path.
+
+        \b
+        Examples:
+            neuroplast board virtual
+            neuroplast board virtual --baud 115200 --duration 60
+        """
         from neuroplast.firmware_bridge.virtual import VirtualBoard
 
         with VirtualBoard(baud=baud, staging=staging) as vb:
@@ -129,7 +135,13 @@ def register(app: Any) -> None:
         trace: bool = trace_opt,
         timeout: float = timeout_opt,
     ) -> None:
-        """Echo test: round-trip times and link counters."""
+        """Echo test: round-trip times and link counters.
+
+        \b
+        Examples:
+            neuroplast board ping -p /dev/ttyACM0
+            neuroplast board ping -n 100 --size 200
+        """
         with _open(port, baud, trace, timeout) as b:
             payload = bytes(i % 256 for i in range(size))
             rtts = [b.ping(payload) for _ in range(count)]
@@ -151,7 +163,12 @@ def register(app: Any) -> None:
         trace: bool = trace_opt,
         timeout: float = timeout_opt,
     ) -> None:
-        """Capabilities (HELLO/CAPS) and counters (STATS) of a board."""
+        """Capabilities (HELLO/CAPS) and counters (STATS) of a board.
+
+        \b
+        Examples:
+            neuroplast board info -p /dev/ttyACM0
+        """
         with _open(port, baud, trace, timeout) as b:
             caps = b.caps
             stats = b.stats()
@@ -171,7 +188,12 @@ def register(app: Any) -> None:
         trace: bool = trace_opt,
         timeout: float = timeout_opt,
     ) -> None:
-        """Send a bundle to a board as a model image (chunked, CRC-checked)."""
+        """Send a bundle to a board as a model image (chunked, CRC-checked).
+
+        \b
+        Examples:
+            neuroplast board load model.zip -p /dev/ttyACM0
+        """
         from rich.progress import Progress
 
         from neuroplast.firmware_bridge.image import image_from_bundle
@@ -199,12 +221,20 @@ def register(app: Any) -> None:
         port: str = port_opt,
         baud: int = baud_opt,
         load: bool = typer.Option(True, "--load/--no-load", help="Load the bundle first."),
-        output: Path = typer.Option(None, "--output", "-o", help="Write outputs to this .npy."),
-        check: bool = typer.Option(False, "--check", help="Compare with the host integer runtime."),
+        output: Path = typer.Option(None, "--out", "-o", help="Write outputs to this .npy."),
+        check: bool = typer.Option(
+            False, "--check", help="Compare with the host integer runtime (exit 1 if not equal)."
+        ),
         trace: bool = trace_opt,
         timeout: float = timeout_opt,
     ) -> None:
-        """Run a window of inputs on the board; optionally check against the host runtime."""
+        """Run a window of inputs on the board; optionally check against the host runtime.
+
+        \b
+        Examples:
+            neuroplast board infer model.zip -i window.npy -p /dev/ttyACM0 --check
+            neuroplast board infer model.zip -i window.npy --no-load -o out.npy
+        """
         import numpy as np
 
         import neuroplast
@@ -245,7 +275,7 @@ def register(app: Any) -> None:
                 f"host integer runtime: {'[green]bit-identical[/green]' if same else '[red]MISMATCH[/red]'}"
             )
             if not same:
-                raise BridgeError("board output differs from the host integer runtime")
+                check_failed("board output differs from the host integer runtime")
 
     @board_app.command("selftest")
     def selftest_cmd(
@@ -311,12 +341,18 @@ def register(app: Any) -> None:
         baud: int = baud_opt,
         interval: float = typer.Option(1.0, "--interval", help="Seconds between polls."),
         count: int = typer.Option(
-            0, "--count", help="Stop after this many polls (0 = until Ctrl-C)."
+            0, "--count", "-n", help="Stop after this many polls (0 = until Ctrl-C)."
         ),
         trace: bool = trace_opt,
         timeout: float = timeout_opt,
     ) -> None:
-        """Poll the board's counters and print its LOG lines."""
+        """Poll the board's counters and print its LOG lines.
+
+        \b
+        Examples:
+            neuroplast board monitor -p /dev/ttyACM0
+            neuroplast board monitor --interval 0.5 -n 20
+        """
         with _open(port, baud, trace, timeout) as b:
             prev: dict[str, int] | None = None
             n = 0

@@ -9,6 +9,8 @@ Public API: the names in ``__all__``. Everything else is private.
 
 from __future__ import annotations
 
+import warnings
+
 from neuroplast.export.onnx import export_onnx_graph
 from neuroplast.export.tflite import export_tflite
 
@@ -22,7 +24,19 @@ from neuroplast.quantize.qat import QATConfig, prepare
 from neuroplast.quantize.recipes import RECIPES, get_recipe, load_model, save_model
 from neuroplast.quantize.train import TrainConfig, evaluate, train
 
+
+def quiet_third_party() -> None:
+    """Silence third-party warnings that are noise here: Brevitas warns at import that an
+    optional CUDA kernel package (fast_hadamard_transform) is missing, which no neuroplast
+    path uses. Applied at import (brevitas loads lazily, inside the functions above, so
+    the filter is in place first); call again inside ``warnings.catch_warnings``."""
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
+
+
+quiet_third_party()
+
 __all__ = [
+    "quiet_third_party",
     "prepare",
     "QATConfig",
     "calibrate",

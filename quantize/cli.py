@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ def register(app: Any) -> None:
         model: Path = typer.Argument(..., help="QAT checkpoint MODEL.pt (state dict + recipe)."),
         to: str = typer.Option(..., "--to", help="onnx | tflite | bundle | nir | sfq"),
         bits: int = typer.Option(None, "--bits", help="Weight bits (must match the checkpoint)."),
-        output: Path = typer.Option(..., "-o", "--output", help="Output file or folder."),
+        output: Path = typer.Option(..., "--out", "-o", help="Output file or folder."),
         io: str = typer.Option("float", "--io", help="TFLite input/output type: float | int8"),
         nir_time_step: float = typer.Option(
             None, "--nir-time-step", help="NIR: the file's time step in s (default: the model's dt)"
@@ -27,11 +29,18 @@ def register(app: Any) -> None:
             "spec", "--nir-r-mode", help="NIR: spec | fold (input gains in the weights, for Norse)"
         ),
     ) -> None:
-        """Export a QAT checkpoint to ONNX (QCDQ), TFLite int8, a bundle, NIR or SFQ."""
+        """Export a QAT checkpoint to ONNX (QCDQ), TFLite int8, a bundle, NIR or SFQ.
+
+        \b
+        Examples:
+            neuroplast export model.pt --to tflite -o model.tflite
+            neuroplast export model.pt --to bundle -o model.zip
+        """
         import warnings
 
         from rich.console import Console
 
+        from neuroplast.quantize import quiet_third_party
         from neuroplast.quantize.export import EXPORTERS, export
         from neuroplast.quantize.recipes import load_model
 
@@ -44,6 +53,7 @@ def register(app: Any) -> None:
             warnings.catch_warnings(record=True) as caught,
         ):
             warnings.simplefilter("always", UserWarning)
+            quiet_third_party()
             out = export(qat, output, to=to, example_input=recipe.example_input(), **opts)
         for w in caught:  # e.g. NIRPeerWarning: a peer would misread the file
             Console(stderr=True).print(f"[yellow]warning:[/yellow] {w.message}")
@@ -56,28 +66,49 @@ def register(app: Any) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        a: Path = typer.Argument(..., help="First artifact (.onnx, .tflite, .pt or bundle)."),
+        a: Path = typer.Argument(
+            ..., help="First artifact: .pt checkpoint, bundle, .nir, .onnx or .tflite."
+        ),
         b: Path = typer.Argument(..., help="Second artifact."),
         input: Path = typer.Option(
             ..., "--input", "-i", help=".npy batch (B, *shape), channels first."
         ),
+        minimum: float = typer.Option(
+            None, "--min", help="Exit 1 if the argmax agreement is below this (0..1)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
-        """Run two artifacts on the same input; print max abs / LSB difference."""
+        """Run two artifacts on one input batch, each in its own engine, and compare them.
+
+        Prints the max / mean abs difference, the max difference in output LSBs and the
+        argmax agreement.
+
+        \b
+        Examples:
+            neuroplast compare model.pt model.tflite -i batch.npy
+            neuroplast compare model.tflite model.zip -i batch.npy --min 0.99 --json
+        """
         from rich.console import Console
         from rich.table import Table
 
         from neuroplast.arrayfile import load_array
+        from neuroplast.cli import check_failed
         from neuroplast.quantize.compare import compare
 
         x = load_array(input)
         r = compare(a, b, x)
-        t = Table(title=f"{a.name} vs {b.name} ({r.n} inputs)")
-        for col in ("max abs diff", "mean abs diff", "max LSB diff", "argmax agreement"):
-            t.add_column(col, justify="right")
-        t.add_row(
-            f"{r.max_abs:.6g}",
-            f"{r.mean_abs:.6g}",
-            "-" if r.max_lsb is None else f"{r.max_lsb:.2f}",
-            f"{100 * r.argmax_agree:.1f}%",
-        )
-        Console().print(t)
+        if as_json:
+            print(json.dumps(dataclasses.asdict(r)))
+        else:
+            t = Table(title=f"{a.name} vs {b.name} ({r.n} inputs)")
+            for col in ("max abs diff", "mean abs diff", "max LSB diff", "argmax agreement"):
+                t.add_column(col, justify="right")
+            t.add_row(
+                f"{r.max_abs:.6g}",
+                f"{r.mean_abs:.6g}",
+                "-" if r.max_lsb is None else f"{r.max_lsb:.2f}",
+                f"{100 * r.argmax_agree:.1f}%",
+            )
+            Console().print(t)
+        if minimum is not None and r.argmax_agree < minimum:
+            check_failed(f"argmax agreement {r.argmax_agree:.4f} is below --min {minimum:g}")

@@ -1,4 +1,4 @@
-"""Run two artifacts (ONNX, TFLite, bundle, QAT checkpoint) on the same input and
+"""Run two artifacts (ONNX, TFLite, NIR, bundle, QAT checkpoint) on the same input and
 measure how far apart their outputs are (in real units and in output LSBs).
 
 Inputs are given in neuroplast's layout (channels first, batch first); each runner
@@ -30,62 +30,60 @@ class Artifact:
     out_scale: float | None
 
 
-def _is_bundle(p: Path) -> bool:
-    return p.suffix == ".zip" or (p.is_dir() and (p / "manifest.json").exists())
-
-
 def open_artifact(path: str | os.PathLike) -> Artifact:
-    """Open an artifact by its suffix: ``.onnx``, ``.tflite``, ``.pt`` (QAT checkpoint),
-    or a bundle (``.zip`` or folder)."""
+    """Open an artifact: a ``.pt`` QAT checkpoint (torch), or any model file
+    :func:`neuroplast.formats.open_model` runs (bundle, ``.nir``, ``.onnx``, ``.tflite``) in
+    its own engine. A stateful runtime runs each row of the batch as one step from reset."""
     p = Path(path)
     if not p.exists():
         raise ExportError(f"artifact {str(p)!r} does not exist")
-    if p.suffix == ".onnx":
-        from neuroplast.backends import OnnxBackend
-
-        b = OnnxBackend(p)
-        return Artifact(str(p), "onnx", b.run, None)
-    if p.suffix == ".tflite":
-        from neuroplast.backends import LiteRTBackend
-
-        lb = LiteRTBackend(p, layout="neuroplast")
-        in_s, in_z = lb._in.get("quantization", (0.0, 0))
-        out_s, out_z = lb.output_quant
-
-        def run_tfl(x: np.ndarray) -> np.ndarray:
-            if lb.input_dtype == np.int8:
-                x = np.clip(np.round(x / in_s) + in_z, -128, 127).astype(np.int8)
-            y = lb.run(x)
-            return (y.astype(np.float32) - out_z) * out_s if y.dtype == np.int8 else y
-
-        return Artifact(str(p), "tflite", run_tfl, float(out_s) if out_s else None)
     if p.suffix == ".pt":
         from neuroplast.quantize.recipes import load_model
 
-        model, _ = load_model(p)
+        model, recipe = load_model(p)
+        want = tuple(recipe.example_input().shape[1:])
 
         def run_pt(x: np.ndarray) -> np.ndarray:
             import torch
 
+            if tuple(x.shape[1:]) != want:
+                raise DataError(
+                    f"{p.name} takes inputs (B, {', '.join(map(str, want))}); got {x.shape}"
+                )
             with torch.no_grad():
                 return model(torch.as_tensor(x, dtype=torch.float32)).numpy()
 
         return Artifact(str(p), "qat", run_pt, None)
-    if _is_bundle(p):
-        import neuroplast
+    from neuroplast.formats import open_model
+
+    m = open_model(p)
+    if hasattr(m, "step"):  # the neuroplast runtime (bundle or graph format)
         from neuroplast.quant import dequantize
 
-        rt = neuroplast.load(p)
-        oq = rt.kernels[rt.outputs[0]].out_quant
+        oq = m.kernels[m.outputs[0]].out_quant
+        quantized = m.mode == "int" and oq is not None
 
-        def run_bundle(x: np.ndarray) -> np.ndarray:
-            rt.reset()
-            y = rt.step(x)
-            return dequantize(y, oq) if rt.mode == "int" and oq is not None else y
+        def run_runtime(x: np.ndarray) -> np.ndarray:
+            m.reset()
+            y = m.step(x)
+            return dequantize(y, oq) if quantized else y
 
-        scale = float(oq.scale) if rt.mode == "int" and oq is not None else None
-        return Artifact(str(p), f"bundle/{rt.mode}", run_bundle, scale)
-    raise ExportError(f"{str(p)!r}: unknown artifact type (use .onnx, .tflite, .pt or a bundle)")
+        kind = "bundle" if p.is_dir() or p.suffix == ".zip" else p.suffix[1:]
+        return Artifact(
+            str(p), f"{kind}/{m.mode}", run_runtime, float(oq.scale) if quantized else None
+        )
+    if m.name == "litert":
+        in_s, in_z = m._in.get("quantization", (0.0, 0))
+        out_s, out_z = m.output_quant
+
+        def run_tfl(x: np.ndarray) -> np.ndarray:
+            if m.input_dtype == np.int8:
+                x = np.clip(np.round(x / in_s) + in_z, -128, 127).astype(np.int8)
+            y = m.run(x)
+            return (y.astype(np.float32) - out_z) * out_s if y.dtype == np.int8 else y
+
+        return Artifact(str(p), "tflite", run_tfl, float(out_s) if out_s else None)
+    return Artifact(str(p), "onnx", m.run, None)
 
 
 @dataclass(frozen=True)

@@ -42,26 +42,34 @@ def register(app: Any) -> None:
 
     @app.command("check")
     def check(
-        model: Path = typer.Argument(..., help="model.nir to check", exists=True, dir_okay=False),
-        board: str = typer.Option(..., "--board", help="board profile: xylo, speck, loihi2, ..."),
-        json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+        model: Path = typer.Argument(
+            ..., help="Model: .nir, bundle folder/zip, or a graph format."
+        ),
+        board: str = typer.Option(
+            ..., "--board", "-b", help="Board profile: xylo, speck, loihi2, ..."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
-        """Check a NIR model against a neuromorphic board's limits (neurons/core, fan-in,
-        fan-out, weight bits, neuron types, delays); exit 1 if it does not fit."""
+        """Check a model against a neuromorphic chip's limits; exit 1 if it does not fit.
+
+        Limits: neurons per core, fan-in, fan-out, weight bits, neuron types, delays.
+
+        \b
+        Examples:
+            neuroplast check model.nir -b xylo
+            neuroplast check model.zip -b loihi2 --json
+        """
         import json
 
         from rich.console import Console
         from rich.table import Table
 
-        from neuroplast.errors import NeuroplastError
-        from neuroplast.quantize.nir_check import check_nir
+        from neuroplast.cli import check_failed
+        from neuroplast.formats import read_graph
+        from neuroplast.quantize.nir_check import check_graph
 
         console = Console()
-        try:
-            rep = check_nir(model, board)
-        except NeuroplastError as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2) from None
+        rep = check_graph(read_graph(model), board)
         if json_out:
             print(json.dumps(rep.to_dict(), indent=1))
         else:
@@ -81,4 +89,5 @@ def register(app: Any) -> None:
                 console.print(vt)
             verdict = "[green]fits[/green]" if rep.ok else "[red]does not fit[/red]"
             console.print(f"{model.name}: {verdict} on {board}")
-        raise typer.Exit(0 if rep.ok else 1)
+        if not rep.ok:
+            check_failed(f"{model.name} does not fit {board}")

@@ -1,4 +1,4 @@
-"""A small training loop for QAT models, with a progress bar, ready for ``torchrun``.
+"""A small training loop for QAT models, with progress per epoch, ready for ``torchrun``.
 
 Single process::
 
@@ -11,7 +11,8 @@ Several processes / machines (gradients averaged by DistributedDataParallel over
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) :func:`train` joins the process group, shards
 the data with a ``DistributedSampler`` and wraps the model in DDP; only rank 0 shows
-the progress bar. Spiking models (output ``[T, B, C]``) are trained on the spike
+progress (:class:`neuroplast.progress.Progress`: a bar on a terminal, one line per epoch
+in a log). Spiking models (output ``[T, B, C]``) are trained on the spike
 count ``sum_t s[t]`` as logits.
 """
 
@@ -30,7 +31,7 @@ __all__ = ["TrainConfig", "train", "evaluate", "predict", "main"]
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters: ``epochs``, ``batch_size``, ``lr`` (Adam), ``weight_decay``,
-    ``seed``, ``progress`` (show a bar)."""
+    ``seed``, ``progress`` (report each epoch on stderr)."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -107,7 +108,8 @@ def train(
     """
     import torch
     import torch.distributed as dist
-    from tqdm import tqdm
+
+    from neuroplast.progress import Progress
 
     cfg = config or TrainConfig(**overrides)
     rank, world = _dist_env()
@@ -123,31 +125,30 @@ def train(
     loss_fn = loss_fn or torch.nn.CrossEntropyLoss()
     hist = History()
     g = torch.Generator().manual_seed(cfg.seed)
-    for epoch in range(cfg.epochs):
-        net.train()
-        perm = torch.randperm(n, generator=g)
-        perm = perm[rank::world]  # the DistributedSampler split: disjoint shards
-        steps = range(0, len(perm), cfg.batch_size)
-        bar = tqdm(
-            steps,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not cfg.progress or rank != 0,
-            leave=False,
-        )
-        tot, cnt = 0.0, 0
-        for i in bar:
-            idx = perm[i : i + cfg.batch_size]
-            xb = x[:, idx] if time_major else x[idx]
-            opt.zero_grad()
-            loss = loss_fn(_logits(net(xb), time_major), y[idx])
-            loss.backward()
-            opt.step()
-            tot += loss.item() * len(idx)
-            cnt += len(idx)
-            bar.set_postfix(loss=f"{tot / cnt:.4f}")
-        hist.loss.append(tot / max(cnt, 1))
-        if val is not None:
-            hist.accuracy.append(evaluate(model, val, time_major))
+    show = cfg.progress and rank == 0
+    with Progress(
+        "training (epochs)", total=cfg.epochs, every_s=0, live=None if show else False
+    ) as bar:
+        for epoch in range(cfg.epochs):
+            net.train()
+            perm = torch.randperm(n, generator=g)
+            perm = perm[rank::world]  # the DistributedSampler split: disjoint shards
+            tot, cnt = 0.0, 0
+            for i in range(0, len(perm), cfg.batch_size):
+                idx = perm[i : i + cfg.batch_size]
+                xb = x[:, idx] if time_major else x[idx]
+                opt.zero_grad()
+                loss = loss_fn(_logits(net(xb), time_major), y[idx])
+                loss.backward()
+                opt.step()
+                tot += loss.item() * len(idx)
+                cnt += len(idx)
+            hist.loss.append(tot / max(cnt, 1))
+            if val is not None:
+                hist.accuracy.append(evaluate(model, val, time_major))
+            if show:
+                acc = f", val acc {hist.accuracy[-1]:.4f}" if val is not None else ""
+                bar.update(epoch + 1, f"loss {hist.loss[-1]:.4f}{acc}")
     return hist
 
 

@@ -10,9 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from neuroplast.paths import output_dir
+
 __all__ = ["register"]
 
-OUT = Path("neuroplast-out/kws")  # default output folder (relative to where you run it)
+OUT = output_dir("kws")  # results: --out, else $NEUROPLAST_OUT/kws or ./neuroplast-out/kws
 
 
 def _console() -> Any:
@@ -57,7 +59,14 @@ def register(app: Any) -> None:
         force: bool = typer.Option(False, help="regenerate even if cached"),
     ) -> None:
         """Generate a synthetic keyword set: several TTS engines under random real-world
-        conditions, voice-disjoint splits."""
+        conditions, voice-disjoint splits.
+
+        \b
+        Examples:
+            neuroplast kws data
+            neuroplast kws data --heldout
+            neuroplast kws data --clips-per-word 4 --out kws_data/
+        """
         from neuroplast.apps.kws import data as D
 
         vs = tuple(v.strip() for v in voices.split(",") if v.strip())
@@ -84,14 +93,20 @@ def register(app: Any) -> None:
         max_delay: int = typer.Option(15, help="largest delay in steps (10 ms)"),
         threads: int = typer.Option(1),
     ) -> None:
-        """QAT-train the delay SNN; the epoch is chosen on the validation split."""
-        from rich.progress import Progress
+        """QAT-train the delay SNN; the epoch is chosen on the validation split.
+
+        \b
+        Examples:
+            neuroplast kws train --epochs 12
+            neuroplast kws train --bits 4 --out kws4/
+        """
 
         from neuroplast.apps.kws.data import cache_dir
         from neuroplast.apps.kws.lower import from_model
         from neuroplast.apps.kws.model import KwsNetConfig
         from neuroplast.apps.kws.pipeline import PipelineConfig, load_features, save_deployment
         from neuroplast.apps.kws.train import TrainConfig, evaluate, set_threads, train
+        from neuroplast.progress import Progress
 
         set_threads(threads)
         pc = PipelineConfig()
@@ -103,15 +118,16 @@ def register(app: Any) -> None:
             learn_delays=not zero_delays,
             weight_bits=bits,
         )
-        with Progress() as prog:
-            task = prog.add_task("training", total=epochs)
+        done = []
+        with Progress("training (epochs)", total=epochs, every_s=0) as bar:
             res = train(
                 *F["train"],
                 *F["val"],
                 net,
                 TrainConfig(epochs=epochs, threads=threads),
-                progress=lambda r: prog.update(
-                    task, advance=1, description=f"val {r['val_acc']:.3f}"
+                progress=lambda r: (
+                    done.append(r),
+                    bar.update(len(done), f"val {r['val_acc']:.3f}"),
                 ),
             )
         out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +152,12 @@ def register(app: Any) -> None:
         out: Path = typer.Option(OUT),
         mode: str = typer.Option("int", help="preferred runtime mode: int or float"),
     ) -> None:
-        """Write the bundle (integer delays in ring buffers) and, if available, NIR."""
+        """Write the bundle (integer delays in ring buffers) and, if available, NIR.
+
+        \b
+        Examples:
+            neuroplast kws export
+        """
         from neuroplast.apps.kws.data import CLASSES
         from neuroplast.apps.kws.frontend import DeltaParams, MelParams
         from neuroplast.apps.kws.pipeline import export_nir, load_deployment, save_kws_bundle
@@ -153,9 +174,18 @@ def register(app: Any) -> None:
         split: str = typer.Option("test", help="train, val or test"),
         mode: str = typer.Option("int"),
         plot: Path = typer.Option(None, help="write a confusion-matrix PNG here"),
+        minimum: float = typer.Option(
+            None, "--min", help="exit 1 if the accuracy is below this (0..1)"
+        ),
     ) -> None:
         """Accuracy of a bundle in the neuroplast runtime: overall, per voice (speaker),
-        per recording condition and per class."""
+        per recording condition and per class.
+
+        \b
+        Examples:
+            neuroplast kws eval --plot confusion.png
+            neuroplast kws eval --split val --mode float --min 0.8
+        """
         from neuroplast.apps.kws.data import cache_dir
         from neuroplast.apps.kws.infer import runtime_scores
         from neuroplast.apps.kws.pipeline import breakdown, load_features, load_kws_runtime
@@ -188,6 +218,10 @@ def register(app: Any) -> None:
             )  # fmt: skip
             rows.append(("plot", str(plot)))
         _console().print(_table(f"KWS eval ({mode}, {data})", rows))
+        if minimum is not None and b["acc"] < minimum:
+            from neuroplast.cli import check_failed
+
+            check_failed(f"{split} accuracy {b['acc']:.4f} is below --min {minimum:g}")
 
     @kws.command("detect")
     def detect_cmd(
@@ -199,9 +233,16 @@ def register(app: Any) -> None:
         out: Path = typer.Option(OUT, help="folder for the DET curve PNG"),
         seed: int = typer.Option(0),
     ) -> None:
-        """Streaming detection: recall and false alarms per hour on a long stream of
-        keywords, other speech and background sound, at a threshold chosen on a
-        validation stream; writes the DET curve."""
+        """Streaming detection: recall and false alarms per hour on a long stream.
+
+        Keywords, other speech and background sound, at a threshold chosen on a
+        validation stream; writes the DET curve.
+
+        \b
+        Examples:
+            neuroplast kws detect --minutes 10
+            neuroplast kws detect --max-fa-per-hour 1 --out det/
+        """
         from neuroplast.apps.kws.data import cache_dir
         from neuroplast.apps.kws.pipeline import PipelineConfig, detection_benchmark
 
@@ -229,7 +270,13 @@ def register(app: Any) -> None:
         mode: str = typer.Option("int"),
         seconds: float = typer.Option(5.0, help="microphone capture length"),
     ) -> None:
-        """Stream audio through the spotter, 10 ms per step, and print the decisions."""
+        """Stream audio through the spotter, 10 ms per step, and print the decisions.
+
+        \b
+        Examples:
+            neuroplast kws listen yes.wav no.wav
+            neuroplast kws listen --seconds 3
+        """
         import numpy as np
 
         from neuroplast.apps.kws.data import read_wav
@@ -283,8 +330,15 @@ def register(app: Any) -> None:
         guard: Path = typer.Option(OUT / "kws_guard.npz", help="old-word guard set"),
         state: Path = typer.Option(OUT / "kws_enroll.npz", help="enrolled words"),
     ) -> None:
-        """Learn a new word on the device (augmented examples, delta-rule readout row, gate
-        on the old 'unknown' class, guard against forgetting)."""
+        """Learn a new word on the device from a few recordings.
+
+        Augmented examples, a delta-rule readout row, a gate on the old 'unknown' class and
+        a guard against forgetting.
+
+        \b
+        Examples:
+            neuroplast kws enroll --word marvin --samples marvin_wavs/
+        """
         import numpy as np
 
         from neuroplast.apps.kws.data import load_word_folder
@@ -339,7 +393,12 @@ def register(app: Any) -> None:
         out: Path = typer.Option(OUT),
         data: Path = typer.Option(None, help="data folder [user cache]"),
     ) -> None:
-        """The whole pipeline on small defaults (data, QAT, export, runtime, enrollment)."""
+        """The whole pipeline on small defaults (data, QAT, export, runtime, enrollment).
+
+        \b
+        Examples:
+            neuroplast kws demo
+        """
         from neuroplast.apps.kws.demo import main as demo_main
 
         demo_main(["--out", str(out)] + (["--data", str(data)] if data else []))

@@ -113,11 +113,12 @@ def write_wav(path: str | Path, x: np.ndarray, rate: int = SR) -> None:
 
 
 def cache_dir(*parts: str) -> Path:
-    """The KWS cache folder (``$XDG_CACHE_HOME/neuroplast/kws`` or
-    ``~/.cache/neuroplast/kws``) joined with ``parts``: default home of generated data
-    and feature caches, so nothing is written into the working directory."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base, "neuroplast", "kws", *parts)
+    """The KWS cache folder (:func:`neuroplast.paths.cache_dir` ``/kws``) joined with
+    ``parts``: default home of generated data and feature caches, so nothing is written
+    into the working directory."""
+    from neuroplast.paths import cache_dir as user_cache
+
+    return user_cache("kws", *parts)
 
 
 def _fit_clip(x: np.ndarray, shift: int = 0) -> np.ndarray:

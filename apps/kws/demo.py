@@ -5,8 +5,9 @@ real-world conditions) and a held-out festival set, QAT-trains the delay SNN (an
 fixed-zero delay baseline) for a few epochs, exports the bundle (+ ONNX/TFLite reference,
 NIR when available), runs the bundle in the runtime, scores the held-out engine and a
 streaming detection test, enrolls a new word, streams a few clips for latency, and
-prints a results table. Data goes to the user cache, results to ``--out``
-(``neuroplast-out/kws`` under the current folder by default; ``results.json`` there).
+prints a results table. Generated clips go to the user cache, results to ``--out``
+(default ``neuroplast-out/kws``, see :mod:`neuroplast.paths`; ``results.json`` there);
+``--json bench/results/kws_demo.json`` also refreshes the README rows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from neuroplast.paths import cache_dir, output_dir
 
 __all__ = ["main", "results_table", "DEMO"]
 
@@ -125,8 +128,8 @@ def results_table(r: dict) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m neuroplast.apps.kws.demo", description=__doc__)
-    ap.add_argument("--data", default="", help="data folder (default: the user cache)")
-    ap.add_argument("--out", default="neuroplast-out/kws", help="results folder")
+    ap.add_argument("--data", default=str(cache_dir("kws", "demo")), help="clips (cache)")
+    ap.add_argument("--out", default=str(output_dir("kws")), help="results folder")
     ap.add_argument("--json", default="", help="also write the results JSON here")
     ap.add_argument("--epochs", type=int, default=DEMO["epochs"])
     ap.add_argument("--clips-per-word", type=int, default=DEMO["clips_per_word"])
@@ -140,11 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     from neuroplast.apps.kws.pipeline import PipelineConfig, _jsonable, run_pipeline
 
     console = Console()
-    from neuroplast.apps.kws.data import cache_dir
-
     cfg = PipelineConfig(
-        data_dir=a.data or str(cache_dir("demo")),
-        heldout_dir=str(cache_dir("demo_heldout")),
+        data_dir=a.data or str(cache_dir("kws", "demo")),
+        heldout_dir=str(cache_dir("kws", "demo_heldout")),
         out_dir=a.out,
         **{**DEMO, "clips_per_word": a.clips_per_word, "epochs": a.epochs},
         baseline=not a.no_baseline,
@@ -153,12 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     r = run_pipeline(cfg, progress=lambda m: console.print(m, markup=False, highlight=False))
     console.print(results_table(r))
-    console.print(f"results written to {Path(a.out) / 'results.json'}")
-    if a.json:
-        out = Path(a.json)
+    for out in [Path(a.out) / "results.json"] + ([Path(a.json)] if a.json else []):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(_jsonable(r), indent=1))
-        console.print(f"and to {out}")
+        console.print(f"results written to {out}")
     return 0
 
 

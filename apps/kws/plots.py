@@ -95,8 +95,11 @@ def plot_delay_histogram(delays: list[np.ndarray], path: str | Path) -> Path:
         ax.hist(d.ravel(), bins=bins, histtype="step", label=f"fc{i}", linewidth=1.5)
     ax.set_xlabel("learned delay (steps of 10 ms)")
     ax.set_ylabel("synapses")
-    ax.set_title("KWS learned synaptic delays per layer (rounded, deployed)")
-    ax.legend()
+    ax.set_title(
+        f"KWS learned synaptic delays per layer ({sum(d.size for d in delays):,} synapses)"
+    )
+    # outside the axes: step histograms fill the whole plot area, any corner hides a bar
+    ax.legend(title="layer", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from neuroplast.paths import output_dir
+
 __all__ = ["register"]
+
+KERNEL = output_dir("motion", "motion_kernel.npz")  # `motion train` writes, eval/run read
 
 _ARROWS = "→↗↑↖←↙↓↘"
 
@@ -47,11 +51,19 @@ def register(app: Any) -> None:
         steps: int = typer.Option(200, help="movie length in ms"),
         size: int = typer.Option(32, help="sensor side in pixels"),
         contrast: float = typer.Option(1.0, help="log-intensity std (x4 ~ x4 events)"),
-        fmt: str = typer.Option("evt3", help="raw format when OUT ends in .raw: evt2|evt3"),
+        fmt: str = typer.Option(
+            "evt3", "--format", help="raw format when OUT ends in .raw: evt2|evt3"
+        ),
     ) -> None:
         """Simulate a labelled movie of a natural texture moving in 36 motion classes.
 
-        Labels go into the .npz, or beside any other format as NAME.labels.npy."""
+        Labels go into the .npz, or beside any other format as NAME.labels.npy.
+
+        \b
+        Examples:
+            neuroplast motion simulate movie.npz --steps 500
+            neuroplast motion simulate movie.raw --format evt3
+        """
         import numpy as np
 
         from neuroplast.apps.motion.datasets import DEFAULT_DVS, DEFAULT_SCENE
@@ -76,7 +88,7 @@ def register(app: Any) -> None:
 
     @motion.command("train")
     def train_cmd(
-        out: Path = typer.Option(Path("motion_kernel.npz"), help="kernel file to write"),
+        out: Path = typer.Option(KERNEL, help="kernel file to write"),
         movies: int = typer.Option(64, help="training movies"),
         epochs: int = typer.Option(4),
         lr: float = typer.Option(1e-2),
@@ -86,23 +98,29 @@ def register(app: Any) -> None:
         size: int = typer.Option(32, help="training sensor side, px"),
         threshold: float = typer.Option(0.8, help="DVS contrast threshold (log units)"),
     ) -> None:
-        """Train the HD layer with PyTorch on simulated movies (CPU, 1 thread)."""
+        """Train the HD layer with PyTorch on simulated movies (CPU, 1 thread).
+
+        \b
+        Examples:
+            neuroplast motion train --movies 64 --epochs 4
+        """
         import torch
-        from rich.progress import Progress
 
         from neuroplast.apps.motion.datasets import make_dataset, sensor_setup
         from neuroplast.apps.motion.model import HDParams, TrainParams, train_hd
+        from neuroplast.progress import Progress
 
         torch.set_num_threads(1)
-        with Progress(transient=True) as prog:
-            task = prog.add_task("simulating", total=None)
+        with Progress(f"simulating {movies} movies") as bar:
+            bar.update(0)
             x, y, _ = make_dataset(
                 range(seed * 100_000, seed * 100_000 + movies), *sensor_setup(size, threshold)
             )
-            prog.update(task, description="training", total=1)
+            bar.update(movies, total=movies)
+        with Progress("training (steps)") as bar:
 
             def cb(step: int, total: int, loss: float) -> None:
-                prog.update(task, completed=step / total, description=f"loss {loss:.3f}")
+                bar.update(step, f"loss {loss:.3f}", total=total)
 
             kern, losses = train_hd(
                 list(x),
@@ -116,7 +134,7 @@ def register(app: Any) -> None:
 
     @motion.command("eval")
     def eval_cmd(
-        kernel: Path = typer.Option(Path("motion_kernel.npz")),
+        kernel: Path = typer.Option(KERNEL),
         movies: int = typer.Option(50, help="held-out movies"),
         prune: float = typer.Option(1.0, help="keep 1/PRUNE of the weights (largest |w|)"),
         basis: str = typer.Option("split", help="pruning basis: split (W_s, W_d) or onoff"),
@@ -126,7 +144,13 @@ def register(app: Any) -> None:
             False, help="one motion per movie (the paper's test world) instead of switches"
         ),
     ) -> None:
-        """Per-time-step 36-class accuracy on held-out movies."""
+        """Per-time-step 36-class accuracy on held-out movies.
+
+        \b
+        Examples:
+            neuroplast motion eval --movies 50
+            neuroplast motion eval --prune 20 --constant
+        """
         import torch
         from rich.table import Table
 
@@ -163,7 +187,7 @@ def register(app: Any) -> None:
         events: Path = typer.Argument(
             ..., help=".npz, .npy, .raw (EVT 2/2.1/3), .aedat4, .dat, .es"
         ),
-        kernel: Path = typer.Option(Path("motion_kernel.npz")),
+        kernel: Path = typer.Option(KERNEL),
         window: int = typer.Option(10, help="window of the direction map, ms"),
         width: int = typer.Option(0, help="sensor width if the file does not say"),
         height: int = typer.Option(0, help="sensor height if the file does not say"),
@@ -173,7 +197,13 @@ def register(app: Any) -> None:
             None, help="PNG: direction/speed maps (HSV, colour wheel), ground truth, accuracy"
         ),
     ) -> None:
-        """Run the event-driven layer on a recording; print the motion over time."""
+        """Run the event-driven layer on a recording; print the motion over time.
+
+        \b
+        Examples:
+            neuroplast motion run recording.raw --plot directions.png
+            neuroplast motion run movie.npz --window 20
+        """
         import numpy as np
         from rich.table import Table
 

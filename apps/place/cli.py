@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.paths import output_dir
+
 __all__ = ["register", "load_dataset", "LOAD_SIZE"]
 
 LOAD_SIZE = (56, 56)
@@ -57,10 +59,6 @@ def register(app: Any) -> None:
     place = typer.Typer(help="Visual place recognition with region-specific spiking place cells.")
     app.add_typer(place, name="place")
 
-    def _fail(exc: Exception) -> None:
-        _console().print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-
     @place.command("synth")
     def synth_cmd(
         out: Path = typer.Argument(..., help="Output folder (ref_a/, ref_b/, query/ of PNGs)."),
@@ -68,23 +66,26 @@ def register(app: Any) -> None:
         seed: int = typer.Option(0, help="Route seed."),
         stride: int = typer.Option(24, help="Pixels between consecutive places."),
     ) -> None:
-        """Generate a synthetic route: two reference traverses and a query traverse."""
+        """Generate a synthetic route: two reference traverses and a query traverse.
+
+        \b
+        Examples:
+            neuroplast place synth route/ --places 200
+        """
         from neuroplast.apps.place.data import save_traverse
         from neuroplast.apps.place.synth import make_route
-        from neuroplast.errors import NeuroplastError
 
-        try:
-            _, refs, query = make_route(places, seed=seed, stride=stride)
-            for t in (*refs, query):
-                save_traverse(t, out / t.name)
-        except NeuroplastError as exc:
-            _fail(exc)
+        _, refs, query = make_route(places, seed=seed, stride=stride)
+        for t in (*refs, query):
+            save_traverse(t, out / t.name)
         _console().print(f"wrote {places} places x 3 traverses to {out}")
 
     @place.command("train")
     def train_cmd(
         data: Path = typer.Argument(..., help="Data folder with one sub-folder per traverse."),
-        out: Path = typer.Option(Path("place_ensemble.npz"), help="Ensemble file to write."),
+        out: Path = typer.Option(
+            output_dir("place", "place_ensemble.npz"), "--out", "-o", help="Ensemble file to write."
+        ),
         refs: str = typer.Option("ref_a,ref_b", help="Reference traverse folders (comma list)."),
         query: str = typer.Option("query", help="Query traverse folder (calibration split)."),
         nordland: bool = typer.Option(False, help="Nordland layout (spring,fall / summer)."),
@@ -101,10 +102,14 @@ def register(app: Any) -> None:
         bundle: Path = typer.Option(None, help="Also write a runtime bundle here."),
         seed: int = typer.Option(0),
     ) -> None:
-        """Learn one module per region, calibrate the hyperactivity threshold T."""
-        from dataclasses import replace
+        """Learn one module per region, calibrate the hyperactivity threshold T.
 
-        from rich.progress import Progress
+        \b
+        Examples:
+            neuroplast place train route/ -o ensemble.npz --bundle place.zip
+            neuroplast place train nordland/ --nordland --skip 8 --workers 2
+        """
+        from dataclasses import replace
 
         from neuroplast.apps.place.ensemble import (
             EnsembleParams,
@@ -114,41 +119,37 @@ def register(app: Any) -> None:
         from neuroplast.apps.place.export import save_ensemble_bundle
         from neuroplast.apps.place.module import PlaceParams
         from neuroplast.apps.place.preprocess import preprocess_batch
-        from neuroplast.errors import NeuroplastError
+        from neuroplast.progress import Progress
 
-        try:
-            if nordland and refs == "ref_a,ref_b":
-                refs, query = "spring,fall", "summer" if query == "query" else query
-            ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
-            params = EnsembleParams(
-                region_size=region_size,
-                place=PlaceParams(neurons_per_place=neurons, epochs=epochs),
+        if nordland and refs == "ref_a,ref_b":
+            refs, query = "spring,fall", "summer" if query == "query" else query
+        ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
+        params = EnsembleParams(
+            region_size=region_size,
+            place=PlaceParams(neurons_per_place=neurons, epochs=epochs),
+        )
+        ids = ref_t[0].place_ids
+        with Progress("learning regions", total=-(-len(ids) // region_size), every_s=5) as prog:
+            ens = train_ensemble(
+                np.stack([t.images for t in ref_t]),
+                ids,
+                params,
+                workers=workers,
+                ray_address=ray,
+                seed=seed,
+                progress=lambda done, total: prog.update(done, total=total),
             )
-            ids = ref_t[0].place_ids
-            with Progress(console=_console()) as prog:
-                task = prog.add_task("learning regions", total=-(-len(ids) // region_size))
-                ens = train_ensemble(
-                    np.stack([t.images for t in ref_t]),
-                    ids,
-                    params,
-                    workers=workers,
-                    ray_address=ray,
-                    seed=seed,
-                    progress=lambda done, total: prog.update(task, completed=done),
-                )
-            pp = params.place.preprocess
-            ens = ens.with_reference_stats(
-                np.concatenate([preprocess_batch(t.images, pp) for t in ref_t])
-            )
-            n_cal = max(1, int(round(cal_fraction * len(q_t))))
-            xq = preprocess_batch(q_t.images[:n_cal], pp)
-            t, table = calibrate_threshold(ens, ens.potentials(xq), q_t.place_ids[:n_cal])
-            ens = replace(ens, threshold=t)
-            ens.save(out)
-            if bundle is not None:
-                save_ensemble_bundle(ens, bundle)
-        except NeuroplastError as exc:
-            _fail(exc)
+        pp = params.place.preprocess
+        ens = ens.with_reference_stats(
+            np.concatenate([preprocess_batch(t.images, pp) for t in ref_t])
+        )
+        n_cal = max(1, int(round(cal_fraction * len(q_t))))
+        xq = preprocess_batch(q_t.images[:n_cal], pp)
+        t, table = calibrate_threshold(ens, ens.potentials(xq), q_t.place_ids[:n_cal])
+        ens = replace(ens, threshold=t)
+        ens.save(out)
+        if bundle is not None:
+            save_ensemble_bundle(ens, bundle)
         _console().print(
             f"{len(ens.modules)} modules, {ens.n_neurons} neurons; T={t} "
             f"(calibration R@1 {table[t]:.3f}, {table[0]:.3f} without) -> {out}"
@@ -166,10 +167,20 @@ def register(app: Any) -> None:
         cal_fraction: float = typer.Option(0.18, help="Leading queries excluded (calibration)."),
         seq: int = typer.Option(0, help="Also report sequence matching over this many queries."),
         plots: Path = typer.Option(None, help="Folder for PR and Recall@N plots (PNG)."),
-        json_out: Path = typer.Option(None, "--json", help="Write the metrics as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+        minimum: float = typer.Option(
+            None, "--min", help="Exit 1 if the ensemble's Recall@1 is below this (0..1)."
+        ),
     ) -> None:
-        """Recall@1/5/10 and PR-AUC on the test queries: the ensemble and SAD (and, with
-        --seq, both with sequence matching as a separate add-on)."""
+        """Recall@1/5/10 and PR-AUC of the ensemble and of SAD on the test queries.
+
+        With --seq, both also with sequence matching (a separate add-on).
+
+        \b
+        Examples:
+            neuroplast place eval ensemble.npz route/ --plots plots/
+            neuroplast place eval ensemble.npz route/ --json --min 0.5
+        """
         from rich.table import Table
 
         from neuroplast.apps.place.baselines import sad_scores
@@ -177,34 +188,36 @@ def register(app: Any) -> None:
         from neuroplast.apps.place.metrics import pr_auc, recall_at_n
         from neuroplast.apps.place.preprocess import preprocess_batch
         from neuroplast.apps.place.sequence import sequence_scores
-        from neuroplast.errors import NeuroplastError
+        from neuroplast.errors import DataError
 
+        ens = Ensemble.load(ensemble)
+        if nordland and refs == "ref_a,ref_b":
+            refs, query = "spring,fall", "summer" if query == "query" else query
+        ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
+        pp = ens.params.place.preprocess
+        n_cal = int(round(cal_fraction * len(q_t)))
+        xq = preprocess_batch(q_t.images, pp)
+        col = {int(p): k for k, p in enumerate(ens.places)}
+        row = {int(p): i for i, p in enumerate(ref_t[0].place_ids)}
         try:
-            ens = Ensemble.load(ensemble)
-            if nordland and refs == "ref_a,ref_b":
-                refs, query = "spring,fall", "summer" if query == "query" else query
-            ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
-            pp = ens.params.place.preprocess
-            n_cal = int(round(cal_fraction * len(q_t)))
-            xq = preprocess_batch(q_t.images, pp)
-            col = {int(p): k for k, p in enumerate(ens.places)}
             gt = np.array([col[int(p)] for p in q_t.place_ids[n_cal:]])
-            row = {int(p): i for i, p in enumerate(ref_t[0].place_ids)}
             xr = [preprocess_batch(t.images, pp)[[row[int(p)] for p in ens.places]] for t in ref_t]
-            full = {
-                f"spiking ensemble (T={ens.threshold})": ens.scores(xq),
-                "SAD (patch-normalised)": sad_scores(xq, xr),
-            }
-            if seq:
-                full.update(
-                    {
-                        f"{k} + sequence (L={seq})": sequence_scores(v, seq)
-                        for k, v in list(full.items())
-                    }
-                )
-            rows = {k: v[n_cal:] for k, v in full.items()}
-        except (NeuroplastError, KeyError) as exc:
-            _fail(exc if not isinstance(exc, KeyError) else ValueError(f"unknown place {exc}"))
+        except KeyError as exc:
+            raise DataError(
+                f"{data}: place {exc} is not in both the ensemble and the data"
+            ) from None
+        full = {
+            f"spiking ensemble (T={ens.threshold})": ens.scores(xq),
+            "SAD (patch-normalised)": sad_scores(xq, xr),
+        }
+        if seq:
+            full.update(
+                {
+                    f"{k} + sequence (L={seq})": sequence_scores(v, seq)
+                    for k, v in list(full.items())
+                }
+            )
+        rows = {k: v[n_cal:] for k, v in full.items()}
         res = {}
         table = Table(title=f"place recognition, {len(gt)} test queries")
         for c in ("method", "R@1", "R@5", "R@10", "PR-AUC"):
@@ -213,14 +226,20 @@ def register(app: Any) -> None:
             r = recall_at_n(s, gt)
             res[name] = {"recall": r, "pr_auc": pr_auc(s, gt)}
             table.add_row(name, *(f"{r[n]:.3f}" for n in (1, 5, 10)), f"{res[name]['pr_auc']:.3f}")
-        _console().print(table)
+        if as_json:
+            print(json.dumps({"queries": len(gt), "methods": res}, indent=1))
+        else:
+            _console().print(table)
         if plots is not None:
             from neuroplast.apps.place.plots import plot_pr, plot_recall
 
             plot_pr(rows, gt, plots / "pr.png", len(ens.places))
             plot_recall(rows, gt, plots / "recall_at_n.png", len(ens.places))
-        if json_out is not None:
-            json_out.write_text(json.dumps(res, indent=1))
+        r1 = next(iter(res.values()))["recall"][1]  # the spiking ensemble comes first
+        if minimum is not None and r1 < minimum:
+            from neuroplast.cli import check_failed
+
+            check_failed(f"ensemble Recall@1 {r1:.3f} is below --min {minimum:g}")
 
     @place.command("query")
     def query_cmd(
@@ -228,7 +247,12 @@ def register(app: Any) -> None:
         images: list[Path] = typer.Argument(..., help="Query image files."),
         top: int = typer.Option(5, help="Places to list per image."),
     ) -> None:
-        """Best-matching places for query images (numpy model or neuroplast runtime)."""
+        """Best-matching places for query images (numpy model or neuroplast runtime).
+
+        \b
+        Examples:
+            neuroplast place query ensemble.npz route/query/0007.png --top 3
+        """
         from rich.table import Table
 
         import neuroplast
@@ -236,17 +260,13 @@ def register(app: Any) -> None:
         from neuroplast.apps.place.ensemble import Ensemble
         from neuroplast.apps.place.export import runtime_query
         from neuroplast.apps.place.preprocess import preprocess_batch
-        from neuroplast.errors import NeuroplastError
 
-        try:
-            imgs = [load_image(f) for f in images]
-            if model.suffix == ".npz":
-                ens = Ensemble.load(model)
-                ids, sc = ens.query(preprocess_batch(imgs, ens.params.place.preprocess), top)
-            else:
-                ids, sc = runtime_query(neuroplast.load(model), imgs, top)
-        except NeuroplastError as exc:
-            _fail(exc)
+        imgs = [load_image(f) for f in images]
+        if model.suffix == ".npz":
+            ens = Ensemble.load(model)
+            ids, sc = ens.query(preprocess_batch(imgs, ens.params.place.preprocess), top)
+        else:
+            ids, sc = runtime_query(neuroplast.load(model), imgs, top)
         table = Table(title="place matches")
         table.add_column("image")
         table.add_column("places (score)")

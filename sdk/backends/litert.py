@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,31 @@ from neuroplast.backends.base import check_batch, from_native, to_native
 from neuroplast.errors import DataError, GraphError
 
 __all__ = ["LiteRTBackend", "interpreter_class"]
+
+# LiteRT's C++ runtime prints this on stderr every time a model is loaded: noise in a CLI
+_XNNPACK_INFO = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_native_line(noise: bytes) -> Iterator[None]:
+    """Run the block with file descriptor 2 captured, then pass every captured line but
+    ``noise`` on to stderr (native code writes to the descriptor, not to ``sys.stderr``)."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            rest = b"".join(ln for ln in tmp.read().splitlines(keepends=True) if noise not in ln)
+            if rest:
+                os.write(2, rest)
 
 
 def interpreter_class() -> tuple[Any, Any]:
@@ -71,7 +98,8 @@ class LiteRTBackend:
                 if not p.is_file():
                     raise GraphError(f"TFLite model {str(p)!r} does not exist")
                 self.interpreter = Interpreter(model_path=str(p), **kw)
-            self.interpreter.allocate_tensors()
+            with _without_native_line(_XNNPACK_INFO):
+                self.interpreter.allocate_tensors()
         except GraphError:
             raise
         except (ValueError, RuntimeError) as e:
@@ -100,6 +128,8 @@ class LiteRTBackend:
         else:
             self._np_shape = ns
         self._np_perm = (0, 2, 3, 1) if len(self._np_shape) == 4 else None
+        #: one sample in the caller's layout (channels first for ``layout="neuroplast"``)
+        self.sample_shape = self._np_shape[1:] if layout == "neuroplast" else self.native_shape[1:]
 
     @classmethod
     def from_graph(cls, graph: Any, io: str = "float", **kw: Any) -> LiteRTBackend:
@@ -108,6 +138,35 @@ class LiteRTBackend:
 
         kw.setdefault("layout", "neuroplast")
         return cls(tflite_bytes(graph, io=io), **kw)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per operator: ``name`` (its first output tensor), ``op``, ``shape``
+        (output), ``dtype``, ``params`` (elements of its constant inputs: weights, biases)."""
+        it = self.interpreter
+        tensors = {t["index"]: t for t in it.get_tensor_details()}
+        ops = it._get_ops_details()  # LiteRT's only per-operator listing
+        produced = {o for op in ops for o in op["outputs"]}
+        model_inputs = {t["index"] for t in it.get_input_details()}
+        rows = []
+        for op in ops:
+            if op["op_name"] == "DELEGATE":  # the interpreter's XNNPACK partition, not the model's
+                continue
+            out = tensors.get(int(op["outputs"][0])) if len(op["outputs"]) else None
+            consts = [
+                tensors[int(i)]
+                for i in op["inputs"]
+                if int(i) >= 0 and int(i) not in produced and int(i) not in model_inputs
+            ]
+            rows.append(
+                {
+                    "name": out["name"] if out else op["op_name"],
+                    "op": op["op_name"],
+                    "shape": tuple(int(d) for d in out["shape"]) if out else (),
+                    "dtype": np.dtype(out["dtype"]).name if out else "",
+                    "params": int(sum(np.prod(t["shape"]) for t in consts)),
+                }
+            )
+        return rows
 
     def run(self, x: Any) -> np.ndarray:
         """Run a batch ``(B, ...)`` (or one sample); returns ``(B, ...)``."""

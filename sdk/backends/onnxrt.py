@@ -59,6 +59,8 @@ class OnnxBackend:
         self._run = self.session.run
         self._outs = self.output_names[:1]
         self._ndim = len(self.input_shape) + 1
+        self.sample_shape = self.input_shape
+        self.path = p
 
     @classmethod
     def from_graph(cls, graph: Any, path: str | os.PathLike, **kw: Any) -> OnnxBackend:
@@ -67,6 +69,44 @@ class OnnxBackend:
         from neuroplast.export.onnx import export_onnx_graph
 
         return cls(export_onnx_graph(graph, path), **kw)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per graph node: ``name``, ``op``, ``shape`` (first output, ``-1`` where
+        free), ``dtype``, ``params`` (elements of its initializer inputs). Reads the file
+        with the ``onnx`` package (onnxruntime lists no nodes); raises GraphError without
+        it."""
+        try:
+            import onnx
+        except ImportError as e:
+            raise GraphError(
+                "listing an ONNX model's nodes needs the onnx package: pip install onnx"
+            ) from e
+        m = onnx.shape_inference.infer_shapes(onnx.load(str(self.path)))
+        inits = {t.name: int(np.prod(t.dims)) for t in m.graph.initializer}
+        infos = {v.name: v for v in (*m.graph.value_info, *m.graph.output, *m.graph.input)}
+
+        def shape_dtype(name: str) -> tuple[tuple[int, ...], str]:
+            v = infos.get(name)
+            if v is None or not v.type.HasField("tensor_type"):
+                return (), ""
+            tt = v.type.tensor_type
+            dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim)
+            return dims, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name
+
+        rows = []
+        for node in m.graph.node:
+            out = node.output[0] if node.output else ""
+            shape, dtype = shape_dtype(out)
+            rows.append(
+                {
+                    "name": node.name or out,
+                    "op": node.op_type,
+                    "shape": shape,
+                    "dtype": dtype,
+                    "params": sum(inits.get(i, 0) for i in node.input),
+                }
+            )
+        return rows
 
     def run(self, x: Any) -> np.ndarray:
         """``(B, *input_shape)`` float32 -> first output ``(B, ...)``."""

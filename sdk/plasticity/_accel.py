@@ -30,6 +30,9 @@ def kernels() -> Any | None:
     except ImportError:
         _CACHE["k"] = None
         return None
+    from neuroplast.paths import use_user_numba_cache
+
+    use_user_numba_cache(numba)  # compiled kernels go to the user cache, not the source tree
     _CACHE["k"] = _build(numba)
     return _CACHE["k"]
 

@@ -51,13 +51,13 @@ def learn_from_file(
     if seq.ndim < 2:
         raise DataError(f"inputs must be (T, *input_shape), got shape {seq.shape}")
     rt.learn(True)
-    steps = range(seq.shape[0])
-    if progress:
-        from rich.progress import track
+    from neuroplast.progress import Progress
 
-        steps = track(steps, description="learning")
-    for t in steps:
-        rt.step(seq[t], reward=reward)
+    with Progress("learning (steps)", total=seq.shape[0], live=None if progress else False) as bar:
+        for t in range(seq.shape[0]):
+            rt.step(seq[t], reward=reward)
+            if progress and (t % 100 == 99 or t == seq.shape[0] - 1):
+                bar.update(t + 1)
     if state_out is not None:
         rt.save_state(state_out)
     return rt.plasticity.stats(rt)
@@ -71,7 +71,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plasticity-rules")
     def plasticity_rules() -> None:
-        """List the on-device learning rules and their parameters (defaults)."""
+        """List the on-device learning rules and their parameters (defaults).
+
+        \b
+        Examples:
+            neuroplast plasticity-rules
+        """
         t = Table(title="neuroplast plasticity rules")
         for c in ("kind", "params class", "parameters (defaults)"):
             t.add_column(c)
@@ -81,20 +86,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("learn")
     def learn(
-        bundle: Path = typer.Argument(..., help="bundle folder or .zip with plasticity.json"),
-        inputs: Path = typer.Argument(..., help=".npy array (T, *input_shape)"),
-        state_out: Optional[Path] = typer.Option(None, help="save learned state (atomic)"),
-        mode: Optional[str] = typer.Option(None, help="float | int (default: bundle's)"),
-        reward: Optional[float] = typer.Option(None, help="constant reward for 3-factor rules"),
+        bundle: Path = typer.Argument(..., help="Bundle folder or .zip with plasticity.json."),
+        inputs: Path = typer.Argument(..., help="Input file (T, *input_shape): .npy, .npz, raw."),
+        state_out: Optional[Path] = typer.Option(None, help="Save the learned state (atomic)."),
+        mode: Optional[str] = typer.Option(None, help="float or int (default: the bundle's)."),
+        reward: Optional[float] = typer.Option(None, help="Constant reward for 3-factor rules."),
     ) -> None:
-        """Run a bundle with learning on over INPUTS and print the learning statistics."""
-        from neuroplast.errors import NeuroplastError
+        """Run a bundle with learning on over INPUTS and print the learning statistics.
 
-        try:
-            stats = learn_from_file(bundle, inputs, state_out, mode, reward, progress=True)
-        except NeuroplastError as e:
-            Console(stderr=True).print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2) from None
+        \b
+        Examples:
+            neuroplast learn model.zip stream.npy --state-out learned.npz
+        """
+        stats = learn_from_file(bundle, inputs, state_out, mode, reward, progress=True)
         t = Table(title="plasticity statistics")
         for c in ("rule", "statistic", "value"):
             t.add_column(c, justify="right" if c == "value" else "left")

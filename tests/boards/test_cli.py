@@ -44,7 +44,7 @@ def test_fit_command(app, plastic_bundle):
     r = CliRunner().invoke(
         app, ["fit", str(plastic_bundle), "--board", "speck"], terminal_width=200
     )
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # a check that ran and failed, like `check`
     assert "does-not-fit" in r.output and "LIF is not a neuron of this chip" in r.output
 
 
@@ -71,7 +71,7 @@ def test_deploy_command_reports_unreachable_host(small_bundle, capsys):
 
     port = free_port()
     code = main(["deploy", str(small_bundle), "--board", "host", "--host", "nobody@127.0.0.1",
-                 "--port", str(port), "--wheel", str(small_bundle)])  # fmt: skip
+                 "--ssh-port", str(port), "--wheel", str(small_bundle)])  # fmt: skip
     assert code == 2
     assert "cannot reach nobody@127.0.0.1" in capsys.readouterr().err
 
@@ -81,7 +81,7 @@ def test_deploy_command_end_to_end(sshd, deployed, wheel, small_bundle, capsys):
     _, remote = deployed  # reuse the venv of the first deploy (a fresh one costs ~5-10 s)
     code = main(
         ["deploy", str(small_bundle), "--board", "rpi5", "--host", f"{sshd.user}@127.0.0.1",
-         "--port", str(sshd.port), "--identity", str(sshd.key), "--remote-dir", str(remote),
+         "--ssh-port", str(sshd.port), "--identity", str(sshd.key), "--remote-dir", str(remote),
          "--python", sshd.python, "--known-hosts", str(sshd.known_hosts), "--wheel", str(wheel)]
     )  # fmt: skip
     out = capsys.readouterr()
@@ -100,9 +100,23 @@ def test_boards_detect_command(app, monkeypatch):
     p = ListPortInfo("/dev/ttyACM0", skip_link_detection=True)
     p.vid, p.pid, p.description = 0x2341, 0x805A, "Nano 33 BLE"
     monkeypatch.setattr(detect, "_list_ports", lambda: [p])
-    r = CliRunner().invoke(app, ["boards", "detect"], terminal_width=200)
+    r = CliRunner().invoke(app, ["board", "detect"], terminal_width=200)
     assert r.exit_code == 0, r.output
     assert "/dev/ttyACM0" in r.output and "nano33ble" in r.output and "2341:805A" in r.output
     monkeypatch.setattr(detect, "_list_ports", lambda: [])
-    r = CliRunner().invoke(app, ["boards", "detect"])
+    r = CliRunner().invoke(app, ["boards", "detect"])  # the old spelling still works
     assert r.exit_code == 0 and "no known board connected" in r.output
+
+
+def test_deploy_dry_run_checks_and_plans_without_connecting(small_bundle, capsys):
+    # a port nothing listens on: any connection attempt would fail; a dry run makes none
+    code = main(["deploy", str(small_bundle), "--board", "rpi5", "--host", "pi@127.0.0.1",
+                 "--ssh-port", "1", "--service", "--dry-run"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "deploy would do (7 steps)" in out.out
+    assert "ssh -p 1 " in out.out and "pi@127.0.0.1" in out.out
+    assert "neuroplast-small.service" in out.out and "fits" in out.out
+    code = main(["deploy", str(small_bundle), "--board", "esp32s3", "--host", "pi@127.0.0.1",
+                 "--dry-run"])  # fmt: skip
+    assert code == 2 and "without Python" in capsys.readouterr().err

@@ -219,7 +219,7 @@ def test_deploy_command_with_wrong_pin_is_one_line(sshd, small_bundle, tmp_path,
 
     other_fp = _keygen_fingerprint(sshd.root / "other_key.pub")
     code = main(["deploy", str(small_bundle), "--board", "host", "--host", f"{sshd.user}@127.0.0.1",
-                 "--port", str(sshd.port), "--identity", str(sshd.key), "--wheel", str(small_bundle),
+                 "--ssh-port", str(sshd.port), "--identity", str(sshd.key), "--wheel", str(small_bundle),
                  "--host-key-fingerprint", other_fp])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err

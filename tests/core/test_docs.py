@@ -99,3 +99,12 @@ def test_the_harness_catches_a_wrong_arrow(tmp_path):
     code = "print(1 + 1)  # -> 3\n"
     assert _arrows(code) == ["3"]
     assert _matches("a\nb\n", "a\n...\n") and not _matches("a\n", "b\n")
+
+
+def test_docs_index_links_every_page_and_the_readme_links_the_index():
+    index = (ROOT / "docs" / "index.md").read_text()
+    linked = set(re.findall(r"\]\(([\w.-]+\.md)\)", index))
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")} - {"index.md"}
+    assert pages <= linked, f"docs/index.md does not link {sorted(pages - linked)}"
+    assert all((ROOT / "docs" / p).is_file() for p in linked)
+    assert "(docs/index.md)" in (ROOT / "README.md").read_text()

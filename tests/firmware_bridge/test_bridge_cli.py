@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import typer
 from bridge_models import conv_delay
 from typer.testing import CliRunner
@@ -70,11 +71,13 @@ def test_virtual_command_prints_a_pty():
     assert "/dev/pts/" in r.output
 
 
-def test_missing_port_is_a_clear_error():
-    from neuroplast.firmware_bridge.errors import BridgeError
+def test_missing_port_is_a_clear_error(monkeypatch):
+    import neuroplast.cli
+    from neuroplast.errors import BoardError
 
+    monkeypatch.setattr(neuroplast.cli, "PORT_FINDERS", [lambda b: []])
     r = CliRunner().invoke(_app(), ["board", "ping"], env={"NEUROPLAST_PORT": ""})
-    assert isinstance(r.exception, BridgeError)
+    assert isinstance(r.exception, BoardError)
     assert "--port" in str(r.exception)
 
 
@@ -102,3 +105,18 @@ def test_selftest_command(vboard):
     )
     assert r.exit_code == 0, r.output
     assert "Conv2d" in r.output and "LIF" in r.output and "bit-identical" in r.output
+
+
+def test_without_port_the_one_detected_board_is_used(monkeypatch):
+    """`board ping` with no --port uses what `board detect` finds: one board -> its port;
+    two -> an error naming both."""
+    import neuroplast.cli
+    from neuroplast.cli import find_port
+    from neuroplast.errors import BoardError
+
+    monkeypatch.setattr(neuroplast.cli, "PORT_FINDERS", [lambda b: [("/dev/x", "rp2040")]])
+    assert find_port() == ("/dev/x", "rp2040")
+    two = [("/dev/x", "rp2040"), ("/dev/y", "esp32s3")]
+    monkeypatch.setattr(neuroplast.cli, "PORT_FINDERS", [lambda b: two])
+    with pytest.raises(BoardError, match="several boards connected.*/dev/x.*/dev/y"):
+        find_port()

@@ -87,5 +87,7 @@ def test_learn_cli(tmp_path) -> None:
     assert res.exit_code == 0 and "hlop" in res.output
     assert {r[0] for r in rules_table()} >= {"pair_stdp", "oja", "feast", "need_lr"}
     np.save(tmp_path / "bad.npy", np.full((3, 10), np.nan, np.float32))
-    res = CliRunner().invoke(app, ["learn", str(path), str(tmp_path / "bad.npy")])
+    from neuroplast.cli import build_app  # the real app: a NeuroplastError is exit status 2
+
+    res = CliRunner().invoke(build_app(), ["learn", str(path), str(tmp_path / "bad.npy")])
     assert res.exit_code == 2 and "NaN" in res.output

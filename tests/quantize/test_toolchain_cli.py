@@ -106,6 +106,9 @@ def test_cli_errors_are_neuroplast_errors(workdir):
     assert isinstance(r.exception, DataError)
     with pytest.raises(ExportError, match="does not exist"):
         compare(workdir / "nothing.onnx", workdir / "cnn.pt", np.zeros((1, 1, 8, 8)))
+    # a flat batch for an image model: one line naming the shapes, not torch's traceback
+    with pytest.raises(DataError, match=r"cnn.pt takes inputs \(B, 1, 8, 8\); got \(3, 64\)"):
+        compare(workdir / "cnn.pt", workdir / "cnn.pt", np.zeros((3, 64), np.float32))
 
 
 def test_exporter_table_is_complete_and_lazy():

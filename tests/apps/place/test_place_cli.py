@@ -3,21 +3,13 @@
 import json
 import re
 
-import typer
 from typer.testing import CliRunner
 
-from neuroplast.apps.place.cli import register
+from neuroplast.cli import build_app
 
 
 def _app():
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")
-    def _noop() -> None:  # a second command keeps "place" as a named sub-command
-        pass
-
-    return app
+    return build_app()  # the real app: errors become one line and exit status 2
 
 
 def test_cli_synth_train_eval_query(tmp_path):
@@ -53,7 +45,6 @@ def test_cli_synth_train_eval_query(tmp_path):
             str(tmp_path / "e.npz"),
             str(tmp_path / "d"),
             "--json",
-            str(tmp_path / "m.json"),
             "--plots",
             str(tmp_path / "plots"),
             "--seq",
@@ -61,7 +52,7 @@ def test_cli_synth_train_eval_query(tmp_path):
         ],
     )
     assert r.exit_code == 0, r.output
-    res = json.loads((tmp_path / "m.json").read_text())
+    res = json.loads(r.stdout)["methods"]
     assert "SAD (patch-normalised)" in res and any(k.startswith("spiking ensemble") for k in res)
     assert any("sequence" in k for k in res)
     assert all(0 <= v["recall"]["1"] <= v["recall"]["10"] <= 1 for v in res.values())
@@ -78,4 +69,4 @@ def test_cli_synth_train_eval_query(tmp_path):
 def test_cli_errors_are_clean(tmp_path):
     r = CliRunner().invoke(_app(), ["place", "train", str(tmp_path / "missing")])
     assert r.exit_code == 2
-    assert "error" in r.output and "missing" in r.output
+    assert r.stderr.startswith("error: ") and "missing" in r.stderr

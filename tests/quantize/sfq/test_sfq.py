@@ -422,7 +422,9 @@ def test_cli_sfq_sim_and_spice(tmp_path):
     assert abs(rate - network_rates(
         [SFQLayer("a", w1), SFQLayer("b", np.array([[0.95, 0.95]]))], np.array([1.0, 0.0])
     )[-1][0]) < 0.08  # fmt: skip
-    r = CliRunner().invoke(app, ["sfq-sim", str(path), "-i", "bogus=1"])
+    from neuroplast.cli import build_app  # the real app turns a NeuroplastError into exit 2
+
+    r = CliRunner().invoke(build_app(), ["sfq-sim", str(path), "-i", "bogus=1"])
     assert r.exit_code == 2 and "NAME=RATE" in r.output
     r = CliRunner().invoke(app, ["sfq-spice", str(path), "-o", str(tmp_path / "d.cir")])
     assert r.exit_code == 0 and _check_josim_deck((tmp_path / "d.cir").read_text())
