@@ -119,8 +119,15 @@ def register(app: Any) -> None:
         ),
         duration: float = duration_opt,
     ) -> None:
-        """Cross-build the firmware for Cortex-M and run it in qemu-system-arm, its UART on a
-        pseudo-terminal; print the pty path (use it as --port)."""
+        """Run the firmware cross-built for Cortex-M in qemu-system-arm; print its pty.
+
+        The firmware's UART is a pseudo-terminal: use the printed path as --port.
+
+        \b
+        Examples:
+            neuroplast board qemu
+            neuroplast board qemu --duration 60
+        """
         from neuroplast.firmware_bridge.qemu import QemuBoard
 
         with QemuBoard(core, icount=icount) as qb:
@@ -281,15 +288,23 @@ def register(app: Any) -> None:
     def selftest_cmd(
         port: str = port_opt,
         baud: int = baud_opt,
-        graphs: int = typer.Option(5, "--graphs", "-n", help="Random graphs per layer kind."),
+        graphs: int = typer.Option(5, "--graphs", help="Random graphs per layer kind."),
         steps: int = typer.Option(8, "--steps", help="Time steps per graph."),
         kind: list[str] = typer.Option(None, "--kind", help="Only these node kinds (repeat)."),
         seed: int = typer.Option(0, "--seed"),
         trace: bool = trace_opt,
         timeout: float = timeout_opt,
     ) -> None:
-        """Run random graphs of every layer kind on a board and on the host integer runtime;
-        exit 1 unless every output is bit-identical (use it on a new port or a real board)."""
+        """Check every layer kind on a board against the host integer runtime.
+
+        Random graphs of each kind run on the board and on the host; exit 1 unless every
+        output is bit-identical (use it on a new port or a real board).
+
+        \b
+        Examples:
+            neuroplast board selftest --port /dev/ttyACM0
+            neuroplast board selftest --graphs 2 --kind Conv2d --kind LIF
+        """
         from neuroplast.firmware_bridge.selftest import check_board
 
         with _open(port, baud, trace, timeout) as b:
@@ -316,14 +331,22 @@ def register(app: Any) -> None:
         bundle: Path = typer.Argument(..., help="Bundle folder or zip to compile in."),
         out: Path = typer.Option(..., "--out", "-o", help="New folder for the project."),
         target: str = typer.Option(
-            "pio", "--target", "-t", help="pio, arduino, pico, idf or stm32cube."
+            "pio", "--target", help="pio, arduino, pico, idf or stm32cube."
         ),
         board: str = typer.Option(
             "nano33ble", "--board", help="Board profile (PlatformIO env / Arduino FQBN)."
         ),
     ) -> None:
-        """Write a ready firmware project for a real board (sources, port, the bundle's model
-        compiled in, build files) and print the flashing steps."""
+        """Write a ready firmware project for a real board and print the flashing steps.
+
+        The folder holds the firmware sources, the board's port, the bundle's model compiled
+        in and the build files.
+
+        \b
+        Examples:
+            neuroplast board project model.zip --target pio --board nano33ble --out fw/
+            neuroplast board project model.zip --target pico --out pico_fw/
+        """
         from neuroplast.firmware_bridge.image import image_from_bundle
         from neuroplast.firmware_bridge.project import write_project
 

@@ -58,8 +58,9 @@ def register(app: Any) -> None:
         seed: int = typer.Option(0),
         force: bool = typer.Option(False, help="regenerate even if cached"),
     ) -> None:
-        """Generate a synthetic keyword set: several TTS engines under random real-world
-        conditions, voice-disjoint splits.
+        """Generate a synthetic keyword set with voice-disjoint splits.
+
+        Several TTS engines under random real-world conditions.
 
         \b
         Examples:
@@ -178,8 +179,9 @@ def register(app: Any) -> None:
             None, "--min", help="exit 1 if the accuracy is below this (0..1)"
         ),
     ) -> None:
-        """Accuracy of a bundle in the neuroplast runtime: overall, per voice (speaker),
-        per recording condition and per class.
+        """Accuracy of a bundle in the neuroplast runtime.
+
+        Overall, per voice (speaker), per recording condition and per class.
 
         \b
         Examples:
@@ -227,7 +229,9 @@ def register(app: Any) -> None:
     def detect_cmd(
         bundle: Path = typer.Option(OUT / "kws.bundle"),
         data: Path = typer.Option(None, help="GSC-layout set with val/test splits [cache]"),
-        heldout: Path = typer.Option(None, help="also lay this evaluation-only set's clips in"),
+        heldout_data: Path = typer.Option(
+            None, help="also lay this evaluation-only set's clips in (e.g. a `kws data --heldout` folder)"
+        ),
         minutes: float = typer.Option(10.0, help="test stream length (validation: half)"),
         max_fa_per_hour: float = typer.Option(2.0, help="operating point, chosen on validation"),
         out: Path = typer.Option(OUT, help="folder for the DET curve PNG"),
@@ -248,7 +252,7 @@ def register(app: Any) -> None:
 
         out.mkdir(parents=True, exist_ok=True)
         cfg = PipelineConfig(stream_minutes=minutes, max_fa_per_hour=max_fa_per_hour, seed=seed)
-        H = {"dir": heldout} if heldout else None
+        H = {"dir": heldout_data} if heldout_data else None
         d = detection_benchmark(bundle, Path(data or cache_dir("synth")), H, cfg, out)
         rows = [("operating threshold (validation)", f"{d['theta']:.6f}")]
         for name in ("val", "test"):

@@ -95,7 +95,7 @@ def test_selftest_command(vboard):
             "selftest",
             "--port",
             vboard.port,
-            "-n",
+            "--graphs",
             "1",
             "--kind",
             "Conv2d",
