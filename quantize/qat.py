@@ -41,6 +41,8 @@ __all__ = [
     "LIF",  # noqa: F822 - provided lazily by __getattr__ (torch classes)
     "QuantLIF",  # noqa: F822
     "QuantAvgPool2d",  # noqa: F822
+    "QuantAdd",  # noqa: F822
+    "Delay",  # noqa: F822
     "SpikeQuant",
     "lif_module_classes",
 ]
@@ -203,6 +205,56 @@ def _torch_classes() -> dict[str, type]:
             v = (_ste_round_half_away(m) - shift) * x.scale
             return IntQuantTensor(v, x.scale, x.zero_point, x.bit_width, x.signed, x.training)
 
+    class QuantAdd(torch.nn.Module):
+        """A residual sum ``y = q(a + b)``, requantized by its own signed per-tensor
+        quantizer ``quant`` (the Graph IR's ``Add.out_q``): ``prepare`` turns ``+`` into it."""
+
+        def __init__(self, bits: int = 8) -> None:
+            super().__init__()
+            self.quant = _act_quant(bits, signed=True)
+
+        def forward(self, a: Any, b: Any) -> Any:
+            a = a.value if isinstance(a, IntQuantTensor) else a
+            b = b.value if isinstance(b, IntQuantTensor) else b
+            return self.quant(a + b)
+
+    class Delay(torch.nn.Module):
+        """Axonal delay over a ``[T, B, *shape]`` sequence: ``y[t] = x[t - d]`` (0 before
+        the first step), ``d`` integer steps, one for all neurons or one per neuron
+        (``shape``). A quantized input keeps its quantization (a pure shift in time)."""
+
+        def __init__(self, delay: Any) -> None:
+            super().__init__()
+            d = torch.as_tensor(np.asarray(delay), dtype=torch.long)
+            if d.numel() == 0 or bool((d < 0).any()):
+                raise NeuroplastError("Delay: delays must be integer steps >= 0")
+            self.register_buffer("delay", d.reshape(-1))
+
+        def forward(self, x: Any) -> Any:
+            v = x.value if isinstance(x, IntQuantTensor) else x
+            t, b, n = v.shape[0], v.shape[1], int(np.prod(v.shape[2:]))
+            if self.delay.numel() not in (1, n):
+                raise NeuroplastError(f"Delay has {self.delay.numel()} delays for {n} neurons")
+            dmax = int(self.delay.max())
+            flat = torch.cat([v.new_zeros((dmax, b, n)), v.reshape(t, b, n)])
+            idx = torch.arange(t)[:, None] + dmax - self.delay.expand(n)[None]  # [T, N]
+            y = torch.gather(flat, 0, idx[:, None, :].expand(t, b, n)).reshape(v.shape)
+            if isinstance(x, IntQuantTensor):
+                return IntQuantTensor(y, x.scale, x.zero_point, x.bit_width, x.signed, x.training)
+            return y
+
+    class QATGraph(torch.nn.Module):
+        """A prepared ``torch.fx`` graph module (any architecture) that returns a plain
+        tensor (the dequantized output)."""
+
+        def __init__(self, graph_module: Any) -> None:
+            super().__init__()
+            self.graph_module = graph_module
+
+        def forward(self, x: Any) -> Any:
+            y = self.graph_module(x)
+            return y.value if isinstance(y, IntQuantTensor) else y
+
     class QATSequential(torch.nn.Sequential):
         """``Sequential`` that returns a plain tensor (the dequantized output)."""
 
@@ -215,6 +267,9 @@ def _torch_classes() -> dict[str, type]:
         "LIF": LIF,
         "QuantLIF": QuantLIF,
         "QuantAvgPool2d": QuantAvgPool2d,
+        "QuantAdd": QuantAdd,
+        "Delay": Delay,
+        "QATGraph": QATGraph,
     }
 
 
@@ -226,7 +281,7 @@ def lif_module_classes() -> tuple[type, type]:
 
 def __getattr__(name: str) -> Any:
     # lazily expose the torch classes as module attributes (LIF, QuantLIF, QuantAvgPool2d)
-    if name in ("LIF", "QuantLIF", "QuantAvgPool2d"):
+    if name in ("LIF", "QuantLIF", "QuantAvgPool2d", "QuantAdd", "Delay"):
         return _torch_classes()[name]
     raise AttributeError(name)
 
@@ -242,17 +297,6 @@ def SpikeQuant() -> Any:  # noqa: N802 - factory that reads like a layer class
         scaling_init=128.0,  # CONST scaling sets the max: scale = 128 / 2^7 = 1
         return_quant_tensor=True,
     )
-
-
-def _flatten(model: Any) -> list[Any]:
-    import torch
-
-    if isinstance(model, torch.nn.Sequential):
-        out: list[Any] = []
-        for m in model:
-            out.extend(_flatten(m))
-        return out
-    return [model]
 
 
 def _act_quant(bits: int, signed: bool) -> Any:
@@ -324,12 +368,21 @@ def prepare(
     per_channel: bool = True,
     spike_input: bool | None = None,
 ) -> Any:
-    """Return a Brevitas QAT copy of a float ``torch.nn.Sequential``.
+    """Return a Brevitas QAT copy of a float ``torch.nn.Module``.
 
-    Supported layers: ``Linear``, ``Conv1d``, ``Conv2d`` (incl. depthwise ``groups``),
-    ``ReLU``, ``MaxPool1d/2d``, ``AvgPool2d``, ``Flatten``, ``Dropout``/``Identity``
-    (dropped at export) and :class:`LIF`. Nested ``Sequential`` s are flattened. The
-    float weights are copied, so a trained float model can be fine-tuned with QAT.
+    The model is captured with ``torch.fx`` (:func:`neuroplast.quantize.lower.capture`), so
+    any architecture built from the supported layers works: ``Linear``, ``Conv1d``,
+    ``Conv2d`` (incl. depthwise ``groups``), ``ReLU`` (module or function), ``MaxPool2d``,
+    ``AvgPool2d``, ``Flatten``, residual ``+``, ``Dropout``/``Identity`` (dropped),
+    :class:`LIF` and :class:`Delay`; user modules are traced through, and layers that are
+    already quantized (Brevitas layers, DCLS delay layers) are kept. The float weights are
+    copied, so a trained float model can be fine-tuned with QAT. Rules (the contract in
+    the module docstring): a weight layer followed by ``ReLU`` gets the unsigned quantizer
+    of a ``QuantReLU``; one feeding a :class:`LIF` a 16-bit current; ``+`` becomes
+    :class:`QuantAdd`; a ``ReLU`` of an already quantized value clamps on its grid.
+
+    A chain of layers gives a ``Sequential`` (the layout recipe checkpoints store); any
+    other graph a ``QATGraph`` wrapping the prepared ``torch.fx.GraphModule``.
 
     Args:
         model: the float model.
@@ -340,57 +393,104 @@ def prepare(
             contains a :class:`LIF`.
 
     Raises:
-        NeuroplastError: for an unsupported layer (named with its index and type).
+        NeuroplastError: for an unsupported layer, one line naming its module path, its
+            type and what to use instead.
     """
+    import itertools
+    import operator
+
     import torch
+    from torch import nn
+
+    from neuroplast.quantize.lower import FIXES, capture, describe, lowerer, target_of
 
     cfg = QATConfig(weight_bits, act_bits, per_channel)
     cls = _torch_classes()
-    LIF, QuantLIF = cls["LIF"], cls["QuantLIF"]
-    layers = [m for m in _flatten(copy.deepcopy(model))]
+    LIF = cls["LIF"]
+    gm = capture(copy.deepcopy(model))
+    g = gm.graph
+    mods = dict(gm.named_modules())
     if spike_input is None:
-        spike_input = any(isinstance(m, LIF) for m in layers)
-    out: list[Any] = [SpikeQuant() if spike_input else _act_quant(cfg.act_bits, signed=True)]
-    i = 0
-    while i < len(layers):
-        m = layers[i]
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        name = f"layer {i} ({type(m).__name__})"
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
-            if isinstance(nxt, torch.nn.ReLU):
-                out.append(_weight_layer(m, cfg, output_quant=False, out_bits=cfg.act_bits))
-                out.append(_act_quant(cfg.act_bits, signed=False))
-                i += 2
-                continue
-            if isinstance(nxt, LIF):
-                out.append(_weight_layer(m, cfg, output_quant=True, out_bits=CURRENT_BITS))
-            else:
-                out.append(_weight_layer(m, cfg, output_quant=True, out_bits=cfg.act_bits))
-        elif isinstance(m, torch.nn.ReLU):
-            out.append(_act_quant(cfg.act_bits, signed=False))
-        elif isinstance(m, LIF):
-            q = QuantLIF(m.beta, m.threshold, m.reset, m.v_reset, m.slope)
-            out.append(q)
-            if nxt is not None:
-                out.append(SpikeQuant())
-        elif isinstance(m, (torch.nn.MaxPool1d, torch.nn.MaxPool2d)):
-            if m.padding not in (0, (0, 0)) or m.dilation not in (1, (1, 1)) or m.ceil_mode:
-                raise NeuroplastError(f"{name}: only plain max pooling (no padding) is supported")
-            out.append(m)
-        elif isinstance(m, torch.nn.AvgPool2d):
-            if m.padding not in (0, (0, 0)) or m.ceil_mode:
-                raise NeuroplastError(f"{name}: only plain average pooling (no padding)")
-            out.append(cls["QuantAvgPool2d"](m.kernel_size, m.stride))
-        elif isinstance(m, torch.nn.Flatten):
-            out.append(m)
-        elif isinstance(m, (torch.nn.Dropout, torch.nn.Identity)):
-            pass
-        else:
-            raise NeuroplastError(
-                f"prepare: {name} is not supported; supported: Linear, Conv1d, Conv2d, ReLU, "
-                "MaxPool, AvgPool2d, Flatten, Dropout, LIF (fold BatchNorm into the conv first)"
+        spike_input = any(isinstance(m, LIF) for m in mods.values())
+    ids = itertools.count()
+
+    def mod(n: Any) -> Any:
+        return gm.get_submodule(n.target) if n.op == "call_module" else None
+
+    def is_op(n: Any, module: type, fns: tuple, method: str) -> bool:
+        return (
+            (n.op == "call_module" and type(mod(n)) is module)
+            or (n.op == "call_function" and n.target in fns)
+            or (n.op == "call_method" and n.target == method)
+        )
+
+    def is_relu(n: Any) -> bool:
+        return is_op(n, nn.ReLU, (torch.relu, nn.functional.relu), "relu")
+
+    def call(m: Any, prefix: str, args: tuple, at: Any) -> Any:
+        name = f"{prefix}_{next(ids)}"
+        gm.add_submodule(name, m)
+        with g.inserting_after(at):
+            return g.call_module(name, args)
+
+    def swap(n: Any, m: Any, prefix: str, n_args: int = 1) -> None:
+        if n.op == "call_module":
+            gm.add_submodule(n.target, m)
+            return
+        new = call(m, prefix, tuple(n.args[:n_args]), n)
+        n.replace_all_uses_with(new)
+        g.erase_node(n)
+
+    def after(n: Any, m: Any, prefix: str) -> None:
+        q = call(m, prefix, (n,), n)
+        n.replace_all_uses_with(q, delete_user_cb=lambda u: u is not q)
+
+    quant_relu: set[Any] = set()
+    for n in list(g.nodes):
+        m = mod(n)
+        if n.op == "placeholder":
+            after(
+                n, SpikeQuant() if spike_input else _act_quant(act_bits, signed=True), "input_quant"
             )
-        i += 1
-    qat = cls["QATSequential"](*out)
+        elif type(m) in (nn.Linear, nn.Conv1d, nn.Conv2d):
+            users = list(n.users)
+            if len(users) == 1 and is_relu(users[0]):
+                quant_relu.add(users[0])
+                swap(n, _weight_layer(m, cfg, output_quant=False, out_bits=act_bits), "")
+            else:
+                lif = any(isinstance(mod(u), LIF) for u in users)
+                bits = CURRENT_BITS if lif else act_bits
+                swap(n, _weight_layer(m, cfg, output_quant=True, out_bits=bits), "")
+        elif is_relu(n):
+            relu = _act_quant(act_bits, signed=False) if n in quant_relu else nn.ReLU()
+            swap(n, relu, "relu")
+        elif type(m) is LIF:
+            swap(n, cls["QuantLIF"](m.beta, m.threshold, m.reset, m.v_reset, m.slope), "")
+            if n.users:
+                after(n, SpikeQuant(), "spike_quant")
+        elif type(m) is nn.AvgPool2d:
+            if m.padding not in (0, (0, 0)) or m.ceil_mode:
+                raise NeuroplastError(f"prepare: {describe(gm, n)}: only plain average "
+                                      "pooling (no padding, no ceil_mode) is quantized")  # fmt: skip
+            swap(n, cls["QuantAvgPool2d"](m.kernel_size, m.stride), "")
+        elif is_op(n, type(None), (operator.add, operator.iadd, torch.add), "add"):
+            swap(n, cls["QuantAdd"](act_bits), "add", n_args=2)
+        elif type(m) in (nn.Dropout, nn.Identity):
+            n.replace_all_uses_with(n.args[0])
+            g.erase_node(n)
+        elif n.op.startswith("call") and lowerer(target_of(gm, n)[1]) is None:
+            fix = FIXES.get(target_of(gm, n)[2], "replace it with a supported layer")
+            raise NeuroplastError(f"prepare: {describe(gm, n)} is not supported; {fix}")
+    g.lint()
+    gm.recompile()
+    calls = [n for n in g.nodes if n.op not in ("placeholder", "output")]
+    chain = all(
+        n.op == "call_module" and n.all_input_nodes == [p] and len(p.users) == 1
+        for p, n in zip([next(iter(g.nodes))] + calls, calls)
+    )
+    if chain:
+        qat = cls["QATSequential"](*[gm.get_submodule(n.target) for n in calls])
+    else:
+        qat = cls["QATGraph"](gm)
     qat.qat_config = cfg
     return qat
