@@ -170,21 +170,15 @@ def digits_data(recipe: str = "mlp", seed: int = 0, test_fraction: float = 0.25)
 
 
 def _fits(model: Any, recipe: Recipe, weight_bits: int, act_bits: int, per_channel: bool) -> str:
-    """Why ``model``'s state does not fit ``recipe`` (``""``: it fits)."""
+    """Why ``model``'s state does not load into ``recipe``'s QAT model (``""``: it does)."""
     ref, _ = build(recipe.name, weight_bits, act_bits, per_channel)
-    want = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
-    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
-    shape = sorted(k for k in set(want) & set(have) if want[k] != have[k])
-    if not (missing or extra or shape):
-        return ""
-    first = (
-        f"missing {missing[0]!r}" if missing
-        else f"unexpected {extra[0]!r}" if extra
-        else f"{shape[0]!r} is {have[shape[0]]}, the recipe's {want[shape[0]]}"
-    )  # fmt: skip
-    n = len(missing) + len(extra) + len(shape)
-    return f"{n} state entr{'y' if n == 1 else 'ies'} differ ({first})"
+    try:
+        ref.load_state_dict(model.state_dict())
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+        first = lines[0] if lines else str(e)
+        return first if len(first) <= 160 else first[:157] + "..."
+    return ""
 
 
 def save_model(
@@ -235,8 +229,10 @@ def save_model(
             )
         why = _fits(model, RECIPES[recipe], wb, ab, pc)
         if why:
-            raise NeuroplastError(f"save_model: the model is not the QAT model of recipe {recipe!r}: "
-                                  f"{why}; leave recipe out to save it as your own model")  # fmt: skip
+            raise NeuroplastError(
+                f"save_model: the model is not the QAT model of recipe {recipe!r} ({why}); "
+                "leave recipe out to save it as your own model"
+            )
     else:
         if example_input is None:
             raise NeuroplastError("save_model: a model without a recipe needs example_input= "
