@@ -43,6 +43,7 @@ __all__ = [
     "QuantAvgPool2d",  # noqa: F822
     "QuantAdd",  # noqa: F822
     "Delay",  # noqa: F822
+    "DelayLinear",  # noqa: F822
     "SpikeQuant",
     "lif_module_classes",
 ]
@@ -243,6 +244,61 @@ def _torch_classes() -> dict[str, type]:
                 return IntQuantTensor(y, x.scale, x.zero_point, x.bit_width, x.signed, x.training)
             return y
 
+    class DelayLinear(torch.nn.Module):
+        """Fully connected synapses with one integer delay each, over ``[T, B, n_in]``:
+        ``y_i[t] = sum_j W_ij x_j[t - D_ij]`` (no bias; ``D`` in steps, shape
+        ``(n_out, n_in)`` or broadcastable). ``bits`` 0: float weights; 2/4/8: symmetric
+        narrow per-tensor weights (Brevitas), the output an exact current at scale
+        ``s_in * s_w`` (32 bits), the DCLS deployment rule (``weight_and_scale``,
+        ``int_delays``, ``bits``: the delay-layer protocol the lowering reads)."""
+
+        def __init__(self, n_in: int, n_out: int, delay: Any, bits: int = 0) -> None:
+            super().__init__()
+            import brevitas.nn as qnn
+            from brevitas.quant import Int8WeightPerTensorFloat
+
+            if bits not in (0, 2, 4, 8):
+                raise NeuroplastError(f"DelayLinear bits must be 0, 2, 4 or 8, got {bits!r}")
+            d = torch.as_tensor(np.asarray(delay), dtype=torch.long)
+            if bool((d < 0).any()):
+                raise NeuroplastError("DelayLinear: delays must be integer steps >= 0")
+            self.bits = int(bits)
+            self.fc = (
+                qnn.QuantLinear(n_in, n_out, bias=False, weight_quant=Int8WeightPerTensorFloat,
+                                weight_bit_width=bits)
+                if bits else torch.nn.Linear(n_in, n_out, bias=False)
+            )  # fmt: skip
+            self.register_buffer("delay", d.expand(n_out, n_in).clone())
+
+        def weight_and_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+            """Fake-quantized weight ``(n_out, n_in)`` and its per-tensor scale."""
+            qw = self.fc.quant_weight() if self.bits else None
+            if isinstance(qw, IntQuantTensor):  # (a plain tensor in calibration mode)
+                return qw.value, qw.scale.reshape(())
+            return self.fc.weight, torch.ones(())
+
+        def int_delays(self) -> torch.Tensor:
+            return self.delay
+
+        def quantized(self, bits: int) -> Any:
+            """A copy with ``bits``-bit weights (the float weights copied)."""
+            q = DelayLinear(self.fc.in_features, self.fc.out_features, self.delay, bits)
+            with torch.no_grad():
+                q.fc.weight.copy_(self.fc.weight)
+            return q
+
+        def forward(self, x: Any) -> Any:
+            v = x.value if isinstance(x, IntQuantTensor) else x
+            w, s = self.weight_and_scale()
+            y = v.new_zeros(v.shape[:-1] + (w.shape[0],))
+            for d in torch.unique(self.delay).tolist():
+                shifted = torch.cat([v.new_zeros((d,) + v.shape[1:]), v[: v.shape[0] - d]])
+                y = y + shifted @ (w * (self.delay == d)).T
+            if isinstance(x, IntQuantTensor) and self.bits:
+                zero, b32 = torch.zeros(()), torch.tensor(32.0)
+                return IntQuantTensor(y, x.scale * s, zero, b32, True, x.training)
+            return y
+
     class QATGraph(torch.nn.Module):
         """A prepared ``torch.fx`` graph module (any architecture) that returns a plain
         tensor (the dequantized output)."""
@@ -269,6 +325,7 @@ def _torch_classes() -> dict[str, type]:
         "QuantAvgPool2d": QuantAvgPool2d,
         "QuantAdd": QuantAdd,
         "Delay": Delay,
+        "DelayLinear": DelayLinear,
         "QATGraph": QATGraph,
     }
 
@@ -281,7 +338,7 @@ def lif_module_classes() -> tuple[type, type]:
 
 def __getattr__(name: str) -> Any:
     # lazily expose the torch classes as module attributes (LIF, QuantLIF, QuantAvgPool2d)
-    if name in ("LIF", "QuantLIF", "QuantAvgPool2d", "QuantAdd", "Delay"):
+    if name in ("LIF", "QuantLIF", "QuantAvgPool2d", "QuantAdd", "Delay", "DelayLinear"):
         return _torch_classes()[name]
     raise AttributeError(name)
 
@@ -374,7 +431,7 @@ def prepare(
     any architecture built from the supported layers works: ``Linear``, ``Conv1d``,
     ``Conv2d`` (incl. depthwise ``groups``), ``ReLU`` (module or function), ``MaxPool2d``,
     ``AvgPool2d``, ``Flatten``, residual ``+``, ``Dropout``/``Identity`` (dropped),
-    :class:`LIF` and :class:`Delay`; user modules are traced through, and layers that are
+    :class:`LIF`, :class:`Delay` and :class:`DelayLinear`; user modules are traced through, and layers that are
     already quantized (Brevitas layers, DCLS delay layers) are kept. The float weights are
     copied, so a trained float model can be fine-tuned with QAT. Rules (the contract in
     the module docstring): a weight layer followed by ``ReLU`` gets the unsigned quantizer
@@ -466,8 +523,10 @@ def prepare(
             swap(n, relu, "relu")
         elif type(m) is LIF:
             swap(n, cls["QuantLIF"](m.beta, m.threshold, m.reset, m.v_reset, m.slope), "")
-            if n.users:
+            if any(u.op != "output" for u in n.users):
                 after(n, SpikeQuant(), "spike_quant")
+        elif type(m) is cls["DelayLinear"] and not m.bits:
+            swap(n, m.quantized(weight_bits), "")
         elif type(m) is nn.AvgPool2d:
             if m.padding not in (0, (0, 0)) or m.ceil_mode:
                 raise NeuroplastError(f"prepare: {describe(gm, n)}: only plain average "

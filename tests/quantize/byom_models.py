@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuroplast.quantize.qat import LIF, Delay
+from neuroplast.quantize.qat import LIF, Delay, DelayLinear
 
 
 class Residual(nn.Module):
@@ -77,6 +77,22 @@ class DelaySNN(nn.Module):
         return self.lif2(self.fc2(self.delay(s)) + self.skip(s))
 
 
+class SynapticDelaySNN(nn.Module):
+    """Spikes -> Linear -> LIF -> DelayLinear (one learned-style delay per synapse) -> LIF,
+    the KWS deployment's shape."""
+
+    def __init__(self, n_in: int = 12, hidden: int = 16, n_out: int = 5, seed: int = 0) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.fc = nn.Linear(n_in, hidden)
+        self.lif1 = LIF(beta=0.85, threshold=1.0, reset="zero")
+        self.syn = DelayLinear(hidden, n_out, rng.integers(0, 6, (n_out, hidden)))
+        self.lif2 = LIF(beta=0.75, threshold=0.5, reset="zero")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lif2(self.syn(self.lif1(self.fc(x))))
+
+
 def scaled(model: nn.Module, gain: float) -> nn.Module:
     """Multiply every weight by ``gain`` (so random spiking nets fire)."""
     with torch.no_grad():
@@ -88,7 +104,7 @@ def scaled(model: nn.Module, gain: float) -> nn.Module:
 def random_tree(seed: int) -> tuple[nn.Module, torch.Tensor]:
     """A seeded random module tree and an input for it: ``cnn`` (convs, depthwise,
     residual and branch blocks, pools, nested user modules, a linear head), ``dense``
-    (linear residual/branch trees) or ``snn`` (Linear/LIF/Delay/branches over time)."""
+    (linear residual/branch trees) or ``snn`` (Linear/LIF/Delay/DelayLinear/branches over time)."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     family = ("cnn", "dense", "snn")[seed % 3]
@@ -125,9 +141,12 @@ def random_tree(seed: int) -> tuple[nn.Module, torch.Tensor]:
     beta = float(rng.uniform(0.5, 0.95))
     reset = str(rng.choice(["zero", "subtract"]))
     layers = [nn.Linear(n_in, hidden), LIF(beta, 1.0, reset)]
-    if rng.random() < 0.7:
-        layers.append(Delay(rng.integers(0, 4, hidden if rng.random() < 0.7 else 1)))
-    layers.append(Branch(nn.Linear(hidden, n_out), nn.Linear(hidden, n_out, bias=False)))
+    if rng.random() < 0.4:
+        layers.append(DelayLinear(hidden, n_out, rng.integers(0, 5, (n_out, hidden))))
+    else:
+        if rng.random() < 0.7:
+            layers.append(Delay(rng.integers(0, 4, hidden if rng.random() < 0.7 else 1)))
+        layers.append(Branch(nn.Linear(hidden, n_out), nn.Linear(hidden, n_out, bias=False)))
     layers.append(LIF(float(rng.uniform(0.5, 1.0)), 0.5, reset))
     x = (torch.rand(10, 3, n_in) < 0.4).float()
     return scaled(nn.Sequential(*layers), 2.0).eval(), x

@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 
-from byom_models import DelaySNN, ResidualCNN, random_tree, scaled  # noqa: E402
+from byom_models import DelaySNN, ResidualCNN, SynapticDelaySNN, random_tree, scaled  # noqa: E402
 from torch import nn  # noqa: E402
 
 from neuroplast.errors import ExportError, NeuroplastError  # noqa: E402
@@ -62,14 +62,23 @@ def cnn():
     return net, q, x
 
 
-@pytest.fixture(scope="module")
-def snn():
+def _snn(cls: type, gain: float) -> tuple:
     torch.manual_seed(1)
-    net = scaled(DelaySNN(), 1.5).eval()
+    net = scaled(cls(), gain).eval()
     x = (torch.rand(12, 6, 12) < 0.4).float()
     q = calibrate(prepare(net), [(torch.rand(12, 32, 12) < 0.4).float()])
     q.eval()
     return net, q, x
+
+
+@pytest.fixture(scope="module")
+def snn():
+    return _snn(DelaySNN, 1.5)
+
+
+@pytest.fixture(scope="module")
+def syn_snn():
+    return _snn(SynapticDelaySNN, 2.0)
 
 
 def test_user_cnn_quantizes_as_the_contract_says(cnn):
@@ -89,10 +98,12 @@ def test_user_cnn_quantizes_as_the_contract_says(cnn):
     np.testing.assert_allclose(_float_run(lower(net, x), x), net(x).detach().numpy(), atol=1e-5)
 
 
-def test_user_snn_spikes_exactly_as_the_qat_model(snn):
-    net, q, x = snn
+@pytest.mark.parametrize("which, kinds", [("snn", {"Delay", "Add", "LIF"}),
+                                          ("syn_snn", {"DelayLinear", "LIF"})])  # fmt: skip
+def test_user_snn_spikes_exactly_as_the_qat_model(which, kinds, request):
+    net, q, x = request.getfixturevalue(which)
     g = lower(q, x)
-    assert {"Delay", "Add", "LIF"} <= {n.kind for n in g.nodes.values()}
+    assert kinds <= {n.kind for n in g.nodes.values()}
     with torch.no_grad():
         ref = q(x).numpy()
     got = Runtime(g, mode="int").run(x.numpy().astype(np.int8))
@@ -143,10 +154,12 @@ def test_user_cnn_runs_on_every_target_that_claims_it(cnn):
     assert {"nir"} & here <= refused  # NIR has no ReLU
 
 
-def test_user_snn_with_delays_runs_on_every_target_that_claims_it(snn):
+@pytest.mark.parametrize("which", ["snn", "syn_snn"])
+def test_user_snn_with_delays_runs_on_every_target_that_claims_it(which, request):
     from neuroplast.quantize.conformance.suite import targets_here
 
-    claimed, refused = _all_engines(_case(9002, "snn", *snn))
+    seed = 9002 if which == "snn" else 9003
+    claimed, refused = _all_engines(_case(seed, "snn", *request.getfixturevalue(which)))
     here = set(targets_here())
     assert {"runtime", "runtime-int", "firmware", "nir"} & here <= claimed
     assert {"tflite", "onnx"} & here <= refused  # no spiking neurons in either
