@@ -1,6 +1,14 @@
-"""Lowering: a Brevitas QAT model -> the neuroplast Graph IR.
+"""Lowering: any torch model (float or Brevitas QAT) -> the neuroplast Graph IR.
 
-The learned quantizers are *read*, never re-estimated: every scale, zero point and bit
+:func:`lower` captures the model with ``torch.fx`` (:func:`capture`: user modules are
+traced through, every layer with a lowering is a leaf) and walks the captured graph with
+ONE table, :data:`LOWERINGS` (module class, function or ``"method:NAME"`` -> handler),
+as every consumer of the IR keeps one handler table (:mod:`neuroplast.targets`); apps
+register their layers with :func:`register_lowering`. Residual ``+``, branches and nested
+user modules lower; a module without a handler is refused in one line naming its path,
+its type and the fix (:data:`FIXES`). A float model gives a float graph.
+
+For a QAT model the learned quantizers are *read*, never re-estimated: every scale, zero point and bit
 width in the graph's :class:`~neuroplast.quant.QuantSpec` metadata is the float32 value
 the QAT model used, so the integer runtime reproduces the QAT model:
 
@@ -9,7 +17,8 @@ the QAT model used, so the integer runtime reproduces the QAT model:
   ``w = s_w * w_q`` (exactly representable, so the runtime recovers ``w_q``), the bias
   rounded to Brevitas' int32 grid ``s_in * s_w`` and ``out_q`` from the output (or the
   following ReLU's) quantizer; a following ``QuantReLU`` also emits a ``ReLU`` node;
-* ``MaxPool2d``/``QuantAvgPool2d``/``Flatten`` -> the same IR nodes;
+* ``MaxPool2d``/``QuantAvgPool2d``/``Flatten``/``Delay`` -> the same IR nodes (keeping
+  their input's quantization); ``QuantAdd`` -> ``Add`` with its own ``out_q``;
 * :class:`~neuroplast.quantize.qat.QuantLIF` -> ``LIF`` with
   ``tau_mem = dt / (1 - beta)`` and ``v_q`` = the feeding layer's current spec;
 * a DCLS delay layer (any module with ``weight_and_scale()``, ``int_delays()`` and
