@@ -484,8 +484,8 @@ def _add(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
     q = act_spec(m.quant.act_quant) if hasattr(m, "quant") else None
     lw.name(a), lw.name(b)
     if q is None and (a.quant is not None or b.quant is not None):
-        raise ExportError(f"{where}: a quantized sum needs an output quantizer; prepare() the "
-                          "model (+ becomes QuantAdd)")  # fmt: skip
+        raise ExportError(f"{where}: a quantized sum needs an output quantizer: use "
+                          "neuroplast.quantize.qat.QuantAdd, or prepare() the float model")  # fmt: skip
     return Value(lw.add(_G().Add(out_q=q), a, b), q)
 
 
