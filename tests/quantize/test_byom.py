@@ -51,6 +51,43 @@ def test_random_module_trees_lower_to_the_same_function(seed):
         assert ref.any(), "the spiking net must fire for the comparison to mean something"
 
 
+def _prepared_tree(seed: int) -> tuple:
+    model, x = random_tree(seed)
+    time = seed % 3 == 2
+    gen = torch.Generator().manual_seed(seed)
+    cal = [(torch.rand(x.shape, generator=gen) < 0.4).float() if time
+           else torch.randn(x.shape, generator=gen) for _ in range(2)]  # fmt: skip
+    return model, calibrate(prepare(model), cal).eval(), x
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_module_trees_prepared_for_qat_lower_to_the_integer_model(seed):
+    """prepare() on any tree, then the integer runtime against the QAT model in torch:
+    spikes identical, activations within 1 LSB (an int8 ADD rounds once more)."""
+    _, q, x = _prepared_tree(seed)
+    g = lower(q, x)
+    rt = Runtime(g, mode="int")
+    time = seed % 3 == 2
+    codes = quantize(x.numpy() if time else x.numpy()[None], g.nodes["input"].quant)
+    out = rt.run(codes) if time else rt.run(codes)[0]
+    with torch.no_grad():
+        ref = q(x).numpy()
+    if time:
+        assert np.array_equal(out.astype(np.float32), ref)
+    else:
+        oq = rt.kernels[g.outputs[0]].out_quant
+        assert np.abs(dequantize(out, oq) - ref).max() / oq.scale <= 1.0 + 1e-3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_module_trees_run_on_every_target_that_claims_them(seed):
+    model, q, x = _prepared_tree(seed)
+    time = seed % 3 == 2
+    xs = x.numpy() if time else x.numpy()[None]
+    claimed, _ = _all_engines(GraphCase(9100 + seed, "tree", lower(model, x), lower(q, x), xs))
+    assert {"runtime", "runtime-int"} <= claimed
+
+
 # ------------------------------------------------------------------------ user models
 @pytest.fixture(scope="module")
 def cnn():
