@@ -305,10 +305,10 @@ def _unsupported(where: str, name: str) -> ExportError:
 
 class Lowering:
     """The Graph under construction: nodes named ``kind + count`` (``input`` for the
-    input) and edges, at time step ``dt``."""
+    input) and edges, at time step ``dt``; ``time``: tensors are ``[T, B, ...]``."""
 
-    def __init__(self, dt: float) -> None:
-        self.dt = dt
+    def __init__(self, dt: float, time: bool = False) -> None:
+        self.dt, self.time = dt, time
         self.nodes: dict[str, Any] = {}
         self.edges: list[tuple[str, str]] = []
         self.counts: dict[str, int] = {}
@@ -459,21 +459,16 @@ def _identity(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
     return args[0]
 
 
-def _flatten_dims(args: tuple, kw: dict, where: str, start: int = 0, end: int = -1) -> None:
-    start = kw.get("start_dim", args[1] if len(args) > 1 else start)
-    end = kw.get("end_dim", args[2] if len(args) > 2 else end)
-    if start not in (1, 2) or end != -1:
-        raise ExportError(f"{where}: only flatten(x, 1) (a spiking net: 2) lowers, every "
-                          "feature axis into one")  # fmt: skip
-
-
-def _flatten_module(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
-    _flatten_dims((None, m.start_dim, m.end_dim), {}, where)
-    return _same(lambda m, w: _G().Flatten())(lw, m, args, kw, where)
-
-
-def _flatten_fn(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
-    _flatten_dims(args, kw, where)
+def _flatten(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    """``nn.Flatten`` / ``torch.flatten`` / ``x.flatten``: every feature axis into one."""
+    if hasattr(m, "start_dim"):
+        args = (args[0], m.start_dim, m.end_dim)
+    start = kw.get("start_dim", args[1] if len(args) > 1 else 0)
+    end = kw.get("end_dim", args[2] if len(args) > 2 else -1)
+    want = 2 if lw.time else 1
+    if start != want or end != -1:
+        raise ExportError(f"{where}: only flatten(x, {want}) lowers (every feature axis into "
+                          "one)")  # fmt: skip
     return _same(lambda m, w: _G().Flatten())(lw, m, args[:1], {}, where)
 
 
@@ -541,8 +536,7 @@ def _builtins() -> None:
         ((c["Delay"],), _delay_module, True),
         ((nn.MaxPool2d,), _same(_pool("MaxPool2d")), False),
         ((nn.AvgPool2d, c["QuantAvgPool2d"]), _same(_pool("AvgPool2d")), False),
-        ((nn.Flatten,), _flatten_module, False),
-        ((torch.flatten, "method:flatten"), _flatten_fn, False),
+        ((nn.Flatten, torch.flatten, "method:flatten"), _flatten, False),
         ((nn.Dropout, nn.Identity), _identity, False),
         ((c["QuantAdd"], operator.add, operator.iadd, torch.add, "method:add"), _add, False),
         ((getattr,), _getattr, False),
@@ -667,7 +661,7 @@ def lower(model: Any, example_input: Any, dt: float = 1e-3, name: str = "") -> A
         time = any(lo.time for lo in low.values() if lo is not None)
         x = torch.as_tensor(example_input)
         in_shape = tuple(x.shape[2:] if time else x.shape[1:])
-        lw = Lowering(dt)
+        lw = Lowering(dt, time)
         env: dict[Any, Any] = {}
         outs: list[Value] = []
         for n in gm.graph.nodes:
