@@ -175,10 +175,15 @@ def _fits(model: Any, recipe: Recipe, weight_bits: int, act_bits: int, per_chann
     try:
         ref.load_state_dict(model.state_dict())
     except RuntimeError as e:
-        lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
-        first = lines[0] if lines else str(e)
-        return first if len(first) <= 160 else first[:157] + "..."
+        return _state_problem(e)
     return ""
+
+
+def _state_problem(e: RuntimeError) -> str:
+    """The first problem ``load_state_dict`` reports, in at most 160 characters."""
+    lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+    first = lines[0] if lines else str(e).strip()
+    return first if len(first) <= 160 else first[:157] + "..."
 
 
 def save_model(
@@ -368,10 +373,9 @@ def load_model(
     except NeuroplastError as e:
         raise ExportError(f"{str(path)!r}: {e}") from e
     except RuntimeError as e:
-        n = len(str(e).splitlines())
         raise ExportError(
             f"{str(path)!r}: the state dict does not fit "
-            f"{'the model given' if r is None else f'recipe {r.name!r}'} ({n} problems)"
+            f"{'the model given' if r is None else f'recipe {r.name!r}'} ({_state_problem(e)})"
         ) from None
     model.eval()
     return model, r

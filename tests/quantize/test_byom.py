@@ -334,6 +334,14 @@ def test_bad_saves_fail_in_one_line(cnn, tmp_path):
     save_model(tmp_path / "m.pt", q, example_input=x)
     with pytest.raises(ExportError, match="holds a user model: pass into="):
         load_model(tmp_path / "m.pt")
+    # a file written wrongly by hand (recipe name, foreign state): one line, no key dump
+    ck = torch.load(tmp_path / "m.pt", weights_only=True)
+    torch.save({**ck, "recipe": "cnn"}, tmp_path / "forged.pt")
+    with pytest.raises(
+        ExportError, match=r"does not fit recipe 'cnn' \((Missing|Unexpected|size)"
+    ) as e:
+        load_model(tmp_path / "forged.pt")
+    assert "\n" not in str(e.value)
     # the state goes back into the user's own prepared model
     mine = prepare(ResidualCNN())
     back, recipe = load_model(tmp_path / "m.pt", into=mine)
