@@ -418,6 +418,117 @@ def _weight_layer(m: Any, cfg: QATConfig, output_quant: Any, out_bits: int) -> A
     return q
 
 
+class _Prep:
+    """The ``torch.fx`` graph being prepared and the edits a swap handler makes."""
+
+    def __init__(self, gm: Any, cfg: QATConfig) -> None:
+        import itertools
+
+        self.gm, self.g, self.cfg = gm, gm.graph, cfg
+        self.ids = itertools.count()
+        self.quant_relu: set[Any] = set()  # ReLU nodes that get a weight layer's quantizer
+
+    def mod(self, n: Any) -> Any:
+        return self.gm.get_submodule(n.target) if n.op == "call_module" else None
+
+    def key(self, n: Any) -> Any:
+        """The :func:`_prepare_table` key: a module's exact class (a quantized subclass is
+        kept as it is), a function, or ``"method:NAME"``."""
+        if n.op == "call_module":
+            return type(self.mod(n))
+        return f"method:{n.target}" if n.op == "call_method" else n.target
+
+    def call(self, m: Any, prefix: str, args: tuple, at: Any) -> Any:
+        name = f"{prefix}_{next(self.ids)}"
+        self.gm.add_submodule(name, m)
+        with self.g.inserting_after(at):
+            return self.g.call_module(name, args)
+
+    def swap(self, n: Any, m: Any, prefix: str = "", n_args: int = 1) -> None:
+        """Node ``n`` runs module ``m`` instead (a module is replaced in place)."""
+        if n.op == "call_module":
+            self.gm.add_submodule(n.target, m)
+            return
+        new = self.call(m, prefix, tuple(n.args[:n_args]), n)
+        n.replace_all_uses_with(new)
+        self.g.erase_node(n)
+
+    def after(self, n: Any, m: Any, prefix: str) -> None:
+        """Insert module ``m`` on every use of ``n``'s output."""
+        q = self.call(m, prefix, (n,), n)
+        n.replace_all_uses_with(q, delete_user_cb=lambda u: u is not q)
+
+
+def _p_weight(p: _Prep, n: Any, m: Any) -> None:
+    users = list(n.users)
+    table = _prepare_table()
+    if len(users) == 1 and table.get(p.key(users[0])) is _p_relu:
+        p.quant_relu.add(users[0])  # the ReLU's unsigned quantizer requantizes the layer
+        p.swap(n, _weight_layer(m, p.cfg, output_quant=False, out_bits=p.cfg.act_bits))
+        return
+    lif = any(isinstance(p.mod(u), _torch_classes()["LIF"]) for u in users)
+    bits = CURRENT_BITS if lif else p.cfg.act_bits
+    p.swap(n, _weight_layer(m, p.cfg, output_quant=True, out_bits=bits))
+
+
+def _p_relu(p: _Prep, n: Any, m: Any) -> None:
+    import torch
+
+    quant = n in p.quant_relu
+    p.swap(n, _act_quant(p.cfg.act_bits, signed=False) if quant else torch.nn.ReLU(), "relu")
+
+
+def _p_lif(p: _Prep, n: Any, m: Any) -> None:
+    p.swap(n, _torch_classes()["QuantLIF"](m.beta, m.threshold, m.reset, m.v_reset, m.slope))
+    if any(u.op != "output" for u in n.users):
+        p.after(n, SpikeQuant(), "spike_quant")
+
+
+def _p_delay_linear(p: _Prep, n: Any, m: Any) -> None:
+    if not m.bits:
+        p.swap(n, m.quantized(p.cfg.weight_bits))
+
+
+def _p_avgpool(p: _Prep, n: Any, m: Any) -> None:
+    from neuroplast.quantize.lower import describe
+
+    if m.padding not in (0, (0, 0)) or m.ceil_mode:
+        raise NeuroplastError(f"prepare: {describe(p.gm, n)}: only plain average pooling "
+                              "(no padding, no ceil_mode) is quantized")  # fmt: skip
+    p.swap(n, _torch_classes()["QuantAvgPool2d"](m.kernel_size, m.stride))
+
+
+def _p_add(p: _Prep, n: Any, m: Any) -> None:
+    p.swap(n, _torch_classes()["QuantAdd"](p.cfg.act_bits), "add", n_args=2)
+
+
+def _p_drop(p: _Prep, n: Any, m: Any) -> None:
+    n.replace_all_uses_with(n.args[0])
+    p.g.erase_node(n)
+
+
+@functools.lru_cache(maxsize=1)
+def _prepare_table() -> dict[Any, Any]:
+    """Float kind -> ``fn(prep, node, module)`` that swaps in its QAT form (one handler per
+    kind, keyed as :meth:`_Prep.key`); kinds not here are kept if they lower as they are."""
+    import operator
+
+    import torch
+    from torch import nn
+
+    c = _torch_classes()
+    groups: list[tuple[tuple[Any, ...], Any]] = [
+        ((nn.Linear, nn.Conv1d, nn.Conv2d), _p_weight),
+        ((nn.ReLU, torch.relu, nn.functional.relu, "method:relu"), _p_relu),
+        ((c["LIF"],), _p_lif),
+        ((c["DelayLinear"],), _p_delay_linear),
+        ((nn.AvgPool2d,), _p_avgpool),
+        ((operator.add, operator.iadd, torch.add, "method:add"), _p_add),
+        ((nn.Dropout, nn.Identity), _p_drop),
+    ]
+    return {k: fn for keys, fn in groups for k in keys}
+
+
 def prepare(
     model: Any,
     weight_bits: int = 8,
@@ -453,99 +564,31 @@ def prepare(
         NeuroplastError: for an unsupported layer, one line naming its module path, its
             type and what to use instead.
     """
-    import itertools
-    import operator
-
-    import torch
-    from torch import nn
-
     from neuroplast.quantize.lower import FIXES, capture, describe, lowerer, target_of
 
     cfg = QATConfig(weight_bits, act_bits, per_channel)
     cls = _torch_classes()
-    LIF = cls["LIF"]
-    gm = capture(copy.deepcopy(model))
-    g = gm.graph
-    mods = dict(gm.named_modules())
+    p = _Prep(capture(copy.deepcopy(model)), cfg)
+    gm, g = p.gm, p.g
     if spike_input is None:
-        spike_input = any(isinstance(m, LIF) for m in mods.values())
-    ids = itertools.count()
-
-    def mod(n: Any) -> Any:
-        return gm.get_submodule(n.target) if n.op == "call_module" else None
-
-    def is_op(n: Any, module: type, fns: tuple, method: str) -> bool:
-        return (
-            (n.op == "call_module" and type(mod(n)) is module)
-            or (n.op == "call_function" and n.target in fns)
-            or (n.op == "call_method" and n.target == method)
-        )
-
-    def is_relu(n: Any) -> bool:
-        return is_op(n, nn.ReLU, (torch.relu, nn.functional.relu), "relu")
-
-    def call(m: Any, prefix: str, args: tuple, at: Any) -> Any:
-        name = f"{prefix}_{next(ids)}"
-        gm.add_submodule(name, m)
-        with g.inserting_after(at):
-            return g.call_module(name, args)
-
-    def swap(n: Any, m: Any, prefix: str, n_args: int = 1) -> None:
-        if n.op == "call_module":
-            gm.add_submodule(n.target, m)
-            return
-        new = call(m, prefix, tuple(n.args[:n_args]), n)
-        n.replace_all_uses_with(new)
-        g.erase_node(n)
-
-    def after(n: Any, m: Any, prefix: str) -> None:
-        q = call(m, prefix, (n,), n)
-        n.replace_all_uses_with(q, delete_user_cb=lambda u: u is not q)
-
-    quant_relu: set[Any] = set()
+        spike_input = any(isinstance(m, cls["LIF"]) for m in gm.modules())
+    table = _prepare_table()
     for n in list(g.nodes):
-        m = mod(n)
         if n.op == "placeholder":
-            after(
-                n, SpikeQuant() if spike_input else _act_quant(act_bits, signed=True), "input_quant"
-            )
-        elif type(m) in (nn.Linear, nn.Conv1d, nn.Conv2d):
-            users = list(n.users)
-            if len(users) == 1 and is_relu(users[0]):
-                quant_relu.add(users[0])
-                swap(n, _weight_layer(m, cfg, output_quant=False, out_bits=act_bits), "")
-            else:
-                lif = any(isinstance(mod(u), LIF) for u in users)
-                bits = CURRENT_BITS if lif else act_bits
-                swap(n, _weight_layer(m, cfg, output_quant=True, out_bits=bits), "")
-        elif is_relu(n):
-            relu = _act_quant(act_bits, signed=False) if n in quant_relu else nn.ReLU()
-            swap(n, relu, "relu")
-        elif type(m) is LIF:
-            swap(n, cls["QuantLIF"](m.beta, m.threshold, m.reset, m.v_reset, m.slope), "")
-            if any(u.op != "output" for u in n.users):
-                after(n, SpikeQuant(), "spike_quant")
-        elif type(m) is cls["DelayLinear"] and not m.bits:
-            swap(n, m.quantized(weight_bits), "")
-        elif type(m) is nn.AvgPool2d:
-            if m.padding not in (0, (0, 0)) or m.ceil_mode:
-                raise NeuroplastError(f"prepare: {describe(gm, n)}: only plain average "
-                                      "pooling (no padding, no ceil_mode) is quantized")  # fmt: skip
-            swap(n, cls["QuantAvgPool2d"](m.kernel_size, m.stride), "")
-        elif is_op(n, type(None), (operator.add, operator.iadd, torch.add), "add"):
-            swap(n, cls["QuantAdd"](act_bits), "add", n_args=2)
-        elif type(m) in (nn.Dropout, nn.Identity):
-            n.replace_all_uses_with(n.args[0])
-            g.erase_node(n)
-        elif n.op.startswith("call") and lowerer(target_of(gm, n)[1]) is None:
-            fix = FIXES.get(target_of(gm, n)[2], "replace it with a supported layer")
-            raise NeuroplastError(f"prepare: {describe(gm, n)} is not supported; {fix}")
+            p.after(n, SpikeQuant() if spike_input else _act_quant(act_bits, True), "input_quant")
+        elif n.op.startswith("call"):
+            fn = table.get(p.key(n))
+            if fn is not None:
+                fn(p, n, p.mod(n))
+            elif lowerer(target_of(gm, n)[1]) is None:  # neither prepared nor lowerable
+                fix = FIXES.get(target_of(gm, n)[2], "replace it with a supported layer")
+                raise NeuroplastError(f"prepare: {describe(gm, n)} is not supported; {fix}")
     g.lint()
     gm.recompile()
     calls = [n for n in g.nodes if n.op not in ("placeholder", "output")]
     chain = all(
-        n.op == "call_module" and n.all_input_nodes == [p] and len(p.users) == 1
-        for p, n in zip([next(iter(g.nodes))] + calls, calls)
+        b.op == "call_module" and b.all_input_nodes == [a] and len(a.users) == 1
+        for a, b in zip([next(iter(g.nodes))] + calls, calls)
     )
     if chain:
         qat = cls["QATSequential"](*[gm.get_submodule(n.target) for n in calls])
