@@ -17,7 +17,9 @@ def register(app: Any) -> None:
 
     @app.command("export")
     def export_cmd(
-        model: Path = typer.Argument(..., help="QAT checkpoint MODEL.pt (state dict + recipe)."),
+        model: Path = typer.Argument(
+            ..., help="QAT checkpoint MODEL.pt (a recipe's or your own model's)."
+        ),
         to: str = typer.Option(..., "--to", help="onnx | tflite | bundle | nir | sfq"),
         bits: int = typer.Option(None, "--bits", help="Weight bits (must match the checkpoint)."),
         output: Path = typer.Option(..., "--out", "-o", help="Output file or folder."),
@@ -31,6 +33,9 @@ def register(app: Any) -> None:
     ) -> None:
         """Export a QAT checkpoint to ONNX (QCDQ), TFLite int8, a bundle, NIR or SFQ.
 
+        A recipe checkpoint is rebuilt from its recipe; a user model (saved without a
+        recipe) is exported from the graph stored in the file (ONNX: QDQ from the graph).
+
         \b
         Examples:
             neuroplast export model.pt --to tflite -o model.tflite
@@ -42,19 +47,22 @@ def register(app: Any) -> None:
 
         from neuroplast.quantize import quiet_third_party
         from neuroplast.quantize.export import EXPORTERS, export
-        from neuroplast.quantize.recipes import load_model
+        from neuroplast.quantize.recipes import open_checkpoint
 
-        qat, recipe = load_model(model, weight_bits=bits)
+        ck = open_checkpoint(model, weight_bits=bits)
         opts: dict[str, Any] = {"io": io} if to == "tflite" else {}
         if to == "nir":
-            opts.update(time_step=nir_time_step, r_mode=nir_r_mode)
+            # a user model's graph is per step (beta): write the step the peers assume
+            step = EXPORTERS["nir"].dt if nir_time_step is None and ck.model is None else None
+            opts.update(time_step=nir_time_step or step, r_mode=nir_r_mode)
+        source = ck.graph if ck.model is None else ck.model
         with (
             Console().status(f"exporting {model.name} -> {to} ({EXPORTERS.get(to)})"),
             warnings.catch_warnings(record=True) as caught,
         ):
             warnings.simplefilter("always", UserWarning)
             quiet_third_party()
-            out = export(qat, output, to=to, example_input=recipe.example_input(), **opts)
+            out = export(source, output, to=to, example_input=ck.example_input(), **opts)
         for w in caught:  # e.g. NIRPeerWarning: a peer would misread the file
             Console(stderr=True).print(f"[yellow]warning:[/yellow] {w.message}")
         size = (
@@ -62,7 +70,8 @@ def register(app: Any) -> None:
             if out.is_dir()
             else out.stat().st_size
         )
-        Console().print(f"wrote [bold]{out}[/bold] ({size:,} bytes, recipe {recipe.name}, {to})")
+        what = f"recipe {ck.recipe}" if ck.recipe else "user model"
+        Console().print(f"wrote [bold]{out}[/bold] ({size:,} bytes, {what}, {to})")
 
     @app.command("compare")
     def compare_cmd(

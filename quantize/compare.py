@@ -31,17 +31,21 @@ class Artifact:
 
 
 def open_artifact(path: str | os.PathLike) -> Artifact:
-    """Open an artifact: a ``.pt`` QAT checkpoint (torch), or any model file
+    """Open an artifact: a ``.pt`` QAT checkpoint (a recipe's runs in torch, a user
+    model's stored graph in the integer runtime), or any model file
     :func:`neuroplast.formats.open_model` runs (bundle, ``.nir``, ``.onnx``, ``.tflite``) in
     its own engine. A stateful runtime runs each row of the batch as one step from reset."""
     p = Path(path)
     if not p.exists():
         raise ExportError(f"artifact {str(p)!r} does not exist")
+    ck = None
     if p.suffix == ".pt":
-        from neuroplast.quantize.recipes import load_model
+        from neuroplast.quantize.recipes import open_checkpoint
 
-        model, recipe = load_model(p)
-        want = tuple(recipe.example_input().shape[1:])
+        ck = open_checkpoint(p)
+    if ck is not None and ck.model is not None:
+        model = ck.model
+        want = tuple(ck.example_input().shape[1:])
 
         def run_pt(x: np.ndarray) -> np.ndarray:
             import torch
@@ -55,8 +59,9 @@ def open_artifact(path: str | os.PathLike) -> Artifact:
 
         return Artifact(str(p), "qat", run_pt, None)
     from neuroplast.formats import open_model
+    from neuroplast.runtime import Runtime
 
-    m = open_model(p)
+    m = Runtime(ck.graph, mode="int") if ck is not None else open_model(p)
     if hasattr(m, "step"):  # the neuroplast runtime (bundle or graph format)
         from neuroplast.quant import dequantize
 

@@ -1,6 +1,14 @@
-"""Lowering: a Brevitas QAT model -> the neuroplast Graph IR.
+"""Lowering: any torch model (float or Brevitas QAT) -> the neuroplast Graph IR.
 
-The learned quantizers are *read*, never re-estimated: every scale, zero point and bit
+:func:`lower` captures the model with ``torch.fx`` (:func:`capture`: user modules are
+traced through, every layer with a lowering is a leaf) and walks the captured graph with
+ONE table, :data:`LOWERINGS` (module class, function or ``"method:NAME"`` -> handler),
+as every consumer of the IR keeps one handler table (:mod:`neuroplast.targets`); apps
+register their layers with :func:`register_lowering`. Residual ``+``, branches and nested
+user modules lower; a module without a handler is refused in one line naming its path,
+its type and the fix (:data:`FIXES`). A float model gives a float graph.
+
+For a QAT model the learned quantizers are *read*, never re-estimated: every scale, zero point and bit
 width in the graph's :class:`~neuroplast.quant.QuantSpec` metadata is the float32 value
 the QAT model used, so the integer runtime reproduces the QAT model:
 
@@ -9,7 +17,8 @@ the QAT model used, so the integer runtime reproduces the QAT model:
   ``w = s_w * w_q`` (exactly representable, so the runtime recovers ``w_q``), the bias
   rounded to Brevitas' int32 grid ``s_in * s_w`` and ``out_q`` from the output (or the
   following ReLU's) quantizer; a following ``QuantReLU`` also emits a ``ReLU`` node;
-* ``MaxPool2d``/``QuantAvgPool2d``/``Flatten`` -> the same IR nodes;
+* ``MaxPool2d``/``QuantAvgPool2d``/``Flatten``/``Delay`` -> the same IR nodes (keeping
+  their input's quantization); ``QuantAdd`` -> ``Add`` with its own ``out_q``;
 * :class:`~neuroplast.quantize.qat.QuantLIF` -> ``LIF`` with
   ``tau_mem = dt / (1 - beta)`` and ``v_q`` = the feeding layer's current spec;
 * a DCLS delay layer (any module with ``weight_and_scale()``, ``int_delays()`` and
@@ -25,6 +34,8 @@ device (the KWS deployment).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +45,15 @@ from neuroplast.errors import ExportError, GraphError
 
 __all__ = [
     "lower",
+    "capture",
+    "lowerer",
+    "register_lowering",
+    "LOWERINGS",
+    "PROTOCOLS",
+    "FIXES",
+    "Lowerer",
+    "Lowering",
+    "Value",
     "act_spec",
     "weight_spec",
     "DelayLayer",
@@ -197,127 +217,476 @@ def delay_chain(
     return Graph.sequential(nodes, dt=dt)
 
 
-def lower(qat_model: Any, example_input: Any, dt: float = 1e-3, name: str = "") -> Any:
-    """Lower a model from :func:`neuroplast.quantize.prepare` to a :class:`Graph`.
+# ============================================================ graph capture (torch.fx)
+_KEEP: Any = object()
 
-    Args:
-        qat_model: the Brevitas QAT ``Sequential`` (trained or calibrated).
-        example_input: a tensor shaped like the model input: ``[B, ...]`` for
-            feed-forward nets, ``[T, B, ...]`` for spiking nets.
-        dt: the graph time step in seconds (sets ``tau_mem`` of LIF nodes).
 
-    Returns:
-        a validated :class:`neuroplast.graph.Graph` with quantization metadata.
+@dataclass(eq=False)
+class Value:
+    """What flows along one edge of the captured torch graph while it is lowered.
 
-    Raises:
-        ExportError: naming the layer that cannot be lowered.
+    ``name``: the IR node that produces it; ``quant``: its activation spec in integer mode
+    (``None``: float); ``spikes``: 0/1 spikes. A *pending* value (``emit`` set, ``name``
+    None) is a producer whose output quantizer comes from its consumer: the graph input
+    (its first quantizer) and a weight layer without an output quantizer (the following
+    ``QuantReLU``); :meth:`Lowering.name` emits it with the spec it is consumed at.
     """
+
+    name: str | None
+    quant: Any = None
+    spikes: bool = False
+    emit: Callable[[Any], str] | None = None
+
+
+@dataclass(frozen=True)
+class Lowerer:
+    """One module kind's lowering: ``fn(lw, module, args, kwargs, where) -> Value``;
+    ``time``: the module runs over a ``[T, B, ...]`` sequence (a spiking net's input)."""
+
+    fn: Callable[..., Value]
+    time: bool = False
+
+
+#: module class | function | ``"method:NAME"`` -> :class:`Lowerer`. The built-in torch and
+#: Brevitas kinds are added on first use (:func:`lowerer`); apps add theirs with
+#: :func:`register_lowering`.
+LOWERINGS: dict[Any, Lowerer] = {}
+#: duck-typed kinds: ``(required attributes, Lowerer)`` (the DCLS delay-layer protocol)
+PROTOCOLS: list[tuple[tuple[str, ...], Lowerer]] = []
+
+#: what to do about a module kind the Graph IR does not have (by class or function name)
+FIXES: dict[str, str] = {
+    **dict.fromkeys(
+        ("BatchNorm1d", "BatchNorm2d"),
+        "fold BatchNorm into the preceding conv/linear first "
+        "(torch.nn.utils.fusion.fuse_conv_bn_eval / fuse_linear_bn_eval)",
+    ),
+    **dict.fromkeys(
+        ("Sigmoid", "Tanh", "GELU", "SiLU", "ELU", "LeakyReLU", "Hardswish", "ReLU6"),
+        "replace it with ReLU",
+    ),
+    **dict.fromkeys(
+        ("Softmax", "LogSoftmax", "softmax", "log_softmax"),
+        "drop it: apply softmax to the model's output outside the graph",
+    ),  # fmt: skip
+    **dict.fromkeys(("LSTM", "GRU", "RNN"), "replace it with Linear + LIF layers"),
+    **dict.fromkeys(
+        ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"),
+        "replace it with AvgPool2d/MaxPool2d of a fixed window",
+    ),  # fmt: skip
+    "MaxPool1d": "replace it with a strided Conv1d (the Graph IR pools in 2-D only)",
+    "AvgPool1d": "replace it with a strided Conv1d (the Graph IR pools in 2-D only)",
+    "cat": "merge branches with + (Add); the Graph IR has no concatenation",
+    "mul": "use a Linear/Conv weight; the Graph IR has no element-wise product",
+}
+_SUPPORTED = (
+    "Linear, Conv1d, Conv2d (float or Brevitas Quant*), ReLU, MaxPool2d, AvgPool2d, Flatten, "
+    "+ (Add), Dropout, Identity, LIF/QuantLIF, Delay, DCLS delay layers"
+)
+
+
+def register_lowering(*keys: Any, time: bool = False) -> Callable[[Callable], Callable]:
+    """Decorator: ``fn(lw, module, args, kwargs, where) -> Value`` lowers the module
+    classes / functions / ``"method:NAME"`` in ``keys`` (an app's own layers register
+    here, the same way as the built-ins)."""
+
+    def deco(fn: Callable[..., Value]) -> Callable[..., Value]:
+        for k in keys:
+            LOWERINGS[k] = Lowerer(fn, time)
+        return fn
+
+    return deco
+
+
+def _unsupported(where: str, name: str) -> ExportError:
+    fix = FIXES.get(name, f"replace it with a supported layer ({_SUPPORTED})")
+    return ExportError(f"{where} has no Graph IR equivalent; {fix}")
+
+
+class Lowering:
+    """The Graph under construction: nodes named ``kind + count`` (``input`` for the
+    input) and edges, at time step ``dt``; ``time``: tensors are ``[T, B, ...]``."""
+
+    def __init__(self, dt: float, time: bool = False) -> None:
+        self.dt, self.time = dt, time
+        self.nodes: dict[str, Any] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.counts: dict[str, int] = {}
+
+    def add(self, node: Any, *inputs: Value) -> str:
+        """Emit ``node`` fed by ``inputs`` (emitting pending inputs first); its name."""
+        srcs = [self.name(v) for v in inputs]
+        k = node.kind
+        self.counts[k] = self.counts.get(k, 0) + 1
+        name = "input" if k == "Input" else f"{k.lower()}{self.counts[k]}"
+        self.nodes[name] = node
+        self.edges += [(s, name) for s in srcs]
+        return name
+
+    def name(self, v: Value, quant: Any = _KEEP) -> str:
+        """The node producing ``v``; a pending value is emitted with ``quant`` (default:
+        its own). A settled value must already carry ``quant``."""
+        if v.emit is not None:
+            q = v.quant if quant is _KEEP else quant
+            emit, v.emit = v.emit, None
+            v.name, v.quant = emit(q), q
+        elif quant is not _KEEP and quant != v.quant:
+            raise ExportError(f"node {v.name!r} is consumed at two different quantizations")
+        assert v.name is not None
+        return v.name
+
+
+# ------------------------------------------------------------------ built-in lowerings
+def _np(t: Any) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+def _conv_kw(m: Any, where: str) -> dict[str, Any]:
+    if not hasattr(m, "stride"):
+        return {}
+    if isinstance(m.padding, str) or getattr(m, "padding_mode", "zeros") != "zeros":
+        raise ExportError(f"{where}: only integer zero padding lowers, got {m.padding!r}")
+    return dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
+
+
+def _weighted(node_cls: type) -> Callable[..., Value]:
+    def fn(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+        (x,) = args
+        lw.name(x)
+        if x.quant is not None:
+            raise ExportError(f"{where}: a float layer after a quantizer; prepare() the model")
+        b = None if m.bias is None else _np(m.bias)
+        return Value(lw.add(node_cls(weight=_np(m.weight), bias=b, **_conv_kw(m, where)), x))
+
+    return fn
+
+
+def _qweighted(node_cls: type) -> Callable[..., Value]:
+    def fn(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+        (x,) = args
+        lw.name(x)
+        if x.quant is None:
+            raise ExportError(f"{where}: needs a quantized input: start the model with an "
+                              "input quantizer (prepare() adds one)")  # fmt: skip
+        w_spec, w = weight_spec(m)
+        kwargs = dict(weight=w, bias=_bias(m, x.quant, w_spec), weight_q=w_spec,
+                      **_conv_kw(m, where))  # fmt: skip
+
+        def emit(q: Any) -> str:
+            if q is None:
+                raise ExportError(f"{where}: needs an output quantizer or a following QuantReLU")
+            return lw.add(node_cls(out_q=q, **kwargs), x)
+
+        if m.output_quant.is_quant_enabled:
+            q = act_spec(m.output_quant)
+            return Value(emit(q), q)
+        return Value(None, emit=emit)
+
+    return fn
+
+
+def _relu(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    x = args[0]
+    return Value(lw.add(_G().ReLU(), x), x.quant)
+
+
+def _quant_relu(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    (x,) = args
+    if x.emit is None:
+        raise ExportError(f"{where} re-quantizes a quantized value; put it right after a "
+                          "Quant layer without an output quantizer")  # fmt: skip
+    q = act_spec(m.act_quant)
+    lw.name(x, q)
+    return Value(lw.add(_G().ReLU(), x), q)
+
+
+def _quant_identity(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    (x,) = args
+    q = act_spec(m.act_quant)
+    if x.emit is not None:
+        lw.name(x, q)
+        return x
+    if x.spikes and q.scale == 1.0 and q.zero_point == 0:
+        return Value(x.name, q, spikes=True)  # 0/1 spikes on the scale-1 grid: nothing to emit
+    if x.quant == q:
+        return x
+    raise ExportError(f"{where} re-quantizes a quantized value (the Graph IR has no "
+                      "requantize node); remove it")  # fmt: skip
+
+
+def _lif(quantized: bool) -> Callable[..., Value]:
+    def fn(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+        (x,) = args
+        lw.name(x)
+        if (x.quant is not None) != quantized:
+            raise ExportError(f"{where}: a {'float' if x.quant is None else 'quantized'} "
+                              "current feeds it; prepare() the model (LIF -> QuantLIF)")  # fmt: skip
+        G = _G()
+        p = dict(v_th=np.float32(m.threshold), v_reset=np.float32(m.v_reset),
+                 v_leak=np.float32(m.v_reset), reset=m.reset, v_q=x.quant)  # fmt: skip
+        node = G.IF(**p) if m.beta >= 1.0 else G.LIF(tau_mem=np.float32(_tau(m.beta, lw.dt)), **p)
+        return Value(lw.add(node, x), None, spikes=True)
+
+    return fn
+
+
+def _same(node: Callable[[Any, str], Any]) -> Callable[..., Value]:
+    """A kind whose output keeps its input's quantization (pools, Flatten, Delay)."""
+
+    def fn(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+        x = args[0]
+        lw.name(x)
+        return Value(lw.add(node(m, where), x), x.quant, x.spikes)
+
+    return fn
+
+
+def _pool(kind: str) -> Callable[[Any, str], Any]:
+    def node(m: Any, where: str) -> Any:
+        pad = _pair(getattr(m, "padding", 0))
+        if getattr(m, "ceil_mode", False) or _pair(getattr(m, "dilation", 1)) != (1, 1):
+            raise ExportError(f"{where}: ceil_mode and dilation do not lower")
+        if kind == "AvgPool2d" and pad != (0, 0) and getattr(m, "count_include_pad", False):
+            raise ExportError(f"{where}: padded average pooling lowers with "
+                              "count_include_pad=False (the count excludes padding)")  # fmt: skip
+        stride = m.stride if m.stride is not None else m.kernel_size
+        return getattr(_G(), kind)(kernel=_pair(m.kernel_size), stride=_pair(stride), padding=pad)
+
+    return node
+
+
+def _identity(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    return args[0]
+
+
+def _flatten(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    """``nn.Flatten`` / ``torch.flatten`` / ``x.flatten``: every feature axis into one."""
+    if hasattr(m, "start_dim"):
+        args = (args[0], m.start_dim, m.end_dim)
+    start = kw.get("start_dim", args[1] if len(args) > 1 else 0)
+    end = kw.get("end_dim", args[2] if len(args) > 2 else -1)
+    want = 2 if lw.time else 1
+    if start != want or end != -1:
+        raise ExportError(f"{where}: only flatten(x, {want}) lowers (every feature axis into "
+                          "one)")  # fmt: skip
+    return _same(lambda m, w: _G().Flatten())(lw, m, args[:1], {}, where)
+
+
+def _add(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    if len(args) != 2 or not all(isinstance(a, Value) for a in args) or kw:
+        raise ExportError(f"{where}: only the sum of two tensors lowers (no constants, alpha)")
+    a, b = args
+    q = act_spec(m.quant.act_quant) if hasattr(m, "quant") else None
+    lw.name(a), lw.name(b)
+    if q is None and (a.quant is not None or b.quant is not None):
+        raise ExportError(f"{where}: a quantized sum needs an output quantizer: use "
+                          "neuroplast.quantize.qat.QuantAdd, or prepare() the float model")  # fmt: skip
+    return Value(lw.add(_G().Add(out_q=q), a, b), q)
+
+
+def _delay_module(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    return _same(lambda m, w: _G().Delay(delay=m.delay.detach().cpu().numpy().astype(np.int32)))(
+        lw, m, args, kw, where
+    )
+
+
+def _dcls(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    (x,) = args
+    lw.name(x)
+    node = delay_linear(delay_layer(m), None if x.quant is None else x.quant.scale)
+    return Value(lw.add(node, x), node.out_q)
+
+
+def _getattr(lw: Lowering, m: Any, args: tuple, kw: dict, where: str) -> Value:
+    if args[1] != "value":
+        raise ExportError(f"{where}: attribute {args[1]!r} of a tensor does not lower")
+    return args[0]  # IntQuantTensor.value: the same tensor
+
+
+def _G() -> Any:
+    from neuroplast import graph
+
+    return graph
+
+
+@functools.lru_cache(maxsize=1)
+def _builtins() -> None:
+    """Register the torch / Brevitas / neuroplast layers (once, on first use)."""
+    import operator
+
     import brevitas.nn as qnn
     import torch
+    from torch import nn
 
-    from neuroplast import graph as G
     from neuroplast.quantize.qat import _torch_classes
 
-    cls = _torch_classes()
-    QuantLIF, QuantAvgPool2d = cls["QuantLIF"], cls["QuantAvgPool2d"]
-    layers = list(qat_model)
-    if not layers or not isinstance(layers[0], qnn.QuantIdentity):
-        raise ExportError("lower: the model must start with an input quantizer (use prepare())")
-    was_training = qat_model.training
-    qat_model.eval()
-    x = torch.as_tensor(example_input)
-    spiking = any(isinstance(m, QuantLIF) for m in layers)
-    in_shape = tuple(x.shape[2:] if spiking else x.shape[1:])
-    nodes: list[tuple[str, Any]] = []
-    cur = act_spec(layers[0].act_quant)
-    nodes.append(("input", G.Input(shape=in_shape, quant=cur)))
-    counts: dict[str, int] = {}
+    G, c = _G(), _torch_classes()
+    table: list[tuple[tuple[Any, ...], Callable[..., Value], bool]] = [
+        ((nn.Linear,), _weighted(G.Linear), False),
+        ((nn.Conv1d,), _weighted(G.Conv1d), False),
+        ((nn.Conv2d,), _weighted(G.Conv2d), False),
+        ((qnn.QuantLinear,), _qweighted(G.Linear), False),
+        ((qnn.QuantConv1d,), _qweighted(G.Conv1d), False),
+        ((qnn.QuantConv2d,), _qweighted(G.Conv2d), False),
+        ((nn.ReLU, torch.relu, torch.nn.functional.relu, "method:relu"), _relu, False),
+        ((qnn.QuantReLU,), _quant_relu, False),
+        ((qnn.QuantIdentity,), _quant_identity, False),
+        ((c["LIF"],), _lif(False), True),
+        ((c["QuantLIF"],), _lif(True), True),
+        ((c["Delay"],), _delay_module, True),
+        ((nn.MaxPool2d,), _same(_pool("MaxPool2d")), False),
+        ((nn.AvgPool2d, c["QuantAvgPool2d"]), _same(_pool("AvgPool2d")), False),
+        ((nn.Flatten, torch.flatten, "method:flatten"), _flatten, False),
+        ((nn.Dropout, nn.Identity), _identity, False),
+        ((c["QuantAdd"], operator.add, operator.iadd, torch.add, "method:add"), _add, False),
+        ((getattr,), _getattr, False),
+    ]
+    for keys, fn, time in table:
+        for k in keys:
+            LOWERINGS.setdefault(k, Lowerer(fn, time))
+    PROTOCOLS.append((("weight_and_scale", "int_delays", "bits"), Lowerer(_dcls, True)))
 
-    def add(kind: str, node: Any) -> None:
-        counts[kind] = counts.get(kind, 0) + 1
-        nodes.append((f"{kind.lower()}{counts[kind]}", node))
 
+def lowerer(key: Any) -> Lowerer | None:
+    """The :class:`Lowerer` of a module (by class, through its MRO, then the duck-typed
+    :data:`PROTOCOLS`), a function, or ``"method:NAME"``; ``None`` if there is none."""
+    _builtins()
+    if not isinstance(key, (type, str)) and hasattr(key, "forward"):
+        for cls in type(key).__mro__:
+            if cls in LOWERINGS:
+                return LOWERINGS[cls]
+        for attrs, lo in PROTOCOLS:
+            if all(hasattr(key, a) for a in attrs):
+                return lo
+        return None
     try:
-        i = 1
-        while i < len(layers):
-            m = layers[i]
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            where = f"layer {i} ({type(m).__name__})"
-            if isinstance(m, (qnn.QuantLinear, qnn.QuantConv1d, qnn.QuantConv2d)):
-                w_spec, w = weight_spec(m)
-                b = _bias(m, cur, w_spec)
-                relu = isinstance(nxt, qnn.QuantReLU)
-                if relu:
-                    out = act_spec(nxt.act_quant)
-                elif m.output_quant.is_quant_enabled:
-                    out = act_spec(m.output_quant)
-                else:
-                    raise ExportError(
-                        f"{where}: needs an output quantizer or a following QuantReLU"
-                    )
-                kw: dict[str, Any] = dict(weight=w, bias=b, weight_q=w_spec, out_q=out)
-                if isinstance(m, qnn.QuantLinear):
-                    add("Linear", G.Linear(**kw))
-                else:
-                    conv = G.Conv1d if isinstance(m, qnn.QuantConv1d) else G.Conv2d
-                    if isinstance(m.padding, str):
-                        raise ExportError(f"{where}: string padding {m.padding!r} unsupported")
-                    kw.update(stride=m.stride, padding=m.padding, dilation=m.dilation)
-                    add(conv.kind, conv(groups=m.groups, **kw))
-                if relu:
-                    add("ReLU", G.ReLU())
-                    i += 1
-                cur = out
-            elif (
-                isinstance(m, qnn.QuantIdentity) and spiking and isinstance(layers[i - 1], QuantLIF)
-            ):
-                cur = act_spec(m.act_quant)  # spikes: scale 1, nothing to emit
-            elif all(hasattr(m, a) for a in ("weight_and_scale", "int_delays", "bits")):
-                node = delay_linear(delay_layer(m), cur.scale)  # a DCLS delay layer
-                add("DelayLinear", node)
-                cur = node.out_q
-            elif isinstance(m, QuantLIF):
-                beta = m.beta
-                lif_kw: dict[str, Any] = dict(
-                    v_th=np.float32(m.threshold),
-                    v_reset=np.float32(m.v_reset),
-                    v_leak=np.float32(m.v_reset),
-                    reset=m.reset,
-                    v_q=cur,
-                )
-                if beta >= 1.0:
-                    add("IF", G.IF(**lif_kw))
-                else:
-                    tau = dt / (1.0 - beta)
-                    add("LIF", G.LIF(tau_mem=np.float32(tau), **lif_kw))
-            elif isinstance(m, torch.nn.MaxPool2d):
-                add(
-                    "MaxPool2d",
-                    G.MaxPool2d(
-                        kernel=_pair(m.kernel_size), stride=_pair(m.stride), padding=(0, 0)
-                    ),
-                )
-            elif isinstance(m, QuantAvgPool2d):
-                add(
-                    "AvgPool2d",
-                    G.AvgPool2d(
-                        kernel=_pair(m.kernel_size), stride=_pair(m.stride), padding=(0, 0)
-                    ),
-                )
-            elif isinstance(m, torch.nn.Flatten):
-                if m.start_dim != 1 or m.end_dim != -1:
-                    raise ExportError(f"{where}: only Flatten(start_dim=1) is supported")
-                add("Flatten", G.Flatten())
+        return LOWERINGS.get(key)
+    except TypeError:  # an unhashable call target
+        return None
+
+
+def capture(model: Any) -> Any:
+    """``torch.fx`` graph of ``model``: every module with a lowering (and every torch.nn /
+    Brevitas module) is a leaf; user modules are traced through.
+
+    Raises:
+        ExportError: the model cannot be traced, naming the innermost module.
+    """
+    import torch
+    from torch import fx
+
+    class Tracer(fx.Tracer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stack: list[str] = []
+
+        def is_leaf_module(self, m: Any, qualname: str) -> bool:
+            top = type(m).__module__.split(".")[0]
+            return (
+                lowerer(m) is not None or top == "brevitas" or super().is_leaf_module(m, qualname)
+            )
+
+        def call_module(self, m: Any, forward: Any, args: Any, kwargs: Any) -> Any:
+            self.stack.append(self.path_of_module(m))
+            try:
+                return super().call_module(m, forward, args, kwargs)
+            finally:
+                self.stack.pop()
+
+    root = torch.nn.Sequential(model) if lowerer(model) is not None else model
+    tracer = Tracer()
+    try:
+        graph = tracer.trace(root)
+    except Exception as e:  # noqa: BLE001 - any tracing failure is reported in one line
+        where = f"module {tracer.stack[-1]!r}" if tracer.stack else type(model).__name__
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"torch.fx cannot trace {where}: {first}; make its forward free of "
+                          "data-dependent control flow") from None  # fmt: skip
+    return fx.GraphModule(tracer.root, graph)
+
+
+def describe(gm: Any, n: Any) -> str:
+    """``module 'path' (Type)`` or ``function NAME at 'node'`` for an fx node."""
+    if n.op == "call_module":
+        return f"module {n.target!r} ({type(gm.get_submodule(n.target)).__name__})"
+    what = n.target if n.op == "call_method" else getattr(n.target, "__name__", str(n.target))
+    return f"{'method' if n.op == 'call_method' else 'function'} {what} at {n.name!r}"
+
+
+def target_of(gm: Any, n: Any) -> tuple[Any, Any, str]:
+    """``(object, table key, name for FIXES)`` of an fx call node."""
+    if n.op == "call_module":
+        m = gm.get_submodule(n.target)
+        return m, m, type(m).__name__
+    if n.op == "call_method":
+        return n.target, f"method:{n.target}", n.target
+    return n.target, n.target, getattr(n.target, "__name__", str(n.target))
+
+
+def lower(model: Any, example_input: Any, dt: float = 1e-3, name: str = "") -> Any:
+    """Lower a torch model to a :class:`~neuroplast.graph.Graph` through ``torch.fx``.
+
+    Any ``nn.Module`` whose traced graph uses the kinds in :data:`LOWERINGS` lowers:
+    residual ``+`` and branches, user modules, spiking nets with delays. A Brevitas QAT
+    model (:func:`neuroplast.quantize.prepare`) gives a graph with quantization metadata
+    read from its learned quantizers; a float model gives a float graph.
+
+    Args:
+        model: the torch model (float, or QAT: trained or calibrated).
+        example_input: a tensor shaped like the model input: ``[B, ...]`` for
+            feed-forward nets, ``[T, B, ...]`` for spiking nets.
+        dt: the graph time step in seconds (sets ``tau_mem = dt / (1 - beta)`` of LIF).
+
+    Returns:
+        a validated :class:`neuroplast.graph.Graph`.
+
+    Raises:
+        ExportError: one line naming the module (path and type) that cannot be lowered
+            and what to do instead.
+    """
+    import torch
+    from torch import fx
+
+    G = _G()
+    was_training = model.training
+    model.eval()
+    try:
+        gm = capture(model)
+        nodes = [n for n in gm.graph.nodes if n.op.startswith("call")]
+        found = {n: target_of(gm, n) for n in nodes}
+        low = {n: lowerer(found[n][1]) for n in nodes}
+        for n in nodes:
+            if low[n] is None:
+                raise _unsupported(f"lower: {describe(gm, n)}", found[n][2])
+        time = any(lo.time for lo in low.values() if lo is not None)
+        x = torch.as_tensor(example_input)
+        in_shape = tuple(x.shape[2:] if time else x.shape[1:])
+        lw = Lowering(dt, time)
+        env: dict[Any, Any] = {}
+        outs: list[Value] = []
+        for n in gm.graph.nodes:
+            if n.op == "placeholder":
+                if any(isinstance(v, Value) for v in env.values()):
+                    raise ExportError(f"lower: the model takes several inputs ({n.name!r}); "
+                                      "one input tensor lowers")  # fmt: skip
+                env[n] = Value(None, emit=lambda q: lw.add(G.Input(shape=in_shape, quant=q)))
+            elif n.op == "output":
+                res = fx.node.map_arg(n.args[0], lambda a: env[a])
+                outs = list(res) if isinstance(res, (tuple, list)) else [res]
+            elif n.op == "get_attr":
+                raise ExportError(f"lower: the model reads tensor attribute {n.target!r} in its "
+                                  "forward; put it in a Linear/Conv layer")  # fmt: skip
             else:
-                raise ExportError(
-                    f"lower: {where} has no Graph IR equivalent (supported: QuantLinear, "
-                    "QuantConv1d/2d + QuantReLU, MaxPool2d, QuantAvgPool2d, Flatten, QuantLIF, "
-                    "DCLS delay layers)"
-                )
-            i += 1
+                obj, _, _ = found[n]
+                args = fx.node.map_arg(n.args, lambda a: env[a])
+                kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a])
+                env[n] = low[n].fn(lw, obj, tuple(args), dict(kwargs), f"lower: {describe(gm, n)}")
+        if not all(isinstance(v, Value) for v in outs) or not outs:
+            raise ExportError("lower: the model must return one tensor (or a tuple of tensors)")
+        out_names = tuple(lw.name(v) for v in outs)
     finally:
-        qat_model.train(was_training)
+        model.train(was_training)
     try:
-        return G.Graph.sequential(nodes, dt=dt)
+        return G.Graph(lw.nodes, lw.edges, dt=dt, outputs=out_names)
     except Exception as e:  # GraphError from validation: report as an export failure
         raise ExportError(f"lowered graph is invalid: {e}") from e

@@ -41,6 +41,9 @@ __all__ = [
     "LIF",  # noqa: F822 - provided lazily by __getattr__ (torch classes)
     "QuantLIF",  # noqa: F822
     "QuantAvgPool2d",  # noqa: F822
+    "QuantAdd",  # noqa: F822
+    "Delay",  # noqa: F822
+    "DelayLinear",  # noqa: F822
     "SpikeQuant",
     "lif_module_classes",
 ]
@@ -203,6 +206,111 @@ def _torch_classes() -> dict[str, type]:
             v = (_ste_round_half_away(m) - shift) * x.scale
             return IntQuantTensor(v, x.scale, x.zero_point, x.bit_width, x.signed, x.training)
 
+    class QuantAdd(torch.nn.Module):
+        """A residual sum ``y = q(a + b)``, requantized by its own signed per-tensor
+        quantizer ``quant`` (the Graph IR's ``Add.out_q``): ``prepare`` turns ``+`` into it."""
+
+        def __init__(self, bits: int = 8) -> None:
+            super().__init__()
+            self.quant = _act_quant(bits, signed=True)
+
+        def forward(self, a: Any, b: Any) -> Any:
+            a = a.value if isinstance(a, IntQuantTensor) else a
+            b = b.value if isinstance(b, IntQuantTensor) else b
+            return self.quant(a + b)
+
+    class Delay(torch.nn.Module):
+        """Axonal delay over a ``[T, B, *shape]`` sequence: ``y[t] = x[t - d]`` (0 before
+        the first step), ``d`` integer steps, one for all neurons or one per neuron
+        (``shape``). A quantized input keeps its quantization (a pure shift in time)."""
+
+        def __init__(self, delay: Any) -> None:
+            super().__init__()
+            d = torch.as_tensor(np.asarray(delay), dtype=torch.long)
+            if d.numel() == 0 or bool((d < 0).any()):
+                raise NeuroplastError("Delay: delays must be integer steps >= 0")
+            self.register_buffer("delay", d.reshape(-1))
+
+        def forward(self, x: Any) -> Any:
+            v = x.value if isinstance(x, IntQuantTensor) else x
+            t, b, n = v.shape[0], v.shape[1], int(np.prod(v.shape[2:]))
+            if self.delay.numel() not in (1, n):
+                raise NeuroplastError(f"Delay has {self.delay.numel()} delays for {n} neurons")
+            dmax = int(self.delay.max())
+            flat = torch.cat([v.new_zeros((dmax, b, n)), v.reshape(t, b, n)])
+            idx = torch.arange(t)[:, None] + dmax - self.delay.expand(n)[None]  # [T, N]
+            y = torch.gather(flat, 0, idx[:, None, :].expand(t, b, n)).reshape(v.shape)
+            if isinstance(x, IntQuantTensor):
+                return IntQuantTensor(y, x.scale, x.zero_point, x.bit_width, x.signed, x.training)
+            return y
+
+    class DelayLinear(torch.nn.Module):
+        """Fully connected synapses with one integer delay each, over ``[T, B, n_in]``:
+        ``y_i[t] = sum_j W_ij x_j[t - D_ij]`` (no bias; ``D`` in steps, shape
+        ``(n_out, n_in)`` or broadcastable). ``bits`` 0: float weights; 2/4/8: symmetric
+        narrow per-tensor weights (Brevitas), the output an exact current at scale
+        ``s_in * s_w`` (32 bits), the DCLS deployment rule (``weight_and_scale``,
+        ``int_delays``, ``bits``: the delay-layer protocol the lowering reads)."""
+
+        def __init__(self, n_in: int, n_out: int, delay: Any, bits: int = 0) -> None:
+            super().__init__()
+            import brevitas.nn as qnn
+            from brevitas.quant import Int8WeightPerTensorFloat
+
+            if bits not in (0, 2, 4, 8):
+                raise NeuroplastError(f"DelayLinear bits must be 0, 2, 4 or 8, got {bits!r}")
+            d = torch.as_tensor(np.asarray(delay), dtype=torch.long)
+            if bool((d < 0).any()):
+                raise NeuroplastError("DelayLinear: delays must be integer steps >= 0")
+            self.bits = int(bits)
+            self.fc = (
+                qnn.QuantLinear(n_in, n_out, bias=False, weight_quant=Int8WeightPerTensorFloat,
+                                weight_bit_width=bits)
+                if bits else torch.nn.Linear(n_in, n_out, bias=False)
+            )  # fmt: skip
+            self.register_buffer("delay", d.expand(n_out, n_in).clone())
+
+        def weight_and_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+            """Fake-quantized weight ``(n_out, n_in)`` and its per-tensor scale."""
+            qw = self.fc.quant_weight() if self.bits else None
+            if isinstance(qw, IntQuantTensor):  # (a plain tensor in calibration mode)
+                return qw.value, qw.scale.reshape(())
+            return self.fc.weight, torch.ones(())
+
+        def int_delays(self) -> torch.Tensor:
+            return self.delay
+
+        def quantized(self, bits: int) -> Any:
+            """A copy with ``bits``-bit weights (the float weights copied)."""
+            q = DelayLinear(self.fc.in_features, self.fc.out_features, self.delay, bits)
+            with torch.no_grad():
+                q.fc.weight.copy_(self.fc.weight)
+            return q
+
+        def forward(self, x: Any) -> Any:
+            v = x.value if isinstance(x, IntQuantTensor) else x
+            w, s = self.weight_and_scale()
+            y = v.new_zeros(v.shape[:-1] + (w.shape[0],))
+            for d in torch.unique(self.delay).tolist():
+                shifted = torch.cat([v.new_zeros((d,) + v.shape[1:]), v[: v.shape[0] - d]])
+                y = y + shifted @ (w * (self.delay == d)).T
+            if isinstance(x, IntQuantTensor) and self.bits:
+                zero, b32 = torch.zeros(()), torch.tensor(32.0)
+                return IntQuantTensor(y, x.scale * s, zero, b32, True, x.training)
+            return y
+
+    class QATGraph(torch.nn.Module):
+        """A prepared ``torch.fx`` graph module (any architecture) that returns a plain
+        tensor (the dequantized output)."""
+
+        def __init__(self, graph_module: Any) -> None:
+            super().__init__()
+            self.graph_module = graph_module
+
+        def forward(self, x: Any) -> Any:
+            y = self.graph_module(x)
+            return y.value if isinstance(y, IntQuantTensor) else y
+
     class QATSequential(torch.nn.Sequential):
         """``Sequential`` that returns a plain tensor (the dequantized output)."""
 
@@ -215,6 +323,10 @@ def _torch_classes() -> dict[str, type]:
         "LIF": LIF,
         "QuantLIF": QuantLIF,
         "QuantAvgPool2d": QuantAvgPool2d,
+        "QuantAdd": QuantAdd,
+        "Delay": Delay,
+        "DelayLinear": DelayLinear,
+        "QATGraph": QATGraph,
     }
 
 
@@ -226,7 +338,7 @@ def lif_module_classes() -> tuple[type, type]:
 
 def __getattr__(name: str) -> Any:
     # lazily expose the torch classes as module attributes (LIF, QuantLIF, QuantAvgPool2d)
-    if name in ("LIF", "QuantLIF", "QuantAvgPool2d"):
+    if name in ("LIF", "QuantLIF", "QuantAvgPool2d", "QuantAdd", "Delay", "DelayLinear"):
         return _torch_classes()[name]
     raise AttributeError(name)
 
@@ -242,17 +354,6 @@ def SpikeQuant() -> Any:  # noqa: N802 - factory that reads like a layer class
         scaling_init=128.0,  # CONST scaling sets the max: scale = 128 / 2^7 = 1
         return_quant_tensor=True,
     )
-
-
-def _flatten(model: Any) -> list[Any]:
-    import torch
-
-    if isinstance(model, torch.nn.Sequential):
-        out: list[Any] = []
-        for m in model:
-            out.extend(_flatten(m))
-        return out
-    return [model]
 
 
 def _act_quant(bits: int, signed: bool) -> Any:
@@ -317,6 +418,117 @@ def _weight_layer(m: Any, cfg: QATConfig, output_quant: Any, out_bits: int) -> A
     return q
 
 
+class _Prep:
+    """The ``torch.fx`` graph being prepared and the edits a swap handler makes."""
+
+    def __init__(self, gm: Any, cfg: QATConfig) -> None:
+        import itertools
+
+        self.gm, self.g, self.cfg = gm, gm.graph, cfg
+        self.ids = itertools.count()
+        self.quant_relu: set[Any] = set()  # ReLU nodes that get a weight layer's quantizer
+
+    def mod(self, n: Any) -> Any:
+        return self.gm.get_submodule(n.target) if n.op == "call_module" else None
+
+    def key(self, n: Any) -> Any:
+        """The :func:`_prepare_table` key: a module's exact class (a quantized subclass is
+        kept as it is), a function, or ``"method:NAME"``."""
+        if n.op == "call_module":
+            return type(self.mod(n))
+        return f"method:{n.target}" if n.op == "call_method" else n.target
+
+    def call(self, m: Any, prefix: str, args: tuple, at: Any) -> Any:
+        name = f"{prefix}_{next(self.ids)}"
+        self.gm.add_submodule(name, m)
+        with self.g.inserting_after(at):
+            return self.g.call_module(name, args)
+
+    def swap(self, n: Any, m: Any, prefix: str = "", n_args: int = 1) -> None:
+        """Node ``n`` runs module ``m`` instead (a module is replaced in place)."""
+        if n.op == "call_module":
+            self.gm.add_submodule(n.target, m)
+            return
+        new = self.call(m, prefix, tuple(n.args[:n_args]), n)
+        n.replace_all_uses_with(new)
+        self.g.erase_node(n)
+
+    def after(self, n: Any, m: Any, prefix: str) -> None:
+        """Insert module ``m`` on every use of ``n``'s output."""
+        q = self.call(m, prefix, (n,), n)
+        n.replace_all_uses_with(q, delete_user_cb=lambda u: u is not q)
+
+
+def _p_weight(p: _Prep, n: Any, m: Any) -> None:
+    users = list(n.users)
+    table = _prepare_table()
+    if len(users) == 1 and table.get(p.key(users[0])) is _p_relu:
+        p.quant_relu.add(users[0])  # the ReLU's unsigned quantizer requantizes the layer
+        p.swap(n, _weight_layer(m, p.cfg, output_quant=False, out_bits=p.cfg.act_bits))
+        return
+    lif = any(isinstance(p.mod(u), _torch_classes()["LIF"]) for u in users)
+    bits = CURRENT_BITS if lif else p.cfg.act_bits
+    p.swap(n, _weight_layer(m, p.cfg, output_quant=True, out_bits=bits))
+
+
+def _p_relu(p: _Prep, n: Any, m: Any) -> None:
+    import torch
+
+    quant = n in p.quant_relu
+    p.swap(n, _act_quant(p.cfg.act_bits, signed=False) if quant else torch.nn.ReLU(), "relu")
+
+
+def _p_lif(p: _Prep, n: Any, m: Any) -> None:
+    p.swap(n, _torch_classes()["QuantLIF"](m.beta, m.threshold, m.reset, m.v_reset, m.slope))
+    if any(u.op != "output" for u in n.users):
+        p.after(n, SpikeQuant(), "spike_quant")
+
+
+def _p_delay_linear(p: _Prep, n: Any, m: Any) -> None:
+    if not m.bits:
+        p.swap(n, m.quantized(p.cfg.weight_bits))
+
+
+def _p_avgpool(p: _Prep, n: Any, m: Any) -> None:
+    from neuroplast.quantize.lower import describe
+
+    if m.padding not in (0, (0, 0)) or m.ceil_mode:
+        raise NeuroplastError(f"prepare: {describe(p.gm, n)}: only plain average pooling "
+                              "(no padding, no ceil_mode) is quantized")  # fmt: skip
+    p.swap(n, _torch_classes()["QuantAvgPool2d"](m.kernel_size, m.stride))
+
+
+def _p_add(p: _Prep, n: Any, m: Any) -> None:
+    p.swap(n, _torch_classes()["QuantAdd"](p.cfg.act_bits), "add", n_args=2)
+
+
+def _p_drop(p: _Prep, n: Any, m: Any) -> None:
+    n.replace_all_uses_with(n.args[0])
+    p.g.erase_node(n)
+
+
+@functools.lru_cache(maxsize=1)
+def _prepare_table() -> dict[Any, Any]:
+    """Float kind -> ``fn(prep, node, module)`` that swaps in its QAT form (one handler per
+    kind, keyed as :meth:`_Prep.key`); kinds not here are kept if they lower as they are."""
+    import operator
+
+    import torch
+    from torch import nn
+
+    c = _torch_classes()
+    groups: list[tuple[tuple[Any, ...], Any]] = [
+        ((nn.Linear, nn.Conv1d, nn.Conv2d), _p_weight),
+        ((nn.ReLU, torch.relu, nn.functional.relu, "method:relu"), _p_relu),
+        ((c["LIF"],), _p_lif),
+        ((c["DelayLinear"],), _p_delay_linear),
+        ((nn.AvgPool2d,), _p_avgpool),
+        ((operator.add, operator.iadd, torch.add, "method:add"), _p_add),
+        ((nn.Dropout, nn.Identity), _p_drop),
+    ]
+    return {k: fn for keys, fn in groups for k in keys}
+
+
 def prepare(
     model: Any,
     weight_bits: int = 8,
@@ -324,12 +536,21 @@ def prepare(
     per_channel: bool = True,
     spike_input: bool | None = None,
 ) -> Any:
-    """Return a Brevitas QAT copy of a float ``torch.nn.Sequential``.
+    """Return a Brevitas QAT copy of a float ``torch.nn.Module``.
 
-    Supported layers: ``Linear``, ``Conv1d``, ``Conv2d`` (incl. depthwise ``groups``),
-    ``ReLU``, ``MaxPool1d/2d``, ``AvgPool2d``, ``Flatten``, ``Dropout``/``Identity``
-    (dropped at export) and :class:`LIF`. Nested ``Sequential`` s are flattened. The
-    float weights are copied, so a trained float model can be fine-tuned with QAT.
+    The model is captured with ``torch.fx`` (:func:`neuroplast.quantize.lower.capture`), so
+    any architecture built from the supported layers works: ``Linear``, ``Conv1d``,
+    ``Conv2d`` (incl. depthwise ``groups``), ``ReLU`` (module or function), ``MaxPool2d``,
+    ``AvgPool2d``, ``Flatten``, residual ``+``, ``Dropout``/``Identity`` (dropped),
+    :class:`LIF`, :class:`Delay` and :class:`DelayLinear`; user modules are traced through, and layers that are
+    already quantized (Brevitas layers, DCLS delay layers) are kept. The float weights are
+    copied, so a trained float model can be fine-tuned with QAT. Rules (the contract in
+    the module docstring): a weight layer followed by ``ReLU`` gets the unsigned quantizer
+    of a ``QuantReLU``; one feeding a :class:`LIF` a 16-bit current; ``+`` becomes
+    :class:`QuantAdd`; a ``ReLU`` of an already quantized value clamps on its grid.
+
+    A chain of layers gives a ``Sequential`` (the layout recipe checkpoints store); any
+    other graph a ``QATGraph`` wrapping the prepared ``torch.fx.GraphModule``.
 
     Args:
         model: the float model.
@@ -340,57 +561,38 @@ def prepare(
             contains a :class:`LIF`.
 
     Raises:
-        NeuroplastError: for an unsupported layer (named with its index and type).
+        NeuroplastError: for an unsupported layer, one line naming its module path, its
+            type and what to use instead.
     """
-    import torch
+    from neuroplast.quantize.lower import FIXES, capture, describe, lowerer, target_of
 
     cfg = QATConfig(weight_bits, act_bits, per_channel)
     cls = _torch_classes()
-    LIF, QuantLIF = cls["LIF"], cls["QuantLIF"]
-    layers = [m for m in _flatten(copy.deepcopy(model))]
+    p = _Prep(capture(copy.deepcopy(model)), cfg)
+    gm, g = p.gm, p.g
     if spike_input is None:
-        spike_input = any(isinstance(m, LIF) for m in layers)
-    out: list[Any] = [SpikeQuant() if spike_input else _act_quant(cfg.act_bits, signed=True)]
-    i = 0
-    while i < len(layers):
-        m = layers[i]
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        name = f"layer {i} ({type(m).__name__})"
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
-            if isinstance(nxt, torch.nn.ReLU):
-                out.append(_weight_layer(m, cfg, output_quant=False, out_bits=cfg.act_bits))
-                out.append(_act_quant(cfg.act_bits, signed=False))
-                i += 2
-                continue
-            if isinstance(nxt, LIF):
-                out.append(_weight_layer(m, cfg, output_quant=True, out_bits=CURRENT_BITS))
-            else:
-                out.append(_weight_layer(m, cfg, output_quant=True, out_bits=cfg.act_bits))
-        elif isinstance(m, torch.nn.ReLU):
-            out.append(_act_quant(cfg.act_bits, signed=False))
-        elif isinstance(m, LIF):
-            q = QuantLIF(m.beta, m.threshold, m.reset, m.v_reset, m.slope)
-            out.append(q)
-            if nxt is not None:
-                out.append(SpikeQuant())
-        elif isinstance(m, (torch.nn.MaxPool1d, torch.nn.MaxPool2d)):
-            if m.padding not in (0, (0, 0)) or m.dilation not in (1, (1, 1)) or m.ceil_mode:
-                raise NeuroplastError(f"{name}: only plain max pooling (no padding) is supported")
-            out.append(m)
-        elif isinstance(m, torch.nn.AvgPool2d):
-            if m.padding not in (0, (0, 0)) or m.ceil_mode:
-                raise NeuroplastError(f"{name}: only plain average pooling (no padding)")
-            out.append(cls["QuantAvgPool2d"](m.kernel_size, m.stride))
-        elif isinstance(m, torch.nn.Flatten):
-            out.append(m)
-        elif isinstance(m, (torch.nn.Dropout, torch.nn.Identity)):
-            pass
-        else:
-            raise NeuroplastError(
-                f"prepare: {name} is not supported; supported: Linear, Conv1d, Conv2d, ReLU, "
-                "MaxPool, AvgPool2d, Flatten, Dropout, LIF (fold BatchNorm into the conv first)"
-            )
-        i += 1
-    qat = cls["QATSequential"](*out)
+        spike_input = any(isinstance(m, cls["LIF"]) for m in gm.modules())
+    table = _prepare_table()
+    for n in list(g.nodes):
+        if n.op == "placeholder":
+            p.after(n, SpikeQuant() if spike_input else _act_quant(act_bits, True), "input_quant")
+        elif n.op.startswith("call"):
+            fn = table.get(p.key(n))
+            if fn is not None:
+                fn(p, n, p.mod(n))
+            elif lowerer(target_of(gm, n)[1]) is None:  # neither prepared nor lowerable
+                fix = FIXES.get(target_of(gm, n)[2], "replace it with a supported layer")
+                raise NeuroplastError(f"prepare: {describe(gm, n)} is not supported; {fix}")
+    g.lint()
+    gm.recompile()
+    calls = [n for n in g.nodes if n.op not in ("placeholder", "output")]
+    chain = all(
+        b.op == "call_module" and b.all_input_nodes == [a] and len(a.users) == 1
+        for a, b in zip([next(iter(g.nodes))] + calls, calls)
+    )
+    if chain:
+        qat = cls["QATSequential"](*[gm.get_submodule(n.target) for n in calls])
+    else:
+        qat = cls["QATGraph"](gm)
     qat.qat_config = cfg
     return qat

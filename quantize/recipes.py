@@ -15,13 +15,17 @@ Built-in recipes (sized for scikit-learn's 8x8 digits, the small real task used 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from neuroplast.errors import ExportError, NeuroplastError
+from neuroplast.formats import register_reader
 
 __all__ = [
     "Recipe",
@@ -31,6 +35,8 @@ __all__ = [
     "build",
     "save_model",
     "load_model",
+    "open_checkpoint",
+    "Checkpoint",
     "digits_data",
     "CHECKPOINT_FORMAT",
 ]
@@ -163,41 +169,117 @@ def digits_data(recipe: str = "mlp", seed: int = 0, test_fraction: float = 0.25)
     return (xt[tr], torch.from_numpy(y[tr])), (xt[te], torch.from_numpy(y[te]))
 
 
+def _fits(model: Any, recipe: Recipe, weight_bits: int, act_bits: int, per_channel: bool) -> str:
+    """Why ``model``'s state does not load into ``recipe``'s QAT model (``""``: it does)."""
+    ref, _ = build(recipe.name, weight_bits, act_bits, per_channel)
+    try:
+        ref.load_state_dict(model.state_dict())
+    except RuntimeError as e:
+        return _state_problem(e)
+    return ""
+
+
+def _state_problem(e: RuntimeError) -> str:
+    """The first problem ``load_state_dict`` reports, in at most 160 characters."""
+    lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+    first = lines[0] if lines else str(e).strip()
+    return first if len(first) <= 160 else first[:157] + "..."
+
+
 def save_model(
     path: str | os.PathLike,
     model: Any,
-    recipe: str,
-    weight_bits: int,
-    act_bits: int,
-    per_channel: bool = True,
+    recipe: str | None = None,
+    weight_bits: int | None = None,
+    act_bits: int | None = None,
+    per_channel: bool | None = None,
+    *,
+    example_input: Any = None,
+    dt: float = 1e-3,
 ) -> Path:
-    """Save a QAT checkpoint: state dict (weights + learned quantizer scales) + recipe."""
+    """Save a QAT checkpoint (``torch.load(weights_only=True)``-safe, no pickled code).
+
+    With ``recipe``: the state dict (weights + learned quantizer scales) and the recipe's
+    name; the model must be that recipe's QAT model. Without: a *user model*, any module
+    :func:`~neuroplast.quantize.lower.lower` takes: the graph lowered from it (at time step
+    ``dt`` s) is stored next to the state dict, so ``neuroplast export / compare / info /
+    run`` work on the file without the model's Python class.
+
+    Args:
+        path: the ``.pt`` file to write.
+        model: the QAT model (from :func:`~neuroplast.quantize.prepare`).
+        recipe: a name in :data:`RECIPES`, or None for a user model.
+        weight_bits, act_bits, per_channel: the model's QAT settings (default: the
+            ``qat_config`` that ``prepare`` attached).
+        example_input: a user model's input tensor (``[B, ...]``, spiking ``[T, B, ...]``).
+        dt: a user model's graph time step in seconds.
+
+    Raises:
+        NeuroplastError: one line: an unknown recipe, a model that does not fit the
+            recipe, a user model without ``example_input``, or a layer that cannot lower.
+    """
     import torch
 
-    get_recipe(recipe)
+    cfg = getattr(model, "qat_config", None)
+    wb = int(weight_bits if weight_bits is not None else cfg.weight_bits if cfg else 8)
+    ab = int(act_bits if act_bits is not None else cfg.act_bits if cfg else 8)
+    pc = bool(per_channel if per_channel is not None else cfg.per_channel if cfg else True)
+    ck: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "recipe": recipe, "weight_bits": wb,
+                          "act_bits": ab, "per_channel": pc}  # fmt: skip
+    if recipe is not None:
+        if recipe not in RECIPES:
+            raise NeuroplastError(
+                f"unknown recipe {recipe!r} (known: {', '.join(sorted(RECIPES))}); to save your "
+                "own model, leave recipe out and pass example_input="
+            )
+        why = _fits(model, RECIPES[recipe], wb, ab, pc)
+        if why:
+            raise NeuroplastError(
+                f"save_model: the model is not the QAT model of recipe {recipe!r} ({why}); "
+                "leave recipe out to save it as your own model"
+            )
+    else:
+        if example_input is None:
+            raise NeuroplastError("save_model: a model without a recipe needs example_input= "
+                                  "(a tensor shaped like its input) to be lowered and stored")  # fmt: skip
+        from neuroplast.quantize.lower import lower
+
+        x = torch.as_tensor(example_input)
+        graph = lower(model, x, dt=dt)
+        arrays: dict[str, Any] = {}
+        gd = graph.to_dict(arrays)
+        time = x.dim() == len(graph.shapes()[graph.inputs[0]]) + 2
+        ck.update(graph=json.dumps(gd), arrays={k: torch.from_numpy(np.array(v, copy=True))
+                  for k, v in arrays.items()}, time=time)  # fmt: skip
+    ck["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "recipe": recipe,
-            "weight_bits": int(weight_bits),
-            "act_bits": int(act_bits),
-            "per_channel": bool(per_channel),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        },
-        str(path),
-    )
+    torch.save(ck, str(path))
     return path
 
 
-def load_model(path: str | os.PathLike, weight_bits: int | None = None) -> tuple[Any, Recipe]:
-    """Rebuild a QAT model from a checkpoint (``torch.load(weights_only=True)``).
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint as the command line uses it: the lowered ``graph`` (stored for a user
+    model, lowered from the recipe's model otherwise), the QAT ``model`` (``None`` for a
+    user model: its Python class is not in the file), ``recipe`` (``None``: user model),
+    ``input_shape`` (one sample) and ``time`` (the model takes ``[T, B, ...]``)."""
 
-    Raises:
-        ExportError: missing/corrupt file, wrong format, unknown recipe, or
-            ``weight_bits`` different from the checkpoint's.
-    """
+    path: str
+    graph: Any
+    model: Any
+    recipe: str | None
+    input_shape: tuple[int, ...]
+    time: bool
+    weight_bits: int
+
+    def example_input(self, batch: int = 1) -> Any:
+        import torch
+
+        return torch.zeros(((SNN_STEPS,) if self.time else ()) + (batch,) + self.input_shape)
+
+
+def _read(path: str | os.PathLike) -> dict[str, Any]:
     import pickle
 
     import torch
@@ -207,30 +289,96 @@ def load_model(path: str | os.PathLike, weight_bits: int | None = None) -> tuple
     except FileNotFoundError:
         raise ExportError(f"model file {str(path)!r} does not exist") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise ExportError(f"{str(path)!r} is not a loadable weights-only checkpoint: {e}") from e
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ExportError(
+            f"{str(path)!r} is not a loadable weights-only checkpoint: {first}"
+        ) from e
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ExportError(
-            f"{str(path)!r}: not a {CHECKPOINT_FORMAT} checkpoint (expected a dict with "
-            "'recipe' and 'state_dict'; save with neuroplast.quantize.recipes.save_model)"
+            f"{str(path)!r}: not a {CHECKPOINT_FORMAT} checkpoint (save it with "
+            "neuroplast.quantize.save_model)"
         )
     for k in ("recipe", "weight_bits", "act_bits", "state_dict"):
         if k not in ck:
             raise ExportError(f"{str(path)!r}: checkpoint field {k!r} is missing")
+    return ck
+
+
+def open_checkpoint(path: str | os.PathLike, weight_bits: int | None = None) -> Checkpoint:
+    """Open a recipe or user-model checkpoint (see :class:`Checkpoint`).
+
+    Raises:
+        ExportError: missing/corrupt file, wrong format, an unknown recipe, a state that
+            does not fit its recipe, or ``weight_bits`` different from the checkpoint's.
+    """
+    ck = _read(path)
+    if weight_bits is not None and int(weight_bits) != ck["weight_bits"]:
+        raise ExportError(
+            f"{str(path)!r} was trained with {ck['weight_bits']}-bit weights, not {weight_bits}; "
+            "re-run QAT to change the bit width"
+        )
+    if ck["recipe"] is None:
+        from neuroplast.errors import GraphError
+        from neuroplast.graph import Graph
+
+        try:
+            arrays = {k: v.numpy() for k, v in dict(ck.get("arrays") or {}).items()}
+            g = Graph.from_dict(json.loads(ck["graph"]), arrays)
+        except (KeyError, TypeError, ValueError, AttributeError, GraphError) as e:
+            raise ExportError(f"{str(path)!r}: the stored graph is unreadable: {e}") from None
+        shape = tuple(g.shapes()[g.inputs[0]])
+        return Checkpoint(str(path), g, None, None, shape, bool(ck.get("time")), ck["weight_bits"])
+    from neuroplast.quantize.lower import lower
+
+    model, r = load_model(path)
+    return Checkpoint(str(path), lower(model, r.example_input()), model, r.name, r.input_shape,
+                      r.spiking, ck["weight_bits"])  # fmt: skip
+
+
+def load_model(
+    path: str | os.PathLike, weight_bits: int | None = None, into: Any = None
+) -> tuple[Any, Recipe | None]:
+    """Rebuild a QAT model from a checkpoint (``torch.load(weights_only=True)``).
+
+    A recipe checkpoint is rebuilt from its recipe; a user model's state is loaded
+    ``into`` the caller's prepared model (its class is not in the file), and the recipe
+    returned is ``None``.
+
+    Raises:
+        ExportError: missing/corrupt file, wrong format, unknown recipe, a state that does
+            not fit, a user model without ``into``, or ``weight_bits`` different from the
+            checkpoint's.
+    """
+    ck = _read(path)
     if weight_bits is not None and int(weight_bits) != ck["weight_bits"]:
         raise ExportError(
             f"{str(path)!r} was trained with {ck['weight_bits']}-bit weights, not {weight_bits}; "
             "re-run QAT to change the bit width"
         )
     try:
-        model, r = build(
-            ck["recipe"], ck["weight_bits"], ck["act_bits"], bool(ck.get("per_channel", True))
-        )
+        if ck["recipe"] is None:
+            if into is None:
+                raise ExportError(
+                    f"{str(path)!r} holds a user model: pass into=<your prepared model> to load "
+                    "its state, or open_checkpoint(path).graph for the lowered graph"
+                )
+            model, r = into, None
+        else:
+            model, r = build(
+                ck["recipe"], ck["weight_bits"], ck["act_bits"], bool(ck.get("per_channel", True))
+            )
         model.load_state_dict(ck["state_dict"])
+    except ExportError:
+        raise
     except NeuroplastError as e:
         raise ExportError(f"{str(path)!r}: {e}") from e
     except RuntimeError as e:
         raise ExportError(
-            f"{str(path)!r}: state dict does not fit recipe {ck['recipe']!r}: {e}"
-        ) from e
+            f"{str(path)!r}: the state dict does not fit "
+            f"{'the model given' if r is None else f'recipe {r.name!r}'} ({_state_problem(e)})"
+        ) from None
     model.eval()
     return model, r
+
+
+register_reader(".pt", lambda p: open_checkpoint(p).graph)

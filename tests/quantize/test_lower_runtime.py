@@ -91,7 +91,8 @@ def test_unsupported_layer_is_named():
     import brevitas.nn as qnn
 
     m = torch.nn.Sequential(qnn.QuantIdentity(return_quant_tensor=True), torch.nn.Tanh())
-    with pytest.raises(ExportError, match="layer 1 \\(Tanh\\)"):
+    with pytest.raises(ExportError, match="module '1' \\(Tanh\\) .*replace it with ReLU"):
         lower(m, torch.zeros(1, 4))
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2), qnn.QuantLinear(2, 2, bias=False))
     with pytest.raises(ExportError, match="input quantizer"):
-        lower(torch.nn.Sequential(torch.nn.Linear(2, 2)), torch.zeros(1, 2))
+        lower(m, torch.zeros(1, 2))

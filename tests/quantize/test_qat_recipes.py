@@ -26,7 +26,7 @@ def test_config_and_layer_validation():
     with pytest.raises(NeuroplastError, match="act_bits"):
         prepare(net, act_bits=2)
     bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
-    with pytest.raises(NeuroplastError, match="layer 1 \\(BatchNorm2d\\).*fold BatchNorm"):
+    with pytest.raises(NeuroplastError, match="module '1' \\(BatchNorm2d\\).*fold BatchNorm"):
         prepare(bn)
 
 
