@@ -45,6 +45,7 @@ __all__ = [
     "clip_norm",
     "RuntimeMerger",
     "RuntimeLearner",
+    "consolidate_local",
 ]
 
 
@@ -274,3 +275,32 @@ class RuntimeLearner(Learner):
         out.update({k: quantize(v, 16) for k, v in th.items()})
         return out, {"kind": self.kind}, self.steps
 
+
+
+def consolidate_local(merger: Merger, learners: dict[str, Learner], rounds: int | None = None) -> list[dict[str, Any]]:
+    """Run consolidation in this process through the same wire format (no Flower): per
+    round, encode the payload, let every learner answer, decode, check, merge. Returns
+    per round ``{"accepted", "rejected", "metrics"}``."""
+    from neuroplast.boards.fleet.wire import decode, encode
+
+    log = []
+    for r in range(1, int(rounds or merger.phases) + 1):
+        phase = merger.phase(r)
+        arrays, meta = merger.payload(phase)
+        blob = encode(arrays, {**meta, "phase": phase})
+        ok, rejected = [], {}
+        for name in sorted(learners):
+            a, m = decode(blob)
+            out, om, n = learners[name].fit(phase, a, m)
+            try:
+                data = encode(out, {**om, "device": name, "phase": phase})
+                ua, um = decode(data)
+                upd = Update(name, ua, um, int(n), len(data))
+                merger.check(phase, upd)
+            except FleetError as e:
+                rejected[name] = str(e)
+                continue
+            ok.append(upd)
+        log.append({"round": r, "accepted": [u.device for u in ok], "rejected": rejected,
+                    "metrics": merger.merge(phase, ok)})  # fmt: skip
+    return log
