@@ -35,9 +35,13 @@ def test_speakers_consolidate_words():
     bad = learners["spk0"].state
     learners["spk9"] = KwsLearner(type(bad)(["w9"], np.c_[np.zeros((1, E.shape[1])), [[5.0]]],
                                             np.zeros(1), np.ones(1, np.int64), bad.n_old, bad.open_class))  # fmt: skip
+    s0 = learners["spk0"].state  # and one whose row is scaled by 1000 (beyond the fixed point)
+    learners["spk8"] = KwsLearner(type(s0)(s0.words, s0.weights * 1000, s0.thresholds * 1000,
+                                           s0.counts, s0.n_old, s0.open_class))  # fmt: skip
     m = KwsMerger(enroll_init(E.shape[1], n_old + 1, n_old), Ev, score(Ev), yv)
     log = consolidate_local(m, learners)
-    assert m.state.words == ["w0", "w1", "w2"] and m.guard_rejected == ["w9"]
+    assert m.state.words == ["w0", "w1", "w2"] and m.guard_rejected == ["w9@spk9"]
+    assert list(log[0]["rejected"]) == ["spk8"] and "row norm" in log[0]["rejected"]["spk8"]
     assert log[0]["metrics"]["val_acc"] >= 0.97
     Et = emb(clips(new, 10))
     yt = np.repeat(np.arange(n_new) + n_old + 1, 10)
