@@ -117,27 +117,42 @@ def kws(cpus: int) -> dict:
     return out
 
 
-def runtime(cpus: int, n_dev: int = 32, rounds: int = 8) -> dict:
-    import sys
+def _runtime_learner(i: int):
+    from neuroplast.boards.fleet.merge import RuntimeLearner
+    from neuroplast.graph import LIF, Graph, Input, Linear
+    from neuroplast.plasticity import OjaParams, PlasticityEngine, SpikeThresholdParams
+    from neuroplast.runtime import Runtime
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "boards"))
-    from fleet_device import learner
+    w = (np.random.default_rng(0).standard_normal((24, 12)) * 0.4).astype(np.float32)
+    g = Graph.sequential([("in", Input(shape=(12,))), ("fc", Linear(weight=w, bias=np.zeros(24, np.float32))),
+                          ("lif", LIF(tau_mem=np.full(24, 0.02, np.float32), v_th=np.ones(24, np.float32)))],
+                         dt=1e-3)  # fmt: skip
+    rt = Runtime(g)
+    eng = PlasticityEngine(seed=0)
+    eng.attach("fc", OjaParams(lr=0.005))
+    eng.attach("lif", SpikeThresholdParams(theta_plus=0.05, tau_theta=50.0, dt=1.0))
+    rt.plasticity = eng
+    rng = np.random.default_rng(100 + i)
+    bias = rng.random(12) * (i % 8 + 1) / 4  # devices see different input statistics
+    return RuntimeLearner(rt, [(rng.random(12) + bias).astype(np.float32) for _ in range(40)])
 
+
+def runtime(cpus: int, n_dev: int = 32, rounds: int = 12) -> dict:
     from neuroplast.boards.fleet.merge import RuntimeMerger
 
-    learners = {f"dev{i:02d}": learner("runtime", i) for i in range(n_dev)}
+    learners = {f"dev{i:02d}": _runtime_learner(i) for i in range(n_dev)}
     w0, th0 = learners["dev00"].snapshot()
-    out = {"devices": n_dev}
+    out = {"devices": n_dev, "rule": "Oja on fc + spike-triggered thresholds on lif; clip 2, trim 2"}
     for faults in (False, True):
-        m = RuntimeMerger(w0, th0, clip=0.5, trim=2, tol=0.02)
+        m = RuntimeMerger(w0, th0, clip=2.0, trim=2, tol=0.02)
         st = simulate(FleetStrategy(m), _fleet(learners, faults), rounds=rounds, cpus=cpus)
         out["faults" if faults else "clean"] = {"change_per_round": [r.metrics.get("change") for r in st.log],
-                                                "final_weights": {k: v.tolist() for k, v in m.weights.items()},
+                                                "final": {k: v.tolist() for k, v in {**m.weights, **m.thetas}.items()},
                                                 **_wire(st)}  # fmt: skip
-    a, b = (np.array(out[k]["final_weights"]["delta/fc"]) for k in ("clean", "faults"))
-    out["faults_vs_clean_max_abs_diff"] = float(np.abs(a - b).max())
+    a, b = (out[k]["final"] for k in ("clean", "faults"))
+    out["faults_vs_clean_max_abs_diff"] = max(float(np.abs(np.array(a[k]) - np.array(b[k])).max()) for k in a)
     for k in ("clean", "faults"):
-        del out[k]["final_weights"]
+        del out[k]["final"]
     return out
 
 

@@ -157,12 +157,24 @@ def _real(rt: Any, layer: str) -> np.ndarray:
 
 
 def _theta_keys(rt: Any) -> dict[str, str]:
-    """``theta/<layer>`` -> the runtime state key of that layer's learned threshold."""
-    out = {}
-    for k in rt.state_dict():
-        parts = k.split("/")
-        if len(parts) == 5 and parts[0] == "plasticity" and parts[4] == "theta":
-            out[f"theta/{parts[2]}"] = k
+    """``theta/<layer>`` -> the runtime state key of that layer's learned threshold, for
+    every adaptive-threshold rule; primes a rule that has not run yet with the engine's own
+    start (``theta = 0`` above the layer's ``v_th``)."""
+    out, sd, prime = {}, rt.state_dict(), False
+    for i, b in enumerate(rt.plasticity.bindings):
+        if b.kind not in ("spike_threshold", "rate_threshold"):
+            continue
+        key = f"plasticity/{i}/{b.layer}/{b.kind}/theta"
+        out[f"theta/{b.layer}"] = key
+        if key not in sd:
+            n = int(np.prod(rt.shapes[b.layer]))
+            p = rt.kernels[b.layer].p
+            v_th = p.lif.v_th if hasattr(p, "lif") else p.v_th
+            sd[key] = np.zeros(n)
+            sd[key[: -len("theta")] + "v_th0"] = np.asarray(v_th, np.float64).ravel() * np.ones(n)
+            prime = True
+    if prime:
+        rt.load_state_dict(sd)
     return out
 
 
@@ -241,6 +253,12 @@ class RuntimeLearner(Learner):
         self.data = list(data)
         self.steps = steps or len(self.data)
         self._theta = _theta_keys(rt)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import copy
+
+        self.__dict__.update(state)
+        self.rt = copy.deepcopy(self.rt)  # arrays unpickled in place (Ray) are read-only
 
     def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The runtime's plastic weights and learned thresholds, named as the merger wants."""
