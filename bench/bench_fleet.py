@@ -57,7 +57,9 @@ def place(cpus: int) -> dict:
     for i in range(robots):
         ens = Ensemble(tuple(train_regions([jobs[i]], params.place, [i])), params)
         sl = slice(i * per, (i + 1) * per)
-        learners[f"robot{i}"] = PlaceLearner(ens, np.concatenate([x[sl] for x in xr]), xc[sl], np.arange(n)[sl])
+        learners[f"robot{i}"] = PlaceLearner(
+            ens, np.concatenate([x[sl] for x in xr]), xc[sl], np.arange(n)[sl]
+        )
         alone[f"robot{i}"] = r1(ens)
     central = Ensemble(tuple(train_regions(jobs, params.place, list(range(robots)))), params)
     out = {"devices": robots, "alone_recall1": alone, "central_recall1_no_regulariser": r1(central)}
@@ -70,7 +72,13 @@ def place(cpus: int) -> dict:
 
 
 def kws(cpus: int) -> dict:
-    from neuroplast.apps.kws.enroll import EnrollParams, augment_raster, decide, enroll_init, enroll_word
+    from neuroplast.apps.kws.enroll import (
+        EnrollParams,
+        augment_raster,
+        decide,
+        enroll_init,
+        enroll_word,
+    )
     from neuroplast.apps.kws.fleet import KwsLearner, KwsMerger
     from neuroplast.apps.kws.synth import Embedder, WordParams, word_clips, word_protos
 
@@ -90,7 +98,9 @@ def kws(cpus: int) -> dict:
     Ev = emb(clips(old + unk, 10))
     yv = np.r_[np.repeat(old, 10), np.full(10 * n_unk, n_old)]
     Et = emb(np.concatenate([clips(old, 20), clips(new, 20), clips(test_unk, 4)]))
-    yt = np.r_[np.repeat(old, 20), np.repeat(np.arange(n_new) + n_cls, 20), np.full(4 * n_unk, n_old)]
+    yt = np.r_[
+        np.repeat(old, 20), np.repeat(np.arange(n_new) + n_cls, 20), np.full(4 * n_unk, n_old)
+    ]
     names = [f"word{j}" for j in range(n_new)]
 
     def acc(st) -> float:  # noqa: ANN001
@@ -104,11 +114,19 @@ def kws(cpus: int) -> dict:
     for j, w in enumerate(new):
         ex = word_clips(protos, w, 5, rng, p)
         e = emb(ex)
-        ea = emb(augment_raster(ex, p.channels, ep.augment).reshape(-1, p.steps, p.channels)).reshape(len(ex), -1, e.shape[1])
-        st, _ = enroll_word(enroll_init(e.shape[1], n_cls, n_old), names[j], e, Ev, score(Ev), yv, ep, ea)
+        ea = emb(
+            augment_raster(ex, p.channels, ep.augment).reshape(-1, p.steps, p.channels)
+        ).reshape(len(ex), -1, e.shape[1])
+        st, _ = enroll_word(
+            enroll_init(e.shape[1], n_cls, n_old), names[j], e, Ev, score(Ev), yv, ep, ea
+        )
         learners[f"speaker{j}"] = KwsLearner(st)
         alone[f"speaker{j}"] = acc(st)
-    out = {"devices": n_new, "test": "old words + new words + unseen non-keywords", "alone_accuracy": alone}
+    out = {
+        "devices": n_new,
+        "test": "old words + new words + unseen non-keywords",
+        "alone_accuracy": alone,
+    }
     for faults in (False, True):
         m = KwsMerger(enroll_init(Et.shape[1], n_cls, n_old), Ev, score(Ev), yv)
         st = simulate(FleetStrategy(m), _fleet(learners, faults), cpus=cpus)
@@ -142,7 +160,10 @@ def runtime(cpus: int, n_dev: int = 32, rounds: int = 12) -> dict:
 
     learners = {f"dev{i:02d}": _runtime_learner(i) for i in range(n_dev)}
     w0, th0 = learners["dev00"].snapshot()
-    out = {"devices": n_dev, "rule": "Oja on fc + spike-triggered thresholds on lif; clip 2, trim 2"}
+    out = {
+        "devices": n_dev,
+        "rule": "Oja on fc + spike-triggered thresholds on lif; clip 2, trim 2",
+    }
     for faults in (False, True):
         m = RuntimeMerger(w0, th0, clip=2.0, trim=2, tol=0.02)
         st = simulate(FleetStrategy(m), _fleet(learners, faults), rounds=rounds, cpus=cpus)
@@ -150,7 +171,9 @@ def runtime(cpus: int, n_dev: int = 32, rounds: int = 12) -> dict:
                                                 "final": {k: v.tolist() for k, v in {**m.weights, **m.thetas}.items()},
                                                 **_wire(st)}  # fmt: skip
     a, b = (out[k]["final"] for k in ("clean", "faults"))
-    out["faults_vs_clean_max_abs_diff"] = max(float(np.abs(np.array(a[k]) - np.array(b[k])).max()) for k in a)
+    out["faults_vs_clean_max_abs_diff"] = max(
+        float(np.abs(np.array(a[k]) - np.array(b[k])).max()) for k in a
+    )
     for k in ("clean", "faults"):
         del out[k]["final"]
     return out
@@ -169,7 +192,9 @@ def main() -> None:
         t = time.perf_counter()
         res[name] = fn(args.cpus)
         res[name]["seconds"] = time.perf_counter() - t
-        print(name, json.dumps({k: v for k, v in res[name].items() if k not in ("clean", "faults")}))
+        print(
+            name, json.dumps({k: v for k, v in res[name].items() if k not in ("clean", "faults")})
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
     Path(args.out).write_text(json.dumps({**old, **res}, indent=1))

@@ -85,7 +85,9 @@ class KwsMerger(Merger):
 
     def check(self, phase: int, upd: Update) -> None:
         words = upd.meta.get("words")
-        if not isinstance(words, list) or not all(isinstance(w, str) and _WORD.fullmatch(w) for w in words):
+        if not isinstance(words, list) or not all(
+            isinstance(w, str) and _WORD.fullmatch(w) for w in words
+        ):
             raise FleetError("out of range: meta words must be a list of word names")
         k = len(words)
         if len(set(words)) != k:
@@ -111,7 +113,9 @@ class KwsMerger(Merger):
         rows: dict[str, list[tuple[np.ndarray, float, int]]] = {}
         st = self.state
         for i, w in enumerate(st.words):
-            rows.setdefault(w, []).append((st.weights[i], float(st.thresholds[i]), int(st.counts[i])))
+            rows.setdefault(w, []).append(
+                (st.weights[i], float(st.thresholds[i]), int(st.counts[i]))
+            )
         empty = EnrollState([], np.zeros((0, self.n_features + 1)), np.zeros(0),
                             np.zeros(0, np.int64), st.n_old, st.open_class)  # fmt: skip
         acc0 = self._acc(empty)
@@ -124,7 +128,9 @@ class KwsMerger(Merger):
                 if acc0 - self._acc(one) > self.max_drop:
                     self.guard_rejected.append(f"{word}@{u.device}")
                     continue
-                rows.setdefault(word, []).append((w_[i].astype(np.float64), float(th[i]), int(c[i])))
+                rows.setdefault(word, []).append(
+                    (w_[i].astype(np.float64), float(th[i]), int(c[i]))
+                )
         new, acc = empty, acc0
         for word in sorted(rows):
             n = np.array([r[2] for r in rows[word]], np.float64)

@@ -63,12 +63,20 @@ class Embedder:
         from neuroplast.runtime import Runtime
 
         rng = np.random.default_rng(seed)
-        w = (rng.standard_normal((hidden, p.channels)) / np.sqrt(p.channels) * 1.5).astype(np.float32)
+        w = (rng.standard_normal((hidden, p.channels)) / np.sqrt(p.channels) * 1.5).astype(
+            np.float32
+        )
         g = Graph.sequential(
             [
                 ("in", Input(shape=(p.channels,))),
                 ("fc", Linear(weight=w, bias=np.full(hidden, 0.1, np.float32))),
-                ("lif", LIF(tau_mem=np.full(hidden, 0.01, np.float32), v_th=np.full(hidden, 0.5, np.float32))),
+                (
+                    "lif",
+                    LIF(
+                        tau_mem=np.full(hidden, 0.01, np.float32),
+                        v_th=np.full(hidden, 0.5, np.float32),
+                    ),
+                ),
             ],
             dt=1e-3,
         )

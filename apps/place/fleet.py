@@ -42,7 +42,10 @@ _MAX_COUNT = 1 << 24
 def ensemble_arrays(modules: tuple[PlaceModule, ...]) -> dict[str, QArray]:
     """Modules as wire arrays (int8 synapses, int16 thresholds, exact ids and sizes)."""
     d = modules[0].weights.shape[1] if modules else 0
-    cat = (lambda k, dt: np.concatenate([getattr(m, k) for m in modules]) if modules else np.zeros(0, dt))  # noqa: E731
+
+    def cat(k: str, dt: type) -> np.ndarray:
+        return np.concatenate([getattr(m, k) for m in modules]) if modules else np.zeros(0, dt)
+
     w = np.concatenate([m.weights for m in modules]) if modules else np.zeros((0, d), np.float32)
     return {
         "weights": quantize(w, 8),
@@ -93,8 +96,14 @@ class PlaceMerger(Merger):
 
     def ensemble(self) -> Ensemble:
         """The consolidated ensemble (statistics and threshold once those phases ran)."""
-        n_spk = self.n_spk if self.n_spk is not None and len(self.n_spk) == sum(m.n_neurons for m in self.modules) else None
-        return Ensemble(self.modules, self.params, n_spk, self.threshold if n_spk is not None else 0)
+        n_spk = (
+            self.n_spk
+            if self.n_spk is not None and len(self.n_spk) == sum(m.n_neurons for m in self.modules)
+            else None
+        )
+        return Ensemble(
+            self.modules, self.params, n_spk, self.threshold if n_spk is not None else 0
+        )
 
     def payload(self, phase: int) -> tuple[dict[str, QArray], dict[str, Any]]:
         arrays = ensemble_arrays(self.modules)
@@ -120,7 +129,11 @@ class PlaceMerger(Merger):
         if "module_sizes" not in a or "module_places" not in a:
             raise FleetError("out of range: module sizes missing")
         sizes, nps = a["module_sizes"].value(), a["module_places"].value()
-        if sizes.ndim != 1 or nps.shape != sizes.shape or (sizes.size and min(sizes.min(), nps.min()) < 1):
+        if (
+            sizes.ndim != 1
+            or nps.shape != sizes.shape
+            or (sizes.size and min(sizes.min(), nps.min()) < 1)
+        ):
             raise FleetError("out of range: module sizes")
         n, k = int(sizes.sum()), int(nps.sum())
         check_arrays(upd, {"weights": ((n, self.n_inputs), True), "owner": ((n,), False),
@@ -141,7 +154,11 @@ class PlaceMerger(Merger):
 
     def merge(self, phase: int, updates: list[Update]) -> dict[str, float]:
         if phase == 0:
-            have = set(np.concatenate([m.places for m in self.modules]).tolist()) if self.modules else set()
+            have = (
+                set(np.concatenate([m.places for m in self.modules]).tolist())
+                if self.modules
+                else set()
+            )
             new = list(self.modules)
             for u in updates:
                 for m in ensemble_from_arrays(u.arrays):
@@ -160,11 +177,16 @@ class PlaceMerger(Merger):
             return {"images": float(sum(u.meta["n_images"] for u in updates))}
         self.cal_correct = sum((u.arrays["correct"].value() for u in updates),
                                np.zeros(len(self.candidates), np.int64))  # fmt: skip
-        best = max(range(len(self.candidates)), key=lambda i: (self.cal_correct[i], -self.candidates[i]))
+        best = max(
+            range(len(self.candidates)), key=lambda i: (self.cal_correct[i], -self.candidates[i])
+        )
         self.threshold = int(self.candidates[best])
         self._done = bool(updates)
         n_q = sum(u.meta["n_queries"] for u in updates)
-        return {"threshold": float(self.threshold), "cal_recall": float(self.cal_correct[best]) / max(n_q, 1)}
+        return {
+            "threshold": float(self.threshold),
+            "cal_recall": float(self.cal_correct[best]) / max(n_q, 1),
+        }
 
     def converged(self) -> bool:
         return self._done
@@ -176,7 +198,9 @@ class PlaceLearner(Learner):
 
     kind = "place"
 
-    def __init__(self, ensemble: Ensemble, ref_x: np.ndarray, cal_x: np.ndarray, cal_gt: np.ndarray) -> None:
+    def __init__(
+        self, ensemble: Ensemble, ref_x: np.ndarray, cal_x: np.ndarray, cal_gt: np.ndarray
+    ) -> None:
         self.ensemble, self.ref_x = ensemble, np.asarray(ref_x, np.float32)
         self.cal_x, self.cal_gt = np.asarray(cal_x, np.float32), np.asarray(cal_gt, np.int64)
 
@@ -186,7 +210,11 @@ class PlaceLearner(Learner):
         ens = Ensemble(ensemble_from_arrays(arrays), self.ensemble.params)
         if phase == 1:
             st = ens.with_reference_stats(self.ref_x)
-            return {"n_spk": exact(st.n_spk)}, {"kind": self.kind, "n_images": len(self.ref_x)}, len(self.ref_x)
+            return (
+                {"n_spk": exact(st.n_spk)},
+                {"kind": self.kind, "n_images": len(self.ref_x)},
+                len(self.ref_x),
+            )
         ens = replace(ens, n_spk=arrays["n_spk"].value())
         col = {int(p): k for k, p in enumerate(ens.places)}
         keep = np.array([int(g) in col for g in self.cal_gt], bool)
@@ -194,7 +222,11 @@ class PlaceLearner(Learner):
         v = ens.potentials(self.cal_x[keep]) if keep.any() else np.zeros((0, ens.n_neurons))
         correct = [int((ens.scores_from_potentials(v, int(t)).argmax(1) == gt).sum()) if len(gt) else 0
                    for t in meta["candidates"]]  # fmt: skip
-        return {"correct": exact(correct)}, {"kind": self.kind, "n_queries": max(len(self.cal_gt), 1)}, len(gt)
+        return (
+            {"correct": exact(correct)},
+            {"kind": self.kind, "n_queries": max(len(self.cal_gt), 1)},
+            len(gt),
+        )
 
 
 register_merger("place", PlaceMerger)

@@ -223,7 +223,11 @@ class FleetClient(Client):
 
 def _poison(q: QArray) -> QArray:
     if q.scale is None:
-        return QArray(np.clip(q.codes.astype(np.int64) * 1000 + 7, -(2**31) + 1, 2**31 - 1).astype(np.int32), None, 32)
+        return QArray(
+            np.clip(q.codes.astype(np.int64) * 1000 + 7, -(2**31) + 1, 2**31 - 1).astype(np.int32),
+            None,
+            32,
+        )
     return QArray(q.codes, (q.scale * 1000).astype(np.float32), q.bits)
 
 
@@ -269,8 +273,8 @@ def simulate(
     """Run ``clients`` on Flower's Ray simulation engine (``ray``; ``cpus`` worker CPUs).
     Learners must be deterministic given the round's payload: simulated clients are
     re-created in worker processes every round."""
-    from flwr.simulation import start_simulation
     from flwr.server import ServerConfig
+    from flwr.simulation import start_simulation
 
     _quiet()
     by_id = {str(i): c for i, c in enumerate(clients)}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -199,7 +199,9 @@ class RuntimeMerger(Merger):
     ) -> None:
         self.weights = {k: np.asarray(v, np.float64).copy() for k, v in weights.items()}
         self.thetas = {k: np.asarray(v, np.float64).copy() for k, v in (thetas or {}).items()}
-        self.bound = {k: bound_factor * max(float(np.abs(v).max()), 1e-6) for k, v in weights.items()}
+        self.bound = {
+            k: bound_factor * max(float(np.abs(v).max()), 1e-6) for k, v in weights.items()
+        }
         self.clip, self.trim, self.theta_range, self.tol = clip, trim, theta_range, tol
         self.last_change = np.inf
 
@@ -229,12 +231,16 @@ class RuntimeMerger(Merger):
         n = np.array([u.n_examples for u in updates], np.float64)
         change = 0.0
         for k, w in self.weights.items():
-            d = np.stack([clip_norm(u.arrays[k].value().astype(np.float64), self.clip) for u in updates])
+            d = np.stack(
+                [clip_norm(u.arrays[k].value().astype(np.float64), self.clip) for u in updates]
+            )
             step = np.tensordot(n / n.sum(), d, axes=1)
             w += step
             change = max(change, float(np.linalg.norm(step) / max(np.linalg.norm(w), 1e-12)))
         for k in self.thetas:
-            self.thetas[k] = trimmed_mean(np.stack([u.arrays[k].value() for u in updates]), self.trim)
+            self.thetas[k] = trimmed_mean(
+                np.stack([u.arrays[k].value() for u in updates]), self.trim
+            )
         self.last_change = change
         return {"change": change}
 
@@ -263,7 +269,9 @@ class RuntimeLearner(Learner):
     def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The runtime's plastic weights and learned thresholds, named as the merger wants."""
         sd = self.rt.state_dict()
-        return _plastic_params(self.rt), {k: np.asarray(sd[v], np.float64) for k, v in self._theta.items()}
+        return _plastic_params(self.rt), {
+            k: np.asarray(sd[v], np.float64) for k, v in self._theta.items()
+        }
 
     def _load(self, arrays: dict[str, QArray]) -> None:
         sd = self.rt.state_dict()
@@ -294,8 +302,9 @@ class RuntimeLearner(Learner):
         return out, {"kind": self.kind}, self.steps
 
 
-
-def consolidate_local(merger: Merger, learners: dict[str, Learner], rounds: int | None = None) -> list[dict[str, Any]]:
+def consolidate_local(
+    merger: Merger, learners: dict[str, Learner], rounds: int | None = None
+) -> list[dict[str, Any]]:
     """Run consolidation in this process through the same wire format (no Flower): per
     round, encode the payload, let every learner answer, decode, check, merge. Returns
     per round ``{"accepted", "rejected", "metrics"}``."""

@@ -151,7 +151,9 @@ def fleet_deploy(fleet: Fleet, bundle: str | os.PathLike, *, wheel: str | os.Pat
         from neuroplast.boards.ssh_deploy import build_wheel
 
         with tempfile.TemporaryDirectory(prefix="neuroplast-fleet-") as tmp:
-            return fleet_deploy(fleet, bundle, wheel=build_wheel(tmp), devices=devices, workers=workers)
+            return fleet_deploy(
+                fleet, bundle, wheel=build_wheel(tmp), devices=devices, workers=workers
+            )
 
     def one(d: FleetDevice) -> dict[str, Any]:
         t = time.perf_counter()
@@ -162,7 +164,9 @@ def fleet_deploy(fleet: Fleet, bundle: str | os.PathLike, *, wheel: str | os.Pat
     return _parallel(one, list(devices or fleet.devices), workers)
 
 
-def fleet_status(fleet: Fleet, *, devices: list[FleetDevice] | None = None, workers: int = 8) -> dict[str, Any]:
+def fleet_status(
+    fleet: Fleet, *, devices: list[FleetDevice] | None = None, workers: int = 8
+) -> dict[str, Any]:
     """Health of every device (:func:`neuroplast.boards.remote.health`, run remotely)."""
 
     def one(d: FleetDevice) -> dict[str, Any]:
@@ -183,14 +187,22 @@ def fleet_collect(fleet: Fleet, dest: str | os.PathLike, *, workers: int = 8) ->
 
     def one(d: FleetDevice) -> dict[str, Any]:
         rd = shlex.quote(d.target.remote_dir)
-        proc = _ssh(d.target, f"cd {rd} && mkdir -p state && tar czf - state", timeout=600, what="collect")
+        proc = _ssh(
+            d.target, f"cd {rd} && mkdir -p state && tar czf - state", timeout=600, what="collect"
+        )
         if proc.returncode != 0:
-            raise FleetError(f"collect on {d.name} failed: {proc.stderr.decode(errors='replace')[-200:]}")
+            raise FleetError(
+                f"collect on {d.name} failed: {proc.stderr.decode(errors='replace')[-200:]}"
+            )
         where = out / d.name
         where.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(proc.stdout), mode="r:gz") as tar:
             tar.extractall(where, filter="data")
-        return {"ok": True, "bytes": len(proc.stdout), "files": sum(1 for p in where.rglob("*") if p.is_file())}
+        return {
+            "ok": True,
+            "bytes": len(proc.stdout),
+            "files": sum(1 for p in where.rglob("*") if p.is_file()),
+        }
 
     return _parallel(one, list(fleet.devices), workers)
 

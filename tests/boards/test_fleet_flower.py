@@ -72,7 +72,9 @@ def test_flower_grpc_fleet_with_drop_and_garbage():
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for i, f in enumerate(faults)]  # fmt: skip
     try:
-        st = serve(FleetStrategy(merger, min_clients=5, wait_s=60), addr, rounds=2, round_timeout=60)
+        st = serve(
+            FleetStrategy(merger, min_clients=5, wait_s=60), addr, rounds=2, round_timeout=60
+        )
     finally:
         for p in procs:
             try:
@@ -93,7 +95,8 @@ def test_flower_grpc_fleet_with_drop_and_garbage():
         outs = [learner("runtime", i).fit(0, g, {})[0] for i in range(3)]
         for k in ref_w:
             ref_w[k] = g[k].value().astype(np.float64) + np.mean(
-                [clip_norm(o[k].value().astype(np.float64), 0.5) for o in outs], axis=0)
+                [clip_norm(o[k].value().astype(np.float64), 0.5) for o in outs], axis=0
+            )
         for k in ref_th:
             ref_th[k] = trimmed_mean(np.stack([o[k].value() for o in outs]), 1)
     for k in ref_w:

@@ -94,8 +94,13 @@ def test_rollout_canary_and_rollback(sshd_fleet, wheel, tmp_path):
     assert all(r["bundle"].endswith("/bundles/v3") and r["score"] == 1.0 for r in final.values())
 
     got = fleet_collect(fleet, tmp_path / "collected")
-    assert all(r.get("ok") for r in got.values()) and (tmp_path / "collected" / "dev3" / "state").is_dir()
-    out = Path(__import__("os").environ.get("NEUROPLAST_FLEET_BENCH_OUT", tmp_path / "rollout.json"))
+    assert (
+        all(r.get("ok") for r in got.values())
+        and (tmp_path / "collected" / "dev3" / "state").is_dir()
+    )
+    out = Path(
+        __import__("os").environ.get("NEUROPLAST_FLEET_BENCH_OUT", tmp_path / "rollout.json")
+    )
     out.write_text(json.dumps({"hosts": 4, "deploy_all_s": deploy_s, "bad_rollout_s": rep.seconds,
                                "bad_rollout_reason": rep.reason, "rolled_back": rep.rolled_back,
                                "good_rollout_s": rep2.seconds,

@@ -28,7 +28,9 @@ def test_speakers_consolidate_words():
     learners = {}
     for j, w in enumerate(new):
         st = enroll_init(E.shape[1], n_old + 1, n_old)
-        st, rep = enroll_word(st, f"w{j}", emb(word_clips(protos, w, 5, rng, p)), Ev, score(Ev), yv, ep)
+        st, rep = enroll_word(
+            st, f"w{j}", emb(word_clips(protos, w, 5, rng, p)), Ev, score(Ev), yv, ep
+        )
         assert rep.accepted
         learners[f"spk{j}"] = KwsLearner(st)
     # a poisoned speaker: a row that says "w9" for everything the gate lets through

@@ -36,7 +36,9 @@ def test_robots_consolidate_like_central_training():
     for i in range(robots):  # robot i drove region i only
         ens = Ensemble(tuple(train_regions([jobs[i]], params.place, [i])), params)
         sl = slice(i * per, (i + 1) * per)
-        learners[f"robot{i}"] = PlaceLearner(ens, np.concatenate([x[sl] for x in xr]), xc[sl], np.arange(n)[sl])
+        learners[f"robot{i}"] = PlaceLearner(
+            ens, np.concatenate([x[sl] for x in xr]), xc[sl], np.arange(n)[sl]
+        )
         alone.append(float(np.mean(ens.places[ens.scores(xq).argmax(1)] == np.arange(n))))
     learners["robot9-poison"] = Poisoned(learners["robot0"])
     m = PlaceMerger(n, params)
