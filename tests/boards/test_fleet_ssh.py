@@ -105,3 +105,17 @@ def test_rollout_canary_and_rollback(sshd_fleet, wheel, tmp_path):
                                "bad_rollout_reason": rep.reason, "rolled_back": rep.rolled_back,
                                "good_rollout_s": rep2.seconds,
                                "stage_seconds": [s["seconds"] for s in rep.stages + rep2.stages]}, indent=1))  # fmt: skip
+
+
+def test_regression_rules():
+    from neuroplast.boards.fleet.ssh import _regressed
+
+    base = {"ok": True, "score": 0.9, "errors": 0}
+    assert _regressed(base, {"ok": True, "score": 0.89, "errors": 0}, 0.02) is None
+    assert "score fell" in _regressed(base, {"ok": True, "score": 0.85, "errors": 0}, 0.02)
+    assert "error counter rose" in _regressed(base, {"ok": True, "score": 0.9, "errors": 2}, 0.02)
+    assert "health check failed" in _regressed(base, {"ok": False, "errors": 1}, 0.02)
+    assert (
+        _regressed({"ok": True, "score": None, "errors": 0}, {"ok": True, "score": None}, 0.02)
+        is None
+    )
