@@ -179,12 +179,41 @@ def runtime(cpus: int, n_dev: int = 32, rounds: int = 12) -> dict:
     return out
 
 
+def table(res: dict) -> str:
+    """Markdown summary of the JSON: accuracy alone vs consolidated, bytes, rounds, faults."""
+    head = (
+        "| app | devices | each alone | consolidated | with faults | rounds (converged) | "
+        "bytes/device/round down, up | faults per round: dropped, malformed, out of range |"
+    )
+    lines = [head,
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for app, r in res.items():
+        clean, bad = r["clean"], r["faults"]
+        alone = r.get("alone_recall1") or r.get("alone_accuracy")
+        metric = "recall1" if "recall1" in clean else "accuracy"
+        a = f"{min(alone.values()):.1%}..{max(alone.values()):.1%}" if alone else "-"
+        c, f = (f"{x[metric]:.1%}" if metric in x else "-" for x in (clean, bad))
+        if app == "runtime":
+            c, f = "-", f"max diff vs clean {r['faults_vs_clean_max_abs_diff']:.2g}"
+        down = max(x["down_bytes_per_device"] for x in clean["per_round"])
+        up = max(x["up_bytes_per_device"] for x in clean["per_round"])
+        fr = bad["per_round"][0]
+        lines.append(f"| {app} | {r['devices']} | {a} | {c} | {f} | {clean['rounds']} "
+                     f"({clean['converged_round']}) | {down:,.0f}, {up:,.0f} | "
+                     f"{fr['dropped']}, {fr['malformed']}, {fr['out_of_range']} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/fleet.json")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--only", choices=("place", "kws", "runtime"), action="append")
+    ap.add_argument("--table-only", action="store_true", help="Only print --out as a table.")
     args = ap.parse_args()
+    if args.table_only:
+        print(table(json.loads(Path(args.out).read_text())), end="")
+        return
     res = {}
     for name, fn in (("place", place), ("kws", kws), ("runtime", runtime)):
         if args.only and name not in args.only:
@@ -198,7 +227,9 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
     Path(args.out).write_text(json.dumps({**old, **res}, indent=1))
-    print(f"wrote {args.out}")
+    Path(args.out).with_suffix(".md").write_text(table({**old, **res}))
+    print(table({**old, **res}), end="")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -290,7 +290,11 @@ class RuntimeLearner(Learner):
         self.rt.load_state_dict(sd)
 
     def fit(self, phase, arrays, meta):  # noqa: ANN001
+        """One round: the global weights and thresholds, fresh neuron state, ``steps``
+        learning steps on the local stream from its start; an answer depends only on the
+        payload (simulated clients are re-created every round)."""
         self._load(arrays)
+        self.rt.reset()
         base_w, _ = self.snapshot()
         self.rt.learn(True)
         for i in range(self.steps):
