@@ -142,6 +142,8 @@ class FleetStrategy(Strategy):
                     raise FleetError(f"malformed update: {len(tensors)} tensors, expected 1")
                 arrays, meta = decode(tensors[0])
                 dev = meta.get("device")
+                if isinstance(dev, str) and dev in log.up_bytes:
+                    raise FleetError(f"out of range: device name {dev!r} answered twice")
                 if isinstance(dev, str) and dev:
                     log.up_bytes[dev] = log.up_bytes.pop(name)
                     log.down_bytes[dev] = log.down_bytes.pop(name, 0)

@@ -22,6 +22,7 @@ truncated or padded payload, too many or too large arrays, codes outside the nar
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -168,7 +169,7 @@ def decode(data: bytes) -> tuple[dict[str, QArray], dict[str, Any]]:
             raise _bad(f"array {name!r}: bits {bits!r} with scaled={scaled!r}")
         if len(shape) > MAX_NDIM or any(d < 0 for d in shape):
             raise _bad(f"array {name!r}: shape {shape}")
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)  # exact: a crafted shape cannot wrap around
         dt = _DTYPES[bits]
         end = pos + n * dt.itemsize
         if end > len(data):

@@ -43,6 +43,15 @@ def test_wire_round_trip_and_rejects():
         decode(encode({"x": type(q8)(codes, q8.scale, 8)}, {}))
     with pytest.raises(FleetError, match="NaN"):
         quantize([np.nan])
+    import json
+    import struct
+
+    for shape in ([2**40, 2**40], [2**62, 2**62, 4], [-1]):  # crafted headers: no huge allocation
+        h = json.dumps(
+            {"meta": {}, "arrays": [{"name": "x", "bits": 8, "shape": shape, "scaled": True}]}
+        )
+        with pytest.raises(FleetError, match="malformed"):
+            decode(b"NPFU" + struct.pack("<BI", 1, len(h)) + h.encode() + b"\0" * 64)
     for _ in range(200):  # random bytes never crash the decoder
         with pytest.raises(FleetError):
             decode(rng.integers(0, 256, int(rng.integers(0, 400)), np.uint8).tobytes())
