@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from neuroplast.apps.kws.enroll import EnrollParams, EnrollState, decide
-from neuroplast.boards.fleet.merge import Learner, Merger, Update, check_arrays, register_merger
+from neuroplast.boards.fleet.merge import Learner, Merger, Update, check_arrays
 from neuroplast.boards.fleet.wire import QArray, exact, quantize
 from neuroplast.errors import FleetError
 
@@ -163,6 +163,3 @@ class KwsLearner(Learner):
     def fit(self, phase, arrays, meta):  # noqa: ANN001
         out, words = state_arrays(self.state)
         return out, {"kind": self.kind, "words": words}, int(self.state.counts.sum())
-
-
-register_merger("kws", KwsMerger)

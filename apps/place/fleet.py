@@ -30,7 +30,7 @@ import numpy as np
 
 from neuroplast.apps.place.ensemble import DEFAULT_THRESHOLDS, Ensemble, EnsembleParams
 from neuroplast.apps.place.module import PlaceModule
-from neuroplast.boards.fleet.merge import Learner, Merger, Update, check_arrays, register_merger
+from neuroplast.boards.fleet.merge import Learner, Merger, Update, check_arrays
 from neuroplast.boards.fleet.wire import QArray, exact, quantize
 from neuroplast.errors import FleetError
 
@@ -227,6 +227,3 @@ class PlaceLearner(Learner):
             {"kind": self.kind, "n_queries": max(len(self.cal_gt), 1)},
             len(gt),
         )
-
-
-register_merger("place", PlaceMerger)

@@ -7,7 +7,8 @@ A round has a ``phase`` (0, 1, ...). The server broadcasts the merger's global s
 update (:meth:`Merger.check`: names, shapes and value ranges against the global model) and
 merges the ones that pass (:meth:`Merger.merge`). A rejected update changes nothing.
 
-Generic mergers here (apps register theirs: ``place``, ``kws``):
+Generic mergers here (the apps have theirs: :mod:`neuroplast.apps.place.fleet`,
+:mod:`neuroplast.apps.kws.fleet`):
 
 * :class:`RuntimeMerger` -- a bundle's plastic layers and homeostatic thresholds:
 
@@ -25,7 +26,7 @@ Generic mergers here (apps register theirs: ``place``, ``kws``):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,6 @@ __all__ = [
     "Update",
     "Merger",
     "Learner",
-    "MERGERS",
-    "register_merger",
     "check_arrays",
     "trimmed_mean",
     "clip_norm",
@@ -96,14 +95,6 @@ class Learner(ABC):
         self, phase: int, arrays: dict[str, QArray], meta: dict[str, Any]
     ) -> tuple[dict[str, QArray], dict[str, Any], int]:
         """Returns ``(arrays, meta, n_examples)`` for ``phase`` given the global state."""
-
-
-MERGERS: dict[str, Callable[..., Merger]] = {}
-
-
-def register_merger(kind: str, factory: Callable[..., Merger]) -> None:
-    """Make ``kind`` known to ``neuroplast fleet`` (apps register theirs on import)."""
-    MERGERS[kind] = factory
 
 
 def check_arrays(upd: Update, want: dict[str, tuple[tuple[int, ...], bool]]) -> None:
