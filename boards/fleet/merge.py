@@ -151,6 +151,7 @@ def _theta_keys(rt: Any) -> dict[str, str]:
     """``theta/<layer>`` -> the runtime state key of that layer's learned threshold, for
     every adaptive-threshold rule; primes a rule that has not run yet with the engine's own
     start (``theta = 0`` above the layer's ``v_th``)."""
+    rt.plasticity.validate(rt)  # engines that initialise rule state on binding do it here
     out, sd, prime = {}, rt.state_dict(), False
     for i, b in enumerate(rt.plasticity.bindings):
         if b.kind not in ("spike_threshold", "rate_threshold"):
