@@ -1,5 +1,5 @@
 """Federated consolidation: a real Flower gRPC server and real client processes on
-loopback, with a dropped client and a garbage update every round; wire format checks."""
+loopback, with a dropped client, a garbage and a poisoned update; wire format checks."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_robust_helpers_against_numpy():
     assert np.isclose(np.linalg.norm(clip_norm(d, 0.5)), 0.5)
 
 
-def test_flower_grpc_fleet_with_drop_and_garbage():
+def test_flower_grpc_fleet_with_drop_garbage_and_poison():
     from neuroplast.boards.fleet.flower import FleetStrategy, serve
 
     sys.path.insert(0, str(HERE))
@@ -76,13 +76,13 @@ def test_flower_grpc_fleet_with_drop_and_garbage():
     addr = f"127.0.0.1:{free_port()}"
     w0, th0 = learner("runtime", 0).snapshot()
     merger = RuntimeMerger(w0, th0, clip=0.5, trim=1)
-    faults = ["none", "none", "none", "drop", "garbage"]
+    faults = ["none", "none", "none", "drop", "garbage", "poison"]
     procs = [subprocess.Popen([sys.executable, str(HERE / "fleet_device.py"), "runtime", str(i), f, addr],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for i, f in enumerate(faults)]  # fmt: skip
     try:
         st = serve(
-            FleetStrategy(merger, min_clients=5, wait_s=60), addr, rounds=2, round_timeout=60
+            FleetStrategy(merger, min_clients=6, wait_s=60), addr, rounds=2, round_timeout=60
         )
     finally:
         for p in procs:
@@ -91,8 +91,9 @@ def test_flower_grpc_fleet_with_drop_and_garbage():
             except subprocess.TimeoutExpired:
                 p.kill()
     r1, r2 = st.log
-    assert r1.counts() == {"accepted": 3, "dropped": 1, "malformed": 1, "out_of_range": 0}
-    assert r2.counts()["accepted"] == 3 and r2.counts()["malformed"] == 1
+    assert r1.counts() == {"accepted": 3, "dropped": 1, "malformed": 1, "out_of_range": 1}
+    assert r2.counts() == {"accepted": 3, "dropped": 0, "malformed": 1, "out_of_range": 1}
+    assert "out of range" in r1.rejected["dev5"]
     assert sorted(r1.accepted) == ["dev0", "dev1", "dev2"]
     assert r1.up_bytes["dev0"] < r1.down_bytes["dev0"]  # int8 up, int16 down
     # independent reference: FedAvg of the clipped honest deltas, recomputed here from the
