@@ -50,7 +50,7 @@ def place(cpus: int) -> dict:
     imgs = np.stack([r.images for r in refs])
     xr = [preprocess_batch(r.images) for r in refs]
     xq, xc = preprocess_batch(q.images), preprocess_batch(cal.images)
-    params = EnsembleParams(region_size=per, place=PlaceParams(epochs=3))
+    params = EnsembleParams(region_size=per, place=PlaceParams())
     jobs = region_jobs(imgs, np.arange(n), per)
     learners, alone = {}, {}
     r1 = lambda e: float(np.mean(e.places[e.scores(xq).argmax(1)] == np.arange(n)))  # noqa: E731
