@@ -283,7 +283,7 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                     f"fleet consolidation on Flower, {what}",
                     (
                         f"each alone {_pct(max(alone.values()))} at best, consolidated "
-                        f"{_pct(r['clean'][metric])} in {r['clean']['rounds']} rounds; with 1 dropped, "
+                        f"{_pct(r['clean'][metric])} in {r['clean']['rounds']} round(s); with 1 dropped, "
                         f"1 garbage, 1 poisoned client per round {_pct(r['faults'][metric])} "
                         f"({fr['dropped']}/{fr['malformed']}/{fr['out_of_range']} rejected)"
                     ),
