@@ -271,6 +271,55 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
     add("kws_full", kws)
     add("kws_demo", kws_demo)
 
+    def fleet(d: dict) -> list:
+        out = []
+        for app, what, metric in (("place", "8 robots, each 1/8 of a route: Recall@1", "recall1"),
+                                  ("kws", "4 speakers, each enrolled one word: accuracy", "accuracy")):  # fmt: skip
+            r = d[app]
+            alone = r.get("alone_recall1") or r.get("alone_accuracy")
+            fr = r["faults"]["per_round"][0]
+            out.append(
+                (
+                    f"fleet consolidation on Flower, {what}",
+                    (
+                        f"each alone {_pct(max(alone.values()))} at best, consolidated "
+                        f"{_pct(r['clean'][metric])} in {r['clean']['rounds']} round(s); with 1 dropped, "
+                        f"1 garbage, 1 poisoned client per round {_pct(r['faults'][metric])} "
+                        f"({fr['dropped']}/{fr['malformed']}/{fr['out_of_range']} rejected)"
+                    ),
+                    "bench/bench_fleet.py",
+                )
+            )
+        rt = d["runtime"]
+        out.append(
+            (
+                f"fleet FedAvg of Hebbian deltas + robust thresholds, {rt['devices']} devices",
+                (
+                    f"converged in {rt['clean']['converged_round']} rounds, "
+                    f"{rt['clean']['per_round'][0]['up_bytes_per_device']:,.0f} B up per device per round; "
+                    f"faulty clients change the result by {rt['faults_vs_clean_max_abs_diff']:.1g}"
+                ),
+                "bench/bench_fleet.py",
+            )
+        )
+        return out
+
+    add("fleet", fleet)
+    add(
+        "fleet_rollout",
+        lambda d: [
+            (
+                f"fleet rollout on {d['hosts']} loopback sshd hosts",
+                (
+                    f"deploy to all {d['deploy_all_s']:.0f} s; broken version stopped at the canary and "
+                    f"rolled back in {d['bad_rollout_s']:.0f} s; good version rolled out in "
+                    f"{d['good_rollout_s']:.0f} s"
+                ),
+                "tests/boards/test_fleet_ssh.py (NEUROPLAST_FLEET_BENCH_OUT)",
+            )
+        ],
+    )
+
     def motion(d: dict) -> list:
         a = d["accuracy"]
         h = d["homeostasis"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["smoke_inputs", "smoke", "requirements_satisfied", "main"]
+__all__ = ["smoke_inputs", "smoke", "check_score", "health", "requirements_satisfied", "main"]
 
 _MAX_VALUES = 4096
 
@@ -80,6 +80,50 @@ def smoke(
     return res
 
 
+def check_score(bundle: str | os.PathLike, plugins: list[str] | None = None) -> float | None:
+    """Accuracy on the bundle's own held-out check set, ``fleet_check.npz`` in the bundle
+    folder (``x``: (N, T, *input shape) float32, ``y``: (N,) labels): a window's class is
+    the argmax of its outputs summed over time. None when the bundle has no check set."""
+    import neuroplast
+    from neuroplast.boards.plugins import import_plugins
+
+    path = os.path.join(os.fspath(bundle), "fleet_check.npz")
+    if not os.path.isfile(path):
+        return None
+    import_plugins(plugins)
+    with np.load(path, allow_pickle=False) as z:
+        x, y = np.asarray(z["x"], np.float32), np.asarray(z["y"], np.int64)
+    rt = neuroplast.load(os.fspath(bundle))
+    rt.learn(False)
+    rt.reset(len(x))
+    out = np.asarray(rt.run(np.ascontiguousarray(np.moveaxis(x, 1, 0))), np.float64)
+    summed = out.sum(axis=0).reshape(len(x), -1)
+    if not np.all(np.isfinite(summed)):
+        return 0.0
+    return float(np.mean(summed.argmax(axis=1) == y))
+
+
+def health(remote_dir: str | os.PathLike, plugins: list[str] | None = None) -> dict[str, Any]:
+    """Health of the bundle a fleet rollout made current in ``remote_dir`` (the path in
+    ``remote_dir/current``): the smoke run, the check-set score and error counters
+    (``errors``: failed smoke runs and non-finite outputs)."""
+    cur = os.path.join(os.fspath(remote_dir), "current")
+    if not os.path.isfile(cur):
+        return {"ok": False, "bundle": None, "score": None, "errors": 1, "error": "no current bundle"}
+    with open(cur, encoding="utf-8") as f:
+        bundle = f.read().strip()
+    res: dict[str, Any] = {"bundle": bundle, "errors": 0}
+    try:
+        sm = smoke(bundle, plugins=plugins)
+        res["ok"] = bool(sm.get("ok"))
+        res["errors"] += 0 if sm.get("ok") else 1
+        res["score"] = check_score(bundle, plugins)
+    except Exception as e:  # any failure is a health result, never a crash
+        res.update(ok=False, score=None, error=f"{type(e).__name__}: {e}")
+        res["errors"] += 1
+    return res
+
+
 def requirements_satisfied(path: str | os.PathLike) -> list[str]:
     """Pins (``name==version`` lines) of ``path`` that the running interpreter does not meet."""
     from importlib.metadata import PackageNotFoundError, version
@@ -109,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--steps", type=int, default=8)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--plugin", action="append", default=[], help="module to import first")
+    hp = sub.add_parser("health", help="smoke run, check-set score and error counters as JSON")
+    hp.add_argument("remote_dir")
+    hp.add_argument("--plugin", action="append", default=[], help="module to import first")
     cr = sub.add_parser("check-requirements", help="exit 1 unless all name==version pins are met")
     cr.add_argument("requirements")
     args = ap.parse_args(argv)
@@ -117,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         for m in missing:
             print(f"not satisfied: {m}", file=sys.stderr)
         return 1 if missing else 0
+    if args.cmd == "health":
+        print(json.dumps(health(args.remote_dir, args.plugin)))
+        return 0
     try:
         res = smoke(args.bundle, steps=args.steps, seed=args.seed, plugins=args.plugin)
     except Exception as e:  # report any failure as JSON so the deployer can show it

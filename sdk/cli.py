@@ -84,6 +84,7 @@ def command_modules() -> list[str]:
 GROUP_HELP = {
     "board": "Boards: profiles (list, show), connected boards (detect), and serial dev boards "
     "running the C reference firmware (virtual, ping, info, load, infer, monitor).",
+    "fleet": "Fleets over SSH: deploy, status, collect and staged rollout with rollback.",
 }
 
 #: ``fn(board_name_or_None) -> [(port, board name), ...]``: connected boards; the serial

@@ -19,6 +19,7 @@ __all__ = [
     "DataError",
     "PlasticityError",
     "RuntimeStateError",
+    "FleetError",
 ]
 
 
@@ -71,3 +72,8 @@ class PlasticityError(NeuroplastError):
 
 class RuntimeStateError(NeuroplastError):
     """Saved runtime state does not match the graph it is loaded into."""
+
+
+class FleetError(NeuroplastError):
+    """A fleet file, fleet host or federated update is unusable (malformed, out of range,
+    inconsistent with the global model)."""

@@ -74,17 +74,8 @@ def _base_python() -> str:
     return base
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory):
-    if (
-        not os.path.exists(SSHD)
-        or shutil.which("ssh") is None
-        or shutil.which("ssh-keygen") is None
-    ):
-        pytest.skip("OpenSSH server/client not installed (apt-get install openssh-server)")
-    if os.geteuid() != 0:
-        pytest.skip("the loopback sshd fixture runs as root (privilege separation dir)")
-    d = tmp_path_factory.mktemp("sshd")
+def start_sshd(d: Path) -> tuple[subprocess.Popen, SshServer]:
+    """A real sshd on a free loopback port with its keys in ``d``; returns (process, server)."""
     os.chmod(d, 0o755)
     for name in ("host_key", "user_key", "other_key"):
         subprocess.run(
@@ -116,37 +107,74 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
     log = open(d / "sshd.log", "wb")
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"sshd exited: {(d / 'sshd.log').read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("sshd did not start listening within 10 s")
-        import pwd
-
-        yield SshServer(
-            port=port,
-            user=pwd.getpwuid(os.geteuid()).pw_name,
-            key=d / "user_key",
-            other_key=d / "other_key",
-            known_hosts=d / "known_hosts",
-            root=d,
-            python=_base_python(),
-        )
-    finally:
-        proc.terminate()
+    log.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited: {(d / 'sshd.log').read_text()}")
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        stop_sshd(proc)
+        raise RuntimeError("sshd did not start listening within 10 s")
+    import pwd
+
+    return proc, SshServer(
+        port=port,
+        user=pwd.getpwuid(os.geteuid()).pw_name,
+        key=d / "user_key",
+        other_key=d / "other_key",
+        known_hosts=d / "known_hosts",
+        root=d,
+        python=_base_python(),
+    )
+
+
+def stop_sshd(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _need_sshd() -> None:
+    if (
+        not os.path.exists(SSHD)
+        or shutil.which("ssh") is None
+        or shutil.which("ssh-keygen") is None
+    ):
+        pytest.skip("OpenSSH server/client not installed (apt-get install openssh-server)")
+    if os.geteuid() != 0:
+        pytest.skip("the loopback sshd fixture runs as root (privilege separation dir)")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    _need_sshd()
+    proc, server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        stop_sshd(proc)
+
+
+@pytest.fixture(scope="session")
+def sshd_fleet(tmp_path_factory: pytest.TempPathFactory):
+    """Four real sshd instances on loopback ports (a fleet of four hosts)."""
+    _need_sshd()
+    started = []
+    try:
+        for i in range(4):
+            started.append(start_sshd(tmp_path_factory.mktemp(f"fleet-sshd{i}")))
+        yield [s for _, s in started]
+    finally:
+        for proc, _ in started:
+            stop_sshd(proc)
 
 
 @pytest.fixture
