@@ -479,11 +479,12 @@ class PlasticityEngine:
             q = k.ctx.in_quants[0]
             scale = q.scale if isinstance(q.scale, float) else float(np.asarray(q.scale).ravel()[0])
             v = base + np.round(theta / scale)
-            old = self._get_vth(k)
-            new = v.reshape(np.shape(old)).astype(np.asarray(old).dtype)
         else:
-            old = self._get_vth(k)
-            new = (base + theta).reshape(np.shape(old)).astype(np.asarray(old).dtype)
+            v = base + theta
+        # one threshold per neuron from now on (a shared ``v_th=[0.5]`` becomes per-neuron:
+        # theta is per neuron); shaped like one sample of the layer's output
+        old = np.asarray(self._get_vth(k))
+        new = v.reshape(rt.shapes[b.layer]).astype(old.dtype)
         p = k.p
         if hasattr(p, "lif"):
             k.p = dataclasses.replace(p, lif=dataclasses.replace(p.lif, v_th=new))

@@ -91,3 +91,45 @@ def test_learn_cli(tmp_path) -> None:
 
     res = CliRunner().invoke(build_app(), ["learn", str(path), str(tmp_path / "bad.npy")])
     assert res.exit_code == 2 and "NaN" in res.output
+
+
+@pytest.mark.parametrize("mode", ["float", "int"])
+@pytest.mark.parametrize("kind", ["rate_threshold", "spike_threshold"])
+def test_threshold_rule_on_shared_threshold_lif(tmp_path, mode: str, kind: str) -> None:
+    """The README's ``v_th=[0.5]`` (one threshold shared by every neuron, as every
+    QAT-lowered SNN has): threshold rules make it per neuron, in both modes, and
+    ``neuroplast learn`` runs (exit 0, no traceback)."""
+    from typer.testing import CliRunner
+
+    from neuroplast.cli import build_app
+    from neuroplast.graph import QuantSpec
+    from neuroplast.plasticity import RULE_KINDS
+
+    q = mode == "int"
+    g = Graph.sequential(
+        [
+            ("in", Input(shape=(4,), quant=QuantSpec(scale=1.0) if q else None)),
+            (
+                "fc",
+                Linear(
+                    weight=np.eye(3, 4, dtype=np.float32),
+                    weight_q=QuantSpec(scale=1 / 127, narrow=True) if q else None,
+                    out_q=QuantSpec(bits=16, scale=1 / 512) if q else None,
+                ),
+            ),
+            ("lif", LIF(tau_mem=[2e-3], v_th=[0.5])),
+        ]
+    )
+    eng = PlasticityEngine()
+    eng.attach("lif", RULE_KINDS[kind]())
+    path = save_bundle(tmp_path / "b", g, plasticity=eng.to_dict())
+    rt = neuroplast.load(path, mode=mode)
+    rt.learn(True)
+    x = np.array([1, 0, 1, 0], np.float32)
+    for _ in range(5):
+        rt.step(x)
+    theta = rt.plasticity.state_dict()["0/lif/" + kind + "/theta"]
+    assert theta.shape == (3,) and theta[0] > 0 and theta[1] == 0  # neuron 1 never fired
+    np.save(tmp_path / "x.npy", np.tile(x, (20, 1)))
+    res = CliRunner().invoke(build_app(), ["learn", str(path), str(tmp_path / "x.npy")])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
