@@ -32,7 +32,7 @@ def _graph():
 
 def _bundle(tmp_path):
     eng = PlasticityEngine(seed=1)
-    eng.attach("fc", PairSTDPParams(eta_plus=0.02, eta_minus=0.02))
+    eng.attach("fc", PairSTDPParams(eta_plus=0.02, eta_minus=0.02, w_min=0.0, w_max=1.0))
     return save_bundle(tmp_path / "b", _graph(), plasticity=eng.to_dict())
 
 
@@ -45,7 +45,8 @@ def test_bundle_round_trip_learns_like_pure_rule(tmp_path) -> None:
     w, st = Runtime(_graph()).params["fc"]["weight"].astype(np.float64), stdp_init(10, 4)
     for x in xs:
         rt.step(x)
-        w, st = pair_stdp_update(w, x, rt.last_outputs["lif"][0], st, PairSTDPParams(0.02, 0.02))
+        p = PairSTDPParams(0.02, 0.02, w_min=0.0, w_max=1.0)
+        w, st = pair_stdp_update(w, x, rt.last_outputs["lif"][0], st, p)
     np.testing.assert_allclose(rt.params["fc"]["weight"], w, atol=2e-6)
 
 
