@@ -297,8 +297,8 @@ class PlasticityEngine:
             return
         w_param = rt.params[b.layer]["weight"]
         n_out, n_in = b.shape
-        x = self._pre(rt, b, n_in)
-        if spec.batch1 and x.shape[0] != 1:
+        x = self._pre(rt, b, n_in) if spec.pre else None
+        if spec.batch1 and x is not None and x.shape[0] != 1:
             raise PlasticityError(
                 f"rule {b.kind!r} on {b.layer!r} needs batch size 1 (got {x.shape[0]})"
             )
@@ -315,7 +315,8 @@ class PlasticityEngine:
             return
         target = self._targets.pop(b.layer, None)
         w = self._real_weight(rt, b.layer, w_param)
-        io = StepIO(w, x, y, reward, target, self._projected(b.layer, x))
+        pre_u = self._projected(b.layer, x) if x is not None else None
+        io = StepIO(w, x, y, reward, target, pre_u)
         dw, new = spec.update(b.eff, io, b.state)
         b.state = new
         if dw is None:

@@ -243,6 +243,7 @@ SPECS = (
         scaling_rule_update,
         layers=("Linear", "Conv1d", "Conv2d"),
         post=False,
+        pre=False,
         fallback_bounds=(0.0, 1.0),
         resolve=_scaling_resolve,
     ),

@@ -16,7 +16,7 @@ A rule is a frozen params dataclass plus
   ``v_th = v_th0 + theta`` of a neuron node, ``theta`` being state; ``"inputs"``: state
   learned from a layer's input, such as HLOP's subspace) and ``layers`` (the node
   kinds it applies to); ``batch1``: the rule's traces are per synapse, so it needs
-  batch size 1; ``post``: it reads postsynaptic activity.
+  batch size 1; ``post``/``pre``: it reads postsynaptic/presynaptic activity.
 
 The engine (:class:`~neuroplast.plasticity.PlasticityEngine`) only gathers activity,
 calls ``update`` and commits ``dw``; :func:`~neuroplast.plasticity.register_rule`
@@ -74,6 +74,7 @@ class RuleSpec:
     layers: tuple[str, ...] = ("Linear",)
     batch1: bool = False
     post: bool = True
+    pre: bool = True
     update_int: Callable[..., np.ndarray] = quantized_apply
     #: bounds used when the layer's weights are all zero (no range or sign to copy)
     fallback_bounds: tuple[float, float] = (-1.0, 1.0)
