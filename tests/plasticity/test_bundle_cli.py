@@ -71,13 +71,15 @@ def test_learn_cli(tmp_path) -> None:
     path = _bundle(tmp_path)
     xs = (np.random.default_rng(3).random((50, 10)) < 0.3).astype(np.float32)
     np.save(tmp_path / "x.npy", xs)
-    stats = learn_from_file(path, tmp_path / "x.npy", tmp_path / "s1.npz")
+    stats = learn_from_file(path, tmp_path / "x.npy", tmp_path / "s1.npz", guard=False)
     assert stats["fc:pair_stdp"]["updates"] == 50
     app = typer.Typer()
     register(app)
     res = CliRunner().invoke(
-        app, ["learn", str(path), str(tmp_path / "x.npy"), "--state-out", str(tmp_path / "s.npz")]
-    )
+        app,
+        ["learn", str(path), str(tmp_path / "x.npy"), "--state-out", str(tmp_path / "s.npz"),
+         "--no-guard"],
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "fc:pair_stdp" in res.output
     a, b = neuroplast.load(path), neuroplast.load(path)
@@ -90,7 +92,9 @@ def test_learn_cli(tmp_path) -> None:
     np.save(tmp_path / "bad.npy", np.full((3, 10), np.nan, np.float32))
     from neuroplast.cli import build_app  # the real app: a NeuroplastError is exit status 2
 
-    res = CliRunner().invoke(build_app(), ["learn", str(path), str(tmp_path / "bad.npy")])
+    res = CliRunner().invoke(
+        build_app(), ["learn", str(path), str(tmp_path / "bad.npy"), "--no-guard"]
+    )
     assert res.exit_code == 2 and "NaN" in res.output
 
 
