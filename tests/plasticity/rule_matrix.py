@@ -200,6 +200,10 @@ class Reference:
         self.lo, self.hi = getattr(self.p, "w_min", -np.inf), getattr(self.p, "w_max", np.inf)
 
     def commit(self, dw: np.ndarray) -> None:
+        if self.int and self.case.kind in ("pair_stdp", "symmetric_stdp", "diehl_cook_stdp"):
+            # the integer STDP rounds the update as applied to the dequantized weights,
+            # (w + dw) - w: an update below w's last bit is no update (and draws nothing)
+            dw = (self.w + dw) - self.w
         if self.int:
             q = np.round(self.w / self.scale).astype(np.int8)
             q = quantized_apply(q, dw, self.scale, self.rng, self.lo, self.hi, -127, 127)
