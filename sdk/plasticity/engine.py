@@ -59,6 +59,9 @@ _VERSION = 1
 #: explicit bounds may clip at most this share of a layer's existing weights
 CLIP_SHARE = 0.01
 _MAX_COUNT = 1 << 62
+#: saved float state beyond this magnitude is refused (traces and thresholds live far
+#: below it; float32 kernels overflow far above it)
+_MAX_STATE = 1e15
 
 
 @dataclass
@@ -593,7 +596,20 @@ class PlasticityEngine:
                 raise RuntimeStateError(
                     f"plasticity state {pre}{k}: saved {a.dtype}{a.shape}, declared {dtype}{shape}"
                 )
+            if a.dtype.kind == "f" and a.size and float(np.abs(a).max()) > _MAX_STATE:
+                raise RuntimeStateError(
+                    f"plasticity state {pre}{k}: magnitude {float(np.abs(a).max()):.3g} is "
+                    f"implausible (limit {_MAX_STATE:g})"
+                )
             out[k] = a
+        th = out.get("theta") if b.spec.target == "neurons" else None
+        if th is not None and th.size:
+            lo, hi = b.eff.theta_min, b.eff.theta_max
+            if th.min() < lo or (hi is not None and th.max() > hi):
+                raise RuntimeStateError(
+                    f"plasticity state {pre}theta: values outside the rule's "
+                    f"[theta_min, theta_max] = [{lo:g}, {hi:g}]"
+                )
         if b.kind == "hlop" and b.eff is None and "k" in sym:
             b.shape = (0, int(out["H"].shape[1]))
         return out
