@@ -218,7 +218,10 @@ class PlasticityEngine:
             if getattr(eff, "theta_max", 0.0) is None:
                 fin = np.abs(v0[np.isfinite(v0)])
                 top = float(fin.max(initial=0.0))
-                eff = dataclasses.replace(eff, theta_max=top if top > eff.theta_min else 1.0)
+                top = top if top > 0 else 1.0
+                eff = dataclasses.replace(
+                    eff, theta_max=top if top > eff.theta_min else eff.theta_min + top
+                )
             b.eff = eff
         else:
             w = rt.params.get(b.layer, {}).get("weight")
