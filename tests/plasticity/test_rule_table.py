@@ -97,6 +97,24 @@ def test_user_bcm_rule_runs_through_the_engine(bcm, tmp_path) -> None:
     np.testing.assert_array_equal(rt3.params["ro"]["weight"], w3)  # nothing applied
 
 
+def test_a_user_rule_returning_the_wrong_shape_is_named(bcm) -> None:
+    register_rule("bad_shape", BadParams, lambda p, io, st: (np.zeros(3), st))
+    try:
+        rt = Runtime(_readout())
+        rt.plasticity.attach("ro", BadParams())
+        rt.learn(True)
+        with pytest.raises(PlasticityError, match="'bad_shape': update must return"):
+            rt.step(np.ones(6, np.float32))
+    finally:
+        RULE_KINDS.pop("bad_shape")
+        RULE_SPECS.pop("bad_shape")
+
+
+@dataclass(frozen=True)
+class BadParams:
+    lr: float = 0.1
+
+
 def test_register_rule_errors() -> None:
     @dataclass
     class Mutable:
