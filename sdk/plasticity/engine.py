@@ -50,6 +50,7 @@ from neuroplast.plasticity.homeostasis import (
     spike_threshold_update,
     synaptic_scaling,
 )
+from neuroplast.plasticity.int_stdp import int_stdp_runtime_step
 from neuroplast.plasticity.need_lr import NeedLRParams
 from neuroplast.plasticity.quantized import quantized_apply
 from neuroplast.plasticity.registry import rule_from_dict, rule_kind, rule_to_dict
@@ -67,7 +68,14 @@ __all__ = ["PlasticityEngine", "PLASTICITY_FORMAT"]
 PLASTICITY_FORMAT = "neuroplast-plasticity"
 _VERSION = 1
 _SPIKE_KINDS = ("pair_stdp", "symmetric_stdp", "diehl_cook_stdp", "reward_stdp")
-_WEIGHT_KINDS = _SPIKE_KINDS + ("hebbian", "oja", "delta_rule", "synaptic_scaling", "feast")
+_WEIGHT_KINDS = _SPIKE_KINDS + (
+    "hebbian",
+    "oja",
+    "delta_rule",
+    "synaptic_scaling",
+    "feast",
+    "int_stdp",
+)
 _NEURON_KINDS = ("spike_threshold", "rate_threshold")
 
 
@@ -291,6 +299,10 @@ class PlasticityEngine:
         return w_param.astype(np.float64) * s
 
     def _apply_weight_rule(self, rt: Any, b: _Binding, reward: Any) -> None:
+        if b.kind == "int_stdp":  # the board's integer rule, bit for bit (int_stdp.py)
+            b.state, _ = int_stdp_runtime_step(rt, b.layer, self._post_node(rt, b), b.state, b.rule)
+            b.updates += 1
+            return
         w_param = rt.params[b.layer]["weight"]
         n_out, n_in = w_param.shape
         x = self._pre(rt, b, n_in)

@@ -19,6 +19,7 @@ from neuroplast.plasticity.homeostasis import (
     SpikeThresholdParams,
     SynapticScalingParams,
 )
+from neuroplast.plasticity.int_stdp import IntSTDPParams
 from neuroplast.plasticity.need_lr import NeedLRParams
 from neuroplast.plasticity.stdp import (
     DiehlCookSTDPParams,
@@ -34,6 +35,7 @@ RULE_KINDS: dict[str, type] = {
     "symmetric_stdp": SymmetricSTDPParams,
     "diehl_cook_stdp": DiehlCookSTDPParams,
     "reward_stdp": RewardSTDPParams,
+    "int_stdp": IntSTDPParams,
     "hebbian": HebbianParams,
     "oja": OjaParams,
     "delta_rule": DeltaRuleParams,
