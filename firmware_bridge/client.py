@@ -51,6 +51,7 @@ M = spec.MsgType
 _CAPS = struct.Struct("<BBBBIIHHIBBHHBB16s")
 _LOAD_HDR = struct.Struct("<IIII")
 _POLL = 0.005  # seconds per read call while a reply is awaited
+_LEARN_FW = (0, 3, 0)  # firmware with LEARN_ENABLE modes and the learning state (§4.5-4.6)
 
 
 @dataclass(frozen=True)
@@ -621,6 +622,8 @@ class Board:
         with :class:`DeviceError` ``BAD_ARG`` what it cannot run.
         """
         image = self._need_image()
+        if resume or not start:
+            self._need_fw(_LEARN_FW, "learning modes CONFIGURE/RESUME")
         if not enabled or resume:
             if layer is not None or params is not None:
                 raise BridgeError("learn(False) and learn(resume=True) take no layer or params")
@@ -672,7 +675,18 @@ class Board:
         data = struct.pack("<I", st.rng) + np.concatenate([st.x, st.y]).astype("<u2").tobytes()
         self._set_object(spec.LEARN_STATE_LAYER, data)
 
+    def _need_fw(self, version: tuple[int, int, int], what: str) -> None:
+        """Refuse a feature older firmware would misread (0.2 took any LEARN_ENABLE
+        mode byte != 0 as START)."""
+        have = self.caps.firmware_version if self.caps is not None else None
+        if have is not None and tuple(have) < version:
+            raise BridgeError(
+                f"board firmware {'.'.join(map(str, have))} predates {what} "
+                f"(needs {'.'.join(map(str, version))}); rebuild/reflash the firmware"
+            )
+
     def _learn_shape(self) -> tuple[int, int]:
+        self._need_fw(_LEARN_FW, "the learning-state transfer")
         image = self._need_image()
         if self._learn_layer is None:
             raise BridgeError("learning is not configured on this board (call learn() first)")
