@@ -1,7 +1,8 @@
 """Integer pair-STDP with traces: the one integer learning rule of host and board.
 
 This module is the single definition. The plasticity engine runs it in an integer-mode
-:class:`~neuroplast.runtime.Runtime` (rule kind ``"int_stdp"``), and the board firmware
+:class:`~neuroplast.runtime.Runtime` (rule kind ``"int_stdp"``, an integer-native
+:class:`~neuroplast.plasticity.spec.RuleSpec`: :func:`int_stdp_update`), and the board firmware
 (``firmware_bridge/firmware/np_model.c: stdp_step``, PROTOCOL.md §8) implements the same
 rule bit for bit; the test ``tests/firmware_bridge/test_bridge_learn.py`` runs both over
 10^4 learning steps on random layers and compares weights, traces and generator state.
@@ -41,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from neuroplast.errors import PlasticityError, RuntimeStateError
+from neuroplast.plasticity.spec import QStepIO, RuleSpec
 
 __all__ = [
     "IntSTDPParams",
@@ -51,7 +53,7 @@ __all__ = [
     "int_stdp_step",
     "int_stdp_check_state",
     "int_stdp_from_pair",
-    "int_stdp_runtime_step",
+    "int_stdp_update",
     "TRACE_MAX",
 ]
 
@@ -250,53 +252,68 @@ def int_stdp_from_pair(
     return IntSTDPParams(**fields, w_min=int(lo), w_max=int(hi), seed=seed)
 
 
-def int_stdp_runtime_step(
-    rt: object, layer: str, post_node: str, state: dict[str, np.ndarray], p: IntSTDPParams
-) -> tuple[dict[str, np.ndarray], int]:
-    """Apply one :func:`int_stdp_step` to ``rt.params[layer]["weight"]`` (in place) after an
-    integer-mode ``rt.step``, reading the layer's input codes (``pre = x - zp_in > 0``) and
-    ``post_node``'s spikes, exactly as the firmware does. ``state`` holds ``x``, ``y``,
-    ``rng`` and ``changed`` (empty: start from ``p.seed``); returns the new state and the
-    number of weights changed. Used by :class:`~neuroplast.plasticity.PlasticityEngine`."""
-    from neuroplast.runtime.kernels import SparseInput
 
-    if getattr(rt, "mode", None) != "int":
-        raise PlasticityError(
-            f"rule 'int_stdp' on {layer!r} needs an integer-mode runtime (mode='int')"
-        )
-    if post_node == layer:
-        raise PlasticityError(
-            f"rule 'int_stdp' on {layer!r} needs a spiking post node (a LIF right after it)"
-        )
-    w = rt.params[layer]["weight"]  # type: ignore[attr-defined]
-    if w.ndim != 2 or w.dtype.kind not in "iu":
-        raise PlasticityError(f"rule 'int_stdp' on {layer!r} needs 2-D integer weights")
-    n_post, n_pre = w.shape
-    x_in = rt.last_inputs[layer][0]  # type: ignore[attr-defined]
-    if isinstance(x_in, SparseInput):
-        pre = np.zeros(n_pre, bool)
-        pre[np.asarray(x_in.indices)] = True
-    else:
-        a = np.asarray(x_in, np.int64).reshape(-1, n_pre)
-        if a.shape[0] != 1:
-            raise PlasticityError(f"rule 'int_stdp' on {layer!r} needs batch size 1")
-        pre = (a[0] - int(rt.kernels[layer].zp_in)) > 0  # type: ignore[attr-defined]
-    post = np.asarray(rt.last_outputs[post_node]).reshape(-1) != 0  # type: ignore[attr-defined]
-    if post.size != n_post:
-        raise PlasticityError(
-            f"rule 'int_stdp' on {layer!r}: post node {post_node!r} has {post.size} "
-            f"outputs, the layer {n_post}"
-        )
-    if "x" in state:
-        st = int_stdp_check_state(IntSTDPState(state["x"], state["y"], state["rng"]), n_pre, n_post)
-    else:
-        st = int_stdp_init(n_pre, n_post, p.seed)
-    new_w, st, n = int_stdp_step(w, pre, post, st, p)
-    w[...] = new_w
-    changed = int(np.asarray(state.get("changed", 0))) + n
+# --------------------------------------------------------------------------- engine rule
+
+
+def _state_decl(p: IntSTDPParams, n_post: int, n_pre: int) -> dict:
+    return {
+        "x": ((n_pre,), "int64"),
+        "y": ((n_post,), "int64"),
+        "rng": ((), "uint32"),
+        "changed": ((), "int64"),
+    }
+
+
+def _init(p: IntSTDPParams, n_post: int, n_pre: int) -> dict[str, np.ndarray]:
+    st = int_stdp_init(n_pre, n_post, p.seed)
     return {
         "x": st.x,
         "y": st.y,
         "rng": np.array(st.rng, np.uint32),
-        "changed": np.array(changed, np.int64),
-    }, n
+        "changed": np.array(0, np.int64),
+    }
+
+
+def _check(p: IntSTDPParams, state: dict[str, np.ndarray]) -> None:
+    int_stdp_check_state(
+        IntSTDPState(state["x"], state["y"], state["rng"]), state["x"].size, state["y"].size
+    )
+
+
+def int_stdp_update(
+    p: IntSTDPParams, io: QStepIO, state: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The engine's integer-native update (:class:`~neuroplast.plasticity.spec.RuleSpec`
+    ``update_q``): ``pre = input code - zp_in > 0``, ``post = spike code != 0``, then one
+    :func:`int_stdp_step`, exactly as the firmware does after each step. ``changed``
+    counts weights that moved (the board's LEARN_UPDATES)."""
+    n_post, n_pre = io.q.shape
+    st = int_stdp_check_state(IntSTDPState(state["x"], state["y"], state["rng"]), n_pre, n_post)
+    q, st, n = int_stdp_step(io.q, io.pre[0] > 0, io.post[0] != 0, st, p)
+    return q, {
+        "x": st.x,
+        "y": st.y,
+        "rng": np.array(st.rng, np.uint32),
+        "changed": np.array(int(state["changed"]) + n, np.int64),
+    }
+
+
+def _float_update(p: IntSTDPParams, io: object, state: dict) -> tuple[None, dict]:
+    raise PlasticityError(
+        "rule 'int_stdp' is integer-only: load the runtime in integer mode (mode='int')"
+    )
+
+
+SPECS = (
+    RuleSpec(
+        "int_stdp",
+        IntSTDPParams,
+        update=_float_update,
+        update_q=int_stdp_update,
+        state=_state_decl,
+        init=_init,
+        check_state=_check,
+        batch1=True,
+    ),
+)

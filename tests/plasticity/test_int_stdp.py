@@ -166,8 +166,29 @@ def test_int_stdp_refusals() -> None:
     rt = _plastic(mode="float")
     rt.plasticity = eng
     rt.learn(True)
-    with pytest.raises(PlasticityError, match="integer-mode"):
+    with pytest.raises(PlasticityError, match="integer-only"):
         rt.step(np.ones(14, np.float32))
+    # bounds are weight codes; bounds that would clip the layer are refused unless forced
+    rt = _plastic()
+    assert (rt.params["fc"]["weight"] < 0).mean() > 0.1
+    eng = PlasticityEngine()
+    eng.attach("fc", IntSTDPParams(w_min=0))
+    rt.plasticity = eng
+    with pytest.raises(PlasticityError, match="codes would clip"):
+        eng.validate(rt)
+    eng = PlasticityEngine()
+    eng.attach("fc", IntSTDPParams(w_min=0), force=True)
+    eng.validate(rt)
+    # loaded state is checked against the rule (values, not only shapes) before use
+    rt = _plastic()
+    eng = PlasticityEngine()
+    eng.attach("fc", IntSTDPParams())
+    rt.plasticity = eng
+    eng.validate(rt)
+    d = eng.state_dict()
+    d["0/fc/int_stdp/x"] = np.full(14, 40000, np.int64)
+    with pytest.raises(RuntimeStateError, match="0..32767"):
+        eng.load_state_dict(d, rt)
     with pytest.raises(RuntimeStateError):
         int_stdp_check_state(IntSTDPState(np.zeros(3, np.int64), np.zeros(2), 1), 3, 2)
     with pytest.raises(RuntimeStateError):
