@@ -423,8 +423,15 @@ def matrix_markdown(targets: Iterable[str] | None = None, shipped_only: bool = F
                 word += f" [{len(notes)}]"
             cells.append(word)
         rows.append(f"| {kind} | " + " | ".join(cells) + " |")
+    learn = [f"| {t} | {k} | {note or '-'} |" for t in names
+             for k, (_, note) in sorted((TARGETS[t].rules or {}).items())]  # fmt: skip
+    if learn:  # targets that learn on the device, and the rules they run
+        learn = ["| target | learns on-device with | note |", "|---|---|---|", *learn, ""]
+        hints = [f"Other rules on {t}: {TARGETS[t].rule_hint}." for t in names
+                 if TARGETS[t].rules is not None and TARGETS[t].rule_hint]  # fmt: skip
+        learn += hints + ([""] if hints else [])
     return "\n".join(
-        legend + [""] + rows + [""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)] + [""]
+        legend + [""] + rows + [""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)] + [""] + learn
     )
 
 

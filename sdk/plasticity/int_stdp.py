@@ -252,7 +252,6 @@ def int_stdp_from_pair(
     return IntSTDPParams(**fields, w_min=int(lo), w_max=int(hi), seed=seed)
 
 
-
 # --------------------------------------------------------------------------- engine rule
 
 
