@@ -246,7 +246,7 @@ def register(app: Any) -> None:
             None,
             "--out",
             "-o",
-            help="New bundle with the learned state (default: NAME.learned.zip).",
+            help="New bundle with the learned state (default: neuroplast-out/board/NAME.learned.zip).",
         ),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
         port: str = port_opt,

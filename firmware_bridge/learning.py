@@ -12,7 +12,7 @@ state dictionary with the board's learned state in it -- the same keys and value
 host engine would have written after the same steps (``tests/firmware_bridge/
 test_bridge_learn.py``). Neuron membranes are not pulled back: like any bundle load,
 the next run starts them at rest. :func:`write_learned_bundle` writes that state into a
-new bundle, never over its source.
+new bundle (default ``neuroplast-out/board/NAME.learned.zip``), never over its source.
 """
 
 from __future__ import annotations
@@ -140,10 +140,13 @@ def learn_on_board(board: Any, rt: Any, inputs: Iterable[Any], steps: int) -> Le
 
 
 def learned_bundle_path(src: str | Path) -> Path:
-    """Default output next to the source: ``model.zip`` -> ``model.learned.zip``."""
+    """Default output: ``model.zip`` -> ``<output dir>/board/model.learned.zip`` (the
+    output folder: ``$NEUROPLAST_OUT`` or ``./neuroplast-out``)."""
+    from neuroplast.paths import output_dir
+
     p = Path(src)
     stem = p.stem if p.suffix == ".zip" else p.name
-    return p.with_name(f"{stem}.learned.zip")
+    return output_dir("board", f"{stem}.learned.zip")
 
 
 def write_learned_bundle(
@@ -157,6 +160,7 @@ def write_learned_bundle(
     src_p, out_p = Path(src), Path(out)
     check_output(src_p, out_p, force)
     b = load_bundle(src_p)
+    out_p.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(b.meta)
     meta["learned_on_board"] = {
         "from": src_p.name,

@@ -42,7 +42,8 @@ def _same_state(got: dict, want: dict) -> None:
         np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
 
 
-def test_board_load_and_learn_round_trip(vboard, tmp_path):
+def test_board_load_and_learn_round_trip(vboard, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROPLAST_OUT", str(tmp_path / "out"))
     src = _bundle(tmp_path / "m.zip", [("fc", IntSTDPParams(seed=77, eta_plus=300, eta_minus=260))])
     rng = np.random.default_rng(3)
     x1 = (rng.random((1500, 20)) < 0.25).astype(np.int8)
@@ -58,7 +59,7 @@ def test_board_load_and_learn_round_trip(vboard, tmp_path):
 
     r = run.invoke(app, ["board", "learn", str(src), str(tmp_path / "x1.npy"), *port])
     assert r.exit_code == 0, r.output
-    first = tmp_path / "m.learned.zip"
+    first = tmp_path / "out" / "board" / "m.learned.zip"  # the output folder
     assert first.is_file() and "wrote" in r.output
     _same_state(load_bundle(first).state, _host(src, x1))
 
@@ -84,7 +85,8 @@ def test_board_load_and_learn_round_trip(vboard, tmp_path):
     assert "inputs must be (T, *(20,))" in r.output
 
 
-def test_rules_the_board_cannot_run_are_refused_up_front(vboard, tmp_path):
+def test_rules_the_board_cannot_run_are_refused_up_front(vboard, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROPLAST_OUT", str(tmp_path / "out"))
     src = _bundle(tmp_path / "f.zip", [("fc", PairSTDPParams(w_min=-1.0))])
     np.save(tmp_path / "x.npy", np.zeros((10, 20), np.int8))
     app, run = build_app(), CliRunner()
@@ -94,7 +96,7 @@ def test_rules_the_board_cannot_run_are_refused_up_front(vboard, tmp_path):
         line = r.output.strip()
         assert len(line.splitlines()) == 1, line
         assert "rule pair_stdp on 'fc'" in line and "int_stdp" in line and "--no-learning" in line
-    assert not (tmp_path / "f.learned.zip").exists()
+    assert not (tmp_path / "out").exists()
     r = run.invoke(app, ["board", "load", str(src), "--no-learning", "--port", vboard.port])
     assert r.exit_code == 0, r.output
 
