@@ -48,6 +48,7 @@ __all__ = [
     "IntSTDPParams",
     "IntSTDPState",
     "xorshift32",
+    "xorshift32_stream",
     "seed_mix",
     "int_stdp_init",
     "int_stdp_step",
@@ -126,6 +127,52 @@ def xorshift32(state: int) -> int:
     return x
 
 
+_JUMP_LEN = 4096
+_jump: np.ndarray | None = None
+
+
+def _jump_table() -> np.ndarray:
+    """``J[b, j - 1] = xorshift32^j(1 << b)`` for ``j = 1..4096``: xorshift32 is linear
+    over GF(2), so ``xorshift32^j(s)`` is the XOR of ``J[b, j - 1]`` over the set bits
+    ``b`` of ``s``. Built once by doubling (rows ``m+1..2m`` = ``T^m`` of rows ``1..m``)."""
+    global _jump
+    if _jump is None:
+        t = np.array([[xorshift32(1 << b) for b in range(32)]], np.uint32)
+        while t.shape[0] < _JUMP_LEN:
+            last = t[-1]  # T^m on the basis
+            out = np.zeros_like(t)
+            for b in range(32):
+                out ^= np.where((t >> np.uint32(b)) & np.uint32(1), last[b], np.uint32(0))
+            t = np.concatenate([t, out])
+        _jump = np.ascontiguousarray(t[:_JUMP_LEN].T)  # (32, L): contiguous per bit
+    return _jump
+
+
+def xorshift32_stream(state: int, n: int) -> tuple[np.ndarray, int]:
+    """The next ``n`` states of xorshift32 from ``state`` (uint32 array) and the last
+    one; equal to ``n`` calls of :func:`xorshift32`, computed in blocks of 4096 with the
+    jump table (a few vector XORs per block instead of ``n`` Python steps)."""
+    out = np.empty(n, np.uint32)
+    s = int(state) & 0xFFFFFFFF
+    if n < 48:  # a short stream: the plain loop is cheaper than the vector XORs
+        for k in range(n):
+            s ^= (s << 13) & 0xFFFFFFFF
+            s ^= s >> 17
+            s ^= (s << 5) & 0xFFFFFFFF
+            out[k] = s
+        return out, s
+    jt = _jump_table()
+    for c in range(0, n, _JUMP_LEN):
+        m = min(_JUMP_LEN, n - c)
+        acc = np.zeros(m, np.uint32)
+        for b in range(32):
+            if s >> b & 1:
+                acc ^= jt[b, :m]
+        out[c : c + m] = acc
+        s = int(acc[-1])
+    return out, s
+
+
 def seed_mix(seed: int) -> int:
     """murmur3 fmix32 of a uint32 seed (never 0): the generator's first state."""
     h = int(seed) & 0xFFFFFFFF
@@ -185,13 +232,8 @@ def int_stdp_step(
         dv = d.ravel()[flat]
         q = dv >> 16
         frac = dv - (q << 16)
-        draws = np.empty(flat.size, np.int64)
-        for k in range(flat.size):  # sequential by definition of the generator
-            rng ^= (rng << 13) & 0xFFFFFFFF
-            rng ^= rng >> 17
-            rng ^= (rng << 5) & 0xFFFFFFFF
-            draws[k] = rng >> 16
-        q = q + (draws < frac)
+        states, rng = xorshift32_stream(rng, flat.size)  # one draw per nonzero d, in order
+        q = q + ((states >> np.uint32(16)).astype(np.int64) < frac)
         wv = new_w.ravel()
         old = wv[flat].copy()
         wv[flat] = np.clip(old + q, p.w_min, p.w_max)

@@ -36,6 +36,20 @@ def test_xorshift32_reference_values():
     assert seed_mix(1) == 0x514E28B7 and seed_mix(0) != 0
 
 
+def test_xorshift32_stream_equals_the_sequential_generator():
+    from neuroplast.plasticity.int_stdp import xorshift32_stream
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 4095, 4096, 4097, 10_001):
+        s0 = int(rng.integers(1, 2**32))
+        got, last = xorshift32_stream(s0, n)
+        want, s = [], s0
+        for _ in range(n):
+            s = xorshift32(s)
+            want.append(s)
+        assert got.tolist() == want and last == s
+
+
 def test_causal_pair_potentiates_unbiased():
     """pre at t0, post at t1: dw = eta_plus * x(t1) / 2^16 in expectation (stochastic
     rounding is unbiased); anti-causal order depresses by eta_minus * y / 2^16."""
