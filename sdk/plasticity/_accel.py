@@ -135,15 +135,17 @@ def _build(numba: Any) -> tuple[Any, Any]:
             for c in range(n_cols):
                 j = cols[c]
                 if nearest:
-                    x[j] = amp_pre
+                    if pre_t[t, j] > 0:  # as the step function: a positive spike sets
+                        x[j] = amp_pre
                 else:
                     x[j] += amp_pre * pre_t[t, j]
             for r in range(n_rows):
                 i = rows[r]
                 if nearest:
-                    y[i] = amp_post
-                    if dc:
-                        y2[i] = 1.0
+                    if post_t[t, i] > 0:
+                        y[i] = amp_post
+                        if dc:
+                            y2[i] = 1.0
                 else:
                     y[i] += amp_post * post_t[t, i]
                     if dc:

@@ -207,18 +207,17 @@ class PlasticityEngine:
             if not hasattr(getattr(k, "p", None), "__dataclass_fields__"):
                 raise PlasticityError(f"rule {b.kind!r}: {b.layer!r} has no threshold to adapt")
             n = int(np.prod(rt.shapes[b.layer]))
-            v0 = np.asarray(self._get_vth(k), dtype=np.float64).ravel() * np.ones(n)
-            if rt.mode == "int":
-                v0 = v0 * self._vscale(k)
-            b.v_th0 = np.asarray(self._get_vth(k)).ravel() * np.ones(
-                n, np.asarray(self._get_vth(k)).dtype
-            )
+            vth = np.asarray(self._get_vth(k))
+            b.v_th0 = np.broadcast_to(vth.ravel(), (n,)).copy()  # kernel units, per neuron
             b.shape = (n, 0)
             eff = b.rule
-            if getattr(eff, "theta_max", 0.0) is None:
-                fin = np.abs(v0[np.isfinite(v0)])
-                top = float(fin.max(initial=0.0))
-                eff = dataclasses.replace(eff, theta_max=top if top > eff.theta_min else 1.0)
+            if getattr(eff, "theta_max", 0.0) is None:  # the base threshold, real units
+                v0 = b.v_th0.astype(np.float64) * (self._vscale(k) if rt.mode == "int" else 1.0)
+                top = float(np.abs(v0[np.isfinite(v0)]).max(initial=0.0))
+                top = top if top > 0 else 1.0
+                eff = dataclasses.replace(
+                    eff, theta_max=top if top > eff.theta_min else eff.theta_min + top
+                )
             b.eff = eff
         else:
             w = rt.params.get(b.layer, {}).get("weight")

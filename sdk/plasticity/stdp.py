@@ -664,15 +664,16 @@ def stdp_run(
         gain = (g_post * y2[rows] if dc else g_post) * post_t[t, rows] if rows.size else None
         _event_apply(w, rows, cols, gain, x, g_pre * pre_t[t, cols], y, mult, lo, hi)
         if cols.size:
-            if nearest:
-                x[cols] = amp_pre
+            if nearest:  # as the step function: a positive spike sets the trace
+                x[cols[pre_t[t, cols] > 0]] = amp_pre
             else:
                 x[cols] += amp_pre * pre_t[t, cols]
         if rows.size:
             if nearest:
-                y[rows] = amp_post
+                up = rows[post_t[t, rows] > 0]
+                y[up] = amp_post
                 if dc:
-                    y2[rows] = 1.0
+                    y2[up] = 1.0
             else:
                 y[rows] += amp_post * post_t[t, rows]
                 if dc:

@@ -216,8 +216,8 @@ class Reference:
             q = np.round(self.w / self.scale).astype(np.int8)
             q = quantized_apply(q, dw, self.scale, self.rng, self.lo, self.hi, -127, 127)
             self.w = q.astype(np.float64) * self.scale
-        else:
-            self.w = np.clip(self.w + dw, self.lo, self.hi)
+        else:  # the layer stores float32 weights
+            self.w = np.clip(self.w + dw, self.lo, self.hi).astype(np.float32).astype(np.float64)
 
     def step(self, pre: np.ndarray, post: np.ndarray, reward, target) -> None:
         k, p = self.case.kind, self.p
