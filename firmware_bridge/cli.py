@@ -216,11 +216,17 @@ def register(app: Any) -> None:
 
         import neuroplast
         from neuroplast.firmware_bridge.image import build_image
-        from neuroplast.firmware_bridge.learning import board_rule, configure_board_learning
+        from neuroplast.firmware_bridge.learning import (
+            board_rule,
+            check_image,
+            configure_board_learning,
+        )
 
         rt = neuroplast.load(bundle, mode="int")
         rule = board_rule(rt) if learning else None  # refuses up front, in one line
         image = build_image(rt)
+        if rule is not None:
+            check_image(image, rule)
         with (
             _open(port, baud, trace, timeout) as b,
             Progress(console=console, transient=True) as prog,

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from neuroplast.errors import BundleError, PlasticityError
-from neuroplast.firmware_bridge.image import FIRMWARE
+from neuroplast.firmware_bridge.image import FIRMWARE, build_image
 from neuroplast.plasticity.int_stdp import IntSTDPParams, IntSTDPState
 from neuroplast.plasticity.registry import rule_from_dict
 
@@ -34,6 +34,7 @@ __all__ = [
     "BoardRule",
     "LearnResult",
     "board_rule",
+    "check_image",
     "configure_board_learning",
     "learn_on_board",
     "learned_bundle_path",
@@ -83,6 +84,28 @@ def board_rule(rt: Any) -> BoardRule | None:
     return None  # unreachable: require_rules refuses every other kind
 
 
+def check_image(image: Any, rule: BoardRule) -> None:
+    """Refuse, in one line, a rule whose layer the board could not learn on in this image
+    (the LIF must be the next layer and read only the plastic layer; PROTOCOL.md §4.5)."""
+    from neuroplast.errors import UnsupportedError
+    from neuroplast.firmware_bridge import spec
+
+    i = image.layer_index(rule.layer)
+    ok = (
+        i + 1 < len(image.layers)
+        and image.layers[i].kind == spec.LayerKind.LINEAR
+        and image.layers[i + 1].kind == spec.LayerKind.LIF
+        and image.layers[i + 1].sources == (i + 1,)
+        and image.layers[i].sources == (i,)
+    )
+    if not ok:
+        raise UnsupportedError(
+            f"rule int_stdp on {rule.layer!r} cannot run on firmware: in the model image the "
+            "plastic layer must read the previous layer and feed the next one, a LIF; "
+            "learn on the host (`neuroplast learn`) or load with --no-learning"
+        )
+
+
 def configure_board_learning(board: Any, rt: Any, start: bool = False) -> BoardRule | None:
     """Send ``rt``'s rule to a board that has ``rt``'s model loaded (LEARN_ENABLE
     CONFIGURE, or START with ``start``), then its saved learning state if the bundle
@@ -90,6 +113,7 @@ def configure_board_learning(board: Any, rt: Any, start: bool = False) -> BoardR
     rule = board_rule(rt)
     if rule is None:
         return None
+    check_image(board.image, rule)
     board.learn(True, layer=rule.layer, params=rule.params, start=False)
     d = rt.state_dict()
     if rule.key("x") in d:
@@ -109,7 +133,9 @@ def learn_on_board(board: Any, rt: Any, inputs: Iterable[Any], steps: int) -> Le
     rule = board_rule(rt)
     if rule is None:
         raise PlasticityError("the bundle has no plasticity rules (plasticity.json) to learn with")
-    board.load(rt)
+    image = build_image(rt)
+    check_image(image, rule)  # before any board traffic
+    board.load(image)
     w0 = board.pull_state(rule.layer)
     configure_board_learning(board, rt)
     before = board.stats()["learn_updates"]

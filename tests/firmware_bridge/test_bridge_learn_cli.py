@@ -119,3 +119,13 @@ def test_firmware_rule_table(rules, why):
     ok = PlasticityEngine()
     ok.attach("fc1", IntSTDPParams())
     FIRMWARE.require_rules(rt.graph, ok)  # a Linear -> LIF layer is fine
+
+
+def test_image_level_check():
+    from neuroplast.firmware_bridge import build_image
+    from neuroplast.firmware_bridge.learning import BoardRule, check_image
+
+    image = build_image(mlp_lif_li())
+    check_image(image, BoardRule("fc1", IntSTDPParams(), 0))
+    with pytest.raises(UnsupportedError, match="rule int_stdp on 'fc2'"):
+        check_image(image, BoardRule("fc2", IntSTDPParams(), 0))  # fc2 feeds an LI
