@@ -400,8 +400,8 @@ def register(app: Any) -> None:
         mqtt_ca: Path = typer.Option(None, help="CA file verifying an mqtts:// broker."),
         mqtt_cert: Path = typer.Option(None, help="MQTT client certificate (mqtts://)."),
         mqtt_key: Path = typer.Option(None, help="MQTT client key (mqtts://)."),
-        guard: bool = typer.Option(
-            True, "--guard/--no-guard", help="Roll back learning that hurts a held-out check."
+        no_guard: bool = typer.Option(
+            False, "--no-guard", help="No guard (default: roll back learning that hurts a check)."
         ),
         guard_every: int = typer.Option(500, help="Guard: check every N learning steps."),
         guard_holdout: int = typer.Option(64, help="Guard: first N messages form the check."),
@@ -433,7 +433,7 @@ def register(app: Any) -> None:
             bundle,
             source,
             learn=learn,
-            guard=guard,
+            guard=not no_guard,
             guard_every=guard_every,
             guard_holdout=guard_holdout,
             state_dir=state_dir,

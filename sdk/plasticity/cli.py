@@ -175,10 +175,10 @@ def register(app: typer.Typer) -> None:
         state_out: Optional[Path] = typer.Option(None, help="Save the learned state (atomic)."),
         mode: Optional[str] = typer.Option(None, help="float or int (default: the bundle's)."),
         reward: Optional[float] = typer.Option(None, help="Constant reward for 3-factor rules."),
-        guard: bool = typer.Option(
-            True, "--guard/--no-guard", help="Roll back learning that hurts the check."
+        no_guard: bool = typer.Option(
+            False, "--no-guard", help="No guard (default: roll back learning that hurts a check)."
         ),
-        check: Optional[Path] = typer.Option(
+        check_set: Optional[Path] = typer.Option(
             None, help="Guard check set: .npz with x and labels y (default: hold out inputs)."
         ),
         every: int = typer.Option(100, help="Guard: check every N steps."),
@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
         \b
         Examples:
             neuroplast learn model.zip stream.npy --state-out learned.npz
-            neuroplast learn model.zip stream.npy --check heldout.npz --every 50
+            neuroplast learn model.zip stream.npy --check-set heldout.npz --every 50
         """
         from neuroplast.errors import PlasticityError
 
@@ -202,7 +202,8 @@ def register(app: typer.Typer) -> None:
             raise PlasticityError("--every must be >= 1 and --max-drop >= 0")
         con = Console(stderr=True)
         stats = learn_from_file(
-            bundle, inputs, state_out, mode, reward, progress=True, guard=guard, check=check,
+            bundle, inputs, state_out, mode, reward, progress=True, guard=not no_guard,
+            check=check_set,
             every=every, max_drop=max_drop, floor=floor, report=lambda line: con.print(line),
         )  # fmt: skip
         t = Table(title="plasticity statistics")

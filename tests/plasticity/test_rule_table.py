@@ -113,8 +113,9 @@ def test_register_rule_errors() -> None:
 
 
 def test_hebbian_rule_against_its_formula() -> None:
-    """``dw = lr (y x^T / B - decay w)`` with the post LIF's spikes as ``y``, bounds at
-    the layer's range; a silent step changes nothing; constant x, y: linear growth."""
+    """``dw = lr (y x^T / B - decay mean|y| w)`` (rows of active neurons decay) with the
+    post LIF's spikes as ``y``, bounds at the layer's range; a silent step changes
+    nothing; constant x, y: linear growth."""
     w0 = np.random.default_rng(0).uniform(0.0, 0.5, (4, 8)).astype(np.float32)
     g = Graph.sequential(
         [
@@ -133,7 +134,7 @@ def test_hebbian_rule_against_its_formula() -> None:
         rt.step(x.astype(np.float32))
         y = np.asarray(rt.last_outputs["lif"], np.float64)
         if x.any():
-            w = np.clip(w + 0.01 * (y.T @ x / 3 - 0.2 * w), 0.0, hi)
+            w = np.clip(w + 0.01 * (y.T @ x / 3 - 0.2 * y.mean(axis=0)[:, None] * w), 0.0, hi)
         np.testing.assert_allclose(rt.params["fc"]["weight"], w, atol=1e-6)
     # analytic: constant pre x and post y, no decay, no bounds hit -> w0 + n lr y x^T
     rt = Runtime(g)
