@@ -149,8 +149,8 @@ def instructions_per_step(board: Board, graph, x: np.ndarray) -> tuple[float, in
 def stdp_cost(board: Board, rng: np.random.Generator, n_in: int = 64, n_out: int = 48) -> float:
     """Instructions per synapse per step of on-board STDP: a Linear -> LIF layer stepped
     with learning on and off (same input)."""
-    from neuroplast.firmware_bridge.stdp import IntSTDPParams
     from neuroplast.graph import LIF, Graph, Input, Linear, QuantSpec
+    from neuroplast.plasticity import IntSTDPParams
 
     w = rng.normal(0.1, 0.3, (n_out, n_in))
     g = Graph.sequential([

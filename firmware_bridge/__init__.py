@@ -31,7 +31,6 @@ from neuroplast.firmware_bridge.framing import (
 from neuroplast.firmware_bridge.image import ModelImage, build_image, image_from_bundle
 from neuroplast.firmware_bridge.proxy import FaultProxy
 from neuroplast.firmware_bridge.qemu import QemuBoard
-from neuroplast.firmware_bridge.stdp import IntSTDPEngine, IntSTDPParams, int_stdp_step
 from neuroplast.firmware_bridge.virtual import VirtualBoard, build_firmware
 
 __all__ = [
@@ -58,9 +57,6 @@ __all__ = [
     "build_image",
     "image_from_bundle",
     "FaultProxy",
-    "IntSTDPEngine",
-    "IntSTDPParams",
-    "int_stdp_step",
     "VirtualBoard",
     "QemuBoard",
     "build_firmware",

@@ -2,7 +2,8 @@
 :class:`~neuroplast.firmware_bridge.qemu.QemuBoard`.
 
 Commands: ``virtual`` (start the C firmware on a pty and print its path), ``qemu`` (the
-same firmware cross-built for Cortex-M, in QEMU), ``ping``, ``info``, ``load``, ``infer``,
+same firmware cross-built for Cortex-M, in QEMU), ``ping``, ``info``, ``load`` (model and
+learning rule), ``learn`` (on-board learning into a new bundle), ``infer``,
 ``monitor``, ``selftest`` (every layer kind against the host runtime), ``project`` (a
 ready firmware project for a real board), in the ``board`` group shared with the board
 profiles (neuroplast.boards). ``--port`` defaults to ``$NEUROPLAST_PORT``, else the one
@@ -192,30 +193,115 @@ def register(app: Any) -> None:
         bundle: Path = typer.Argument(..., help="Bundle folder or zip (run in integer mode)."),
         port: str = port_opt,
         baud: int = baud_opt,
+        learning: bool = typer.Option(
+            True,
+            "--learning/--no-learning",
+            help="Send the bundle's plasticity rules (learning stays off until `board learn`).",
+        ),
         trace: bool = trace_opt,
         timeout: float = timeout_opt,
     ) -> None:
-        """Send a bundle to a board as a model image (chunked, CRC-checked).
+        """Send a bundle to a board: its model image (chunked, CRC-checked) and its rules.
+
+        The bundle's plasticity.json rule (int_stdp) and learned state are configured on
+        the board, learning off; a rule the board cannot run is refused before anything
+        is sent (--no-learning loads for inference only).
 
         \b
         Examples:
             neuroplast board load model.zip -p /dev/ttyACM0
+            neuroplast board load model.zip --no-learning
         """
         from rich.progress import Progress
 
-        from neuroplast.firmware_bridge.image import image_from_bundle
+        import neuroplast
+        from neuroplast.firmware_bridge.image import build_image
+        from neuroplast.firmware_bridge.learning import (
+            board_rule,
+            check_image,
+            configure_board_learning,
+        )
 
-        image = image_from_bundle(bundle)
+        rt = neuroplast.load(bundle, mode="int")
+        rule = board_rule(rt) if learning else None  # refuses up front, in one line
+        image = build_image(rt)
+        if rule is not None:
+            check_image(image, rule)
         with (
             _open(port, baud, trace, timeout) as b,
             Progress(console=console, transient=True) as prog,
         ):
             task = prog.add_task("loading", total=len(image.data))
             b.load(image, progress=lambda done, total: prog.update(task, completed=done))
+            if rule is not None:
+                configure_board_learning(b, rt)
             caps = b.info()
         console.print(
             f"loaded {len(image.data):,} bytes, {len(image.layers)} layers ({' -> '.join(l.name for l in image.layers)}); board reports {caps.in_size} -> {caps.out_size}"
         )
+        if rule is not None:
+            console.print(
+                f"learning rule int_stdp on {rule.layer!r} configured (off; `neuroplast board learn` runs it)"
+            )
+
+    @board_app.command("learn")
+    def learn_cmd(
+        bundle: Path = typer.Argument(..., help="Bundle folder or zip with an int_stdp rule."),
+        inputs: Path = typer.Argument(..., help="Input stream (T, *input_shape): .npy, .npz, raw."),
+        out: Path = typer.Option(
+            None,
+            "--out",
+            "-o",
+            help="New bundle with the learned state (default: neuroplast-out/board/NAME.learned.zip).",
+        ),
+        force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+        port: str = port_opt,
+        baud: int = baud_opt,
+        trace: bool = trace_opt,
+        timeout: float = timeout_opt,
+    ) -> None:
+        """Learn on the board over a stream and pull the learned state into a new bundle.
+
+        Loads the bundle's model, rule and learned state onto the board, streams INPUTS
+        with on-board learning on (int_stdp, bit-exact with the host engine), then pulls
+        the weights, traces and generator back and writes them as the state of a new
+        bundle (never over the source). `neuroplast learn` or `board learn` continue from it.
+
+        \b
+        Examples:
+            neuroplast board learn model.zip stream.npy -p /dev/ttyACM0
+            neuroplast board learn model.zip stream.npy -o learned.zip --force
+        """
+        import neuroplast
+        from neuroplast.arrayfile import load_array
+        from neuroplast.errors import DataError
+        from neuroplast.firmware_bridge.learning import (
+            board_rule,
+            check_output,
+            learn_on_board,
+            learned_bundle_path,
+            write_learned_bundle,
+        )
+
+        out = out or learned_bundle_path(bundle)
+        check_output(bundle, out, force)  # before any board traffic
+        rt = neuroplast.load(bundle, mode="int")
+        if board_rule(rt) is None:
+            raise DataError(f"bundle {str(bundle)!r} has no plasticity rules (plasticity.json)")
+        shape = tuple(rt.shapes[rt.inputs[0]])
+        seq = load_array(inputs, shape=shape)
+        if seq.ndim != len(shape) + 1 or tuple(seq.shape[1:]) != shape or seq.shape[0] == 0:
+            raise DataError(f"inputs must be (T, *{shape}) with T >= 1, got shape {seq.shape}")
+        t0 = time.perf_counter()
+        with _open(port, baud, trace, timeout) as b:
+            res = learn_on_board(b, rt, seq, seq.shape[0])
+        dt = time.perf_counter() - t0
+        path = write_learned_bundle(bundle, out, res.state, force=force)
+        console.print(
+            f"learned on the board: {res.steps:,} steps in {dt:.1f} s, {res.changes:,} weight "
+            f"changes, {res.synapses_moved:,} synapses moved, output rate {res.output_rate:.3f}"
+        )
+        console.print(f"wrote {path}")
 
     @board_app.command("infer")
     def infer_cmd(
@@ -330,9 +416,7 @@ def register(app: Any) -> None:
     def project_cmd(
         bundle: Path = typer.Argument(..., help="Bundle folder or zip to compile in."),
         out: Path = typer.Option(..., "--out", "-o", help="New folder for the project."),
-        target: str = typer.Option(
-            "pio", "--target", help="pio, arduino, pico, idf or stm32cube."
-        ),
+        target: str = typer.Option("pio", "--target", help="pio, arduino, pico, idf or stm32cube."),
         board: str = typer.Option(
             "nano33ble", "--board", help="Board profile (PlatformIO env / Arduino FQBN)."
         ),

@@ -6,8 +6,9 @@ Usage::
         board.load("model_bundle/")          # bundle path, int-mode Runtime, or ModelImage
         y = board.infer(x)                   # (T, *in_shape) -> (T, *out_shape)
         for y_t in board.stream(steps): ...  # continuous, state kept between frames
-        board.learn(True, layer="fc1")       # on-device integer STDP
+        board.learn(True, layer="fc1", params=IntSTDPParams(seed=7))  # on-board int_stdp
         w = board.pull_state("fc1")          # learned int8 weights
+        st = board.pull_learn_state()        # traces and generator (IntSTDPState)
 
 Reliability: every request carries a 16-bit sequence number; the host waits for the
 matching ACK/NACK, retransmits the identical frame (flag RETRANSMIT) after a timeout
@@ -29,7 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from neuroplast.errors import DataError
+from neuroplast.errors import DataError, NeuroplastError
 from neuroplast.firmware_bridge import spec
 from neuroplast.firmware_bridge.errors import (
     BridgeError,
@@ -42,7 +43,7 @@ from neuroplast.firmware_bridge.errors import (
 )
 from neuroplast.firmware_bridge.framing import Deframer, Frame, crc32, decode_frame, encode_frame
 from neuroplast.firmware_bridge.image import ModelImage, build_image, image_from_bundle
-from neuroplast.firmware_bridge.stdp import IntSTDPParams
+from neuroplast.plasticity.int_stdp import IntSTDPParams, IntSTDPState, int_stdp_check_state
 
 __all__ = ["Board", "Caps", "LinkCounters"]
 
@@ -50,6 +51,7 @@ M = spec.MsgType
 _CAPS = struct.Struct("<BBBBIIHHIBBHHBB16s")
 _LOAD_HDR = struct.Struct("<IIII")
 _POLL = 0.005  # seconds per read call while a reply is awaited
+_LEARN_FW = (0, 3, 0)  # firmware with LEARN_ENABLE modes and the learning state (§4.5-4.6)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Board:
         self.logs: list[tuple[int, str]] = []
         self.caps: Caps | None = None
         self.image: ModelImage | None = None
+        self._learn_layer: int | None = None  # board layer the learning rule is set up on
         self._closed = False
 
     # ------------------------------------------------------------- lifecycle
@@ -393,6 +396,7 @@ class Board:
         self.request(M.RESET, bytes([codes[what]]))
         if what == "model":
             self.image = None
+            self._learn_layer = None
 
     def load(self, model: Any, chunk: int | None = None, progress: Any = None) -> ModelImage:
         """Send a model (bundle path or Bundle, int-mode Runtime, :class:`ModelImage`, raw bytes)
@@ -427,6 +431,7 @@ class Board:
             if off >= len(data):
                 raise ProtocolError("board did not activate the model after the last chunk")
         self.image = image
+        self._learn_layer = None  # a new model clears the board's learning configuration
         return image
 
     @staticmethod
@@ -597,11 +602,37 @@ class Board:
         enabled: bool = True,
         layer: int | str | None = None,
         params: IntSTDPParams | None = None,
-    ) -> None:
-        """Switch on-device integer STDP (stdp.py) on or off for a LINEAR->LIF layer.
-        Enabling resets the traces and seeds the generator with ``params.seed``."""
+        *,
+        resume: bool = False,
+        start: bool = True,
+    ) -> int:
+        """Switch on-board learning: the integer STDP rule ``int_stdp``
+        (:mod:`neuroplast.plasticity.int_stdp`, the engine's rule bit for bit) on a
+        LINEAR layer followed by a LIF. Returns the board layer number.
+
+        * ``learn(True, layer, params)``: configure (zero the traces, seed the generator
+          with ``params.seed``) and learn during every following INFER/STREAM step;
+          ``start=False`` configures only (learning stays off, as ``board load`` does).
+        * ``learn(True, resume=True)``: learn again with the current configuration,
+          traces and generator (after :meth:`push_learn_state`, or a pause).
+        * ``learn(False)``: stop; weights, traces and generator are kept.
+
+        ``layer`` is a node name or board layer number (default: the first LINEAR
+        feeding a LIF); ``params`` defaults to ``IntSTDPParams()``. The board refuses
+        with :class:`DeviceError` ``BAD_ARG`` what it cannot run.
+        """
         image = self._need_image()
+        if resume or not start:
+            self._need_fw(_LEARN_FW, "learning modes CONFIGURE/RESUME")
+        if not enabled or resume:
+            if layer is not None or params is not None:
+                raise BridgeError("learn(False) and learn(resume=True) take no layer or params")
+            mode = spec.LearnMode.RESUME if enabled else spec.LearnMode.OFF
+            self.request(M.LEARN_ENABLE, bytes((mode,)) + bytes(19))
+            return -1 if self._learn_layer is None else self._learn_layer
         params = params or IntSTDPParams()
+        if not isinstance(params, IntSTDPParams):
+            raise BridgeError(f"params must be IntSTDPParams, got {type(params).__name__}")
         if layer is None:
             cands = [
                 i
@@ -610,12 +641,89 @@ class Board:
                 and image.layers[i + 1].kind == spec.LayerKind.LIF
                 and image.layers[i + 1].sources == (i + 1,)  # the LIF reads this LINEAR
             ]
-            if enabled and not cands:
+            if not cands:
                 raise ModelImageError("no LINEAR layer followed by a LIF in this model")
-            idx = cands[0] if cands else 0
+            idx = cands[0]
         else:
             idx = image.layer_index(layer)
-        self.request(M.LEARN_ENABLE, params.pack(enabled, idx))
+        mode = spec.LearnMode.START if start else spec.LearnMode.CONFIGURE
+        self.request(M.LEARN_ENABLE, _pack_learn(mode, idx, params))
+        self._learn_layer = idx
+        return idx
+
+    def pull_learn_state(self) -> IntSTDPState:
+        """The learning state of the configured layer: traces ``x`` (n_pre,), ``y``
+        (n_post,) and the generator word ``rng``, as :func:`~neuroplast.plasticity.
+        int_stdp_step` keeps them (CRC-checked; PROTOCOL.md §4.6)."""
+        n_pre, n_post = self._learn_shape()
+        data = self._get_object(spec.LEARN_STATE_LAYER, "learning state")
+        if len(data) != 4 + 2 * (n_pre + n_post):
+            raise ProtocolError(
+                f"learning state is {len(data)} bytes, expected {4 + 2 * (n_pre + n_post)}"
+            )
+        tr = np.frombuffer(data, "<u2", offset=4).astype(np.int64)
+        return IntSTDPState(tr[:n_pre].copy(), tr[n_pre:].copy(), struct.unpack_from("<I", data)[0])
+
+    def push_learn_state(self, state: IntSTDPState) -> None:
+        """Write traces and generator into the configured layer's learning state
+        (validated on the host and on the board; applied only whole)."""
+        n_pre, n_post = self._learn_shape()
+        try:
+            st = int_stdp_check_state(state, n_pre, n_post)
+        except NeuroplastError as e:
+            raise DataError(str(e)) from None
+        data = struct.pack("<I", st.rng) + np.concatenate([st.x, st.y]).astype("<u2").tobytes()
+        self._set_object(spec.LEARN_STATE_LAYER, data)
+
+    def _need_fw(self, version: tuple[int, int, int], what: str) -> None:
+        """Refuse a feature older firmware would misread (0.2 took any LEARN_ENABLE
+        mode byte != 0 as START)."""
+        have = self.caps.firmware_version if self.caps is not None else None
+        if have is not None and tuple(have) < version:
+            raise BridgeError(
+                f"board firmware {'.'.join(map(str, have))} predates {what} "
+                f"(needs {'.'.join(map(str, version))}); rebuild/reflash the firmware"
+            )
+
+    def _learn_shape(self) -> tuple[int, int]:
+        self._need_fw(_LEARN_FW, "the learning-state transfer")
+        image = self._need_image()
+        if self._learn_layer is None:
+            raise BridgeError("learning is not configured on this board (call learn() first)")
+        shape = image.layers[self._learn_layer].weight_shape
+        assert shape is not None
+        return int(shape[1]), int(shape[0])
+
+    def _get_object(self, idx: int, what: str) -> bytes:
+        """Read a GET_STATE object (chunked; the whole-object CRC is checked)."""
+        out = bytearray()
+        total = None
+        tcrc = 0
+        while total is None or len(out) < total:
+            reply = self.request(
+                M.GET_STATE, struct.pack("<BIH", idx, len(out), spec.MAX_PAYLOAD - 13)
+            )
+            if len(reply) < 12:
+                raise ProtocolError("short GET_STATE reply")
+            t, c, off = struct.unpack_from("<III", reply)
+            if off != len(out) or (total is not None and (t != total or c != tcrc)):
+                raise ProtocolError(
+                    "GET_STATE chunks are inconsistent (state changed while reading?)"
+                )
+            total, tcrc = t, c
+            out += reply[12:]
+            if len(reply) == 12 and len(out) < total:
+                raise ProtocolError("GET_STATE returned an empty chunk")
+        if crc32(bytes(out)) != tcrc:
+            raise BridgeError(f"{what}: whole-state CRC mismatch after transfer")
+        return bytes(out)
+
+    def _set_object(self, idx: int, data: bytes) -> None:
+        tcrc = crc32(data)
+        step = spec.MAX_PAYLOAD - 13
+        for off in range(0, len(data), step):
+            part = data[off : off + step]
+            self.request(M.SET_STATE, struct.pack("<BIII", idx, off, len(data), tcrc) + part)
 
     def pull_state(self, layer: int | str | None = None) -> np.ndarray | dict[str, np.ndarray]:
         """Read a layer's (learned) int8 weights; with no layer, all weighted layers by name.
@@ -631,27 +739,8 @@ class Board:
         info = image.layers[idx]
         if info.weight_shape is None:
             raise BridgeError(f"layer {info.name!r} has no weights")
-        out = bytearray()
-        total = None
-        tcrc = 0
-        while total is None or len(out) < total:
-            reply = self.request(
-                M.GET_STATE, struct.pack("<BIH", idx, len(out), spec.MAX_PAYLOAD - 13)
-            )
-            if len(reply) < 12:
-                raise ProtocolError("short GET_STATE reply")
-            t, c, off = struct.unpack_from("<III", reply)
-            if off != len(out) or (total is not None and (t != total or c != tcrc)):
-                raise ProtocolError(
-                    "GET_STATE chunks are inconsistent (weights changed while reading?)"
-                )
-            total, tcrc = t, c
-            out += reply[12:]
-            if len(reply) == 12 and len(out) < total:
-                raise ProtocolError("GET_STATE returned an empty chunk")
-        if crc32(bytes(out)) != tcrc:
-            raise BridgeError(f"layer {info.name!r}: whole-state CRC mismatch after transfer")
-        return np.frombuffer(bytes(out), dtype=np.int8).reshape(info.weight_shape).copy()
+        data = self._get_object(idx, f"layer {info.name!r}")
+        return np.frombuffer(data, dtype=np.int8).reshape(info.weight_shape).copy()
 
     def push_state(self, layer: int | str, weights: np.ndarray) -> None:
         """Write int8 weights into a layer (chunked; applied only if the whole CRC matches)."""
@@ -665,12 +754,25 @@ class Board:
             )
         if w.dtype.kind not in "iu" or w.min(initial=0) < -128 or w.max(initial=0) > 127:
             raise DataError("weights must be int8 codes")
-        data = w.astype(np.int8).tobytes()
-        tcrc = crc32(data)
-        step = spec.MAX_PAYLOAD - 13
-        for off in range(0, len(data), step):
-            part = data[off : off + step]
-            self.request(M.SET_STATE, struct.pack("<BIII", idx, off, len(data), tcrc) + part)
+        self._set_object(idx, w.astype(np.int8).tobytes())
+
+
+def _pack_learn(mode: int, layer: int, p: IntSTDPParams) -> bytes:
+    """LEARN_ENABLE payload (20 bytes, PROTOCOL.md §4.5)."""
+    return struct.pack(
+        "<BBIHHHHHHbb",
+        mode,
+        layer,
+        int(p.seed),
+        p.a_pre,
+        p.a_post,
+        p.decay_pre,
+        p.decay_post,
+        p.eta_plus,
+        p.eta_minus,
+        p.w_min,
+        p.w_max,
+    )
 
 
 def _urandom(n: int) -> bytes:

@@ -48,6 +48,7 @@ def render_tables() -> str:
     lines += _md("Error codes (NACK payload byte 1)", spec.ERRORS, "{0}")
     lines += _md("Header flags (header byte 2)", spec.FLAGS, "0x{0:02X}")
     lines += _md("Model image layer kinds", spec.LAYER_KINDS, "{0}")
+    lines += _md("LEARN_ENABLE modes (payload byte 0)", spec.LEARN_MODES, "{0}")
     lines += _md("STATS reply: u32 counters in this order", spec.STATS_FIELDS, "{0}")
     lines.append(END)
     return "\n".join(lines)
@@ -93,6 +94,9 @@ def render() -> str:
         "",
         "/* model image layer kinds */",
         *_block("NP_LAYER_", spec.LAYER_KINDS, "{0}"),
+        "",
+        "/* LEARN_ENABLE modes (payload byte 0) */",
+        *_block("NP_LEARN_", spec.LEARN_MODES, "{0}"),
         "",
         "/* STATS reply field indices */",
         *_block("NP_STAT_", spec.STATS_FIELDS, "{0}"),

@@ -129,6 +129,36 @@ FIRMWARE = register_target(
         builds_on=("runtime-int",),
     )
 )
+FIRMWARE.rule_hint = (
+    "attach int_stdp instead (neuroplast.plasticity.int_stdp_from_pair converts pair "
+    "STDP), learn on the host (`neuroplast learn`), or load for inference only "
+    "(`board load --no-learning`)"
+)
+
+
+def _check_int_stdp(layer: str, rule: dict, ctx: CheckContext) -> str | None:
+    """The firmware's one STDP slot: a Linear feeding exactly one LIF, every step."""
+    g = ctx.graph
+    node = g.nodes.get(layer)
+    if not isinstance(node, Linear):
+        return f"{layer!r} is {type(node).__name__ if node else 'not a node'}; the board learns on a Linear"
+    succ = g.successors(layer)
+    post = g.nodes[succ[0]] if len(succ) == 1 else None
+    if post is None or isinstance(post, CubaLIF) or not isinstance(post, (LIF, IF)):
+        return f"{layer!r} must feed exactly one LIF (the board's post-synaptic spikes)"
+    if g.predecessors(succ[0]) != [layer] or rule.get("post") not in (None, succ[0]):
+        return f"the LIF after {layer!r} must read only {layer!r} and be the rule's post node"
+    if rule.get("every", 1) != 1:
+        return "the board learns every step (every = 1)"
+    n = sum(1 for r in ctx.options.get("rules", ()) if r.get("kind") == "int_stdp")
+    if n > 1:
+        return f"the board learns on one layer; the bundle has {n} int_stdp rules"
+    return None
+
+
+FIRMWARE.register_rule(
+    "int_stdp", check=_check_int_stdp, note="one Linear -> LIF layer, bit-exact with the host"
+)
 
 
 # ------------------------------------------------------------------ encoding helpers

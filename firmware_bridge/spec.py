@@ -41,12 +41,15 @@ __all__ = [
     "MAX_LAYERS",
     "MAX_DELAY_DEPTH",
     "MAX_LAYER_SIZE",
+    "LEARN_STATE_LAYER",
+    "LEARN_MODES",
+    "LearnMode",
     "message_name",
     "error_name",
 ]
 
 PROTOCOL_VERSION = 1
-FW_VERSION = (0, 2, 0)
+FW_VERSION = (0, 3, 0)  # 0.3: LEARN_ENABLE modes, learning state via GET/SET_STATE
 HEADER_FORMAT = "<BBBHH"  # version, type, flags, seq, length
 HEADER_SIZE = 7
 CRC_SIZE = 4
@@ -59,6 +62,7 @@ IMAGE_VERSION = 2
 MAX_LAYERS = 32  # layers per model image (the reference firmware's static layer table)
 MAX_DELAY_DEPTH = 4096  # delay line depth (steps) of DELAY / DELAY_LINEAR
 MAX_LAYER_SIZE = 1 << 20  # elements of one layer's output
+LEARN_STATE_LAYER = 0xFF  # GET_STATE/SET_STATE "layer" that selects the learning state
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,9 @@ MESSAGES: tuple[Entry, ...] = (
     Entry(0x03, "LOAD_BUNDLE", "one chunk of a model image (offset, total, crcs, data)"),
     Entry(0x04, "INFER", "run n steps from reset state, reply all outputs"),
     Entry(0x05, "STREAM", "run n steps continuing the state (dense or event input)"),
-    Entry(0x06, "LEARN_ENABLE", "switch on-device STDP on/off for a layer, with seed"),
-    Entry(0x07, "GET_STATE", "read one chunk of a layer's (learned) weights"),
-    Entry(0x08, "SET_STATE", "write one chunk of a layer's weights"),
+    Entry(0x06, "LEARN_ENABLE", "configure on-device integer STDP for a layer; start, stop or resume it"),
+    Entry(0x07, "GET_STATE", "read one chunk of a layer's (learned) weights, or of the learning state"),
+    Entry(0x08, "SET_STATE", "write one chunk of a layer's weights, or of the learning state"),
     Entry(0x09, "STATS", "read the link and runtime counters"),
     Entry(0x0A, "RESET", "reset neuron state, unload the model, or clear counters"),
     Entry(0x0B, "LOG", "unsolicited text from the board (level, utf-8)"),
@@ -130,6 +134,14 @@ LAYER_KINDS: tuple[Entry, ...] = (
 )
 # fmt: on
 
+# LEARN_ENABLE payload byte 0.
+LEARN_MODES: tuple[Entry, ...] = (
+    Entry(0, "OFF", "stop learning; weights, traces and generator are kept"),
+    Entry(1, "START", "configure (zero traces, seed the generator) and learn"),
+    Entry(2, "CONFIGURE", "configure (zero traces, seed the generator), learning stays off"),
+    Entry(3, "RESUME", "learn with the current configuration, traces and generator"),
+)
+
 # STATS reply: one little-endian u32 per entry, in this order.
 STATS_FIELDS: tuple[Entry, ...] = (
     Entry(0, "RX_BYTES", "bytes read from the link"),
@@ -161,6 +173,7 @@ CONSTANTS: tuple[Entry, ...] = (
     Entry(MAX_LAYERS, "MAX_LAYERS", "layers per model image"),
     Entry(MAX_DELAY_DEPTH, "MAX_DELAY_DEPTH", "deepest delay line (steps)"),
     Entry(MAX_LAYER_SIZE, "MAX_LAYER_SIZE", "elements of one layer's output"),
+    Entry(LEARN_STATE_LAYER, "LEARN_STATE_LAYER", "GET/SET_STATE layer id of the learning state"),
     Entry(max(e.code for e in LAYER_KINDS), "LAYER_KIND_MAX", "highest layer kind code"),
     Entry(FW_VERSION[0], "FW_VERSION_MAJOR", "reference firmware version"),
     Entry(FW_VERSION[1], "FW_VERSION_MINOR", "reference firmware version"),
@@ -179,6 +192,7 @@ MsgType = _enum("MsgType", MESSAGES)
 ErrorCode = _enum("ErrorCode", ERRORS)
 Flag = _enum("Flag", FLAGS)
 LayerKind = _enum("LayerKind", LAYER_KINDS)
+LearnMode = _enum("LearnMode", LEARN_MODES)
 
 
 def message_name(code: int) -> str:

@@ -19,7 +19,10 @@ grouped convolution); a kind with no handler is refused with the reason given to
 The union of the tables is the capability matrix (:func:`capability_matrix`,
 ``neuroplast targets``, ``docs/capabilities.md``). ``fit``, ``check``, ``export`` and
 ``board load`` call :meth:`Target.require`, which raises one
-:class:`~neuroplast.errors.UnsupportedError` line before any work is done.
+:class:`~neuroplast.errors.UnsupportedError` line before any work is done. A target that
+learns on the device also keeps a table of the plasticity rules it runs
+(:meth:`Target.register_rule`; ``board load``/``board learn`` call
+:meth:`Target.require_rules`).
 
 Consumers outside ``neuroplast`` proper (the toolchain, the board link, the apps) register
 when their module is imported; :func:`load_plugins` imports every module listed in the
@@ -57,6 +60,9 @@ PLUGIN_GROUP = "neuroplast.plugins"
 _log = logging.getLogger(__name__)
 
 CheckFn = Callable[[str, Any, "CheckContext"], "str | None"]
+#: ``check(layer, rule, ctx)`` for a learning rule: ``rule`` is one entry of
+#: ``plasticity.json``'s ``rules`` (``kind``, ``params``, ``layer``, ``post``, ``every``).
+RuleCheckFn = Callable[[str, dict, "CheckContext"], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,10 @@ class Refusal:
     hint: str = ""
 
     def __str__(self) -> str:
-        where = "the graph" if self.node == "*" else f"node {self.node!r} ({self.kind})"
+        if self.kind.startswith("rule "):  # a learning rule (Target.rule_refusals)
+            where = f"{self.kind} on {self.node!r}"
+        else:
+            where = "the graph" if self.node == "*" else f"node {self.node!r} ({self.kind})"
         msg = f"{where} cannot run on {self.target}: {self.reason}"
         return f"{msg}; {self.hint}" if self.hint else msg
 
@@ -165,6 +174,11 @@ class Target:
         #: by targets that build one, e.g. the firmware image); ``fit`` uses it.
         self.footprint: Callable[[Any], dict[str, int]] | None = None
         self.graph_checks: list[Callable[[CheckContext], Iterable[Refusal]]] = []
+        #: Learning rules this target runs on the device (``kind -> (check, note)``);
+        #: ``None`` means the target does not learn on its own (the host runtimes run
+        #: every rule). ``rule_hint``: what to do with a rule it does not run.
+        self.rules: dict[str, tuple[RuleCheckFn | None, str]] | None = None
+        self.rule_hint = ""
 
     def __repr__(self) -> str:
         return f"Target({self.name!r}, kinds={sorted(c.kind for c in self.handlers)})"
@@ -189,6 +203,12 @@ class Target:
         """Record that ``node_class`` has no handler here, why, and what to do instead."""
         self.handlers.pop(node_class, None)
         self.refused[node_class] = (reason, self.hint if hint is None else hint)
+
+    def register_rule(self, kind: str, check: RuleCheckFn | None = None, note: str = "") -> None:
+        """This target runs plasticity rule ``kind`` (a registered rule kind) on-device."""
+        if self.rules is None:
+            self.rules = {}
+        self.rules[kind] = (check, note)
 
     def graph_check(
         self, fn: Callable[[CheckContext], Iterable[Refusal]]
@@ -262,6 +282,37 @@ class Target:
             for check in self.graph_checks:
                 out.extend(check(ctx))
         return out
+
+    def rule_refusals(self, graph: Any, plasticity: Any, **options: Any) -> list[Refusal]:
+        """Why this target cannot run the learning rules ``plasticity`` (a
+        ``plasticity.json`` dict or an engine with ``to_dict``) on ``graph``; empty when
+        it can, or when it runs no rules of its own (``rules is None``)."""
+        if self.rules is None or not plasticity:
+            return []
+        d = plasticity.to_dict() if hasattr(plasticity, "to_dict") else plasticity
+        rules = d.get("rules", []) if isinstance(d, dict) else []
+        rules = [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
+        ctx = CheckContext(graph, self, {"rules": rules, **options})
+        out: list[Refusal] = []
+        for r in rules:
+            kind, layer = str(r.get("kind")), str(r.get("layer"))
+            entry = self.rules.get(kind)
+            if entry is None:
+                runs = ", ".join(sorted(self.rules)) or "none"
+                why = f"{self.name} runs only the learning rules: {runs}"
+                out.append(Refusal(layer, f"rule {kind}", self.name, why, self.rule_hint))
+            elif entry[0] is not None:
+                why = entry[0](layer, r, ctx)
+                if why:
+                    out.append(Refusal(layer, f"rule {kind}", self.name, why, ""))
+        return out
+
+    def require_rules(self, graph: Any, plasticity: Any, **options: Any) -> None:
+        """Raise one :class:`UnsupportedError` line if the rules cannot run here."""
+        found = self.rule_refusals(graph, plasticity, **options)
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise UnsupportedError(f"{found[0]}{more}", tuple(found))
 
     def require(self, graph: Any, **options: Any) -> None:
         """Raise one :class:`UnsupportedError` line if this target cannot run ``graph``."""
@@ -372,8 +423,15 @@ def matrix_markdown(targets: Iterable[str] | None = None, shipped_only: bool = F
                 word += f" [{len(notes)}]"
             cells.append(word)
         rows.append(f"| {kind} | " + " | ".join(cells) + " |")
+    learn = [f"| {t} | {k} | {note or '-'} |" for t in names
+             for k, (_, note) in sorted((TARGETS[t].rules or {}).items())]  # fmt: skip
+    if learn:  # targets that learn on the device, and the rules they run
+        learn = ["| target | learns on-device with | note |", "|---|---|---|", *learn, ""]
+        hints = [f"Other rules on {t}: {TARGETS[t].rule_hint}." for t in names
+                 if TARGETS[t].rules is not None and TARGETS[t].rule_hint]  # fmt: skip
+        learn += hints + ([""] if hints else [])
     return "\n".join(
-        legend + [""] + rows + [""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)] + [""]
+        legend + [""] + rows + [""] + [f"{i}. {n}" for i, n in enumerate(notes, 1)] + [""] + learn
     )
 
 

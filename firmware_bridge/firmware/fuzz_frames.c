@@ -239,25 +239,29 @@ static void valid_request(void)
     }
     case 2: /* LEARN_ENABLE on a random layer */
         for (i = 0; i < 20; i++) payload[i] = (uint8_t)rnd();
-        payload[0] = (uint8_t)(rnd() & 1);
+        payload[0] = (uint8_t)rnd_below(5); /* modes 0..3 and one invalid */
         payload[1] = (uint8_t)rnd_below(5);
         send_req(NP_MSG_LEARN_ENABLE, 0, payload, 20);
         break;
-    case 3: /* GET_STATE */
-        payload[0] = (uint8_t)rnd_below(5);
+    case 3: /* GET_STATE of weights or of the learning state (0xFF) */
+        payload[0] = rnd_below(4) == 0 ? NP_LEARN_STATE_LAYER : (uint8_t)rnd_below(5);
         np_wr_u32(payload + 1, rnd_below(100));
         np_wr_u16(payload + 5, (uint16_t)rnd());
         send_req(NP_MSG_GET_STATE, 0, payload, 7);
         break;
-    case 4: /* SET_STATE with right or wrong CRC */
-        n = rnd_below(60);
-        payload[0] = (uint8_t)rnd_below(5);
+    case 4: { /* SET_STATE (weights or learning state) with right or wrong CRC */
+        uint32_t ls = np_model_learn_state_size(&board.model);
+        int learn = rnd_below(3) == 0;
+        n = learn && ls && ls <= 60 && rnd() & 1 ? ls : rnd_below(60);
+        payload[0] = learn ? NP_LEARN_STATE_LAYER : (uint8_t)rnd_below(5);
         np_wr_u32(payload + 1, rnd() & 1 ? 0 : rnd_below(60));
-        np_wr_u32(payload + 5, rnd() & 1 ? 48 : rnd_below(100));
-        for (i = 0; i < n; i++) payload[13 + i] = (uint8_t)rnd();
+        np_wr_u32(payload + 5, learn && ls && rnd() & 1 ? ls : rnd() & 1 ? 48 : rnd_below(100));
+        for (i = 0; i < n; i++) /* odd bytes: trace high bytes, mostly valid (<= 0x7F) */
+            payload[13 + i] = (uint8_t)(learn && (i & 1) && rnd() & 1 ? rnd() & 0x7F : rnd());
         np_wr_u32(payload + 9, rnd() & 1 ? np_crc32_update(0, payload + 13, n) : rnd());
         send_req(NP_MSG_SET_STATE, 0, payload, 13 + n);
         break;
+    }
     default: /* RESET */
         payload[0] = (uint8_t)rnd_below(4);
         send_req(NP_MSG_RESET, 0, payload, 1 + rnd_below(2));

@@ -265,10 +265,36 @@ static np_layer_t *weight_layer(np_board_t *b, uint8_t layer)
     return &m->layers[layer];
 }
 
-static int h_get_state(np_board_t *b, const np_frame_t *f, size_t *out_len)
+/* Size of the GET/SET_STATE object `layer` (weights, or the learning state), 0 with a
+ * detail when there is none. */
+static uint32_t state_size(np_board_t *b, uint8_t layer)
 {
     np_layer_t *L;
-    uint32_t off, n, maxn;
+    if (layer == NP_LEARN_STATE_LAYER) {
+        uint32_t n = np_model_learn_state_size(&b->model);
+        if (!n) DETAIL("learning is not configured (LEARN_ENABLE first)");
+        return n;
+    }
+    L = weight_layer(b, layer);
+    return L ? L->n_w : 0;
+}
+
+static uint32_t learn_state_crc(const np_model_t *m, uint32_t total)
+{
+    uint8_t tmp[64];
+    uint32_t off, n, crc = 0;
+    for (off = 0; off < total; off += n) {
+        n = total - off < sizeof tmp ? total - off : (uint32_t)sizeof tmp;
+        np_model_learn_state_read(m, off, n, tmp);
+        crc = np_crc32_update(crc, tmp, n);
+    }
+    return crc;
+}
+
+static int h_get_state(np_board_t *b, const np_frame_t *f, size_t *out_len)
+{
+    uint32_t off, n, maxn, total;
+    uint8_t layer;
     if (f->length != 7) {
         DETAIL("GET_STATE payload is 7 bytes");
         return NP_ERR_BAD_LENGTH;
@@ -277,29 +303,35 @@ static int h_get_state(np_board_t *b, const np_frame_t *f, size_t *out_len)
         DETAIL("load a model first");
         return NP_ERR_NO_MODEL;
     }
-    L = weight_layer(b, f->payload[0]);
-    if (!L) return NP_ERR_BAD_ARG;
+    layer = f->payload[0];
+    total = state_size(b, layer);
+    if (!total) return NP_ERR_BAD_ARG;
     off = np_rd_u32(f->payload + 1);
     maxn = np_rd_u16(f->payload + 5);
-    if (off > L->n_w) {
-        DETAIL("offset %lu > %lu weights", (unsigned long)off, (unsigned long)L->n_w);
+    if (off > total) {
+        DETAIL("offset %lu > %lu bytes", (unsigned long)off, (unsigned long)total);
         return NP_ERR_BAD_ARG;
     }
-    n = L->n_w - off;
+    n = total - off;
     if (n > maxn) n = maxn;
     if (n > NP_MAX_PAYLOAD - 13) n = NP_MAX_PAYLOAD - 13;
-    np_wr_u32(b->reply + 1, L->n_w);
-    np_wr_u32(b->reply + 5, weights_crc(L));
+    np_wr_u32(b->reply + 1, total);
     np_wr_u32(b->reply + 9, off);
-    memcpy(b->reply + 13, (const uint8_t *)L->w + off, n);
+    if (layer == NP_LEARN_STATE_LAYER) {
+        np_wr_u32(b->reply + 5, learn_state_crc(&b->model, total));
+        np_model_learn_state_read(&b->model, off, n, b->reply + 13);
+    } else {
+        const np_layer_t *L = &b->model.layers[layer];
+        np_wr_u32(b->reply + 5, weights_crc(L));
+        memcpy(b->reply + 13, (const uint8_t *)L->w + off, n);
+    }
     *out_len = 13 + n;
     return NP_ERR_OK;
 }
 
 static int h_set_state(np_board_t *b, const np_frame_t *f, size_t *out_len)
 {
-    np_layer_t *L;
-    uint32_t off, total, tcrc, n;
+    uint32_t off, total, tcrc, n, want;
     uint8_t layer;
     if (f->length < 13) {
         DETAIL("SET_STATE header is 13 bytes");
@@ -310,14 +342,14 @@ static int h_set_state(np_board_t *b, const np_frame_t *f, size_t *out_len)
         return NP_ERR_NO_MODEL;
     }
     layer = f->payload[0];
-    L = weight_layer(b, layer);
-    if (!L) return NP_ERR_BAD_ARG;
+    want = state_size(b, layer);
+    if (!want) return NP_ERR_BAD_ARG;
     off = np_rd_u32(f->payload + 1);
     total = np_rd_u32(f->payload + 5);
     tcrc = np_rd_u32(f->payload + 9);
     n = (uint32_t)f->length - 13;
-    if (total != L->n_w) {
-        DETAIL("layer %u has %lu weights, not %lu", layer, (unsigned long)L->n_w,
+    if (total != want) {
+        DETAIL("state %u is %lu bytes, not %lu", layer, (unsigned long)want,
                (unsigned long)total);
         return NP_ERR_BAD_ARG;
     }
@@ -347,10 +379,18 @@ static int h_set_state(np_board_t *b, const np_frame_t *f, size_t *out_len)
     if (b->xfer_received == b->xfer_total) {
         b->xfer = 0;
         if (np_crc32_update(0, b->staging, total) != tcrc) {
-            DETAIL("whole-state CRC mismatch; weights unchanged");
+            DETAIL("whole-state CRC mismatch; state unchanged");
             return NP_ERR_OBJECT_CRC;
         }
-        memcpy(L->w, b->staging, total);
+        if (layer == NP_LEARN_STATE_LAYER) {
+            int err = np_model_learn_state_write(&b->model, b->staging, total);
+            if (err) {
+                DETAIL("%s", b->model.detail);
+                return err;
+            }
+        } else {
+            memcpy(b->model.layers[layer].w, b->staging, total);
+        }
         b->reply[5] = 1;
     }
     np_wr_u32(b->reply + 1, b->xfer_received);
@@ -366,7 +406,7 @@ static int h_learn(np_board_t *b, const np_frame_t *f)
         DETAIL("LEARN_ENABLE payload is 20 bytes");
         return NP_ERR_BAD_LENGTH;
     }
-    err = np_model_learn(&b->model, p[0] != 0, p[1], np_rd_u32(p + 2), np_rd_u16(p + 6),
+    err = np_model_learn(&b->model, p[0], p[1], np_rd_u32(p + 2), np_rd_u16(p + 6),
                          np_rd_u16(p + 8), np_rd_u16(p + 10), np_rd_u16(p + 12),
                          np_rd_u16(p + 14), np_rd_u16(p + 16), (int8_t)(p[18] < 128 ? p[18] : p[18] - 256),
                          (int8_t)(p[19] < 128 ? p[19] : p[19] - 256));

@@ -667,18 +667,30 @@ const int32_t *np_model_output(const np_model_t *m)
     return m->layers[m->n_layers - 1].out;
 }
 
-int np_model_learn(np_model_t *m, int enable, uint8_t layer, uint32_t seed, uint16_t a_pre,
+int np_model_learn(np_model_t *m, int mode, uint8_t layer, uint32_t seed, uint16_t a_pre,
                    uint16_t a_post, uint16_t decay_pre, uint16_t decay_post, uint16_t eta_plus,
                    uint16_t eta_minus, int8_t w_min, int8_t w_max)
 {
     np_stdp_t *s = &m->stdp;
-    if (!enable) {
+    if (mode == NP_LEARN_OFF) {
         s->enabled = 0;
         return NP_ERR_OK;
+    }
+    if (mode > NP_LEARN_RESUME) {
+        snprintf(m->detail, sizeof m->detail, "learn mode %d is not 0..3", mode);
+        return NP_ERR_BAD_ARG;
     }
     if (!m->loaded) {
         snprintf(m->detail, sizeof m->detail, "no model loaded");
         return NP_ERR_NO_MODEL;
+    }
+    if (mode == NP_LEARN_RESUME) {
+        if (!s->x_pre) {
+            snprintf(m->detail, sizeof m->detail, "learning is not configured; use START first");
+            return NP_ERR_BAD_ARG;
+        }
+        s->enabled = 1;
+        return NP_ERR_OK;
     }
     if ((uint32_t)layer + 1u >= m->n_layers || m->layers[layer].kind != NP_LAYER_LINEAR ||
         m->layers[layer + 1].kind != NP_LAYER_LIF || m->layers[layer].src[0] != layer ||
@@ -712,6 +724,58 @@ int np_model_learn(np_model_t *m, int enable, uint8_t layer, uint32_t seed, uint
     s->eta_minus = eta_minus;
     s->w_min = w_min;
     s->w_max = w_max;
-    s->enabled = 1;
+    s->enabled = mode == NP_LEARN_START;
+    return NP_ERR_OK;
+}
+
+uint32_t np_model_learn_state_size(const np_model_t *m)
+{
+    const np_stdp_t *s = &m->stdp;
+    if (!m->loaded || !s->x_pre) return 0;
+    return 4u + 2u * (m->layers[s->layer].in_n + m->layers[s->layer].out_n);
+}
+
+/* Byte k of the learning-state object: rng:u32, x_pre:u16[in_n], y_post:u16[out_n] (LE). */
+static uint8_t learn_state_byte(const np_model_t *m, uint32_t k)
+{
+    const np_stdp_t *s = &m->stdp;
+    uint32_t n_pre = m->layers[s->layer].in_n, e;
+    uint32_t v;
+    if (k < 4) return (uint8_t)(s->rng >> (8 * k));
+    e = (k - 4) / 2;
+    v = (uint32_t)(e < n_pre ? s->x_pre[e] : s->y_post[e - n_pre]);
+    return (uint8_t)(v >> (8 * ((k - 4) & 1)));
+}
+
+void np_model_learn_state_read(const np_model_t *m, uint32_t off, uint32_t n, uint8_t *out)
+{
+    uint32_t k;
+    for (k = 0; k < n; k++) out[k] = learn_state_byte(m, off + k);
+}
+
+int np_model_learn_state_write(np_model_t *m, const uint8_t *obj, uint32_t len)
+{
+    np_stdp_t *s = &m->stdp;
+    uint32_t n_pre, n_post, e, rng;
+    if (len != np_model_learn_state_size(m) || len == 0) {
+        snprintf(m->detail, sizeof m->detail, "learning state is %lu bytes, not %lu",
+                 (unsigned long)np_model_learn_state_size(m), (unsigned long)len);
+        return NP_ERR_BAD_ARG;
+    }
+    n_pre = m->layers[s->layer].in_n;
+    n_post = m->layers[s->layer].out_n;
+    rng = np_rd_u32(obj);
+    if (rng == 0) {
+        snprintf(m->detail, sizeof m->detail, "generator state 0 is invalid");
+        return NP_ERR_BAD_ARG;
+    }
+    for (e = 0; e < n_pre + n_post; e++)
+        if (np_rd_u16(obj + 4 + 2 * e) > 32767u) {
+            snprintf(m->detail, sizeof m->detail, "trace %lu above 32767", (unsigned long)e);
+            return NP_ERR_BAD_ARG;
+        }
+    s->rng = rng;
+    for (e = 0; e < n_pre; e++) s->x_pre[e] = (int32_t)np_rd_u16(obj + 4 + 2 * e);
+    for (e = 0; e < n_post; e++) s->y_post[e] = (int32_t)np_rd_u16(obj + 4 + 2 * (n_pre + e));
     return NP_ERR_OK;
 }

@@ -94,10 +94,17 @@ void np_model_step(np_model_t *m, const int32_t *x);
 
 const int32_t *np_model_output(const np_model_t *m);
 
-/* STDP control; returns NP_ERR_OK or NP_ERR_BAD_ARG (with m->detail). */
-int np_model_learn(np_model_t *m, int enable, uint8_t layer, uint32_t seed, uint16_t a_pre,
+/* STDP control (mode: NP_LEARN_OFF/START/CONFIGURE/RESUME, PROTOCOL.md §4.5); returns
+ * NP_ERR_OK, NP_ERR_NO_MODEL or NP_ERR_BAD_ARG (with m->detail). */
+int np_model_learn(np_model_t *m, int mode, uint8_t layer, uint32_t seed, uint16_t a_pre,
                    uint16_t a_post, uint16_t decay_pre, uint16_t decay_post, uint16_t eta_plus,
                    uint16_t eta_minus, int8_t w_min, int8_t w_max);
+
+/* Learning state object (PROTOCOL.md §4.6): its size (0 = not configured), a byte range of
+ * it, and a whole-object write (validated first: NP_ERR_BAD_ARG leaves the state as it was). */
+uint32_t np_model_learn_state_size(const np_model_t *m);
+void np_model_learn_state_read(const np_model_t *m, uint32_t off, uint32_t n, uint8_t *out);
+int np_model_learn_state_write(np_model_t *m, const uint8_t *obj, uint32_t len);
 
 /* xorshift32 used by stochastic rounding, and the seed scrambler (murmur3 fmix32). */
 uint32_t np_xorshift32(uint32_t *state);

@@ -15,9 +15,10 @@
 #define NP_MAX_LAYERS         32  /* layers per model image */
 #define NP_MAX_DELAY_DEPTH    4096  /* deepest delay line (steps) */
 #define NP_MAX_LAYER_SIZE     1048576  /* elements of one layer's output */
+#define NP_LEARN_STATE_LAYER  255  /* GET/SET_STATE layer id of the learning state */
 #define NP_LAYER_KIND_MAX     14  /* highest layer kind code */
 #define NP_FW_VERSION_MAJOR   0  /* reference firmware version */
-#define NP_FW_VERSION_MINOR   2  /* reference firmware version */
+#define NP_FW_VERSION_MINOR   3  /* reference firmware version */
 #define NP_FW_VERSION_PATCH   0  /* reference firmware version */
 #define NP_STATS_COUNT        16  /* u32 counters in a STATS reply */
 
@@ -27,9 +28,9 @@
 #define NP_MSG_LOAD_BUNDLE   0x03  /* one chunk of a model image (offset, total, crcs, data) */
 #define NP_MSG_INFER         0x04  /* run n steps from reset state, reply all outputs */
 #define NP_MSG_STREAM        0x05  /* run n steps continuing the state (dense or event input) */
-#define NP_MSG_LEARN_ENABLE  0x06  /* switch on-device STDP on/off for a layer, with seed */
-#define NP_MSG_GET_STATE     0x07  /* read one chunk of a layer's (learned) weights */
-#define NP_MSG_SET_STATE     0x08  /* write one chunk of a layer's weights */
+#define NP_MSG_LEARN_ENABLE  0x06  /* configure on-device integer STDP for a layer; start, stop or resume it */
+#define NP_MSG_GET_STATE     0x07  /* read one chunk of a layer's (learned) weights, or of the learning state */
+#define NP_MSG_SET_STATE     0x08  /* write one chunk of a layer's weights, or of the learning state */
 #define NP_MSG_STATS         0x09  /* read the link and runtime counters */
 #define NP_MSG_RESET         0x0A  /* reset neuron state, unload the model, or clear counters */
 #define NP_MSG_LOG           0x0B  /* unsolicited text from the board (level, utf-8) */
@@ -74,6 +75,12 @@
 #define NP_LAYER_RELU          12  /* max(x, zero point) */
 #define NP_LAYER_SCALE         13  /* y = requantize(sign * (x - zp_in)), broadcast per tensor/channel/element */
 #define NP_LAYER_THRESHOLD     14  /* spike where x > threshold (per tensor/channel/element) */
+
+/* LEARN_ENABLE modes (payload byte 0) */
+#define NP_LEARN_OFF        0  /* stop learning; weights, traces and generator are kept */
+#define NP_LEARN_START      1  /* configure (zero traces, seed the generator) and learn */
+#define NP_LEARN_CONFIGURE  2  /* configure (zero traces, seed the generator), learning stays off */
+#define NP_LEARN_RESUME     3  /* learn with the current configuration, traces and generator */
 
 /* STATS reply field indices */
 #define NP_STAT_RX_BYTES           0  /* bytes read from the link */

@@ -4,7 +4,8 @@ Rules are frozen parameter dataclasses plus pure update functions with explicit 
 (weights ``(n_post, n_pre)``; traces, thresholds, subspaces as NamedTuples), registered
 as :class:`RuleSpec` data (``RULE_SPECS``; :func:`register_rule` adds user rules). They work
 on float weights and, through :func:`quantized_apply` (unbiased stochastic rounding
-with a seeded generator), on int8 weights. :class:`PlasticityEngine` attaches rules to
+with a seeded generator), on int8 weights; :class:`IntSTDPParams` (rule ``int_stdp``)
+is the all-integer STDP the board firmware runs bit for bit. :class:`PlasticityEngine` attaches rules to
 named layers of a :class:`~neuroplast.runtime.Runtime`; :class:`LearningGuard` rolls
 back updates that hurt a held-out check; :func:`atomic_save_npz` writes state safely.
 """
@@ -51,6 +52,15 @@ from neuroplast.plasticity.homeostasis import (
     spike_threshold_update,
     synaptic_scaling,
 )
+from neuroplast.plasticity.int_stdp import (
+    IntSTDPParams,
+    IntSTDPState,
+    int_stdp_from_pair,
+    int_stdp_init,
+    int_stdp_step,
+    seed_mix,
+    xorshift32,
+)
 from neuroplast.plasticity.need_lr import (
     NeedLRParams,
     NeedLRState,
@@ -91,6 +101,13 @@ from neuroplast.plasticity.stdp import (
 )
 
 __all__ = [
+    "IntSTDPParams",
+    "IntSTDPState",
+    "int_stdp_from_pair",
+    "int_stdp_init",
+    "int_stdp_step",
+    "seed_mix",
+    "xorshift32",
     "PlasticityEngine",
     "PLASTICITY_FORMAT",
     "CLIP_SHARE",

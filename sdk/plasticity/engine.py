@@ -50,7 +50,7 @@ from neuroplast.errors import PlasticityError, RuntimeStateError
 from neuroplast.plasticity._common import check_finite
 from neuroplast.plasticity.hlop import HLOPState, hlop_add_rows, hlop_freeze, hlop_project
 from neuroplast.plasticity.registry import rule_from_dict, rule_spec, rule_to_dict
-from neuroplast.plasticity.spec import RuleSpec, StepIO
+from neuroplast.plasticity.spec import QStepIO, RuleSpec, StepIO
 
 __all__ = ["PlasticityEngine", "PLASTICITY_FORMAT", "CLIP_SHARE"]
 
@@ -226,7 +226,14 @@ class PlasticityEngine:
             b.shape = (int(w.shape[0]), int(np.prod(w.shape[1:])))
             if b.post is not None and b.post not in nodes:
                 raise PlasticityError(f"rule {b.kind!r}: no post node {b.post!r} in the graph")
-            b.eff = self._resolve(rt, b, self._real_weight(rt, b.layer, w))
+            if b.spec.update_q is not None and rt.mode != "int":
+                raise PlasticityError(
+                    f"rule {b.kind!r} on {b.layer!r} is integer-only: load the runtime in "
+                    "integer mode (mode='int')"
+                )
+            codes = b.spec.update_q is not None  # integer-native: bounds are weight codes
+            wv = w.reshape(b.shape).astype(np.float64) if codes else None
+            b.eff = self._resolve(rt, b, wv if codes else self._real_weight(rt, b.layer, w))
         if not b.state:
             b.state = self._init_state(b)
 
@@ -246,13 +253,16 @@ class PlasticityEngine:
                 f"(the layer's range is [{lo0:g}, {hi0:g}])"
             )
         out = int(np.count_nonzero((w < lo) | (w > hi)))
+        unit = " codes" if spec.update_q is not None else ""
         if out > CLIP_SHARE * w.size and not b.force:
             raise PlasticityError(
-                f"rule {b.kind!r} on {b.layer!r}: bounds [{lo:g}, {hi:g}] would clip {out} of "
+                f"rule {b.kind!r} on {b.layer!r}: bounds [{lo:g}, {hi:g}]{unit} would clip {out} of "
                 f"{w.size} existing weights ({100 * out / w.size:.0f}%; the layer spans "
                 f"[{float(w.min()):.3g}, {float(w.max()):.3g}]); leave w_min/w_max unset to "
                 f"use the layer's range [{lo0:.3g}, {hi0:.3g}], or attach with force=True"
             )
+        if spec.update_q is not None:
+            return p  # integer bounds, kept as given
         return dataclasses.replace(p, w_min=lo, w_max=hi)
 
     def _decl(self, b: _Binding) -> dict[str, tuple[tuple[int | str, ...], str]]:
@@ -299,6 +309,13 @@ class PlasticityEngine:
             return
         w_param = rt.params[b.layer]["weight"]
         n_out, n_in = b.shape
+        if spec.update_q is not None:  # integer-native rule: exact codes in, codes out
+            qio = self._int_io(rt, b, w_param)
+            self._stats_post(b, qio.post.astype(np.float64))
+            q, b.state = spec.update_q(b.eff, qio, b.state)
+            w_param[...] = np.asarray(q).reshape(w_param.shape)
+            b.updates += 1
+            return
         x = self._pre(rt, b, n_in) if spec.pre else None
         if spec.batch1 and x is not None and x.shape[0] != 1:
             raise PlasticityError(
@@ -354,6 +371,33 @@ class PlasticityEngine:
             )
         check_finite(x, f"input of {b.layer!r}")
         return x
+
+    def _int_io(self, rt: Any, b: _Binding, w_param: np.ndarray) -> QStepIO:
+        """Integer activity for an integer-native rule: the layer's input codes minus its
+        input zero point, the post node's output codes minus theirs (an event input
+        lists codes of +1, the others are 0, as on the board)."""
+        n_out, n_in = b.shape
+        x = rt.last_inputs[b.layer][0]
+        if hasattr(x, "indices") and not isinstance(x, np.ndarray):
+            a = np.zeros((1, n_in), np.int64)
+            np.add.at(a[0], np.asarray(x.indices), 1)
+        else:
+            a = np.asarray(x).reshape(-1, n_in).astype(np.int64)
+        node = self._post_node(rt, b)
+        y = np.asarray(rt.last_outputs[node]).reshape(a.shape[0], -1).astype(np.int64)
+        if y.shape[1] != n_out:
+            raise PlasticityError(
+                f"rule {b.kind!r} on {b.layer!r}: post node {node!r} has {y.shape[1]} "
+                f"neurons, the layer has {n_out} outputs"
+            )
+        if b.spec.batch1 and a.shape[0] != 1:
+            raise PlasticityError(
+                f"rule {b.kind!r} on {b.layer!r} needs batch size 1 (got {a.shape[0]})"
+            )
+        zq = getattr(rt.kernels[node], "out_quant", None)
+        zp_out = np.asarray(0 if zq is None else zq.zero_point, np.int64)
+        zp_in = np.asarray(getattr(rt.kernels[b.layer], "zp_in", 0), np.int64)
+        return QStepIO(w_param.reshape(b.shape), a - zp_in, y - zp_out)
 
     def _post_node(self, rt: Any, b: _Binding) -> str:
         if b.post is not None:
@@ -607,6 +651,8 @@ class PlasticityEngine:
                     f"implausible (limit {_MAX_STATE:g})"
                 )
             out[k] = a
+        if b.spec.check_state is not None:
+            b.spec.check_state(b.eff, out)
         th = out.get("theta") if b.spec.target == "neurons" else None
         if th is not None and th.size:
             lo, hi = b.eff.theta_min, b.eff.theta_max

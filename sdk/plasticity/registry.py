@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from neuroplast.errors import PlasticityError
-from neuroplast.plasticity import feast, hebbian, hlop, homeostasis, stdp
+from neuroplast.plasticity import feast, hebbian, hlop, homeostasis, int_stdp, stdp
 from neuroplast.plasticity.need_lr import NeedLRParams
 from neuroplast.plasticity.spec import RuleSpec, StateDecl, no_state
 
@@ -31,7 +31,7 @@ __all__ = [
 
 #: kind -> RuleSpec of every rule the engine can run
 RULE_SPECS: dict[str, RuleSpec] = {
-    s.kind: s for m in (stdp, hebbian, hlop, homeostasis, feast) for s in m.SPECS
+    s.kind: s for m in (stdp, int_stdp, hebbian, hlop, homeostasis, feast) for s in m.SPECS
 }
 #: kind -> params class (every serialisable rule, including ``need_lr``, a meta-rule
 #: over an optimiser's learning rate that is not attached to a layer)

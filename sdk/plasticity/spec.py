@@ -12,6 +12,13 @@ A rule is a frozen params dataclass plus
 * ``state(p, n_post, n_pre) -> {name: (shape, dtype)}``: the arrays it keeps
   (a dimension may be a name such as ``"k"``: any size, equal wherever it appears);
   saved state is validated against this declaration before anything is applied;
+* ``update_q(p, qio, state) -> (q_new, new_state)`` (optional): an *integer-native*
+  rule (``int_stdp``, the board's rule) computes the new integer weights itself from a
+  :class:`QStepIO` (int weights, activity as integer codes minus zero points), bit for
+  bit as a microcontroller does; the engine runs it in integer mode instead of
+  ``update`` + ``update_int`` (its float ``update`` may refuse), and its ``w_min`` /
+  ``w_max`` are weight codes; ``check_state(p, state)`` (optional) validates loaded
+  state values beyond the declared shapes and dtypes (raises ``RuntimeStateError``);
 * ``target`` (``"synapses"``: a weight matrix; ``"neurons"``: the firing threshold
   ``v_th = v_th0 + theta`` of a neuron node, ``theta`` being state; ``"inputs"``: state
   learned from a layer's input, such as HLOP's subspace) and ``layers`` (the node
@@ -33,7 +40,7 @@ import numpy as np
 
 from neuroplast.plasticity.quantized import quantized_apply
 
-__all__ = ["StepIO", "RuleSpec", "StateDecl", "no_state"]
+__all__ = ["StepIO", "QStepIO", "RuleSpec", "StateDecl", "no_state"]
 
 #: ``{name: (shape, dtype)}``; a shape entry may be a symbol (``"k"``).
 StateDecl = dict[str, tuple[tuple[int | str, ...], str]]
@@ -55,6 +62,19 @@ class StepIO(NamedTuple):
     reward: Any = None
     target: np.ndarray | None = None
     pre_u: np.ndarray | None = None
+
+
+class QStepIO(NamedTuple):
+    """What an integer-native rule sees at one step (integer mode, exact integers).
+
+    ``q`` (n_post, n_pre) the weight codes; ``pre`` (B, n_pre) the layer's input codes
+    minus its input zero point; ``post`` (B, n_post) the post node's output codes minus
+    their zero point (spikes: 0/1).
+    """
+
+    q: np.ndarray
+    pre: np.ndarray
+    post: np.ndarray
 
 
 def no_state(p: Any, n_post: int, n_pre: int) -> StateDecl:
@@ -86,3 +106,7 @@ class RuleSpec:
     resolve: Callable[[Any, np.ndarray], Any] | None = None
     #: optional ``init(p, n_post, n_pre) -> state`` (default: zeros as declared, k = 0)
     init: Callable[[Any, int, int], dict[str, np.ndarray]] | None = None
+    #: optional integer-native update (see the module docstring)
+    update_q: Callable[[Any, QStepIO, dict[str, np.ndarray]], tuple[Any, dict]] | None = None
+    #: optional ``check_state(p, state)``: value checks of loaded state (raise RuntimeStateError)
+    check_state: Callable[[Any, dict[str, np.ndarray]], None] | None = None

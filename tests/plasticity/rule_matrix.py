@@ -30,6 +30,8 @@ from neuroplast.plasticity import (
     feast_step,
     hebbian_delta,
     hlop_update,
+    int_stdp_init,
+    int_stdp_step,
     oja_delta,
     pair_stdp_delta,
     quantized_apply,
@@ -83,7 +85,8 @@ def cases() -> list[Case]:
                 ok = ok and shape not in ("cuba", "if")
             if not ok:
                 continue
-            for mode in ("float", "int"):
+            modes = ("int",) if spec.update_q is not None else ("float", "int")  # int-native
+            for mode in modes:
                 for batch in (1,) if spec.batch1 else (1, 3):
                     out.append(Case(kind, shape, mode, batch))
     return out
@@ -160,6 +163,7 @@ def rule(case: Case):
         "feast": {"eta": 0.05},
         "hlop": {"lr": 0.001},
         "synaptic_scaling": {},
+        "int_stdp": {"eta_plus": 400, "eta_minus": 300, "seed": 3},
     }[case.kind]
     return cls(**kw)
 
@@ -181,7 +185,7 @@ class Reference:
         w = rt.params["fc"]["weight"]
         self.w = w.reshape(w.shape[0], -1).astype(np.float64) * self.scale
         fields = {f.name for f in dataclasses.fields(p)}
-        if "w_min" in fields:
+        if "w_min" in fields and case.kind != "int_stdp":  # int_stdp's bounds are codes
             self.p = dataclasses.replace(p, **dict(zip(("w_min", "w_max"), _layer_bounds(self.w))))
         if case.kind == "synaptic_scaling":
             self.p = dataclasses.replace(self.p, target=float(self.w.sum(axis=1).mean()))
@@ -198,6 +202,10 @@ class Reference:
         self.feast_theta = np.full(n_out, float(getattr(p, "theta0", 0.0)))
         self.hlop: HLOPState | None = None
         self.lo, self.hi = getattr(self.p, "w_min", -np.inf), getattr(self.p, "w_max", np.inf)
+        if case.kind == "int_stdp":  # the board's integer rule on the codes themselves
+            self.lo, self.hi = p.w_min * self.scale, p.w_max * self.scale
+            self.zp_in = int(rt.kernels["fc"].zp_in)
+            self.ist = int_stdp_init(n_in, n_out, p.seed)
 
     def commit(self, dw: np.ndarray) -> None:
         if self.int and self.case.kind in ("pair_stdp", "symmetric_stdp", "diehl_cook_stdp"):
@@ -221,6 +229,10 @@ class Reference:
             }[type(p)]
             dw, self.st = f(self.w, pre[0], post[0], self.st, p)
             self.commit(dw)
+        elif k == "int_stdp":
+            q = np.round(self.w / self.scale).astype(np.int8)
+            q, self.ist, _ = int_stdp_step(q, pre[0] - self.zp_in > 0, post[0] != 0, self.ist, p)
+            self.w = q.astype(np.float64) * self.scale
         elif k == "reward_stdp":
             dw, rs = reward_stdp_delta(
                 self.w, pre[0], post[0], RewardSTDPState(self.st, self.elig), p, reward

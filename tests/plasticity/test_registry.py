@@ -25,13 +25,17 @@ def test_rule_round_trip_and_frozen(kind: str) -> None:
 @pytest.mark.parametrize("kind", sorted(P.RULE_KINDS))
 def test_rule_rejects_nan_and_negative_rates(kind: str) -> None:
     cls = P.RULE_KINDS[kind]
-    floats = [f.name for f in dataclasses.fields(cls) if isinstance(f.default, float)]
+    fields = dataclasses.fields(cls)
+    # float parameters reject NaN; an all-integer rule (int_stdp) rejects non-integers
+    bad = {f.name: math.nan for f in fields if isinstance(f.default, float)} or {
+        f.name: 0.5 for f in fields if type(f.default) is int
+    }
     rejected = 0
-    for name in floats:
+    for name, v in bad.items():
         with pytest.raises(PlasticityError):
-            cls(**{name: math.nan})
+            cls(**{name: v})
         rejected += 1
-    assert rejected == len(floats) > 0
+    assert rejected == len(bad) > 0
 
 
 def test_registry_errors() -> None:
