@@ -3,12 +3,15 @@
 Usage::
 
     rt = Runtime(graph, mode="float")     # or mode="int" (int8/int32 fixed point)
+    rt.backend                            # "native" (compiled plan) or "numpy"
     y = rt.step(x)                        # one time step; x: input shape or (B, *shape)
     ys = rt.run(seq)                      # (T, *shape) or (T, B, *shape)
     rt.reset()
 
 Inputs are validated at this boundary (shape, dtype, NaN/Inf -> DataError); kernels
-then run without checks. When learning is enabled (``rt.learn(True)``) the attached
+then run without checks. With the compiled kernels installed (``neuroplast._native``)
+``step`` runs the whole graph in one native call wherever every node has a native op
+(:mod:`neuroplast.runtime.native`); numpy is the fallback and the reference. When learning is enabled (``rt.learn(True)``) the attached
 plasticity rules update ``rt.params`` after every step, so ``run`` falls back to a
 step loop.
 """
@@ -25,6 +28,7 @@ import numpy as np
 from neuroplast.errors import DataError, GraphError, PlasticityError, RuntimeStateError
 from neuroplast.graph.graph import Graph
 from neuroplast.runtime.kernels import BuildContext, Kernel, SparseInput, make_kernel
+from neuroplast.runtime.native import NativePlan, Unsupported, native_module
 
 __all__ = ["Runtime", "atomic_write_bytes"]
 
@@ -64,9 +68,16 @@ def _has_rules(engine: Any) -> bool:
 class Runtime:
     """Interpreter of a :class:`~neuroplast.graph.Graph` in ``"float"`` or ``"int"`` mode."""
 
-    def __init__(self, graph: Graph, mode: str = "float") -> None:
+    def __init__(self, graph: Graph, mode: str = "float", backend: str = "auto") -> None:
         if mode not in ("float", "int"):
             raise GraphError(f"mode must be 'float' or 'int', not {mode!r}")
+        if backend not in ("auto", "native", "numpy"):
+            raise GraphError(f"backend must be 'auto', 'native' or 'numpy', not {backend!r}")
+        if backend == "native" and native_module() is None:
+            raise GraphError(
+                "backend='native' but the compiled kernels (neuroplast._native) are not "
+                "available; reinstall with a C compiler or use backend='auto'"
+            )
         if not isinstance(graph, Graph):
             raise GraphError(f"Runtime needs a Graph, got {type(graph).__name__}")
         self.graph = graph
@@ -104,8 +115,43 @@ class Runtime:
         self.last_inputs: dict[str, list[Any]] = {}
         self.last_outputs: dict[str, Any] = {}
         self._plasticity = None
+        self._native = backend != "numpy" and native_module() is not None
+        self._plan: NativePlan | None = None
+        self._plan_failed: str | None = None
 
     # --------------------------------------------------------------- plumbing
+    @property
+    def backend(self) -> str:
+        """``"native"`` when ``step`` runs the compiled whole-graph plan, else ``"numpy"``
+        (no compiled kernels, ``backend="numpy"``, or a node without a native op:
+        :attr:`backend_reason` says which)."""
+        if not self._native:
+            return "numpy"
+        if self._plan is None and self._plan_failed is None:
+            try:  # decide now (batch 1), without waiting for the first step
+                NativePlan(self, 1) if self.batch is None else None
+            except Unsupported as e:
+                self._plan_failed = str(e) or type(e).__name__
+        return "numpy" if self._plan_failed else "native"
+
+    @property
+    def backend_reason(self) -> str:
+        """Why :attr:`backend` is ``"numpy"`` ("" when native)."""
+        if not self._native:
+            return "compiled kernels unavailable or disabled"
+        return self._plan_failed or ""
+
+    def _native_plan(self, batch: int) -> NativePlan | None:
+        if not self._native or self._plan_failed is not None:
+            return None
+        plan = self._plan
+        if plan is None or plan.batch != batch or not plan.valid():
+            try:
+                plan = self._plan = NativePlan(self, batch)
+            except Unsupported as e:
+                self._plan_failed, self._plan = str(e), None
+                return None
+        return plan
     @property
     def plasticity(self) -> Any:
         """The plasticity engine (rules attached to named layers)."""
@@ -133,6 +179,7 @@ class Runtime:
             {} if batch is None else {n: k.init_state(batch) for n, k in self.kernels.items()}
         )
         self.steps = 0
+        self._plan = None
 
     def _ensure_state(self, batch: int) -> None:
         if self.batch is None:
@@ -168,7 +215,7 @@ class Runtime:
         x = self._cast_input(f"input {name!r}", name, x)
         lead = 1 if time_axis else 0
         if x.shape[lead:] == shape:
-            x = np.expand_dims(x, lead)
+            x = x[None] if lead == 0 else x[:, None]
         elif x.shape[lead + 1 :] != shape:
             want = ("T, " if time_axis else "") + f"[B,] {', '.join(map(str, shape))}"
             raise DataError(f"input {name!r} has shape {x.shape}; expected ({want})")
@@ -186,7 +233,7 @@ class Runtime:
             if x.dtype != np.float32:
                 with np.errstate(over="ignore", invalid="ignore"):
                     x = x.astype(np.float32)
-            if not np.all(np.isfinite(x)):
+            if not np.isfinite(x).all():
                 raise DataError(
                     f"{what} contains NaN or Inf after the cast to float32 (|x| < 3.4e38)"
                 )
@@ -243,21 +290,41 @@ class Runtime:
             raise DataError(f"reward must be finite, got {reward!r}")
         checked, batch, squeeze = self._check_feeds(x, time_axis=False)
         self._ensure_state(batch)
-        values: dict[str, Any] = {}
-        last_in: dict[str, list[Any]] = {}
-        for name in self.order:
-            k = self.kernels[name]
-            ins = [checked[name]] if name in checked else [values[p] for p in self.preds[name]]
-            values[name], self.state[name] = k.step(ins, self.state[name])
-            last_in[name] = ins
-        self.last_inputs, self.last_outputs = last_in, values
+        plan = None
+        if not any(isinstance(v, SparseInput) for v in checked.values()):
+            plan = self._native_plan(batch)
+        if plan is not None:
+            # one native call; the value buffers are reused, so outputs are copied below
+            values = plan.step(checked)
+            self.last_inputs, self.last_outputs = plan.last_inputs, values
+        else:
+            values = {}
+            last_in: dict[str, list[Any]] = {}
+            for name in self.order:
+                k = self.kernels[name]
+                ins = [checked[name]] if name in checked else [values[p] for p in self.preds[name]]
+                values[name], self.state[name] = k.step(ins, self.state[name])
+                last_in[name] = ins
+            self.last_inputs, self.last_outputs = last_in, values
         self.steps += 1
         if self.learning and self._plasticity is not None:
             self._plasticity.apply(self, reward)
+        if plan is not None:
+            values = {o: self._native_out(o, values[o]) for o in self.outputs}
         out = self._result(values)
         if squeeze:
             out = {k: v[0] for k, v in out.items()} if isinstance(out, dict) else out[0]
         return out
+
+    def _native_out(self, name: str, buf: np.ndarray) -> np.ndarray:
+        """A plan buffer as the numpy path returns it: a copy in the output's dtype."""
+        if self.mode == "float":
+            return buf.copy()
+        k = self.kernels[name]
+        q = k.out_quant
+        if getattr(k, "spiking", None) is False:  # LI: the int64 membrane
+            return buf.astype(np.int64)
+        return buf.astype(q.dtype if q is not None else np.int64)
 
     def run(self, seq: Any, reward: float | None = None) -> Any:
         """Run a window. ``seq``: ``(T, *shape)`` or ``(T, B, *shape)`` (dict for several
@@ -363,6 +430,7 @@ class Runtime:
                 self.params[n][k][...] = a
         self.batch = batch
         self.state = new_state
+        self._plan = None
         self.steps = int(get("meta/steps"))
         if plast and hasattr(self._plasticity, "sync"):
             self._plasticity.sync(self)  # learned thresholds live in the neuron kernels

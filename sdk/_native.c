@@ -1,0 +1,642 @@
+/* _native.c -- neuroplast's optional compiled fast path (a CPython extension).
+ *
+ * The integer kernels are the firmware's own (firmware_bridge/firmware/np_kernels.c, linked
+ * into this module unchanged), so host and board agree by construction. This file adds:
+ *   - a plan: a list of ops over caller-owned (numpy) buffers, run in one call per step
+ *     (no Python per layer), holding buffer views so in-place weight updates are seen;
+ *   - float32 kernels the firmware has no use for (dense/event-driven linear, LIF/LI);
+ *   - trace STDP (event-driven update, whole-train run) on float32/float64 weights.
+ * numpy (sdk/runtime/kernels.py, sdk/neurons.py, sdk/plasticity/stdp.py) stays the
+ * reference; tests compare the two. No numpy headers: buffers come by the buffer protocol
+ * and the Python side (sdk/runtime/native.py) checks dtypes; this file checks sizes. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#include "np_kernels.h"
+
+enum {
+    OP_LINEAR_I8 = 1,
+    OP_CONV_I8 = 2,
+    OP_POOL_I = 3,
+    OP_ADD_I = 4,
+    OP_RELU_I = 5,
+    OP_NEURON_I = 6,
+    OP_LINEAR_F = 7,
+    OP_LIF_F = 8,
+    OP_RELU_F = 9,
+    OP_STDP_EVENT_F32 = 20,
+    OP_STDP_EVENT_F64 = 21,
+    OP_STDP_RUN_F32 = 22,
+    OP_STDP_RUN_F64 = 23,
+};
+
+#define MAX_BUFS 12
+#define MAX_INTS 24
+#define MAX_DBLS 12
+
+typedef struct {
+    int kind;
+    int nb;
+    Py_buffer view[MAX_BUFS];
+    void *b[MAX_BUFS];
+    Py_ssize_t len[MAX_BUFS]; /* bytes */
+    long long i[MAX_INTS];
+    double d[MAX_DBLS];
+    int ni, nd;
+} op_t;
+
+/* ------------------------------------------------------------------ float kernels */
+
+/* y[b, o] = bias[o] + sum_j w[o, j] x[b, j]. Inputs with few non-zeros (spikes) take the
+ * event-driven path (only the active columns, accumulated in double and rounded once);
+ * dense inputs a 16-lane float32 dot product (vectorised at -O3; no FMA contraction) (summation order differs from BLAS's, so
+ * results agree with numpy to float32 rounding, not bit for bit). */
+static void linear_f32(const float *x, int batch, int n_in, int n_out, const float *w,
+                       const float *bias, float *y, int *idx)
+{
+    int b, o, j, k;
+    for (b = 0; b < batch; b++) {
+        const float *xb = x + (size_t)b * n_in;
+        float *yb = y + (size_t)b * n_out;
+        int nnz = 0;
+        for (j = 0; j < n_in; j++)
+            if (xb[j] != 0.0f) idx[nnz++] = j;
+        if (nnz * 4 < n_in) {
+            for (o = 0; o < n_out; o++) {
+                const float *wr = w + (size_t)o * n_in;
+                double acc = bias ? (double)bias[o] : 0.0;
+                for (k = 0; k < nnz; k++) acc += (double)wr[idx[k]] * (double)xb[idx[k]];
+                yb[o] = (float)acc;
+            }
+        } else {
+            for (o = 0; o < n_out; o++) {
+                const float *wr = w + (size_t)o * n_in;
+                float a[16] = {0}, s = 0.0f;
+                for (j = 0; j + 16 <= n_in; j += 16)
+                    for (k = 0; k < 16; k++) a[k] += wr[j + k] * xb[j + k];
+                for (; j < n_in; j++) s += wr[j] * xb[j];
+                for (k = 0; k < 8; k++) a[k] += a[k + 8];
+                for (k = 0; k < 4; k++) a[k] += a[k + 4];
+                s += (a[0] + a[2]) + (a[1] + a[3]);
+                yb[o] = bias ? s + bias[o] : s;
+            }
+        }
+    }
+}
+
+/* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
+ *   v' = v_leak + beta (v - v_leak) + gain x;  s = [v' > v_th];  v = v_reset | v' - v_th s */
+static void lif_f32(const float *x, int n, const float *beta, const float *gain,
+                    const float *vth, const float *vreset, const float *vleak, int subtract,
+                    int spiking, float *v, float *y)
+{
+    int k;
+    for (k = 0; k < n; k++) {
+        float t = beta[k] * (v[k] - vleak[k]);
+        float vn = (vleak[k] + t) + gain[k] * x[k];
+        if (spiking) {
+            int s = vn > vth[k];
+            if (subtract) vn = vn - vth[k] * (float)s;
+            else if (s) vn = vreset[k];
+            y[k] = (float)s;
+        } else {
+            y[k] = vn;
+        }
+        v[k] = vn;
+    }
+}
+
+/* ------------------------------------------------------------------ trace STDP
+ * The engine's event-driven update (sdk/plasticity/stdp.py _event_apply and the numba
+ * kernels in sdk/plasticity/_accel.py), element by element in double. */
+#define STDP_UPD(T)                                                                        \
+    static void upd_##T(T *wij, double d, int mult, double lo, double hi)                  \
+    {                                                                                      \
+        double v, wv = (double)*wij;                                                       \
+        if (mult) d = d > 0 ? d * (hi - wv) : d * (wv - lo);                               \
+        v = wv + d;                                                                        \
+        if (v < lo) v = lo;                                                                \
+        if (v > hi) v = hi;                                                                \
+        *wij = (T)v;                                                                       \
+    }                                                                                      \
+    static void event_apply_##T(T *w, int n_post, int n_pre, const long long *rows,        \
+                                int n_rows, const long long *cols, int n_cols,             \
+                                const double *gain, const double *x, const double *coef,   \
+                                const double *y, int mult, double lo, double hi,           \
+                                int use_cols, unsigned char *is_row)                       \
+    {                                                                                      \
+        int r, c, i, j;                                                                    \
+        memset(is_row, 0, (size_t)n_post);                                                 \
+        for (r = 0; r < n_rows; r++) {                                                     \
+            T *wr;                                                                         \
+            double g;                                                                      \
+            i = (int)rows[r];                                                              \
+            is_row[i] = 1;                                                                 \
+            g = gain[r];                                                                   \
+            wr = w + (size_t)i * n_pre;                                                    \
+            for (j = 0; j < n_pre; j++) {                                                  \
+                double d = g * x[j];                                                       \
+                if (use_cols && coef[j] != 0.0) d += y[i] * coef[j];                       \
+                upd_##T(wr + j, d, mult, lo, hi);                                          \
+            }                                                                              \
+        }                                                                                  \
+        if (!use_cols) return;                                                             \
+        for (c = 0; c < n_cols; c++) {                                                     \
+            double cj;                                                                     \
+            j = (int)cols[c];                                                              \
+            cj = coef[j];                                                                  \
+            for (i = 0; i < n_post; i++)                                                   \
+                if (!is_row[i]) upd_##T(w + (size_t)i * n_pre + j, y[i] * cj, mult, lo, hi); \
+        }                                                                                  \
+    }
+STDP_UPD(float)
+STDP_UPD(double)
+
+/* Whole trains (T steps), as _accel.stdp_run; consts = (a_pre, a_post, a_post2, amp_pre,
+ * amp_post, g_post, g_pre, lo, hi). Scratch: rows/cols (n_post + n_pre int64), gain/coef
+ * (n_post + n_pre double), is_row (n_post bytes). */
+#define STDP_RUN(T)                                                                        \
+    static void stdp_run_##T(T *w, int n_post, int n_pre, int steps, const double *pre_t,  \
+                             const double *post_t, double *x, double *y, double *y2,       \
+                             const double *cs, int nearest, int mult, int dc,              \
+                             long long *rows, long long *cols, double *gain, double *coef, \
+                             unsigned char *is_row)                                        \
+    {                                                                                      \
+        int t, i, j, nr, nc;                                                               \
+        const double a_pre = cs[0], a_post = cs[1], a_post2 = cs[2], amp_pre = cs[3];      \
+        const double amp_post = cs[4], g_post = cs[5], g_pre = cs[6], lo = cs[7];          \
+        const double hi = cs[8];                                                           \
+        for (t = 0; t < steps; t++) {                                                      \
+            const double *pr = pre_t + (size_t)t * n_pre, *po = post_t + (size_t)t * n_post; \
+            for (j = 0; j < n_pre; j++) x[j] *= a_pre;                                     \
+            for (i = 0; i < n_post; i++) {                                                 \
+                y[i] *= a_post;                                                            \
+                if (dc) y2[i] *= a_post2;                                                  \
+            }                                                                              \
+            nr = 0;                                                                        \
+            for (i = 0; i < n_post; i++)                                                   \
+                if (po[i] != 0) {                                                          \
+                    rows[nr] = i;                                                          \
+                    gain[nr++] = (dc ? g_post * y2[i] : g_post) * po[i];                   \
+                }                                                                          \
+            nc = 0;                                                                        \
+            for (j = 0; j < n_pre; j++) {                                                  \
+                coef[j] = g_pre * pr[j];                                                   \
+                if (pr[j] != 0) cols[nc++] = j;                                            \
+            }                                                                              \
+            if (nr || nc)                                                                  \
+                event_apply_##T(w, n_post, n_pre, rows, nr, cols, nc, gain, x, coef, y,    \
+                                mult, lo, hi, g_pre != 0.0, is_row);                       \
+            for (j = 0; j < nc; j++) {                                                     \
+                int jj = (int)cols[j];                                                     \
+                x[jj] = nearest ? amp_pre : x[jj] + amp_pre * pr[jj];                      \
+            }                                                                              \
+            for (i = 0; i < nr; i++) {                                                     \
+                int ii = (int)rows[i];                                                     \
+                if (nearest) {                                                             \
+                    y[ii] = amp_post;                                                      \
+                    if (dc) y2[ii] = 1.0;                                                  \
+                } else {                                                                   \
+                    y[ii] += amp_post * po[ii];                                            \
+                    if (dc) y2[ii] += po[ii];                                              \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+    }
+STDP_RUN(float)
+STDP_RUN(double)
+
+/* ------------------------------------------------------------------ op parsing */
+
+static void op_release(op_t *op)
+{
+    int k;
+    for (k = 0; k < op->nb; k++) PyBuffer_Release(&op->view[k]);
+    op->nb = 0;
+}
+
+static int need(const op_t *op, int k, Py_ssize_t bytes, const char *what)
+{
+    if (k >= op->nb || (op->b[k] == NULL && bytes > 0)) {
+        PyErr_Format(PyExc_ValueError, "op %d: buffer %d (%s) missing", op->kind, k, what);
+        return -1;
+    }
+    if (bytes < 0 || op->len[k] < bytes) {
+        PyErr_Format(PyExc_ValueError, "op %d: buffer %d (%s) has %zd bytes, needs %zd",
+                     op->kind, k, what, op->len[k], bytes);
+        return -1;
+    }
+    return 0;
+}
+
+#define I(k) (op->i[k])
+#define N(k) ((Py_ssize_t)op->i[k])
+#define NEED(k, bytes, what) \
+    if (need(op, k, (Py_ssize_t)(bytes), what)) return -1
+
+static int geom_of(const op_t *op, int at, np_geom_t *g)
+{
+    long long v[15];
+    int k;
+    for (k = 0; k < 15; k++) {
+        v[k] = op->i[at + k];
+        if (v[k] < 0 || v[k] > 65535) {
+            PyErr_Format(PyExc_ValueError, "op %d: geometry field %d out of range", op->kind, k);
+            return -1;
+        }
+    }
+    g->c_in = (uint16_t)v[0], g->h = (uint16_t)v[1], g->w = (uint16_t)v[2];
+    g->c_out = (uint16_t)v[3], g->kh = (uint16_t)v[4], g->kw = (uint16_t)v[5];
+    g->sh = (uint16_t)v[6], g->sw = (uint16_t)v[7], g->ph = (uint16_t)v[8];
+    g->pw = (uint16_t)v[9], g->dh = (uint16_t)v[10], g->dw = (uint16_t)v[11];
+    g->ho = (uint16_t)v[12], g->wo = (uint16_t)v[13], g->groups = (uint16_t)v[14];
+    if (!g->groups || !g->sh || !g->sw || !g->dh || !g->dw || g->c_in % g->groups ||
+        g->c_out % g->groups) {
+        PyErr_Format(PyExc_ValueError, "op %d: bad geometry", op->kind);
+        return -1;
+    }
+    return 0;
+}
+
+/* Size checks per kind: every buffer an op touches must be at least as large as it reads or
+ * writes, so a wrong plan raises ValueError instead of reading out of bounds. */
+static int op_check(const op_t *op)
+{
+    Py_ssize_t B = N(0);
+    np_geom_t g;
+    if (op->ni < 1 || B < 1) {
+        PyErr_Format(PyExc_ValueError, "op %d: batch missing", op->kind);
+        return -1;
+    }
+    switch (op->kind) {
+    case OP_LINEAR_I8: /* ints: B n_in n_out zp_in zp_out lo hi; bufs: x y w bias qm shift */
+        if (op->ni < 7) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(2), "y");
+        NEED(2, N(1) * N(2), "w");
+        NEED(3, 4 * N(2), "bias");
+        NEED(4, 4 * N(2), "qm");
+        NEED(5, N(2), "shift");
+        return 0;
+    case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift */
+        if (op->ni < 20 || geom_of(op, 5, &g)) break;
+        NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
+        NEED(1, 4 * B * g.c_out * g.ho * g.wo, "y");
+        NEED(2, (Py_ssize_t)g.c_out * (g.c_in / g.groups) * g.kh * g.kw, "w");
+        NEED(3, 4 * g.c_out, "bias");
+        NEED(4, 4 * g.c_out, "qm");
+        NEED(5, g.c_out, "shift");
+        return 0;
+    case OP_POOL_I: /* ints: B mode pad lo hi geom[15]; bufs: x y */
+        if (op->ni < 20 || geom_of(op, 5, &g)) break;
+        NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
+        NEED(1, 4 * B * g.c_in * g.ho * g.wo, "y");
+        return 0;
+    case OP_ADD_I: /* ints: B n za zb zo lo hi ma mb mo sa sb so single; bufs: a b y */
+        if (op->ni < 14) break;
+        NEED(0, 4 * B * N(1), "a");
+        NEED(1, 4 * B * N(1), "b");
+        NEED(2, 4 * B * N(1), "y");
+        return 0;
+    case OP_RELU_I: /* ints: B n zp; bufs: x y */
+    case OP_RELU_F:
+        if (op->ni < 3) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        return 0;
+    case OP_NEURON_I: /* ints: B n zp_in spiking subtract cuba; bufs: x y v i beta th reset leak alpha */
+        if (op->ni < 6) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, 8 * B * N(1), "v");
+        if (I(5)) NEED(3, 8 * B * N(1), "i");
+        NEED(4, 4 * N(1), "beta");
+        NEED(5, 4 * N(1), "v_th");
+        NEED(6, 4 * N(1), "v_reset");
+        NEED(7, 4 * N(1), "v_leak");
+        if (I(5)) NEED(8, 4 * N(1), "alpha");
+        return 0;
+    case OP_LINEAR_F: /* ints: B n_in n_out has_bias; bufs: x y w bias scratch(int32 n_in) */
+        if (op->ni < 4) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(2), "y");
+        NEED(2, 4 * N(1) * N(2), "w");
+        if (I(3)) NEED(3, 4 * N(2), "bias");
+        NEED(4, 4 * N(1), "scratch");
+        return 0;
+    case OP_LIF_F: /* ints: B n subtract spiking; bufs: x y v beta gain th reset leak */
+        if (op->ni < 4) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, 4 * B * N(1), "v");
+        NEED(3, 4 * N(1), "beta");
+        NEED(4, 4 * N(1), "gain");
+        NEED(5, 4 * N(1), "v_th");
+        NEED(6, 4 * N(1), "v_reset");
+        NEED(7, 4 * N(1), "v_leak");
+        return 0;
+    case OP_STDP_EVENT_F32:
+    case OP_STDP_EVENT_F64: {
+        /* ints: 1 n_post n_pre n_rows n_cols mult use_cols; dbls: lo hi;
+         * bufs: w rows cols gain x coef y is_row */
+        Py_ssize_t ws = op->kind == OP_STDP_EVENT_F32 ? 4 : 8;
+        if (op->ni < 7 || op->nd < 2) break;
+        NEED(0, ws * N(1) * N(2), "w");
+        NEED(1, 8 * N(3), "rows");
+        NEED(2, 8 * N(4), "cols");
+        NEED(3, 8 * N(3), "gain");
+        NEED(4, 8 * N(2), "x");
+        NEED(5, 8 * N(2), "coef");
+        NEED(6, 8 * N(1), "y");
+        NEED(7, N(1), "is_row");
+        {
+            Py_ssize_t k;
+            const long long *r = op->b[1], *c = op->b[2];
+            for (k = 0; k < N(3); k++)
+                if (r[k] < 0 || r[k] >= I(1)) goto bad_index;
+            for (k = 0; k < N(4); k++)
+                if (c[k] < 0 || c[k] >= I(2)) goto bad_index;
+        }
+        return 0;
+    }
+    case OP_STDP_RUN_F32:
+    case OP_STDP_RUN_F64: {
+        /* ints: 1 n_post n_pre steps nearest mult dc; bufs: w pre_t post_t x y y2 consts
+         * rows cols gain coef is_row */
+        Py_ssize_t ws = op->kind == OP_STDP_RUN_F32 ? 4 : 8;
+        if (op->ni < 7) break;
+        NEED(0, ws * N(1) * N(2), "w");
+        NEED(1, 8 * N(3) * N(2), "pre_t");
+        NEED(2, 8 * N(3) * N(1), "post_t");
+        NEED(3, 8 * N(2), "x");
+        NEED(4, 8 * N(1), "y");
+        NEED(5, 8 * N(1), "y2");
+        NEED(6, 8 * 9, "consts");
+        NEED(7, 8 * N(1), "rows");
+        NEED(8, 8 * N(2), "cols");
+        NEED(9, 8 * N(1), "gain");
+        NEED(10, 8 * N(2), "coef");
+        NEED(11, N(1), "is_row");
+        return 0;
+    }
+    default:
+        PyErr_Format(PyExc_ValueError, "unknown op kind %d", op->kind);
+        return -1;
+    }
+    if (!PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "op %d: too few integer arguments", op->kind);
+    return -1;
+bad_index:
+    PyErr_Format(PyExc_ValueError, "op %d: row/column index out of range", op->kind);
+    return -1;
+}
+
+/* (kind, ints, bufs[, dbls]) -> op; buffers are held until op_release. */
+static int op_parse(PyObject *t, op_t *op)
+{
+    PyObject *ints, *bufs, *dbls = NULL;
+    Py_ssize_t k, n;
+    memset(op, 0, sizeof *op);
+    if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "iO!O!|O!", &op->kind, &PyTuple_Type, &ints,
+                                               &PyTuple_Type, &bufs, &PyTuple_Type, &dbls))
+        return -1;
+    n = PyTuple_GET_SIZE(ints);
+    if (n > MAX_INTS || PyTuple_GET_SIZE(bufs) > MAX_BUFS ||
+        (dbls && PyTuple_GET_SIZE(dbls) > MAX_DBLS)) {
+        PyErr_SetString(PyExc_ValueError, "op: too many arguments");
+        return -1;
+    }
+    for (k = 0; k < n; k++) {
+        op->i[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(ints, k));
+        if (op->i[k] == -1 && PyErr_Occurred()) return -1;
+    }
+    op->ni = (int)n;
+    if (dbls) {
+        for (k = 0; k < PyTuple_GET_SIZE(dbls); k++) {
+            op->d[k] = PyFloat_AsDouble(PyTuple_GET_ITEM(dbls, k));
+            if (op->d[k] == -1.0 && PyErr_Occurred()) return -1;
+        }
+        op->nd = (int)PyTuple_GET_SIZE(dbls);
+    }
+    for (k = 0; k < PyTuple_GET_SIZE(bufs); k++) {
+        PyObject *o = PyTuple_GET_ITEM(bufs, k);
+        if (o == Py_None) {
+            op->b[op->nb] = NULL;
+            op->len[op->nb] = 0;
+            memset(&op->view[op->nb], 0, sizeof(Py_buffer));
+            op->nb++;
+            continue;
+        }
+        if (PyObject_GetBuffer(o, &op->view[op->nb], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+            op_release(op);
+            return -1;
+        }
+        op->b[op->nb] = op->view[op->nb].buf;
+        op->len[op->nb] = op->view[op->nb].len;
+        op->nb++;
+    }
+    if (op_check(op) < 0) {
+        op_release(op);
+        return -1;
+    }
+    return 0;
+}
+
+static void op_run(op_t *op)
+{
+    int B = (int)I(0), b;
+    switch (op->kind) {
+    case OP_LINEAR_I8: {
+        np_affine_t q = {(int32_t)I(3), (int32_t)I(4), (int32_t)I(5), (int32_t)I(6),
+                         op->b[3], op->b[4], op->b[5]};
+        for (b = 0; b < B; b++)
+            np_linear((const int32_t *)op->b[0] + (size_t)b * I(1), (uint32_t)I(1),
+                      (uint32_t)I(2), op->b[2], &q, (int32_t *)op->b[1] + (size_t)b * I(2));
+        break;
+    }
+    case OP_CONV_I8: {
+        np_affine_t q = {(int32_t)I(1), (int32_t)I(2), (int32_t)I(3), (int32_t)I(4),
+                         op->b[3], op->b[4], op->b[5]};
+        np_geom_t g;
+        size_t nx, ny;
+        geom_of(op, 5, &g);
+        nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
+        for (b = 0; b < B; b++)
+            np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                      (int32_t *)op->b[1] + b * ny);
+        break;
+    }
+    case OP_POOL_I: {
+        np_geom_t g;
+        size_t nx, ny;
+        geom_of(op, 5, &g);
+        nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_in * g.ho * g.wo;
+        for (b = 0; b < B; b++)
+            np_pool2d((const int32_t *)op->b[0] + b * nx, &g, (int)I(1), (int32_t)I(2),
+                      (int32_t)I(3), (int32_t)I(4), (int32_t *)op->b[1] + b * ny);
+        break;
+    }
+    case OP_ADD_I: {
+        np_add_t p;
+        p.za = (int32_t)I(2), p.zb = (int32_t)I(3), p.zo = (int32_t)I(4);
+        p.lo = (int32_t)I(5), p.hi = (int32_t)I(6);
+        p.ma = (int32_t)I(7), p.mb = (int32_t)I(8), p.mo = (int32_t)I(9);
+        p.sa = (int8_t)I(10), p.sb = (int8_t)I(11), p.so = (int8_t)I(12);
+        p.single = (uint8_t)I(13);
+        np_add(op->b[0], op->b[1], (uint32_t)(B * I(1)), &p, op->b[2]);
+        break;
+    }
+    case OP_RELU_I: np_relu(op->b[0], (uint32_t)(B * I(1)), (int32_t)I(2), op->b[1]); break;
+    case OP_RELU_F: {
+        const float *x = op->b[0];
+        float *y = op->b[1];
+        Py_ssize_t k, n = B * N(1);
+        for (k = 0; k < n; k++) y[k] = x[k] > 0.0f ? x[k] : 0.0f;
+        break;
+    }
+    case OP_NEURON_I: {
+        np_neuron_t p;
+        size_t n = (size_t)I(1);
+        p.zp_in = (int32_t)I(2), p.spiking = (uint8_t)I(3), p.subtract = (uint8_t)I(4);
+        p.beta = op->b[4], p.v_th = op->b[5], p.v_reset = op->b[6], p.v_leak = op->b[7];
+        p.alpha = I(5) ? op->b[8] : NULL;
+        for (b = 0; b < B; b++)
+            np_neuron_step((const int32_t *)op->b[0] + b * n, (uint32_t)n, &p,
+                           (int64_t *)op->b[2] + b * n,
+                           I(5) ? (int64_t *)op->b[3] + b * n : NULL,
+                           (int32_t *)op->b[1] + b * n);
+        break;
+    }
+    case OP_LINEAR_F:
+        linear_f32(op->b[0], B, (int)I(1), (int)I(2), op->b[2], I(3) ? op->b[3] : NULL,
+                   op->b[1], op->b[4]);
+        break;
+    case OP_LIF_F: {
+        size_t n = (size_t)I(1);
+        for (b = 0; b < B; b++)
+            lif_f32((const float *)op->b[0] + b * n, (int)n, op->b[3], op->b[4], op->b[5],
+                    op->b[6], op->b[7], (int)I(2), (int)I(3), (float *)op->b[2] + b * n,
+                    (float *)op->b[1] + b * n);
+        break;
+    }
+    case OP_STDP_EVENT_F32:
+    case OP_STDP_EVENT_F64:
+        if (op->kind == OP_STDP_EVENT_F32)
+            event_apply_float(op->b[0], (int)I(1), (int)I(2), op->b[1], (int)I(3), op->b[2],
+                              (int)I(4), op->b[3], op->b[4], op->b[5], op->b[6], (int)I(5),
+                              op->d[0], op->d[1], (int)I(6), op->b[7]);
+        else
+            event_apply_double(op->b[0], (int)I(1), (int)I(2), op->b[1], (int)I(3), op->b[2],
+                               (int)I(4), op->b[3], op->b[4], op->b[5], op->b[6], (int)I(5),
+                               op->d[0], op->d[1], (int)I(6), op->b[7]);
+        break;
+    case OP_STDP_RUN_F32:
+        stdp_run_float(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1], op->b[2], op->b[3],
+                       op->b[4], op->b[5], op->b[6], (int)I(4), (int)I(5), (int)I(6), op->b[7],
+                       op->b[8], op->b[9], op->b[10], op->b[11]);
+        break;
+    case OP_STDP_RUN_F64:
+        stdp_run_double(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1], op->b[2],
+                        op->b[3], op->b[4], op->b[5], op->b[6], (int)I(4), (int)I(5), (int)I(6),
+                        op->b[7], op->b[8], op->b[9], op->b[10], op->b[11]);
+        break;
+    default: break;
+    }
+}
+
+/* ------------------------------------------------------------------ Python API */
+
+static PyObject *py_op(PyObject *self, PyObject *args)
+{
+    op_t op;
+    (void)self;
+    if (op_parse(args, &op) < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS op_run(&op);
+    Py_END_ALLOW_THREADS op_release(&op);
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject_HEAD
+    int n;
+    op_t *ops;
+} PlanObject;
+
+static void plan_dealloc(PlanObject *p)
+{
+    int k;
+    for (k = 0; k < p->n; k++) op_release(&p->ops[k]);
+    PyMem_Free(p->ops);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+static PyObject *plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *ops;
+    PlanObject *p;
+    Py_ssize_t k;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "O!", &PyTuple_Type, &ops)) return NULL;
+    p = (PlanObject *)type->tp_alloc(type, 0);
+    if (!p) return NULL;
+    p->ops = PyMem_Calloc((size_t)PyTuple_GET_SIZE(ops) + 1, sizeof(op_t));
+    if (!p->ops) {
+        Py_DECREF(p);
+        return PyErr_NoMemory();
+    }
+    for (k = 0; k < PyTuple_GET_SIZE(ops); k++) {
+        if (op_parse(PyTuple_GET_ITEM(ops, k), &p->ops[k]) < 0) {
+            Py_DECREF(p);
+            return NULL;
+        }
+        p->n++;
+    }
+    return (PyObject *)p;
+}
+
+static PyObject *plan_run(PlanObject *p, PyObject *unused)
+{
+    int k;
+    (void)unused;
+    for (k = 0; k < p->n; k++) op_run(&p->ops[k]);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef plan_methods[] = {
+    {"run", (PyCFunction)plan_run, METH_NOARGS, "Run every op once, in order."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject PlanType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "neuroplast._native.Plan",
+    .tp_basicsize = sizeof(PlanObject),
+    .tp_dealloc = (destructor)plan_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Plan(ops): ops run in order by run(); buffers are held (views) for its life.",
+    .tp_methods = plan_methods,
+    .tp_new = plan_new,
+};
+
+static PyMethodDef methods[] = {
+    {"op", py_op, METH_VARARGS, "op(kind, ints, bufs[, dbls]): run one op now."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
+                                    "neuroplast compiled kernels (optional).", -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m;
+    if (PyType_Ready(&PlanType) < 0) return NULL;
+    m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&PlanType);
+    if (PyModule_AddObject(m, "Plan", (PyObject *)&PlanType) < 0) {
+        Py_DECREF(&PlanType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "ABI", 1);
+    return m;
+}

@@ -1,0 +1,282 @@
+"""The compiled fast path of the Runtime: whole-graph steps in one native call.
+
+``neuroplast._native`` (built at install from ``sdk/_native.c`` and the firmware's
+``np_kernels.c``) is optional. :func:`native_module` returns it, or ``None`` when it is
+missing, failed to build, or ``NEUROPLAST_BACKEND=numpy`` is set; the numpy kernels are
+then used (and they stay the reference every native result is tested against).
+
+A :class:`NativePlan` compiles a Runtime's graph, for one batch size, into a list of ops
+over preallocated buffers: int8 Linear/Conv (int32 accumulate, LiteRT single-rounding
+requantization: the firmware's kernels), pools, Add, ReLU, integer neurons, and float32
+Linear (event-driven on sparse inputs) and LIF/IF/LI. It is built only when *every*
+non-input node has a native op and the integer accumulators provably stay inside int32;
+otherwise the Runtime steps node by node in numpy. The plan holds views of the runtime's
+weight arrays (so plasticity's in-place updates are seen) and of its neuron state arrays
+(updated in place); anything else that replaces an array invalidates the plan.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from neuroplast.graph.nodes import (
+    IF,
+    LI,
+    LIF,
+    Add,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    CubaLIF,
+    Flatten,
+    Input,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    SumPool2d,
+)
+
+__all__ = ["native_module", "backend_name", "NativePlan", "Unsupported", "OPS"]
+
+#: op kinds of ``_native.op`` / ``_native.Plan`` (sdk/_native.c)
+OPS = {
+    "linear_i8": 1,
+    "conv_i8": 2,
+    "pool_i": 3,
+    "add_i": 4,
+    "relu_i": 5,
+    "neuron_i": 6,
+    "linear_f": 7,
+    "lif_f": 8,
+    "relu_f": 9,
+    "stdp_event_f32": 20,
+    "stdp_event_f64": 21,
+    "stdp_run_f32": 22,
+    "stdp_run_f64": 23,
+}
+
+_I32 = np.iinfo(np.int32)
+_CACHE: dict[str, Any] = {}
+
+
+def native_module() -> ModuleType | None:
+    """The compiled kernels, or ``None`` (not built, failed to load, or disabled by
+    ``NEUROPLAST_BACKEND=numpy``)."""
+    if os.environ.get("NEUROPLAST_BACKEND", "").lower() == "numpy":
+        return None
+    if "m" not in _CACHE:
+        try:
+            from neuroplast import _native  # type: ignore[attr-defined]
+
+            _CACHE["m"] = _native if getattr(_native, "ABI", 0) == 1 else None
+        except ImportError:
+            _CACHE["m"] = None
+    return _CACHE["m"]
+
+
+def backend_name() -> str:
+    """``"native"`` when the compiled kernels are in use, else ``"numpy"``."""
+    return "native" if native_module() is not None else "numpy"
+
+
+class Unsupported(Exception):
+    """A node (or its parameters) has no native op; the Runtime uses numpy."""
+
+
+def _i32(a: Any, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.size and (a.min() < _I32.min or a.max() > _I32.max):
+        raise Unsupported(f"{what} outside int32")
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _per_elem(a: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return np.array(np.broadcast_to(np.asarray(a), shape), dtype=dtype).ravel()
+
+
+def _geom(c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups) -> tuple:  # noqa: ANN001
+    g = (c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups)
+    if any(not 0 <= int(v) <= 65535 for v in g):
+        raise Unsupported("geometry outside uint16")
+    return tuple(int(v) for v in g)
+
+
+class NativePlan:
+    """A Runtime's graph for one batch size as one native call per step (see module doc)."""
+
+    def __init__(self, rt: Any, batch: int) -> None:
+        lib = native_module()
+        if lib is None:
+            raise Unsupported("no compiled kernels")
+        self.rt = rt
+        self.batch = batch
+        self.int_mode = rt.mode == "int"
+        self.buf_dtype = np.int32 if self.int_mode else np.float32
+        self.values: dict[str, np.ndarray] = {}
+        self.inputs: dict[str, np.ndarray] = {}
+        self.state_refs: dict[str, tuple] = {}
+        self.param_refs: dict[str, Any] = {}
+        ops: list[tuple] = []
+        self._keep: list[np.ndarray] = []  # arrays the plan's views point into
+        for name in rt.order:
+            node = rt.graph.nodes[name]
+            k = rt.kernels[name]
+            shape = (batch,) + rt.shapes[name]
+            if isinstance(node, Input):
+                buf = np.zeros(shape, self.buf_dtype)
+                self.inputs[name] = buf
+                self.values[name] = buf
+                continue
+            xs = [self.values[p] for p in rt.preds[name]]
+            if isinstance(node, Flatten):
+                self.values[name] = xs[0].reshape(shape)
+                continue
+            y = np.zeros(shape, self.buf_dtype)
+            ops.append(self._op(name, node, k, xs, y))
+            self.values[name] = y
+        self.last_inputs = {n: [self.values[p] for p in rt.preds[n]] for n in rt.order}
+        for n, buf in self.inputs.items():
+            self.last_inputs[n] = [buf]
+        self.plan = lib.Plan(tuple(ops))
+
+    # ----------------------------------------------------------------- ops
+    def _op(self, name: str, node: Any, k: Any, xs: list[np.ndarray], y: np.ndarray) -> tuple:
+        B = self.batch
+        im = self.int_mode
+        if isinstance(node, Linear):
+            w = k.params["weight"]
+            b = k.params.get("bias")
+            n_out, n_in = w.shape
+            if not im:
+                if w.dtype != np.float32 or not w.flags.c_contiguous:
+                    raise Unsupported("float weights not float32 C-contiguous")
+                if b is not None and (b.dtype != np.float32 or not b.flags.c_contiguous):
+                    raise Unsupported("float bias not float32")
+                scratch = np.zeros(n_in, np.int32)
+                self._keep.append(scratch)
+                return (OPS["linear_f"], (B, n_in, n_out, int(b is not None)), (xs[0], y, w, b, scratch))
+            return self._affine("linear_i8", k, xs[0], y, n_in, (B, n_in, n_out))
+        if isinstance(node, (Conv2d, Conv1d)):
+            if not im:
+                raise Unsupported("float convolution")
+            w = k.params["weight"]
+            if isinstance(node, Conv2d):
+                c, h, wd = k.ctx.in_shapes[0]
+                co, ho, wo = k.ctx.out_shape
+                kh, kw = w.shape[2:]
+                g = _geom(c, h, wd, co, kh, kw, *node.stride, *node.padding, *node.dilation, ho, wo, node.groups)
+            else:
+                c, length = k.ctx.in_shapes[0]
+                co, lo = k.ctx.out_shape
+                g = _geom(c, 1, length, co, 1, w.shape[2], 1, node.stride[0], 0, node.padding[0], 1, node.dilation[0], 1, lo, node.groups)
+            fan_in = int(np.prod(w.shape[1:]))
+            return self._affine("conv_i8", k, xs[0], y, fan_in, None, g)
+        if isinstance(node, (MaxPool2d, AvgPool2d, SumPool2d)):
+            if not im:
+                raise Unsupported("float pooling")
+            c, h, wd = k.ctx.in_shapes[0]
+            _, ho, wo = k.ctx.out_shape
+            g = _geom(c, h, wd, c, *node.kernel, *node.stride, *node.padding, 1, 1, ho, wo, 1)
+            in_q = k.ctx.in_quants[0]
+            if isinstance(node, MaxPool2d):
+                mode, pad, lo, hi = 0, int(np.iinfo(in_q.dtype).min), 0, 0
+            elif isinstance(node, AvgPool2d):
+                if k.off:
+                    raise Unsupported("unsigned average pool")
+                mode, pad, (lo, hi) = 1, 0, (k.qmin, k.qmax)
+            else:
+                mode, pad, lo, hi = 2, 0, 0, 0
+            return (OPS["pool_i"], (B, mode, pad, lo, hi) + g, (xs[0], y))
+        if isinstance(node, Add):
+            if not im:
+                raise Unsupported("float add")
+            if k.single:
+                mul = (k.ma, k.mb, 0, 0, 0, k.k, 1)
+            else:
+                mul = (k.ma, k.mb, k.mo, k.sha, k.shb, k.sho, 0)
+            ints = (B, int(np.prod(y.shape[1:])), k.za, k.zb, k.zo, k.lo, k.hi) + mul
+            return (OPS["add_i"], tuple(int(np.asarray(v).ravel()[0]) for v in ints), (xs[0], xs[1], y))
+        if isinstance(node, ReLU):
+            n = int(np.prod(y.shape[1:]))
+            if im:
+                zp = np.asarray(k.out_quant.zero_point).ravel()[0]
+                return (OPS["relu_i"], (B, n, int(zp)), (xs[0], y))
+            return (OPS["relu_f"], (B, n, 0), (xs[0], y))
+        if isinstance(node, (LIF, IF, LI, CubaLIF)):
+            return self._neuron(name, node, k, xs[0], y)
+        raise Unsupported(f"no native op for {type(node).__name__}")
+
+    def _affine(self, kind: str, k: Any, x: np.ndarray, y: np.ndarray, fan_in: int, head: tuple | None, geom: tuple = ()) -> tuple:
+        w = k.params["weight"]
+        if w.dtype != np.int8 or not w.flags.c_contiguous:
+            raise Unsupported("weights are not int8 codes")
+        n_out = w.shape[0]
+        b = k.params.get("bias")
+        bias = _i32(np.zeros(n_out) if b is None else b, "bias")
+        in_q = k.ctx.in_quants[0]
+        lo, hi = in_q.range
+        max_x = max(abs(lo - k.zp_in), abs(hi - k.zp_in))
+        # the C kernels accumulate modulo 2^32: use them only where the exact sum fits
+        if int(np.abs(bias.astype(np.int64)).max(initial=0)) + 128 * fan_in * max_x >= 2**31:
+            raise Unsupported("int32 accumulator could overflow")
+        qm, shift = _i32(k.qm, "qm"), np.ascontiguousarray(k.shift, dtype=np.int8)
+        self._keep += [bias, qm, shift]
+        if head is not None:  # linear: B n_in n_out zp_in zp_out lo hi
+            ints = head + (k.zp_in, k.zp_out, k.out_min, k.out_max)
+        else:  # conv: B zp_in zp_out lo hi geom
+            ints = (self.batch, k.zp_in, k.zp_out, k.out_min, k.out_max) + geom
+        return (OPS[kind], tuple(int(v) for v in ints), (x, y, w, bias, qm, shift))
+
+    def _neuron(self, name: str, node: Any, k: Any, x: np.ndarray, y: np.ndarray) -> tuple:
+        shape = k.ctx.out_shape
+        n = int(np.prod(shape))
+        B = self.batch
+        st = self.rt.state.get(name) or k.init_state(B)  # a probe builds before reset
+        self.state_refs[name] = st
+        self.param_refs[name] = k.p
+        if not self.int_mode:
+            if k.cuba:
+                raise Unsupported("float CubaLIF")
+            p = k.p
+            arrs = [_per_elem(getattr(p, f), shape, np.float32) for f in ("beta", "gain", "v_th", "v_reset", "v_leak")]
+            v = st.v
+            if v.dtype != np.float32 or not v.flags.c_contiguous or not v.flags.writeable:
+                raise Unsupported("state not float32")
+            self._keep += arrs
+            return (OPS["lif_f"], (B, n, int(p.subtract), int(k.spiking)), (x, y, v, *arrs))
+        p = k.p.lif if k.cuba else k.p
+        spiking = bool(k.spiking)
+        beta = _i32(_per_elem(p.beta_q, shape, np.int64), "beta")
+        zeros = np.zeros(n, np.int32)
+        th = _i32(_per_elem(p.v_th, shape, np.int64), "v_th") if spiking else zeros
+        reset = _i32(_per_elem(p.v_reset, shape, np.int64), "v_reset") if spiking else zeros
+        leak = _i32(_per_elem(p.v_leak, shape, np.int64), "v_leak")
+        alpha = _i32(_per_elem(k.p.alpha_q, shape, np.int64), "alpha") if k.cuba else None
+        for a in (st.v,) + ((st.i,) if k.cuba else ()):
+            if a.dtype != np.int64 or not a.flags.c_contiguous or not a.flags.writeable:
+                raise Unsupported("state not int64")
+        self._keep += [beta, zeros, th, reset, leak] + ([alpha] if k.cuba else [])
+        ints = (B, n, int(k.zp_in), int(spiking), int(p.subtract), int(k.cuba))
+        return (OPS["neuron_i"], ints, (x, y, st.v, st.i if k.cuba else None, beta, th, reset, leak, alpha))
+
+    # ---------------------------------------------------------------- step
+    def valid(self) -> bool:
+        """The runtime still holds the state arrays and neuron params the plan views."""
+        rt = self.rt
+        for n, st in self.state_refs.items():
+            if rt.state.get(n) is not st or rt.kernels[n].p is not self.param_refs[n]:
+                return False
+        return True
+
+    def step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one step on checked, batched inputs; returns the (reused) value buffers."""
+        for name, x in feeds.items():
+            if self.int_mode:  # quantize float input (the Input kernel's step)
+                x, _ = self.rt.kernels[name].step([x], ())
+            np.copyto(self.inputs[name], x, casting="unsafe")
+        self.plan.run()
+        return self.values
