@@ -26,6 +26,8 @@ enum {
     OP_LINEAR_F = 7,
     OP_LIF_F = 8,
     OP_RELU_F = 9,
+    OP_SCALE_I = 10,
+    OP_THRESHOLD_I = 11,
     OP_STDP_EVENT_F32 = 20,
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
@@ -318,6 +320,20 @@ static int op_check(const op_t *op)
         NEED(7, 4 * N(1), "v_leak");
         if (I(5)) NEED(8, 4 * N(1), "alpha");
         return 0;
+    case OP_SCALE_I: /* ints: B n zi zo lo hi; bufs: x y qm shift sign (per element) */
+        if (op->ni < 6) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, 4 * N(1), "qm");
+        NEED(3, N(1), "shift");
+        NEED(4, N(1), "sign");
+        return 0;
+    case OP_THRESHOLD_I: /* ints: B n; bufs: x y th (int64 per element) */
+        if (op->ni < 2) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, 8 * N(1), "th");
+        return 0;
     case OP_LINEAR_F: /* ints: B n_in n_out has_bias; bufs: x y w bias scratch(int32 n_in) */
         if (op->ni < 4) break;
         NEED(0, 4 * B * N(1), "x");
@@ -486,6 +502,17 @@ static void op_run(op_t *op)
         p.sa = (int8_t)I(10), p.sb = (int8_t)I(11), p.so = (int8_t)I(12);
         p.single = (uint8_t)I(13);
         np_add(op->b[0], op->b[1], (uint32_t)(B * I(1)), &p, op->b[2]);
+        break;
+    }
+    case OP_SCALE_I: {
+        np_bcast_t bc = {(uint32_t)I(1), 1};
+        np_scale(op->b[0], (uint32_t)(B * I(1)), &bc, op->b[2], op->b[3], op->b[4],
+                 (int32_t)I(2), (int32_t)I(3), (int32_t)I(4), (int32_t)I(5), op->b[1]);
+        break;
+    }
+    case OP_THRESHOLD_I: {
+        np_bcast_t bc = {(uint32_t)I(1), 1};
+        np_threshold(op->b[0], (uint32_t)(B * I(1)), &bc, op->b[2], op->b[1]);
         break;
     }
     case OP_RELU_I: np_relu(op->b[0], (uint32_t)(B * I(1)), (int32_t)I(2), op->b[1]); break;

@@ -17,6 +17,7 @@ weight arrays (so plasticity's in-place updates are seen) and of its neuron stat
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 from typing import Any
@@ -37,7 +38,9 @@ from neuroplast.graph.nodes import (
     Linear,
     MaxPool2d,
     ReLU,
+    Scale,
     SumPool2d,
+    Threshold,
 )
 
 __all__ = ["native_module", "backend_name", "NativePlan", "Unsupported", "OPS"]
@@ -53,6 +56,8 @@ OPS = {
     "linear_f": 7,
     "lif_f": 8,
     "relu_f": 9,
+    "scale_i": 10,
+    "threshold_i": 11,
     "stdp_event_f32": 20,
     "stdp_event_f64": 21,
     "stdp_run_f32": 22,
@@ -70,8 +75,7 @@ def native_module() -> ModuleType | None:
         return None
     if "m" not in _CACHE:
         try:
-            from neuroplast import _native  # type: ignore[attr-defined]
-
+            _native = importlib.import_module("neuroplast._native")
             _CACHE["m"] = _native if getattr(_native, "ABI", 0) == 1 else None
         except ImportError:
             _CACHE["m"] = None
@@ -208,6 +212,19 @@ class NativePlan:
             return (OPS["relu_f"], (B, n, 0), (xs[0], y))
         if isinstance(node, (LIF, IF, LI, CubaLIF)):
             return self._neuron(name, node, k, xs[0], y)
+        if isinstance(node, Scale) and im:
+            shp = k.ctx.out_shape
+            n = int(np.prod(shp))
+            qm = _i32(_per_elem(k.qm, shp, np.int64), "qm")
+            sh = _per_elem(k.sh, shp, np.int8)
+            sign = _per_elem(k.sign, shp, np.int8)
+            self._keep += [qm, sh, sign]
+            ints = (B, n, int(k.zi), int(k.zo), int(k.lo), int(k.hi))
+            return (OPS["scale_i"], ints, (xs[0], y, qm, sh, sign))
+        if isinstance(node, Threshold) and im:
+            th = _per_elem(k.th, k.ctx.out_shape, np.int64)
+            self._keep.append(th)
+            return (OPS["threshold_i"], (B, th.size), (xs[0], y, th))
         raise Unsupported(f"no native op for {type(node).__name__}")
 
     def _affine(self, kind: str, k: Any, x: np.ndarray, y: np.ndarray, fan_in: int, head: tuple | None, geom: tuple = ()) -> tuple:
