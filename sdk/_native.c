@@ -133,15 +133,30 @@ static void lif_f32(const float *x, int n, const float *beta, const float *gain,
         memset(is_row, 0, (size_t)n_post);                                                 \
         for (r = 0; r < n_rows; r++) {                                                     \
             T *wr;                                                                         \
-            double g;                                                                      \
+            double g, yi;                                                                  \
             i = (int)rows[r];                                                              \
             is_row[i] = 1;                                                                 \
             g = gain[r];                                                                   \
+            yi = use_cols ? y[i] : 0.0;                                                    \
             wr = w + (size_t)i * n_pre;                                                    \
-            for (j = 0; j < n_pre; j++) {                                                  \
-                double d = g * x[j];                                                       \
-                if (use_cols && coef[j] != 0.0) d += y[i] * coef[j];                       \
-                upd_##T(wr + j, d, mult, lo, hi);                                          \
+            if (mult) {                                                                    \
+                for (j = 0; j < n_pre; j++) {                                              \
+                    double d = g * x[j];                                                   \
+                    if (use_cols && coef[j] != 0.0) d += yi * coef[j];                     \
+                    upd_##T(wr + j, d, 1, lo, hi);                                         \
+                }                                                                          \
+            } else if (use_cols) {                                                         \
+                for (j = 0; j < n_pre; j++) { /* coef[j] == 0 adds an exact 0 */           \
+                    double v = (double)wr[j] + (g * x[j] + yi * coef[j]);                  \
+                    v = v < lo ? lo : v;                                                   \
+                    wr[j] = (T)(v > hi ? hi : v);                                          \
+                }                                                                          \
+            } else {                                                                       \
+                for (j = 0; j < n_pre; j++) {                                              \
+                    double v = (double)wr[j] + g * x[j];                                   \
+                    v = v < lo ? lo : v;                                                   \
+                    wr[j] = (T)(v > hi ? hi : v);                                          \
+                }                                                                          \
             }                                                                              \
         }                                                                                  \
         if (!use_cols) return;                                                             \

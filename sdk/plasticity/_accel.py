@@ -1,9 +1,14 @@
-"""Optional numba kernels for event-driven trace STDP (same arithmetic as the numpy path).
+"""Compiled kernels for event-driven trace STDP (same arithmetic as the numpy path).
 
-numba is not a dependency: :func:`kernels` returns ``None`` when it is not installed
-(or when ``NEUROPLAST_NO_NUMBA=1``), and callers fall back to numpy. The kernels do
-exactly what ``stdp._event_apply`` / ``stdp.stdp_run`` do, element by element, so
-results agree with the numpy path to rounding (tested).
+:func:`kernels` returns ``(event_apply, stdp_run)``: the C kernels of the optional
+``neuroplast._native`` extension (built at install, so the device install has them), else
+numba's (numba is only in the ``dev`` extra; ``NEUROPLAST_NO_NUMBA=1`` skips it), else
+``None`` and callers fall back to numpy. Both do exactly what ``stdp._event_apply`` /
+``stdp.stdp_run`` do, element by element in double, so results agree with the numpy path
+to rounding (tested). This is the engine's hook: ``PlasticityEngine`` calls
+``kernels()[1]`` once per ``rt.step`` (decay, update, bounds and trace increments in one
+call, in place on the layer's weights and the engine's trace arrays). :func:`which` names
+the kernels in use.
 """
 
 from __future__ import annotations
@@ -13,15 +18,28 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["kernels"]
+__all__ = ["kernels", "which"]
 
 _CACHE: dict[str, Any] = {}
 
 
+def which() -> str:
+    """``"native"``, ``"numba"`` or ``"numpy"``: the STDP kernels :func:`kernels` gives."""
+    kernels()
+    return _CACHE["which"]
+
+
 def kernels() -> Any | None:
-    """``(event_apply, stdp_run)`` compiled with numba, or ``None``."""
+    """``(event_apply, stdp_run)``: the C extension's, else numba's, else ``None``."""
     if "k" in _CACHE:
         return _CACHE["k"]
+    from neuroplast.runtime.native import native_module
+
+    lib = native_module()
+    if lib is not None:
+        _CACHE["k"], _CACHE["which"] = _native_kernels(lib), "native"
+        return _CACHE["k"]
+    _CACHE["which"] = "numpy"
     if os.environ.get("NEUROPLAST_NO_NUMBA", "") not in ("", "0"):
         _CACHE["k"] = None
         return None
@@ -33,8 +51,58 @@ def kernels() -> Any | None:
     from neuroplast.paths import use_user_numba_cache
 
     use_user_numba_cache(numba)  # compiled kernels go to the user cache, not the source tree
-    _CACHE["k"] = _build(numba)
+    _CACHE["k"], _CACHE["which"] = _build(numba), "numba"
     return _CACHE["k"]
+
+
+def _f64(a: Any) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _native_kernels(lib: Any) -> tuple[Any, Any]:
+    """The numba kernels' signatures over ``neuroplast._native`` (sdk/_native.c)."""
+    from neuroplast.runtime.native import OPS
+
+    scratch: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+
+    def _scratch(n_post: int, n_pre: int) -> tuple[np.ndarray, ...]:
+        s = scratch.get((n_post, n_pre))
+        if s is None:
+            s = scratch[(n_post, n_pre)] = (
+                np.zeros(n_post, np.int64),
+                np.zeros(n_pre, np.int64),
+                np.zeros(n_post),
+                np.zeros(n_pre),
+                np.zeros(n_post, np.uint8),
+            )
+        return s
+
+    def _kind(w: np.ndarray, f32: str, f64: str) -> int:
+        if w.dtype == np.float32:
+            return OPS[f32]
+        if w.dtype == np.float64:
+            return OPS[f64]
+        raise TypeError(f"STDP weights must be float32 or float64, not {w.dtype}")
+
+    def event_apply(w, rows, cols, gain_rows, x, coef_full, y, mult, lo, hi, use_cols):  # noqa: ANN001, ANN202
+        """In place on ``w`` (float32/float64, C order); as the numba kernel."""
+        n_post, n_pre = w.shape
+        rows = np.ascontiguousarray(rows, np.int64)
+        cols = np.ascontiguousarray(cols, np.int64)
+        ints = (1, n_post, n_pre, rows.size, cols.size, int(bool(mult)), int(bool(use_cols)))
+        bufs = (w, rows, cols, _f64(gain_rows), _f64(x), _f64(coef_full), _f64(y))
+        lib.op(_kind(w, "stdp_event_f32", "stdp_event_f64"), ints,
+               bufs + (_scratch(n_post, n_pre)[4],), (float(lo), float(hi)))  # fmt: skip
+
+    def stdp_run(w, pre_t, post_t, x, y, y2, consts, nearest, mult, dc):  # noqa: ANN001, ANN202
+        """Whole trains, in place on ``w`` and the float64 traces ``x``, ``y``, ``y2``."""
+        n_post, n_pre = w.shape
+        pre_t, post_t = _f64(pre_t), _f64(post_t)
+        ints = (1, n_post, n_pre, pre_t.shape[0], int(bool(nearest)), int(bool(mult)), int(bool(dc)))
+        bufs = (w, pre_t, post_t, x, y, y2, _f64(consts)) + _scratch(n_post, n_pre)
+        lib.op(_kind(w, "stdp_run_f32", "stdp_run_f64"), ints, bufs)
+
+    return event_apply, stdp_run
 
 
 def _build(numba: Any) -> tuple[Any, Any]:

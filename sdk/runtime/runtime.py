@@ -208,6 +208,18 @@ class Runtime:
                     raise DataError(f"input {name!r}: {vals.shape} values for {idx.shape} indices")
                 vals = self._cast_input(f"input {name!r}: sparse values", name, vals)
             return SparseInput(idx, vals), 1
+        if (
+            not time_axis
+            and type(x) is np.ndarray
+            and x.dtype == np.float32
+            and x.shape == shape
+            and (self.mode == "float" or self.kernels[name].out_quant is not None)
+        ):  # the streaming fast path: one float32 sample, only the finiteness check
+            if not np.isfinite(x).all():
+                raise DataError(
+                    f"input {name!r} contains NaN or Inf after the cast to float32 (|x| < 3.4e38)"
+                )
+            return x[None], 1
         try:
             x = np.asarray(x)
         except (TypeError, ValueError, OverflowError) as e:
