@@ -36,7 +36,9 @@ if os.environ.get("NEUROPLAST_NO_NATIVE", "") in ("", "0"):
             include_dirs=["firmware_bridge/firmware"],
             depends=["firmware_bridge/firmware/np_kernels.h"],
             # -ffp-contract=off: no fused multiply-adds, so float kernels round as numpy does
-            extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off", "-fno-strict-aliasing"],
+            # -flto: the firmware's requantization inlines into the host's kernel loops
+            extra_compile_args=["-O3", "-std=c99", "-ffp-contract=off", "-flto"],
+            extra_link_args=["-O3", "-flto"],
             optional=True,
         )
     )

@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "np_kernels.h"
@@ -86,6 +87,88 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
             }
         }
     }
+}
+
+/* Integer convolution, register-blocked: x - zp_in is first written, as int16, into a
+ * zero-padded copy xs ((H + 2 ph) x (W + 2 pw) per channel: padded taps add exactly 0, as
+ * in np_conv2d), then each run of up to 16 outputs of one row keeps its accumulators in
+ * registers while every tap (ic, ky, kx) adds w * x (vectorised). The sum is the exact
+ * integer sum the firmware's np_conv2d computes (the plan checks it fits int32 and that
+ * x - zp_in fits int16) and the output goes through the firmware's requantization
+ * (np_affine_out), so results are bit-identical. */
+#define NP_RUN 16
+/* a[0..15] += sum over taps t of wt[t] * base[off[t] + 0..15] (the vectorised inner loop) */
+static void run16(const int16_t *base, const int32_t *off, const int16_t *wt, int nt,
+                  int32_t *restrict a)
+{
+    int t, k;
+    int32_t acc[NP_RUN] = {0};
+    for (t = 0; t < nt; t++) {
+        const int16_t *r = base + off[t];
+        const int32_t wv = wt[t];
+        for (k = 0; k < NP_RUN; k++) acc[k] += wv * (int32_t)r[k];
+    }
+    for (k = 0; k < NP_RUN; k++) a[k] = acc[k];
+}
+
+static void conv2d_blocked(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                           const np_affine_t *q, int32_t *y, int16_t *xs)
+{
+    const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
+    const int H = g->h, W = g->w, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
+    const int Ho = g->ho, Wo = g->wo, sw = g->sw, kh = g->kh, kw = g->kw;
+    const size_t pplane = (size_t)Hp * Wp;
+    int c, iy, ix, oc, icl, ky, kx, oy, ox0, k, t, ntap;
+    int32_t *off;
+    int16_t *wt;
+    memset(xs, 0, (size_t)g->c_in * pplane * sizeof(int16_t));
+    for (c = 0; c < g->c_in; c++)
+        for (iy = 0; iy < H; iy++) {
+            const int32_t *xr = x + ((size_t)c * H + iy) * W;
+            int16_t *dst = xs + c * pplane + (size_t)(iy + g->ph) * Wp + g->pw;
+            for (ix = 0; ix < W; ix++) dst[ix] = (int16_t)(xr[ix] - q->zp_in);
+        }
+    ntap = icg * kh * kw;
+    off = (int32_t *)malloc((size_t)ntap * sizeof(int32_t));
+    wt = (int16_t *)malloc((size_t)ntap * sizeof(int16_t));
+    if (!off || !wt) { /* out of memory: the firmware's kernel needs no scratch */
+        free(off);
+        free(wt);
+        np_conv2d(x, g, w, q, y);
+        return;
+    }
+    for (oc = 0; oc < g->c_out; oc++) {
+        const int16_t *xg = xs + (size_t)(oc / ocg) * icg * pplane;
+        const int8_t *wo = w + (size_t)oc * ntap;
+        int32_t *yo = y + (size_t)oc * Ho * Wo;
+        const int32_t bias = q->bias[oc];
+        int nt = 0;
+        for (icl = 0; icl < icg; icl++) /* the taps of this channel, zero weights dropped */
+            for (ky = 0; ky < kh; ky++)
+                for (kx = 0; kx < kw; kx++) {
+                    int8_t wv = wo[(icl * kh + ky) * kw + kx];
+                    if (!wv) continue;
+                    off[nt] = (int32_t)(icl * pplane + (size_t)ky * g->dh * Wp + kx * g->dw);
+                    wt[nt++] = wv;
+                }
+        for (oy = 0; oy < Ho; oy++)
+            for (ox0 = 0; ox0 < Wo; ox0 += NP_RUN) {
+                const int n = Wo - ox0 < NP_RUN ? Wo - ox0 : NP_RUN;
+                const int16_t *base = xg + (size_t)oy * g->sh * Wp + (size_t)ox0 * sw;
+                int32_t a[NP_RUN];
+                for (k = 0; k < NP_RUN; k++) a[k] = 0;
+                if (n == NP_RUN && sw == 1)
+                    run16(base, off, wt, nt, a);
+                else
+                    for (t = 0; t < nt; t++)
+                        for (k = 0; k < n; k++)
+                            a[k] += (int32_t)wt[t] * (int32_t)base[off[t] + k * sw];
+                for (k = 0; k < n; k++)
+                    yo[(size_t)oy * Wo + ox0 + k] = np_affine_out(q, (uint32_t)oc, (int64_t)bias + a[k]);
+            }
+    }
+    free(off);
+    free(wt);
 }
 
 /* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
@@ -297,8 +380,17 @@ static int op_check(const op_t *op)
         NEED(4, 4 * N(2), "qm");
         NEED(5, N(2), "shift");
         return 0;
-    case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift */
+    case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift
+                      * [xs acc: scratch of the tap-major path] */
         if (op->ni < 20 || geom_of(op, 5, &g)) break;
+        if (op->nb > 6 && op->b[6]) { /* the padded plane must hold every tap */
+            if ((g.ho - 1) * g.sh + (g.kh - 1) * g.dh >= g.h + 2 * g.ph ||
+                (g.wo - 1) * g.sw + (g.kw - 1) * g.dw >= g.w + 2 * g.pw) {
+                PyErr_SetString(PyExc_ValueError, "conv: output grid exceeds the padded input");
+                return -1;
+            }
+            NEED(6, 2 * g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw), "xs");
+        }
         NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
         NEED(1, 4 * B * g.c_out * g.ho * g.wo, "y");
         NEED(2, (Py_ssize_t)g.c_out * (g.c_in / g.groups) * g.kh * g.kw, "w");
@@ -494,9 +586,14 @@ static void op_run(op_t *op)
         size_t nx, ny;
         geom_of(op, 5, &g);
         nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
-        for (b = 0; b < B; b++)
-            np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
-                      (int32_t *)op->b[1] + b * ny);
+        for (b = 0; b < B; b++) {
+            if (op->nb > 6 && op->b[6])
+                conv2d_blocked((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                               (int32_t *)op->b[1] + b * ny, op->b[6]);
+            else
+                np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                          (int32_t *)op->b[1] + b * ny);
+        }
         break;
     }
     case OP_POOL_I: {

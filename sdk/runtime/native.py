@@ -145,7 +145,8 @@ class NativePlan:
         self.last_inputs = {n: [self.values[p] for p in rt.preds[n]] for n in rt.order}
         for n, buf in self.inputs.items():
             self.last_inputs[n] = [buf]
-        self.plan = lib.Plan(tuple(ops))
+        self.ops = tuple(ops)  # (kind, ints, buffers) per op, in order
+        self.plan = lib.Plan(self.ops)
 
     # ----------------------------------------------------------------- ops
     def _op(self, name: str, node: Any, k: Any, xs: list[np.ndarray], y: np.ndarray) -> tuple:
@@ -242,11 +243,20 @@ class NativePlan:
             raise Unsupported("int32 accumulator could overflow")
         qm, shift = _i32(k.qm, "qm"), np.ascontiguousarray(k.shift, dtype=np.int8)
         self._keep += [bias, qm, shift]
+        bufs: tuple = (x, y, w, bias, qm, shift)
         if head is not None:  # linear: B n_in n_out zp_in zp_out lo hi
             ints = head + (k.zp_in, k.zp_out, k.out_min, k.out_max)
         else:  # conv: B zp_in zp_out lo hi geom
             ints = (self.batch, k.zp_in, k.zp_out, k.out_min, k.out_max) + geom
-        return (OPS[kind], tuple(int(v) for v in ints), (x, y, w, bias, qm, shift))
+            c_in, h, wd, _, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, _ = geom
+            fits = (ho - 1) * sh + (kh - 1) * dh < h + 2 * ph and (wo - 1) * sw + (
+                kw - 1
+            ) * dw < wd + 2 * pw
+            if max_x <= 32767 and fits:  # x - zp_in fits int16: the register-blocked path
+                xs = np.zeros(c_in * (h + 2 * ph) * (wd + 2 * pw), np.int16)
+                self._keep.append(xs)
+                bufs += (xs,)
+        return (OPS[kind], tuple(int(v) for v in ints), bufs)
 
     def _neuron(self, name: str, node: Any, k: Any, x: np.ndarray, y: np.ndarray) -> tuple:
         shape = k.ctx.out_shape
