@@ -98,7 +98,15 @@ def _native_kernels(lib: Any) -> tuple[Any, Any]:
         """Whole trains, in place on ``w`` and the float64 traces ``x``, ``y``, ``y2``."""
         n_post, n_pre = w.shape
         pre_t, post_t = _f64(pre_t), _f64(post_t)
-        ints = (1, n_post, n_pre, pre_t.shape[0], int(bool(nearest)), int(bool(mult)), int(bool(dc)))
+        ints = (
+            1,
+            n_post,
+            n_pre,
+            pre_t.shape[0],
+            int(bool(nearest)),
+            int(bool(mult)),
+            int(bool(dc)),
+        )
         bufs = (w, pre_t, post_t, x, y, y2, _f64(consts)) + _scratch(n_post, n_pre)
         lib.op(_kind(w, "stdp_run_f32", "stdp_run_f64"), ints, bufs)
 

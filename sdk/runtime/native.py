@@ -163,7 +163,11 @@ class NativePlan:
                     raise Unsupported("float bias not float32")
                 scratch = np.zeros(n_in, np.int32)
                 self._keep.append(scratch)
-                return (OPS["linear_f"], (B, n_in, n_out, int(b is not None)), (xs[0], y, w, b, scratch))
+                return (
+                    OPS["linear_f"],
+                    (B, n_in, n_out, int(b is not None)),
+                    (xs[0], y, w, b, scratch),
+                )
             return self._affine("linear_i8", k, xs[0], y, n_in, (B, n_in, n_out))
         if isinstance(node, (Conv2d, Conv1d)):
             if not im:
@@ -173,11 +177,40 @@ class NativePlan:
                 c, h, wd = k.ctx.in_shapes[0]
                 co, ho, wo = k.ctx.out_shape
                 kh, kw = w.shape[2:]
-                g = _geom(c, h, wd, co, kh, kw, *node.stride, *node.padding, *node.dilation, ho, wo, node.groups)
+                g = _geom(
+                    c,
+                    h,
+                    wd,
+                    co,
+                    kh,
+                    kw,
+                    *node.stride,
+                    *node.padding,
+                    *node.dilation,
+                    ho,
+                    wo,
+                    node.groups,
+                )
             else:
                 c, length = k.ctx.in_shapes[0]
                 co, lo = k.ctx.out_shape
-                g = _geom(c, 1, length, co, 1, w.shape[2], 1, node.stride[0], 0, node.padding[0], 1, node.dilation[0], 1, lo, node.groups)
+                g = _geom(
+                    c,
+                    1,
+                    length,
+                    co,
+                    1,
+                    w.shape[2],
+                    1,
+                    node.stride[0],
+                    0,
+                    node.padding[0],
+                    1,
+                    node.dilation[0],
+                    1,
+                    lo,
+                    node.groups,
+                )
             fan_in = int(np.prod(w.shape[1:]))
             return self._affine("conv_i8", k, xs[0], y, fan_in, None, g)
         if isinstance(node, (MaxPool2d, AvgPool2d, SumPool2d)):
@@ -204,7 +237,11 @@ class NativePlan:
             else:
                 mul = (k.ma, k.mb, k.mo, k.sha, k.shb, k.sho, 0)
             ints = (B, int(np.prod(y.shape[1:])), k.za, k.zb, k.zo, k.lo, k.hi) + mul
-            return (OPS["add_i"], tuple(int(np.asarray(v).ravel()[0]) for v in ints), (xs[0], xs[1], y))
+            return (
+                OPS["add_i"],
+                tuple(int(np.asarray(v).ravel()[0]) for v in ints),
+                (xs[0], xs[1], y),
+            )
         if isinstance(node, ReLU):
             n = int(np.prod(y.shape[1:]))
             if im:
@@ -228,7 +265,16 @@ class NativePlan:
             return (OPS["threshold_i"], (B, th.size), (xs[0], y, th))
         raise Unsupported(f"no native op for {type(node).__name__}")
 
-    def _affine(self, kind: str, k: Any, x: np.ndarray, y: np.ndarray, fan_in: int, head: tuple | None, geom: tuple = ()) -> tuple:
+    def _affine(
+        self,
+        kind: str,
+        k: Any,
+        x: np.ndarray,
+        y: np.ndarray,
+        fan_in: int,
+        head: tuple | None,
+        geom: tuple = (),
+    ) -> tuple:
         w = k.params["weight"]
         if w.dtype != np.int8 or not w.flags.c_contiguous:
             raise Unsupported("weights are not int8 codes")
@@ -269,7 +315,10 @@ class NativePlan:
             if k.cuba:
                 raise Unsupported("float CubaLIF")
             p = k.p
-            arrs = [_per_elem(getattr(p, f), shape, np.float32) for f in ("beta", "gain", "v_th", "v_reset", "v_leak")]
+            arrs = [
+                _per_elem(getattr(p, f), shape, np.float32)
+                for f in ("beta", "gain", "v_th", "v_reset", "v_leak")
+            ]
             v = st.v
             if v.dtype != np.float32 or not v.flags.c_contiguous or not v.flags.writeable:
                 raise Unsupported("state not float32")
@@ -288,7 +337,11 @@ class NativePlan:
                 raise Unsupported("state not int64")
         self._keep += [beta, zeros, th, reset, leak] + ([alpha] if k.cuba else [])
         ints = (B, n, int(k.zp_in), int(spiking), int(p.subtract), int(k.cuba))
-        return (OPS["neuron_i"], ints, (x, y, st.v, st.i if k.cuba else None, beta, th, reset, leak, alpha))
+        return (
+            OPS["neuron_i"],
+            ints,
+            (x, y, st.v, st.i if k.cuba else None, beta, th, reset, leak, alpha),
+        )
 
     # ---------------------------------------------------------------- step
     def valid(self) -> bool:
