@@ -297,6 +297,40 @@ def _group_class() -> type:
     return NeuroplastGroup
 
 
+def backend_report(path: Path | None, as_json: bool = False) -> str:
+    """What ``neuroplast info --backend`` prints: the runtime backend in use (native
+    compiled kernels or numpy) and, for a bundle or .nir model, whether each mode runs its
+    graph as one native plan per step (else why not)."""
+    from neuroplast.errors import DataError, NeuroplastError
+    from neuroplast.runtime import Runtime
+    from neuroplast.runtime.native import backend_name, native_module
+
+    m = native_module()
+    rep: dict = {
+        "backend": backend_name(),
+        "module": getattr(m, "__file__", None),
+        "kernels": "firmware_bridge/firmware/np_kernels.c (int), sdk/_native.c (float, STDP)"
+        if m is not None
+        else None,
+    }
+    if m is None:
+        rep["reason"] = "neuroplast._native not built or NEUROPLAST_BACKEND=numpy"
+    if path is not None:
+        g = describe_model(path)["graph"]
+        if g is None:
+            raise DataError(f"{path}: --backend with a model needs a bundle or .nir file")
+        for mode in ("float", "int"):
+            try:
+                rt = Runtime(g, mode=mode)
+            except NeuroplastError as e:
+                rep[mode] = f"not runnable: {e}"
+                continue
+            rep[mode] = rt.backend + (f" ({rt.backend_reason})" if rt.backend_reason else "")
+    if as_json:
+        return json.dumps(rep)
+    return "\n".join(f"{k}: {v}" for k, v in rep.items() if v is not None)
+
+
 # ------------------------------------------------------------------ the app
 def build_app() -> Any:
     import typer
@@ -316,7 +350,7 @@ def build_app() -> Any:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     console = Console()
-    from neuroplast.errors import DataError, NeuroplastError
+    from neuroplast.errors import DataError
 
     def version_cb(value: bool) -> None:
         if value:
@@ -386,35 +420,6 @@ def build_app() -> Any:
         t.add_section()
         t.add_row("total", "", "", "", f"{sum(r['params'] for r in d['rows']):,}")
         console.print(t)
-
-    def backend_report(path: Path | None, as_json: bool) -> str:
-        from neuroplast.runtime import Runtime
-        from neuroplast.runtime.native import backend_name, native_module
-
-        m = native_module()
-        rep: dict = {
-            "backend": backend_name(),
-            "module": getattr(m, "__file__", None),
-            "kernels": "firmware_bridge/firmware/np_kernels.c (int), sdk/_native.c (float, STDP)"
-            if m is not None
-            else None,
-        }
-        if m is None:
-            rep["reason"] = "neuroplast._native not built or NEUROPLAST_BACKEND=numpy"
-        if path is not None:
-            g = describe_model(path)["graph"]
-            if g is None:
-                raise DataError(f"{path}: --backend with a model needs a bundle or .nir file")
-            for mode in ("float", "int"):
-                try:
-                    rt = Runtime(g, mode=mode)
-                except NeuroplastError as e:
-                    rep[mode] = f"not runnable: {e}"
-                    continue
-                rep[mode] = rt.backend + (f" ({rt.backend_reason})" if rt.backend_reason else "")
-        if as_json:
-            return json.dumps(rep)
-        return "\n".join(f"{k}: {v}" for k, v in rep.items() if v is not None)
 
     @app.command("targets")
     def targets_cmd(
