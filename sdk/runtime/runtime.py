@@ -18,6 +18,7 @@ step loop.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -152,6 +153,7 @@ class Runtime:
                 self._plan_failed, self._plan = str(e), None
                 return None
         return plan
+
     @property
     def plasticity(self) -> Any:
         """The plasticity engine (rules attached to named layers)."""
@@ -215,7 +217,8 @@ class Runtime:
             and x.shape == shape
             and (self.mode == "float" or self.kernels[name].out_quant is not None)
         ):  # the streaming fast path: one float32 sample, only the finiteness check
-            if not np.isfinite(x).all():
+            # (a float64 sum of float32 values cannot overflow: it is finite iff they are)
+            if not math.isfinite(x.sum(dtype=np.float64)):
                 raise DataError(
                     f"input {name!r} contains NaN or Inf after the cast to float32 (|x| < 3.4e38)"
                 )
@@ -281,7 +284,9 @@ class Runtime:
         squeeze = False
         for name, v in self._split_inputs(x).items():
             arr, b = self._check_input(name, v, time_axis=time_axis)
-            if isinstance(v, SparseInput) or np.ndim(v) == len(self.shapes[name]) + lead:
+            if isinstance(v, SparseInput):
+                squeeze = True
+            elif (v.ndim if type(v) is np.ndarray else np.ndim(v)) == len(self.shapes[name]) + lead:
                 squeeze = True
             if batch is not None and b != batch:
                 raise DataError("all inputs must have the same batch size")
