@@ -29,6 +29,9 @@ enum {
     OP_RELU_F = 9,
     OP_SCALE_I = 10,
     OP_THRESHOLD_I = 11,
+    OP_DELAY = 12,
+    OP_DELAY_LINEAR_F = 13,
+    OP_DELAY_LINEAR_I = 14,
     OP_STDP_EVENT_F32 = 20,
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
@@ -171,6 +174,60 @@ static void conv2d_blocked(const int32_t *x, const np_geom_t *g, const int8_t *w
     free(wt);
 }
 
+/* Dense (groups = 1) integer convolution as im2col + int16 dot products: col[p][k] holds
+ * x - zp_in of output p's window (0 for padded taps, as in np_conv2d), wk[oc][k] the
+ * weights; y[oc][p] = affine_out(bias + col[p] . wk[oc]). The int16 x int16 -> int32 dot
+ * product vectorises (pmaddwd); pixels go in blocks of 8 so their columns stay in L1 while
+ * every output channel's weights pass over them. Exact integer sums (the plan checks they
+ * fit int32), the firmware's requantization: bit-identical to np_conv2d. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NP_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define NP_AVX2_CLONE
+#endif
+NP_AVX2_CLONE
+static void gemm_rows(const int16_t *col, const int16_t *wk, int K, int np_, int c_out,
+                      const np_affine_t *q, int32_t *y, size_t ystride)
+{
+    int oc, p, k;
+    for (oc = 0; oc < c_out; oc++) {
+        const int16_t *wr = wk + (size_t)oc * K;
+        for (p = 0; p < np_; p++) {
+            const int16_t *cr = col + (size_t)p * K;
+            int32_t s = 0;
+            for (k = 0; k < K; k++) s += (int32_t)wr[k] * (int32_t)cr[k];
+            y[(size_t)oc * ystride + p] = np_affine_out(q, (uint32_t)oc, (int64_t)q->bias[oc] + s);
+        }
+    }
+}
+
+#define NP_PBLOCK 8
+static void conv2d_gemm(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                        const np_affine_t *q, int32_t *y, int16_t *col, int16_t *wk)
+{
+    const int K = g->c_in * g->kh * g->kw, P = g->ho * g->wo;
+    int k, p, p0, ic, ky, kx;
+    for (k = 0; k < g->c_out * K; k++) wk[k] = w[k];
+    for (p = 0; p < P; p++) {
+        const int oy = p / g->wo, ox = p % g->wo;
+        int16_t *cr = col + (size_t)p * K;
+        for (ic = 0; ic < g->c_in; ic++)
+            for (ky = 0; ky < g->kh; ky++) {
+                const int iy = oy * g->sh - g->ph + ky * g->dh;
+                for (kx = 0; kx < g->kw; kx++) {
+                    const int ix = ox * g->sw - g->pw + kx * g->dw;
+                    *cr++ = (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                ? 0
+                                : (int16_t)(x[((size_t)ic * g->h + iy) * g->w + ix] - q->zp_in);
+                }
+            }
+    }
+    for (p0 = 0; p0 < P; p0 += NP_PBLOCK) {
+        const int n = P - p0 < NP_PBLOCK ? P - p0 : NP_PBLOCK;
+        gemm_rows(col + (size_t)p0 * K, wk, K, n, g->c_out, q, y + p0, (size_t)P);
+    }
+}
+
 /* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
  *   v' = v_leak + beta (v - v_leak) + gain x;  s = [v' > v_th];  v = v_reset | v' - v_th s */
 static void lif_f32(const float *x, int n, const float *beta, const float *gain,
@@ -191,6 +248,44 @@ static void lif_f32(const float *x, int n, const float *beta, const float *gain,
         }
         v[k] = vn;
     }
+}
+
+/* ------------------------------------------------------------------ delay lines
+ * The runtime's ring state (sdk/runtime/kernels.py _RingState): ring (depth, B, n) holds
+ * the inputs, row *ptr the newest; a step writes x at ptr' = (ptr + 1) % depth and reads
+ * x[t - d] from row (ptr' - d) mod depth. The ring is the runtime's own array (updated in
+ * place), with its own item size (1, 2, 4 or 8 bytes; 4 also carries float32 bits). */
+static long long ring_get(const void *ring, int isz, size_t k)
+{
+    switch (isz) {
+    case 1: return ((const int8_t *)ring)[k];
+    case 2: return ((const int16_t *)ring)[k];
+    case 8: return ((const int64_t *)ring)[k];
+    default: return ((const int32_t *)ring)[k];
+    }
+}
+
+static void ring_put(void *ring, int isz, size_t k, int32_t v)
+{
+    switch (isz) {
+    case 1: ((int8_t *)ring)[k] = (int8_t)v; break;
+    case 2: ((int16_t *)ring)[k] = (int16_t)v; break;
+    case 8: ((int64_t *)ring)[k] = v; break;
+    default: ((int32_t *)ring)[k] = v; break;
+    }
+}
+
+static long long ring_next(long long *ptr, long long depth)
+{
+    long long p = (*ptr + 1) % depth;
+    *ptr = p;
+    return p;
+}
+
+static size_t ring_row(long long p, long long d, long long depth)
+{
+    long long r = p - d;
+    return (size_t)(r < 0 ? r + depth : r);
 }
 
 /* ------------------------------------------------------------------ trace STDP
@@ -383,7 +478,14 @@ static int op_check(const op_t *op)
     case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift
                       * [xs acc: scratch of the tap-major path] */
         if (op->ni < 20 || geom_of(op, 5, &g)) break;
-        if (op->nb > 6 && op->b[6]) { /* the padded plane must hold every tap */
+        if (op->nb > 8 && op->b[7]) { /* im2col: col (P x K) and weight (c_out x K) int16 */
+            NEED(7, 2 * g.ho * g.wo * g.c_in * g.kh * g.kw, "col");
+            NEED(8, 2 * g.c_out * g.c_in * g.kh * g.kw, "wk");
+            if (g.groups != 1) {
+                PyErr_SetString(PyExc_ValueError, "conv: im2col path needs groups = 1");
+                return -1;
+            }
+        } else if (op->nb > 6 && op->b[6]) { /* the padded plane must hold every tap */
             if ((g.ho - 1) * g.sh + (g.kh - 1) * g.dh >= g.h + 2 * g.ph ||
                 (g.wo - 1) * g.sw + (g.kw - 1) * g.dw >= g.w + 2 * g.pw) {
                 PyErr_SetString(PyExc_ValueError, "conv: output grid exceeds the padded input");
@@ -441,6 +543,44 @@ static int op_check(const op_t *op)
         NEED(1, 4 * B * N(1), "y");
         NEED(2, 8 * N(1), "th");
         return 0;
+    case OP_DELAY: /* ints: B n depth itemsize; bufs: x y ring ptr(int64) delay(int64 n) */
+        if (op->ni < 4 || I(2) < 1 || (I(3) != 1 && I(3) != 2 && I(3) != 4 && I(3) != 8)) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, I(3) * I(2) * B * N(1), "ring");
+        NEED(3, 8, "ptr");
+        NEED(4, 8 * N(1), "delay");
+        goto check_delays;
+    case OP_DELAY_LINEAR_F: /* ints: B n_in n_out depth has_bias; bufs: x y ring ptr w delay bias */
+    case OP_DELAY_LINEAR_I: /* ints: B n_in n_out depth zp_in zp_out lo hi;
+                             * bufs: x y ring(int64) ptr w(int8) delay bias qm shift */
+        if (op->ni < (op->kind == OP_DELAY_LINEAR_F ? 5 : 8) || I(3) < 1) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(2), "y");
+        NEED(2, (op->kind == OP_DELAY_LINEAR_F ? 4 : 8) * I(3) * B * N(1), "ring");
+        NEED(3, 8, "ptr");
+        NEED(4, (op->kind == OP_DELAY_LINEAR_F ? 4 : 1) * N(1) * N(2), "w");
+        NEED(5, 8 * N(1) * N(2), "delay");
+        if (op->kind == OP_DELAY_LINEAR_I || I(4)) NEED(6, 4 * N(2), "bias");
+        if (op->kind == OP_DELAY_LINEAR_I) {
+            NEED(7, 4 * N(2), "qm");
+            NEED(8, N(2), "shift");
+        }
+    check_delays: { /* every delay in [0, depth), the pointer in [0, depth) */
+        const long long *d = op->b[op->kind == OP_DELAY ? 4 : 5];
+        Py_ssize_t k, nd = op->kind == OP_DELAY ? N(1) : N(1) * N(2);
+        long long depth = op->kind == OP_DELAY ? I(2) : I(3), ptr = *(long long *)op->b[3];
+        if (ptr < 0 || ptr >= depth) {
+            PyErr_Format(PyExc_ValueError, "op %d: ring pointer out of range", op->kind);
+            return -1;
+        }
+        for (k = 0; k < nd; k++)
+            if (d[k] < 0 || d[k] >= depth) {
+                PyErr_Format(PyExc_ValueError, "op %d: delay out of range", op->kind);
+                return -1;
+            }
+        return 0;
+    }
     case OP_LINEAR_F: /* ints: B n_in n_out has_bias; bufs: x y w bias scratch(int32 n_in) */
         if (op->ni < 4) break;
         NEED(0, 4 * B * N(1), "x");
@@ -587,7 +727,10 @@ static void op_run(op_t *op)
         geom_of(op, 5, &g);
         nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
         for (b = 0; b < B; b++) {
-            if (op->nb > 6 && op->b[6])
+            if (op->nb > 8 && op->b[7])
+                conv2d_gemm((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                            (int32_t *)op->b[1] + b * ny, op->b[7], op->b[8]);
+            else if (op->nb > 6 && op->b[6])
                 conv2d_blocked((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
                                (int32_t *)op->b[1] + b * ny, op->b[6]);
             else
@@ -646,6 +789,61 @@ static void op_run(op_t *op)
                            (int64_t *)op->b[2] + b * n,
                            I(5) ? (int64_t *)op->b[3] + b * n : NULL,
                            (int32_t *)op->b[1] + b * n);
+        break;
+    }
+    case OP_DELAY: {
+        const size_t n = (size_t)I(1);
+        const long long depth = I(2);
+        const int isz = (int)I(3);
+        const int32_t *x = op->b[0];
+        int32_t *y = op->b[1];
+        const long long *d = op->b[4];
+        const long long p = ring_next(op->b[3], depth);
+        size_t k;
+        for (k = 0; k < (size_t)B * n; k++) ring_put(op->b[2], isz, (size_t)p * B * n + k, x[k]);
+        for (b = 0; b < B; b++)
+            for (k = 0; k < n; k++)
+                y[b * n + k] = (int32_t)ring_get(op->b[2], isz,
+                                                 (ring_row(p, d[k], depth) * B + b) * n + k);
+        break;
+    }
+    case OP_DELAY_LINEAR_F:
+    case OP_DELAY_LINEAR_I: {
+        const size_t ni = (size_t)I(1), no = (size_t)I(2);
+        const long long depth = I(3);
+        const long long *d = op->b[5];
+        const long long p = ring_next(op->b[3], depth);
+        size_t o, j;
+        if (op->kind == OP_DELAY_LINEAR_F) {
+            float *ring = op->b[2];
+            const float *x = op->b[0], *w = op->b[4], *bias = I(4) ? op->b[6] : NULL;
+            float *y = op->b[1];
+            memcpy(ring + (size_t)p * B * ni, x, (size_t)B * ni * sizeof(float));
+            for (b = 0; b < B; b++)
+                for (o = 0; o < no; o++) {
+                    double acc = bias ? (double)bias[o] : 0.0;
+                    for (j = 0; j < ni; j++)
+                        acc += (double)w[o * ni + j] *
+                               (double)ring[(ring_row(p, d[o * ni + j], depth) * B + b) * ni + j];
+                    y[b * no + o] = (float)acc;
+                }
+        } else {
+            int64_t *ring = op->b[2];
+            const int32_t *x = op->b[0];
+            const int8_t *w = op->b[4];
+            int32_t *y = op->b[1];
+            np_affine_t q = {(int32_t)I(4), (int32_t)I(5), (int32_t)I(6), (int32_t)I(7),
+                             op->b[6], op->b[7], op->b[8]};
+            for (j = 0; j < (size_t)B * ni; j++) ring[(size_t)p * B * ni + j] = x[j];
+            for (b = 0; b < B; b++)
+                for (o = 0; o < no; o++) {
+                    int64_t acc = q.bias[o];
+                    for (j = 0; j < ni; j++)
+                        acc += (int64_t)w[o * ni + j] *
+                               (ring[(ring_row(p, d[o * ni + j], depth) * B + b) * ni + j] - q.zp_in);
+                    y[b * no + o] = np_affine_out(&q, (uint32_t)o, acc);
+                }
+        }
         break;
     }
     case OP_LINEAR_F:

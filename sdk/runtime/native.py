@@ -33,6 +33,8 @@ from neuroplast.graph.nodes import (
     Conv1d,
     Conv2d,
     CubaLIF,
+    Delay,
+    DelayLinear,
     Flatten,
     Input,
     Linear,
@@ -58,6 +60,9 @@ OPS = {
     "relu_f": 9,
     "scale_i": 10,
     "threshold_i": 11,
+    "delay": 12,
+    "delay_linear_f": 13,
+    "delay_linear_i": 14,
     "stdp_event_f32": 20,
     "stdp_event_f64": 21,
     "stdp_run_f32": 22,
@@ -152,6 +157,8 @@ class NativePlan:
     def _op(self, name: str, node: Any, k: Any, xs: list[np.ndarray], y: np.ndarray) -> tuple:
         B = self.batch
         im = self.int_mode
+        if isinstance(node, (Delay, DelayLinear)):
+            return self._delay(name, node, k, xs[0], y)
         if isinstance(node, Linear):
             w = k.params["weight"]
             b = k.params.get("bias")
@@ -298,11 +305,58 @@ class NativePlan:
             fits = (ho - 1) * sh + (kh - 1) * dh < h + 2 * ph and (wo - 1) * sw + (
                 kw - 1
             ) * dw < wd + 2 * pw
-            if max_x <= 32767 and fits:  # x - zp_in fits int16: the register-blocked path
+            groups = geom[14]
+            if max_x <= 32767 and groups == 1:  # x - zp_in fits int16: im2col + dot products
+                kk = c_in * kh * kw
+                scratch = (None, np.zeros(ho * wo * kk, np.int16), np.zeros(geom[3] * kk, np.int16))
+                self._keep += list(scratch[1:])
+                bufs += scratch
+            elif max_x <= 32767 and fits:  # grouped/depthwise: the register-blocked path
                 xs = np.zeros(c_in * (h + 2 * ph) * (wd + 2 * pw), np.int16)
                 self._keep.append(xs)
                 bufs += (xs,)
         return (OPS[kind], tuple(int(v) for v in ints), bufs)
+
+    def _ring(self, name: str, k: Any) -> tuple[np.ndarray, np.ndarray]:
+        st = self.rt.state.get(name) or k.init_state(self.batch)
+        self.state_refs[name] = st
+        buf, ptr = st.buf, st.ptr
+        for a in (buf, ptr):
+            if not (a.flags.c_contiguous and a.flags.writeable):
+                raise Unsupported("ring state not writable")
+        if ptr.dtype != np.int64 or ptr.shape != ():
+            raise Unsupported("ring pointer not an int64 scalar")
+        return buf, ptr
+
+    def _delay(self, name: str, node: Any, k: Any, x: np.ndarray, y: np.ndarray) -> tuple:
+        B = self.batch
+        buf, ptr = self._ring(name, k)
+        if isinstance(node, Delay):
+            ok = buf.dtype == np.float32 if not self.int_mode else buf.dtype.kind == "i"
+            if not ok:
+                raise Unsupported(f"delay ring of {buf.dtype}")
+            d = _per_elem(k.delay, k.ctx.out_shape, np.int64)
+            self._keep.append(d)
+            return (OPS["delay"], (B, d.size, k.depth, buf.itemsize), (x, y, buf, ptr, d))
+        w = k.params["weight"]
+        n_out, n_in = w.shape
+        d = np.ascontiguousarray(k.delay, dtype=np.int64)
+        self._keep.append(d)
+        b = k.params.get("bias")
+        if not self.int_mode:
+            if w.dtype != np.float32 or buf.dtype != np.float32 or not w.flags.c_contiguous:
+                raise Unsupported("float delay layer not float32")
+            ints = (B, n_in, n_out, k.depth, int(b is not None))
+            return (OPS["delay_linear_f"], ints, (x, y, buf, ptr, w, d, b))
+        if buf.dtype != np.int64:
+            raise Unsupported("integer delay ring not int64")
+        _, _, _, bias, qm, shift = self._affine("linear_i8", k, x, y, n_in, (B, n_in, n_out))[2]
+        ints = (B, n_in, n_out, k.depth, k.zp_in, k.zp_out, k.out_min, k.out_max)
+        return (
+            OPS["delay_linear_i"],
+            tuple(int(v) for v in ints),
+            (x, y, buf, ptr, w, d, bias, qm, shift),
+        )
 
     def _neuron(self, name: str, node: Any, k: Any, x: np.ndarray, y: np.ndarray) -> tuple:
         shape = k.ctx.out_shape
@@ -348,9 +402,9 @@ class NativePlan:
         """The runtime still holds the state arrays and neuron params the plan views."""
         rt = self.rt
         for n, st in self.state_refs.items():
-            if rt.state.get(n) is not st or rt.kernels[n].p is not self.param_refs[n]:
+            if rt.state.get(n) is not st:
                 return False
-        return True
+        return all(rt.kernels[n].p is p for n, p in self.param_refs.items())
 
     def step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one step on checked, batched inputs; returns the (reused) value buffers."""
