@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict:
         s["steps_per_s"]["neuroplast step() native"] / r["roofline"]["gemv_limit_steps_per_s"]
     )
     r["cnn"] = cnn(a.rounds)
-    r["stdp"] = stdp(300 if a.quick else 1000, max(3, a.rounds // 2))
+    r["stdp"] = stdp(300 if a.quick else 500, max(5, a.rounds))
     r["footprint"] = footprint(graph)
     r["load_avg_1m_at_end"] = os.getloadavg()[0]
     r["met"] = {
