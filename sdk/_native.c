@@ -51,6 +51,7 @@ typedef struct {
     long long i[MAX_INTS];
     double d[MAX_DBLS];
     int ni, nd;
+    int status; /* set by op_run: -1 = out of memory */
 } op_t;
 
 /* ------------------------------------------------------------------ float kernels */
@@ -350,21 +351,42 @@ STDP_UPD(float)
 STDP_UPD(double)
 
 /* Whole trains (T steps), as _accel.stdp_run; consts = (a_pre, a_post, a_post2, amp_pre,
- * amp_post, g_post, g_pre, lo, hi). Scratch: rows/cols (n_post + n_pre int64), gain/coef
- * (n_post + n_pre double), is_row (n_post bytes). */
+ * amp_post, g_post, g_pre, lo, hi). Trains are float64, or float32 when f32 (each step's
+ * rows are widened into scratch). Scratch (one block): rows, cols (int64), gain, coef, and
+ * the widened rows (double), is_row (bytes). */
 #define STDP_RUN(T)                                                                        \
-    static void stdp_run_##T(T *w, int n_post, int n_pre, int steps, const double *pre_t,  \
-                             const double *post_t, double *x, double *y, double *y2,       \
-                             const double *cs, int nearest, int mult, int dc,              \
-                             long long *rows, long long *cols, double *gain, double *coef, \
-                             unsigned char *is_row)                                        \
+    static int stdp_run_##T(T *w, int n_post, int n_pre, int steps, const void *pre_t,     \
+                            const void *post_t, int f32, double *x, double *y, double *y2, \
+                            const double *cs, int nearest, int mult, int dc)               \
     {                                                                                      \
         int t, i, j, nr, nc;                                                               \
         const double a_pre = cs[0], a_post = cs[1], a_post2 = cs[2], amp_pre = cs[3];      \
         const double amp_post = cs[4], g_post = cs[5], g_pre = cs[6], lo = cs[7];          \
         const double hi = cs[8];                                                           \
+        size_t nw = 2 * ((size_t)n_post + n_pre);                                          \
+        long long *rows = malloc(nw * 16 + (size_t)n_post + 8);                            \
+        long long *cols;                                                                   \
+        double *gain, *coef, *prw, *pow_;                                                  \
+        unsigned char *is_row;                                                             \
+        if (!rows) return -1;                                                              \
+        cols = rows + n_post;                                                              \
+        gain = (double *)(cols + n_pre);                                                   \
+        coef = gain + n_post;                                                              \
+        prw = coef + n_pre;                                                                \
+        pow_ = prw + n_pre;                                                                \
+        is_row = (unsigned char *)(pow_ + n_post);                                         \
         for (t = 0; t < steps; t++) {                                                      \
-            const double *pr = pre_t + (size_t)t * n_pre, *po = post_t + (size_t)t * n_post; \
+            const double *pr, *po;                                                         \
+            if (f32) {                                                                     \
+                const float *a = (const float *)pre_t + (size_t)t * n_pre;                 \
+                const float *b = (const float *)post_t + (size_t)t * n_post;               \
+                for (j = 0; j < n_pre; j++) prw[j] = a[j];                                 \
+                for (i = 0; i < n_post; i++) pow_[i] = b[i];                               \
+                pr = prw, po = pow_;                                                       \
+            } else {                                                                       \
+                pr = (const double *)pre_t + (size_t)t * n_pre;                            \
+                po = (const double *)post_t + (size_t)t * n_post;                          \
+            }                                                                              \
             for (j = 0; j < n_pre; j++) x[j] *= a_pre;                                     \
             for (i = 0; i < n_post; i++) {                                                 \
                 y[i] *= a_post;                                                            \
@@ -399,6 +421,8 @@ STDP_UPD(double)
                 }                                                                          \
             }                                                                              \
         }                                                                                  \
+        free(rows);                                                                        \
+        return 0;                                                                          \
     }
 STDP_RUN(float)
 STDP_RUN(double)
@@ -626,22 +650,18 @@ static int op_check(const op_t *op)
     }
     case OP_STDP_RUN_F32:
     case OP_STDP_RUN_F64: {
-        /* ints: 1 n_post n_pre steps nearest mult dc; bufs: w pre_t post_t x y y2 consts
-         * rows cols gain coef is_row */
-        Py_ssize_t ws = op->kind == OP_STDP_RUN_F32 ? 4 : 8;
-        if (op->ni < 7) break;
+        /* ints: 1 n_post n_pre steps nearest mult dc trains_f32;
+         * bufs: w pre_t post_t x y y2 consts */
+        Py_ssize_t ws = op->kind == OP_STDP_RUN_F32 ? 4 : 8, ts;
+        if (op->ni < 8) break;
+        ts = I(7) ? 4 : 8;
         NEED(0, ws * N(1) * N(2), "w");
-        NEED(1, 8 * N(3) * N(2), "pre_t");
-        NEED(2, 8 * N(3) * N(1), "post_t");
+        NEED(1, ts * N(3) * N(2), "pre_t");
+        NEED(2, ts * N(3) * N(1), "post_t");
         NEED(3, 8 * N(2), "x");
         NEED(4, 8 * N(1), "y");
         NEED(5, 8 * N(1), "y2");
         NEED(6, 8 * 9, "consts");
-        NEED(7, 8 * N(1), "rows");
-        NEED(8, 8 * N(2), "cols");
-        NEED(9, 8 * N(1), "gain");
-        NEED(10, 8 * N(2), "coef");
-        NEED(11, N(1), "is_row");
         return 0;
     }
     default:
@@ -870,14 +890,14 @@ static void op_run(op_t *op)
                                op->d[0], op->d[1], (int)I(6), op->b[7]);
         break;
     case OP_STDP_RUN_F32:
-        stdp_run_float(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1], op->b[2], op->b[3],
-                       op->b[4], op->b[5], op->b[6], (int)I(4), (int)I(5), (int)I(6), op->b[7],
-                       op->b[8], op->b[9], op->b[10], op->b[11]);
+        op->status = stdp_run_float(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1],
+                                    op->b[2], (int)I(7), op->b[3], op->b[4], op->b[5],
+                                    op->b[6], (int)I(4), (int)I(5), (int)I(6));
         break;
     case OP_STDP_RUN_F64:
-        stdp_run_double(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1], op->b[2],
-                        op->b[3], op->b[4], op->b[5], op->b[6], (int)I(4), (int)I(5), (int)I(6),
-                        op->b[7], op->b[8], op->b[9], op->b[10], op->b[11]);
+        op->status = stdp_run_double(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1],
+                                     op->b[2], (int)I(7), op->b[3], op->b[4], op->b[5],
+                                     op->b[6], (int)I(4), (int)I(5), (int)I(6));
         break;
     default: break;
     }
@@ -892,6 +912,7 @@ static PyObject *py_op(PyObject *self, PyObject *args)
     if (op_parse(args, &op) < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS op_run(&op);
     Py_END_ALLOW_THREADS op_release(&op);
+    if (op.status < 0) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 

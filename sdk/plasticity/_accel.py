@@ -95,20 +95,20 @@ def _native_kernels(lib: Any) -> tuple[Any, Any]:
                bufs + (_scratch(n_post, n_pre)[4],), (float(lo), float(hi)))  # fmt: skip
 
     def stdp_run(w, pre_t, post_t, x, y, y2, consts, nearest, mult, dc):  # noqa: ANN001, ANN202
-        """Whole trains, in place on ``w`` and the float64 traces ``x``, ``y``, ``y2``."""
+        """Whole trains, in place on ``w`` and the float64 traces ``x``, ``y``, ``y2``.
+        Trains may be float32 or float64 (float32 ones are widened in C, no copy here)."""
         n_post, n_pre = w.shape
-        pre_t, post_t = _f64(pre_t), _f64(post_t)
-        ints = (
-            1,
-            n_post,
-            n_pre,
-            pre_t.shape[0],
-            int(bool(nearest)),
-            int(bool(mult)),
-            int(bool(dc)),
+        f32 = pre_t.dtype == np.float32 and post_t.dtype == np.float32
+        dt = np.float32 if f32 else np.float64
+        pre_t = np.ascontiguousarray(pre_t, dtype=dt)
+        post_t = np.ascontiguousarray(post_t, dtype=dt)
+        ints = (1, n_post, n_pre, pre_t.shape[0], int(bool(nearest)), int(bool(mult)),
+                int(bool(dc)), int(f32))  # fmt: skip
+        lib.op(
+            _kind(w, "stdp_run_f32", "stdp_run_f64"),
+            ints,
+            (w, pre_t, post_t, x, y, y2, _f64(consts)),
         )
-        bufs = (w, pre_t, post_t, x, y, y2, _f64(consts)) + _scratch(n_post, n_pre)
-        lib.op(_kind(w, "stdp_run_f32", "stdp_run_f64"), ints, bufs)
 
     return event_apply, stdp_run
 
