@@ -150,6 +150,17 @@ class NativePlan:
         self.last_inputs = {n: [self.values[p] for p in rt.preds[n]] for n in rt.order}
         for n, buf in self.inputs.items():
             self.last_inputs[n] = [buf]
+        # outputs as the numpy path returns them: float32, else the output's code dtype
+        # (an LI readout: its int64 membrane)
+        self._outs = []
+        for o in rt.outputs:
+            k = rt.kernels[o]
+            dt: Any = np.float32
+            if self.int_mode:
+                q = k.out_quant
+                li = getattr(k, "spiking", None) is False
+                dt = np.int64 if li or q is None else q.dtype
+            self._outs.append((o, self.values[o], dt))
         self.ops = tuple(ops)  # (kind, ints, buffers) per op, in order
         self.plan = lib.Plan(self.ops)
 
@@ -405,6 +416,12 @@ class NativePlan:
             if rt.state.get(n) is not st:
                 return False
         return all(rt.kernels[n].p is p for n, p in self.param_refs.items())
+
+    def outputs(self, squeeze: bool) -> dict[str, np.ndarray]:
+        """Copies of the graph outputs after :meth:`step` (batch axis dropped if ``squeeze``)."""
+        if squeeze:
+            return {o: buf[0].astype(dt) for o, buf, dt in self._outs}
+        return {o: buf.astype(dt) for o, buf, dt in self._outs}
 
     def step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one step on checked, batched inputs; returns the (reused) value buffers."""

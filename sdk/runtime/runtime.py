@@ -307,8 +307,11 @@ class Runtime:
             raise DataError(f"reward must be finite, got {reward!r}")
         checked, batch, squeeze = self._check_feeds(x, time_axis=False)
         self._ensure_state(batch)
-        plan = None
-        if not any(isinstance(v, SparseInput) for v in checked.values()):
+        for v in checked.values():
+            if type(v) is SparseInput:  # events go column by column through numpy
+                plan = None
+                break
+        else:
             plan = self._native_plan(batch)
         if plan is not None:
             # one native call; the value buffers are reused, so outputs are copied below
@@ -327,21 +330,12 @@ class Runtime:
         if self.learning and self._plasticity is not None:
             self._plasticity.apply(self, reward)
         if plan is not None:
-            values = {o: self._native_out(o, values[o]) for o in self.outputs}
+            out = plan.outputs(squeeze)
+            return out[self.outputs[0]] if len(self.outputs) == 1 else out
         out = self._result(values)
         if squeeze:
             out = {k: v[0] for k, v in out.items()} if isinstance(out, dict) else out[0]
         return out
-
-    def _native_out(self, name: str, buf: np.ndarray) -> np.ndarray:
-        """A plan buffer as the numpy path returns it: a copy in the output's dtype."""
-        if self.mode == "float":
-            return buf.copy()
-        k = self.kernels[name]
-        q = k.out_quant
-        if getattr(k, "spiking", None) is False:  # LI: the int64 membrane
-            return buf.astype(np.int64)
-        return buf.astype(q.dtype if q is not None else np.int64)
 
     def run(self, seq: Any, reward: float | None = None) -> Any:
         """Run a window. ``seq``: ``(T, *shape)`` or ``(T, B, *shape)`` (dict for several
