@@ -32,13 +32,14 @@ enum {
     OP_DELAY = 12,
     OP_DELAY_LINEAR_F = 13,
     OP_DELAY_LINEAR_I = 14,
+    OP_RING_SPLIT = 30,
     OP_STDP_EVENT_F32 = 20,
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
     OP_STDP_RUN_F64 = 23,
 };
 
-#define MAX_BUFS 12
+#define MAX_BUFS 16
 #define MAX_INTS 24
 #define MAX_DBLS 12
 
@@ -427,6 +428,163 @@ STDP_UPD(double)
 STDP_RUN(float)
 STDP_RUN(double)
 
+/* ------------------------------------------------------------------ event HD layer
+ * apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
+ * split), statement by statement, with the same float32/float64 arithmetic; see its
+ * docstring for the algorithm. ints: 1 sw sh binary n_bins kt ho wo ky kx n_ev nb nd ns n_c;
+ * bufs: key blk_d blk_dy blk_dx blk_start d_c d_w(f32) s_d s_dy s_dx s_c s_w(f32)
+ * vals(f32 kt*ho*wo*n_c) out(f64 n_bins*n_c). Returns -1 when out of memory. */
+static int ring_split(const long long *key, long long sw, long long sh, int binary,
+                      long long n_bins, long long kt, long long ho, long long wo, long long ky,
+                      long long kx, long long n_ev, long long nb, long long nd, long long ns,
+                      long long n_c, const long long *blk_d, const long long *blk_dy,
+                      const long long *blk_dx, const long long *blk_start,
+                      const long long *d_c, const float *d_w, const long long *s_d,
+                      const long long *s_dy, const long long *s_dx, const long long *s_c,
+                      const float *s_w, float *vals, double *out)
+{
+    const long long hw = ho * wo, gx = kx + 1;
+    long long t, d, k, b, e = 0, yy, xx;
+    double *s_acc = calloc((size_t)(kt * n_c), sizeof(double));
+    double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
+    long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
+    double *box = calloc((size_t)(ky * kx), sizeof(double));
+    long long *sl = calloc((size_t)kt, sizeof(long long));
+    long long *t_d = calloc((size_t)nd + 1, sizeof(long long));
+    long long *t_off = calloc((size_t)nd + 1, sizeof(long long));
+    long long *t_base = calloc((size_t)nd + 1, sizeof(long long));
+    double *d_abs = calloc((size_t)nd + 1, sizeof(double));
+    long long *row_lo = calloc((size_t)kt, sizeof(long long));
+    long long *row_hi = calloc((size_t)kt, sizeof(long long));
+    int rc = -1;
+    if (!s_acc || !l_acc || !diff || !box || !sl || !t_d || !t_off || !t_base || !d_abs ||
+        !row_lo || !row_hi)
+        goto done;
+    for (b = 0; b < nb; b++)
+        for (k = blk_start[b]; k < blk_start[b + 1]; k++) {
+            t_d[k] = blk_d[b];
+            t_off[k] = (blk_dy[b] * wo + blk_dx[b]) * n_c - d_c[k];
+        }
+    for (d = 0; d < kt; d++) row_lo[d] = ho, row_hi[d] = -1;
+    for (t = 0; t < n_bins; t++) {
+        long long n_full = 0, n_pix = 0, y_min = sh, y_max = -1, s0;
+        int ready = 0;
+        for (d = 0; d < kt; d++) sl[d] = (t + d) % kt;
+        while (e < n_ev && key[e] / (2 * sw * sh) == t) {
+            const long long pix = key[e] / 2, y = (pix / sw) % sh, x = pix % sw;
+            long long n_on = 0, n_off = 0, a_s, a_d, ylo, yhi, xlo, xhi, epos;
+            float fa;
+            while (e < n_ev && key[e] / 2 == pix) {
+                if (key[e] % 2) n_on++;
+                else n_off++;
+                e++;
+            }
+            if (binary) {
+                n_on = n_on < 1 ? n_on : 1;
+                n_off = n_off < 1 ? n_off : 1;
+            }
+            n_pix++;
+            a_s = n_on + n_off;
+            ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
+            yhi = ky - 1 < y ? ky - 1 : y;
+            xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
+            xhi = kx - 1 < x ? kx - 1 : x;
+            if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
+                n_full += a_s;
+            } else {
+                diff[ylo * gx + xlo] += a_s;
+                diff[ylo * gx + xhi + 1] -= a_s;
+                diff[(yhi + 1) * gx + xlo] -= a_s;
+                diff[(yhi + 1) * gx + xhi + 1] += a_s;
+            }
+            a_d = n_off - n_on;
+            if (a_d == 0) continue;
+            fa = (float)a_d;
+            epos = (y * wo + x) * n_c;
+            if (y < y_min) y_min = y;
+            if (y > y_max) y_max = y;
+            if (!ready) {
+                for (k = 0; k < nd; k++) t_base[k] = sl[t_d[k]] * hw * n_c - t_off[k];
+                ready = 1;
+            }
+            if (y >= ky - 1 && y < ho && x >= kx - 1 && x < wo) {
+                for (k = 0; k < nd; k++) {
+                    const long long i = epos + t_base[k];
+                    const float old = vals[i], nw = old + fa * d_w[k];
+                    vals[i] = nw;
+                    d_abs[k] += fabs((double)nw) - fabs((double)old);
+                }
+                continue;
+            }
+            for (b = 0; b < nb; b++) {
+                const long long yo = y - blk_dy[b], xo = x - blk_dx[b];
+                long long base;
+                if (yo < 0 || yo >= ho || xo < 0 || xo >= wo) continue;
+                base = (sl[blk_d[b]] * hw + yo * wo + xo) * n_c;
+                for (k = blk_start[b]; k < blk_start[b + 1]; k++) {
+                    const long long i = base + d_c[k];
+                    const float old = vals[i], nw = old + fa * d_w[k];
+                    vals[i] = nw;
+                    d_abs[k] += fabs((double)nw) - fabs((double)old);
+                }
+            }
+        }
+        if (ready) {
+            for (k = 0; k < nd; k++) {
+                s_acc[sl[t_d[k]] * n_c + d_c[k]] += d_abs[k];
+                d_abs[k] = 0.0;
+            }
+            if (y_max >= 0)
+                for (d = 0; d < kt; d++) {
+                    const long long lo = y_min - ky + 1 > 0 ? y_min - ky + 1 : 0;
+                    const long long hi = ho - 1 < y_max ? ho - 1 : y_max;
+                    if (lo < row_lo[sl[d]]) row_lo[sl[d]] = lo;
+                    if (hi > row_hi[sl[d]]) row_hi[sl[d]] = hi;
+                }
+        }
+        if (n_pix) {
+            for (yy = 0; yy < ky; yy++) {
+                long long run = 0;
+                for (xx = 0; xx < kx; xx++) {
+                    double up;
+                    run += diff[yy * gx + xx];
+                    up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
+                    box[yy * kx + xx] = (up + (double)run) + (double)n_full;
+                }
+            }
+            memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
+            for (k = 0; k < ns; k++)
+                l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
+        }
+        s0 = sl[0] * n_c;
+        for (k = 0; k < n_c; k++) {
+            out[t * n_c + k] = l_acc[s0 + k] + s_acc[s0 + k];
+            l_acc[s0 + k] = 0.0;
+            s_acc[s0 + k] = 0.0;
+        }
+        if (row_hi[sl[0]] >= 0) {
+            const long long a = (sl[0] * hw + row_lo[sl[0]] * wo) * n_c;
+            const long long z = (sl[0] * hw + (row_hi[sl[0]] + 1) * wo) * n_c;
+            memset(vals + a, 0, (size_t)(z - a) * sizeof(float));
+            row_lo[sl[0]] = ho;
+            row_hi[sl[0]] = -1;
+        }
+    }
+    rc = 0;
+done:
+    free(s_acc), free(l_acc), free(diff), free(box), free(sl), free(t_d), free(t_off);
+    free(t_base), free(d_abs), free(row_lo), free(row_hi);
+    return rc;
+}
+
+static int in_range(const long long *a, Py_ssize_t n, long long lo, long long hi)
+{
+    Py_ssize_t k;
+    for (k = 0; k < n; k++)
+        if (a[k] < lo || a[k] >= hi) return 0;
+    return 1;
+}
+
 /* ------------------------------------------------------------------ op parsing */
 
 static void op_release(op_t *op)
@@ -603,6 +761,53 @@ static int op_check(const op_t *op)
                 PyErr_Format(PyExc_ValueError, "op %d: delay out of range", op->kind);
                 return -1;
             }
+        return 0;
+    }
+    case OP_RING_SPLIT: {
+        /* ints: 1 sw sh binary n_bins kt ho wo ky kx n_ev nb nd ns n_c (see ring_split) */
+        long long sw = I(1), sh = I(2), kt = I(5), ho = I(6), wo = I(7), ky = I(8), kx = I(9);
+        long long nb = I(11), nd = I(12), ns = I(13), nc = I(14);
+        const long long *bs;
+        if (op->ni < 15 || sw < 1 || sh < 1 || kt < 1 || ky < 1 || kx < 1 || nc < 1 ||
+            ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || I(4) < 0)
+            break;
+        NEED(0, 8 * N(10), "key");
+        NEED(1, 8 * nb, "blk_d");
+        NEED(2, 8 * nb, "blk_dy");
+        NEED(3, 8 * nb, "blk_dx");
+        NEED(4, 8 * (nb + 1), "blk_start");
+        NEED(5, 8 * nd, "d_c");
+        NEED(6, 4 * nd, "d_w");
+        NEED(7, 8 * ns, "s_d");
+        NEED(8, 8 * ns, "s_dy");
+        NEED(9, 8 * ns, "s_dx");
+        NEED(10, 8 * ns, "s_c");
+        NEED(11, 4 * ns, "s_w");
+        NEED(12, 4 * kt * ho * wo * nc, "vals");
+        NEED(13, 8 * I(4) * nc, "out");
+        bs = op->b[4];
+        if (!in_range(op->b[0], N(10), 0, 2 * sw * sh * (I(4) + 1)) ||
+            !in_range(op->b[1], nb, 0, kt) || !in_range(op->b[2], nb, 0, ky) ||
+            !in_range(op->b[3], nb, 0, kx) || !in_range(bs, nb + 1, 0, nd + 1) ||
+            (nb && (bs[0] != 0 || bs[nb] != nd)) || !in_range(op->b[5], nd, 0, nc) ||
+            !in_range(op->b[7], ns, 0, kt) || !in_range(op->b[8], ns, 0, ky) ||
+            !in_range(op->b[9], ns, 0, kx) || !in_range(op->b[10], ns, 0, nc)) {
+            PyErr_SetString(PyExc_ValueError, "ring_split: index table out of range");
+            return -1;
+        }
+        {
+            Py_ssize_t k;
+            for (k = 0; k < nb; k++)
+                if (bs[k] > bs[k + 1]) {
+                    PyErr_SetString(PyExc_ValueError, "ring_split: blk_start not sorted");
+                    return -1;
+                }
+            for (k = 1; k < N(10); k++)
+                if (((const long long *)op->b[0])[k] < ((const long long *)op->b[0])[k - 1]) {
+                    PyErr_SetString(PyExc_ValueError, "ring_split: keys not sorted");
+                    return -1;
+                }
+        }
         return 0;
     }
     case OP_LINEAR_F: /* ints: B n_in n_out has_bias; bufs: x y w bias scratch(int32 n_in) */
@@ -888,6 +1093,12 @@ static void op_run(op_t *op)
             event_apply_double(op->b[0], (int)I(1), (int)I(2), op->b[1], (int)I(3), op->b[2],
                                (int)I(4), op->b[3], op->b[4], op->b[5], op->b[6], (int)I(5),
                                op->d[0], op->d[1], (int)I(6), op->b[7]);
+        break;
+    case OP_RING_SPLIT:
+        op->status = ring_split(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
+                                I(9), I(10), I(11), I(12), I(13), I(14), op->b[1], op->b[2],
+                                op->b[3], op->b[4], op->b[5], op->b[6], op->b[7], op->b[8],
+                                op->b[9], op->b[10], op->b[11], op->b[12], op->b[13]);
         break;
     case OP_STDP_RUN_F32:
         op->status = stdp_run_float(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1],
