@@ -14,6 +14,10 @@ figures are recorded beside them (``wall_*``):
   native and numpy outputs are checked bit-identical;
 * STDP 700x256 through ``rt.step`` + engine vs BindsNET (bench_plasticity.py's setup;
   weights cross-checked);
+* event-driven HD motion layer (pooled sum/difference path) at 20x pruning of the trained
+  kernel: native (and numba when installed) vs the dense torch Conv3d, beside the layer's
+  limit on this machine: tap updates/s against measured peak float32 adds/s, and
+  accumulator bytes per event x events/s against the measured copy bandwidth;
 * peak RSS and import time of a fresh process (bench_runtime.py's probe).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_speed.py [--rounds 7] [--quick]
@@ -48,6 +52,9 @@ GOALS = {
     "cnn_vs_litert_max": 2.0,
     "stdp_vs_bindsnet": 20.0,
     "stdp_vs_bindsnet_issue16": 10.0,
+    "events_m_per_s": 0.6,
+    "events_of_limit": 0.5,
+    "events_vs_dense": 100.0,
     "peak_rss_mb": 60.0,
     "import_s": 0.1,
 }
@@ -270,6 +277,65 @@ def stdp(steps: int, rounds: int) -> dict:
     }
 
 
+def events(rounds: int, bandwidth: float) -> dict:
+    import torch
+
+    from neuroplast.apps.motion.event_layer import compile_taps, hd_event_run, numba_available
+    from neuroplast.apps.motion.events import events_to_voxels
+    from neuroplast.apps.motion.model import HDKernel, hd_logits_torch, prune_kernel
+    from neuroplast.apps.motion.simulate import DVSParams, SceneParams, simulate_movie
+
+    torch.set_num_threads(1)
+    kern = HDKernel.load(RESULTS / "motion_kernel.npz")
+    scene = SceneParams(size=64, texture_size=128, n_steps=100, f_cut=0.15)
+    movie = simulate_movie(12345, scene, DVSParams(threshold=1.2))
+    a = events_to_voxels(movie.events, movie.sensor_size, movie.n_steps)
+    n_ev = int(a.sum())
+    k = prune_kernel(kern, kern.weight.size // 20, basis="split")
+    taps = compile_taps(k.weight, k.bias, movie.sensor_size)
+    backends = ["native"] + (["numba"] if numba_available() else [])
+    outs = {
+        b: hd_event_run(taps, movie.events, movie.n_steps, backend=b, pooled=True) for b in backends
+    }
+    x = torch.from_numpy(a[None].astype(np.float32))
+    w, b = torch.from_numpy(k.weight), torch.from_numpy(k.bias)
+
+    def dense() -> None:
+        with torch.no_grad():
+            hd_logits_torch(x, w, b)
+
+    fns = {
+        be: (lambda be=be: hd_event_run(taps, movie.events, movie.n_steps, backend=be, pooled=True))
+        for be in backends
+    }
+    best = interleaved(fns, rounds)
+    best["dense torch Conv3d"] = interleaved({"d": dense}, 1)["d"]
+    # the machine's peak float32 adds (L1-resident numpy add) for the tap-update limit
+    u, v = np.ones(4096, np.float32), np.ones(4096, np.float32)
+    t_add = min(_timed(lambda: [np.add(u, v, out=u) for _ in range(2000)]) for _ in range(5))
+    peak_adds = 4096 * 2000 / t_add
+    nnz = taps.split.nnz_d
+    eps = {k_: n_ev / t for k_, t in best.items()}
+    bytes_per_event = nnz * (4 + 4)  # read + write of one float32 accumulator per tap
+    lim_adds, lim_bw = peak_adds / nnz, bandwidth * 1e9 / bytes_per_event
+    return {
+        "events": n_ev,
+        "sensor": list(movie.sensor_size),
+        "kernel_shape": list(k.weight.shape),
+        "prune_factor": 20,
+        "taps_per_event": nnz,
+        "events_per_s": eps,
+        "native_equals_numba": bool(np.array_equal(outs["native"], outs["numba"]))
+        if "numba" in outs
+        else None,
+        "peak_adds_per_s": peak_adds,
+        "limit_events_per_s_adds": lim_adds,
+        "limit_events_per_s_bandwidth": lim_bw,
+        "of_limit": eps["native"] / min(lim_adds, lim_bw),
+        "vs_dense": eps["native"] / eps["dense torch Conv3d"],
+    }
+
+
 def footprint(graph) -> dict:  # noqa: ANN001
     import bench_runtime as br
 
@@ -306,6 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     r["cnn"] = cnn(a.rounds)
     r["stdp"] = stdp(300 if a.quick else 500, max(5, a.rounds))
+    r["events"] = events(max(3, a.rounds // 2), r["roofline"]["mem_bandwidth_gb_s"])
     r["footprint"] = footprint(graph)
     r["load_avg_1m_at_end"] = os.getloadavg()[0]
     r["timing"] = "best thread CPU time of interleaved rounds (time.thread_time)"
@@ -317,6 +384,9 @@ def main(argv: list[str] | None = None) -> dict:
         "cnn_vs_litert": r["cnn"]["vs_litert"] <= GOALS["cnn_vs_litert_max"],
         "stdp_vs_bindsnet": r["stdp"]["vs_bindsnet"] >= GOALS["stdp_vs_bindsnet"],
         "stdp_vs_bindsnet_issue16": r["stdp"]["vs_bindsnet"] >= GOALS["stdp_vs_bindsnet_issue16"],
+        "events_m_per_s": r["events"]["events_per_s"]["native"] / 1e6 >= GOALS["events_m_per_s"],
+        "events_of_limit": r["events"]["of_limit"] >= GOALS["events_of_limit"],
+        "events_vs_dense": r["events"]["vs_dense"] >= GOALS["events_vs_dense"],
         "peak_rss": r["footprint"]["peak_rss_mb"] <= GOALS["peak_rss_mb"],
         "import": r["footprint"]["import_s"] <= GOALS["import_s"],
     }
