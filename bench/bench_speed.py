@@ -474,6 +474,25 @@ def _print(r: dict) -> None:
         "",
         "",
     )
+    ev = r["events"]
+    lim = min(ev["limit_events_per_s_adds"], ev["limit_events_per_s_bandwidth"])
+    t.add_row(
+        "event HD layer, 20x pruned",
+        f"{ev['events_per_s']['native'] / 1e6:.3f} M events/s ({ev['taps_per_event']:,} taps/ev)",
+        f"limit {lim / 1e6:.3f} M/s (adds {ev['limit_events_per_s_adds'] / 1e6:.3f}, "
+        f"bandwidth {ev['limit_events_per_s_bandwidth'] / 1e6:.3f})",
+        f"{100 * ev['of_limit']:.0f}% of limit",
+        ">= 0.6 M/s, >= 50%",
+        f"{m['events_m_per_s']}, {m['events_of_limit']}",
+    )
+    t.add_row(
+        "",
+        f"numba {ev['events_per_s'].get('numba', float('nan')) / 1e6:.3f} M/s",
+        f"dense Conv3d {ev['events_per_s']['dense torch Conv3d'] / 1e6:.4f} M/s",
+        f"{ev['vs_dense']:.0f}x dense",
+        ">= 100x",
+        str(m["events_vs_dense"]),
+    )
     t.add_row(
         "import + load + run",
         f"{f['peak_rss_mb']:.0f} MB, import {1000 * f['import_s']:.0f} ms",

@@ -90,6 +90,17 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                 ),
                 "bench_speed.py",
             ),
+            (
+                "host fast path, event HD motion layer 20x pruned (pooled)",
+                (
+                    f"{d['events']['events_per_s']['native'] / 1e6:.3f} M events/s native "
+                    f"({d['events']['vs_dense']:.0f}x the dense Conv3d), "
+                    f"{100 * d['events']['of_limit']:.0f}% of this machine's limit for the layer "
+                    f"({min(d['events']['limit_events_per_s_adds'], d['events']['limit_events_per_s_bandwidth']) / 1e6:.3f} M/s "
+                    f"at {d['events']['taps_per_event']:,} taps/event; goal 0.6 M/s not met)"
+                ),
+                "bench_speed.py",
+            ),
         ]
 
     add("speed", speed)

@@ -416,7 +416,10 @@ class NativePlan:
         for n, st in self.state_refs.items():
             if rt.state.get(n) is not st:
                 return False
-        return all(rt.kernels[n].p is p for n, p in self.param_refs.items())
+        for n, p in self.param_refs.items():
+            if rt.kernels[n].p is not p:
+                return False
+        return True
 
     def outputs(self, squeeze: bool) -> dict[str, np.ndarray]:
         """Copies of the graph outputs after :meth:`step` (batch axis dropped if ``squeeze``)."""

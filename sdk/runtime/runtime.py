@@ -264,6 +264,8 @@ class Runtime:
 
     def _split_inputs(self, x: Any) -> dict[str, Any]:
         if isinstance(x, dict):
+            if len(x) == len(self.inputs) and all(n in x for n in self.inputs):
+                return x
             missing = set(self.inputs) - set(x)
             extra = set(x) - set(self.inputs)
             if missing or extra:
