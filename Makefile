@@ -58,7 +58,7 @@ venv: $(VENV)/.installed $(TFLITE_VENV)/.installed
 # the optional compiled kernels (neuroplast._native: firmware np_kernels.c + sdk/_native.c),
 # rebuilt in place when a C source changes (pip install -e builds them once; without gcc the
 # runtime falls back to numpy; `neuroplast info --backend` says which is in use)
-NATIVE_SO := $(shell $(PY) -c "import sysconfig; print('sdk/_native' + sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+NATIVE_SO := $(shell $(if $(wildcard $(PY)),$(PY),python3) -c "import sysconfig; print('sdk/_native' + sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
 $(NATIVE_SO): sdk/_native.c firmware_bridge/firmware/np_kernels.c firmware_bridge/firmware/np_kernels.h setup.py | $(VENV)/.installed
 	-$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -i deprecat || true
 native: $(NATIVE_SO)
