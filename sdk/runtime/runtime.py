@@ -108,6 +108,7 @@ class Runtime:
             n: k.params for n, k in self.kernels.items() if k.params
         }
         self.inputs = graph.inputs
+        self._input_set = frozenset(graph.inputs)
         self.outputs = graph.outputs
         self.state: dict[str, tuple] = {}
         self.batch: int | None = None
@@ -264,7 +265,7 @@ class Runtime:
 
     def _split_inputs(self, x: Any) -> dict[str, Any]:
         if isinstance(x, dict):
-            if len(x) == len(self.inputs) and all(n in x for n in self.inputs):
+            if x.keys() == self._input_set:
                 return x
             missing = set(self.inputs) - set(x)
             extra = set(x) - set(self.inputs)
