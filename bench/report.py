@@ -83,7 +83,9 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             (
                 "host fast path, STDP 700x256 through `rt.step` + engine",
                 (
-                    f"{p['vs_bindsnet']:.1f}x BindsNET ({p['kernels']} kernels; goal 20x, issue 16: 10x); "
+                    f"{p['vs_bindsnet']:.1f}x BindsNET ({p['kernels']} kernels; goal 20x "
+                    f"{'met' if d['met']['stdp_vs_bindsnet'] else 'not met'}, issue 16's 10x "
+                    f"{'met' if d['met']['stdp_vs_bindsnet_issue16'] else 'not met'}); "
                     f"stdp_run {p['stdp_run_vs_bindsnet']:.0f}x; weights equal the peer's to "
                     f"{p['max_abs_weight_diff_vs_bindsnet']:.0e}; import {1000 * f['import_s']:.0f} ms, "
                     f"peak RSS {f['peak_rss_mb']:.0f} MB"
