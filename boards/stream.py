@@ -166,19 +166,33 @@ class _Inbox:
     def __init__(self, size: int, counters: Counters, block: bool, halt: threading.Event) -> None:
         self.q: queue.Queue = queue.Queue(maxsize=size)
         self.counters, self.block, self.halt = counters, block, halt
+        # received and its outcome are counted together: the final tally (close) never sees
+        # a message counted as received but not yet as queued, dropped or pending
+        self._lock = threading.Lock()
+        self._closed = False
 
     def put(self, item: Any, where: str) -> None:
         """One received message (bytes, an array, or a RejectedMessage) from ``where``."""
-        self.counters.received += 1
-        item = (item, where)
-        if not self.block:
-            try:
-                self.q.put_nowait(item)
-            except queue.Full:
-                self.counters.dropped += 1
-            return
-        if not self.put_control(item):  # serve is stopping: still accounted for
-            self.counters.pending += 1
+        with self._lock:
+            if self._closed:  # after the final tally: never taken from the source
+                return
+            self.counters.received += 1
+            item = (item, where)
+            if not self.block:
+                try:
+                    self.q.put_nowait(item)
+                except queue.Full:
+                    self.counters.dropped += 1
+                return
+            if not self.put_control(item):  # serve is stopping: still accounted for
+                self.counters.pending += 1
+
+    def close(self) -> int:
+        """Stop taking messages; the number still queued (counted as pending)."""
+        self.halt.set()
+        with self._lock:  # a put blocked on a full queue returns within _POLL_S of halt
+            self._closed = True
+            return _drain(self.q)
 
     def put_control(self, item: Any) -> bool:
         """Wait for room (back-pressure) until serve stops; whether ``item`` was queued."""
@@ -692,8 +706,7 @@ def serve(
                 stopped_by = "max_steps"
                 break
     finally:
-        halt.set()
-        counters.pending += _drain(inbox.q)
+        counters.pending += inbox.close()
         server.update_kernel_drops()
         # the final save also runs when the stream fails, so learned state is never lost
         if state_path is not None and counters.processed > steps_at_save:

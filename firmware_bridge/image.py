@@ -479,9 +479,12 @@ def _enc_pool(e: _Enc) -> _Layer:
     c, h, w = e.in_shape
     _, ho, wo = e.out_shape
     geo = struct.pack("<12H", c, h, w, *n.kernel, *n.stride, *n.padding, ho, wo, 0)
-    lo, hi = e.in_q.range if isinstance(n, AvgPool2d) else _I32
-    # windows always hold a real cell (padding < kernel): padded cells never win a max
-    body = geo + struct.pack("<iii", _I32[0], lo, hi)
+    avg = isinstance(n, AvgPool2d)
+    lo, hi = e.in_q.range if avg else _I32
+    # MAXPOOL: windows always hold a real cell (padding < kernel), padded cells never win a
+    # max. AVGPOOL: the slot holds the code offset of an unsigned input (the runtime's rule)
+    pad = (0 if e.in_q.signed else 1 << (e.in_q.bits - 1)) if avg else _I32[0]
+    body = geo + struct.pack("<iii", pad, lo, hi)
     kind = _pool_kind(n)
     return _Layer(kind, body, (), 4 if kind == K.SUMPOOL else None)
 

@@ -171,9 +171,13 @@ void np_pool2d(const int32_t *x, const np_geom_t *g, int mode, int32_t pad, int3
                     if (cnt < (int64_t)g->kh * g->kw && pad > best) best = pad;
                     s = best;
                 } else if (mode == NP_POOL_AVG) {
+                    /* `pad` is the code offset here: unsigned codes are averaged as the int8
+                       codes of the same values, so ties round as TFLite's (and the host's) */
                     int64_t half = cnt / 2;
+                    s -= cnt * (int64_t)pad;
                     if (cnt == 0) s = 0; /* a window of padding only (the host refuses it) */
                     else s = s >= 0 ? (s + half) / cnt : -((-s + half) / cnt);
+                    s += pad;
                     if (s < lo) s = lo;
                     if (s > hi) s = hi;
                 }

@@ -65,3 +65,16 @@ def test_calibrated_int_graph_tracks_the_float_graph():
         span = float(np.ptp(y)) or 1.0
         close += float(np.abs(yd - y).max()) / span < 0.25
     assert close >= 30
+
+
+@pytest.mark.parametrize("seed", [1465, 1758, 4835, 4856])
+def test_graphs_the_5000_run_caught_agree_on_the_board(seed):
+    """Average pools of unsigned codes: the board averaged the raw codes, the runtime (as
+    TFLite) their int8 view, so ties rounded apart (1-3 LSB) until the image sent the offset."""
+    from neuroplast.quantize.conformance.engines import ENGINES, Session
+
+    if "firmware" not in targets_here():
+        pytest.skip("no C compiler for the virtual board")
+    with Session() as s:
+        out = ENGINES["firmware"][1](random_graph(seed), s)
+    assert out.status == "agree", out.detail
