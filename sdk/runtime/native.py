@@ -241,10 +241,8 @@ class NativePlan:
             in_q = k.ctx.in_quants[0]
             if isinstance(node, MaxPool2d):
                 mode, pad, lo, hi = 0, int(np.iinfo(in_q.dtype).min), 0, 0
-            elif isinstance(node, AvgPool2d):
-                if k.off:
-                    raise Unsupported("unsigned average pool")
-                mode, pad, (lo, hi) = 1, 0, (k.qmin, k.qmax)
+            elif isinstance(node, AvgPool2d):  # pad: the unsigned codes' offset (firmware)
+                mode, pad, (lo, hi) = 1, int(k.off), (k.qmin, k.qmax)
             else:
                 mode, pad, lo, hi = 2, 0, 0, 0
             return (OPS["pool_i"], (B, mode, pad, lo, hi) + g, (xs[0], y))
