@@ -293,6 +293,14 @@ static size_t ring_row(long long p, long long d, long long depth)
 /* ------------------------------------------------------------------ trace STDP
  * The engine's event-driven update (sdk/plasticity/stdp.py _event_apply and the numba
  * kernels in sdk/plasticity/_accel.py), element by element in double. */
+/* soft bound of one term (multiplicative STDP): potentiation * (hi - w), depression *
+ * (w - lo). per_term: a synapse hit by both terms in one step bounds each term apart (the
+ * documented rule); else their sum (the older definition). */
+static double soft_term(double d, double w, double lo, double hi)
+{
+    return d > 0 ? d * (hi - w) : d * (w - lo);
+}
+
 #define STDP_UPD(T)                                                                        \
     static void upd_##T(T *wij, double d, int mult, double lo, double hi)                  \
     {                                                                                      \
@@ -307,7 +315,7 @@ static size_t ring_row(long long p, long long d, long long depth)
                                 int n_rows, const long long *cols, int n_cols,             \
                                 const double *gain, const double *x, const double *coef,   \
                                 const double *y, int mult, double lo, double hi,           \
-                                int use_cols, unsigned char *is_row)                       \
+                                int use_cols, int per_term, unsigned char *is_row)         \
     {                                                                                      \
         int r, c, i, j;                                                                    \
         memset(is_row, 0, (size_t)n_post);                                                 \
@@ -319,7 +327,14 @@ static size_t ring_row(long long p, long long d, long long depth)
             g = gain[r];                                                                   \
             yi = use_cols ? y[i] : 0.0;                                                    \
             wr = w + (size_t)i * n_pre;                                                    \
-            if (mult) {                                                                    \
+            if (mult && per_term) {                                                        \
+                for (j = 0; j < n_pre; j++) {                                              \
+                    const double wv = (double)wr[j];                                       \
+                    double d = soft_term(g * x[j], wv, lo, hi);                            \
+                    if (use_cols && coef[j] != 0.0) d += soft_term(yi * coef[j], wv, lo, hi); \
+                    upd_##T(wr + j, d, 0, lo, hi);                                         \
+                }                                                                          \
+            } else if (mult) {                                                             \
                 for (j = 0; j < n_pre; j++) {                                              \
                     double d = g * x[j];                                                   \
                     if (use_cols && coef[j] != 0.0) d += yi * coef[j];                     \
@@ -358,12 +373,13 @@ STDP_UPD(double)
 #define STDP_RUN(T)                                                                        \
     static int stdp_run_##T(T *w, int n_post, int n_pre, int steps, const void *pre_t,     \
                             const void *post_t, int f32, double *x, double *y, double *y2, \
-                            const double *cs, int nearest, int mult, int dc)               \
+                            const double *cs, int n_cs, int nearest, int mult, int dc,     \
+                            int per_term)                                                  \
     {                                                                                      \
         int t, i, j, nr, nc;                                                               \
         const double a_pre = cs[0], a_post = cs[1], a_post2 = cs[2], amp_pre = cs[3];      \
         const double amp_post = cs[4], g_post = cs[5], g_pre = cs[6], lo = cs[7];          \
-        const double hi = cs[8];                                                           \
+        const double hi = cs[8], cap = n_cs > 9 ? cs[9] : INFINITY;                        \
         size_t nw = 2 * ((size_t)n_post + n_pre);                                          \
         long long *rows = malloc(nw * 16 + (size_t)n_post + 8);                            \
         long long *cols;                                                                   \
@@ -393,6 +409,11 @@ STDP_UPD(double)
                 y[i] *= a_post;                                                            \
                 if (dc) y2[i] *= a_post2;                                                  \
             }                                                                              \
+            if (n_cs > 9) { /* the saturation guard: a step with too many inputs is skipped */ \
+                int n_act = 0;                                                             \
+                for (j = 0; j < n_pre; j++) n_act += pr[j] != 0;                           \
+                if (n_act > 1 && n_act > cap * n_pre) continue;                            \
+            }                                                                              \
             nr = 0;                                                                        \
             for (i = 0; i < n_post; i++)                                                   \
                 if (po[i] != 0) {                                                          \
@@ -406,14 +427,16 @@ STDP_UPD(double)
             }                                                                              \
             if (nr || nc)                                                                  \
                 event_apply_##T(w, n_post, n_pre, rows, nr, cols, nc, gain, x, coef, y,    \
-                                mult, lo, hi, g_pre != 0.0, is_row);                       \
+                                mult, lo, hi, g_pre != 0.0, per_term, is_row);             \
             for (j = 0; j < nc; j++) {                                                     \
                 int jj = (int)cols[j];                                                     \
-                x[jj] = nearest ? amp_pre : x[jj] + amp_pre * pr[jj];                      \
+                if (!nearest) x[jj] += amp_pre * pr[jj];                                   \
+                else if (!per_term || pr[jj] > 0) x[jj] = amp_pre; /* a positive spike sets */ \
             }                                                                              \
             for (i = 0; i < nr; i++) {                                                     \
                 int ii = (int)rows[i];                                                     \
-                if (nearest) {                                                             \
+                if (nearest && per_term && !(po[ii] > 0)) {                                \
+                } else if (nearest) {                                                      \
                     y[ii] = amp_post;                                                      \
                     if (dc) y2[ii] = 1.0;                                                  \
                 } else {                                                                   \
@@ -831,7 +854,7 @@ static int op_check(const op_t *op)
         return 0;
     case OP_STDP_EVENT_F32:
     case OP_STDP_EVENT_F64: {
-        /* ints: 1 n_post n_pre n_rows n_cols mult use_cols; dbls: lo hi;
+        /* ints: 1 n_post n_pre n_rows n_cols mult use_cols [per_term]; dbls: lo hi;
          * bufs: w rows cols gain x coef y is_row */
         Py_ssize_t ws = op->kind == OP_STDP_EVENT_F32 ? 4 : 8;
         if (op->ni < 7 || op->nd < 2) break;
@@ -855,8 +878,8 @@ static int op_check(const op_t *op)
     }
     case OP_STDP_RUN_F32:
     case OP_STDP_RUN_F64: {
-        /* ints: 1 n_post n_pre steps nearest mult dc trains_f32;
-         * bufs: w pre_t post_t x y y2 consts */
+        /* ints: 1 n_post n_pre steps nearest mult dc trains_f32 [per_term];
+         * bufs: w pre_t post_t x y y2 consts (9 values, or 10: + rate_cap) */
         Py_ssize_t ws = op->kind == OP_STDP_RUN_F32 ? 4 : 8, ts;
         if (op->ni < 8) break;
         ts = I(7) ? 4 : 8;
@@ -1088,11 +1111,11 @@ static void op_run(op_t *op)
         if (op->kind == OP_STDP_EVENT_F32)
             event_apply_float(op->b[0], (int)I(1), (int)I(2), op->b[1], (int)I(3), op->b[2],
                               (int)I(4), op->b[3], op->b[4], op->b[5], op->b[6], (int)I(5),
-                              op->d[0], op->d[1], (int)I(6), op->b[7]);
+                              op->d[0], op->d[1], (int)I(6), op->ni > 7 && I(7), op->b[7]);
         else
             event_apply_double(op->b[0], (int)I(1), (int)I(2), op->b[1], (int)I(3), op->b[2],
                                (int)I(4), op->b[3], op->b[4], op->b[5], op->b[6], (int)I(5),
-                               op->d[0], op->d[1], (int)I(6), op->b[7]);
+                               op->d[0], op->d[1], (int)I(6), op->ni > 7 && I(7), op->b[7]);
         break;
     case OP_RING_SPLIT:
         op->status = ring_split(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
@@ -1103,12 +1126,14 @@ static void op_run(op_t *op)
     case OP_STDP_RUN_F32:
         op->status = stdp_run_float(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1],
                                     op->b[2], (int)I(7), op->b[3], op->b[4], op->b[5],
-                                    op->b[6], (int)I(4), (int)I(5), (int)I(6));
+                                    op->b[6], (int)(op->len[6] / 8), (int)I(4), (int)I(5),
+                                    (int)I(6), op->ni > 8 && I(8));
         break;
     case OP_STDP_RUN_F64:
         op->status = stdp_run_double(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1],
                                      op->b[2], (int)I(7), op->b[3], op->b[4], op->b[5],
-                                     op->b[6], (int)I(4), (int)I(5), (int)I(6));
+                                     op->b[6], (int)(op->len[6] / 8), (int)I(4), (int)I(5),
+                                    (int)I(6), op->ni > 8 && I(8));
         break;
     default: break;
     }

@@ -18,9 +18,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["kernels", "which"]
+__all__ = ["kernels", "which", "SOFT_PER_TERM"]
 
 _CACHE: dict[str, Any] = {}
+
+#: The definition the compiled kernels follow, as the numpy reference in ``stdp.py`` does:
+#: False = soft bounds scale the summed update of a synapse hit by both terms in one step
+#: (and a nearest trace is set by any non-zero spike); True = each term is bounded apart
+#: (the documented rule) and only positive spikes set nearest traces. A 10th ``consts``
+#: value (``rate_cap``) turns on the saturation guard (steps with too many inputs skipped).
+SOFT_PER_TERM = False
 
 
 def which() -> str:
@@ -89,7 +96,8 @@ def _native_kernels(lib: Any) -> tuple[Any, Any]:
         n_post, n_pre = w.shape
         rows = np.ascontiguousarray(rows, np.int64)
         cols = np.ascontiguousarray(cols, np.int64)
-        ints = (1, n_post, n_pre, rows.size, cols.size, int(bool(mult)), int(bool(use_cols)))
+        ints = (1, n_post, n_pre, rows.size, cols.size, int(bool(mult)), int(bool(use_cols)),
+                int(SOFT_PER_TERM))  # fmt: skip
         bufs = (w, rows, cols, _f64(gain_rows), _f64(x), _f64(coef_full), _f64(y))
         lib.op(_kind(w, "stdp_event_f32", "stdp_event_f64"), ints,
                bufs + (_scratch(n_post, n_pre)[4],), (float(lo), float(hi)))  # fmt: skip
@@ -103,7 +111,7 @@ def _native_kernels(lib: Any) -> tuple[Any, Any]:
         pre_t = np.ascontiguousarray(pre_t, dtype=dt)
         post_t = np.ascontiguousarray(post_t, dtype=dt)
         ints = (1, n_post, n_pre, pre_t.shape[0], int(bool(nearest)), int(bool(mult)),
-                int(bool(dc)), int(f32))  # fmt: skip
+                int(bool(dc)), int(f32), int(SOFT_PER_TERM))  # fmt: skip
         lib.op(
             _kind(w, "stdp_run_f32", "stdp_run_f64"),
             ints,

@@ -85,3 +85,75 @@ def test_native_stdp_refuses_bad_buffers() -> None:
     with pytest.raises(TypeError, match="float32 or float64"):
         event_apply(w.astype(np.int32), np.array([0]), np.array([], np.int64), np.ones(1),
                     np.zeros(5), np.zeros(5), np.zeros(4), False, 0.0, 1.0, True)  # fmt: skip
+
+
+def _loop_reference(w, pre, post, x, y, y2, cs, nearest, mult, dc, per_term):  # noqa: ANN001
+    """Plain loops over the trace-STDP definition (independent of stdp.py and the C code):
+    decay; the saturation guard (10th constant); post-spike rows, pre-spike columns, a
+    synapse hit by both summed (per_term: each term soft-bounded apart); clip; traces."""
+    a_pre, a_post, a_post2, amp_pre, amp_post, g_post, g_pre, lo, hi = cs[:9]
+    cap = cs[9] if len(cs) > 9 else np.inf
+    w = w.astype(np.float64)
+
+    def soft(d, wv):
+        return (d * (hi - wv) if d > 0 else d * (wv - lo)) if mult else d
+
+    for t in range(pre.shape[0]):
+        x *= a_pre
+        y *= a_post
+        if dc:
+            y2 *= a_post2
+        n_act = np.count_nonzero(pre[t])
+        if n_act > 1 and n_act > cap * pre.shape[1]:
+            continue
+        for i in range(w.shape[0]):
+            for j in range(w.shape[1]):
+                ltp = (g_post * (y2[i] if dc else 1.0)) * post[t, i] * x[j] if post[t, i] else 0.0
+                ltd = y[i] * (g_pre * pre[t, j]) if pre[t, j] and g_pre else 0.0
+                if not (post[t, i] or (pre[t, j] and g_pre)):
+                    continue
+                d = (
+                    soft(ltp, w[i, j]) + soft(ltd, w[i, j])
+                    if per_term
+                    else soft(ltp + ltd, w[i, j])
+                )
+                w[i, j] = min(max(w[i, j] + d, lo), hi)
+        for j in np.flatnonzero(pre[t]):
+            if nearest:
+                if pre[t, j] > 0 or not per_term:
+                    x[j] = amp_pre
+            else:
+                x[j] += amp_pre * pre[t, j]
+        for i in np.flatnonzero(post[t]):
+            if nearest:
+                if post[t, i] > 0 or not per_term:
+                    y[i] = amp_post
+                    y2[i] = 1.0 if dc else y2[i]
+            else:
+                y[i] += amp_post * post[t, i]
+                y2[i] += post[t, i] if dc else 0.0
+    return w
+
+
+@pytest.mark.parametrize("per_term", [False, True])
+@pytest.mark.parametrize("cap", [None, 0.3])
+@pytest.mark.parametrize(
+    ("nearest", "mult", "dc"), [(True, True, False), (False, True, True), (True, False, False)]
+)
+def test_kernel_definitions_against_loops(monkeypatch, per_term, cap, nearest, mult, dc) -> None:  # noqa: ANN001
+    """Both definitions the kernel carries (``_accel.SOFT_PER_TERM``), with and without the
+    saturation guard, against plain loops; spikes of both signs, saturated steps included."""
+    monkeypatch.setattr(_accel, "SOFT_PER_TERM", per_term)
+    rng = np.random.default_rng(int(per_term) + 2 * (cap is None) + 4 * nearest)
+    n_pre, n_post, steps = 13, 6, 80
+    pre = (rng.random((steps, n_pre)) < 0.15) * rng.choice([1.0, -0.5, 0.7], (steps, n_pre))
+    post = (rng.random((steps, n_post)) < 0.2) * rng.choice([1.0, -1.0], (steps, n_post))
+    pre[::9] = 1.0  # saturated steps: skipped when the guard is on
+    cs = [0.9, 0.85, 0.95, 1.0, 0.8, 0.02, -0.015, 0.0, 1.0] + ([cap] if cap is not None else [])
+    w0 = rng.uniform(0.1, 0.9, (n_post, n_pre))
+    tr = [np.zeros(n_pre), np.zeros(n_post), np.zeros(n_post)]
+    ref = _loop_reference(w0, pre, post, *[a.copy() for a in tr], cs, nearest, mult, dc, per_term)
+    w = w0.copy()
+    _accel.kernels()[1](w, pre, post, *tr, np.array(cs), nearest, mult, dc)
+    assert not np.allclose(ref, w0)
+    np.testing.assert_allclose(w, ref, rtol=0, atol=1e-12)
