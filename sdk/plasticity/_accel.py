@@ -18,16 +18,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["kernels", "which", "SOFT_PER_TERM"]
+__all__ = ["kernels", "which"]
 
 _CACHE: dict[str, Any] = {}
-
-#: The definition the compiled kernels follow, as the numpy reference in ``stdp.py`` does:
-#: False = soft bounds scale the summed update of a synapse hit by both terms in one step
-#: (and a nearest trace is set by any non-zero spike); True = each term is bounded apart
-#: (the documented rule) and only positive spikes set nearest traces. A 10th ``consts``
-#: value (``rate_cap``) turns on the saturation guard (steps with too many inputs skipped).
-SOFT_PER_TERM = False
 
 
 def which() -> str:
@@ -40,11 +33,11 @@ def kernels() -> Any | None:
     """``(event_apply, stdp_run)``: the C extension's, else numba's, else ``None``."""
     if "k" in _CACHE:
         return _CACHE["k"]
-    from neuroplast.runtime.native import native_module
+    from neuroplast.plasticity._native_stdp import native_kernels
 
-    lib = native_module()
-    if lib is not None:
-        _CACHE["k"], _CACHE["which"] = _native_kernels(lib), "native"
+    k = native_kernels()  # the C extension's (sdk/plasticity/_native_stdp.py)
+    if k is not None:
+        _CACHE["k"], _CACHE["which"] = k, "native"
         return _CACHE["k"]
     _CACHE["which"] = "numpy"
     if os.environ.get("NEUROPLAST_NO_NUMBA", "") not in ("", "0"):
@@ -60,65 +53,6 @@ def kernels() -> Any | None:
     use_user_numba_cache(numba)  # compiled kernels go to the user cache, not the source tree
     _CACHE["k"], _CACHE["which"] = _build(numba), "numba"
     return _CACHE["k"]
-
-
-def _f64(a: Any) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64)
-
-
-def _native_kernels(lib: Any) -> tuple[Any, Any]:
-    """The numba kernels' signatures over ``neuroplast._native`` (sdk/_native.c)."""
-    from neuroplast.runtime.native import OPS
-
-    scratch: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
-
-    def _scratch(n_post: int, n_pre: int) -> tuple[np.ndarray, ...]:
-        s = scratch.get((n_post, n_pre))
-        if s is None:
-            s = scratch[(n_post, n_pre)] = (
-                np.zeros(n_post, np.int64),
-                np.zeros(n_pre, np.int64),
-                np.zeros(n_post),
-                np.zeros(n_pre),
-                np.zeros(n_post, np.uint8),
-            )
-        return s
-
-    def _kind(w: np.ndarray, f32: str, f64: str) -> int:
-        if w.dtype == np.float32:
-            return OPS[f32]
-        if w.dtype == np.float64:
-            return OPS[f64]
-        raise TypeError(f"STDP weights must be float32 or float64, not {w.dtype}")
-
-    def event_apply(w, rows, cols, gain_rows, x, coef_full, y, mult, lo, hi, use_cols):  # noqa: ANN001, ANN202
-        """In place on ``w`` (float32/float64, C order); as the numba kernel."""
-        n_post, n_pre = w.shape
-        rows = np.ascontiguousarray(rows, np.int64)
-        cols = np.ascontiguousarray(cols, np.int64)
-        ints = (1, n_post, n_pre, rows.size, cols.size, int(bool(mult)), int(bool(use_cols)),
-                int(SOFT_PER_TERM))  # fmt: skip
-        bufs = (w, rows, cols, _f64(gain_rows), _f64(x), _f64(coef_full), _f64(y))
-        lib.op(_kind(w, "stdp_event_f32", "stdp_event_f64"), ints,
-               bufs + (_scratch(n_post, n_pre)[4],), (float(lo), float(hi)))  # fmt: skip
-
-    def stdp_run(w, pre_t, post_t, x, y, y2, consts, nearest, mult, dc):  # noqa: ANN001, ANN202
-        """Whole trains, in place on ``w`` and the float64 traces ``x``, ``y``, ``y2``.
-        Trains may be float32 or float64 (float32 ones are widened in C, no copy here)."""
-        n_post, n_pre = w.shape
-        f32 = pre_t.dtype == np.float32 and post_t.dtype == np.float32
-        dt = np.float32 if f32 else np.float64
-        pre_t = np.ascontiguousarray(pre_t, dtype=dt)
-        post_t = np.ascontiguousarray(post_t, dtype=dt)
-        ints = (1, n_post, n_pre, pre_t.shape[0], int(bool(nearest)), int(bool(mult)),
-                int(bool(dc)), int(f32), int(SOFT_PER_TERM))  # fmt: skip
-        lib.op(
-            _kind(w, "stdp_run_f32", "stdp_run_f64"),
-            ints,
-            (w, pre_t, post_t, x, y, y2, _f64(consts)),
-        )
-
-    return event_apply, stdp_run
 
 
 def _build(numba: Any) -> tuple[Any, Any]:

@@ -13,6 +13,7 @@ from neuroplast.plasticity import (
     PairSTDPParams,
     SymmetricSTDPParams,
     _accel,
+    _native_stdp,
     stdp_init,
     stdp_run,
 )
@@ -143,7 +144,7 @@ def _loop_reference(w, pre, post, x, y, y2, cs, nearest, mult, dc, per_term):  #
 def test_kernel_definitions_against_loops(monkeypatch, per_term, cap, nearest, mult, dc) -> None:  # noqa: ANN001
     """Both definitions the kernel carries (``_accel.SOFT_PER_TERM``), with and without the
     saturation guard, against plain loops; spikes of both signs, saturated steps included."""
-    monkeypatch.setattr(_accel, "SOFT_PER_TERM", per_term)
+    monkeypatch.setattr(_native_stdp, "SOFT_PER_TERM", per_term)
     rng = np.random.default_rng(int(per_term) + 2 * (cap is None) + 4 * nearest)
     n_pre, n_post, steps = 13, 6, 80
     pre = (rng.random((steps, n_pre)) < 0.15) * rng.choice([1.0, -0.5, 0.7], (steps, n_pre))
