@@ -122,6 +122,13 @@ class Runtime:
         self._plan_failed: str | None = None
 
     # --------------------------------------------------------------- plumbing
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles drop the native plan (it views this runtime's arrays; the
+        copy builds its own at its next step)."""
+        d = self.__dict__.copy()
+        d["_plan"] = None
+        return d
+
     @property
     def backend(self) -> str:
         """``"native"`` when ``step`` runs the compiled whole-graph plan, else ``"numpy"``

@@ -124,6 +124,21 @@ def test_plan_sees_in_place_weights_and_state_reload() -> None:
 
 
 @needs_native
+def test_deepcopy_gets_its_own_plan() -> None:
+    import copy
+
+    g = _stream_net(4)
+    x = (np.random.default_rng(3).random((20, 700)) < 0.1).astype(np.float32)
+    rt = Runtime(g)
+    for t in range(10):
+        rt.step(x[t])
+    twin = copy.deepcopy(rt)
+    for t in range(10, 20):
+        assert np.array_equal(rt.step(x[t]), twin.step(x[t]))
+    assert twin._plan is not rt._plan and twin.backend == "native"
+
+
+@needs_native
 def test_native_ops_check_buffer_sizes() -> None:
     lib = nat.native_module()
     w = np.zeros((4, 8), np.int8)
