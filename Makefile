@@ -13,7 +13,7 @@ APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
   qemu-user-static gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install apt venv firmware aarch64 demo test lint layering conformance bench bench-firmware clean
+.PHONY: help install apt venv native firmware aarch64 demo test lint layering conformance bench bench-firmware clean
 
 help:
 	@echo "make demo   - install and run the end-to-end keyword-spotting demo"
@@ -55,6 +55,14 @@ $(TFLITE_VENV)/.installed:
 
 venv: $(VENV)/.installed $(TFLITE_VENV)/.installed
 
+# the optional compiled kernels (neuroplast._native: firmware np_kernels.c + sdk/_native.c),
+# rebuilt in place when a C source changes (pip install -e builds them once; without gcc the
+# runtime falls back to numpy; `neuroplast info --backend` says which is in use)
+NATIVE_SO := $(shell $(if $(wildcard $(PY)),$(PY),python3) -c "import sysconfig; print('sdk/_native' + sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+$(NATIVE_SO): sdk/_native.c firmware_bridge/firmware/np_kernels.c firmware_bridge/firmware/np_kernels.h setup.py | $(VENV)/.installed
+	-$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -i deprecat || true
+native: $(NATIVE_SO)
+
 firmware:
 	$(MAKE) -C firmware_bridge/firmware
 
@@ -62,7 +70,7 @@ firmware:
 aarch64: apt venv
 	$(PY) tests/aarch64_root.py
 
-install: apt venv firmware aarch64
+install: apt venv native firmware aarch64
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -56,6 +56,57 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         ],
     )
 
+    def speed(d: dict) -> list:
+        s, c, p, f, rf = d["streaming"], d["cnn"], d["stdp"], d["footprint"], d["roofline"]
+        lu = c["latency_us"]
+        return [
+            (
+                "host fast path (native plan), streaming 700-256-256-20 `step()`",
+                (
+                    f"{s['steps_per_s']['neuroplast step() native']:,.0f} steps/s = {s['vs_snntorch']:.1f}x snnTorch, "
+                    f"{s['vs_norse']:.1f}x Norse, {100 * s['of_gemv_roofline']:.0f}% of this machine's BLAS GEMV "
+                    f"limit ({rf['gemv_limit_steps_per_s']:,.0f} steps/s); spikes identical to numpy: "
+                    f"{s['spikes_identical_native_vs_numpy']}; same run, 1 thread, load {d['load_avg_1m_at_start']:.1f}"
+                ),
+                "bench_speed.py",
+            ),
+            (
+                "host fast path, int8 CNN 3x32x32 batch 1",
+                (
+                    f"{lu['neuroplast int native']:,.0f} us native ({c['native_gmac_s']:.2f} GMAC/s) vs LiteRT "
+                    f"{lu['LiteRT (XNNPACK)']:,.0f} us: {c['vs_litert']:.0f}x slower (goal <= 2x, not met); "
+                    f"numpy {lu['neuroplast int numpy']:,.0f} us; bit-identical to numpy: "
+                    f"{c['bit_identical_native_vs_numpy']}"
+                ),
+                "bench_speed.py",
+            ),
+            (
+                "host fast path, STDP 700x256 through `rt.step` + engine",
+                (
+                    f"{p['vs_bindsnet']:.1f}x BindsNET ({p['kernels']} kernels; goal 20x "
+                    f"{'met' if d['met']['stdp_vs_bindsnet'] else 'not met'}, issue 16's 10x "
+                    f"{'met' if d['met']['stdp_vs_bindsnet_issue16'] else 'not met'}); "
+                    f"stdp_run {p['stdp_run_vs_bindsnet']:.0f}x; weights equal the peer's to "
+                    f"{p['max_abs_weight_diff_vs_bindsnet']:.0e}; import {1000 * f['import_s']:.0f} ms, "
+                    f"peak RSS {f['peak_rss_mb']:.0f} MB"
+                ),
+                "bench_speed.py",
+            ),
+            (
+                "host fast path, event HD motion layer 20x pruned (pooled)",
+                (
+                    f"{d['events']['events_per_s']['native'] / 1e6:.3f} M events/s native "
+                    f"({d['events']['vs_dense']:.0f}x the dense Conv3d), "
+                    f"{100 * d['events']['of_limit']:.0f}% of this machine's limit for the layer "
+                    f"({min(d['events']['limit_events_per_s_adds'], d['events']['limit_events_per_s_bandwidth']) / 1e6:.3f} M/s "
+                    f"at {d['events']['taps_per_event']:,} taps/event; goal 0.6 M/s not met)"
+                ),
+                "bench_speed.py",
+            ),
+        ]
+
+    add("speed", speed)
+
     def plast(d: dict) -> list:
         best = max(d["rows"], key=lambda r: r.get("speedup_vs_peer", 0))
         rt = next(r for r in d["rows"] if r["impl"].startswith("neuroplast runtime"))

@@ -298,6 +298,40 @@ def _group_class() -> type:
     return NeuroplastGroup
 
 
+def backend_report(path: Path | None, as_json: bool = False) -> str:
+    """What ``neuroplast info --backend`` prints: the runtime backend in use (native
+    compiled kernels or numpy) and, for a bundle or .nir model, whether each mode runs its
+    graph as one native plan per step (else why not)."""
+    from neuroplast.errors import DataError, NeuroplastError
+    from neuroplast.runtime import Runtime
+    from neuroplast.runtime.native import backend_name, native_module
+
+    m = native_module()
+    rep: dict = {
+        "backend": backend_name(),
+        "module": getattr(m, "__file__", None),
+        "kernels": "firmware_bridge/firmware/np_kernels.c (int), sdk/_native.c (float, STDP)"
+        if m is not None
+        else None,
+    }
+    if m is None:
+        rep["reason"] = "neuroplast._native not built or NEUROPLAST_BACKEND=numpy"
+    if path is not None:
+        g = describe_model(path)["graph"]
+        if g is None:
+            raise DataError(f"{path}: --backend with a model needs a bundle or .nir file")
+        for mode in ("float", "int"):
+            try:
+                rt = Runtime(g, mode=mode)
+            except NeuroplastError as e:
+                rep[mode] = f"not runnable: {e}"
+                continue
+            rep[mode] = rt.backend + (f" ({rt.backend_reason})" if rt.backend_reason else "")
+    if as_json:
+        return json.dumps(rep)
+    return "\n".join(f"{k}: {v}" for k, v in rep.items() if v is not None)
+
+
 # ------------------------------------------------------------------ the app
 def build_app() -> Any:
     import typer
@@ -317,6 +351,7 @@ def build_app() -> Any:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     console = Console()
+    from neuroplast.errors import DataError
 
     def version_cb(value: bool) -> None:
         if value:
@@ -341,19 +376,30 @@ def build_app() -> Any:
 
     @app.command("info")
     def info_cmd(
-        path: Path = typer.Argument(..., help="Bundle folder/zip, .nir, .onnx or .tflite."),
+        path: Path = typer.Argument(None, help="Bundle folder/zip, .nir, .onnx or .tflite."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+        backend: bool = typer.Option(
+            False, "--backend", help="Say which runtime backend is in use (native or numpy)."
+        ),
     ) -> None:
         """Summarize a model: layers, parameters, MACs/synops per step, memory.
 
         Bundles and .nir files are read into the graph IR (cost per node); .onnx and
         .tflite files are listed by their own engines (operators, parameters).
+        ``--backend`` says whether the compiled kernels are in use (and, with a bundle or
+        .nir model, whether its graph runs as one native call per step).
 
         \b
         Examples:
             neuroplast info model.zip
             neuroplast info model.tflite --json
+            neuroplast info --backend
         """
+        if backend:
+            print(backend_report(path, as_json))
+            return
+        if path is None:
+            raise DataError("info needs a model path (or --backend)")
         d = describe_model(path)
         if as_json:
             keys = ("format", "engine", "title", "rows")

@@ -68,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Summarize a model: layers, parameters, MACs/synops per step, memory.",
         epilog="example: neuroplast info model.zip",
     )
-    info.add_argument("path", metavar="PATH", help="bundle folder/zip, .nir, .onnx or .tflite")
+    info.add_argument(
+        "path", metavar="PATH", nargs="?", help="bundle folder/zip, .nir, .onnx or .tflite"
+    )
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.add_argument(
+        "--backend", action="store_true", help="say which runtime backend is in use (native/numpy)"
+    )
     for name in sorted(device_commands()):
         sub.add_parser(name, help=f"see `neuroplast {name} --help`", add_help=False)
     return ap
@@ -79,7 +84,8 @@ def main(argv: list[str]) -> int:
     """Run the device CLI on ``argv``; errors propagate to :func:`neuroplast.cli.main`."""
     import numpy as np
 
-    from neuroplast.cli import describe_model, run_model
+    from neuroplast.cli import backend_report, describe_model, run_model
+    from neuroplast.errors import DataError
 
     extra = device_commands()
     if argv and argv[0] in extra:  # the command parses its own flags
@@ -92,7 +98,12 @@ def main(argv: list[str]) -> int:
     if a.command is None:
         ap.print_help()
         return 2 if not argv else 0
+    if a.command == "info" and a.backend:
+        print(backend_report(Path(a.path) if a.path else None, a.json))
+        return 0
     if a.command == "info":
+        if a.path is None:
+            raise DataError("info needs a model path (or --backend)")
         d = describe_model(Path(a.path))
         if a.json:
             print(

@@ -516,7 +516,7 @@ def _ring_split_py(
             row_hi[sl[0]] = -1
 
 
-_BACKENDS = ("numpy", "numba", "numba-maxbranch")
+_BACKENDS = ("numpy", "numba", "numba-maxbranch", "native")
 
 
 def _jit(name: str, fn):
@@ -527,8 +527,11 @@ def _jit(name: str, fn):
     return _SCATTER[name]
 
 
-def _run_split(taps: TapTable, p, tb, y, x, n_bins: int, binary: bool) -> np.ndarray:
-    """Pooled evidence ``(n_bins, C)`` through :func:`_ring_split_py` (events in any order)."""
+def _run_split(
+    taps: TapTable, p, tb, y, x, n_bins: int, binary: bool, backend: str = "numba"
+) -> np.ndarray:
+    """Pooled evidence ``(n_bins, C)`` through :func:`_ring_split_py` (events in any order),
+    jitted by numba or, ``backend="native"``, its C port in ``neuroplast._native``."""
     sp = taps.split
     if sp is None:
         raise DataError("tap table has no sum/difference split; rebuild it with compile_taps")
@@ -538,6 +541,20 @@ def _run_split(taps: TapTable, p, tb, y, x, n_bins: int, binary: bool) -> np.nda
     key = np.sort(key.astype(np.int64), kind="stable")  # timsort: fast on time-sorted input
     acc = np.zeros((n_bins, taps.n_classes), dtype=np.float64)
     vals = np.zeros(taps.n_delays * ho * wo * taps.n_classes, dtype=np.float32)
+    if backend == "native":  # the same loop compiled in neuroplast._native (sdk/_native.c)
+        from neuroplast.runtime.native import OPS, native_module
+
+        lib = native_module()
+        if lib is None:
+            raise DataError("backend 'native' needs the compiled kernels (neuroplast._native)")
+        i64 = [np.ascontiguousarray(a, np.int64) for a in (sp.blk_d, sp.blk_dy, sp.blk_dx,
+               sp.blk_start, sp.d_c, sp.s_d, sp.s_dy, sp.s_dx, sp.s_c)]  # fmt: skip
+        f32 = [np.ascontiguousarray(a, np.float32) for a in (sp.d_w, sp.s_w)]
+        ints = (1, w, h, int(bool(binary)), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
+                key.size, sp.blk_d.size, sp.d_c.size, sp.s_w.size, taps.n_classes)  # fmt: skip
+        bufs = (key, *i64[:5], f32[0], *i64[5:], f32[1], vals, acc)
+        lib.op(OPS["ring_split"], tuple(int(v) for v in ints), bufs)
+        return (acc / (2 * ho * wo)).astype(np.float32) + taps.bias[None, :]
     _jit("split", _ring_split_py)(
         key, w, h, bool(binary), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
         sp.blk_d, sp.blk_dy, sp.blk_dx, sp.blk_start, sp.d_c, sp.d_w,
@@ -568,7 +585,9 @@ def hd_event_run(
     :func:`_ring_split_py`, per event ``nnz(W_d)`` taps + O(1), per ms
     ``O(K_Y K_X + nnz(W_s) + C)``; not pooled: the chunked scatter);
     ``"numba-maxbranch"`` (pooled: the ring that scatters ``nnz`` taps into both
-    flip branches and reads all ``2 C Ho Wo`` accumulators every ms).
+    flip branches and reads all ``2 C Ho Wo`` accumulators every ms); ``"native"``
+    (pooled only: the sum/difference path compiled in ``neuroplast._native``, so the
+    device install has it without numba).
     """
     if backend not in _BACKENDS:
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_BACKENDS)}")
@@ -576,8 +595,10 @@ def hd_event_run(
     p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
     keep = (tb >= 0) & (tb < n_bins)
     p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
-    if pooled and backend == "numba":
-        return _run_split(taps, p, tb, y, x, n_bins, binary)
+    if pooled and backend in ("numba", "native"):
+        return _run_split(taps, p, tb, y, x, n_bins, binary, backend)
+    if backend == "native":
+        raise DataError("backend 'native' runs the pooled path only (pooled=True)")
     if binary and p.size:
         w, h = taps.sensor_size
         key = ((tb * 2 + p) * h + y) * w + x

@@ -1,9 +1,14 @@
-"""Optional numba kernels for event-driven trace STDP (same arithmetic as the numpy path).
+"""Compiled kernels for event-driven trace STDP (same arithmetic as the numpy path).
 
-numba is not a dependency: :func:`kernels` returns ``None`` when it is not installed
-(or when ``NEUROPLAST_NO_NUMBA=1``), and callers fall back to numpy. The kernels do
-exactly what ``stdp._event_apply`` / ``stdp.stdp_run`` do, element by element, so
-results agree with the numpy path to rounding (tested).
+:func:`kernels` returns ``(event_apply, stdp_run)``: the C kernels of the optional
+``neuroplast._native`` extension (built at install, so the device install has them), else
+numba's (numba is only in the ``dev`` extra; ``NEUROPLAST_NO_NUMBA=1`` skips it), else
+``None`` and callers fall back to numpy. Both do exactly what ``stdp._event_apply`` /
+``stdp.stdp_run`` do, element by element in double, so results agree with the numpy path
+to rounding (tested). This is the engine's hook: ``PlasticityEngine`` calls
+``kernels()[1]`` once per ``rt.step`` (decay, update, bounds and trace increments in one
+call, in place on the layer's weights and the engine's trace arrays). :func:`which` names
+the kernels in use.
 """
 
 from __future__ import annotations
@@ -13,15 +18,28 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["kernels"]
+__all__ = ["kernels", "which"]
 
 _CACHE: dict[str, Any] = {}
 
 
+def which() -> str:
+    """``"native"``, ``"numba"`` or ``"numpy"``: the STDP kernels :func:`kernels` gives."""
+    kernels()
+    return _CACHE["which"]
+
+
 def kernels() -> Any | None:
-    """``(event_apply, stdp_run)`` compiled with numba, or ``None``."""
+    """``(event_apply, stdp_run)``: the C extension's, else numba's, else ``None``."""
     if "k" in _CACHE:
         return _CACHE["k"]
+    from neuroplast.plasticity._native_stdp import native_kernels
+
+    k = native_kernels()  # the C extension's (sdk/plasticity/_native_stdp.py)
+    if k is not None:
+        _CACHE["k"], _CACHE["which"] = k, "native"
+        return _CACHE["k"]
+    _CACHE["which"] = "numpy"
     if os.environ.get("NEUROPLAST_NO_NUMBA", "") not in ("", "0"):
         _CACHE["k"] = None
         return None
@@ -33,7 +51,7 @@ def kernels() -> Any | None:
     from neuroplast.paths import use_user_numba_cache
 
     use_user_numba_cache(numba)  # compiled kernels go to the user cache, not the source tree
-    _CACHE["k"] = _build(numba)
+    _CACHE["k"], _CACHE["which"] = _build(numba), "numba"
     return _CACHE["k"]
 
 

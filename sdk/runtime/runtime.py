@@ -3,18 +3,22 @@
 Usage::
 
     rt = Runtime(graph, mode="float")     # or mode="int" (int8/int32 fixed point)
+    rt.backend                            # "native" (compiled plan) or "numpy"
     y = rt.step(x)                        # one time step; x: input shape or (B, *shape)
     ys = rt.run(seq)                      # (T, *shape) or (T, B, *shape)
     rt.reset()
 
 Inputs are validated at this boundary (shape, dtype, NaN/Inf -> DataError); kernels
-then run without checks. When learning is enabled (``rt.learn(True)``) the attached
+then run without checks. With the compiled kernels installed (``neuroplast._native``)
+``step`` runs the whole graph in one native call wherever every node has a native op
+(:mod:`neuroplast.runtime.native`); numpy is the fallback and the reference. When learning is enabled (``rt.learn(True)``) the attached
 plasticity rules update ``rt.params`` after every step, so ``run`` falls back to a
 step loop.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +29,7 @@ import numpy as np
 from neuroplast.errors import DataError, GraphError, PlasticityError, RuntimeStateError
 from neuroplast.graph.graph import Graph
 from neuroplast.runtime.kernels import BuildContext, Kernel, SparseInput, make_kernel
+from neuroplast.runtime.native import NativePlan, Unsupported, native_module
 
 __all__ = ["Runtime", "atomic_write_bytes"]
 
@@ -64,9 +69,16 @@ def _has_rules(engine: Any) -> bool:
 class Runtime:
     """Interpreter of a :class:`~neuroplast.graph.Graph` in ``"float"`` or ``"int"`` mode."""
 
-    def __init__(self, graph: Graph, mode: str = "float") -> None:
+    def __init__(self, graph: Graph, mode: str = "float", backend: str = "auto") -> None:
         if mode not in ("float", "int"):
             raise GraphError(f"mode must be 'float' or 'int', not {mode!r}")
+        if backend not in ("auto", "native", "numpy"):
+            raise GraphError(f"backend must be 'auto', 'native' or 'numpy', not {backend!r}")
+        if backend == "native" and native_module() is None:
+            raise GraphError(
+                "backend='native' but the compiled kernels (neuroplast._native) are not "
+                "available; reinstall with a C compiler or use backend='auto'"
+            )
         if not isinstance(graph, Graph):
             raise GraphError(f"Runtime needs a Graph, got {type(graph).__name__}")
         self.graph = graph
@@ -96,6 +108,7 @@ class Runtime:
             n: k.params for n, k in self.kernels.items() if k.params
         }
         self.inputs = graph.inputs
+        self._input_set = frozenset(graph.inputs)
         self.outputs = graph.outputs
         self.state: dict[str, tuple] = {}
         self.batch: int | None = None
@@ -104,8 +117,51 @@ class Runtime:
         self.last_inputs: dict[str, list[Any]] = {}
         self.last_outputs: dict[str, Any] = {}
         self._plasticity = None
+        self._native = backend != "numpy" and native_module() is not None
+        self._plan: NativePlan | None = None
+        self._plan_failed: str | None = None
 
     # --------------------------------------------------------------- plumbing
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles drop the native plan (it views this runtime's arrays; the
+        copy builds its own at its next step)."""
+        d = self.__dict__.copy()
+        d["_plan"] = None
+        return d
+
+    @property
+    def backend(self) -> str:
+        """``"native"`` when ``step`` runs the compiled whole-graph plan, else ``"numpy"``
+        (no compiled kernels, ``backend="numpy"``, or a node without a native op:
+        :attr:`backend_reason` says which)."""
+        if not self._native:
+            return "numpy"
+        if self._plan is None and self._plan_failed is None:
+            try:  # decide now (batch 1), without waiting for the first step
+                NativePlan(self, 1) if self.batch is None else None
+            except Unsupported as e:
+                self._plan_failed = str(e) or type(e).__name__
+        return "numpy" if self._plan_failed else "native"
+
+    @property
+    def backend_reason(self) -> str:
+        """Why :attr:`backend` is ``"numpy"`` ("" when native)."""
+        if not self._native:
+            return "compiled kernels unavailable or disabled"
+        return self._plan_failed or ""
+
+    def _native_plan(self, batch: int) -> NativePlan | None:
+        if not self._native or self._plan_failed is not None:
+            return None
+        plan = self._plan
+        if plan is None or plan.batch != batch or not plan.valid():
+            try:
+                plan = self._plan = NativePlan(self, batch)
+            except Unsupported as e:
+                self._plan_failed, self._plan = str(e), None
+                return None
+        return plan
+
     @property
     def plasticity(self) -> Any:
         """The plasticity engine (rules attached to named layers)."""
@@ -133,6 +189,7 @@ class Runtime:
             {} if batch is None else {n: k.init_state(batch) for n, k in self.kernels.items()}
         )
         self.steps = 0
+        self._plan = None
 
     def _ensure_state(self, batch: int) -> None:
         if self.batch is None:
@@ -161,6 +218,19 @@ class Runtime:
                     raise DataError(f"input {name!r}: {vals.shape} values for {idx.shape} indices")
                 vals = self._cast_input(f"input {name!r}: sparse values", name, vals)
             return SparseInput(idx, vals), 1
+        if (
+            not time_axis
+            and type(x) is np.ndarray
+            and x.dtype == np.float32
+            and x.shape == shape
+            and (self.mode == "float" or self.kernels[name].out_quant is not None)
+        ):  # the streaming fast path: one float32 sample, only the finiteness check
+            # (a float64 sum of float32 values cannot overflow: it is finite iff they are)
+            if not math.isfinite(x.sum(dtype=np.float64)):
+                raise DataError(
+                    f"input {name!r} contains NaN or Inf after the cast to float32 (|x| < 3.4e38)"
+                )
+            return x[None], 1
         try:
             x = np.asarray(x)
         except (TypeError, ValueError, OverflowError) as e:
@@ -168,7 +238,7 @@ class Runtime:
         x = self._cast_input(f"input {name!r}", name, x)
         lead = 1 if time_axis else 0
         if x.shape[lead:] == shape:
-            x = np.expand_dims(x, lead)
+            x = x[None] if lead == 0 else x[:, None]
         elif x.shape[lead + 1 :] != shape:
             want = ("T, " if time_axis else "") + f"[B,] {', '.join(map(str, shape))}"
             raise DataError(f"input {name!r} has shape {x.shape}; expected ({want})")
@@ -186,7 +256,7 @@ class Runtime:
             if x.dtype != np.float32:
                 with np.errstate(over="ignore", invalid="ignore"):
                     x = x.astype(np.float32)
-            if not np.all(np.isfinite(x)):
+            if not np.isfinite(x).all():
                 raise DataError(
                     f"{what} contains NaN or Inf after the cast to float32 (|x| < 3.4e38)"
                 )
@@ -202,6 +272,8 @@ class Runtime:
 
     def _split_inputs(self, x: Any) -> dict[str, Any]:
         if isinstance(x, dict):
+            if x.keys() == self._input_set:
+                return x
             missing = set(self.inputs) - set(x)
             extra = set(x) - set(self.inputs)
             if missing or extra:
@@ -222,7 +294,9 @@ class Runtime:
         squeeze = False
         for name, v in self._split_inputs(x).items():
             arr, b = self._check_input(name, v, time_axis=time_axis)
-            if isinstance(v, SparseInput) or np.ndim(v) == len(self.shapes[name]) + lead:
+            if isinstance(v, SparseInput):
+                squeeze = True
+            elif (v.ndim if type(v) is np.ndarray else np.ndim(v)) == len(self.shapes[name]) + lead:
                 squeeze = True
             if batch is not None and b != batch:
                 raise DataError("all inputs must have the same batch size")
@@ -243,17 +317,31 @@ class Runtime:
             raise DataError(f"reward must be finite, got {reward!r}")
         checked, batch, squeeze = self._check_feeds(x, time_axis=False)
         self._ensure_state(batch)
-        values: dict[str, Any] = {}
-        last_in: dict[str, list[Any]] = {}
-        for name in self.order:
-            k = self.kernels[name]
-            ins = [checked[name]] if name in checked else [values[p] for p in self.preds[name]]
-            values[name], self.state[name] = k.step(ins, self.state[name])
-            last_in[name] = ins
-        self.last_inputs, self.last_outputs = last_in, values
+        for v in checked.values():
+            if type(v) is SparseInput:  # events go column by column through numpy
+                plan = None
+                break
+        else:
+            plan = self._native_plan(batch)
+        if plan is not None:
+            # one native call; the value buffers are reused, so outputs are copied below
+            values = plan.step(checked)
+            self.last_inputs, self.last_outputs = plan.last_inputs, values
+        else:
+            values = {}
+            last_in: dict[str, list[Any]] = {}
+            for name in self.order:
+                k = self.kernels[name]
+                ins = [checked[name]] if name in checked else [values[p] for p in self.preds[name]]
+                values[name], self.state[name] = k.step(ins, self.state[name])
+                last_in[name] = ins
+            self.last_inputs, self.last_outputs = last_in, values
         self.steps += 1
         if self.learning and self._plasticity is not None:
             self._plasticity.apply(self, reward)
+        if plan is not None:
+            out = plan.outputs(squeeze)
+            return out[self.outputs[0]] if len(self.outputs) == 1 else out
         out = self._result(values)
         if squeeze:
             out = {k: v[0] for k, v in out.items()} if isinstance(out, dict) else out[0]
@@ -382,6 +470,7 @@ class Runtime:
                 self.params[n][k][...] = a
         self.batch = batch
         self.state = new_state
+        self._plan = None
         self.steps = steps
         if prepared is not None:
             self._plasticity.commit_state(prepared, self)  # pushes learned thresholds too

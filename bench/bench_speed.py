@@ -1,0 +1,516 @@
+"""Host speed of the compiled fast path (issue 23): ratios to peers and to this machine's
+measured limits, all in one run, one thread.
+
+The machine is shared, so every figure that is compared is measured in the same process,
+interleaved round by round, as the CPU time of the measuring thread (``time.thread_time``:
+time slices lost to other processes are not counted; every engine here runs on the calling
+thread with one thread), each implementation's best of ``--rounds`` rounds. Wall-clock
+figures are recorded beside them (``wall_*``):
+
+* roofline: memory bandwidth (numpy copy of 64 MB), and the BLAS GEMV time of the streaming
+  network's weights (the dense work of one step; ``limit steps/s = 1 / sum GEMV``);
+* streaming 700-256-256-20 LIF, ``rt.step`` (native plan and numpy) vs snnTorch and Norse;
+* int8 CNN 3x32x32 batch 1: ``rt.step`` in int mode (native, numpy) vs LiteRT (XNNPACK);
+  native and numpy outputs are checked bit-identical;
+* STDP 700x256 through ``rt.step`` + engine vs BindsNET (bench_plasticity.py's setup;
+  weights cross-checked);
+* event-driven HD motion layer (pooled sum/difference path) at 20x pruning of the trained
+  kernel: native (and numba when installed) vs the dense torch Conv3d, beside the layer's
+  limit on this machine: tap updates/s against measured peak float32 adds/s, and
+  accumulator bytes per event x events/s against the measured copy bandwidth;
+* peak RSS and import time of a fresh process (bench_runtime.py's probe).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_speed.py [--rounds 7] [--quick]
+
+Prints a table and writes bench/results/speed.json (bench/report.py puts it in the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+RESULTS = HERE / "results"
+
+GOALS = {
+    "stream_vs_snntorch": 10.0,
+    "stream_vs_norse": 8.0,
+    "stream_of_roofline": 0.5,
+    "cnn_vs_litert_max": 2.0,
+    "stdp_vs_bindsnet": 20.0,
+    "stdp_vs_bindsnet_issue16": 10.0,
+    "events_m_per_s": 0.6,
+    "events_of_limit": 0.5,
+    "events_vs_dense": 100.0,
+    "peak_rss_mb": 60.0,
+    "import_s": 0.1,
+}
+
+
+WALL: dict[str, float] = {}
+
+
+def interleaved(fns: dict, rounds: int) -> dict[str, float]:
+    """Best thread CPU time of each callable over ``rounds`` rounds, the callables taking
+    turns (best wall times go to ``WALL``)."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            w0, t0 = time.perf_counter(), time.thread_time()
+            fn()
+            best[k] = min(best[k], time.thread_time() - t0)
+            WALL[k] = min(WALL.get(k, float("inf")), time.perf_counter() - w0)
+    return best
+
+
+def roofline(graph) -> dict:  # noqa: ANN001
+    a = np.ones(16 << 20, np.float32)  # 64 MB
+    b = np.empty_like(a)
+    t = min(_timed(lambda: np.copyto(b, a)) for _ in range(5))
+    ws = [np.asarray(graph.nodes[f"fc{i}"].weight, np.float32) for i in range(3)]
+    xs = [
+        np.random.default_rng(i).random((1, w.shape[1]), dtype=np.float32) for i, w in enumerate(ws)
+    ]
+
+    def gemv() -> None:
+        for x, w in zip(xs, ws):
+            x @ w.T
+
+    n = 200
+    t_g = min(_timed(lambda: [gemv() for _ in range(n)]) for _ in range(5)) / n
+    w_bytes = sum(w.nbytes for w in ws)
+    return {
+        "mem_bandwidth_gb_s": 2 * a.nbytes / t / 1e9,
+        "gemv_us_per_step": t_g * 1e6,
+        "gemv_limit_steps_per_s": 1 / t_g,
+        "weights_bytes_per_step": w_bytes,
+        "dram_limit_steps_per_s": 2 * a.nbytes / t / w_bytes,
+    }
+
+
+def _timed(fn) -> float:  # noqa: ANN001
+    t0 = time.thread_time()
+    fn()
+    return time.thread_time() - t0
+
+
+def streaming(graph, steps: int, rounds: int) -> dict:  # noqa: ANN001
+    import bench_runtime as br
+    import snntorch as snn
+    import torch
+    from norse.torch import LIFBoxCell, LIFBoxParameters
+
+    from neuroplast.runtime import Runtime
+
+    torch.set_num_threads(1)
+    x = (np.random.default_rng(1).random((steps, 700)) < 0.05).astype(np.float32)
+    rts = {"native": Runtime(graph), "numpy": Runtime(graph, backend="numpy")}
+    assert rts["native"].backend == "native", rts["native"].backend_reason
+
+    def stream(rt):  # noqa: ANN001, ANN202
+        def go() -> None:
+            rt.reset()
+            for t in range(steps):
+                rt.step(x[t])
+
+        return go
+
+    outs = {}
+    for k, rt in rts.items():
+        rt.reset()
+        outs[k] = np.stack([rt.step(x[t]) for t in range(steps)])
+    lins, nrn, cells = [], [], []
+    for i in range(3):
+        n = graph.nodes[f"fc{i}"]
+        lin = torch.nn.Linear(n.weight.shape[1], n.weight.shape[0])
+        lin.weight.data = torch.from_numpy(np.array(n.weight))
+        lin.bias.data.zero_()
+        lins.append(lin)
+        nrn.append(snn.Leaky(beta=1 - graph.dt / 2e-2, threshold=1.0, reset_mechanism="zero"))
+        p = LIFBoxParameters(
+            tau_mem_inv=torch.tensor(1 / 2e-2),
+            v_th=torch.tensor(1.0),
+            v_leak=torch.tensor(0.0),
+            v_reset=torch.tensor(0.0),
+        )
+        cells.append(LIFBoxCell(p, dt=graph.dt))
+    xt = torch.from_numpy(x)[:, None, :]
+
+    @torch.no_grad()
+    def snntorch_stream() -> None:
+        mems = [m.init_leaky() for m in nrn]
+        for t in range(steps):
+            h = xt[t]
+            for k in range(3):
+                h, mems[k] = nrn[k](lins[k](h), mems[k])
+
+    @torch.no_grad()
+    def norse_stream() -> None:
+        states = [None, None, None]
+        for t in range(steps):
+            h = xt[t]
+            for k in range(3):
+                h, states[k] = cells[k](lins[k](h), states[k])
+
+    fns = {
+        "neuroplast step() native": stream(rts["native"]),
+        "neuroplast step() numpy": stream(rts["numpy"]),
+        "snnTorch": snntorch_stream,
+        "Norse": norse_stream,
+    }
+    for f in fns.values():
+        f()
+    best = interleaved(fns, rounds)
+    sps = {k: steps / v for k, v in best.items()}
+    del br
+    return {
+        "steps": steps,
+        "steps_per_s": sps,
+        "spikes_identical_native_vs_numpy": bool(np.array_equal(outs["native"], outs["numpy"])),
+        "vs_snntorch": sps["neuroplast step() native"] / sps["snnTorch"],
+        "vs_norse": sps["neuroplast step() native"] / sps["Norse"],
+        "native_vs_numpy": sps["neuroplast step() native"] / sps["neuroplast step() numpy"],
+    }
+
+
+def cnn(rounds: int) -> dict:
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+    from bench_backends import big_cnn
+
+    from neuroplast.quant import quantize
+    from neuroplast.quantize import calibrate, export_tflite, lower, prepare
+    from neuroplast.runtime import Runtime
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = prepare(big_cnn())
+    example = torch.zeros(1, 3, 32, 32)
+    calibrate(model, [torch.rand((128, 3, 32, 32))])
+    g = lower(model, example)
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    xq = quantize(x, g.nodes["input"].quant)
+    with tempfile.TemporaryDirectory() as td:
+        it = Interpreter(model_path=str(export_tflite(g, Path(td) / "m.tflite")), num_threads=1)
+    it.allocate_tensors()
+    ii, oi = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    nat, ref = Runtime(g, mode="int"), Runtime(g, mode="int", backend="numpy")
+    assert nat.backend == "native", nat.backend_reason
+    same = bool(np.array_equal(nat.step(xq), ref.step(xq)))
+    macs = 0
+    for name in nat.order:
+        n = g.nodes[name]
+        if getattr(n, "weight", None) is not None:
+            w = np.asarray(n.weight)
+            out = nat.shapes[name]
+            macs += int(np.prod(w.shape[1:])) * int(np.prod(out))
+
+    def litert() -> None:
+        it.set_tensor(ii, x_nhwc)
+        it.invoke()
+        it.get_tensor(oi)
+
+    reps = 10
+    fns = {
+        "neuroplast int native": lambda: [nat.step(xq) for _ in range(reps)],
+        "neuroplast int numpy": lambda: [ref.step(xq) for _ in range(reps)],
+        "LiteRT (XNNPACK)": lambda: [litert() for _ in range(reps)],
+    }
+    best = interleaved(fns, rounds)
+    us = {k: v / reps * 1e6 for k, v in best.items()}
+    return {
+        "latency_us": us,
+        "macs": macs,
+        "native_gmac_s": macs / us["neuroplast int native"] / 1e3,
+        "litert_gmac_s": macs / us["LiteRT (XNNPACK)"] / 1e3,
+        "vs_litert": us["neuroplast int native"] / us["LiteRT (XNNPACK)"],
+        "native_vs_numpy": us["neuroplast int numpy"] / us["neuroplast int native"],
+        "bit_identical_native_vs_numpy": same,
+    }
+
+
+def stdp(steps: int, rounds: int) -> dict:
+    import bench_plasticity as bp
+
+    from neuroplast.plasticity import _accel
+
+    pre, post = bp.make_trains(steps, 0.02)
+    w0 = bp.initial_weights()
+    bp.run_neuroplast_runtime(pre[:50], post[:50], w0)
+    bp.run_bindsnet(pre[:50], post[:50], w0)
+    res: dict = {}
+
+    def ours() -> None:
+        res["ours"] = bp.run_neuroplast_runtime(pre, post, w0)
+
+    def peer() -> None:
+        res["peer"] = bp.run_bindsnet(pre, post, w0)
+
+    def chunked() -> None:
+        res["chunked"] = bp.run_neuroplast_chunked(pre, post, w0)
+
+    best = interleaved(
+        {"rt.step + engine": ours, "stdp_run": chunked, "BindsNET": peer}, rounds
+    )  # fmt: skip
+    sps = {k: steps / v for k, v in best.items()}
+    return {
+        "steps": steps,
+        "kernels": _accel.which(),
+        "steps_per_s": sps,
+        "vs_bindsnet": sps["rt.step + engine"] / sps["BindsNET"],
+        "stdp_run_vs_bindsnet": sps["stdp_run"] / sps["BindsNET"],
+        "max_abs_weight_diff_vs_bindsnet": float(np.abs(res["ours"][1] - res["peer"][1]).max()),
+    }
+
+
+def events(rounds: int, bandwidth: float) -> dict:
+    import torch
+
+    from neuroplast.apps.motion.event_layer import compile_taps, hd_event_run, numba_available
+    from neuroplast.apps.motion.events import events_to_voxels
+    from neuroplast.apps.motion.model import HDKernel, hd_logits_torch, prune_kernel
+    from neuroplast.apps.motion.simulate import DVSParams, SceneParams, simulate_movie
+
+    torch.set_num_threads(1)
+    kern = HDKernel.load(RESULTS / "motion_kernel.npz")
+    scene = SceneParams(size=64, texture_size=128, n_steps=100, f_cut=0.15)
+    movie = simulate_movie(12345, scene, DVSParams(threshold=1.2))
+    a = events_to_voxels(movie.events, movie.sensor_size, movie.n_steps)
+    n_ev = int(a.sum())
+    k = prune_kernel(kern, kern.weight.size // 20, basis="split")
+    taps = compile_taps(k.weight, k.bias, movie.sensor_size)
+    backends = ["native"] + (["numba"] if numba_available() else [])
+    outs = {
+        b: hd_event_run(taps, movie.events, movie.n_steps, backend=b, pooled=True) for b in backends
+    }
+    x = torch.from_numpy(a[None].astype(np.float32))
+    w, b = torch.from_numpy(k.weight), torch.from_numpy(k.bias)
+
+    def dense() -> None:
+        with torch.no_grad():
+            hd_logits_torch(x, w, b)
+
+    fns = {
+        be: (lambda be=be: hd_event_run(taps, movie.events, movie.n_steps, backend=be, pooled=True))
+        for be in backends
+    }
+    best = interleaved(fns, rounds)
+    best["dense torch Conv3d"] = interleaved({"d": dense}, 1)["d"]
+    # the machine's peak float32 adds (L1-resident numpy add) for the tap-update limit
+    u, v = np.ones(4096, np.float32), np.ones(4096, np.float32)
+    t_add = min(_timed(lambda: [np.add(u, v, out=u) for _ in range(2000)]) for _ in range(5))
+    peak_adds = 4096 * 2000 / t_add
+    nnz = taps.split.nnz_d
+    eps = {k_: n_ev / t for k_, t in best.items()}
+    bytes_per_event = nnz * (4 + 4)  # read + write of one float32 accumulator per tap
+    lim_adds, lim_bw = peak_adds / nnz, bandwidth * 1e9 / bytes_per_event
+    return {
+        "events": n_ev,
+        "sensor": list(movie.sensor_size),
+        "kernel_shape": list(k.weight.shape),
+        "prune_factor": 20,
+        "taps_per_event": nnz,
+        "events_per_s": eps,
+        "native_equals_numba": bool(np.array_equal(outs["native"], outs["numba"]))
+        if "numba" in outs
+        else None,
+        "peak_adds_per_s": peak_adds,
+        "limit_events_per_s_adds": lim_adds,
+        "limit_events_per_s_bandwidth": lim_bw,
+        "of_limit": eps["native"] / min(lim_adds, lim_bw),
+        "vs_dense": eps["native"] / eps["dense torch Conv3d"],
+    }
+
+
+def footprint(graph) -> dict:  # noqa: ANN001
+    import bench_runtime as br
+
+    from neuroplast.bundle import save_bundle
+
+    with tempfile.TemporaryDirectory() as d:
+        return br.process_footprint(save_bundle(Path(d) / "b.zip", graph), 100)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    ap.add_argument("--out", default=str(RESULTS / "speed.json"))
+    a = ap.parse_args(argv)
+    import bench_runtime as br
+
+    from neuroplast.runtime.native import backend_name
+
+    graph = br.build_graph()
+    r: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m_at_start": os.getloadavg()[0],
+        "threads": 1,
+        "backend": backend_name(),
+        "goals": GOALS,
+    }
+    r["roofline"] = roofline(graph)
+    r["streaming"] = streaming(graph, 100 if a.quick else 300, a.rounds)
+    s = r["streaming"]
+    s["of_gemv_roofline"] = (
+        s["steps_per_s"]["neuroplast step() native"] / r["roofline"]["gemv_limit_steps_per_s"]
+    )
+    r["cnn"] = cnn(a.rounds)
+    r["stdp"] = stdp(300 if a.quick else 500, max(5, a.rounds))
+    r["events"] = events(max(3, a.rounds // 2), r["roofline"]["mem_bandwidth_gb_s"])
+    r["footprint"] = footprint(graph)
+    r["load_avg_1m_at_end"] = os.getloadavg()[0]
+    r["timing"] = "best thread CPU time of interleaved rounds (time.thread_time)"
+    r["wall_best_s"] = dict(WALL)
+    r["met"] = {
+        "stream_vs_snntorch": s["vs_snntorch"] >= GOALS["stream_vs_snntorch"],
+        "stream_vs_norse": s["vs_norse"] >= GOALS["stream_vs_norse"],
+        "stream_of_roofline": s["of_gemv_roofline"] >= GOALS["stream_of_roofline"],
+        "cnn_vs_litert": r["cnn"]["vs_litert"] <= GOALS["cnn_vs_litert_max"],
+        "stdp_vs_bindsnet": r["stdp"]["vs_bindsnet"] >= GOALS["stdp_vs_bindsnet"],
+        "stdp_vs_bindsnet_issue16": r["stdp"]["vs_bindsnet"] >= GOALS["stdp_vs_bindsnet_issue16"],
+        "events_m_per_s": r["events"]["events_per_s"]["native"] / 1e6 >= GOALS["events_m_per_s"],
+        "events_of_limit": r["events"]["of_limit"] >= GOALS["events_of_limit"],
+        "events_vs_dense": r["events"]["vs_dense"] >= GOALS["events_vs_dense"],
+        "peak_rss": r["footprint"]["peak_rss_mb"] <= GOALS["peak_rss_mb"],
+        "import": r["footprint"]["import_s"] <= GOALS["import_s"],
+    }
+    _print(r)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=2))
+    return r
+
+
+def _print(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rf, s, c, p, f = r["roofline"], r["streaming"], r["cnn"], r["stdp"], r["footprint"]
+    t = Table(
+        title=f"host speed, 1 thread, backend {r['backend']} (load {r['load_avg_1m_at_start']:.1f})"
+    )
+    for col in ("what", "neuroplast", "peer / limit", "ratio", "goal", "met"):
+        t.add_column(col)
+    m = r["met"]
+    sn = s["steps_per_s"]["neuroplast step() native"]
+    t.add_row(
+        "stream 700-256-256-20 step()",
+        f"{sn:,.0f} steps/s",
+        f"snnTorch {s['steps_per_s']['snnTorch']:,.0f}",
+        f"{s['vs_snntorch']:.1f}x",
+        ">= 10x",
+        str(m["stream_vs_snntorch"]),
+    )
+    t.add_row(
+        "",
+        "",
+        f"Norse {s['steps_per_s']['Norse']:,.0f}",
+        f"{s['vs_norse']:.1f}x",
+        ">= 8x",
+        str(m["stream_vs_norse"]),
+    )
+    t.add_row(
+        "",
+        "",
+        f"BLAS GEMV limit {rf['gemv_limit_steps_per_s']:,.0f}",
+        f"{100 * s['of_gemv_roofline']:.0f}%",
+        ">= 50%",
+        str(m["stream_of_roofline"]),
+    )
+    t.add_row(
+        "",
+        f"numpy {s['steps_per_s']['neuroplast step() numpy']:,.0f}",
+        "",
+        f"native {s['native_vs_numpy']:.1f}x numpy",
+        "",
+        "",
+    )
+    lu = c["latency_us"]
+    t.add_row(
+        "int8 CNN 3x32x32",
+        f"{lu['neuroplast int native']:,.0f} us ({c['native_gmac_s']:.2f} GMAC/s)",
+        f"LiteRT {lu['LiteRT (XNNPACK)']:,.0f} us ({c['litert_gmac_s']:.1f} GMAC/s)",
+        f"{c['vs_litert']:.1f}x slower",
+        "<= 2x",
+        str(m["cnn_vs_litert"]),
+    )
+    t.add_row(
+        "",
+        f"numpy {lu['neuroplast int numpy']:,.0f} us",
+        "",
+        f"native {c['native_vs_numpy']:.1f}x numpy",
+        "",
+        "",
+    )
+    t.add_row(
+        "STDP 700x256 rt.step + engine",
+        f"{p['steps_per_s']['rt.step + engine']:,.0f} steps/s ({p['kernels']})",
+        f"BindsNET {p['steps_per_s']['BindsNET']:,.0f}",
+        f"{p['vs_bindsnet']:.1f}x",
+        ">= 20x (>= 10x #16)",
+        f"{m['stdp_vs_bindsnet']} ({m['stdp_vs_bindsnet_issue16']})",
+    )
+    t.add_row(
+        "",
+        f"stdp_run {p['steps_per_s']['stdp_run']:,.0f}",
+        "",
+        f"{p['stdp_run_vs_bindsnet']:.1f}x",
+        "",
+        "",
+    )
+    ev = r["events"]
+    lim = min(ev["limit_events_per_s_adds"], ev["limit_events_per_s_bandwidth"])
+    t.add_row(
+        "event HD layer, 20x pruned",
+        f"{ev['events_per_s']['native'] / 1e6:.3f} M events/s ({ev['taps_per_event']:,} taps/ev)",
+        f"limit {lim / 1e6:.3f} M/s (adds {ev['limit_events_per_s_adds'] / 1e6:.3f}, "
+        f"bandwidth {ev['limit_events_per_s_bandwidth'] / 1e6:.3f})",
+        f"{100 * ev['of_limit']:.0f}% of limit",
+        ">= 0.6 M/s, >= 50%",
+        f"{m['events_m_per_s']}, {m['events_of_limit']}",
+    )
+    t.add_row(
+        "",
+        f"numba {ev['events_per_s'].get('numba', float('nan')) / 1e6:.3f} M/s",
+        f"dense Conv3d {ev['events_per_s']['dense torch Conv3d'] / 1e6:.4f} M/s",
+        f"{ev['vs_dense']:.0f}x dense",
+        ">= 100x",
+        str(m["events_vs_dense"]),
+    )
+    t.add_row(
+        "import + load + run",
+        f"{f['peak_rss_mb']:.0f} MB, import {1000 * f['import_s']:.0f} ms",
+        "",
+        "",
+        "<= 60 MB, <= 100 ms",
+        f"{m['peak_rss']}, {m['import']}",
+    )
+    t.add_row(
+        "machine",
+        f"copy {rf['mem_bandwidth_gb_s']:.1f} GB/s",
+        f"GEMV {rf['gemv_us_per_step']:.1f} us/step",
+        "",
+        "",
+        "",
+    )
+    Console(width=160).print(t)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1236 @@
+/* _native.c -- neuroplast's optional compiled fast path (a CPython extension).
+ *
+ * The integer kernels are the firmware's own (firmware_bridge/firmware/np_kernels.c, linked
+ * into this module unchanged), so host and board agree by construction. This file adds:
+ *   - a plan: a list of ops over caller-owned (numpy) buffers, run in one call per step
+ *     (no Python per layer), holding buffer views so in-place weight updates are seen;
+ *   - float32 kernels the firmware has no use for (dense/event-driven linear, LIF/LI);
+ *   - trace STDP (event-driven update, whole-train run) on float32/float64 weights.
+ * numpy (sdk/runtime/kernels.py, sdk/neurons.py, sdk/plasticity/stdp.py) stays the
+ * reference; tests compare the two. No numpy headers: buffers come by the buffer protocol
+ * and the Python side (sdk/runtime/native.py) checks dtypes; this file checks sizes. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "np_kernels.h"
+
+enum {
+    OP_LINEAR_I8 = 1,
+    OP_CONV_I8 = 2,
+    OP_POOL_I = 3,
+    OP_ADD_I = 4,
+    OP_RELU_I = 5,
+    OP_NEURON_I = 6,
+    OP_LINEAR_F = 7,
+    OP_LIF_F = 8,
+    OP_RELU_F = 9,
+    OP_SCALE_I = 10,
+    OP_THRESHOLD_I = 11,
+    OP_DELAY = 12,
+    OP_DELAY_LINEAR_F = 13,
+    OP_DELAY_LINEAR_I = 14,
+    OP_RING_SPLIT = 30,
+    OP_STDP_EVENT_F32 = 20,
+    OP_STDP_EVENT_F64 = 21,
+    OP_STDP_RUN_F32 = 22,
+    OP_STDP_RUN_F64 = 23,
+};
+
+#define MAX_BUFS 16
+#define MAX_INTS 24
+#define MAX_DBLS 12
+
+typedef struct {
+    int kind;
+    int nb;
+    Py_buffer view[MAX_BUFS];
+    void *b[MAX_BUFS];
+    Py_ssize_t len[MAX_BUFS]; /* bytes */
+    long long i[MAX_INTS];
+    double d[MAX_DBLS];
+    int ni, nd;
+    int status; /* set by op_run: -1 = out of memory */
+} op_t;
+
+/* ------------------------------------------------------------------ float kernels */
+
+/* y[b, o] = bias[o] + sum_j w[o, j] x[b, j]. Inputs with few non-zeros (spikes) take the
+ * event-driven path (only the active columns, accumulated in double and rounded once);
+ * dense inputs a 16-lane float32 dot product (vectorised at -O3; no FMA contraction) (summation order differs from BLAS's, so
+ * results agree with numpy to float32 rounding, not bit for bit). */
+static void linear_f32(const float *x, int batch, int n_in, int n_out, const float *w,
+                       const float *bias, float *y, int *idx)
+{
+    int b, o, j, k;
+    for (b = 0; b < batch; b++) {
+        const float *xb = x + (size_t)b * n_in;
+        float *yb = y + (size_t)b * n_out;
+        int nnz = 0;
+        for (j = 0; j < n_in; j++)
+            if (xb[j] != 0.0f) idx[nnz++] = j;
+        if (nnz * 4 < n_in) {
+            for (o = 0; o < n_out; o++) {
+                const float *wr = w + (size_t)o * n_in;
+                double acc = bias ? (double)bias[o] : 0.0;
+                for (k = 0; k < nnz; k++) acc += (double)wr[idx[k]] * (double)xb[idx[k]];
+                yb[o] = (float)acc;
+            }
+        } else {
+            for (o = 0; o < n_out; o++) {
+                const float *wr = w + (size_t)o * n_in;
+                float a[16] = {0}, s = 0.0f;
+                for (j = 0; j + 16 <= n_in; j += 16)
+                    for (k = 0; k < 16; k++) a[k] += wr[j + k] * xb[j + k];
+                for (; j < n_in; j++) s += wr[j] * xb[j];
+                for (k = 0; k < 8; k++) a[k] += a[k + 8];
+                for (k = 0; k < 4; k++) a[k] += a[k + 4];
+                s += (a[0] + a[2]) + (a[1] + a[3]);
+                yb[o] = bias ? s + bias[o] : s;
+            }
+        }
+    }
+}
+
+/* Integer convolution, register-blocked: x - zp_in is first written, as int16, into a
+ * zero-padded copy xs ((H + 2 ph) x (W + 2 pw) per channel: padded taps add exactly 0, as
+ * in np_conv2d), then each run of up to 16 outputs of one row keeps its accumulators in
+ * registers while every tap (ic, ky, kx) adds w * x (vectorised). The sum is the exact
+ * integer sum the firmware's np_conv2d computes (the plan checks it fits int32 and that
+ * x - zp_in fits int16) and the output goes through the firmware's requantization
+ * (np_affine_out), so results are bit-identical. */
+#define NP_RUN 16
+/* a[0..15] += sum over taps t of wt[t] * base[off[t] + 0..15] (the vectorised inner loop) */
+static void run16(const int16_t *base, const int32_t *off, const int16_t *wt, int nt,
+                  int32_t *restrict a)
+{
+    int t, k;
+    int32_t acc[NP_RUN] = {0};
+    for (t = 0; t < nt; t++) {
+        const int16_t *r = base + off[t];
+        const int32_t wv = wt[t];
+        for (k = 0; k < NP_RUN; k++) acc[k] += wv * (int32_t)r[k];
+    }
+    for (k = 0; k < NP_RUN; k++) a[k] = acc[k];
+}
+
+static void conv2d_blocked(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                           const np_affine_t *q, int32_t *y, int16_t *xs)
+{
+    const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
+    const int H = g->h, W = g->w, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
+    const int Ho = g->ho, Wo = g->wo, sw = g->sw, kh = g->kh, kw = g->kw;
+    const size_t pplane = (size_t)Hp * Wp;
+    int c, iy, ix, oc, icl, ky, kx, oy, ox0, k, t, ntap;
+    int32_t *off;
+    int16_t *wt;
+    memset(xs, 0, (size_t)g->c_in * pplane * sizeof(int16_t));
+    for (c = 0; c < g->c_in; c++)
+        for (iy = 0; iy < H; iy++) {
+            const int32_t *xr = x + ((size_t)c * H + iy) * W;
+            int16_t *dst = xs + c * pplane + (size_t)(iy + g->ph) * Wp + g->pw;
+            for (ix = 0; ix < W; ix++) dst[ix] = (int16_t)(xr[ix] - q->zp_in);
+        }
+    ntap = icg * kh * kw;
+    off = (int32_t *)malloc((size_t)ntap * sizeof(int32_t));
+    wt = (int16_t *)malloc((size_t)ntap * sizeof(int16_t));
+    if (!off || !wt) { /* out of memory: the firmware's kernel needs no scratch */
+        free(off);
+        free(wt);
+        np_conv2d(x, g, w, q, y);
+        return;
+    }
+    for (oc = 0; oc < g->c_out; oc++) {
+        const int16_t *xg = xs + (size_t)(oc / ocg) * icg * pplane;
+        const int8_t *wo = w + (size_t)oc * ntap;
+        int32_t *yo = y + (size_t)oc * Ho * Wo;
+        const int32_t bias = q->bias[oc];
+        int nt = 0;
+        for (icl = 0; icl < icg; icl++) /* the taps of this channel, zero weights dropped */
+            for (ky = 0; ky < kh; ky++)
+                for (kx = 0; kx < kw; kx++) {
+                    int8_t wv = wo[(icl * kh + ky) * kw + kx];
+                    if (!wv) continue;
+                    off[nt] = (int32_t)(icl * pplane + (size_t)ky * g->dh * Wp + kx * g->dw);
+                    wt[nt++] = wv;
+                }
+        for (oy = 0; oy < Ho; oy++)
+            for (ox0 = 0; ox0 < Wo; ox0 += NP_RUN) {
+                const int n = Wo - ox0 < NP_RUN ? Wo - ox0 : NP_RUN;
+                const int16_t *base = xg + (size_t)oy * g->sh * Wp + (size_t)ox0 * sw;
+                int32_t a[NP_RUN];
+                for (k = 0; k < NP_RUN; k++) a[k] = 0;
+                if (n == NP_RUN && sw == 1)
+                    run16(base, off, wt, nt, a);
+                else
+                    for (t = 0; t < nt; t++)
+                        for (k = 0; k < n; k++)
+                            a[k] += (int32_t)wt[t] * (int32_t)base[off[t] + k * sw];
+                for (k = 0; k < n; k++)
+                    yo[(size_t)oy * Wo + ox0 + k] = np_affine_out(q, (uint32_t)oc, (int64_t)bias + a[k]);
+            }
+    }
+    free(off);
+    free(wt);
+}
+
+/* Dense (groups = 1) integer convolution as im2col + int16 dot products: col[p][k] holds
+ * x - zp_in of output p's window (0 for padded taps, as in np_conv2d), wk[oc][k] the
+ * weights; y[oc][p] = affine_out(bias + col[p] . wk[oc]). The int16 x int16 -> int32 dot
+ * product vectorises (pmaddwd); pixels go in blocks of 8 so their columns stay in L1 while
+ * every output channel's weights pass over them. Exact integer sums (the plan checks they
+ * fit int32), the firmware's requantization: bit-identical to np_conv2d. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NP_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define NP_AVX2_CLONE
+#endif
+NP_AVX2_CLONE
+static void gemm_rows(const int16_t *col, const int16_t *wk, int K, int np_, int c_out,
+                      const np_affine_t *q, int32_t *y, size_t ystride)
+{
+    int oc, p, k;
+    for (oc = 0; oc < c_out; oc++) {
+        const int16_t *wr = wk + (size_t)oc * K;
+        for (p = 0; p < np_; p++) {
+            const int16_t *cr = col + (size_t)p * K;
+            int32_t s = 0;
+            for (k = 0; k < K; k++) s += (int32_t)wr[k] * (int32_t)cr[k];
+            y[(size_t)oc * ystride + p] = np_affine_out(q, (uint32_t)oc, (int64_t)q->bias[oc] + s);
+        }
+    }
+}
+
+#define NP_PBLOCK 8
+static void conv2d_gemm(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                        const np_affine_t *q, int32_t *y, int16_t *col, int16_t *wk)
+{
+    const int K = g->c_in * g->kh * g->kw, P = g->ho * g->wo;
+    int k, p, p0, ic, ky, kx;
+    for (k = 0; k < g->c_out * K; k++) wk[k] = w[k];
+    for (p = 0; p < P; p++) {
+        const int oy = p / g->wo, ox = p % g->wo;
+        int16_t *cr = col + (size_t)p * K;
+        for (ic = 0; ic < g->c_in; ic++)
+            for (ky = 0; ky < g->kh; ky++) {
+                const int iy = oy * g->sh - g->ph + ky * g->dh;
+                for (kx = 0; kx < g->kw; kx++) {
+                    const int ix = ox * g->sw - g->pw + kx * g->dw;
+                    *cr++ = (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                ? 0
+                                : (int16_t)(x[((size_t)ic * g->h + iy) * g->w + ix] - q->zp_in);
+                }
+            }
+    }
+    for (p0 = 0; p0 < P; p0 += NP_PBLOCK) {
+        const int n = P - p0 < NP_PBLOCK ? P - p0 : NP_PBLOCK;
+        gemm_rows(col + (size_t)p0 * K, wk, K, n, g->c_out, q, y + p0, (size_t)P);
+    }
+}
+
+/* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
+ *   v' = v_leak + beta (v - v_leak) + gain x;  s = [v' > v_th];  v = v_reset | v' - v_th s */
+static void lif_f32(const float *x, int n, const float *beta, const float *gain,
+                    const float *vth, const float *vreset, const float *vleak, int subtract,
+                    int spiking, float *v, float *y)
+{
+    int k;
+    for (k = 0; k < n; k++) {
+        float t = beta[k] * (v[k] - vleak[k]);
+        float vn = (vleak[k] + t) + gain[k] * x[k];
+        if (spiking) {
+            int s = vn > vth[k];
+            if (subtract) vn = vn - vth[k] * (float)s;
+            else if (s) vn = vreset[k];
+            y[k] = (float)s;
+        } else {
+            y[k] = vn;
+        }
+        v[k] = vn;
+    }
+}
+
+/* ------------------------------------------------------------------ delay lines
+ * The runtime's ring state (sdk/runtime/kernels.py _RingState): ring (depth, B, n) holds
+ * the inputs, row *ptr the newest; a step writes x at ptr' = (ptr + 1) % depth and reads
+ * x[t - d] from row (ptr' - d) mod depth. The ring is the runtime's own array (updated in
+ * place), with its own item size (1, 2, 4 or 8 bytes; 4 also carries float32 bits). */
+static long long ring_get(const void *ring, int isz, size_t k)
+{
+    switch (isz) {
+    case 1: return ((const int8_t *)ring)[k];
+    case 2: return ((const int16_t *)ring)[k];
+    case 8: return ((const int64_t *)ring)[k];
+    default: return ((const int32_t *)ring)[k];
+    }
+}
+
+static void ring_put(void *ring, int isz, size_t k, int32_t v)
+{
+    switch (isz) {
+    case 1: ((int8_t *)ring)[k] = (int8_t)v; break;
+    case 2: ((int16_t *)ring)[k] = (int16_t)v; break;
+    case 8: ((int64_t *)ring)[k] = v; break;
+    default: ((int32_t *)ring)[k] = v; break;
+    }
+}
+
+static long long ring_next(long long *ptr, long long depth)
+{
+    long long p = (*ptr + 1) % depth;
+    *ptr = p;
+    return p;
+}
+
+static size_t ring_row(long long p, long long d, long long depth)
+{
+    long long r = p - d;
+    return (size_t)(r < 0 ? r + depth : r);
+}
+
+/* ------------------------------------------------------------------ trace STDP
+ * The engine's event-driven update (sdk/plasticity/stdp.py _event_apply and the numba
+ * kernels in sdk/plasticity/_accel.py), element by element in double. */
+/* soft bound of one term (multiplicative STDP): potentiation * (hi - w), depression *
+ * (w - lo). per_term: a synapse hit by both terms in one step bounds each term apart (the
+ * documented rule); else their sum (the older definition). */
+static double soft_term(double d, double w, double lo, double hi)
+{
+    return d > 0 ? d * (hi - w) : d * (w - lo);
+}
+
+#define STDP_UPD(T)                                                                        \
+    static void upd_##T(T *wij, double d, int mult, double lo, double hi)                  \
+    {                                                                                      \
+        double v, wv = (double)*wij;                                                       \
+        if (mult) d = d > 0 ? d * (hi - wv) : d * (wv - lo);                               \
+        v = wv + d;                                                                        \
+        if (v < lo) v = lo;                                                                \
+        if (v > hi) v = hi;                                                                \
+        *wij = (T)v;                                                                       \
+    }                                                                                      \
+    static void event_apply_##T(T *w, int n_post, int n_pre, const long long *rows,        \
+                                int n_rows, const long long *cols, int n_cols,             \
+                                const double *gain, const double *x, const double *coef,   \
+                                const double *y, int mult, double lo, double hi,           \
+                                int use_cols, int per_term, unsigned char *is_row)         \
+    {                                                                                      \
+        int r, c, i, j;                                                                    \
+        memset(is_row, 0, (size_t)n_post);                                                 \
+        for (r = 0; r < n_rows; r++) {                                                     \
+            T *wr;                                                                         \
+            double g, yi;                                                                  \
+            i = (int)rows[r];                                                              \
+            is_row[i] = 1;                                                                 \
+            g = gain[r];                                                                   \
+            yi = use_cols ? y[i] : 0.0;                                                    \
+            wr = w + (size_t)i * n_pre;                                                    \
+            if (mult && per_term) {                                                        \
+                for (j = 0; j < n_pre; j++) {                                              \
+                    const double wv = (double)wr[j];                                       \
+                    double d = soft_term(g * x[j], wv, lo, hi);                            \
+                    if (use_cols && coef[j] != 0.0) d += soft_term(yi * coef[j], wv, lo, hi); \
+                    upd_##T(wr + j, d, 0, lo, hi);                                         \
+                }                                                                          \
+            } else if (mult) {                                                             \
+                for (j = 0; j < n_pre; j++) {                                              \
+                    double d = g * x[j];                                                   \
+                    if (use_cols && coef[j] != 0.0) d += yi * coef[j];                     \
+                    upd_##T(wr + j, d, 1, lo, hi);                                         \
+                }                                                                          \
+            } else if (use_cols) {                                                         \
+                for (j = 0; j < n_pre; j++) { /* coef[j] == 0 adds an exact 0 */           \
+                    double v = (double)wr[j] + (g * x[j] + yi * coef[j]);                  \
+                    v = v < lo ? lo : v;                                                   \
+                    wr[j] = (T)(v > hi ? hi : v);                                          \
+                }                                                                          \
+            } else {                                                                       \
+                for (j = 0; j < n_pre; j++) {                                              \
+                    double v = (double)wr[j] + g * x[j];                                   \
+                    v = v < lo ? lo : v;                                                   \
+                    wr[j] = (T)(v > hi ? hi : v);                                          \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        if (!use_cols) return;                                                             \
+        for (c = 0; c < n_cols; c++) {                                                     \
+            double cj;                                                                     \
+            j = (int)cols[c];                                                              \
+            cj = coef[j];                                                                  \
+            for (i = 0; i < n_post; i++)                                                   \
+                if (!is_row[i]) upd_##T(w + (size_t)i * n_pre + j, y[i] * cj, mult, lo, hi); \
+        }                                                                                  \
+    }
+STDP_UPD(float)
+STDP_UPD(double)
+
+/* Whole trains (T steps), as _accel.stdp_run; consts = (a_pre, a_post, a_post2, amp_pre,
+ * amp_post, g_post, g_pre, lo, hi). Trains are float64, or float32 when f32 (each step's
+ * rows are widened into scratch). Scratch (one block): rows, cols (int64), gain, coef, and
+ * the widened rows (double), is_row (bytes). */
+#define STDP_RUN(T)                                                                        \
+    static int stdp_run_##T(T *w, int n_post, int n_pre, int steps, const void *pre_t,     \
+                            const void *post_t, int f32, double *x, double *y, double *y2, \
+                            const double *cs, int n_cs, int nearest, int mult, int dc,     \
+                            int per_term)                                                  \
+    {                                                                                      \
+        int t, i, j, nr, nc;                                                               \
+        const double a_pre = cs[0], a_post = cs[1], a_post2 = cs[2], amp_pre = cs[3];      \
+        const double amp_post = cs[4], g_post = cs[5], g_pre = cs[6], lo = cs[7];          \
+        const double hi = cs[8], cap = n_cs > 9 ? cs[9] : INFINITY;                        \
+        size_t nw = 2 * ((size_t)n_post + n_pre);                                          \
+        long long *rows = malloc(nw * 16 + (size_t)n_post + 8);                            \
+        long long *cols;                                                                   \
+        double *gain, *coef, *prw, *pow_;                                                  \
+        unsigned char *is_row;                                                             \
+        if (!rows) return -1;                                                              \
+        cols = rows + n_post;                                                              \
+        gain = (double *)(cols + n_pre);                                                   \
+        coef = gain + n_post;                                                              \
+        prw = coef + n_pre;                                                                \
+        pow_ = prw + n_pre;                                                                \
+        is_row = (unsigned char *)(pow_ + n_post);                                         \
+        for (t = 0; t < steps; t++) {                                                      \
+            const double *pr, *po;                                                         \
+            if (f32) {                                                                     \
+                const float *a = (const float *)pre_t + (size_t)t * n_pre;                 \
+                const float *b = (const float *)post_t + (size_t)t * n_post;               \
+                for (j = 0; j < n_pre; j++) prw[j] = a[j];                                 \
+                for (i = 0; i < n_post; i++) pow_[i] = b[i];                               \
+                pr = prw, po = pow_;                                                       \
+            } else {                                                                       \
+                pr = (const double *)pre_t + (size_t)t * n_pre;                            \
+                po = (const double *)post_t + (size_t)t * n_post;                          \
+            }                                                                              \
+            for (j = 0; j < n_pre; j++) x[j] *= a_pre;                                     \
+            for (i = 0; i < n_post; i++) {                                                 \
+                y[i] *= a_post;                                                            \
+                if (dc) y2[i] *= a_post2;                                                  \
+            }                                                                              \
+            if (n_cs > 9) { /* the saturation guard: a step with too many inputs is skipped */ \
+                int n_act = 0;                                                             \
+                for (j = 0; j < n_pre; j++) n_act += pr[j] != 0;                           \
+                if (n_act > 1 && n_act > cap * n_pre) continue;                            \
+            }                                                                              \
+            nr = 0;                                                                        \
+            for (i = 0; i < n_post; i++)                                                   \
+                if (po[i] != 0) {                                                          \
+                    rows[nr] = i;                                                          \
+                    gain[nr++] = (dc ? g_post * y2[i] : g_post) * po[i];                   \
+                }                                                                          \
+            nc = 0;                                                                        \
+            for (j = 0; j < n_pre; j++) {                                                  \
+                coef[j] = g_pre * pr[j];                                                   \
+                if (pr[j] != 0) cols[nc++] = j;                                            \
+            }                                                                              \
+            if (nr || nc)                                                                  \
+                event_apply_##T(w, n_post, n_pre, rows, nr, cols, nc, gain, x, coef, y,    \
+                                mult, lo, hi, g_pre != 0.0, per_term, is_row);             \
+            for (j = 0; j < nc; j++) {                                                     \
+                int jj = (int)cols[j];                                                     \
+                if (!nearest) x[jj] += amp_pre * pr[jj];                                   \
+                else if (!per_term || pr[jj] > 0) x[jj] = amp_pre; /* a positive spike sets */ \
+            }                                                                              \
+            for (i = 0; i < nr; i++) {                                                     \
+                int ii = (int)rows[i];                                                     \
+                if (nearest && per_term && !(po[ii] > 0)) {                                \
+                } else if (nearest) {                                                      \
+                    y[ii] = amp_post;                                                      \
+                    if (dc) y2[ii] = 1.0;                                                  \
+                } else {                                                                   \
+                    y[ii] += amp_post * po[ii];                                            \
+                    if (dc) y2[ii] += po[ii];                                              \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        free(rows);                                                                        \
+        return 0;                                                                          \
+    }
+STDP_RUN(float)
+STDP_RUN(double)
+
+/* ------------------------------------------------------------------ event HD layer
+ * apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
+ * split), statement by statement, with the same float32/float64 arithmetic; see its
+ * docstring for the algorithm. ints: 1 sw sh binary n_bins kt ho wo ky kx n_ev nb nd ns n_c;
+ * bufs: key blk_d blk_dy blk_dx blk_start d_c d_w(f32) s_d s_dy s_dx s_c s_w(f32)
+ * vals(f32 kt*ho*wo*n_c) out(f64 n_bins*n_c). Returns -1 when out of memory. */
+static int ring_split(const long long *key, long long sw, long long sh, int binary,
+                      long long n_bins, long long kt, long long ho, long long wo, long long ky,
+                      long long kx, long long n_ev, long long nb, long long nd, long long ns,
+                      long long n_c, const long long *blk_d, const long long *blk_dy,
+                      const long long *blk_dx, const long long *blk_start,
+                      const long long *d_c, const float *d_w, const long long *s_d,
+                      const long long *s_dy, const long long *s_dx, const long long *s_c,
+                      const float *s_w, float *vals, double *out)
+{
+    const long long hw = ho * wo, gx = kx + 1;
+    long long t, d, k, b, e = 0, yy, xx;
+    double *s_acc = calloc((size_t)(kt * n_c), sizeof(double));
+    double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
+    long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
+    double *box = calloc((size_t)(ky * kx), sizeof(double));
+    long long *sl = calloc((size_t)kt, sizeof(long long));
+    long long *t_d = calloc((size_t)nd + 1, sizeof(long long));
+    long long *t_off = calloc((size_t)nd + 1, sizeof(long long));
+    long long *t_base = calloc((size_t)nd + 1, sizeof(long long));
+    double *d_abs = calloc((size_t)nd + 1, sizeof(double));
+    long long *row_lo = calloc((size_t)kt, sizeof(long long));
+    long long *row_hi = calloc((size_t)kt, sizeof(long long));
+    int rc = -1;
+    if (!s_acc || !l_acc || !diff || !box || !sl || !t_d || !t_off || !t_base || !d_abs ||
+        !row_lo || !row_hi)
+        goto done;
+    for (b = 0; b < nb; b++)
+        for (k = blk_start[b]; k < blk_start[b + 1]; k++) {
+            t_d[k] = blk_d[b];
+            t_off[k] = (blk_dy[b] * wo + blk_dx[b]) * n_c - d_c[k];
+        }
+    for (d = 0; d < kt; d++) row_lo[d] = ho, row_hi[d] = -1;
+    for (t = 0; t < n_bins; t++) {
+        long long n_full = 0, n_pix = 0, y_min = sh, y_max = -1, s0;
+        int ready = 0;
+        for (d = 0; d < kt; d++) sl[d] = (t + d) % kt;
+        while (e < n_ev && key[e] / (2 * sw * sh) == t) {
+            const long long pix = key[e] / 2, y = (pix / sw) % sh, x = pix % sw;
+            long long n_on = 0, n_off = 0, a_s, a_d, ylo, yhi, xlo, xhi, epos;
+            float fa;
+            while (e < n_ev && key[e] / 2 == pix) {
+                if (key[e] % 2) n_on++;
+                else n_off++;
+                e++;
+            }
+            if (binary) {
+                n_on = n_on < 1 ? n_on : 1;
+                n_off = n_off < 1 ? n_off : 1;
+            }
+            n_pix++;
+            a_s = n_on + n_off;
+            ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
+            yhi = ky - 1 < y ? ky - 1 : y;
+            xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
+            xhi = kx - 1 < x ? kx - 1 : x;
+            if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
+                n_full += a_s;
+            } else {
+                diff[ylo * gx + xlo] += a_s;
+                diff[ylo * gx + xhi + 1] -= a_s;
+                diff[(yhi + 1) * gx + xlo] -= a_s;
+                diff[(yhi + 1) * gx + xhi + 1] += a_s;
+            }
+            a_d = n_off - n_on;
+            if (a_d == 0) continue;
+            fa = (float)a_d;
+            epos = (y * wo + x) * n_c;
+            if (y < y_min) y_min = y;
+            if (y > y_max) y_max = y;
+            if (!ready) {
+                for (k = 0; k < nd; k++) t_base[k] = sl[t_d[k]] * hw * n_c - t_off[k];
+                ready = 1;
+            }
+            if (y >= ky - 1 && y < ho && x >= kx - 1 && x < wo) {
+                for (k = 0; k < nd; k++) {
+                    const long long i = epos + t_base[k];
+                    const float old = vals[i], nw = old + fa * d_w[k];
+                    vals[i] = nw;
+                    d_abs[k] += fabs((double)nw) - fabs((double)old);
+                }
+                continue;
+            }
+            for (b = 0; b < nb; b++) {
+                const long long yo = y - blk_dy[b], xo = x - blk_dx[b];
+                long long base;
+                if (yo < 0 || yo >= ho || xo < 0 || xo >= wo) continue;
+                base = (sl[blk_d[b]] * hw + yo * wo + xo) * n_c;
+                for (k = blk_start[b]; k < blk_start[b + 1]; k++) {
+                    const long long i = base + d_c[k];
+                    const float old = vals[i], nw = old + fa * d_w[k];
+                    vals[i] = nw;
+                    d_abs[k] += fabs((double)nw) - fabs((double)old);
+                }
+            }
+        }
+        if (ready) {
+            for (k = 0; k < nd; k++) {
+                s_acc[sl[t_d[k]] * n_c + d_c[k]] += d_abs[k];
+                d_abs[k] = 0.0;
+            }
+            if (y_max >= 0)
+                for (d = 0; d < kt; d++) {
+                    const long long lo = y_min - ky + 1 > 0 ? y_min - ky + 1 : 0;
+                    const long long hi = ho - 1 < y_max ? ho - 1 : y_max;
+                    if (lo < row_lo[sl[d]]) row_lo[sl[d]] = lo;
+                    if (hi > row_hi[sl[d]]) row_hi[sl[d]] = hi;
+                }
+        }
+        if (n_pix) {
+            for (yy = 0; yy < ky; yy++) {
+                long long run = 0;
+                for (xx = 0; xx < kx; xx++) {
+                    double up;
+                    run += diff[yy * gx + xx];
+                    up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
+                    box[yy * kx + xx] = (up + (double)run) + (double)n_full;
+                }
+            }
+            memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
+            for (k = 0; k < ns; k++)
+                l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
+        }
+        s0 = sl[0] * n_c;
+        for (k = 0; k < n_c; k++) {
+            out[t * n_c + k] = l_acc[s0 + k] + s_acc[s0 + k];
+            l_acc[s0 + k] = 0.0;
+            s_acc[s0 + k] = 0.0;
+        }
+        if (row_hi[sl[0]] >= 0) {
+            const long long a = (sl[0] * hw + row_lo[sl[0]] * wo) * n_c;
+            const long long z = (sl[0] * hw + (row_hi[sl[0]] + 1) * wo) * n_c;
+            memset(vals + a, 0, (size_t)(z - a) * sizeof(float));
+            row_lo[sl[0]] = ho;
+            row_hi[sl[0]] = -1;
+        }
+    }
+    rc = 0;
+done:
+    free(s_acc), free(l_acc), free(diff), free(box), free(sl), free(t_d), free(t_off);
+    free(t_base), free(d_abs), free(row_lo), free(row_hi);
+    return rc;
+}
+
+static int in_range(const long long *a, Py_ssize_t n, long long lo, long long hi)
+{
+    Py_ssize_t k;
+    for (k = 0; k < n; k++)
+        if (a[k] < lo || a[k] >= hi) return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ op parsing */
+
+static void op_release(op_t *op)
+{
+    int k;
+    for (k = 0; k < op->nb; k++) PyBuffer_Release(&op->view[k]);
+    op->nb = 0;
+}
+
+static int need(const op_t *op, int k, Py_ssize_t bytes, const char *what)
+{
+    if (k >= op->nb || (op->b[k] == NULL && bytes > 0)) {
+        PyErr_Format(PyExc_ValueError, "op %d: buffer %d (%s) missing", op->kind, k, what);
+        return -1;
+    }
+    if (bytes < 0 || op->len[k] < bytes) {
+        PyErr_Format(PyExc_ValueError, "op %d: buffer %d (%s) has %zd bytes, needs %zd",
+                     op->kind, k, what, op->len[k], bytes);
+        return -1;
+    }
+    return 0;
+}
+
+#define I(k) (op->i[k])
+#define N(k) ((Py_ssize_t)op->i[k])
+#define NEED(k, bytes, what) \
+    if (need(op, k, (Py_ssize_t)(bytes), what)) return -1
+
+static int geom_of(const op_t *op, int at, np_geom_t *g)
+{
+    long long v[15];
+    int k;
+    for (k = 0; k < 15; k++) {
+        v[k] = op->i[at + k];
+        if (v[k] < 0 || v[k] > 65535) {
+            PyErr_Format(PyExc_ValueError, "op %d: geometry field %d out of range", op->kind, k);
+            return -1;
+        }
+    }
+    g->c_in = (uint16_t)v[0], g->h = (uint16_t)v[1], g->w = (uint16_t)v[2];
+    g->c_out = (uint16_t)v[3], g->kh = (uint16_t)v[4], g->kw = (uint16_t)v[5];
+    g->sh = (uint16_t)v[6], g->sw = (uint16_t)v[7], g->ph = (uint16_t)v[8];
+    g->pw = (uint16_t)v[9], g->dh = (uint16_t)v[10], g->dw = (uint16_t)v[11];
+    g->ho = (uint16_t)v[12], g->wo = (uint16_t)v[13], g->groups = (uint16_t)v[14];
+    if (!g->groups || !g->sh || !g->sw || !g->dh || !g->dw || g->c_in % g->groups ||
+        g->c_out % g->groups) {
+        PyErr_Format(PyExc_ValueError, "op %d: bad geometry", op->kind);
+        return -1;
+    }
+    return 0;
+}
+
+/* Size checks per kind: every buffer an op touches must be at least as large as it reads or
+ * writes, so a wrong plan raises ValueError instead of reading out of bounds. */
+static int op_check(const op_t *op)
+{
+    Py_ssize_t B = N(0);
+    np_geom_t g;
+    if (op->ni < 1 || B < 1) {
+        PyErr_Format(PyExc_ValueError, "op %d: batch missing", op->kind);
+        return -1;
+    }
+    switch (op->kind) {
+    case OP_LINEAR_I8: /* ints: B n_in n_out zp_in zp_out lo hi; bufs: x y w bias qm shift */
+        if (op->ni < 7) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(2), "y");
+        NEED(2, N(1) * N(2), "w");
+        NEED(3, 4 * N(2), "bias");
+        NEED(4, 4 * N(2), "qm");
+        NEED(5, N(2), "shift");
+        return 0;
+    case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift
+                      * [xs acc: scratch of the tap-major path] */
+        if (op->ni < 20 || geom_of(op, 5, &g)) break;
+        if (op->nb > 8 && op->b[7]) { /* im2col: col (P x K) and weight (c_out x K) int16 */
+            NEED(7, 2 * g.ho * g.wo * g.c_in * g.kh * g.kw, "col");
+            NEED(8, 2 * g.c_out * g.c_in * g.kh * g.kw, "wk");
+            if (g.groups != 1) {
+                PyErr_SetString(PyExc_ValueError, "conv: im2col path needs groups = 1");
+                return -1;
+            }
+        } else if (op->nb > 6 && op->b[6]) { /* the padded plane must hold every tap */
+            if ((g.ho - 1) * g.sh + (g.kh - 1) * g.dh >= g.h + 2 * g.ph ||
+                (g.wo - 1) * g.sw + (g.kw - 1) * g.dw >= g.w + 2 * g.pw) {
+                PyErr_SetString(PyExc_ValueError, "conv: output grid exceeds the padded input");
+                return -1;
+            }
+            NEED(6, 2 * g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw), "xs");
+        }
+        NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
+        NEED(1, 4 * B * g.c_out * g.ho * g.wo, "y");
+        NEED(2, (Py_ssize_t)g.c_out * (g.c_in / g.groups) * g.kh * g.kw, "w");
+        NEED(3, 4 * g.c_out, "bias");
+        NEED(4, 4 * g.c_out, "qm");
+        NEED(5, g.c_out, "shift");
+        return 0;
+    case OP_POOL_I: /* ints: B mode pad lo hi geom[15]; bufs: x y */
+        if (op->ni < 20 || geom_of(op, 5, &g)) break;
+        NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
+        NEED(1, 4 * B * g.c_in * g.ho * g.wo, "y");
+        return 0;
+    case OP_ADD_I: /* ints: B n za zb zo lo hi ma mb mo sa sb so single; bufs: a b y */
+        if (op->ni < 14) break;
+        NEED(0, 4 * B * N(1), "a");
+        NEED(1, 4 * B * N(1), "b");
+        NEED(2, 4 * B * N(1), "y");
+        return 0;
+    case OP_RELU_I: /* ints: B n zp; bufs: x y */
+    case OP_RELU_F:
+        if (op->ni < 3) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        return 0;
+    case OP_NEURON_I: /* ints: B n zp_in spiking subtract cuba; bufs: x y v i beta th reset leak alpha */
+        if (op->ni < 6) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, 8 * B * N(1), "v");
+        if (I(5)) NEED(3, 8 * B * N(1), "i");
+        NEED(4, 4 * N(1), "beta");
+        NEED(5, 4 * N(1), "v_th");
+        NEED(6, 4 * N(1), "v_reset");
+        NEED(7, 4 * N(1), "v_leak");
+        if (I(5)) NEED(8, 4 * N(1), "alpha");
+        return 0;
+    case OP_SCALE_I: /* ints: B n zi zo lo hi; bufs: x y qm shift sign (per element) */
+        if (op->ni < 6) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, 4 * N(1), "qm");
+        NEED(3, N(1), "shift");
+        NEED(4, N(1), "sign");
+        return 0;
+    case OP_THRESHOLD_I: /* ints: B n; bufs: x y th (int64 per element) */
+        if (op->ni < 2) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, 8 * N(1), "th");
+        return 0;
+    case OP_DELAY: /* ints: B n depth itemsize; bufs: x y ring ptr(int64) delay(int64 n) */
+        if (op->ni < 4 || I(2) < 1 || (I(3) != 1 && I(3) != 2 && I(3) != 4 && I(3) != 8)) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, I(3) * I(2) * B * N(1), "ring");
+        NEED(3, 8, "ptr");
+        NEED(4, 8 * N(1), "delay");
+        goto check_delays;
+    case OP_DELAY_LINEAR_F: /* ints: B n_in n_out depth has_bias; bufs: x y ring ptr w delay bias */
+    case OP_DELAY_LINEAR_I: /* ints: B n_in n_out depth zp_in zp_out lo hi;
+                             * bufs: x y ring(int64) ptr w(int8) delay bias qm shift */
+        if (op->ni < (op->kind == OP_DELAY_LINEAR_F ? 5 : 8) || I(3) < 1) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(2), "y");
+        NEED(2, (op->kind == OP_DELAY_LINEAR_F ? 4 : 8) * I(3) * B * N(1), "ring");
+        NEED(3, 8, "ptr");
+        NEED(4, (op->kind == OP_DELAY_LINEAR_F ? 4 : 1) * N(1) * N(2), "w");
+        NEED(5, 8 * N(1) * N(2), "delay");
+        if (op->kind == OP_DELAY_LINEAR_I || I(4)) NEED(6, 4 * N(2), "bias");
+        if (op->kind == OP_DELAY_LINEAR_I) {
+            NEED(7, 4 * N(2), "qm");
+            NEED(8, N(2), "shift");
+        }
+    check_delays: { /* every delay in [0, depth), the pointer in [0, depth) */
+        const long long *d = op->b[op->kind == OP_DELAY ? 4 : 5];
+        Py_ssize_t k, nd = op->kind == OP_DELAY ? N(1) : N(1) * N(2);
+        long long depth = op->kind == OP_DELAY ? I(2) : I(3), ptr = *(long long *)op->b[3];
+        if (ptr < 0 || ptr >= depth) {
+            PyErr_Format(PyExc_ValueError, "op %d: ring pointer out of range", op->kind);
+            return -1;
+        }
+        for (k = 0; k < nd; k++)
+            if (d[k] < 0 || d[k] >= depth) {
+                PyErr_Format(PyExc_ValueError, "op %d: delay out of range", op->kind);
+                return -1;
+            }
+        return 0;
+    }
+    case OP_RING_SPLIT: {
+        /* ints: 1 sw sh binary n_bins kt ho wo ky kx n_ev nb nd ns n_c (see ring_split) */
+        long long sw = I(1), sh = I(2), kt = I(5), ho = I(6), wo = I(7), ky = I(8), kx = I(9);
+        long long nb = I(11), nd = I(12), ns = I(13), nc = I(14);
+        const long long *bs;
+        if (op->ni < 15 || sw < 1 || sh < 1 || kt < 1 || ky < 1 || kx < 1 || nc < 1 ||
+            ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || I(4) < 0)
+            break;
+        NEED(0, 8 * N(10), "key");
+        NEED(1, 8 * nb, "blk_d");
+        NEED(2, 8 * nb, "blk_dy");
+        NEED(3, 8 * nb, "blk_dx");
+        NEED(4, 8 * (nb + 1), "blk_start");
+        NEED(5, 8 * nd, "d_c");
+        NEED(6, 4 * nd, "d_w");
+        NEED(7, 8 * ns, "s_d");
+        NEED(8, 8 * ns, "s_dy");
+        NEED(9, 8 * ns, "s_dx");
+        NEED(10, 8 * ns, "s_c");
+        NEED(11, 4 * ns, "s_w");
+        NEED(12, 4 * kt * ho * wo * nc, "vals");
+        NEED(13, 8 * I(4) * nc, "out");
+        bs = op->b[4];
+        if (!in_range(op->b[0], N(10), 0, 2 * sw * sh * (I(4) + 1)) ||
+            !in_range(op->b[1], nb, 0, kt) || !in_range(op->b[2], nb, 0, ky) ||
+            !in_range(op->b[3], nb, 0, kx) || !in_range(bs, nb + 1, 0, nd + 1) ||
+            (nb && (bs[0] != 0 || bs[nb] != nd)) || !in_range(op->b[5], nd, 0, nc) ||
+            !in_range(op->b[7], ns, 0, kt) || !in_range(op->b[8], ns, 0, ky) ||
+            !in_range(op->b[9], ns, 0, kx) || !in_range(op->b[10], ns, 0, nc)) {
+            PyErr_SetString(PyExc_ValueError, "ring_split: index table out of range");
+            return -1;
+        }
+        {
+            Py_ssize_t k;
+            for (k = 0; k < nb; k++)
+                if (bs[k] > bs[k + 1]) {
+                    PyErr_SetString(PyExc_ValueError, "ring_split: blk_start not sorted");
+                    return -1;
+                }
+            for (k = 1; k < N(10); k++)
+                if (((const long long *)op->b[0])[k] < ((const long long *)op->b[0])[k - 1]) {
+                    PyErr_SetString(PyExc_ValueError, "ring_split: keys not sorted");
+                    return -1;
+                }
+        }
+        return 0;
+    }
+    case OP_LINEAR_F: /* ints: B n_in n_out has_bias; bufs: x y w bias scratch(int32 n_in) */
+        if (op->ni < 4) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(2), "y");
+        NEED(2, 4 * N(1) * N(2), "w");
+        if (I(3)) NEED(3, 4 * N(2), "bias");
+        NEED(4, 4 * N(1), "scratch");
+        return 0;
+    case OP_LIF_F: /* ints: B n subtract spiking; bufs: x y v beta gain th reset leak */
+        if (op->ni < 4) break;
+        NEED(0, 4 * B * N(1), "x");
+        NEED(1, 4 * B * N(1), "y");
+        NEED(2, 4 * B * N(1), "v");
+        NEED(3, 4 * N(1), "beta");
+        NEED(4, 4 * N(1), "gain");
+        NEED(5, 4 * N(1), "v_th");
+        NEED(6, 4 * N(1), "v_reset");
+        NEED(7, 4 * N(1), "v_leak");
+        return 0;
+    case OP_STDP_EVENT_F32:
+    case OP_STDP_EVENT_F64: {
+        /* ints: 1 n_post n_pre n_rows n_cols mult use_cols [per_term]; dbls: lo hi;
+         * bufs: w rows cols gain x coef y is_row */
+        Py_ssize_t ws = op->kind == OP_STDP_EVENT_F32 ? 4 : 8;
+        if (op->ni < 7 || op->nd < 2) break;
+        NEED(0, ws * N(1) * N(2), "w");
+        NEED(1, 8 * N(3), "rows");
+        NEED(2, 8 * N(4), "cols");
+        NEED(3, 8 * N(3), "gain");
+        NEED(4, 8 * N(2), "x");
+        NEED(5, 8 * N(2), "coef");
+        NEED(6, 8 * N(1), "y");
+        NEED(7, N(1), "is_row");
+        {
+            Py_ssize_t k;
+            const long long *r = op->b[1], *c = op->b[2];
+            for (k = 0; k < N(3); k++)
+                if (r[k] < 0 || r[k] >= I(1)) goto bad_index;
+            for (k = 0; k < N(4); k++)
+                if (c[k] < 0 || c[k] >= I(2)) goto bad_index;
+        }
+        return 0;
+    }
+    case OP_STDP_RUN_F32:
+    case OP_STDP_RUN_F64: {
+        /* ints: 1 n_post n_pre steps nearest mult dc trains_f32 [per_term];
+         * bufs: w pre_t post_t x y y2 consts (9 values, or 10: + rate_cap) */
+        Py_ssize_t ws = op->kind == OP_STDP_RUN_F32 ? 4 : 8, ts;
+        if (op->ni < 8) break;
+        ts = I(7) ? 4 : 8;
+        NEED(0, ws * N(1) * N(2), "w");
+        NEED(1, ts * N(3) * N(2), "pre_t");
+        NEED(2, ts * N(3) * N(1), "post_t");
+        NEED(3, 8 * N(2), "x");
+        NEED(4, 8 * N(1), "y");
+        NEED(5, 8 * N(1), "y2");
+        NEED(6, 8 * 9, "consts");
+        return 0;
+    }
+    default:
+        PyErr_Format(PyExc_ValueError, "unknown op kind %d", op->kind);
+        return -1;
+    }
+    if (!PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "op %d: too few integer arguments", op->kind);
+    return -1;
+bad_index:
+    PyErr_Format(PyExc_ValueError, "op %d: row/column index out of range", op->kind);
+    return -1;
+}
+
+/* (kind, ints, bufs[, dbls]) -> op; buffers are held until op_release. */
+static int op_parse(PyObject *t, op_t *op)
+{
+    PyObject *ints, *bufs, *dbls = NULL;
+    Py_ssize_t k, n;
+    memset(op, 0, sizeof *op);
+    if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "iO!O!|O!", &op->kind, &PyTuple_Type, &ints,
+                                               &PyTuple_Type, &bufs, &PyTuple_Type, &dbls))
+        return -1;
+    n = PyTuple_GET_SIZE(ints);
+    if (n > MAX_INTS || PyTuple_GET_SIZE(bufs) > MAX_BUFS ||
+        (dbls && PyTuple_GET_SIZE(dbls) > MAX_DBLS)) {
+        PyErr_SetString(PyExc_ValueError, "op: too many arguments");
+        return -1;
+    }
+    for (k = 0; k < n; k++) {
+        op->i[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(ints, k));
+        if (op->i[k] == -1 && PyErr_Occurred()) return -1;
+    }
+    op->ni = (int)n;
+    if (dbls) {
+        for (k = 0; k < PyTuple_GET_SIZE(dbls); k++) {
+            op->d[k] = PyFloat_AsDouble(PyTuple_GET_ITEM(dbls, k));
+            if (op->d[k] == -1.0 && PyErr_Occurred()) return -1;
+        }
+        op->nd = (int)PyTuple_GET_SIZE(dbls);
+    }
+    for (k = 0; k < PyTuple_GET_SIZE(bufs); k++) {
+        PyObject *o = PyTuple_GET_ITEM(bufs, k);
+        if (o == Py_None) {
+            op->b[op->nb] = NULL;
+            op->len[op->nb] = 0;
+            memset(&op->view[op->nb], 0, sizeof(Py_buffer));
+            op->nb++;
+            continue;
+        }
+        if (PyObject_GetBuffer(o, &op->view[op->nb], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+            op_release(op);
+            return -1;
+        }
+        op->b[op->nb] = op->view[op->nb].buf;
+        op->len[op->nb] = op->view[op->nb].len;
+        op->nb++;
+    }
+    if (op_check(op) < 0) {
+        op_release(op);
+        return -1;
+    }
+    return 0;
+}
+
+static void op_run(op_t *op)
+{
+    int B = (int)I(0), b;
+    switch (op->kind) {
+    case OP_LINEAR_I8: {
+        np_affine_t q = {(int32_t)I(3), (int32_t)I(4), (int32_t)I(5), (int32_t)I(6),
+                         op->b[3], op->b[4], op->b[5]};
+        for (b = 0; b < B; b++)
+            np_linear((const int32_t *)op->b[0] + (size_t)b * I(1), (uint32_t)I(1),
+                      (uint32_t)I(2), op->b[2], &q, (int32_t *)op->b[1] + (size_t)b * I(2));
+        break;
+    }
+    case OP_CONV_I8: {
+        np_affine_t q = {(int32_t)I(1), (int32_t)I(2), (int32_t)I(3), (int32_t)I(4),
+                         op->b[3], op->b[4], op->b[5]};
+        np_geom_t g;
+        size_t nx, ny;
+        geom_of(op, 5, &g);
+        nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
+        for (b = 0; b < B; b++) {
+            if (op->nb > 8 && op->b[7])
+                conv2d_gemm((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                            (int32_t *)op->b[1] + b * ny, op->b[7], op->b[8]);
+            else if (op->nb > 6 && op->b[6])
+                conv2d_blocked((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                               (int32_t *)op->b[1] + b * ny, op->b[6]);
+            else
+                np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                          (int32_t *)op->b[1] + b * ny);
+        }
+        break;
+    }
+    case OP_POOL_I: {
+        np_geom_t g;
+        size_t nx, ny;
+        geom_of(op, 5, &g);
+        nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_in * g.ho * g.wo;
+        for (b = 0; b < B; b++)
+            np_pool2d((const int32_t *)op->b[0] + b * nx, &g, (int)I(1), (int32_t)I(2),
+                      (int32_t)I(3), (int32_t)I(4), (int32_t *)op->b[1] + b * ny);
+        break;
+    }
+    case OP_ADD_I: {
+        np_add_t p;
+        p.za = (int32_t)I(2), p.zb = (int32_t)I(3), p.zo = (int32_t)I(4);
+        p.lo = (int32_t)I(5), p.hi = (int32_t)I(6);
+        p.ma = (int32_t)I(7), p.mb = (int32_t)I(8), p.mo = (int32_t)I(9);
+        p.sa = (int8_t)I(10), p.sb = (int8_t)I(11), p.so = (int8_t)I(12);
+        p.single = (uint8_t)I(13);
+        np_add(op->b[0], op->b[1], (uint32_t)(B * I(1)), &p, op->b[2]);
+        break;
+    }
+    case OP_SCALE_I: {
+        np_bcast_t bc = {(uint32_t)I(1), 1};
+        np_scale(op->b[0], (uint32_t)(B * I(1)), &bc, op->b[2], op->b[3], op->b[4],
+                 (int32_t)I(2), (int32_t)I(3), (int32_t)I(4), (int32_t)I(5), op->b[1]);
+        break;
+    }
+    case OP_THRESHOLD_I: {
+        np_bcast_t bc = {(uint32_t)I(1), 1};
+        np_threshold(op->b[0], (uint32_t)(B * I(1)), &bc, op->b[2], op->b[1]);
+        break;
+    }
+    case OP_RELU_I: np_relu(op->b[0], (uint32_t)(B * I(1)), (int32_t)I(2), op->b[1]); break;
+    case OP_RELU_F: {
+        const float *x = op->b[0];
+        float *y = op->b[1];
+        Py_ssize_t k, n = B * N(1);
+        for (k = 0; k < n; k++) y[k] = x[k] > 0.0f ? x[k] : 0.0f;
+        break;
+    }
+    case OP_NEURON_I: {
+        np_neuron_t p;
+        size_t n = (size_t)I(1);
+        p.zp_in = (int32_t)I(2), p.spiking = (uint8_t)I(3), p.subtract = (uint8_t)I(4);
+        p.beta = op->b[4], p.v_th = op->b[5], p.v_reset = op->b[6], p.v_leak = op->b[7];
+        p.alpha = I(5) ? op->b[8] : NULL;
+        for (b = 0; b < B; b++)
+            np_neuron_step((const int32_t *)op->b[0] + b * n, (uint32_t)n, &p,
+                           (int64_t *)op->b[2] + b * n,
+                           I(5) ? (int64_t *)op->b[3] + b * n : NULL,
+                           (int32_t *)op->b[1] + b * n);
+        break;
+    }
+    case OP_DELAY: {
+        const size_t n = (size_t)I(1);
+        const long long depth = I(2);
+        const int isz = (int)I(3);
+        const int32_t *x = op->b[0];
+        int32_t *y = op->b[1];
+        const long long *d = op->b[4];
+        const long long p = ring_next(op->b[3], depth);
+        size_t k;
+        for (k = 0; k < (size_t)B * n; k++) ring_put(op->b[2], isz, (size_t)p * B * n + k, x[k]);
+        for (b = 0; b < B; b++)
+            for (k = 0; k < n; k++)
+                y[b * n + k] = (int32_t)ring_get(op->b[2], isz,
+                                                 (ring_row(p, d[k], depth) * B + b) * n + k);
+        break;
+    }
+    case OP_DELAY_LINEAR_F:
+    case OP_DELAY_LINEAR_I: {
+        const size_t ni = (size_t)I(1), no = (size_t)I(2);
+        const long long depth = I(3);
+        const long long *d = op->b[5];
+        const long long p = ring_next(op->b[3], depth);
+        size_t o, j;
+        if (op->kind == OP_DELAY_LINEAR_F) {
+            float *ring = op->b[2];
+            const float *x = op->b[0], *w = op->b[4], *bias = I(4) ? op->b[6] : NULL;
+            float *y = op->b[1];
+            memcpy(ring + (size_t)p * B * ni, x, (size_t)B * ni * sizeof(float));
+            for (b = 0; b < B; b++)
+                for (o = 0; o < no; o++) {
+                    double acc = bias ? (double)bias[o] : 0.0;
+                    for (j = 0; j < ni; j++)
+                        acc += (double)w[o * ni + j] *
+                               (double)ring[(ring_row(p, d[o * ni + j], depth) * B + b) * ni + j];
+                    y[b * no + o] = (float)acc;
+                }
+        } else {
+            int64_t *ring = op->b[2];
+            const int32_t *x = op->b[0];
+            const int8_t *w = op->b[4];
+            int32_t *y = op->b[1];
+            np_affine_t q = {(int32_t)I(4), (int32_t)I(5), (int32_t)I(6), (int32_t)I(7),
+                             op->b[6], op->b[7], op->b[8]};
+            for (j = 0; j < (size_t)B * ni; j++) ring[(size_t)p * B * ni + j] = x[j];
+            for (b = 0; b < B; b++)
+                for (o = 0; o < no; o++) {
+                    int64_t acc = q.bias[o];
+                    for (j = 0; j < ni; j++)
+                        acc += (int64_t)w[o * ni + j] *
+                               (ring[(ring_row(p, d[o * ni + j], depth) * B + b) * ni + j] - q.zp_in);
+                    y[b * no + o] = np_affine_out(&q, (uint32_t)o, acc);
+                }
+        }
+        break;
+    }
+    case OP_LINEAR_F:
+        linear_f32(op->b[0], B, (int)I(1), (int)I(2), op->b[2], I(3) ? op->b[3] : NULL,
+                   op->b[1], op->b[4]);
+        break;
+    case OP_LIF_F: {
+        size_t n = (size_t)I(1);
+        for (b = 0; b < B; b++)
+            lif_f32((const float *)op->b[0] + b * n, (int)n, op->b[3], op->b[4], op->b[5],
+                    op->b[6], op->b[7], (int)I(2), (int)I(3), (float *)op->b[2] + b * n,
+                    (float *)op->b[1] + b * n);
+        break;
+    }
+    case OP_STDP_EVENT_F32:
+    case OP_STDP_EVENT_F64:
+        if (op->kind == OP_STDP_EVENT_F32)
+            event_apply_float(op->b[0], (int)I(1), (int)I(2), op->b[1], (int)I(3), op->b[2],
+                              (int)I(4), op->b[3], op->b[4], op->b[5], op->b[6], (int)I(5),
+                              op->d[0], op->d[1], (int)I(6), op->ni > 7 && I(7), op->b[7]);
+        else
+            event_apply_double(op->b[0], (int)I(1), (int)I(2), op->b[1], (int)I(3), op->b[2],
+                               (int)I(4), op->b[3], op->b[4], op->b[5], op->b[6], (int)I(5),
+                               op->d[0], op->d[1], (int)I(6), op->ni > 7 && I(7), op->b[7]);
+        break;
+    case OP_RING_SPLIT:
+        op->status = ring_split(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
+                                I(9), I(10), I(11), I(12), I(13), I(14), op->b[1], op->b[2],
+                                op->b[3], op->b[4], op->b[5], op->b[6], op->b[7], op->b[8],
+                                op->b[9], op->b[10], op->b[11], op->b[12], op->b[13]);
+        break;
+    case OP_STDP_RUN_F32:
+        op->status = stdp_run_float(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1],
+                                    op->b[2], (int)I(7), op->b[3], op->b[4], op->b[5],
+                                    op->b[6], (int)(op->len[6] / 8), (int)I(4), (int)I(5),
+                                    (int)I(6), op->ni > 8 && I(8));
+        break;
+    case OP_STDP_RUN_F64:
+        op->status = stdp_run_double(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1],
+                                     op->b[2], (int)I(7), op->b[3], op->b[4], op->b[5],
+                                     op->b[6], (int)(op->len[6] / 8), (int)I(4), (int)I(5),
+                                    (int)I(6), op->ni > 8 && I(8));
+        break;
+    default: break;
+    }
+}
+
+/* ------------------------------------------------------------------ Python API */
+
+static PyObject *py_op(PyObject *self, PyObject *args)
+{
+    op_t op;
+    (void)self;
+    if (op_parse(args, &op) < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS op_run(&op);
+    Py_END_ALLOW_THREADS op_release(&op);
+    if (op.status < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject_HEAD
+    int n;
+    op_t *ops;
+} PlanObject;
+
+static void plan_dealloc(PlanObject *p)
+{
+    int k;
+    for (k = 0; k < p->n; k++) op_release(&p->ops[k]);
+    PyMem_Free(p->ops);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+static PyObject *plan_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *ops;
+    PlanObject *p;
+    Py_ssize_t k;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "O!", &PyTuple_Type, &ops)) return NULL;
+    p = (PlanObject *)type->tp_alloc(type, 0);
+    if (!p) return NULL;
+    p->ops = PyMem_Calloc((size_t)PyTuple_GET_SIZE(ops) + 1, sizeof(op_t));
+    if (!p->ops) {
+        Py_DECREF(p);
+        return PyErr_NoMemory();
+    }
+    for (k = 0; k < PyTuple_GET_SIZE(ops); k++) {
+        if (op_parse(PyTuple_GET_ITEM(ops, k), &p->ops[k]) < 0) {
+            Py_DECREF(p);
+            return NULL;
+        }
+        p->n++;
+    }
+    return (PyObject *)p;
+}
+
+static PyObject *plan_run(PlanObject *p, PyObject *unused)
+{
+    int k;
+    (void)unused;
+    for (k = 0; k < p->n; k++) op_run(&p->ops[k]);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef plan_methods[] = {
+    {"run", (PyCFunction)plan_run, METH_NOARGS, "Run every op once, in order."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject PlanType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "neuroplast._native.Plan",
+    .tp_basicsize = sizeof(PlanObject),
+    .tp_dealloc = (destructor)plan_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Plan(ops): ops run in order by run(); buffers are held (views) for its life.",
+    .tp_methods = plan_methods,
+    .tp_new = plan_new,
+};
+
+static PyMethodDef methods[] = {
+    {"op", py_op, METH_VARARGS, "op(kind, ints, bufs[, dbls]): run one op now."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
+                                    "neuroplast compiled kernels (optional).", -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m;
+    if (PyType_Ready(&PlanType) < 0) return NULL;
+    m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&PlanType);
+    if (PyModule_AddObject(m, "Plan", (PyObject *)&PlanType) < 0) {
+        Py_DECREF(&PlanType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "ABI", 1);
+    return m;
+}
