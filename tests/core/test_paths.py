@@ -49,6 +49,7 @@ def test_accelerated_stdp_points_numba_at_the_user_cache(tmp_path):
         k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "NEUROPLAST_NO_NUMBA")
     }
     env["NEUROPLAST_CACHE"] = str(tmp_path)
+    env["NEUROPLAST_BACKEND"] = "numpy"  # numba is the fallback behind the compiled kernels
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=300)  # fmt: skip
     assert r.stdout.split() == ["True", str(tmp_path / "numba")], r.stderr

@@ -77,7 +77,7 @@ def _ours(g: Graph, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     for t in range(len(x)):
         spikes.append(np.asarray(rt.step(x[t])).ravel())
         for k in mem:
-            mem[k].append(np.asarray(rt.state[k].v).ravel())
+            mem[k].append(np.array(rt.state[k].v).ravel())  # a copy: state updates in place
     return np.array(spikes), {k: np.array(v) for k, v in mem.items()}
 
 
