@@ -400,11 +400,18 @@ def register(app: Any) -> None:
         mqtt_ca: Path = typer.Option(None, help="CA file verifying an mqtts:// broker."),
         mqtt_cert: Path = typer.Option(None, help="MQTT client certificate (mqtts://)."),
         mqtt_key: Path = typer.Option(None, help="MQTT client key (mqtts://)."),
+        no_guard: bool = typer.Option(
+            False, "--no-guard", help="No guard (default: roll back learning that hurts a check)."
+        ),
+        guard_every: int = typer.Option(500, help="Guard: check every N learning steps."),
+        guard_holdout: int = typer.Option(64, help="Guard: first N messages form the check."),
     ) -> None:
         """Run a bundle as a device service on a stream (stdin, file, UDP, serial, MQTT).
 
         Bad messages are counted and skipped; learning only from authenticated sources;
-        the state is saved atomically and resumed at start.
+        a guard (on by default) holds the first messages out as a check and rolls back
+        learning that hurts it, printing each decision; the state is saved atomically
+        and resumed at start.
 
         \b
         Examples:
@@ -426,6 +433,9 @@ def register(app: Any) -> None:
             bundle,
             source,
             learn=learn,
+            guard=not no_guard,
+            guard_every=guard_every,
+            guard_holdout=guard_holdout,
             state_dir=state_dir,
             save_every_steps=save_every_steps,
             save_every_s=save_every_s,

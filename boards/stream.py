@@ -572,6 +572,10 @@ def serve(
     rcvbuf: int = 4 << 20,
     status_every_s: float | None = 10.0,
     log: Callable[[str], None] | None = None,
+    guard: bool = True,
+    guard_every: int = 500,
+    guard_holdout: int = 64,
+    guard_max_drop: float = 0.05,
 ) -> ServeStats:
     """Run ``bundle`` on ``source`` until EOF, ``max_steps`` or ``stop``; see the module doc.
 
@@ -580,6 +584,13 @@ def serve(
     key file (see :func:`neuroplast.boards.frames.load_key`). ``mqtt``: a
     :class:`~neuroplast.boards.mqtt.MqttOptions`. ``log``: where warnings, bad-message
     lines and status lines go (default: stderr).
+
+    ``guard`` (on by default when the bundle learns): the first ``guard_holdout``
+    trusted messages run inference only and become the check set of a
+    :class:`~neuroplast.plasticity.LearningGuard`
+    (:func:`~neuroplast.plasticity.cli.agreement_check`); then every ``guard_every``
+    learning steps, learning that drops the check more than ``guard_max_drop`` below
+    its baseline is rolled back. Decisions go to ``log`` and into the saved state.
     """
     import neuroplast
     from neuroplast.boards.plugins import import_plugins
@@ -597,6 +608,8 @@ def serve(
             raise BoardError(f"{name} must be > 0, got {v}")
     if queue_size < 1:
         raise BoardError(f"queue_size must be >= 1, got {queue_size}")
+    if guard and (guard_every < 1 or guard_holdout < 1 or not 0 <= guard_max_drop < 1e9):
+        raise BoardError("guard_every and guard_holdout must be >= 1, guard_max_drop >= 0")
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     key = hmac_key if isinstance(hmac_key, (bytes, type(None))) else load_key(hmac_key)
     auth = Authenticator(key) if key is not None else None
@@ -631,6 +644,8 @@ def serve(
         rt, shape, counters, opened, auth, learn=learn, unauthenticated=unauthenticated,
         emit=emit, out=out, log=log,
     )  # fmt: skip
+    if guard and learn and has_rules():
+        server.guard_plan = (guard_every, guard_holdout, guard_max_drop)
     prev_handlers: dict[int, Any] = {}
     stopped_by = "eof"
     if handle_signals:
@@ -757,6 +772,26 @@ class _Server:
         self.errors_in_a_row = 0
         self.good: dict[str, dict[str, np.ndarray]] = {}
         self.snapshot_params()
+        self.guard_plan: tuple[int, int, float] | None = None  # (every, holdout, max_drop)
+        self.guard: Any = None
+        self.held: list[np.ndarray] = []
+
+    def _guarded(self, x: np.ndarray, teach: bool) -> bool:
+        """Hold the first trusted messages out of learning as the guard's check set;
+        once there are enough, start the guard. Returns whether this step teaches."""
+        if not teach or self.guard_plan is None or self.guard is not None:
+            return teach
+        every, holdout, max_drop = self.guard_plan
+        self.held.append(np.array(x, copy=True))
+        if len(self.held) < holdout:
+            return False
+        from neuroplast.plasticity import LearningGuard
+        from neuroplast.plasticity.cli import agreement_check
+
+        check = agreement_check(np.stack(self.held))
+        self.guard = LearningGuard(self.rt, check, every=every, max_drop=max_drop, report=self.log)
+        self.log(f"guard: {holdout} messages held out; checking every {every} learning steps")
+        return False
 
     def _decode(self, item: Any) -> tuple[np.ndarray, bool]:
         if isinstance(item, RejectedMessage):
@@ -778,10 +813,11 @@ class _Server:
             x, trusted = self._decode(item)
             if not trusted and self.unauthenticated == "reject":
                 raise RejectedMessage("unauthenticated", "unauthenticated message refused")
-            teach = self.learn and trusted
+            teach = self._guarded(x, self.learn and trusted)
             self.rt.learn(teach)
+            step = self.guard.step if teach and self.guard is not None else self.rt.step
             with np.errstate(over="ignore", invalid="ignore"):  # checked below, not printed
-                y = self.rt.step(x)
+                y = step(x)
         except RejectedMessage as e:
             c.reject(e.reason)
             self.bad(f"rejected {where} ({e.reason}): {e}")
@@ -864,6 +900,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--emit", choices=("output", "argmax", "none"), default="output")
     ap.add_argument("--mode", choices=("float", "int"), default=None)
     ap.add_argument("--no-learn", action="store_true")
+    ap.add_argument("--no-guard", action="store_true", help="no held-out guard on learning")
+    ap.add_argument("--guard-every", type=int, default=500)
+    ap.add_argument("--guard-holdout", type=int, default=64)
     ap.add_argument("--allow-remote", action="store_true")
     ap.add_argument("--hmac-key-file", default=None, help="key for authenticated frames")
     ap.add_argument("--unauthenticated", choices=("infer", "reject"), default="infer")
@@ -890,6 +929,9 @@ def main(argv: list[str] | None = None) -> int:
             args.bundle,
             args.source,
             learn=not args.no_learn,
+            guard=not args.no_guard,
+            guard_every=args.guard_every,
+            guard_holdout=args.guard_holdout,
             state_dir=args.state_dir,
             save_every_steps=args.save_every_steps,
             save_every_s=args.save_every_s,

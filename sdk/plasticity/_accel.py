@@ -41,12 +41,16 @@ def _build(numba: Any) -> tuple[Any, Any]:
     njit = numba.njit(cache=True, nogil=True)
 
     @njit
-    def _upd(w, i, j, d, mult, lo, hi):
-        if mult:
-            if d > 0:
-                d = d * (hi - w[i, j])
-            else:
-                d = d * (w[i, j] - lo)
+    def _soft(d, w, mult, lo, hi):
+        # soft bounds per term: potentiation * (hi - w), depression * (w - lo)
+        if not mult:
+            return d
+        if d > 0:
+            return d * (hi - w)
+        return d * (w - lo)
+
+    @njit
+    def _upd(w, i, j, d, lo, hi):
         v = w[i, j] + d
         if v < lo:
             v = lo
@@ -65,25 +69,28 @@ def _build(numba: Any) -> tuple[Any, Any]:
             is_row[i] = True
             g = gain_rows[r]
             for j in range(n_pre):
-                d = g * x[j]
+                wij = w[i, j]
+                d = _soft(g * x[j], wij, mult, lo, hi)
                 if use_cols and coef_full[j] != 0.0:
-                    d += y[i] * coef_full[j]
-                _upd(w, i, j, d, mult, lo, hi)
+                    d += _soft(y[i] * coef_full[j], wij, mult, lo, hi)
+                _upd(w, i, j, d, lo, hi)
         if use_cols:
             for c in range(cols.shape[0]):
                 j = cols[c]
                 cj = coef_full[j]
                 for i in range(n_post):
                     if not is_row[i]:
-                        _upd(w, i, j, y[i] * cj, mult, lo, hi)
+                        _upd(w, i, j, _soft(y[i] * cj, w[i, j], mult, lo, hi), lo, hi)
 
     @njit
     def stdp_run(w, pre_t, post_t, x, y, y2, consts, nearest, mult, dc):
         """Whole spike trains; ``consts`` = (a_pre, a_post, a_post2, amp_pre, amp_post,
-        g_post, g_pre, lo, hi). Traces decay every step (as the step function)."""
+        g_post, g_pre, lo, hi, rate_cap). Traces decay every step (as the step function);
+        a step with more than ``rate_cap * n_pre`` (and more than one) active inputs is
+        ignored (no update, no trace increment)."""
         a_pre, a_post, a_post2 = consts[0], consts[1], consts[2]
         amp_pre, amp_post, g_post, g_pre = consts[3], consts[4], consts[5], consts[6]
-        lo, hi = consts[7], consts[8]
+        lo, hi, cap = consts[7], consts[8], consts[9]
         n_post, n_pre = w.shape
         coef = np.zeros(n_pre)
         use_cols = g_pre != 0.0
@@ -94,6 +101,12 @@ def _build(numba: Any) -> tuple[Any, Any]:
                 y[i] *= a_post
                 if dc:
                     y2[i] *= a_post2
+            n_active = 0
+            for j in range(n_pre):
+                if pre_t[t, j] != 0:
+                    n_active += 1
+            if n_active > 1 and n_active > cap * n_pre:
+                continue
             n_rows = 0
             for i in range(n_post):
                 if post_t[t, i] != 0:
@@ -122,15 +135,17 @@ def _build(numba: Any) -> tuple[Any, Any]:
             for c in range(n_cols):
                 j = cols[c]
                 if nearest:
-                    x[j] = amp_pre
+                    if pre_t[t, j] > 0:  # as the step function: a positive spike sets
+                        x[j] = amp_pre
                 else:
                     x[j] += amp_pre * pre_t[t, j]
             for r in range(n_rows):
                 i = rows[r]
                 if nearest:
-                    y[i] = amp_post
-                    if dc:
-                        y2[i] = 1.0
+                    if post_t[t, i] > 0:
+                        y[i] = amp_post
+                        if dc:
+                            y2[i] = 1.0
                 else:
                     y[i] += amp_post * post_t[t, i]
                     if dc:

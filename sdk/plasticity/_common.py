@@ -23,6 +23,10 @@ __all__ = [
     "require_positive",
     "require_nonnegative",
     "require_choice",
+    "require_bounds",
+    "require_rate_cap",
+    "bounds_of",
+    "saturated",
 ]
 
 
@@ -56,13 +60,38 @@ def require_choice(owner: str, name: str, value: object, choices: tuple) -> None
         raise PlasticityError(f"{owner}.{name} must be one of {choices}, got {value!r}")
 
 
-def require_bounds(owner: str, w_min: float, w_max: float) -> None:
-    """Weight bounds must be finite (or +-inf) with ``w_min < w_max``."""
+def require_bounds(owner: str, w_min: float | None, w_max: float | None) -> None:
+    """Weight bounds must be numbers (or +-inf) with ``w_min < w_max``; ``None`` means
+    "the layer's own range and sign", resolved by the engine when the rule is bound."""
     for name, v in (("w_min", w_min), ("w_max", w_max)):
-        if not _is_real(v) or math.isnan(float(v)):
-            raise PlasticityError(f"{owner}.{name} must be a number, got {v!r}")
-    if not float(w_min) < float(w_max):
+        if v is not None and (not _is_real(v) or math.isnan(float(v))):
+            raise PlasticityError(f"{owner}.{name} must be a number or None, got {v!r}")
+    if w_min is not None and w_max is not None and not float(w_min) < float(w_max):
         raise PlasticityError(f"{owner}: need w_min < w_max, got w_min={w_min}, w_max={w_max}")
+
+
+def bounds_of(
+    p: object, default: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[float, float]:
+    """``(w_min, w_max)`` of a params object as floats; a bound left ``None`` (the
+    engine resolves it to the layer's range) is ``default`` in the pure functions."""
+    lo, hi = getattr(p, "w_min", None), getattr(p, "w_max", None)
+    return (default[0] if lo is None else float(lo), default[1] if hi is None else float(hi))
+
+
+def require_rate_cap(owner: str, rate_cap: float) -> None:
+    """``0 < rate_cap <= 1`` (the share of active inputs above which a step is ignored)."""
+    if not _is_real(rate_cap) or not 0.0 < float(rate_cap) <= 1.0:
+        raise PlasticityError(f"{owner}.rate_cap must be in (0, 1], got {rate_cap!r}")
+
+
+def saturated(pre: np.ndarray, rate_cap: float) -> bool:
+    """True when more than ``rate_cap`` of the inputs, and more than one, are active
+    (nonzero) this step: a saturated (all-ones, burst) step carries no timing
+    information, so the spike rules ignore it (no weight change, no trace increment;
+    traces still decay)."""
+    n = np.count_nonzero(pre)
+    return bool(n > 1 and n > rate_cap * pre.size)
 
 
 def decay_factor(tau: float, dt: float) -> float:

@@ -21,6 +21,19 @@ Which activity a rule sees:
 
 Spike rules need batch size 1 (their traces are per synapse); rate rules average over
 the batch. Rules are ``(kind, params)`` pairs serialised by :meth:`to_json`.
+
+The engine only dispatches: each rule's :class:`~neuroplast.plasticity.spec.RuleSpec`
+(from the registry) says which node kinds it applies to, the state it keeps and its pure
+update function; the engine gathers activity into a
+:class:`~neuroplast.plasticity.spec.StepIO`, calls the update, and commits ``dw``
+(float: add and clip; int: :func:`~neuroplast.plasticity.quantized_apply`).
+
+Safe defaults, resolved when a rule is first bound to a runtime (:meth:`validate` or
+the first learning step): bounds left ``None`` become the layer's own range and sign
+(``[0, A]``, ``[-A, A]`` or ``[-A, 0]`` with ``A = max|w|``); explicit bounds that would
+clip more than ``CLIP_SHARE`` of the layer's existing weights are refused with an
+explanation unless the rule was attached with ``force=True``; a threshold rule's
+``theta_max=None`` becomes the base threshold ``max|v_th0|``.
 """
 
 from __future__ import annotations
@@ -33,51 +46,36 @@ from typing import Any
 
 import numpy as np
 
-from neuroplast.errors import DataError, PlasticityError, RuntimeStateError
-from neuroplast.plasticity import _accel
+from neuroplast.errors import PlasticityError, RuntimeStateError
 from neuroplast.plasticity._common import check_finite
-from neuroplast.plasticity.feast import FeastState, feast_step
-from neuroplast.plasticity.hebbian import oja_delta
-from neuroplast.plasticity.hlop import (
-    HLOPState,
-    hlop_add_rows,
-    hlop_freeze,
-    hlop_project,
-    hlop_update,
-)
-from neuroplast.plasticity.homeostasis import (
-    rate_threshold_update,
-    spike_threshold_update,
-    synaptic_scaling,
-)
-from neuroplast.plasticity.need_lr import NeedLRParams
-from neuroplast.plasticity.quantized import quantized_apply
-from neuroplast.plasticity.registry import rule_from_dict, rule_kind, rule_to_dict
-from neuroplast.plasticity.stdp import (
-    DiehlCookSTDPParams,
-    RewardSTDPState,
-    STDPState,
-    _event_apply,
-    _rule_consts,
-    reward_stdp_delta,
-)
+from neuroplast.plasticity.hlop import HLOPState, hlop_add_rows, hlop_freeze, hlop_project
+from neuroplast.plasticity.registry import rule_from_dict, rule_spec, rule_to_dict
+from neuroplast.plasticity.spec import RuleSpec, StepIO
 
-__all__ = ["PlasticityEngine", "PLASTICITY_FORMAT"]
+__all__ = ["PlasticityEngine", "PLASTICITY_FORMAT", "CLIP_SHARE"]
 
 PLASTICITY_FORMAT = "neuroplast-plasticity"
 _VERSION = 1
-_SPIKE_KINDS = ("pair_stdp", "symmetric_stdp", "diehl_cook_stdp", "reward_stdp")
-_WEIGHT_KINDS = _SPIKE_KINDS + ("hebbian", "oja", "delta_rule", "synaptic_scaling", "feast")
-_NEURON_KINDS = ("spike_threshold", "rate_threshold")
+#: explicit bounds may clip at most this share of a layer's existing weights
+CLIP_SHARE = 0.01
+_MAX_COUNT = 1 << 62
+#: saved float state beyond this magnitude is refused (traces and thresholds live far
+#: below it; float32 kernels overflow far above it)
+_MAX_STATE = 1e15
 
 
 @dataclass
 class _Binding:
     layer: str
-    rule: Any
+    rule: Any  # as attached (serialised)
     kind: str
+    spec: RuleSpec
     post: str | None
     every: int
+    force: bool = False
+    eff: Any = None  # rule with defaults resolved from the layer (None: not bound yet)
+    shape: tuple[int, int] = (0, 0)  # (n_post, n_pre) the state declaration uses
+    v_th0: np.ndarray | None = None
     state: dict[str, np.ndarray] = field(default_factory=dict)
     updates: int = 0
     seen: int = 0
@@ -95,46 +93,57 @@ def _dense(x: Any, n: int) -> np.ndarray:
     return a.reshape(a.shape[0], -1).astype(np.float64)
 
 
+def _layer_bounds(w: np.ndarray, fallback: tuple[float, float]) -> tuple[float, float]:
+    """The layer's range and sign: ``[0, A]``, ``[-A, A]`` or ``[-A, 0]``, ``A = max|w|``
+    (a hair wider, so the largest weight is inside after rounding)."""
+    a = float(np.abs(w).max(initial=0.0))
+    if a == 0.0:
+        return fallback
+    a *= 1.0 + 1e-6
+    neg, pos = bool((w < 0).any()), bool((w > 0).any())
+    return (-a if neg else 0.0, a if pos else 0.0)
+
+
 class PlasticityEngine:
     """Rules attached to named layers; see the module docstring.
 
     ``seed`` seeds the generator used for stochastic rounding in integer mode and for
-    new HLOP rows.
+    new HLOP rows. ``log`` holds the LearningGuard's decisions (saved with the state).
     """
 
     def __init__(self, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise PlasticityError(f"PlasticityEngine seed must be an int >= 0, got {seed!r}")
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.bindings: list[_Binding] = []
+        self.log: list[dict[str, Any]] = []
         self._targets: dict[str, np.ndarray] = {}
-        self._checked: set[int] = set()
         self._rt_ref: Any = None  # weak reference to the runtime last applied to
 
     # ----------------------------------------------------------------- setup
-    def attach(self, layer: str, rule: Any, post: str | None = None, every: int = 1) -> None:
+    def attach(
+        self, layer: str, rule: Any, post: str | None = None, every: int = 1, force: bool = False
+    ) -> None:
         """Attach ``rule`` (a registered params dataclass) to node ``layer``.
 
         ``post``: node whose output is the postsynaptic activity (weight rules only).
         ``every``: apply every ``every`` runtime steps (e.g. synaptic scaling per sample).
+        ``force``: accept explicit bounds that clip existing weights (see module doc).
         """
-        kind = rule_kind(rule)
+        spec = rule_spec(rule)
         if not isinstance(layer, str) or not layer:
             raise PlasticityError(f"attach: layer must be a node name, got {layer!r}")
-        if isinstance(rule, NeedLRParams):
-            raise PlasticityError(
-                "need_lr is a meta-rule over an optimiser's learning rate, not a layer rule; "
-                "use neuroplast.plasticity.need_lr_step with your model's look-ahead"
-            )
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every < _MAX_COUNT:
             raise PlasticityError(f"attach: every must be an int >= 1, got {every!r}")
-        if post is not None and kind not in _WEIGHT_KINDS:
-            raise PlasticityError(f"attach: rule {kind!r} takes no post node")
+        if not isinstance(force, bool):
+            raise PlasticityError(f"attach: force must be true or false, got {force!r}")
+        if post is not None and (spec.target != "synapses" or not spec.post):
+            raise PlasticityError(f"attach: rule {spec.kind!r} takes no post node")
         for b in self.bindings:
-            if b.layer == layer and b.kind == kind:
-                raise PlasticityError(f"rule {kind!r} is already attached to {layer!r}")
-        self.bindings.append(_Binding(layer, rule, kind, post, every))
+            if b.layer == layer and b.kind == spec.kind:
+                raise PlasticityError(f"rule {spec.kind!r} is already attached to {layer!r}")
+        self.bindings.append(_Binding(layer, rule, spec.kind, spec, post, every, force))
 
     def detach(self, layer: str, kind: str | None = None) -> None:
         """Remove the rules on ``layer`` (only ``kind`` if given)."""
@@ -142,7 +151,6 @@ class PlasticityEngine:
         if len(keep) == len(self.bindings):
             raise PlasticityError(f"no rule {kind or ''} attached to {layer!r}")
         self.bindings = keep
-        self._checked.clear()
 
     def has_rules(self) -> bool:
         """True when at least one rule is attached."""
@@ -163,8 +171,7 @@ class PlasticityEngine:
     def hlop_add_rows(self, layer: str, k: int, n_in: int | None = None) -> None:
         """Add ``k`` trainable HLOP rows on ``layer`` (start of a task)."""
         b = self._binding(layer, "hlop")
-        st = self._hlop_state(b, n_in)
-        st = hlop_add_rows(st, k, self.rng)
+        st = hlop_add_rows(self._hlop_state(b, n_in), k, self.rng)
         b.state.update(H=st.H, frozen=st.frozen.astype(np.int8), M=st.M)
 
     def hlop_merge(self, layer: str) -> None:
@@ -179,10 +186,93 @@ class PlasticityEngine:
                 raise PlasticityError(
                     f"HLOP on {b.layer!r} has no rows yet: pass n_in to hlop_add_rows"
                 )
-            b.state.update(
-                H=np.zeros((0, n_in)), frozen=np.zeros(0, np.int8), M=np.zeros((0, n_in))
-            )
+            b.shape = (0, n_in)
+            b.state.update(self._init_state(b))
         return HLOPState(b.state["H"], b.state["frozen"].astype(bool), b.state["M"])
+
+    # ----------------------------------------------------------------- binding
+    def _bind(self, rt: Any, b: _Binding) -> None:
+        """Check ``b`` against ``rt``'s graph; resolve defaults; initialise state."""
+        nodes = rt.graph.nodes
+        spec = b.spec
+        if b.layer not in nodes:
+            raise PlasticityError(f"rule {b.kind!r}: no node named {b.layer!r} in the graph")
+        node_kind = type(nodes[b.layer]).__name__
+        if node_kind not in spec.layers:
+            raise PlasticityError(
+                f"rule {b.kind!r} acts on {'/'.join(spec.layers)} nodes; {b.layer!r} is {node_kind}"
+            )
+        if spec.target == "neurons":
+            k = rt.kernels[b.layer]
+            if not hasattr(getattr(k, "p", None), "__dataclass_fields__"):
+                raise PlasticityError(f"rule {b.kind!r}: {b.layer!r} has no threshold to adapt")
+            n = int(np.prod(rt.shapes[b.layer]))
+            vth = np.asarray(self._get_vth(k))
+            b.v_th0 = np.broadcast_to(vth.ravel(), (n,)).copy()  # kernel units, per neuron
+            b.shape = (n, 0)
+            eff = b.rule
+            if getattr(eff, "theta_max", 0.0) is None:  # the base threshold, real units
+                v0 = b.v_th0.astype(np.float64) * (self._vscale(k) if rt.mode == "int" else 1.0)
+                top = float(np.abs(v0[np.isfinite(v0)]).max(initial=0.0))
+                top = top if top > 0 else 1.0
+                eff = dataclasses.replace(
+                    eff, theta_max=top if top > eff.theta_min else eff.theta_min + top
+                )
+            b.eff = eff
+        else:
+            w = rt.params.get(b.layer, {}).get("weight")
+            if w is None:
+                raise PlasticityError(f"rule {b.kind!r}: {b.layer!r} has no weights")
+            b.shape = (int(w.shape[0]), int(np.prod(w.shape[1:])))
+            if b.post is not None and b.post not in nodes:
+                raise PlasticityError(f"rule {b.kind!r}: no post node {b.post!r} in the graph")
+            b.eff = self._resolve(rt, b, self._real_weight(rt, b.layer, w))
+        if not b.state:
+            b.state = self._init_state(b)
+
+    def _resolve(self, rt: Any, b: _Binding, w: np.ndarray) -> Any:
+        p, spec = b.rule, b.spec
+        if spec.resolve is not None:
+            p = spec.resolve(p, w)
+        names = {f.name for f in dataclasses.fields(p)}
+        if not {"w_min", "w_max"} <= names:
+            return p
+        lo0, hi0 = _layer_bounds(w, spec.fallback_bounds)
+        lo = lo0 if p.w_min is None else float(p.w_min)
+        hi = hi0 if p.w_max is None else float(p.w_max)
+        if not lo < hi:
+            raise PlasticityError(
+                f"rule {b.kind!r} on {b.layer!r}: bounds [{lo:g}, {hi:g}] are empty "
+                f"(the layer's range is [{lo0:g}, {hi0:g}])"
+            )
+        out = int(np.count_nonzero((w < lo) | (w > hi)))
+        if out > CLIP_SHARE * w.size and not b.force:
+            raise PlasticityError(
+                f"rule {b.kind!r} on {b.layer!r}: bounds [{lo:g}, {hi:g}] would clip {out} of "
+                f"{w.size} existing weights ({100 * out / w.size:.0f}%; the layer spans "
+                f"[{float(w.min()):.3g}, {float(w.max()):.3g}]); leave w_min/w_max unset to "
+                f"use the layer's range [{lo0:.3g}, {hi0:.3g}], or attach with force=True"
+            )
+        return dataclasses.replace(p, w_min=lo, w_max=hi)
+
+    def _decl(self, b: _Binding) -> dict[str, tuple[tuple[int | str, ...], str]]:
+        n_post, n_pre = b.shape
+        return b.spec.state(b.eff if b.eff is not None else b.rule, n_post, n_pre)
+
+    def _init_state(self, b: _Binding) -> dict[str, np.ndarray]:
+        if b.spec.init is not None:
+            return b.spec.init(b.eff, *b.shape)
+        return {
+            k: np.zeros(tuple(0 if isinstance(d, str) else d for d in shape), dtype)
+            for k, (shape, dtype) in self._decl(b).items()
+        }
+
+    def validate(self, rt: Any) -> None:
+        """Bind every attached rule to ``rt`` (node kinds, shapes, default bounds);
+        raises PlasticityError naming the rule and what is wrong."""
+        for b in self.bindings:
+            if b.eff is None:
+                self._bind(rt, b)
 
     # ----------------------------------------------------------------- apply
     def apply(self, rt: Any, reward: float | None = None) -> None:
@@ -190,40 +280,51 @@ class PlasticityEngine:
         if self._rt_ref is None or self._rt_ref() is not rt:
             self._rt_ref = weakref.ref(rt)
         if reward is not None:
-            r = np.asarray(reward, dtype=np.float64)
-            check_finite(r, "reward")
-        for i, b in enumerate(self.bindings):
-            if i not in self._checked:
-                self._check_binding(rt, b)
-                self._checked.add(i)
-            if rt.steps % b.every:
-                continue
-            if b.kind in _NEURON_KINDS:
-                self._apply_threshold(rt, b)
-            elif b.kind == "hlop":
-                self._apply_hlop(rt, b)
-            else:
-                self._apply_weight_rule(rt, b, reward)
+            check_finite(np.asarray(reward, dtype=np.float64), "reward")
+        self.validate(rt)
+        for b in self.bindings:
+            if rt.steps % b.every == 0:
+                self._apply(rt, b, reward)
 
-    def _check_binding(self, rt: Any, b: _Binding) -> None:
-        nodes = rt.graph.nodes
-        if b.layer not in nodes:
-            raise PlasticityError(f"rule {b.kind!r}: no node named {b.layer!r} in the graph")
-        if b.kind in _NEURON_KINDS:
-            if not hasattr(getattr(rt.kernels[b.layer], "p", None), "__dataclass_fields__"):
-                raise PlasticityError(
-                    f"rule {b.kind!r} needs a spiking neuron node; {b.layer!r} is "
-                    f"{type(nodes[b.layer]).__name__}"
-                )
+    def _apply(self, rt: Any, b: _Binding, reward: Any) -> None:
+        spec = b.spec
+        if spec.target == "neurons":
+            s = self._dequant(rt, b.layer, _dense(rt.last_outputs[b.layer], 0))
+            check_finite(s, f"output of {b.layer!r}")
+            self._stats_post(b, s)
+            _, new = spec.update(b.eff, StepIO(None, None, s), b.state)
+            b.state = new
+            self._set_vth(rt, b, rt.kernels[b.layer], new["theta"])
+            b.updates += 1
             return
-        w = rt.params.get(b.layer, {}).get("weight")
-        if type(nodes[b.layer]).__name__ != "Linear" or w is None or w.ndim != 2:
+        w_param = rt.params[b.layer]["weight"]
+        n_out, n_in = b.shape
+        x = self._pre(rt, b, n_in) if spec.pre else None
+        if spec.batch1 and x is not None and x.shape[0] != 1:
             raise PlasticityError(
-                f"rule {b.kind!r} acts on a Linear layer; {b.layer!r} is "
-                f"{type(nodes[b.layer]).__name__}"
+                f"rule {b.kind!r} on {b.layer!r} needs batch size 1 (got {x.shape[0]})"
             )
-        if b.post is not None and b.post not in nodes:
-            raise PlasticityError(f"rule {b.kind!r}: no post node {b.post!r} in the graph")
+        y = self._post(rt, b, n_out) if spec.post else None
+        if y is not None:
+            self._stats_post(b, y)
+        if spec.target == "inputs":
+            _, b.state = spec.update(b.eff, StepIO(None, x, None), b.state)
+            b.updates += 1
+            return
+        if spec.fast is not None and rt.mode != "int" and w_param.dtype == np.float32:
+            b.state = spec.fast(b.eff, w_param.reshape(n_out, n_in), x[0], y[0], b.state)
+            b.updates += 1
+            return
+        target = self._targets.pop(b.layer, None)
+        w = self._real_weight(rt, b.layer, w_param)
+        pre_u = self._projected(b.layer, x) if x is not None else None
+        io = StepIO(w, x, y, reward, target, pre_u)
+        dw, new = spec.update(b.eff, io, b.state)
+        b.state = new
+        if dw is None:
+            return
+        self._commit(rt, b, w_param, np.asarray(dw, np.float64))
+        b.updates += 1
 
     # -- activity -----------------------------------------------------------
     def _dequant(self, rt: Any, node: str, a: np.ndarray) -> np.ndarray:
@@ -240,6 +341,11 @@ class PlasticityEngine:
         x = _dense(rt.last_inputs[b.layer][0], n_in)
         if rt.mode == "int" and rt.preds[b.layer]:
             x = self._dequant(rt, rt.preds[b.layer][0], x)
+        if x.shape[1] != n_in:
+            raise PlasticityError(
+                f"rule {b.kind!r} on {b.layer!r}: input has {x.shape[1]} values per sample, "
+                f"the rule needs {n_in} (a conv layer's weights see patches, not its input)"
+            )
         check_finite(x, f"input of {b.layer!r}")
         return x
 
@@ -263,72 +369,6 @@ class PlasticityEngine:
         check_finite(y, f"output of {node!r}")
         return y
 
-    # -- weights ------------------------------------------------------------
-    def _weight_scale(self, rt: Any, layer: str) -> np.ndarray | float:
-        q = rt.graph.nodes[layer].weight_q
-        return q.scale if isinstance(q.scale, float) else np.asarray(q.scale, dtype=np.float64)
-
-    def _q_range(self, rt: Any, layer: str) -> tuple[int, int]:
-        return rt.graph.nodes[layer].weight_q.range
-
-    def _commit(self, rt: Any, b: _Binding, w_param: np.ndarray, dw: np.ndarray) -> None:
-        """Add ``dw`` (real units) to the layer's weights, enforcing bounds."""
-        check_finite(dw, f"update of {b.layer!r}")
-        lo = getattr(b.rule, "w_min", -np.inf)
-        hi = getattr(b.rule, "w_max", np.inf)
-        if rt.mode == "int":
-            qmin, qmax = self._q_range(rt, b.layer)
-            s = self._weight_scale(rt, b.layer)
-            w_param[...] = quantized_apply(w_param, dw, s, self.rng, lo, hi, qmin, qmax)
-        else:
-            w_param[...] = np.clip(w_param + dw, lo, hi)
-
-    def _real_weight(self, rt: Any, layer: str, w_param: np.ndarray) -> np.ndarray:
-        if rt.mode != "int":
-            return w_param.astype(np.float64)
-        s = self._weight_scale(rt, layer)
-        s = s[:, None] if isinstance(s, np.ndarray) and s.ndim else s
-        return w_param.astype(np.float64) * s
-
-    def _apply_weight_rule(self, rt: Any, b: _Binding, reward: Any) -> None:
-        w_param = rt.params[b.layer]["weight"]
-        n_out, n_in = w_param.shape
-        x = self._pre(rt, b, n_in)
-        p = b.rule
-        if b.kind in _SPIKE_KINDS:
-            if x.shape[0] != 1:
-                raise PlasticityError(
-                    f"rule {b.kind!r} on {b.layer!r} needs batch size 1 (got {x.shape[0]})"
-                )
-            y = self._post(rt, b, n_out)
-            self._stats_post(b, y)
-            self._apply_stdp(rt, b, w_param, x[0], y[0], reward)
-        elif b.kind == "synaptic_scaling":
-            w = self._real_weight(rt, b.layer, w_param)
-            self._commit(rt, b, w_param, synaptic_scaling(w, p) - w)
-        elif b.kind == "feast":
-            self._apply_feast(rt, b, w_param, x)
-        else:
-            y = self._post(rt, b, n_out) if b.kind != "oja" else None
-            if y is not None:
-                self._stats_post(b, y)
-            xu = self._projected(b.layer, x)
-            w = self._real_weight(rt, b.layer, w_param)
-            if b.kind == "oja":
-                dw = oja_delta(w, x, p)
-            elif b.kind == "hebbian":
-                dw = p.lr * (y.T @ xu / x.shape[0] - p.decay * w)
-            else:  # delta rule: error against the layer's actual output
-                t = self._targets.pop(b.layer, None)
-                if t is None:
-                    return
-                t = np.broadcast_to(t, y.shape) if t.ndim == 1 else t
-                if t.shape != y.shape:
-                    raise DataError(f"target for {b.layer!r} has shape {t.shape}, need {y.shape}")
-                dw = p.lr * (t - y).T @ xu / x.shape[0]
-            self._commit(rt, b, w_param, dw)
-        b.updates += 1
-
     def _projected(self, layer: str, x: np.ndarray) -> np.ndarray:
         for hb in self.bindings:
             if hb.layer == layer and hb.kind == "hlop" and "H" in hb.state:
@@ -337,153 +377,52 @@ class PlasticityEngine:
                     return hlop_project(hb.state["H"][frozen], x)
         return x
 
-    def _apply_hlop(self, rt: Any, b: _Binding) -> None:
-        n_in = rt.params[b.layer]["weight"].shape[1]
-        st = self._hlop_state(b, n_in)
-        if st.H.shape[1] != n_in:
-            raise PlasticityError(f"HLOP on {b.layer!r} has width {st.H.shape[1]}, input {n_in}")
-        if st.frozen.all():
-            return
-        st = hlop_update(st, self._pre(rt, b, n_in), b.rule)
-        b.state.update(H=st.H, M=st.M)
-        b.updates += 1
+    # -- weights ------------------------------------------------------------
+    def _weight_scale(self, rt: Any, layer: str) -> np.ndarray | float:
+        q = rt.graph.nodes[layer].weight_q
+        return q.scale if isinstance(q.scale, float) else np.asarray(q.scale, dtype=np.float64)
 
-    def _apply_feast(self, rt: Any, b: _Binding, w_param: np.ndarray, x: np.ndarray) -> None:
-        w = self._real_weight(rt, b.layer, w_param)
-        if "theta" not in b.state:
-            b.state["theta"] = np.full(w.shape[0], float(b.rule.theta0))
-            b.state["misses"] = np.zeros((), np.int64)
-        st = FeastState(w, b.state["theta"], 0, 0)
-        for xb in x:
-            st, win = feast_step(st, xb, b.rule)
-            b.state["misses"] = b.state["misses"] + (win < 0)
-        b.state["theta"] = st.theta
-        self._commit(rt, b, w_param, st.W - w)
-
-    def _apply_stdp(
-        self, rt: Any, b: _Binding, w_param: np.ndarray, pre: np.ndarray, post: np.ndarray, reward
-    ) -> None:
-        n_out, n_in = w_param.shape
-        if "pre" not in b.state:
-            b.state.update(pre=np.zeros(n_in), post=np.zeros(n_out), post2=np.zeros(n_out))
-            if b.kind == "reward_stdp":
-                b.state["elig"] = np.zeros((n_out, n_in))
-        st = STDPState(b.state["pre"], b.state["post"], b.state["post2"])
-        p = b.rule
-        if b.kind == "reward_stdp":
-            w = self._real_weight(rt, b.layer, w_param)
-            rst = RewardSTDPState(st, b.state["elig"])
-            dw, rst = reward_stdp_delta(w, pre, post, rst, p, reward)
-            b.state.update(
-                pre=rst.traces.pre, post=rst.traces.post, post2=rst.traces.post2, elig=rst.elig
-            )
-            self._commit(rt, b, w_param, dw)
-            return
-        a_pre, a_post, amp_pre, amp_post, g_post, g_pre, mode, mult = _rule_consts(p)
-        dc = isinstance(p, DiehlCookSTDPParams)
-        acc = _accel.kernels() if rt.mode != "int" else None
-        if acc is not None and w_param.flags.c_contiguous and w_param.flags.writeable:
-            # whole step (decay, update, bounds, trace increments) in one compiled call,
-            # in place on the weights and on the engine's own trace arrays
-            a_post2 = float(np.exp(-p.dt / p.tau_post2)) if dc else 1.0
-            consts = np.array(
-                [a_pre, a_post, a_post2, amp_pre, amp_post, g_post, g_pre, p.w_min, p.w_max]
-            )
-            tr = [
-                np.ascontiguousarray(st.pre, np.float64),
-                np.ascontiguousarray(st.post, np.float64),
-                np.ascontiguousarray(st.post2, np.float64),
-            ]
-            acc[1](
-                w_param,
-                pre[None],
-                post[None],
-                tr[0],
-                tr[1],
-                tr[2],
-                consts,
-                mode == "nearest",
-                mult,
-                dc,
-            )
-            b.state.update(pre=tr[0], post=tr[1], post2=tr[2])
-            return
-        x = st.pre * a_pre
-        y = st.post * a_post
-        y2 = st.post2 * (np.exp(-p.dt / p.tau_post2) if dc else 1.0)
-        rows, cols = np.flatnonzero(post), np.flatnonzero(pre)
-        gain = (g_post * y2[rows] if dc else g_post) * post[rows]
+    def _commit(self, rt: Any, b: _Binding, w_param: np.ndarray, dw: np.ndarray) -> None:
+        """Add ``dw`` (real units, (n_post, n_pre)) to the layer's weights within bounds."""
+        check_finite(dw, f"update of {b.layer!r}")
+        lo, hi = getattr(b.eff, "w_min", -np.inf), getattr(b.eff, "w_max", np.inf)
+        shape = w_param.shape
+        w2 = w_param.reshape(b.shape)
         if rt.mode == "int":
-            # dense float update on the dequantized weights, then stochastic rounding
-            w = self._real_weight(rt, b.layer, w_param)
-            w_new = w.copy()
-            _event_apply(w_new, rows, cols, gain, x, g_pre * pre[cols], y, mult, -np.inf, np.inf)
-            self._commit(rt, b, w_param, w_new - w)
-        elif rows.size or cols.size:
-            # float: event-driven, in place on the float32 weights (bounds inside)
-            acc = _accel.kernels()
-            if acc is not None and w_param.flags.c_contiguous:
-                acc[0](
-                    w_param,
-                    rows,
-                    cols,
-                    np.asarray(gain, np.float64) * np.ones(rows.size),
-                    x,
-                    g_pre * pre,
-                    y,
-                    mult,
-                    p.w_min,
-                    p.w_max,
-                    g_pre != 0.0,
-                )
-            else:
-                _event_apply(
-                    w_param, rows, cols, gain, x, g_pre * pre[cols], y, mult, p.w_min, p.w_max
-                )
-        near = mode == "nearest"
-        x = np.where(pre > 0, amp_pre, x) if near else x + amp_pre * pre
-        y_new = np.where(post > 0, amp_post, y) if near else y + amp_post * post
-        if dc:
-            y2 = np.where(post > 0, 1.0, y2) if near else y2 + post
-        b.state.update(pre=x, post=y_new, post2=y2)
+            qmin, qmax = rt.graph.nodes[b.layer].weight_q.range
+            s = self._weight_scale(rt, b.layer)
+            new = b.spec.update_int(w2, dw, s, self.rng, lo, hi, qmin, qmax)
+        else:
+            new = np.clip(w2 + dw, lo, hi)
+        w_param[...] = np.asarray(new).reshape(shape)
+
+    def _real_weight(self, rt: Any, layer: str, w_param: np.ndarray) -> np.ndarray:
+        w = w_param.reshape(w_param.shape[0], -1).astype(np.float64)
+        if rt.mode != "int":
+            return w
+        s = self._weight_scale(rt, layer)
+        return w * (s[:, None] if isinstance(s, np.ndarray) and s.ndim else s)
 
     # -- thresholds ---------------------------------------------------------
-    def _apply_threshold(self, rt: Any, b: _Binding) -> None:
-        k = rt.kernels[b.layer]
-        s = _dense(rt.last_outputs[b.layer], 0)
-        s = self._dequant(rt, b.layer, s)
-        check_finite(s, f"output of {b.layer!r}")
-        s = s.mean(axis=0)
-        self._stats_post(b, s[None])
-        if "theta" not in b.state:
-            b.state["theta"] = np.zeros(s.shape[0])
-            b.state["v_th0"] = np.array(self._get_vth(k), dtype=np.float64).ravel() * np.ones(
-                s.shape[0]
-            )
-        if b.kind == "spike_threshold":
-            theta = spike_threshold_update(b.state["theta"], s, b.rule)
-        else:
-            theta = rate_threshold_update(b.state["theta"], s, b.rule)
-        b.state["theta"] = theta
-        self._set_vth(rt, b, k, theta)
-        b.updates += 1
-
     @staticmethod
     def _get_vth(k: Any) -> np.ndarray:
         p = k.p
         return p.lif.v_th if hasattr(p, "lif") else p.v_th
 
+    @staticmethod
+    def _vscale(k: Any) -> float:
+        q = k.ctx.in_quants[0]
+        return q.scale if isinstance(q.scale, float) else float(np.asarray(q.scale).ravel()[0])
+
     def _set_vth(self, rt: Any, b: _Binding, k: Any, theta: np.ndarray) -> None:
-        base = b.state["v_th0"]
+        """``v_th = v_th0 + theta`` per neuron (a shared ``v_th=[0.5]`` becomes per
+        neuron), shaped like one sample of the layer's output."""
+        base = b.v_th0
         if rt.mode == "int":
-            q = k.ctx.in_quants[0]
-            scale = q.scale if isinstance(q.scale, float) else float(np.asarray(q.scale).ravel()[0])
-            v = base + np.round(theta / scale)
-            old = self._get_vth(k)
-            new = v.reshape(np.shape(old)).astype(np.asarray(old).dtype)
+            v = base + np.round(theta / self._vscale(k)).astype(base.dtype)
         else:
-            old = self._get_vth(k)
-            new = (base + theta).reshape(np.shape(old)).astype(np.asarray(old).dtype)
+            v = base + theta
+        new = v.reshape(rt.shapes[b.layer]).astype(base.dtype)
         p = k.p
         if hasattr(p, "lif"):
             k.p = dataclasses.replace(p, lif=dataclasses.replace(p.lif, v_th=new))
@@ -498,8 +437,8 @@ class PlasticityEngine:
     # ----------------------------------------------------------------- stats
     def stats(self, rt: Any | None = None) -> dict[str, dict[str, Any]]:
         """Per rule ``"layer:kind"``: update count, mean firing rate of the post
-        neurons (spikes or activity per step), and the weight norm/min/max (of ``rt``,
-        or of the runtime the engine last ran in)."""
+        neurons (spikes or activity per step), the weight norm/min/max (of ``rt``, or
+        of the runtime the engine last ran in) and the bounds in use."""
         if rt is None and self._rt_ref is not None:
             rt = self._rt_ref()
         out: dict[str, dict[str, Any]] = {}
@@ -514,19 +453,23 @@ class PlasticityEngine:
             if "H" in b.state:
                 d["hlop_rows"] = int(b.state["H"].shape[0])
                 d["hlop_frozen"] = int(b.state["frozen"].sum())
-            if rt is not None and b.kind in _WEIGHT_KINDS:
+            if rt is not None and b.spec.target == "synapses":
                 w = self._real_weight(rt, b.layer, rt.params[b.layer]["weight"])
                 d["weight_norm"] = float(np.linalg.norm(w))
                 d["weight_min"], d["weight_max"] = float(w.min()), float(w.max())
+            if b.eff is not None and hasattr(b.eff, "w_min"):
+                d["bounds"] = f"[{b.eff.w_min:.3g}, {b.eff.w_max:.3g}]"
             out[f"{b.layer}:{b.kind}"] = d
         return out
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Rule states (traces, thresholds, subspaces), counters and the generator."""
+        """Rule states (traces, thresholds, subspaces), counters, the generator and
+        the guard's decisions."""
         out: dict[str, np.ndarray] = {
             "rng": np.array(json.dumps(self.rng.bit_generator.state)),
             "layout": np.array(json.dumps([[b.layer, b.kind] for b in self.bindings])),
+            "guard": np.array(json.dumps(self.log)),
         }
         for i, b in enumerate(self.bindings):
             pre = f"{i}/{b.layer}/{b.kind}"
@@ -539,57 +482,142 @@ class PlasticityEngine:
         return out
 
     def load_state_dict(self, d: dict[str, np.ndarray], rt: Any | None = None) -> None:
-        """Restore :meth:`state_dict`; validates everything before changing anything.
-        With ``rt``, also pushes restored thresholds into its neurons (:meth:`sync`).
-        An engine without rules ignores saved rule state (inference-only runtimes can
-        load learned weights)."""
+        """Restore :meth:`state_dict`, all or nothing: every array is checked against
+        what the attached rules declare (names, shapes, dtypes, finiteness) before
+        anything changes; raises RuntimeStateError. With ``rt`` the rules are bound to
+        it first (so shapes are known) and restored thresholds are pushed into its
+        neurons. An engine without rules ignores saved rule state."""
+        self.commit_state(self.prepare_state(d, rt), rt)
+
+    def prepare_state(self, d: dict[str, np.ndarray], rt: Any | None = None) -> Any:
+        """The validation half of :meth:`load_state_dict`; changes nothing."""
         if not self.bindings:
-            return
+            return None
+        if rt is not None:
+            self.validate(rt)
         try:
             layout = json.loads(str(d["layout"]))
             rng_state = json.loads(str(d["rng"]))
-        except (KeyError, ValueError, TypeError) as e:
+            log = json.loads(str(d["guard"])) if "guard" in d else []
+        except (KeyError, ValueError, TypeError, RecursionError) as e:
             raise RuntimeStateError(f"plasticity state is missing or corrupt ({e})") from None
         want = [[b.layer, b.kind] for b in self.bindings]
         if layout != want:
-            raise RuntimeStateError(f"plasticity state is for rules {layout}, engine has {want}")
-        new: list[tuple[dict[str, np.ndarray], int, int, np.ndarray | None]] = []
+            raise RuntimeStateError(
+                f"plasticity state is for rules {layout!r:.200}, engine has {want}"
+            )
+        if not isinstance(log, list) or not all(isinstance(e, dict) for e in log):
+            raise RuntimeStateError("plasticity state 'guard' must be a list of decisions")
+        known = {"rng", "layout", "guard"}
+        new = []
         for i, b in enumerate(self.bindings):
             pre = f"{i}/{b.layer}/{b.kind}/"
-            st: dict[str, np.ndarray] = {}
-            for key, v in d.items():
-                if key.startswith(pre) and not key[len(pre) :].startswith("_"):
-                    a = np.array(v)
-                    if a.dtype.kind not in "biuf":
-                        raise RuntimeStateError(f"plasticity state {key!r} is not numeric")
-                    if a.dtype.kind == "f" and not np.isfinite(a).all():
-                        raise RuntimeStateError(f"plasticity state {key!r} contains NaN/Inf")
-                    st[key[len(pre) :]] = a
-            for k, old in b.state.items():
-                if k in st and st[k].shape != np.shape(old):
+            st = {k[len(pre) :]: v for k, v in d.items() if k.startswith(pre)}
+            known.update(pre + k for k in st)
+            upd, seen = (
+                self._count(st.pop(c, np.array(0)), pre + c) for c in ("_updates", "_seen")
+            )
+            ps = st.pop("_post_sum", None)
+            if ps is not None:
+                ps = self._array(ps, pre + "_post_sum", "f")
+                if b.eff is not None and b.spec.post and ps.shape != (b.shape[0],):
                     raise RuntimeStateError(
-                        f"plasticity state {pre}{k}: saved shape {st[k].shape}, "
-                        f"expected {np.shape(old)}"
+                        f"plasticity state {pre}_post_sum: shape {ps.shape}, expected ({b.shape[0]},)"
                     )
-            ps = d.get(pre + "_post_sum")
-            new.append((st, int(d.get(pre + "_updates", 0)), int(d.get(pre + "_seen", 0)), ps))
+            new.append((self._check_rule_state(b, st, pre), upd, seen, ps))
+        extra = sorted(set(d) - known)
+        if extra:
+            raise RuntimeStateError(f"plasticity state has unknown entries {extra[:3]!r:.200}")
         rng = np.random.default_rng()
         try:
+            if not isinstance(rng_state, dict) or rng_state.get("bit_generator") != "PCG64":
+                raise ValueError("not a PCG64 state")
             rng.bit_generator.state = rng_state
-        except (TypeError, ValueError, KeyError) as e:
+        except Exception as e:  # noqa: BLE001 - numpy raises many types for bad states
             raise RuntimeStateError(f"plasticity generator state is corrupt ({e})") from None
+        return new, rng, log
+
+    def commit_state(self, prepared: Any, rt: Any | None = None) -> None:
+        """The apply half of :meth:`load_state_dict` (after :meth:`prepare_state`)."""
+        if prepared is None:
+            return
+        new, rng, log = prepared
         for b, (st, upd, seen, ps) in zip(self.bindings, new, strict=True):
-            b.state, b.updates, b.seen = st, upd, seen
-            b.post_sum = None if ps is None else np.array(ps, np.float64)
-        self.rng = rng
+            if st is not None:
+                b.state = st
+            b.updates, b.seen, b.post_sum = upd, seen, ps
+        self.rng, self.log = rng, log
         if rt is not None:
             self.sync(rt)
+
+    @staticmethod
+    def _array(v: Any, key: str, kinds: str) -> np.ndarray:
+        a = np.asarray(v)
+        if a.dtype.kind not in kinds:
+            raise RuntimeStateError(f"plasticity state {key!r} has dtype {a.dtype}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise RuntimeStateError(f"plasticity state {key!r} contains NaN/Inf")
+        return np.array(a)
+
+    def _count(self, v: Any, key: str) -> int:
+        a = self._array(v, key, "iu")
+        if a.shape != () or not 0 <= int(a) < _MAX_COUNT:
+            raise RuntimeStateError(f"plasticity state {key!r} must be a count >= 0")
+        return int(a)
+
+    def _check_rule_state(
+        self, b: _Binding, st: dict[str, np.ndarray], pre: str
+    ) -> dict[str, np.ndarray] | None:
+        """Saved arrays of one rule against its declaration; None: nothing saved."""
+        if not st:
+            return None
+        if b.eff is None and b.spec.target != "inputs":
+            raise RuntimeStateError(
+                f"plasticity state {pre}: rule not bound to a runtime yet; load the state "
+                "through Runtime.load_state (or pass rt=)"
+            )
+        decl = self._decl(b)
+        if set(st) != set(decl):
+            raise RuntimeStateError(
+                f"plasticity state {pre}: has {sorted(st)!r:.200}, the rule declares {sorted(decl)}"
+            )
+        sym: dict[str, int] = {}
+        out = {}
+        for k, (shape, dtype) in decl.items():
+            a = self._array(st[k], pre + k, "biuf")
+            ok = a.dtype == np.dtype(dtype) and a.ndim == len(shape)
+            for n, want in zip(a.shape, shape) if ok else ():
+                if isinstance(want, str):
+                    ok = ok and sym.setdefault(want, n) == n
+                else:
+                    ok = ok and n == want
+            if not ok:
+                raise RuntimeStateError(
+                    f"plasticity state {pre}{k}: saved {a.dtype}{a.shape}, declared {dtype}{shape}"
+                )
+            if a.dtype.kind == "f" and a.size and float(np.abs(a).max()) > _MAX_STATE:
+                raise RuntimeStateError(
+                    f"plasticity state {pre}{k}: magnitude {float(np.abs(a).max()):.3g} is "
+                    f"implausible (limit {_MAX_STATE:g})"
+                )
+            out[k] = a
+        th = out.get("theta") if b.spec.target == "neurons" else None
+        if th is not None and th.size:
+            lo, hi = b.eff.theta_min, b.eff.theta_max
+            if th.min() < lo or (hi is not None and th.max() > hi):
+                raise RuntimeStateError(
+                    f"plasticity state {pre}theta: values outside the rule's "
+                    f"[theta_min, theta_max] = [{lo:g}, {hi:g}]"
+                )
+        if b.kind == "hlop" and b.eff is None and "k" in sym:
+            b.shape = (0, int(out["H"].shape[1]))
+        return out
 
     def sync(self, rt: Any) -> None:
         """Push the engine's learned thresholds into ``rt``'s neuron kernels (needed
         after a state load: thresholds live in the kernels, not in ``rt.params``)."""
         for b in self.bindings:
-            if b.kind in _NEURON_KINDS and "theta" in b.state and "v_th0" in b.state:
+            if b.spec.target == "neurons" and b.v_th0 is not None and "theta" in b.state:
                 self._set_vth(rt, b, rt.kernels[b.layer], b.state["theta"])
 
     # ----------------------------------------------------------------- JSON
@@ -599,6 +627,8 @@ class PlasticityEngine:
         for b in self.bindings:
             r = rule_to_dict(b.rule)
             r.update(layer=b.layer, post=b.post, every=b.every)
+            if b.force:
+                r["force"] = True
             rules.append(r)
         return {"format": PLASTICITY_FORMAT, "version": _VERSION, "seed": self.seed, "rules": rules}
 
@@ -613,26 +643,28 @@ class PlasticityEngine:
         if not isinstance(d, dict) or d.get("format") != PLASTICITY_FORMAT:
             raise PlasticityError(f"plasticity.json: 'format' must be {PLASTICITY_FORMAT!r}")
         if d.get("version") != _VERSION:
-            raise PlasticityError(f"plasticity.json: unsupported version {d.get('version')!r}")
-        seed = d.get("seed", 0)
-        eng = cls(seed=seed)
+            raise PlasticityError(f"plasticity.json: unsupported version {d.get('version')!r:.50}")
+        eng = cls(seed=d.get("seed", 0))
         rules = d.get("rules", [])
         if not isinstance(rules, list):
             raise PlasticityError("plasticity.json: 'rules' must be a list")
         for i, r in enumerate(rules):
             if not isinstance(r, dict):
                 raise PlasticityError(f"plasticity.json: rules[{i}] must be an object")
-            extra = set(r) - {"kind", "params", "layer", "post", "every"}
+            extra = set(r) - {"kind", "params", "layer", "post", "every", "force"}
             if extra:
                 raise PlasticityError(
-                    f"plasticity.json: rules[{i}] has unknown keys {sorted(extra)}"
+                    f"plasticity.json: rules[{i}] has unknown keys {sorted(extra)!r:.200}"
                 )
             post = r.get("post")
             if post is not None and not isinstance(post, str):
                 raise PlasticityError(f"plasticity.json: rules[{i}].post must be a string or null")
             try:
                 rule = rule_from_dict({"kind": r.get("kind"), "params": r.get("params", {})})
-                eng.attach(r.get("layer"), rule, post=post, every=r.get("every", 1))
+                eng.attach(
+                    r.get("layer"), rule, post=post, every=r.get("every", 1),
+                    force=r.get("force", False),
+                )  # fmt: skip
             except PlasticityError as e:
                 raise PlasticityError(f"plasticity.json: rules[{i}]: {e}") from None
         return eng
@@ -640,25 +672,19 @@ class PlasticityEngine:
     @classmethod
     def from_json(cls, data: str | bytes | dict, rt: Any | None = None) -> PlasticityEngine:
         """Parse ``plasticity.json`` (text, or the already-parsed dict). With ``rt``,
-        also check every rule against that runtime's graph now (node names, layer
-        kinds) instead of at the first learning step."""
+        also bind every rule to that runtime now (node names, layer kinds, bounds)
+        instead of at the first learning step."""
         if isinstance(data, dict):
             d = data
         else:
             try:
                 d = json.loads(data)
-            except (ValueError, TypeError) as e:
+            except (ValueError, TypeError, RecursionError) as e:
                 raise PlasticityError(f"plasticity.json is not valid JSON: {e}") from None
         eng = cls.from_dict(d)
         if rt is not None:
             eng.validate(rt)
         return eng
-
-    def validate(self, rt: Any) -> None:
-        """Check every attached rule against ``rt``'s graph; raises PlasticityError."""
-        for i, b in enumerate(self.bindings):
-            self._check_binding(rt, b)
-            self._checked.add(i)
 
     def __repr__(self) -> str:
         rules = ", ".join(f"{b.layer}:{b.kind}" for b in self.bindings)

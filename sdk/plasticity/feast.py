@@ -3,7 +3,9 @@
 Per event with (time-surface) input ``ts`` (n_in,): L2-normalise it; ``d = W ts``
 with unit-norm rows of ``W`` (n_neurons, n_in). Among neurons with ``d_i > theta_i``
 the argmax wins: ``w_win <- normalise((1-eta) w_win + eta ts)`` and
-``theta_win += delta_close``. With no winner (a "miss") every ``theta -= delta_open``.
+``theta_win += delta_close``. With no winner (a "miss") every ``theta -= delta_open``
+(thresholds are kept in the cosine range ``[-1, 1]``, so a silent stream cannot push them
+without bound).
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ import numpy as np
 
 from neuroplast.errors import PlasticityError
 from neuroplast.plasticity._common import as_float_array, check_len, require_positive
+from neuroplast.plasticity.spec import RuleSpec, StateDecl, StepIO
 
-__all__ = ["FeastParams", "FeastState", "feast_init", "feast_step", "time_surface"]
+__all__ = [
+    "FeastParams",
+    "FeastState",
+    "feast_init",
+    "feast_step",
+    "time_surface",
+    "feast_rule_update",
+]
 
 
 @dataclass(frozen=True)
@@ -72,9 +82,9 @@ def feast_step(state: FeastState, ts: object, p: FeastParams) -> tuple[FeastStat
             W = state.W.copy()
             w = (1 - p.eta) * W[win] + p.eta * x
             W[win] = w / max(np.linalg.norm(w), 1e-12)
-            theta[win] += p.delta_close
+            theta[win] = min(theta[win] + p.delta_close, 1.0)  # thresholds stay in [-1, 1]
             return FeastState(W, theta, state.events + 1, state.misses), win
-    theta -= p.delta_open
+    theta = np.maximum(theta - p.delta_open, -1.0)  # cosine range: below -1 means "any"
     return FeastState(state.W, theta, state.events + 1, state.misses + 1), -1
 
 
@@ -83,3 +93,30 @@ def time_surface(t_last: object, t: float, tau: float) -> np.ndarray:
     tl = np.asarray(t_last, dtype=np.float64)
     with np.errstate(over="ignore"):
         return np.exp(np.minimum(tl - t, 0.0) / tau)
+
+
+# --------------------------------------------------------------------------- engine form
+
+
+def _feast_state(p: FeastParams, n_post: int, n_pre: int) -> StateDecl:
+    return {"theta": ((n_post,), "float64"), "misses": ((), "int64")}
+
+
+def _feast_init(p: FeastParams, n_post: int, n_pre: int) -> dict:
+    return {"theta": np.full(n_post, float(p.theta0)), "misses": np.zeros((), np.int64)}
+
+
+def feast_rule_update(p: FeastParams, io: StepIO, state: dict) -> tuple:
+    """Engine form: one :func:`feast_step` per sample of the batch; ``dw`` moves the
+    winners' rows."""
+    st = FeastState(io.w, state["theta"], 0, 0)
+    misses = int(state["misses"])
+    for xb in io.pre:
+        st, win = feast_step(st, xb, p)
+        misses += win < 0
+    return st.W - io.w, {"theta": st.theta, "misses": np.array(misses, np.int64)}
+
+
+SPECS = (
+    RuleSpec("feast", FeastParams, feast_rule_update, _feast_state, post=False, init=_feast_init),
+)

@@ -2,10 +2,18 @@
 
 Every ``every`` learning steps the guard evaluates ``check(rt) -> metric`` (higher is
 better, e.g. accuracy on a small held-out set) with learning switched off and the
-neuron state preserved. If the metric fell by more than ``max_drop`` below the metric
-of the last good state, the runtime is restored to that state (weights, neuron
-states, plasticity traces and thresholds); otherwise the current state becomes the
-new good state (and, with ``path``, is saved atomically with ``rt.save_state``).
+neuron state preserved. The bar is fixed, not the last accepted score (small accepted
+drops would ratchet down)::
+
+    reference = max(baseline, best accepted metric)      # never decreases
+    keep      = metric >= max(reference - max_drop, floor)
+
+``baseline`` is the metric before learning; ``floor`` an absolute minimum (default
+``None``: none). A rejected state is rolled back to the last accepted one (weights,
+neuron states, plasticity traces and thresholds); an accepted one becomes the good
+state (and, with ``path``, is saved atomically with ``rt.save_state``). Every
+decision is passed to ``report`` (e.g. ``print``) and appended to the engine's
+``log``, which is saved with the learned state (``plasticity/guard``).
 """
 
 from __future__ import annotations
@@ -33,8 +41,10 @@ class LearningGuard:
         rt: the runtime (learning enabled by the caller).
         check: ``check(rt) -> float``; runs the held-out set through ``rt``.
         every: evaluate after this many guarded steps.
-        max_drop: roll back when ``metric < good_metric - max_drop``.
+        max_drop: allowed drop below the reference (see the module docstring).
+        floor: absolute minimum metric (None: none).
         path: optional file; every accepted state is saved there atomically.
+        report: optional ``report(line)`` called with each decision.
     """
 
     def __init__(
@@ -44,11 +54,19 @@ class LearningGuard:
         every: int = 100,
         max_drop: float = 0.02,
         path: str | Path | None = None,
+        floor: float | None = None,
+        report: Callable[[str], Any] | None = None,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise PlasticityError(f"LearningGuard.every must be an int >= 1, got {every!r}")
         if not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) or max_drop < 0:
             raise PlasticityError(f"LearningGuard.max_drop must be >= 0, got {max_drop!r}")
+        if floor is not None and (
+            isinstance(floor, bool)
+            or not isinstance(floor, (int, float))
+            or not math.isfinite(floor)
+        ):
+            raise PlasticityError(f"LearningGuard.floor must be a finite number, got {floor!r}")
         if not callable(check):
             raise PlasticityError("LearningGuard.check must be callable: check(rt) -> float")
         self.rt, self.check, self.every, self.max_drop = rt, check, every, float(max_drop)
@@ -56,7 +74,9 @@ class LearningGuard:
         self.steps = 0
         self.rollbacks = 0
         self.history: list[tuple[int, float, bool]] = []
-        self.good_metric = self._evaluate()
+        self.floor = None if floor is None else float(floor)
+        self.report = report
+        self.baseline = self.good_metric = self.best = self._evaluate()
         self.good_state = _copy(rt.state_dict())
         if self.path is not None:
             rt.save_state(self.path)
@@ -89,16 +109,42 @@ class LearningGuard:
             self.check_now()
         return out
 
+    @property
+    def bar(self) -> float:
+        """The metric a state needs to be kept."""
+        bar = max(self.baseline, self.best) - self.max_drop
+        return bar if self.floor is None else max(bar, self.floor)
+
     def check_now(self) -> bool:
         """Evaluate now; returns True if the state was kept, False if rolled back."""
         m = self._evaluate()
-        keep = m >= self.good_metric - self.max_drop
+        bar = self.bar
+        keep = m >= bar
         self.history.append((self.steps, m, keep))
+        entry = {
+            "step": int(self.steps),
+            "metric": m,
+            "bar": bar,
+            "baseline": self.baseline,
+            "kept": bool(keep),
+        }
+        eng = self.rt.plasticity
+        past = list(getattr(eng, "log", []))
+        if hasattr(eng, "log"):
+            eng.log = past + [entry]  # before the copy: the saved state holds the decision
         if keep:
             self.good_metric, self.good_state = m, _copy(self.rt.state_dict())
-            if self.path is not None:
-                self.rt.save_state(self.path)
+            self.best = max(self.best, m)
         else:
             self._restore(self.good_state)
             self.rollbacks += 1
+            if hasattr(eng, "log"):
+                eng.log = past + [entry]  # the rollback restored an older log
+        if keep and self.path is not None:
+            self.rt.save_state(self.path)
+        if self.report is not None:
+            self.report(
+                f"guard step {self.steps}: check {m:.4g} vs bar {bar:.4g} "
+                f"(baseline {self.baseline:.4g}): {'kept' if keep else 'rolled back'}"
+            )
         return keep

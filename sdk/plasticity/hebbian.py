@@ -12,12 +12,14 @@ import numpy as np
 
 from neuroplast.plasticity._common import (
     as_float_array,
+    bounds_of,
     check_len,
     check_weight,
     require_bounds,
     require_nonnegative,
     require_positive,
 )
+from neuroplast.plasticity.spec import RuleSpec, StepIO
 
 __all__ = [
     "HebbianParams",
@@ -29,6 +31,9 @@ __all__ = [
     "oja_update",
     "delta_rule_delta",
     "delta_rule_update",
+    "hebbian_rule_update",
+    "oja_rule_update",
+    "delta_rule_rule_update",
 ]
 
 
@@ -44,13 +49,17 @@ class HebbianParams:
     """Plain Hebbian rule with weight decay: ``dw = lr * (y x^T - decay * w)``.
 
     ``y`` is the given postsynaptic activity (or ``w @ x`` if omitted); batches are
-    averaged. Bounds ``[w_min, w_max]`` are enforced after each update.
+    averaged. Bounds ``[w_min, w_max]`` are enforced after each update (``None``: the
+    layer's range in the engine, ``[-1, 1]`` in the pure functions; Oja and the delta
+    rule: ``[-10, 10]``). In the engine a silent step (``x = 0``)
+    changes nothing: the decay acts only while there is input, so silence cannot
+    erase a layer.
     """
 
     lr: float = 1e-3
     decay: float = 0.0
-    w_min: float = -1.0
-    w_max: float = 1.0
+    w_min: float | None = None
+    w_max: float | None = None
 
     def __post_init__(self) -> None:
         require_nonnegative("HebbianParams", lr=self.lr, decay=self.decay)
@@ -71,7 +80,7 @@ def hebbian_update(
     w: np.ndarray, x: object, p: HebbianParams, y: object | None = None
 ) -> np.ndarray:
     """Clipped Hebbian update; returns a new array."""
-    return np.clip(check_weight(w) + hebbian_delta(w, x, p, y), p.w_min, p.w_max)
+    return np.clip(check_weight(w) + hebbian_delta(w, x, p, y), *bounds_of(p, (-1.0, 1.0)))
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,8 @@ class OjaParams:
     """
 
     lr: float = 1e-3
-    w_min: float = -10.0
-    w_max: float = 10.0
+    w_min: float | None = None
+    w_max: float | None = None
 
     def __post_init__(self) -> None:
         require_positive("OjaParams", lr=self.lr)
@@ -104,7 +113,7 @@ def oja_delta(w: np.ndarray, x: object, p: OjaParams) -> np.ndarray:
 
 def oja_update(w: np.ndarray, x: object, p: OjaParams) -> np.ndarray:
     """Clipped Oja update; returns a new array."""
-    return np.clip(check_weight(w) + oja_delta(w, x, p), p.w_min, p.w_max)
+    return np.clip(check_weight(w) + oja_delta(w, x, p), *bounds_of(p, (-10.0, 10.0)))
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,8 @@ class DeltaRuleParams:
     """
 
     lr: float = 1e-2
-    w_min: float = -10.0
-    w_max: float = 10.0
+    w_min: float | None = None
+    w_max: float | None = None
 
     def __post_init__(self) -> None:
         require_positive("DeltaRuleParams", lr=self.lr)
@@ -153,4 +162,43 @@ def delta_rule_update(
     x_update: object | None = None,
 ) -> np.ndarray:
     """Clipped delta-rule update; returns a new array."""
-    return np.clip(check_weight(w) + delta_rule_delta(w, x, target, p, x_update), p.w_min, p.w_max)
+    return np.clip(
+        check_weight(w) + delta_rule_delta(w, x, target, p, x_update), *bounds_of(p, (-10.0, 10.0))
+    )
+
+
+# --------------------------------------------------------------------------- engine form
+
+
+def hebbian_rule_update(p: HebbianParams, io: StepIO, state: dict) -> tuple:
+    """Engine form: :func:`hebbian_delta` on the (HLOP-projected) input and the post
+    activity; nothing on a silent step."""
+    if not np.any(io.pre):
+        return None, state
+    return hebbian_delta(io.w, io.pre_u, p, io.post), state
+
+
+def oja_rule_update(p: OjaParams, io: StepIO, state: dict) -> tuple:
+    """Engine form: :func:`oja_delta` (``y = w x``; self-normalising)."""
+    return oja_delta(io.w, io.pre, p), state
+
+
+def delta_rule_rule_update(p: DeltaRuleParams, io: StepIO, state: dict) -> tuple:
+    """Engine form of the delta rule against the layer's actual output ``y``:
+    ``dw = lr * mean_b (t_b - y_b) x_u,b^T``; no target this step: no change."""
+    if io.target is None:
+        return None, state
+    y = io.post
+    t = np.broadcast_to(io.target, y.shape) if io.target.ndim == 1 else io.target
+    if t.shape != y.shape:
+        from neuroplast.errors import DataError
+
+        raise DataError(f"delta-rule target has shape {t.shape}, need {y.shape}")
+    return p.lr * (t - y).T @ io.pre_u / y.shape[0], state
+
+
+SPECS = (
+    RuleSpec("hebbian", HebbianParams, hebbian_rule_update),
+    RuleSpec("oja", OjaParams, oja_rule_update, post=False, fallback_bounds=(-10.0, 10.0)),
+    RuleSpec("delta_rule", DeltaRuleParams, delta_rule_rule_update, fallback_bounds=(-10.0, 10.0)),
+)

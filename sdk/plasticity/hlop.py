@@ -26,6 +26,7 @@ from neuroplast.plasticity._common import (
     require_nonnegative,
     require_positive,
 )
+from neuroplast.plasticity.spec import RuleSpec, StateDecl, StepIO
 
 __all__ = [
     "HLOPParams",
@@ -36,6 +37,7 @@ __all__ = [
     "hlop_update",
     "hlop_project",
     "hlop_orthonormality_error",
+    "hlop_rule_update",
 ]
 
 
@@ -138,3 +140,26 @@ def hlop_orthonormality_error(H: np.ndarray) -> float:
     if H.shape[0] == 0:
         return 0.0
     return float(np.linalg.norm(H @ H.T - np.eye(H.shape[0]), 2))
+
+
+# --------------------------------------------------------------------------- engine form
+
+
+def _hlop_state(p: HLOPParams, n_post: int, n_pre: int) -> StateDecl:
+    return {
+        "H": (("k", n_pre), "float64"),
+        "frozen": (("k",), "int8"),
+        "M": (("k", n_pre), "float64"),
+    }
+
+
+def hlop_rule_update(p: HLOPParams, io: StepIO, state: dict) -> tuple:
+    """Engine form: learn the subspace of the layer's input (weights unchanged)."""
+    st = HLOPState(state["H"], state["frozen"].astype(bool), state["M"])
+    if st.frozen.all():
+        return None, state
+    st = hlop_update(st, io.pre, p)
+    return None, {"H": st.H, "frozen": st.frozen.astype(np.int8), "M": st.M}
+
+
+SPECS = (RuleSpec("hlop", HLOPParams, hlop_rule_update, _hlop_state, target="inputs", post=False),)

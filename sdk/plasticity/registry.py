@@ -1,58 +1,82 @@
-"""Registry of rule kinds: ``(kind, params)`` pairs serialise to JSON, never code.
+"""Registry of rules: ``kind -> RuleSpec`` (params class + update functions + declared
+state + layer kinds); ``(kind, params)`` pairs serialise to JSON, never code.
 
 ``rule_to_dict(params) -> {"kind": ..., "params": {...}}`` and ``rule_from_dict``
 look a kind up here; unknown kinds or fields raise :class:`PlasticityError`.
+:func:`register_rule` adds a user rule (its params class and update function) to the
+same table the built-in rules use; the engine dispatches through it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 from neuroplast.errors import PlasticityError
-from neuroplast.plasticity.feast import FeastParams
-from neuroplast.plasticity.hebbian import DeltaRuleParams, HebbianParams, OjaParams
-from neuroplast.plasticity.hlop import HLOPParams
-from neuroplast.plasticity.homeostasis import (
-    RateThresholdParams,
-    SpikeThresholdParams,
-    SynapticScalingParams,
-)
+from neuroplast.plasticity import feast, hebbian, hlop, homeostasis, stdp
 from neuroplast.plasticity.need_lr import NeedLRParams
-from neuroplast.plasticity.stdp import (
-    DiehlCookSTDPParams,
-    PairSTDPParams,
-    RewardSTDPParams,
-    SymmetricSTDPParams,
-)
+from neuroplast.plasticity.spec import RuleSpec, StateDecl, no_state
 
-__all__ = ["RULE_KINDS", "rule_kind", "rule_to_dict", "rule_from_dict", "register_rule"]
+__all__ = [
+    "RULE_KINDS",
+    "RULE_SPECS",
+    "rule_kind",
+    "rule_spec",
+    "rule_to_dict",
+    "rule_from_dict",
+    "register_rule",
+]
 
-RULE_KINDS: dict[str, type] = {
-    "pair_stdp": PairSTDPParams,
-    "symmetric_stdp": SymmetricSTDPParams,
-    "diehl_cook_stdp": DiehlCookSTDPParams,
-    "reward_stdp": RewardSTDPParams,
-    "hebbian": HebbianParams,
-    "oja": OjaParams,
-    "delta_rule": DeltaRuleParams,
-    "hlop": HLOPParams,
-    "spike_threshold": SpikeThresholdParams,
-    "rate_threshold": RateThresholdParams,
-    "synaptic_scaling": SynapticScalingParams,
-    "feast": FeastParams,
-    "need_lr": NeedLRParams,
+#: kind -> RuleSpec of every rule the engine can run
+RULE_SPECS: dict[str, RuleSpec] = {
+    s.kind: s for m in (stdp, hebbian, hlop, homeostasis, feast) for s in m.SPECS
 }
+#: kind -> params class (every serialisable rule, including ``need_lr``, a meta-rule
+#: over an optimiser's learning rate that is not attached to a layer)
+RULE_KINDS: dict[str, type] = {k: s.params for k, s in RULE_SPECS.items()}
+RULE_KINDS["need_lr"] = NeedLRParams
 
 
-def register_rule(kind: str, params_cls: type) -> None:
-    """Register a frozen params dataclass under ``kind`` (apps may add their own)."""
-    if not dataclasses.is_dataclass(params_cls):
+def register_rule(
+    kind: str,
+    params_cls: type,
+    update: Callable[..., tuple[Any, dict]] | None = None,
+    *,
+    state: Callable[[Any, int, int], StateDecl] = no_state,
+    target: str = "synapses",
+    layers: tuple[str, ...] = ("Linear",),
+    batch1: bool = False,
+    post: bool = True,
+    fallback_bounds: tuple[float, float] = (-1.0, 1.0),
+) -> RuleSpec:
+    """Register a rule: a frozen params dataclass under ``kind`` and its pure float
+    ``update(p, io, state) -> (dw, new_state)`` (see :class:`RuleSpec`); integer mode
+    rounds ``dw`` stochastically onto the int8 weights. Without ``update`` the kind only
+    serialises (the engine refuses to attach it). Returns the spec."""
+    if not isinstance(kind, str) or not kind.isidentifier():
+        raise PlasticityError(f"register_rule: kind must be an identifier, got {kind!r}")
+    if not dataclasses.is_dataclass(params_cls) or not isinstance(params_cls, type):
         raise PlasticityError(f"register_rule: {params_cls!r} is not a dataclass")
+    if not params_cls.__dataclass_params__.frozen:
+        raise PlasticityError(f"register_rule: {params_cls.__name__} must be frozen")
     if kind in RULE_KINDS and RULE_KINDS[kind] is not params_cls:
         raise PlasticityError(f"register_rule: kind {kind!r} is already registered")
+    if any(c is params_cls for k, c in RULE_KINDS.items() if k != kind):
+        raise PlasticityError(f"register_rule: {params_cls.__name__} is already registered")
+    if target not in ("synapses", "neurons", "inputs"):
+        raise PlasticityError(
+            f"register_rule: target must be synapses|neurons|inputs, got {target!r}"
+        )
     RULE_KINDS[kind] = params_cls
+    spec = RuleSpec(kind, params_cls, update, state, target, tuple(layers), batch1, post,
+                    fallback_bounds=fallback_bounds)  # fmt: skip
+    if update is not None:
+        if not callable(update):
+            raise PlasticityError("register_rule: update must be callable")
+        RULE_SPECS[kind] = spec
+    return spec
 
 
 def rule_kind(params: object) -> str:
@@ -61,6 +85,20 @@ def rule_kind(params: object) -> str:
         if type(params) is cls:
             return k
     raise PlasticityError(f"{type(params).__name__} is not a registered plasticity rule")
+
+
+def rule_spec(params: object) -> RuleSpec:
+    """The :class:`RuleSpec` of a params instance (raises for serialise-only kinds)."""
+    kind = rule_kind(params)
+    spec = RULE_SPECS.get(kind)
+    if spec is None:
+        if kind == "need_lr":
+            raise PlasticityError(
+                "need_lr is a meta-rule over an optimiser's learning rate, not a layer rule; "
+                "use neuroplast.plasticity.need_lr_step with your model's look-ahead"
+            )
+        raise PlasticityError(f"rule {kind!r} has no update function (register_rule(update=...))")
+    return spec
 
 
 def rule_to_dict(params: object) -> dict[str, Any]:
@@ -73,6 +111,24 @@ def rule_to_dict(params: object) -> dict[str, Any]:
             v = "inf" if v > 0 else "-inf"
         out[f.name] = v
     return {"kind": kind, "params": out}
+
+
+def _field_ok(v: Any, default: Any, f: dataclasses.Field) -> tuple[bool, Any]:
+    optional = default is None or "None" in str(f.type)
+    if v is None:
+        return optional, v
+    if v in ("inf", "-inf") and (isinstance(default, float) or optional):
+        return True, float(v)
+    if isinstance(default, bool) or isinstance(v, bool):
+        return isinstance(v, bool) and isinstance(default, bool), v
+    if isinstance(default, float) or (optional and "float" in str(f.type)):
+        ok = isinstance(v, (int, float))
+        return ok, float(v) if ok else v
+    if isinstance(default, int):
+        return isinstance(v, int), v
+    if isinstance(default, str):
+        return isinstance(v, str), v
+    return isinstance(v, (int, float, str)), v
 
 
 def rule_from_dict(d: object) -> object:
@@ -92,19 +148,7 @@ def rule_from_dict(d: object) -> object:
         if name not in fields:
             raise PlasticityError(f"rule {kind!r}: unknown parameter {name!r}")
         default = getattr(cls(), name) if _has_defaults(cls) else None
-        if v in ("inf", "-inf") and isinstance(default, float):
-            v = float(v)
-        if isinstance(default, bool) or isinstance(v, bool):
-            ok = isinstance(v, bool) and isinstance(default, bool)
-        elif isinstance(default, float):
-            ok = isinstance(v, (int, float))
-            v = float(v) if ok else v
-        elif isinstance(default, int):
-            ok = isinstance(v, int)
-        elif isinstance(default, str):
-            ok = isinstance(v, str)
-        else:
-            ok = isinstance(v, (int, float, str))
+        ok, v = _field_ok(v, default, fields[name])
         if not ok:
             raise PlasticityError(
                 f"rule {kind!r}: parameter {name!r} has bad type {type(v).__name__}"
@@ -112,7 +156,7 @@ def rule_from_dict(d: object) -> object:
         kwargs[name] = v
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise PlasticityError(f"rule {kind!r}: {exc}") from None
 
 

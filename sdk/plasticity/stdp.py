@@ -13,11 +13,20 @@ Order inside one step (the same for every rule here, so the timing window is exa
    * on a post spike of ``i``: ``dw_ij += post_gain_i * x_j`` (potentiation),
    * on a pre spike of ``j``:  ``dw_ij += pre_gain * y_i`` (sign chosen by the rule);
 
-3. weight dependence: ``additive`` uses ``dw`` as is; ``multiplicative`` (soft bounds)
-   scales positive parts by ``(w_max - w)`` and negative parts by ``(w - w_min)``;
-4. bounds ``w_min <= w <= w_max`` are enforced on every update;
+3. weight dependence: ``additive`` uses ``dw`` as is; ``multiplicative`` (soft bounds,
+   van Rossum et al. 2000; Guetig et al. 2003) scales each term on its own:
+   potentiation by ``(w_max - w)``, depression by ``(w - w_min)``, both with the
+   weight before this step (``dw = ltp * (w_max - w) + ltd * (w - w_min)``);
+4. bounds ``w_min <= w <= w_max`` are enforced on every update (``None`` = the
+   layer's own range and sign, resolved by the engine when the rule is bound; the
+   pure functions use ``[0, 1]`` for a bound left ``None``);
 5. the spikes of this step enter the traces: ``x_j += a_pre * s_j`` ("all-to-all") or
    ``x_j = a_pre`` where ``s_j`` ("nearest").
+
+Saturation guard (``rate_cap``, default 0.5): a step on which more than
+``rate_cap * n_pre`` inputs (and more than one) are active (all-ones, bursts) carries no timing information
+and is ignored: no weight change and no trace increment (traces still decay). So a
+saturated or silent stream cannot drive a layer to its bound.
 
 For a single pre/post pair with ``delta = t_post - t_pre`` (in units of ``dt``) the pair
 rule therefore gives exactly ``dw = eta_plus*a_plus*exp(-delta*dt/tau_plus)`` for
@@ -35,6 +44,7 @@ from neuroplast.errors import DataError, PlasticityError
 from neuroplast.plasticity import _accel
 from neuroplast.plasticity._common import (
     as_float_array,
+    bounds_of,
     check_len,
     check_weight,
     decay_factor,
@@ -42,7 +52,10 @@ from neuroplast.plasticity._common import (
     require_choice,
     require_nonnegative,
     require_positive,
+    require_rate_cap,
+    saturated,
 )
+from neuroplast.plasticity.spec import RuleSpec, StateDecl, StepIO
 
 __all__ = [
     "STDPState",
@@ -63,9 +76,14 @@ __all__ = [
     "reward_stdp_update",
     "stdp_window",
     "stdp_run",
+    "stdp_rule_update",
+    "stdp_fast",
 ]
 
 _DEPENDENCE = ("additive", "multiplicative")
+#: bounds the pure functions use for ``w_min``/``w_max`` left ``None`` (the engine
+#: uses the layer's range instead)
+UNIT_BOUNDS = (0.0, 1.0)
 _TRACE = ("all-to-all", "nearest")
 
 
@@ -90,7 +108,9 @@ class PairSTDPParams:
     ``x`` (pre trace, time constant ``tau_plus``) and ``y`` (post trace, ``tau_minus``)
     jump by ``a_plus``/``a_minus``. Times (``tau_*``, ``dt``) share one unit (ms).
     ``weight_dependence``: ``"additive"`` (hard bounds) or ``"multiplicative"``
-    (soft bounds, van Rossum 2000). ``trace``: ``"all-to-all"`` or ``"nearest"``.
+    (soft bounds per term, van Rossum 2000). ``trace``: ``"all-to-all"`` or
+    ``"nearest"``. ``w_min``/``w_max``: ``None`` = the layer's range (see the module
+    docstring); ``rate_cap``: the saturation guard.
     """
 
     eta_plus: float = 1e-2
@@ -100,8 +120,9 @@ class PairSTDPParams:
     a_plus: float = 1.0
     a_minus: float = 1.0
     dt: float = 1.0
-    w_min: float = 0.0
-    w_max: float = 1.0
+    w_min: float | None = None
+    w_max: float | None = None
+    rate_cap: float = 0.5
     weight_dependence: str = "additive"
     trace: str = "all-to-all"
 
@@ -111,6 +132,7 @@ class PairSTDPParams:
         require_nonnegative(n, a_plus=self.a_plus, a_minus=self.a_minus)
         require_positive(n, tau_plus=self.tau_plus, tau_minus=self.tau_minus, dt=self.dt)
         require_bounds(n, self.w_min, self.w_max)
+        require_rate_cap(n, self.rate_cap)
         require_choice(n, "weight_dependence", self.weight_dependence, _DEPENDENCE)
         require_choice(n, "trace", self.trace, _TRACE)
 
@@ -131,8 +153,9 @@ class SymmetricSTDPParams:
     a_pre: float = 0.1
     a_post: float = 0.1
     dt: float = 0.5
-    w_min: float = 0.0
-    w_max: float = 1.0
+    w_min: float | None = None
+    w_max: float | None = None
+    rate_cap: float = 0.5
     weight_dependence: str = "additive"
     trace: str = "all-to-all"
 
@@ -142,6 +165,7 @@ class SymmetricSTDPParams:
         require_nonnegative(n, a_pre=self.a_pre, a_post=self.a_post)
         require_positive(n, tau_pre=self.tau_pre, tau_post=self.tau_post, dt=self.dt)
         require_bounds(n, self.w_min, self.w_max)
+        require_rate_cap(n, self.rate_cap)
         require_choice(n, "weight_dependence", self.weight_dependence, _DEPENDENCE)
         require_choice(n, "trace", self.trace, _TRACE)
 
@@ -163,8 +187,9 @@ class DiehlCookSTDPParams:
     tau_post1: float = 20.0
     tau_post2: float = 40.0
     dt: float = 0.5
-    w_min: float = 0.0
-    w_max: float = 1.0
+    w_min: float | None = None
+    w_max: float | None = None
+    rate_cap: float = 0.5
     pre_sign: str = "-"
     trace: str = "nearest"
 
@@ -176,6 +201,7 @@ class DiehlCookSTDPParams:
         )
         require_positive(n, dt=self.dt)
         require_bounds(n, self.w_min, self.w_max)
+        require_rate_cap(n, self.rate_cap)
         require_choice(n, "pre_sign", self.pre_sign, ("+", "-"))
         require_choice(n, "trace", self.trace, _TRACE)
 
@@ -197,8 +223,9 @@ class RewardSTDPParams:
     tau_e: float = 200.0
     lr: float = 1e-2
     dt: float = 1.0
-    w_min: float = 0.0
-    w_max: float = 1.0
+    w_min: float | None = None
+    w_max: float | None = None
+    rate_cap: float = 0.5
     trace: str = "all-to-all"
 
     def __post_init__(self) -> None:
@@ -208,6 +235,7 @@ class RewardSTDPParams:
             n, tau_plus=self.tau_plus, tau_minus=self.tau_minus, tau_e=self.tau_e, dt=self.dt
         )
         require_bounds(n, self.w_min, self.w_max)
+        require_rate_cap(n, self.rate_cap)
         require_choice(n, "trace", self.trace, _TRACE)
 
 
@@ -246,6 +274,11 @@ def _trace_step(x: np.ndarray, s: np.ndarray, amp: float, mode: str) -> np.ndarr
     return x + amp * s
 
 
+def _soft(d: np.ndarray, w: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Soft bounds for one term: potentiation ``* (hi - w)``, depression ``* (w - lo)``."""
+    return np.where(d > 0, d * (hi - w), d * (w - lo))
+
+
 def _kernel(
     w: np.ndarray,
     s_pre: np.ndarray,
@@ -258,23 +291,35 @@ def _kernel(
     w_min: float,
     w_max: float,
 ) -> np.ndarray:
-    """Dense ``dw`` for one step; only rows with a post spike / columns with a pre spike
-    are touched (event-driven, so the cost scales with the spike count)."""
-    dw = np.zeros_like(w)
+    """Dense ``dw`` for one step: the post-spike term (rows with a post spike) plus the
+    pre-spike term (columns with a pre spike), each soft-bounded on its own when
+    ``multiplicative``."""
+    if multiplicative and not (np.isfinite(w_min) and np.isfinite(w_max)):
+        raise PlasticityError("multiplicative (soft-bound) STDP needs finite w_min and w_max")
+    t_post = np.zeros_like(w)
+    t_pre = np.zeros_like(w)
     rows = np.flatnonzero(s_post)
     cols = np.flatnonzero(s_pre)
     if rows.size:
         g = post_gain[rows] if isinstance(post_gain, np.ndarray) else post_gain
-        dw[rows] += np.multiply.outer(np.broadcast_to(g, rows.shape) * s_post[rows], x_pre)
+        t_post[rows] += np.multiply.outer(np.broadcast_to(g, rows.shape) * s_post[rows], x_pre)
     if cols.size and pre_gain != 0.0:
-        dw[:, cols] += pre_gain * np.multiply.outer(y_post, s_pre[cols])
+        t_pre[:, cols] += pre_gain * np.multiply.outer(y_post, s_pre[cols])
     if multiplicative:
-        dw = np.where(dw > 0, dw * (w_max - w), dw * (w - w_min))
-    return dw
+        return _soft(t_post, w, w_min, w_max) + _soft(t_pre, w, w_min, w_max)
+    return t_post + t_pre
 
 
-def _apply(w: np.ndarray, dw: np.ndarray, w_min: float, w_max: float) -> np.ndarray:
-    return np.clip(w + dw, w_min, w_max)
+def _apply(w: np.ndarray, dw: np.ndarray, p: object) -> np.ndarray:
+    lo, hi = bounds_of(p, UNIT_BOUNDS)
+    return np.clip(w + dw, lo, hi)
+
+
+def _gate(s_pre: np.ndarray, s_post: np.ndarray, p: object) -> tuple[np.ndarray, np.ndarray]:
+    """The saturation guard: a saturated step counts as a step without spikes."""
+    if saturated(s_pre, p.rate_cap):
+        return np.zeros_like(s_pre), np.zeros_like(s_post)
+    return s_pre, s_post
 
 
 # --------------------------------------------------------------------------- pair
@@ -289,8 +334,9 @@ def pair_stdp_delta(
     """
     w = check_weight(w)
     n_post, n_pre = w.shape
-    s_pre, s_post = _spikes(pre, n_pre, "pre"), _spikes(post, n_post, "post")
+    s_pre, s_post = _gate(_spikes(pre, n_pre, "pre"), _spikes(post, n_post, "post"), p)
     _check_state(state, n_pre, n_post)
+    lo, hi = bounds_of(p, UNIT_BOUNDS)
     x = state.pre * decay_factor(p.tau_plus, p.dt)
     y = state.post * decay_factor(p.tau_minus, p.dt)
     dw = _kernel(
@@ -302,8 +348,8 @@ def pair_stdp_delta(
         p.eta_plus,
         -p.eta_minus,
         p.weight_dependence == "multiplicative",
-        p.w_min,
-        p.w_max,
+        lo,
+        hi,
     )
     new = STDPState(
         _trace_step(x, s_pre, p.a_plus, p.trace),
@@ -318,7 +364,7 @@ def pair_stdp_update(
 ) -> tuple[np.ndarray, STDPState]:
     """``w_new = clip(w + dw, w_min, w_max)`` for :func:`pair_stdp_delta`; pure."""
     dw, new = pair_stdp_delta(w, pre, post, state, p)
-    return _apply(np.asarray(w, dtype=np.float64), dw, p.w_min, p.w_max), new
+    return _apply(np.asarray(w, dtype=np.float64), dw, p), new
 
 
 def stdp_window(delta_steps: np.ndarray, p: PairSTDPParams) -> np.ndarray:
@@ -340,8 +386,9 @@ def symmetric_stdp_delta(
     """One step of symmetric STDP (Hao et al.): both orders potentiate; ``(dw, state)``."""
     w = check_weight(w)
     n_post, n_pre = w.shape
-    s_pre, s_post = _spikes(pre, n_pre, "pre"), _spikes(post, n_post, "post")
+    s_pre, s_post = _gate(_spikes(pre, n_pre, "pre"), _spikes(post, n_post, "post"), p)
     _check_state(state, n_pre, n_post)
+    lo, hi = bounds_of(p, UNIT_BOUNDS)
     x = state.pre * decay_factor(p.tau_pre, p.dt)
     y = state.post * decay_factor(p.tau_post, p.dt)
     dw = _kernel(
@@ -353,8 +400,8 @@ def symmetric_stdp_delta(
         p.nu_post,
         p.nu_pre,
         p.weight_dependence == "multiplicative",
-        p.w_min,
-        p.w_max,
+        lo,
+        hi,
     )
     new = STDPState(
         _trace_step(x, s_pre, p.a_pre, p.trace),
@@ -369,7 +416,7 @@ def symmetric_stdp_update(
 ) -> tuple[np.ndarray, STDPState]:
     """Clipped symmetric-STDP update; pure."""
     dw, new = symmetric_stdp_delta(w, pre, post, state, p)
-    return _apply(np.asarray(w, dtype=np.float64), dw, p.w_min, p.w_max), new
+    return _apply(np.asarray(w, dtype=np.float64), dw, p), new
 
 
 # --------------------------------------------------------------------------- Diehl & Cook
@@ -385,13 +432,14 @@ def diehl_cook_delta(
     """
     w = check_weight(w)
     n_post, n_pre = w.shape
-    s_pre, s_post = _spikes(pre, n_pre, "pre"), _spikes(post, n_post, "post")
+    s_pre, s_post = _gate(_spikes(pre, n_pre, "pre"), _spikes(post, n_post, "post"), p)
     _check_state(state, n_pre, n_post)
+    lo, hi = bounds_of(p, UNIT_BOUNDS)
     x = state.pre * decay_factor(p.tau_pre, p.dt)
     y1 = state.post * decay_factor(p.tau_post1, p.dt)
     y2 = state.post2 * decay_factor(p.tau_post2, p.dt)
     sign = 1.0 if p.pre_sign == "+" else -1.0
-    dw = _kernel(w, s_pre, s_post, x, y1, p.nu_post * y2, sign * p.nu_pre, False, 0.0, 1.0)
+    dw = _kernel(w, s_pre, s_post, x, y1, p.nu_post * y2, sign * p.nu_pre, False, lo, hi)
     new = STDPState(
         _trace_step(x, s_pre, 1.0, p.trace),
         _trace_step(y1, s_post, 1.0, p.trace),
@@ -405,7 +453,7 @@ def diehl_cook_update(
 ) -> tuple[np.ndarray, STDPState]:
     """Clipped Diehl & Cook update; pure."""
     dw, new = diehl_cook_delta(w, pre, post, state, p)
-    return _apply(np.asarray(w, dtype=np.float64), dw, p.w_min, p.w_max), new
+    return _apply(np.asarray(w, dtype=np.float64), dw, p), new
 
 
 # --------------------------------------------------------------------------- three-factor
@@ -444,6 +492,7 @@ def reward_stdp_delta(
         w_min=p.w_min,
         w_max=p.w_max,
         trace=p.trace,
+        rate_cap=p.rate_cap,
     )
     stdp_dw, traces = pair_stdp_delta(w, pre, post, state.traces, pp)
     elig = state.elig * decay_factor(p.tau_e, p.dt) + stdp_dw
@@ -461,7 +510,7 @@ def reward_stdp_update(
 ) -> tuple[np.ndarray, RewardSTDPState]:
     """Clipped three-factor STDP update; pure."""
     dw, new = reward_stdp_delta(w, pre, post, state, p, reward)
-    return _apply(np.asarray(w, dtype=np.float64), dw, p.w_min, p.w_max), new
+    return _apply(np.asarray(w, dtype=np.float64), dw, p), new
 
 
 # --------------------------------------------------------------------------- chunked
@@ -519,28 +568,27 @@ def _event_apply(
     hi: float,
 ) -> None:
     """In place: ``w[rows] += gain_rows (x) x`` (post-spike term) and
-    ``w[:, cols] += y (x) coef_cols`` (pre-spike term), summed where both hit, with
-    weight dependence and clipping; touches only the spiking rows and columns."""
+    ``w[:, cols] += y (x) coef_cols`` (pre-spike term), each soft-bounded on its own
+    (``mult``) with the weight before the step, summed where both hit, then clipped;
+    touches only the spiking rows and columns."""
     d_rows = d_cols = None
     if rows.size:
         d_rows = np.multiply.outer(gain_rows, x)
+        if mult:
+            d_rows = _soft(d_rows, w[rows], lo, hi)
     if cols.size and np.any(coef_cols):
         d_cols = np.multiply.outer(y, coef_cols)
+        if mult:
+            d_cols = _soft(d_cols, w[:, cols], lo, hi)
         if d_rows is not None:
             # a synapse hit by both terms gets their sum in one update (as in the
             # step function), so move the overlap block into d_rows
             d_rows[:, cols] += d_cols[rows]
             d_cols[rows] = 0.0
     if d_rows is not None:
-        wr = w[rows]
-        if mult:
-            d_rows = np.where(d_rows > 0, d_rows * (hi - wr), d_rows * (wr - lo))
-        w[rows] = np.minimum(np.maximum(wr + d_rows, lo), hi)
+        w[rows] = np.minimum(np.maximum(w[rows] + d_rows, lo), hi)
     if d_cols is not None:
-        wc = w[:, cols]
-        if mult:
-            d_cols = np.where(d_cols > 0, d_cols * (hi - wc), d_cols * (wc - lo))
-        w[:, cols] = np.minimum(np.maximum(wc + d_cols, lo), hi)
+        w[:, cols] = np.minimum(np.maximum(w[:, cols] + d_cols, lo), hi)
 
 
 def stdp_run(
@@ -571,7 +619,9 @@ def stdp_run(
     a_pre, a_post, amp_pre, amp_post, g_post, g_pre, mode, mult = _rule_consts(p)
     dc = isinstance(p, DiehlCookSTDPParams)
     a_post2 = decay_factor(p.tau_post2, p.dt) if dc else 1.0
-    lo, hi = p.w_min, p.w_max
+    lo, hi = bounds_of(p, UNIT_BOUNDS)
+    if mult and not (np.isfinite(lo) and np.isfinite(hi)):
+        raise PlasticityError("multiplicative (soft-bound) STDP needs finite w_min and w_max")
     x, y, y2 = state.pre.copy(), state.post.copy(), state.post2.copy()
     nearest = mode == "nearest"
     if backend not in ("auto", "numpy", "numba"):
@@ -581,11 +631,18 @@ def stdp_run(
         raise PlasticityError("stdp_run: backend='numba' needs the numba package")
     if acc is not None:
         consts = np.array(
-            [a_pre, a_post, a_post2, amp_pre, amp_post, g_post, g_pre, lo, hi], np.float64
+            [a_pre, a_post, a_post2, amp_pre, amp_post, g_post, g_pre, lo, hi, p.rate_cap],
+            np.float64,
         )
         acc[1](w, pre_t, post_t, x, y, y2, consts, nearest, mult, dc)
         return w, STDPState(x, y, y2)
     n_steps = pre_t.shape[0]
+    n_act = np.count_nonzero(pre_t, axis=1)
+    gated = (n_act > 1) & (n_act > p.rate_cap * n_pre)  # the saturation guard
+    if gated.any():
+        pre_t, post_t = pre_t.copy(), post_t.copy()
+        pre_t[gated] = 0.0
+        post_t[gated] = 0.0
     t_idx_post, i_post = np.nonzero(post_t)
     t_idx_pre, j_pre = np.nonzero(pre_t)
     # Only steps with a spike do any work; between them traces decay lazily by
@@ -607,15 +664,16 @@ def stdp_run(
         gain = (g_post * y2[rows] if dc else g_post) * post_t[t, rows] if rows.size else None
         _event_apply(w, rows, cols, gain, x, g_pre * pre_t[t, cols], y, mult, lo, hi)
         if cols.size:
-            if nearest:
-                x[cols] = amp_pre
+            if nearest:  # as the step function: a positive spike sets the trace
+                x[cols[pre_t[t, cols] > 0]] = amp_pre
             else:
                 x[cols] += amp_pre * pre_t[t, cols]
         if rows.size:
             if nearest:
-                y[rows] = amp_post
+                up = rows[post_t[t, rows] > 0]
+                y[up] = amp_post
                 if dc:
-                    y2[rows] = 1.0
+                    y2[up] = 1.0
             else:
                 y[rows] += amp_post * post_t[t, rows]
                 if dc:
@@ -626,3 +684,99 @@ def stdp_run(
     if dc:
         y2 *= a_post2**gap
     return w, STDPState(x, y, y2)
+
+
+# --------------------------------------------------------------------------- engine form
+
+
+def _stdp_state(p: object, n_post: int, n_pre: int) -> StateDecl:
+    d: StateDecl = {
+        "pre": ((n_pre,), "float64"),
+        "post": ((n_post,), "float64"),
+        "post2": ((n_post,), "float64"),
+    }
+    if isinstance(p, RewardSTDPParams):
+        d["elig"] = ((n_post, n_pre), "float64")
+    return d
+
+
+def _traces_after(
+    p: object, x: np.ndarray, y: np.ndarray, y2: np.ndarray, pre: np.ndarray, post: np.ndarray
+) -> dict[str, np.ndarray]:
+    _, _, amp_pre, amp_post, _, _, mode, _ = _rule_consts(p)
+    dc = isinstance(p, DiehlCookSTDPParams)
+    return {
+        "pre": _trace_step(x, pre, amp_pre, mode),
+        "post": _trace_step(y, post, amp_post, mode),
+        "post2": _trace_step(y2, post, 1.0, mode) if dc else y2,
+    }
+
+
+def stdp_rule_update(
+    p: object, io: StepIO, state: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Engine form of the trace STDP rules (pair, symmetric, Diehl & Cook, reward):
+    one step on ``io.pre[0]``/``io.post[0]`` (batch 1); returns ``(dw, new_state)``.
+    Equal to the ``*_delta`` functions (the event-driven arithmetic; to rounding).
+    In integer mode ``dw`` is what :func:`~neuroplast.plasticity.quantized_apply`
+    rounds: ``(w + dw_event) - w`` on the dequantized weights, not clipped here."""
+    pre, post = io.pre[0], io.post[0]
+    if isinstance(p, RewardSTDPParams):
+        st = RewardSTDPState(STDPState(state["pre"], state["post"], state["post2"]), state["elig"])
+        dw, st = reward_stdp_delta(io.w, pre, post, st, p, io.reward)
+        t = st.traces
+        return dw, {"pre": t.pre, "post": t.post, "post2": t.post2, "elig": st.elig}
+    pre, post = _gate(pre, post, p)
+    a_pre, a_post, _, _, g_post, g_pre, _, mult = _rule_consts(p)
+    dc = isinstance(p, DiehlCookSTDPParams)
+    x = state["pre"] * a_pre
+    y = state["post"] * a_post
+    y2 = state["post2"] * (decay_factor(p.tau_post2, p.dt) if dc else 1.0)
+    rows, cols = np.flatnonzero(post), np.flatnonzero(pre)
+    gain = (g_post * y2[rows] if dc else g_post) * post[rows]
+    lo, hi = bounds_of(p, UNIT_BOUNDS) if mult else (-np.inf, np.inf)
+    if mult and not (np.isfinite(lo) and np.isfinite(hi)):
+        raise PlasticityError("multiplicative (soft-bound) STDP needs finite w_min and w_max")
+    w_new = io.w.copy()
+    _event_apply(w_new, rows, cols, gain, x, g_pre * pre[cols], y, mult, lo, hi)
+    return w_new - io.w, _traces_after(p, x, y, y2, pre, post)
+
+
+def stdp_fast(
+    p: object, w: np.ndarray, pre: np.ndarray, post: np.ndarray, state: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """In-place float fast path of :func:`stdp_rule_update` + clipping on float32
+    weights ``w`` (numba when installed, else event-driven numpy); returns the new
+    traces. Equal to the pure update to rounding (tested)."""
+    a_pre, a_post, amp_pre, amp_post, g_post, g_pre, mode, mult = _rule_consts(p)
+    dc = isinstance(p, DiehlCookSTDPParams)
+    a_post2 = decay_factor(p.tau_post2, p.dt) if dc else 1.0
+    lo, hi = bounds_of(p, UNIT_BOUNDS)
+    acc = _accel.kernels()
+    if acc is not None and w.flags.c_contiguous and w.flags.writeable:
+        consts = np.array(
+            [a_pre, a_post, a_post2, amp_pre, amp_post, g_post, g_pre, lo, hi, p.rate_cap]
+        )
+        tr = [np.array(state[k], np.float64) for k in ("pre", "post", "post2")]
+        acc[1](w, pre[None], post[None], tr[0], tr[1], tr[2], consts, mode == "nearest", mult, dc)
+        return {"pre": tr[0], "post": tr[1], "post2": tr[2]}
+    pre, post = _gate(pre, post, p)
+    x, y, y2 = state["pre"] * a_pre, state["post"] * a_post, state["post2"] * a_post2
+    rows, cols = np.flatnonzero(post), np.flatnonzero(pre)
+    if rows.size or cols.size:
+        gain = (g_post * y2[rows] if dc else g_post) * post[rows]
+        _event_apply(w, rows, cols, gain, x, g_pre * pre[cols], y, mult, lo, hi)
+    return _traces_after(p, x, y, y2, pre, post)
+
+
+_STDP = {"update": stdp_rule_update, "state": _stdp_state, "batch1": True}
+SPECS = (
+    RuleSpec("pair_stdp", PairSTDPParams, fast=stdp_fast, fallback_bounds=UNIT_BOUNDS, **_STDP),
+    RuleSpec(
+        "symmetric_stdp", SymmetricSTDPParams, fast=stdp_fast, fallback_bounds=UNIT_BOUNDS, **_STDP
+    ),
+    RuleSpec(
+        "diehl_cook_stdp", DiehlCookSTDPParams, fast=stdp_fast, fallback_bounds=UNIT_BOUNDS, **_STDP
+    ),
+    RuleSpec("reward_stdp", RewardSTDPParams, fallback_bounds=UNIT_BOUNDS, **_STDP),
+)

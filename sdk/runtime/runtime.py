@@ -308,23 +308,40 @@ class Runtime:
         return out
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
-        """Restore from :meth:`state_dict`; checks graph identity, keys, shapes, dtypes."""
+        """Restore from :meth:`state_dict`, all or nothing: graph identity, every key,
+        shape, dtype and finiteness (and the plasticity state against what the attached
+        rules declare) are checked before anything changes; raises RuntimeStateError."""
+        if not isinstance(d, dict):
+            raise RuntimeStateError("state must be a mapping of arrays")
 
         def get(key: str) -> np.ndarray:
             if key not in d:
                 raise RuntimeStateError(f"state is missing {key!r}")
-            return d[key]
+            return np.asarray(d[key])
 
-        if str(get("meta/format")) != _STATE_FORMAT:
+        def text(key: str) -> str:
+            a = get(key)
+            if a.shape != () or a.dtype.kind not in "US":
+                raise RuntimeStateError(f"state {key!r} must be a string")
+            return str(a)
+
+        def count(key: str, lo: int, hi: int) -> int:
+            a = get(key)
+            if a.shape != () or a.dtype.kind not in "iu" or not lo <= int(a) <= hi:
+                raise RuntimeStateError(f"state {key!r} must be an integer in [{lo}, {hi}]")
+            return int(a)
+
+        if text("meta/format") != _STATE_FORMAT:
             raise RuntimeStateError(
-                f"not a neuroplast state file (format {str(get('meta/format'))!r})"
+                f"not a neuroplast state file (format {text('meta/format')[:80]!r})"
             )
-        if str(get("meta/mode")) != self.mode:
+        if text("meta/mode") != self.mode:
             raise RuntimeStateError(
-                f"state was saved in {str(d['meta/mode'])!r} mode; runtime is {self.mode!r}"
+                f"state was saved in {text('meta/mode')[:20]!r} mode; runtime is {self.mode!r}"
             )
-        if str(get("meta/graph")) != self.graph.fingerprint():
+        if text("meta/graph") != self.graph.fingerprint():
             raise RuntimeStateError("state was saved for a different graph (fingerprint mismatch)")
+        steps = count("meta/steps", 0, 1 << 62)
         new_params: dict[str, dict[str, np.ndarray]] = {}
         for n, p in self.params.items():
             new_params[n] = {}
@@ -340,9 +357,7 @@ class Runtime:
         new_state: dict[str, tuple] = {}
         batch = None
         if "meta/batch" in d:
-            batch = int(d["meta/batch"])
-            if not 1 <= batch <= 1 << 20:
-                raise RuntimeStateError(f"meta/batch {batch} out of range")
+            batch = count("meta/batch", 1, 1 << 20)
             for n, k in self.kernels.items():
                 ref = k.init_state(batch)
                 vals = []
@@ -352,20 +367,24 @@ class Runtime:
                         raise RuntimeStateError(
                             f"state/{n}/{i}: saved {a.dtype}{a.shape}, expected {np.asarray(r).dtype}{np.shape(r)}"
                         )
+                    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                        raise RuntimeStateError(f"state/{n}/{i} contains NaN or Inf")
                     vals.append(a.copy())
                 new_state[n] = type(ref)(*vals) if hasattr(ref, "_fields") else tuple(vals)
         plast = {k[len("plasticity/") :]: v for k, v in d.items() if k.startswith("plasticity/")}
-        if plast:  # the engine validates all its keys before changing anything
-            self.plasticity.load_state_dict(plast)
+        prepared = None
+        if plast and self._plasticity is not None:
+            # the engine checks its arrays against what its rules declare; changes nothing
+            prepared = self._plasticity.prepare_state(plast, self)
         # commit only after everything validated: a bad file never leaves a half-loaded runtime
         for n, p in new_params.items():
             for k, a in p.items():
                 self.params[n][k][...] = a
         self.batch = batch
         self.state = new_state
-        self.steps = int(get("meta/steps"))
-        if plast and hasattr(self._plasticity, "sync"):
-            self._plasticity.sync(self)  # learned thresholds live in the neuron kernels
+        self.steps = steps
+        if prepared is not None:
+            self._plasticity.commit_state(prepared, self)  # pushes learned thresholds too
 
     def save_state(self, path: str | Path) -> None:
         """Atomically write :meth:`state_dict` as ``.npz`` (temp file, fsync, rename)."""

@@ -52,6 +52,7 @@ class _UdpServe:
         self.ready, self.stop, self.res = threading.Event(), threading.Event(), {}
         kw.setdefault("log", self.log.append)
         kw.setdefault("status_every_s", None)
+        kw.setdefault("guard", False)  # exact references below: no held-out messages
 
         def run() -> None:
             try:
@@ -87,7 +88,7 @@ def test_npy_stream_learns_saves_and_resumes(plastic_bundle, tmp_path):
     np.save(src / "1.npy", xs[14])  # a single step (shape (16,)) is accepted too
     out = io.StringIO()
     st = serve(plastic_bundle, str(src), state_dir=tmp_path / "st", save_every_steps=7,
-               save_every_s=None, out=out, log=_quiet())  # fmt: skip
+               save_every_s=None, out=out, log=_quiet(), guard=False)  # fmt: skip
     assert (st.steps, st.saves, st.resumed, st.stopped_by) == (15, 3, False, "eof")  # 7, 14, end
     assert st.counters["learned"] == 15  # files are the operator's: trusted to teach
     ref_rt, ref = _reference(plastic_bundle, xs[:15])
@@ -104,7 +105,7 @@ def test_npy_stream_learns_saves_and_resumes(plastic_bundle, tmp_path):
     np.save(tmp_path / "c.npy", xs[15:])
     out2 = io.StringIO()
     st2 = serve(plastic_bundle, str(tmp_path / "c.npy"), state_dir=tmp_path / "st", out=out2,
-                log=_quiet())  # fmt: skip
+                log=_quiet(), guard=False)  # fmt: skip
     assert st2.resumed and st2.steps == 5
     ref_more = np.stack([ref_rt.step(x) for x in xs[15:]])
     np.testing.assert_array_equal(_outputs(out2.getvalue()), ref_more)
@@ -166,7 +167,8 @@ def test_learning_that_makes_weights_nonfinite_is_undone(plastic_bundle, tmp_pat
     np.save(tmp_path / "x.npy", xs)
     log = []
     st = serve(plastic_bundle, str(tmp_path / "x.npy"), state_dir=tmp_path / "st",
-               save_every_steps=2, save_every_s=None, out=io.StringIO(), log=log.append)  # fmt: skip
+               save_every_steps=2, save_every_s=None, out=io.StringIO(), log=log.append,
+               guard=False)  # fmt: skip
     assert st.steps == 3 and st.counters["reasons"] == {"nonfinite": 1}
     assert any("restored the last good ones" in m for m in log)
     monkeypatch.setattr(PlasticityEngine, "apply", real)
@@ -339,7 +341,8 @@ def test_corrupt_state_falls_back_to_bundle_and_temp_files_are_cleaned(plastic_b
     xs = np.random.default_rng(9).random((4, 16), dtype=np.float32)
     np.save(tmp_path / "x.npy", xs)
     log, out = [], io.StringIO()
-    st = serve(plastic_bundle, str(tmp_path / "x.npy"), state_dir=sd, out=out, log=log.append)
+    st = serve(plastic_bundle, str(tmp_path / "x.npy"), state_dir=sd, out=out, log=log.append,
+               guard=False)  # fmt: skip
     assert not st.resumed and st.steps == 4 and "corrupt" in st.state_fallback
     assert any(m.startswith("warning:") and "bundle's weights" in m for m in log)
     assert any("removed 1 temp file" in m for m in log)
@@ -364,7 +367,8 @@ def test_module_entry_point_saves_learned_state_on_sigterm(plastic_bundle, tmp_p
     proc = subprocess.Popen(
         [sys.executable, "-m", "neuroplast.boards.stream", str(plastic_bundle),
          "--source", f"udp://127.0.0.1:{port}", "--state-dir", str(tmp_path / "st"),
-         "--save-every-s", "3600", "--emit", "argmax", "--hmac-key-file", str(key)],
+         "--save-every-s", "3600", "--emit", "argmax", "--hmac-key-file", str(key),
+         "--no-guard"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -429,3 +433,22 @@ def test_serial_stream_on_a_pty(small_bundle):
     assert res["st"].counters["reasons"] == {"oversize": 1}
     _, ref = _reference(small_bundle, xs, learn=False)
     np.testing.assert_array_equal(_outputs(out.getvalue()), ref)
+
+
+def test_guard_is_on_by_default_and_rolls_back_harmful_learning(plastic_bundle, tmp_path):
+    """The first messages are held out as the guard's check; learning that changes the
+    responses to them too much is rolled back; decisions are logged and saved."""
+    xs = np.random.default_rng(2).random((300, 16), dtype=np.float32)
+    xs[100:] *= 40.0  # a shifted stream: Oja on it moves the responses far
+    np.save(tmp_path / "x.npy", xs)
+    log = []
+    st = serve(plastic_bundle, str(tmp_path / "x.npy"), state_dir=tmp_path / "st",
+               save_every_s=None, out=io.StringIO(), log=log.append, guard_every=20,
+               guard_holdout=16)  # fmt: skip
+    assert st.steps == 300 and any(m.startswith("guard: 16 messages held out") for m in log)
+    decisions = [m for m in log if m.startswith("guard step")]
+    assert len(decisions) == (300 - 16) // 20 and any("rolled back" in m for m in decisions)
+    rt = neuroplast.load(plastic_bundle)
+    rt.load_state(tmp_path / "st" / "state.npz")
+    assert len(rt.plasticity.log) == len(decisions)
+    assert any(not e["kept"] for e in rt.plasticity.log)

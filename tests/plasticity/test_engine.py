@@ -57,7 +57,9 @@ def test_engine_stdp_matches_pure_function_float(accel: bool, monkeypatch) -> No
     elif _accel.kernels() is None:
         pytest.skip("numba not installed")
     rt = Runtime(_snn())
-    p = PairSTDPParams(eta_plus=0.02, eta_minus=0.021, tau_plus=10.0, tau_minus=12.0)
+    p = PairSTDPParams(
+        eta_plus=0.02, eta_minus=0.021, tau_plus=10.0, tau_minus=12.0, w_min=0.0, w_max=1.0
+    )
     rt.plasticity.attach("fc", p)
     rt.learn(True)
     w_ref = rt.params["fc"]["weight"].astype(np.float64)
@@ -115,7 +117,7 @@ def test_reward_stdp_through_runtime_step_reward() -> None:
 
 def test_rate_threshold_moves_lif_threshold_and_rate() -> None:
     rt = Runtime(_snn(v_th=0.3))
-    rp = RateThresholdParams(eta_ip=0.05, r_target=0.05, theta_min=-0.25)
+    rp = RateThresholdParams(eta_ip=0.05, r_target=0.05, theta_min=-0.25, theta_max=1e6)
     rt.plasticity.attach("lif", rp)
     rt.learn(True)
     theta = np.zeros(5)
@@ -255,7 +257,7 @@ def test_engine_errors() -> None:
         eng.attach("fc", NeedLRParams())
     eng.attach("lif", PairSTDPParams())  # wrong node kind: reported at first step
     rt.learn(True)
-    with pytest.raises(PlasticityError, match="Linear layer"):
+    with pytest.raises(PlasticityError, match="acts on Linear"):
         rt.step(np.zeros(12))
     eng.detach("lif")
     eng.attach("fc", PairSTDPParams())
@@ -274,7 +276,7 @@ def test_engine_errors() -> None:
 
 def test_rate_threshold_int_mode_moves_integer_threshold() -> None:
     rt = Runtime(_snn(quantized=True, v_th=0.3), mode="int")
-    rp = RateThresholdParams(eta_ip=0.05, r_target=0.05, theta_min=-0.25)
+    rp = RateThresholdParams(eta_ip=0.05, r_target=0.05, theta_min=-0.25, theta_max=1e6)
     rt.plasticity.attach("lif", rp)
     rt.learn(True)
     v0 = rt.kernels["lif"].p.v_th.copy()

@@ -159,6 +159,8 @@ def test_stdp_run_equals_step_function(params, update, backend) -> None:
     T = 300
     pre = (rng.random((T, 7)) < 0.3).astype(float)
     post = (rng.random((T, 5)) < 0.3).astype(float)
+    pre[::7] *= -3.0  # graded and negative "spikes": a nearest trace is set only by > 0
+    pre[::10] = 1.0  # saturated steps: the rate_cap guard ignores them in every path
     w0 = rng.random((5, 7))
     w, st = w0, stdp_init(7, 5)
     for t in range(T):
