@@ -10,12 +10,14 @@ The few enrollment recordings are augmented on the device (:func:`augment_raster
 mel-channel shift and spike dropout, run through the same frozen network), so the
 positives are ``n * (1 + n_aug)`` embeddings.
 
-A new word ``k`` gets one readout row ``w_k`` (with a bias) trained by the local delta
-rule (Widrow-Hoff / LMS, :func:`neuroplast.plasticity.delta_rule_update`) with teacher
-``t = 1`` for the positives and ``t = 0`` for a small *guard* set of old-word
-embeddings kept on the device. The row is set to the rule's fixed point with weight
-decay ``lambda`` (solved directly, which is what iterating the rule converges to;
-positives weighted to ``pos_share`` of the total)::
+A new word ``k`` gets one readout row ``w_k`` (with a bias) learned through the
+plasticity engine: the enrolled words are a readout :class:`~neuroplast.runtime.Runtime`
+(``embedding`` -> Linear ``words``) with the ``least_squares`` rule attached, the delta
+rule's (Widrow-Hoff / LMS) fixed point with weight decay ``lambda`` learned online from
+its sufficient statistics, teacher ``t = 1`` for the positives and ``t = 0`` for a small
+*guard* set of old-word embeddings kept on the device (positives weighted to
+``pos_share`` of the total; the step's reward is the per-row sample weight, so only the
+new row learns)::
 
     w_k = argmin_w  sum_i a_i (t_i - w . [e_i, 1])^2 + lambda ||w||^2
 
@@ -26,7 +28,9 @@ decides. ``theta_k`` comes from cross-validation on the device's own data: the
 ``guard_quantile`` quantile of the held-out guard outputs (``folds``-fold; guard clips
 the gate closes count as never taken), so at most about ``1 - guard_quantile`` of
 old-word clips are taken for the new word. The guard then checks old-word accuracy (in
-sample) and rolls the enrollment back when it would drop by more than ``max_drop``.
+sample) with a :class:`~neuroplast.plasticity.LearningGuard` on the readout runtime and
+rolls the enrollment back when it would drop by more than ``max_drop``. The saved state
+is that runtime's state (validated on load) plus the word list.
 
 The defaults (gate on, ``n_aug=16``, ``ridge=0.1``, ``pos_share=0.1``,
 ``guard_quantile=0.98``, ``n_bins=2``) were chosen on the benchmark's validation voices
