@@ -258,7 +258,5 @@ SPECS = (
     RuleSpec("hebbian", HebbianParams, hebbian_rule_update),
     RuleSpec("oja", OjaParams, oja_rule_update, post=False, fallback_bounds=(-10.0, 10.0)),
     RuleSpec("delta_rule", DeltaRuleParams, delta_rule_rule_update, fallback_bounds=(-10.0, 10.0)),
-    RuleSpec(
-        "least_squares", LeastSquaresParams, least_squares_rule_update, _ls_state, post=False
-    ),
+    RuleSpec("least_squares", LeastSquaresParams, least_squares_rule_update, _ls_state, post=False),
 )
