@@ -31,13 +31,15 @@ def main() -> int:
     ap.add_argument(
         "--only", default="", help="comma-separated substrings a case id must all contain"
     )
+    ap.add_argument("--skip", default="", help="comma-separated substrings to leave out")
     ap.add_argument("--check-every", type=int, default=10, help="compare every N steps")
     ap.add_argument("--out", default=str(ROOT / "bench/results/plasticity_matrix.json"))
     a = ap.parse_args()
     per = max(1, a.steps // len(STREAMS))
     rows, failed = [], 0
     need = [s for s in a.only.split(",") if s]
-    todo = [c for c in cases() if all(s in c.id for s in need)]
+    skip = [s for s in a.skip.split(",") if s]
+    todo = [c for c in cases() if all(s in c.id for s in need) and not any(s in c.id for s in skip)]
     print(f"{len(todo)} cases x {per * len(STREAMS)} steps ({', '.join(STREAMS)})")
     print(f"{'case':42s} {'steps':>7s} {'max err':>9s} {'alive':>6s} {'s':>6s}")
     for c in todo:

@@ -1,7 +1,8 @@
 """neuroplast.plasticity: local learning rules that run on the device.
 
 Rules are frozen parameter dataclasses plus pure update functions with explicit state
-(weights ``(n_post, n_pre)``; traces, thresholds, subspaces as NamedTuples). They work
+(weights ``(n_post, n_pre)``; traces, thresholds, subspaces as NamedTuples), registered
+as :class:`RuleSpec` data (``RULE_SPECS``; :func:`register_rule` adds user rules). They work
 on float weights and, through :func:`quantized_apply` (unbiased stochastic rounding
 with a seeded generator), on int8 weights. :class:`PlasticityEngine` attaches rules to
 named layers of a :class:`~neuroplast.runtime.Runtime`; :class:`LearningGuard` rolls
@@ -10,7 +11,7 @@ back updates that hurt a held-out check; :func:`atomic_save_npz` writes state sa
 
 from __future__ import annotations
 
-from neuroplast.plasticity.engine import PLASTICITY_FORMAT, PlasticityEngine
+from neuroplast.plasticity.engine import CLIP_SHARE, PLASTICITY_FORMAT, PlasticityEngine
 from neuroplast.plasticity.feast import (
     FeastParams,
     FeastState,
@@ -61,11 +62,14 @@ from neuroplast.plasticity.need_lr import (
 from neuroplast.plasticity.quantized import int_bounds, quantized_apply, stochastic_round
 from neuroplast.plasticity.registry import (
     RULE_KINDS,
+    RULE_SPECS,
     register_rule,
     rule_from_dict,
     rule_kind,
+    rule_spec,
     rule_to_dict,
 )
+from neuroplast.plasticity.spec import RuleSpec, StepIO
 from neuroplast.plasticity.stdp import (
     DiehlCookSTDPParams,
     PairSTDPParams,
@@ -90,6 +94,7 @@ from neuroplast.plasticity.stdp import (
 __all__ = [
     "PlasticityEngine",
     "PLASTICITY_FORMAT",
+    "CLIP_SHARE",
     "LearningGuard",
     # STDP
     "STDPState",
@@ -156,7 +161,11 @@ __all__ = [
     "int_bounds",
     # registry
     "RULE_KINDS",
+    "RULE_SPECS",
+    "RuleSpec",
+    "StepIO",
     "register_rule",
+    "rule_spec",
     "rule_kind",
     "rule_to_dict",
     "rule_from_dict",

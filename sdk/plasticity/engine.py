@@ -320,6 +320,12 @@ class PlasticityEngine:
         pre_u = self._projected(b.layer, x) if x is not None else None
         io = StepIO(w, x, y, reward, target, pre_u)
         dw, new = spec.update(b.eff, io, b.state)
+        if not isinstance(new, dict) or (dw is not None and np.shape(dw) != b.shape):
+            raise PlasticityError(
+                f"rule {b.kind!r}: update must return (dw of shape {b.shape} or None, "
+                f"state dict), got dw {np.shape(dw) if dw is not None else None}, "
+                f"state {type(new).__name__}"
+            )
         b.state = new
         if dw is None:
             return

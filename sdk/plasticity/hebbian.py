@@ -49,7 +49,10 @@ def _batch(x: object, n: int, name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HebbianParams:
-    """Plain Hebbian rule with weight decay: ``dw = lr * (y x^T - decay * w)``.
+    """Hebbian rule with activity-gated weight decay:
+    ``dw_i = lr * (y_i x^T - decay * |y_i| w_i)`` (Grossberg's instar for ``decay = 1``
+    and ``y >= 0``): a neuron's weights decay only while it is active, so a neuron that
+    stays silent (or a silent/saturated stream it does not answer) does not forget.
 
     ``y`` is the given postsynaptic activity (or ``w @ x`` if omitted); batches are
     averaged. Bounds ``[w_min, w_max]`` are enforced after each update (``None``: the
@@ -72,11 +75,12 @@ class HebbianParams:
 def hebbian_delta(
     w: np.ndarray, x: object, p: HebbianParams, y: object | None = None
 ) -> np.ndarray:
-    """``dw = lr * (mean_b y_b x_b^T - decay * w)``."""
+    """``dw = lr * mean_b (y_b x_b^T - decay * |y_b| w)`` (decay per active row)."""
     w = check_weight(w)
     xb = _batch(x, w.shape[1], "x")
     yb = xb @ w.T if y is None else _batch(y, w.shape[0], "y")
-    return p.lr * (yb.T @ xb / xb.shape[0] - p.decay * w)
+    b = xb.shape[0]
+    return p.lr * (yb.T @ xb / b - p.decay * np.abs(yb).mean(axis=0)[:, None] * w)
 
 
 def hebbian_update(

@@ -50,10 +50,15 @@ def register_rule(
     batch1: bool = False,
     post: bool = True,
     fallback_bounds: tuple[float, float] = (-1.0, 1.0),
+    pre: bool = True,
+    update_int: Callable[..., Any] | None = None,
+    init: Callable[[Any, int, int], dict] | None = None,
+    resolve: Callable[[Any, Any], Any] | None = None,
 ) -> RuleSpec:
     """Register a rule: a frozen params dataclass under ``kind`` and its pure float
-    ``update(p, io, state) -> (dw, new_state)`` (see :class:`RuleSpec`); integer mode
-    rounds ``dw`` stochastically onto the int8 weights. Without ``update`` the kind only
+    ``update(p, io, state) -> (dw, new_state)`` (see :class:`RuleSpec` for the other
+    fields); integer mode rounds ``dw`` stochastically onto the int8 weights unless
+    ``update_int`` says otherwise. Without ``update`` the kind only
     serialises (the engine refuses to attach it). Returns the spec."""
     if not isinstance(kind, str) or not kind.isidentifier():
         raise PlasticityError(f"register_rule: kind must be an identifier, got {kind!r}")
@@ -70,8 +75,9 @@ def register_rule(
             f"register_rule: target must be synapses|neurons|inputs, got {target!r}"
         )
     RULE_KINDS[kind] = params_cls
-    spec = RuleSpec(kind, params_cls, update, state, target, tuple(layers), batch1, post,
-                    fallback_bounds=fallback_bounds)  # fmt: skip
+    extra: dict[str, Any] = {"update_int": update_int} if update_int is not None else {}
+    spec = RuleSpec(kind, params_cls, update, state, target, tuple(layers), batch1, post, pre,
+                    fallback_bounds=fallback_bounds, init=init, resolve=resolve, **extra)  # fmt: skip
     if update is not None:
         if not callable(update):
             raise PlasticityError("register_rule: update must be callable")

@@ -97,6 +97,24 @@ def test_user_bcm_rule_runs_through_the_engine(bcm, tmp_path) -> None:
     np.testing.assert_array_equal(rt3.params["ro"]["weight"], w3)  # nothing applied
 
 
+def test_a_user_rule_returning_the_wrong_shape_is_named(bcm) -> None:
+    register_rule("bad_shape", BadParams, lambda p, io, st: (np.zeros(3), st))
+    try:
+        rt = Runtime(_readout())
+        rt.plasticity.attach("ro", BadParams())
+        rt.learn(True)
+        with pytest.raises(PlasticityError, match="'bad_shape': update must return"):
+            rt.step(np.ones(6, np.float32))
+    finally:
+        RULE_KINDS.pop("bad_shape")
+        RULE_SPECS.pop("bad_shape")
+
+
+@dataclass(frozen=True)
+class BadParams:
+    lr: float = 0.1
+
+
 def test_register_rule_errors() -> None:
     @dataclass
     class Mutable:
@@ -113,8 +131,9 @@ def test_register_rule_errors() -> None:
 
 
 def test_hebbian_rule_against_its_formula() -> None:
-    """``dw = lr (y x^T / B - decay w)`` with the post LIF's spikes as ``y``, bounds at
-    the layer's range; a silent step changes nothing; constant x, y: linear growth."""
+    """``dw = lr (y x^T / B - decay mean|y| w)`` (rows of active neurons decay) with the
+    post LIF's spikes as ``y``, bounds at the layer's range; a silent step changes
+    nothing; constant x, y: linear growth."""
     w0 = np.random.default_rng(0).uniform(0.0, 0.5, (4, 8)).astype(np.float32)
     g = Graph.sequential(
         [
@@ -133,7 +152,7 @@ def test_hebbian_rule_against_its_formula() -> None:
         rt.step(x.astype(np.float32))
         y = np.asarray(rt.last_outputs["lif"], np.float64)
         if x.any():
-            w = np.clip(w + 0.01 * (y.T @ x / 3 - 0.2 * w), 0.0, hi)
+            w = np.clip(w + 0.01 * (y.T @ x / 3 - 0.2 * y.mean(axis=0)[:, None] * w), 0.0, hi)
         np.testing.assert_allclose(rt.params["fc"]["weight"], w, atol=1e-6)
     # analytic: constant pre x and post y, no decay, no bounds hit -> w0 + n lr y x^T
     rt = Runtime(g)
