@@ -232,22 +232,21 @@ def _head(n_features: int, n_rows: int, ridge: float):  # noqa: ANN202
 
 
 def _learn_row(rt, row: int, pos: np.ndarray, neg: np.ndarray, p: EnrollParams) -> None:  # noqa: ANN001
-    """Two learning steps of the head's ``least_squares`` rule on row ``row`` only
-    (reward = sample weight, 0 on the other rows): positives (target 1, weight
-    ``a_pos``) then negatives (target 0, weight 1)."""
+    """One learning step of the head's ``least_squares`` rule on row ``row`` only (the
+    reward, the rule's per-row sample weight, is 1 there and 0 on the other rows): the
+    positives (target 1) scaled by ``sqrt(a_pos)`` (input and target, so they count
+    ``a_pos`` times in the squared error) and the negatives (target 0) in one batch."""
     n = rt.params["words"]["weight"].shape[0]
-    a_pos = p.pos_share * len(neg) / max(1, len(pos)) / (1 - p.pos_share)
+    s = np.sqrt(p.pos_share * len(neg) / max(1, len(pos)) / (1 - p.pos_share))
+    x = np.concatenate([s * _aug(pos), _aug(neg)])
+    tgt = np.zeros((len(x), n))
+    tgt[: len(pos), row] = s
+    weight = np.zeros(n)
+    weight[row] = 1.0
+    rt.reset()
+    rt.plasticity.set_target("words", tgt)
     rt.learn(True)
-    for x, t, a in ((pos, 1.0, a_pos), (neg, 0.0, 1.0)):
-        if not len(x):
-            continue
-        rt.reset()
-        tgt = np.zeros((len(x), n))
-        tgt[:, row] = t
-        rt.plasticity.set_target("words", tgt)
-        weight = np.zeros(n)
-        weight[row] = a
-        rt.step(_aug(x).astype(np.float32), reward=weight)
+    rt.step(x.astype(np.float32), reward=weight)
     rt.learn(False)
 
 

@@ -247,11 +247,12 @@ def least_squares_rule_update(p: LeastSquaresParams, io: StepIO, state: dict) ->
         raise DataError(f"least-squares target has shape {t.shape}, need {(x.shape[0], n_post)}")
     a = np.ones(n_post) if io.reward is None else np.asarray(io.reward, np.float64)
     a = np.maximum(np.broadcast_to(a, (n_post,)), 0.0)
-    G = state["G"] + a[:, None, None] * (x.T @ x)[None]
-    c = state["c"] + a[:, None] * (t.T @ x)
     rows = np.flatnonzero(a > 0)
     if not rows.size:
-        return None, {"G": G, "c": c}
+        return None, state
+    G, c = state["G"].copy(), state["c"].copy()
+    G[rows] += a[rows, None, None] * (x.T @ x)[None]
+    c[rows] += a[rows, None] * (t[:, rows].T @ x)
     dw = np.zeros_like(w)
     eye = p.ridge * np.eye(n_pre)
     dw[rows] = np.linalg.solve(G[rows] + eye, c[rows][..., None])[..., 0] - w[rows]
