@@ -100,7 +100,7 @@ def homeostasis_experiment(
         gain=gain,
         max_rel_error_after=max(s["rel_error_after"] for s in out["streams"]),
         within_15_percent=all(s["rel_error_after"] <= 0.15 for s in out["streams"]),
-        plasticity_function="neuroplast.plasticity.rate_threshold_update",
+        plasticity="engine: rate_threshold (groups = classes) on a memoryless LIF",
     )
     return out
 

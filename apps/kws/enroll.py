@@ -10,12 +10,14 @@ The few enrollment recordings are augmented on the device (:func:`augment_raster
 mel-channel shift and spike dropout, run through the same frozen network), so the
 positives are ``n * (1 + n_aug)`` embeddings.
 
-A new word ``k`` gets one readout row ``w_k`` (with a bias) trained by the local delta
-rule (Widrow-Hoff / LMS, :func:`neuroplast.plasticity.delta_rule_update`) with teacher
-``t = 1`` for the positives and ``t = 0`` for a small *guard* set of old-word
-embeddings kept on the device. The row is set to the rule's fixed point with weight
-decay ``lambda`` (solved directly, which is what iterating the rule converges to;
-positives weighted to ``pos_share`` of the total)::
+A new word ``k`` gets one readout row ``w_k`` (with a bias) learned through the
+plasticity engine: the enrolled words are a readout :class:`~neuroplast.runtime.Runtime`
+(``embedding`` -> Linear ``words``) with the ``least_squares`` rule attached, the delta
+rule's (Widrow-Hoff / LMS) fixed point with weight decay ``lambda`` learned online from
+its sufficient statistics, teacher ``t = 1`` for the positives and ``t = 0`` for a small
+*guard* set of old-word embeddings kept on the device (positives weighted to
+``pos_share`` of the total; the step's reward is the per-row sample weight, so only the
+new row learns)::
 
     w_k = argmin_w  sum_i a_i (t_i - w . [e_i, 1])^2 + lambda ||w||^2
 
@@ -26,7 +28,9 @@ decides. ``theta_k`` comes from cross-validation on the device's own data: the
 ``guard_quantile`` quantile of the held-out guard outputs (``folds``-fold; guard clips
 the gate closes count as never taken), so at most about ``1 - guard_quantile`` of
 old-word clips are taken for the new word. The guard then checks old-word accuracy (in
-sample) and rolls the enrollment back when it would drop by more than ``max_drop``.
+sample) with a :class:`~neuroplast.plasticity.LearningGuard` on the readout runtime and
+rolls the enrollment back when it would drop by more than ``max_drop``. The saved state
+is that runtime's state (validated on load) plus the word list.
 
 The defaults (gate on, ``n_aug=16``, ``ridge=0.1``, ``pos_share=0.1``,
 ``guard_quantile=0.98``, ``n_bins=2``) were chosen on the benchmark's validation voices
@@ -36,6 +40,7 @@ only (``bench/kws_enroll.py``; see ``docs/kws.md``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -101,6 +106,8 @@ class EnrollState:
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     n_old: int = 12
     open_class: int = -1  # old class a new word must come from (``unknown``); -1: any
+    #: the learning readout (Runtime + engine state) these rows came from, if any
+    head: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -198,19 +205,58 @@ def _aug(e: np.ndarray) -> np.ndarray:
     return np.hstack([np.asarray(e, np.float64), np.ones((len(e), 1))])
 
 
-def fit_row(pos: np.ndarray, neg: np.ndarray, p: EnrollParams = EnrollParams()) -> np.ndarray:
-    """Fixed point of the delta rule ``dw = eta sum_i a_i (t_i - w.x_i) x_i - eta lambda w``
-    for targets 1 (``pos``) and 0 (``neg``): ``(X^T A X + lambda I) w = X^T A t``."""
-    X = _aug(np.concatenate([pos, neg]))
-    a = np.concatenate(
+def _head(n_features: int, n_rows: int, ridge: float):  # noqa: ANN202
+    """A learning readout: Runtime ``embedding`` ``(F + 1,)`` -> Linear ``words``
+    ``(n_rows, F + 1)`` (zero weights; bias ``-theta``) with the engine's
+    ``least_squares`` rule attached. Its graph depends only on the sizes, so saved
+    state loads into a fresh head."""
+    from neuroplast.graph import Graph, Input, Linear
+    from neuroplast.plasticity import LeastSquaresParams
+    from neuroplast.runtime import Runtime
+
+    g = Graph.sequential(
         [
-            np.full(len(pos), p.pos_share * len(neg) / max(1, len(pos)) / (1 - p.pos_share)),
-            np.ones(len(neg)),
+            ("embedding", Input(shape=(n_features + 1,))),
+            (
+                "words",
+                Linear(
+                    weight=np.zeros((n_rows, n_features + 1), np.float32),
+                    bias=np.zeros(n_rows, np.float32),
+                ),
+            ),
         ]
     )
-    t = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
-    A = X.T @ (X * a[:, None]) + p.ridge * np.eye(X.shape[1])
-    return np.linalg.solve(A, X.T @ (a * t))
+    rt = Runtime(g)
+    rt.plasticity.attach("words", LeastSquaresParams(ridge=ridge))
+    return rt
+
+
+def _learn_row(rt, row: int, pos: np.ndarray, neg: np.ndarray, p: EnrollParams) -> None:  # noqa: ANN001
+    """One learning step of the head's ``least_squares`` rule on row ``row`` only (the
+    reward, the rule's per-row sample weight, is 1 there and 0 on the other rows): the
+    positives (target 1) scaled by ``sqrt(a_pos)`` (input and target, so they count
+    ``a_pos`` times in the squared error) and the negatives (target 0) in one batch."""
+    n = rt.params["words"]["weight"].shape[0]
+    s = np.sqrt(p.pos_share * len(neg) / max(1, len(pos)) / (1 - p.pos_share))
+    x = np.concatenate([s * _aug(pos), _aug(neg)])
+    tgt = np.zeros((len(x), n))
+    tgt[: len(pos), row] = s
+    weight = np.zeros(n)
+    weight[row] = 1.0
+    rt.reset()
+    rt.plasticity.set_target("words", tgt)
+    rt.learn(True)
+    rt.step(x.astype(np.float32), reward=weight)
+    rt.learn(False)
+
+
+def fit_row(pos: np.ndarray, neg: np.ndarray, p: EnrollParams = EnrollParams()) -> np.ndarray:
+    """A readout row learned through the plasticity engine's ``least_squares`` rule: the
+    fixed point of the delta rule ``dw = eta sum_i a_i (t_i - w.x_i) x_i - eta lambda w``
+    for targets 1 (``pos``) and 0 (``neg``), ``(X^T A X + lambda I) w = X^T A t``."""
+    rt = _head(np.shape(pos)[1], 1, p.ridge)
+    _learn_row(rt, 0, np.asarray(pos), np.asarray(neg), p)
+    return rt.params["words"]["weight"][0].astype(np.float64)
 
 
 def decide(old_scores: np.ndarray, e: np.ndarray, state: EnrollState) -> np.ndarray:
@@ -279,7 +325,6 @@ def enroll_word(
 
     everyone = np.arange(len(ex))
     gate = state.open_class if p.gate else -1
-    w = fit_row(positives(everyone), g, p)
     # threshold from cross-validation on the device's own data (never the test set)
     loo = np.array(
         [
@@ -296,66 +341,107 @@ def enroll_word(
         held[closed] = held.min() - 1.0
     q = 1.0 - p.max_drop if p.guard_quantile is None else p.guard_quantile
     theta = p.loo_weight * float(np.median(loo)) + (1 - p.loo_weight) * float(np.quantile(held, q))
+    # the readout learns the new row through the engine, under the LearningGuard
     others = [i for i, x in enumerate(state.words) if x != word]
-    new = EnrollState(
-        [state.words[i] for i in others] + [word],
-        np.concatenate([state.weights[others], w[None]]),
-        np.concatenate([state.thresholds[others], [theta]]),
-        np.concatenate([state.counts[others], [len(ex)]]).astype(np.int64),
-        state.n_old,
-        gate,
-    )
+    words = [state.words[i] for i in others] + [word]
+    counts = np.concatenate([state.counts[others], [len(ex)]]).astype(np.int64)
+    rt = _head(ex.shape[1], len(words), p.ridge)
+    rt.params["words"]["weight"][:-1] = state.weights[others]
+    rt.params["words"]["bias"][:-1] = -state.thresholds[others]  # new row: never fires yet
     gl = np.asarray(guard_labels)
-    acc_before = float(np.mean(decide(guard_scores, g, state) == gl))
-    acc_after = float(np.mean(decide(guard_scores, g, new) == gl))
-    accepted = acc_before - acc_after <= p.max_drop
+
+    def view(r) -> EnrollState:  # noqa: ANN001
+        w, b = r.params["words"]["weight"], r.params["words"]["bias"]
+        return EnrollState(
+            list(words), w.astype(np.float64), -b.astype(np.float64), counts, state.n_old, gate,
+            r,
+        )  # fmt: skip
+
+    from neuroplast.plasticity import LearningGuard
+
+    guard = LearningGuard(
+        rt, lambda r: float(np.mean(decide(guard_scores, g, view(r)) == gl)), max_drop=p.max_drop
+    )
+    _learn_row(rt, len(words) - 1, positives(everyone), g, p)
+    rt.params["words"]["bias"][-1] = -theta
+    accepted = guard.check_now()
     report = EnrollReport(
         word,
         len(ex),
         theta,
-        acc_before,
-        acc_after,
+        guard.baseline,
+        guard.history[-1][1],
         accepted,
         float(np.mean(loo > theta)),
         float(np.mean(held > theta)),
     )
-    return (new if accepted else state), report
+    return (view(rt) if accepted else state), report
+
+
+def _state_head(state: EnrollState):  # noqa: ANN202
+    """The runtime holding ``state``'s rows (its learning head, else a fresh one)."""
+    if state.head is not None:
+        return state.head
+    rt = _head(state.weights.shape[1] - 1, len(state.words), EnrollParams().ridge)
+    rt.params["words"]["weight"][...] = state.weights
+    rt.params["words"]["bias"][...] = -state.thresholds
+    return rt
 
 
 def save_enroll_state(path, state: EnrollState) -> None:  # noqa: ANN001
-    """Atomically write the enrolled words (``.npz``, no pickle)."""
+    """Atomically write the enrolled words as the readout's runtime state (rows, bias
+    ``-theta``, the ``least_squares`` rule's statistics, the guard's decisions: see
+    :meth:`~neuroplast.runtime.Runtime.state_dict`) plus ``enroll/*`` (words, counts,
+    ``n_old``, ``open_class``); ``.npz``, no pickle."""
     import io
 
     from neuroplast.runtime.runtime import atomic_write_bytes
 
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        words=np.array(state.words, dtype="U64"),
-        weights=state.weights,
-        thresholds=state.thresholds,
-        counts=state.counts,
-        n_old=np.array(state.n_old),
-        open_class=np.array(state.open_class),
+    d = _state_head(state).state_dict()
+    d.update(
+        {
+            "enroll/words": np.array(state.words, dtype="U64"),
+            "enroll/counts": np.asarray(state.counts, np.int64),
+            "enroll/n_old": np.array(state.n_old, np.int64),
+            "enroll/open_class": np.array(state.open_class, np.int64),
+            "enroll/n_features": np.array(state.weights.shape[1] - 1, np.int64),
+        }
     )
+    buf = io.BytesIO()
+    np.savez(buf, **d)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_enroll_state(path) -> EnrollState:  # noqa: ANN001
-    """Read what :func:`save_enroll_state` wrote; :class:`PlasticityError` if malformed."""
+def load_enroll_state(path, ridge: float = EnrollParams().ridge) -> EnrollState:  # noqa: ANN001
+    """Read what :func:`save_enroll_state` wrote into a fresh readout head, validated
+    all or nothing by :meth:`~neuroplast.runtime.Runtime.load_state_dict` (shapes,
+    dtypes, finiteness, the rule's declared state); :class:`PlasticityError` naming
+    what is wrong otherwise. ``ridge``: the rule's decay for further learning."""
+    from neuroplast.arrayfile import read_npz
+    from neuroplast.errors import NeuroplastError
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            st = EnrollState(
-                [str(w) for w in z["words"]],
-                z["weights"].astype(np.float64),
-                z["thresholds"].astype(np.float64),
-                z["counts"].astype(np.int64),
-                int(z["n_old"]),
-                int(z["open_class"]) if "open_class" in z.files else -1,
+        d = read_npz(path, str(path))
+        words = [str(w) for w in np.asarray(d["enroll/words"]).reshape(-1)]
+        meta = {
+            k: np.asarray(d[f"enroll/{k}"]) for k in ("counts", "n_old", "open_class", "n_features")
+        }
+        if any(
+            meta[k].shape != () or meta[k].dtype.kind != "i"
+            for k in ("n_old", "open_class", "n_features")
+        ):
+            raise ValueError("enroll/n_old, open_class and n_features must be integers")
+        n_feat = int(meta["n_features"])
+        if not 1 <= n_feat <= 1 << 20 or meta["counts"].shape != (len(words),):
+            raise ValueError(
+                f"{len(words)} words but counts {meta['counts'].shape}, {n_feat} features"
             )
-    except (OSError, KeyError, ValueError) as e:
+        rt = _head(n_feat, len(words), ridge)
+        rt.load_state_dict(d)
+    except (OSError, KeyError, ValueError, TypeError, NeuroplastError) as e:
         raise PlasticityError(f"enrollment state {path} is unreadable: {e}") from e
-    k = len(st.words)
-    if st.weights.shape[0] != k or st.thresholds.shape != (k,) or st.counts.shape != (k,):
-        raise PlasticityError(f"enrollment state {path}: arrays disagree on the word count {k}")
-    return st
+    w, b = rt.params["words"]["weight"], rt.params["words"]["bias"]
+    return EnrollState(
+        words, w.astype(np.float64), -b.astype(np.float64), meta["counts"].astype(np.int64),
+        int(meta["n_old"]), int(meta["open_class"]), rt,
+    )  # fmt: skip

@@ -30,7 +30,7 @@ from neuroplast.apps.motion.events import (
 )
 from neuroplast.apps.motion.homeostasis import (
     HomeostasisParams,
-    homeostasis_step,
+    homeostasis_runtime,
     run_homeostasis,
 )
 from neuroplast.apps.motion.io import (
@@ -102,7 +102,7 @@ __all__ = [
     "hd_event_chunk",
     "hd_event_run",
     "HomeostasisParams",
-    "homeostasis_step",
+    "homeostasis_runtime",
     "run_homeostasis",
     "Detection",
     "detect_stream",

@@ -24,6 +24,7 @@ from neuroplast.plasticity.guard import LearningGuard
 from neuroplast.plasticity.hebbian import (
     DeltaRuleParams,
     HebbianParams,
+    LeastSquaresParams,
     OjaParams,
     delta_rule_delta,
     delta_rule_update,
@@ -135,6 +136,7 @@ __all__ = [
     "HebbianParams",
     "OjaParams",
     "DeltaRuleParams",
+    "LeastSquaresParams",
     "hebbian_delta",
     "hebbian_update",
     "oja_delta",

@@ -1,4 +1,5 @@
-"""Rate-based Hebbian learning: plain Hebbian, Oja's rule, and the delta rule readout.
+"""Rate-based Hebbian learning: plain Hebbian, Oja's rule, the delta rule readout and its
+fixed point learned online (least squares).
 
 Weights ``w`` have shape ``(n_post, n_pre)``; ``x`` is presynaptic activity (rates or
 graded values, any unit), ``y = w @ x`` the postsynaptic response.
@@ -34,6 +35,8 @@ __all__ = [
     "hebbian_rule_update",
     "oja_rule_update",
     "delta_rule_rule_update",
+    "LeastSquaresParams",
+    "least_squares_rule_update",
 ]
 
 
@@ -201,8 +204,64 @@ def delta_rule_rule_update(p: DeltaRuleParams, io: StepIO, state: dict) -> tuple
     return p.lr * (t - y).T @ io.pre_u / y.shape[0], state
 
 
+@dataclass(frozen=True)
+class LeastSquaresParams:
+    """The delta rule's fixed point, learned online: ridge regression per readout row.
+
+    Iterating the delta rule with weight decay ``ridge`` on samples ``x_i`` with targets
+    ``t_i`` and sample weights ``a_i`` converges to::
+
+        w_j = argmin_w  sum_i a_ij (t_ij - w . x_i)^2 + ridge ||w||^2
+            = (G_j + ridge I)^-1 c_j,   G_j = sum_i a_ij x_i x_i^T,  c_j = sum_i a_ij t_ij x_i
+
+    This rule keeps the sufficient statistics ``G`` (n_post, n_pre, n_pre) and ``c``
+    (n_post, n_pre) as state, adds each step's batch to them and sets every row that
+    learned to its fixed point (one solve per row and step; no learning rate, exact
+    after any number of steps). The step's ``reward`` is the sample weight ``a``: a
+    scalar or one per row (``None``: 1); negative values count as 0 and a row with
+    weight 0 does not change. No target this step: no change. Weights are unbounded
+    (the ridge term keeps them finite); integer layers round as every rule does.
+    """
+
+    ridge: float = 0.1
+
+    def __post_init__(self) -> None:
+        require_positive("LeastSquaresParams", ridge=self.ridge)
+
+
+def _ls_state(p: LeastSquaresParams, n_post: int, n_pre: int) -> dict:
+    return {"G": ((n_post, n_pre, n_pre), "float64"), "c": ((n_post, n_pre), "float64")}
+
+
+def least_squares_rule_update(p: LeastSquaresParams, io: StepIO, state: dict) -> tuple:
+    """Engine form of :class:`LeastSquaresParams` (pure: returns new ``G``, ``c``)."""
+    if io.target is None:
+        return None, state
+    w = io.w
+    n_post, n_pre = w.shape
+    x = io.pre
+    t = np.broadcast_to(io.target, (x.shape[0], n_post)) if io.target.ndim == 1 else io.target
+    if t.shape != (x.shape[0], n_post):
+        from neuroplast.errors import DataError
+
+        raise DataError(f"least-squares target has shape {t.shape}, need {(x.shape[0], n_post)}")
+    a = np.ones(n_post) if io.reward is None else np.asarray(io.reward, np.float64)
+    a = np.maximum(np.broadcast_to(a, (n_post,)), 0.0)
+    rows = np.flatnonzero(a > 0)
+    if not rows.size:
+        return None, state
+    G, c = state["G"].copy(), state["c"].copy()
+    G[rows] += a[rows, None, None] * (x.T @ x)[None]
+    c[rows] += a[rows, None] * (t[:, rows].T @ x)
+    dw = np.zeros_like(w)
+    eye = p.ridge * np.eye(n_pre)
+    dw[rows] = np.linalg.solve(G[rows] + eye, c[rows][..., None])[..., 0] - w[rows]
+    return dw, {"G": G, "c": c}
+
+
 SPECS = (
     RuleSpec("hebbian", HebbianParams, hebbian_rule_update),
     RuleSpec("oja", OjaParams, oja_rule_update, post=False, fallback_bounds=(-10.0, 10.0)),
     RuleSpec("delta_rule", DeltaRuleParams, delta_rule_rule_update, fallback_bounds=(-10.0, 10.0)),
+    RuleSpec("least_squares", LeastSquaresParams, least_squares_rule_update, _ls_state, post=False),
 )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from neuroplast.errors import DataError
+from neuroplast.errors import DataError, PlasticityError
 from neuroplast.plasticity._common import (
     as_float_array,
     bounds_of,
@@ -109,16 +109,22 @@ class RateThresholdParams:
     ``r`` is the observed activity per step (spikes 0/1, or a rate in the same unit as
     ``r_target``: spikes per step). An integral controller: at the fixed point the mean
     firing equals ``r_target``. Clipped to ``[theta_min, theta_max]`` (``None``: as in
-    :class:`SpikeThresholdParams`).
+    :class:`SpikeThresholdParams`). ``groups`` (engine): 0, every neuron has its own
+    threshold; ``g > 0``, the node's neurons form ``g`` equal contiguous blocks (the
+    channels of a ``(C, H, W)`` layer) that share one threshold driven by the block's
+    mean rate ``r_g``.
     """
 
     eta_ip: float = 1e-2
     r_target: float = 0.05
     theta_min: float = 0.0
     theta_max: float | None = None
+    groups: int = 0
 
     def __post_init__(self) -> None:
         n = "RateThresholdParams"
+        if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 0:
+            raise PlasticityError(f"{n}: groups must be an int >= 0, got {self.groups!r}")
         require_positive(n, eta_ip=self.eta_ip)
         require_nonnegative(n, r_target=self.r_target)
         _require_theta(n, self.theta_min, self.theta_max)
@@ -200,8 +206,14 @@ def _theta_state(p: object, n_post: int, n_pre: int) -> StateDecl:
 
 def threshold_rule_update(p: object, io: StepIO, state: dict) -> tuple:
     """Engine form of both threshold rules: ``io.post`` (B, n) is the node's own
-    output, averaged over the batch; returns ``(None, {"theta": new})``."""
+    output, averaged over the batch (and over each block when ``groups``); returns
+    ``(None, {"theta": new})``."""
     s = io.post.mean(axis=0)
+    g = getattr(p, "groups", 0)
+    if g:
+        if s.size % g:
+            raise PlasticityError(f"rate_threshold: {s.size} neurons do not form {g} groups")
+        s = np.repeat(s.reshape(g, -1).mean(axis=1), s.size // g)
     f = spike_threshold_update if isinstance(p, SpikeThresholdParams) else rate_threshold_update
     return None, {"theta": f(state["theta"], s, p)}
 

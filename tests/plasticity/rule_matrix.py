@@ -98,7 +98,7 @@ def graph(case: Case, seed: int = 0) -> Graph:
     inq = Q(scale=1.0) if q else None
     wq = Q(scale=0.5 / 127, narrow=True) if q else None
     cur = Q(bits=16, scale=1 / 512) if q else None
-    neg = case.kind in ("delta_rule", "oja", "hebbian", "hlop")  # signed readouts
+    neg = case.kind in ("delta_rule", "least_squares", "oja", "hebbian", "hlop")  # signed readouts
     lo = -0.5 if neg else 0.0
     tau, vth = np.full(N_OUT, 5e-3), np.linspace(0.4, 0.8, N_OUT)
     if case.shape == "lif_shared":
@@ -158,6 +158,7 @@ def rule(case: Case):
         "hebbian": {"lr": 0.01, "decay": 0.1},
         "oja": {"lr": 0.001},
         "delta_rule": {"lr": 0.01},
+        "least_squares": {"ridge": 0.1},
         "rate_threshold": {"eta_ip": 0.05},
         "spike_threshold": {"theta_plus": 0.05, "tau_theta": 50.0},
         "feast": {"eta": 0.05},
@@ -201,6 +202,7 @@ class Reference:
             self.p = dataclasses.replace(p, theta_max=float(np.abs(v).max()))
         self.feast_theta = np.full(n_out, float(getattr(p, "theta0", 0.0)))
         self.hlop: HLOPState | None = None
+        self.ls: list = []  # least_squares: (sqrt(a) x, sqrt(a) t) of every step
         self.lo, self.hi = getattr(self.p, "w_min", -np.inf), getattr(self.p, "w_max", np.inf)
         if case.kind == "int_stdp":  # the board's integer rule on the codes themselves
             self.lo, self.hi = p.w_min * self.scale, p.w_max * self.scale
@@ -247,6 +249,17 @@ class Reference:
         elif k == "delta_rule":
             t = np.broadcast_to(target, post.shape)
             self.commit(p.lr * (t - post).T @ self._proj(pre) / pre.shape[0])
+        elif k == "least_squares":
+            # independent: lstsq on every weighted sample so far plus the ridge rows
+            a = max(float(reward), 0.0)
+            t = np.broadcast_to(target, (pre.shape[0], self.w.shape[0]))
+            self.ls.append((np.sqrt(a) * pre, np.sqrt(a) * t))
+            if a > 0:
+                X = np.concatenate([x for x, _ in self.ls] + [np.sqrt(p.ridge) * np.eye(pre.shape[1])])
+                T = np.concatenate([t for _, t in self.ls] + [np.zeros((pre.shape[1], t.shape[1]))])
+                dw = np.linalg.lstsq(X, T, rcond=None)[0].T - self.w
+                dw[np.abs(dw) < 1e-12] = 0.0  # inputs never seen: no update (draws nothing)
+                self.commit(dw)
         elif k == "synaptic_scaling":
             self.commit(synaptic_scaling(self.w, p) - self.w)
         elif k == "feast":
@@ -307,7 +320,7 @@ def run_case(case: Case, steps_per_stream: int, check_every: int = 1) -> dict:
         for t, x in enumerate(xs):
             target = (tgt_rng.random(N_OUT) < 0.5).astype(np.float64)
             reward = float(tgt_rng.choice([-1.0, 1.0]))
-            if case.kind == "delta_rule":
+            if case.kind in ("delta_rule", "least_squares"):
                 rt.plasticity.set_target("fc", target)
             rt.step(x if case.batch > 1 else x[0], reward=reward)
             row["steps"] += 1

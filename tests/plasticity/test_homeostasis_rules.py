@@ -161,3 +161,23 @@ def test_homeostasis_bad_params_and_input() -> None:
     w = np.full((2, 2), 0.5)
     with pytest.raises(DataError, match="NaN"):
         pair_stdp_update(w, [1, 0], [np.inf, 0], stdp_init(2, 2), PairSTDPParams())
+
+
+def test_rate_threshold_groups_share_one_threshold_per_block() -> None:
+    """groups=g: each of g contiguous blocks moves by its mean rate (engine form)."""
+    from neuroplast.errors import PlasticityError
+    from neuroplast.plasticity.homeostasis import threshold_rule_update
+    from neuroplast.plasticity.registry import rule_from_dict, rule_to_dict
+    from neuroplast.plasticity.spec import StepIO
+
+    p = RateThresholdParams(eta_ip=0.5, r_target=0.25, groups=2)
+    post = np.array([[1.0, 0.0, 0.0, 0.0, 1.0, 1.0]])  # block rates 1/3 and 2/3
+    _, st = threshold_rule_update(p, StepIO(None, None, post), {"theta": np.zeros(6)})
+    np.testing.assert_allclose(st["theta"], np.repeat(0.5 * (np.array([1, 2]) / 3 - 0.25), 3))
+    assert rule_from_dict(rule_to_dict(p)) == p
+    with pytest.raises(PlasticityError, match="groups"):
+        threshold_rule_update(
+            RateThresholdParams(groups=4), StepIO(None, None, post), {"theta": np.zeros(6)}
+        )
+    with pytest.raises(PlasticityError, match="groups"):
+        RateThresholdParams(groups=-1)

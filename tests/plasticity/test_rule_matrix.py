@@ -29,5 +29,7 @@ def test_rule_matrix(case) -> None:
     assert row["steps"] == 200
     assert row["moved"] > 0, "the stream never made the rule learn: the test would be vacuous"
     # saturation, silence and bursts did not zero the layer
-    if row.get("rows"):
+    # (least_squares has no dynamics to run away: every step sets the rows to the ridge fit
+    # of all data so far, checked against lstsq above; an int8 fit below one step is 0)
+    if row.get("rows") and case.kind != "least_squares":
         assert row["alive_rows"] == row["rows"], row

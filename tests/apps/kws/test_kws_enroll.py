@@ -41,6 +41,33 @@ def test_readout_row_is_the_fixed_point_of_the_plasticity_delta_rule():
     np.testing.assert_allclose(w[0], w_fix, atol=1e-4)
 
 
+def test_engine_rows_and_decisions_equal_the_closed_form_ridge():
+    """The readout learned through the engine's least_squares rule equals the earlier
+    closed-form solve (the reference here) and so does every decision."""
+    rng = np.random.default_rng(11)
+    p = E.EnrollParams()
+
+    def ridge_row(pos, neg):  # the pre-engine implementation
+        X = np.hstack([np.concatenate([pos, neg]), np.ones((len(pos) + len(neg), 1))])
+        a = np.r_[np.full(len(pos), p.pos_share * len(neg) / len(pos) / (1 - p.pos_share)),
+                  np.ones(len(neg))]  # fmt: skip
+        t = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        return np.linalg.solve(X.T @ (X * a[:, None]) + p.ridge * np.eye(X.shape[1]), X.T @ (a * t))
+
+    for d, n_pos, n_neg in [(8, 5, 40), (33, 85, 200)]:
+        pos, neg = rng.random((n_pos, d)), rng.random((n_neg, d))
+        np.testing.assert_allclose(E.fit_row(pos, neg, p), ridge_row(pos, neg), atol=1e-6)
+    centres, g_emb, g_scores, g_lab = _old_world(rng)
+    st = E.enroll_init(16, n_old=3)
+    for word, c in (("a", 3), ("b", 0)):
+        ex = _clusters(rng, centres[c], 5)
+        st, rep = E.enroll_word(st, word, ex, g_emb, g_scores, g_lab, replace(p, max_drop=1.0))
+        np.testing.assert_allclose(st.weights[-1], ridge_row(ex, g_emb), atol=1e-6)
+        assert st.thresholds[-1] == pytest.approx(rep.threshold, abs=1e-7)
+    # the guard's decision is in the engine's log, saved with the state
+    assert st.head.plasticity.log[-1]["kept"] is True
+
+
 def _clusters(rng, centres, n, noise=0.15):
     x = centres[None] + noise * rng.standard_normal((n, *centres.shape))
     x = np.abs(x)  # spike counts are non-negative
@@ -110,9 +137,24 @@ def test_enroll_errors_and_state_roundtrip(tmp_path):
     back = E.load_enroll_state(path)
     assert back.words == ["w"] and back.n_old == 3 and back.open_class == 2
     np.testing.assert_array_equal(back.weights, gated.weights)
-    # a state saved before the gate existed loads without one
-    np.savez(path, **{k: v for k, v in np.load(path).items() if k != "open_class"})
-    assert E.load_enroll_state(path).open_class == -1
+    np.testing.assert_array_equal(back.thresholds, gated.thresholds)
+    # it is the readout's runtime state: the engine's rule statistics came along
+    G = back.head.state_dict()["plasticity/0/words/least_squares/G"]
+    assert G.shape == (1, 17, 17) and G[0].trace() > 0
+    saved = dict(np.load(path))
+    # validated all or nothing like any runtime state: a wrong-shape rule array, NaN
+    # weights, a word count that disagrees, a file from before the engine
+    for key, bad in [
+        ("plasticity/0/words/least_squares/G", np.zeros((1, 16, 16))),
+        ("param/words/weight", np.full((1, 17), np.nan, np.float32)),
+        ("enroll/counts", np.zeros(2, np.int64)),
+    ]:
+        np.savez(path, **{**saved, key: bad})
+        with pytest.raises(PlasticityError, match="unreadable"):
+            E.load_enroll_state(path)
+    np.savez(path, words=np.array(["w"]), weights=np.zeros((1, 17)), n_old=np.array(3))
+    with pytest.raises(PlasticityError, match="enroll/"):
+        E.load_enroll_state(path)
     path.write_bytes(b"not an npz")
     with pytest.raises(PlasticityError, match="unreadable"):
         E.load_enroll_state(path)

@@ -7,11 +7,7 @@ import pytest
 
 from neuroplast.apps.motion.event_layer import compile_taps, hd_event_run
 from neuroplast.apps.motion.events import make_events
-from neuroplast.apps.motion.homeostasis import (
-    HomeostasisParams,
-    homeostasis_step,
-    run_homeostasis,
-)
+from neuroplast.apps.motion.homeostasis import HomeostasisParams, run_homeostasis
 from neuroplast.errors import DataError
 
 SIZE = (14, 14)
@@ -45,6 +41,26 @@ def test_rate_returns_to_target_after_x4_event_rate():
     assert np.all(frozen[-300:].mean(axis=0) > 2 * target)
 
 
-def test_step_validates_shapes():
+def test_engine_controller_equals_the_per_class_formula():
+    """Through the engine (memoryless LIF + rate_threshold with one group per class) the
+    rates and thresholds are the controller's formula, stepped here by hand."""
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((300, 3, 5, 6)) * np.array([1.0, 2.0, 0.5])[:, None, None]
+    p = HomeostasisParams(r_target=0.1, eta=0.3)
+    th0 = np.array([0.5, -0.2, 1.0])
+    rate, theta = run_homeostasis(z, th0, p)
+    th, ref_r, ref_t = th0.copy(), [], []
+    for zt in z.astype(np.float32):
+        r = (zt > th.astype(np.float32)[:, None, None]).mean(axis=(1, 2))
+        th = np.clip(th + p.eta * (r - p.r_target), th0 + p.theta_min, th0 + p.theta_max)
+        ref_r.append(r)
+        ref_t.append(th)
+    np.testing.assert_allclose(rate, ref_r, atol=1e-12)
+    np.testing.assert_allclose(theta, ref_t, atol=1e-9)
+    frozen, th_f = run_homeostasis(z, th0, p, adapt=False)
+    assert np.all(th_f == th0)
+
+
+def test_run_validates_shapes():
     with pytest.raises(DataError, match="evidence"):
-        homeostasis_step(np.zeros((3, 2, 2)), np.zeros(4), HomeostasisParams())
+        run_homeostasis(np.zeros((5, 3, 2, 2)), np.zeros(4), HomeostasisParams())
