@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -316,6 +317,13 @@ class PlasticityEngine:
             w_param[...] = np.asarray(q).reshape(w_param.shape)
             b.updates += 1
             return
+        if spec.fast is not None and rt.mode != "int" and w_param.dtype == np.float32:
+            xy = self._fast_rows(rt, b, n_in, n_out)
+            if xy is not None:  # one float32 sample each way (streaming): no copies
+                self._stats_post(b, xy[1][None])
+                b.state = spec.fast(b.eff, w_param.reshape(n_out, n_in), *xy, b.state)
+                b.updates += 1
+                return
         x = self._pre(rt, b, n_in) if spec.pre else None
         if spec.batch1 and x is not None and x.shape[0] != 1:
             raise PlasticityError(
@@ -399,6 +407,28 @@ class PlasticityEngine:
         zp_in = np.asarray(getattr(rt.kernels[b.layer], "zp_in", 0), np.int64)
         return QStepIO(w_param.reshape(b.shape), a - zp_in, y - zp_out)
 
+    def _fast_rows(
+        self, rt: Any, b: _Binding, n_in: int, n_out: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pre and post activity of a float batch-1 step as they are (float32 rows), checked
+        finite, or None when they need :meth:`_pre` / :meth:`_post` (other dtypes, sparse
+        input, batches). A float32 sum is finite when they all are, short of overflow
+        (then the exact check decides)."""
+        x = rt.last_inputs[b.layer][0]
+        y = rt.last_outputs[self._post_node(rt, b)]
+        if not (
+            type(x) is np.ndarray and type(y) is np.ndarray
+            and x.dtype == np.float32 and y.dtype == np.float32
+            and x.size == n_in and y.size == n_out and x.shape[0] == 1 and y.shape[0] == 1
+        ):  # fmt: skip
+            return None
+        x, y = x.reshape(n_in), y.reshape(n_out)
+        if not math.isfinite(x.sum()):
+            check_finite(x, f"input of {b.layer!r}")
+        if not math.isfinite(y.sum()):
+            check_finite(y, f"output of {self._post_node(rt, b)!r}")
+        return x, y
+
     def _post_node(self, rt: Any, b: _Binding) -> str:
         if b.post is not None:
             return b.post
@@ -480,8 +510,10 @@ class PlasticityEngine:
             k.p = dataclasses.replace(p, v_th=new)
 
     def _stats_post(self, b: _Binding, y: np.ndarray) -> None:
-        s = y.sum(axis=0)
-        b.post_sum = s if b.post_sum is None else b.post_sum + s
+        if b.post_sum is None:
+            b.post_sum = y.sum(axis=0, dtype=np.float64)
+        else:  # in place: the sum is the binding's own array (load makes a copy)
+            b.post_sum += y[0] if y.shape[0] == 1 else y.sum(axis=0)
         b.seen += y.shape[0]
 
     # ----------------------------------------------------------------- stats
@@ -525,8 +557,8 @@ class PlasticityEngine:
             pre = f"{i}/{b.layer}/{b.kind}"
             out[f"{pre}/_updates"] = np.array(b.updates, np.int64)
             out[f"{pre}/_seen"] = np.array(b.seen, np.int64)
-            if b.post_sum is not None:
-                out[f"{pre}/_post_sum"] = np.asarray(b.post_sum, np.float64)
+            if b.post_sum is not None:  # a copy: the binding's sum is updated in place
+                out[f"{pre}/_post_sum"] = np.array(b.post_sum, np.float64)
             for k, v in b.state.items():
                 out[f"{pre}/{k}"] = np.array(v)
         return out

@@ -742,23 +742,52 @@ def stdp_rule_update(
     return w_new - io.w, _traces_after(p, x, y, y2, pre, post)
 
 
+class _FastConsts(NamedTuple):
+    params: object
+    rule: tuple
+    dc: bool
+    a_post2: float
+    lo: float
+    hi: float
+    packed: np.ndarray  # the compiled kernel's 10 constants
+
+
+_FAST_CONSTS: dict[int, _FastConsts] = {}
+
+
+def _fast_consts(p: object) -> _FastConsts:
+    """The per-step constants of ``p`` (decays are exp() calls), computed once per params
+    object: the streaming path would otherwise spend a tenth of a step on them."""
+    c = _FAST_CONSTS.get(id(p))
+    if c is not None and c.params is p:
+        return c
+    rule = _rule_consts(p)
+    a_pre, a_post, amp_pre, amp_post, g_post, g_pre, _, _ = rule
+    dc = isinstance(p, DiehlCookSTDPParams)
+    a_post2 = decay_factor(p.tau_post2, p.dt) if dc else 1.0
+    lo, hi = bounds_of(p, UNIT_BOUNDS)
+    packed = np.array(
+        [a_pre, a_post, a_post2, amp_pre, amp_post, g_post, g_pre, lo, hi, p.rate_cap]
+    )  # the C kernel reads it only
+    if len(_FAST_CONSTS) > 256:  # params objects come and go (guard rollbacks, re-attach)
+        _FAST_CONSTS.clear()
+    c = _FAST_CONSTS[id(p)] = _FastConsts(p, rule, dc, a_post2, lo, hi, packed)
+    return c
+
+
 def stdp_fast(
     p: object, w: np.ndarray, pre: np.ndarray, post: np.ndarray, state: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """In-place float fast path of :func:`stdp_rule_update` + clipping on float32
     weights ``w`` (numba when installed, else event-driven numpy); returns the new
     traces. Equal to the pure update to rounding (tested)."""
-    a_pre, a_post, amp_pre, amp_post, g_post, g_pre, mode, mult = _rule_consts(p)
-    dc = isinstance(p, DiehlCookSTDPParams)
-    a_post2 = decay_factor(p.tau_post2, p.dt) if dc else 1.0
-    lo, hi = bounds_of(p, UNIT_BOUNDS)
+    c = _fast_consts(p)
+    a_pre, a_post, amp_pre, amp_post, g_post, g_pre, mode, mult = c.rule
+    dc, a_post2, lo, hi = c.dc, c.a_post2, c.lo, c.hi
     acc = _accel.kernels()
     if acc is not None and w.flags.c_contiguous and w.flags.writeable:
-        consts = np.array(
-            [a_pre, a_post, a_post2, amp_pre, amp_post, g_post, g_pre, lo, hi, p.rate_cap]
-        )
         tr = [np.array(state[k], np.float64) for k in ("pre", "post", "post2")]
-        acc[1](w, pre[None], post[None], tr[0], tr[1], tr[2], consts, mode == "nearest", mult, dc)
+        acc[1](w, pre[None], post[None], tr[0], tr[1], tr[2], c.packed, mode == "nearest", mult, dc)
         return {"pre": tr[0], "post": tr[1], "post2": tr[2]}
     pre, post = _gate(pre, post, p)
     x, y, y2 = state["pre"] * a_pre, state["post"] * a_post, state["post2"] * a_post2
