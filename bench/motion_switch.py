@@ -133,13 +133,17 @@ def _curve(e: np.ndarray, y: np.ndarray, max_ms: int = 25) -> dict[str, float]:
     return {str(k): a for k, (a, _) in accuracy_vs_since_switch(e, y, max_ms).items()}
 
 
+READOUTS = ((1, 0, False), (4, 0, False), (8, 0, False), (4, 16, False), (8, 16, False))
+READOUTS += ((8, 16, True), (8, 32, True))  # tanh units that also see the class margins
+
+
 def _fit_readouts(ev_fit, y_fit, ev_val, y_val) -> tuple[dict, str, EvidenceReadout]:
-    """Read-outs over (lags, hidden units); the one with the best validation accuracy."""
+    """Read-outs over (lags, hidden units, margins); the best on validation accuracy."""
     rows, best = {}, None
-    for lags, hidden in ((1, 0), (4, 0), (8, 0), (4, 16), (8, 16)):
-        r = fit_readout(ev_fit, y_fit, families=2, lags=lags, hidden=hidden)
+    for lags, hidden, margins in READOUTS:
+        r = fit_readout(ev_fit, y_fit, families=2, lags=lags, hidden=hidden, margins=margins)
         acc = accuracy_per_step(r.apply(ev_val), y_val)
-        name = f"lags={lags}, hidden={hidden}"
+        name = f"lags={lags}, hidden={hidden}" + (", margins" if margins else "")
         rows[name] = {
             "validation_accuracy": acc,
             "fit_accuracy": accuracy_per_step(r.apply(ev_fit), y_fit),
