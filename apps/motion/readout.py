@@ -14,12 +14,6 @@ long window does not contradict it".
 ``argmax_c r_c(t)``. A linear read-out with ``L = 1`` is one ``Linear`` node after the
 pooled HD layer (:func:`readout_graph`), integer mode included; the others run in float
 on the (integer) evidence, a few thousand operations per ms.
-
-Motion switches at random times (probability ``rho`` per ms), so the read-out can
-integrate its evidence over time and still follow a switch: with ``switch = rho > 0``
-:meth:`EvidenceReadout.apply` runs the forward filter of that hidden Markov chain on
-the read-out logits, a leaky evidence integrator whose leak is reset by the evidence
-itself (see :meth:`EvidenceReadout.filter`).
 """
 
 from __future__ import annotations
@@ -41,16 +35,15 @@ class EvidenceReadout:
 
         r_c(t) = b_c + sum_{k,f} a[k, f] x_c[k, f] + w2 . tanh(w1 x_c + b1)
 
-    One small network shared by all classes (``L F + H (L F + 2) + C`` parameters;
+    One small network shared by all classes (``L F + H (L F' + 2) + C`` parameters,
+    ``F' = F`` or ``2 F`` with margins;
     ``H = 0``: linear). ``a`` (L, F), ``scale`` (F,), ``w1`` (H, L, F), ``b1``, ``w2`` (H,),
     ``b`` (C,).
 
     With ``w1`` (H, L, 2 F) the tanh units also see each class's margin to the best
     class, ``x_c[k, f] - max_c' x_c'[k, f]`` (0 for the leading class): rules such as
     "the short window's leader is not the long window's" need it, the class's own
-    evidence alone cannot tell.
-
-    ``switch`` (``rho``, per step; 0: off) filters ``r`` over time (:meth:`filter`)."""
+    evidence alone cannot tell."""
 
     a: np.ndarray
     scale: np.ndarray
@@ -58,7 +51,6 @@ class EvidenceReadout:
     b1: np.ndarray
     w2: np.ndarray
     b: np.ndarray
-    switch: float = 0.0
 
     @property
     def lags(self) -> int:
@@ -106,46 +98,17 @@ class EvidenceReadout:
         if self.hidden:
             h = np.tanh(np.einsum("...kf,hkf->...h", self.hidden_input(x), self.w1) + self.b1)
             r = r + h @ self.w2
-        r = r + self.b
-        return (self.filter(r, self.switch) if self.switch > 0 else r).astype(np.float32)
-
-    @staticmethod
-    def filter(logits: np.ndarray, switch: float) -> np.ndarray:
-        """Forward filter of a motion that switches to a uniformly drawn class with
-        probability ``rho = switch`` per step, on per-step log-likelihoods ``r``
-        ``(..., T, C)``; returns the filtered log-posteriors (up to a constant)::
-
-            l(t) = r(t) + log((1 - rho) pi(t - 1) + rho / C),   pi(t) = softmax_c l(t)
-
-        with ``pi(-1)`` uniform. While the motion stays, ``l`` integrates the evidence
-        (``log pi(t-1)`` carries it over); once it contradicts ``pi``, the floor
-        ``rho / C`` bounds how much old evidence the new motion must outweigh (about
-        ``-log(rho / C)`` nats), so a switch is followed within a few steps."""
-        r = np.asarray(logits, np.float64)
-        c = r.shape[-1]
-        out = np.empty_like(r)
-        log_pi = np.full(r.shape[:-2] + (c,), -np.log(c))
-        for t in range(r.shape[-2]):
-            prior = np.log((1 - switch) * np.exp(log_pi) + switch / c)
-            out[..., t, :] = l_t = r[..., t, :] + prior
-            m = l_t.max(-1, keepdims=True)
-            log_pi = l_t - m - np.log(np.exp(l_t - m).sum(-1, keepdims=True))
-        return out
+        return (r + self.b).astype(np.float32)
 
     def save(self, path) -> None:
-        np.savez(
-            path,
-            **{k: getattr(self, k) for k in ("a", "scale", "w1", "b1", "w2", "b")},
-            switch=np.float64(self.switch),
-        )
+        np.savez(path, **{k: getattr(self, k) for k in ("a", "scale", "w1", "b1", "w2", "b")})
 
     @staticmethod
     def load(path) -> EvidenceReadout:
         try:
             with np.load(path, allow_pickle=False) as z:
                 return EvidenceReadout(
-                    *(np.asarray(z[k], np.float32) for k in ("a", "scale", "w1", "b1", "w2", "b")),
-                    switch=float(z["switch"]) if "switch" in z.files else 0.0,
+                    *(np.asarray(z[k], np.float32) for k in ("a", "scale", "w1", "b1", "w2", "b"))
                 )
         except (OSError, ValueError, KeyError) as e:
             raise DataError(f"cannot read evidence read-out {path}: {e}") from None
@@ -162,15 +125,12 @@ def fit_readout(
     lr: float = 0.01,
     weight_decay: float = 1e-4,
     seed: int = 0,
-    switch: bool = False,
     margins: bool = False,
 ) -> EvidenceReadout:
     """Fit :class:`EvidenceReadout` by per-step cross-entropy on ``evidence (N, T, F C)``
     against ``labels (N, T)`` (full-batch Adam). Starts from the first family alone
     (``a[0, 0] = 1``: the plain layer's decision); ``bias`` adds a class bias.
-    ``switch``: also learn the switch filter's ``rho = sigmoid(theta)`` (from 1/24),
-    the cross-entropy then taken on the filtered logits. ``margins``: the tanh units
-    also see the margins to the leading class."""
+    ``margins``: the tanh units also see the margins to the leading class."""
     import torch
     import torch.nn.functional as F
 
@@ -199,18 +159,13 @@ def fit_readout(
     b1 = torch.zeros(hidden, requires_grad=True)
     w2 = torch.zeros(hidden, requires_grad=True)
     b = torch.zeros(c, requires_grad=True)
-    theta = torch.tensor(float(np.log(1 / 23)), requires_grad=True)  # rho = 1/24
     params = [a, w1, b1, w2] + ([b] if bias else [])
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if switch:
-        opt.add_param_group({"params": [theta], "weight_decay": 0.0})
     y = torch.from_numpy(np.asarray(labels, np.int64)).reshape(-1)
     for _ in range(steps):
         r = torch.einsum("ntckf,kf->ntc", x, a) + b
         if hidden:
             r = r + torch.tanh(torch.einsum("ntckf,hkf->ntch", xh, w1) + b1) @ w2
-        if switch:
-            r = _filter_torch(r, torch.sigmoid(theta))
         loss = F.cross_entropy(r.reshape(-1, c), y)
         opt.zero_grad()
         loss.backward()
@@ -219,22 +174,7 @@ def fit_readout(
         *(t.detach().numpy().astype(np.float32) for t in (a,)),
         scale,
         *(t.detach().numpy().astype(np.float32) for t in (w1, b1, w2, b)),
-        switch=float(torch.sigmoid(theta.detach())) if switch else 0.0,
     )
-
-
-def _filter_torch(r, rho):
-    """:meth:`EvidenceReadout.filter` in torch (differentiable in ``r`` and ``rho``)."""
-    import torch
-
-    c = r.shape[-1]
-    log_pi = torch.full(r.shape[:-2] + (c,), -float(np.log(c)))
-    out = []
-    for t in range(r.shape[-2]):
-        l_t = r[..., t, :] + torch.log((1 - rho) * torch.exp(log_pi) + rho / c)
-        out.append(l_t)
-        log_pi = torch.log_softmax(l_t, -1)
-    return torch.stack(out, -2)
 
 
 def stack_kernels(kernels: list[HDKernel]) -> HDKernel:
