@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=RESULTS / "motion_switch.json")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     scene, dvs = sensor_setup(args.size, args.threshold)
     long = HDKernel.load(args.kernel)
     sets = {"fit": args.fit, "val": args.val, "test": args.test, "constant": args.constant_test}
@@ -263,7 +264,6 @@ def main(argv: list[str] | None = None) -> dict:
             **old["int"],
             "readout": old["int"].get("readout", old["readout"]["chosen"]),
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
     _log(f"wrote {args.out}")
     return res
