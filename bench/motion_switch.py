@@ -259,11 +259,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if args.int:
         res["int"] = int_stage(args, long, short, ro, scene, dvs)
-    elif args.out.exists() and "int" in (old := json.loads(args.out.read_text())):
-        res["int"] = {  # not rerun: kept, with the read-out its numbers were made with
-            **old["int"],
-            "readout": old["int"].get("readout", old["readout"]["chosen"]),
-        }
     args.out.write_text(json.dumps(res, indent=2))
     _log(f"wrote {args.out}")
     return res

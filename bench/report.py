@@ -346,8 +346,6 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             f"(alone {_pct(co[lw]['per_step_top1'])})"
         )
         rows = [(title, result, "motion_switch.py")]
-        old_ro = d.get("int", {}).get("readout", d["readout"]["chosen"])
-        note = "" if old_ro == d["readout"]["chosen"] else f" ({old_ro}, an earlier run)"
         for name, m in d.get("int", {}).get("models", {}).items():
             s_, c_, chk = m["switching"], m["constant"], m["runtime_vs_qat"]
             rows.append(
@@ -360,7 +358,7 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                     (
                         f"21-ms layer switching {_pct(s_['int long window, argmax'])} (float "
                         f"{_pct(s_['float unpruned long window, argmax (same movies)'])}); "
-                        f"read-out{note} on integer evidence: switching {_pct(s_['int read-out'])} "
+                        f"read-out on integer evidence: switching {_pct(s_['int read-out'])} "
                         f"(float unpruned {_pct(s_['float unpruned read-out (same movies)'])}), constant "
                         f"{_pct(c_['int read-out'])} "
                         f"(float unpruned {_pct(c_['float unpruned read-out (same movies)'])}); runtime vs QAT "
