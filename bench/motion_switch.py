@@ -133,13 +133,24 @@ def _curve(e: np.ndarray, y: np.ndarray, max_ms: int = 25) -> dict[str, float]:
     return {str(k): a for k, (a, _) in accuracy_vs_since_switch(e, y, max_ms).items()}
 
 
-def _fit_readouts(ev_fit, y_fit, ev_val, y_val) -> tuple[dict, str, EvidenceReadout]:
-    """Read-outs over (lags, hidden units); the one with the best validation accuracy."""
+READOUTS = ((1, 0, False), (4, 0, False), (8, 0, False), (4, 16, False), (8, 16, False))
+READOUTS += ((8, 16, True), (8, 32, True), (8, 64, True))  # tanh units see class margins
+
+
+def _fit_readouts(work, ev_fit, y_fit, ev_val, y_val) -> tuple[dict, str, EvidenceReadout]:
+    """Read-outs over (lags, hidden units, margins), each fitted once per fitting set
+    (cached in ``work``); the one with the best validation accuracy."""
     rows, best = {}, None
-    for lags, hidden in ((1, 0), (4, 0), (8, 0), (4, 16), (8, 16)):
-        r = fit_readout(ev_fit, y_fit, families=2, lags=lags, hidden=hidden)
+    fit_tag = hashlib.sha1(ev_fit.tobytes() + y_fit.tobytes()).hexdigest()[:10]
+    for lags, hidden, margins in READOUTS:
+        path = work / f"readout_{fit_tag}_{lags}_{hidden}_{int(margins)}.npz"
+        if path.exists():
+            r = EvidenceReadout.load(path)
+        else:
+            r = fit_readout(ev_fit, y_fit, 2, lags=lags, hidden=hidden, margins=margins)
+            r.save(path)
         acc = accuracy_per_step(r.apply(ev_val), y_val)
-        name = f"lags={lags}, hidden={hidden}"
+        name = f"lags={lags}, hidden={hidden}" + (", margins" if margins else "")
         rows[name] = {
             "validation_accuracy": acc,
             "fit_accuracy": accuracy_per_step(r.apply(ev_fit), y_fit),
@@ -180,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=RESULTS / "motion_switch.json")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     scene, dvs = sensor_setup(args.size, args.threshold)
     long = HDKernel.load(args.kernel)
     sets = {"fit": args.fit, "val": args.val, "test": args.test, "constant": args.constant_test}
@@ -206,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
         ev[name] = np.concatenate([fam["long"], fam["short"]], axis=-1)
     if args.evidence_only:
         return {}
-    rows, chosen, ro = _fit_readouts(ev["fit"], lab["fit"], ev["val"], lab["val"])
+    rows, chosen, ro = _fit_readouts(args.work, ev["fit"], lab["fit"], ev["val"], lab["val"])
     ro.save(args.work / "readout.npz")
     kt = long.n_delays
     res: dict = {
@@ -247,7 +259,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if args.int:
         res["int"] = int_stage(args, long, short, ro, scene, dvs)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
     _log(f"wrote {args.out}")
     return res

@@ -35,9 +35,15 @@ class EvidenceReadout:
 
         r_c(t) = b_c + sum_{k,f} a[k, f] x_c[k, f] + w2 . tanh(w1 x_c + b1)
 
-    One small network shared by all classes (``L F + H (L F + 2) + C`` parameters;
+    One small network shared by all classes (``L F + H (L F' + 2) + C`` parameters,
+    ``F' = F`` or ``2 F`` with margins;
     ``H = 0``: linear). ``a`` (L, F), ``scale`` (F,), ``w1`` (H, L, F), ``b1``, ``w2`` (H,),
-    ``b`` (C,)."""
+    ``b`` (C,).
+
+    With ``w1`` (H, L, 2 F) the tanh units also see each class's margin to the best
+    class, ``x_c[k, f] - max_c' x_c'[k, f]`` (0 for the leading class): rules such as
+    "the short window's leader is not the long window's" need it, the class's own
+    evidence alone cannot tell."""
 
     a: np.ndarray
     scale: np.ndarray
@@ -57,6 +63,17 @@ class EvidenceReadout:
     @property
     def hidden(self) -> int:
         return int(self.w2.size)
+
+    @property
+    def margins(self) -> bool:
+        """Whether the tanh units also see the margins to the leading class."""
+        return bool(self.w1.shape[2] == 2 * self.families)
+
+    def hidden_input(self, x: np.ndarray) -> np.ndarray:
+        """Features ``x`` (..., C, L, F) -> the tanh units' input (..., C, L, F or 2 F)."""
+        if not self.margins:
+            return x
+        return np.concatenate([x, x - x.max(-3, keepdims=True)], -1)
 
     def features(self, evidence: np.ndarray) -> np.ndarray:
         """``(..., T, F C)`` -> ``x`` ``(..., T, C, L, F)``."""
@@ -79,7 +96,7 @@ class EvidenceReadout:
         x = self.features(evidence)
         r = np.einsum("...kf,kf->...", x, self.a)
         if self.hidden:
-            h = np.tanh(np.einsum("...kf,hkf->...h", x, self.w1) + self.b1)
+            h = np.tanh(np.einsum("...kf,hkf->...h", self.hidden_input(x), self.w1) + self.b1)
             r = r + h @ self.w2
         return (r + self.b).astype(np.float32)
 
@@ -108,10 +125,12 @@ def fit_readout(
     lr: float = 0.01,
     weight_decay: float = 1e-4,
     seed: int = 0,
+    margins: bool = False,
 ) -> EvidenceReadout:
     """Fit :class:`EvidenceReadout` by per-step cross-entropy on ``evidence (N, T, F C)``
     against ``labels (N, T)`` (full-batch Adam). Starts from the first family alone
-    (``a[0, 0] = 1``: the plain layer's decision); ``bias`` adds a class bias."""
+    (``a[0, 0] = 1``: the plain layer's decision); ``bias`` adds a class bias.
+    ``margins``: the tanh units also see the margins to the leading class."""
     import torch
     import torch.nn.functional as F
 
@@ -131,11 +150,12 @@ def fit_readout(
         np.zeros(c, np.float32),
     )
     x = torch.from_numpy(probe.features(e).astype(np.float32))  # (N, T, C, L, F)
+    xh = torch.cat([x, x - x.amax(2, keepdim=True)], -1) if margins else x
     torch.manual_seed(seed)
     a = torch.zeros(lags, families)
     a[0, 0] = 1.0
     a.requires_grad_(True)
-    w1 = (0.3 * torch.randn(hidden, lags, families)).requires_grad_(True)
+    w1 = (0.3 * torch.randn(hidden, lags, families * (1 + margins))).requires_grad_(True)
     b1 = torch.zeros(hidden, requires_grad=True)
     w2 = torch.zeros(hidden, requires_grad=True)
     b = torch.zeros(c, requires_grad=True)
@@ -145,7 +165,7 @@ def fit_readout(
     for _ in range(steps):
         r = torch.einsum("ntckf,kf->ntc", x, a) + b
         if hidden:
-            r = r + torch.tanh(torch.einsum("ntckf,hkf->ntch", x, w1) + b1) @ w2
+            r = r + torch.tanh(torch.einsum("ntckf,hkf->ntch", xh, w1) + b1) @ w2
         loss = F.cross_entropy(r.reshape(-1, c), y)
         opt.zero_grad()
         loss.backward()

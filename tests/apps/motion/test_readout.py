@@ -47,6 +47,33 @@ def test_fitted_readout_beats_each_family_and_applies_in_numpy(tmp_path):
         ro.apply(e[..., :6])
 
 
+def test_margin_readout_applies_its_formula_and_round_trips(tmp_path):
+    """With margins the tanh units see ``[x_c, x_c - max_c' x_c']`` (written out here
+    in plain loops); fitted, it still beats each family alone."""
+    e, y = _synthetic(seed=1)
+    ro = fit_readout(e[:16], y[:16], families=2, lags=2, hidden=3, steps=100, margins=True)
+    assert ro.margins and ro.w1.shape == (3, 2, 4)
+    assert not fit_readout(e[:4], y[:4], families=2, lags=2, hidden=3, steps=1).margins
+    got = ro.apply(e)
+    i, t = 5, 30
+    ec = e[i].reshape(-1, 2, 6)
+    x = (ec - ec.mean(-1, keepdims=True)) / ro.scale[:, None]  # (T, F, C)
+    for c in range(6):
+        own = np.array([[x[t - k, f, c] for f in range(2)] for k in range(2)])
+        lead = np.array([[x[t - k, f].max() for f in range(2)] for k in range(2)])
+        u = np.concatenate([own, own - lead], axis=1)  # (L, 2F)
+        h = np.tanh([np.sum(ro.w1[j] * u) + ro.b1[j] for j in range(3)])
+        want = np.sum(ro.a * own) + h @ ro.w2 + ro.b[c]
+        np.testing.assert_allclose(got[i, t, c], want, rtol=1e-5, atol=1e-5)
+    acc = accuracy_per_step(ro.apply(e[16:]), y[16:])
+    for f in (0, 1):
+        assert acc > accuracy_per_step(e[16:, :, 6 * f : 6 * (f + 1)], y[16:]) + 0.05
+    ro.save(tmp_path / "m.npz")
+    back = EvidenceReadout.load(tmp_path / "m.npz")
+    assert back.margins
+    np.testing.assert_array_equal(back.apply(e), got)
+
+
 def test_readout_graph_float_and_int_match_the_numpy_readout():
     from neuroplast.apps.motion.qat import int_evidence, train_hd_qat
     from neuroplast.apps.motion.readout import readout_graph
