@@ -7,7 +7,8 @@ NIR when available), runs the bundle in the runtime, scores the held-out engine 
 streaming detection test, enrolls a new word, streams a few clips for latency, and
 prints a results table. Generated clips go to the user cache, results to ``--out``
 (default ``neuroplast-out/kws``, see :mod:`neuroplast.paths`; ``results.json`` there);
-``--json bench/results/kws_demo.json`` also refreshes the README rows.
+``--json PATH`` also writes the results JSON the README rows are made from (a checkout's
+bench results folder, by hand).
 """
 
 from __future__ import annotations

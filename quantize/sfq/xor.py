@@ -103,7 +103,7 @@ def run_xor_case_study(
     clock_ghz: float = 20.0,
     netlist_path: str | None = None,
 ) -> dict[str, Any]:
-    """Train, export, simulate; return the report dict written to bench/results/sfq.json."""
+    """Train, export, simulate; return the report dict (bench/bench_sfq.py saves it as its results JSON)."""
     from neuroplast.quantize.sfq.analytic import network_rates
     from neuroplast.quantize.sfq.export import check_timing, layers_from_graph, to_netlist
     from neuroplast.quantize.sfq.netlist import save_netlist
