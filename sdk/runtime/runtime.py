@@ -192,8 +192,10 @@ class Runtime:
         self._plan = None
 
     def _ensure_state(self, batch: int) -> None:
-        if self.batch is None:
+        if self.batch is None:  # first step: allocate the state, keep a loaded step count
+            steps = self.steps
             self.reset(batch)
+            self.steps = steps
         elif self.batch != batch:
             raise DataError(
                 f"batch size changed from {self.batch} to {batch} mid-stream; call rt.reset() first"

@@ -135,3 +135,17 @@ def test_graph_stays_frozen_while_params_learn():
     assert g.nodes["fc"].weight[0, 0] == 1.0
     with pytest.raises(ValueError):
         g.nodes["fc"].weight[0, 0] = 3
+
+
+def test_a_loaded_step_count_survives_the_first_step():
+    """A state saved before any step (no batch yet) still carries its step count: the lazy
+    state allocation on the first step must not reset it (a learned bundle counts on)."""
+    g = Graph({"x": Input(shape=(3,)), "fc": Linear(weight=np.eye(2, 3, dtype=np.float32))},
+              [("x", "fc")])  # fmt: skip
+    d = Runtime(g).state_dict()
+    d["meta/steps"] = np.array(7, np.int64)
+    rt = Runtime(g)
+    rt.load_state_dict(d)
+    assert rt.steps == 7
+    rt.step(np.ones(3, np.float32))
+    assert rt.steps == 8
