@@ -317,7 +317,8 @@ class PlasticityEngine:
             w_param[...] = np.asarray(q).reshape(w_param.shape)
             b.updates += 1
             return
-        if spec.fast is not None and rt.mode != "int" and w_param.dtype == np.float32:
+        fast = spec.fast is not None and rt.mode != "int" and w_param.dtype == np.float32
+        if fast:
             xy = self._fast_rows(rt, b, n_in, n_out)
             if xy is not None:  # one float32 sample each way (streaming): no copies
                 self._stats_post(b, xy[1][None])
@@ -336,7 +337,7 @@ class PlasticityEngine:
             _, b.state = spec.update(b.eff, StepIO(None, x, None), b.state)
             b.updates += 1
             return
-        if spec.fast is not None and rt.mode != "int" and w_param.dtype == np.float32:
+        if fast:  # other dtypes or a sparse input, as _pre / _post gave them
             b.state = spec.fast(b.eff, w_param.reshape(n_out, n_in), x[0], y[0], b.state)
             b.updates += 1
             return
