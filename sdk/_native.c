@@ -37,6 +37,7 @@ enum {
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
     OP_STDP_RUN_F64 = 23,
+    OP_STDP_STEP_F32 = 24,
 };
 
 #define MAX_BUFS 16
@@ -450,6 +451,141 @@ STDP_UPD(double)
     }
 STDP_RUN(float)
 STDP_RUN(double)
+
+/* One streaming step of trace STDP on float32 weights from float32 activity rows: what
+ * stdp_run_float does for steps = 1 with float32 trains, operation by operation in double
+ * (so the result is the same to the bit), plus the engine's post-activity sum
+ * (post_sum[i] += post[i]; NULL: none). The engine keeps this op in a plan over its own
+ * arrays and calls it once per rt.step (sdk/plasticity/_native_stdp.py step_plan).
+ * Differences from stdp_run_float are only in speed: no allocation (scratch is the
+ * caller's), the additive (non-soft-bound) updates run in vectorised loops (the row pass
+ * contiguous, the column pass row by row over the step's few spiking columns), and the
+ * activity is first checked finite: a NaN/Inf anywhere returns 1 with nothing changed
+ * (the caller raises). Scratch: rows, cols (int64: n_post, n_pre), gain (n_post), coef
+ * (n_pre), compact coef (n_pre) (double), is_row (n_post bytes). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NP_SIMD_CLONE __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NP_SIMD_CLONE
+#endif
+/* 1 when no value is NaN or Inf (exponent bits all ones), tested on the bits */
+NP_SIMD_CLONE
+static int all_finite_f32(const float *a, int n)
+{
+    const uint32_t *u = (const uint32_t *)(const void *)a;
+    uint32_t bad = 0;
+    int j;
+    for (j = 0; j < n; j++) bad |= (uint32_t)((u[j] & 0x7f800000u) == 0x7f800000u);
+    return !bad;
+}
+
+/* wr[j] = clip(wr[j] + (g x[j] + yi coef[j])) (use_cols), else clip(wr[j] + g x[j]) */
+NP_SIMD_CLONE
+static void stdp_row_add(float *wr, int n, double g, const double *x, double yi,
+                         const double *coef, int use_cols, double lo, double hi)
+{
+    int j;
+    if (use_cols) {
+        for (j = 0; j < n; j++) {
+            double v = (double)wr[j] + (g * x[j] + yi * coef[j]);
+            v = v < lo ? lo : v;
+            wr[j] = (float)(v > hi ? hi : v);
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            double v = (double)wr[j] + g * x[j];
+            v = v < lo ? lo : v;
+            wr[j] = (float)(v > hi ? hi : v);
+        }
+    }
+}
+
+/* w[i, cols[c]] = clip(w[i, cols[c]] + y[i] cf[c]) for rows i without a post spike */
+NP_SIMD_CLONE
+static void stdp_cols_add(float *w, int n_post, int n_pre, const long long *cols, int nc,
+                          const double *cf, const double *y, const unsigned char *is_row,
+                          int any_row, double lo, double hi)
+{
+    int i, c;
+    for (i = 0; i < n_post; i++) {
+        float *wr = w + (size_t)i * n_pre;
+        const double yi = y[i];
+        if (any_row && is_row[i]) continue;
+        for (c = 0; c < nc; c++) {
+            double v = (double)wr[cols[c]] + yi * cf[c];
+            v = v < lo ? lo : v;
+            wr[cols[c]] = (float)(v > hi ? hi : v);
+        }
+    }
+}
+
+static int stdp_step_f32(float *w, int n_post, int n_pre, const float *pr, const float *po,
+                         double *x, double *y, double *y2, const double *cs, int n_cs,
+                         int nearest, int mult, int dc, int per_term, double *post_sum,
+                         void *scratch)
+{
+    int i, j, nr = 0, nc = 0, use_cols;
+    const double a_pre = cs[0], a_post = cs[1], a_post2 = cs[2], amp_pre = cs[3];
+    const double amp_post = cs[4], g_post = cs[5], g_pre = cs[6], lo = cs[7];
+    const double hi = cs[8], cap = n_cs > 9 ? cs[9] : INFINITY;
+    long long *rows = scratch, *cols = rows + n_post;
+    double *gain = (double *)(cols + n_pre), *coef = gain + n_post, *cf = coef + n_pre;
+    unsigned char *is_row = (unsigned char *)(cf + n_pre);
+    if (!all_finite_f32(pr, n_pre) || !all_finite_f32(po, n_post)) return 1;
+    if (post_sum)
+        for (i = 0; i < n_post; i++) post_sum[i] += (double)po[i];
+    for (j = 0; j < n_pre; j++) x[j] *= a_pre;
+    for (i = 0; i < n_post; i++) y[i] *= a_post;
+    if (dc)
+        for (i = 0; i < n_post; i++) y2[i] *= a_post2;
+    for (j = 0; j < n_pre; j++)
+        if (pr[j] != 0) cols[nc++] = j;
+    if (n_cs > 9 && nc > 1 && nc > cap * n_pre) return 0; /* the saturation guard */
+    for (i = 0; i < n_post; i++)
+        if (po[i] != 0) {
+            rows[nr] = i;
+            gain[nr++] = (dc ? g_post * y2[i] : g_post) * (double)po[i];
+        }
+    use_cols = g_pre != 0.0;
+    if (mult) {
+        if (nr || nc) {
+            for (j = 0; j < n_pre; j++) coef[j] = g_pre * (double)pr[j];
+            event_apply_float(w, n_post, n_pre, rows, nr, cols, nc, gain, x, coef, y, mult, lo,
+                              hi, use_cols, per_term, is_row);
+        }
+    } else {
+        if (nr) {
+            for (j = 0; j < n_pre; j++) coef[j] = g_pre * (double)pr[j];
+            memset(is_row, 0, (size_t)n_post);
+            for (i = 0; i < nr; i++) {
+                is_row[rows[i]] = 1;
+                stdp_row_add(w + (size_t)rows[i] * n_pre, n_pre, gain[i], x,
+                             use_cols ? y[rows[i]] : 0.0, coef, use_cols, lo, hi);
+            }
+        }
+        if (nc && use_cols) {
+            for (j = 0; j < nc; j++) cf[j] = g_pre * (double)pr[cols[j]];
+            stdp_cols_add(w, n_post, n_pre, cols, nc, cf, y, is_row, nr > 0, lo, hi);
+        }
+    }
+    for (j = 0; j < nc; j++) {
+        const int jj = (int)cols[j];
+        if (!nearest) x[jj] += amp_pre * (double)pr[jj];
+        else if (!per_term || pr[jj] > 0) x[jj] = amp_pre; /* a positive spike sets */
+    }
+    for (i = 0; i < nr; i++) {
+        const int ii = (int)rows[i];
+        if (nearest && per_term && !(po[ii] > 0)) {
+        } else if (nearest) {
+            y[ii] = amp_post;
+            if (dc) y2[ii] = 1.0;
+        } else {
+            y[ii] += amp_post * (double)po[ii];
+            if (dc) y2[ii] += (double)po[ii];
+        }
+    }
+    return 0;
+}
 
 /* ------------------------------------------------------------------ event HD layer
  * apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
@@ -892,6 +1028,20 @@ static int op_check(const op_t *op)
         NEED(6, 8 * 9, "consts");
         return 0;
     }
+    case OP_STDP_STEP_F32:
+        /* ints: 1 n_post n_pre nearest mult dc per_term; bufs: w(f32) pre(f32) post(f32)
+         * x y y2 consts (9 or 10 values) scratch [post_sum] */
+        if (op->ni < 7) break;
+        NEED(0, 4 * N(1) * N(2), "w");
+        NEED(1, 4 * N(2), "pre");
+        NEED(2, 4 * N(1), "post");
+        NEED(3, 8 * N(2), "x");
+        NEED(4, 8 * N(1), "y");
+        NEED(5, 8 * N(1), "y2");
+        NEED(6, 8 * 9, "consts");
+        NEED(7, 17 * N(1) + 24 * N(2), "scratch");
+        if (op->nb > 8 && op->b[8]) NEED(8, 8 * N(1), "post_sum");
+        return 0;
     default:
         PyErr_Format(PyExc_ValueError, "unknown op kind %d", op->kind);
         return -1;
@@ -1135,11 +1285,29 @@ static void op_run(op_t *op)
                                      op->b[6], (int)(op->len[6] / 8), (int)I(4), (int)I(5),
                                     (int)I(6), op->ni > 8 && I(8));
         break;
+    case OP_STDP_STEP_F32:
+        op->status = stdp_step_f32(op->b[0], (int)I(1), (int)I(2), op->b[1], op->b[2],
+                                   op->b[3], op->b[4], op->b[5], op->b[6],
+                                   (int)(op->len[6] / 8), (int)I(3), (int)I(4), (int)I(5),
+                                   (int)I(6), op->nb > 8 ? op->b[8] : NULL, op->b[7]);
+        break;
     default: break;
     }
 }
 
 /* ------------------------------------------------------------------ Python API */
+
+/* None, or the error an op reported: -1 out of memory, 1 non-finite input (nothing
+ * changed). */
+static PyObject *op_status(const op_t *op)
+{
+    if (op->status < 0) return PyErr_NoMemory();
+    if (op->status > 0) {
+        PyErr_Format(PyExc_FloatingPointError, "op %d: input contains NaN or Inf", op->kind);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
 
 static PyObject *py_op(PyObject *self, PyObject *args)
 {
@@ -1148,8 +1316,7 @@ static PyObject *py_op(PyObject *self, PyObject *args)
     if (op_parse(args, &op) < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS op_run(&op);
     Py_END_ALLOW_THREADS op_release(&op);
-    if (op.status < 0) return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    return op_status(&op);
 }
 
 typedef struct {
@@ -1194,7 +1361,10 @@ static PyObject *plan_run(PlanObject *p, PyObject *unused)
 {
     int k;
     (void)unused;
-    for (k = 0; k < p->n; k++) op_run(&p->ops[k]);
+    for (k = 0; k < p->n; k++) {
+        op_run(&p->ops[k]);
+        if (p->ops[k].status) return op_status(&p->ops[k]);
+    }
     Py_RETURN_NONE;
 }
 

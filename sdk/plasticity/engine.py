@@ -81,6 +81,10 @@ class _Binding:
     updates: int = 0
     seen: int = 0
     post_sum: np.ndarray | None = None
+    #: the rule's bound streaming step: (pre, post, weight, state, eff, post_sum, run)
+    plan: tuple | None = field(default=None, repr=False, compare=False)
+    #: (pre, post, weight) arrays of the last step that had no bound step
+    last_io: tuple = field(default=(), repr=False, compare=False)
 
 
 def _dense(x: Any, n: int) -> np.ndarray:
@@ -121,6 +125,13 @@ class PlasticityEngine:
         self.log: list[dict[str, Any]] = []
         self._targets: dict[str, np.ndarray] = {}
         self._rt_ref: Any = None  # weak reference to the runtime last applied to
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles drop the bound native steps (they view this engine's and a
+        runtime's arrays); the copy binds its own at its next learning step."""
+        d = self.__dict__.copy()
+        d["bindings"] = [dataclasses.replace(b, plan=None, last_io=()) for b in self.bindings]
+        return d
 
     # ----------------------------------------------------------------- setup
     def attach(
@@ -318,6 +329,8 @@ class PlasticityEngine:
             b.updates += 1
             return
         fast = spec.fast is not None and rt.mode != "int" and w_param.dtype == np.float32
+        if fast and spec.fast_plan is not None and self._planned(rt, b, w_param):
+            return
         if fast:
             xy = self._fast_rows(rt, b, n_in, n_out)
             if xy is not None:  # one float32 sample each way (streaming): no copies
@@ -357,6 +370,43 @@ class PlasticityEngine:
             return
         self._commit(rt, b, w_param, np.asarray(dw, np.float64))
         b.updates += 1
+
+    def _planned(self, rt: Any, b: _Binding, w_param: np.ndarray) -> bool:
+        """One streaming step as one native call (``spec.fast_plan``, bound once to the
+        arrays), taken while the runtime hands the rule the same activity arrays every step
+        (its native plan's buffers) and nothing the step reads was replaced (weights,
+        state, params, the post sum); False: take the general path (which also names a
+        NaN/Inf input the bound step refused, having changed nothing)."""
+        x = rt.last_inputs[b.layer][0]
+        y = rt.last_outputs[b.post if b.post is not None else self._post_node(rt, b)]
+        p = b.plan
+        if (
+            p is None or p[0] is not x or p[1] is not y or p[2] is not w_param
+            or p[3] is not b.state or p[4] is not b.eff or p[5] is not b.post_sum
+        ):  # fmt: skip
+            p = b.plan = self._bind_plan(b, w_param, x, y)
+            if p is None:
+                return False
+        try:
+            p[6]()
+        except FloatingPointError:
+            return False
+        b.seen += 1
+        b.updates += 1
+        return True
+
+    def _bind_plan(self, b: _Binding, w_param: np.ndarray, x: Any, y: Any) -> tuple | None:
+        """A bound step for ``b`` once the same (pre, post, weight) arrays came twice in a
+        row (a numpy runtime makes new ones each step: binding would not pay)."""
+        last, b.last_io = b.last_io, (x, y, w_param)
+        if b.post_sum is None or len(last) != 3 or any(u is not v for u, v in zip(last, b.last_io)):
+            return None
+        state = {k: np.array(v) for k, v in b.state.items()}  # its own: updated in place
+        run = b.spec.fast_plan(b.eff, w_param.reshape(b.shape), x, y, state, b.post_sum)
+        if run is None:
+            return None
+        b.state = state
+        return (x, y, w_param, state, b.eff, b.post_sum, run)
 
     # -- activity -----------------------------------------------------------
     def _dequant(self, rt: Any, node: str, a: np.ndarray) -> np.ndarray:

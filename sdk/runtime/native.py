@@ -67,6 +67,7 @@ OPS = {
     "stdp_event_f64": 21,
     "stdp_run_f32": 22,
     "stdp_run_f64": 23,
+    "stdp_step_f32": 24,
     "ring_split": 30,
 }
 
