@@ -101,12 +101,12 @@ def _dense(x: Any, n: int) -> np.ndarray:
 def _layer_bounds(w: np.ndarray, fallback: tuple[float, float]) -> tuple[float, float]:
     """The layer's range and sign: ``[0, A]``, ``[-A, A]`` or ``[-A, 0]``, ``A = max|w|``
     (a hair wider, so the largest weight is inside after rounding)."""
-    a = float(np.abs(w).max(initial=0.0))
+    lo, hi = (float(w.min()), float(w.max())) if w.size else (0.0, 0.0)  # exact, any dtype
+    a = max(-lo, hi)
     if a == 0.0:
         return fallback
     a *= 1.0 + 1e-6
-    neg, pos = bool((w < 0).any()), bool((w > 0).any())
-    return (-a if neg else 0.0, a if pos else 0.0)
+    return (-a if lo < 0 else 0.0, a if hi > 0 else 0.0)
 
 
 class PlasticityEngine:
@@ -243,9 +243,13 @@ class PlasticityEngine:
                     f"rule {b.kind!r} on {b.layer!r} is integer-only: load the runtime in "
                     "integer mode (mode='int')"
                 )
-            codes = b.spec.update_q is not None  # integer-native: bounds are weight codes
-            wv = w.reshape(b.shape).astype(np.float64) if codes else None
-            b.eff = self._resolve(rt, b, wv if codes else self._real_weight(rt, b.layer, w))
+            if b.spec.update_q is not None:  # integer-native: bounds are weight codes
+                wv = w.reshape(b.shape).astype(np.float64)
+            elif rt.mode != "int" and b.spec.resolve is None:
+                wv = w.reshape(b.shape)  # the bounds read only its min and max: no copy
+            else:
+                wv = self._real_weight(rt, b.layer, w)
+            b.eff = self._resolve(rt, b, wv)
         if not b.state:
             b.state = self._init_state(b)
 
@@ -264,7 +268,10 @@ class PlasticityEngine:
                 f"rule {b.kind!r} on {b.layer!r}: bounds [{lo:g}, {hi:g}] are empty "
                 f"(the layer's range is [{lo0:g}, {hi0:g}])"
             )
-        out = int(np.count_nonzero((w < lo) | (w > hi)))
+        out = 0
+        if w.size and (float(w.min()) < lo or float(w.max()) > hi):  # else none is outside
+            # compared in float64 (a float32 layer's weights widen exactly)
+            out = int(np.count_nonzero((w < np.float64(lo)) | (w > np.float64(hi))))
         unit = " codes" if spec.update_q is not None else ""
         if out > CLIP_SHARE * w.size and not b.force:
             raise PlasticityError(
