@@ -519,24 +519,55 @@ static void stdp_row_add(float *wr, int n, double g, const double *x, double yi,
     }
 }
 
-/* w[i, cols[c]] = clip(w[i, cols[c]] + y[i] cf[c]) for rows i without a post spike */
+/* w[i, cols[c]] = clip(w[i, cols[c]] + y[i] cf[c]) for rows i without a post spike; four
+ * rows at a time share each column's index and coefficient (cols are distinct) */
+#define NP_COL_UPD(wr, yv)                                                                 \
+    do {                                                                                   \
+        double v_ = (double)(wr)[j] + (yv) * cc;                                           \
+        v_ = v_ < lo ? lo : v_;                                                            \
+        (wr)[j] = (float)(v_ > hi ? hi : v_);                                              \
+    } while (0)
 NP_SIMD_CLONE
 static void stdp_cols_add(float *w, int n_post, int n_pre, const long long *cols, int nc,
                           const double *cf, const double *y, const unsigned char *is_row,
                           int any_row, double lo, double hi)
 {
-    int i, c;
-    for (i = 0; i < n_post; i++) {
+    int i = 0, c;
+    for (; i + 4 <= n_post; i += 4) {
+        float *w0 = w + (size_t)i * n_pre, *w1 = w0 + n_pre, *w2 = w1 + n_pre, *w3 = w2 + n_pre;
+        const double y0 = y[i], y1 = y[i + 1], y2 = y[i + 2], y3 = y[i + 3];
+        if (any_row && (is_row[i] | is_row[i + 1] | is_row[i + 2] | is_row[i + 3])) {
+            for (c = 0; c < nc; c++) {
+                const long long j = cols[c];
+                const double cc = cf[c];
+                if (!is_row[i]) NP_COL_UPD(w0, y0);
+                if (!is_row[i + 1]) NP_COL_UPD(w1, y1);
+                if (!is_row[i + 2]) NP_COL_UPD(w2, y2);
+                if (!is_row[i + 3]) NP_COL_UPD(w3, y3);
+            }
+            continue;
+        }
+        for (c = 0; c < nc; c++) {
+            const long long j = cols[c];
+            const double cc = cf[c];
+            NP_COL_UPD(w0, y0);
+            NP_COL_UPD(w1, y1);
+            NP_COL_UPD(w2, y2);
+            NP_COL_UPD(w3, y3);
+        }
+    }
+    for (; i < n_post; i++) {
         float *wr = w + (size_t)i * n_pre;
         const double yi = y[i];
         if (any_row && is_row[i]) continue;
         for (c = 0; c < nc; c++) {
-            double v = (double)wr[cols[c]] + yi * cf[c];
-            v = v < lo ? lo : v;
-            wr[cols[c]] = (float)(v > hi ? hi : v);
+            const long long j = cols[c];
+            const double cc = cf[c];
+            NP_COL_UPD(wr, yi);
         }
     }
 }
+#undef NP_COL_UPD
 
 static int stdp_step_f32(float *w, int n_post, int n_pre, const float *pr, const float *po,
                          double *x, double *y, double *y2, const double *cs, int n_cs,
