@@ -58,6 +58,32 @@ typedef struct {
 
 /* ------------------------------------------------------------------ float kernels */
 
+/* idx[0..k) = the positions of the non-zero values of a[0..n) (NaN counts, -0.0 does not),
+ * ascending; returns k. Blocks of 8 zeros are skipped on one OR of their bits; inside a
+ * block the compaction is branch-free (spikes are too irregular for the branch predictor). */
+#define NP_NONZERO(NAME, T)                                                                \
+    static int NAME(const float *a, int n, T *idx)                                         \
+    {                                                                                      \
+        const uint32_t *u = (const uint32_t *)(const void *)a;                             \
+        int j = 0, k = 0, q;                                                               \
+        for (; j + 8 <= n; j += 8) {                                                       \
+            uint32_t any = 0;                                                              \
+            for (q = 0; q < 8; q++) any |= u[j + q] << 1;                                  \
+            if (!any) continue;                                                            \
+            for (q = 0; q < 8; q++) {                                                      \
+                idx[k] = (T)(j + q);                                                       \
+                k += (u[j + q] << 1) != 0;                                                 \
+            }                                                                              \
+        }                                                                                  \
+        for (; j < n; j++) {                                                               \
+            idx[k] = (T)j;                                                                 \
+            k += (u[j] << 1) != 0;                                                         \
+        }                                                                                  \
+        return k;                                                                          \
+    }
+NP_NONZERO(nonzero_i32, int)
+NP_NONZERO(nonzero_i64, long long)
+
 /* y[b, o] = bias[o] + sum_j w[o, j] x[b, j]. Inputs with few non-zeros (spikes) take the
  * event-driven path (only the active columns, accumulated in double and rounded once);
  * dense inputs a 16-lane float32 dot product (vectorised at -O3; no FMA contraction) (summation order differs from BLAS's, so
@@ -69,9 +95,7 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
     for (b = 0; b < batch; b++) {
         const float *xb = x + (size_t)b * n_in;
         float *yb = y + (size_t)b * n_out;
-        int nnz = 0;
-        for (j = 0; j < n_in; j++)
-            if (xb[j] != 0.0f) idx[nnz++] = j;
+        const int nnz = nonzero_i32(xb, n_in, idx);
         if (nnz * 4 < n_in) {
             o = 0;
             /* 4 rows at a time: four independent sums (each in the same order as one row
@@ -569,6 +593,7 @@ static void stdp_cols_add(float *w, int n_post, int n_pre, const long long *cols
 }
 #undef NP_COL_UPD
 
+NP_SIMD_CLONE
 static int stdp_step_f32(float *w, int n_post, int n_pre, const float *pr, const float *po,
                          double *x, double *y, double *y2, const double *cs, int n_cs,
                          int nearest, int mult, int dc, int per_term, double *post_sum,
@@ -588,14 +613,13 @@ static int stdp_step_f32(float *w, int n_post, int n_pre, const float *pr, const
     for (i = 0; i < n_post; i++) y[i] *= a_post;
     if (dc)
         for (i = 0; i < n_post; i++) y2[i] *= a_post2;
-    for (j = 0; j < n_pre; j++)
-        if (pr[j] != 0) cols[nc++] = j;
+    nc = nonzero_i64(pr, n_pre, cols);
     if (n_cs > 9 && nc > 1 && nc > cap * n_pre) return 0; /* the saturation guard */
-    for (i = 0; i < n_post; i++)
-        if (po[i] != 0) {
-            rows[nr] = i;
-            gain[nr++] = (dc ? g_post * y2[i] : g_post) * (double)po[i];
-        }
+    nr = nonzero_i64(po, n_post, rows);
+    for (i = 0; i < nr; i++) {
+        const long long ii = rows[i];
+        gain[i] = (dc ? g_post * y2[ii] : g_post) * (double)po[ii];
+    }
     use_cols = g_pre != 0.0;
     if (mult) {
         if (nr || nc) {
