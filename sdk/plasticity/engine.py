@@ -408,6 +408,8 @@ class PlasticityEngine:
         last, b.last_io = b.last_io, (x, y, w_param)
         if b.post_sum is None or len(last) != 3 or any(u is not v for u, v in zip(last, b.last_io)):
             return None
+        if not (w_param.flags.c_contiguous and w_param.flags.writeable):
+            return None  # its reshape would be a copy: the update must land in the layer
         state = {k: np.array(v) for k, v in b.state.items()}  # its own: updated in place
         run = b.spec.fast_plan(b.eff, w_param.reshape(b.shape), x, y, state, b.post_sum)
         if run is None:
