@@ -20,7 +20,7 @@ figures are recorded beside them (``wall_*``):
   accumulator bytes per event x events/s against the measured copy bandwidth;
 * peak RSS and import time of a fresh process (bench_runtime.py's probe).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_speed.py [--rounds 7] [--quick]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_speed.py [--rounds 7] [--quick] [--only stdp]
 
 Prints a table and writes bench/results/speed.json (bench/report.py puts it in the README).
 """
