@@ -89,6 +89,11 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                     f"stdp_run {p['stdp_run_vs_bindsnet']:.0f}x; weights equal the peer's to "
                     f"{p['max_abs_weight_diff_vs_bindsnet']:.0e}; import {1000 * f['import_s']:.0f} ms, "
                     f"peak RSS {f['peak_rss_mb']:.0f} MB"
+                    + (
+                        f"; STDP re-measured alone (`--only stdp`), load {p['rerun']['load_avg_1m_at_start']:.1f}"
+                        if "rerun" in p
+                        else ""
+                    )
                 ),
                 "bench_speed.py",
             ),

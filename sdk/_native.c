@@ -37,6 +37,7 @@ enum {
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
     OP_STDP_RUN_F64 = 23,
+    OP_STDP_STEP_F32 = 24,
 };
 
 #define MAX_BUFS 16
@@ -57,6 +58,32 @@ typedef struct {
 
 /* ------------------------------------------------------------------ float kernels */
 
+/* idx[0..k) = the positions of the non-zero values of a[0..n) (NaN counts, -0.0 does not),
+ * ascending; returns k. Blocks of 8 zeros are skipped on one OR of their bits; inside a
+ * block the compaction is branch-free (spikes are too irregular for the branch predictor). */
+#define NP_NONZERO(NAME, T)                                                                \
+    static int NAME(const float *a, int n, T *idx)                                         \
+    {                                                                                      \
+        const uint32_t *u = (const uint32_t *)(const void *)a;                             \
+        int j = 0, k = 0, q;                                                               \
+        for (; j + 8 <= n; j += 8) {                                                       \
+            uint32_t any = 0;                                                              \
+            for (q = 0; q < 8; q++) any |= u[j + q] << 1;                                  \
+            if (!any) continue;                                                            \
+            for (q = 0; q < 8; q++) {                                                      \
+                idx[k] = (T)(j + q);                                                       \
+                k += (u[j + q] << 1) != 0;                                                 \
+            }                                                                              \
+        }                                                                                  \
+        for (; j < n; j++) {                                                               \
+            idx[k] = (T)j;                                                                 \
+            k += (u[j] << 1) != 0;                                                         \
+        }                                                                                  \
+        return k;                                                                          \
+    }
+NP_NONZERO(nonzero_i32, int)
+NP_NONZERO(nonzero_i64, long long)
+
 /* y[b, o] = bias[o] + sum_j w[o, j] x[b, j]. Inputs with few non-zeros (spikes) take the
  * event-driven path (only the active columns, accumulated in double and rounded once);
  * dense inputs a 16-lane float32 dot product (vectorised at -O3; no FMA contraction) (summation order differs from BLAS's, so
@@ -68,11 +95,28 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
     for (b = 0; b < batch; b++) {
         const float *xb = x + (size_t)b * n_in;
         float *yb = y + (size_t)b * n_out;
-        int nnz = 0;
-        for (j = 0; j < n_in; j++)
-            if (xb[j] != 0.0f) idx[nnz++] = j;
+        const int nnz = nonzero_i32(xb, n_in, idx);
         if (nnz * 4 < n_in) {
-            for (o = 0; o < n_out; o++) {
+            o = 0;
+            /* 4 rows at a time: four independent sums (each in the same order as one row
+             * alone, so the same bits), not one sum's add latency per active input */
+            for (; o + 4 <= n_out; o += 4) {
+                const float *w0 = w + (size_t)o * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in;
+                const float *w3 = w2 + n_in;
+                double a0 = bias ? (double)bias[o] : 0.0, a1 = bias ? (double)bias[o + 1] : 0.0;
+                double a2 = bias ? (double)bias[o + 2] : 0.0, a3 = bias ? (double)bias[o + 3] : 0.0;
+                for (k = 0; k < nnz; k++) {
+                    const int c = idx[k];
+                    const double xc = (double)xb[c];
+                    a0 += (double)w0[c] * xc;
+                    a1 += (double)w1[c] * xc;
+                    a2 += (double)w2[c] * xc;
+                    a3 += (double)w3[c] * xc;
+                }
+                yb[o] = (float)a0, yb[o + 1] = (float)a1, yb[o + 2] = (float)a2;
+                yb[o + 3] = (float)a3;
+            }
+            for (; o < n_out; o++) {
                 const float *wr = w + (size_t)o * n_in;
                 double acc = bias ? (double)bias[o] : 0.0;
                 for (k = 0; k < nnz; k++) acc += (double)wr[idx[k]] * (double)xb[idx[k]];
@@ -450,6 +494,172 @@ STDP_UPD(double)
     }
 STDP_RUN(float)
 STDP_RUN(double)
+
+/* One streaming step of trace STDP on float32 weights from float32 activity rows: what
+ * stdp_run_float does for steps = 1 with float32 trains, operation by operation in double
+ * (so the result is the same to the bit), plus the engine's post-activity sum
+ * (post_sum[i] += post[i]; NULL: none). The engine keeps this op in a plan over its own
+ * arrays and calls it once per rt.step (sdk/plasticity/_native_stdp.py step_plan).
+ * Differences from stdp_run_float are only in speed: no allocation (scratch is the
+ * caller's), the additive (non-soft-bound) updates run in vectorised loops (the row pass
+ * contiguous, the column pass row by row over the step's few spiking columns), and the
+ * activity is first checked finite: a NaN/Inf anywhere returns 1 with nothing changed
+ * (the caller raises). Scratch: rows, cols (int64: n_post, n_pre), gain (n_post), coef
+ * (n_pre), compact coef (n_pre) (double), is_row (n_post bytes). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NP_SIMD_CLONE __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NP_SIMD_CLONE
+#endif
+/* 1 when no value is NaN or Inf (exponent bits all ones), tested on the bits */
+NP_SIMD_CLONE
+static int all_finite_f32(const float *a, Py_ssize_t n)
+{
+    const uint32_t *u = (const uint32_t *)(const void *)a;
+    uint32_t bad = 0;
+    Py_ssize_t j;
+    for (j = 0; j < n; j++) bad |= (uint32_t)((u[j] & 0x7f800000u) == 0x7f800000u);
+    return !bad;
+}
+
+/* wr[j] = clip(wr[j] + (g x[j] + yi coef[j])) (use_cols), else clip(wr[j] + g x[j]) */
+NP_SIMD_CLONE
+static void stdp_row_add(float *wr, int n, double g, const double *x, double yi,
+                         const double *coef, int use_cols, double lo, double hi)
+{
+    int j;
+    if (use_cols) {
+        for (j = 0; j < n; j++) {
+            double v = (double)wr[j] + (g * x[j] + yi * coef[j]);
+            v = v < lo ? lo : v;
+            wr[j] = (float)(v > hi ? hi : v);
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            double v = (double)wr[j] + g * x[j];
+            v = v < lo ? lo : v;
+            wr[j] = (float)(v > hi ? hi : v);
+        }
+    }
+}
+
+/* w[i, cols[c]] = clip(w[i, cols[c]] + y[i] cf[c]) for rows i without a post spike; four
+ * rows at a time share each column's index and coefficient (cols are distinct) */
+#define NP_COL_UPD(wr, yv)                                                                 \
+    do {                                                                                   \
+        double v_ = (double)(wr)[j] + (yv) * cc;                                           \
+        v_ = v_ < lo ? lo : v_;                                                            \
+        (wr)[j] = (float)(v_ > hi ? hi : v_);                                              \
+    } while (0)
+NP_SIMD_CLONE
+static void stdp_cols_add(float *w, int n_post, int n_pre, const long long *cols, int nc,
+                          const double *cf, const double *y, const unsigned char *is_row,
+                          int any_row, double lo, double hi)
+{
+    int i = 0, c;
+    for (; i + 4 <= n_post; i += 4) {
+        float *w0 = w + (size_t)i * n_pre, *w1 = w0 + n_pre, *w2 = w1 + n_pre, *w3 = w2 + n_pre;
+        const double y0 = y[i], y1 = y[i + 1], y2 = y[i + 2], y3 = y[i + 3];
+        if (any_row && (is_row[i] | is_row[i + 1] | is_row[i + 2] | is_row[i + 3])) {
+            for (c = 0; c < nc; c++) {
+                const long long j = cols[c];
+                const double cc = cf[c];
+                if (!is_row[i]) NP_COL_UPD(w0, y0);
+                if (!is_row[i + 1]) NP_COL_UPD(w1, y1);
+                if (!is_row[i + 2]) NP_COL_UPD(w2, y2);
+                if (!is_row[i + 3]) NP_COL_UPD(w3, y3);
+            }
+            continue;
+        }
+        for (c = 0; c < nc; c++) {
+            const long long j = cols[c];
+            const double cc = cf[c];
+            NP_COL_UPD(w0, y0);
+            NP_COL_UPD(w1, y1);
+            NP_COL_UPD(w2, y2);
+            NP_COL_UPD(w3, y3);
+        }
+    }
+    for (; i < n_post; i++) {
+        float *wr = w + (size_t)i * n_pre;
+        const double yi = y[i];
+        if (any_row && is_row[i]) continue;
+        for (c = 0; c < nc; c++) {
+            const long long j = cols[c];
+            const double cc = cf[c];
+            NP_COL_UPD(wr, yi);
+        }
+    }
+}
+#undef NP_COL_UPD
+
+NP_SIMD_CLONE
+static int stdp_step_f32(float *w, int n_post, int n_pre, const float *pr, const float *po,
+                         double *x, double *y, double *y2, const double *cs, int n_cs,
+                         int nearest, int mult, int dc, int per_term, double *post_sum,
+                         void *scratch)
+{
+    int i, j, nr = 0, nc = 0, use_cols;
+    const double a_pre = cs[0], a_post = cs[1], a_post2 = cs[2], amp_pre = cs[3];
+    const double amp_post = cs[4], g_post = cs[5], g_pre = cs[6], lo = cs[7];
+    const double hi = cs[8], cap = n_cs > 9 ? cs[9] : INFINITY;
+    long long *rows = scratch, *cols = rows + n_post;
+    double *gain = (double *)(cols + n_pre), *coef = gain + n_post, *cf = coef + n_pre;
+    unsigned char *is_row = (unsigned char *)(cf + n_pre);
+    if (!all_finite_f32(pr, n_pre) || !all_finite_f32(po, n_post)) return 1;
+    if (post_sum)
+        for (i = 0; i < n_post; i++) post_sum[i] += (double)po[i];
+    for (j = 0; j < n_pre; j++) x[j] *= a_pre;
+    for (i = 0; i < n_post; i++) y[i] *= a_post;
+    if (dc)
+        for (i = 0; i < n_post; i++) y2[i] *= a_post2;
+    nc = nonzero_i64(pr, n_pre, cols);
+    if (n_cs > 9 && nc > 1 && nc > cap * n_pre) return 0; /* the saturation guard */
+    nr = nonzero_i64(po, n_post, rows);
+    for (i = 0; i < nr; i++) {
+        const long long ii = rows[i];
+        gain[i] = (dc ? g_post * y2[ii] : g_post) * (double)po[ii];
+    }
+    use_cols = g_pre != 0.0;
+    if (mult) {
+        if (nr || nc) {
+            for (j = 0; j < n_pre; j++) coef[j] = g_pre * (double)pr[j];
+            event_apply_float(w, n_post, n_pre, rows, nr, cols, nc, gain, x, coef, y, mult, lo,
+                              hi, use_cols, per_term, is_row);
+        }
+    } else {
+        if (nr) {
+            for (j = 0; j < n_pre; j++) coef[j] = g_pre * (double)pr[j];
+            memset(is_row, 0, (size_t)n_post);
+            for (i = 0; i < nr; i++) {
+                is_row[rows[i]] = 1;
+                stdp_row_add(w + (size_t)rows[i] * n_pre, n_pre, gain[i], x,
+                             use_cols ? y[rows[i]] : 0.0, coef, use_cols, lo, hi);
+            }
+        }
+        if (nc && use_cols) {
+            for (j = 0; j < nc; j++) cf[j] = g_pre * (double)pr[cols[j]];
+            stdp_cols_add(w, n_post, n_pre, cols, nc, cf, y, is_row, nr > 0, lo, hi);
+        }
+    }
+    for (j = 0; j < nc; j++) {
+        const int jj = (int)cols[j];
+        if (!nearest) x[jj] += amp_pre * (double)pr[jj];
+        else if (!per_term || pr[jj] > 0) x[jj] = amp_pre; /* a positive spike sets */
+    }
+    for (i = 0; i < nr; i++) {
+        const int ii = (int)rows[i];
+        if (nearest && per_term && !(po[ii] > 0)) {
+        } else if (nearest) {
+            y[ii] = amp_post;
+            if (dc) y2[ii] = 1.0;
+        } else {
+            y[ii] += amp_post * (double)po[ii];
+            if (dc) y2[ii] += (double)po[ii];
+        }
+    }
+    return 0;
+}
 
 /* ------------------------------------------------------------------ event HD layer
  * apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
@@ -892,6 +1102,20 @@ static int op_check(const op_t *op)
         NEED(6, 8 * 9, "consts");
         return 0;
     }
+    case OP_STDP_STEP_F32:
+        /* ints: 1 n_post n_pre nearest mult dc per_term; bufs: w(f32) pre(f32) post(f32)
+         * x y y2 consts (9 or 10 values) scratch [post_sum] */
+        if (op->ni < 7) break;
+        NEED(0, 4 * N(1) * N(2), "w");
+        NEED(1, 4 * N(2), "pre");
+        NEED(2, 4 * N(1), "post");
+        NEED(3, 8 * N(2), "x");
+        NEED(4, 8 * N(1), "y");
+        NEED(5, 8 * N(1), "y2");
+        NEED(6, 8 * 9, "consts");
+        NEED(7, 17 * N(1) + 24 * N(2), "scratch");
+        if (op->nb > 8 && op->b[8]) NEED(8, 8 * N(1), "post_sum");
+        return 0;
     default:
         PyErr_Format(PyExc_ValueError, "unknown op kind %d", op->kind);
         return -1;
@@ -1135,11 +1359,29 @@ static void op_run(op_t *op)
                                      op->b[6], (int)(op->len[6] / 8), (int)I(4), (int)I(5),
                                     (int)I(6), op->ni > 8 && I(8));
         break;
+    case OP_STDP_STEP_F32:
+        op->status = stdp_step_f32(op->b[0], (int)I(1), (int)I(2), op->b[1], op->b[2],
+                                   op->b[3], op->b[4], op->b[5], op->b[6],
+                                   (int)(op->len[6] / 8), (int)I(3), (int)I(4), (int)I(5),
+                                   (int)I(6), op->nb > 8 ? op->b[8] : NULL, op->b[7]);
+        break;
     default: break;
     }
 }
 
 /* ------------------------------------------------------------------ Python API */
+
+/* None, or the error an op reported: -1 out of memory, 1 non-finite input (nothing
+ * changed). */
+static PyObject *op_status(const op_t *op)
+{
+    if (op->status < 0) return PyErr_NoMemory();
+    if (op->status > 0) {
+        PyErr_Format(PyExc_FloatingPointError, "op %d: input contains NaN or Inf", op->kind);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
 
 static PyObject *py_op(PyObject *self, PyObject *args)
 {
@@ -1148,8 +1390,7 @@ static PyObject *py_op(PyObject *self, PyObject *args)
     if (op_parse(args, &op) < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS op_run(&op);
     Py_END_ALLOW_THREADS op_release(&op);
-    if (op.status < 0) return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    return op_status(&op);
 }
 
 typedef struct {
@@ -1194,7 +1435,10 @@ static PyObject *plan_run(PlanObject *p, PyObject *unused)
 {
     int k;
     (void)unused;
-    for (k = 0; k < p->n; k++) op_run(&p->ops[k]);
+    for (k = 0; k < p->n; k++) {
+        op_run(&p->ops[k]);
+        if (p->ops[k].status) return op_status(&p->ops[k]);
+    }
     Py_RETURN_NONE;
 }
 
@@ -1212,8 +1456,22 @@ static PyTypeObject PlanType = {
     .tp_new = plan_new,
 };
 
+/* finite_f32(buffer) -> bool: no float32 value is NaN or Inf (the input check of a
+ * streaming step, without numpy's reduction overhead) */
+static PyObject *py_finite_f32(PyObject *self, PyObject *arg)
+{
+    Py_buffer v;
+    int ok;
+    (void)self;
+    if (PyObject_GetBuffer(arg, &v, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    ok = all_finite_f32(v.buf, v.len / 4);
+    PyBuffer_Release(&v);
+    return PyBool_FromLong(ok);
+}
+
 static PyMethodDef methods[] = {
     {"op", py_op, METH_VARARGS, "op(kind, ints, bufs[, dbls]): run one op now."},
+    {"finite_f32", py_finite_f32, METH_O, "finite_f32(buffer): no float32 NaN/Inf in it."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

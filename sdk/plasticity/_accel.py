@@ -7,7 +7,9 @@ numba's (numba is only in the ``dev`` extra; ``NEUROPLAST_NO_NUMBA=1`` skips it)
 ``stdp.stdp_run`` do, element by element in double, so results agree with the numpy path
 to rounding (tested). This is the engine's hook: ``PlasticityEngine`` calls
 ``kernels()[1]`` once per ``rt.step`` (decay, update, bounds and trace increments in one
-call, in place on the layer's weights and the engine's trace arrays). :func:`which` names
+call, in place on the layer's weights and the engine's trace arrays) -- or, with the C
+kernels and a runtime that hands it the same activity buffers every step (the native plan),
+the same step bound once to those arrays (``_native_stdp.step_plan``). :func:`which` names
 the kernels in use.
 """
 

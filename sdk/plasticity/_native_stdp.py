@@ -13,15 +13,19 @@ arguments (``sdk/plasticity/_accel.py``), or ``None`` without the extension. The
 
 ``SOFT_PER_TERM = None`` (default) takes the definition from the caller: per term when it
 passes the 10-constant form (``stdp_run``); ``event_apply`` then uses the summed one.
+
+:func:`step_plan` is the engine's streaming form: one ``stdp_run`` step (float32 weights and
+activity) bound once to fixed arrays and run in place by a zero-argument call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["native_kernels", "SOFT_PER_TERM"]
+__all__ = ["native_kernels", "step_plan", "SOFT_PER_TERM"]
 
 #: None: per term iff ``stdp_run`` gets 10 constants; True / False force a definition.
 SOFT_PER_TERM: bool | None = None
@@ -94,3 +98,60 @@ def _wrap(lib: Any) -> tuple[Any, Any]:
         )
 
     return event_apply, stdp_run
+
+
+def _f64_vec(a: Any, n: int) -> bool:
+    return (
+        type(a) is np.ndarray and a.dtype == np.float64 and a.shape == (n,)
+        and a.flags.c_contiguous and a.flags.writeable
+    )  # fmt: skip
+
+
+def step_plan(
+    w: np.ndarray,
+    pre: np.ndarray,
+    post: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    y2: np.ndarray,
+    consts: np.ndarray,
+    nearest: bool,
+    mult: bool,
+    dc: bool,
+    post_sum: np.ndarray | None = None,
+) -> Callable[[], None] | None:
+    """One step of ``stdp_run`` on one (pre, post) sample, bound to these very arrays: the
+    returned callable does, in place, what ``stdp_run(w, pre[None], post[None], x, y, y2,
+    consts, ...)`` does (the same arithmetic, so the same bits) and adds ``post`` to
+    ``post_sum`` (float64, ``n_post``; ``None``: no sum). Each call reads the arrays' current
+    contents: the caller refills ``pre`` / ``post`` between calls. It raises
+    ``FloatingPointError`` with nothing changed when ``pre`` or ``post`` holds NaN/Inf.
+
+    ``w``: float32 ``(n_post, n_pre)``; ``pre`` / ``post``: float32 with ``n_pre`` /
+    ``n_post`` values; traces float64; all C-contiguous and writable. ``None`` when the
+    extension is missing or an array does not qualify (callers then use ``stdp_run``)."""
+    from neuroplast.runtime.native import OPS, native_module
+
+    lib = native_module()
+    if lib is None or type(w) is not np.ndarray or w.ndim != 2:
+        return None
+    n_post, n_pre = w.shape
+    for a, n in ((w, n_post * n_pre), (pre, n_pre), (post, n_post)):
+        if not (
+            type(a) is np.ndarray and a.dtype == np.float32 and a.size == n
+            and a.flags.c_contiguous and a.flags.writeable
+        ):  # fmt: skip
+            return None
+    if not all(_f64_vec(a, n) for a, n in ((x, n_pre), (y, n_post), (y2, n_post))):
+        return None
+    if post_sum is not None and not _f64_vec(post_sum, n_post):
+        return None
+    cs = np.array(consts, np.float64)  # the plan's own copy
+    if cs.shape not in ((9,), (10,)):
+        return None
+    per_term = cs.size > 9 if SOFT_PER_TERM is None else SOFT_PER_TERM
+    # rows, cols (int64), gain, coef, compact coef (float64), is_row (bytes): see _native.c
+    scratch = np.zeros((17 * n_post + 24 * n_pre) // 8 + 1)
+    ints = (1, n_post, n_pre, int(bool(nearest)), int(bool(mult)), int(bool(dc)), int(per_term))
+    bufs = (w, pre, post, x, y, y2, cs, scratch, post_sum)
+    return lib.Plan(((OPS["stdp_step_f32"], ints, bufs),)).run

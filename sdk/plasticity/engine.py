@@ -81,6 +81,10 @@ class _Binding:
     updates: int = 0
     seen: int = 0
     post_sum: np.ndarray | None = None
+    #: the rule's bound streaming step: (pre, post, weight, state, eff, post_sum, run)
+    plan: tuple | None = field(default=None, repr=False, compare=False)
+    #: (pre, post, weight) arrays of the last step that had no bound step
+    last_io: tuple = field(default=(), repr=False, compare=False)
 
 
 def _dense(x: Any, n: int) -> np.ndarray:
@@ -97,12 +101,12 @@ def _dense(x: Any, n: int) -> np.ndarray:
 def _layer_bounds(w: np.ndarray, fallback: tuple[float, float]) -> tuple[float, float]:
     """The layer's range and sign: ``[0, A]``, ``[-A, A]`` or ``[-A, 0]``, ``A = max|w|``
     (a hair wider, so the largest weight is inside after rounding)."""
-    a = float(np.abs(w).max(initial=0.0))
+    lo, hi = (float(w.min()), float(w.max())) if w.size else (0.0, 0.0)  # exact, any dtype
+    a = max(-lo, hi)
     if a == 0.0:
         return fallback
     a *= 1.0 + 1e-6
-    neg, pos = bool((w < 0).any()), bool((w > 0).any())
-    return (-a if neg else 0.0, a if pos else 0.0)
+    return (-a if lo < 0 else 0.0, a if hi > 0 else 0.0)
 
 
 class PlasticityEngine:
@@ -121,6 +125,13 @@ class PlasticityEngine:
         self.log: list[dict[str, Any]] = []
         self._targets: dict[str, np.ndarray] = {}
         self._rt_ref: Any = None  # weak reference to the runtime last applied to
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles drop the bound native steps (they view this engine's and a
+        runtime's arrays); the copy binds its own at its next learning step."""
+        d = self.__dict__.copy()
+        d["bindings"] = [dataclasses.replace(b, plan=None, last_io=()) for b in self.bindings]
+        return d
 
     # ----------------------------------------------------------------- setup
     def attach(
@@ -232,9 +243,13 @@ class PlasticityEngine:
                     f"rule {b.kind!r} on {b.layer!r} is integer-only: load the runtime in "
                     "integer mode (mode='int')"
                 )
-            codes = b.spec.update_q is not None  # integer-native: bounds are weight codes
-            wv = w.reshape(b.shape).astype(np.float64) if codes else None
-            b.eff = self._resolve(rt, b, wv if codes else self._real_weight(rt, b.layer, w))
+            if b.spec.update_q is not None:  # integer-native: bounds are weight codes
+                wv = w.reshape(b.shape).astype(np.float64)
+            elif rt.mode != "int" and b.spec.resolve is None:
+                wv = w.reshape(b.shape)  # the bounds read only its min and max: no copy
+            else:
+                wv = self._real_weight(rt, b.layer, w)
+            b.eff = self._resolve(rt, b, wv)
         if not b.state:
             b.state = self._init_state(b)
 
@@ -253,7 +268,10 @@ class PlasticityEngine:
                 f"rule {b.kind!r} on {b.layer!r}: bounds [{lo:g}, {hi:g}] are empty "
                 f"(the layer's range is [{lo0:g}, {hi0:g}])"
             )
-        out = int(np.count_nonzero((w < lo) | (w > hi)))
+        out = 0
+        if w.size and (float(w.min()) < lo or float(w.max()) > hi):  # else none is outside
+            # compared in float64 (a float32 layer's weights widen exactly)
+            out = int(np.count_nonzero((w < np.float64(lo)) | (w > np.float64(hi))))
         unit = " codes" if spec.update_q is not None else ""
         if out > CLIP_SHARE * w.size and not b.force:
             raise PlasticityError(
@@ -318,6 +336,8 @@ class PlasticityEngine:
             b.updates += 1
             return
         fast = spec.fast is not None and rt.mode != "int" and w_param.dtype == np.float32
+        if fast and spec.fast_plan is not None and self._planned(rt, b, w_param):
+            return
         if fast:
             xy = self._fast_rows(rt, b, n_in, n_out)
             if xy is not None:  # one float32 sample each way (streaming): no copies
@@ -357,6 +377,45 @@ class PlasticityEngine:
             return
         self._commit(rt, b, w_param, np.asarray(dw, np.float64))
         b.updates += 1
+
+    def _planned(self, rt: Any, b: _Binding, w_param: np.ndarray) -> bool:
+        """One streaming step as one native call (``spec.fast_plan``, bound once to the
+        arrays), taken while the runtime hands the rule the same activity arrays every step
+        (its native plan's buffers) and nothing the step reads was replaced (weights,
+        state, params, the post sum); False: take the general path (which also names a
+        NaN/Inf input the bound step refused, having changed nothing)."""
+        x = rt.last_inputs[b.layer][0]
+        y = rt.last_outputs[b.post if b.post is not None else self._post_node(rt, b)]
+        p = b.plan
+        if (
+            p is None or p[0] is not x or p[1] is not y or p[2] is not w_param
+            or p[3] is not b.state or p[4] is not b.eff or p[5] is not b.post_sum
+        ):  # fmt: skip
+            p = b.plan = self._bind_plan(b, w_param, x, y)
+            if p is None:
+                return False
+        try:
+            p[6]()
+        except FloatingPointError:
+            return False
+        b.seen += 1
+        b.updates += 1
+        return True
+
+    def _bind_plan(self, b: _Binding, w_param: np.ndarray, x: Any, y: Any) -> tuple | None:
+        """A bound step for ``b`` once the same (pre, post, weight) arrays came twice in a
+        row (a numpy runtime makes new ones each step: binding would not pay)."""
+        last, b.last_io = b.last_io, (x, y, w_param)
+        if b.post_sum is None or len(last) != 3 or any(u is not v for u, v in zip(last, b.last_io)):
+            return None
+        if not (w_param.flags.c_contiguous and w_param.flags.writeable):
+            return None  # its reshape would be a copy: the update must land in the layer
+        state = {k: np.array(v) for k, v in b.state.items()}  # its own: updated in place
+        run = b.spec.fast_plan(b.eff, w_param.reshape(b.shape), x, y, state, b.post_sum)
+        if run is None:
+            return None
+        b.state = state
+        return (x, y, w_param, state, b.eff, b.post_sum, run)
 
     # -- activity -----------------------------------------------------------
     def _dequant(self, rt: Any, node: str, a: np.ndarray) -> np.ndarray:

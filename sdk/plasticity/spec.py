@@ -101,6 +101,13 @@ class RuleSpec:
     #: optional in-place float fast path ``fast(p, w_param, pre, post, state) -> state``,
     #: equal to ``update`` + clip to rounding (tested); used when weights are float32
     fast: Callable[..., dict[str, np.ndarray]] | None = None
+    #: optional streaming form of ``fast``: ``fast_plan(p, w_param, pre, post, state,
+    #: post_sum) -> run | None``, ``run()`` doing one ``fast`` step in place on exactly these
+    #: arrays (the state's arrays included, and ``post_sum += post``) each time it is called,
+    #: raising ``FloatingPointError`` with nothing changed on NaN/Inf activity; ``None``
+    #: when the arrays do not qualify. The engine uses it while the runtime hands it the
+    #: same activity buffers every step (the native plan's)
+    fast_plan: Callable[..., Callable[[], None] | None] | None = None
     #: optional ``resolve(p, w) -> p``: rule-specific defaults taken from the layer's
     #: weights (2-D view) when the rule is bound (e.g. synaptic scaling's target)
     resolve: Callable[[Any, np.ndarray], Any] | None = None

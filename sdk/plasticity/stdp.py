@@ -35,6 +35,7 @@ rule therefore gives exactly ``dw = eta_plus*a_plus*exp(-delta*dt/tau_plus)`` fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -78,6 +79,7 @@ __all__ = [
     "stdp_run",
     "stdp_rule_update",
     "stdp_fast",
+    "stdp_fast_plan",
 ]
 
 _DEPENDENCE = ("additive", "multiplicative")
@@ -798,14 +800,36 @@ def stdp_fast(
     return _traces_after(p, x, y, y2, pre, post)
 
 
+def stdp_fast_plan(
+    p: object,
+    w: np.ndarray,
+    pre: np.ndarray,
+    post: np.ndarray,
+    state: dict[str, np.ndarray],
+    post_sum: np.ndarray | None,
+) -> Callable[[], None] | None:
+    """:func:`stdp_fast` bound to fixed arrays (the compiled kernel's streaming step, see
+    :func:`~neuroplast.plasticity._native_stdp.step_plan`): each call of the result is one
+    :func:`stdp_fast` step on ``w`` and the traces in ``state``, updated in place (the same
+    arithmetic as the compiled ``stdp_run``, hence the same bits), plus ``post_sum += post``.
+    ``None`` without the extension or for arrays it does not take."""
+    from neuroplast.plasticity._native_stdp import step_plan
+
+    if _accel.which() != "native":  # the kernels stdp_fast uses (numba or numpy otherwise)
+        return None
+    c = _fast_consts(p)
+    mode, mult = c.rule[6], c.rule[7]
+    return step_plan(
+        w, pre, post, state["pre"], state["post"], state["post2"], c.packed,
+        mode == "nearest", mult, c.dc, post_sum,
+    )  # fmt: skip
+
+
 _STDP = {"update": stdp_rule_update, "state": _stdp_state, "batch1": True}
+_FAST = {"fast": stdp_fast, "fast_plan": stdp_fast_plan}
 SPECS = (
-    RuleSpec("pair_stdp", PairSTDPParams, fast=stdp_fast, fallback_bounds=UNIT_BOUNDS, **_STDP),
-    RuleSpec(
-        "symmetric_stdp", SymmetricSTDPParams, fast=stdp_fast, fallback_bounds=UNIT_BOUNDS, **_STDP
-    ),
-    RuleSpec(
-        "diehl_cook_stdp", DiehlCookSTDPParams, fast=stdp_fast, fallback_bounds=UNIT_BOUNDS, **_STDP
-    ),
+    RuleSpec("pair_stdp", PairSTDPParams, fallback_bounds=UNIT_BOUNDS, **_FAST, **_STDP),
+    RuleSpec("symmetric_stdp", SymmetricSTDPParams, fallback_bounds=UNIT_BOUNDS, **_FAST, **_STDP),
+    RuleSpec("diehl_cook_stdp", DiehlCookSTDPParams, fallback_bounds=UNIT_BOUNDS, **_FAST, **_STDP),
     RuleSpec("reward_stdp", RewardSTDPParams, fallback_bounds=UNIT_BOUNDS, **_STDP),
 )

@@ -29,7 +29,7 @@ import numpy as np
 from neuroplast.errors import DataError, GraphError, PlasticityError, RuntimeStateError
 from neuroplast.graph.graph import Graph
 from neuroplast.runtime.kernels import BuildContext, Kernel, SparseInput, make_kernel
-from neuroplast.runtime.native import NativePlan, Unsupported, native_module
+from neuroplast.runtime.native import NativePlan, Unsupported, finite_f32, native_module
 
 __all__ = ["Runtime", "atomic_write_bytes"]
 
@@ -118,6 +118,8 @@ class Runtime:
         self.last_outputs: dict[str, Any] = {}
         self._plasticity = None
         self._native = backend != "numpy" and native_module() is not None
+        #: the compiled NaN/Inf test of a float32 input (None: numpy's)
+        self._finite = finite_f32() if self._native else None
         self._plan: NativePlan | None = None
         self._plan_failed: str | None = None
 
@@ -227,9 +229,14 @@ class Runtime:
             and x.shape == shape
             and (self.mode == "float" or self.kernels[name].out_quant is not None)
         ):  # the streaming fast path: one float32 sample, only the finiteness check
-            # (a float32 sum is finite when the values are, unless it overflows: then the
-            # exact check decides)
-            if not math.isfinite(x.sum()) and not np.isfinite(x).all():
+            # (compiled; else: a float32 sum is finite when the values are, unless it
+            # overflows: then the exact check decides)
+            fin = self._finite
+            if not (
+                fin(x)
+                if fin is not None and x.flags.c_contiguous
+                else math.isfinite(x.sum()) or np.isfinite(x).all()
+            ):
                 raise DataError(
                     f"input {name!r} contains NaN or Inf after the cast to float32 (|x| < 3.4e38)"
                 )

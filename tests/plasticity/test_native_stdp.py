@@ -4,6 +4,8 @@ on random spike trains, every trace mode and weight dependence, float32 and floa
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -158,3 +160,148 @@ def test_kernel_definitions_against_loops(monkeypatch, per_term, cap, nearest, m
     _accel.kernels()[1](w, pre, post, *tr, np.array(cs), nearest, mult, dc)
     assert not np.allclose(ref, w0)
     np.testing.assert_allclose(w, ref, rtol=0, atol=1e-12)
+
+
+STEP_RULES = RULES + [
+    PairSTDPParams(trace="all-to-all", w_min=0.0, w_max=1.0, rate_cap=0.2),
+    SymmetricSTDPParams(weight_dependence="multiplicative", trace="nearest"),
+    DiehlCookSTDPParams(trace="all-to-all"),
+]
+
+
+def _stream(rng: np.random.Generator, steps: int, n_pre: int, n_post: int):  # noqa: ANN202
+    """Signed, graded, sparse float32 activity with some saturated and some silent steps."""
+    pre = (rng.random((steps, n_pre)) < rng.uniform(0.02, 0.2)) * rng.choice(
+        [1.0, 0.5, -0.7], (steps, n_pre)
+    )
+    post = (rng.random((steps, n_post)) < rng.uniform(0.02, 0.2)) * rng.choice(
+        [1.0, 2.0, -1.0], (steps, n_post)
+    )
+    pre[rng.random(steps) < 0.05] = 1.0  # saturated: skipped by the rate guard
+    pre[rng.random(steps) < 0.1] = 0.0
+    post[rng.random(steps) < 0.1] = 0.0
+    return pre.astype(np.float32), post.astype(np.float32)
+
+
+@pytest.mark.parametrize("p", STEP_RULES, ids=lambda p: f"{type(p).__name__}-{p.trace}")
+def test_bound_step_matches_stdp_run(p) -> None:  # noqa: ANN001
+    """The engine's streaming kernel (step_plan: one stdp_run step bound to fixed arrays)
+    equals the compiled stdp_run step by step to the bit, and the numpy stdp_run over the
+    whole stream to float32 rounding; random shapes, traces and post sum included."""
+    from neuroplast.plasticity.stdp import _fast_consts
+
+    c = _fast_consts(p)
+    rng = np.random.default_rng(zlib.crc32(repr(p).encode()))
+    for _ in range(3):
+        n_pre, n_post, steps = (int(v) for v in rng.integers(1, 90, 3))
+        pre, post = _stream(rng, steps, n_pre, n_post)
+        w0 = rng.uniform(0.05, 0.95, (n_post, n_pre)).astype(np.float32)
+        w, wc = w0.copy(), w0.copy()
+        tr = [np.zeros(n_pre), np.zeros(n_post), np.zeros(n_post)]
+        trc = [a.copy() for a in tr]
+        pb, qb, ps = np.zeros(n_pre, np.float32), np.zeros(n_post, np.float32), np.zeros(n_post)
+        run = _native_stdp.step_plan(
+            w, pb, qb, *tr, c.packed, p.trace == "nearest", c.rule[7], c.dc, ps
+        )
+        assert run is not None
+        for t in range(steps):
+            pb[:], qb[:] = pre[t], post[t]
+            run()
+            _accel.kernels()[1](wc, pre[t : t + 1], post[t : t + 1], *trc, c.packed,
+                                p.trace == "nearest", c.rule[7], c.dc)  # fmt: skip
+            assert np.array_equal(w, wc)
+        for a, b in zip(tr, trc):
+            assert np.array_equal(a, b)
+        np.testing.assert_array_equal(ps, post.astype(np.float64).sum(axis=0))
+        wn, sn = stdp_run(w0, pre, post, stdp_init(n_pre, n_post), p, backend="numpy")
+        np.testing.assert_allclose(w, wn, rtol=0, atol=1e-6)
+        for a, b in zip(tr, sn):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_bound_step_refuses_nan_and_bad_arrays() -> None:
+    c = np.array([0.9, 0.9, 1.0, 1.0, 1.0, 0.01, -0.01, 0.0, 1.0, 0.5])
+    w = np.full((3, 4), 0.5, np.float32)
+    pre, post = np.zeros(4, np.float32), np.zeros(3, np.float32)
+    tr = [np.full(4, 0.5), np.full(3, 0.5), np.zeros(3)]
+    run = _native_stdp.step_plan(w, pre, post, *tr, c, True, False, False)
+    pre[1], post[0] = 1.0, np.inf
+    with pytest.raises(FloatingPointError):
+        run()
+    assert (w == 0.5).all() and (tr[0] == 0.5).all() and (tr[1] == 0.5).all()  # untouched
+    assert (
+        _native_stdp.step_plan(w.astype(np.float64), pre, post, *tr, c, True, False, False) is None
+    )
+    assert _native_stdp.step_plan(w, pre[:3], post, *tr, c, True, False, False) is None
+    assert _native_stdp.step_plan(w.T, pre, post, *tr, c, True, False, False) is None
+
+
+def _learner(w0: np.ndarray, p) -> Runtime:  # noqa: ANN001
+    n_post, n_pre = w0.shape
+    g = Graph(
+        {"pre": Input(shape=(n_pre,)), "fc": Linear(weight=w0), "post": Input(shape=(n_post,))},
+        [("pre", "fc")],
+    )
+    rt = Runtime(g)
+    rt.plasticity.attach("fc", p, post="post", force=True)
+    rt.learn(True)
+    return rt
+
+
+@pytest.mark.parametrize("p", STEP_RULES, ids=lambda p: f"{type(p).__name__}-{p.trace}")
+def test_engine_bound_step_matches_numpy_engine(monkeypatch, p) -> None:  # noqa: ANN001
+    """rt.step + engine on the bound native step against the engine with no compiled
+    kernels (numpy), random shapes and streams; the stats and update counts agree too."""
+    rng = np.random.default_rng(7)
+    n_pre, n_post, steps = int(rng.integers(2, 120)), int(rng.integers(2, 60)), 150
+    pre, post = _stream(rng, steps, n_pre, n_post)
+    w0 = rng.uniform(0.1, 0.9, (n_post, n_pre)).astype(np.float32)
+
+    def learn() -> tuple[np.ndarray, dict, Runtime]:
+        rt = _learner(w0, p)
+        for t in range(steps):
+            rt.step({"pre": pre[t], "post": post[t]})
+        return rt.params["fc"]["weight"].copy(), rt.plasticity.stats(rt), rt
+
+    fast, st_fast, rt = learn()
+    assert rt.plasticity.bindings[0].plan is not None  # the bound step ran
+    monkeypatch.setattr(_accel, "_CACHE", {"k": None, "which": "numpy"})
+    ref, st_ref, rt_ref = learn()
+    assert rt_ref.plasticity.bindings[0].plan is None
+    assert not np.array_equal(ref, w0)
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-6)
+    assert st_fast["fc:" + rt.plasticity.bindings[0].kind]["updates"] == steps
+    for k in ("updates", "firing_rate_mean", "firing_rate_max"):
+        key = "fc:" + rt.plasticity.bindings[0].kind
+        assert st_fast[key][k] == pytest.approx(st_ref[key][k], rel=1e-12)
+
+
+def test_bound_step_follows_state_loads_and_copies() -> None:
+    """The bound step is rebuilt when the state it views is replaced (load_state_dict) and
+    dropped by copies: resumed / copied runtimes learn exactly as the original goes on."""
+    import copy
+
+    rng = np.random.default_rng(3)
+    pre, post = _stream(rng, 120, 40, 17)
+    w0 = rng.uniform(0.1, 0.9, (17, 40)).astype(np.float32)
+    p = PairSTDPParams(trace="nearest", w_min=0.0, w_max=1.0)
+    rt = _learner(w0, p)
+    for t in range(60):
+        rt.step({"pre": pre[t], "post": post[t]})
+    saved = rt.state_dict()
+    twin = copy.deepcopy(rt)
+    resumed = _learner(w0, p)
+    for t in range(5):  # bind its own step first, on other activity
+        resumed.step({"pre": pre[-1 - t], "post": post[-1 - t]})
+    resumed.load_state_dict(saved)
+    for r in (rt, twin, resumed):
+        for t in range(60, 120):
+            r.step({"pre": pre[t], "post": post[t]})
+    w = rt.params["fc"]["weight"]
+    assert rt.plasticity.bindings[0].plan is not None
+    np.testing.assert_array_equal(twin.params["fc"]["weight"], w)
+    np.testing.assert_array_equal(resumed.params["fc"]["weight"], w)
+    a, b = rt.plasticity.state_dict(), resumed.plasticity.state_dict()
+    for k in a:
+        if k != "rng":
+            np.testing.assert_array_equal(a[k], b[k])
