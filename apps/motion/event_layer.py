@@ -40,6 +40,8 @@ from neuroplast.errors import DataError
 __all__ = [
     "TapTable",
     "SplitTaps",
+    "RowTaps",
+    "ROW_LANES",
     "EventLayerState",
     "compile_taps",
     "init_event_state",
@@ -65,6 +67,7 @@ class TapTable:
     ring_offsets: tuple[np.ndarray, np.ndarray] = ()  #: offsets within one time slot
     ring_delays: tuple[np.ndarray, np.ndarray] = ()  #: delay (slots ahead) of each tap
     split: SplitTaps | None = None  #: sum/difference tables of the pooled path
+    rows: RowTaps | None = None  #: ``W_d`` as lane chunks for the output-stationary path
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -149,6 +152,79 @@ def _split_taps(weight: np.ndarray) -> SplitTaps:
     )
 
 
+ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register)
+
+
+@dataclass(frozen=True)
+class RowTaps:
+    """``W_d`` cut into row chunks of :data:`ROW_LANES` consecutive ``dx`` (pooled pull path).
+
+    Accumulator layout of the one output slot: ``acc[c, yo, col]`` float32 with rows of
+    ``row_stride`` columns, column ``col = pad_left + xo`` (``xo`` = output column; the
+    pad columns catch taps that land left/right of the valid grid and are never read).
+    Chunk ``k`` of delay ``d``, row ``dy`` and class ``c`` starting at ``dx0`` holds
+    ``vals[k, j] = W_d(c, d, dy, dx0 + L - 1 - j)`` (zero past the kernel or where the
+    next chunk starts; ``L`` = lanes), so an event at ``(y, x)`` with ``A_d = a`` adds
+    ``a * vals[k]`` to the ``L`` consecutive floats at ``y * row_stride + x + off[k]``,
+    ``off[k] = (c Ho - dy) row_stride + pad_left - dx0 - (L - 1)``: one vector
+    load/add/store per chunk instead of one scalar read-modify-write per tap. A kernel
+    row's non-zero ``dx`` are covered greedily (a chunk starts at the first uncovered
+    non-zero), so every non-zero tap is in exactly one chunk; the zero lanes add ``0``.
+    Chunks are ordered by ``(d, dy, c, dx0)``; ``start[d K_Y + dy]`` .. ``start[d K_Y +
+    dy + 1]`` are those of ``(d, dy)``, so an event row ``y`` takes the contiguous range
+    of ``dy`` with ``0 <= y - dy < Ho``.
+    """
+
+    lanes: int
+    row_stride: int  #: floats per accumulator row (>= pad_left + sensor width)
+    pad_left: int  #: ``K_X - 1 + L - 1``
+    start: np.ndarray  #: int64 (K_T K_Y + 1,)
+    off: np.ndarray  #: int64 (n_chunks,)
+    vals: np.ndarray  #: float32 (n_chunks, lanes)
+
+    @property
+    def n_chunks(self) -> int:
+        """Chunks per event (an interior event executes all of them)."""
+        return int(self.off.size)
+
+
+def _row_taps(w_d: np.ndarray, sensor_size: tuple[int, int], lanes: int = ROW_LANES) -> RowTaps:
+    """Chunk ``W_d (C, K_T, K_Y, K_X)`` (torch time layout) into :class:`RowTaps`."""
+    c_n, kt, ky, kx = w_d.shape
+    w_s, h_s = sensor_size
+    ho = h_s - ky + 1
+    pad = kx - 1 + lanes - 1
+    rs = -(-(pad + w_s) // lanes) * lanes  # whole chunks per row
+    start, offs, vals = [0], [], []
+    for d in range(kt):
+        k = kt - 1 - d
+        for dy in range(ky):
+            for c in range(c_n):
+                row = w_d[c, k, dy]
+                nz = np.flatnonzero(row)
+                i = 0
+                while i < nz.size:
+                    dx0 = int(nz[i])
+                    v = np.zeros(lanes, np.float32)
+                    for j in range(lanes):
+                        dx = dx0 + lanes - 1 - j
+                        if dx < kx:
+                            v[j] = row[dx]
+                    offs.append((c * ho - dy) * rs + pad - dx0 - (lanes - 1))
+                    vals.append(v)
+                    while i < nz.size and nz[i] < dx0 + lanes:
+                        i += 1
+            start.append(len(offs))
+    return RowTaps(
+        lanes,
+        int(rs),
+        int(pad),
+        np.asarray(start, np.int64),
+        np.asarray(offs, np.int64),
+        np.asarray(vals, np.float32).reshape(len(offs), lanes),
+    )
+
+
 @dataclass(frozen=True)
 class EventLayerState:
     """Carried accumulators for the next ``n_delays - 1`` bins, and the next bin index."""
@@ -200,6 +276,7 @@ def compile_taps(weight: np.ndarray, bias: np.ndarray, sensor_size: tuple[int, i
         (roffs[0], roffs[1]),
         (rdel[0], rdel[1]),
         _split_taps(weight),
+        _row_taps(weight[:, 0] - weight[:, 1], (int(w_s), int(h_s))),
     )
 
 
@@ -516,7 +593,137 @@ def _ring_split_py(
             row_hi[sl[0]] = -1
 
 
-_BACKENDS = ("numpy", "numba", "numba-maxbranch", "native")
+def _pull_rows_py(
+    key, sw, sh, binary, n_bins, kt, ho, wo, ky, kx, rs, padl, start, off, rv,
+    s_d, s_dy, s_dx, s_c, s_w, acc, out,
+):  # fmt: skip  # pragma: no cover - jitted
+    """Pooled flip-max, output-stationary: ``out[t, c] = L + S`` as :func:`_ring_split_py`.
+
+    ``L`` (the linear half) is computed as there. ``S(c, t) = sum_{valid y,x} |D(c, t,
+    y, x)|`` is pulled instead of pushed: the events of every ms are first reduced to a
+    list of pixels with ``A_d != 0``; at step ``t`` the one accumulator slot ``acc``
+    (``C x Ho x row_stride`` float32, cache-sized) receives, for ``d = K_T - 1 .. 0``,
+    the row chunks (:class:`RowTaps`) of delay ``d`` of every pixel of ms ``t - d`` -
+    the same additions, per accumulator, in the same order (ms ascending, then pixel key
+    order) as the ring of ``K_T`` slots, so ``D`` is bit-identical to it - then
+    ``sum |D|`` is read in float64 over the written rows and they are zeroed. The sum
+    runs in 16 partial sums, lane ``j`` taking columns ``xo = j (mod 16)`` row after
+    row, added ``j = 0..15`` at the end (a fixed order the C port vectorises exactly).
+    Work per event: the chunks of the rows it reaches (interior: ``n_chunks``), plus
+    per ms a pass over the rows written (``<= C Ho Wo`` floats).
+    """
+    n_c = out.shape[1]
+    lanes = rv.shape[1]
+    n_ev = key.shape[0]
+    l_acc = np.zeros(kt * n_c, dtype=np.float64)
+    gx = kx + 1
+    diff = np.zeros((ky + 1) * gx, dtype=np.int64)
+    box = np.zeros(ky * kx, dtype=np.float64)
+    sl = np.zeros(kt, dtype=np.int64)
+    ppos = np.zeros(n_ev + 1, dtype=np.int64)
+    py = np.zeros(n_ev + 1, dtype=np.int64)
+    pa = np.zeros(n_ev + 1, dtype=np.float32)
+    fst = np.zeros(n_bins + 1, dtype=np.int64)
+    lane = np.zeros(16, dtype=np.float64)
+    npx = 0
+    e = 0
+    for t in range(n_bins):  # pass 1: pixels with A_d != 0 per ms; the linear half
+        fst[t] = npx
+        for d in range(kt):
+            sl[d] = (t + d) % kt
+        n_full = 0
+        n_pix = 0
+        while e < n_ev and key[e] // (2 * sw * sh) == t:
+            pix = key[e] // 2
+            y = (pix // sw) % sh
+            x = pix % sw
+            n_on = 0
+            n_off = 0
+            while e < n_ev and key[e] // 2 == pix:
+                if key[e] % 2:
+                    n_on += 1
+                else:
+                    n_off += 1
+                e += 1
+            if binary:
+                n_on = min(n_on, 1)
+                n_off = min(n_off, 1)
+            n_pix += 1
+            a_s = n_on + n_off
+            ylo = max(0, y - ho + 1)
+            yhi = min(ky - 1, y)
+            xlo = max(0, x - wo + 1)
+            xhi = min(kx - 1, x)
+            if ylo == 0 and yhi == ky - 1 and xlo == 0 and xhi == kx - 1:
+                n_full += a_s
+            else:
+                diff[ylo * gx + xlo] += a_s
+                diff[ylo * gx + xhi + 1] -= a_s
+                diff[(yhi + 1) * gx + xlo] -= a_s
+                diff[(yhi + 1) * gx + xhi + 1] += a_s
+            if n_off != n_on:
+                ppos[npx] = y * rs + x
+                py[npx] = y
+                pa[npx] = np.float32(n_off - n_on)
+                npx += 1
+        if n_pix:
+            for yy in range(ky):
+                run = 0
+                for xx in range(kx):
+                    run += diff[yy * gx + xx]
+                    up = box[(yy - 1) * kx + xx] - n_full if yy else 0.0
+                    box[yy * kx + xx] = up + run + n_full
+            diff[:] = 0
+            for k in range(s_w.shape[0]):
+                l_acc[sl[s_d[k]] * n_c + s_c[k]] += s_w[k] * box[s_dy[k] * kx + s_dx[k]]
+        s0 = sl[0] * n_c
+        for c in range(n_c):
+            out[t, c] = l_acc[s0 + c]
+            l_acc[s0 + c] = 0.0
+    fst[n_bins] = npx
+    for t in range(n_bins):  # pass 2: pull the rectified half into one slot per step
+        rlo = ho
+        rhi = -1
+        for d in range(kt - 1, -1, -1):
+            if t - d < 0:
+                continue
+            for i in range(fst[t - d], fst[t - d + 1]):
+                y = py[i]
+                dylo = max(0, y - ho + 1)
+                dyhi = min(ky - 1, y)
+                k0 = start[d * ky + dylo]
+                k1 = start[d * ky + dyhi + 1]
+                if k0 == k1:
+                    continue
+                b = ppos[i]
+                fa = pa[i]
+                for k in range(k0, k1):
+                    a = b + off[k]
+                    for j in range(lanes):
+                        acc[a + j] = acc[a + j] + fa * rv[k, j]
+                rlo = min(rlo, y - dyhi)
+                rhi = max(rhi, y - dylo)
+        if rhi < 0:
+            continue
+        for c in range(n_c):
+            lane[:] = 0.0
+            for yo in range(rlo, rhi + 1):
+                r0 = (c * ho + yo) * rs + padl
+                x0 = 0
+                while x0 + 16 <= wo:
+                    for j in range(16):
+                        lane[j] += abs(np.float64(acc[r0 + x0 + j]))
+                    x0 += 16
+                for j in range(wo - x0):
+                    lane[j] += abs(np.float64(acc[r0 + x0 + j]))
+            s = 0.0
+            for j in range(16):
+                s += lane[j]
+            out[t, c] += s
+            acc[(c * ho + rlo) * rs : (c * ho + rhi + 1) * rs] = 0.0
+
+
+_BACKENDS = ("numpy", "numba", "numba-maxbranch", "numba-rows", "native", "native-taps")
 
 
 def _jit(name: str, fn):
@@ -527,33 +734,58 @@ def _jit(name: str, fn):
     return _SCATTER[name]
 
 
+def _native_lib():
+    from neuroplast.runtime.native import native_module
+
+    lib = native_module()
+    if lib is None:
+        raise DataError("backends 'native*' need the compiled kernels (neuroplast._native)")
+    return lib
+
+
 def _run_split(
     taps: TapTable, p, tb, y, x, n_bins: int, binary: bool, backend: str = "numba"
 ) -> np.ndarray:
-    """Pooled evidence ``(n_bins, C)`` through :func:`_ring_split_py` (events in any order),
-    jitted by numba or, ``backend="native"``, its C port in ``neuroplast._native``."""
-    sp = taps.split
-    if sp is None:
+    """Pooled evidence ``(n_bins, C)`` (events in any order) through the sum/difference
+    split: ``"numba"`` / ``"native-taps"``: the ring of :func:`_ring_split_py` (numba /
+    its C port); ``"numba-rows"`` / ``"native"``: the output-stationary row-chunk path
+    :func:`_pull_rows_py` (numba / its C port, ``neuroplast._native``)."""
+    sp, rw = taps.split, taps.rows
+    if sp is None or rw is None:
         raise DataError("tap table has no sum/difference split; rebuild it with compile_taps")
     w, h = taps.sensor_size
     ho, wo = taps.out_hw
     key = ((tb * h + y) * w + x) * 2 + p  # sorted by (t, y, x, p): neighbours share taps
     key = np.sort(key.astype(np.int64), kind="stable")  # timsort: fast on time-sorted input
     acc = np.zeros((n_bins, taps.n_classes), dtype=np.float64)
-    vals = np.zeros(taps.n_delays * ho * wo * taps.n_classes, dtype=np.float32)
-    if backend == "native":  # the same loop compiled in neuroplast._native (sdk/_native.c)
-        from neuroplast.runtime.native import OPS, native_module
+    i64 = [np.ascontiguousarray(a, np.int64) for a in (sp.s_d, sp.s_dy, sp.s_dx, sp.s_c)]
+    s_w = np.ascontiguousarray(sp.s_w, np.float32)
+    if backend in ("native", "numba-rows"):
+        if backend == "native":  # neuroplast._native's pull_rows (sdk/_native.c)
+            from neuroplast.runtime.native import OPS
 
-        lib = native_module()
-        if lib is None:
-            raise DataError("backend 'native' needs the compiled kernels (neuroplast._native)")
-        i64 = [np.ascontiguousarray(a, np.int64) for a in (sp.blk_d, sp.blk_dy, sp.blk_dx,
-               sp.blk_start, sp.d_c, sp.s_d, sp.s_dy, sp.s_dx, sp.s_c)]  # fmt: skip
-        f32 = [np.ascontiguousarray(a, np.float32) for a in (sp.d_w, sp.s_w)]
+            ints = (1, w, h, int(bool(binary)), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
+                    rw.row_stride, rw.pad_left, rw.lanes, key.size, rw.n_chunks, sp.s_w.size,
+                    taps.n_classes)  # fmt: skip
+            bufs = (key, rw.start, rw.off, rw.vals, *i64, s_w, acc)
+            _native_lib().op(OPS["pull_rows"], tuple(int(v) for v in ints), bufs)
+        else:
+            slot = np.zeros(taps.n_classes * ho * rw.row_stride + rw.lanes, np.float32)
+            _jit("rows", _pull_rows_py)(
+                key, w, h, bool(binary), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
+                rw.row_stride, rw.pad_left, rw.start, rw.off, rw.vals, *i64, s_w, slot, acc,
+            )  # fmt: skip
+        return (acc / (2 * ho * wo)).astype(np.float32) + taps.bias[None, :]
+    vals = np.zeros(taps.n_delays * ho * wo * taps.n_classes, dtype=np.float32)
+    if backend == "native-taps":  # _ring_split_py's C port (sdk/_native.c ring_split)
+        from neuroplast.runtime.native import OPS
+
+        blk = [np.ascontiguousarray(a, np.int64) for a in (sp.blk_d, sp.blk_dy, sp.blk_dx,
+               sp.blk_start, sp.d_c)]  # fmt: skip
         ints = (1, w, h, int(bool(binary)), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
                 key.size, sp.blk_d.size, sp.d_c.size, sp.s_w.size, taps.n_classes)  # fmt: skip
-        bufs = (key, *i64[:5], f32[0], *i64[5:], f32[1], vals, acc)
-        lib.op(OPS["ring_split"], tuple(int(v) for v in ints), bufs)
+        bufs = (key, *blk, np.ascontiguousarray(sp.d_w, np.float32), *i64, s_w, vals, acc)
+        _native_lib().op(OPS["ring_split"], tuple(int(v) for v in ints), bufs)
         return (acc / (2 * ho * wo)).astype(np.float32) + taps.bias[None, :]
     _jit("split", _ring_split_py)(
         key, w, h, bool(binary), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
@@ -586,8 +818,11 @@ def hd_event_run(
     ``O(K_Y K_X + nnz(W_s) + C)``; not pooled: the chunked scatter);
     ``"numba-maxbranch"`` (pooled: the ring that scatters ``nnz`` taps into both
     flip branches and reads all ``2 C Ho Wo`` accumulators every ms); ``"native"``
-    (pooled only: the sum/difference path compiled in ``neuroplast._native``, so the
-    device install has it without numba).
+    (pooled only: the output-stationary row-chunk path :func:`_pull_rows_py` compiled in
+    ``neuroplast._native``, so the device install has it without numba; per event
+    ``RowTaps.n_chunks`` 8-lane vector updates of one cache-resident slot);
+    ``"numba-rows"`` (the same algorithm jitted: the native path's exact reference);
+    ``"native-taps"`` (pooled only: the C port of :func:`_ring_split_py`).
     """
     if backend not in _BACKENDS:
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_BACKENDS)}")
@@ -595,10 +830,10 @@ def hd_event_run(
     p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
     keep = (tb >= 0) & (tb < n_bins)
     p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
-    if pooled and backend in ("numba", "native"):
+    if pooled and backend in ("numba", "numba-rows", "native", "native-taps"):
         return _run_split(taps, p, tb, y, x, n_bins, binary, backend)
-    if backend == "native":
-        raise DataError("backend 'native' runs the pooled path only (pooled=True)")
+    if backend in ("native", "native-taps"):
+        raise DataError(f"backend {backend!r} runs the pooled path only (pooled=True)")
     if binary and p.size:
         w, h = taps.sensor_size
         key = ((tb * 2 + p) * h + y) * w + x
@@ -622,7 +857,7 @@ def hd_event_run(
             taps.ky - 1, taps.kx - 1, ho, wo, wp, taps.n_classes, acc,
         )  # fmt: skip
         return (acc / (ho * wo)).astype(np.float32) + taps.bias[None, :]
-    if backend == "numba-maxbranch":
+    if backend in ("numba-maxbranch", "numba-rows"):
         backend = "numba"
     state = init_event_state(taps)
     outs = []

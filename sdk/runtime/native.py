@@ -68,6 +68,7 @@ OPS = {
     "stdp_run_f32": 22,
     "stdp_run_f64": 23,
     "ring_split": 30,
+    "pull_rows": 31,
 }
 
 _I32 = np.iinfo(np.int32)
