@@ -612,62 +612,80 @@ done:
 #if defined(__GNUC__)
 typedef float np_v8f __attribute__((vector_size(32)));
 #endif
+static inline void rows_add(float *b, float fa, const long long *off, const float *rv,
+                            long long k0, long long k1)
+{
+    long long k = k0;
+#if defined(__GNUC__)
+    const np_v8f f = {fa, fa, fa, fa, fa, fa, fa, fa};
+    for (; k + 1 < k1; k += 2) { /* two chunks per turn: they never overlap (one event) */
+        np_v8f a0, a1, w0, w1;
+        float *q0 = b + off[k], *q1 = b + off[k + 1];
+        memcpy(&a0, q0, sizeof a0);
+        memcpy(&a1, q1, sizeof a1);
+        memcpy(&w0, rv + 8 * k, sizeof w0);
+        memcpy(&w1, rv + 8 * k + 8, sizeof w1);
+        a0 = a0 + f * w0;
+        a1 = a1 + f * w1;
+        memcpy(q0, &a0, sizeof a0);
+        memcpy(q1, &a1, sizeof a1);
+    }
+    if (k < k1) {
+        np_v8f a, w;
+        float *q = b + off[k];
+        memcpy(&a, q, sizeof a);
+        memcpy(&w, rv + 8 * k, sizeof w);
+        a = a + f * w;
+        memcpy(q, &a, sizeof a);
+    }
+#else
+    int j;
+    for (; k < k1; k++) {
+        float *q = b + off[k];
+        const float *w = rv + 8 * k;
+        for (j = 0; j < 8; j++) q[j] = q[j] + fa * w[j];
+    }
+#endif
+}
+
 NP_AVX2_CLONE
 static void pull_rows_pass(long long n_bins, long long kt, long long ho, long long wo,
                            long long ky, long long rs, long long padl, long long n_c,
-                           const long long *start, const long long *off, const float *rv,
-                           const long long *fst, const long long *ppos, const long long *py,
-                           const float *pa, float *acc, double *out)
+                           const long long *ys, const long long *off, const float *rv,
+                           const long long *fst, const long long *fy0, const long long *fy1,
+                           const long long *ppos, const long long *pq, const float *pa,
+                           float *acc, double *out)
 {
-    long long t, d, i, k, c, yo, x0;
+    long long t, d, i, c, yo, x0;
     int j;
     for (t = 0; t < n_bins; t++) {
         long long rlo = ho, rhi = -1;
-        for (d = kt - 1; d >= 0; d--) {
-            if (t - d < 0) continue;
-            for (i = fst[t - d]; i < fst[t - d + 1]; i++) {
-                const long long y = py[i];
-                const long long dylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
-                const long long dyhi = ky - 1 < y ? ky - 1 : y;
-                const long long k0 = start[d * ky + dylo], k1 = start[d * ky + dyhi + 1];
-                float *const b = acc + ppos[i];
-                const float fa = pa[i];
-                if (k0 == k1) continue;
-#if defined(__GNUC__)
-                {
-                    const np_v8f f = {fa, fa, fa, fa, fa, fa, fa, fa};
-                    for (k = k0; k < k1; k++) {
-                        np_v8f a, w;
-                        float *q = b + off[k];
-                        memcpy(&a, q, sizeof a);
-                        memcpy(&w, rv + 8 * k, sizeof w);
-                        a = a + f * w;
-                        memcpy(q, &a, sizeof a);
-                    }
-                }
-#else
-                for (k = k0; k < k1; k++) {
-                    float *q = b + off[k];
-                    const float *w = rv + 8 * k;
-                    for (j = 0; j < 8; j++) q[j] = q[j] + fa * w[j];
-                }
-#endif
-                if (y - dyhi < rlo) rlo = y - dyhi;
-                if (y - dylo > rhi) rhi = y - dylo;
+        for (d = 0; d < kt; d++)
+            if (t - d >= 0 && fy1[t - d] >= 0) {
+                const long long lo = fy0[t - d] - ky + 1 > 0 ? fy0[t - d] - ky + 1 : 0;
+                const long long hi = ho - 1 < fy1[t - d] ? ho - 1 : fy1[t - d];
+                if (lo < rlo) rlo = lo;
+                if (hi > rhi) rhi = hi;
             }
-        }
         if (rhi < 0) continue;
         for (c = 0; c < n_c; c++) {
             double lane[16] = {0.0}, s = 0.0;
+            for (d = kt - 1; d >= 0; d--) {
+                const long long *yc = ys + (c * kt + d) * (ky + 1);
+                if (t - d < 0 || yc[0] == yc[ky]) continue;
+                for (i = fst[t - d]; i < fst[t - d + 1]; i++) /* pq: rows qlo | qhi << 32 */
+                    rows_add(acc + ppos[i], pa[i], off, rv, yc[pq[i] & 0xffffffff],
+                             yc[pq[i] >> 32]);
+            }
             for (yo = rlo; yo <= rhi; yo++) {
-                const float *r = acc + (c * ho + yo) * rs + padl;
+                const float *r = acc + yo * rs + padl;
                 for (x0 = 0; x0 + 16 <= wo; x0 += 16)
                     for (j = 0; j < 16; j++) lane[j] += fabs((double)r[x0 + j]);
                 for (j = 0; j < wo - x0; j++) lane[j] += fabs((double)r[x0 + j]);
             }
             for (j = 0; j < 16; j++) s += lane[j];
             out[t * n_c + c] += s;
-            memset(acc + (c * ho + rlo) * rs, 0, (size_t)((rhi - rlo + 1) * rs) * sizeof(float));
+            memset(acc + rlo * rs, 0, (size_t)((rhi - rlo + 1) * rs) * sizeof(float));
         }
     }
 }
@@ -675,12 +693,12 @@ static void pull_rows_pass(long long n_bins, long long kt, long long ho, long lo
 /* apps/motion/event_layer.py _pull_rows_py: pass 1 (per ms: the pixels with A_d != 0 and
  * the linear half, statement by statement as ring_split) here, pass 2 in pull_rows_pass.
  * ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes(8) n_ev nch ns n_c;
- * bufs: key start(kt*ky+1) off(nch) rv(f32 nch*8) s_d s_dy s_dx s_c s_w(f32)
+ * bufs: key ystart(n_c*kt*(ky+1)) off(nch) rv(f32 nch*8) s_d s_dy s_dx s_c s_w(f32)
  * out(f64 n_bins*n_c). Returns -1 when out of memory. */
 static int pull_rows(const long long *key, long long sw, long long sh, int binary,
                      long long n_bins, long long kt, long long ho, long long wo, long long ky,
                      long long kx, long long rs, long long padl, long long n_ev, long long ns,
-                     long long n_c, const long long *start, const long long *off, const float *rv,
+                     long long n_c, const long long *ystart, const long long *off, const float *rv,
                      const long long *s_d, const long long *s_dy, const long long *s_dx,
                      const long long *s_c, const float *s_w, double *out)
 {
@@ -694,12 +712,16 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
     long long *py = malloc((size_t)(n_ev + 1) * sizeof(long long));
     float *pa = malloc((size_t)(n_ev + 1) * sizeof(float));
     long long *fst = calloc((size_t)(n_bins + 1), sizeof(long long));
-    float *acc = calloc((size_t)(n_c * ho * rs + 8), sizeof(float));
+    long long *fy0 = malloc((size_t)(n_bins + 1) * sizeof(long long));
+    long long *fy1 = malloc((size_t)(n_bins + 1) * sizeof(long long));
+    float *acc = calloc((size_t)(ho * rs + 8), sizeof(float));
     int rc = -1;
-    if (!l_acc || !diff || !box || !sl || !ppos || !py || !pa || !fst || !acc) goto done;
+    if (!l_acc || !diff || !box || !sl || !ppos || !py || !pa || !fst || !fy0 || !fy1 || !acc)
+        goto done;
     for (t = 0; t < n_bins; t++) {
         long long n_full = 0, n_pix = 0, s0;
         fst[t] = npx;
+        fy0[t] = sh, fy1[t] = -1;
         for (d = 0; d < kt; d++) sl[d] = (t + d) % kt;
         while (e < n_ev && key[e] / (2 * sw * sh) == t) {
             const long long pix = key[e] / 2, y = (pix / sw) % sh, x = pix % sw;
@@ -729,9 +751,11 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
             }
             if (n_off != n_on) {
                 ppos[npx] = y * rs + x;
-                py[npx] = y;
+                py[npx] = (y - ho + 1 > 0 ? y - ho + 1 : 0) | ((ky - 1 < y ? ky : y + 1) << 32);
                 pa[npx] = (float)(n_off - n_on);
                 npx++;
+                if (y < fy0[t]) fy0[t] = y;
+                if (y > fy1[t]) fy1[t] = y;
             }
         }
         if (n_pix) {
@@ -755,12 +779,12 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
         }
     }
     fst[n_bins] = npx;
-    pull_rows_pass(n_bins, kt, ho, wo, ky, rs, padl, n_c, start, off, rv, fst, ppos, py, pa, acc,
-                   out);
+    pull_rows_pass(n_bins, kt, ho, wo, ky, rs, padl, n_c, ystart, off, rv, fst, fy0, fy1, ppos, py,
+                   pa, acc, out);
     rc = 0;
 done:
     free(l_acc), free(diff), free(box), free(sl), free(ppos), free(py), free(pa), free(fst);
-    free(acc);
+    free(fy0), free(fy1), free(acc);
     return rc;
 }
 
@@ -1000,15 +1024,16 @@ static int op_check(const op_t *op)
     case OP_PULL_ROWS: {
         /* ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes n_ev nch ns n_c */
         long long sw = I(1), sh = I(2), kt = I(5), ho = I(6), wo = I(7), ky = I(8), kx = I(9);
-        long long rs = I(10), padl = I(11), nch = I(14), ns = I(15), nc = I(16);
-        const long long *st, *of;
-        Py_ssize_t k, r;
+        long long rs = I(10), padl = I(11), nch = I(14), ns = I(15), nc = I(16), ny;
+        const long long *ys, *of;
+        Py_ssize_t k, r, q;
         if (op->ni < 17 || sw < 1 || sh < 1 || kt < 1 || ky < 1 || kx < 1 || nc < 1 ||
             ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || I(4) < 0 ||
-            I(12) != 8 || rs < padl + sw || padl < 0 || nch < 0 || ns < 0 || I(13) < 0)
+            I(12) != 8 || padl != kx + 6 || rs < padl + sw || nch < 0 || ns < 0 || I(13) < 0)
             break;
+        ny = nc * kt * (ky + 1);
         NEED(0, 8 * N(13), "key");
-        NEED(1, 8 * (kt * ky + 1), "start");
+        NEED(1, 8 * ny, "ystart");
         NEED(2, 8 * nch, "off");
         NEED(3, 4 * 8 * nch, "rv");
         NEED(4, 8 * ns, "s_d");
@@ -1017,25 +1042,31 @@ static int op_check(const op_t *op)
         NEED(7, 8 * ns, "s_c");
         NEED(8, 4 * ns, "s_w");
         NEED(9, 8 * I(4) * nc, "out");
-        st = op->b[1], of = op->b[2];
+        ys = op->b[1], of = op->b[2];
         if (!in_range(op->b[0], N(13), 0, 2 * sw * sh * (I(4) + 1)) ||
             !in_range(op->b[4], ns, 0, kt) || !in_range(op->b[5], ns, 0, ky) ||
             !in_range(op->b[6], ns, 0, kx) || !in_range(op->b[7], ns, 0, nc) ||
-            !in_range(st, kt * ky + 1, 0, nch + 1) || st[0] != 0 || st[kt * ky] != nch) {
+            !in_range(ys, ny, 0, nch + 1)) {
             PyErr_SetString(PyExc_ValueError, "pull_rows: index table out of range");
             return -1;
         }
-        for (r = 0; r < kt * ky; r++) { /* chunks of row dy: pixel rows y = dy .. dy+ho-1 */
-            const long long dy = r % ky;
-            if (st[r] > st[r + 1]) {
-                PyErr_SetString(PyExc_ValueError, "pull_rows: start not sorted");
-                return -1;
-            }
-            for (k = st[r]; k < st[r + 1]; k++)
-                if (dy * rs + of[k] < 0 || (dy + ho - 1) * rs + sw - 1 + of[k] + 8 > nc * ho * rs) {
-                    PyErr_SetString(PyExc_ValueError, "pull_rows: chunk offset out of range");
+        /* every chunk of row cell (c, d, dy = q) has offset padl - q rs - dx0 - 7 with
+         * 0 <= dx0 < kx: an event row y with 0 <= y - q < ho then writes inside the plane */
+        for (r = 0; r < nc * kt; r++) {
+            const long long *row = ys + r * (ky + 1);
+            for (q = 0; q < ky; q++) {
+                if (row[q] > row[q + 1]) {
+                    PyErr_SetString(PyExc_ValueError, "pull_rows: ystart not sorted");
                     return -1;
                 }
+                for (k = row[q]; k < row[q + 1]; k++) {
+                    const long long dx0 = padl - q * rs - 7 - of[k];
+                    if (dx0 < 0 || dx0 >= kx) {
+                        PyErr_SetString(PyExc_ValueError, "pull_rows: chunk offset out of range");
+                        return -1;
+                    }
+                }
+            }
         }
         for (k = 1; k < N(13); k++)
             if (((const long long *)op->b[0])[k] < ((const long long *)op->b[0])[k - 1]) {

@@ -159,47 +159,49 @@ ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register)
 class RowTaps:
     """``W_d`` cut into row chunks of :data:`ROW_LANES` consecutive ``dx`` (pooled pull path).
 
-    Accumulator layout of the one output slot: ``acc[c, yo, col]`` float32 with rows of
-    ``row_stride`` columns, column ``col = pad_left + xo`` (``xo`` = output column; the
-    pad columns catch taps that land left/right of the valid grid and are never read).
-    Chunk ``k`` of delay ``d``, row ``dy`` and class ``c`` starting at ``dx0`` holds
-    ``vals[k, j] = W_d(c, d, dy, dx0 + L - 1 - j)`` (zero past the kernel or where the
-    next chunk starts; ``L`` = lanes), so an event at ``(y, x)`` with ``A_d = a`` adds
-    ``a * vals[k]`` to the ``L`` consecutive floats at ``y * row_stride + x + off[k]``,
-    ``off[k] = (c Ho - dy) row_stride + pad_left - dx0 - (L - 1)``: one vector
-    load/add/store per chunk instead of one scalar read-modify-write per tap. A kernel
-    row's non-zero ``dx`` are covered greedily (a chunk starts at the first uncovered
-    non-zero), so every non-zero tap is in exactly one chunk; the zero lanes add ``0``.
-    Chunks are ordered by ``(d, dy, c, dx0)``; ``start[d K_Y + dy]`` .. ``start[d K_Y +
-    dy + 1]`` are those of ``(d, dy)``, so an event row ``y`` takes the contiguous range
-    of ``dy`` with ``0 <= y - dy < Ho``.
+    Accumulator: one class plane ``acc[yo, col]`` float32 (``Ho`` rows of ``row_stride``
+    columns, ~17 kB for the 21 x 17 x 17 kernel on 64 x 64: it stays in L1), column
+    ``col = pad_left + xo`` for output column ``xo``; the pad columns catch the lanes of
+    chunks that land left/right of the valid grid and are never read. Chunk ``k`` of
+    class ``c``, delay ``d``, row ``dy``, starting at ``dx0`` holds ``vals[k, j] =
+    W_d(c, d, dy, dx0 + L - 1 - j)`` (``L`` = lanes; zero past the kernel or where the
+    row's next chunk starts), so an event at ``(y, x)`` with ``A_d = a`` adds ``a vals[k]``
+    to the ``L`` consecutive floats at ``y row_stride + x + off[k]``, ``off[k] = pad_left
+    - dy row_stride - dx0 - (L - 1)``: one vector load/mul/add/store per chunk instead of
+    one scalar read-modify-write per tap. A kernel row's non-zero ``dx`` are covered
+    greedily (a chunk starts at the first uncovered non-zero), so every non-zero tap is in
+    exactly one chunk.
+
+    Chunks are ordered by ``(c, d, dy, dx0)``; ``ystart[(c K_T + d)(K_Y + 1) + q]`` is the
+    first chunk of ``(c, d)`` with ``dy >= q`` (``q = K_Y``: the end), so an event row
+    ``y`` takes one contiguous range per ``(c, d)``: the rows ``0 <= y - dy < Ho``.
     """
 
     lanes: int
-    row_stride: int  #: floats per accumulator row (>= pad_left + sensor width)
+    row_stride: int  #: floats per plane row, ``>= pad_left + sensor width``
     pad_left: int  #: ``K_X - 1 + L - 1``
-    start: np.ndarray  #: int64 (K_T K_Y + 1,)
+    ystart: np.ndarray  #: int64 (C K_T (K_Y + 1),)
     off: np.ndarray  #: int64 (n_chunks,)
     vals: np.ndarray  #: float32 (n_chunks, lanes)
 
     @property
     def n_chunks(self) -> int:
-        """Chunks per event (an interior event executes all of them)."""
+        """Chunks per event (an event whose rows all land on the grid executes all)."""
         return int(self.off.size)
 
 
 def _row_taps(w_d: np.ndarray, sensor_size: tuple[int, int], lanes: int = ROW_LANES) -> RowTaps:
     """Chunk ``W_d (C, K_T, K_Y, K_X)`` (torch time layout) into :class:`RowTaps`."""
     c_n, kt, ky, kx = w_d.shape
-    w_s, h_s = sensor_size
-    ho = h_s - ky + 1
+    w_s = sensor_size[0]
     pad = kx - 1 + lanes - 1
-    rs = -(-(pad + w_s) // lanes) * lanes  # whole chunks per row
-    start, offs, vals = [0], [], []
-    for d in range(kt):
-        k = kt - 1 - d
-        for dy in range(ky):
-            for c in range(c_n):
+    rs = -(-(pad + w_s) // lanes) * lanes
+    ystart, offs, vals = [], [], []
+    for c in range(c_n):
+        for d in range(kt):
+            k = kt - 1 - d
+            for dy in range(ky):
+                ystart.append(len(offs))
                 row = w_d[c, k, dy]
                 nz = np.flatnonzero(row)
                 i = 0
@@ -210,16 +212,16 @@ def _row_taps(w_d: np.ndarray, sensor_size: tuple[int, int], lanes: int = ROW_LA
                         dx = dx0 + lanes - 1 - j
                         if dx < kx:
                             v[j] = row[dx]
-                    offs.append((c * ho - dy) * rs + pad - dx0 - (lanes - 1))
+                    offs.append(pad - dy * rs - dx0 - (lanes - 1))
                     vals.append(v)
                     while i < nz.size and nz[i] < dx0 + lanes:
                         i += 1
-            start.append(len(offs))
+            ystart.append(len(offs))
     return RowTaps(
         lanes,
         int(rs),
         int(pad),
-        np.asarray(start, np.int64),
+        np.asarray(ystart, np.int64),
         np.asarray(offs, np.int64),
         np.asarray(vals, np.float32).reshape(len(offs), lanes),
     )
@@ -594,23 +596,23 @@ def _ring_split_py(
 
 
 def _pull_rows_py(
-    key, sw, sh, binary, n_bins, kt, ho, wo, ky, kx, rs, padl, start, off, rv,
+    key, sw, sh, binary, n_bins, kt, ho, wo, ky, kx, rs, padl, ystart, off, rv,
     s_d, s_dy, s_dx, s_c, s_w, acc, out,
 ):  # fmt: skip  # pragma: no cover - jitted
     """Pooled flip-max, output-stationary: ``out[t, c] = L + S`` as :func:`_ring_split_py`.
 
     ``L`` (the linear half) is computed as there. ``S(c, t) = sum_{valid y,x} |D(c, t,
     y, x)|`` is pulled instead of pushed: the events of every ms are first reduced to a
-    list of pixels with ``A_d != 0``; at step ``t`` the one accumulator slot ``acc``
-    (``C x Ho x row_stride`` float32, cache-sized) receives, for ``d = K_T - 1 .. 0``,
-    the row chunks (:class:`RowTaps`) of delay ``d`` of every pixel of ms ``t - d`` -
-    the same additions, per accumulator, in the same order (ms ascending, then pixel key
+    list of pixels with ``A_d != 0``; at step ``t``, class by class, one plane ``acc``
+    (``Ho x row_stride`` float32, L1-sized) receives, for ``d = K_T - 1 .. 0``, the row
+    chunks (:class:`RowTaps`) of ``(c, d)`` of every pixel of ms ``t - d`` - per
+    accumulator the same additions in the same order (ms ascending, then pixel key
     order) as the ring of ``K_T`` slots, so ``D`` is bit-identical to it - then
-    ``sum |D|`` is read in float64 over the written rows and they are zeroed. The sum
-    runs in 16 partial sums, lane ``j`` taking columns ``xo = j (mod 16)`` row after
-    row, added ``j = 0..15`` at the end (a fixed order the C port vectorises exactly).
-    Work per event: the chunks of the rows it reaches (interior: ``n_chunks``), plus
-    per ms a pass over the rows written (``<= C Ho Wo`` floats).
+    ``sum |D|`` is read in float64 over the rows the step's pixels can reach and they are
+    zeroed. The sum runs in 16 partial sums, lane ``j`` taking columns ``xo = j (mod
+    16)`` row after row, added ``j = 0..15`` at the end (a fixed order the C port
+    vectorises exactly). Work per event: the chunks whose row lands on the grid
+    (``<= n_chunks``); per ms a pass over the reachable rows (``<= C Ho Wo`` floats).
     """
     n_c = out.shape[1]
     lanes = rv.shape[1]
@@ -624,6 +626,8 @@ def _pull_rows_py(
     py = np.zeros(n_ev + 1, dtype=np.int64)
     pa = np.zeros(n_ev + 1, dtype=np.float32)
     fst = np.zeros(n_bins + 1, dtype=np.int64)
+    fy0 = np.full(n_bins, sh, dtype=np.int64)  # row span of each ms's pixels
+    fy1 = np.full(n_bins, -1, dtype=np.int64)
     lane = np.zeros(16, dtype=np.float64)
     npx = 0
     e = 0
@@ -666,6 +670,8 @@ def _pull_rows_py(
                 py[npx] = y
                 pa[npx] = np.float32(n_off - n_on)
                 npx += 1
+                fy0[t] = min(fy0[t], y)
+                fy1[t] = max(fy1[t], y)
         if n_pix:
             for yy in range(ky):
                 run = 0
@@ -681,34 +687,33 @@ def _pull_rows_py(
             out[t, c] = l_acc[s0 + c]
             l_acc[s0 + c] = 0.0
     fst[n_bins] = npx
-    for t in range(n_bins):  # pass 2: pull the rectified half into one slot per step
+    for t in range(n_bins):  # pass 2: pull the rectified half, one class plane at a time
         rlo = ho
         rhi = -1
-        for d in range(kt - 1, -1, -1):
-            if t - d < 0:
-                continue
-            for i in range(fst[t - d], fst[t - d + 1]):
-                y = py[i]
-                dylo = max(0, y - ho + 1)
-                dyhi = min(ky - 1, y)
-                k0 = start[d * ky + dylo]
-                k1 = start[d * ky + dyhi + 1]
-                if k0 == k1:
-                    continue
-                b = ppos[i]
-                fa = pa[i]
-                for k in range(k0, k1):
-                    a = b + off[k]
-                    for j in range(lanes):
-                        acc[a + j] = acc[a + j] + fa * rv[k, j]
-                rlo = min(rlo, y - dyhi)
-                rhi = max(rhi, y - dylo)
+        for d in range(kt):
+            if t - d >= 0 and fy1[t - d] >= 0:
+                rlo = min(rlo, max(0, fy0[t - d] - ky + 1))
+                rhi = max(rhi, min(ho - 1, fy1[t - d]))
         if rhi < 0:
             continue
         for c in range(n_c):
+            for d in range(kt - 1, -1, -1):
+                cd = (c * kt + d) * (ky + 1)
+                if t - d < 0 or ystart[cd] == ystart[cd + ky]:
+                    continue
+                for i in range(fst[t - d], fst[t - d + 1]):
+                    y = py[i]
+                    k0 = ystart[cd + max(0, y - ho + 1)]
+                    k1 = ystart[cd + min(ky - 1, y) + 1]
+                    b = ppos[i]
+                    fa = pa[i]
+                    for k in range(k0, k1):
+                        a = b + off[k]
+                        for j in range(lanes):
+                            acc[a + j] = acc[a + j] + fa * rv[k, j]
             lane[:] = 0.0
             for yo in range(rlo, rhi + 1):
-                r0 = (c * ho + yo) * rs + padl
+                r0 = yo * rs + padl
                 x0 = 0
                 while x0 + 16 <= wo:
                     for j in range(16):
@@ -720,7 +725,7 @@ def _pull_rows_py(
             for j in range(16):
                 s += lane[j]
             out[t, c] += s
-            acc[(c * ho + rlo) * rs : (c * ho + rhi + 1) * rs] = 0.0
+            acc[rlo * rs : (rhi + 1) * rs] = 0.0
 
 
 _BACKENDS = ("numpy", "numba", "numba-maxbranch", "numba-rows", "native", "native-taps")
@@ -767,13 +772,13 @@ def _run_split(
             ints = (1, w, h, int(bool(binary)), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
                     rw.row_stride, rw.pad_left, rw.lanes, key.size, rw.n_chunks, sp.s_w.size,
                     taps.n_classes)  # fmt: skip
-            bufs = (key, rw.start, rw.off, rw.vals, *i64, s_w, acc)
+            bufs = (key, rw.ystart, rw.off, rw.vals, *i64, s_w, acc)
             _native_lib().op(OPS["pull_rows"], tuple(int(v) for v in ints), bufs)
         else:
-            slot = np.zeros(taps.n_classes * ho * rw.row_stride + rw.lanes, np.float32)
+            slot = np.zeros(ho * rw.row_stride + rw.lanes, np.float32)
             _jit("rows", _pull_rows_py)(
                 key, w, h, bool(binary), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
-                rw.row_stride, rw.pad_left, rw.start, rw.off, rw.vals, *i64, s_w, slot, acc,
+                rw.row_stride, rw.pad_left, rw.ystart, rw.off, rw.vals, *i64, s_w, slot, acc,
             )  # fmt: skip
         return (acc / (2 * ho * wo)).astype(np.float32) + taps.bias[None, :]
     vals = np.zeros(taps.n_delays * ho * wo * taps.n_classes, dtype=np.float32)
@@ -820,7 +825,7 @@ def hd_event_run(
     flip branches and reads all ``2 C Ho Wo`` accumulators every ms); ``"native"``
     (pooled only: the output-stationary row-chunk path :func:`_pull_rows_py` compiled in
     ``neuroplast._native``, so the device install has it without numba; per event
-    ``RowTaps.n_chunks`` 8-lane vector updates of one cache-resident slot);
+    ``RowTaps.n_chunks`` 8-lane vector updates of an L1-resident class plane);
     ``"numba-rows"`` (the same algorithm jitted: the native path's exact reference);
     ``"native-taps"`` (pooled only: the C port of :func:`_ring_split_py`).
     """
