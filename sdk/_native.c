@@ -602,13 +602,16 @@ done:
 }
 
 /* The output-stationary pass of pull_rows (apps/motion/event_layer.py _pull_rows_py,
- * pass 2): for every step t, the row chunks of delay d of each pixel of ms t - d
- * (d = kt-1 .. 0) are added to the one slot acc (n_c x ho x rs float32, cache-sized), then
- * sum |acc| over the written rows is read in 16 float64 partial sums (lane j = columns
- * xo = j mod 16, rows in order, lanes added 0..15) and those rows are zeroed. A chunk is 8
- * float32 lanes: acc[a + j] = acc[a + j] + fa * rv[8 k + j] (one mul, one add: with
+ * pass 2): for every step t and class c, one plane acc ((ho + 1) x rs float32, L1-sized)
+ * receives, for d = kt-1 .. 0, the row chunks of (c, d) of each pixel of ms t - d (ystart
+ * picks the rows 0 <= y - dy < ho: pq holds that dy range per pixel); then sum |acc| over
+ * the reachable rows is read in 16 float64 partial sums (lane j = columns xo = j mod 16,
+ * rows in order, lanes added 0..15) and those rows are zeroed. A chunk is 8 float32
+ * lanes: acc[a + j] = acc[a + j] + fa * rv[8 k + j] (one mul, one add: with
  * -ffp-contract=off the same float32 roundings as the numba loop), written with GCC
- * vector types so the AVX2 clone does one load/mul/add/store per chunk. */
+ * vector types so the AVX2 clone does one load/mul/add/store per chunk. Per accumulator
+ * the additions come in the numba loop's order (ms, then pixel), so the result is
+ * bit-identical to it. */
 #if defined(__GNUC__)
 typedef float np_v8f __attribute__((vector_size(32)));
 #endif
@@ -685,7 +688,7 @@ static void pull_rows_pass(long long n_bins, long long kt, long long ho, long lo
             }
             for (j = 0; j < 16; j++) s += lane[j];
             out[t * n_c + c] += s;
-            memset(acc + rlo * rs, 0, (size_t)((rhi - rlo + 1) * rs) * sizeof(float));
+            memset(acc + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(float));
         }
     }
 }
@@ -709,14 +712,14 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
     double *box = calloc((size_t)(ky * kx), sizeof(double));
     long long *sl = calloc((size_t)kt, sizeof(long long));
     long long *ppos = malloc((size_t)(n_ev + 1) * sizeof(long long));
-    long long *py = malloc((size_t)(n_ev + 1) * sizeof(long long));
+    long long *pq = malloc((size_t)(n_ev + 1) * sizeof(long long));
     float *pa = malloc((size_t)(n_ev + 1) * sizeof(float));
     long long *fst = calloc((size_t)(n_bins + 1), sizeof(long long));
     long long *fy0 = malloc((size_t)(n_bins + 1) * sizeof(long long));
     long long *fy1 = malloc((size_t)(n_bins + 1) * sizeof(long long));
-    float *acc = calloc((size_t)(ho * rs + 8), sizeof(float));
+    float *acc = calloc((size_t)((ho + 1) * rs + 8), sizeof(float));
     int rc = -1;
-    if (!l_acc || !diff || !box || !sl || !ppos || !py || !pa || !fst || !fy0 || !fy1 || !acc)
+    if (!l_acc || !diff || !box || !sl || !ppos || !pq || !pa || !fst || !fy0 || !fy1 || !acc)
         goto done;
     for (t = 0; t < n_bins; t++) {
         long long n_full = 0, n_pix = 0, s0;
@@ -751,7 +754,7 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
             }
             if (n_off != n_on) {
                 ppos[npx] = y * rs + x;
-                py[npx] = (y - ho + 1 > 0 ? y - ho + 1 : 0) | ((ky - 1 < y ? ky : y + 1) << 32);
+                pq[npx] = (y - ho + 1 > 0 ? y - ho + 1 : 0) | ((ky - 1 < y ? ky : y + 1) << 32);
                 pa[npx] = (float)(n_off - n_on);
                 npx++;
                 if (y < fy0[t]) fy0[t] = y;
@@ -779,11 +782,11 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
         }
     }
     fst[n_bins] = npx;
-    pull_rows_pass(n_bins, kt, ho, wo, ky, rs, padl, n_c, ystart, off, rv, fst, fy0, fy1, ppos, py,
+    pull_rows_pass(n_bins, kt, ho, wo, ky, rs, padl, n_c, ystart, off, rv, fst, fy0, fy1, ppos, pq,
                    pa, acc, out);
     rc = 0;
 done:
-    free(l_acc), free(diff), free(box), free(sl), free(ppos), free(py), free(pa), free(fst);
+    free(l_acc), free(diff), free(box), free(sl), free(ppos), free(pq), free(pa), free(fst);
     free(fy0), free(fy1), free(acc);
     return rc;
 }
@@ -1029,7 +1032,8 @@ static int op_check(const op_t *op)
         Py_ssize_t k, r, q;
         if (op->ni < 17 || sw < 1 || sh < 1 || kt < 1 || ky < 1 || kx < 1 || nc < 1 ||
             ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || I(4) < 0 ||
-            I(12) != 8 || padl != kx + 6 || rs < padl + sw || nch < 0 || ns < 0 || I(13) < 0)
+            I(12) != 8 || padl != kx + 6 || rs < padl + wo || rs < sw || nch < 0 || ns < 0 ||
+            I(13) < 0)
             break;
         ny = nc * kt * (ky + 1);
         NEED(0, 8 * N(13), "key");
@@ -1051,7 +1055,8 @@ static int op_check(const op_t *op)
             return -1;
         }
         /* every chunk of row cell (c, d, dy = q) has offset padl - q rs - dx0 - 7 with
-         * 0 <= dx0 < kx: an event row y with 0 <= y - q < ho then writes inside the plane */
+         * 0 <= dx0 < kx: an event (y, x) with 0 <= y - q < ho then writes inside the
+         * (ho + 1) x rs plane (columns up to padl + sw - 1 < 2 rs of row y - q) */
         for (r = 0; r < nc * kt; r++) {
             const long long *row = ys + r * (ky + 1);
             for (q = 0; q < ky; q++) {

@@ -47,6 +47,7 @@ __all__ = [
     "init_event_state",
     "hd_event_chunk",
     "hd_event_run",
+    "pull_rows_ops",
     "numba_available",
 ]
 
@@ -159,10 +160,13 @@ ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register)
 class RowTaps:
     """``W_d`` cut into row chunks of :data:`ROW_LANES` consecutive ``dx`` (pooled pull path).
 
-    Accumulator: one class plane ``acc[yo, col]`` float32 (``Ho`` rows of ``row_stride``
-    columns, ~17 kB for the 21 x 17 x 17 kernel on 64 x 64: it stays in L1), column
-    ``col = pad_left + xo`` for output column ``xo``; the pad columns catch the lanes of
-    chunks that land left/right of the valid grid and are never read. Chunk ``k`` of
+    Accumulator: one class plane ``acc[yo, col]`` float32 (``Ho + 1`` rows of
+    ``row_stride`` columns, ~14 kB for the 21 x 17 x 17 kernel on 64 x 64: it stays in
+    L1), column ``col = pad_left + xo`` for output column ``xo``. Lanes that land off the
+    valid grid write the pad columns (``col < pad_left`` or ``>= pad_left + Wo``), which
+    are never read; a row's right overhang (up to column ``pad_left + W - 1``) runs into
+    the next row's left pad, which ``row_stride >= max(W, pad_left + Wo)`` keeps clear of
+    its valid columns. Chunk ``k`` of
     class ``c``, delay ``d``, row ``dy``, starting at ``dx0`` holds ``vals[k, j] =
     W_d(c, d, dy, dx0 + L - 1 - j)`` (``L`` = lanes; zero past the kernel or where the
     row's next chunk starts), so an event at ``(y, x)`` with ``A_d = a`` adds ``a vals[k]``
@@ -178,7 +182,7 @@ class RowTaps:
     """
 
     lanes: int
-    row_stride: int  #: floats per plane row, ``>= pad_left + sensor width``
+    row_stride: int  #: floats per plane row, ``>= max(W, pad_left + Wo)``
     pad_left: int  #: ``K_X - 1 + L - 1``
     ystart: np.ndarray  #: int64 (C K_T (K_Y + 1),)
     off: np.ndarray  #: int64 (n_chunks,)
@@ -195,7 +199,7 @@ def _row_taps(w_d: np.ndarray, sensor_size: tuple[int, int], lanes: int = ROW_LA
     c_n, kt, ky, kx = w_d.shape
     w_s = sensor_size[0]
     pad = kx - 1 + lanes - 1
-    rs = -(-(pad + w_s) // lanes) * lanes
+    rs = -(-max(w_s, pad + w_s - kx + 1) // lanes) * lanes
     ystart, offs, vals = [], [], []
     for c in range(c_n):
         for d in range(kt):
@@ -725,7 +729,7 @@ def _pull_rows_py(
             for j in range(16):
                 s += lane[j]
             out[t, c] += s
-            acc[rlo * rs : (rhi + 1) * rs] = 0.0
+            acc[rlo * rs : (rhi + 2) * rs] = 0.0  # + the overhang into row rhi + 1
 
 
 _BACKENDS = ("numpy", "numba", "numba-maxbranch", "numba-rows", "native", "native-taps")
@@ -775,7 +779,7 @@ def _run_split(
             bufs = (key, rw.ystart, rw.off, rw.vals, *i64, s_w, acc)
             _native_lib().op(OPS["pull_rows"], tuple(int(v) for v in ints), bufs)
         else:
-            slot = np.zeros(ho * rw.row_stride + rw.lanes, np.float32)
+            slot = np.zeros((ho + 1) * rw.row_stride + rw.lanes, np.float32)
             _jit("rows", _pull_rows_py)(
                 key, w, h, bool(binary), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
                 rw.row_stride, rw.pad_left, rw.ystart, rw.off, rw.vals, *i64, s_w, slot, acc,
@@ -875,3 +879,43 @@ def hd_event_run(
         )
         outs.append(z)
     return np.concatenate(outs)
+
+
+def pull_rows_ops(
+    taps: TapTable,
+    events: np.ndarray,
+    n_bins: int,
+    *,
+    dt_us: int = 1000,
+    t0_us: int = 0,
+    binary: bool = True,
+) -> int:
+    """Row-chunk vector updates (:data:`ROW_LANES` float32 lanes each) that the pooled
+    pull path (``backend="native"`` / ``"numba-rows"``) executes on this stream: for every
+    pixel and ms with ``A_d != 0``, the chunks of all ``(c, d)`` whose row lands on the
+    grid (``0 <= y - dy < Ho``; an interior pixel takes all ``RowTaps.n_chunks``). The
+    work measure of that path (the ring's is ``nnz(W_d)`` scalar taps per event)."""
+    rw = taps.rows
+    if rw is None:
+        raise DataError("tap table has no row chunks; rebuild it with compile_taps")
+    ev = validate_events(events, taps.sensor_size, sorted_time=False)
+    p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
+    keep = (tb >= 0) & (tb < n_bins)
+    if not keep.any():
+        return 0
+    w, h = taps.sensor_size
+    pix = (tb[keep] * h + y[keep]) * w + x[keep]
+    pol = p[keep]
+    if binary:
+        key = np.unique(pix * 2 + pol)
+        pix, pol = key // 2, key % 2
+    u, inv = np.unique(pix, return_inverse=True)
+    n_on = np.bincount(inv, weights=pol, minlength=u.size)
+    a_d = np.bincount(inv, minlength=u.size) - 2 * n_on  # n_off - n_on
+    yy = (u[a_d != 0] // w) % h
+    ho = taps.out_hw[0]
+    ys = rw.ystart.reshape(-1, taps.ky + 1)
+    lo = np.maximum(0, yy - ho + 1)
+    hi = np.minimum(taps.ky - 1, yy) + 1
+    per_row = ys[:, hi] - ys[:, lo]  # (C K_T, pixels)
+    return int(per_row.sum())
