@@ -26,6 +26,14 @@ half scatters only the ``nnz(W_d)`` taps per event and keeps ``sum |D|`` per
 (delay slot, class) incrementally, so the per-ms readout is O(C) instead of a pass
 over ``2 C Ho Wo`` accumulators (:func:`_ring_split_py`). ``backend="numba-maxbranch"``
 keeps the previous two-branch ring for comparison.
+
+``backend="native"`` (pooled) pulls the rectified half instead (:func:`_pull_rows_py`,
+compiled in ``neuroplast._native``; ``"numba-rows"`` is its numba twin): ``W_d`` is cut
+into row chunks of :data:`ROW_LANES` consecutive ``dx`` (:class:`RowTaps`), and each step's
+output is accumulated class by class in one L1-sized plane from the pixels of the last
+``K_T`` ms, so an event costs ``RowTaps.n_chunks`` vector updates (3,608 for the 20x pruned
+21 x 17 x 17 kernel) instead of ``nnz(W_d)`` scalar ones (14,399), with ``D`` bit-identical
+to the ring's. ``"native-taps"`` is :func:`_ring_split_py`'s C port.
 """
 
 from __future__ import annotations
