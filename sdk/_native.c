@@ -612,14 +612,15 @@ done:
  * vector types so the AVX2 clone does one load/mul/add/store per chunk. Per accumulator
  * the additions come in the numba loop's order (ms, then pixel), so the result is
  * bit-identical to it. */
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(NP_NO_VEC8)
+#define NP_VEC8 1
 typedef float np_v8f __attribute__((vector_size(32)));
 #endif
 static inline void rows_add(float *b, float fa, const long long *off, const float *rv,
                             long long k0, long long k1)
 {
     long long k = k0;
-#if defined(__GNUC__)
+#if defined(NP_VEC8)
     const np_v8f f = {fa, fa, fa, fa, fa, fa, fa, fa};
     for (; k + 3 < k1; k += 4) { /* four chunks per turn: they never overlap (one event) */
         np_v8f a0, a1, a2, a3, w0, w1, w2, w3;
