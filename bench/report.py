@@ -58,6 +58,7 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
 
     def speed(d: dict) -> list:
         s, c, p, f, rf = d["streaming"], d["cnn"], d["stdp"], d["footprint"], d["roofline"]
+        ev = d["events"]
         lu = c["latency_us"]
         return [
             (
@@ -100,11 +101,18 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             (
                 "host fast path, event HD motion layer 20x pruned (pooled)",
                 (
-                    f"{d['events']['events_per_s']['native'] / 1e6:.3f} M events/s native "
-                    f"({d['events']['vs_dense']:.0f}x the dense Conv3d), "
-                    f"{100 * d['events']['of_limit']:.0f}% of this machine's limit for the layer "
-                    f"({min(d['events']['limit_events_per_s_adds'], d['events']['limit_events_per_s_bandwidth']) / 1e6:.3f} M/s "
-                    f"at {d['events']['taps_per_event']:,} taps/event; goal 0.6 M/s not met)"
+                    f"{ev['events_per_s']['native'] / 1e6:.3f} M events/s native, the pull path "
+                    f"({ev['row_chunk_ops_per_event']:,.0f} 8-lane row chunks/event into an "
+                    f"L1-resident class plane): {ev['vs_dense']:.0f}x the dense Conv3d, "
+                    f"{ev['speedup_native_vs_native_taps']:.1f}x the ring of scalar taps "
+                    f"({ev['events_per_s']['native-taps'] / 1e6:.3f} M/s, {ev['taps_per_event']:,} "
+                    f"taps/event, limit {min(ev['limit_events_per_s_adds'], ev['limit_events_per_s_bandwidth']) / 1e6:.3f} M/s), "
+                    f"{100 * ev['of_limit']:.0f}% of the pull path's limit on this machine "
+                    f"({ev['limit_rows_events_per_s'] / 1e6:.3f} M/s, adds-bound); goals 0.6 M/s "
+                    f"{'met' if d['met']['events_m_per_s'] else 'not met'}, 100x dense "
+                    f"{'met' if d['met']['events_vs_dense'] else 'not met'}, 50% of limit "
+                    f"{'met' if d['met']['events_of_limit'] else 'not met'}; load "
+                    f"{ev.get('load_avg_1m', d['load_avg_1m_at_start']):.1f}"
                 ),
                 "bench_speed.py",
             ),

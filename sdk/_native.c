@@ -33,6 +33,7 @@ enum {
     OP_DELAY_LINEAR_F = 13,
     OP_DELAY_LINEAR_I = 14,
     OP_RING_SPLIT = 30,
+    OP_PULL_ROWS = 31,
     OP_STDP_EVENT_F32 = 20,
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
@@ -810,6 +811,218 @@ done:
     return rc;
 }
 
+/* The output-stationary pass of pull_rows (apps/motion/event_layer.py _pull_rows_py,
+ * pass 2): for every step t and class c, one plane acc ((ho + 1) x rs float32, L1-sized)
+ * receives, for d = kt-1 .. 0, the row chunks of (c, d) of each pixel of ms t - d (ystart
+ * picks the rows 0 <= y - dy < ho: pq holds that dy range per pixel); then sum |acc| over
+ * the reachable rows is read in 16 float64 partial sums (lane j = columns xo = j mod 16,
+ * rows in order, lanes added 0..15) and those rows are zeroed. A chunk is 8 float32
+ * lanes: acc[a + j] = acc[a + j] + fa * rv[8 k + j] (one mul, one add: with
+ * -ffp-contract=off the same float32 roundings as the numba loop), written with GCC
+ * vector types so the AVX2 clone does one load/mul/add/store per chunk. Per accumulator
+ * the additions come in the numba loop's order (ms, then pixel), so the result is
+ * bit-identical to it. */
+#if defined(__GNUC__) && !defined(NP_NO_VEC8)
+#define NP_VEC8 1
+typedef float np_v8f __attribute__((vector_size(32)));
+#endif
+static inline void rows_add(float *b, float fa, const long long *off, const float *rv,
+                            long long k0, long long k1)
+{
+    long long k = k0;
+#if defined(NP_VEC8)
+    const np_v8f f = {fa, fa, fa, fa, fa, fa, fa, fa};
+    for (; k + 3 < k1; k += 4) { /* four chunks per turn: they never overlap (one event) */
+        np_v8f a0, a1, a2, a3, w0, w1, w2, w3;
+        float *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];
+        float *q3 = b + off[k + 3];
+        memcpy(&a0, q0, sizeof a0);
+        memcpy(&a1, q1, sizeof a1);
+        memcpy(&a2, q2, sizeof a2);
+        memcpy(&a3, q3, sizeof a3);
+        memcpy(&w0, rv + 8 * k, sizeof w0);
+        memcpy(&w1, rv + 8 * k + 8, sizeof w1);
+        memcpy(&w2, rv + 8 * k + 16, sizeof w2);
+        memcpy(&w3, rv + 8 * k + 24, sizeof w3);
+        a0 = a0 + f * w0;
+        a1 = a1 + f * w1;
+        a2 = a2 + f * w2;
+        a3 = a3 + f * w3;
+        memcpy(q0, &a0, sizeof a0);
+        memcpy(q1, &a1, sizeof a1);
+        memcpy(q2, &a2, sizeof a2);
+        memcpy(q3, &a3, sizeof a3);
+    }
+    for (; k + 1 < k1; k += 2) {
+        np_v8f a0, a1, w0, w1;
+        float *q0 = b + off[k], *q1 = b + off[k + 1];
+        memcpy(&a0, q0, sizeof a0);
+        memcpy(&a1, q1, sizeof a1);
+        memcpy(&w0, rv + 8 * k, sizeof w0);
+        memcpy(&w1, rv + 8 * k + 8, sizeof w1);
+        a0 = a0 + f * w0;
+        a1 = a1 + f * w1;
+        memcpy(q0, &a0, sizeof a0);
+        memcpy(q1, &a1, sizeof a1);
+    }
+    if (k < k1) {
+        np_v8f a, w;
+        float *q = b + off[k];
+        memcpy(&a, q, sizeof a);
+        memcpy(&w, rv + 8 * k, sizeof w);
+        a = a + f * w;
+        memcpy(q, &a, sizeof a);
+    }
+#else
+    int j;
+    for (; k < k1; k++) {
+        float *q = b + off[k];
+        const float *w = rv + 8 * k;
+        for (j = 0; j < 8; j++) q[j] = q[j] + fa * w[j];
+    }
+#endif
+}
+
+NP_AVX2_CLONE
+static void pull_rows_pass(long long n_bins, long long kt, long long ho, long long wo,
+                           long long ky, long long rs, long long padl, long long n_c,
+                           const long long *ys, const long long *off, const float *rv,
+                           const long long *fst, const long long *fy0, const long long *fy1,
+                           const long long *ppos, const long long *pq, const float *pa,
+                           float *acc, double *out)
+{
+    long long t, d, i, c, yo, x0;
+    int j;
+    for (t = 0; t < n_bins; t++) {
+        long long rlo = ho, rhi = -1;
+        for (d = 0; d < kt; d++)
+            if (t - d >= 0 && fy1[t - d] >= 0) {
+                const long long lo = fy0[t - d] - ky + 1 > 0 ? fy0[t - d] - ky + 1 : 0;
+                const long long hi = ho - 1 < fy1[t - d] ? ho - 1 : fy1[t - d];
+                if (lo < rlo) rlo = lo;
+                if (hi > rhi) rhi = hi;
+            }
+        if (rhi < 0) continue;
+        for (c = 0; c < n_c; c++) {
+            double lane[16] = {0.0}, s = 0.0;
+            for (d = kt - 1; d >= 0; d--) {
+                const long long *yc = ys + (c * kt + d) * (ky + 1);
+                if (t - d < 0 || yc[0] == yc[ky]) continue;
+                for (i = fst[t - d]; i < fst[t - d + 1]; i++) /* pq: rows qlo | qhi << 32 */
+                    rows_add(acc + ppos[i], pa[i], off, rv, yc[pq[i] & 0xffffffff],
+                             yc[pq[i] >> 32]);
+            }
+            for (yo = rlo; yo <= rhi; yo++) {
+                const float *r = acc + yo * rs + padl;
+                for (x0 = 0; x0 + 16 <= wo; x0 += 16)
+                    for (j = 0; j < 16; j++) lane[j] += fabs((double)r[x0 + j]);
+                for (j = 0; j < wo - x0; j++) lane[j] += fabs((double)r[x0 + j]);
+            }
+            for (j = 0; j < 16; j++) s += lane[j];
+            out[t * n_c + c] += s;
+            memset(acc + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(float));
+        }
+    }
+}
+
+/* apps/motion/event_layer.py _pull_rows_py: pass 1 (per ms: the pixels with A_d != 0 and
+ * the linear half, statement by statement as ring_split) here, pass 2 in pull_rows_pass.
+ * ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes(8) n_ev nch ns n_c;
+ * bufs: key ystart(n_c*kt*(ky+1)) off(nch) rv(f32 nch*8) s_d s_dy s_dx s_c s_w(f32)
+ * out(f64 n_bins*n_c). Returns -1 when out of memory. */
+static int pull_rows(const long long *key, long long sw, long long sh, int binary,
+                     long long n_bins, long long kt, long long ho, long long wo, long long ky,
+                     long long kx, long long rs, long long padl, long long n_ev, long long ns,
+                     long long n_c, const long long *ystart, const long long *off, const float *rv,
+                     const long long *s_d, const long long *s_dy, const long long *s_dx,
+                     const long long *s_c, const float *s_w, double *out)
+{
+    const long long gx = kx + 1;
+    long long t, d, k, e = 0, yy, xx, npx = 0;
+    double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
+    long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
+    double *box = calloc((size_t)(ky * kx), sizeof(double));
+    long long *sl = calloc((size_t)kt, sizeof(long long));
+    long long *ppos = malloc((size_t)(n_ev + 1) * sizeof(long long));
+    long long *pq = malloc((size_t)(n_ev + 1) * sizeof(long long));
+    float *pa = malloc((size_t)(n_ev + 1) * sizeof(float));
+    long long *fst = calloc((size_t)(n_bins + 1), sizeof(long long));
+    long long *fy0 = malloc((size_t)(n_bins + 1) * sizeof(long long));
+    long long *fy1 = malloc((size_t)(n_bins + 1) * sizeof(long long));
+    float *acc = calloc((size_t)((ho + 1) * rs + 8), sizeof(float));
+    int rc = -1;
+    if (!l_acc || !diff || !box || !sl || !ppos || !pq || !pa || !fst || !fy0 || !fy1 || !acc)
+        goto done;
+    for (t = 0; t < n_bins; t++) {
+        long long n_full = 0, n_pix = 0, s0;
+        fst[t] = npx;
+        fy0[t] = sh, fy1[t] = -1;
+        for (d = 0; d < kt; d++) sl[d] = (t + d) % kt;
+        while (e < n_ev && key[e] / (2 * sw * sh) == t) {
+            const long long pix = key[e] / 2, y = (pix / sw) % sh, x = pix % sw;
+            long long n_on = 0, n_off = 0, a_s, ylo, yhi, xlo, xhi;
+            while (e < n_ev && key[e] / 2 == pix) {
+                if (key[e] % 2) n_on++;
+                else n_off++;
+                e++;
+            }
+            if (binary) {
+                n_on = n_on < 1 ? n_on : 1;
+                n_off = n_off < 1 ? n_off : 1;
+            }
+            n_pix++;
+            a_s = n_on + n_off;
+            ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
+            yhi = ky - 1 < y ? ky - 1 : y;
+            xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
+            xhi = kx - 1 < x ? kx - 1 : x;
+            if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
+                n_full += a_s;
+            } else {
+                diff[ylo * gx + xlo] += a_s;
+                diff[ylo * gx + xhi + 1] -= a_s;
+                diff[(yhi + 1) * gx + xlo] -= a_s;
+                diff[(yhi + 1) * gx + xhi + 1] += a_s;
+            }
+            if (n_off != n_on) {
+                ppos[npx] = y * rs + x;
+                pq[npx] = (y - ho + 1 > 0 ? y - ho + 1 : 0) | ((ky - 1 < y ? ky : y + 1) << 32);
+                pa[npx] = (float)(n_off - n_on);
+                npx++;
+                if (y < fy0[t]) fy0[t] = y;
+                if (y > fy1[t]) fy1[t] = y;
+            }
+        }
+        if (n_pix) {
+            for (yy = 0; yy < ky; yy++) {
+                long long run = 0;
+                for (xx = 0; xx < kx; xx++) {
+                    double up;
+                    run += diff[yy * gx + xx];
+                    up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
+                    box[yy * kx + xx] = (up + (double)run) + (double)n_full;
+                }
+            }
+            memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
+            for (k = 0; k < ns; k++)
+                l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
+        }
+        s0 = sl[0] * n_c;
+        for (k = 0; k < n_c; k++) {
+            out[t * n_c + k] = l_acc[s0 + k];
+            l_acc[s0 + k] = 0.0;
+        }
+    }
+    fst[n_bins] = npx;
+    pull_rows_pass(n_bins, kt, ho, wo, ky, rs, padl, n_c, ystart, off, rv, fst, fy0, fy1, ppos, pq,
+                   pa, acc, out);
+    rc = 0;
+done:
+    free(l_acc), free(diff), free(box), free(sl), free(ppos), free(pq), free(pa), free(fst);
+    free(fy0), free(fy1), free(acc);
+    return rc;
+}
+
 static int in_range(const long long *a, Py_ssize_t n, long long lo, long long hi)
 {
     Py_ssize_t k;
@@ -1041,6 +1254,62 @@ static int op_check(const op_t *op)
                     return -1;
                 }
         }
+        return 0;
+    }
+    case OP_PULL_ROWS: {
+        /* ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes n_ev nch ns n_c */
+        long long sw = I(1), sh = I(2), kt = I(5), ho = I(6), wo = I(7), ky = I(8), kx = I(9);
+        long long rs = I(10), padl = I(11), nch = I(14), ns = I(15), nc = I(16), ny;
+        const long long *ys, *of;
+        Py_ssize_t k, r, q;
+        if (op->ni < 17 || sw < 1 || sh < 1 || kt < 1 || ky < 1 || kx < 1 || nc < 1 ||
+            ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || I(4) < 0 ||
+            I(12) != 8 || padl != kx + 6 || rs < padl + wo || rs < sw || nch < 0 || ns < 0 ||
+            I(13) < 0)
+            break;
+        ny = nc * kt * (ky + 1);
+        NEED(0, 8 * N(13), "key");
+        NEED(1, 8 * ny, "ystart");
+        NEED(2, 8 * nch, "off");
+        NEED(3, 4 * 8 * nch, "rv");
+        NEED(4, 8 * ns, "s_d");
+        NEED(5, 8 * ns, "s_dy");
+        NEED(6, 8 * ns, "s_dx");
+        NEED(7, 8 * ns, "s_c");
+        NEED(8, 4 * ns, "s_w");
+        NEED(9, 8 * I(4) * nc, "out");
+        ys = op->b[1], of = op->b[2];
+        if (!in_range(op->b[0], N(13), 0, 2 * sw * sh * (I(4) + 1)) ||
+            !in_range(op->b[4], ns, 0, kt) || !in_range(op->b[5], ns, 0, ky) ||
+            !in_range(op->b[6], ns, 0, kx) || !in_range(op->b[7], ns, 0, nc) ||
+            !in_range(ys, ny, 0, nch + 1)) {
+            PyErr_SetString(PyExc_ValueError, "pull_rows: index table out of range");
+            return -1;
+        }
+        /* every chunk of row cell (c, d, dy = q) has offset padl - q rs - dx0 - 7 with
+         * 0 <= dx0 < kx: an event (y, x) with 0 <= y - q < ho then writes inside the
+         * (ho + 1) x rs plane (columns up to padl + sw - 1 < 2 rs of row y - q) */
+        for (r = 0; r < nc * kt; r++) {
+            const long long *row = ys + r * (ky + 1);
+            for (q = 0; q < ky; q++) {
+                if (row[q] > row[q + 1]) {
+                    PyErr_SetString(PyExc_ValueError, "pull_rows: ystart not sorted");
+                    return -1;
+                }
+                for (k = row[q]; k < row[q + 1]; k++) {
+                    const long long dx0 = padl - q * rs - 7 - of[k];
+                    if (dx0 < 0 || dx0 >= kx) {
+                        PyErr_SetString(PyExc_ValueError, "pull_rows: chunk offset out of range");
+                        return -1;
+                    }
+                }
+            }
+        }
+        for (k = 1; k < N(13); k++)
+            if (((const long long *)op->b[0])[k] < ((const long long *)op->b[0])[k - 1]) {
+                PyErr_SetString(PyExc_ValueError, "pull_rows: keys not sorted");
+                return -1;
+            }
         return 0;
     }
     case OP_LINEAR_F: /* ints: B n_in n_out has_bias; bufs: x y w bias scratch(int32 n_in) */
@@ -1346,6 +1615,12 @@ static void op_run(op_t *op)
                                 I(9), I(10), I(11), I(12), I(13), I(14), op->b[1], op->b[2],
                                 op->b[3], op->b[4], op->b[5], op->b[6], op->b[7], op->b[8],
                                 op->b[9], op->b[10], op->b[11], op->b[12], op->b[13]);
+        break;
+    case OP_PULL_ROWS:
+        op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
+                               I(9), I(10), I(11), I(13), I(15), I(16), op->b[1], op->b[2],
+                               op->b[3], op->b[4], op->b[5], op->b[6], op->b[7], op->b[8],
+                               op->b[9]);
         break;
     case OP_STDP_RUN_F32:
         op->status = stdp_run_float(op->b[0], (int)I(1), (int)I(2), (int)I(3), op->b[1],

@@ -26,6 +26,14 @@ half scatters only the ``nnz(W_d)`` taps per event and keeps ``sum |D|`` per
 (delay slot, class) incrementally, so the per-ms readout is O(C) instead of a pass
 over ``2 C Ho Wo`` accumulators (:func:`_ring_split_py`). ``backend="numba-maxbranch"``
 keeps the previous two-branch ring for comparison.
+
+``backend="native"`` (pooled) pulls the rectified half instead (:func:`_pull_rows_py`,
+compiled in ``neuroplast._native``; ``"numba-rows"`` is its numba twin): ``W_d`` is cut
+into row chunks of :data:`ROW_LANES` consecutive ``dx`` (:class:`RowTaps`), and each step's
+output is accumulated class by class in one L1-sized plane from the pixels of the last
+``K_T`` ms, so an event costs ``RowTaps.n_chunks`` vector updates (3,608 for the 20x pruned
+21 x 17 x 17 kernel) instead of ``nnz(W_d)`` scalar ones (14,399), with ``D`` bit-identical
+to the ring's. ``"native-taps"`` is :func:`_ring_split_py`'s C port.
 """
 
 from __future__ import annotations
@@ -40,11 +48,14 @@ from neuroplast.errors import DataError
 __all__ = [
     "TapTable",
     "SplitTaps",
+    "RowTaps",
+    "ROW_LANES",
     "EventLayerState",
     "compile_taps",
     "init_event_state",
     "hd_event_chunk",
     "hd_event_run",
+    "pull_rows_ops",
     "numba_available",
 ]
 
@@ -65,6 +76,7 @@ class TapTable:
     ring_offsets: tuple[np.ndarray, np.ndarray] = ()  #: offsets within one time slot
     ring_delays: tuple[np.ndarray, np.ndarray] = ()  #: delay (slots ahead) of each tap
     split: SplitTaps | None = None  #: sum/difference tables of the pooled path
+    rows: RowTaps | None = None  #: ``W_d`` as lane chunks for the output-stationary path
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -149,6 +161,84 @@ def _split_taps(weight: np.ndarray) -> SplitTaps:
     )
 
 
+ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register)
+
+
+@dataclass(frozen=True)
+class RowTaps:
+    """``W_d`` cut into row chunks of :data:`ROW_LANES` consecutive ``dx`` (pooled pull path).
+
+    Accumulator: one class plane ``acc[yo, col]`` float32 (``Ho + 1`` rows of
+    ``row_stride`` columns, ~14 kB for the 21 x 17 x 17 kernel on 64 x 64: it stays in
+    L1), column ``col = pad_left + xo`` for output column ``xo``. Lanes that land off the
+    valid grid write the pad columns (``col < pad_left`` or ``>= pad_left + Wo``), which
+    are never read; a row's right overhang (up to column ``pad_left + W - 1``) runs into
+    the next row's left pad, which ``row_stride >= max(W, pad_left + Wo)`` keeps clear of
+    its valid columns. Chunk ``k`` of
+    class ``c``, delay ``d``, row ``dy``, starting at ``dx0`` holds ``vals[k, j] =
+    W_d(c, d, dy, dx0 + L - 1 - j)`` (``L`` = lanes; zero past the kernel or where the
+    row's next chunk starts), so an event at ``(y, x)`` with ``A_d = a`` adds ``a vals[k]``
+    to the ``L`` consecutive floats at ``y row_stride + x + off[k]``, ``off[k] = pad_left
+    - dy row_stride - dx0 - (L - 1)``: one vector load/mul/add/store per chunk instead of
+    one scalar read-modify-write per tap. A kernel row's non-zero ``dx`` are covered
+    greedily (a chunk starts at the first uncovered non-zero), so every non-zero tap is in
+    exactly one chunk.
+
+    Chunks are ordered by ``(c, d, dy, dx0)``; ``ystart[(c K_T + d)(K_Y + 1) + q]`` is the
+    first chunk of ``(c, d)`` with ``dy >= q`` (``q = K_Y``: the end), so an event row
+    ``y`` takes one contiguous range per ``(c, d)``: the rows ``0 <= y - dy < Ho``.
+    """
+
+    lanes: int
+    row_stride: int  #: floats per plane row, ``>= max(W, pad_left + Wo)``
+    pad_left: int  #: ``K_X - 1 + L - 1``
+    ystart: np.ndarray  #: int64 (C K_T (K_Y + 1),)
+    off: np.ndarray  #: int64 (n_chunks,)
+    vals: np.ndarray  #: float32 (n_chunks, lanes)
+
+    @property
+    def n_chunks(self) -> int:
+        """Chunks per event (an event whose rows all land on the grid executes all)."""
+        return int(self.off.size)
+
+
+def _row_taps(w_d: np.ndarray, sensor_size: tuple[int, int], lanes: int = ROW_LANES) -> RowTaps:
+    """Chunk ``W_d (C, K_T, K_Y, K_X)`` (torch time layout) into :class:`RowTaps`."""
+    c_n, kt, ky, kx = w_d.shape
+    w_s = sensor_size[0]
+    pad = kx - 1 + lanes - 1
+    rs = -(-max(w_s, pad + w_s - kx + 1) // lanes) * lanes
+    ystart, offs, vals = [], [], []
+    for c in range(c_n):
+        for d in range(kt):
+            k = kt - 1 - d
+            for dy in range(ky):
+                ystart.append(len(offs))
+                row = w_d[c, k, dy]
+                nz = np.flatnonzero(row)
+                i = 0
+                while i < nz.size:
+                    dx0 = int(nz[i])
+                    v = np.zeros(lanes, np.float32)
+                    for j in range(lanes):
+                        dx = dx0 + lanes - 1 - j
+                        if dx < kx:
+                            v[j] = row[dx]
+                    offs.append(pad - dy * rs - dx0 - (lanes - 1))
+                    vals.append(v)
+                    while i < nz.size and nz[i] < dx0 + lanes:
+                        i += 1
+            ystart.append(len(offs))
+    return RowTaps(
+        lanes,
+        int(rs),
+        int(pad),
+        np.asarray(ystart, np.int64),
+        np.asarray(offs, np.int64),
+        np.asarray(vals, np.float32).reshape(len(offs), lanes),
+    )
+
+
 @dataclass(frozen=True)
 class EventLayerState:
     """Carried accumulators for the next ``n_delays - 1`` bins, and the next bin index."""
@@ -200,6 +290,7 @@ def compile_taps(weight: np.ndarray, bias: np.ndarray, sensor_size: tuple[int, i
         (roffs[0], roffs[1]),
         (rdel[0], rdel[1]),
         _split_taps(weight),
+        _row_taps(weight[:, 0] - weight[:, 1], (int(w_s), int(h_s))),
     )
 
 
@@ -516,7 +607,140 @@ def _ring_split_py(
             row_hi[sl[0]] = -1
 
 
-_BACKENDS = ("numpy", "numba", "numba-maxbranch", "native")
+def _pull_rows_py(
+    key, sw, sh, binary, n_bins, kt, ho, wo, ky, kx, rs, padl, ystart, off, rv,
+    s_d, s_dy, s_dx, s_c, s_w, acc, out,
+):  # fmt: skip  # pragma: no cover - jitted
+    """Pooled flip-max, output-stationary: ``out[t, c] = L + S`` as :func:`_ring_split_py`.
+
+    ``L`` (the linear half) is computed as there. ``S(c, t) = sum_{valid y,x} |D(c, t,
+    y, x)|`` is pulled instead of pushed: the events of every ms are first reduced to a
+    list of pixels with ``A_d != 0``; at step ``t``, class by class, one plane ``acc``
+    (``Ho x row_stride`` float32, L1-sized) receives, for ``d = K_T - 1 .. 0``, the row
+    chunks (:class:`RowTaps`) of ``(c, d)`` of every pixel of ms ``t - d`` - per
+    accumulator the same additions in the same order (ms ascending, then pixel key
+    order) as the ring of ``K_T`` slots, so ``D`` is bit-identical to it - then
+    ``sum |D|`` is read in float64 over the rows the step's pixels can reach and they are
+    zeroed. The sum runs in 16 partial sums, lane ``j`` taking columns ``xo = j (mod
+    16)`` row after row, added ``j = 0..15`` at the end (a fixed order the C port
+    vectorises exactly). Work per event: the chunks whose row lands on the grid
+    (``<= n_chunks``); per ms a pass over the reachable rows (``<= C Ho Wo`` floats).
+    """
+    n_c = out.shape[1]
+    lanes = rv.shape[1]
+    n_ev = key.shape[0]
+    l_acc = np.zeros(kt * n_c, dtype=np.float64)
+    gx = kx + 1
+    diff = np.zeros((ky + 1) * gx, dtype=np.int64)
+    box = np.zeros(ky * kx, dtype=np.float64)
+    sl = np.zeros(kt, dtype=np.int64)
+    ppos = np.zeros(n_ev + 1, dtype=np.int64)
+    py = np.zeros(n_ev + 1, dtype=np.int64)
+    pa = np.zeros(n_ev + 1, dtype=np.float32)
+    fst = np.zeros(n_bins + 1, dtype=np.int64)
+    fy0 = np.full(n_bins, sh, dtype=np.int64)  # row span of each ms's pixels
+    fy1 = np.full(n_bins, -1, dtype=np.int64)
+    lane = np.zeros(16, dtype=np.float64)
+    npx = 0
+    e = 0
+    for t in range(n_bins):  # pass 1: pixels with A_d != 0 per ms; the linear half
+        fst[t] = npx
+        for d in range(kt):
+            sl[d] = (t + d) % kt
+        n_full = 0
+        n_pix = 0
+        while e < n_ev and key[e] // (2 * sw * sh) == t:
+            pix = key[e] // 2
+            y = (pix // sw) % sh
+            x = pix % sw
+            n_on = 0
+            n_off = 0
+            while e < n_ev and key[e] // 2 == pix:
+                if key[e] % 2:
+                    n_on += 1
+                else:
+                    n_off += 1
+                e += 1
+            if binary:
+                n_on = min(n_on, 1)
+                n_off = min(n_off, 1)
+            n_pix += 1
+            a_s = n_on + n_off
+            ylo = max(0, y - ho + 1)
+            yhi = min(ky - 1, y)
+            xlo = max(0, x - wo + 1)
+            xhi = min(kx - 1, x)
+            if ylo == 0 and yhi == ky - 1 and xlo == 0 and xhi == kx - 1:
+                n_full += a_s
+            else:
+                diff[ylo * gx + xlo] += a_s
+                diff[ylo * gx + xhi + 1] -= a_s
+                diff[(yhi + 1) * gx + xlo] -= a_s
+                diff[(yhi + 1) * gx + xhi + 1] += a_s
+            if n_off != n_on:
+                ppos[npx] = y * rs + x
+                py[npx] = y
+                pa[npx] = np.float32(n_off - n_on)
+                npx += 1
+                fy0[t] = min(fy0[t], y)
+                fy1[t] = max(fy1[t], y)
+        if n_pix:
+            for yy in range(ky):
+                run = 0
+                for xx in range(kx):
+                    run += diff[yy * gx + xx]
+                    up = box[(yy - 1) * kx + xx] - n_full if yy else 0.0
+                    box[yy * kx + xx] = up + run + n_full
+            diff[:] = 0
+            for k in range(s_w.shape[0]):
+                l_acc[sl[s_d[k]] * n_c + s_c[k]] += s_w[k] * box[s_dy[k] * kx + s_dx[k]]
+        s0 = sl[0] * n_c
+        for c in range(n_c):
+            out[t, c] = l_acc[s0 + c]
+            l_acc[s0 + c] = 0.0
+    fst[n_bins] = npx
+    for t in range(n_bins):  # pass 2: pull the rectified half, one class plane at a time
+        rlo = ho
+        rhi = -1
+        for d in range(kt):
+            if t - d >= 0 and fy1[t - d] >= 0:
+                rlo = min(rlo, max(0, fy0[t - d] - ky + 1))
+                rhi = max(rhi, min(ho - 1, fy1[t - d]))
+        if rhi < 0:
+            continue
+        for c in range(n_c):
+            for d in range(kt - 1, -1, -1):
+                cd = (c * kt + d) * (ky + 1)
+                if t - d < 0 or ystart[cd] == ystart[cd + ky]:
+                    continue
+                for i in range(fst[t - d], fst[t - d + 1]):
+                    y = py[i]
+                    k0 = ystart[cd + max(0, y - ho + 1)]
+                    k1 = ystart[cd + min(ky - 1, y) + 1]
+                    b = ppos[i]
+                    fa = pa[i]
+                    for k in range(k0, k1):
+                        a = b + off[k]
+                        for j in range(lanes):
+                            acc[a + j] = acc[a + j] + fa * rv[k, j]
+            lane[:] = 0.0
+            for yo in range(rlo, rhi + 1):
+                r0 = yo * rs + padl
+                x0 = 0
+                while x0 + 16 <= wo:
+                    for j in range(16):
+                        lane[j] += abs(np.float64(acc[r0 + x0 + j]))
+                    x0 += 16
+                for j in range(wo - x0):
+                    lane[j] += abs(np.float64(acc[r0 + x0 + j]))
+            s = 0.0
+            for j in range(16):
+                s += lane[j]
+            out[t, c] += s
+            acc[rlo * rs : (rhi + 2) * rs] = 0.0  # + the overhang into row rhi + 1
+
+
+_BACKENDS = ("numpy", "numba", "numba-maxbranch", "numba-rows", "native", "native-taps")
 
 
 def _jit(name: str, fn):
@@ -527,33 +751,58 @@ def _jit(name: str, fn):
     return _SCATTER[name]
 
 
+def _native_lib():
+    from neuroplast.runtime.native import native_module
+
+    lib = native_module()
+    if lib is None:
+        raise DataError("backends 'native*' need the compiled kernels (neuroplast._native)")
+    return lib
+
+
 def _run_split(
     taps: TapTable, p, tb, y, x, n_bins: int, binary: bool, backend: str = "numba"
 ) -> np.ndarray:
-    """Pooled evidence ``(n_bins, C)`` through :func:`_ring_split_py` (events in any order),
-    jitted by numba or, ``backend="native"``, its C port in ``neuroplast._native``."""
-    sp = taps.split
-    if sp is None:
+    """Pooled evidence ``(n_bins, C)`` (events in any order) through the sum/difference
+    split: ``"numba"`` / ``"native-taps"``: the ring of :func:`_ring_split_py` (numba /
+    its C port); ``"numba-rows"`` / ``"native"``: the output-stationary row-chunk path
+    :func:`_pull_rows_py` (numba / its C port, ``neuroplast._native``)."""
+    sp, rw = taps.split, taps.rows
+    if sp is None or rw is None:
         raise DataError("tap table has no sum/difference split; rebuild it with compile_taps")
     w, h = taps.sensor_size
     ho, wo = taps.out_hw
     key = ((tb * h + y) * w + x) * 2 + p  # sorted by (t, y, x, p): neighbours share taps
     key = np.sort(key.astype(np.int64), kind="stable")  # timsort: fast on time-sorted input
     acc = np.zeros((n_bins, taps.n_classes), dtype=np.float64)
-    vals = np.zeros(taps.n_delays * ho * wo * taps.n_classes, dtype=np.float32)
-    if backend == "native":  # the same loop compiled in neuroplast._native (sdk/_native.c)
-        from neuroplast.runtime.native import OPS, native_module
+    i64 = [np.ascontiguousarray(a, np.int64) for a in (sp.s_d, sp.s_dy, sp.s_dx, sp.s_c)]
+    s_w = np.ascontiguousarray(sp.s_w, np.float32)
+    if backend in ("native", "numba-rows"):
+        if backend == "native":  # neuroplast._native's pull_rows (sdk/_native.c)
+            from neuroplast.runtime.native import OPS
 
-        lib = native_module()
-        if lib is None:
-            raise DataError("backend 'native' needs the compiled kernels (neuroplast._native)")
-        i64 = [np.ascontiguousarray(a, np.int64) for a in (sp.blk_d, sp.blk_dy, sp.blk_dx,
-               sp.blk_start, sp.d_c, sp.s_d, sp.s_dy, sp.s_dx, sp.s_c)]  # fmt: skip
-        f32 = [np.ascontiguousarray(a, np.float32) for a in (sp.d_w, sp.s_w)]
+            ints = (1, w, h, int(bool(binary)), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
+                    rw.row_stride, rw.pad_left, rw.lanes, key.size, rw.n_chunks, sp.s_w.size,
+                    taps.n_classes)  # fmt: skip
+            bufs = (key, rw.ystart, rw.off, rw.vals, *i64, s_w, acc)
+            _native_lib().op(OPS["pull_rows"], tuple(int(v) for v in ints), bufs)
+        else:
+            slot = np.zeros((ho + 1) * rw.row_stride + rw.lanes, np.float32)
+            _jit("rows", _pull_rows_py)(
+                key, w, h, bool(binary), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
+                rw.row_stride, rw.pad_left, rw.ystart, rw.off, rw.vals, *i64, s_w, slot, acc,
+            )  # fmt: skip
+        return (acc / (2 * ho * wo)).astype(np.float32) + taps.bias[None, :]
+    vals = np.zeros(taps.n_delays * ho * wo * taps.n_classes, dtype=np.float32)
+    if backend == "native-taps":  # _ring_split_py's C port (sdk/_native.c ring_split)
+        from neuroplast.runtime.native import OPS
+
+        blk = [np.ascontiguousarray(a, np.int64) for a in (sp.blk_d, sp.blk_dy, sp.blk_dx,
+               sp.blk_start, sp.d_c)]  # fmt: skip
         ints = (1, w, h, int(bool(binary)), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
                 key.size, sp.blk_d.size, sp.d_c.size, sp.s_w.size, taps.n_classes)  # fmt: skip
-        bufs = (key, *i64[:5], f32[0], *i64[5:], f32[1], vals, acc)
-        lib.op(OPS["ring_split"], tuple(int(v) for v in ints), bufs)
+        bufs = (key, *blk, np.ascontiguousarray(sp.d_w, np.float32), *i64, s_w, vals, acc)
+        _native_lib().op(OPS["ring_split"], tuple(int(v) for v in ints), bufs)
         return (acc / (2 * ho * wo)).astype(np.float32) + taps.bias[None, :]
     _jit("split", _ring_split_py)(
         key, w, h, bool(binary), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
@@ -586,8 +835,11 @@ def hd_event_run(
     ``O(K_Y K_X + nnz(W_s) + C)``; not pooled: the chunked scatter);
     ``"numba-maxbranch"`` (pooled: the ring that scatters ``nnz`` taps into both
     flip branches and reads all ``2 C Ho Wo`` accumulators every ms); ``"native"``
-    (pooled only: the sum/difference path compiled in ``neuroplast._native``, so the
-    device install has it without numba).
+    (pooled only: the output-stationary row-chunk path :func:`_pull_rows_py` compiled in
+    ``neuroplast._native``, so the device install has it without numba; per event
+    ``RowTaps.n_chunks`` 8-lane vector updates of an L1-resident class plane);
+    ``"numba-rows"`` (the same algorithm jitted: the native path's exact reference);
+    ``"native-taps"`` (pooled only: the C port of :func:`_ring_split_py`).
     """
     if backend not in _BACKENDS:
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_BACKENDS)}")
@@ -595,10 +847,10 @@ def hd_event_run(
     p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
     keep = (tb >= 0) & (tb < n_bins)
     p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
-    if pooled and backend in ("numba", "native"):
+    if pooled and backend in ("numba", "numba-rows", "native", "native-taps"):
         return _run_split(taps, p, tb, y, x, n_bins, binary, backend)
-    if backend == "native":
-        raise DataError("backend 'native' runs the pooled path only (pooled=True)")
+    if backend in ("native", "native-taps"):
+        raise DataError(f"backend {backend!r} runs the pooled path only (pooled=True)")
     if binary and p.size:
         w, h = taps.sensor_size
         key = ((tb * 2 + p) * h + y) * w + x
@@ -622,7 +874,7 @@ def hd_event_run(
             taps.ky - 1, taps.kx - 1, ho, wo, wp, taps.n_classes, acc,
         )  # fmt: skip
         return (acc / (ho * wo)).astype(np.float32) + taps.bias[None, :]
-    if backend == "numba-maxbranch":
+    if backend in ("numba-maxbranch", "numba-rows"):
         backend = "numba"
     state = init_event_state(taps)
     outs = []
@@ -635,3 +887,43 @@ def hd_event_run(
         )
         outs.append(z)
     return np.concatenate(outs)
+
+
+def pull_rows_ops(
+    taps: TapTable,
+    events: np.ndarray,
+    n_bins: int,
+    *,
+    dt_us: int = 1000,
+    t0_us: int = 0,
+    binary: bool = True,
+) -> int:
+    """Row-chunk vector updates (:data:`ROW_LANES` float32 lanes each) that the pooled
+    pull path (``backend="native"`` / ``"numba-rows"``) executes on this stream: for every
+    pixel and ms with ``A_d != 0``, the chunks of all ``(c, d)`` whose row lands on the
+    grid (``0 <= y - dy < Ho``; an interior pixel takes all ``RowTaps.n_chunks``). The
+    work measure of that path (the ring's is ``nnz(W_d)`` scalar taps per event)."""
+    rw = taps.rows
+    if rw is None:
+        raise DataError("tap table has no row chunks; rebuild it with compile_taps")
+    ev = validate_events(events, taps.sensor_size, sorted_time=False)
+    p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
+    keep = (tb >= 0) & (tb < n_bins)
+    if not keep.any():
+        return 0
+    w, h = taps.sensor_size
+    pix = (tb[keep] * h + y[keep]) * w + x[keep]
+    pol = p[keep]
+    if binary:
+        key = np.unique(pix * 2 + pol)
+        pix, pol = key // 2, key % 2
+    u, inv = np.unique(pix, return_inverse=True)
+    n_on = np.bincount(inv, weights=pol, minlength=u.size)
+    a_d = np.bincount(inv, minlength=u.size) - 2 * n_on  # n_off - n_on
+    yy = (u[a_d != 0] // w) % h
+    ho = taps.out_hw[0]
+    ys = rw.ystart.reshape(-1, taps.ky + 1)
+    lo = np.maximum(0, yy - ho + 1)
+    hi = np.minimum(taps.ky - 1, yy) + 1
+    per_row = ys[:, hi] - ys[:, lo]  # (C K_T, pixels)
+    return int(per_row.sum())

@@ -70,6 +70,7 @@ OPS = {
     "stdp_run_f64": 23,
     "stdp_step_f32": 24,
     "ring_split": 30,
+    "pull_rows": 31,
 }
 
 _I32 = np.iinfo(np.int32)

@@ -1,13 +1,23 @@
-"""The compiled pooled event layer (``backend="native"``: _ring_split_py's C port in
-neuroplast._native) against an independent dense conv3d reference, and bit-identical to
-the numba path when numba is installed."""
+"""The compiled pooled event layer against an independent dense conv3d reference:
+``backend="native"`` (the output-stationary row-chunk path, _pull_rows_py's C port) and
+``"native-taps"`` (_ring_split_py's C port). Each is bit-identical to its numba twin
+(``"numba-rows"`` / ``"numba"``); across the two formulations ``D`` is bit-identical (the
+same float32 additions per accumulator, in the same order) and only ``sum |D|`` is
+summed differently (float64: the ring telescopes ``|new| - |old|`` per tap, the pull
+path sums ``|D|`` once), so they agree to float32 rounding of the pooled output:
+``rtol = 1e-6`` stated below (observed: equal on the bench movie)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from neuroplast.apps.motion.event_layer import compile_taps, hd_event_run, numba_available
+from neuroplast.apps.motion.event_layer import (
+    compile_taps,
+    hd_event_run,
+    numba_available,
+    pull_rows_ops,
+)
 from neuroplast.apps.motion.events import make_events
 from neuroplast.apps.motion.model import HDKernel, prune_kernel
 from neuroplast.errors import DataError
@@ -56,17 +66,22 @@ def test_native_pooled_layer_equals_dense_reference(shape, keep, seed):
     size, n_bins = (13, 10), 16
     ev, a = _stream(size, n_bins, 0.1, seed)
     taps = compile_taps(k.weight, k.bias, size)
-    z = hd_event_run(taps, ev, n_bins, backend="native", pooled=True)
-    assert z.shape == (n_bins, c) and z.dtype == np.float32
-    np.testing.assert_allclose(z, _dense_pooled(a, k.weight, k.bias), atol=2e-5)
+    for be in ("native", "native-taps"):
+        z = hd_event_run(taps, ev, n_bins, backend=be, pooled=True)
+        assert z.shape == (n_bins, c) and z.dtype == np.float32
+        np.testing.assert_allclose(z, _dense_pooled(a, k.weight, k.bias), atol=2e-5)
     for binary in (True, False):
         dup = np.sort(np.concatenate([ev, ev[::3]]), order="t")
         zn = hd_event_run(taps, dup, n_bins, backend="native", pooled=True, binary=binary)
+        zt = hd_event_run(taps, dup, n_bins, backend="native-taps", pooled=True, binary=binary)
         ref = hd_event_run(taps, dup, n_bins, backend="numpy", pooled=True, binary=binary)
         np.testing.assert_allclose(zn, ref, atol=2e-5)
+        np.testing.assert_allclose(zn, zt, rtol=1e-6, atol=1e-6)
         if numba_available():
             zb = hd_event_run(taps, dup, n_bins, backend="numba", pooled=True, binary=binary)
-            np.testing.assert_array_equal(zn, zb)
+            np.testing.assert_array_equal(zt, zb)
+            zr = hd_event_run(taps, dup, n_bins, backend="numba-rows", pooled=True, binary=binary)
+            np.testing.assert_array_equal(zn, zr)
 
 
 def test_native_backend_refuses_unpooled_and_bad_tables():
@@ -75,8 +90,9 @@ def test_native_backend_refuses_unpooled_and_bad_tables():
     k = prune_kernel(HDKernel(w, np.zeros(3, np.float32)), 60, "split")
     ev, _ = _stream((8, 7), 10, 0.2, 0)
     taps = compile_taps(k.weight, k.bias, (8, 7))
-    with pytest.raises(DataError, match="pooled"):
-        hd_event_run(taps, ev, 10, backend="native")
+    for be in ("native", "native-taps"):
+        with pytest.raises(DataError, match="pooled"):
+            hd_event_run(taps, ev, 10, backend=be)
     lib = native_module()
     bad = np.array([5, 1], np.int64)  # unsorted keys are refused before any access
     z = np.zeros(1, np.int64)
@@ -85,3 +101,154 @@ def test_native_backend_refuses_unpooled_and_bad_tables():
         lib.op(30, (1, 8, 7, 1, 6, 3, 5, 6, 3, 3, 2, 0, 0, 0, 3),
                (bad, z, z, z, z, z, f, z, z, z, z, f, np.zeros(3 * 5 * 6 * 3, np.float32),
                 np.zeros(6 * 3)))  # fmt: skip
+
+
+def _kernel(shape, keep, seed):
+    c, kt, ky, kx = shape
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((c, 2, kt, ky, kx)).astype(np.float32)
+    return prune_kernel(HDKernel(w, rng.standard_normal(c).astype(np.float32)), keep, "split")
+
+
+@pytest.mark.parametrize(
+    ("shape", "keep", "size", "seed"),
+    [
+        ((5, 4, 3, 3), 10**6, (13, 10), 0),  # dense kernel, narrow rows (kx < lanes)
+        ((4, 6, 5, 11), 150, (17, 9), 1),  # rows wider than one chunk
+        ((3, 5, 9, 20), 900, (23, 12), 2),  # kx > 2 lanes, 4 output columns
+        ((2, 3, 4, 4), 20, (4, 4), 3),  # sensor = kernel: a 1 x 1 output grid
+        ((3, 2, 1, 1), 6, (7, 5), 4),  # 1 x 1 kernel
+        ((36, 3, 17, 17), 2000, (40, 33), 5),  # the paper's class count, 17 x 17 field
+    ],
+)
+def test_row_chunks_equal_dense_reference_and_ring(shape, keep, size, seed):
+    """native (pull rows) == dense conv3d (atol 2e-5), == ring to float32 rounding, and
+    bit-identical to its numba twin; random kernels, pruning levels and sensor sizes."""
+    k = _kernel(shape, keep, seed)
+    n_bins = 14
+    ev, a = _stream(size, n_bins, 0.15, seed)
+    taps = compile_taps(k.weight, k.bias, size)
+    z = hd_event_run(taps, ev, n_bins, backend="native", pooled=True)
+    np.testing.assert_allclose(z, _dense_pooled(a, k.weight, k.bias), atol=2e-5)
+    zt = hd_event_run(taps, ev, n_bins, backend="native-taps", pooled=True)
+    np.testing.assert_allclose(z, zt, rtol=1e-6, atol=1e-6)
+    if numba_available():
+        zr = hd_event_run(taps, ev, n_bins, backend="numba-rows", pooled=True)
+        np.testing.assert_array_equal(z, zr)
+
+
+def test_row_chunks_cover_every_tap_once():
+    """Rebuild W_d from the chunk table (offsets decoded back to (c, d, dy, dx)):
+    every non-zero tap appears exactly once, with its weight."""
+    k = _kernel((4, 5, 6, 19), 300, 7)
+    size = (30, 11)
+    taps = compile_taps(k.weight, k.bias, size)
+    rw = taps.rows
+    c_n, kt, ky, kx = 4, 5, 6, 19
+    w_d = k.weight[:, 0] - k.weight[:, 1]
+    rebuilt = np.zeros_like(w_d)
+    hits = np.zeros(w_d.shape, int)
+    ys = rw.ystart.reshape(c_n, kt, ky + 1)
+    for c in range(c_n):
+        for d in range(kt):
+            for dy in range(ky):
+                for i in range(ys[c, d, dy], ys[c, d, dy + 1]):
+                    dx0 = rw.pad_left - dy * rw.row_stride - (rw.lanes - 1) - int(rw.off[i])
+                    for j in range(rw.lanes):
+                        dx = dx0 + rw.lanes - 1 - j
+                        if rw.vals[i, j] != 0:
+                            assert 0 <= dx < kx
+                            rebuilt[c, kt - 1 - d, dy, dx] += rw.vals[i, j]
+                            hits[c, kt - 1 - d, dy, dx] += 1
+    np.testing.assert_array_equal(rebuilt, w_d)
+    assert hits.max() == 1
+    assert rw.n_chunks <= np.count_nonzero(w_d)
+
+
+def _adversarial(size, n_bins, rng):
+    w, h = size
+    streams = {}
+    t = rng.integers(0, 1000, 400)  # everything in one ms
+    streams["one bin"] = make_events(
+        2000 + t, rng.integers(0, w, 400), rng.integers(0, h, 400), rng.integers(0, 2, 400)
+    )
+    n = 3000  # one pixel spamming every ms, both polarities
+    streams["one pixel"] = make_events(
+        np.sort(rng.integers(0, n_bins * 1000, n)), np.full(n, w // 2), np.full(n, h - 1),
+        rng.integers(0, 2, n),
+    )  # fmt: skip
+    xs, ys = np.meshgrid([0, w - 1], np.arange(h))  # border columns and rows, corners
+    bx = np.concatenate([xs.ravel(), np.arange(w), np.arange(w)])
+    by = np.concatenate([ys.ravel(), np.zeros(w, int), np.full(w, h - 1)])
+    tb = rng.integers(0, n_bins, bx.size) * 1000
+    streams["borders"] = make_events(tb, bx, by, rng.integers(0, 2, bx.size))
+    m = 500  # sparse: most ms empty (only 3 ms carry events)
+    streams["empty bins"] = make_events(
+        rng.choice([1000, 9000, 16000], m), rng.integers(0, w, m), rng.integers(0, h, m),
+        rng.integers(0, 2, m),
+    )  # fmt: skip
+    streams["none"] = make_events([], [], [], [])
+    return streams
+
+
+def test_row_chunks_adversarial_streams():
+    """One bin holding every event, one pixel spamming, border-only events, mostly empty
+    bins, no events, out-of-range bins dropped, unsorted timestamps (sorted internally):
+    native == numba-rows exactly, == ring to float32 rounding, == dense conv3d."""
+    from neuroplast.apps.motion.events import events_to_voxels
+
+    k = _kernel((6, 7, 5, 9), 400, 11)
+    size, n_bins = (16, 12), 18
+    taps = compile_taps(k.weight, k.bias, size)
+    rng = np.random.default_rng(3)
+    for name, ev in _adversarial(size, n_bins, rng).items():
+        a = events_to_voxels(ev, size, n_bins)
+        z = hd_event_run(taps, ev, n_bins, backend="native", pooled=True)
+        np.testing.assert_allclose(z, _dense_pooled(a, k.weight, k.bias), atol=2e-5, err_msg=name)
+        zs = hd_event_run(taps, ev[::-1], n_bins, backend="native", pooled=True)
+        np.testing.assert_array_equal(z, zs, err_msg=name)  # order of arrival is irrelevant
+        zt = hd_event_run(taps, ev, n_bins, backend="native-taps", pooled=True)
+        np.testing.assert_allclose(z, zt, rtol=1e-6, atol=1e-6, err_msg=name)
+        if numba_available():
+            zr = hd_event_run(taps, ev, n_bins, backend="numba-rows", pooled=True)
+            np.testing.assert_array_equal(z, zr, err_msg=name)
+    late = make_events([5000, 40000], [1, 2], [1, 2], [0, 1])  # bin 40 is past n_bins
+    z = hd_event_run(taps, late, n_bins, backend="native", pooled=True)
+    z1 = hd_event_run(taps, late[:1], n_bins, backend="native", pooled=True)
+    np.testing.assert_array_equal(z, z1)
+
+
+def test_pull_rows_ops_counts_the_executed_chunks():
+    k = _kernel((3, 4, 5, 5), 60, 2)
+    size = (16, 16)  # Ho = 12: rows 4 .. 11 reach every dy
+    taps = compile_taps(k.weight, k.bias, size)
+    one = make_events([0], [4], [6], [1])  # an interior pixel: every chunk
+    assert pull_rows_ops(taps, one, 3) == taps.rows.n_chunks
+    both = make_events([0, 1], [4, 4], [4, 4], [0, 1])  # ON and OFF: A_d = 0, no chunks
+    assert pull_rows_ops(taps, both, 3) == 0
+    top = make_events([0], [4], [0], [0])  # row 0 reaches only dy = 0
+    ys = taps.rows.ystart.reshape(-1, taps.ky + 1)
+    assert pull_rows_ops(taps, top, 3) == int((ys[:, 1] - ys[:, 0]).sum())
+
+
+def test_pull_rows_refuses_corrupt_tables():
+    """Offsets that would write outside the plane, or unsorted rows, raise ValueError in
+    the extension before any access."""
+    k = _kernel((3, 3, 3, 3), 60, 0)
+    size, n_bins = (8, 7), 10
+    taps = compile_taps(k.weight, k.bias, size)
+    ev, _ = _stream(size, n_bins, 0.2, 0)
+    hd_event_run(taps, ev, n_bins, backend="native", pooled=True)
+    from dataclasses import replace
+
+    rw = taps.rows
+    bad_off = rw.off.copy()
+    bad_off[0] -= 10**6
+    with pytest.raises(ValueError, match="pull_rows"):
+        hd_event_run(replace(taps, rows=replace(rw, off=bad_off)), ev, n_bins,
+                     backend="native", pooled=True)  # fmt: skip
+    bad_ys = rw.ystart.copy()
+    bad_ys[1], bad_ys[2] = bad_ys[2] + 1, bad_ys[1]
+    with pytest.raises(ValueError, match="pull_rows"):
+        hd_event_run(replace(taps, rows=replace(rw, ystart=bad_ys)), ev, n_bins,
+                     backend="native", pooled=True)  # fmt: skip
