@@ -94,141 +94,352 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
     }
 }
 
-/* Integer convolution, register-blocked: x - zp_in is first written, as int16, into a
- * zero-padded copy xs ((H + 2 ph) x (W + 2 pw) per channel: padded taps add exactly 0, as
- * in np_conv2d), then each run of up to 16 outputs of one row keeps its accumulators in
- * registers while every tap (ic, ky, kx) adds w * x (vectorised). The sum is the exact
- * integer sum the firmware's np_conv2d computes (the plan checks it fits int32 and that
- * x - zp_in fits int16) and the output goes through the firmware's requantization
- * (np_affine_out), so results are bit-identical. */
-#define NP_RUN 16
-/* a[0..15] += sum over taps t of wt[t] * base[off[t] + 0..15] (the vectorised inner loop) */
-static void run16(const int16_t *base, const int32_t *off, const int16_t *wt, int nt,
-                  int32_t *restrict a)
+/* ------------------------------------------------------------------ integer convolution
+ * Host fast paths of OP_CONV_I8, bit-identical to the firmware's np_conv2d: every output is
+ * the exact integer sum bias + sum w*(x - zp_in) (the plan checks it fits int32 and that
+ * x - zp_in fits int16, so any summation order gives the same sum) passed through the
+ * firmware's requantization y = clamp(((acc*qm + 2^(t-1)) >> t) + zp_out, lo, hi),
+ * t = 31 - shift (np_affine_out; its AVX-512 form below computes the same 64-bit products
+ * and floor shifts, 16 lanes at a time).
+ *
+ *  - x - zp_in is written once per call, as int16, into zero-padded planes xs
+ *    (c_in x (H + 2 ph) x (W + 2 pw)); padded taps then add exactly 0, as in np_conv2d.
+ *    xs comes zeroed from the plan and only its interior is ever written.
+ *  - dense (groups = 1): im2col into col2[kp][p] = the int16 pair (tap 2kp, tap 2kp+1) of
+ *    output pixel p (pixels padded to Pp, a multiple of 16), weights w2[oc][kp] the matching
+ *    int16 pairs (repacked from the int8 weights every call, so in-place weight updates are
+ *    seen); y[oc][p] = rq(bias + sum_kp pair dot products). On AVX-512 VNNI a 4 x 64
+ *    (channels x pixels) register tile accumulates with vpdpwssd (int16 x int16 pairs
+ *    summed into int32, not saturating); elsewhere a portable C loop over the same layout.
+ *  - grouped / depthwise: for each output channel, runs of output pixels accumulate
+ *    w * xs[tap offset + j] over the taps (stride 1: a run spans whole padded rows). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NP_X86 1
+#include <immintrin.h>
+#define NP_HOST_CLONE __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define NP_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#else
+#define NP_HOST_CLONE
+#endif
+
+enum { NP_ISA_PORTABLE = 0, NP_ISA_AVX512VNNI = 2 };
+static int np_isa = -1; /* the level the convolution kernels use; -1: not yet detected */
+
+static int isa_detect(void)
 {
-    int t, k;
-    int32_t acc[NP_RUN] = {0};
-    for (t = 0; t < nt; t++) {
-        const int16_t *r = base + off[t];
-        const int32_t wv = wt[t];
-        for (k = 0; k < NP_RUN; k++) acc[k] += wv * (int32_t)r[k];
-    }
-    for (k = 0; k < NP_RUN; k++) a[k] = acc[k];
+#ifdef NP_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        return NP_ISA_AVX512VNNI;
+#endif
+    return NP_ISA_PORTABLE;
 }
 
-static void conv2d_blocked(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                           const np_affine_t *q, int32_t *y, int16_t *xs)
+static int isa_level(void)
 {
-    const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
-    const int H = g->h, W = g->w, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
-    const int Ho = g->ho, Wo = g->wo, sw = g->sw, kh = g->kh, kw = g->kw;
-    const size_t pplane = (size_t)Hp * Wp;
-    int c, iy, ix, oc, icl, ky, kx, oy, ox0, k, t, ntap;
-    int32_t *off;
-    int16_t *wt;
-    memset(xs, 0, (size_t)g->c_in * pplane * sizeof(int16_t));
+    if (np_isa < 0) np_isa = isa_detect();
+    return np_isa;
+}
+
+/* y[i] = affine_out(bias + acc[i]) for one output channel (the firmware's function) */
+static void rq_row_c(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
+{
+    int i;
+    const int64_t bias = q->bias[oc];
+    for (i = 0; i < n; i++) y[i] = np_affine_out(q, oc, bias + acc[i]);
+}
+
+#ifdef NP_X86
+/* 16 lanes of np_affine_out for one channel: even and odd int32 lanes go through 64-bit
+ * products (vpmuldq), the rounding add and an arithmetic shift by t (the floor shift of
+ * np_asr64), + zp_out, clamped, then interleaved back. |a| < 2^31 and qm < 2^31, so the
+ * product and the rounding term stay inside int64 (as in np_requantize). */
+NP_T512 static inline __m512i rq16(__m512i a, __m512i qm, __m128i t, __m512i rnd, __m512i zo,
+                                   __m512i lo, __m512i hi)
+{
+    __m512i e = _mm512_mul_epi32(a, qm), o = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), qm);
+    e = _mm512_add_epi64(_mm512_sra_epi64(_mm512_add_epi64(e, rnd), t), zo);
+    o = _mm512_add_epi64(_mm512_sra_epi64(_mm512_add_epi64(o, rnd), t), zo);
+    e = _mm512_min_epi64(_mm512_max_epi64(e, lo), hi);
+    o = _mm512_min_epi64(_mm512_max_epi64(o, lo), hi);
+    return _mm512_mask_blend_epi32((__mmask16)0xAAAA, e, _mm512_slli_epi64(o, 32));
+}
+
+typedef struct {
+    __m512i bias, qm, rnd, zo, lo, hi;
+    __m128i t;
+} rq512_t;
+
+NP_T512 static inline void rq512_init(rq512_t *r, const np_affine_t *q, uint32_t oc)
+{
+    const int t = 31 - q->shift[oc];
+    r->bias = _mm512_set1_epi32(q->bias[oc]);
+    r->qm = _mm512_set1_epi64(q->qm[oc]);
+    r->rnd = _mm512_set1_epi64((long long)1 << (t - 1));
+    r->zo = _mm512_set1_epi64(q->zp_out);
+    r->lo = _mm512_set1_epi64(q->out_min);
+    r->hi = _mm512_set1_epi64(q->out_max);
+    r->t = _mm_cvtsi32_si128(t);
+}
+
+NP_T512 static inline void rq512_store(const rq512_t *r, __m512i acc, int32_t *y, int n)
+{
+    __m512i v = rq16(_mm512_add_epi32(acc, r->bias), r->qm, r->t, r->rnd, r->zo, r->lo, r->hi);
+    if (n >= 16) _mm512_storeu_si512((void *)y, v);
+    else _mm512_mask_storeu_epi32(y, (__mmask16)((1u << n) - 1u), v);
+}
+
+NP_T512 static void rq_row_512(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc,
+                               int32_t *y)
+{
+    rq512_t r;
+    int i;
+    rq512_init(&r, q, oc);
+    for (i = 0; i < n; i += 16) {
+        const int m = n - i < 16 ? n - i : 16;
+        __m512i a = _mm512_maskz_loadu_epi32((__mmask16)((1u << m) - 1u), acc + i);
+        rq512_store(&r, a, y + i, m);
+    }
+}
+
+/* y[oc][p] for a 4-channel x 64-pixel tile per step (nv = pixel vectors in the tile) */
+NP_T512 static void gemm_vnni(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp,
+                              int c_out, const np_affine_t *q, int32_t *y)
+{
+    int p0, m0, kp, m, v;
+    for (p0 = 0; p0 < P; p0 += 64) {
+        const int nv = P - p0 >= 64 ? 4 : (P - p0 + 15) / 16;
+        const int32_t *cb = col2 + p0;
+        for (m0 = 0; m0 < c_out; m0 += 4) {
+            const int32_t *w0 = w2 + (size_t)m0 * Kh, *w1 = w0 + Kh, *w2_ = w1 + Kh,
+                          *w3 = w2_ + Kh;
+            __m512i acc[4][4];
+            for (m = 0; m < 4; m++)
+                for (v = 0; v < 4; v++) acc[m][v] = _mm512_setzero_si512();
+            if (nv == 4) {
+                for (kp = 0; kp < Kh; kp++) {
+                    const int32_t *c = cb + (size_t)kp * Pp;
+                    const __m512i c0 = _mm512_loadu_si512((const void *)c),
+                                  c1 = _mm512_loadu_si512((const void *)(c + 16)),
+                                  c2 = _mm512_loadu_si512((const void *)(c + 32)),
+                                  c3 = _mm512_loadu_si512((const void *)(c + 48));
+                    __m512i wv = _mm512_set1_epi32(w0[kp]);
+                    acc[0][0] = _mm512_dpwssd_epi32(acc[0][0], c0, wv);
+                    acc[0][1] = _mm512_dpwssd_epi32(acc[0][1], c1, wv);
+                    acc[0][2] = _mm512_dpwssd_epi32(acc[0][2], c2, wv);
+                    acc[0][3] = _mm512_dpwssd_epi32(acc[0][3], c3, wv);
+                    wv = _mm512_set1_epi32(w1[kp]);
+                    acc[1][0] = _mm512_dpwssd_epi32(acc[1][0], c0, wv);
+                    acc[1][1] = _mm512_dpwssd_epi32(acc[1][1], c1, wv);
+                    acc[1][2] = _mm512_dpwssd_epi32(acc[1][2], c2, wv);
+                    acc[1][3] = _mm512_dpwssd_epi32(acc[1][3], c3, wv);
+                    wv = _mm512_set1_epi32(w2_[kp]);
+                    acc[2][0] = _mm512_dpwssd_epi32(acc[2][0], c0, wv);
+                    acc[2][1] = _mm512_dpwssd_epi32(acc[2][1], c1, wv);
+                    acc[2][2] = _mm512_dpwssd_epi32(acc[2][2], c2, wv);
+                    acc[2][3] = _mm512_dpwssd_epi32(acc[2][3], c3, wv);
+                    wv = _mm512_set1_epi32(w3[kp]);
+                    acc[3][0] = _mm512_dpwssd_epi32(acc[3][0], c0, wv);
+                    acc[3][1] = _mm512_dpwssd_epi32(acc[3][1], c1, wv);
+                    acc[3][2] = _mm512_dpwssd_epi32(acc[3][2], c2, wv);
+                    acc[3][3] = _mm512_dpwssd_epi32(acc[3][3], c3, wv);
+                }
+            } else {
+                for (kp = 0; kp < Kh; kp++) {
+                    const int32_t *c = cb + (size_t)kp * Pp;
+                    for (v = 0; v < nv; v++) {
+                        const __m512i cv = _mm512_loadu_si512((const void *)(c + 16 * v));
+                        acc[0][v] = _mm512_dpwssd_epi32(acc[0][v], cv, _mm512_set1_epi32(w0[kp]));
+                        acc[1][v] = _mm512_dpwssd_epi32(acc[1][v], cv, _mm512_set1_epi32(w1[kp]));
+                        acc[2][v] = _mm512_dpwssd_epi32(acc[2][v], cv, _mm512_set1_epi32(w2_[kp]));
+                        acc[3][v] = _mm512_dpwssd_epi32(acc[3][v], cv, _mm512_set1_epi32(w3[kp]));
+                    }
+                }
+            }
+            for (m = 0; m < 4 && m0 + m < c_out; m++) {
+                rq512_t r;
+                int32_t *yo = y + (size_t)(m0 + m) * P + p0;
+                rq512_init(&r, q, (uint32_t)(m0 + m));
+                for (v = 0; v < nv; v++) rq512_store(&r, acc[m][v], yo + 16 * v, P - p0 - 16 * v);
+            }
+        }
+    }
+}
+#endif
+
+static void rq_row(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
+{
+#ifdef NP_X86
+    if (isa_level() == NP_ISA_AVX512VNNI) {
+        rq_row_512(acc, n, q, oc, y);
+        return;
+    }
+#endif
+    rq_row_c(acc, n, q, oc, y);
+}
+
+/* the portable dense kernel: the same sums as gemm_vnni, 16 pixels of one channel at a time */
+NP_HOST_CLONE
+static void gemm_c(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp, int c_out,
+                   const np_affine_t *q, int32_t *y)
+{
+    int oc, p0, kp, i;
+    for (oc = 0; oc < c_out; oc++) {
+        const int32_t *wr = w2 + (size_t)oc * Kh;
+        for (p0 = 0; p0 < P; p0 += 16) {
+            int32_t acc[16] = {0};
+            for (kp = 0; kp < Kh; kp++) {
+                const uint32_t wv = (uint32_t)wr[kp];
+                const int32_t wl = (int16_t)(uint16_t)(wv & 0xFFFFu);
+                const int32_t wh = (int16_t)(uint16_t)(wv >> 16);
+                const int32_t *c = col2 + (size_t)kp * Pp + p0;
+                for (i = 0; i < 16; i++) {
+                    const uint32_t cv = (uint32_t)c[i];
+                    acc[i] += wl * (int16_t)(uint16_t)(cv & 0xFFFFu) +
+                              wh * (int16_t)(uint16_t)(cv >> 16);
+                }
+            }
+            rq_row_c(acc, P - p0 < 16 ? P - p0 : 16, q, (uint32_t)oc, y + (size_t)oc * P + p0);
+        }
+    }
+}
+
+static uint32_t pair16(int32_t lo, int32_t hi)
+{
+    return (uint32_t)(uint16_t)(int16_t)lo | ((uint32_t)(uint16_t)(int16_t)hi << 16);
+}
+
+/* x - zp_in as int16 into the interior of the zero-padded planes xs */
+NP_HOST_CLONE
+static void pad_planes(const int32_t *x, const np_geom_t *g, int32_t zp, int16_t *xs)
+{
+    const int H = g->h, W = g->w, Wp = g->w + 2 * g->pw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    int c, iy, ix;
     for (c = 0; c < g->c_in; c++)
         for (iy = 0; iy < H; iy++) {
             const int32_t *xr = x + ((size_t)c * H + iy) * W;
             int16_t *dst = xs + c * pplane + (size_t)(iy + g->ph) * Wp + g->pw;
-            for (ix = 0; ix < W; ix++) dst[ix] = (int16_t)(xr[ix] - q->zp_in);
+            for (ix = 0; ix < W; ix++) dst[ix] = (int16_t)(xr[ix] - zp);
         }
-    ntap = icg * kh * kw;
-    off = (int32_t *)malloc((size_t)ntap * sizeof(int32_t));
-    wt = (int16_t *)malloc((size_t)ntap * sizeof(int16_t));
-    if (!off || !wt) { /* out of memory: the firmware's kernel needs no scratch */
-        free(off);
-        free(wt);
-        np_conv2d(x, g, w, q, y);
+}
+
+/* col2 (see above) from the padded planes; a 1x1, stride-1, unpadded kernel reads x */
+NP_HOST_CLONE
+static void im2col_pairs(const int32_t *x, const int16_t *xs, const np_geom_t *g, int32_t zp,
+                         int K, int Kh, size_t Pp, int32_t *col2)
+{
+    const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sw = g->sw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    const int taps = g->kh * g->kw;
+    const int P = Ho * Wo;
+    int kp, oy, ox, p;
+    if (taps == 1 && g->sh == 1 && sw == 1 && !g->ph && !g->pw && Ho == g->h && Wo == g->w) {
+        for (kp = 0; kp < Kh; kp++) {
+            const int32_t *x0 = x + (size_t)(2 * kp) * P;
+            const int32_t *x1 = x0 + P;
+            int32_t *dst = col2 + (size_t)kp * Pp;
+            if (2 * kp + 1 < K)
+                for (p = 0; p < P; p++) dst[p] = (int32_t)pair16(x0[p] - zp, x1[p] - zp);
+            else
+                for (p = 0; p < P; p++) dst[p] = (int32_t)pair16(x0[p] - zp, 0);
+        }
         return;
     }
+    for (kp = 0; kp < Kh; kp++) {
+        const int16_t *s[2];
+        int h;
+        int32_t *dst = col2 + (size_t)kp * Pp;
+        for (h = 0; h < 2; h++) {
+            const int k = 2 * kp + h < K ? 2 * kp + h : 2 * kp; /* a missing tap: weight 0 */
+            const int c = k / taps, ky = (k % taps) / g->kw, kx = k % g->kw;
+            s[h] = xs + c * pplane + (size_t)ky * g->dh * Wp + (size_t)kx * g->dw;
+        }
+        for (oy = 0; oy < Ho; oy++) {
+            const int16_t *r0 = s[0] + (size_t)oy * g->sh * Wp, *r1 = s[1] + (size_t)oy * g->sh * Wp;
+            int32_t *d = dst + (size_t)oy * Wo;
+            if (sw == 1)
+                for (ox = 0; ox < Wo; ox++) d[ox] = (int32_t)pair16(r0[ox], r1[ox]);
+            else
+                for (ox = 0; ox < Wo; ox++) d[ox] = (int32_t)pair16(r0[ox * sw], r1[ox * sw]);
+        }
+    }
+}
+
+static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                         const np_affine_t *q, int32_t *y, int16_t *xs, int32_t *col2,
+                         int32_t *w2)
+{
+    const int K = g->c_in * g->kh * g->kw, Kh = (K + 1) / 2, P = g->ho * g->wo;
+    const size_t Pp = ((size_t)P + 15) & ~(size_t)15;
+    int oc, kp;
+    for (oc = 0; oc < g->c_out; oc++) { /* weight pairs; the odd K's last pair is (w, 0) */
+        const int8_t *wr = w + (size_t)oc * K;
+        int32_t *dr = w2 + (size_t)oc * Kh;
+        for (kp = 0; kp < K / 2; kp++) dr[kp] = (int32_t)pair16(wr[2 * kp], wr[2 * kp + 1]);
+        if (K & 1) dr[Kh - 1] = (int32_t)pair16(wr[K - 1], 0);
+    }
+    if (g->kh * g->kw != 1 || g->sh != 1 || g->sw != 1 || g->ph || g->pw)
+        pad_planes(x, g, q->zp_in, xs);
+    im2col_pairs(x, xs, g, q->zp_in, K, Kh, Pp, col2);
+#ifdef NP_X86
+    if (isa_level() == NP_ISA_AVX512VNNI) {
+        gemm_vnni(col2, w2, Kh, P, Pp, g->c_out, q, y);
+        return;
+    }
+#endif
+    gemm_c(col2, w2, Kh, P, Pp, g->c_out, q, y);
+}
+
+/* Grouped (and depthwise) convolution over the padded planes: acc[j] += w * src[j * sw]
+ * for runs of up to NP_SPAN outputs; stride 1 runs span whole rows (columns past Wo are
+ * computed over the padding and dropped). */
+#define NP_SPAN 1024
+NP_HOST_CLONE
+static void conv2d_grouped(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                           const np_affine_t *q, int32_t *y, int16_t *xs)
+{
+    const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
+    const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sh = g->sh, sw = g->sw;
+    const int kh = g->kh, kw = g->kw, ntap = icg * kh * kw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    const int rows = sh == 1 && sw == 1 && Wp <= NP_SPAN ? NP_SPAN / Wp : 1;
+    int32_t acc[NP_SPAN];
+    int oc, oy0, ox0, t, j, r;
+    pad_planes(x, g, q->zp_in, xs);
     for (oc = 0; oc < g->c_out; oc++) {
         const int16_t *xg = xs + (size_t)(oc / ocg) * icg * pplane;
         const int8_t *wo = w + (size_t)oc * ntap;
         int32_t *yo = y + (size_t)oc * Ho * Wo;
-        const int32_t bias = q->bias[oc];
-        int nt = 0;
-        for (icl = 0; icl < icg; icl++) /* the taps of this channel, zero weights dropped */
-            for (ky = 0; ky < kh; ky++)
-                for (kx = 0; kx < kw; kx++) {
-                    int8_t wv = wo[(icl * kh + ky) * kw + kx];
+        for (oy0 = 0; oy0 < Ho; oy0 += rows) {
+            const int nr = Ho - oy0 < rows ? Ho - oy0 : rows;
+            for (ox0 = 0; ox0 < Wo; ox0 += NP_SPAN) {
+                /* rows > 1 only when a row fits the span: then ox0 = 0 and one pass */
+                const int n = rows > 1 ? (nr - 1) * Wp + Wo : (Wo - ox0 < NP_SPAN ? Wo - ox0 : NP_SPAN);
+                for (j = 0; j < n; j++) acc[j] = 0;
+                for (t = 0; t < ntap; t++) {
+                    const int32_t wv = wo[t];
+                    const int icl = t / (kh * kw), ky = (t / kw) % kh, kx = t % kw;
+                    const int16_t *src;
                     if (!wv) continue;
-                    off[nt] = (int32_t)(icl * pplane + (size_t)ky * g->dh * Wp + kx * g->dw);
-                    wt[nt++] = wv;
+                    src = xg + icl * pplane + (size_t)(oy0 * sh + ky * g->dh) * Wp +
+                          (size_t)ox0 * sw + (size_t)kx * g->dw;
+                    if (sw == 1)
+                        for (j = 0; j < n; j++) acc[j] += wv * src[j];
+                    else
+                        for (j = 0; j < n; j++) acc[j] += wv * src[(size_t)j * sw];
                 }
-        for (oy = 0; oy < Ho; oy++)
-            for (ox0 = 0; ox0 < Wo; ox0 += NP_RUN) {
-                const int n = Wo - ox0 < NP_RUN ? Wo - ox0 : NP_RUN;
-                const int16_t *base = xg + (size_t)oy * g->sh * Wp + (size_t)ox0 * sw;
-                int32_t a[NP_RUN];
-                for (k = 0; k < NP_RUN; k++) a[k] = 0;
-                if (n == NP_RUN && sw == 1)
-                    run16(base, off, wt, nt, a);
+                if (rows > 1)
+                    for (r = 0; r < nr; r++)
+                        rq_row(acc + (size_t)r * Wp, Wo, q, (uint32_t)oc, yo + (size_t)(oy0 + r) * Wo);
                 else
-                    for (t = 0; t < nt; t++)
-                        for (k = 0; k < n; k++)
-                            a[k] += (int32_t)wt[t] * (int32_t)base[off[t] + k * sw];
-                for (k = 0; k < n; k++)
-                    yo[(size_t)oy * Wo + ox0 + k] = np_affine_out(q, (uint32_t)oc, (int64_t)bias + a[k]);
+                    rq_row(acc, n, q, (uint32_t)oc, yo + (size_t)oy0 * Wo + ox0);
             }
-    }
-    free(off);
-    free(wt);
-}
-
-/* Dense (groups = 1) integer convolution as im2col + int16 dot products: col[p][k] holds
- * x - zp_in of output p's window (0 for padded taps, as in np_conv2d), wk[oc][k] the
- * weights; y[oc][p] = affine_out(bias + col[p] . wk[oc]). The int16 x int16 -> int32 dot
- * product vectorises (pmaddwd); pixels go in blocks of 8 so their columns stay in L1 while
- * every output channel's weights pass over them. Exact integer sums (the plan checks they
- * fit int32), the firmware's requantization: bit-identical to np_conv2d. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NP_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
-#else
-#define NP_AVX2_CLONE
-#endif
-NP_AVX2_CLONE
-static void gemm_rows(const int16_t *col, const int16_t *wk, int K, int np_, int c_out,
-                      const np_affine_t *q, int32_t *y, size_t ystride)
-{
-    int oc, p, k;
-    for (oc = 0; oc < c_out; oc++) {
-        const int16_t *wr = wk + (size_t)oc * K;
-        for (p = 0; p < np_; p++) {
-            const int16_t *cr = col + (size_t)p * K;
-            int32_t s = 0;
-            for (k = 0; k < K; k++) s += (int32_t)wr[k] * (int32_t)cr[k];
-            y[(size_t)oc * ystride + p] = np_affine_out(q, (uint32_t)oc, (int64_t)q->bias[oc] + s);
         }
     }
 }
 
-#define NP_PBLOCK 8
-static void conv2d_gemm(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                        const np_affine_t *q, int32_t *y, int16_t *col, int16_t *wk)
-{
-    const int K = g->c_in * g->kh * g->kw, P = g->ho * g->wo;
-    int k, p, p0, ic, ky, kx;
-    for (k = 0; k < g->c_out * K; k++) wk[k] = w[k];
-    for (p = 0; p < P; p++) {
-        const int oy = p / g->wo, ox = p % g->wo;
-        int16_t *cr = col + (size_t)p * K;
-        for (ic = 0; ic < g->c_in; ic++)
-            for (ky = 0; ky < g->kh; ky++) {
-                const int iy = oy * g->sh - g->ph + ky * g->dh;
-                for (kx = 0; kx < g->kw; kx++) {
-                    const int ix = ox * g->sw - g->pw + kx * g->dw;
-                    *cr++ = (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-                                ? 0
-                                : (int16_t)(x[((size_t)ic * g->h + iy) * g->w + ix] - q->zp_in);
-                }
-            }
-    }
-    for (p0 = 0; p0 < P; p0 += NP_PBLOCK) {
-        const int n = P - p0 < NP_PBLOCK ? P - p0 : NP_PBLOCK;
-        gemm_rows(col + (size_t)p0 * K, wk, K, n, g->c_out, q, y + p0, (size_t)P);
-    }
-}
 
 /* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
  *   v' = v_leak + beta (v - v_leak) + gain x;  s = [v' > v_th];  v = v_reset | v' - v_th s */
@@ -681,16 +892,18 @@ static int op_check(const op_t *op)
         NEED(5, N(2), "shift");
         return 0;
     case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift
-                      * [xs acc: scratch of the tap-major path] */
+                      * [xs: zeroed int16 padded planes [col2 w2: int32 pairs, groups = 1]] */
         if (op->ni < 20 || geom_of(op, 5, &g)) break;
-        if (op->nb > 8 && op->b[7]) { /* im2col: col (P x K) and weight (c_out x K) int16 */
-            NEED(7, 2 * g.ho * g.wo * g.c_in * g.kh * g.kw, "col");
-            NEED(8, 2 * g.c_out * g.c_in * g.kh * g.kw, "wk");
+        if (op->nb > 8 && op->b[7]) { /* im2col: col2 (K/2 x Pp) and w2 (c_out' x K/2) */
+            const Py_ssize_t kh2 = ((Py_ssize_t)g.c_in * g.kh * g.kw + 1) / 2;
+            NEED(7, 4 * kh2 * (((Py_ssize_t)g.ho * g.wo + 15) / 16 * 16), "col2");
+            NEED(8, 4 * kh2 * (((Py_ssize_t)g.c_out + 3) / 4 * 4), "w2");
             if (g.groups != 1) {
                 PyErr_SetString(PyExc_ValueError, "conv: im2col path needs groups = 1");
                 return -1;
             }
-        } else if (op->nb > 6 && op->b[6]) { /* the padded plane must hold every tap */
+        }
+        if (op->nb > 6 && op->b[6]) { /* the padded plane must hold every tap */
             if ((g.ho - 1) * g.sh + (g.kh - 1) * g.dh >= g.h + 2 * g.ph ||
                 (g.wo - 1) * g.sw + (g.kw - 1) * g.dw >= g.w + 2 * g.pw) {
                 PyErr_SetString(PyExc_ValueError, "conv: output grid exceeds the padded input");
@@ -976,10 +1189,10 @@ static void op_run(op_t *op)
         nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
         for (b = 0; b < B; b++) {
             if (op->nb > 8 && op->b[7])
-                conv2d_gemm((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
-                            (int32_t *)op->b[1] + b * ny, op->b[7], op->b[8]);
+                conv2d_dense((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                             (int32_t *)op->b[1] + b * ny, op->b[6], op->b[7], op->b[8]);
             else if (op->nb > 6 && op->b[6])
-                conv2d_blocked((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
+                conv2d_grouped((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
                                (int32_t *)op->b[1] + b * ny, op->b[6]);
             else
                 np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
@@ -1212,8 +1425,27 @@ static PyTypeObject PlanType = {
     .tp_new = plan_new,
 };
 
+/* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni" or
+ * "portable"); a name selects it ("portable" always works, "auto" detects again; a level the
+ * CPU lacks raises ValueError). Tests run both levels against the numpy reference. */
+static PyObject *py_isa(PyObject *self, PyObject *args)
+{
+    const char *name = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "|s", &name)) return NULL;
+    if (name) {
+        if (!strcmp(name, "portable")) np_isa = NP_ISA_PORTABLE;
+        else if (!strcmp(name, "auto")) np_isa = isa_detect();
+        else if (!strcmp(name, "avx512vnni") && isa_detect() == NP_ISA_AVX512VNNI)
+            np_isa = NP_ISA_AVX512VNNI;
+        else return PyErr_Format(PyExc_ValueError, "isa %s is not available here", name);
+    }
+    return PyUnicode_FromString(isa_level() == NP_ISA_AVX512VNNI ? "avx512vnni" : "portable");
+}
+
 static PyMethodDef methods[] = {
     {"op", py_op, METH_VARARGS, "op(kind, ints, bufs[, dbls]): run one op now."},
+    {"isa", py_isa, METH_VARARGS, "isa([name]): the conv kernels' instruction set (or set it)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

@@ -316,15 +316,15 @@ class NativePlan:
                 kw - 1
             ) * dw < wd + 2 * pw
             groups = geom[14]
-            if max_x <= 32767 and groups == 1:  # x - zp_in fits int16: im2col + dot products
-                kk = c_in * kh * kw
-                scratch = (None, np.zeros(ho * wo * kk, np.int16), np.zeros(geom[3] * kk, np.int16))
-                self._keep += list(scratch[1:])
-                bufs += scratch
-            elif max_x <= 32767 and fits:  # grouped/depthwise: the register-blocked path
-                xs = np.zeros(c_in * (h + 2 * ph) * (wd + 2 * pw), np.int16)
-                self._keep.append(xs)
-                bufs += (xs,)
+            if max_x <= 32767 and fits:  # x - zp_in fits int16: the padded int16 planes
+                # (zeroed here; the kernel writes only their interior)
+                scratch = [np.zeros(c_in * (h + 2 * ph) * (wd + 2 * pw), np.int16)]
+                if groups == 1:  # im2col int16 pairs (pixels padded to 16), weight pairs
+                    kp = (c_in * kh * kw + 1) // 2
+                    scratch.append(np.zeros(kp * -(-ho * wo // 16) * 16, np.int32))
+                    scratch.append(np.zeros(kp * -(-geom[3] // 4) * 4, np.int32))
+                self._keep += scratch
+                bufs += tuple(scratch)
         return (OPS[kind], tuple(int(v) for v in ints), bufs)
 
     def _ring(self, name: str, k: Any) -> tuple[np.ndarray, np.ndarray]:
