@@ -20,7 +20,7 @@ figures are recorded beside them (``wall_*``):
   accumulator bytes per event x events/s against the measured copy bandwidth;
 * peak RSS and import time of a fresh process (bench_runtime.py's probe).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_speed.py [--rounds 7] [--quick]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_speed.py [--rounds 7] [--quick] [--only cnn]
 
 Prints a table and writes bench/results/speed.json (bench/report.py puts it in the README).
 """
@@ -350,7 +350,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     ap.add_argument("--out", default=str(RESULTS / "speed.json"))
+    ap.add_argument(
+        "--only",
+        choices=["cnn"],
+        help="re-run one part; the other parts are kept from the existing --out json",
+    )
     a = ap.parse_args(argv)
+    if a.only:
+        return _rerun_part(a.only, a.rounds, Path(a.out))
     import bench_runtime as br
 
     from neuroplast.runtime.native import backend_name
@@ -393,6 +400,19 @@ def main(argv: list[str] | None = None) -> dict:
     _print(r)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=2))
+    return r
+
+
+def _rerun_part(part: str, rounds: int, out: Path) -> dict:
+    """Re-measure one part (``cnn``) into an existing results file, the rest kept as it was."""
+    r = json.loads(out.read_text())
+    load0 = os.getloadavg()[0]
+    r[part] = cnn(rounds)
+    r[part]["load_avg_1m"] = [load0, os.getloadavg()[0]]
+    r["met"]["cnn_vs_litert"] = r["cnn"]["vs_litert"] <= GOALS["cnn_vs_litert_max"]
+    r.setdefault("wall_best_s", {}).update(WALL)
+    _print(r)
     out.write_text(json.dumps(r, indent=2))
     return r
 

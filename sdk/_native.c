@@ -392,13 +392,95 @@ static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
     gemm_c(col2, w2, Kh, P, Pp, g->c_out, q, y);
 }
 
+#ifdef NP_X86
+/* Grouped convolution with one input channel per group (depthwise, any multiplier) on
+ * AVX-512 VNNI, stride 1 along rows: the channel's padded plane is re-read as row pairs
+ * xp[r][col] = (xs[r][col], xs[r + dh][col]), so one vpdpwssd adds two kernel rows' taps
+ * (w[ky][kx], w[ky + 1][kx]) for 16 outputs of a row (a missing last row pairs with weight
+ * 0). Returns 0 (nothing done) where it does not apply. */
+/* out[j] = rq(sum over tap pairs (a, kx) of pair(src[a * arow + kx * dw + j]) . wp[a kw + kx]),
+ * j < n, in tiles of 64 (4 accumulators; the tail's loads are masked) */
+NP_T512 static void dw_span(const int32_t *src, const int32_t *wp, int kp, int kw, int arow,
+                            int dw, int n, const rq512_t *rq, int32_t *out)
+{
+    int j0, a, kx, v;
+    for (j0 = 0; j0 < n; j0 += 64) {
+        __mmask16 m[4];
+        __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        for (v = 0; v < 4; v++) {
+            const int rem = n - j0 - 16 * v;
+            m[v] = (__mmask16)(rem >= 16 ? 0xFFFFu : rem <= 0 ? 0u : (1u << rem) - 1u);
+        }
+        for (a = 0; a < kp; a++)
+            for (kx = 0; kx < kw; kx++) {
+                const int32_t *s = src + (size_t)a * arow + (size_t)kx * dw + j0;
+                const __m512i wv = _mm512_set1_epi32(wp[a * kw + kx]);
+                acc0 = _mm512_dpwssd_epi32(acc0, _mm512_maskz_loadu_epi32(m[0], s), wv);
+                acc1 = _mm512_dpwssd_epi32(acc1, _mm512_maskz_loadu_epi32(m[1], s + 16), wv);
+                acc2 = _mm512_dpwssd_epi32(acc2, _mm512_maskz_loadu_epi32(m[2], s + 32), wv);
+                acc3 = _mm512_dpwssd_epi32(acc3, _mm512_maskz_loadu_epi32(m[3], s + 48), wv);
+            }
+        rq512_store(rq, acc0, out + j0, n - j0);
+        if (n - j0 > 16) rq512_store(rq, acc1, out + j0 + 16, n - j0 - 16);
+        if (n - j0 > 32) rq512_store(rq, acc2, out + j0 + 32, n - j0 - 32);
+        if (n - j0 > 48) rq512_store(rq, acc3, out + j0 + 48, n - j0 - 48);
+    }
+}
+
+#define NP_DW_PLANE 8192
+#define NP_DW_TAPS 64
+NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_t *q,
+                           int32_t *y, const int16_t *xs)
+{
+    const int ocg = g->c_out / g->groups, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
+    const int kh = g->kh, kw = g->kw, dh = g->dh, Ho = g->ho, Wo = g->wo;
+    const int kp = (kh + 1) / 2;
+    const size_t pplane = (size_t)Hp * Wp;
+    int32_t xp[NP_DW_PLANE], ob[NP_DW_PLANE], wp[NP_DW_TAPS];
+    int c, o, r, col, a, kx, oy;
+    if (g->c_in != g->groups || g->sw != 1 || pplane > NP_DW_PLANE || kp * kw > NP_DW_TAPS)
+        return 0;
+    for (c = 0; c < g->c_in; c++) {
+        const int16_t *xc = xs + c * pplane;
+        for (r = 0; r < Hp; r++) { /* (row r, row r + dh); past the plane: (row r, 0) */
+            const int16_t *r0 = xc + (size_t)r * Wp, *r1 = r0 + (size_t)dh * Wp;
+            int32_t *d = xp + (size_t)r * Wp;
+            if (kh > 1 && r + dh < Hp)
+                for (col = 0; col < Wp; col++) d[col] = (int32_t)pair16(r0[col], r1[col]);
+            else
+                for (col = 0; col < Wp; col++) d[col] = (int32_t)pair16(r0[col], 0);
+        }
+        for (o = c * ocg; o < (c + 1) * ocg; o++) {
+            const int8_t *wo = w + (size_t)o * kh * kw;
+            int32_t *yo = y + (size_t)o * Ho * Wo;
+            rq512_t rq;
+            rq512_init(&rq, q, (uint32_t)o);
+            for (a = 0; a < kp; a++)
+                for (kx = 0; kx < kw; kx++)
+                    wp[a * kw + kx] = (int32_t)pair16(
+                        wo[2 * a * kw + kx], 2 * a + 1 < kh ? wo[(2 * a + 1) * kw + kx] : 0);
+            if (g->sh == 1) { /* one span over whole padded rows, then the rows copied out */
+                dw_span(xp, wp, kp, kw, dh * Wp * 2, g->dw, (Ho - 1) * Wp + Wo, &rq, ob);
+                for (oy = 0; oy < Ho; oy++)
+                    memcpy(yo + (size_t)oy * Wo, ob + (size_t)oy * Wp, (size_t)Wo * sizeof(int32_t));
+            } else {
+                for (oy = 0; oy < Ho; oy++)
+                    dw_span(xp + (size_t)oy * g->sh * Wp, wp, kp, kw, dh * Wp * 2, g->dw, Wo, &rq,
+                            yo + (size_t)oy * Wo);
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
 /* Grouped (and depthwise) convolution over the padded planes: acc[j] += w * src[j * sw]
  * for runs of up to NP_SPAN outputs; stride 1 runs span whole rows (columns past Wo are
  * computed over the padding and dropped). */
 #define NP_SPAN 1024
 NP_HOST_CLONE
-static void conv2d_grouped(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                           const np_affine_t *q, int32_t *y, int16_t *xs)
+static void grouped_c(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                      const np_affine_t *q, int32_t *y, const int16_t *xs)
 {
     const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
     const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sh = g->sh, sw = g->sw;
@@ -407,7 +489,7 @@ static void conv2d_grouped(const int32_t *x, const np_geom_t *g, const int8_t *w
     const int rows = sh == 1 && sw == 1 && Wp <= NP_SPAN ? NP_SPAN / Wp : 1;
     int32_t acc[NP_SPAN];
     int oc, oy0, ox0, t, j, r;
-    pad_planes(x, g, q->zp_in, xs);
+    (void)x;
     for (oc = 0; oc < g->c_out; oc++) {
         const int16_t *xg = xs + (size_t)(oc / ocg) * icg * pplane;
         const int8_t *wo = w + (size_t)oc * ntap;
@@ -440,6 +522,16 @@ static void conv2d_grouped(const int32_t *x, const np_geom_t *g, const int8_t *w
     }
 }
 
+
+static void conv2d_grouped(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                           const np_affine_t *q, int32_t *y, int16_t *xs)
+{
+    pad_planes(x, g, q->zp_in, xs);
+#ifdef NP_X86
+    if (isa_level() == NP_ISA_AVX512VNNI && dw_vnni(g, w, q, y, xs)) return;
+#endif
+    grouped_c(x, g, w, q, y, xs);
+}
 
 /* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
  *   v' = v_leak + beta (v - v_leak) + gain x;  s = [v' > v_th];  v = v_reset | v' - v_th s */
