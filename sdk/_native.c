@@ -142,6 +142,15 @@ static int isa_level(void)
     return np_isa;
 }
 
+/* A ReLU fused after a convolution (the plan drops the ReLU op): y2 = max(y, zp), applied
+ * to each block of outputs while it is still in L1 (the convolution's own output y is kept:
+ * the plan's value buffers stay what the unfused ops would leave). */
+static inline void relu_copy(const int32_t *y, int32_t *y2, size_t n, int32_t zp)
+{
+    size_t i;
+    for (i = 0; i < n; i++) y2[i] = y[i] > zp ? y[i] : zp;
+}
+
 /* y[i] = affine_out(bias + acc[i]) for one output channel (the firmware's function) */
 static void rq_row_c(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
 {
@@ -205,7 +214,7 @@ NP_T512 static void rq_row_512(const int32_t *acc, int n, const np_affine_t *q, 
 
 /* y[oc][p] for a 4-channel x 64-pixel tile per step (nv = pixel vectors in the tile) */
 NP_T512 static void gemm_vnni(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp,
-                              int c_out, const np_affine_t *q, int32_t *y)
+                              int c_out, const np_affine_t *q, int32_t *y, int32_t *y2, int32_t zr)
 {
     int p0, m0, kp, m, v;
     for (p0 = 0; p0 < P; p0 += 64) {
@@ -262,6 +271,8 @@ NP_T512 static void gemm_vnni(const int32_t *col2, const int32_t *w2, int Kh, in
                 int32_t *yo = y + (size_t)(m0 + m) * P + p0;
                 rq512_init(&r, q, (uint32_t)(m0 + m));
                 for (v = 0; v < nv; v++) rq512_store(&r, acc[m][v], yo + 16 * v, P - p0 - 16 * v);
+                if (y2)
+                    relu_copy(yo, y2 + (size_t)(m0 + m) * P + p0, (size_t)(P - p0 < 64 ? P - p0 : 64), zr);
             }
         }
     }
@@ -282,7 +293,7 @@ static void rq_row(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc,
 /* the portable dense kernel: the same sums as gemm_vnni, 16 pixels of one channel at a time */
 NP_HOST_CLONE
 static void gemm_c(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp, int c_out,
-                   const np_affine_t *q, int32_t *y)
+                   const np_affine_t *q, int32_t *y, int32_t *y2, int32_t zr)
 {
     int oc, p0, kp, i;
     for (oc = 0; oc < c_out; oc++) {
@@ -301,6 +312,9 @@ static void gemm_c(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t
                 }
             }
             rq_row_c(acc, P - p0 < 16 ? P - p0 : 16, q, (uint32_t)oc, y + (size_t)oc * P + p0);
+            if (y2)
+                relu_copy(y + (size_t)oc * P + p0, y2 + (size_t)oc * P + p0,
+                          (size_t)(P - p0 < 16 ? P - p0 : 16), zr);
         }
     }
 }
@@ -369,7 +383,7 @@ static void im2col_pairs(const int32_t *x, const int16_t *xs, const np_geom_t *g
 
 static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
                          const np_affine_t *q, int32_t *y, int16_t *xs, int32_t *col2,
-                         int32_t *w2)
+                         int32_t *w2, int32_t *y2, int32_t zr)
 {
     const int K = g->c_in * g->kh * g->kw, Kh = (K + 1) / 2, P = g->ho * g->wo;
     const size_t Pp = ((size_t)P + 15) & ~(size_t)15;
@@ -385,11 +399,11 @@ static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
     im2col_pairs(x, xs, g, q->zp_in, K, Kh, Pp, col2);
 #ifdef NP_X86
     if (isa_level() == NP_ISA_AVX512VNNI) {
-        gemm_vnni(col2, w2, Kh, P, Pp, g->c_out, q, y);
+        gemm_vnni(col2, w2, Kh, P, Pp, g->c_out, q, y, y2, zr);
         return;
     }
 #endif
-    gemm_c(col2, w2, Kh, P, Pp, g->c_out, q, y);
+    gemm_c(col2, w2, Kh, P, Pp, g->c_out, q, y, y2, zr);
 }
 
 #ifdef NP_X86
@@ -430,7 +444,7 @@ NP_T512 static void dw_span(const int32_t *src, const int32_t *wp, int kp, int k
 #define NP_DW_PLANE 8192
 #define NP_DW_TAPS 64
 NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_t *q,
-                           int32_t *y, const int16_t *xs)
+                           int32_t *y, const int16_t *xs, int32_t *y2, int32_t zr)
 {
     const int ocg = g->c_out / g->groups, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
     const int kh = g->kh, kw = g->kw, dh = g->dh, Ho = g->ho, Wo = g->wo;
@@ -468,6 +482,7 @@ NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_
                     dw_span(xp + (size_t)oy * g->sh * Wp, wp, kp, kw, dh * Wp * 2, g->dw, Wo, &rq,
                             yo + (size_t)oy * Wo);
             }
+            if (y2) relu_copy(yo, y2 + (size_t)o * Ho * Wo, (size_t)Ho * Wo, zr);
         }
     }
     return 1;
@@ -480,7 +495,7 @@ NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_
 #define NP_SPAN 1024
 NP_HOST_CLONE
 static void grouped_c(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                      const np_affine_t *q, int32_t *y, const int16_t *xs)
+                      const np_affine_t *q, int32_t *y, const int16_t *xs, int32_t *y2, int32_t zr)
 {
     const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
     const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sh = g->sh, sw = g->sw;
@@ -519,18 +534,19 @@ static void grouped_c(const int32_t *x, const np_geom_t *g, const int8_t *w,
                     rq_row(acc, n, q, (uint32_t)oc, yo + (size_t)oy0 * Wo + ox0);
             }
         }
+        if (y2) relu_copy(yo, y2 + (size_t)oc * Ho * Wo, (size_t)Ho * Wo, zr);
     }
 }
 
 
 static void conv2d_grouped(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                           const np_affine_t *q, int32_t *y, int16_t *xs)
+                           const np_affine_t *q, int32_t *y, int16_t *xs, int32_t *y2, int32_t zr)
 {
     pad_planes(x, g, q->zp_in, xs);
 #ifdef NP_X86
-    if (isa_level() == NP_ISA_AVX512VNNI && dw_vnni(g, w, q, y, xs)) return;
+    if (isa_level() == NP_ISA_AVX512VNNI && dw_vnni(g, w, q, y, xs, y2, zr)) return;
 #endif
-    grouped_c(x, g, w, q, y, xs);
+    grouped_c(x, g, w, q, y, xs, y2, zr);
 }
 
 /* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
@@ -984,7 +1000,8 @@ static int op_check(const op_t *op)
         NEED(5, N(2), "shift");
         return 0;
     case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift
-                      * [xs: zeroed int16 padded planes [col2 w2: int32 pairs, groups = 1]] */
+                      * [xs: zeroed int16 padded planes [col2 w2: int32 pairs, groups = 1]]
+                      * [b9: a fused ReLU's output, ints relu zp_relu] */
         if (op->ni < 20 || geom_of(op, 5, &g)) break;
         if (op->nb > 8 && op->b[7]) { /* im2col: col2 (K/2 x Pp) and w2 (c_out' x K/2) */
             const Py_ssize_t kh2 = ((Py_ssize_t)g.c_in * g.kh * g.kw + 1) / 2;
@@ -1005,6 +1022,8 @@ static int op_check(const op_t *op)
         }
         NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
         NEED(1, 4 * B * g.c_out * g.ho * g.wo, "y");
+        if (op->ni > 21 && I(20) && op->nb > 9 && op->b[9]) /* a fused ReLU's output */
+            NEED(9, 4 * B * g.c_out * g.ho * g.wo, "relu y");
         NEED(2, (Py_ssize_t)g.c_out * (g.c_in / g.groups) * g.kh * g.kw, "w");
         NEED(3, 4 * g.c_out, "bias");
         NEED(4, 4 * g.c_out, "qm");
@@ -1279,16 +1298,21 @@ static void op_run(op_t *op)
         size_t nx, ny;
         geom_of(op, 5, &g);
         nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
+        const int fuse = op->ni > 21 && I(20) && op->nb > 9 && op->b[9];
+        const int32_t zr = fuse ? (int32_t)I(21) : 0;
         for (b = 0; b < B; b++) {
+            int32_t *yb = (int32_t *)op->b[1] + b * ny;
+            int32_t *y2 = fuse ? (int32_t *)op->b[9] + b * ny : NULL;
             if (op->nb > 8 && op->b[7])
-                conv2d_dense((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
-                             (int32_t *)op->b[1] + b * ny, op->b[6], op->b[7], op->b[8]);
+                conv2d_dense((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb, op->b[6],
+                             op->b[7], op->b[8], y2, zr);
             else if (op->nb > 6 && op->b[6])
-                conv2d_grouped((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
-                               (int32_t *)op->b[1] + b * ny, op->b[6]);
-            else
-                np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
-                          (int32_t *)op->b[1] + b * ny);
+                conv2d_grouped((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb,
+                               op->b[6], y2, zr);
+            else {
+                np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb);
+                if (y2) relu_copy(yb, y2, ny, zr);
+            }
         }
         break;
     }

@@ -115,6 +115,28 @@ def _geom(c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups) -> 
     return tuple(int(v) for v in g)
 
 
+def _fuse_relu(ops: list[tuple]) -> list[tuple]:
+    """An integer ReLU that directly follows the int8 convolution feeding it runs in that
+    convolution's epilogue: the conv op also writes ``max(y, zp)`` into the ReLU's buffer
+    (ints + ``(1, zp)``, buffer 9) and the ReLU op is dropped. Both buffers hold what the
+    two ops would (the conv's own output stays pre-ReLU)."""
+    out: list[tuple] = []
+    for op in ops:
+        prev = out[-1] if out else None
+        if (
+            op[0] == OPS["relu_i"]
+            and prev is not None
+            and prev[0] == OPS["conv_i8"]
+            and len(prev[1]) == 20
+            and op[2][0] is prev[2][1]
+        ):
+            bufs = prev[2] + (None,) * (9 - len(prev[2])) + (op[2][1],)
+            out[-1] = (prev[0], prev[1] + (1, op[1][2]), bufs)
+            continue
+        out.append(op)
+    return out
+
+
 class NativePlan:
     """A Runtime's graph for one batch size as one native call per step (see module doc)."""
 
@@ -162,7 +184,7 @@ class NativePlan:
                 li = getattr(k, "spiking", None) is False
                 dt = np.int64 if li or q is None else q.dtype
             self._outs.append((o, self.values[o], dt))
-        self.ops = tuple(ops)  # (kind, ints, buffers) per op, in order
+        self.ops = tuple(_fuse_relu(ops))  # (kind, ints, buffers) per op, in order
         self.plan = lib.Plan(self.ops)
 
     # ----------------------------------------------------------------- ops
