@@ -155,8 +155,8 @@ static inline void relu_copy(const int32_t *y, int32_t *y2, size_t n, int32_t zp
 static void rq_row_c(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
 {
     int i;
-    const int64_t bias = q->bias[oc];
-    for (i = 0; i < n; i++) y[i] = np_affine_out(q, oc, bias + acc[i]);
+    const uint32_t bias = (uint32_t)q->bias[oc]; /* modulo 2^32, as np_conv2d's sums */
+    for (i = 0; i < n; i++) y[i] = np_affine_out(q, oc, (int32_t)(bias + (uint32_t)acc[i]));
 }
 
 #ifdef NP_X86
@@ -212,71 +212,76 @@ NP_T512 static void rq_row_512(const int32_t *acc, int n, const np_affine_t *q, 
     }
 }
 
-/* y[oc][p] for a 4-channel x 64-pixel tile per step (nv = pixel vectors in the tile) */
-NP_T512 static void gemm_vnni(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp,
-                              int c_out, const np_affine_t *q, int32_t *y, int32_t *y2, int32_t zr)
-{
-    int p0, m0, kp, m, v;
-    for (p0 = 0; p0 < P; p0 += 64) {
-        const int nv = P - p0 >= 64 ? 4 : (P - p0 + 15) / 16;
-        const int32_t *cb = col2 + p0;
-        for (m0 = 0; m0 < c_out; m0 += 4) {
-            const int32_t *w0 = w2 + (size_t)m0 * Kh, *w1 = w0 + Kh, *w2_ = w1 + Kh,
-                          *w3 = w2_ + Kh;
-            __m512i acc[4][4];
-            for (m = 0; m < 4; m++)
-                for (v = 0; v < 4; v++) acc[m][v] = _mm512_setzero_si512();
-            if (nv == 4) {
-                for (kp = 0; kp < Kh; kp++) {
-                    const int32_t *c = cb + (size_t)kp * Pp;
-                    const __m512i c0 = _mm512_loadu_si512((const void *)c),
-                                  c1 = _mm512_loadu_si512((const void *)(c + 16)),
-                                  c2 = _mm512_loadu_si512((const void *)(c + 32)),
-                                  c3 = _mm512_loadu_si512((const void *)(c + 48));
-                    __m512i wv = _mm512_set1_epi32(w0[kp]);
-                    acc[0][0] = _mm512_dpwssd_epi32(acc[0][0], c0, wv);
-                    acc[0][1] = _mm512_dpwssd_epi32(acc[0][1], c1, wv);
-                    acc[0][2] = _mm512_dpwssd_epi32(acc[0][2], c2, wv);
-                    acc[0][3] = _mm512_dpwssd_epi32(acc[0][3], c3, wv);
-                    wv = _mm512_set1_epi32(w1[kp]);
-                    acc[1][0] = _mm512_dpwssd_epi32(acc[1][0], c0, wv);
-                    acc[1][1] = _mm512_dpwssd_epi32(acc[1][1], c1, wv);
-                    acc[1][2] = _mm512_dpwssd_epi32(acc[1][2], c2, wv);
-                    acc[1][3] = _mm512_dpwssd_epi32(acc[1][3], c3, wv);
-                    wv = _mm512_set1_epi32(w2_[kp]);
-                    acc[2][0] = _mm512_dpwssd_epi32(acc[2][0], c0, wv);
-                    acc[2][1] = _mm512_dpwssd_epi32(acc[2][1], c1, wv);
-                    acc[2][2] = _mm512_dpwssd_epi32(acc[2][2], c2, wv);
-                    acc[2][3] = _mm512_dpwssd_epi32(acc[2][3], c3, wv);
-                    wv = _mm512_set1_epi32(w3[kp]);
-                    acc[3][0] = _mm512_dpwssd_epi32(acc[3][0], c0, wv);
-                    acc[3][1] = _mm512_dpwssd_epi32(acc[3][1], c1, wv);
-                    acc[3][2] = _mm512_dpwssd_epi32(acc[3][2], c2, wv);
-                    acc[3][3] = _mm512_dpwssd_epi32(acc[3][3], c3, wv);
-                }
-            } else {
-                for (kp = 0; kp < Kh; kp++) {
-                    const int32_t *c = cb + (size_t)kp * Pp;
-                    for (v = 0; v < nv; v++) {
-                        const __m512i cv = _mm512_loadu_si512((const void *)(c + 16 * v));
-                        acc[0][v] = _mm512_dpwssd_epi32(acc[0][v], cv, _mm512_set1_epi32(w0[kp]));
-                        acc[1][v] = _mm512_dpwssd_epi32(acc[1][v], cv, _mm512_set1_epi32(w1[kp]));
-                        acc[2][v] = _mm512_dpwssd_epi32(acc[2][v], cv, _mm512_set1_epi32(w2_[kp]));
-                        acc[3][v] = _mm512_dpwssd_epi32(acc[3][v], cv, _mm512_set1_epi32(w3[kp]));
-                    }
-                }
-            }
-            for (m = 0; m < 4 && m0 + m < c_out; m++) {
-                rq512_t r;
-                int32_t *yo = y + (size_t)(m0 + m) * P + p0;
-                rq512_init(&r, q, (uint32_t)(m0 + m));
-                for (v = 0; v < nv; v++) rq512_store(&r, acc[m][v], yo + 16 * v, P - p0 - 16 * v);
-                if (y2)
-                    relu_copy(yo, y2 + (size_t)(m0 + m) * P + p0, (size_t)(P - p0 < 64 ? P - p0 : 64), zr);
-            }
-        }
-    }
+/* y[oc][p] for a 4-channel x 64-pixel tile per step (nv = pixel vectors in the tile); DP is
+ * vpdpwssd (int16 pairs) or vpdpbusd (u8 x s8 quads: 4 taps per lane, summed exactly into
+ * the int32 lane, not saturating) */
+#define NP_GEMM_VNNI(NAME, DP)                                                                               \
+NP_T512 static void NAME(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp,                   \
+                              int c_out, const np_affine_t *q, int32_t *y, int32_t *y2, int32_t zr)          \
+{                                                                                                            \
+    int p0, m0, kp, m, v;                                                                                    \
+    for (p0 = 0; p0 < P; p0 += 64) {                                                                         \
+        const int nv = P - p0 >= 64 ? 4 : (P - p0 + 15) / 16;                                                \
+        const int32_t *cb = col2 + p0;                                                                       \
+        for (m0 = 0; m0 < c_out; m0 += 4) {                                                                  \
+            const int32_t *w0 = w2 + (size_t)m0 * Kh, *w1 = w0 + Kh, *w2_ = w1 + Kh,                         \
+                          *w3 = w2_ + Kh;                                                                    \
+            __m512i acc[4][4];                                                                               \
+            for (m = 0; m < 4; m++)                                                                          \
+                for (v = 0; v < 4; v++) acc[m][v] = _mm512_setzero_si512();                                  \
+            if (nv == 4) {                                                                                   \
+                for (kp = 0; kp < Kh; kp++) {                                                                \
+                    const int32_t *c = cb + (size_t)kp * Pp;                                                 \
+                    const __m512i c0 = _mm512_loadu_si512((const void *)c),                                  \
+                                  c1 = _mm512_loadu_si512((const void *)(c + 16)),                           \
+                                  c2 = _mm512_loadu_si512((const void *)(c + 32)),                           \
+                                  c3 = _mm512_loadu_si512((const void *)(c + 48));                           \
+                    __m512i wv = _mm512_set1_epi32(w0[kp]);                                                  \
+                    acc[0][0] = DP(acc[0][0], c0, wv);                                                       \
+                    acc[0][1] = DP(acc[0][1], c1, wv);                                                       \
+                    acc[0][2] = DP(acc[0][2], c2, wv);                                                       \
+                    acc[0][3] = DP(acc[0][3], c3, wv);                                                       \
+                    wv = _mm512_set1_epi32(w1[kp]);                                                          \
+                    acc[1][0] = DP(acc[1][0], c0, wv);                                                       \
+                    acc[1][1] = DP(acc[1][1], c1, wv);                                                       \
+                    acc[1][2] = DP(acc[1][2], c2, wv);                                                       \
+                    acc[1][3] = DP(acc[1][3], c3, wv);                                                       \
+                    wv = _mm512_set1_epi32(w2_[kp]);                                                         \
+                    acc[2][0] = DP(acc[2][0], c0, wv);                                                       \
+                    acc[2][1] = DP(acc[2][1], c1, wv);                                                       \
+                    acc[2][2] = DP(acc[2][2], c2, wv);                                                       \
+                    acc[2][3] = DP(acc[2][3], c3, wv);                                                       \
+                    wv = _mm512_set1_epi32(w3[kp]);                                                          \
+                    acc[3][0] = DP(acc[3][0], c0, wv);                                                       \
+                    acc[3][1] = DP(acc[3][1], c1, wv);                                                       \
+                    acc[3][2] = DP(acc[3][2], c2, wv);                                                       \
+                    acc[3][3] = DP(acc[3][3], c3, wv);                                                       \
+                }                                                                                            \
+            } else {                                                                                         \
+                for (kp = 0; kp < Kh; kp++) {                                                                \
+                    const int32_t *c = cb + (size_t)kp * Pp;                                                 \
+                    for (v = 0; v < nv; v++) {                                                               \
+                        const __m512i cv = _mm512_loadu_si512((const void *)(c + 16 * v));                   \
+                        acc[0][v] = DP(acc[0][v], cv, _mm512_set1_epi32(w0[kp]));                            \
+                        acc[1][v] = DP(acc[1][v], cv, _mm512_set1_epi32(w1[kp]));                            \
+                        acc[2][v] = DP(acc[2][v], cv, _mm512_set1_epi32(w2_[kp]));                           \
+                        acc[3][v] = DP(acc[3][v], cv, _mm512_set1_epi32(w3[kp]));                            \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+            for (m = 0; m < 4 && m0 + m < c_out; m++) {                                                      \
+                rq512_t r;                                                                                   \
+                int32_t *yo = y + (size_t)(m0 + m) * P + p0;                                                 \
+                rq512_init(&r, q, (uint32_t)(m0 + m));                                                       \
+                for (v = 0; v < nv; v++) rq512_store(&r, acc[m][v], yo + 16 * v, P - p0 - 16 * v);           \
+                if (y2)                                                                                      \
+                    relu_copy(yo, y2 + (size_t)(m0 + m) * P + p0, (size_t)(P - p0 < 64 ? P - p0 : 64), zr);  \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
 }
+NP_GEMM_VNNI(gemm_vnni, _mm512_dpwssd_epi32)
+NP_GEMM_VNNI(gemm_vnni_u8, _mm512_dpbusd_epi32)
 #endif
 
 static void rq_row(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
@@ -381,22 +386,148 @@ static void im2col_pairs(const int32_t *x, const int16_t *xs, const np_geom_t *g
     }
 }
 
-static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                         const np_affine_t *q, int32_t *y, int16_t *xs, int32_t *col2,
-                         int32_t *w2, int32_t *y2, int32_t zr)
+/* ---- the u8 form of the dense path (inputs whose codes span at most 256 values): with
+ * u = x + off in [0, 255] (off = -lo of the input range),
+ *     sum_k w_k (x_k - zp_in) = sum_k w_k u_k - (off + zp_in) sum_k w_k,
+ * so col4[kq][p] holds 4 taps' u as bytes, w4[oc][kq] the 4 int8 weights, and the constant
+ * term joins the bias (bias4[oc], after w4). Padded taps hold u = zp_in + off (they add 0);
+ * the plan fills the padded u8 planes' border with it once, the kernel writes the interior. */
+static uint32_t quad8(int32_t a, int32_t b, int32_t c, int32_t d)
 {
-    const int K = g->c_in * g->kh * g->kw, Kh = (K + 1) / 2, P = g->ho * g->wo;
+    return (uint32_t)(uint8_t)a | (uint32_t)(uint8_t)b << 8 | (uint32_t)(uint8_t)c << 16 |
+           (uint32_t)(uint8_t)d << 24;
+}
+
+NP_HOST_CLONE
+static void pad_planes_u8(const int32_t *x, const np_geom_t *g, int32_t off, uint8_t *xs)
+{
+    const int H = g->h, W = g->w, Wp = g->w + 2 * g->pw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    int c, iy, ix;
+    for (c = 0; c < g->c_in; c++)
+        for (iy = 0; iy < H; iy++) {
+            const int32_t *xr = x + ((size_t)c * H + iy) * W;
+            uint8_t *dst = xs + c * pplane + (size_t)(iy + g->ph) * Wp + g->pw;
+            for (ix = 0; ix < W; ix++) dst[ix] = (uint8_t)(xr[ix] + off);
+        }
+}
+
+NP_HOST_CLONE
+static void im2col_quads(const int32_t *x, const uint8_t *xs, const np_geom_t *g, int32_t off,
+                         int K, int Kq, size_t Pp, int32_t *col4)
+{
+    const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sw = g->sw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    const int taps = g->kh * g->kw, P = Ho * Wo;
+    int kq, oy, ox, p, h;
+    if (taps == 1 && g->sh == 1 && sw == 1 && !g->ph && !g->pw && Ho == g->h && Wo == g->w) {
+        for (kq = 0; kq < Kq; kq++) {
+            const int32_t *xr[4];
+            int32_t *dst = col4 + (size_t)kq * Pp;
+            for (h = 0; h < 4; h++) /* a missing channel repeats one (its weight is 0) */
+                xr[h] = x + (size_t)(4 * kq + h < K ? 4 * kq + h : 4 * kq) * P;
+            for (p = 0; p < P; p++)
+                dst[p] = (int32_t)quad8(xr[0][p] + off, xr[1][p] + off, xr[2][p] + off,
+                                        xr[3][p] + off);
+        }
+        return;
+    }
+    for (kq = 0; kq < Kq; kq++) {
+        const uint8_t *s[4];
+        int32_t *dst = col4 + (size_t)kq * Pp;
+        for (h = 0; h < 4; h++) {
+            const int k = 4 * kq + h < K ? 4 * kq + h : 4 * kq; /* a missing tap: weight 0 */
+            const int c = k / taps, ky = (k % taps) / g->kw, kx = k % g->kw;
+            s[h] = xs + c * pplane + (size_t)ky * g->dh * Wp + (size_t)kx * g->dw;
+        }
+        for (oy = 0; oy < Ho; oy++) {
+            const size_t ro = (size_t)oy * g->sh * Wp;
+            const uint8_t *r0 = s[0] + ro, *r1 = s[1] + ro, *r2 = s[2] + ro, *r3 = s[3] + ro;
+            int32_t *d = dst + (size_t)oy * Wo;
+            if (sw == 1)
+                for (ox = 0; ox < Wo; ox++) d[ox] = (int32_t)quad8(r0[ox], r1[ox], r2[ox], r3[ox]);
+            else
+                for (ox = 0; ox < Wo; ox++)
+                    d[ox] = (int32_t)quad8(r0[ox * sw], r1[ox * sw], r2[ox * sw], r3[ox * sw]);
+        }
+    }
+}
+
+/* the portable u8 kernel: the same sums as gemm_vnni_u8, 16 pixels of one channel at a time */
+NP_HOST_CLONE
+static void gemm_c_u8(const int32_t *col4, const int32_t *w4, int Kq, int P, size_t Pp,
+                      int c_out, const np_affine_t *q, int32_t *y, int32_t *y2, int32_t zr)
+{
+    int oc, p0, kq, i, h;
+    for (oc = 0; oc < c_out; oc++) {
+        const int32_t *wr = w4 + (size_t)oc * Kq;
+        for (p0 = 0; p0 < P; p0 += 16) {
+            int32_t acc[16] = {0};
+            for (kq = 0; kq < Kq; kq++) {
+                const uint32_t wv = (uint32_t)wr[kq];
+                const int32_t *c = col4 + (size_t)kq * Pp + p0;
+                for (h = 0; h < 4; h++) {
+                    const int32_t wh = (int8_t)(uint8_t)(wv >> (8 * h));
+                    for (i = 0; i < 16; i++)
+                        acc[i] += wh * (int32_t)(((uint32_t)c[i] >> (8 * h)) & 0xFFu);
+                }
+            }
+            rq_row_c(acc, P - p0 < 16 ? P - p0 : 16, q, (uint32_t)oc, y + (size_t)oc * P + p0);
+            if (y2)
+                relu_copy(y + (size_t)oc * P + p0, y2 + (size_t)oc * P + p0,
+                          (size_t)(P - p0 < 16 ? P - p0 : 16), zr);
+        }
+    }
+}
+
+/* u8 = 1: the u8 form above with offset off (xs is then uint8, w2 holds w4 and bias4) */
+static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                         const np_affine_t *q, int32_t *y, void *xs, int32_t *col2,
+                         int32_t *w2, int32_t *y2, int32_t zr, int u8, int32_t off)
+{
+    const int K = g->c_in * g->kh * g->kw, Kh = (K + 1) / 2, Kq = (K + 3) / 4;
+    const int P = g->ho * g->wo, direct = g->kh * g->kw == 1 && g->sh == 1 && g->sw == 1 &&
+                                          !g->ph && !g->pw && g->ho == g->h && g->wo == g->w;
     const size_t Pp = ((size_t)P + 15) & ~(size_t)15;
     int oc, kp;
+    if (u8) {
+        const size_t mp = ((size_t)g->c_out + 3) & ~(size_t)3;
+        int32_t *bias4 = w2 + mp * Kq;
+        np_affine_t q4 = *q;
+        for (oc = 0; oc < g->c_out; oc++) { /* weight quads (zero past K), folded bias */
+            const int8_t *wr = w + (size_t)oc * K;
+            int32_t *dr = w2 + (size_t)oc * Kq;
+            uint32_t sum = 0;
+            int k;
+            for (kp = 0; kp < Kq; kp++) {
+                int8_t v[4];
+                for (k = 0; k < 4; k++) v[k] = 4 * kp + k < K ? wr[4 * kp + k] : 0;
+                dr[kp] = (int32_t)quad8(v[0], v[1], v[2], v[3]);
+            }
+            for (k = 0; k < K; k++) sum += (uint32_t)(int32_t)wr[k];
+            /* modulo 2^32, as the sums: the total is exact where it fits int32 */
+            bias4[oc] = (int32_t)((uint32_t)q->bias[oc] - (uint32_t)(off + q->zp_in) * sum);
+        }
+        q4.bias = bias4;
+        if (!direct) pad_planes_u8(x, g, off, (uint8_t *)xs);
+        im2col_quads(x, (const uint8_t *)xs, g, off, K, Kq, Pp, col2);
+#ifdef NP_X86
+        if (isa_level() == NP_ISA_AVX512VNNI) {
+            gemm_vnni_u8(col2, w2, Kq, P, Pp, g->c_out, &q4, y, y2, zr);
+            return;
+        }
+#endif
+        gemm_c_u8(col2, w2, Kq, P, Pp, g->c_out, &q4, y, y2, zr);
+        return;
+    }
     for (oc = 0; oc < g->c_out; oc++) { /* weight pairs; the odd K's last pair is (w, 0) */
         const int8_t *wr = w + (size_t)oc * K;
         int32_t *dr = w2 + (size_t)oc * Kh;
         for (kp = 0; kp < K / 2; kp++) dr[kp] = (int32_t)pair16(wr[2 * kp], wr[2 * kp + 1]);
         if (K & 1) dr[Kh - 1] = (int32_t)pair16(wr[K - 1], 0);
     }
-    if (g->kh * g->kw != 1 || g->sh != 1 || g->sw != 1 || g->ph || g->pw)
-        pad_planes(x, g, q->zp_in, xs);
-    im2col_pairs(x, xs, g, q->zp_in, K, Kh, Pp, col2);
+    if (!direct) pad_planes(x, g, q->zp_in, (int16_t *)xs);
+    im2col_pairs(x, (const int16_t *)xs, g, q->zp_in, K, Kh, Pp, col2);
 #ifdef NP_X86
     if (isa_level() == NP_ISA_AVX512VNNI) {
         gemm_vnni(col2, w2, Kh, P, Pp, g->c_out, q, y, y2, zr);
@@ -1003,10 +1134,17 @@ static int op_check(const op_t *op)
                       * [xs: zeroed int16 padded planes [col2 w2: int32 pairs, groups = 1]]
                       * [b9: a fused ReLU's output, ints relu zp_relu] */
         if (op->ni < 20 || geom_of(op, 5, &g)) break;
-        if (op->nb > 8 && op->b[7]) { /* im2col: col2 (K/2 x Pp) and w2 (c_out' x K/2) */
-            const Py_ssize_t kh2 = ((Py_ssize_t)g.c_in * g.kh * g.kw + 1) / 2;
-            NEED(7, 4 * kh2 * (((Py_ssize_t)g.ho * g.wo + 15) / 16 * 16), "col2");
-            NEED(8, 4 * kh2 * (((Py_ssize_t)g.c_out + 3) / 4 * 4), "w2");
+        if (op->nb > 8 && op->b[7]) { /* im2col: col2 (K/2 x Pp) and w2 (c_out' x K/2), or
+                                         * (u8) col4 (K/4 x Pp) and w4 (c_out' x K/4 + c_out') */
+            const int u8 = op->ni > 23 && I(22);
+            const Py_ssize_t kk = ((Py_ssize_t)g.c_in * g.kh * g.kw + (u8 ? 3 : 1)) / (u8 ? 4 : 2);
+            const Py_ssize_t mp = ((Py_ssize_t)g.c_out + 3) / 4 * 4;
+            NEED(7, 4 * kk * (((Py_ssize_t)g.ho * g.wo + 15) / 16 * 16), "col2");
+            NEED(8, 4 * (kk * mp + (u8 ? mp : 0)), "w2");
+            if (u8 && (I(23) + I(1) < 0 || I(23) + I(1) > 255)) {
+                PyErr_SetString(PyExc_ValueError, "conv: u8 path needs 0 <= zp_in + off <= 255");
+                return -1;
+            }
             if (g.groups != 1) {
                 PyErr_SetString(PyExc_ValueError, "conv: im2col path needs groups = 1");
                 return -1;
@@ -1018,7 +1156,8 @@ static int op_check(const op_t *op)
                 PyErr_SetString(PyExc_ValueError, "conv: output grid exceeds the padded input");
                 return -1;
             }
-            NEED(6, 2 * g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw), "xs");
+            NEED(6, (op->ni > 23 && I(22) ? 1 : 2) * g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw),
+                 "xs");
         }
         NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
         NEED(1, 4 * B * g.c_out * g.ho * g.wo, "y");
@@ -1299,13 +1438,14 @@ static void op_run(op_t *op)
         geom_of(op, 5, &g);
         nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
         const int fuse = op->ni > 21 && I(20) && op->nb > 9 && op->b[9];
+        const int u8 = op->ni > 23 && I(22);
         const int32_t zr = fuse ? (int32_t)I(21) : 0;
         for (b = 0; b < B; b++) {
             int32_t *yb = (int32_t *)op->b[1] + b * ny;
             int32_t *y2 = fuse ? (int32_t *)op->b[9] + b * ny : NULL;
             if (op->nb > 8 && op->b[7])
                 conv2d_dense((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb, op->b[6],
-                             op->b[7], op->b[8], y2, zr);
+                             op->b[7], op->b[8], y2, zr, u8, (int32_t)I(23));
             else if (op->nb > 6 && op->b[6])
                 conv2d_grouped((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb,
                                op->b[6], y2, zr);

@@ -118,7 +118,7 @@ def _geom(c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups) -> 
 def _fuse_relu(ops: list[tuple]) -> list[tuple]:
     """An integer ReLU that directly follows the int8 convolution feeding it runs in that
     convolution's epilogue: the conv op also writes ``max(y, zp)`` into the ReLU's buffer
-    (ints + ``(1, zp)``, buffer 9) and the ReLU op is dropped. Both buffers hold what the
+    (ints 20, 21 = ``1, zp``; buffer 9) and the ReLU op is dropped. Both buffers hold what the
     two ops would (the conv's own output stays pre-ReLU)."""
     out: list[tuple] = []
     for op in ops:
@@ -127,11 +127,11 @@ def _fuse_relu(ops: list[tuple]) -> list[tuple]:
             op[0] == OPS["relu_i"]
             and prev is not None
             and prev[0] == OPS["conv_i8"]
-            and len(prev[1]) == 20
+            and prev[1][20] == 0
             and op[2][0] is prev[2][1]
         ):
             bufs = prev[2] + (None,) * (9 - len(prev[2])) + (op[2][1],)
-            out[-1] = (prev[0], prev[1] + (1, op[1][2]), bufs)
+            out[-1] = (prev[0], prev[1][:20] + (1, op[1][2]) + prev[1][22:], bufs)
             continue
         out.append(op)
     return out
@@ -331,20 +331,28 @@ class NativePlan:
         bufs: tuple = (x, y, w, bias, qm, shift)
         if head is not None:  # linear: B n_in n_out zp_in zp_out lo hi
             ints = head + (k.zp_in, k.zp_out, k.out_min, k.out_max)
-        else:  # conv: B zp_in zp_out lo hi geom
-            ints = (self.batch, k.zp_in, k.zp_out, k.out_min, k.out_max) + geom
-            c_in, h, wd, _, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, _ = geom
+        else:  # conv: B zp_in zp_out lo hi geom, fused ReLU (0 0: none), u8 off
+            c_in, h, wd, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups = geom
             fits = (ho - 1) * sh + (kh - 1) * dh < h + 2 * ph and (wo - 1) * sw + (
                 kw - 1
             ) * dw < wd + 2 * pw
-            groups = geom[14]
-            if max_x <= 32767 and fits:  # x - zp_in fits int16: the padded int16 planes
-                # (zeroed here; the kernel writes only their interior)
-                scratch = [np.zeros(c_in * (h + 2 * ph) * (wd + 2 * pw), np.int16)]
-                if groups == 1:  # im2col int16 pairs (pixels padded to 16), weight pairs
-                    kp = (c_in * kh * kw + 1) // 2
-                    scratch.append(np.zeros(kp * -(-ho * wo // 16) * 16, np.int32))
-                    scratch.append(np.zeros(kp * -(-geom[3] // 4) * 4, np.int32))
+            # u8 form (dense): codes x + off in [0, 255], padding holds zp_in + off
+            off = -int(lo)
+            u8 = groups == 1 and hi - lo <= 255 and 0 <= k.zp_in + off <= 255
+            ints = (self.batch, k.zp_in, k.zp_out, k.out_min, k.out_max) + geom
+            ints += (0, 0, int(u8), off if u8 else 0)
+            if max_x <= 32767 and fits:  # x - zp_in fits int16: padded planes, written
+                # inside by the kernel; their border holds the padding value set here
+                n_pad = c_in * (h + 2 * ph) * (wd + 2 * pw)
+                if u8:
+                    scratch = [np.full(n_pad, k.zp_in + off, np.uint8)]
+                else:
+                    scratch = [np.zeros(n_pad, np.int16)]
+                if groups == 1:  # im2col int16 pairs / u8 quads (pixels padded to 16)
+                    kk = (c_in * kh * kw + 3) // 4 if u8 else (c_in * kh * kw + 1) // 2
+                    mp = -(-c_out // 4) * 4
+                    scratch.append(np.zeros(kk * -(-ho * wo // 16) * 16, np.int32))
+                    scratch.append(np.zeros(kk * mp + (mp if u8 else 0), np.int32))
                 self._keep += scratch
                 bufs += tuple(scratch)
         return (OPS[kind], tuple(int(v) for v in ints), bufs)
