@@ -142,15 +142,6 @@ static int isa_level(void)
     return np_isa;
 }
 
-/* A ReLU fused after a convolution (the plan drops the ReLU op): y2 = max(y, zp), applied
- * to each block of outputs while it is still in L1 (the convolution's own output y is kept:
- * the plan's value buffers stay what the unfused ops would leave). */
-static inline void relu_copy(const int32_t *y, int32_t *y2, size_t n, int32_t zp)
-{
-    size_t i;
-    for (i = 0; i < n; i++) y2[i] = y[i] > zp ? y[i] : zp;
-}
-
 /* y[i] = affine_out(bias + acc[i]) for one output channel (the firmware's function) */
 static void rq_row_c(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
 {
@@ -217,7 +208,7 @@ NP_T512 static void rq_row_512(const int32_t *acc, int n, const np_affine_t *q, 
  * the int32 lane, not saturating) */
 #define NP_GEMM_VNNI(NAME, DP)                                                                               \
 NP_T512 static void NAME(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp,                   \
-                              int c_out, const np_affine_t *q, int32_t *y, int32_t *y2, int32_t zr)          \
+                              int c_out, const np_affine_t *q, int32_t *y)                                   \
 {                                                                                                            \
     int p0, m0, kp, m, v;                                                                                    \
     for (p0 = 0; p0 < P; p0 += 64) {                                                                         \
@@ -274,8 +265,6 @@ NP_T512 static void NAME(const int32_t *col2, const int32_t *w2, int Kh, int P, 
                 int32_t *yo = y + (size_t)(m0 + m) * P + p0;                                                 \
                 rq512_init(&r, q, (uint32_t)(m0 + m));                                                       \
                 for (v = 0; v < nv; v++) rq512_store(&r, acc[m][v], yo + 16 * v, P - p0 - 16 * v);           \
-                if (y2)                                                                                      \
-                    relu_copy(yo, y2 + (size_t)(m0 + m) * P + p0, (size_t)(P - p0 < 64 ? P - p0 : 64), zr);  \
             }                                                                                                \
         }                                                                                                    \
     }                                                                                                        \
@@ -298,7 +287,7 @@ static void rq_row(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc,
 /* the portable dense kernel: the same sums as gemm_vnni, 16 pixels of one channel at a time */
 NP_HOST_CLONE
 static void gemm_c(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp, int c_out,
-                   const np_affine_t *q, int32_t *y, int32_t *y2, int32_t zr)
+                   const np_affine_t *q, int32_t *y)
 {
     int oc, p0, kp, i;
     for (oc = 0; oc < c_out; oc++) {
@@ -317,9 +306,6 @@ static void gemm_c(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t
                 }
             }
             rq_row_c(acc, P - p0 < 16 ? P - p0 : 16, q, (uint32_t)oc, y + (size_t)oc * P + p0);
-            if (y2)
-                relu_copy(y + (size_t)oc * P + p0, y2 + (size_t)oc * P + p0,
-                          (size_t)(P - p0 < 16 ? P - p0 : 16), zr);
         }
     }
 }
@@ -329,18 +315,36 @@ static uint32_t pair16(int32_t lo, int32_t hi)
     return (uint32_t)(uint16_t)(int16_t)lo | ((uint32_t)(uint16_t)(int16_t)hi << 16);
 }
 
+/* d = s - zp (int16) and d = s + off (u8) over a row: restrict (the u8 stores could alias
+ * anything) and fixed 16-wide chunks (short rows vectorise too) */
+static inline void row_i16(const int32_t *restrict s, int16_t *restrict d, int n, int32_t zp)
+{
+    int i = 0, k;
+    for (; i + 16 <= n; i += 16)
+        for (k = 0; k < 16; k++) d[i + k] = (int16_t)(s[i + k] - zp);
+    for (; i < n; i++) d[i] = (int16_t)(s[i] - zp);
+}
+
+static inline void row_u8(const int32_t *restrict s, uint8_t *restrict d, int n, int32_t off)
+{
+    int i = 0, k;
+    for (; i + 16 <= n; i += 16)
+        for (k = 0; k < 16; k++) d[i + k] = (uint8_t)(s[i + k] + off);
+    for (; i < n; i++) d[i] = (uint8_t)(s[i] + off);
+}
+
 /* x - zp_in as int16 into the interior of the zero-padded planes xs */
 NP_HOST_CLONE
 static void pad_planes(const int32_t *x, const np_geom_t *g, int32_t zp, int16_t *xs)
 {
     const int H = g->h, W = g->w, Wp = g->w + 2 * g->pw;
     const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
-    int c, iy, ix;
+    int c, iy;
     for (c = 0; c < g->c_in; c++)
         for (iy = 0; iy < H; iy++) {
             const int32_t *xr = x + ((size_t)c * H + iy) * W;
             int16_t *dst = xs + c * pplane + (size_t)(iy + g->ph) * Wp + g->pw;
-            for (ix = 0; ix < W; ix++) dst[ix] = (int16_t)(xr[ix] - zp);
+            row_i16(xr, dst, W, zp);
         }
 }
 
@@ -403,12 +407,12 @@ static void pad_planes_u8(const int32_t *x, const np_geom_t *g, int32_t off, uin
 {
     const int H = g->h, W = g->w, Wp = g->w + 2 * g->pw;
     const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
-    int c, iy, ix;
+    int c, iy;
     for (c = 0; c < g->c_in; c++)
         for (iy = 0; iy < H; iy++) {
             const int32_t *xr = x + ((size_t)c * H + iy) * W;
             uint8_t *dst = xs + c * pplane + (size_t)(iy + g->ph) * Wp + g->pw;
-            for (ix = 0; ix < W; ix++) dst[ix] = (uint8_t)(xr[ix] + off);
+            row_u8(xr, dst, W, off);
         }
 }
 
@@ -456,7 +460,7 @@ static void im2col_quads(const int32_t *x, const uint8_t *xs, const np_geom_t *g
 /* the portable u8 kernel: the same sums as gemm_vnni_u8, 16 pixels of one channel at a time */
 NP_HOST_CLONE
 static void gemm_c_u8(const int32_t *col4, const int32_t *w4, int Kq, int P, size_t Pp,
-                      int c_out, const np_affine_t *q, int32_t *y, int32_t *y2, int32_t zr)
+                      int c_out, const np_affine_t *q, int32_t *y)
 {
     int oc, p0, kq, i, h;
     for (oc = 0; oc < c_out; oc++) {
@@ -473,9 +477,6 @@ static void gemm_c_u8(const int32_t *col4, const int32_t *w4, int Kq, int P, siz
                 }
             }
             rq_row_c(acc, P - p0 < 16 ? P - p0 : 16, q, (uint32_t)oc, y + (size_t)oc * P + p0);
-            if (y2)
-                relu_copy(y + (size_t)oc * P + p0, y2 + (size_t)oc * P + p0,
-                          (size_t)(P - p0 < 16 ? P - p0 : 16), zr);
         }
     }
 }
@@ -483,7 +484,7 @@ static void gemm_c_u8(const int32_t *col4, const int32_t *w4, int Kq, int P, siz
 /* u8 = 1: the u8 form above with offset off (xs is then uint8, w2 holds w4 and bias4) */
 static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
                          const np_affine_t *q, int32_t *y, void *xs, int32_t *col2,
-                         int32_t *w2, int32_t *y2, int32_t zr, int u8, int32_t off)
+                         int32_t *w2, int u8, int32_t off)
 {
     const int K = g->c_in * g->kh * g->kw, Kh = (K + 1) / 2, Kq = (K + 3) / 4;
     const int P = g->ho * g->wo, direct = g->kh * g->kw == 1 && g->sh == 1 && g->sw == 1 &&
@@ -513,11 +514,11 @@ static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
         im2col_quads(x, (const uint8_t *)xs, g, off, K, Kq, Pp, col2);
 #ifdef NP_X86
         if (isa_level() == NP_ISA_AVX512VNNI) {
-            gemm_vnni_u8(col2, w2, Kq, P, Pp, g->c_out, &q4, y, y2, zr);
+            gemm_vnni_u8(col2, w2, Kq, P, Pp, g->c_out, &q4, y);
             return;
         }
 #endif
-        gemm_c_u8(col2, w2, Kq, P, Pp, g->c_out, &q4, y, y2, zr);
+        gemm_c_u8(col2, w2, Kq, P, Pp, g->c_out, &q4, y);
         return;
     }
     for (oc = 0; oc < g->c_out; oc++) { /* weight pairs; the odd K's last pair is (w, 0) */
@@ -530,11 +531,11 @@ static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
     im2col_pairs(x, (const int16_t *)xs, g, q->zp_in, K, Kh, Pp, col2);
 #ifdef NP_X86
     if (isa_level() == NP_ISA_AVX512VNNI) {
-        gemm_vnni(col2, w2, Kh, P, Pp, g->c_out, q, y, y2, zr);
+        gemm_vnni(col2, w2, Kh, P, Pp, g->c_out, q, y);
         return;
     }
 #endif
-    gemm_c(col2, w2, Kh, P, Pp, g->c_out, q, y, y2, zr);
+    gemm_c(col2, w2, Kh, P, Pp, g->c_out, q, y);
 }
 
 #ifdef NP_X86
@@ -575,7 +576,7 @@ NP_T512 static void dw_span(const int32_t *src, const int32_t *wp, int kp, int k
 #define NP_DW_PLANE 8192
 #define NP_DW_TAPS 64
 NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_t *q,
-                           int32_t *y, const int16_t *xs, int32_t *y2, int32_t zr)
+                           int32_t *y, const int16_t *xs)
 {
     const int ocg = g->c_out / g->groups, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
     const int kh = g->kh, kw = g->kw, dh = g->dh, Ho = g->ho, Wo = g->wo;
@@ -613,9 +614,94 @@ NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_
                     dw_span(xp + (size_t)oy * g->sh * Wp, wp, kp, kw, dh * Wp * 2, g->dw, Wo, &rq,
                             yo + (size_t)oy * Wo);
             }
-            if (y2) relu_copy(yo, y2 + (size_t)o * Ho * Wo, (size_t)Ho * Wo, zr);
         }
     }
+    return 1;
+}
+#endif
+
+#ifdef NP_X86
+/* Depthwise (one input channel per group), stride 1 and dilation 1 along rows, u8 form on
+ * AVX-512 VNNI: a 64-byte load of the channel's padded u8 plane at byte j + m holds, in lane
+ * i, the 4 consecutive taps of output j + m + 4i, so 4 loads (m = 0..3) and 4 vpdpbusd add
+ * one kernel row's 4 taps (w[ky][4qg..4qg+3], zero past kw) to 64 outputs. The 4 x 16
+ * lanes are requantized (all one channel) and transposed back to output order. Outputs run
+ * over whole padded rows (stride 1 in y: one span; else one row at a time); the plane has
+ * 128 bytes of slack after it, so the tail reads stay inside the buffer. */
+NP_T512 static void dwu8_span(const uint8_t *src, const int32_t *wq, int kh, int nq, int rstride,
+                              int n, const rq512_t *rq, int32_t *out)
+{
+    int j0, ky, qg;
+    for (j0 = 0; j0 < n; j0 += 64) {
+        __m512i v0 = _mm512_setzero_si512(), v1 = v0, v2 = v0, v3 = v0;
+        __m512i t0, t1, t2, t3, u0, u1, u2, u3;
+        for (ky = 0; ky < kh; ky++)
+            for (qg = 0; qg < nq; qg++) {
+                const uint8_t *s = src + (size_t)ky * rstride + 4 * qg + j0;
+                const __m512i wv = _mm512_set1_epi32(wq[ky * nq + qg]);
+                v0 = _mm512_dpbusd_epi32(v0, _mm512_loadu_si512((const void *)s), wv);
+                v1 = _mm512_dpbusd_epi32(v1, _mm512_loadu_si512((const void *)(s + 1)), wv);
+                v2 = _mm512_dpbusd_epi32(v2, _mm512_loadu_si512((const void *)(s + 2)), wv);
+                v3 = _mm512_dpbusd_epi32(v3, _mm512_loadu_si512((const void *)(s + 3)), wv);
+            }
+#define NP_RQ(v) rq16(_mm512_add_epi32(v, rq->bias), rq->qm, rq->t, rq->rnd, rq->zo, rq->lo, rq->hi)
+        v0 = NP_RQ(v0), v1 = NP_RQ(v1), v2 = NP_RQ(v2), v3 = NP_RQ(v3);
+#undef NP_RQ
+        /* vm lane i = output j0 + 4i + m: a 4 x 4 transpose in each 128-bit block, then of
+         * the blocks, gives outputs j0 + 16k .. j0 + 16k + 15 in vector k */
+        t0 = _mm512_unpacklo_epi32(v0, v1), t1 = _mm512_unpackhi_epi32(v0, v1);
+        t2 = _mm512_unpacklo_epi32(v2, v3), t3 = _mm512_unpackhi_epi32(v2, v3);
+        u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+        u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+        t0 = _mm512_shuffle_i32x4(u0, u1, 0x44), t1 = _mm512_shuffle_i32x4(u0, u1, 0xEE);
+        t2 = _mm512_shuffle_i32x4(u2, u3, 0x44), t3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
+        _mm512_storeu_si512((void *)(out + j0), _mm512_shuffle_i32x4(t0, t2, 0x88));
+        _mm512_storeu_si512((void *)(out + j0 + 16), _mm512_shuffle_i32x4(t0, t2, 0xDD));
+        _mm512_storeu_si512((void *)(out + j0 + 32), _mm512_shuffle_i32x4(t1, t3, 0x88));
+        _mm512_storeu_si512((void *)(out + j0 + 48), _mm512_shuffle_i32x4(t1, t3, 0xDD));
+    }
+}
+
+NP_T512 static int dwu8_vnni(const np_geom_t *g, const int8_t *w, const np_affine_t *q,
+                             int32_t *y, const uint8_t *xs, int32_t off)
+{
+    const int ocg = g->c_out / g->groups, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
+    const int kh = g->kh, kw = g->kw, Ho = g->ho, Wo = g->wo, nq = (kw + 3) / 4;
+    const size_t pplane = (size_t)Hp * Wp;
+    int32_t ob[NP_DW_PLANE + 64], wq[NP_DW_TAPS];
+    int c, o, ky, qg, k, oy;
+    if (g->c_in != g->groups || g->sw != 1 || g->dw != 1 || pplane > NP_DW_PLANE ||
+        kh * nq > NP_DW_TAPS)
+        return 0;
+    for (c = 0; c < g->c_in; c++)
+        for (o = c * ocg; o < (c + 1) * ocg; o++) {
+            const int8_t *wo = w + (size_t)o * kh * kw;
+            int32_t *yo = y + (size_t)o * Ho * Wo;
+            uint32_t sum = 0;
+            int32_t bias4;
+            rq512_t rq;
+            for (ky = 0; ky < kh; ky++)
+                for (qg = 0; qg < nq; qg++) {
+                    int8_t v[4];
+                    for (k = 0; k < 4; k++) v[k] = 4 * qg + k < kw ? wo[ky * kw + 4 * qg + k] : 0;
+                    wq[ky * nq + qg] = (int32_t)quad8(v[0], v[1], v[2], v[3]);
+                }
+            for (k = 0; k < kh * kw; k++) sum += (uint32_t)(int32_t)wo[k];
+            bias4 = (int32_t)((uint32_t)q->bias[o] - (uint32_t)(off + q->zp_in) * sum);
+            rq512_init(&rq, q, (uint32_t)o);
+            rq.bias = _mm512_set1_epi32(bias4); /* the folded bias, as in the dense u8 form */
+            if (g->sh == 1) {
+                dwu8_span(xs + c * pplane, wq, kh, nq, g->dh * Wp, (Ho - 1) * Wp + Wo, &rq, ob);
+                for (oy = 0; oy < Ho; oy++)
+                    memcpy(yo + (size_t)oy * Wo, ob + (size_t)oy * Wp, (size_t)Wo * sizeof(int32_t));
+            } else {
+                for (oy = 0; oy < Ho; oy++) {
+                    dwu8_span(xs + c * pplane + (size_t)oy * g->sh * Wp, wq, kh, nq, g->dh * Wp, Wo,
+                              &rq, ob);
+                    memcpy(yo + (size_t)oy * Wo, ob, (size_t)Wo * sizeof(int32_t));
+                }
+            }
+        }
     return 1;
 }
 #endif
@@ -626,7 +712,8 @@ NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_
 #define NP_SPAN 1024
 NP_HOST_CLONE
 static void grouped_c(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                      const np_affine_t *q, int32_t *y, const int16_t *xs, int32_t *y2, int32_t zr)
+                      const np_affine_t *q, int32_t *y, const void *xs,
+                      int u8, int32_t uoff)
 {
     const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
     const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sh = g->sh, sw = g->sw;
@@ -637,7 +724,7 @@ static void grouped_c(const int32_t *x, const np_geom_t *g, const int8_t *w,
     int oc, oy0, ox0, t, j, r;
     (void)x;
     for (oc = 0; oc < g->c_out; oc++) {
-        const int16_t *xg = xs + (size_t)(oc / ocg) * icg * pplane;
+        const size_t g0 = (size_t)(oc / ocg) * icg * pplane; /* the group's first plane */
         const int8_t *wo = w + (size_t)oc * ntap;
         int32_t *yo = y + (size_t)oc * Ho * Wo;
         for (oy0 = 0; oy0 < Ho; oy0 += rows) {
@@ -649,14 +736,23 @@ static void grouped_c(const int32_t *x, const np_geom_t *g, const int8_t *w,
                 for (t = 0; t < ntap; t++) {
                     const int32_t wv = wo[t];
                     const int icl = t / (kh * kw), ky = (t / kw) % kh, kx = t % kw;
-                    const int16_t *src;
+                    const size_t at = g0 + icl * pplane + (size_t)(oy0 * sh + ky * g->dh) * Wp +
+                                      (size_t)ox0 * sw + (size_t)kx * g->dw;
                     if (!wv) continue;
-                    src = xg + icl * pplane + (size_t)(oy0 * sh + ky * g->dh) * Wp +
-                          (size_t)ox0 * sw + (size_t)kx * g->dw;
-                    if (sw == 1)
-                        for (j = 0; j < n; j++) acc[j] += wv * src[j];
-                    else
-                        for (j = 0; j < n; j++) acc[j] += wv * src[(size_t)j * sw];
+                    if (u8) { /* u8 planes hold x - zp_in + uoff */
+                        const uint8_t *src = (const uint8_t *)xs + at;
+                        if (sw == 1)
+                            for (j = 0; j < n; j++) acc[j] += wv * ((int32_t)src[j] - uoff);
+                        else
+                            for (j = 0; j < n; j++)
+                                acc[j] += wv * ((int32_t)src[(size_t)j * sw] - uoff);
+                    } else {
+                        const int16_t *src = (const int16_t *)xs + at;
+                        if (sw == 1)
+                            for (j = 0; j < n; j++) acc[j] += wv * src[j];
+                        else
+                            for (j = 0; j < n; j++) acc[j] += wv * src[(size_t)j * sw];
+                    }
                 }
                 if (rows > 1)
                     for (r = 0; r < nr; r++)
@@ -665,19 +761,28 @@ static void grouped_c(const int32_t *x, const np_geom_t *g, const int8_t *w,
                     rq_row(acc, n, q, (uint32_t)oc, yo + (size_t)oy0 * Wo + ox0);
             }
         }
-        if (y2) relu_copy(yo, y2 + (size_t)oc * Ho * Wo, (size_t)Ho * Wo, zr);
     }
 }
 
 
+/* u8 = 1: xs is the u8 padded planes (x + off, border zp_in + off, 128 bytes of slack) */
 static void conv2d_grouped(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                           const np_affine_t *q, int32_t *y, int16_t *xs, int32_t *y2, int32_t zr)
+                           const np_affine_t *q, int32_t *y, void *xs,
+                           int u8, int32_t off)
 {
-    pad_planes(x, g, q->zp_in, xs);
+    if (u8) {
+        pad_planes_u8(x, g, off, (uint8_t *)xs);
 #ifdef NP_X86
-    if (isa_level() == NP_ISA_AVX512VNNI && dw_vnni(g, w, q, y, xs, y2, zr)) return;
+        if (isa_level() == NP_ISA_AVX512VNNI && dwu8_vnni(g, w, q, y, xs, off)) return;
 #endif
-    grouped_c(x, g, w, q, y, xs, y2, zr);
+        grouped_c(x, g, w, q, y, xs, 1, q->zp_in + off);
+        return;
+    }
+    pad_planes(x, g, q->zp_in, (int16_t *)xs);
+#ifdef NP_X86
+    if (isa_level() == NP_ISA_AVX512VNNI && dw_vnni(g, w, q, y, xs)) return;
+#endif
+    grouped_c(x, g, w, q, y, xs, 0, 0);
 }
 
 /* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
@@ -1131,17 +1236,16 @@ static int op_check(const op_t *op)
         NEED(5, N(2), "shift");
         return 0;
     case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift
-                      * [xs: zeroed int16 padded planes [col2 w2: int32 pairs, groups = 1]]
-                      * [b9: a fused ReLU's output, ints relu zp_relu] */
+                      * [u8 off] [xs: padded planes [col2 w2: im2col, groups = 1]] */
         if (op->ni < 20 || geom_of(op, 5, &g)) break;
         if (op->nb > 8 && op->b[7]) { /* im2col: col2 (K/2 x Pp) and w2 (c_out' x K/2), or
                                          * (u8) col4 (K/4 x Pp) and w4 (c_out' x K/4 + c_out') */
-            const int u8 = op->ni > 23 && I(22);
+            const int u8 = op->ni > 21 && I(20);
             const Py_ssize_t kk = ((Py_ssize_t)g.c_in * g.kh * g.kw + (u8 ? 3 : 1)) / (u8 ? 4 : 2);
             const Py_ssize_t mp = ((Py_ssize_t)g.c_out + 3) / 4 * 4;
             NEED(7, 4 * kk * (((Py_ssize_t)g.ho * g.wo + 15) / 16 * 16), "col2");
             NEED(8, 4 * (kk * mp + (u8 ? mp : 0)), "w2");
-            if (u8 && (I(23) + I(1) < 0 || I(23) + I(1) > 255)) {
+            if (u8 && (I(21) + I(1) < 0 || I(21) + I(1) > 255)) {
                 PyErr_SetString(PyExc_ValueError, "conv: u8 path needs 0 <= zp_in + off <= 255");
                 return -1;
             }
@@ -1156,13 +1260,17 @@ static int op_check(const op_t *op)
                 PyErr_SetString(PyExc_ValueError, "conv: output grid exceeds the padded input");
                 return -1;
             }
-            NEED(6, (op->ni > 23 && I(22) ? 1 : 2) * g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw),
+            /* int16, or u8 with 128 bytes of slack (the u8 depthwise kernel reads past) */
+            NEED(6, op->ni > 21 && I(20) ? g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw) + 128
+                                         : 2 * g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw),
                  "xs");
+            if (op->ni > 21 && I(20) && (I(21) + I(1) < 0 || I(21) + I(1) > 255)) {
+                PyErr_SetString(PyExc_ValueError, "conv: u8 path needs 0 <= zp_in + off <= 255");
+                return -1;
+            }
         }
         NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
         NEED(1, 4 * B * g.c_out * g.ho * g.wo, "y");
-        if (op->ni > 21 && I(20) && op->nb > 9 && op->b[9]) /* a fused ReLU's output */
-            NEED(9, 4 * B * g.c_out * g.ho * g.wo, "relu y");
         NEED(2, (Py_ssize_t)g.c_out * (g.c_in / g.groups) * g.kh * g.kw, "w");
         NEED(3, 4 * g.c_out, "bias");
         NEED(4, 4 * g.c_out, "qm");
@@ -1437,22 +1545,17 @@ static void op_run(op_t *op)
         size_t nx, ny;
         geom_of(op, 5, &g);
         nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
-        const int fuse = op->ni > 21 && I(20) && op->nb > 9 && op->b[9];
-        const int u8 = op->ni > 23 && I(22);
-        const int32_t zr = fuse ? (int32_t)I(21) : 0;
+        const int u8 = op->ni > 21 && I(20);
         for (b = 0; b < B; b++) {
             int32_t *yb = (int32_t *)op->b[1] + b * ny;
-            int32_t *y2 = fuse ? (int32_t *)op->b[9] + b * ny : NULL;
             if (op->nb > 8 && op->b[7])
                 conv2d_dense((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb, op->b[6],
-                             op->b[7], op->b[8], y2, zr, u8, (int32_t)I(23));
+                             op->b[7], op->b[8], u8, (int32_t)I(21));
             else if (op->nb > 6 && op->b[6])
                 conv2d_grouped((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb,
-                               op->b[6], y2, zr);
-            else {
+                               op->b[6], u8, (int32_t)I(21));
+            else
                 np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb);
-                if (y2) relu_copy(yb, y2, ny, zr);
-            }
         }
         break;
     }

@@ -115,26 +115,36 @@ def _geom(c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups) -> 
     return tuple(int(v) for v in g)
 
 
-def _fuse_relu(ops: list[tuple]) -> list[tuple]:
-    """An integer ReLU that directly follows the int8 convolution feeding it runs in that
-    convolution's epilogue: the conv op also writes ``max(y, zp)`` into the ReLU's buffer
-    (ints 20, 21 = ``1, zp``; buffer 9) and the ReLU op is dropped. Both buffers hold what the
-    two ops would (the conv's own output stays pre-ReLU)."""
+def _fuse_relu(
+    names: list[str], ops: list[tuple], keep: set[str]
+) -> tuple[list[tuple], list[tuple]]:
+    """Fold each integer ReLU into the int8 convolution right before it that feeds it:
+    ``max(clamp(v, lo, hi), zp) = clamp(v, max(lo, zp), max(hi, zp))``, so the conv op,
+    with those bounds, writes the ReLU's buffer and the ReLU op is dropped. The conv's own
+    (pre-ReLU) values are then computed only when asked for (``rt.last_outputs``): returns
+    the plan's ops and the unfused conv ops that fill those buffers. Convs in ``keep`` (graph
+    outputs) are not folded."""
     out: list[tuple] = []
-    for op in ops:
+    fill: list[tuple] = []
+    prev_name = ""
+    for name, op in zip(names, ops):
         prev = out[-1] if out else None
         if (
             op[0] == OPS["relu_i"]
             and prev is not None
             and prev[0] == OPS["conv_i8"]
-            and prev[1][20] == 0
+            and prev_name not in keep
             and op[2][0] is prev[2][1]
         ):
-            bufs = prev[2] + (None,) * (9 - len(prev[2])) + (op[2][1],)
-            out[-1] = (prev[0], prev[1][:20] + (1, op[1][2]) + prev[1][22:], bufs)
+            zp, ints = op[1][2], prev[1]
+            ints = ints[:3] + (max(ints[3], zp), max(ints[4], zp)) + ints[5:]
+            out[-1] = (prev[0], ints, prev[2][:1] + (op[2][1],) + prev[2][2:])
+            fill.append(prev)
+            prev_name = ""
             continue
         out.append(op)
-    return out
+        prev_name = name
+    return out, fill
 
 
 class NativePlan:
@@ -153,6 +163,7 @@ class NativePlan:
         self.state_refs: dict[str, tuple] = {}
         self.param_refs: dict[str, Any] = {}
         ops: list[tuple] = []
+        names: list[str] = []
         self._keep: list[np.ndarray] = []  # arrays the plan's views point into
         for name in rt.order:
             node = rt.graph.nodes[name]
@@ -169,6 +180,7 @@ class NativePlan:
                 continue
             y = np.zeros(shape, self.buf_dtype)
             ops.append(self._op(name, node, k, xs, y))
+            names.append(name)
             self.values[name] = y
         self.last_inputs = {n: [self.values[p] for p in rt.preds[n]] for n in rt.order}
         for n, buf in self.inputs.items():
@@ -184,8 +196,11 @@ class NativePlan:
                 li = getattr(k, "spiking", None) is False
                 dt = np.int64 if li or q is None else q.dtype
             self._outs.append((o, self.values[o], dt))
-        self.ops = tuple(_fuse_relu(ops))  # (kind, ints, buffers) per op, in order
+        fused, fill = _fuse_relu(names, ops, set(rt.outputs))
+        self.ops = tuple(fused)  # (kind, ints, buffers) per op, in order
         self.plan = lib.Plan(self.ops)
+        #: ops that compute the values folded away (a fused ReLU's input), or None
+        self.fill = lib.Plan(tuple(fill)) if fill else None
 
     # ----------------------------------------------------------------- ops
     def _op(self, name: str, node: Any, k: Any, xs: list[np.ndarray], y: np.ndarray) -> tuple:
@@ -331,21 +346,21 @@ class NativePlan:
         bufs: tuple = (x, y, w, bias, qm, shift)
         if head is not None:  # linear: B n_in n_out zp_in zp_out lo hi
             ints = head + (k.zp_in, k.zp_out, k.out_min, k.out_max)
-        else:  # conv: B zp_in zp_out lo hi geom, fused ReLU (0 0: none), u8 off
+        else:  # conv: B zp_in zp_out lo hi geom u8 off
             c_in, h, wd, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups = geom
             fits = (ho - 1) * sh + (kh - 1) * dh < h + 2 * ph and (wo - 1) * sw + (
                 kw - 1
             ) * dw < wd + 2 * pw
             # u8 form (dense): codes x + off in [0, 255], padding holds zp_in + off
             off = -int(lo)
-            u8 = groups == 1 and hi - lo <= 255 and 0 <= k.zp_in + off <= 255
+            u8 = hi - lo <= 255 and 0 <= k.zp_in + off <= 255
             ints = (self.batch, k.zp_in, k.zp_out, k.out_min, k.out_max) + geom
-            ints += (0, 0, int(u8), off if u8 else 0)
+            ints += (int(u8), off if u8 else 0)
             if max_x <= 32767 and fits:  # x - zp_in fits int16: padded planes, written
                 # inside by the kernel; their border holds the padding value set here
                 n_pad = c_in * (h + 2 * ph) * (wd + 2 * pw)
-                if u8:
-                    scratch = [np.full(n_pad, k.zp_in + off, np.uint8)]
+                if u8:  # + 128 bytes the u8 depthwise kernel may read past the planes
+                    scratch = [np.full(n_pad + 128, k.zp_in + off, np.uint8)]
                 else:
                     scratch = [np.zeros(n_pad, np.int16)]
                 if groups == 1:  # im2col int16 pairs / u8 quads (pixels padded to 16)
