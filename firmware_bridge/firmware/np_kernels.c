@@ -144,48 +144,12 @@ void np_conv2d(const int32_t *x, const np_geom_t *g, const int8_t *w, const np_a
     }
 }
 
-/* Max pooling over tiling windows (kernel = stride, no padding, every window inside the
- * input): the max of each window, with no bounds or padding logic (vectorises). */
-static int pool_max_tiled(const int32_t *x, const np_geom_t *g, int32_t *y)
-{
-    uint32_t c, oy, ox, ky, kx;
-    const uint32_t kh = g->kh, kw = g->kw;
-    if (g->ph || g->pw || g->sh != kh || g->sw != kw || (uint32_t)g->ho * kh > g->h ||
-        (uint32_t)g->wo * kw > g->w || kh == 0 || kw == 0)
-        return 0;
-    for (c = 0; c < g->c_in; c++)
-        for (oy = 0; oy < g->ho; oy++) {
-            const int32_t *xr = x + ((size_t)c * g->h + (size_t)oy * kh) * g->w;
-            int32_t *yr = y + ((size_t)c * g->ho + oy) * g->wo;
-            if (kh == 2 && kw == 2) {
-                const int32_t *x1 = xr + g->w;
-                for (ox = 0; ox < g->wo; ox++) {
-                    int32_t a = xr[2 * ox] > xr[2 * ox + 1] ? xr[2 * ox] : xr[2 * ox + 1];
-                    int32_t b = x1[2 * ox] > x1[2 * ox + 1] ? x1[2 * ox] : x1[2 * ox + 1];
-                    yr[ox] = a > b ? a : b;
-                }
-                continue;
-            }
-            for (ox = 0; ox < g->wo; ox++) {
-                int32_t best = xr[(size_t)ox * kw];
-                for (ky = 0; ky < kh; ky++)
-                    for (kx = 0; kx < kw; kx++) {
-                        int32_t v = xr[(size_t)ky * g->w + (size_t)ox * kw + kx];
-                        best = v > best ? v : best;
-                    }
-                yr[ox] = best;
-            }
-        }
-    return 1;
-}
-
 NP_CLONES
 void np_pool2d(const int32_t *x, const np_geom_t *g, int mode, int32_t pad, int32_t lo,
                int32_t hi, int32_t *y)
 {
     uint32_t c, oy, ox, ky, kx, ky0, ky1, kx0, kx1;
     const size_t plane = (size_t)g->h * g->w;
-    if (mode == NP_POOL_MAX && pool_max_tiled(x, g, y)) return;
     for (c = 0; c < g->c_in; c++) {
         const int32_t *xc = x + (size_t)c * plane;
         for (oy = 0; oy < g->ho; oy++) {
