@@ -162,3 +162,24 @@ def test_isa_names() -> None:
     assert lib.isa("auto") in ("portable", "avx512vnni")
     with pytest.raises(ValueError, match="not available"):
         lib.isa("sse9")
+
+
+def test_folded_values_filled_on_access_copy_and_output() -> None:
+    """The conv values a folded ReLU hides: right after several unread steps, in a deep
+    copy made before they are read, and written every step when the conv is an output."""
+    import copy
+
+    g, x = _conv_case(11)
+    ref, fast = Runtime(g, mode="int", backend="numpy"), Runtime(g, mode="int")
+    for t in range(x.shape[0]):
+        ref.step(x[t]), fast.step(x[t])
+    twin = copy.deepcopy(fast)
+    for rt in (fast, twin):
+        for n in ("conv", "relu"):
+            assert np.array_equal(np.asarray(ref.last_outputs[n]), np.asarray(rt.last_outputs[n]))
+        assert np.array_equal(np.asarray(ref.last_inputs["relu"][0]), rt.last_inputs["relu"][0])
+    both = Graph(dict(g.nodes), list(g.edges), dt=g.dt, outputs=["conv", "relu"])
+    ref, fast = Runtime(both, mode="int", backend="numpy"), Runtime(both, mode="int")
+    a, b = ref.step(x[0]), fast.step(x[0])
+    assert fast.backend == "native" and len(fast._plan.ops) == 2  # the output conv unfolded
+    assert all(np.array_equal(a[k], b[k]) for k in ("conv", "relu"))
