@@ -7,7 +7,9 @@ then used (and they stay the reference every native result is tested against).
 
 A :class:`NativePlan` compiles a Runtime's graph, for one batch size, into a list of ops
 over preallocated buffers: int8 Linear/Conv (int32 accumulate, LiteRT single-rounding
-requantization: the firmware's kernels), pools, Add, ReLU, integer neurons, and float32
+requantization: the firmware's arithmetic; convolutions through the host's im2col / u8
+quad kernels, their scratch allocated here once), pools, Add, ReLU (folded into the conv
+before it where it can be: :func:`_fuse_relu`), integer neurons, and float32
 Linear (event-driven on sparse inputs) and LIF/IF/LI. It is built only when *every*
 non-input node has a native op and the integer accumulators provably stay inside int32;
 otherwise the Runtime steps node by node in numpy. The plan holds views of the runtime's
