@@ -142,12 +142,26 @@ static int isa_level(void)
     return np_isa;
 }
 
-/* y[i] = affine_out(bias + acc[i]) for one output channel (the firmware's function) */
+/* y[i] = affine_out(bias + acc[i]) for one output channel: np_affine_out's arithmetic,
+ * written so that it vectorises. With a = bias + acc[i] (int32, as np_conv2d's modular
+ * sum), p = a*qm (|p| < 2^62) and t = 31 - shift in [1, 62],
+ *     floor((p + 2^(t-1)) / 2^t) = ((p + 2^(t-1) + 2^62) >> t) - 2^(62-t),
+ * the shifted value being non-negative (a logical shift: no sign branch), then + zp_out
+ * and the clamp, as np_requantize and np_affine_out. */
 static void rq_row_c(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
 {
-    int i;
     const uint32_t bias = (uint32_t)q->bias[oc]; /* modulo 2^32, as np_conv2d's sums */
-    for (i = 0; i < n; i++) y[i] = np_affine_out(q, oc, (int32_t)(bias + (uint32_t)acc[i]));
+    const int64_t qm = q->qm[oc], lo = q->out_min, hi = q->out_max;
+    const int t = 31 - q->shift[oc];
+    const uint64_t add = ((uint64_t)1 << (t - 1)) + ((uint64_t)1 << 62);
+    const int64_t sub = ((int64_t)1 << (62 - t)) - (int64_t)q->zp_out;
+    int i;
+    for (i = 0; i < n; i++) {
+        const int64_t a = (int32_t)(bias + (uint32_t)acc[i]);
+        int64_t v = (int64_t)(((uint64_t)(a * qm) + add) >> t) - sub;
+        v = v < lo ? lo : v;
+        y[i] = (int32_t)(v > hi ? hi : v);
+    }
 }
 
 #ifdef NP_X86

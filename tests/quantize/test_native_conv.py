@@ -183,3 +183,57 @@ def test_folded_values_filled_on_access_copy_and_output() -> None:
     a, b = ref.step(x[0]), fast.step(x[0])
     assert fast.backend == "native" and len(fast._plan.ops) == 2  # the output conv unfolded
     assert all(np.array_equal(a[k], b[k]) for k in ("conv", "relu"))
+
+
+def _conv_op(rng: np.random.Generator, u8: bool, groups: int) -> tuple[tuple, tuple, tuple]:
+    """One OP_CONV_I8 with extreme requantization (qm up to 2^31 - 1, shift -31..30, output
+    bounds up to the int32 range) and biases near the accumulator bound: the firmware's
+    op (no scratch: np_conv2d) and the host's (scratch as the plan allocates it)."""
+    icg = int(rng.integers(1, 6))
+    c_in, c_out = icg * groups, groups * int(rng.integers(1, 4))
+    h, w = int(rng.integers(1, 12)), int(rng.integers(1, 12))
+    k, s, p, d = int(rng.choice([1, 3, 5])), int(rng.integers(1, 3)), int(rng.integers(0, 3)), 1
+    if h + 2 * p < k or w + 2 * p < k:
+        k, p = 1, 0
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    lo_in = -128 if u8 else -300
+    hi_in = 127 if u8 else 300
+    zp_in = int(rng.integers(lo_in, hi_in + 1))
+    x = rng.integers(lo_in, hi_in + 1, (2, c_in, h, w)).astype(np.int32)
+    wt = rng.integers(-128, 128, (c_out, icg, k, k)).astype(np.int8)
+    bound = 128 * icg * k * k * max(abs(lo_in - zp_in), abs(hi_in - zp_in))
+    bias = rng.integers(-(2**31 - 1 - bound), 2**31 - bound, c_out).astype(np.int32)
+    qm = rng.integers(0, 2**31, c_out).astype(np.int32)
+    shift = rng.integers(-31, 31, c_out).astype(np.int8)
+    lo, hi = sorted(int(v) for v in rng.integers(-(2**31), 2**31, 2))
+    if rng.random() < 0.5:
+        lo, hi = -(2**31), 2**31 - 1
+    geom = (c_in, h, w, c_out, k, k, s, s, p, p, d, d, ho, wo, groups)
+    ints = (
+        (2, zp_in, int(rng.integers(-1000, 1000)), lo, hi) + geom + (int(u8), -lo_in if u8 else 0)
+    )
+    y = np.zeros((2, c_out, ho, wo), np.int32)
+    base = (x, y, wt, bias, qm, shift)
+    n_pad = c_in * (h + 2 * p) * (w + 2 * p)
+    xs = np.full(n_pad + 128, zp_in - lo_in, np.uint8) if u8 else np.zeros(n_pad, np.int16)
+    scratch: tuple = (xs,)
+    if groups == 1:
+        kk = (c_in * k * k + 3) // 4 if u8 else (c_in * k * k + 1) // 2
+        mp = -(-c_out // 4) * 4
+        scratch += (np.zeros(kk * -(-ho * wo // 16) * 16, np.int32),
+                    np.zeros(kk * mp + (mp if u8 else 0), np.int32))  # fmt: skip
+    return ints, base, scratch
+
+
+@pytest.mark.parametrize("u8", [True, False])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_host_conv_equals_firmware_kernel(isa: str, u8: bool, grouped: bool) -> None:
+    """The host's convolution kernels against the firmware's np_conv2d, bit for bit."""
+    rng = np.random.default_rng(int(u8) * 2 + int(grouped))
+    for _ in range(60):
+        groups = int(rng.integers(1, 6)) if grouped else 1
+        ints, base, scratch = _conv_op(rng, u8, groups)
+        fw = base[1].copy()
+        lib.op(nat.OPS["conv_i8"], ints, (base[0], fw) + base[2:])
+        lib.op(nat.OPS["conv_i8"], ints, base + scratch)
+        assert np.array_equal(fw, base[1]), ints
