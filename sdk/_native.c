@@ -118,11 +118,12 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
 #include <immintrin.h>
 #define NP_HOST_CLONE __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #define NP_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define NP_T256 __attribute__((target("avx2")))
 #else
 #define NP_HOST_CLONE
 #endif
 
-enum { NP_ISA_PORTABLE = 0, NP_ISA_AVX512VNNI = 2 };
+enum { NP_ISA_PORTABLE = 0, NP_ISA_AVX2 = 1, NP_ISA_AVX512VNNI = 2 };
 static int np_isa = -1; /* the level the convolution kernels use; -1: not yet detected */
 
 static int isa_detect(void)
@@ -132,6 +133,7 @@ static int isa_detect(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
         return NP_ISA_AVX512VNNI;
+    if (__builtin_cpu_supports("avx2")) return NP_ISA_AVX2;
 #endif
     return NP_ISA_PORTABLE;
 }
@@ -285,6 +287,53 @@ NP_T512 static void NAME(const int32_t *col2, const int32_t *w2, int Kh, int P, 
 }
 NP_GEMM_VNNI(gemm_vnni, _mm512_dpwssd_epi32)
 NP_GEMM_VNNI(gemm_vnni_u8, _mm512_dpbusd_epi32)
+#endif
+
+#ifdef NP_X86
+/* the int16-pair kernel on AVX2 (vpmaddwd: int16 x int16 pairs summed into int32; with
+ * |w| <= 128 and |x - zp_in| <= 32767 no pair sum reaches 2^31): 4 channels x 16 pixels
+ * in registers, the requantization (rq_row_c, vectorised here) from a small tile */
+NP_T256 static void gemm_avx2(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp,
+                              int c_out, const np_affine_t *q, int32_t *y)
+{
+    int p0, m0, kp, m;
+    int32_t tile[4][16];
+    for (p0 = 0; p0 < P; p0 += 16) {
+        const int n = P - p0 < 16 ? P - p0 : 16;
+        for (m0 = 0; m0 < c_out; m0 += 4) {
+            const int32_t *w0 = w2 + (size_t)m0 * Kh;
+            __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
+                    a21 = a00, a30 = a00, a31 = a00;
+            for (kp = 0; kp < Kh; kp++) {
+                const int32_t *c = col2 + (size_t)kp * Pp + p0;
+                const __m256i c0 = _mm256_loadu_si256((const __m256i *)c),
+                              c1 = _mm256_loadu_si256((const __m256i *)(c + 8));
+                __m256i wv = _mm256_set1_epi32(w0[kp]);
+                a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(c0, wv));
+                a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(c1, wv));
+                wv = _mm256_set1_epi32(w0[Kh + kp]);
+                a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(c0, wv));
+                a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(c1, wv));
+                wv = _mm256_set1_epi32(w0[2 * (size_t)Kh + kp]);
+                a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(c0, wv));
+                a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(c1, wv));
+                wv = _mm256_set1_epi32(w0[3 * (size_t)Kh + kp]);
+                a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(c0, wv));
+                a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(c1, wv));
+            }
+            _mm256_storeu_si256((__m256i *)tile[0], a00);
+            _mm256_storeu_si256((__m256i *)(tile[0] + 8), a01);
+            _mm256_storeu_si256((__m256i *)tile[1], a10);
+            _mm256_storeu_si256((__m256i *)(tile[1] + 8), a11);
+            _mm256_storeu_si256((__m256i *)tile[2], a20);
+            _mm256_storeu_si256((__m256i *)(tile[2] + 8), a21);
+            _mm256_storeu_si256((__m256i *)tile[3], a30);
+            _mm256_storeu_si256((__m256i *)(tile[3] + 8), a31);
+            for (m = 0; m < 4 && m0 + m < c_out; m++)
+                rq_row_c(tile[m], n, q, (uint32_t)(m0 + m), y + (size_t)(m0 + m) * P + p0);
+        }
+    }
+}
 #endif
 
 static void rq_row(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
@@ -546,6 +595,10 @@ static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
 #ifdef NP_X86
     if (isa_level() == NP_ISA_AVX512VNNI) {
         gemm_vnni(col2, w2, Kh, P, Pp, g->c_out, q, y);
+        return;
+    }
+    if (isa_level() == NP_ISA_AVX2) {
+        gemm_avx2(col2, w2, Kh, P, Pp, g->c_out, q, y);
         return;
     }
 #endif
@@ -1837,7 +1890,7 @@ static PyTypeObject PlanType = {
     .tp_new = plan_new,
 };
 
-/* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni" or
+/* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni", "avx2" or
  * "portable"); a name selects it ("portable" always works, "auto" detects again; a level the
  * CPU lacks raises ValueError). Tests run both levels against the numpy reference. */
 static PyObject *py_isa(PyObject *self, PyObject *args)
@@ -1850,9 +1903,13 @@ static PyObject *py_isa(PyObject *self, PyObject *args)
         else if (!strcmp(name, "auto")) np_isa = isa_detect();
         else if (!strcmp(name, "avx512vnni") && isa_detect() == NP_ISA_AVX512VNNI)
             np_isa = NP_ISA_AVX512VNNI;
+        else if (!strcmp(name, "avx2") && isa_detect() >= NP_ISA_AVX2)
+            np_isa = NP_ISA_AVX2;
         else return PyErr_Format(PyExc_ValueError, "isa %s is not available here", name);
     }
-    return PyUnicode_FromString(isa_level() == NP_ISA_AVX512VNNI ? "avx512vnni" : "portable");
+    return PyUnicode_FromString(isa_level() == NP_ISA_AVX512VNNI ? "avx512vnni"
+                                : isa_level() == NP_ISA_AVX2     ? "avx2"
+                                                                 : "portable");
 }
 
 static PyMethodDef methods[] = {

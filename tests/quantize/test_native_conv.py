@@ -6,9 +6,9 @@ of any SIMD width, per-channel or per-tensor weight scales, 2..8-bit weights, as
 int8 / uint8 / symmetric activations, batch 1..3), each followed by a ReLU (fused into the
 conv's epilogue by the plan), quantized by the conformance PTQ (``quantize_graph``) and run
 by the native plan and by numpy: every value buffer equal. Each case runs on every
-instruction set the extension can use here (``_native.isa``: AVX-512 VNNI where the CPU
-has it, and always the portable C loops), through both layouts of the dense path (u8 quads
-for 8-bit inputs, int16 pairs for 10-bit ones).
+instruction set the extension can use here (``_native.isa``: AVX-512 VNNI and AVX2 where
+the CPU has them, and always the portable C loops), through both layouts of the dense path
+(u8 quads for 8-bit inputs under VNNI, int16 pairs otherwise and for 10-bit inputs).
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ def _isas() -> list[str]:
     if lib is None:
         return []
     out = ["portable"]
-    try:
-        lib.isa("avx512vnni")
-        out.append("avx512vnni")
-    except ValueError:
-        pass
+    for name in ("avx2", "avx512vnni"):
+        try:
+            lib.isa(name)
+            out.append(name)
+        except ValueError:
+            pass
     lib.isa("auto")
     return out
 
@@ -159,7 +160,7 @@ def test_small_cnn_every_value_bit_exact(isa: str) -> None:
 
 def test_isa_names() -> None:
     assert lib.isa("portable") == "portable"
-    assert lib.isa("auto") in ("portable", "avx512vnni")
+    assert lib.isa("auto") in ("portable", "avx2", "avx512vnni")
     with pytest.raises(ValueError, match="not available"):
         lib.isa("sse9")
 
