@@ -118,14 +118,14 @@ def _geom(c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups) -> 
 
 
 def _fuse_relu(
-    names: list[str], ops: list[tuple], keep: set[str]
+    names: list[str], ops: list[tuple], keep: set[str], users: dict[str, list[str]]
 ) -> tuple[list[tuple], list[tuple]]:
     """Fold each integer ReLU into the int8 convolution right before it that feeds it:
     ``max(clamp(v, lo, hi), zp) = clamp(v, max(lo, zp), max(hi, zp))``, so the conv op,
     with those bounds, writes the ReLU's buffer and the ReLU op is dropped. The conv's own
     (pre-ReLU) values are then computed only when asked for (``rt.last_outputs``): returns
-    the plan's ops and the unfused conv ops that fill those buffers. Convs in ``keep`` (graph
-    outputs) are not folded."""
+    the plan's ops and the unfused conv ops that fill those buffers. Only a conv whose one
+    consumer (``users``) is that ReLU is folded, and none in ``keep`` (graph outputs)."""
     out: list[tuple] = []
     fill: list[tuple] = []
     prev_name = ""
@@ -136,6 +136,7 @@ def _fuse_relu(
             and prev is not None
             and prev[0] == OPS["conv_i8"]
             and prev_name not in keep
+            and users.get(prev_name) == [name]
             and op[2][0] is prev[2][1]
         ):
             zp, ints = op[1][2], prev[1]
@@ -198,7 +199,11 @@ class NativePlan:
                 li = getattr(k, "spiking", None) is False
                 dt = np.int64 if li or q is None else q.dtype
             self._outs.append((o, self.values[o], dt))
-        fused, fill = _fuse_relu(names, ops, set(rt.outputs))
+        users: dict[str, list[str]] = {}
+        for n in rt.order:
+            for p in rt.preds[n]:
+                users.setdefault(p, []).append(n)
+        fused, fill = _fuse_relu(names, ops, set(rt.outputs), users)
         self.ops = tuple(fused)  # (kind, ints, buffers) per op, in order
         self.plan = lib.Plan(self.ops)
         #: ops that compute the values folded away (a fused ReLU's input), or None

@@ -238,3 +238,24 @@ def test_host_conv_equals_firmware_kernel(isa: str, u8: bool, grouped: bool) -> 
         lib.op(nat.OPS["conv_i8"], ints, (base[0], fw) + base[2:])
         lib.op(nat.OPS["conv_i8"], ints, base + scratch)
         assert np.array_equal(fw, base[1]), ints
+
+
+def test_conv_with_a_second_consumer_is_not_folded(isa: str) -> None:
+    """conv -> ReLU and conv -> Add: the Add reads the conv's own values, every step."""
+    from neuroplast.graph import Add
+
+    rng = np.random.default_rng(3)
+    wt = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
+    nodes = {
+        "in": Input(shape=(4, 7, 7)),
+        "conv": Conv2d(weight=wt, bias=np.zeros(4, np.float32), padding=(1, 1), groups=4),
+        "relu": ReLU(),
+        "add": Add(),
+    }
+    edges = [("in", "conv"), ("conv", "relu"), ("conv", "add"), ("relu", "add")]
+    x = rng.standard_normal((3, 1, 4, 7, 7)).astype(np.float32)
+    g = quantize_graph(Graph(nodes, edges), x, 3)
+    ref, fast = Runtime(g, mode="int", backend="numpy"), Runtime(g, mode="int")
+    for t in range(x.shape[0]):
+        assert np.array_equal(ref.step(x[t]), fast.step(x[t]))
+    assert fast.backend == "native" and nat.OPS["relu_i"] in [op[0] for op in fast._plan.ops]
