@@ -104,15 +104,20 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
  *
  *  - x - zp_in is written once per call, as int16, into zero-padded planes xs
  *    (c_in x (H + 2 ph) x (W + 2 pw)); padded taps then add exactly 0, as in np_conv2d.
- *    xs comes zeroed from the plan and only its interior is ever written.
+ *    xs comes zeroed from the plan and only its interior is ever written. Inputs whose codes
+ *    span <= 256 values may use u8 planes instead (x + off; see the u8 form below).
  *  - dense (groups = 1): im2col into col2[kp][p] = the int16 pair (tap 2kp, tap 2kp+1) of
  *    output pixel p (pixels padded to Pp, a multiple of 16), weights w2[oc][kp] the matching
  *    int16 pairs (repacked from the int8 weights every call, so in-place weight updates are
- *    seen); y[oc][p] = rq(bias + sum_kp pair dot products). On AVX-512 VNNI a 4 x 64
+ *    seen); y[oc][p] = rq(bias + sum_kp pair dot products). AVX-512 VNNI: a 4 x 64
  *    (channels x pixels) register tile accumulates with vpdpwssd (int16 x int16 pairs
- *    summed into int32, not saturating); elsewhere a portable C loop over the same layout.
+ *    summed into int32, not saturating), or vpdpbusd over u8 x s8 quads (the u8 form);
+ *    AVX2: 4 x 16 tiles with vpmaddwd; elsewhere portable C loops over the same layouts.
  *  - grouped / depthwise: for each output channel, runs of output pixels accumulate
- *    w * xs[tap offset + j] over the taps (stride 1: a run spans whole padded rows). */
+ *    w * xs[tap offset + j] over the taps (stride 1: a run spans whole padded rows); on
+ *    AVX-512 VNNI depthwise layers take two kernel rows per vpdpwssd (int16 row pairs) or
+ *    four taps of a row per vpdpbusd (u8).
+ * The level in use (isa_level) is detected once; _native.isa() reads or sets it. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define NP_X86 1
 #include <immintrin.h>
