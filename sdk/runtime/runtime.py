@@ -137,6 +137,7 @@ class Runtime:
     # step, from that step's inputs (and the weights as they are then).
     @property
     def last_outputs(self) -> dict[str, Any]:
+        """Every node's output of the last step (``run``: of its last time step)."""
         self._fill_pending()
         return self._last_outputs
 
@@ -147,6 +148,7 @@ class Runtime:
 
     @property
     def last_inputs(self) -> dict[str, list[Any]]:
+        """The inputs each node saw in the last step."""
         self._fill_pending()
         return self._last_inputs
 
@@ -156,6 +158,7 @@ class Runtime:
         self._last_inputs = v
 
     def _fill_pending(self) -> None:
+        """Compute the values the last native step left to be computed on access."""
         p = self.__dict__.get("_pending")
         if p is not None:
             self._pending = None
