@@ -645,6 +645,17 @@ NP_T512 static void dw_span(const int32_t *src, const int32_t *wp, int kp, int k
     }
 }
 
+/* a short row copy in 16-lane (masked) moves: a memcpy call per 16..64-value row costs
+ * more than the copy */
+NP_T512 static inline void copy_row(const int32_t *s, int32_t *d, int n)
+{
+    int i;
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFFu : (1u << (n - i)) - 1u);
+        _mm512_mask_storeu_epi32(d + i, m, _mm512_maskz_loadu_epi32(m, s + i));
+    }
+}
+
 #define NP_DW_PLANE 8192
 #define NP_DW_TAPS 64
 NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_t *q,
@@ -680,7 +691,7 @@ NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_
             if (g->sh == 1) { /* one span over whole padded rows, then the rows copied out */
                 dw_span(xp, wp, kp, kw, dh * Wp * 2, g->dw, (Ho - 1) * Wp + Wo, &rq, ob);
                 for (oy = 0; oy < Ho; oy++)
-                    memcpy(yo + (size_t)oy * Wo, ob + (size_t)oy * Wp, (size_t)Wo * sizeof(int32_t));
+                    copy_row(ob + (size_t)oy * Wp, yo + (size_t)oy * Wo, Wo);
             } else {
                 for (oy = 0; oy < Ho; oy++)
                     dw_span(xp + (size_t)oy * g->sh * Wp, wp, kp, kw, dh * Wp * 2, g->dw, Wo, &rq,
@@ -765,12 +776,12 @@ NP_T512 static int dwu8_vnni(const np_geom_t *g, const int8_t *w, const np_affin
             if (g->sh == 1) {
                 dwu8_span(xs + c * pplane, wq, kh, nq, g->dh * Wp, (Ho - 1) * Wp + Wo, &rq, ob);
                 for (oy = 0; oy < Ho; oy++)
-                    memcpy(yo + (size_t)oy * Wo, ob + (size_t)oy * Wp, (size_t)Wo * sizeof(int32_t));
+                    copy_row(ob + (size_t)oy * Wp, yo + (size_t)oy * Wo, Wo);
             } else {
                 for (oy = 0; oy < Ho; oy++) {
                     dwu8_span(xs + c * pplane + (size_t)oy * g->sh * Wp, wq, kh, nq, g->dh * Wp, Wo,
                               &rq, ob);
-                    memcpy(yo + (size_t)oy * Wo, ob, (size_t)Wo * sizeof(int32_t));
+                    copy_row(ob, yo + (size_t)oy * Wo, Wo);
                 }
             }
         }
