@@ -34,6 +34,8 @@ if os.environ.get("NEUROPLAST_NO_NATIVE", "") in ("", "0"):
             "neuroplast._native",
             sources=["sdk/_native.c", "firmware_bridge/firmware/np_kernels.c"],
             include_dirs=["firmware_bridge/firmware"],
+            # NP_HOST_CLONES: the firmware's loop kernels get x86-64 level clones (np_kernels.h)
+            define_macros=[("NP_HOST_CLONES", "1")],
             depends=["firmware_bridge/firmware/np_kernels.h"],
             # -ffp-contract=off: no fused multiply-adds, so float kernels round as numpy does
             # -flto: the firmware's requantization inlines into the host's kernel loops

@@ -24,7 +24,7 @@ figures are recorded beside them (``wall_*``):
 * peak RSS and import time of a fresh process (bench_runtime.py's probe).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_speed.py [--rounds 7] [--quick]
-        [--only stdp|events]   (re-measure that section into the existing json)
+        [--only stdp|events|cnn]   (re-measure that section into the existing json)
 
 Prints a table and writes bench/results/speed.json (bench/report.py puts it in the README).
 """
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=str(RESULTS / "speed.json"))
     ap.add_argument(
         "--only",
-        choices=["stdp", "events"],
+        choices=["stdp", "events", "cnn"],
         help="re-measure only this section; the others are kept from --out (marked in the json)",
     )
     a = ap.parse_args(argv)
@@ -409,6 +409,8 @@ def main(argv: list[str] | None = None) -> dict:
         return _rerun_stdp(a)
     if a.only == "events":
         return _only_events(a)
+    if a.only == "cnn":
+        return _only_cnn(a.rounds, Path(a.out))
     import bench_runtime as br
 
     from neuroplast.runtime.native import backend_name
@@ -474,6 +476,19 @@ def _rerun_stdp(a: argparse.Namespace) -> dict:
     }
     r.setdefault("wall_best_s", {}).update(WALL)
     r["met"].update(_stdp_met(r["stdp"]))
+    _print(r)
+    out.write_text(json.dumps(r, indent=2))
+    return r
+
+
+def _only_cnn(rounds: int, out: Path) -> dict:
+    """``--only cnn``: the int8 CNN re-measured into an existing results file, the rest kept."""
+    r = json.loads(out.read_text())
+    load0 = os.getloadavg()[0]
+    r["cnn"] = cnn(rounds)
+    r["cnn"]["load_avg_1m"] = [load0, os.getloadavg()[0]]
+    r["met"]["cnn_vs_litert"] = r["cnn"]["vs_litert"] <= GOALS["cnn_vs_litert_max"]
+    r.setdefault("wall_best_s", {}).update(WALL)
     _print(r)
     out.write_text(json.dumps(r, indent=2))
     return r

@@ -75,9 +75,11 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                 "host fast path, int8 CNN 3x32x32 batch 1",
                 (
                     f"{lu['neuroplast int native']:,.0f} us native ({c['native_gmac_s']:.2f} GMAC/s) vs LiteRT "
-                    f"{lu['LiteRT (XNNPACK)']:,.0f} us: {c['vs_litert']:.0f}x slower (goal <= 2x, not met); "
+                    f"{lu['LiteRT (XNNPACK)']:,.0f} us: {c['vs_litert']:.2f}x its time (goal <= 2x, "
+                    f"{'met' if d['met']['cnn_vs_litert'] else 'not met'}); "
                     f"numpy {lu['neuroplast int numpy']:,.0f} us; bit-identical to numpy: "
-                    f"{c['bit_identical_native_vs_numpy']}"
+                    f"{c['bit_identical_native_vs_numpy']}; same run, 1 thread, load "
+                    f"{c.get('load_avg_1m', [d['load_avg_1m_at_start']])[0]:.1f}"
                 ),
                 "bench_speed.py",
             ),

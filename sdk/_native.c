@@ -139,140 +139,818 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
     }
 }
 
-/* Integer convolution, register-blocked: x - zp_in is first written, as int16, into a
- * zero-padded copy xs ((H + 2 ph) x (W + 2 pw) per channel: padded taps add exactly 0, as
- * in np_conv2d), then each run of up to 16 outputs of one row keeps its accumulators in
- * registers while every tap (ic, ky, kx) adds w * x (vectorised). The sum is the exact
- * integer sum the firmware's np_conv2d computes (the plan checks it fits int32 and that
- * x - zp_in fits int16) and the output goes through the firmware's requantization
- * (np_affine_out), so results are bit-identical. */
-#define NP_RUN 16
-/* a[0..15] += sum over taps t of wt[t] * base[off[t] + 0..15] (the vectorised inner loop) */
-static void run16(const int16_t *base, const int32_t *off, const int16_t *wt, int nt,
-                  int32_t *restrict a)
+/* ------------------------------------------------------------------ integer convolution
+ * Host fast paths of OP_CONV_I8, bit-identical to the firmware's np_conv2d: every output is
+ * the exact integer sum bias + sum w*(x - zp_in) (the plan checks it fits int32 and that
+ * x - zp_in fits int16, so any summation order gives the same sum) passed through the
+ * firmware's requantization y = clamp(((acc*qm + 2^(t-1)) >> t) + zp_out, lo, hi),
+ * t = 31 - shift (np_affine_out; its AVX-512 form below computes the same 64-bit products
+ * and floor shifts, 16 lanes at a time).
+ *
+ *  - x - zp_in is written once per call, as int16, into zero-padded planes xs
+ *    (c_in x (H + 2 ph) x (W + 2 pw)); padded taps then add exactly 0, as in np_conv2d.
+ *    xs comes zeroed from the plan and only its interior is ever written. Inputs whose codes
+ *    span <= 256 values may use u8 planes instead (x + off; see the u8 form below).
+ *  - dense (groups = 1): im2col into col2[kp][p] = the int16 pair (tap 2kp, tap 2kp+1) of
+ *    output pixel p (pixels padded to Pp, a multiple of 16), weights w2[oc][kp] the matching
+ *    int16 pairs (repacked from the int8 weights every call, so in-place weight updates are
+ *    seen); y[oc][p] = rq(bias + sum_kp pair dot products). AVX-512 VNNI: a 4 x 64
+ *    (channels x pixels) register tile accumulates with vpdpwssd (int16 x int16 pairs
+ *    summed into int32, not saturating), or vpdpbusd over u8 x s8 quads (the u8 form);
+ *    AVX2: 4 x 16 tiles with vpmaddwd; elsewhere portable C loops over the same layouts.
+ *  - grouped / depthwise: for each output channel, runs of output pixels accumulate
+ *    w * xs[tap offset + j] over the taps (stride 1: a run spans whole padded rows); on
+ *    AVX-512 VNNI depthwise layers take two kernel rows per vpdpwssd (int16 row pairs) or
+ *    four taps of a row per vpdpbusd (u8).
+ * The level in use (isa_level) is detected once; _native.isa() reads or sets it. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NP_X86 1
+#include <immintrin.h>
+#define NP_HOST_CLONE __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define NP_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define NP_T256 __attribute__((target("avx2")))
+/* 8-lane float loops (the event layer's row chunks): AVX-512 halves run no faster on Zen 4 */
+#define NP_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define NP_HOST_CLONE
+#define NP_AVX2_CLONE
+#endif
+
+enum { NP_ISA_PORTABLE = 0, NP_ISA_AVX2 = 1, NP_ISA_AVX512VNNI = 2 };
+static int np_isa = -1; /* the level the convolution kernels use; -1: not yet detected */
+
+static int isa_detect(void)
 {
-    int t, k;
-    int32_t acc[NP_RUN] = {0};
-    for (t = 0; t < nt; t++) {
-        const int16_t *r = base + off[t];
-        const int32_t wv = wt[t];
-        for (k = 0; k < NP_RUN; k++) acc[k] += wv * (int32_t)r[k];
-    }
-    for (k = 0; k < NP_RUN; k++) a[k] = acc[k];
+#ifdef NP_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        return NP_ISA_AVX512VNNI;
+    if (__builtin_cpu_supports("avx2")) return NP_ISA_AVX2;
+#endif
+    return NP_ISA_PORTABLE;
 }
 
-static void conv2d_blocked(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                           const np_affine_t *q, int32_t *y, int16_t *xs)
+static int isa_level(void)
 {
-    const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
-    const int H = g->h, W = g->w, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
-    const int Ho = g->ho, Wo = g->wo, sw = g->sw, kh = g->kh, kw = g->kw;
-    const size_t pplane = (size_t)Hp * Wp;
-    int c, iy, ix, oc, icl, ky, kx, oy, ox0, k, t, ntap;
-    int32_t *off;
-    int16_t *wt;
-    memset(xs, 0, (size_t)g->c_in * pplane * sizeof(int16_t));
+    if (np_isa < 0) np_isa = isa_detect();
+    return np_isa;
+}
+
+/* y[i] = affine_out(bias + acc[i]) for one output channel: np_affine_out's arithmetic,
+ * written so that it vectorises. With a = bias + acc[i] (int32, as np_conv2d's modular
+ * sum), p = a*qm (|p| < 2^62) and t = 31 - shift in [1, 62],
+ *     floor((p + 2^(t-1)) / 2^t) = ((p + 2^(t-1) + 2^62) >> t) - 2^(62-t),
+ * the shifted value being non-negative (a logical shift: no sign branch), then + zp_out
+ * and the clamp, as np_requantize and np_affine_out. */
+static void rq_row_c(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
+{
+    const uint32_t bias = (uint32_t)q->bias[oc]; /* modulo 2^32, as np_conv2d's sums */
+    const int64_t qm = q->qm[oc], lo = q->out_min, hi = q->out_max;
+    const int t = 31 - q->shift[oc];
+    const uint64_t add = ((uint64_t)1 << (t - 1)) + ((uint64_t)1 << 62);
+    const int64_t sub = ((int64_t)1 << (62 - t)) - (int64_t)q->zp_out;
+    int i;
+    for (i = 0; i < n; i++) {
+        const int64_t a = (int32_t)(bias + (uint32_t)acc[i]);
+        int64_t v = (int64_t)(((uint64_t)(a * qm) + add) >> t) - sub;
+        v = v < lo ? lo : v;
+        y[i] = (int32_t)(v > hi ? hi : v);
+    }
+}
+
+#ifdef NP_X86
+/* 16 lanes of np_affine_out for one channel: even and odd int32 lanes go through 64-bit
+ * products (vpmuldq), the rounding add and an arithmetic shift by t (the floor shift of
+ * np_asr64), + zp_out, clamped, then interleaved back. |a| < 2^31 and qm < 2^31, so the
+ * product and the rounding term stay inside int64 (as in np_requantize). */
+NP_T512 static inline __m512i rq16(__m512i a, __m512i qm, __m128i t, __m512i rnd, __m512i zo,
+                                   __m512i lo, __m512i hi)
+{
+    __m512i e = _mm512_mul_epi32(a, qm), o = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), qm);
+    e = _mm512_add_epi64(_mm512_sra_epi64(_mm512_add_epi64(e, rnd), t), zo);
+    o = _mm512_add_epi64(_mm512_sra_epi64(_mm512_add_epi64(o, rnd), t), zo);
+    e = _mm512_min_epi64(_mm512_max_epi64(e, lo), hi);
+    o = _mm512_min_epi64(_mm512_max_epi64(o, lo), hi);
+    return _mm512_mask_blend_epi32((__mmask16)0xAAAA, e, _mm512_slli_epi64(o, 32));
+}
+
+typedef struct {
+    __m512i bias, qm, rnd, zo, lo, hi;
+    __m128i t;
+} rq512_t;
+
+NP_T512 static inline void rq512_init(rq512_t *r, const np_affine_t *q, uint32_t oc)
+{
+    const int t = 31 - q->shift[oc];
+    r->bias = _mm512_set1_epi32(q->bias[oc]);
+    r->qm = _mm512_set1_epi64(q->qm[oc]);
+    r->rnd = _mm512_set1_epi64((long long)1 << (t - 1));
+    r->zo = _mm512_set1_epi64(q->zp_out);
+    r->lo = _mm512_set1_epi64(q->out_min);
+    r->hi = _mm512_set1_epi64(q->out_max);
+    r->t = _mm_cvtsi32_si128(t);
+}
+
+NP_T512 static inline void rq512_store(const rq512_t *r, __m512i acc, int32_t *y, int n)
+{
+    __m512i v = rq16(_mm512_add_epi32(acc, r->bias), r->qm, r->t, r->rnd, r->zo, r->lo, r->hi);
+    if (n >= 16) _mm512_storeu_si512((void *)y, v);
+    else _mm512_mask_storeu_epi32(y, (__mmask16)((1u << n) - 1u), v);
+}
+
+NP_T512 static void rq_row_512(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc,
+                               int32_t *y)
+{
+    rq512_t r;
+    int i;
+    rq512_init(&r, q, oc);
+    for (i = 0; i < n; i += 16) {
+        const int m = n - i < 16 ? n - i : 16;
+        __m512i a = _mm512_maskz_loadu_epi32((__mmask16)((1u << m) - 1u), acc + i);
+        rq512_store(&r, a, y + i, m);
+    }
+}
+
+/* y[oc][p] for a 4-channel x 64-pixel tile per step (nv = pixel vectors in the tile); DP is
+ * vpdpwssd (int16 pairs) or vpdpbusd (u8 x s8 quads: 4 taps per lane, summed exactly into
+ * the int32 lane, not saturating) */
+#define NP_GEMM_VNNI(NAME, DP)                                                                               \
+NP_T512 static void NAME(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp,                   \
+                              int c_out, const np_affine_t *q, int32_t *y)                                   \
+{                                                                                                            \
+    int p0, m0, kp, m, v;                                                                                    \
+    for (p0 = 0; p0 < P; p0 += 64) {                                                                         \
+        const int nv = P - p0 >= 64 ? 4 : (P - p0 + 15) / 16;                                                \
+        const int32_t *cb = col2 + p0;                                                                       \
+        for (m0 = 0; m0 < c_out; m0 += 4) {                                                                  \
+            const int32_t *w0 = w2 + (size_t)m0 * Kh, *w1 = w0 + Kh, *w2_ = w1 + Kh,                         \
+                          *w3 = w2_ + Kh;                                                                    \
+            __m512i acc[4][4];                                                                               \
+            for (m = 0; m < 4; m++)                                                                          \
+                for (v = 0; v < 4; v++) acc[m][v] = _mm512_setzero_si512();                                  \
+            if (nv == 4) {                                                                                   \
+                for (kp = 0; kp < Kh; kp++) {                                                                \
+                    const int32_t *c = cb + (size_t)kp * Pp;                                                 \
+                    const __m512i c0 = _mm512_loadu_si512((const void *)c),                                  \
+                                  c1 = _mm512_loadu_si512((const void *)(c + 16)),                           \
+                                  c2 = _mm512_loadu_si512((const void *)(c + 32)),                           \
+                                  c3 = _mm512_loadu_si512((const void *)(c + 48));                           \
+                    __m512i wv = _mm512_set1_epi32(w0[kp]);                                                  \
+                    acc[0][0] = DP(acc[0][0], c0, wv);                                                       \
+                    acc[0][1] = DP(acc[0][1], c1, wv);                                                       \
+                    acc[0][2] = DP(acc[0][2], c2, wv);                                                       \
+                    acc[0][3] = DP(acc[0][3], c3, wv);                                                       \
+                    wv = _mm512_set1_epi32(w1[kp]);                                                          \
+                    acc[1][0] = DP(acc[1][0], c0, wv);                                                       \
+                    acc[1][1] = DP(acc[1][1], c1, wv);                                                       \
+                    acc[1][2] = DP(acc[1][2], c2, wv);                                                       \
+                    acc[1][3] = DP(acc[1][3], c3, wv);                                                       \
+                    wv = _mm512_set1_epi32(w2_[kp]);                                                         \
+                    acc[2][0] = DP(acc[2][0], c0, wv);                                                       \
+                    acc[2][1] = DP(acc[2][1], c1, wv);                                                       \
+                    acc[2][2] = DP(acc[2][2], c2, wv);                                                       \
+                    acc[2][3] = DP(acc[2][3], c3, wv);                                                       \
+                    wv = _mm512_set1_epi32(w3[kp]);                                                          \
+                    acc[3][0] = DP(acc[3][0], c0, wv);                                                       \
+                    acc[3][1] = DP(acc[3][1], c1, wv);                                                       \
+                    acc[3][2] = DP(acc[3][2], c2, wv);                                                       \
+                    acc[3][3] = DP(acc[3][3], c3, wv);                                                       \
+                }                                                                                            \
+            } else {                                                                                         \
+                for (kp = 0; kp < Kh; kp++) {                                                                \
+                    const int32_t *c = cb + (size_t)kp * Pp;                                                 \
+                    for (v = 0; v < nv; v++) {                                                               \
+                        const __m512i cv = _mm512_loadu_si512((const void *)(c + 16 * v));                   \
+                        acc[0][v] = DP(acc[0][v], cv, _mm512_set1_epi32(w0[kp]));                            \
+                        acc[1][v] = DP(acc[1][v], cv, _mm512_set1_epi32(w1[kp]));                            \
+                        acc[2][v] = DP(acc[2][v], cv, _mm512_set1_epi32(w2_[kp]));                           \
+                        acc[3][v] = DP(acc[3][v], cv, _mm512_set1_epi32(w3[kp]));                            \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+            for (m = 0; m < 4 && m0 + m < c_out; m++) {                                                      \
+                rq512_t r;                                                                                   \
+                int32_t *yo = y + (size_t)(m0 + m) * P + p0;                                                 \
+                rq512_init(&r, q, (uint32_t)(m0 + m));                                                       \
+                for (v = 0; v < nv; v++) rq512_store(&r, acc[m][v], yo + 16 * v, P - p0 - 16 * v);           \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+}
+NP_GEMM_VNNI(gemm_vnni, _mm512_dpwssd_epi32)
+NP_GEMM_VNNI(gemm_vnni_u8, _mm512_dpbusd_epi32)
+#endif
+
+#ifdef NP_X86
+/* the int16-pair kernel on AVX2 (vpmaddwd: int16 x int16 pairs summed into int32; with
+ * |w| <= 128 and |x - zp_in| <= 32767 no pair sum reaches 2^31): 4 channels x 16 pixels
+ * in registers, the requantization (rq_row_c, vectorised here) from a small tile */
+NP_T256 static void gemm_avx2(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp,
+                              int c_out, const np_affine_t *q, int32_t *y)
+{
+    int p0, m0, kp, m;
+    int32_t tile[4][16];
+    for (p0 = 0; p0 < P; p0 += 16) {
+        const int n = P - p0 < 16 ? P - p0 : 16;
+        for (m0 = 0; m0 < c_out; m0 += 4) {
+            const int32_t *w0 = w2 + (size_t)m0 * Kh;
+            __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
+                    a21 = a00, a30 = a00, a31 = a00;
+            for (kp = 0; kp < Kh; kp++) {
+                const int32_t *c = col2 + (size_t)kp * Pp + p0;
+                const __m256i c0 = _mm256_loadu_si256((const __m256i *)c),
+                              c1 = _mm256_loadu_si256((const __m256i *)(c + 8));
+                __m256i wv = _mm256_set1_epi32(w0[kp]);
+                a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(c0, wv));
+                a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(c1, wv));
+                wv = _mm256_set1_epi32(w0[Kh + kp]);
+                a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(c0, wv));
+                a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(c1, wv));
+                wv = _mm256_set1_epi32(w0[2 * (size_t)Kh + kp]);
+                a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(c0, wv));
+                a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(c1, wv));
+                wv = _mm256_set1_epi32(w0[3 * (size_t)Kh + kp]);
+                a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(c0, wv));
+                a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(c1, wv));
+            }
+            _mm256_storeu_si256((__m256i *)tile[0], a00);
+            _mm256_storeu_si256((__m256i *)(tile[0] + 8), a01);
+            _mm256_storeu_si256((__m256i *)tile[1], a10);
+            _mm256_storeu_si256((__m256i *)(tile[1] + 8), a11);
+            _mm256_storeu_si256((__m256i *)tile[2], a20);
+            _mm256_storeu_si256((__m256i *)(tile[2] + 8), a21);
+            _mm256_storeu_si256((__m256i *)tile[3], a30);
+            _mm256_storeu_si256((__m256i *)(tile[3] + 8), a31);
+            for (m = 0; m < 4 && m0 + m < c_out; m++)
+                rq_row_c(tile[m], n, q, (uint32_t)(m0 + m), y + (size_t)(m0 + m) * P + p0);
+        }
+    }
+}
+#endif
+
+static void rq_row(const int32_t *acc, int n, const np_affine_t *q, uint32_t oc, int32_t *y)
+{
+#ifdef NP_X86
+    if (isa_level() == NP_ISA_AVX512VNNI) {
+        rq_row_512(acc, n, q, oc, y);
+        return;
+    }
+#endif
+    rq_row_c(acc, n, q, oc, y);
+}
+
+/* the portable dense kernel: the same sums as gemm_vnni, 16 pixels of one channel at a time */
+NP_HOST_CLONE
+static void gemm_c(const int32_t *col2, const int32_t *w2, int Kh, int P, size_t Pp, int c_out,
+                   const np_affine_t *q, int32_t *y)
+{
+    int oc, p0, kp, i;
+    for (oc = 0; oc < c_out; oc++) {
+        const int32_t *wr = w2 + (size_t)oc * Kh;
+        for (p0 = 0; p0 < P; p0 += 16) {
+            int32_t acc[16] = {0};
+            for (kp = 0; kp < Kh; kp++) {
+                const uint32_t wv = (uint32_t)wr[kp];
+                const int32_t wl = (int16_t)(uint16_t)(wv & 0xFFFFu);
+                const int32_t wh = (int16_t)(uint16_t)(wv >> 16);
+                const int32_t *c = col2 + (size_t)kp * Pp + p0;
+                for (i = 0; i < 16; i++) {
+                    const uint32_t cv = (uint32_t)c[i];
+                    acc[i] += wl * (int16_t)(uint16_t)(cv & 0xFFFFu) +
+                              wh * (int16_t)(uint16_t)(cv >> 16);
+                }
+            }
+            rq_row_c(acc, P - p0 < 16 ? P - p0 : 16, q, (uint32_t)oc, y + (size_t)oc * P + p0);
+        }
+    }
+}
+
+static uint32_t pair16(int32_t lo, int32_t hi)
+{
+    return (uint32_t)(uint16_t)(int16_t)lo | ((uint32_t)(uint16_t)(int16_t)hi << 16);
+}
+
+/* d = s - zp (int16) and d = s + off (u8) over a row: restrict (the u8 stores could alias
+ * anything) and fixed 16-wide chunks (short rows vectorise too) */
+static inline void row_i16(const int32_t *restrict s, int16_t *restrict d, int n, int32_t zp)
+{
+    int i = 0, k;
+    for (; i + 16 <= n; i += 16)
+        for (k = 0; k < 16; k++) d[i + k] = (int16_t)(s[i + k] - zp);
+    for (; i < n; i++) d[i] = (int16_t)(s[i] - zp);
+}
+
+static inline void row_u8(const int32_t *restrict s, uint8_t *restrict d, int n, int32_t off)
+{
+    int i = 0, k;
+    for (; i + 16 <= n; i += 16)
+        for (k = 0; k < 16; k++) d[i + k] = (uint8_t)(s[i + k] + off);
+    for (; i < n; i++) d[i] = (uint8_t)(s[i] + off);
+}
+
+/* x - zp_in as int16 into the interior of the zero-padded planes xs */
+NP_HOST_CLONE
+static void pad_planes(const int32_t *x, const np_geom_t *g, int32_t zp, int16_t *xs)
+{
+    const int H = g->h, W = g->w, Wp = g->w + 2 * g->pw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    int c, iy;
     for (c = 0; c < g->c_in; c++)
         for (iy = 0; iy < H; iy++) {
             const int32_t *xr = x + ((size_t)c * H + iy) * W;
             int16_t *dst = xs + c * pplane + (size_t)(iy + g->ph) * Wp + g->pw;
-            for (ix = 0; ix < W; ix++) dst[ix] = (int16_t)(xr[ix] - q->zp_in);
+            row_i16(xr, dst, W, zp);
         }
-    ntap = icg * kh * kw;
-    off = (int32_t *)malloc((size_t)ntap * sizeof(int32_t));
-    wt = (int16_t *)malloc((size_t)ntap * sizeof(int16_t));
-    if (!off || !wt) { /* out of memory: the firmware's kernel needs no scratch */
-        free(off);
-        free(wt);
-        np_conv2d(x, g, w, q, y);
+}
+
+/* col2 (see above) from the padded planes; a 1x1, stride-1, unpadded kernel reads x */
+NP_HOST_CLONE
+static void im2col_pairs(const int32_t *x, const int16_t *xs, const np_geom_t *g, int32_t zp,
+                         int K, int Kh, size_t Pp, int32_t *col2)
+{
+    const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sw = g->sw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    const int taps = g->kh * g->kw;
+    const int P = Ho * Wo;
+    int kp, oy, ox, p;
+    if (taps == 1 && g->sh == 1 && sw == 1 && !g->ph && !g->pw && Ho == g->h && Wo == g->w) {
+        for (kp = 0; kp < Kh; kp++) {
+            const int32_t *x0 = x + (size_t)(2 * kp) * P;
+            const int32_t *x1 = x0 + P;
+            int32_t *dst = col2 + (size_t)kp * Pp;
+            if (2 * kp + 1 < K)
+                for (p = 0; p < P; p++) dst[p] = (int32_t)pair16(x0[p] - zp, x1[p] - zp);
+            else
+                for (p = 0; p < P; p++) dst[p] = (int32_t)pair16(x0[p] - zp, 0);
+        }
         return;
     }
-    for (oc = 0; oc < g->c_out; oc++) {
-        const int16_t *xg = xs + (size_t)(oc / ocg) * icg * pplane;
-        const int8_t *wo = w + (size_t)oc * ntap;
-        int32_t *yo = y + (size_t)oc * Ho * Wo;
-        const int32_t bias = q->bias[oc];
-        int nt = 0;
-        for (icl = 0; icl < icg; icl++) /* the taps of this channel, zero weights dropped */
-            for (ky = 0; ky < kh; ky++)
-                for (kx = 0; kx < kw; kx++) {
-                    int8_t wv = wo[(icl * kh + ky) * kw + kx];
-                    if (!wv) continue;
-                    off[nt] = (int32_t)(icl * pplane + (size_t)ky * g->dh * Wp + kx * g->dw);
-                    wt[nt++] = wv;
-                }
-        for (oy = 0; oy < Ho; oy++)
-            for (ox0 = 0; ox0 < Wo; ox0 += NP_RUN) {
-                const int n = Wo - ox0 < NP_RUN ? Wo - ox0 : NP_RUN;
-                const int16_t *base = xg + (size_t)oy * g->sh * Wp + (size_t)ox0 * sw;
-                int32_t a[NP_RUN];
-                for (k = 0; k < NP_RUN; k++) a[k] = 0;
-                if (n == NP_RUN && sw == 1)
-                    run16(base, off, wt, nt, a);
-                else
-                    for (t = 0; t < nt; t++)
-                        for (k = 0; k < n; k++)
-                            a[k] += (int32_t)wt[t] * (int32_t)base[off[t] + k * sw];
-                for (k = 0; k < n; k++)
-                    yo[(size_t)oy * Wo + ox0 + k] = np_affine_out(q, (uint32_t)oc, (int64_t)bias + a[k]);
-            }
-    }
-    free(off);
-    free(wt);
-}
-
-/* Dense (groups = 1) integer convolution as im2col + int16 dot products: col[p][k] holds
- * x - zp_in of output p's window (0 for padded taps, as in np_conv2d), wk[oc][k] the
- * weights; y[oc][p] = affine_out(bias + col[p] . wk[oc]). The int16 x int16 -> int32 dot
- * product vectorises (pmaddwd); pixels go in blocks of 8 so their columns stay in L1 while
- * every output channel's weights pass over them. Exact integer sums (the plan checks they
- * fit int32), the firmware's requantization: bit-identical to np_conv2d. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NP_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
-#else
-#define NP_AVX2_CLONE
-#endif
-NP_AVX2_CLONE
-static void gemm_rows(const int16_t *col, const int16_t *wk, int K, int np_, int c_out,
-                      const np_affine_t *q, int32_t *y, size_t ystride)
-{
-    int oc, p, k;
-    for (oc = 0; oc < c_out; oc++) {
-        const int16_t *wr = wk + (size_t)oc * K;
-        for (p = 0; p < np_; p++) {
-            const int16_t *cr = col + (size_t)p * K;
-            int32_t s = 0;
-            for (k = 0; k < K; k++) s += (int32_t)wr[k] * (int32_t)cr[k];
-            y[(size_t)oc * ystride + p] = np_affine_out(q, (uint32_t)oc, (int64_t)q->bias[oc] + s);
+    for (kp = 0; kp < Kh; kp++) {
+        const int16_t *s[2];
+        int h;
+        int32_t *dst = col2 + (size_t)kp * Pp;
+        for (h = 0; h < 2; h++) {
+            const int k = 2 * kp + h < K ? 2 * kp + h : 2 * kp; /* a missing tap: weight 0 */
+            const int c = k / taps, ky = (k % taps) / g->kw, kx = k % g->kw;
+            s[h] = xs + c * pplane + (size_t)ky * g->dh * Wp + (size_t)kx * g->dw;
+        }
+        for (oy = 0; oy < Ho; oy++) {
+            const int16_t *r0 = s[0] + (size_t)oy * g->sh * Wp, *r1 = s[1] + (size_t)oy * g->sh * Wp;
+            int32_t *d = dst + (size_t)oy * Wo;
+            if (sw == 1)
+                for (ox = 0; ox < Wo; ox++) d[ox] = (int32_t)pair16(r0[ox], r1[ox]);
+            else
+                for (ox = 0; ox < Wo; ox++) d[ox] = (int32_t)pair16(r0[ox * sw], r1[ox * sw]);
         }
     }
 }
 
-#define NP_PBLOCK 8
-static void conv2d_gemm(const int32_t *x, const np_geom_t *g, const int8_t *w,
-                        const np_affine_t *q, int32_t *y, int16_t *col, int16_t *wk)
+/* ---- the u8 form of the dense path (inputs whose codes span at most 256 values): with
+ * u = x + off in [0, 255] (off = -lo of the input range),
+ *     sum_k w_k (x_k - zp_in) = sum_k w_k u_k - (off + zp_in) sum_k w_k,
+ * so col4[kq][p] holds 4 taps' u as bytes, w4[oc][kq] the 4 int8 weights, and the constant
+ * term joins the bias (bias4[oc], after w4). Padded taps hold u = zp_in + off (they add 0);
+ * the plan fills the padded u8 planes' border with it once, the kernel writes the interior. */
+static uint32_t quad8(int32_t a, int32_t b, int32_t c, int32_t d)
 {
-    const int K = g->c_in * g->kh * g->kw, P = g->ho * g->wo;
-    int k, p, p0, ic, ky, kx;
-    for (k = 0; k < g->c_out * K; k++) wk[k] = w[k];
-    for (p = 0; p < P; p++) {
-        const int oy = p / g->wo, ox = p % g->wo;
-        int16_t *cr = col + (size_t)p * K;
-        for (ic = 0; ic < g->c_in; ic++)
-            for (ky = 0; ky < g->kh; ky++) {
-                const int iy = oy * g->sh - g->ph + ky * g->dh;
-                for (kx = 0; kx < g->kw; kx++) {
-                    const int ix = ox * g->sw - g->pw + kx * g->dw;
-                    *cr++ = (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-                                ? 0
-                                : (int16_t)(x[((size_t)ic * g->h + iy) * g->w + ix] - q->zp_in);
+    return (uint32_t)(uint8_t)a | (uint32_t)(uint8_t)b << 8 | (uint32_t)(uint8_t)c << 16 |
+           (uint32_t)(uint8_t)d << 24;
+}
+
+NP_HOST_CLONE
+static void pad_planes_u8(const int32_t *x, const np_geom_t *g, int32_t off, uint8_t *xs)
+{
+    const int H = g->h, W = g->w, Wp = g->w + 2 * g->pw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    int c, iy;
+    for (c = 0; c < g->c_in; c++)
+        for (iy = 0; iy < H; iy++) {
+            const int32_t *xr = x + ((size_t)c * H + iy) * W;
+            uint8_t *dst = xs + c * pplane + (size_t)(iy + g->ph) * Wp + g->pw;
+            row_u8(xr, dst, W, off);
+        }
+}
+
+NP_HOST_CLONE
+static void im2col_quads(const int32_t *x, const uint8_t *xs, const np_geom_t *g, int32_t off,
+                         int K, int Kq, size_t Pp, int32_t *col4)
+{
+    const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sw = g->sw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    const int taps = g->kh * g->kw, P = Ho * Wo;
+    int kq, oy, ox, p, h;
+    if (taps == 1 && g->sh == 1 && sw == 1 && !g->ph && !g->pw && Ho == g->h && Wo == g->w) {
+        for (kq = 0; kq < Kq; kq++) {
+            const int32_t *xr[4];
+            int32_t *dst = col4 + (size_t)kq * Pp;
+            for (h = 0; h < 4; h++) /* a missing channel repeats one (its weight is 0) */
+                xr[h] = x + (size_t)(4 * kq + h < K ? 4 * kq + h : 4 * kq) * P;
+            for (p = 0; p < P; p++)
+                dst[p] = (int32_t)quad8(xr[0][p] + off, xr[1][p] + off, xr[2][p] + off,
+                                        xr[3][p] + off);
+        }
+        return;
+    }
+    for (kq = 0; kq < Kq; kq++) {
+        const uint8_t *s[4];
+        int32_t *dst = col4 + (size_t)kq * Pp;
+        for (h = 0; h < 4; h++) {
+            const int k = 4 * kq + h < K ? 4 * kq + h : 4 * kq; /* a missing tap: weight 0 */
+            const int c = k / taps, ky = (k % taps) / g->kw, kx = k % g->kw;
+            s[h] = xs + c * pplane + (size_t)ky * g->dh * Wp + (size_t)kx * g->dw;
+        }
+        for (oy = 0; oy < Ho; oy++) {
+            const size_t ro = (size_t)oy * g->sh * Wp;
+            const uint8_t *r0 = s[0] + ro, *r1 = s[1] + ro, *r2 = s[2] + ro, *r3 = s[3] + ro;
+            int32_t *d = dst + (size_t)oy * Wo;
+            if (sw == 1)
+                for (ox = 0; ox < Wo; ox++) d[ox] = (int32_t)quad8(r0[ox], r1[ox], r2[ox], r3[ox]);
+            else
+                for (ox = 0; ox < Wo; ox++)
+                    d[ox] = (int32_t)quad8(r0[ox * sw], r1[ox * sw], r2[ox * sw], r3[ox * sw]);
+        }
+    }
+}
+
+/* the portable u8 kernel: the same sums as gemm_vnni_u8, 16 pixels of one channel at a time */
+NP_HOST_CLONE
+static void gemm_c_u8(const int32_t *col4, const int32_t *w4, int Kq, int P, size_t Pp,
+                      int c_out, const np_affine_t *q, int32_t *y)
+{
+    int oc, p0, kq, i, h;
+    for (oc = 0; oc < c_out; oc++) {
+        const int32_t *wr = w4 + (size_t)oc * Kq;
+        for (p0 = 0; p0 < P; p0 += 16) {
+            int32_t acc[16] = {0};
+            for (kq = 0; kq < Kq; kq++) {
+                const uint32_t wv = (uint32_t)wr[kq];
+                const int32_t *c = col4 + (size_t)kq * Pp + p0;
+                for (h = 0; h < 4; h++) {
+                    const int32_t wh = (int8_t)(uint8_t)(wv >> (8 * h));
+                    for (i = 0; i < 16; i++)
+                        acc[i] += wh * (int32_t)(((uint32_t)c[i] >> (8 * h)) & 0xFFu);
                 }
             }
+            rq_row_c(acc, P - p0 < 16 ? P - p0 : 16, q, (uint32_t)oc, y + (size_t)oc * P + p0);
+        }
     }
-    for (p0 = 0; p0 < P; p0 += NP_PBLOCK) {
-        const int n = P - p0 < NP_PBLOCK ? P - p0 : NP_PBLOCK;
-        gemm_rows(col + (size_t)p0 * K, wk, K, n, g->c_out, q, y + p0, (size_t)P);
+}
+
+/* u8 = 1: the u8 form above with offset off (xs is then uint8, w2 holds w4 and bias4) */
+static void conv2d_dense(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                         const np_affine_t *q, int32_t *y, void *xs, int32_t *col2,
+                         int32_t *w2, int u8, int32_t off)
+{
+    const int K = g->c_in * g->kh * g->kw, Kh = (K + 1) / 2, Kq = (K + 3) / 4;
+    const int P = g->ho * g->wo, direct = g->kh * g->kw == 1 && g->sh == 1 && g->sw == 1 &&
+                                          !g->ph && !g->pw && g->ho == g->h && g->wo == g->w;
+    const size_t Pp = ((size_t)P + 15) & ~(size_t)15;
+    int oc, kp;
+    if (u8) {
+        const size_t mp = ((size_t)g->c_out + 3) & ~(size_t)3;
+        int32_t *bias4 = w2 + mp * Kq;
+        np_affine_t q4 = *q;
+        for (oc = 0; oc < g->c_out; oc++) { /* weight quads (zero past K), folded bias */
+            const int8_t *wr = w + (size_t)oc * K;
+            int32_t *dr = w2 + (size_t)oc * Kq;
+            uint32_t sum = 0;
+            int k;
+            for (kp = 0; kp < Kq; kp++) {
+                int8_t v[4];
+                for (k = 0; k < 4; k++) v[k] = 4 * kp + k < K ? wr[4 * kp + k] : 0;
+                dr[kp] = (int32_t)quad8(v[0], v[1], v[2], v[3]);
+            }
+            for (k = 0; k < K; k++) sum += (uint32_t)(int32_t)wr[k];
+            /* modulo 2^32, as the sums: the total is exact where it fits int32 */
+            bias4[oc] = (int32_t)((uint32_t)q->bias[oc] - (uint32_t)(off + q->zp_in) * sum);
+        }
+        q4.bias = bias4;
+        if (!direct) pad_planes_u8(x, g, off, (uint8_t *)xs);
+        im2col_quads(x, (const uint8_t *)xs, g, off, K, Kq, Pp, col2);
+#ifdef NP_X86
+        if (isa_level() == NP_ISA_AVX512VNNI) {
+            gemm_vnni_u8(col2, w2, Kq, P, Pp, g->c_out, &q4, y);
+            return;
+        }
+#endif
+        gemm_c_u8(col2, w2, Kq, P, Pp, g->c_out, &q4, y);
+        return;
     }
+    for (oc = 0; oc < g->c_out; oc++) { /* weight pairs; the odd K's last pair is (w, 0) */
+        const int8_t *wr = w + (size_t)oc * K;
+        int32_t *dr = w2 + (size_t)oc * Kh;
+        for (kp = 0; kp < K / 2; kp++) dr[kp] = (int32_t)pair16(wr[2 * kp], wr[2 * kp + 1]);
+        if (K & 1) dr[Kh - 1] = (int32_t)pair16(wr[K - 1], 0);
+    }
+    if (!direct) pad_planes(x, g, q->zp_in, (int16_t *)xs);
+    im2col_pairs(x, (const int16_t *)xs, g, q->zp_in, K, Kh, Pp, col2);
+#ifdef NP_X86
+    if (isa_level() == NP_ISA_AVX512VNNI) {
+        gemm_vnni(col2, w2, Kh, P, Pp, g->c_out, q, y);
+        return;
+    }
+    if (isa_level() == NP_ISA_AVX2) {
+        gemm_avx2(col2, w2, Kh, P, Pp, g->c_out, q, y);
+        return;
+    }
+#endif
+    gemm_c(col2, w2, Kh, P, Pp, g->c_out, q, y);
+}
+
+#ifdef NP_X86
+/* Grouped convolution with one input channel per group (depthwise, any multiplier) on
+ * AVX-512 VNNI, stride 1 along rows: the channel's padded plane is re-read as row pairs
+ * xp[r][col] = (xs[r][col], xs[r + dh][col]), so one vpdpwssd adds two kernel rows' taps
+ * (w[ky][kx], w[ky + 1][kx]) for 16 outputs of a row (a missing last row pairs with weight
+ * 0). Returns 0 (nothing done) where it does not apply. */
+/* out[j] = rq(sum over tap pairs (a, kx) of pair(src[a * arow + kx * dw + j]) . wp[a kw + kx]),
+ * j < n, in tiles of 64 (4 accumulators; the tail's loads are masked) */
+NP_T512 static void dw_span(const int32_t *src, const int32_t *wp, int kp, int kw, int arow,
+                            int dw, int n, const rq512_t *rq, int32_t *out)
+{
+    int j0, a, kx, v;
+    for (j0 = 0; j0 < n; j0 += 64) {
+        __mmask16 m[4];
+        __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        for (v = 0; v < 4; v++) {
+            const int rem = n - j0 - 16 * v;
+            m[v] = (__mmask16)(rem >= 16 ? 0xFFFFu : rem <= 0 ? 0u : (1u << rem) - 1u);
+        }
+        for (a = 0; a < kp; a++)
+            for (kx = 0; kx < kw; kx++) {
+                const int32_t *s = src + (size_t)a * arow + (size_t)kx * dw + j0;
+                const __m512i wv = _mm512_set1_epi32(wp[a * kw + kx]);
+                acc0 = _mm512_dpwssd_epi32(acc0, _mm512_maskz_loadu_epi32(m[0], s), wv);
+                acc1 = _mm512_dpwssd_epi32(acc1, _mm512_maskz_loadu_epi32(m[1], s + 16), wv);
+                acc2 = _mm512_dpwssd_epi32(acc2, _mm512_maskz_loadu_epi32(m[2], s + 32), wv);
+                acc3 = _mm512_dpwssd_epi32(acc3, _mm512_maskz_loadu_epi32(m[3], s + 48), wv);
+            }
+        rq512_store(rq, acc0, out + j0, n - j0);
+        if (n - j0 > 16) rq512_store(rq, acc1, out + j0 + 16, n - j0 - 16);
+        if (n - j0 > 32) rq512_store(rq, acc2, out + j0 + 32, n - j0 - 32);
+        if (n - j0 > 48) rq512_store(rq, acc3, out + j0 + 48, n - j0 - 48);
+    }
+}
+
+/* a short row copy in 16-lane (masked) moves: a memcpy call per 16..64-value row costs
+ * more than the copy */
+NP_T512 static inline void copy_row(const int32_t *s, int32_t *d, int n)
+{
+    int i;
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xFFFFu : (1u << (n - i)) - 1u);
+        _mm512_mask_storeu_epi32(d + i, m, _mm512_maskz_loadu_epi32(m, s + i));
+    }
+}
+
+#define NP_DW_PLANE 8192
+#define NP_DW_TAPS 64
+NP_T512 static int dw_vnni(const np_geom_t *g, const int8_t *w, const np_affine_t *q,
+                           int32_t *y, const int16_t *xs)
+{
+    const int ocg = g->c_out / g->groups, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
+    const int kh = g->kh, kw = g->kw, dh = g->dh, Ho = g->ho, Wo = g->wo;
+    const int kp = (kh + 1) / 2;
+    const size_t pplane = (size_t)Hp * Wp;
+    int32_t xp[NP_DW_PLANE], ob[NP_DW_PLANE], wp[NP_DW_TAPS];
+    int c, o, r, col, a, kx, oy;
+    if (g->c_in != g->groups || g->sw != 1 || pplane > NP_DW_PLANE || kp * kw > NP_DW_TAPS)
+        return 0;
+    for (c = 0; c < g->c_in; c++) {
+        const int16_t *xc = xs + c * pplane;
+        for (r = 0; r < Hp; r++) { /* (row r, row r + dh); past the plane: (row r, 0) */
+            const int16_t *r0 = xc + (size_t)r * Wp, *r1 = r0 + (size_t)dh * Wp;
+            int32_t *d = xp + (size_t)r * Wp;
+            if (kh > 1 && r + dh < Hp)
+                for (col = 0; col < Wp; col++) d[col] = (int32_t)pair16(r0[col], r1[col]);
+            else
+                for (col = 0; col < Wp; col++) d[col] = (int32_t)pair16(r0[col], 0);
+        }
+        for (o = c * ocg; o < (c + 1) * ocg; o++) {
+            const int8_t *wo = w + (size_t)o * kh * kw;
+            int32_t *yo = y + (size_t)o * Ho * Wo;
+            rq512_t rq;
+            rq512_init(&rq, q, (uint32_t)o);
+            for (a = 0; a < kp; a++)
+                for (kx = 0; kx < kw; kx++)
+                    wp[a * kw + kx] = (int32_t)pair16(
+                        wo[2 * a * kw + kx], 2 * a + 1 < kh ? wo[(2 * a + 1) * kw + kx] : 0);
+            if (g->sh == 1) { /* one span over whole padded rows, then the rows copied out */
+                dw_span(xp, wp, kp, kw, dh * Wp * 2, g->dw, (Ho - 1) * Wp + Wo, &rq, ob);
+                for (oy = 0; oy < Ho; oy++)
+                    copy_row(ob + (size_t)oy * Wp, yo + (size_t)oy * Wo, Wo);
+            } else {
+                for (oy = 0; oy < Ho; oy++)
+                    dw_span(xp + (size_t)oy * g->sh * Wp, wp, kp, kw, dh * Wp * 2, g->dw, Wo, &rq,
+                            yo + (size_t)oy * Wo);
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
+#ifdef NP_X86
+/* Depthwise (one input channel per group), stride 1 and dilation 1 along rows, u8 form on
+ * AVX-512 VNNI: a 64-byte load of the channel's padded u8 plane at byte j + m holds, in lane
+ * i, the 4 consecutive taps of output j + m + 4i, so 4 loads (m = 0..3) and 4 vpdpbusd add
+ * one kernel row's 4 taps (w[ky][4qg..4qg+3], zero past kw) to 64 outputs. The 4 x 16
+ * lanes are requantized (all one channel) and transposed back to output order. Outputs run
+ * over whole padded rows (stride 1 in y: one span; else one row at a time); the plane has
+ * 128 bytes of slack after it, so the tail reads stay inside the buffer. */
+NP_T512 static void dwu8_span(const uint8_t *src, const int32_t *wq, int kh, int nq, int rstride,
+                              int n, const rq512_t *rq, int32_t *out)
+{
+    int j0, ky, qg;
+    for (j0 = 0; j0 < n; j0 += 64) {
+        __m512i v0 = _mm512_setzero_si512(), v1 = v0, v2 = v0, v3 = v0;
+        __m512i t0, t1, t2, t3, u0, u1, u2, u3;
+        for (ky = 0; ky < kh; ky++)
+            for (qg = 0; qg < nq; qg++) {
+                const uint8_t *s = src + (size_t)ky * rstride + 4 * qg + j0;
+                const __m512i wv = _mm512_set1_epi32(wq[ky * nq + qg]);
+                v0 = _mm512_dpbusd_epi32(v0, _mm512_loadu_si512((const void *)s), wv);
+                v1 = _mm512_dpbusd_epi32(v1, _mm512_loadu_si512((const void *)(s + 1)), wv);
+                v2 = _mm512_dpbusd_epi32(v2, _mm512_loadu_si512((const void *)(s + 2)), wv);
+                v3 = _mm512_dpbusd_epi32(v3, _mm512_loadu_si512((const void *)(s + 3)), wv);
+            }
+#define NP_RQ(v) rq16(_mm512_add_epi32(v, rq->bias), rq->qm, rq->t, rq->rnd, rq->zo, rq->lo, rq->hi)
+        v0 = NP_RQ(v0), v1 = NP_RQ(v1), v2 = NP_RQ(v2), v3 = NP_RQ(v3);
+#undef NP_RQ
+        /* vm lane i = output j0 + 4i + m: a 4 x 4 transpose in each 128-bit block, then of
+         * the blocks, gives outputs j0 + 16k .. j0 + 16k + 15 in vector k */
+        t0 = _mm512_unpacklo_epi32(v0, v1), t1 = _mm512_unpackhi_epi32(v0, v1);
+        t2 = _mm512_unpacklo_epi32(v2, v3), t3 = _mm512_unpackhi_epi32(v2, v3);
+        u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+        u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+        t0 = _mm512_shuffle_i32x4(u0, u1, 0x44), t1 = _mm512_shuffle_i32x4(u0, u1, 0xEE);
+        t2 = _mm512_shuffle_i32x4(u2, u3, 0x44), t3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
+        _mm512_storeu_si512((void *)(out + j0), _mm512_shuffle_i32x4(t0, t2, 0x88));
+        _mm512_storeu_si512((void *)(out + j0 + 16), _mm512_shuffle_i32x4(t0, t2, 0xDD));
+        _mm512_storeu_si512((void *)(out + j0 + 32), _mm512_shuffle_i32x4(t1, t3, 0x88));
+        _mm512_storeu_si512((void *)(out + j0 + 48), _mm512_shuffle_i32x4(t1, t3, 0xDD));
+    }
+}
+
+NP_T512 static int dwu8_vnni(const np_geom_t *g, const int8_t *w, const np_affine_t *q,
+                             int32_t *y, const uint8_t *xs, int32_t off)
+{
+    const int ocg = g->c_out / g->groups, Hp = g->h + 2 * g->ph, Wp = g->w + 2 * g->pw;
+    const int kh = g->kh, kw = g->kw, Ho = g->ho, Wo = g->wo, nq = (kw + 3) / 4;
+    const size_t pplane = (size_t)Hp * Wp;
+    int32_t ob[NP_DW_PLANE + 64], wq[NP_DW_TAPS];
+    int c, o, ky, qg, k, oy;
+    if (g->c_in != g->groups || g->sw != 1 || g->dw != 1 || pplane > NP_DW_PLANE ||
+        kh * nq > NP_DW_TAPS)
+        return 0;
+    for (c = 0; c < g->c_in; c++)
+        for (o = c * ocg; o < (c + 1) * ocg; o++) {
+            const int8_t *wo = w + (size_t)o * kh * kw;
+            int32_t *yo = y + (size_t)o * Ho * Wo;
+            uint32_t sum = 0;
+            int32_t bias4;
+            rq512_t rq;
+            for (ky = 0; ky < kh; ky++)
+                for (qg = 0; qg < nq; qg++) {
+                    int8_t v[4];
+                    for (k = 0; k < 4; k++) v[k] = 4 * qg + k < kw ? wo[ky * kw + 4 * qg + k] : 0;
+                    wq[ky * nq + qg] = (int32_t)quad8(v[0], v[1], v[2], v[3]);
+                }
+            for (k = 0; k < kh * kw; k++) sum += (uint32_t)(int32_t)wo[k];
+            bias4 = (int32_t)((uint32_t)q->bias[o] - (uint32_t)(off + q->zp_in) * sum);
+            rq512_init(&rq, q, (uint32_t)o);
+            rq.bias = _mm512_set1_epi32(bias4); /* the folded bias, as in the dense u8 form */
+            if (g->sh == 1) {
+                dwu8_span(xs + c * pplane, wq, kh, nq, g->dh * Wp, (Ho - 1) * Wp + Wo, &rq, ob);
+                for (oy = 0; oy < Ho; oy++)
+                    copy_row(ob + (size_t)oy * Wp, yo + (size_t)oy * Wo, Wo);
+            } else {
+                for (oy = 0; oy < Ho; oy++) {
+                    dwu8_span(xs + c * pplane + (size_t)oy * g->sh * Wp, wq, kh, nq, g->dh * Wp, Wo,
+                              &rq, ob);
+                    copy_row(ob, yo + (size_t)oy * Wo, Wo);
+                }
+            }
+        }
+    return 1;
+}
+#endif
+
+/* Grouped (and depthwise) convolution over the padded planes: acc[j] += w * src[j * sw]
+ * for runs of up to NP_SPAN outputs; stride 1 runs span whole rows (columns past Wo are
+ * computed over the padding and dropped). */
+#define NP_SPAN 1024
+NP_HOST_CLONE
+static void grouped_c(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                      const np_affine_t *q, int32_t *y, const void *xs,
+                      int u8, int32_t uoff)
+{
+    const int icg = g->c_in / g->groups, ocg = g->c_out / g->groups;
+    const int Wp = g->w + 2 * g->pw, Ho = g->ho, Wo = g->wo, sh = g->sh, sw = g->sw;
+    const int kh = g->kh, kw = g->kw, ntap = icg * kh * kw;
+    const size_t pplane = (size_t)(g->h + 2 * g->ph) * Wp;
+    const int rows = sh == 1 && sw == 1 && Wp <= NP_SPAN ? NP_SPAN / Wp : 1;
+    int32_t acc[NP_SPAN];
+    int oc, oy0, ox0, t, j, r;
+    (void)x;
+    for (oc = 0; oc < g->c_out; oc++) {
+        const size_t g0 = (size_t)(oc / ocg) * icg * pplane; /* the group's first plane */
+        const int8_t *wo = w + (size_t)oc * ntap;
+        int32_t *yo = y + (size_t)oc * Ho * Wo;
+        for (oy0 = 0; oy0 < Ho; oy0 += rows) {
+            const int nr = Ho - oy0 < rows ? Ho - oy0 : rows;
+            for (ox0 = 0; ox0 < Wo; ox0 += NP_SPAN) {
+                /* rows > 1 only when a row fits the span: then ox0 = 0 and one pass */
+                const int n = rows > 1 ? (nr - 1) * Wp + Wo : (Wo - ox0 < NP_SPAN ? Wo - ox0 : NP_SPAN);
+                for (j = 0; j < n; j++) acc[j] = 0;
+                for (t = 0; t < ntap; t++) {
+                    const int32_t wv = wo[t];
+                    const int icl = t / (kh * kw), ky = (t / kw) % kh, kx = t % kw;
+                    const size_t at = g0 + icl * pplane + (size_t)(oy0 * sh + ky * g->dh) * Wp +
+                                      (size_t)ox0 * sw + (size_t)kx * g->dw;
+                    if (!wv) continue;
+                    if (u8) { /* u8 planes hold x - zp_in + uoff */
+                        const uint8_t *src = (const uint8_t *)xs + at;
+                        if (sw == 1)
+                            for (j = 0; j < n; j++) acc[j] += wv * ((int32_t)src[j] - uoff);
+                        else
+                            for (j = 0; j < n; j++)
+                                acc[j] += wv * ((int32_t)src[(size_t)j * sw] - uoff);
+                    } else {
+                        const int16_t *src = (const int16_t *)xs + at;
+                        if (sw == 1)
+                            for (j = 0; j < n; j++) acc[j] += wv * src[j];
+                        else
+                            for (j = 0; j < n; j++) acc[j] += wv * src[(size_t)j * sw];
+                    }
+                }
+                if (rows > 1)
+                    for (r = 0; r < nr; r++)
+                        rq_row(acc + (size_t)r * Wp, Wo, q, (uint32_t)oc, yo + (size_t)(oy0 + r) * Wo);
+                else
+                    rq_row(acc, n, q, (uint32_t)oc, yo + (size_t)oy0 * Wo + ox0);
+            }
+        }
+    }
+}
+
+
+/* u8 = 1: xs is the u8 padded planes (x + off, border zp_in + off, 128 bytes of slack) */
+static void conv2d_grouped(const int32_t *x, const np_geom_t *g, const int8_t *w,
+                           const np_affine_t *q, int32_t *y, void *xs,
+                           int u8, int32_t off)
+{
+    if (u8) {
+        pad_planes_u8(x, g, off, (uint8_t *)xs);
+#ifdef NP_X86
+        if (isa_level() == NP_ISA_AVX512VNNI && dwu8_vnni(g, w, q, y, xs, off)) return;
+#endif
+        grouped_c(x, g, w, q, y, xs, 1, q->zp_in + off);
+        return;
+    }
+    pad_planes(x, g, q->zp_in, (int16_t *)xs);
+#ifdef NP_X86
+    if (isa_level() == NP_ISA_AVX512VNNI && dw_vnni(g, w, q, y, xs)) return;
+#endif
+    grouped_c(x, g, w, q, y, xs, 0, 0);
+}
+
+/* Max pooling over tiling windows (kernel = stride, no padding, every window inside the
+ * input): the max of each window, with none of np_pool2d's bounds or padding logic
+ * (vectorises); the same values as np_pool2d, which takes every other pooling. */
+NP_HOST_CLONE
+static int pool_max_tiled(const int32_t *x, const np_geom_t *g, int32_t *y)
+{
+    uint32_t c, oy, ox, ky, kx;
+    const uint32_t kh = g->kh, kw = g->kw;
+    if (g->ph || g->pw || g->sh != kh || g->sw != kw || (uint32_t)g->ho * kh > g->h ||
+        (uint32_t)g->wo * kw > g->w || kh == 0 || kw == 0)
+        return 0;
+    for (c = 0; c < g->c_in; c++)
+        for (oy = 0; oy < g->ho; oy++) {
+            const int32_t *xr = x + ((size_t)c * g->h + (size_t)oy * kh) * g->w;
+            int32_t *yr = y + ((size_t)c * g->ho + oy) * g->wo;
+            if (kh == 2 && kw == 2) {
+                const int32_t *x1 = xr + g->w;
+                for (ox = 0; ox < g->wo; ox++) {
+                    int32_t a = xr[2 * ox] > xr[2 * ox + 1] ? xr[2 * ox] : xr[2 * ox + 1];
+                    int32_t b = x1[2 * ox] > x1[2 * ox + 1] ? x1[2 * ox] : x1[2 * ox + 1];
+                    yr[ox] = a > b ? a : b;
+                }
+                continue;
+            }
+            for (ox = 0; ox < g->wo; ox++) {
+                int32_t best = xr[(size_t)ox * kw];
+                for (ky = 0; ky < kh; ky++)
+                    for (kx = 0; kx < kw; kx++) {
+                        int32_t v = xr[(size_t)ky * g->w + (size_t)ox * kw + kx];
+                        best = v > best ? v : best;
+                    }
+                yr[ox] = best;
+            }
+        }
+    return 1;
 }
 
 /* Float LIF/LI as sdk/neurons.py, operation by operation in float32 (bit-exact given x):
@@ -1104,22 +1782,38 @@ static int op_check(const op_t *op)
         NEED(5, N(2), "shift");
         return 0;
     case OP_CONV_I8: /* ints: B zp_in zp_out lo hi geom[15]; bufs: x y w bias qm shift
-                      * [xs acc: scratch of the tap-major path] */
+                      * [u8 off] [xs: padded planes [col2 w2: im2col, groups = 1]] */
         if (op->ni < 20 || geom_of(op, 5, &g)) break;
-        if (op->nb > 8 && op->b[7]) { /* im2col: col (P x K) and weight (c_out x K) int16 */
-            NEED(7, 2 * g.ho * g.wo * g.c_in * g.kh * g.kw, "col");
-            NEED(8, 2 * g.c_out * g.c_in * g.kh * g.kw, "wk");
+        if (op->nb > 8 && op->b[7]) { /* im2col: col2 (K/2 x Pp) and w2 (c_out' x K/2), or
+                                         * (u8) col4 (K/4 x Pp) and w4 (c_out' x K/4 + c_out') */
+            const int u8 = op->ni > 21 && I(20);
+            const Py_ssize_t kk = ((Py_ssize_t)g.c_in * g.kh * g.kw + (u8 ? 3 : 1)) / (u8 ? 4 : 2);
+            const Py_ssize_t mp = ((Py_ssize_t)g.c_out + 3) / 4 * 4;
+            NEED(7, 4 * kk * (((Py_ssize_t)g.ho * g.wo + 15) / 16 * 16), "col2");
+            NEED(8, 4 * (kk * mp + (u8 ? mp : 0)), "w2");
+            if (u8 && (I(21) + I(1) < 0 || I(21) + I(1) > 255)) {
+                PyErr_SetString(PyExc_ValueError, "conv: u8 path needs 0 <= zp_in + off <= 255");
+                return -1;
+            }
             if (g.groups != 1) {
                 PyErr_SetString(PyExc_ValueError, "conv: im2col path needs groups = 1");
                 return -1;
             }
-        } else if (op->nb > 6 && op->b[6]) { /* the padded plane must hold every tap */
+        }
+        if (op->nb > 6 && op->b[6]) { /* the padded plane must hold every tap */
             if ((g.ho - 1) * g.sh + (g.kh - 1) * g.dh >= g.h + 2 * g.ph ||
                 (g.wo - 1) * g.sw + (g.kw - 1) * g.dw >= g.w + 2 * g.pw) {
                 PyErr_SetString(PyExc_ValueError, "conv: output grid exceeds the padded input");
                 return -1;
             }
-            NEED(6, 2 * g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw), "xs");
+            /* int16, or u8 with 128 bytes of slack (the u8 depthwise kernel reads past) */
+            NEED(6, op->ni > 21 && I(20) ? g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw) + 128
+                                         : 2 * g.c_in * (g.h + 2 * g.ph) * (g.w + 2 * g.pw),
+                 "xs");
+            if (op->ni > 21 && I(20) && (I(21) + I(1) < 0 || I(21) + I(1) > 255)) {
+                PyErr_SetString(PyExc_ValueError, "conv: u8 path needs 0 <= zp_in + off <= 255");
+                return -1;
+            }
         }
         NEED(0, 4 * B * g.c_in * g.h * g.w, "x");
         NEED(1, 4 * B * g.c_out * g.ho * g.wo, "y");
@@ -1467,16 +2161,17 @@ static void op_run(op_t *op)
         size_t nx, ny;
         geom_of(op, 5, &g);
         nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_out * g.ho * g.wo;
+        const int u8 = op->ni > 21 && I(20);
         for (b = 0; b < B; b++) {
+            int32_t *yb = (int32_t *)op->b[1] + b * ny;
             if (op->nb > 8 && op->b[7])
-                conv2d_gemm((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
-                            (int32_t *)op->b[1] + b * ny, op->b[7], op->b[8]);
+                conv2d_dense((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb, op->b[6],
+                             op->b[7], op->b[8], u8, (int32_t)I(21));
             else if (op->nb > 6 && op->b[6])
-                conv2d_blocked((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
-                               (int32_t *)op->b[1] + b * ny, op->b[6]);
+                conv2d_grouped((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb,
+                               op->b[6], u8, (int32_t)I(21));
             else
-                np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q,
-                          (int32_t *)op->b[1] + b * ny);
+                np_conv2d((const int32_t *)op->b[0] + b * nx, &g, op->b[2], &q, yb);
         }
         break;
     }
@@ -1486,8 +2181,10 @@ static void op_run(op_t *op)
         geom_of(op, 5, &g);
         nx = (size_t)g.c_in * g.h * g.w, ny = (size_t)g.c_in * g.ho * g.wo;
         for (b = 0; b < B; b++)
-            np_pool2d((const int32_t *)op->b[0] + b * nx, &g, (int)I(1), (int32_t)I(2),
-                      (int32_t)I(3), (int32_t)I(4), (int32_t *)op->b[1] + b * ny);
+            if (I(1) != NP_POOL_MAX ||
+                !pool_max_tiled((const int32_t *)op->b[0] + b * nx, &g, (int32_t *)op->b[1] + b * ny))
+                np_pool2d((const int32_t *)op->b[0] + b * nx, &g, (int)I(1), (int32_t)I(2),
+                          (int32_t)I(3), (int32_t)I(4), (int32_t *)op->b[1] + b * ny);
         break;
     }
     case OP_ADD_I: {
@@ -1744,9 +2441,32 @@ static PyObject *py_finite_f32(PyObject *self, PyObject *arg)
     return PyBool_FromLong(ok);
 }
 
+/* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni", "avx2" or
+ * "portable"); a name selects it ("portable" always works, "auto" detects again; a level the
+ * CPU lacks raises ValueError). Tests run both levels against the numpy reference. */
+static PyObject *py_isa(PyObject *self, PyObject *args)
+{
+    const char *name = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "|s", &name)) return NULL;
+    if (name) {
+        if (!strcmp(name, "portable")) np_isa = NP_ISA_PORTABLE;
+        else if (!strcmp(name, "auto")) np_isa = isa_detect();
+        else if (!strcmp(name, "avx512vnni") && isa_detect() == NP_ISA_AVX512VNNI)
+            np_isa = NP_ISA_AVX512VNNI;
+        else if (!strcmp(name, "avx2") && isa_detect() >= NP_ISA_AVX2)
+            np_isa = NP_ISA_AVX2;
+        else return PyErr_Format(PyExc_ValueError, "isa %s is not available here", name);
+    }
+    return PyUnicode_FromString(isa_level() == NP_ISA_AVX512VNNI ? "avx512vnni"
+                                : isa_level() == NP_ISA_AVX2     ? "avx2"
+                                                                 : "portable");
+}
+
 static PyMethodDef methods[] = {
     {"op", py_op, METH_VARARGS, "op(kind, ints, bufs[, dbls]): run one op now."},
     {"finite_f32", py_finite_f32, METH_O, "finite_f32(buffer): no float32 NaN/Inf in it."},
+    {"isa", py_isa, METH_VARARGS, "isa([name]): the conv kernels' instruction set (or set it)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

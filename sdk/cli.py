@@ -310,7 +310,7 @@ def backend_report(path: Path | None, as_json: bool = False) -> str:
     rep: dict = {
         "backend": backend_name(),
         "module": getattr(m, "__file__", None),
-        "kernels": "firmware_bridge/firmware/np_kernels.c (int), sdk/_native.c (float, STDP)"
+        "kernels": "firmware_bridge/firmware/np_kernels.c (int), sdk/_native.c (int conv fast paths, float, STDP)"
         if m is not None
         else None,
     }

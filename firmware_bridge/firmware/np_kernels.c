@@ -46,6 +46,7 @@ uint32_t np_bcast_index(const np_bcast_t *b, uint32_t i)
 /* w*(x - zp) modulo 2^32 */
 #define MAC(acc, wv, xv, zp) ((acc) += (uint32_t)(int32_t)(wv) * ((uint32_t)(xv) - (uint32_t)(zp)))
 
+NP_CLONES
 void np_linear(const int32_t *x, uint32_t n_in, uint32_t n_out, const int8_t *w,
                const np_affine_t *q, int32_t *y)
 {
@@ -143,6 +144,7 @@ void np_conv2d(const int32_t *x, const np_geom_t *g, const int8_t *w, const np_a
     }
 }
 
+NP_CLONES
 void np_pool2d(const int32_t *x, const np_geom_t *g, int mode, int32_t pad, int32_t lo,
                int32_t hi, int32_t *y)
 {
@@ -219,6 +221,7 @@ void np_scale(const int32_t *x, uint32_t n, const np_bcast_t *bc, const int32_t 
     }
 }
 
+NP_CLONES
 void np_relu(const int32_t *x, uint32_t n, int32_t zp, int32_t *y)
 {
     uint32_t i;

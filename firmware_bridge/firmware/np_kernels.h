@@ -76,6 +76,16 @@ typedef struct {
 
 enum { NP_POOL_MAX = 0, NP_POOL_AVG = 1, NP_POOL_SUM = 2 };
 
+/* A host build (setup.py defines NP_HOST_CLONES) compiles the loop kernels once per x86-64
+ * level (AVX-512, AVX2, baseline; chosen at load time by GCC's ifunc), so the same source
+ * vectorises on the host; the board builds see no attribute. */
+#if defined(NP_HOST_CLONES) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__x86_64__) && defined(__linux__)
+#define NP_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define NP_CLONES
+#endif
+
 int32_t np_sat32(int64_t x);
 int64_t np_asr64(int64_t x, int s);
 int64_t np_requantize(int64_t acc, int32_t qm, int shift);

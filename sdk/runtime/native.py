@@ -7,7 +7,9 @@ then used (and they stay the reference every native result is tested against).
 
 A :class:`NativePlan` compiles a Runtime's graph, for one batch size, into a list of ops
 over preallocated buffers: int8 Linear/Conv (int32 accumulate, LiteRT single-rounding
-requantization: the firmware's kernels), pools, Add, ReLU, integer neurons, and float32
+requantization: the firmware's arithmetic; convolutions through the host's im2col / u8
+quad kernels, their scratch allocated here once), pools, Add, ReLU (folded into the conv
+before it where it can be: :func:`_fuse_relu`), integer neurons, and float32
 Linear (event-driven on sparse inputs) and LIF/IF/LI. It is built only when *every*
 non-input node has a native op and the integer accumulators provably stay inside int32;
 otherwise the Runtime steps node by node in numpy. The plan holds views of the runtime's
@@ -125,6 +127,39 @@ def _geom(c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups) -> 
     return tuple(int(v) for v in g)
 
 
+def _fuse_relu(
+    names: list[str], ops: list[tuple], keep: set[str], users: dict[str, list[str]]
+) -> tuple[list[tuple], list[tuple]]:
+    """Fold each integer ReLU into the int8 convolution right before it that feeds it:
+    ``max(clamp(v, lo, hi), zp) = clamp(v, max(lo, zp), max(hi, zp))``, so the conv op,
+    with those bounds, writes the ReLU's buffer and the ReLU op is dropped. The conv's own
+    (pre-ReLU) values are then computed only when asked for (``rt.last_outputs``): returns
+    the plan's ops and the unfused conv ops that fill those buffers. Only a conv whose one
+    consumer (``users``) is that ReLU is folded, and none in ``keep`` (graph outputs)."""
+    out: list[tuple] = []
+    fill: list[tuple] = []
+    prev_name = ""
+    for name, op in zip(names, ops):
+        prev = out[-1] if out else None
+        if (
+            op[0] == OPS["relu_i"]
+            and prev is not None
+            and prev[0] == OPS["conv_i8"]
+            and prev_name not in keep
+            and users.get(prev_name) == [name]
+            and op[2][0] is prev[2][1]
+        ):
+            zp, ints = op[1][2], prev[1]
+            ints = ints[:3] + (max(ints[3], zp), max(ints[4], zp)) + ints[5:]
+            out[-1] = (prev[0], ints, prev[2][:1] + (op[2][1],) + prev[2][2:])
+            fill.append(prev)
+            prev_name = ""
+            continue
+        out.append(op)
+        prev_name = name
+    return out, fill
+
+
 class NativePlan:
     """A Runtime's graph for one batch size as one native call per step (see module doc)."""
 
@@ -141,6 +176,7 @@ class NativePlan:
         self.state_refs: dict[str, tuple] = {}
         self.param_refs: dict[str, Any] = {}
         ops: list[tuple] = []
+        names: list[str] = []
         self._keep: list[np.ndarray] = []  # arrays the plan's views point into
         for name in rt.order:
             node = rt.graph.nodes[name]
@@ -157,6 +193,7 @@ class NativePlan:
                 continue
             y = np.zeros(shape, self.buf_dtype)
             ops.append(self._op(name, node, k, xs, y))
+            names.append(name)
             self.values[name] = y
         self.last_inputs = {n: [self.values[p] for p in rt.preds[n]] for n in rt.order}
         for n, buf in self.inputs.items():
@@ -172,8 +209,15 @@ class NativePlan:
                 li = getattr(k, "spiking", None) is False
                 dt = np.int64 if li or q is None else q.dtype
             self._outs.append((o, self.values[o], dt))
-        self.ops = tuple(ops)  # (kind, ints, buffers) per op, in order
+        users: dict[str, list[str]] = {}
+        for n in rt.order:
+            for p in rt.preds[n]:
+                users.setdefault(p, []).append(n)
+        fused, fill = _fuse_relu(names, ops, set(rt.outputs), users)
+        self.ops = tuple(fused)  # (kind, ints, buffers) per op, in order
         self.plan = lib.Plan(self.ops)
+        #: ops that compute the values folded away (a fused ReLU's input), or None
+        self.fill = lib.Plan(tuple(fill)) if fill else None
 
     # ----------------------------------------------------------------- ops
     def _op(self, name: str, node: Any, k: Any, xs: list[np.ndarray], y: np.ndarray) -> tuple:
@@ -319,22 +363,35 @@ class NativePlan:
         bufs: tuple = (x, y, w, bias, qm, shift)
         if head is not None:  # linear: B n_in n_out zp_in zp_out lo hi
             ints = head + (k.zp_in, k.zp_out, k.out_min, k.out_max)
-        else:  # conv: B zp_in zp_out lo hi geom
-            ints = (self.batch, k.zp_in, k.zp_out, k.out_min, k.out_max) + geom
-            c_in, h, wd, _, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, _ = geom
+        else:  # conv: B zp_in zp_out lo hi geom u8 off
+            c_in, h, wd, c_out, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, groups = geom
             fits = (ho - 1) * sh + (kh - 1) * dh < h + 2 * ph and (wo - 1) * sw + (
                 kw - 1
             ) * dw < wd + 2 * pw
-            groups = geom[14]
-            if max_x <= 32767 and groups == 1:  # x - zp_in fits int16: im2col + dot products
-                kk = c_in * kh * kw
-                scratch = (None, np.zeros(ho * wo * kk, np.int16), np.zeros(geom[3] * kk, np.int16))
-                self._keep += list(scratch[1:])
-                bufs += scratch
-            elif max_x <= 32767 and fits:  # grouped/depthwise: the register-blocked path
-                xs = np.zeros(c_in * (h + 2 * ph) * (wd + 2 * pw), np.int16)
-                self._keep.append(xs)
-                bufs += (xs,)
+            # u8 form: codes x + off in [0, 255], padding holds zp_in + off; it pays where
+            # the CPU multiplies u8 x s8 quads (VNNI), else the int16 pairs (AVX2 vpmaddwd)
+            off = -int(lo)
+            u8 = (
+                hi - lo <= 255
+                and 0 <= k.zp_in + off <= 255
+                and native_module().isa() == "avx512vnni"
+            )
+            ints = (self.batch, k.zp_in, k.zp_out, k.out_min, k.out_max) + geom
+            ints += (int(u8), off if u8 else 0)
+            if max_x <= 32767 and fits:  # x - zp_in fits int16: padded planes, written
+                # inside by the kernel; their border holds the padding value set here
+                n_pad = c_in * (h + 2 * ph) * (wd + 2 * pw)
+                if u8:  # + 128 bytes the u8 depthwise kernel may read past the planes
+                    scratch = [np.full(n_pad + 128, k.zp_in + off, np.uint8)]
+                else:
+                    scratch = [np.zeros(n_pad, np.int16)]
+                if groups == 1:  # im2col int16 pairs / u8 quads (pixels padded to 16)
+                    kk = (c_in * kh * kw + 3) // 4 if u8 else (c_in * kh * kw + 1) // 2
+                    mp = -(-c_out // 4) * 4
+                    scratch.append(np.zeros(kk * -(-ho * wo // 16) * 16, np.int32))
+                    scratch.append(np.zeros(kk * mp + (mp if u8 else 0), np.int32))
+                self._keep += scratch
+                bufs += tuple(scratch)
         return (OPS[kind], tuple(int(v) for v in ints), bufs)
 
     def _ring(self, name: str, k: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -114,6 +114,7 @@ class Runtime:
         self.batch: int | None = None
         self.learning = False
         self.steps = 0
+        self._pending: Any = None  # the native plan's fill ops for the last step, if due
         self.last_inputs: dict[str, list[Any]] = {}
         self.last_outputs: dict[str, Any] = {}
         self._plasticity = None
@@ -127,9 +128,43 @@ class Runtime:
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles drop the native plan (it views this runtime's arrays; the
         copy builds its own at its next step)."""
+        self._fill_pending()
         d = self.__dict__.copy()
         d["_plan"] = None
         return d
+
+    # Every node's value of the last step (``run``: of its last time step), and the inputs
+    # each node saw. The native plan folds a ReLU into the convolution before it and leaves
+    # the convolution's own (pre-ReLU) values to be computed here, on first access after a
+    # step, from that step's inputs (and the weights as they are then).
+    @property
+    def last_outputs(self) -> dict[str, Any]:
+        """Every node's output of the last step (``run``: of its last time step)."""
+        self._fill_pending()
+        return self._last_outputs
+
+    @last_outputs.setter
+    def last_outputs(self, v: dict[str, Any]) -> None:
+        self._fill_pending()
+        self._last_outputs = v
+
+    @property
+    def last_inputs(self) -> dict[str, list[Any]]:
+        """The inputs each node saw in the last step."""
+        self._fill_pending()
+        return self._last_inputs
+
+    @last_inputs.setter
+    def last_inputs(self, v: dict[str, list[Any]]) -> None:
+        self._fill_pending()
+        self._last_inputs = v
+
+    def _fill_pending(self) -> None:
+        """Compute the values the last native step left to be computed on access."""
+        p = self.__dict__.get("_pending")
+        if p is not None:
+            self._pending = None
+            p.run()
 
     @property
     def backend(self) -> str:
@@ -273,6 +308,10 @@ class Runtime:
             return x
         q = self.kernels[name].out_quant
         lo, hi = q.range if q is not None else (np.iinfo(np.int32).min, np.iinfo(np.int32).max)
+        if x.dtype.kind != "b":  # codes of a dtype whose whole range is valid need no scan
+            info = np.iinfo(x.dtype)
+            if lo <= info.min and info.max <= hi:
+                return x
         if x.size and (x.min() < lo or x.max() > hi):
             raise DataError(
                 f"{what}: integer codes must lie in [{lo}, {hi}] (the input's quantization), got "
@@ -336,7 +375,8 @@ class Runtime:
         if plan is not None:
             # one native call; the value buffers are reused, so outputs are copied below
             values = plan.step(checked)
-            self.last_inputs, self.last_outputs = plan.last_inputs, values
+            self._last_inputs, self._last_outputs = plan.last_inputs, values
+            self._pending = plan.fill
         else:
             values = {}
             last_in: dict[str, list[Any]] = {}
@@ -345,9 +385,11 @@ class Runtime:
                 ins = [checked[name]] if name in checked else [values[p] for p in self.preds[name]]
                 values[name], self.state[name] = k.step(ins, self.state[name])
                 last_in[name] = ins
-            self.last_inputs, self.last_outputs = last_in, values
+            self._pending = None  # this step's values replace the last one's, filled or not
+            self._last_inputs, self._last_outputs = last_in, values
         self.steps += 1
         if self.learning and self._plasticity is not None:
+            self._fill_pending()  # before any rule changes a weight
             self._plasticity.apply(self, reward)
         if plan is not None:
             out = plan.outputs(squeeze)
