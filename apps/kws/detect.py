@@ -21,9 +21,10 @@ model: 1.3 % recall at 2 false alarms/h against 30 % with ``W = 30``). The defau
 
 Detections (:func:`detections`) at threshold ``theta``: per keyword, every maximal run
 of steps where its score exceeds ``theta`` (runs closer than ``merge`` steps are one
-run) is a candidate at the run's peak; candidates of different keywords closer than
+run, cut every ``max_run`` = 1 s) is a candidate at its peak; candidates closer than
 ``suppress`` steps keep only the higher peak (one detection per utterance; a keyword
-that hovers above ``theta`` for long never hides another one). Scoring (:func:`score`): a detection is a *hit* when an unmatched keyword event
+that hovers above ``theta`` never hides another one, and fires once a second rather
+than once, so a threshold below the background's score shows as false alarms). Scoring (:func:`score`): a detection is a *hit* when an unmatched keyword event
 of the same label spans its time (from the clip's start to ``tolerance`` seconds after
 its end: the window lags); every other detection is a *false alarm* (wrong word, or
 nothing there). Recall = hits / keyword events; false alarms per hour = false alarms /
@@ -170,14 +171,17 @@ def detections(
     theta: float,
     merge: int = 30,
     suppress: int = 50,
+    max_run: int = 100,
 ) -> list[tuple[int, int, float]]:
     """Detections ``(step, label, peak score)`` at threshold ``theta`` over the keyword
     classes ``keywords`` (indices into the score columns); see the module docstring.
 
     Per keyword ``c``: every maximal run of steps with ``s_c > theta`` (runs closer
-    than ``merge`` steps are one run) is a candidate at its peak. Candidates of
-    different keywords closer than ``suppress`` steps compete: the higher peak is
-    kept (greedy non-maximum suppression), so one utterance gives one detection.
+    than ``merge`` steps are one run), cut into pieces of at most ``max_run`` steps (a
+    score that stays above ``theta`` fires again every ``max_run`` steps, as a detector
+    with that refractory time would), is a candidate at its peak. Candidates closer
+    than ``suppress`` steps compete: the higher peak is kept (greedy non-maximum
+    suppression), so one utterance gives one detection.
     """
     kw = np.asarray(keywords)
     cand: list[tuple[int, int, float]] = []
@@ -188,8 +192,11 @@ def detections(
             continue
         cuts = np.flatnonzero(np.diff(above) > merge) + 1
         for run in np.split(above, cuts):
-            k = run[int(np.argmax(s[run]))]
-            cand.append((int(k), int(c), float(s[k])))
+            span = np.arange(run[0], run[-1] + 1)
+            for piece in np.split(span, np.arange(max_run, len(span), max_run)):
+                k = piece[int(np.argmax(s[piece]))]
+                if s[k] > theta:
+                    cand.append((int(k), int(c), float(s[k])))
     cand.sort(key=lambda d: -d[2])
     kept: list[tuple[int, int, float]] = []
     for d in cand:
