@@ -258,7 +258,8 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             (
                 "KWS 12 classes, voice-disjoint espeak-ng test (in-domain)",
                 f"int8 bundle {_pct(b['runtime_int_test_acc'])} (QAT {_pct(b['qat_test_acc'])}); "
-                + ", ".join(accs),
+                + ", ".join(accs)
+                + f" ({d['config']['epochs']} epochs)",
                 "bench/kws_bench.py",
             )
         ]
@@ -310,7 +311,13 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                 "KWS `make demo` model: enrollment from 5 examples",
                 f"new word {_pct(e['new_word_recall'])}, old words -{100 * e['old_drop']:.1f} "
                 f"points; demo in-domain {_pct(d['bundle']['runtime_int_test_acc'])}"
-                + (f", held-out engine {_pct(d['heldout']['acc'])}" if "heldout" in d else ""),
+                + (f", held-out engine {_pct(d['heldout']['acc'])}" if "heldout" in d else "")
+                + (
+                    f", streaming detection recall {_pct(dt['recall'])} at "
+                    f"{dt['fa_per_hour']:.0f} FA/h ({dt['minutes']:g} min)"
+                    if (dt := d.get("detection", {}).get("test"))
+                    else ""
+                ),
                 "python -m neuroplast.apps.kws.demo --json bench/results/kws_demo.json",
             )
         ]

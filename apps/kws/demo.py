@@ -31,7 +31,7 @@ DEMO = dict(
     max_delay=15,
     stream_clips=3,
     heldout_clips=4,
-    stream_minutes=4.0,
+    stream_minutes=10.0,  # a 5 min validation stream picks the threshold: 40 keywords
 )
 
 

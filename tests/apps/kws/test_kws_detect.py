@@ -64,6 +64,34 @@ def test_detections_hits_and_false_alarms_hand_counted():
     assert K.operating_point(c, 0.0) == 0.75  # the lowest threshold with no false alarm
 
 
+def test_a_long_low_run_of_one_keyword_does_not_swallow_another():
+    # keyword 1 hovers just above theta for 20 s (a confused background); keyword 0
+    # peaks during event A. One run over all keywords (labelled by its global peak)
+    # would give a single detection; per keyword, A is found, and keyword 1 fires once
+    # per second of its run (max_run = 100 steps), except where A's higher peak is
+    # within `suppress` steps (step 1000)
+    s = np.zeros((3000, 3))
+    s[:, 2] = 0.5
+    s[200:2200, 1] = 0.55
+    s[1500, 1] = 0.6
+    s[1040:1070, 0] = 0.9  # event A (10-11 s)
+    st = _stream([(10.0, 11.0, 0)], seconds=30)
+    dets = K.detections(s, np.array([0, 1]), theta=0.52)
+    assert (1040, 0) in [(d[0], d[1]) for d in dets]
+    ones = [d[0] for d in dets if d[1] == 1]
+    assert ones == [t for t in range(200, 2200, 100) if t != 1000]
+    r = K.score(st, dets)
+    assert r["hits"] == 1 and r["false_alarms"] == 19
+    # the whole 20 s as one run (no refractory cut): one false alarm at its peak
+    assert [d[0] for d in K.detections(s, np.array([1]), 0.52, max_run=10**6)] == [1500]
+    # two keywords peaking within `suppress` steps of each other: the higher one only
+    s2 = np.zeros((3000, 3))
+    s2[1040:1050, 0] = 0.9
+    s2[1060:1070, 1] = 0.8
+    assert [(d[0], d[1]) for d in K.detections(s2, np.array([0, 1]), 0.5)] == [(1040, 0)]
+    assert len(K.detections(s2, np.array([0, 1]), 0.5, suppress=10)) == 2
+
+
 def test_a_detection_late_within_tolerance_is_a_hit():
     s = np.zeros((3000, 2))
     s[1140, 0] = 0.9  # 11.41 s: 0.41 s after the clip ends, within the 0.5 s tolerance

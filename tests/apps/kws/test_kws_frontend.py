@@ -74,9 +74,33 @@ def test_delta_encoder_hand_trace():
     # then -53 - (-57) = 4 -> spike, ref -54; then -70 vs -54 -> off spike
     np.testing.assert_array_equal(S[:, 0], [0, 0, 0, 1, 0, 0, 1, 0])
     np.testing.assert_array_equal(S[:, 1], [0, 0, 0, 0, 0, 0, 0, 1])
-    # loudness invariance once the level is tracked: +20 dB shift changes only the onset
-    batch = fe.delta_encode(np.stack([L, L + 0.0]))
+    # a batch codes each clip as alone
+    batch = fe.delta_encode(np.stack([L, L + 0.0]), d)
     np.testing.assert_array_equal(batch[0], S)
+    # from the first frame the code is exactly loudness invariant: +20 dB changes
+    # nothing (from the fixed start level it changes the onset)
+    both = fe.delta_encode(np.stack([L, L + 20.0]), fe.DeltaParams(init_db=None))
+    np.testing.assert_array_equal(both[0], both[1])
+    assert not np.array_equal(*fe.delta_encode(np.stack([L, L + 20.0]), d))
+
+
+def test_delta_encoder_can_start_at_the_first_frame():
+    # init_db=None: the reference is the first frame, so a steady level gives no
+    # onset burst, and a clip cut out of a stream is coded like the stream from there
+    first = fe.DeltaParams(init_db=None)
+    L = np.array([-30, -30, -26, -31, -31], np.float32)[:, None]
+    S = fe.delta_encode(L, first)
+    np.testing.assert_array_equal(S[:, 0], [0, 0, 1, 0, 0])  # -26 - (-30) = 4 > 3: ref -27
+    np.testing.assert_array_equal(S[:, 1], [0, 0, 0, 1, 0])  # -27 - (-31) = 4 > 3: ref -30
+    # the fixed -60 dB start instead bursts: 30 dB above it -> on spikes for 9 steps
+    burst = fe.delta_encode(np.full((12, 1), -30.0, np.float32), fe.DeltaParams(init_db=-60.0))
+    assert burst[:, 0].sum() == 9
+    # streaming state: NaN until the first frame, then identical to the batch code
+    ref = fe.delta_init(1, first)
+    assert np.isnan(ref).all()
+    for k in range(len(L)):
+        spk, ref = fe.delta_step(L[k], ref, first)
+        np.testing.assert_array_equal(spk, S[k])
 
 
 def test_lif_encoder_hand_trace():

@@ -149,14 +149,19 @@ def test_stream_scores_equal_the_hop_by_hop_streamer(run):
     cfg, r = run
     rt, classes, mel, delta = load_kws_runtime(r["bundle"]["path"], mode="int")
     audio = np.concatenate(list(D.load_gsc(cfg.data_dir)["test"].audio[:3]))  # 3 s, no resets
-    scores = detect.stream_scores(rt, featurize_stream(audio, mel, delta), chunk=70)
+    spikes = featurize_stream(audio, mel, delta)
+    scores = detect.stream_scores(rt, spikes, window=100, chunk=70)
     st = KeywordStreamer(rt, mel, delta, window=100)
     hop = mel.hop_length
-    from neuroplast.apps.kws.infer import softmax
-
     for k in range(len(audio) // hop):
         m = st.push(audio[k * hop : (k + 1) * hop])
-        np.testing.assert_allclose(scores[k], softmax(m), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(scores[k], m / 100, rtol=1e-9, atol=1e-12)
+    # the detection default (a shorter smoothing window): a 30-step streamer
+    short = detect.stream_scores(rt, spikes, chunk=70)
+    st = KeywordStreamer(rt, mel, delta, window=detect.DETECT_WINDOW)
+    for k in range(len(audio) // hop):
+        m = st.push(audio[k * hop : (k + 1) * hop])
+        np.testing.assert_allclose(short[k], m / detect.DETECT_WINDOW, rtol=1e-9, atol=1e-12)
 
 
 def test_cli_eval_listen_enroll(run, tmp_path):
