@@ -263,15 +263,23 @@ def hidden_names(rt) -> tuple[str, ...]:  # noqa: ANN001
     return tuple(n for n in rt.outputs if n != "out")
 
 
-def guard_set(rt, X: np.ndarray, y: np.ndarray, per_class: int = 40, seed: int = 0) -> dict:  # noqa: ANN001
+def guard_set(
+    rt,  # noqa: ANN001 - runtime with hidden outputs
+    X: np.ndarray,
+    y: np.ndarray,
+    per_class: int = 40,
+    seed: int = 0,
+    p: EnrollParams = EnrollParams(),
+) -> dict:
     """Old-word guard kept on the device: ``per_class`` clips of every class ->
-    embeddings, old-readout scores and labels."""
+    embeddings (:func:`~neuroplast.apps.kws.enroll.embed` with ``p``), old-readout scores
+    and labels."""
     rng = np.random.default_rng(seed)
     idx = np.concatenate(
         [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
     )
     scores, hid = runtime_scores(rt, X[idx], hidden=hidden_names(rt))
-    return {"emb": embed(hid), "scores": scores, "labels": np.asarray(y)[idx]}
+    return {"emb": embed(hid, p), "scores": scores, "labels": np.asarray(y)[idx]}
 
 
 def example_embeddings(

@@ -19,9 +19,15 @@ def test_embed_is_binned_counts_normalised_over_layers():
     h[0, 3, 1] = 1  # bin 1, neuron 1
     h2 = np.zeros((1, 4, 1), np.float32)
     h2[0, 2, 0] = 2  # second layer, bin 1
-    e = E.embed([h, h2], E.EnrollParams(n_bins=2))
+    e = E.embed([h, h2], E.EnrollParams(n_bins=2, transform="none"))
     # [layer1 bin0: 2, 0 | layer1 bin1: 0, 1 | layer2 bin0: 0 | layer2 bin1: 2] / 3
     np.testing.assert_allclose(e[0], np.array([2, 0, 0, 1, 0, 2]) / 3.0, rtol=1e-6)
+    # the default square-root transform: sqrt of those counts, normalised (||.||^2 = 5)
+    e = E.embed([h, h2], E.EnrollParams(n_bins=2))
+    c = np.sqrt([2, 0, 0, 1, 0, 2])
+    np.testing.assert_allclose(e[0], c / np.sqrt(5.0), rtol=1e-6)
+    with pytest.raises(DataError, match="transform"):
+        E.embed(h, E.EnrollParams(transform="cube"))
 
 
 def test_readout_row_is_the_fixed_point_of_the_plasticity_delta_rule():
@@ -132,7 +138,10 @@ def test_enroll_errors_and_state_roundtrip(tmp_path):
     with pytest.raises(PlasticityError, match="augmented"):
         E.enroll_word(st, "w", ex, g_emb, g_scores, g_lab, augmented=ex[:, None, :8])
     path = tmp_path / "enroll.npz"
-    gated, _ = E.enroll_word(E.enroll_init(16, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab)
+    gated, _ = E.enroll_word(
+        E.enroll_init(16, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab,
+        E.EnrollParams(gate=True),
+    )  # fmt: skip
     E.save_enroll_state(path, gated)
     back = E.load_enroll_state(path)
     assert back.words == ["w"] and back.n_old == 3 and back.open_class == 2
@@ -204,7 +213,7 @@ def test_gate_keeps_keywords_and_augmented_copies_are_positives():
     test_new = _clusters(rng, centres[3], 200, noise=0.1)
     new_scores = np.tile([0.1, 0.1, 1.1], (200, 1))  # the old readout says unknown
     # lax threshold and guard: even then the gate must not steal keywords
-    p = E.EnrollParams(guard_quantile=0.9, max_drop=0.2)
+    p = E.EnrollParams(guard_quantile=0.9, max_drop=0.2, gate=True)
     gated, rep = E.enroll_word(
         E.enroll_init(d, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab, p, aug
     )
