@@ -62,14 +62,22 @@ CANDIDATES = {
         pos_share=0.25,
         guard_quantile=None,
         gate=False,
+        open_budget=None,
         transform="none",
     ),
-    "previous chosen (gate, raw counts)": replace(CHOSEN, gate=True, transform="none"),
-    "raw counts (no gate)": replace(CHOSEN, transform="none"),
-    "gate": replace(CHOSEN, gate=True),
+    "previous chosen (hard gate, raw counts, q 0.98)": replace(
+        CHOSEN, gate=True, transform="none", guard_quantile=0.98
+    ),
+    "raw counts, no gate, q 0.98": replace(
+        CHOSEN, transform="none", open_budget=None, guard_quantile=0.98
+    ),
+    "no gate, q 0.98": replace(CHOSEN, open_budget=None, guard_quantile=0.98),
+    "hard gate, q 0.98": replace(CHOSEN, gate=True, guard_quantile=0.98),
+    "chosen, open budget 0.0083": replace(CHOSEN, open_budget=0.0083),
+    "chosen, open budget 0.025": replace(CHOSEN, open_budget=0.025),
     "no augmentation": replace(CHOSEN, augment=RasterAugmentParams(n_aug=0)),
-    "chosen, q 0.97": replace(CHOSEN, guard_quantile=0.97),
-    "chosen, q 0.99": replace(CHOSEN, guard_quantile=0.99),
+    "chosen, q 0.98": replace(CHOSEN, guard_quantile=0.98),
+    "chosen, q 0.995": replace(CHOSEN, guard_quantile=0.995),
     "chosen, pos_share 0.25": replace(CHOSEN, pos_share=0.25),
     "chosen": CHOSEN,
 }

@@ -194,7 +194,7 @@ def test_augment_raster_is_seeded_keeps_the_startup_frame_and_can_be_identity():
         E.augment_raster(X, 3)
 
 
-def test_gate_keeps_keywords_and_augmented_copies_are_positives():
+def test_gate_keeps_keywords_and_augmented_copies_are_positives(tmp_path):
     # old classes 0, 1 are keywords, 2 is the open-set "unknown"; the new word is filed
     # under unknown by the old readout but its embeddings sit close to keyword 0
     rng = np.random.default_rng(6)
@@ -232,10 +232,29 @@ def test_gate_keeps_keywords_and_augmented_copies_are_positives():
         g_emb,
         g_scores,
         g_lab,
-        replace(p, gate=False),
+        replace(p, gate=False, open_budget=None),
         aug,
     )
     assert off.open_class == -1
+    # the soft gate: a laxer threshold where the old readout says unknown, decided per
+    # clip against the row's margin (reference: the two thresholds applied by hand)
+    soft, rep = E.enroll_word(
+        E.enroll_init(d, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab,
+        replace(p, gate=False, guard_quantile=0.99, open_budget=0.05), aug,
+    )  # fmt: skip
+    assert rep.accepted and soft.open_class == 2 and soft.open_thresholds.shape == (1,)
+    for sc, x in [(kw_scores, test_kw), (new_scores, test_new)]:
+        m = np.hstack([x, np.ones((len(x), 1))]) @ soft.weights[0]
+        th = np.where(sc.argmax(1) == 2, soft.open_thresholds[0], soft.thresholds[0])
+        np.testing.assert_array_equal(E.decide(sc, x, soft), np.where(m > th, 3, sc.argmax(1)))
+    assert np.mean(E.decide(new_scores, test_new, soft) == 3) >= 0.9
+    path = tmp_path / "soft.npz"
+    E.save_enroll_state(path, soft)
+    back = E.load_enroll_state(path)
+    np.testing.assert_array_equal(back.open_thresholds, soft.open_thresholds)
+    np.testing.assert_array_equal(
+        E.decide(kw_scores, test_kw, back), E.decide(kw_scores, test_kw, soft)
+    )
     # the augmented copies are positives: they change the row
     plain, _ = E.enroll_word(E.enroll_init(d, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab, p)
     assert not np.allclose(plain.weights, gated.weights)
