@@ -58,12 +58,26 @@ from neuroplast.apps.kws.pipeline import (
 CHOSEN = EnrollParams()
 CANDIDATES = {
     "previous (no gate, no augmentation, pos_share 0.25, q 0.97)": EnrollParams(
-        augment=RasterAugmentParams(n_aug=0), pos_share=0.25, guard_quantile=None, gate=False
+        augment=RasterAugmentParams(n_aug=0),
+        pos_share=0.25,
+        guard_quantile=None,
+        gate=False,
+        open_budget=None,
+        transform="none",
     ),
-    "no gate": replace(CHOSEN, gate=False),
+    "previous chosen (hard gate, raw counts, q 0.98)": replace(
+        CHOSEN, gate=True, transform="none", guard_quantile=0.98
+    ),
+    "raw counts, no gate, q 0.98": replace(
+        CHOSEN, transform="none", open_budget=None, guard_quantile=0.98
+    ),
+    "no gate, q 0.98": replace(CHOSEN, open_budget=None, guard_quantile=0.98),
+    "hard gate, q 0.98": replace(CHOSEN, gate=True, guard_quantile=0.98),
+    "chosen, open budget 0.0083": replace(CHOSEN, open_budget=0.0083),
+    "chosen, open budget 0.025": replace(CHOSEN, open_budget=0.025),
     "no augmentation": replace(CHOSEN, augment=RasterAugmentParams(n_aug=0)),
-    "chosen, q 0.97": replace(CHOSEN, guard_quantile=0.97),
-    "chosen, q 0.99": replace(CHOSEN, guard_quantile=0.99),
+    "chosen, q 0.98": replace(CHOSEN, guard_quantile=0.98),
+    "chosen, q 0.995": replace(CHOSEN, guard_quantile=0.995),
     "chosen, pos_share 0.25": replace(CHOSEN, pos_share=0.25),
     "chosen": CHOSEN,
 }
@@ -91,7 +105,14 @@ def main(argv: list[str] | None = None) -> dict:
     F = load_features(data, MelParams(), DeltaParams(), a.word, a.seed)
     rt, classes, _, _ = load_kws_runtime(Path(a.out) / "kws.bundle", mode="int", hidden=True)
     n_old, gate = len(classes), open_class_of(classes)
-    guard = guard_set(rt, *F["train"], per_class=40, seed=a.seed)
+    guards: dict = {}
+
+    def guard_for(p: EnrollParams) -> dict:  # guard embeddings in p's embedding
+        key = (p.n_bins, p.transform)
+        if key not in guards:
+            guards[key] = guard_set(rt, *F["train"], per_class=40, seed=a.seed, p=p)
+        return guards[key]
+
     # validation data: old words, the new word's clips and their voices
     ev = F["enroll"]["val"]
     voice = voices_of(data, a.word)
@@ -108,9 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     def validate(p: EnrollParams) -> dict:
         vo, vn = embed(vh, p), embed(nh, p)
+        guard = guard_for(p)
         rec, drop = [], []
         for v, idx in draws:
-            key = (tuple(idx), p.n_bins, p.augment)
+            key = (tuple(idx), p.n_bins, p.transform, p.augment)
             if key not in cache:
                 cache[key] = example_embeddings(rt, ev[idx], p)
             ex, aug = cache[key]
@@ -142,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     best = max(ok, key=lambda k: ok[k]["recall"])
     p = CANDIDATES[best]
+    guard = guard_for(p)
     print(f"chosen on validation: {best}", flush=True)
     if a.val_only:
         return {"chosen": best, "validation": val}

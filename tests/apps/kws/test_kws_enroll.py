@@ -19,9 +19,15 @@ def test_embed_is_binned_counts_normalised_over_layers():
     h[0, 3, 1] = 1  # bin 1, neuron 1
     h2 = np.zeros((1, 4, 1), np.float32)
     h2[0, 2, 0] = 2  # second layer, bin 1
-    e = E.embed([h, h2], E.EnrollParams(n_bins=2))
+    e = E.embed([h, h2], E.EnrollParams(n_bins=2, transform="none"))
     # [layer1 bin0: 2, 0 | layer1 bin1: 0, 1 | layer2 bin0: 0 | layer2 bin1: 2] / 3
     np.testing.assert_allclose(e[0], np.array([2, 0, 0, 1, 0, 2]) / 3.0, rtol=1e-6)
+    # the default square-root transform: sqrt of those counts, normalised (||.||^2 = 5)
+    e = E.embed([h, h2], E.EnrollParams(n_bins=2))
+    c = np.sqrt([2, 0, 0, 1, 0, 2])
+    np.testing.assert_allclose(e[0], c / np.sqrt(5.0), rtol=1e-6)
+    with pytest.raises(DataError, match="transform"):
+        E.embed(h, E.EnrollParams(transform="cube"))
 
 
 def test_readout_row_is_the_fixed_point_of_the_plasticity_delta_rule():
@@ -132,7 +138,10 @@ def test_enroll_errors_and_state_roundtrip(tmp_path):
     with pytest.raises(PlasticityError, match="augmented"):
         E.enroll_word(st, "w", ex, g_emb, g_scores, g_lab, augmented=ex[:, None, :8])
     path = tmp_path / "enroll.npz"
-    gated, _ = E.enroll_word(E.enroll_init(16, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab)
+    gated, _ = E.enroll_word(
+        E.enroll_init(16, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab,
+        E.EnrollParams(gate=True),
+    )  # fmt: skip
     E.save_enroll_state(path, gated)
     back = E.load_enroll_state(path)
     assert back.words == ["w"] and back.n_old == 3 and back.open_class == 2
@@ -185,7 +194,7 @@ def test_augment_raster_is_seeded_keeps_the_startup_frame_and_can_be_identity():
         E.augment_raster(X, 3)
 
 
-def test_gate_keeps_keywords_and_augmented_copies_are_positives():
+def test_gate_keeps_keywords_and_augmented_copies_are_positives(tmp_path):
     # old classes 0, 1 are keywords, 2 is the open-set "unknown"; the new word is filed
     # under unknown by the old readout but its embeddings sit close to keyword 0
     rng = np.random.default_rng(6)
@@ -204,7 +213,7 @@ def test_gate_keeps_keywords_and_augmented_copies_are_positives():
     test_new = _clusters(rng, centres[3], 200, noise=0.1)
     new_scores = np.tile([0.1, 0.1, 1.1], (200, 1))  # the old readout says unknown
     # lax threshold and guard: even then the gate must not steal keywords
-    p = E.EnrollParams(guard_quantile=0.9, max_drop=0.2)
+    p = E.EnrollParams(guard_quantile=0.9, max_drop=0.2, gate=True)
     gated, rep = E.enroll_word(
         E.enroll_init(d, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab, p, aug
     )
@@ -223,10 +232,29 @@ def test_gate_keeps_keywords_and_augmented_copies_are_positives():
         g_emb,
         g_scores,
         g_lab,
-        replace(p, gate=False),
+        replace(p, gate=False, open_budget=None),
         aug,
     )
     assert off.open_class == -1
+    # the soft gate: a laxer threshold where the old readout says unknown, decided per
+    # clip against the row's margin (reference: the two thresholds applied by hand)
+    soft, rep = E.enroll_word(
+        E.enroll_init(d, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab,
+        replace(p, gate=False, guard_quantile=0.99, open_budget=0.05), aug,
+    )  # fmt: skip
+    assert rep.accepted and soft.open_class == 2 and soft.open_thresholds.shape == (1,)
+    for sc, x in [(kw_scores, test_kw), (new_scores, test_new)]:
+        m = np.hstack([x, np.ones((len(x), 1))]) @ soft.weights[0]
+        th = np.where(sc.argmax(1) == 2, soft.open_thresholds[0], soft.thresholds[0])
+        np.testing.assert_array_equal(E.decide(sc, x, soft), np.where(m > th, 3, sc.argmax(1)))
+    assert np.mean(E.decide(new_scores, test_new, soft) == 3) >= 0.9
+    path = tmp_path / "soft.npz"
+    E.save_enroll_state(path, soft)
+    back = E.load_enroll_state(path)
+    np.testing.assert_array_equal(back.open_thresholds, soft.open_thresholds)
+    np.testing.assert_array_equal(
+        E.decide(kw_scores, test_kw, back), E.decide(kw_scores, test_kw, soft)
+    )
     # the augmented copies are positives: they change the row
     plain, _ = E.enroll_word(E.enroll_init(d, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab, p)
     assert not np.allclose(plain.weights, gated.weights)
