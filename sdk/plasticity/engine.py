@@ -331,8 +331,9 @@ class PlasticityEngine:
         if spec.update_q is not None:  # integer-native rule: exact codes in, codes out
             qio = self._int_io(rt, b, w_param)
             self._stats_post(b, qio.post.astype(np.float64))
-            q, b.state = spec.update_q(b.eff, qio, b.state)
-            w_param[...] = np.asarray(q).reshape(w_param.shape)
+            q, new = spec.update_q(b.eff, qio, b.state)
+            w_param[...] = self._checked_codes(rt, b, q).reshape(w_param.shape)
+            b.state = new
             b.updates += 1
             return
         fast = spec.fast is not None and rt.mode != "int" and w_param.dtype == np.float32
@@ -439,6 +440,26 @@ class PlasticityEngine:
             )
         check_finite(x, f"input of {b.layer!r}")
         return x
+
+    @staticmethod
+    def _checked_codes(rt: Any, b: _Binding, q: Any) -> np.ndarray:
+        """An integer-native rule's new weight codes, refused (nothing committed) unless
+        they have the layer's shape, are integral and lie in its code range: a user rule
+        must not wrap an int8 weight around silently."""
+        qa = np.asarray(q)
+        qmin, qmax = rt.graph.nodes[b.layer].weight_q.range
+        bad = None
+        if qa.shape != b.shape:
+            bad = f"shape {qa.shape}, want {b.shape}"
+        elif qa.dtype.kind not in "iub" and not (
+            qa.dtype.kind == "f" and np.isfinite(qa).all() and (qa == np.round(qa)).all()
+        ):
+            bad = f"non-integral values ({qa.dtype})"
+        elif qa.size and (qa.min() < qmin or qa.max() > qmax):
+            bad = f"codes in [{qa.min()}, {qa.max()}] outside [{qmin}, {qmax}]"
+        if bad is not None:
+            raise PlasticityError(f"rule {b.kind!r} on {b.layer!r}: update_q returned {bad}")
+        return qa
 
     def _int_io(self, rt: Any, b: _Binding, w_param: np.ndarray) -> QStepIO:
         """Integer activity for an integer-native rule: the layer's input codes minus its

@@ -54,12 +54,18 @@ def register_rule(
     update_int: Callable[..., Any] | None = None,
     init: Callable[[Any, int, int], dict] | None = None,
     resolve: Callable[[Any, Any], Any] | None = None,
+    update_q: Callable[..., tuple[Any, dict]] | None = None,
+    check_state: Callable[[Any, dict], None] | None = None,
 ) -> RuleSpec:
     """Register a rule: a frozen params dataclass under ``kind`` and its pure float
     ``update(p, io, state) -> (dw, new_state)`` (see :class:`RuleSpec` for the other
     fields); integer mode rounds ``dw`` stochastically onto the int8 weights unless
-    ``update_int`` says otherwise. Without ``update`` the kind only
-    serialises (the engine refuses to attach it). Returns the spec."""
+    ``update_int`` says otherwise. ``update_q(p, qio, state) -> (q_new, new_state)``
+    makes an *integer-native* rule (weight codes in, codes out, as on a board; runs only
+    in integer mode, and the engine refuses a result of the wrong shape, not integral or
+    outside the layer's code range); ``check_state(p, state)`` validates loaded state
+    values. Without ``update`` and ``update_q`` the kind only serialises (the engine
+    refuses to attach it). Returns the spec."""
     if not isinstance(kind, str) or not kind.isidentifier():
         raise PlasticityError(f"register_rule: kind must be an identifier, got {kind!r}")
     if not dataclasses.is_dataclass(params_cls) or not isinstance(params_cls, type):
@@ -74,15 +80,30 @@ def register_rule(
         raise PlasticityError(
             f"register_rule: target must be synapses|neurons|inputs, got {target!r}"
         )
+    for name, fn in (("update", update), ("update_q", update_q), ("check_state", check_state)):
+        if fn is not None and not callable(fn):
+            raise PlasticityError(f"register_rule: {name} must be callable")
+    if update_q is not None and target != "synapses":
+        raise PlasticityError("register_rule: update_q needs target='synapses' (weight codes)")
     RULE_KINDS[kind] = params_cls
     extra: dict[str, Any] = {"update_int": update_int} if update_int is not None else {}
+    if update is None and update_q is not None:
+        update = _integer_only(kind)
     spec = RuleSpec(kind, params_cls, update, state, target, tuple(layers), batch1, post, pre,
-                    fallback_bounds=fallback_bounds, init=init, resolve=resolve, **extra)  # fmt: skip
+                    fallback_bounds=fallback_bounds, init=init, resolve=resolve,
+                    update_q=update_q, check_state=check_state, **extra)  # fmt: skip
     if update is not None:
-        if not callable(update):
-            raise PlasticityError("register_rule: update must be callable")
         RULE_SPECS[kind] = spec
     return spec
+
+
+def _integer_only(kind: str) -> Callable[..., tuple[Any, dict]]:
+    def refuse(p: Any, io: Any, state: dict) -> tuple[Any, dict]:
+        raise PlasticityError(
+            f"rule {kind!r} is integer-only: load the runtime in integer mode (mode='int')"
+        )
+
+    return refuse
 
 
 def rule_kind(params: object) -> str:

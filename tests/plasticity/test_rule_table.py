@@ -227,3 +227,110 @@ def test_soft_bound_stdp_per_term_matches_textbook(backend: str) -> None:
     np.testing.assert_allclose(w, ref, atol=1e-9)
     # the summed form differs by far more than the tolerance (the test can fail)
     assert np.abs(ref - _textbook_soft_stdp(w0, pre_t, post_t, p, summed=True)).max() > 1e-2
+
+
+@dataclass(frozen=True)
+class SignHebbParams:
+    """An integer-native user rule: ``q += step`` where pre code > 0 and post spiked,
+    ``q -= step`` where pre code > 0 and post silent, clipped to ``[-limit, limit]``."""
+
+    step: int = 1
+    limit: int = 100
+
+
+def sign_hebb_q(p: SignHebbParams, qio, state):
+    act = (qio.pre[0] > 0)[None, :]
+    sgn = np.where(qio.post[0] != 0, 1, -1)[:, None]
+    q = np.clip(qio.q.astype(np.int64) + p.step * sgn * act, -p.limit, p.limit)
+    return q.astype(np.int8), {"count": state["count"] + 1}
+
+
+def sign_hebb_state(p, n_post, n_pre):
+    return {"count": ((), "int64")}
+
+
+def _check_count(p, state) -> None:
+    if int(state["count"]) < 0:
+        raise RuntimeStateError("sign_hebb: count must be >= 0")
+
+
+@pytest.fixture()
+def sign_hebb():
+    register_rule(
+        "sign_hebb", SignHebbParams, update_q=sign_hebb_q, state=sign_hebb_state,
+        init=lambda p, n_post, n_pre: {"count": np.zeros((), np.int64)},
+        check_state=_check_count, batch1=True,
+    )  # fmt: skip
+    yield SignHebbParams
+    RULE_KINDS.pop("sign_hebb")
+    RULE_SPECS.pop("sign_hebb")
+
+
+def _int_plastic(mode="int"):
+    from neuroplast.graph import QuantSpec
+
+    rng = np.random.default_rng(0)
+    g = Graph.sequential(
+        [
+            ("x", Input(shape=(10,), quant=QuantSpec(8, 1.0, 0))),
+            ("fc", Linear(weight=rng.normal(0.2, 0.3, (4, 10)),
+                          weight_q=QuantSpec(8, 0.01, 0, narrow=True),
+                          out_q=QuantSpec(16, 0.01, 0))),  # fmt: skip
+            ("lif", LIF(tau_mem=np.full(4, 0.01), v_th=np.full(4, 0.6), reset="zero")),
+        ],
+        dt=1e-3,
+    )
+    return Runtime(g, mode=mode)
+
+
+def test_user_integer_native_rule_is_exact_and_checked(sign_hebb, tmp_path) -> None:
+    """A user ``update_q`` rule runs in integer mode on the runtime's own codes, equal
+    to an independent numpy loop over the same activity; its state round-trips and
+    ``check_state`` refuses bad loaded values with nothing applied."""
+    rt = _int_plastic()
+    rt.plasticity.attach("fc", sign_hebb(step=2, limit=90))
+    rt.learn(True)
+    w = rt.params["fc"]["weight"].astype(np.int64)
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        x = rng.integers(-3, 4, 10).astype(np.int8)
+        y = np.asarray(rt.step(x)).reshape(-1)
+        sgn = np.where(y != 0, 1, -1)[:, None]
+        w = np.clip(w + 2 * sgn * (x > 0)[None, :], -90, 90)
+    np.testing.assert_array_equal(rt.params["fc"]["weight"], w)
+    assert rt.params["fc"]["weight"].dtype == np.int8 and np.abs(w).max() == 90
+    rt.save_state(tmp_path / "s.npz")
+    d = dict(np.load(tmp_path / "s.npz"))
+    key = next(k for k in d if k.endswith("sign_hebb/count"))
+    assert int(d[key]) == 200
+    d[key] = np.array(-1)
+    np.savez(tmp_path / "bad.npz", **d)
+    rt2 = _int_plastic()
+    rt2.plasticity.attach("fc", sign_hebb(step=2, limit=90))
+    w2 = rt2.params["fc"]["weight"].copy()
+    with pytest.raises(RuntimeStateError, match="count must be"):
+        rt2.load_state(tmp_path / "bad.npz")
+    np.testing.assert_array_equal(rt2.params["fc"]["weight"], w2)
+
+
+def test_user_integer_native_rule_refusals(sign_hebb) -> None:
+    rt = _int_plastic(mode="float")
+    rt.plasticity.attach("fc", sign_hebb())
+    rt.learn(True)
+    with pytest.raises(PlasticityError, match="integer-only"):
+        rt.step(np.ones(10, np.int8))
+    # codes outside the layer's range would wrap int8: refused, weights untouched
+    register_rule("wrap", BadParams, update_q=lambda p, qio, st: (qio.q.astype(int) + 200, st))
+    try:
+        rt = _int_plastic()
+        rt.plasticity.attach("fc", BadParams())
+        rt.learn(True)
+        w = rt.params["fc"]["weight"].copy()
+        with pytest.raises(PlasticityError, match="outside"):
+            rt.step(np.ones(10, np.int8))
+        np.testing.assert_array_equal(rt.params["fc"]["weight"], w)
+    finally:
+        RULE_KINDS.pop("wrap")
+        RULE_SPECS.pop("wrap")
+    with pytest.raises(PlasticityError, match="update_q must be callable"):
+        register_rule("nope", BadParams, update_q=3)
