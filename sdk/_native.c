@@ -1341,7 +1341,69 @@ static int stdp_step_f32(float *w, int n_post, int n_pre, const float *pr, const
 }
 
 /* ------------------------------------------------------------------ event HD layer
- * apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
+ * Shared by ring_split and pull_rows (event_layer.py _split_pixel / _split_linear_ms).
+ * split_pixel: the events of one pixel (the keys from *e with key / 2 == pix; *e is moved
+ * past them) counted per polarity (binary: at most one each), and the pixel's A_s = n_on +
+ * n_off added to the linear half: interior pixels (in every window (dy, dx)) to *n_full,
+ * others as the 4 corners of their rectangle of offsets in the difference array diff
+ * ((ky + 1) x (kx + 1)). Returns A_d = n_off - n_on. */
+static inline long long split_pixel(const long long *key, long long n_ev, long long *e,
+                                    long long pix, int binary, long long y, long long x,
+                                    long long ho, long long wo, long long ky, long long kx,
+                                    long long *diff, long long *n_full)
+{
+    const long long gx = kx + 1;
+    long long n_on = 0, n_off = 0, a_s, ylo, yhi, xlo, xhi;
+    while (*e < n_ev && key[*e] / 2 == pix) {
+        if (key[*e] % 2) n_on++;
+        else n_off++;
+        (*e)++;
+    }
+    if (binary) {
+        n_on = n_on < 1 ? n_on : 1;
+        n_off = n_off < 1 ? n_off : 1;
+    }
+    a_s = n_on + n_off;
+    ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
+    yhi = ky - 1 < y ? ky - 1 : y;
+    xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
+    xhi = kx - 1 < x ? kx - 1 : x;
+    if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
+        *n_full += a_s;
+    } else {
+        diff[ylo * gx + xlo] += a_s;
+        diff[ylo * gx + xhi + 1] -= a_s;
+        diff[(yhi + 1) * gx + xlo] -= a_s;
+        diff[(yhi + 1) * gx + xhi + 1] += a_s;
+    }
+    return n_off - n_on;
+}
+
+/* split_linear_ms: end of a ms with pixels: Box = n_full + the 2-D prefix sum of diff (then
+ * diff is zeroed), and l_acc[sl[s_d] n_c + s_c] += s_w Box(s_dy, s_dx) for the ns W_s taps. */
+static inline void split_linear_ms(long long ky, long long kx, long long n_full, long long *diff,
+                                   double *box, long long ns, const long long *s_d,
+                                   const long long *s_dy, const long long *s_dx,
+                                   const long long *s_c, const float *s_w, const long long *sl,
+                                   long long n_c, double *l_acc)
+{
+    const long long gx = kx + 1;
+    long long yy, xx, k;
+    for (yy = 0; yy < ky; yy++) {
+        long long run = 0;
+        for (xx = 0; xx < kx; xx++) {
+            double up;
+            run += diff[yy * gx + xx];
+            up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
+            box[yy * kx + xx] = (up + (double)run) + (double)n_full;
+        }
+    }
+    memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
+    for (k = 0; k < ns; k++)
+        l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
+}
+
+/* apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
  * split), statement by statement, with the same float32/float64 arithmetic; see its
  * docstring for the algorithm. ints: 1 sw sh binary n_bins kt ho wo ky kx n_ev nb nd ns n_c;
  * bufs: key blk_d blk_dy blk_dx blk_start d_c d_w(f32) s_d s_dy s_dx s_c s_w(f32)
@@ -1356,7 +1418,7 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
                       const float *s_w, float *vals, double *out)
 {
     const long long hw = ho * wo, gx = kx + 1;
-    long long t, d, k, b, e = 0, yy, xx;
+    long long t, d, k, b, e = 0;
     double *s_acc = calloc((size_t)(kt * n_c), sizeof(double));
     double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
     long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
@@ -1384,32 +1446,11 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
         for (d = 0; d < kt; d++) sl[d] = (t + d) % kt;
         while (e < n_ev && key[e] / (2 * sw * sh) == t) {
             const long long pix = key[e] / 2, y = (pix / sw) % sh, x = pix % sw;
-            long long n_on = 0, n_off = 0, a_s, a_d, ylo, yhi, xlo, xhi, epos;
+            const long long a_d =
+                split_pixel(key, n_ev, &e, pix, binary, y, x, ho, wo, ky, kx, diff, &n_full);
+            long long epos;
             float fa;
-            while (e < n_ev && key[e] / 2 == pix) {
-                if (key[e] % 2) n_on++;
-                else n_off++;
-                e++;
-            }
-            if (binary) {
-                n_on = n_on < 1 ? n_on : 1;
-                n_off = n_off < 1 ? n_off : 1;
-            }
             n_pix++;
-            a_s = n_on + n_off;
-            ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
-            yhi = ky - 1 < y ? ky - 1 : y;
-            xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
-            xhi = kx - 1 < x ? kx - 1 : x;
-            if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
-                n_full += a_s;
-            } else {
-                diff[ylo * gx + xlo] += a_s;
-                diff[ylo * gx + xhi + 1] -= a_s;
-                diff[(yhi + 1) * gx + xlo] -= a_s;
-                diff[(yhi + 1) * gx + xhi + 1] += a_s;
-            }
-            a_d = n_off - n_on;
             if (a_d == 0) continue;
             fa = (float)a_d;
             epos = (y * wo + x) * n_c;
@@ -1454,20 +1495,9 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
                     if (hi > row_hi[sl[d]]) row_hi[sl[d]] = hi;
                 }
         }
-        if (n_pix) {
-            for (yy = 0; yy < ky; yy++) {
-                long long run = 0;
-                for (xx = 0; xx < kx; xx++) {
-                    double up;
-                    run += diff[yy * gx + xx];
-                    up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
-                    box[yy * kx + xx] = (up + (double)run) + (double)n_full;
-                }
-            }
-            memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
-            for (k = 0; k < ns; k++)
-                l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
-        }
+        if (n_pix)
+            split_linear_ms(ky, kx, n_full, diff, box, ns, s_d, s_dy, s_dx, s_c, s_w, sl, n_c,
+                            l_acc);
         s0 = sl[0] * n_c;
         for (k = 0; k < n_c; k++) {
             out[t * n_c + k] = l_acc[s0 + k] + s_acc[s0 + k];
@@ -1616,7 +1646,7 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
                      const long long *s_c, const float *s_w, double *out)
 {
     const long long gx = kx + 1;
-    long long t, d, k, e = 0, yy, xx, npx = 0;
+    long long t, d, k, e = 0, npx = 0;
     double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
     long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
     double *box = calloc((size_t)(ky * kx), sizeof(double));
@@ -1638,53 +1668,21 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
         for (d = 0; d < kt; d++) sl[d] = (t + d) % kt;
         while (e < n_ev && key[e] / (2 * sw * sh) == t) {
             const long long pix = key[e] / 2, y = (pix / sw) % sh, x = pix % sw;
-            long long n_on = 0, n_off = 0, a_s, ylo, yhi, xlo, xhi;
-            while (e < n_ev && key[e] / 2 == pix) {
-                if (key[e] % 2) n_on++;
-                else n_off++;
-                e++;
-            }
-            if (binary) {
-                n_on = n_on < 1 ? n_on : 1;
-                n_off = n_off < 1 ? n_off : 1;
-            }
+            const long long a_d =
+                split_pixel(key, n_ev, &e, pix, binary, y, x, ho, wo, ky, kx, diff, &n_full);
             n_pix++;
-            a_s = n_on + n_off;
-            ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
-            yhi = ky - 1 < y ? ky - 1 : y;
-            xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
-            xhi = kx - 1 < x ? kx - 1 : x;
-            if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
-                n_full += a_s;
-            } else {
-                diff[ylo * gx + xlo] += a_s;
-                diff[ylo * gx + xhi + 1] -= a_s;
-                diff[(yhi + 1) * gx + xlo] -= a_s;
-                diff[(yhi + 1) * gx + xhi + 1] += a_s;
-            }
-            if (n_off != n_on) {
+            if (a_d != 0) {
                 ppos[npx] = y * rs + x;
                 pq[npx] = (y - ho + 1 > 0 ? y - ho + 1 : 0) | ((ky - 1 < y ? ky : y + 1) << 32);
-                pa[npx] = (float)(n_off - n_on);
+                pa[npx] = (float)a_d;
                 npx++;
                 if (y < fy0[t]) fy0[t] = y;
                 if (y > fy1[t]) fy1[t] = y;
             }
         }
-        if (n_pix) {
-            for (yy = 0; yy < ky; yy++) {
-                long long run = 0;
-                for (xx = 0; xx < kx; xx++) {
-                    double up;
-                    run += diff[yy * gx + xx];
-                    up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
-                    box[yy * kx + xx] = (up + (double)run) + (double)n_full;
-                }
-            }
-            memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
-            for (k = 0; k < ns; k++)
-                l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
-        }
+        if (n_pix)
+            split_linear_ms(ky, kx, n_full, diff, box, ns, s_d, s_dy, s_dx, s_c, s_w, sl, n_c,
+                            l_acc);
         s0 = sl[0] * n_c;
         for (k = 0; k < n_c; k++) {
             out[t * n_c + k] = l_acc[s0 + k];

@@ -454,6 +454,63 @@ def _ring_pooled_py(
         buf[s0 : s0 + slot] = 0.0
 
 
+def _split_pixel(
+    key, n_ev, e, pix, binary, y, x, ho, wo, ky, kx, diff, n_full
+):  # pragma: no cover - jitted
+    """One pixel's events of the sum/difference split (shared by :func:`_ring_split_py` and
+    :func:`_pull_rows_py`; ``sdk/_native.c split_pixel`` is its C twin).
+
+    Counts the keys from ``e`` with ``key // 2 == pix`` per polarity (``binary``: at most
+    one each) and adds ``A_s = n_on + n_off`` to the linear half: a pixel inside every
+    window ``(dy, dx)`` to ``n_full``, others as the 4 corners of their rectangle of
+    offsets in the difference array ``diff`` (``(K_Y + 1) x (K_X + 1)``, flat). Returns
+    ``(e past the pixel, n_full, A_d = n_off - n_on)``.
+    """
+    gx = kx + 1
+    n_on = 0
+    n_off = 0
+    while e < n_ev and key[e] // 2 == pix:
+        if key[e] % 2:
+            n_on += 1
+        else:
+            n_off += 1
+        e += 1
+    if binary:
+        n_on = min(n_on, 1)
+        n_off = min(n_off, 1)
+    a_s = n_on + n_off
+    ylo = max(0, y - ho + 1)
+    yhi = min(ky - 1, y)
+    xlo = max(0, x - wo + 1)
+    xhi = min(kx - 1, x)
+    if ylo == 0 and yhi == ky - 1 and xlo == 0 and xhi == kx - 1:
+        n_full += a_s
+    else:
+        diff[ylo * gx + xlo] += a_s
+        diff[ylo * gx + xhi + 1] -= a_s
+        diff[(yhi + 1) * gx + xlo] -= a_s
+        diff[(yhi + 1) * gx + xhi + 1] += a_s
+    return e, n_full, n_off - n_on
+
+
+def _split_linear_ms(
+    ky, kx, n_full, diff, box, s_d, s_dy, s_dx, s_c, s_w, sl, n_c, l_acc
+):  # pragma: no cover - jitted
+    """End of a ms with pixels (the linear half, C twin ``split_linear_ms``): ``Box =
+    n_full +`` the 2-D prefix sum of ``diff`` (then zeroed), and ``L[(t + d) % K_T, c] +=
+    W_s(c, d, dy, dx) Box(dy, dx)`` over the non-zero ``W_s`` taps."""
+    gx = kx + 1
+    for yy in range(ky):
+        run = 0
+        for xx in range(kx):
+            run += diff[yy * gx + xx]
+            up = box[(yy - 1) * kx + xx] - n_full if yy else 0.0
+            box[yy * kx + xx] = up + run + n_full
+    diff[:] = 0
+    for k in range(s_w.shape[0]):
+        l_acc[sl[s_d[k]] * n_c + s_c[k]] += s_w[k] * box[s_dy[k] * kx + s_dx[k]]
+
+
 def _ring_split_py(
     key, sw, sh, binary, n_bins, kt, ho, wo, ky, kx,
     blk_d, blk_dy, blk_dx, blk_start, d_c, d_w,
@@ -517,33 +574,12 @@ def _ring_split_py(
             pix = key[e] // 2  # (t H + y) W + x
             y = (pix // sw) % sh
             x = pix % sw
-            n_on = 0
-            n_off = 0
-            while e < n_ev and key[e] // 2 == pix:
-                if key[e] % 2:
-                    n_on += 1
-                else:
-                    n_off += 1
-                e += 1
-            if binary:
-                n_on = min(n_on, 1)
-                n_off = min(n_off, 1)
+            # counts, and the linear half: offsets (dy, dx) whose window holds (y, x)
+            e, n_full, a_d = _split_pixel(
+                key, n_ev, e, pix, binary, y, x, ho, wo, ky, kx, diff, n_full
+            )
             n_pix += 1
-            a_s = n_on + n_off
-            # linear half: offsets (dy, dx) whose window holds (y, x)
-            ylo = max(0, y - ho + 1)
-            yhi = min(ky - 1, y)
-            xlo = max(0, x - wo + 1)
-            xhi = min(kx - 1, x)
-            if ylo == 0 and yhi == ky - 1 and xlo == 0 and xhi == kx - 1:
-                n_full += a_s
-            else:
-                diff[ylo * gx + xlo] += a_s
-                diff[ylo * gx + xhi + 1] -= a_s
-                diff[(yhi + 1) * gx + xlo] -= a_s
-                diff[(yhi + 1) * gx + xhi + 1] += a_s
             # rectified half
-            a_d = n_off - n_on
             if a_d == 0:
                 continue
             fa = np.float32(a_d)
@@ -585,16 +621,7 @@ def _ring_split_py(
                     row_lo[sl[d]] = min(row_lo[sl[d]], max(0, y_min - ky + 1))
                     row_hi[sl[d]] = max(row_hi[sl[d]], min(ho - 1, y_max))
         if n_pix:
-            # Box = n_full + 2-D prefix sum of the difference array (then reset it)
-            for yy in range(ky):
-                run = 0
-                for xx in range(kx):
-                    run += diff[yy * gx + xx]
-                    up = box[(yy - 1) * kx + xx] - n_full if yy else 0.0
-                    box[yy * kx + xx] = up + run + n_full
-            diff[:] = 0
-            for k in range(s_w.shape[0]):
-                l_acc[sl[s_d[k]] * n_c + s_c[k]] += s_w[k] * box[s_dy[k] * kx + s_dx[k]]
+            _split_linear_ms(ky, kx, n_full, diff, box, s_d, s_dy, s_dx, s_c, s_w, sl, n_c, l_acc)
         s0 = sl[0] * n_c
         for c in range(n_c):
             out[t, c] = l_acc[s0 + c] + s_acc[s0 + c]
@@ -653,47 +680,19 @@ def _pull_rows_py(
             pix = key[e] // 2
             y = (pix // sw) % sh
             x = pix % sw
-            n_on = 0
-            n_off = 0
-            while e < n_ev and key[e] // 2 == pix:
-                if key[e] % 2:
-                    n_on += 1
-                else:
-                    n_off += 1
-                e += 1
-            if binary:
-                n_on = min(n_on, 1)
-                n_off = min(n_off, 1)
+            e, n_full, a_d = _split_pixel(
+                key, n_ev, e, pix, binary, y, x, ho, wo, ky, kx, diff, n_full
+            )
             n_pix += 1
-            a_s = n_on + n_off
-            ylo = max(0, y - ho + 1)
-            yhi = min(ky - 1, y)
-            xlo = max(0, x - wo + 1)
-            xhi = min(kx - 1, x)
-            if ylo == 0 and yhi == ky - 1 and xlo == 0 and xhi == kx - 1:
-                n_full += a_s
-            else:
-                diff[ylo * gx + xlo] += a_s
-                diff[ylo * gx + xhi + 1] -= a_s
-                diff[(yhi + 1) * gx + xlo] -= a_s
-                diff[(yhi + 1) * gx + xhi + 1] += a_s
-            if n_off != n_on:
+            if a_d != 0:
                 ppos[npx] = y * rs + x
                 py[npx] = y
-                pa[npx] = np.float32(n_off - n_on)
+                pa[npx] = np.float32(a_d)
                 npx += 1
                 fy0[t] = min(fy0[t], y)
                 fy1[t] = max(fy1[t], y)
         if n_pix:
-            for yy in range(ky):
-                run = 0
-                for xx in range(kx):
-                    run += diff[yy * gx + xx]
-                    up = box[(yy - 1) * kx + xx] - n_full if yy else 0.0
-                    box[yy * kx + xx] = up + run + n_full
-            diff[:] = 0
-            for k in range(s_w.shape[0]):
-                l_acc[sl[s_d[k]] * n_c + s_c[k]] += s_w[k] * box[s_dy[k] * kx + s_dx[k]]
+            _split_linear_ms(ky, kx, n_full, diff, box, s_d, s_dy, s_dx, s_c, s_w, sl, n_c, l_acc)
         s0 = sl[0] * n_c
         for c in range(n_c):
             out[t, c] = l_acc[s0 + c]
@@ -747,6 +746,12 @@ def _jit(name: str, fn):
     if name not in _SCATTER:
         import numba
 
+        if "helpers" not in _SCATTER:  # called from the jitted kernels: compiled with them
+            from numba.extending import register_jitable
+
+            for helper in (_split_pixel, _split_linear_ms):
+                register_jitable(boundscheck=False)(helper)
+            _SCATTER["helpers"] = True
         _SCATTER[name] = numba.njit(cache=False, nogil=True, boundscheck=False)(fn)
     return _SCATTER[name]
 
