@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "np_kernels.h"
 
@@ -1520,132 +1521,169 @@ done:
 }
 
 /* The output-stationary pass of pull_rows (apps/motion/event_layer.py _pull_rows_py,
- * pass 2): for every step t and class c, one plane acc ((ho + 1) x rs float32, L1-sized)
- * receives, for d = kt-1 .. 0, the row chunks of (c, d) of each pixel of ms t - d (ystart
- * picks the rows 0 <= y - dy < ho: pq holds that dy range per pixel); then sum |acc| over
- * the reachable rows is read in 16 float64 partial sums (lane j = columns xo = j mod 16,
- * rows in order, lanes added 0..15) and those rows are zeroed. A chunk is 8 float32
- * lanes: acc[a + j] = acc[a + j] + fa * rv[8 k + j] (one mul, one add: with
- * -ffp-contract=off the same float32 roundings as the numba loop), written with GCC
- * vector types so the AVX2 clone does one load/mul/add/store per chunk. Per accumulator
- * the additions come in the numba loop's order (ms, then pixel), so the result is
- * bit-identical to it. */
+ * pass 2): for every step t and group of g consecutive classes, g planes acc ((ho + 1) x rs
+ * float32 each, plane floats apart; one class: ~14 kB, L1) receive, for d = kt-1 .. 0, the
+ * row chunks of (c, d) of each pixel of ms t - d (ys picks the rows 0 <= y - dy < ho: pq
+ * holds that dy range per pixel); then sum |acc| of each plane over the reachable rows is
+ * read in 16 float64 partial sums (lane j = columns xo = j mod 16, rows in order, lanes
+ * added 0..15) and those rows are zeroed. A chunk is L = 8 or 16 float32 lanes: acc[a + j]
+ * = acc[a + j] + fa * rv[L k + j] (one mul, one add: with -ffp-contract=off the same float32
+ * roundings as the numba loop), written with GCC vector types so the AVX2 / AVX-512 clone
+ * does one load/mul/add/store per chunk. Per accumulator the additions come in the numba
+ * loop's order (ms, then pixel; lanes that hold no tap add fa * 0 = +-0, which leaves every
+ * value - never -0 - unchanged), so the result is bit-identical to it for any L and g.
+ *
+ * Class groups (g > 1): the chunk table is re-laid out group-major, (group, d, class in
+ * the group, dy, dx0), with the plane of class c + i folded into its offsets (mo = off + i
+ * plane), so an interior pixel (every dy on the grid: pq = 0 | ky << 32) takes all g
+ * classes' chunks of one delay as one contiguous range gs[2 d] .. gs[2 d + 1] (one loop
+ * instead of g short ones: the short, data-dependent loops dominated); border pixels take
+ * their row range class by class through my (the re-laid ystart). */
 #if defined(__GNUC__) && !defined(NP_NO_VEC8)
 #define NP_VEC8 1
 typedef float np_v8f __attribute__((vector_size(32)));
-#endif
-static inline void rows_add(float *b, float fa, const long long *off, const float *rv,
-                            long long k0, long long k1)
-{
-    long long k = k0;
-#if defined(NP_VEC8)
-    const np_v8f f = {fa, fa, fa, fa, fa, fa, fa, fa};
-    for (; k + 3 < k1; k += 4) { /* four chunks per turn: they never overlap (one event) */
-        np_v8f a0, a1, a2, a3, w0, w1, w2, w3;
-        float *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];
-        float *q3 = b + off[k + 3];
-        memcpy(&a0, q0, sizeof a0);
-        memcpy(&a1, q1, sizeof a1);
-        memcpy(&a2, q2, sizeof a2);
-        memcpy(&a3, q3, sizeof a3);
-        memcpy(&w0, rv + 8 * k, sizeof w0);
-        memcpy(&w1, rv + 8 * k + 8, sizeof w1);
-        memcpy(&w2, rv + 8 * k + 16, sizeof w2);
-        memcpy(&w3, rv + 8 * k + 24, sizeof w3);
-        a0 = a0 + f * w0;
-        a1 = a1 + f * w1;
-        a2 = a2 + f * w2;
-        a3 = a3 + f * w3;
-        memcpy(q0, &a0, sizeof a0);
-        memcpy(q1, &a1, sizeof a1);
-        memcpy(q2, &a2, sizeof a2);
-        memcpy(q3, &a3, sizeof a3);
-    }
-    for (; k + 1 < k1; k += 2) {
-        np_v8f a0, a1, w0, w1;
-        float *q0 = b + off[k], *q1 = b + off[k + 1];
-        memcpy(&a0, q0, sizeof a0);
-        memcpy(&a1, q1, sizeof a1);
-        memcpy(&w0, rv + 8 * k, sizeof w0);
-        memcpy(&w1, rv + 8 * k + 8, sizeof w1);
-        a0 = a0 + f * w0;
-        a1 = a1 + f * w1;
-        memcpy(q0, &a0, sizeof a0);
-        memcpy(q1, &a1, sizeof a1);
-    }
-    if (k < k1) {
-        np_v8f a, w;
-        float *q = b + off[k];
-        memcpy(&a, q, sizeof a);
-        memcpy(&w, rv + 8 * k, sizeof w);
-        a = a + f * w;
-        memcpy(q, &a, sizeof a);
+typedef float np_v16f __attribute__((vector_size(64)));
+#define NP_ROWS_ADD(NAME, VT, L)                                                              \
+    static inline void NAME(float *b, float fa, const long long *off, const float *rv,      \
+                            long long k, long long k1)                                      \
+    {                                                                                       \
+        VT f;                                                                               \
+        int j;                                                                              \
+        for (j = 0; j < L; j++) f[j] = fa;                                                  \
+        for (; k + 3 < k1; k += 4) { /* four chunks per turn: never overlapping (one event) */ \
+            VT a0, a1, a2, a3, w0, w1, w2, w3;                                              \
+            float *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];             \
+            float *q3 = b + off[k + 3];                                                     \
+            memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                         \
+            memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                         \
+            memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);     \
+            memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                     \
+            memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                     \
+            a0 = a0 + f * w0, a1 = a1 + f * w1, a2 = a2 + f * w2, a3 = a3 + f * w3;         \
+            memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                         \
+            memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                         \
+        }                                                                                   \
+        for (; k < k1; k++) {                                                               \
+            VT a, w;                                                                        \
+            float *q = b + off[k];                                                          \
+            memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                      \
+            a = a + f * w;                                                                  \
+            memcpy(q, &a, sizeof a);                                                        \
+        }                                                                                   \
     }
 #else
-    int j;
-    for (; k < k1; k++) {
-        float *q = b + off[k];
-        const float *w = rv + 8 * k;
-        for (j = 0; j < 8; j++) q[j] = q[j] + fa * w[j];
+#define NP_ROWS_ADD(NAME, VT, L)                                                              \
+    static inline void NAME(float *b, float fa, const long long *off, const float *rv,      \
+                            long long k, long long k1)                                      \
+    {                                                                                       \
+        int j;                                                                              \
+        for (; k < k1; k++) {                                                               \
+            float *q = b + off[k];                                                          \
+            const float *w = rv + L * k;                                                    \
+            for (j = 0; j < L; j++) q[j] = q[j] + fa * w[j];                                \
+        }                                                                                   \
     }
 #endif
-}
+NP_ROWS_ADD(rows_add8, np_v8f, 8)
+NP_ROWS_ADD(rows_add16, np_v16f, 16)
 
-NP_AVX2_CLONE
-static void pull_rows_pass(long long n_bins, long long kt, long long ho, long long wo,
-                           long long ky, long long rs, long long padl, long long n_c,
-                           const long long *ys, const long long *off, const float *rv,
-                           const long long *fst, const long long *fy0, const long long *fy1,
-                           const long long *ppos, const long long *pq, const float *pa,
-                           float *acc, double *out)
-{
-    long long t, d, i, c, yo, x0;
-    int j;
-    for (t = 0; t < n_bins; t++) {
-        long long rlo = ho, rhi = -1;
-        for (d = 0; d < kt; d++)
-            if (t - d >= 0 && fy1[t - d] >= 0) {
-                const long long lo = fy0[t - d] - ky + 1 > 0 ? fy0[t - d] - ky + 1 : 0;
-                const long long hi = ho - 1 < fy1[t - d] ? ho - 1 : fy1[t - d];
-                if (lo < rlo) rlo = lo;
-                if (hi > rhi) rhi = hi;
-            }
-        if (rhi < 0) continue;
-        for (c = 0; c < n_c; c++) {
-            double lane[16] = {0.0}, s = 0.0;
-            for (d = kt - 1; d >= 0; d--) {
-                const long long *yc = ys + (c * kt + d) * (ky + 1);
-                if (t - d < 0 || yc[0] == yc[ky]) continue;
-                for (i = fst[t - d]; i < fst[t - d + 1]; i++) /* pq: rows qlo | qhi << 32 */
-                    rows_add(acc + ppos[i], pa[i], off, rv, yc[pq[i] & 0xffffffff],
-                             yc[pq[i] >> 32]);
-            }
-            for (yo = rlo; yo <= rhi; yo++) {
-                const float *r = acc + yo * rs + padl;
-                for (x0 = 0; x0 + 16 <= wo; x0 += 16)
-                    for (j = 0; j < 16; j++) lane[j] += fabs((double)r[x0 + j]);
-                for (j = 0; j < wo - x0; j++) lane[j] += fabs((double)r[x0 + j]);
-            }
-            for (j = 0; j < 16; j++) s += lane[j];
-            out[t * n_c + c] += s;
-            memset(acc + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(float));
-        }
+#define NP_PULL_PASS(NAME, ADD)                                                               \
+    static void NAME(long long n_bins, long long kt, long long ho, long long wo, long long ky, \
+                     long long rs, long long padl, long long n_c, long long g, long long plane, \
+                     const long long *my, const long long *gs, const long long *mo,         \
+                     const float *rv, const long long *fst, const long long *fy0,           \
+                     const long long *fy1, const long long *ppos, const long long *pq,      \
+                     const float *pa, float *acc, double *out)                              \
+    {                                                                                       \
+        long long t, d, i, c, yo, x0, h;                                                    \
+        int j;                                                                              \
+        for (t = 0; t < n_bins; t++) {                                                      \
+            long long rlo = ho, rhi = -1;                                                   \
+            for (d = 0; d < kt; d++)                                                        \
+                if (t - d >= 0 && fy1[t - d] >= 0) {                                        \
+                    const long long lo = fy0[t - d] - ky + 1 > 0 ? fy0[t - d] - ky + 1 : 0; \
+                    const long long hi = ho - 1 < fy1[t - d] ? ho - 1 : fy1[t - d];         \
+                    if (lo < rlo) rlo = lo;                                                 \
+                    if (hi > rhi) rhi = hi;                                                 \
+                }                                                                           \
+            if (rhi < 0) continue;                                                          \
+            for (c = 0; c < n_c; c += g) {                                                  \
+                const long long ng = c + g <= n_c ? g : n_c - c;                            \
+                const long long *gd = gs + (c / g) * kt * 2;                                \
+                for (d = kt - 1; d >= 0; d--) {                                             \
+                    if (t - d < 0 || gd[2 * d] == gd[2 * d + 1]) continue;                  \
+                    for (i = fst[t - d]; i < fst[t - d + 1]; i++) {                         \
+                        const long long lo = pq[i] & 0xffffffff, hi = pq[i] >> 32;          \
+                        if (lo == 0 && hi == ky) {                                          \
+                            ADD(acc + ppos[i], pa[i], mo, rv, gd[2 * d], gd[2 * d + 1]);    \
+                            continue;                                                       \
+                        }                                                                   \
+                        for (h = 0; h < ng; h++) {                                          \
+                            const long long *yc = my + ((c + h) * kt + d) * (ky + 1);       \
+                            ADD(acc + ppos[i], pa[i], mo, rv, yc[lo], yc[hi]);              \
+                        }                                                                   \
+                    }                                                                       \
+                }                                                                           \
+                for (h = 0; h < ng; h++) {                                                  \
+                    double lane[16] = {0.0}, s = 0.0;                                       \
+                    float *p = acc + h * plane;                                             \
+                    for (yo = rlo; yo <= rhi; yo++) {                                       \
+                        const float *r = p + yo * rs + padl;                                \
+                        for (x0 = 0; x0 + 16 <= wo; x0 += 16)                               \
+                            for (j = 0; j < 16; j++) lane[j] += fabs((double)r[x0 + j]);    \
+                        for (j = 0; j < wo - x0; j++) lane[j] += fabs((double)r[x0 + j]);   \
+                    }                                                                       \
+                    for (j = 0; j < 16; j++) s += lane[j];                                  \
+                    out[t * n_c + c + h] += s;                                              \
+                    memset(p + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(float)); \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
     }
+/* 8 lanes: AVX2 (AVX-512 runs 256-bit vectors no faster on Zen 4); 16: AVX-512 */
+NP_AVX2_CLONE NP_PULL_PASS(pull_rows_pass8, rows_add8)
+NP_HOST_CLONE NP_PULL_PASS(pull_rows_pass16, rows_add16)
+
+/* The group-major chunk table of g classes per pass (see above): my (n_c kt (ky + 1)) the
+ * re-laid ystart, gs (groups x kt x 2) each (group, d)'s range, mo / mv the offsets (plus
+ * the plane of the class within its group) and values in that order. */
+static void pull_rows_group(long long n_c, long long kt, long long ky, long long lanes,
+                            long long g, long long plane, const long long *ys,
+                            const long long *off, const float *rv, long long *my,
+                            long long *gs, long long *mo, float *mv)
+{
+    long long b, d, h, q, k, n = 0;
+    for (b = 0; b * g < n_c; b++)
+        for (d = 0; d < kt; d++) {
+            gs[(b * kt + d) * 2] = n;
+            for (h = 0; h < g && b * g + h < n_c; h++) {
+                const long long c = b * g + h, *y = ys + (c * kt + d) * (ky + 1);
+                for (q = 0; q <= ky; q++) my[(c * kt + d) * (ky + 1) + q] = n + y[q] - y[0];
+                for (k = y[0]; k < y[ky]; k++, n++) {
+                    mo[n] = off[k] + h * plane;
+                    memcpy(mv + lanes * n, rv + lanes * k, (size_t)lanes * sizeof(float));
+                }
+            }
+            gs[(b * kt + d) * 2 + 1] = n;
+        }
 }
 
 /* apps/motion/event_layer.py _pull_rows_py: pass 1 (per ms: the pixels with A_d != 0 and
- * the linear half, statement by statement as ring_split) here, pass 2 in pull_rows_pass.
- * ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes(8) n_ev nch ns n_c;
- * bufs: key ystart(n_c*kt*(ky+1)) off(nch) rv(f32 nch*8) s_d s_dy s_dx s_c s_w(f32)
+ * the linear half, statement by statement as ring_split) here, pass 2 in pull_rows_pass8 /
+ * pull_rows_pass16 over g classes at a time.
+ * ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes(8|16) n_ev nch ns n_c [g];
+ * bufs: key ystart(n_c*kt*(ky+1)) off(nch) rv(f32 nch*lanes) s_d s_dy s_dx s_c s_w(f32)
  * out(f64 n_bins*n_c). Returns -1 when out of memory. */
 static int pull_rows(const long long *key, long long sw, long long sh, int binary,
                      long long n_bins, long long kt, long long ho, long long wo, long long ky,
                      long long kx, long long rs, long long padl, long long n_ev, long long ns,
-                     long long n_c, const long long *ystart, const long long *off, const float *rv,
+                     long long n_c, long long lanes, long long nch, long long g,
+                     const long long *ystart, const long long *off, const float *rv,
                      const long long *s_d, const long long *s_dy, const long long *s_dx,
                      const long long *s_c, const float *s_w, double *out)
 {
-    const long long gx = kx + 1;
+    const long long gx = kx + 1, plane = ((ho + 1) * rs + lanes + 15) / 16 * 16;
+    const long long ng = (n_c + g - 1) / g, ny = n_c * kt * (ky + 1);
     long long t, d, k, e = 0, npx = 0;
     double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
     long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
@@ -1657,10 +1695,16 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
     long long *fst = calloc((size_t)(n_bins + 1), sizeof(long long));
     long long *fy0 = malloc((size_t)(n_bins + 1) * sizeof(long long));
     long long *fy1 = malloc((size_t)(n_bins + 1) * sizeof(long long));
-    float *acc = calloc((size_t)((ho + 1) * rs + 8), sizeof(float));
+    float *acc = calloc((size_t)(g * plane), sizeof(float));
+    long long *my = malloc((size_t)(ny + 1) * sizeof(long long));
+    long long *gs = malloc((size_t)(ng * kt * 2) * sizeof(long long));
+    long long *mo = malloc((size_t)(nch + 1) * sizeof(long long));
+    float *mv = malloc((size_t)(nch * lanes + 1) * sizeof(float));
     int rc = -1;
-    if (!l_acc || !diff || !box || !sl || !ppos || !pq || !pa || !fst || !fy0 || !fy1 || !acc)
+    if (!l_acc || !diff || !box || !sl || !ppos || !pq || !pa || !fst || !fy0 || !fy1 || !acc ||
+        !my || !gs || !mo || !mv)
         goto done;
+    pull_rows_group(n_c, kt, ky, lanes, g, plane, ystart, off, rv, my, gs, mo, mv);
     for (t = 0; t < n_bins; t++) {
         long long n_full = 0, n_pix = 0, s0;
         fst[t] = npx;
@@ -1690,12 +1734,16 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
         }
     }
     fst[n_bins] = npx;
-    pull_rows_pass(n_bins, kt, ho, wo, ky, rs, padl, n_c, ystart, off, rv, fst, fy0, fy1, ppos, pq,
-                   pa, acc, out);
+    if (lanes == 16)
+        pull_rows_pass16(n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, my, gs, mo, mv, fst,
+                         fy0, fy1, ppos, pq, pa, acc, out);
+    else
+        pull_rows_pass8(n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, my, gs, mo, mv, fst, fy0,
+                        fy1, ppos, pq, pa, acc, out);
     rc = 0;
 done:
     free(l_acc), free(diff), free(box), free(sl), free(ppos), free(pq), free(pa), free(fst);
-    free(fy0), free(fy1), free(acc);
+    free(fy0), free(fy1), free(acc), free(my), free(gs), free(mo), free(mv);
     return rc;
 }
 
@@ -1949,21 +1997,22 @@ static int op_check(const op_t *op)
         return 0;
     }
     case OP_PULL_ROWS: {
-        /* ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes n_ev nch ns n_c */
+        /* ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes n_ev nch ns n_c [g] */
         long long sw = I(1), sh = I(2), kt = I(5), ho = I(6), wo = I(7), ky = I(8), kx = I(9);
-        long long rs = I(10), padl = I(11), nch = I(14), ns = I(15), nc = I(16), ny;
+        long long rs = I(10), padl = I(11), ln = I(12), nch = I(14), ns = I(15), nc = I(16), ny;
+        long long g = op->ni > 17 ? I(17) : 1;
         const long long *ys, *of;
         Py_ssize_t k, r, q;
         if (op->ni < 17 || sw < 1 || sh < 1 || kt < 1 || ky < 1 || kx < 1 || nc < 1 ||
             ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || I(4) < 0 ||
-            I(12) != 8 || padl != kx + 6 || rs < padl + wo || rs < sw || nch < 0 || ns < 0 ||
-            I(13) < 0)
+            (ln != 8 && ln != 16) || padl != kx + ln - 2 || rs < padl + wo || rs < sw ||
+            rs % ln || nch < 0 || ns < 0 || I(13) < 0 || g < 1 || g > nc || g > 64)
             break;
         ny = nc * kt * (ky + 1);
         NEED(0, 8 * N(13), "key");
         NEED(1, 8 * ny, "ystart");
         NEED(2, 8 * nch, "off");
-        NEED(3, 4 * 8 * nch, "rv");
+        NEED(3, 4 * ln * nch, "rv");
         NEED(4, 8 * ns, "s_d");
         NEED(5, 8 * ns, "s_dy");
         NEED(6, 8 * ns, "s_dx");
@@ -1978,8 +2027,8 @@ static int op_check(const op_t *op)
             PyErr_SetString(PyExc_ValueError, "pull_rows: index table out of range");
             return -1;
         }
-        /* every chunk of row cell (c, d, dy = q) has offset padl - q rs - dx0 - 7 with
-         * 0 <= dx0 < kx: an event (y, x) with 0 <= y - q < ho then writes inside the
+        /* every chunk of row cell (c, d, dy = q) has offset padl - q rs - dx0 - (lanes - 1)
+         * with 0 <= dx0 < kx: an event (y, x) with 0 <= y - q < ho then writes inside the
          * (ho + 1) x rs plane (columns up to padl + sw - 1 < 2 rs of row y - q) */
         for (r = 0; r < nc * kt; r++) {
             const long long *row = ys + r * (ky + 1);
@@ -1989,7 +2038,7 @@ static int op_check(const op_t *op)
                     return -1;
                 }
                 for (k = row[q]; k < row[q + 1]; k++) {
-                    const long long dx0 = padl - q * rs - 7 - of[k];
+                    const long long dx0 = padl - q * rs - (ln - 1) - of[k];
                     if (dx0 < 0 || dx0 >= kx) {
                         PyErr_SetString(PyExc_ValueError, "pull_rows: chunk offset out of range");
                         return -1;
@@ -2313,7 +2362,8 @@ static void op_run(op_t *op)
         break;
     case OP_PULL_ROWS:
         op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
-                               I(9), I(10), I(11), I(13), I(15), I(16), op->b[1], op->b[2],
+                               I(9), I(10), I(11), I(13), I(15), I(16), I(12), I(14),
+                               op->ni > 17 ? I(17) : 1, op->b[1], op->b[2],
                                op->b[3], op->b[4], op->b[5], op->b[6], op->b[7], op->b[8],
                                op->b[9]);
         break;
@@ -2439,6 +2489,92 @@ static PyObject *py_finite_f32(PyObject *self, PyObject *arg)
     return PyBool_FromLong(ok);
 }
 
+/* ------------------------------------------------------------------ RMW peak (bench)
+ * The event layer's limit, measured in C (bench/bench_speed.py): the row chunk's
+ * read-modify-write p[j] = p[j] + f w[j] (load a weight vector, load a plane vector, mul,
+ * add, store the plane vector; no index arithmetic) over an n-float plane and an n-float
+ * weight table (n = 2048: 8 kB each, both L1-resident), four independent vectors per turn,
+ * at one instruction-set level: 0 portable C (what the compiler makes of the plain loop for
+ * the baseline x86-64 target), 1 AVX2 (8 lanes), 2 AVX-512 (16 lanes). shift > 0 offsets
+ * the plane by that many floats (unaligned vectors, as the row chunks' are). */
+static void rmw_portable(float *p, const float *w, long long n, long long reps, float f)
+{
+    long long r, j;
+    for (r = 0; r < reps; r++) {
+        for (j = 0; j < n; j++) p[j] = p[j] + f * w[j];
+        __asm__ volatile("" ::: "memory");
+    }
+}
+#ifdef NP_X86
+NP_T256 static void rmw_avx2(float *p, const float *w, long long n, long long reps, float f)
+{
+    const __m256 fv = _mm256_set1_ps(f);
+    long long r, j;
+    for (r = 0; r < reps; r++) {
+        for (j = 0; j + 32 <= n; j += 32) {
+            __m256 a0 = _mm256_loadu_ps(p + j), a1 = _mm256_loadu_ps(p + j + 8);
+            __m256 a2 = _mm256_loadu_ps(p + j + 16), a3 = _mm256_loadu_ps(p + j + 24);
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(fv, _mm256_loadu_ps(w + j)));
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(fv, _mm256_loadu_ps(w + j + 8)));
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(fv, _mm256_loadu_ps(w + j + 16)));
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(fv, _mm256_loadu_ps(w + j + 24)));
+            _mm256_storeu_ps(p + j, a0), _mm256_storeu_ps(p + j + 8, a1);
+            _mm256_storeu_ps(p + j + 16, a2), _mm256_storeu_ps(p + j + 24, a3);
+        }
+        __asm__ volatile("" ::: "memory");
+    }
+}
+NP_T512 static void rmw_avx512(float *p, const float *w, long long n, long long reps, float f)
+{
+    const __m512 fv = _mm512_set1_ps(f);
+    long long r, j;
+    for (r = 0; r < reps; r++) {
+        for (j = 0; j + 64 <= n; j += 64) {
+            __m512 a0 = _mm512_loadu_ps(p + j), a1 = _mm512_loadu_ps(p + j + 16);
+            __m512 a2 = _mm512_loadu_ps(p + j + 32), a3 = _mm512_loadu_ps(p + j + 48);
+            a0 = _mm512_add_ps(a0, _mm512_mul_ps(fv, _mm512_loadu_ps(w + j)));
+            a1 = _mm512_add_ps(a1, _mm512_mul_ps(fv, _mm512_loadu_ps(w + j + 16)));
+            a2 = _mm512_add_ps(a2, _mm512_mul_ps(fv, _mm512_loadu_ps(w + j + 32)));
+            a3 = _mm512_add_ps(a3, _mm512_mul_ps(fv, _mm512_loadu_ps(w + j + 48)));
+            _mm512_storeu_ps(p + j, a0), _mm512_storeu_ps(p + j + 16, a1);
+            _mm512_storeu_ps(p + j + 32, a2), _mm512_storeu_ps(p + j + 48, a3);
+        }
+        __asm__ volatile("" ::: "memory");
+    }
+}
+#endif
+
+/* rmw_peak(level, reps[, shift]) -> (float32 lanes/s, checksum): lanes = 2048 reps, over
+ * the thread CPU time (CLOCK_THREAD_CPUTIME_ID); a level the CPU lacks raises ValueError. */
+static PyObject *py_rmw_peak(PyObject *self, PyObject *args)
+{
+    const long long n = 2048;
+    long long reps, j;
+    int level, shift = 0;
+    float *buf;
+    double sum = 0.0, dt;
+    struct timespec t0, t1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iL|i", &level, &reps, &shift)) return NULL;
+    if (level < 0 || level > isa_detect() || reps < 1 || shift < 0 || shift > 15)
+        return PyErr_Format(PyExc_ValueError, "rmw_peak: level %d not available here", level);
+    buf = aligned_alloc(64, (size_t)(2 * n + 64) * sizeof(float));
+    if (!buf) return PyErr_NoMemory();
+    for (j = 0; j < 2 * n + 64; j++) buf[j] = (float)(j % 7) * 0.125f;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+#ifdef NP_X86
+    if (level == 2) rmw_avx512(buf + shift, buf + n + 32, n, reps, 1e-7f);
+    else if (level == 1) rmw_avx2(buf + shift, buf + n + 32, n, reps, 1e-7f);
+    else
+#endif
+        rmw_portable(buf + shift, buf + n + 32, n, reps, 1e-7f);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    for (j = 0; j < n; j++) sum += buf[shift + j];
+    free(buf);
+    dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return Py_BuildValue("dd", dt > 0 ? (double)n * (double)reps / dt : 0.0, sum);
+}
+
 /* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni", "avx2" or
  * "portable"); a name selects it ("portable" always works, "auto" detects again; a level the
  * CPU lacks raises ValueError). Tests run both levels against the numpy reference. */
@@ -2465,6 +2601,8 @@ static PyMethodDef methods[] = {
     {"op", py_op, METH_VARARGS, "op(kind, ints, bufs[, dbls]): run one op now."},
     {"finite_f32", py_finite_f32, METH_O, "finite_f32(buffer): no float32 NaN/Inf in it."},
     {"isa", py_isa, METH_VARARGS, "isa([name]): the conv kernels' instruction set (or set it)."},
+    {"rmw_peak", py_rmw_peak, METH_VARARGS,
+     "rmw_peak(level, reps[, shift]): (float32 lanes/s, checksum) of the L1 p += f w loop."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

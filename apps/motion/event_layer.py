@@ -161,7 +161,8 @@ def _split_taps(weight: np.ndarray) -> SplitTaps:
     )
 
 
-ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register)
+ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register); 16: one AVX-512 register
+PULL_GROUP = 1  #: classes the native pull pass accumulates at a time (one plane each)
 
 
 @dataclass(frozen=True)
@@ -247,8 +248,16 @@ class EventLayerState:
     t_next: int
 
 
-def compile_taps(weight: np.ndarray, bias: np.ndarray, sensor_size: tuple[int, int]) -> TapTable:
-    """Turn a (pruned) kernel ``W[c, p, k, dy, dx]`` into per-polarity flat tap lists."""
+def compile_taps(
+    weight: np.ndarray,
+    bias: np.ndarray,
+    sensor_size: tuple[int, int],
+    row_lanes: int = ROW_LANES,
+) -> TapTable:
+    """Turn a (pruned) kernel ``W[c, p, k, dy, dx]`` into per-polarity flat tap lists
+    (and :class:`RowTaps` of ``row_lanes`` = 8 or 16 float32 lanes for the pull path)."""
+    if row_lanes not in (8, 16):
+        raise DataError(f"row_lanes must be 8 or 16, got {row_lanes}")
     weight = np.asarray(weight, dtype=np.float32)
     if weight.ndim != 5 or weight.shape[1] != 2:
         raise DataError(f"HD weight must be (C, 2, K_T, K_Y, K_X), got {weight.shape}")
@@ -290,7 +299,7 @@ def compile_taps(weight: np.ndarray, bias: np.ndarray, sensor_size: tuple[int, i
         (roffs[0], roffs[1]),
         (rdel[0], rdel[1]),
         _split_taps(weight),
-        _row_taps(weight[:, 0] - weight[:, 1], (int(w_s), int(h_s))),
+        _row_taps(weight[:, 0] - weight[:, 1], (int(w_s), int(h_s)), row_lanes),
     )
 
 
@@ -766,7 +775,15 @@ def _native_lib():
 
 
 def _run_split(
-    taps: TapTable, p, tb, y, x, n_bins: int, binary: bool, backend: str = "numba"
+    taps: TapTable,
+    p,
+    tb,
+    y,
+    x,
+    n_bins: int,
+    binary: bool,
+    backend: str = "numba",
+    pull_group: int = PULL_GROUP,
 ) -> np.ndarray:
     """Pooled evidence ``(n_bins, C)`` (events in any order) through the sum/difference
     split: ``"numba"`` / ``"native-taps"``: the ring of :func:`_ring_split_py` (numba /
@@ -788,7 +805,7 @@ def _run_split(
 
             ints = (1, w, h, int(bool(binary)), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
                     rw.row_stride, rw.pad_left, rw.lanes, key.size, rw.n_chunks, sp.s_w.size,
-                    taps.n_classes)  # fmt: skip
+                    taps.n_classes, min(pull_group, taps.n_classes))  # fmt: skip
             bufs = (key, rw.ystart, rw.off, rw.vals, *i64, s_w, acc)
             _native_lib().op(OPS["pull_rows"], tuple(int(v) for v in ints), bufs)
         else:
@@ -828,6 +845,7 @@ def hd_event_run(
     backend: str = "numpy",
     binary: bool = True,
     pooled: bool = False,
+    pull_group: int = PULL_GROUP,
 ) -> np.ndarray:
     """Run a whole event stream through the layer.
 
@@ -848,12 +866,14 @@ def hd_event_run(
     """
     if backend not in _BACKENDS:
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_BACKENDS)}")
+    if not 1 <= int(pull_group) <= 64:
+        raise DataError(f"pull_group must be in 1..64, got {pull_group}")
     ev = validate_events(events, taps.sensor_size, sorted_time=False)
     p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
     keep = (tb >= 0) & (tb < n_bins)
     p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
     if pooled and backend in ("numba", "numba-rows", "native", "native-taps"):
-        return _run_split(taps, p, tb, y, x, n_bins, binary, backend)
+        return _run_split(taps, p, tb, y, x, n_bins, binary, backend, int(pull_group))
     if backend in ("native", "native-taps"):
         raise DataError(f"backend {backend!r} runs the pooled path only (pooled=True)")
     if binary and p.size:
