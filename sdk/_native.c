@@ -1533,12 +1533,12 @@ done:
  * loop's order (ms, then pixel; lanes that hold no tap add fa * 0 = +-0, which leaves every
  * value - never -0 - unchanged), so the result is bit-identical to it for any L and g.
  *
- * Class groups (g > 1): the chunk table is re-laid out group-major, (group, d, class in
- * the group, dy, dx0), with the plane of class c + i folded into its offsets (mo = off + i
- * plane), so an interior pixel (every dy on the grid: pq = 0 | ky << 32) takes all g
- * classes' chunks of one delay as one contiguous range gs[2 d] .. gs[2 d + 1] (one loop
- * instead of g short ones: the short, data-dependent loops dominated); border pixels take
- * their row range class by class through my (the re-laid ystart). */
+ * Class groups: the chunk table is re-laid out as (group, d, dy, class in the group, dx0),
+ * with the plane of class c + i folded into its offsets (mo = off + i plane), so a pixel
+ * takes the chunks of all g classes of one delay and its rows dy as one contiguous range
+ * my[lo] .. my[hi] (my: the re-laid ystart, per (group, d)): one loop instead of g short
+ * ones (~3.5 chunks each at g = 1 on the bench kernel: their loop overhead dominated).
+ * Within one (pixel, d) no two chunks touch the same float, so their order is free. */
 #if defined(__GNUC__) && !defined(NP_NO_VEC8)
 #define NP_VEC8 1
 typedef float np_v8f __attribute__((vector_size(32)));
@@ -1590,7 +1590,7 @@ NP_ROWS_ADD(rows_add16, np_v16f, 16)
 #define NP_PULL_PASS(NAME, ADD)                                                               \
     static void NAME(long long n_bins, long long kt, long long ho, long long wo, long long ky, \
                      long long rs, long long padl, long long n_c, long long g, long long plane, \
-                     const long long *my, const long long *gs, const long long *mo,         \
+                     const long long *my, const long long *mo,                              \
                      const float *rv, const long long *fst, const long long *fy0,           \
                      const long long *fy1, const long long *ppos, const long long *pq,      \
                      const float *pa, float *acc, double *out)                              \
@@ -1609,20 +1609,12 @@ NP_ROWS_ADD(rows_add16, np_v16f, 16)
             if (rhi < 0) continue;                                                          \
             for (c = 0; c < n_c; c += g) {                                                  \
                 const long long ng = c + g <= n_c ? g : n_c - c;                            \
-                const long long *gd = gs + (c / g) * kt * 2;                                \
                 for (d = kt - 1; d >= 0; d--) {                                             \
-                    if (t - d < 0 || gd[2 * d] == gd[2 * d + 1]) continue;                  \
-                    for (i = fst[t - d]; i < fst[t - d + 1]; i++) {                         \
-                        const long long lo = pq[i] & 0xffffffff, hi = pq[i] >> 32;          \
-                        if (lo == 0 && hi == ky) {                                          \
-                            ADD(acc + ppos[i], pa[i], mo, rv, gd[2 * d], gd[2 * d + 1]);    \
-                            continue;                                                       \
-                        }                                                                   \
-                        for (h = 0; h < ng; h++) {                                          \
-                            const long long *yc = my + ((c + h) * kt + d) * (ky + 1);       \
-                            ADD(acc + ppos[i], pa[i], mo, rv, yc[lo], yc[hi]);              \
-                        }                                                                   \
-                    }                                                                       \
+                    const long long *yc = my + ((c / g) * kt + d) * (ky + 1);               \
+                    if (t - d < 0 || yc[0] == yc[ky]) continue;                             \
+                    for (i = fst[t - d]; i < fst[t - d + 1]; i++)                           \
+                        ADD(acc + ppos[i], pa[i], mo, rv, yc[pq[i] & 0xffffffff],           \
+                            yc[pq[i] >> 32]);                                               \
                 }                                                                           \
                 for (h = 0; h < ng; h++) {                                                  \
                     double lane[16] = {0.0}, s = 0.0;                                       \
@@ -1644,27 +1636,29 @@ NP_ROWS_ADD(rows_add16, np_v16f, 16)
 NP_AVX2_CLONE NP_PULL_PASS(pull_rows_pass8, rows_add8)
 NP_HOST_CLONE NP_PULL_PASS(pull_rows_pass16, rows_add16)
 
-/* The group-major chunk table of g classes per pass (see above): my (n_c kt (ky + 1)) the
- * re-laid ystart, gs (groups x kt x 2) each (group, d)'s range, mo / mv the offsets (plus
- * the plane of the class within its group) and values in that order. */
+/* The chunk table of g classes per pass (see above): my ((groups kt) x (ky + 1)) the
+ * first chunk of (group, d) with dy >= q, mo / mv the offsets (plus the plane of the class
+ * within its group) and values in the order (group, d, dy, class, dx0). */
 static void pull_rows_group(long long n_c, long long kt, long long ky, long long lanes,
                             long long g, long long plane, const long long *ys,
                             const long long *off, const float *rv, long long *my,
-                            long long *gs, long long *mo, float *mv)
+                            long long *mo, float *mv)
 {
     long long b, d, h, q, k, n = 0;
     for (b = 0; b * g < n_c; b++)
         for (d = 0; d < kt; d++) {
-            gs[(b * kt + d) * 2] = n;
-            for (h = 0; h < g && b * g + h < n_c; h++) {
-                const long long c = b * g + h, *y = ys + (c * kt + d) * (ky + 1);
-                for (q = 0; q <= ky; q++) my[(c * kt + d) * (ky + 1) + q] = n + y[q] - y[0];
-                for (k = y[0]; k < y[ky]; k++, n++) {
-                    mo[n] = off[k] + h * plane;
-                    memcpy(mv + lanes * n, rv + lanes * k, (size_t)lanes * sizeof(float));
+            long long *m = my + (b * kt + d) * (ky + 1);
+            for (q = 0; q < ky; q++) {
+                m[q] = n;
+                for (h = 0; h < g && b * g + h < n_c; h++) {
+                    const long long *y = ys + ((b * g + h) * kt + d) * (ky + 1);
+                    for (k = y[q]; k < y[q + 1]; k++, n++) {
+                        mo[n] = off[k] + h * plane;
+                        memcpy(mv + lanes * n, rv + lanes * k, (size_t)lanes * sizeof(float));
+                    }
                 }
             }
-            gs[(b * kt + d) * 2 + 1] = n;
+            m[ky] = n;
         }
 }
 
@@ -1683,7 +1677,7 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
                      const long long *s_c, const float *s_w, double *out)
 {
     const long long gx = kx + 1, plane = ((ho + 1) * rs + lanes + 15) / 16 * 16;
-    const long long ng = (n_c + g - 1) / g, ny = n_c * kt * (ky + 1);
+    const long long ny = (n_c + g - 1) / g * kt * (ky + 1);
     long long t, d, k, e = 0, npx = 0;
     double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
     long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
@@ -1697,14 +1691,13 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
     long long *fy1 = malloc((size_t)(n_bins + 1) * sizeof(long long));
     float *acc = calloc((size_t)(g * plane), sizeof(float));
     long long *my = malloc((size_t)(ny + 1) * sizeof(long long));
-    long long *gs = malloc((size_t)(ng * kt * 2) * sizeof(long long));
     long long *mo = malloc((size_t)(nch + 1) * sizeof(long long));
     float *mv = malloc((size_t)(nch * lanes + 1) * sizeof(float));
     int rc = -1;
     if (!l_acc || !diff || !box || !sl || !ppos || !pq || !pa || !fst || !fy0 || !fy1 || !acc ||
-        !my || !gs || !mo || !mv)
+        !my || !mo || !mv)
         goto done;
-    pull_rows_group(n_c, kt, ky, lanes, g, plane, ystart, off, rv, my, gs, mo, mv);
+    pull_rows_group(n_c, kt, ky, lanes, g, plane, ystart, off, rv, my, mo, mv);
     for (t = 0; t < n_bins; t++) {
         long long n_full = 0, n_pix = 0, s0;
         fst[t] = npx;
@@ -1735,15 +1728,15 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
     }
     fst[n_bins] = npx;
     if (lanes == 16)
-        pull_rows_pass16(n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, my, gs, mo, mv, fst,
+        pull_rows_pass16(n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, my, mo, mv, fst,
                          fy0, fy1, ppos, pq, pa, acc, out);
     else
-        pull_rows_pass8(n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, my, gs, mo, mv, fst, fy0,
+        pull_rows_pass8(n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, my, mo, mv, fst, fy0,
                         fy1, ppos, pq, pa, acc, out);
     rc = 0;
 done:
     free(l_acc), free(diff), free(box), free(sl), free(ppos), free(pq), free(pa), free(fst);
-    free(fy0), free(fy1), free(acc), free(my), free(gs), free(mo), free(mv);
+    free(fy0), free(fy1), free(acc), free(my), free(mo), free(mv);
     return rc;
 }
 

@@ -162,7 +162,7 @@ def _split_taps(weight: np.ndarray) -> SplitTaps:
 
 
 ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register); 16: one AVX-512 register
-PULL_GROUP = 1  #: classes the native pull pass accumulates at a time (one plane each)
+PULL_GROUP = 6  #: classes the native pull pass accumulates at a time (one plane each)
 
 
 @dataclass(frozen=True)
