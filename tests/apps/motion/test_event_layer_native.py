@@ -252,3 +252,48 @@ def test_pull_rows_refuses_corrupt_tables():
     with pytest.raises(ValueError, match="pull_rows"):
         hd_event_run(replace(taps, rows=replace(rw, ystart=bad_ys)), ev, n_bins,
                      backend="native", pooled=True)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("shape", "keep", "size", "seed"),
+    [
+        ((5, 4, 3, 3), 10**6, (13, 10), 0),
+        ((7, 5, 9, 20), 900, (23, 12), 2),  # kx > 16: rows need two 16-lane chunks
+        ((36, 3, 17, 17), 2000, (40, 33), 5),
+    ],
+)
+def test_pull_rows_lanes_and_class_groups_are_bit_identical(shape, keep, size, seed):
+    """16-lane chunks (AVX-512 clone) and any class group g (g planes, chunk table re-laid
+    per (group, delay, row)) change only the order of additions that never meet in one
+    float: outputs equal numba-rows (8 lanes) exactly, and the dense conv3d to 2e-5."""
+    k = _kernel(shape, keep, seed)
+    n_bins = 12
+    ev, a = _stream(size, n_bins, 0.15, seed)
+    ref = None
+    for lanes in (8, 16):
+        taps = compile_taps(k.weight, k.bias, size, row_lanes=lanes)
+        assert taps.rows.lanes == lanes
+        for g in sorted({1, 2, 5, shape[0], 64}):
+            z = hd_event_run(taps, ev, n_bins, backend="native", pooled=True, pull_group=g)
+            if ref is None:
+                ref = z
+                np.testing.assert_allclose(z, _dense_pooled(a, k.weight, k.bias), atol=2e-5)
+            np.testing.assert_array_equal(z, ref, err_msg=f"lanes {lanes} g {g}")
+        if numba_available():
+            zr = hd_event_run(taps, ev, n_bins, backend="numba-rows", pooled=True)
+            np.testing.assert_array_equal(zr, ref)
+
+
+def test_pull_rows_options_refused_and_rmw_probe():
+    k = _kernel((3, 3, 3, 3), 60, 0)
+    with pytest.raises(DataError, match="row_lanes"):
+        compile_taps(k.weight, k.bias, (8, 7), row_lanes=4)
+    taps = compile_taps(k.weight, k.bias, (8, 7))
+    ev, _ = _stream((8, 7), 10, 0.2, 0)
+    with pytest.raises(DataError, match="pull_group"):
+        hd_event_run(taps, ev, 10, backend="native", pooled=True, pull_group=0)
+    lib = native_module()
+    rate, checksum = lib.rmw_peak(0, 3)  # portable level: always there
+    assert rate > 0 and np.isfinite(checksum)
+    with pytest.raises(ValueError, match="rmw_peak"):
+        lib.rmw_peak(7, 3)
