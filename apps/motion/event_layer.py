@@ -30,10 +30,24 @@ keeps the previous two-branch ring for comparison.
 ``backend="native"`` (pooled) pulls the rectified half instead (:func:`_pull_rows_py`,
 compiled in ``neuroplast._native``; ``"numba-rows"`` is its numba twin): ``W_d`` is cut
 into row chunks of :data:`ROW_LANES` consecutive ``dx`` (:class:`RowTaps`), and each step's
-output is accumulated class by class in one L1-sized plane from the pixels of the last
-``K_T`` ms, so an event costs ``RowTaps.n_chunks`` vector updates (3,608 for the 20x pruned
-21 x 17 x 17 kernel) instead of ``nnz(W_d)`` scalar ones (14,399), with ``D`` bit-identical
-to the ring's. ``"native-taps"`` is :func:`_ring_split_py`'s C port.
+output is accumulated in class planes (``(H_o + 1) x row_stride`` float32, ~14 kB each)
+from the pixels of the last ``K_T`` ms, so an event costs ``RowTaps.n_chunks`` vector
+updates (3,608 for the 20x pruned 21 x 17 x 17 kernel; 2,678 per event on the bench movie,
+border rows reach fewer) instead of ``nnz(W_d)`` scalar ones (14,399), with ``D``
+bit-identical to the ring's. The C pass takes :data:`PULL_GROUP` classes at a time (one
+plane each, the chunk table re-laid ``(group, d, dy, class, dx0)``), so a pixel's chunks of
+one delay are one contiguous loop of ~20 instead of 6 loops of ~3.5, whose overhead
+dominated: 1.5-1.6x the one-class pass on the bench movie, bit-identical (no two chunks of
+one pixel and delay touch the same float, so their order is free). Tried and slower, all
+bit-identical: 16-lane AVX-512 chunks (``compile_taps(row_lanes=16)``, in the bench: 3,188
+chunks, but Zen 4 stores 512 bits in two cycles: 0.6x the 8-lane pass at g = 6), 4-lane
+chunks (0.84x); against the one-class pass in a standalone copy of it: chunk-major order
+within ``(c, d)`` (0.45x: adjacent pixels then meet store-to-load forwarding stalls),
+32-byte-aligned chunks from 8 per-phase tables (~0.55x: 35 % more chunks), no multiply for
+``A_d = +-1`` (no gain). Speed and limit: ``OMP_NUM_THREADS=1 .venv/bin/python
+bench/bench_speed.py --only events --rounds 7`` (the limit is the C-measured chunk
+read-modify-write, ``neuroplast._native.rmw_peak``, over the lanes per event; numbers in
+docs/motion.md). ``"native-taps"`` is :func:`_ring_split_py`'s C port.
 """
 
 from __future__ import annotations
@@ -50,6 +64,7 @@ __all__ = [
     "SplitTaps",
     "RowTaps",
     "ROW_LANES",
+    "PULL_GROUP",
     "EventLayerState",
     "compile_taps",
     "init_event_state",
@@ -162,16 +177,17 @@ def _split_taps(weight: np.ndarray) -> SplitTaps:
 
 
 ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register); 16: one AVX-512 register
-PULL_GROUP = 6  #: classes the native pull pass accumulates at a time (one plane each)
+#: classes the native pull pass accumulates at a time (one plane each; measured best of
+#: 1..9 on the bench movie: 6, 1.5x of 1)
+PULL_GROUP = 6
 
 
 @dataclass(frozen=True)
 class RowTaps:
     """``W_d`` cut into row chunks of :data:`ROW_LANES` consecutive ``dx`` (pooled pull path).
 
-    Accumulator: one class plane ``acc[yo, col]`` float32 (``Ho + 1`` rows of
-    ``row_stride`` columns, ~14 kB for the 21 x 17 x 17 kernel on 64 x 64: it stays in
-    L1), column ``col = pad_left + xo`` for output column ``xo``. Lanes that land off the
+    Accumulator: one plane per class ``acc[yo, col]`` float32 (``Ho + 1`` rows of
+    ``row_stride`` columns, ~14 kB for the 21 x 17 x 17 kernel on 64 x 64), column ``col = pad_left + xo`` for output column ``xo``. Lanes that land off the
     valid grid write the pad columns (``col < pad_left`` or ``>= pad_left + Wo``), which
     are never read; a row's right overhang (up to column ``pad_left + W - 1``) runs into
     the next row's left pad, which ``row_stride >= max(W, pad_left + Wo)`` keeps clear of
@@ -863,6 +879,8 @@ def hd_event_run(
     ``RowTaps.n_chunks`` 8-lane vector updates of an L1-resident class plane);
     ``"numba-rows"`` (the same algorithm jitted: the native path's exact reference);
     ``"native-taps"`` (pooled only: the C port of :func:`_ring_split_py`).
+    ``pull_group``: classes per pass of ``"native"`` (1..64, capped at ``C``; the result is
+    bit-identical for any value, only speed changes).
     """
     if backend not in _BACKENDS:
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_BACKENDS)}")
