@@ -35,6 +35,7 @@ enum {
     OP_DELAY_LINEAR_I = 14,
     OP_RING_SPLIT = 30,
     OP_PULL_ROWS = 31,
+    OP_EVENT_SCATTER = 32,
     OP_STDP_EVENT_F32 = 20,
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
@@ -1740,6 +1741,25 @@ done:
     return rc;
 }
 
+/* apps/motion/event_layer.py _scatter_py (the per-position event layer, hd_event_chunk):
+ * each event e adds, in order, w1[k] at buf[base[e] + off1[k]] (pol[e] != 0, ON) or w0[k]
+ * at buf[base[e] + off0[k]] (OFF): the same float32 additions in the same order as the
+ * numba loop, so bit-identical to it. ints: 1 n_buf n_ev n0 n1; bufs: buf(f32) base
+ * pol(u8) off0 w0(f32) off1 w1(f32) (op_check bounds every base + offset). */
+static void event_scatter(float *buf, long long n_ev, const long long *base,
+                          const unsigned char *pol, const long long *off0, const float *w0,
+                          long long n0, const long long *off1, const float *w1, long long n1)
+{
+    long long e, k;
+    for (e = 0; e < n_ev; e++) {
+        float *b = buf + base[e];
+        if (pol[e])
+            for (k = 0; k < n1; k++) b[off1[k]] += w1[k];
+        else
+            for (k = 0; k < n0; k++) b[off0[k]] += w0[k];
+    }
+}
+
 static int in_range(const long long *a, Py_ssize_t n, long long lo, long long hi)
 {
     Py_ssize_t k;
@@ -1940,6 +1960,36 @@ static int op_check(const op_t *op)
                 PyErr_Format(PyExc_ValueError, "op %d: delay out of range", op->kind);
                 return -1;
             }
+        return 0;
+    }
+    case OP_EVENT_SCATTER: {
+        /* ints: 1 n_buf n_ev n0 n1; bufs: buf base pol off0 w0 off1 w1 (see event_scatter) */
+        long long lo[2] = {0, 0}, hi[2] = {-1, -1}, n[2] = {I(3), I(4)};
+        const long long *base, *of[2];
+        const unsigned char *pol;
+        Py_ssize_t e, k;
+        int p;
+        if (op->ni < 5 || I(1) < 0 || I(2) < 0 || n[0] < 0 || n[1] < 0) break;
+        NEED(0, 4 * I(1), "buf");
+        NEED(1, 8 * I(2), "base");
+        NEED(2, I(2), "pol");
+        NEED(3, 8 * n[0], "off0");
+        NEED(4, 4 * n[0], "w0");
+        NEED(5, 8 * n[1], "off1");
+        NEED(6, 4 * n[1], "w1");
+        base = op->b[1], pol = op->b[2], of[0] = op->b[3], of[1] = op->b[5];
+        for (p = 0; p < 2; p++)
+            for (k = 0; k < n[p]; k++) {
+                if (!k || of[p][k] < lo[p]) lo[p] = of[p][k];
+                if (!k || of[p][k] > hi[p]) hi[p] = of[p][k];
+            }
+        for (e = 0; e < I(2); e++) {
+            p = pol[e] != 0;
+            if (n[p] && (base[e] + lo[p] < 0 || base[e] + hi[p] >= I(1))) {
+                PyErr_SetString(PyExc_ValueError, "event_scatter: tap outside the buffer");
+                return -1;
+            }
+        }
         return 0;
     }
     case OP_RING_SPLIT: {
@@ -2352,6 +2402,10 @@ static void op_run(op_t *op)
                                 I(9), I(10), I(11), I(12), I(13), I(14), op->b[1], op->b[2],
                                 op->b[3], op->b[4], op->b[5], op->b[6], op->b[7], op->b[8],
                                 op->b[9], op->b[10], op->b[11], op->b[12], op->b[13]);
+        break;
+    case OP_EVENT_SCATTER:
+        event_scatter(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3), op->b[5],
+                      op->b[6], I(4));
         break;
     case OP_PULL_ROWS:
         op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),

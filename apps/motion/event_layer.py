@@ -72,6 +72,7 @@ __all__ = [
     "hd_event_run",
     "pull_rows_ops",
     "numba_available",
+    "fast_backend",
 ]
 
 
@@ -348,6 +349,17 @@ def numba_available() -> bool:
     return True
 
 
+def fast_backend() -> str:
+    """The fastest available backend of :func:`hd_event_chunk` / :func:`hd_event_run`:
+    ``"native"`` when ``neuroplast._native`` loads (compiled at install, no numba needed),
+    else ``"numba"`` when it imports, else ``"numpy"``."""
+    from neuroplast.runtime.native import native_module
+
+    if native_module() is not None:
+        return "native"
+    return "numba" if numba_available() else "numpy"
+
+
 def _numba_scatter():
     if "numba" not in _SCATTER:
         import numba
@@ -404,10 +416,26 @@ def hd_event_chunk(
         _numba_scatter()(
             flat, base, pol, taps.offsets[0], taps.weights[0], taps.offsets[1], taps.weights[1]
         )
+    elif backend == "native":  # _scatter_py's C port (sdk/_native.c event_scatter)
+        from neuroplast.runtime.native import OPS
+
+        o0, o1 = (np.ascontiguousarray(o, np.int64) for o in taps.offsets)
+        w0, w1 = (np.ascontiguousarray(w_, np.float32) for w_ in taps.weights)
+        ints = (1, flat.size, base.size, o0.size, o1.size)
+        bufs = (
+            flat,
+            np.ascontiguousarray(base, np.int64),
+            np.ascontiguousarray(pol),
+            o0,
+            w0,
+            o1,
+            w1,
+        )
+        _native_lib().op(OPS["event_scatter"], ints, bufs)
     elif backend == "numpy":
         _scatter_numpy(flat, base, pol, taps.offsets, taps.weights)
     else:
-        raise DataError(f"unknown backend {backend!r}; use 'numpy' or 'numba'")
+        raise DataError(f"unknown backend {backend!r}; use 'numpy', 'numba' or 'native'")
     z = _finish(taps, buf[:n_bins], pooled=pooled, backend=backend)
     carry = buf[n_bins:].copy()
     return z, EventLayerState(carry, t0 + n_bins)
@@ -874,9 +902,10 @@ def hd_event_run(
     ``O(K_Y K_X + nnz(W_s) + C)``; not pooled: the chunked scatter);
     ``"numba-maxbranch"`` (pooled: the ring that scatters ``nnz`` taps into both
     flip branches and reads all ``2 C Ho Wo`` accumulators every ms); ``"native"``
-    (pooled only: the output-stationary row-chunk path :func:`_pull_rows_py` compiled in
-    ``neuroplast._native``, so the device install has it without numba; per event
-    ``RowTaps.n_chunks`` 8-lane vector updates of an L1-resident class plane);
+    (compiled in ``neuroplast._native``, so the device install has it without numba;
+    pooled: the output-stationary row-chunk path :func:`_pull_rows_py`, per event
+    ``RowTaps.n_chunks`` 8-lane vector updates of class planes; not pooled: the chunked
+    scatter, :func:`_scatter_py`'s C port, bit-identical to ``"numba"``);
     ``"numba-rows"`` (the same algorithm jitted: the native path's exact reference);
     ``"native-taps"`` (pooled only: the C port of :func:`_ring_split_py`).
     ``pull_group``: classes per pass of ``"native"`` (1..64, capped at ``C``; the result is
@@ -892,7 +921,7 @@ def hd_event_run(
     p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
     if pooled and backend in ("numba", "numba-rows", "native", "native-taps"):
         return _run_split(taps, p, tb, y, x, n_bins, binary, backend, int(pull_group))
-    if backend in ("native", "native-taps"):
+    if backend == "native-taps":
         raise DataError(f"backend {backend!r} runs the pooled path only (pooled=True)")
     if binary and p.size:
         w, h = taps.sensor_size
