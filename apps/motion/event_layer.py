@@ -44,7 +44,8 @@ chunks, but Zen 4 stores 512 bits in two cycles: 0.6x the 8-lane pass at g = 6),
 chunks (0.84x); against the one-class pass in a standalone copy of it: chunk-major order
 within ``(c, d)`` (0.45x: adjacent pixels then meet store-to-load forwarding stalls),
 32-byte-aligned chunks from 8 per-phase tables (~0.55x: 35 % more chunks), no multiply for
-``A_d = +-1`` (no gain). Speed and limit: ``OMP_NUM_THREADS=1 .venv/bin/python
+``A_d = +-1``, software prefetch, class-interleaved plane rows (no gain; docs/motion.md
+lists them all). Speed and limit: ``OMP_NUM_THREADS=1 .venv/bin/python
 bench/bench_speed.py --only events --rounds 7`` (the limit is the C-measured chunk
 read-modify-write, ``neuroplast._native.rmw_peak``, over the lanes per event; numbers in
 docs/motion.md). ``"native-taps"`` is :func:`_ring_split_py`'s C port.
