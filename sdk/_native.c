@@ -1523,9 +1523,9 @@ done:
 
 /* The output-stationary pass of pull_rows (apps/motion/event_layer.py _pull_rows_py,
  * pass 2): for every step t and group of g consecutive classes, g planes acc ((ho + 1) x rs
- * float32 each, plane floats apart; one class: ~14 kB, L1) receive, for d = kt-1 .. 0, the
- * row chunks of (c, d) of each pixel of ms t - d (ys picks the rows 0 <= y - dy < ho: pq
- * holds that dy range per pixel); then sum |acc| of each plane over the reachable rows is
+ * float32 each, plane floats apart; ~14 kB each on the bench kernel) receive, for
+ * d = kt-1 .. 0, the row chunks of (c, d) of each pixel of ms t - d (my picks the rows
+ * 0 <= y - dy < ho: pq holds that dy range per pixel); then sum |acc| of each plane over the reachable rows is
  * read in 16 float64 partial sums (lane j = columns xo = j mod 16, rows in order, lanes
  * added 0..15) and those rows are zeroed. A chunk is L = 8 or 16 float32 lanes: acc[a + j]
  * = acc[a + j] + fa * rv[L k + j] (one mul, one add: with -ffp-contract=off the same float32
