@@ -284,8 +284,8 @@ def stdp(steps: int, rounds: int) -> dict:
 def _peak_adds() -> float:
     """float32 in-place adds/s (``u += v``, numpy, contiguous): the best of an L1-sized
     (4096) and an L2-sized (65536) array - the larger one amortises numpy's per-call
-    overhead, which dominates the small one. The same read-modify-write per lane as a
-    row chunk of the pull path, without its index arithmetic: an upper bound for it."""
+    overhead, which dominates the small one. Understates what a C loop does (numpy's
+    per-call overhead, L2-sized arrays): kept beside :func:`_peak_rmw_c` for comparison."""
     best = 0.0
     for n, reps in ((4096, 2000), (65536, 200)):
         u, v = np.ones(n, np.float32), np.ones(n, np.float32)
@@ -295,13 +295,39 @@ def _peak_adds() -> float:
     return best
 
 
+def _peak_rmw_c() -> dict[str, float]:
+    """float32 lanes/s of the row chunk's read-modify-write ``p = p + f w`` in C
+    (``neuroplast._native.rmw_peak``: load a weight vector, load a plane vector, mul, add,
+    store; 8 kB plane and 8 kB weights, L1-resident, no index arithmetic), per instruction
+    set level the CPU has (portable C, AVX2 8 lanes, AVX-512 16 lanes), best of 15 runs
+    interleaved across the levels (~3 ms each: a shared machine's slices lost mid-run only
+    lower a run); aligned vectors, and ``*_unaligned`` with the plane one float off (the
+    row chunks' case)."""
+    from neuroplast.runtime.native import native_module
+
+    lib = native_module()
+    out: dict[str, float] = {}
+    for _ in range(15):
+        for level, name in enumerate(("portable", "avx2", "avx512")):
+            for shift, tag in ((0, ""), (1, "_unaligned")):
+                try:
+                    rate = lib.rmw_peak(level, 20000, shift)[0]
+                except ValueError:  # level not on this CPU
+                    continue
+                out[name + tag] = max(out.get(name + tag, 0.0), rate)
+    return out
+
+
 def events(rounds: int, bandwidth: float) -> dict:
-    """Event HD layer: native = the pull path (RowTaps chunks into an L1-resident class
-    plane, sdk/_native.c pull_rows), native-taps = the ring of scalar taps (ring_split),
-    numba = the ring jitted; limits of each formulation from its own work per event."""
+    """Event HD layer: native = the pull path (8-lane RowTaps chunks into class planes,
+    ``PULL_GROUP`` classes per pass, sdk/_native.c pull_rows), beside its variants (one
+    class per pass = the previous kernel; 16-lane AVX-512 chunks), native-taps = the ring
+    of scalar taps (ring_split), numba = the ring jitted; limits of each formulation from
+    its own work per event and the C-measured RMW throughput (numpy's beside it)."""
     import torch
 
     from neuroplast.apps.motion.event_layer import (
+        PULL_GROUP,
         compile_taps,
         hd_event_run,
         numba_available,
@@ -319,7 +345,14 @@ def events(rounds: int, bandwidth: float) -> dict:
     n_ev = int(a.sum())
     k = prune_kernel(kern, kern.weight.size // 20, basis="split")
     taps = compile_taps(k.weight, k.bias, movie.sensor_size)
+    taps16 = compile_taps(k.weight, k.bias, movie.sensor_size, row_lanes=16)
     backends = ["native", "native-taps"] + (["numba"] if numba_available() else [])
+    # pull-path variants: (row table, classes per pass); all bit-identical to numba-rows
+    variants = {
+        "native 8-lane g=1": (taps, 1),
+        f"native 16-lane g={PULL_GROUP}": (taps16, PULL_GROUP),
+        "native 16-lane g=1": (taps16, 1),
+    }
     checks = backends + (["numba-rows"] if numba_available() else [])
     outs = {
         b: hd_event_run(taps, movie.events, movie.n_steps, backend=b, pooled=True) for b in checks
@@ -335,26 +368,39 @@ def events(rounds: int, bandwidth: float) -> dict:
         be: (lambda be=be: hd_event_run(taps, movie.events, movie.n_steps, backend=be, pooled=True))
         for be in backends
     }
+    for name, (tt, g) in variants.items():
+        fns[name] = lambda tt=tt, g=g: hd_event_run(
+            tt, movie.events, movie.n_steps, backend="native", pooled=True, pull_group=g
+        )
+        outs[name] = fns[name]()
     best = interleaved(fns, rounds)
     best["dense torch Conv3d"] = interleaved({"d": dense}, 1)["d"]
     peak_adds = _peak_adds()
+    rmw = _peak_rmw_c()
     nnz = taps.split.nnz_d
     eps = {k_: n_ev / t for k_, t in best.items()}
     # ring of scalar taps (native-taps / numba): nnz(W_d) adds per event, each a float32
     # read + write of an accumulator in a K_T-slot ring (7 MB: counted as DRAM traffic)
     bytes_per_event = nnz * (4 + 4)
     lim_adds, lim_bw = peak_adds / nnz, bandwidth * 1e9 / bytes_per_event
-    # pull path (native): ops 8-lane chunk updates per event of an L1-resident plane;
-    # memory traffic per event: its key (8 B) and pixel record written and read (2 x 20 B)
+    # pull path (native): ops 8-lane chunk updates per event of cache-resident planes;
+    # memory traffic per event: its key (8 B) and pixel record written and read (2 x 20 B).
+    # Adds limit: the best C-measured RMW lanes/s (aligned, any level) / lanes per event;
+    # the numpy-measured one (peak_adds) beside it, as before
     ops = pull_rows_ops(taps, movie.events, movie.n_steps) / n_ev
     lanes = taps.rows.lanes * ops
+    ops16 = pull_rows_ops(taps16, movie.events, movie.n_steps) / n_ev
+    rmw_best = max(v for key_, v in rmw.items() if not key_.endswith("_unaligned"))
     rows_bytes = 8 + 2 * 20
-    lim_rows_adds, lim_rows_bw = peak_adds / lanes, bandwidth * 1e9 / rows_bytes
+    lim_rows_adds, lim_rows_bw = rmw_best / lanes, bandwidth * 1e9 / rows_bytes
     lim_rows = min(lim_rows_adds, lim_rows_bw)
     exact = {}
     if "numba" in outs:
         exact = {
             "native_equals_numba_rows": bool(np.array_equal(outs["native"], outs["numba-rows"])),
+            "variants_equal_numba_rows": bool(
+                all(np.array_equal(outs[v], outs["numba-rows"]) for v in variants)
+            ),
             "native_taps_equals_numba": bool(np.array_equal(outs["native-taps"], outs["numba"])),
         }
     return {
@@ -366,7 +412,10 @@ def events(rounds: int, bandwidth: float) -> dict:
         "row_chunks_per_interior_event": taps.rows.n_chunks,
         "row_chunk_ops_per_event": ops,
         "row_lanes_per_event": lanes,
+        "row16_chunk_ops_per_event": ops16,
+        "pull_group": PULL_GROUP,
         "events_per_s": eps,
+        "native_vs_previous_kernel": eps["native"] / eps["native 8-lane g=1"],
         "speedup_native_vs_native_taps": eps["native"] / eps["native-taps"],
         **exact,
         "native_equals_native_taps": bool(np.array_equal(outs["native"], outs["native-taps"])),
@@ -374,6 +423,9 @@ def events(rounds: int, bandwidth: float) -> dict:
             np.abs(outs["native"] - outs["native-taps"]).max()
         ),
         "peak_adds_per_s": peak_adds,
+        "peak_rmw_lanes_per_s_c": rmw,
+        "limit_rows_events_per_s_adds_numpy": peak_adds / lanes,
+        "of_limit_numpy": eps["native"] / min(peak_adds / lanes, lim_rows_bw),
         "limit_events_per_s_adds": lim_adds,
         "limit_events_per_s_bandwidth": lim_bw,
         "limit_rows_events_per_s_adds": lim_rows_adds,
@@ -604,17 +656,39 @@ def _print(r: dict) -> None:
     )
     ev = r["events"]
     lim = min(ev["limit_events_per_s_adds"], ev["limit_events_per_s_bandwidth"])
+    eps = ev["events_per_s"]
+    rmw = ev.get("peak_rmw_lanes_per_s_c", {})
+    rmw_s = ", ".join(f"{k_} {v / 1e9:.1f}" for k_, v in rmw.items() if "unaligned" not in k_)
     t.add_row(
         "event HD layer, 20x pruned",
-        f"native (pull rows) {ev['events_per_s']['native'] / 1e6:.3f} M events/s "
+        f"native (pull rows, g={ev.get('pull_group', 1)}) {eps['native'] / 1e6:.3f} M events/s "
         f"({ev['row_chunk_ops_per_event']:,.0f} 8-lane chunks/ev)",
-        f"limit {ev['limit_rows_events_per_s'] / 1e6:.3f} M/s (adds "
-        f"{ev['limit_rows_events_per_s_adds'] / 1e6:.3f}, bandwidth "
-        f"{ev['limit_rows_events_per_s_bandwidth'] / 1e6:.1f})",
+        f"limit {ev['limit_rows_events_per_s'] / 1e6:.3f} M/s (C RMW G lanes/s: {rmw_s}; "
+        f"bandwidth {ev['limit_rows_events_per_s_bandwidth'] / 1e6:.1f})",
         f"{100 * ev['of_limit']:.0f}% of limit",
         ">= 0.6 M/s, >= 50%",
         f"{m['events_m_per_s']}, {m['events_of_limit']}",
     )
+    if "limit_rows_events_per_s_adds_numpy" in ev:
+        t.add_row(
+            "",
+            "",
+            f"numpy-measured limit {ev['limit_rows_events_per_s_adds_numpy'] / 1e6:.3f} M/s "
+            f"({ev['peak_adds_per_s'] / 1e9:.1f} G adds/s)",
+            f"{100 * ev['of_limit_numpy']:.0f}% of it",
+            "",
+            "",
+        )
+    var = [k_ for k_ in eps if k_.startswith("native ")]
+    if var:
+        t.add_row(
+            "",
+            "; ".join(f"{k_[7:]} {eps[k_] / 1e6:.3f}" for k_ in var) + " M/s",
+            "",
+            f"native {ev['native_vs_previous_kernel']:.2f}x g=1",
+            "",
+            "",
+        )
     t.add_row(
         "",
         f"native-taps (ring) {ev['events_per_s']['native-taps'] / 1e6:.3f} M/s "

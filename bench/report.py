@@ -104,13 +104,27 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                 "host fast path, event HD motion layer 20x pruned (pooled)",
                 (
                     f"{ev['events_per_s']['native'] / 1e6:.3f} M events/s native, the pull path "
-                    f"({ev['row_chunk_ops_per_event']:,.0f} 8-lane row chunks/event into an "
-                    f"L1-resident class plane): {ev['vs_dense']:.0f}x the dense Conv3d, "
+                    f"({ev['row_chunk_ops_per_event']:,.0f} 8-lane row chunks/event into "
+                    f"{ev.get('pull_group', 1)} class planes per pass"
+                    + (
+                        f", {ev['native_vs_previous_kernel']:.2f}x one plane per pass"
+                        if "native_vs_previous_kernel" in ev
+                        else ""
+                    )
+                    + f"): {ev['vs_dense']:.0f}x the dense Conv3d, "
                     f"{ev['speedup_native_vs_native_taps']:.1f}x the ring of scalar taps "
                     f"({ev['events_per_s']['native-taps'] / 1e6:.3f} M/s, {ev['taps_per_event']:,} "
                     f"taps/event, limit {min(ev['limit_events_per_s_adds'], ev['limit_events_per_s_bandwidth']) / 1e6:.3f} M/s), "
                     f"{100 * ev['of_limit']:.0f}% of the pull path's limit on this machine "
-                    f"({ev['limit_rows_events_per_s'] / 1e6:.3f} M/s, adds-bound); goals 0.6 M/s "
+                    f"({ev['limit_rows_events_per_s'] / 1e6:.3f} M/s, adds-bound"
+                    + (
+                        f": C-measured RMW {max(v for k_, v in ev['peak_rmw_lanes_per_s_c'].items() if 'unal' not in k_) / 1e9:.1f} "
+                        f"G lanes/s; {100 * ev['of_limit_numpy']:.0f}% of the numpy-measured "
+                        f"{ev['limit_rows_events_per_s_adds_numpy'] / 1e6:.3f} M/s"
+                        if "peak_rmw_lanes_per_s_c" in ev
+                        else ""
+                    )
+                    + f"); goals 0.6 M/s "
                     f"{'met' if d['met']['events_m_per_s'] else 'not met'}, 100x dense "
                     f"{'met' if d['met']['events_vs_dense'] else 'not met'}, 50% of limit "
                     f"{'met' if d['met']['events_of_limit'] else 'not met'}; load "

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "np_kernels.h"
 
@@ -34,6 +35,7 @@ enum {
     OP_DELAY_LINEAR_I = 14,
     OP_RING_SPLIT = 30,
     OP_PULL_ROWS = 31,
+    OP_EVENT_SCATTER = 32,
     OP_STDP_EVENT_F32 = 20,
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
@@ -1341,7 +1343,69 @@ static int stdp_step_f32(float *w, int n_post, int n_pre, const float *pr, const
 }
 
 /* ------------------------------------------------------------------ event HD layer
- * apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
+ * Shared by ring_split and pull_rows (event_layer.py _split_pixel / _split_linear_ms).
+ * split_pixel: the events of one pixel (the keys from *e with key / 2 == pix; *e is moved
+ * past them) counted per polarity (binary: at most one each), and the pixel's A_s = n_on +
+ * n_off added to the linear half: interior pixels (in every window (dy, dx)) to *n_full,
+ * others as the 4 corners of their rectangle of offsets in the difference array diff
+ * ((ky + 1) x (kx + 1)). Returns A_d = n_off - n_on. */
+static inline long long split_pixel(const long long *key, long long n_ev, long long *e,
+                                    long long pix, int binary, long long y, long long x,
+                                    long long ho, long long wo, long long ky, long long kx,
+                                    long long *diff, long long *n_full)
+{
+    const long long gx = kx + 1;
+    long long n_on = 0, n_off = 0, a_s, ylo, yhi, xlo, xhi;
+    while (*e < n_ev && key[*e] / 2 == pix) {
+        if (key[*e] % 2) n_on++;
+        else n_off++;
+        (*e)++;
+    }
+    if (binary) {
+        n_on = n_on < 1 ? n_on : 1;
+        n_off = n_off < 1 ? n_off : 1;
+    }
+    a_s = n_on + n_off;
+    ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
+    yhi = ky - 1 < y ? ky - 1 : y;
+    xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
+    xhi = kx - 1 < x ? kx - 1 : x;
+    if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
+        *n_full += a_s;
+    } else {
+        diff[ylo * gx + xlo] += a_s;
+        diff[ylo * gx + xhi + 1] -= a_s;
+        diff[(yhi + 1) * gx + xlo] -= a_s;
+        diff[(yhi + 1) * gx + xhi + 1] += a_s;
+    }
+    return n_off - n_on;
+}
+
+/* split_linear_ms: end of a ms with pixels: Box = n_full + the 2-D prefix sum of diff (then
+ * diff is zeroed), and l_acc[sl[s_d] n_c + s_c] += s_w Box(s_dy, s_dx) for the ns W_s taps. */
+static inline void split_linear_ms(long long ky, long long kx, long long n_full, long long *diff,
+                                   double *box, long long ns, const long long *s_d,
+                                   const long long *s_dy, const long long *s_dx,
+                                   const long long *s_c, const float *s_w, const long long *sl,
+                                   long long n_c, double *l_acc)
+{
+    const long long gx = kx + 1;
+    long long yy, xx, k;
+    for (yy = 0; yy < ky; yy++) {
+        long long run = 0;
+        for (xx = 0; xx < kx; xx++) {
+            double up;
+            run += diff[yy * gx + xx];
+            up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
+            box[yy * kx + xx] = (up + (double)run) + (double)n_full;
+        }
+    }
+    memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
+    for (k = 0; k < ns; k++)
+        l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
+}
+
+/* apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
  * split), statement by statement, with the same float32/float64 arithmetic; see its
  * docstring for the algorithm. ints: 1 sw sh binary n_bins kt ho wo ky kx n_ev nb nd ns n_c;
  * bufs: key blk_d blk_dy blk_dx blk_start d_c d_w(f32) s_d s_dy s_dx s_c s_w(f32)
@@ -1356,7 +1420,7 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
                       const float *s_w, float *vals, double *out)
 {
     const long long hw = ho * wo, gx = kx + 1;
-    long long t, d, k, b, e = 0, yy, xx;
+    long long t, d, k, b, e = 0;
     double *s_acc = calloc((size_t)(kt * n_c), sizeof(double));
     double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
     long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
@@ -1384,32 +1448,11 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
         for (d = 0; d < kt; d++) sl[d] = (t + d) % kt;
         while (e < n_ev && key[e] / (2 * sw * sh) == t) {
             const long long pix = key[e] / 2, y = (pix / sw) % sh, x = pix % sw;
-            long long n_on = 0, n_off = 0, a_s, a_d, ylo, yhi, xlo, xhi, epos;
+            const long long a_d =
+                split_pixel(key, n_ev, &e, pix, binary, y, x, ho, wo, ky, kx, diff, &n_full);
+            long long epos;
             float fa;
-            while (e < n_ev && key[e] / 2 == pix) {
-                if (key[e] % 2) n_on++;
-                else n_off++;
-                e++;
-            }
-            if (binary) {
-                n_on = n_on < 1 ? n_on : 1;
-                n_off = n_off < 1 ? n_off : 1;
-            }
             n_pix++;
-            a_s = n_on + n_off;
-            ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
-            yhi = ky - 1 < y ? ky - 1 : y;
-            xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
-            xhi = kx - 1 < x ? kx - 1 : x;
-            if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
-                n_full += a_s;
-            } else {
-                diff[ylo * gx + xlo] += a_s;
-                diff[ylo * gx + xhi + 1] -= a_s;
-                diff[(yhi + 1) * gx + xlo] -= a_s;
-                diff[(yhi + 1) * gx + xhi + 1] += a_s;
-            }
-            a_d = n_off - n_on;
             if (a_d == 0) continue;
             fa = (float)a_d;
             epos = (y * wo + x) * n_c;
@@ -1454,20 +1497,9 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
                     if (hi > row_hi[sl[d]]) row_hi[sl[d]] = hi;
                 }
         }
-        if (n_pix) {
-            for (yy = 0; yy < ky; yy++) {
-                long long run = 0;
-                for (xx = 0; xx < kx; xx++) {
-                    double up;
-                    run += diff[yy * gx + xx];
-                    up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
-                    box[yy * kx + xx] = (up + (double)run) + (double)n_full;
-                }
-            }
-            memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
-            for (k = 0; k < ns; k++)
-                l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
-        }
+        if (n_pix)
+            split_linear_ms(ky, kx, n_full, diff, box, ns, s_d, s_dy, s_dx, s_c, s_w, sl, n_c,
+                            l_acc);
         s0 = sl[0] * n_c;
         for (k = 0; k < n_c; k++) {
             out[t * n_c + k] = l_acc[s0 + k] + s_acc[s0 + k];
@@ -1490,133 +1522,164 @@ done:
 }
 
 /* The output-stationary pass of pull_rows (apps/motion/event_layer.py _pull_rows_py,
- * pass 2): for every step t and class c, one plane acc ((ho + 1) x rs float32, L1-sized)
- * receives, for d = kt-1 .. 0, the row chunks of (c, d) of each pixel of ms t - d (ystart
- * picks the rows 0 <= y - dy < ho: pq holds that dy range per pixel); then sum |acc| over
- * the reachable rows is read in 16 float64 partial sums (lane j = columns xo = j mod 16,
- * rows in order, lanes added 0..15) and those rows are zeroed. A chunk is 8 float32
- * lanes: acc[a + j] = acc[a + j] + fa * rv[8 k + j] (one mul, one add: with
- * -ffp-contract=off the same float32 roundings as the numba loop), written with GCC
- * vector types so the AVX2 clone does one load/mul/add/store per chunk. Per accumulator
- * the additions come in the numba loop's order (ms, then pixel), so the result is
- * bit-identical to it. */
+ * pass 2): for every step t and group of g consecutive classes, g planes acc ((ho + 1) x rs
+ * float32 each, plane floats apart; ~14 kB each on the bench kernel) receive, for
+ * d = kt-1 .. 0, the row chunks of (c, d) of each pixel of ms t - d (my picks the rows
+ * 0 <= y - dy < ho: pq holds that dy range per pixel); then sum |acc| of each plane over the reachable rows is
+ * read in 16 float64 partial sums (lane j = columns xo = j mod 16, rows in order, lanes
+ * added 0..15) and those rows are zeroed. A chunk is L = 8 or 16 float32 lanes: acc[a + j]
+ * = acc[a + j] + fa * rv[L k + j] (one mul, one add: with -ffp-contract=off the same float32
+ * roundings as the numba loop), written with GCC vector types so the AVX2 / AVX-512 clone
+ * does one load/mul/add/store per chunk. Per accumulator the additions come in the numba
+ * loop's order (ms, then pixel; lanes that hold no tap add fa * 0 = +-0, which leaves every
+ * value - never -0 - unchanged), so the result is bit-identical to it for any L and g.
+ *
+ * Class groups: the chunk table is re-laid out as (group, d, dy, class in the group, dx0),
+ * with the plane of class c + i folded into its offsets (mo = off + i plane), so a pixel
+ * takes the chunks of all g classes of one delay and its rows dy as one contiguous range
+ * my[lo] .. my[hi] (my: the re-laid ystart, per (group, d)): one loop instead of g short
+ * ones (~3.5 chunks each at g = 1 on the bench kernel: their loop overhead dominated).
+ * Within one (pixel, d) no two chunks touch the same float, so their order is free. */
 #if defined(__GNUC__) && !defined(NP_NO_VEC8)
 #define NP_VEC8 1
 typedef float np_v8f __attribute__((vector_size(32)));
-#endif
-static inline void rows_add(float *b, float fa, const long long *off, const float *rv,
-                            long long k0, long long k1)
-{
-    long long k = k0;
-#if defined(NP_VEC8)
-    const np_v8f f = {fa, fa, fa, fa, fa, fa, fa, fa};
-    for (; k + 3 < k1; k += 4) { /* four chunks per turn: they never overlap (one event) */
-        np_v8f a0, a1, a2, a3, w0, w1, w2, w3;
-        float *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];
-        float *q3 = b + off[k + 3];
-        memcpy(&a0, q0, sizeof a0);
-        memcpy(&a1, q1, sizeof a1);
-        memcpy(&a2, q2, sizeof a2);
-        memcpy(&a3, q3, sizeof a3);
-        memcpy(&w0, rv + 8 * k, sizeof w0);
-        memcpy(&w1, rv + 8 * k + 8, sizeof w1);
-        memcpy(&w2, rv + 8 * k + 16, sizeof w2);
-        memcpy(&w3, rv + 8 * k + 24, sizeof w3);
-        a0 = a0 + f * w0;
-        a1 = a1 + f * w1;
-        a2 = a2 + f * w2;
-        a3 = a3 + f * w3;
-        memcpy(q0, &a0, sizeof a0);
-        memcpy(q1, &a1, sizeof a1);
-        memcpy(q2, &a2, sizeof a2);
-        memcpy(q3, &a3, sizeof a3);
-    }
-    for (; k + 1 < k1; k += 2) {
-        np_v8f a0, a1, w0, w1;
-        float *q0 = b + off[k], *q1 = b + off[k + 1];
-        memcpy(&a0, q0, sizeof a0);
-        memcpy(&a1, q1, sizeof a1);
-        memcpy(&w0, rv + 8 * k, sizeof w0);
-        memcpy(&w1, rv + 8 * k + 8, sizeof w1);
-        a0 = a0 + f * w0;
-        a1 = a1 + f * w1;
-        memcpy(q0, &a0, sizeof a0);
-        memcpy(q1, &a1, sizeof a1);
-    }
-    if (k < k1) {
-        np_v8f a, w;
-        float *q = b + off[k];
-        memcpy(&a, q, sizeof a);
-        memcpy(&w, rv + 8 * k, sizeof w);
-        a = a + f * w;
-        memcpy(q, &a, sizeof a);
+typedef float np_v16f __attribute__((vector_size(64)));
+#define NP_ROWS_ADD(NAME, VT, L)                                                              \
+    static inline void NAME(float *b, float fa, const long long *off, const float *rv,      \
+                            long long k, long long k1)                                      \
+    {                                                                                       \
+        VT f;                                                                               \
+        int j;                                                                              \
+        for (j = 0; j < L; j++) f[j] = fa;                                                  \
+        for (; k + 3 < k1; k += 4) { /* four chunks per turn: never overlapping (one event) */ \
+            VT a0, a1, a2, a3, w0, w1, w2, w3;                                              \
+            float *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];             \
+            float *q3 = b + off[k + 3];                                                     \
+            memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                         \
+            memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                         \
+            memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);     \
+            memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                     \
+            memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                     \
+            a0 = a0 + f * w0, a1 = a1 + f * w1, a2 = a2 + f * w2, a3 = a3 + f * w3;         \
+            memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                         \
+            memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                         \
+        }                                                                                   \
+        for (; k < k1; k++) {                                                               \
+            VT a, w;                                                                        \
+            float *q = b + off[k];                                                          \
+            memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                      \
+            a = a + f * w;                                                                  \
+            memcpy(q, &a, sizeof a);                                                        \
+        }                                                                                   \
     }
 #else
-    int j;
-    for (; k < k1; k++) {
-        float *q = b + off[k];
-        const float *w = rv + 8 * k;
-        for (j = 0; j < 8; j++) q[j] = q[j] + fa * w[j];
+#define NP_ROWS_ADD(NAME, VT, L)                                                              \
+    static inline void NAME(float *b, float fa, const long long *off, const float *rv,      \
+                            long long k, long long k1)                                      \
+    {                                                                                       \
+        int j;                                                                              \
+        for (; k < k1; k++) {                                                               \
+            float *q = b + off[k];                                                          \
+            const float *w = rv + L * k;                                                    \
+            for (j = 0; j < L; j++) q[j] = q[j] + fa * w[j];                                \
+        }                                                                                   \
     }
 #endif
-}
+NP_ROWS_ADD(rows_add8, np_v8f, 8)
+NP_ROWS_ADD(rows_add16, np_v16f, 16)
 
-NP_AVX2_CLONE
-static void pull_rows_pass(long long n_bins, long long kt, long long ho, long long wo,
-                           long long ky, long long rs, long long padl, long long n_c,
-                           const long long *ys, const long long *off, const float *rv,
-                           const long long *fst, const long long *fy0, const long long *fy1,
-                           const long long *ppos, const long long *pq, const float *pa,
-                           float *acc, double *out)
-{
-    long long t, d, i, c, yo, x0;
-    int j;
-    for (t = 0; t < n_bins; t++) {
-        long long rlo = ho, rhi = -1;
-        for (d = 0; d < kt; d++)
-            if (t - d >= 0 && fy1[t - d] >= 0) {
-                const long long lo = fy0[t - d] - ky + 1 > 0 ? fy0[t - d] - ky + 1 : 0;
-                const long long hi = ho - 1 < fy1[t - d] ? ho - 1 : fy1[t - d];
-                if (lo < rlo) rlo = lo;
-                if (hi > rhi) rhi = hi;
-            }
-        if (rhi < 0) continue;
-        for (c = 0; c < n_c; c++) {
-            double lane[16] = {0.0}, s = 0.0;
-            for (d = kt - 1; d >= 0; d--) {
-                const long long *yc = ys + (c * kt + d) * (ky + 1);
-                if (t - d < 0 || yc[0] == yc[ky]) continue;
-                for (i = fst[t - d]; i < fst[t - d + 1]; i++) /* pq: rows qlo | qhi << 32 */
-                    rows_add(acc + ppos[i], pa[i], off, rv, yc[pq[i] & 0xffffffff],
-                             yc[pq[i] >> 32]);
-            }
-            for (yo = rlo; yo <= rhi; yo++) {
-                const float *r = acc + yo * rs + padl;
-                for (x0 = 0; x0 + 16 <= wo; x0 += 16)
-                    for (j = 0; j < 16; j++) lane[j] += fabs((double)r[x0 + j]);
-                for (j = 0; j < wo - x0; j++) lane[j] += fabs((double)r[x0 + j]);
-            }
-            for (j = 0; j < 16; j++) s += lane[j];
-            out[t * n_c + c] += s;
-            memset(acc + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(float));
-        }
+#define NP_PULL_PASS(NAME, ADD)                                                               \
+    static void NAME(long long n_bins, long long kt, long long ho, long long wo, long long ky, \
+                     long long rs, long long padl, long long n_c, long long g, long long plane, \
+                     const long long *my, const long long *mo,                              \
+                     const float *rv, const long long *fst, const long long *fy0,           \
+                     const long long *fy1, const long long *ppos, const long long *pq,      \
+                     const float *pa, float *acc, double *out)                              \
+    {                                                                                       \
+        long long t, d, i, c, yo, x0, h;                                                    \
+        int j;                                                                              \
+        for (t = 0; t < n_bins; t++) {                                                      \
+            long long rlo = ho, rhi = -1;                                                   \
+            for (d = 0; d < kt; d++)                                                        \
+                if (t - d >= 0 && fy1[t - d] >= 0) {                                        \
+                    const long long lo = fy0[t - d] - ky + 1 > 0 ? fy0[t - d] - ky + 1 : 0; \
+                    const long long hi = ho - 1 < fy1[t - d] ? ho - 1 : fy1[t - d];         \
+                    if (lo < rlo) rlo = lo;                                                 \
+                    if (hi > rhi) rhi = hi;                                                 \
+                }                                                                           \
+            if (rhi < 0) continue;                                                          \
+            for (c = 0; c < n_c; c += g) {                                                  \
+                const long long ng = c + g <= n_c ? g : n_c - c;                            \
+                for (d = kt - 1; d >= 0; d--) {                                             \
+                    const long long *yc = my + ((c / g) * kt + d) * (ky + 1);               \
+                    if (t - d < 0 || yc[0] == yc[ky]) continue;                             \
+                    for (i = fst[t - d]; i < fst[t - d + 1]; i++)                           \
+                        ADD(acc + ppos[i], pa[i], mo, rv, yc[pq[i] & 0xffffffff],           \
+                            yc[pq[i] >> 32]);                                               \
+                }                                                                           \
+                for (h = 0; h < ng; h++) {                                                  \
+                    double lane[16] = {0.0}, s = 0.0;                                       \
+                    float *p = acc + h * plane;                                             \
+                    for (yo = rlo; yo <= rhi; yo++) {                                       \
+                        const float *r = p + yo * rs + padl;                                \
+                        for (x0 = 0; x0 + 16 <= wo; x0 += 16)                               \
+                            for (j = 0; j < 16; j++) lane[j] += fabs((double)r[x0 + j]);    \
+                        for (j = 0; j < wo - x0; j++) lane[j] += fabs((double)r[x0 + j]);   \
+                    }                                                                       \
+                    for (j = 0; j < 16; j++) s += lane[j];                                  \
+                    out[t * n_c + c + h] += s;                                              \
+                    memset(p + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(float)); \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
     }
+/* 8 lanes: AVX2 (AVX-512 runs 256-bit vectors no faster on Zen 4); 16: AVX-512 */
+NP_AVX2_CLONE NP_PULL_PASS(pull_rows_pass8, rows_add8)
+NP_HOST_CLONE NP_PULL_PASS(pull_rows_pass16, rows_add16)
+
+/* The chunk table of g classes per pass (see above): my ((groups kt) x (ky + 1)) the
+ * first chunk of (group, d) with dy >= q, mo / mv the offsets (plus the plane of the class
+ * within its group) and values in the order (group, d, dy, class, dx0). */
+static void pull_rows_group(long long n_c, long long kt, long long ky, long long lanes,
+                            long long g, long long plane, const long long *ys,
+                            const long long *off, const float *rv, long long *my,
+                            long long *mo, float *mv)
+{
+    long long b, d, h, q, k, n = 0;
+    for (b = 0; b * g < n_c; b++)
+        for (d = 0; d < kt; d++) {
+            long long *m = my + (b * kt + d) * (ky + 1);
+            for (q = 0; q < ky; q++) {
+                m[q] = n;
+                for (h = 0; h < g && b * g + h < n_c; h++) {
+                    const long long *y = ys + ((b * g + h) * kt + d) * (ky + 1);
+                    for (k = y[q]; k < y[q + 1]; k++, n++) {
+                        mo[n] = off[k] + h * plane;
+                        memcpy(mv + lanes * n, rv + lanes * k, (size_t)lanes * sizeof(float));
+                    }
+                }
+            }
+            m[ky] = n;
+        }
 }
 
 /* apps/motion/event_layer.py _pull_rows_py: pass 1 (per ms: the pixels with A_d != 0 and
- * the linear half, statement by statement as ring_split) here, pass 2 in pull_rows_pass.
- * ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes(8) n_ev nch ns n_c;
- * bufs: key ystart(n_c*kt*(ky+1)) off(nch) rv(f32 nch*8) s_d s_dy s_dx s_c s_w(f32)
+ * the linear half, statement by statement as ring_split) here, pass 2 in pull_rows_pass8 /
+ * pull_rows_pass16 over g classes at a time.
+ * ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes(8|16) n_ev nch ns n_c [g];
+ * bufs: key ystart(n_c*kt*(ky+1)) off(nch) rv(f32 nch*lanes) s_d s_dy s_dx s_c s_w(f32)
  * out(f64 n_bins*n_c). Returns -1 when out of memory. */
 static int pull_rows(const long long *key, long long sw, long long sh, int binary,
                      long long n_bins, long long kt, long long ho, long long wo, long long ky,
                      long long kx, long long rs, long long padl, long long n_ev, long long ns,
-                     long long n_c, const long long *ystart, const long long *off, const float *rv,
+                     long long n_c, long long lanes, long long nch, long long g,
+                     const long long *ystart, const long long *off, const float *rv,
                      const long long *s_d, const long long *s_dy, const long long *s_dx,
                      const long long *s_c, const float *s_w, double *out)
 {
-    const long long gx = kx + 1;
-    long long t, d, k, e = 0, yy, xx, npx = 0;
+    const long long gx = kx + 1, plane = ((ho + 1) * rs + lanes + 15) / 16 * 16;
+    const long long ny = (n_c + g - 1) / g * kt * (ky + 1);
+    long long t, d, k, e = 0, npx = 0;
     double *l_acc = calloc((size_t)(kt * n_c), sizeof(double));
     long long *diff = calloc((size_t)((ky + 1) * gx), sizeof(long long));
     double *box = calloc((size_t)(ky * kx), sizeof(double));
@@ -1627,10 +1690,15 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
     long long *fst = calloc((size_t)(n_bins + 1), sizeof(long long));
     long long *fy0 = malloc((size_t)(n_bins + 1) * sizeof(long long));
     long long *fy1 = malloc((size_t)(n_bins + 1) * sizeof(long long));
-    float *acc = calloc((size_t)((ho + 1) * rs + 8), sizeof(float));
+    float *acc = calloc((size_t)(g * plane), sizeof(float));
+    long long *my = malloc((size_t)(ny + 1) * sizeof(long long));
+    long long *mo = malloc((size_t)(nch + 1) * sizeof(long long));
+    float *mv = malloc((size_t)(nch * lanes + 1) * sizeof(float));
     int rc = -1;
-    if (!l_acc || !diff || !box || !sl || !ppos || !pq || !pa || !fst || !fy0 || !fy1 || !acc)
+    if (!l_acc || !diff || !box || !sl || !ppos || !pq || !pa || !fst || !fy0 || !fy1 || !acc ||
+        !my || !mo || !mv)
         goto done;
+    pull_rows_group(n_c, kt, ky, lanes, g, plane, ystart, off, rv, my, mo, mv);
     for (t = 0; t < n_bins; t++) {
         long long n_full = 0, n_pix = 0, s0;
         fst[t] = npx;
@@ -1638,53 +1706,21 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
         for (d = 0; d < kt; d++) sl[d] = (t + d) % kt;
         while (e < n_ev && key[e] / (2 * sw * sh) == t) {
             const long long pix = key[e] / 2, y = (pix / sw) % sh, x = pix % sw;
-            long long n_on = 0, n_off = 0, a_s, ylo, yhi, xlo, xhi;
-            while (e < n_ev && key[e] / 2 == pix) {
-                if (key[e] % 2) n_on++;
-                else n_off++;
-                e++;
-            }
-            if (binary) {
-                n_on = n_on < 1 ? n_on : 1;
-                n_off = n_off < 1 ? n_off : 1;
-            }
+            const long long a_d =
+                split_pixel(key, n_ev, &e, pix, binary, y, x, ho, wo, ky, kx, diff, &n_full);
             n_pix++;
-            a_s = n_on + n_off;
-            ylo = y - ho + 1 > 0 ? y - ho + 1 : 0;
-            yhi = ky - 1 < y ? ky - 1 : y;
-            xlo = x - wo + 1 > 0 ? x - wo + 1 : 0;
-            xhi = kx - 1 < x ? kx - 1 : x;
-            if (ylo == 0 && yhi == ky - 1 && xlo == 0 && xhi == kx - 1) {
-                n_full += a_s;
-            } else {
-                diff[ylo * gx + xlo] += a_s;
-                diff[ylo * gx + xhi + 1] -= a_s;
-                diff[(yhi + 1) * gx + xlo] -= a_s;
-                diff[(yhi + 1) * gx + xhi + 1] += a_s;
-            }
-            if (n_off != n_on) {
+            if (a_d != 0) {
                 ppos[npx] = y * rs + x;
                 pq[npx] = (y - ho + 1 > 0 ? y - ho + 1 : 0) | ((ky - 1 < y ? ky : y + 1) << 32);
-                pa[npx] = (float)(n_off - n_on);
+                pa[npx] = (float)a_d;
                 npx++;
                 if (y < fy0[t]) fy0[t] = y;
                 if (y > fy1[t]) fy1[t] = y;
             }
         }
-        if (n_pix) {
-            for (yy = 0; yy < ky; yy++) {
-                long long run = 0;
-                for (xx = 0; xx < kx; xx++) {
-                    double up;
-                    run += diff[yy * gx + xx];
-                    up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
-                    box[yy * kx + xx] = (up + (double)run) + (double)n_full;
-                }
-            }
-            memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
-            for (k = 0; k < ns; k++)
-                l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
-        }
+        if (n_pix)
+            split_linear_ms(ky, kx, n_full, diff, box, ns, s_d, s_dy, s_dx, s_c, s_w, sl, n_c,
+                            l_acc);
         s0 = sl[0] * n_c;
         for (k = 0; k < n_c; k++) {
             out[t * n_c + k] = l_acc[s0 + k];
@@ -1692,13 +1728,36 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
         }
     }
     fst[n_bins] = npx;
-    pull_rows_pass(n_bins, kt, ho, wo, ky, rs, padl, n_c, ystart, off, rv, fst, fy0, fy1, ppos, pq,
-                   pa, acc, out);
+    if (lanes == 16)
+        pull_rows_pass16(n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, my, mo, mv, fst,
+                         fy0, fy1, ppos, pq, pa, acc, out);
+    else
+        pull_rows_pass8(n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, my, mo, mv, fst, fy0,
+                        fy1, ppos, pq, pa, acc, out);
     rc = 0;
 done:
     free(l_acc), free(diff), free(box), free(sl), free(ppos), free(pq), free(pa), free(fst);
-    free(fy0), free(fy1), free(acc);
+    free(fy0), free(fy1), free(acc), free(my), free(mo), free(mv);
     return rc;
+}
+
+/* apps/motion/event_layer.py _scatter_py (the per-position event layer, hd_event_chunk):
+ * each event e adds, in order, w1[k] at buf[base[e] + off1[k]] (pol[e] != 0, ON) or w0[k]
+ * at buf[base[e] + off0[k]] (OFF): the same float32 additions in the same order as the
+ * numba loop, so bit-identical to it. ints: 1 n_buf n_ev n0 n1; bufs: buf(f32) base
+ * pol(u8) off0 w0(f32) off1 w1(f32) (op_check bounds every base + offset). */
+static void event_scatter(float *buf, long long n_ev, const long long *base,
+                          const unsigned char *pol, const long long *off0, const float *w0,
+                          long long n0, const long long *off1, const float *w1, long long n1)
+{
+    long long e, k;
+    for (e = 0; e < n_ev; e++) {
+        float *b = buf + base[e];
+        if (pol[e])
+            for (k = 0; k < n1; k++) b[off1[k]] += w1[k];
+        else
+            for (k = 0; k < n0; k++) b[off0[k]] += w0[k];
+    }
 }
 
 static int in_range(const long long *a, Py_ssize_t n, long long lo, long long hi)
@@ -1903,6 +1962,36 @@ static int op_check(const op_t *op)
             }
         return 0;
     }
+    case OP_EVENT_SCATTER: {
+        /* ints: 1 n_buf n_ev n0 n1; bufs: buf base pol off0 w0 off1 w1 (see event_scatter) */
+        long long lo[2] = {0, 0}, hi[2] = {-1, -1}, n[2] = {I(3), I(4)};
+        const long long *base, *of[2];
+        const unsigned char *pol;
+        Py_ssize_t e, k;
+        int p;
+        if (op->ni < 5 || I(1) < 0 || I(2) < 0 || n[0] < 0 || n[1] < 0) break;
+        NEED(0, 4 * I(1), "buf");
+        NEED(1, 8 * I(2), "base");
+        NEED(2, I(2), "pol");
+        NEED(3, 8 * n[0], "off0");
+        NEED(4, 4 * n[0], "w0");
+        NEED(5, 8 * n[1], "off1");
+        NEED(6, 4 * n[1], "w1");
+        base = op->b[1], pol = op->b[2], of[0] = op->b[3], of[1] = op->b[5];
+        for (p = 0; p < 2; p++)
+            for (k = 0; k < n[p]; k++) {
+                if (!k || of[p][k] < lo[p]) lo[p] = of[p][k];
+                if (!k || of[p][k] > hi[p]) hi[p] = of[p][k];
+            }
+        for (e = 0; e < I(2); e++) {
+            p = pol[e] != 0;
+            if (n[p] && (base[e] + lo[p] < 0 || base[e] + hi[p] >= I(1))) {
+                PyErr_SetString(PyExc_ValueError, "event_scatter: tap outside the buffer");
+                return -1;
+            }
+        }
+        return 0;
+    }
     case OP_RING_SPLIT: {
         /* ints: 1 sw sh binary n_bins kt ho wo ky kx n_ev nb nd ns n_c (see ring_split) */
         long long sw = I(1), sh = I(2), kt = I(5), ho = I(6), wo = I(7), ky = I(8), kx = I(9);
@@ -1951,21 +2040,22 @@ static int op_check(const op_t *op)
         return 0;
     }
     case OP_PULL_ROWS: {
-        /* ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes n_ev nch ns n_c */
+        /* ints: 1 sw sh binary n_bins kt ho wo ky kx rs padl lanes n_ev nch ns n_c [g] */
         long long sw = I(1), sh = I(2), kt = I(5), ho = I(6), wo = I(7), ky = I(8), kx = I(9);
-        long long rs = I(10), padl = I(11), nch = I(14), ns = I(15), nc = I(16), ny;
+        long long rs = I(10), padl = I(11), ln = I(12), nch = I(14), ns = I(15), nc = I(16), ny;
+        long long g = op->ni > 17 ? I(17) : 1;
         const long long *ys, *of;
         Py_ssize_t k, r, q;
         if (op->ni < 17 || sw < 1 || sh < 1 || kt < 1 || ky < 1 || kx < 1 || nc < 1 ||
             ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || I(4) < 0 ||
-            I(12) != 8 || padl != kx + 6 || rs < padl + wo || rs < sw || nch < 0 || ns < 0 ||
-            I(13) < 0)
+            (ln != 8 && ln != 16) || padl != kx + ln - 2 || rs < padl + wo || rs < sw ||
+            rs % ln || nch < 0 || ns < 0 || I(13) < 0 || g < 1 || g > nc || g > 64)
             break;
         ny = nc * kt * (ky + 1);
         NEED(0, 8 * N(13), "key");
         NEED(1, 8 * ny, "ystart");
         NEED(2, 8 * nch, "off");
-        NEED(3, 4 * 8 * nch, "rv");
+        NEED(3, 4 * ln * nch, "rv");
         NEED(4, 8 * ns, "s_d");
         NEED(5, 8 * ns, "s_dy");
         NEED(6, 8 * ns, "s_dx");
@@ -1980,8 +2070,8 @@ static int op_check(const op_t *op)
             PyErr_SetString(PyExc_ValueError, "pull_rows: index table out of range");
             return -1;
         }
-        /* every chunk of row cell (c, d, dy = q) has offset padl - q rs - dx0 - 7 with
-         * 0 <= dx0 < kx: an event (y, x) with 0 <= y - q < ho then writes inside the
+        /* every chunk of row cell (c, d, dy = q) has offset padl - q rs - dx0 - (lanes - 1)
+         * with 0 <= dx0 < kx: an event (y, x) with 0 <= y - q < ho then writes inside the
          * (ho + 1) x rs plane (columns up to padl + sw - 1 < 2 rs of row y - q) */
         for (r = 0; r < nc * kt; r++) {
             const long long *row = ys + r * (ky + 1);
@@ -1991,7 +2081,7 @@ static int op_check(const op_t *op)
                     return -1;
                 }
                 for (k = row[q]; k < row[q + 1]; k++) {
-                    const long long dx0 = padl - q * rs - 7 - of[k];
+                    const long long dx0 = padl - q * rs - (ln - 1) - of[k];
                     if (dx0 < 0 || dx0 >= kx) {
                         PyErr_SetString(PyExc_ValueError, "pull_rows: chunk offset out of range");
                         return -1;
@@ -2313,9 +2403,14 @@ static void op_run(op_t *op)
                                 op->b[3], op->b[4], op->b[5], op->b[6], op->b[7], op->b[8],
                                 op->b[9], op->b[10], op->b[11], op->b[12], op->b[13]);
         break;
+    case OP_EVENT_SCATTER:
+        event_scatter(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3), op->b[5],
+                      op->b[6], I(4));
+        break;
     case OP_PULL_ROWS:
         op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
-                               I(9), I(10), I(11), I(13), I(15), I(16), op->b[1], op->b[2],
+                               I(9), I(10), I(11), I(13), I(15), I(16), I(12), I(14),
+                               op->ni > 17 ? I(17) : 1, op->b[1], op->b[2],
                                op->b[3], op->b[4], op->b[5], op->b[6], op->b[7], op->b[8],
                                op->b[9]);
         break;
@@ -2441,6 +2536,92 @@ static PyObject *py_finite_f32(PyObject *self, PyObject *arg)
     return PyBool_FromLong(ok);
 }
 
+/* ------------------------------------------------------------------ RMW peak (bench)
+ * The event layer's limit, measured in C (bench/bench_speed.py): the row chunk's
+ * read-modify-write p[j] = p[j] + f w[j] (load a weight vector, load a plane vector, mul,
+ * add, store the plane vector; no index arithmetic) over an n-float plane and an n-float
+ * weight table (n = 2048: 8 kB each, both L1-resident), four independent vectors per turn,
+ * at one instruction-set level: 0 portable C (what the compiler makes of the plain loop for
+ * the baseline x86-64 target), 1 AVX2 (8 lanes), 2 AVX-512 (16 lanes). shift > 0 offsets
+ * the plane by that many floats (unaligned vectors, as the row chunks' are). */
+static void rmw_portable(float *p, const float *w, long long n, long long reps, float f)
+{
+    long long r, j;
+    for (r = 0; r < reps; r++) {
+        for (j = 0; j < n; j++) p[j] = p[j] + f * w[j];
+        __asm__ volatile("" ::: "memory");
+    }
+}
+#ifdef NP_X86
+NP_T256 static void rmw_avx2(float *p, const float *w, long long n, long long reps, float f)
+{
+    const __m256 fv = _mm256_set1_ps(f);
+    long long r, j;
+    for (r = 0; r < reps; r++) {
+        for (j = 0; j + 32 <= n; j += 32) {
+            __m256 a0 = _mm256_loadu_ps(p + j), a1 = _mm256_loadu_ps(p + j + 8);
+            __m256 a2 = _mm256_loadu_ps(p + j + 16), a3 = _mm256_loadu_ps(p + j + 24);
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(fv, _mm256_loadu_ps(w + j)));
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(fv, _mm256_loadu_ps(w + j + 8)));
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(fv, _mm256_loadu_ps(w + j + 16)));
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(fv, _mm256_loadu_ps(w + j + 24)));
+            _mm256_storeu_ps(p + j, a0), _mm256_storeu_ps(p + j + 8, a1);
+            _mm256_storeu_ps(p + j + 16, a2), _mm256_storeu_ps(p + j + 24, a3);
+        }
+        __asm__ volatile("" ::: "memory");
+    }
+}
+NP_T512 static void rmw_avx512(float *p, const float *w, long long n, long long reps, float f)
+{
+    const __m512 fv = _mm512_set1_ps(f);
+    long long r, j;
+    for (r = 0; r < reps; r++) {
+        for (j = 0; j + 64 <= n; j += 64) {
+            __m512 a0 = _mm512_loadu_ps(p + j), a1 = _mm512_loadu_ps(p + j + 16);
+            __m512 a2 = _mm512_loadu_ps(p + j + 32), a3 = _mm512_loadu_ps(p + j + 48);
+            a0 = _mm512_add_ps(a0, _mm512_mul_ps(fv, _mm512_loadu_ps(w + j)));
+            a1 = _mm512_add_ps(a1, _mm512_mul_ps(fv, _mm512_loadu_ps(w + j + 16)));
+            a2 = _mm512_add_ps(a2, _mm512_mul_ps(fv, _mm512_loadu_ps(w + j + 32)));
+            a3 = _mm512_add_ps(a3, _mm512_mul_ps(fv, _mm512_loadu_ps(w + j + 48)));
+            _mm512_storeu_ps(p + j, a0), _mm512_storeu_ps(p + j + 16, a1);
+            _mm512_storeu_ps(p + j + 32, a2), _mm512_storeu_ps(p + j + 48, a3);
+        }
+        __asm__ volatile("" ::: "memory");
+    }
+}
+#endif
+
+/* rmw_peak(level, reps[, shift]) -> (float32 lanes/s, checksum): lanes = 2048 reps, over
+ * the thread CPU time (CLOCK_THREAD_CPUTIME_ID); a level the CPU lacks raises ValueError. */
+static PyObject *py_rmw_peak(PyObject *self, PyObject *args)
+{
+    const long long n = 2048;
+    long long reps, j;
+    int level, shift = 0;
+    float *buf;
+    double sum = 0.0, dt;
+    struct timespec t0, t1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iL|i", &level, &reps, &shift)) return NULL;
+    if (level < 0 || level > isa_detect() || reps < 1 || shift < 0 || shift > 15)
+        return PyErr_Format(PyExc_ValueError, "rmw_peak: level %d not available here", level);
+    buf = aligned_alloc(64, (size_t)(2 * n + 64) * sizeof(float));
+    if (!buf) return PyErr_NoMemory();
+    for (j = 0; j < 2 * n + 64; j++) buf[j] = (float)(j % 7) * 0.125f;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+#ifdef NP_X86
+    if (level == 2) rmw_avx512(buf + shift, buf + n + 32, n, reps, 1e-7f);
+    else if (level == 1) rmw_avx2(buf + shift, buf + n + 32, n, reps, 1e-7f);
+    else
+#endif
+        rmw_portable(buf + shift, buf + n + 32, n, reps, 1e-7f);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    for (j = 0; j < n; j++) sum += buf[shift + j];
+    free(buf);
+    dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return Py_BuildValue("dd", dt > 0 ? (double)n * (double)reps / dt : 0.0, sum);
+}
+
 /* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni", "avx2" or
  * "portable"); a name selects it ("portable" always works, "auto" detects again; a level the
  * CPU lacks raises ValueError). Tests run both levels against the numpy reference. */
@@ -2467,6 +2648,8 @@ static PyMethodDef methods[] = {
     {"op", py_op, METH_VARARGS, "op(kind, ints, bufs[, dbls]): run one op now."},
     {"finite_f32", py_finite_f32, METH_O, "finite_f32(buffer): no float32 NaN/Inf in it."},
     {"isa", py_isa, METH_VARARGS, "isa([name]): the conv kernels' instruction set (or set it)."},
+    {"rmw_peak", py_rmw_peak, METH_VARARGS,
+     "rmw_peak(level, reps[, shift]): (float32 lanes/s, checksum) of the L1 p += f w loop."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

@@ -208,7 +208,7 @@ def register(app: Any) -> None:
         from rich.table import Table
 
         from neuroplast.apps.motion.detect import detect_stream
-        from neuroplast.apps.motion.event_layer import numba_available
+        from neuroplast.apps.motion.event_layer import fast_backend
         from neuroplast.apps.motion.io import read_events, read_labels
         from neuroplast.apps.motion.model import HDKernel, prune_kernel
         from neuroplast.errors import DataError
@@ -223,9 +223,7 @@ def register(app: Any) -> None:
         k = HDKernel.load(kernel)
         if prune > 1:
             k = prune_kernel(k, int(k.weight.size / prune), basis=basis)
-        det = detect_stream(
-            k, ev, size, window_ms=window, backend="numba" if numba_available() else "numpy"
-        )
+        det = detect_stream(k, ev, size, window_ms=window, backend=fast_backend())
         labels = read_labels(events)
         t = Table(title=f"motion in {events} ({ev.size} events, {size[0]}x{size[1]})")
         for c in ("t (ms)", "events", "dir", "angle (ccw, up=90)", "speed px/ms", "class"):

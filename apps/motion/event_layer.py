@@ -30,10 +30,25 @@ keeps the previous two-branch ring for comparison.
 ``backend="native"`` (pooled) pulls the rectified half instead (:func:`_pull_rows_py`,
 compiled in ``neuroplast._native``; ``"numba-rows"`` is its numba twin): ``W_d`` is cut
 into row chunks of :data:`ROW_LANES` consecutive ``dx`` (:class:`RowTaps`), and each step's
-output is accumulated class by class in one L1-sized plane from the pixels of the last
-``K_T`` ms, so an event costs ``RowTaps.n_chunks`` vector updates (3,608 for the 20x pruned
-21 x 17 x 17 kernel) instead of ``nnz(W_d)`` scalar ones (14,399), with ``D`` bit-identical
-to the ring's. ``"native-taps"`` is :func:`_ring_split_py`'s C port.
+output is accumulated in class planes (``(H_o + 1) x row_stride`` float32, ~14 kB each)
+from the pixels of the last ``K_T`` ms, so an event costs ``RowTaps.n_chunks`` vector
+updates (3,608 for the 20x pruned 21 x 17 x 17 kernel; 2,678 per event on the bench movie,
+border rows reach fewer) instead of ``nnz(W_d)`` scalar ones (14,399), with ``D``
+bit-identical to the ring's. The C pass takes :data:`PULL_GROUP` classes at a time (one
+plane each, the chunk table re-laid ``(group, d, dy, class, dx0)``), so a pixel's chunks of
+one delay are one contiguous loop of ~20 instead of 6 loops of ~3.5, whose overhead
+dominated: 1.5-1.6x the one-class pass on the bench movie, bit-identical (no two chunks of
+one pixel and delay touch the same float, so their order is free). Tried and slower, all
+bit-identical: 16-lane AVX-512 chunks (``compile_taps(row_lanes=16)``, in the bench: 3,188
+chunks, but Zen 4 stores 512 bits in two cycles: 0.6x the 8-lane pass at g = 6), 4-lane
+chunks (0.84x); against the one-class pass in a standalone copy of it: chunk-major order
+within ``(c, d)`` (0.45x: adjacent pixels then meet store-to-load forwarding stalls),
+32-byte-aligned chunks from 8 per-phase tables (~0.55x: 35 % more chunks), no multiply for
+``A_d = +-1``, software prefetch, class-interleaved plane rows (no gain; docs/motion.md
+lists them all). Speed and limit: ``OMP_NUM_THREADS=1 .venv/bin/python
+bench/bench_speed.py --only events --rounds 7`` (the limit is the C-measured chunk
+read-modify-write, ``neuroplast._native.rmw_peak``, over the lanes per event; numbers in
+docs/motion.md). ``"native-taps"`` is :func:`_ring_split_py`'s C port.
 """
 
 from __future__ import annotations
@@ -50,6 +65,7 @@ __all__ = [
     "SplitTaps",
     "RowTaps",
     "ROW_LANES",
+    "PULL_GROUP",
     "EventLayerState",
     "compile_taps",
     "init_event_state",
@@ -57,6 +73,7 @@ __all__ = [
     "hd_event_run",
     "pull_rows_ops",
     "numba_available",
+    "fast_backend",
 ]
 
 
@@ -161,16 +178,18 @@ def _split_taps(weight: np.ndarray) -> SplitTaps:
     )
 
 
-ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register)
+ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register); 16: one AVX-512 register
+#: classes the native pull pass accumulates at a time (one plane each; measured best of
+#: 1..9 on the bench movie: 6, 1.5x of 1)
+PULL_GROUP = 6
 
 
 @dataclass(frozen=True)
 class RowTaps:
     """``W_d`` cut into row chunks of :data:`ROW_LANES` consecutive ``dx`` (pooled pull path).
 
-    Accumulator: one class plane ``acc[yo, col]`` float32 (``Ho + 1`` rows of
-    ``row_stride`` columns, ~14 kB for the 21 x 17 x 17 kernel on 64 x 64: it stays in
-    L1), column ``col = pad_left + xo`` for output column ``xo``. Lanes that land off the
+    Accumulator: one plane per class ``acc[yo, col]`` float32 (``Ho + 1`` rows of
+    ``row_stride`` columns, ~14 kB for the 21 x 17 x 17 kernel on 64 x 64), column ``col = pad_left + xo`` for output column ``xo``. Lanes that land off the
     valid grid write the pad columns (``col < pad_left`` or ``>= pad_left + Wo``), which
     are never read; a row's right overhang (up to column ``pad_left + W - 1``) runs into
     the next row's left pad, which ``row_stride >= max(W, pad_left + Wo)`` keeps clear of
@@ -247,8 +266,16 @@ class EventLayerState:
     t_next: int
 
 
-def compile_taps(weight: np.ndarray, bias: np.ndarray, sensor_size: tuple[int, int]) -> TapTable:
-    """Turn a (pruned) kernel ``W[c, p, k, dy, dx]`` into per-polarity flat tap lists."""
+def compile_taps(
+    weight: np.ndarray,
+    bias: np.ndarray,
+    sensor_size: tuple[int, int],
+    row_lanes: int = ROW_LANES,
+) -> TapTable:
+    """Turn a (pruned) kernel ``W[c, p, k, dy, dx]`` into per-polarity flat tap lists
+    (and :class:`RowTaps` of ``row_lanes`` = 8 or 16 float32 lanes for the pull path)."""
+    if row_lanes not in (8, 16):
+        raise DataError(f"row_lanes must be 8 or 16, got {row_lanes}")
     weight = np.asarray(weight, dtype=np.float32)
     if weight.ndim != 5 or weight.shape[1] != 2:
         raise DataError(f"HD weight must be (C, 2, K_T, K_Y, K_X), got {weight.shape}")
@@ -290,7 +317,7 @@ def compile_taps(weight: np.ndarray, bias: np.ndarray, sensor_size: tuple[int, i
         (roffs[0], roffs[1]),
         (rdel[0], rdel[1]),
         _split_taps(weight),
-        _row_taps(weight[:, 0] - weight[:, 1], (int(w_s), int(h_s))),
+        _row_taps(weight[:, 0] - weight[:, 1], (int(w_s), int(h_s)), row_lanes),
     )
 
 
@@ -321,6 +348,17 @@ def numba_available() -> bool:
     except Exception:
         return False
     return True
+
+
+def fast_backend() -> str:
+    """The fastest available backend of :func:`hd_event_chunk` / :func:`hd_event_run`:
+    ``"native"`` when ``neuroplast._native`` loads (compiled at install, no numba needed),
+    else ``"numba"`` when it imports, else ``"numpy"``."""
+    from neuroplast.runtime.native import native_module
+
+    if native_module() is not None:
+        return "native"
+    return "numba" if numba_available() else "numpy"
 
 
 def _numba_scatter():
@@ -379,10 +417,26 @@ def hd_event_chunk(
         _numba_scatter()(
             flat, base, pol, taps.offsets[0], taps.weights[0], taps.offsets[1], taps.weights[1]
         )
+    elif backend == "native":  # _scatter_py's C port (sdk/_native.c event_scatter)
+        from neuroplast.runtime.native import OPS
+
+        o0, o1 = (np.ascontiguousarray(o, np.int64) for o in taps.offsets)
+        w0, w1 = (np.ascontiguousarray(w_, np.float32) for w_ in taps.weights)
+        ints = (1, flat.size, base.size, o0.size, o1.size)
+        bufs = (
+            flat,
+            np.ascontiguousarray(base, np.int64),
+            np.ascontiguousarray(pol),
+            o0,
+            w0,
+            o1,
+            w1,
+        )
+        _native_lib().op(OPS["event_scatter"], ints, bufs)
     elif backend == "numpy":
         _scatter_numpy(flat, base, pol, taps.offsets, taps.weights)
     else:
-        raise DataError(f"unknown backend {backend!r}; use 'numpy' or 'numba'")
+        raise DataError(f"unknown backend {backend!r}; use 'numpy', 'numba' or 'native'")
     z = _finish(taps, buf[:n_bins], pooled=pooled, backend=backend)
     carry = buf[n_bins:].copy()
     return z, EventLayerState(carry, t0 + n_bins)
@@ -454,6 +508,63 @@ def _ring_pooled_py(
         buf[s0 : s0 + slot] = 0.0
 
 
+def _split_pixel(
+    key, n_ev, e, pix, binary, y, x, ho, wo, ky, kx, diff, n_full
+):  # pragma: no cover - jitted
+    """One pixel's events of the sum/difference split (shared by :func:`_ring_split_py` and
+    :func:`_pull_rows_py`; ``sdk/_native.c split_pixel`` is its C twin).
+
+    Counts the keys from ``e`` with ``key // 2 == pix`` per polarity (``binary``: at most
+    one each) and adds ``A_s = n_on + n_off`` to the linear half: a pixel inside every
+    window ``(dy, dx)`` to ``n_full``, others as the 4 corners of their rectangle of
+    offsets in the difference array ``diff`` (``(K_Y + 1) x (K_X + 1)``, flat). Returns
+    ``(e past the pixel, n_full, A_d = n_off - n_on)``.
+    """
+    gx = kx + 1
+    n_on = 0
+    n_off = 0
+    while e < n_ev and key[e] // 2 == pix:
+        if key[e] % 2:
+            n_on += 1
+        else:
+            n_off += 1
+        e += 1
+    if binary:
+        n_on = min(n_on, 1)
+        n_off = min(n_off, 1)
+    a_s = n_on + n_off
+    ylo = max(0, y - ho + 1)
+    yhi = min(ky - 1, y)
+    xlo = max(0, x - wo + 1)
+    xhi = min(kx - 1, x)
+    if ylo == 0 and yhi == ky - 1 and xlo == 0 and xhi == kx - 1:
+        n_full += a_s
+    else:
+        diff[ylo * gx + xlo] += a_s
+        diff[ylo * gx + xhi + 1] -= a_s
+        diff[(yhi + 1) * gx + xlo] -= a_s
+        diff[(yhi + 1) * gx + xhi + 1] += a_s
+    return e, n_full, n_off - n_on
+
+
+def _split_linear_ms(
+    ky, kx, n_full, diff, box, s_d, s_dy, s_dx, s_c, s_w, sl, n_c, l_acc
+):  # pragma: no cover - jitted
+    """End of a ms with pixels (the linear half, C twin ``split_linear_ms``): ``Box =
+    n_full +`` the 2-D prefix sum of ``diff`` (then zeroed), and ``L[(t + d) % K_T, c] +=
+    W_s(c, d, dy, dx) Box(dy, dx)`` over the non-zero ``W_s`` taps."""
+    gx = kx + 1
+    for yy in range(ky):
+        run = 0
+        for xx in range(kx):
+            run += diff[yy * gx + xx]
+            up = box[(yy - 1) * kx + xx] - n_full if yy else 0.0
+            box[yy * kx + xx] = up + run + n_full
+    diff[:] = 0
+    for k in range(s_w.shape[0]):
+        l_acc[sl[s_d[k]] * n_c + s_c[k]] += s_w[k] * box[s_dy[k] * kx + s_dx[k]]
+
+
 def _ring_split_py(
     key, sw, sh, binary, n_bins, kt, ho, wo, ky, kx,
     blk_d, blk_dy, blk_dx, blk_start, d_c, d_w,
@@ -517,33 +628,12 @@ def _ring_split_py(
             pix = key[e] // 2  # (t H + y) W + x
             y = (pix // sw) % sh
             x = pix % sw
-            n_on = 0
-            n_off = 0
-            while e < n_ev and key[e] // 2 == pix:
-                if key[e] % 2:
-                    n_on += 1
-                else:
-                    n_off += 1
-                e += 1
-            if binary:
-                n_on = min(n_on, 1)
-                n_off = min(n_off, 1)
+            # counts, and the linear half: offsets (dy, dx) whose window holds (y, x)
+            e, n_full, a_d = _split_pixel(
+                key, n_ev, e, pix, binary, y, x, ho, wo, ky, kx, diff, n_full
+            )
             n_pix += 1
-            a_s = n_on + n_off
-            # linear half: offsets (dy, dx) whose window holds (y, x)
-            ylo = max(0, y - ho + 1)
-            yhi = min(ky - 1, y)
-            xlo = max(0, x - wo + 1)
-            xhi = min(kx - 1, x)
-            if ylo == 0 and yhi == ky - 1 and xlo == 0 and xhi == kx - 1:
-                n_full += a_s
-            else:
-                diff[ylo * gx + xlo] += a_s
-                diff[ylo * gx + xhi + 1] -= a_s
-                diff[(yhi + 1) * gx + xlo] -= a_s
-                diff[(yhi + 1) * gx + xhi + 1] += a_s
             # rectified half
-            a_d = n_off - n_on
             if a_d == 0:
                 continue
             fa = np.float32(a_d)
@@ -585,16 +675,7 @@ def _ring_split_py(
                     row_lo[sl[d]] = min(row_lo[sl[d]], max(0, y_min - ky + 1))
                     row_hi[sl[d]] = max(row_hi[sl[d]], min(ho - 1, y_max))
         if n_pix:
-            # Box = n_full + 2-D prefix sum of the difference array (then reset it)
-            for yy in range(ky):
-                run = 0
-                for xx in range(kx):
-                    run += diff[yy * gx + xx]
-                    up = box[(yy - 1) * kx + xx] - n_full if yy else 0.0
-                    box[yy * kx + xx] = up + run + n_full
-            diff[:] = 0
-            for k in range(s_w.shape[0]):
-                l_acc[sl[s_d[k]] * n_c + s_c[k]] += s_w[k] * box[s_dy[k] * kx + s_dx[k]]
+            _split_linear_ms(ky, kx, n_full, diff, box, s_d, s_dy, s_dx, s_c, s_w, sl, n_c, l_acc)
         s0 = sl[0] * n_c
         for c in range(n_c):
             out[t, c] = l_acc[s0 + c] + s_acc[s0 + c]
@@ -653,47 +734,19 @@ def _pull_rows_py(
             pix = key[e] // 2
             y = (pix // sw) % sh
             x = pix % sw
-            n_on = 0
-            n_off = 0
-            while e < n_ev and key[e] // 2 == pix:
-                if key[e] % 2:
-                    n_on += 1
-                else:
-                    n_off += 1
-                e += 1
-            if binary:
-                n_on = min(n_on, 1)
-                n_off = min(n_off, 1)
+            e, n_full, a_d = _split_pixel(
+                key, n_ev, e, pix, binary, y, x, ho, wo, ky, kx, diff, n_full
+            )
             n_pix += 1
-            a_s = n_on + n_off
-            ylo = max(0, y - ho + 1)
-            yhi = min(ky - 1, y)
-            xlo = max(0, x - wo + 1)
-            xhi = min(kx - 1, x)
-            if ylo == 0 and yhi == ky - 1 and xlo == 0 and xhi == kx - 1:
-                n_full += a_s
-            else:
-                diff[ylo * gx + xlo] += a_s
-                diff[ylo * gx + xhi + 1] -= a_s
-                diff[(yhi + 1) * gx + xlo] -= a_s
-                diff[(yhi + 1) * gx + xhi + 1] += a_s
-            if n_off != n_on:
+            if a_d != 0:
                 ppos[npx] = y * rs + x
                 py[npx] = y
-                pa[npx] = np.float32(n_off - n_on)
+                pa[npx] = np.float32(a_d)
                 npx += 1
                 fy0[t] = min(fy0[t], y)
                 fy1[t] = max(fy1[t], y)
         if n_pix:
-            for yy in range(ky):
-                run = 0
-                for xx in range(kx):
-                    run += diff[yy * gx + xx]
-                    up = box[(yy - 1) * kx + xx] - n_full if yy else 0.0
-                    box[yy * kx + xx] = up + run + n_full
-            diff[:] = 0
-            for k in range(s_w.shape[0]):
-                l_acc[sl[s_d[k]] * n_c + s_c[k]] += s_w[k] * box[s_dy[k] * kx + s_dx[k]]
+            _split_linear_ms(ky, kx, n_full, diff, box, s_d, s_dy, s_dx, s_c, s_w, sl, n_c, l_acc)
         s0 = sl[0] * n_c
         for c in range(n_c):
             out[t, c] = l_acc[s0 + c]
@@ -747,6 +800,12 @@ def _jit(name: str, fn):
     if name not in _SCATTER:
         import numba
 
+        if "helpers" not in _SCATTER:  # called from the jitted kernels: compiled with them
+            from numba.extending import register_jitable
+
+            for helper in (_split_pixel, _split_linear_ms):
+                register_jitable(boundscheck=False)(helper)
+            _SCATTER["helpers"] = True
         _SCATTER[name] = numba.njit(cache=False, nogil=True, boundscheck=False)(fn)
     return _SCATTER[name]
 
@@ -761,7 +820,15 @@ def _native_lib():
 
 
 def _run_split(
-    taps: TapTable, p, tb, y, x, n_bins: int, binary: bool, backend: str = "numba"
+    taps: TapTable,
+    p,
+    tb,
+    y,
+    x,
+    n_bins: int,
+    binary: bool,
+    backend: str = "numba",
+    pull_group: int = PULL_GROUP,
 ) -> np.ndarray:
     """Pooled evidence ``(n_bins, C)`` (events in any order) through the sum/difference
     split: ``"numba"`` / ``"native-taps"``: the ring of :func:`_ring_split_py` (numba /
@@ -783,7 +850,7 @@ def _run_split(
 
             ints = (1, w, h, int(bool(binary)), n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx,
                     rw.row_stride, rw.pad_left, rw.lanes, key.size, rw.n_chunks, sp.s_w.size,
-                    taps.n_classes)  # fmt: skip
+                    taps.n_classes, min(pull_group, taps.n_classes))  # fmt: skip
             bufs = (key, rw.ystart, rw.off, rw.vals, *i64, s_w, acc)
             _native_lib().op(OPS["pull_rows"], tuple(int(v) for v in ints), bufs)
         else:
@@ -823,6 +890,7 @@ def hd_event_run(
     backend: str = "numpy",
     binary: bool = True,
     pooled: bool = False,
+    pull_group: int = PULL_GROUP,
 ) -> np.ndarray:
     """Run a whole event stream through the layer.
 
@@ -835,21 +903,26 @@ def hd_event_run(
     ``O(K_Y K_X + nnz(W_s) + C)``; not pooled: the chunked scatter);
     ``"numba-maxbranch"`` (pooled: the ring that scatters ``nnz`` taps into both
     flip branches and reads all ``2 C Ho Wo`` accumulators every ms); ``"native"``
-    (pooled only: the output-stationary row-chunk path :func:`_pull_rows_py` compiled in
-    ``neuroplast._native``, so the device install has it without numba; per event
-    ``RowTaps.n_chunks`` 8-lane vector updates of an L1-resident class plane);
+    (compiled in ``neuroplast._native``, so the device install has it without numba;
+    pooled: the output-stationary row-chunk path :func:`_pull_rows_py`, per event
+    ``RowTaps.n_chunks`` 8-lane vector updates of class planes; not pooled: the chunked
+    scatter, :func:`_scatter_py`'s C port, bit-identical to ``"numba"``);
     ``"numba-rows"`` (the same algorithm jitted: the native path's exact reference);
     ``"native-taps"`` (pooled only: the C port of :func:`_ring_split_py`).
+    ``pull_group``: classes per pass of ``"native"`` (1..64, capped at ``C``; the result is
+    bit-identical for any value, only speed changes).
     """
     if backend not in _BACKENDS:
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_BACKENDS)}")
+    if not 1 <= int(pull_group) <= 64:
+        raise DataError(f"pull_group must be in 1..64, got {pull_group}")
     ev = validate_events(events, taps.sensor_size, sorted_time=False)
     p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
     keep = (tb >= 0) & (tb < n_bins)
     p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
     if pooled and backend in ("numba", "numba-rows", "native", "native-taps"):
-        return _run_split(taps, p, tb, y, x, n_bins, binary, backend)
-    if backend in ("native", "native-taps"):
+        return _run_split(taps, p, tb, y, x, n_bins, binary, backend, int(pull_group))
+    if backend == "native-taps":
         raise DataError(f"backend {backend!r} runs the pooled path only (pooled=True)")
     if binary and p.size:
         w, h = taps.sensor_size

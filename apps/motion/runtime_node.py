@@ -32,9 +32,9 @@ import numpy as np
 from neuroplast.apps.motion.event_layer import (
     EventLayerState,
     compile_taps,
+    fast_backend,
     hd_event_chunk,
     init_event_state,
-    numba_available,
 )
 from neuroplast.errors import DataError, GraphError
 from neuroplast.graph.cost import COST
@@ -99,7 +99,7 @@ class HDDelayConvKernel(Kernel):
         super().__init__(node, ctx)
         _, h, w = ctx.in_shapes[0]
         self.hw = (h, w)
-        self.backend = "numba" if numba_available() else "numpy"
+        self.backend = fast_backend()
         self._taps_key = None
         self._taps = None
         if ctx.mode == "float":

@@ -73,6 +73,7 @@ OPS = {
     "stdp_step_f32": 24,
     "ring_split": 30,
     "pull_rows": 31,
+    "event_scatter": 32,
 }
 
 _I32 = np.iinfo(np.int32)

@@ -90,9 +90,8 @@ def test_native_backend_refuses_unpooled_and_bad_tables():
     k = prune_kernel(HDKernel(w, np.zeros(3, np.float32)), 60, "split")
     ev, _ = _stream((8, 7), 10, 0.2, 0)
     taps = compile_taps(k.weight, k.bias, (8, 7))
-    for be in ("native", "native-taps"):
-        with pytest.raises(DataError, match="pooled"):
-            hd_event_run(taps, ev, 10, backend=be)
+    with pytest.raises(DataError, match="pooled"):
+        hd_event_run(taps, ev, 10, backend="native-taps")
     lib = native_module()
     bad = np.array([5, 1], np.int64)  # unsorted keys are refused before any access
     z = np.zeros(1, np.int64)
@@ -252,3 +251,83 @@ def test_pull_rows_refuses_corrupt_tables():
     with pytest.raises(ValueError, match="pull_rows"):
         hd_event_run(replace(taps, rows=replace(rw, ystart=bad_ys)), ev, n_bins,
                      backend="native", pooled=True)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("shape", "keep", "size", "seed"),
+    [
+        ((5, 4, 3, 3), 10**6, (13, 10), 0),
+        ((7, 5, 9, 20), 900, (23, 12), 2),  # kx > 16: rows need two 16-lane chunks
+        ((36, 3, 17, 17), 2000, (40, 33), 5),
+    ],
+)
+def test_pull_rows_lanes_and_class_groups_are_bit_identical(shape, keep, size, seed):
+    """16-lane chunks (AVX-512 clone) and any class group g (g planes, chunk table re-laid
+    per (group, delay, row)) change only the order of additions that never meet in one
+    float: outputs equal numba-rows (8 lanes) exactly, and the dense conv3d to 2e-5."""
+    k = _kernel(shape, keep, seed)
+    n_bins = 12
+    ev, a = _stream(size, n_bins, 0.15, seed)
+    ref = None
+    for lanes in (8, 16):
+        taps = compile_taps(k.weight, k.bias, size, row_lanes=lanes)
+        assert taps.rows.lanes == lanes
+        for g in sorted({1, 2, 5, shape[0], 64}):
+            z = hd_event_run(taps, ev, n_bins, backend="native", pooled=True, pull_group=g)
+            if ref is None:
+                ref = z
+                np.testing.assert_allclose(z, _dense_pooled(a, k.weight, k.bias), atol=2e-5)
+            np.testing.assert_array_equal(z, ref, err_msg=f"lanes {lanes} g {g}")
+        if numba_available():
+            zr = hd_event_run(taps, ev, n_bins, backend="numba-rows", pooled=True)
+            np.testing.assert_array_equal(zr, ref)
+
+
+def test_pull_rows_options_refused_and_rmw_probe():
+    k = _kernel((3, 3, 3, 3), 60, 0)
+    with pytest.raises(DataError, match="row_lanes"):
+        compile_taps(k.weight, k.bias, (8, 7), row_lanes=4)
+    taps = compile_taps(k.weight, k.bias, (8, 7))
+    ev, _ = _stream((8, 7), 10, 0.2, 0)
+    with pytest.raises(DataError, match="pull_group"):
+        hd_event_run(taps, ev, 10, backend="native", pooled=True, pull_group=0)
+    lib = native_module()
+    rate, checksum = lib.rmw_peak(0, 3)  # portable level: always there
+    assert rate > 0 and np.isfinite(checksum)
+    with pytest.raises(ValueError, match="rmw_peak"):
+        lib.rmw_peak(7, 3)
+
+
+def test_native_per_position_scatter_equals_numba_and_dense_reference():
+    """Not pooled, ``backend="native"`` is the chunked scatter compiled (event_scatter):
+    equal to the numba loop exactly, to the dense conv3d max-branch reference to 2e-5;
+    a base that would write outside the buffer is refused before any access."""
+    from neuroplast.apps.motion.event_layer import fast_backend
+    from neuroplast.runtime.native import OPS
+
+    assert fast_backend() == "native"
+    f = torch.nn.functional
+    for shape, keep, size, seed in (
+        ((5, 4, 3, 3), 150, (11, 9), 1),
+        ((6, 7, 5, 9), 400, (16, 12), 2),
+    ):
+        k = _kernel(shape, keep, seed)
+        n_bins = 14
+        ev, a = _stream(size, n_bins, 0.15, seed)
+        taps = compile_taps(k.weight, k.bias, size)
+        z = hd_event_run(taps, ev, n_bins, chunk=5, backend="native")
+        w, b = torch.from_numpy(k.weight), torch.from_numpy(k.bias)
+        x = f.pad(torch.from_numpy(a[None].astype(np.float32)), (0, 0, 0, 0, shape[1] - 1, 0))
+        ref = torch.maximum(f.conv3d(x, w, b), f.conv3d(x[:, [1, 0]], w, b))[0].numpy()
+        np.testing.assert_allclose(z, ref.transpose(1, 0, 2, 3), atol=2e-5, rtol=1e-5)
+        if numba_available():
+            zb = hd_event_run(taps, ev, n_bins, chunk=5, backend="numba")
+            np.testing.assert_array_equal(z, zb)
+    lib = native_module()
+    buf = np.zeros(10, np.float32)
+    off = np.array([0, 3], np.int64)
+    wt = np.ones(2, np.float32)
+    with pytest.raises(ValueError, match="event_scatter"):
+        lib.op(OPS["event_scatter"], (1, 10, 1, 2, 2),
+               (buf, np.array([8], np.int64), np.zeros(1, np.uint8), off, wt, off, wt))  # fmt: skip
+    assert not buf.any()
