@@ -58,6 +58,7 @@ __all__ = [
     "image_from_bundle",
     "build_image",
     "image_footprint",
+    "plan_outputs",
 ]
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
@@ -572,6 +573,35 @@ def _arena_total(sizes: list[int]) -> int:
     return used
 
 
+def plan_outputs(layers: list[LayerInfo]) -> tuple[list[int], int]:
+    """Byte offsets of the layers' int32 output buffers in one shared block, and the
+    block's size: the firmware's ``plan_outputs`` (np_model.c), mirrored to predict its
+    arena. Output ``i`` (0-based layer) is live from layer ``i`` to its last reader
+    (``sources`` are 1-based, 0 = the model input), the last layer's to the end of the
+    step, and one layer longer where it feeds a Linear followed by a LIF (the chain
+    on-board learning accepts: the rule reads it after the LIF). First fit in layer
+    order, 8-byte aligned, no overlap between outputs live at the same time."""
+    n = len(layers)
+    end = [n if i == n - 1 else i for i in range(n)]
+    for j, L in enumerate(layers):
+        learnable = (j + 1 < n and L.kind == K.LINEAR and layers[j + 1].kind == K.LIF
+                     and L.sources[0] == j and layers[j + 1].sources[0] == j + 1)  # fmt: skip
+        for k, s in enumerate(L.sources):
+            if s > 0:
+                end[s - 1] = max(end[s - 1], j + (1 if k == 0 and learnable else 0))
+    off: list[int] = []
+    size = [(4 * L.out_n + 7) & ~7 for L in layers]
+    for i in range(n):
+        at, moved = 0, True
+        while moved:
+            moved = False
+            for j in range(i):
+                if end[j] >= i and at < off[j] + size[j] and off[j] < at + size[i]:
+                    at, moved = off[j] + size[j], True
+        off.append(at)
+    return off, max((o + z for o, z in zip(off, size, strict=True)), default=0)
+
+
 def build_image(rt: Any) -> ModelImage:
     """Encode an integer-mode Runtime's graph as a board image (see module docstring).
 
@@ -614,11 +644,12 @@ def build_image(rt: Any) -> ModelImage:
         layers.append(
             LayerInfo(name, int(enc.kind), e.in_n, e.out_n, enc.weight_shape, tuple(srcs))
         )
-        arena += [*enc.arena, 4 * e.out_n]
+        arena += list(enc.arena)
         src_of[name] = len(layers)
         bytes_of[name] = bytes_of[preds[0]] if enc.out_bytes is None else enc.out_bytes
     if not records:
         raise ModelImageError("the graph has no layers the board could run (only an input)")
+    arena.append(plan_outputs(layers)[1])
     out_shape = tuple(rt.shapes[output])
     header = spec.IMAGE_MAGIC + struct.pack(
         "<HHHHI", spec.IMAGE_VERSION, len(records), int(np.prod(in_shape)),

@@ -444,6 +444,53 @@ static uint8_t src_bytes(const np_model_t *m, uint8_t s)
     return s == 0 ? 1 : m->layers[s - 1].out_bytes;
 }
 
+/* Layer outputs share one block by liveness (PROTOCOL.md "Arena"; image.py's
+ * plan_outputs mirrors this to predict the arena). Output b (of layer b, 1-based) lives
+ * from its layer to its last reader (the last layer's to the end of the step), and one
+ * layer longer where it feeds a LINEAR followed by a LIF (the chain np_model_learn
+ * accepts): stdp_step reads it right after that LIF. First fit in layer order, 8-byte
+ * aligned: each output takes the lowest offset that overlaps no output live with it. */
+static int learnable_at(const np_model_t *m, uint16_t j)
+{
+    return j + 1u < m->n_layers && m->layers[j].kind == NP_LAYER_LINEAR &&
+           m->layers[j + 1].kind == NP_LAYER_LIF && m->layers[j].src[0] == j &&
+           m->layers[j + 1].src[0] == j + 1u;
+}
+
+static int plan_outputs(np_model_t *m)
+{
+    uint32_t off[NP_MAX_LAYERS], size[NP_MAX_LAYERS];
+    uint16_t end[NP_MAX_LAYERS], n = m->n_layers, i, j, k;
+    uint32_t pool = 0;
+    uint8_t *base;
+    for (i = 0; i < n; i++) end[i] = i == n - 1 ? n : i;
+    for (j = 0; j < n; j++)
+        for (k = 0; k < m->layers[j].n_src; k++) {
+            uint8_t s = m->layers[j].src[k];
+            uint16_t last = (uint16_t)(j + (k == 0 && learnable_at(m, j) ? 1u : 0u));
+            if (s > 0 && end[s - 1] < last) end[s - 1] = last;
+        }
+    for (i = 0; i < n; i++) {
+        uint32_t at = 0;
+        int moved = 1;
+        size[i] = (m->layers[i].out_n * (uint32_t)sizeof(int32_t) + 7u) & ~7u;
+        while (moved) { /* lowest offset past every live overlap: at most i passes */
+            moved = 0;
+            for (j = 0; j < i; j++)
+                if (end[j] >= i && at < off[j] + size[j] && off[j] < at + size[i]) {
+                    at = off[j] + size[j];
+                    moved = 1;
+                }
+        }
+        off[i] = at;
+        if (at + size[i] > pool) pool = at + size[i];
+    }
+    base = (uint8_t *)arena_alloc(m, pool);
+    if (!base) return -1;
+    for (i = 0; i < n; i++) m->layers[i].out = (int32_t *)(base + off[i]);
+    return 0;
+}
+
 int np_model_load(np_model_t *m, const uint8_t *img, size_t len)
 {
     cur_t c;
@@ -509,12 +556,11 @@ int np_model_load(np_model_t *m, const uint8_t *img, size_t len)
         if (L->out_n < 1 || L->out_n > NP_MAX_LAYER_SIZE)
             FAIL(NP_ERR_TOO_LARGE, "layer %u %s: %lu outputs", li, kind_name(L->kind),
                  (unsigned long)L->out_n);
-        L->out = (int32_t *)arena_alloc(m, (size_t)L->out_n * sizeof(int32_t));
-        if (!L->out) FAIL(NP_ERR_TOO_LARGE, "layer %u %s: arena full (output)", li, kind_name(L->kind));
         c.pos += body_len;
     }
     if (c.pos != c.len) FAIL(NP_ERR_MODEL_INVALID, "%lu bytes after the last layer",
                              (unsigned long)(c.len - c.pos));
+    if (plan_outputs(m) != 0) FAIL(NP_ERR_TOO_LARGE, "arena full (layer outputs)");
     if (m->layers[m->n_layers - 1].out_n != m->out_size)
         FAIL(NP_ERR_MODEL_INVALID, "out_size %u != last layer's %lu", m->out_size,
              (unsigned long)m->layers[m->n_layers - 1].out_n);
@@ -658,8 +704,11 @@ void np_model_step(np_model_t *m, const int32_t *x)
     uint16_t li;
     if (!m->loaded) return;
     if (x != m->input) memcpy(m->input, x, (size_t)m->in_size * sizeof(int32_t));
-    for (li = 0; li < m->n_layers; li++) run_layer(m, &m->layers[li]);
-    if (m->stdp.enabled) stdp_step(m);
+    for (li = 0; li < m->n_layers; li++) {
+        run_layer(m, &m->layers[li]);
+        /* right after the rule's LIF: its presynaptic buffer may be reused later */
+        if (m->stdp.enabled && li == m->stdp.layer + 1u) stdp_step(m);
+    }
 }
 
 const int32_t *np_model_output(const np_model_t *m)
