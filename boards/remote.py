@@ -109,7 +109,13 @@ def health(remote_dir: str | os.PathLike, plugins: list[str] | None = None) -> d
     (``errors``: failed smoke runs and non-finite outputs)."""
     cur = os.path.join(os.fspath(remote_dir), "current")
     if not os.path.isfile(cur):
-        return {"ok": False, "bundle": None, "score": None, "errors": 1, "error": "no current bundle"}
+        return {
+            "ok": False,
+            "bundle": None,
+            "score": None,
+            "errors": 1,
+            "error": "no current bundle",
+        }
     with open(cur, encoding="utf-8") as f:
         bundle = f.read().strip()
     res: dict[str, Any] = {"bundle": bundle, "errors": 0}

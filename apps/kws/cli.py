@@ -230,7 +230,8 @@ def register(app: Any) -> None:
         bundle: Path = typer.Option(OUT / "kws.bundle"),
         data: Path = typer.Option(None, help="GSC-layout set with val/test splits [cache]"),
         heldout_data: Path = typer.Option(
-            None, help="also lay this evaluation-only set's clips in (e.g. a `kws data --heldout` folder)"
+            None,
+            help="also lay this evaluation-only set's clips in (e.g. a `kws data --heldout` folder)",
         ),
         minutes: float = typer.Option(10.0, help="test stream length (validation: half)"),
         max_fa_per_hour: float = typer.Option(2.0, help="operating point, chosen on validation"),

@@ -48,9 +48,7 @@ print("\n@@OUTPUTS@@" + json.dumps(outs))
 
 def doc_blocks(doc: str) -> list[dict]:
     text = (ROOT / doc).read_text()
-    return [
-        {"code": m["code"], "out": m["out"], "skip": m["skip"]} for m in FENCE.finditer(text)
-    ]
+    return [{"code": m["code"], "out": m["out"], "skip": m["skip"]} for m in FENCE.finditer(text)]
 
 
 def _norm(s: str) -> str:

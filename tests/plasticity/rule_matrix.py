@@ -255,7 +255,9 @@ class Reference:
             t = np.broadcast_to(target, (pre.shape[0], self.w.shape[0]))
             self.ls.append((np.sqrt(a) * pre, np.sqrt(a) * t))
             if a > 0:
-                X = np.concatenate([x for x, _ in self.ls] + [np.sqrt(p.ridge) * np.eye(pre.shape[1])])
+                X = np.concatenate(
+                    [x for x, _ in self.ls] + [np.sqrt(p.ridge) * np.eye(pre.shape[1])]
+                )
                 T = np.concatenate([t for _, t in self.ls] + [np.zeros((pre.shape[1], t.shape[1]))])
                 dw = np.linalg.lstsq(X, T, rcond=None)[0].T - self.w
                 dw[np.abs(dw) < 1e-12] = 0.0  # inputs never seen: no update (draws nothing)

@@ -273,9 +273,14 @@ def _int_plastic(mode="int"):
     g = Graph.sequential(
         [
             ("x", Input(shape=(10,), quant=QuantSpec(8, 1.0, 0))),
-            ("fc", Linear(weight=rng.normal(0.2, 0.3, (4, 10)),
-                          weight_q=QuantSpec(8, 0.01, 0, narrow=True),
-                          out_q=QuantSpec(16, 0.01, 0))),  # fmt: skip
+            (
+                "fc",
+                Linear(
+                    weight=rng.normal(0.2, 0.3, (4, 10)),
+                    weight_q=QuantSpec(8, 0.01, 0, narrow=True),
+                    out_q=QuantSpec(16, 0.01, 0),
+                ),
+            ),  # fmt: skip
             ("lif", LIF(tau_mem=np.full(4, 0.01), v_th=np.full(4, 0.6), reset="zero")),
         ],
         dt=1e-3,

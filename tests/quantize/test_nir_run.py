@@ -123,7 +123,9 @@ def test_peer_refusals_name_what_each_importer_lacks():
     why = peer_refusals(g, "norse")
     assert why[0].startswith("node 'li': norse has no LI; it runs as a LIF that never fires")
     assert why[1] == "node 'n': norse resets to 0 only (LIF v_reset != 0)"
-    with pytest.raises(UnsupportedError, match=r"node 'li': snntorch has no LI; .* \(and 1 more\)$"):
+    with pytest.raises(
+        UnsupportedError, match=r"node 'li': snntorch has no LI; .* \(and 1 more\)$"
+    ):
         run_peer(g, np.zeros((2, 1, 6)), 1e-3, "snntorch")
 
 
