@@ -573,14 +573,20 @@ def _arena_total(sizes: list[int]) -> int:
     return used
 
 
+_ELEMENTWISE = (K.RELU, K.SCALE, K.THRESHOLD, K.LIF, K.LI, K.CUBALIF)
+
+
 def plan_outputs(layers: list[LayerInfo]) -> tuple[list[int], int]:
     """Byte offsets of the layers' int32 output buffers in one shared block, and the
     block's size: the firmware's ``plan_outputs`` (np_model.c), mirrored to predict its
     arena. Output ``i`` (0-based layer) is live from layer ``i`` to its last reader
     (``sources`` are 1-based, 0 = the model input), the last layer's to the end of the
     step, and one layer longer where it feeds a Linear followed by a LIF (the chain
-    on-board learning accepts: the rule reads it after the LIF). First fit in layer
-    order, 8-byte aligned, no overlap between outputs live at the same time."""
+    on-board learning accepts: the rule reads it after the LIF). An elementwise layer
+    (ReLU, Scale, Threshold, LIF, LI, CubaLIF: it reads ``x[k]`` just before writing
+    ``y[k]``) that is its input's last reader writes in place (one group, one block).
+    Groups go largest first (ties: earlier first), each at the lowest 8-byte-aligned
+    offset overlapping no placed group live at the same time (greedy by size)."""
     n = len(layers)
     end = [n if i == n - 1 else i for i in range(n)]
     for j, L in enumerate(layers):
@@ -589,17 +595,29 @@ def plan_outputs(layers: list[LayerInfo]) -> tuple[list[int], int]:
         for k, s in enumerate(L.sources):
             if s > 0:
                 end[s - 1] = max(end[s - 1], j + (1 if k == 0 and learnable else 0))
-    off: list[int] = []
     size = [(4 * L.out_n + 7) & ~7 for L in layers]
-    for i in range(n):
+    root = list(range(n))
+    roots: list[int] = []
+    for i, L in enumerate(layers):
+        s = L.sources[0]
+        if (len(L.sources) == 1 and s > 0 and L.kind in _ELEMENTWISE and end[s - 1] == i
+                and layers[s - 1].out_n == L.out_n):  # fmt: skip
+            root[i] = root[s - 1]
+            end[root[i]] = max(end[root[i]], end[i])
+        else:
+            roots.append(i)
+    off = [0] * n
+    placed: list[int] = []
+    for r in sorted(roots, key=lambda i: -size[i]):  # stable: ties keep layer order
         at, moved = 0, True
         while moved:
             moved = False
-            for j in range(i):
-                if end[j] >= i and at < off[j] + size[j] and off[j] < at + size[i]:
+            for j in placed:
+                if r <= end[j] and j <= end[r] and at < off[j] + size[j] and off[j] < at + size[r]:
                     at, moved = off[j] + size[j], True
-        off.append(at)
-    return off, max((o + z for o, z in zip(off, size, strict=True)), default=0)
+        off[r] = at
+        placed.append(r)
+    return [off[root[i]] for i in range(n)], max((off[r] + size[r] for r in roots), default=0)
 
 
 def build_image(rt: Any) -> ModelImage:

@@ -448,8 +448,10 @@ static uint8_t src_bytes(const np_model_t *m, uint8_t s)
  * plan_outputs mirrors this to predict the arena). Output b (of layer b, 1-based) lives
  * from its layer to its last reader (the last layer's to the end of the step), and one
  * layer longer where it feeds a LINEAR followed by a LIF (the chain np_model_learn
- * accepts): stdp_step reads it right after that LIF. First fit in layer order, 8-byte
- * aligned: each output takes the lowest offset that overlaps no output live with it. */
+ * accepts): stdp_step reads it right after that LIF. An elementwise layer that is its
+ * input's last reader writes in place (one group, one block). Groups are placed largest
+ * first (ties: earlier first), each at the lowest 8-byte-aligned offset that overlaps no
+ * placed group live at the same time (greedy by size, as TFLM's planner). */
 static int learnable_at(const np_model_t *m, uint16_t j)
 {
     return j + 1u < m->n_layers && m->layers[j].kind == NP_LAYER_LINEAR &&
@@ -457,10 +459,20 @@ static int learnable_at(const np_model_t *m, uint16_t j)
            m->layers[j + 1].src[0] == j + 1u;
 }
 
+/* Kinds whose kernel reads x[k] before writing y[k] and nothing else of x: their output
+ * may overwrite their input in place when they are its last reader. */
+static int elementwise(uint8_t kind)
+{
+    return kind == NP_LAYER_RELU || kind == NP_LAYER_SCALE || kind == NP_LAYER_THRESHOLD ||
+           kind == NP_LAYER_LIF || kind == NP_LAYER_LI || kind == NP_LAYER_CUBALIF;
+}
+
 static int plan_outputs(np_model_t *m)
 {
     uint32_t off[NP_MAX_LAYERS], size[NP_MAX_LAYERS];
-    uint16_t end[NP_MAX_LAYERS], n = m->n_layers, i, j, k;
+    uint16_t end[NP_MAX_LAYERS], root[NP_MAX_LAYERS], order[NP_MAX_LAYERS];
+    uint16_t n = m->n_layers, i, j, k, n_roots = 0;
+    uint8_t placed[NP_MAX_LAYERS];
     uint32_t pool = 0;
     uint8_t *base;
     for (i = 0; i < n; i++) end[i] = i == n - 1 ? n : i;
@@ -470,24 +482,44 @@ static int plan_outputs(np_model_t *m)
             uint16_t last = (uint16_t)(j + (k == 0 && learnable_at(m, j) ? 1u : 0u));
             if (s > 0 && end[s - 1] < last) end[s - 1] = last;
         }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) { /* in-place groups: root = first layer, end = the group's */
+        uint8_t s = m->layers[i].src[0];
+        size[i] = (m->layers[i].out_n * (uint32_t)sizeof(int32_t) + 7u) & ~7u;
+        placed[i] = 0;
+        root[i] = i;
+        if (m->layers[i].n_src == 1 && s > 0 && elementwise(m->layers[i].kind) &&
+            end[s - 1] == i && m->layers[s - 1].out_n == m->layers[i].out_n) {
+            root[i] = root[s - 1];
+            if (end[root[i]] < end[i]) end[root[i]] = end[i];
+        } else {
+            order[n_roots++] = i;
+        }
+    }
+    for (i = 1; i < n_roots; i++) { /* insertion sort: size descending, stable */
+        uint16_t r = order[i];
+        for (j = i; j > 0 && size[order[j - 1]] < size[r]; j--) order[j] = order[j - 1];
+        order[j] = r;
+    }
+    for (k = 0; k < n_roots; k++) {
+        uint16_t r = order[k];
         uint32_t at = 0;
         int moved = 1;
-        size[i] = (m->layers[i].out_n * (uint32_t)sizeof(int32_t) + 7u) & ~7u;
-        while (moved) { /* lowest offset past every live overlap: at most i passes */
+        while (moved) { /* lowest offset past every live overlap: at most k passes */
             moved = 0;
-            for (j = 0; j < i; j++)
-                if (end[j] >= i && at < off[j] + size[j] && off[j] < at + size[i]) {
+            for (j = 0; j < n; j++)
+                if (placed[j] && r <= end[j] && j <= end[r] && at < off[j] + size[j] &&
+                    off[j] < at + size[r]) {
                     at = off[j] + size[j];
                     moved = 1;
                 }
         }
-        off[i] = at;
-        if (at + size[i] > pool) pool = at + size[i];
+        off[r] = at;
+        placed[r] = 1;
+        if (at + size[r] > pool) pool = at + size[r];
     }
     base = (uint8_t *)arena_alloc(m, pool);
     if (!base) return -1;
-    for (i = 0; i < n; i++) m->layers[i].out = (int32_t *)(base + off[i]);
+    for (i = 0; i < n; i++) m->layers[i].out = (int32_t *)(base + off[root[i]]);
     return 0;
 }
 
