@@ -96,7 +96,9 @@ def test_merged_state_keeps_soft_gate_thresholds():
                     - np.where(score(Et).argmax(1) == n_old, s0.open_thresholds[0],
                                s0.thresholds[0]))  # fmt: skip
     sure = margin > 1e-3
-    np.testing.assert_array_equal(decide(score(Et), Et, m1.state)[sure], decide(score(Et), Et, s0)[sure])
+    np.testing.assert_array_equal(
+        decide(score(Et), Et, m1.state)[sure], decide(score(Et), Et, s0)[sure]
+    )
     assert np.any(decide(score(Et), Et, s0) == n_old + 1)  # the word is recognised at all
     # a hard-gate device (no open thresholds) does not fit a soft-gate fleet
     hard = type(s0)(s0.words, s0.weights, s0.thresholds, s0.counts, s0.n_old, s0.open_class)
