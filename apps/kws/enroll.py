@@ -99,6 +99,8 @@ class EnrollParams:
     validation voices, see the module docstring)."""
 
     n_bins: int = 2  # time bins of the hidden spike counts
+    align: str = "onset"  # bin edges: "fixed" (equal time) or "onset" (equal spike mass)
+    score_weight: float = 1.0  # weight of the old readout's evidence vector in the embedding
     transform: str = "sqrt"  # count transform before normalising: "sqrt" or "none"
     augment: RasterAugmentParams = RasterAugmentParams()  # n_aug=0: no augmentation
     ridge: float = 0.1  # weight decay lambda of the delta rule
@@ -192,23 +194,64 @@ def augment_raster(
 _TRANSFORMS = {"none": lambda c: c, "sqrt": np.sqrt}
 
 
-def embed(hidden, p: EnrollParams = EnrollParams()) -> np.ndarray:  # noqa: ANN001
-    """Hidden spikes (one ``(N, T, n)`` array or a list, one per layer) -> unit-norm
-    embeddings ``(N, n_bins * sum(n))`` of the transformed (``p.transform``) counts."""
+def _bin_masks(act: np.ndarray, n_bins: int, align: str) -> np.ndarray:
+    """``(N, T)`` activity -> ``(N, n_bins, T)`` 0/1 masks of the time bins.
+
+    ``fixed``: ``n_bins`` equal spans of the window. ``onset``: aligned to the word's own
+    activity: with ``C(t) = sum_{s < t} a(s) / sum_s a(s)`` (the share of the clip's
+    hidden spikes before step ``t``), step ``t`` is in bin ``b`` when
+    ``b / B <= C(t) < (b + 1) / B`` (the last bin takes ``C(t) = 1``), so the bins follow
+    the word's onset and speed instead of the clock; a silent clip falls in bin 0.
+    """
+    N, T = act.shape
+    if align == "fixed":
+        b = np.minimum((np.arange(T) * n_bins) // T, n_bins - 1)
+        b = np.broadcast_to(b, (N, T))
+    elif align == "onset":
+        c = np.cumsum(act, 1, dtype=np.float64)
+        before = np.concatenate([np.zeros((N, 1)), c[:, :-1]], 1)
+        share = before / np.maximum(c[:, -1:], 1e-12)
+        b = np.minimum(np.floor(share * n_bins).astype(np.int64), n_bins - 1)
+    else:
+        raise DataError(f"align {align!r} is not one of ['fixed', 'onset']")
+    return (b[:, None, :] == np.arange(n_bins)[None, :, None]).astype(np.float32)
+
+
+def embed(hidden, p: EnrollParams = EnrollParams(), scores: np.ndarray | None = None) -> np.ndarray:  # noqa: ANN001
+    """Hidden spikes (one ``(N, T, n)`` array or a list, one per layer) -> embeddings
+    ``(N, n_bins * sum(n) [+ K])``::
+
+        u = phi([c^(l)_b]) / ||phi([c^(l)_b])||,   c^(l)_b = sum_{t in bin b} s^(l)(t)
+        e = [u, w_s v] / sqrt(1 + w_s^2),          v = (z - mean(z)) / ||z - mean(z)||
+
+    with bins from :func:`_bin_masks` (``p.align``; the activity is the spike count of all
+    hidden layers per step), ``phi`` = ``p.transform`` and, when ``w_s = p.score_weight``
+    > 0, ``z`` the old readout's ``(N, K)`` evidence (``scores``, the summed softmax of
+    :func:`~neuroplast.apps.kws.infer.runtime_scores`). ``||e|| = 1``."""
     if p.transform not in _TRANSFORMS:
         raise DataError(f"transform {p.transform!r} is not one of {sorted(_TRANSFORMS)}")
-    layers = hidden if isinstance(hidden, (list, tuple)) else [hidden]
-    parts = []
+    layers = [
+        np.asarray(h, np.float32)
+        for h in (hidden if isinstance(hidden, (list, tuple)) else [hidden])
+    ]
     for h in layers:
-        h = np.asarray(h, np.float32)
-        if h.ndim != 3:
-            raise DataError(f"hidden spikes must be (N, T, n), got shape {h.shape}")
+        if h.ndim != 3 or h.shape[:2] != layers[0].shape[:2]:
+            raise DataError(f"hidden spikes must be (N, T, n) with one N, T; got shape {h.shape}")
         if h.shape[1] < p.n_bins:
             raise DataError(f"{h.shape[1]} time steps is fewer than n_bins={p.n_bins}")
-        edges = np.linspace(0, h.shape[1], p.n_bins + 1).astype(int)
-        parts += [h[:, a:b].sum(1) for a, b in zip(edges[:-1], edges[1:])]
+    masks = _bin_masks(sum(h.sum(2) for h in layers), p.n_bins, p.align)
+    parts = [np.einsum("nbt,ntk->nbk", masks, h).reshape(len(h), -1) for h in layers]
+    # bin-major per layer: [layer 0 bin 0, layer 0 bin 1, ..., layer 1 bin 0, ...]
     e = _TRANSFORMS[p.transform](np.concatenate(parts, axis=1))
-    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
+    if p.score_weight > 0:
+        if scores is None or np.shape(scores)[0] != len(e) or np.ndim(scores) != 2:
+            raise DataError(f"score_weight > 0 needs the old readout's scores (N={len(e)}, K)")
+        z = np.asarray(scores, np.float64)
+        z = z - z.mean(1, keepdims=True)
+        z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
+        e = np.hstack([e, p.score_weight * z]) / np.sqrt(1.0 + p.score_weight**2)
+    return e
 
 
 def enroll_init(n_features: int, n_old: int, open_class: int = -1) -> EnrollState:
