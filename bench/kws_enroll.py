@@ -70,7 +70,6 @@ CANDIDATES = {
     "onset + evidence 1.0, budget 0.0167": replace(CHOSEN, score_weight=1.0, open_budget=0.0167),
     "onset + evidence 0.5, budget 0.0167": replace(CHOSEN, score_weight=0.5, open_budget=0.0167),
     "onset + evidence 1.0, budget 0.025": replace(CHOSEN, score_weight=1.0, open_budget=0.025),
-    "onset + evidence 0.5, budget 0.025": replace(CHOSEN, score_weight=0.5, open_budget=0.025),
     "onset + evidence 1.0, budget 0.025, q 0.985": replace(
         CHOSEN, score_weight=1.0, open_budget=0.025, guard_quantile=0.985
     ),

@@ -1,13 +1,20 @@
 """On-device keyword enrollment: a plastic readout row per new word, no backprop.
 
-The trained network stays frozen. Its hidden spikes give an embedding per clip::
+The trained network stays frozen. Its hidden spikes and its readout's evidence give an
+embedding per clip (:func:`embed`)::
 
-    e = normalise(phi([c^(l)_b])),  c^(l)_b = spike counts of hidden layer l in time bin b
-        (all hidden layers, ``n_bins`` bins over the 1 s window),  normalise(z) = z/||z||
+    u = normalise(phi([c^(l)_b])),  c^(l)_b = spike counts of hidden layer l in time bin b
+    e = [u, w_s v] / sqrt(1 + w_s^2),  v = normalise(z - mean(z))
 
-with ``phi`` the count transform (``transform``): ``sqrt`` (default; a variance-stabilising
-transform of Poisson-like counts, so a few very active neurons do not dominate the
-embedding: the Hellinger embedding) or ``none`` (raw counts).
+(all hidden layers, ``n_bins`` bins, ``normalise(x) = x / ||x||``) with ``phi`` the count
+transform (``transform``): ``sqrt`` (default; a variance-stabilising transform of
+Poisson-like counts, so a few very active neurons do not dominate the embedding: the
+Hellinger embedding) or ``none`` (raw counts). The bins (``align``) are either equal
+spans of the 1 s window (``fixed``) or aligned to the word (``onset``, default: bin ``b``
+holds the steps before which a share in ``[b/B, (b+1)/B)`` of the clip's hidden spikes
+fell, so the bins follow the word's onset and speed, not the clock). ``z`` is the old
+readout's per-class evidence (summed softmax) and ``w_s`` = ``score_weight`` (0: the
+hidden part alone). All of it is numpy on the device runtime's outputs.
 
 The few enrollment recordings are augmented on the device (:func:`augment_raster`:
 ``n_aug`` copies of each input spike raster with a random time warp, time shift,
@@ -46,9 +53,9 @@ sample) with a :class:`~neuroplast.plasticity.LearningGuard` on the readout runt
 rolls the enrollment back when it would drop by more than ``max_drop``. The saved state
 is that runtime's state (validated on load) plus the word list.
 
-The defaults (soft gate with ``open_budget=0.0167``, ``guard_quantile=0.99``,
-``transform="sqrt"``, ``n_aug=16``, ``ridge=0.1``, ``pos_share=0.1``, ``n_bins=2``) were
-chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
+The defaults (onset-aligned bins, ``score_weight=0.5``, soft gate with
+``open_budget=0.025``, ``guard_quantile=0.99``, ``transform="sqrt"``, ``n_aug=16``,
+``ridge=0.1``, ``pos_share=0.1``, ``n_bins=2``) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
 gate caps recall at the share of new-word clips the old readout files under ``unknown``
 (about half on both the demo and the benchmark model).
 """
@@ -100,14 +107,14 @@ class EnrollParams:
 
     n_bins: int = 2  # time bins of the hidden spike counts
     align: str = "onset"  # bin edges: "fixed" (equal time) or "onset" (equal spike mass)
-    score_weight: float = 1.0  # weight of the old readout's evidence vector in the embedding
+    score_weight: float = 0.5  # weight of the old readout's evidence vector in the embedding
     transform: str = "sqrt"  # count transform before normalising: "sqrt" or "none"
     augment: RasterAugmentParams = RasterAugmentParams()  # n_aug=0: no augmentation
     ridge: float = 0.1  # weight decay lambda of the delta rule
     pos_share: float = 0.1  # share of the total sample weight on the positives
     guard_quantile: float | None = 0.99  # None: 1 - max_drop (the old-word budget)
     gate: bool = False  # hard gate: new words only where the old readout says open_class
-    open_budget: float | None = 0.0167  # soft gate: share of guard clips taken on open side
+    open_budget: float | None = 0.025  # soft gate: share of guard clips taken on open side
     loo_weight: float = 0.0  # theta = w * median(LOO outputs) + (1 - w) * guard quantile
     folds: int = 5
     max_drop: float = 0.03  # roll back when guard accuracy drops by more
