@@ -53,7 +53,8 @@ from neuroplast.apps.kws.pipeline import (
 )
 
 CHOSEN = EnrollParams()
-PREVIOUS = replace(CHOSEN, align="fixed", score_weight=0.0)  # the defaults before issue 21
+# the defaults before the onset bins and the readout evidence
+PREVIOUS = replace(CHOSEN, align="fixed", score_weight=0.0, open_budget=0.0167)
 CANDIDATES = {
     "previous (no gate, no augmentation, pos_share 0.25, q 0.97)": replace(
         PREVIOUS,
@@ -65,8 +66,8 @@ CANDIDATES = {
     ),
     "previous chosen (fixed halves, soft gate, budget 0.0167)": PREVIOUS,
     "previous chosen, budget 0.025": replace(PREVIOUS, open_budget=0.025),
-    "onset-aligned bins": replace(PREVIOUS, align="onset"),
-    "readout evidence 1.0": replace(PREVIOUS, score_weight=1.0),
+    "onset-aligned bins, budget 0.0167": replace(PREVIOUS, align="onset"),
+    "readout evidence 1.0, budget 0.0167": replace(PREVIOUS, score_weight=1.0),
     "onset + evidence 1.0, budget 0.0167": replace(CHOSEN, score_weight=1.0, open_budget=0.0167),
     "onset + evidence 0.5, budget 0.0167": replace(CHOSEN, score_weight=0.5, open_budget=0.0167),
     "onset + evidence 1.0, budget 0.025": replace(CHOSEN, score_weight=1.0, open_budget=0.025),
