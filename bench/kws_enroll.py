@@ -53,8 +53,11 @@ from neuroplast.apps.kws.pipeline import (
 )
 
 CHOSEN = EnrollParams()
+# the augmentation before issue 21's second round (speed +-12 %, shift +-10 frames)
+OLD_AUG = RasterAugmentParams(speed=0.12, shift=10)
+BASE = replace(CHOSEN, augment=OLD_AUG)
 # the defaults before the onset bins and the readout evidence
-PREVIOUS = replace(CHOSEN, align="fixed", score_weight=0.0, open_budget=0.0167)
+PREVIOUS = replace(BASE, align="fixed", score_weight=0.0, open_budget=0.0167)
 CANDIDATES = {
     "previous (no gate, no augmentation, pos_share 0.25, q 0.97)": replace(
         PREVIOUS,
@@ -68,19 +71,17 @@ CANDIDATES = {
     "previous chosen, budget 0.025": replace(PREVIOUS, open_budget=0.025),
     "onset-aligned bins, budget 0.0167": replace(PREVIOUS, align="onset"),
     "readout evidence 1.0, budget 0.0167": replace(PREVIOUS, score_weight=1.0),
-    "onset + evidence 1.0, budget 0.0167": replace(CHOSEN, score_weight=1.0, open_budget=0.0167),
-    "onset + evidence 0.5, budget 0.0167": replace(CHOSEN, score_weight=0.5, open_budget=0.0167),
-    "onset + evidence 1.0, budget 0.025": replace(CHOSEN, score_weight=1.0, open_budget=0.025),
+    "onset + evidence 1.0, budget 0.0167": replace(BASE, score_weight=1.0, open_budget=0.0167),
+    "onset + evidence 0.5, budget 0.0167": replace(BASE, score_weight=0.5, open_budget=0.0167),
+    "onset + evidence 1.0, budget 0.025": replace(BASE, score_weight=1.0, open_budget=0.025),
     "onset + evidence 1.0, budget 0.025, q 0.985": replace(
-        CHOSEN, score_weight=1.0, open_budget=0.025, guard_quantile=0.985
+        BASE, score_weight=1.0, open_budget=0.025, guard_quantile=0.985
     ),
-    "onset + evidence, 3 bins": replace(CHOSEN, n_bins=3),
-    "onset + evidence, 32 augmented copies": replace(CHOSEN, augment=RasterAugmentParams(n_aug=32)),
-    "onset + evidence, mel shift 2": replace(CHOSEN, augment=RasterAugmentParams(mel_shift=2)),
-    "onset + evidence, speed 0.2, shift 15": replace(
-        CHOSEN, augment=RasterAugmentParams(speed=0.2, shift=15)
-    ),
-    "chosen": CHOSEN,
+    "onset + evidence, 3 bins": replace(BASE, n_bins=3),
+    "onset + evidence 0.5, budget 0.025 (speed 0.12, shift 10)": BASE,
+    "onset + evidence, 32 augmented copies": replace(CHOSEN, augment=replace(OLD_AUG, n_aug=32)),
+    "onset + evidence, mel shift 2": replace(CHOSEN, augment=replace(OLD_AUG, mel_shift=2)),
+    "chosen (onset + evidence 0.5, budget 0.025, speed 0.2, shift 15)": CHOSEN,
 }
 
 
