@@ -131,12 +131,13 @@ def markdown_table(r: dict, source: str = "") -> str:
     else:
         lines.append(f"| NIR export | not run | {nir.get('skipped', nir.get('error', ''))} |")
     e = r.get("enrollment", {})
-    word = e.get("saved", {}).get("report", {}).get("word", "the new word")
+    word = e.get("word") or e.get("saved", {}).get("report", {}).get("word")
+    word = f"'{word}'" if word else "a new word"
     for name, what in (("cross_voice", "cross-voice (headline)"), ("personal", "personal")):
         c = e.get(name, {})
         if "recall_mean" in c:
             lines.append(
-                f"| Enrollment of '{word}', {what}: "
+                f"| Enrollment of {word}, {what}: "
                 f"{'/'.join(map(str, c['examples_per_draw']))} examples | "
                 f"{_pct(c['recall_mean'])} recall (sd {100 * c['recall_std']:.1f}, min "
                 f"{_pct(c['recall_min'])}) | old-word drop {c['old_drop_points_mean']:.2f} points "

@@ -563,6 +563,7 @@ def enrollment_protocols(
     cross = cross_voice_draws(pool_voice, test_voice, n_draws, n_examples, seed)
     pers = personal_draws(test_voice, n_examples, personal_per_voice, seed)
     return {
+        "word": word,
         "cross_voice": evaluate_enrollment(word, cross, pool, test, old, *args),
         "personal": evaluate_enrollment(word, pers, test, test, old, *args)
         if pers
