@@ -614,7 +614,20 @@ def enrollment_stage(
     en: dict[str, Any] = {"headline": "cross_voice", "params": asdict(p)}
     en.update(
         enrollment_protocols(
-            rt, word, ev, vv, et, tv, Xte, yte, guard, n_old, gate, p, seed=seed + 1
+            rt,
+            word,
+            ev,
+            vv,
+            et,
+            tv,
+            Xte,
+            yte,
+            guard,
+            n_old,
+            gate,
+            p,
+            n_examples=n_examples,
+            seed=seed + 1,
         )
     )
     idx, _ = cross_voice_draws(vv, tv, 1, n_examples, seed + 1)[0]
