@@ -3,24 +3,26 @@
 Usage::
 
     OMP_NUM_THREADS=1 python bench/kws_enroll.py --out OUT_DIR --data DATA_DIR [--seed 1]
-        [--results bench/results/kws_full.json]
+        [--results bench/results/kws_full.json] [--val-only]
 
 ``OUT_DIR`` holds the trained ``kws.bundle`` of a ``run_pipeline`` run on ``DATA_DIR``
-(the benchmark: ``clips_per_word=12, seed=1``). The enrollment word's clips of the
-*validation* voices and the validation old-word clips decide everything:
+(the benchmark: ``clips_per_word=12, seed=1``; the demo: ``/tmp/.../demo`` with
+``--seed 0``). The enrollment word's clips of the *validation* voices and the validation
+old-word clips decide everything:
 
-* protocol: leave one validation voice out; enroll from 5 clips drawn from the other
-  validation voices (``--draws`` draws per voice), measure recall on the left-out
-  voice's clips and the old-word accuracy drop on all validation old-word clips;
+* protocol: leave one validation voice out; enroll from 5 clips spread over the other
+  validation voices (``--draws`` draws per voice,
+  :func:`~neuroplast.apps.kws.pipeline.leave_voice_out_draws`), measure recall on the
+  left-out voice's clips and the old-word accuracy drop on all validation old-word clips
+  (:func:`~neuroplast.apps.kws.pipeline.evaluate_enrollment`);
 * candidates: a few :class:`EnrollParams` settings (the earlier defaults, ablations, the
   chosen defaults); the chosen one maximises mean validation recall among those whose
   validation old drop is <= 2 points on average and <= 3 points in every draw.
 
 Only then the test set is touched, once, with the chosen setting and the pipeline's
-enrollment (the first 5 validation-voice clips as examples, recall on every test-voice
-clip of the word, old-word drop on the whole test set), plus the mean over 20 random
-5-clip draws from the validation voices. Results go under ``"enrollment"`` in
-``--results``.
+measurement (:func:`~neuroplast.apps.kws.pipeline.enrollment_protocols`: the headline
+cross-voice protocol, 20 draws of 5 clips of distinct validation voices tested on the test
+voices, and the personal protocol). Results go under ``"enrollment"`` in ``--results``.
 """
 
 from __future__ import annotations
@@ -34,60 +36,53 @@ from pathlib import Path
 import numpy as np
 
 from neuroplast.apps.kws import data as D
-from neuroplast.apps.kws.enroll import (
-    EnrollParams,
-    RasterAugmentParams,
-    decide,
-    embed,
-    enroll_init,
-    enroll_word,
-    open_class_of,
-)
+from neuroplast.apps.kws.enroll import EnrollParams, RasterAugmentParams, embed, open_class_of
 from neuroplast.apps.kws.frontend import DeltaParams, MelParams
 from neuroplast.apps.kws.infer import runtime_scores
 from neuroplast.apps.kws.pipeline import (
     _jsonable,
-    example_embeddings,
+    enroll_voices,
+    enrollment_protocols,
+    enrollment_set,
+    evaluate_enrollment,
     guard_set,
     hidden_names,
+    leave_voice_out_draws,
     load_features,
     load_kws_runtime,
-    run_enrollment,
 )
 
 CHOSEN = EnrollParams()
+# the augmentation before issue 21's second round (speed +-12 %, shift +-10 frames)
+OLD_AUG = RasterAugmentParams(speed=0.12, shift=10)
+BASE = replace(CHOSEN, augment=OLD_AUG)
+# the defaults before the onset bins and the readout evidence
+PREVIOUS = replace(BASE, align="fixed", score_weight=0.0, open_budget=0.0167)
 CANDIDATES = {
-    "previous (no gate, no augmentation, pos_share 0.25, q 0.97)": EnrollParams(
+    "previous (no gate, no augmentation, pos_share 0.25, q 0.97)": replace(
+        PREVIOUS,
         augment=RasterAugmentParams(n_aug=0),
         pos_share=0.25,
         guard_quantile=None,
-        gate=False,
         open_budget=None,
         transform="none",
     ),
-    "previous chosen (hard gate, raw counts, q 0.98)": replace(
-        CHOSEN, gate=True, transform="none", guard_quantile=0.98
+    "previous chosen (fixed halves, soft gate, budget 0.0167)": PREVIOUS,
+    "previous chosen, budget 0.025": replace(PREVIOUS, open_budget=0.025),
+    "onset-aligned bins, budget 0.0167": replace(PREVIOUS, align="onset"),
+    "readout evidence 1.0, budget 0.0167": replace(PREVIOUS, score_weight=1.0),
+    "onset + evidence 1.0, budget 0.0167": replace(BASE, score_weight=1.0, open_budget=0.0167),
+    "onset + evidence 0.5, budget 0.0167": replace(BASE, score_weight=0.5, open_budget=0.0167),
+    "onset + evidence 1.0, budget 0.025": replace(BASE, score_weight=1.0, open_budget=0.025),
+    "onset + evidence 1.0, budget 0.025, q 0.985": replace(
+        BASE, score_weight=1.0, open_budget=0.025, guard_quantile=0.985
     ),
-    "raw counts, no gate, q 0.98": replace(
-        CHOSEN, transform="none", open_budget=None, guard_quantile=0.98
-    ),
-    "no gate, q 0.98": replace(CHOSEN, open_budget=None, guard_quantile=0.98),
-    "hard gate, q 0.98": replace(CHOSEN, gate=True, guard_quantile=0.98),
-    "chosen, open budget 0.0083": replace(CHOSEN, open_budget=0.0083),
-    "chosen, open budget 0.025": replace(CHOSEN, open_budget=0.025),
-    "no augmentation": replace(CHOSEN, augment=RasterAugmentParams(n_aug=0)),
-    "chosen, q 0.98": replace(CHOSEN, guard_quantile=0.98),
-    "chosen, q 0.995": replace(CHOSEN, guard_quantile=0.995),
-    "chosen, pos_share 0.25": replace(CHOSEN, pos_share=0.25),
-    "chosen": CHOSEN,
+    "onset + evidence, 3 bins": replace(BASE, n_bins=3),
+    "onset + evidence 0.5, budget 0.025 (speed 0.12, shift 10)": BASE,
+    "onset + evidence, 32 augmented copies": replace(CHOSEN, augment=replace(OLD_AUG, n_aug=32)),
+    "onset + evidence, mel shift 2": replace(CHOSEN, augment=replace(OLD_AUG, mel_shift=2)),
+    "chosen (onset + evidence 0.5, budget 0.025, speed 0.2, shift 15)": CHOSEN,
 }
-
-
-def voices_of(data_dir: Path, word: str) -> np.ndarray:
-    """Voice (speaker id) of each validation ``word`` clip, in ``load_features`` order."""
-    listed = set((data_dir / "validation_list.txt").read_text().split())
-    files = [f for f in sorted((data_dir / word).glob("*.wav")) if f"{word}/{f.name}" in listed]
-    return np.array([f.name.split("_nohash_")[0] for f in files])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -108,49 +103,30 @@ def main(argv: list[str] | None = None) -> dict:
     guards: dict = {}
 
     def guard_for(p: EnrollParams) -> dict:  # guard embeddings in p's embedding
-        key = (p.n_bins, p.transform)
+        key = (p.n_bins, p.transform, p.align, p.score_weight)
         if key not in guards:
             guards[key] = guard_set(rt, *F["train"], per_class=40, seed=a.seed, p=p)
         return guards[key]
 
     # validation data: old words, the new word's clips and their voices
     ev = F["enroll"]["val"]
-    voice = voices_of(data, a.word)
+    voice = enroll_voices(data, a.word, "val")
     vs, vh = runtime_scores(rt, F["val"][0], hidden=hidden_names(rt))
     vy = F["val"][1]
-    ns, nh = runtime_scores(rt, ev, hidden=hidden_names(rt))
-    rng = np.random.default_rng(a.seed)
-    draws = [
-        (v, rng.choice(np.flatnonzero(voice != v), 5, replace=False))
-        for v in np.unique(voice)
-        for _ in range(a.draws)
-    ]
-    cache: dict = {}
+    draws = leave_voice_out_draws(voice, a.draws, 5, a.seed)
+    raw: dict = {}
 
     def validate(p: EnrollParams) -> dict:
-        vo, vn = embed(vh, p), embed(nh, p)
-        guard = guard_for(p)
-        rec, drop = [], []
-        for v, idx in draws:
-            key = (tuple(idx), p.n_bins, p.transform, p.augment)
-            if key not in cache:
-                cache[key] = example_embeddings(rt, ev[idx], p)
-            ex, aug = cache[key]
-            st = enroll_init(ex.shape[1], n_old, gate)
-            new, _ = enroll_word(
-                st, a.word, ex, guard["emb"], guard["scores"], guard["labels"], p, aug
-            )
-            mine = voice == v
-            rec.append(float(np.mean(decide(ns[mine], vn[mine], new) == n_old)))
-            drop.append(
-                float(np.mean(decide(vs, vo, st) == vy) - np.mean(decide(vs, vo, new) == vy))
-            )
+        pool = enrollment_set(rt, ev, p, voice, cache=raw)
+        old = {"scores": vs, "emb": embed(vh, p, vs), "labels": vy}
+        r = evaluate_enrollment(a.word, draws, pool, pool, old, guard_for(p), n_old, gate, p)
         return {
-            "recall": float(np.mean(rec)),
-            "recall_std": float(np.std(rec)),
-            "old_drop_points": 100 * float(np.mean(drop)),
-            "old_drop_points_max": 100 * float(np.max(drop)),
-            "enrollments": len(rec),
+            "recall": r["recall_mean"],
+            "recall_std": r["recall_std"],
+            "old_drop_points": r["old_drop_points_mean"],
+            "old_drop_points_max": r["old_drop_points_max"],
+            "enrollments": r["draws"],
+            "refused": r["refused"],
         }
 
     val = {}
@@ -164,26 +140,20 @@ def main(argv: list[str] | None = None) -> dict:
     }
     best = max(ok, key=lambda k: ok[k]["recall"])
     p = CANDIDATES[best]
-    guard = guard_for(p)
     print(f"chosen on validation: {best}", flush=True)
     if a.val_only:
         return {"chosen": best, "validation": val}
-    # the test set, once
+    # the test set, once: the pipeline's measurement
     Xte, yte = F["test"]
     et = F["enroll"]["test"]
-    en = run_enrollment(rt, a.word, ev[:5], guard, Xte, yte, et, n_old=n_old, p=p, open_class=gate)
-    en.pop("state")
-    ts, th = runtime_scores(rt, Xte, hidden=hidden_names(rt))
-    es, eh = runtime_scores(rt, et, hidden=hidden_names(rt))
-    te, ee = embed(th, p), embed(eh, p)
-    rec, drop = [], []
-    rng = np.random.default_rng(a.seed + 1)
-    for _ in range(20):
-        ex, aug = example_embeddings(rt, ev[rng.choice(len(ev), 5, replace=False)], p)
-        st = enroll_init(ex.shape[1], n_old, gate)
-        new, _ = enroll_word(st, a.word, ex, guard["emb"], guard["scores"], guard["labels"], p, aug)
-        rec.append(float(np.mean(decide(es, ee, new) == n_old)))
-        drop.append(float(np.mean(decide(ts, te, st) == yte) - np.mean(decide(ts, te, new) == yte)))
+    tv = enroll_voices(data, a.word, "test")
+    en = {"headline": "cross_voice"}
+    en.update(
+        enrollment_protocols(
+            rt, a.word, ev, voice, et, tv, Xte, yte, guard_for(p), n_old, gate, p,
+            seed=a.seed + 1,
+        )
+    )  # fmt: skip
     en.update(
         chosen=best,
         params=asdict(p),
@@ -193,26 +163,17 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         validation={
             "protocol": (
-                f"leave one validation voice out; 5 '{a.word}' clips drawn from the other "
+                f"leave one validation voice out; 5 '{a.word}' clips spread over the other "
                 f"{len(np.unique(voice)) - 1} validation voices, {a.draws} draws per voice; "
                 f"recall on the left-out voice's clips, old drop on the {len(vy)} "
                 "validation old-word clips"
             ),
             "candidates": val,
         },
-        test_20_draws={
-            "recall_mean": float(np.mean(rec)),
-            "recall_min": float(np.min(rec)),
-            "old_drop_points_mean": 100 * float(np.mean(drop)),
-            "old_drop_points_max": 100 * float(np.max(drop)),
-        },
         seconds=time.perf_counter() - t0,
     )
-    print(
-        f"test: recall {en['new_word_recall']:.3f} old drop {100 * en['old_drop']:.2f} points; "
-        f"20 draws: {en['test_20_draws']}",
-        flush=True,
-    )
+    c, q = en["cross_voice"], en["personal"]
+    print(f"test cross-voice: {c}\ntest personal: {q}", flush=True)
     if a.results:
         path = Path(a.results)
         r = json.loads(path.read_text()) if path.exists() else {}

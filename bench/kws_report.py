@@ -131,24 +131,26 @@ def markdown_table(r: dict, source: str = "") -> str:
     else:
         lines.append(f"| NIR export | not run | {nir.get('skipped', nir.get('error', ''))} |")
     e = r.get("enrollment", {})
-    if "new_word_recall" in e:
-        lines.append(
-            f"| Enrollment of '{e['report']['word']}' from {e['report']['n_examples']} examples "
-            f"| {_pct(e['new_word_recall'])} recall | old-word accuracy "
-            f"{_pct(e['old_acc_before'])} -> {_pct(e['old_acc_after'])} "
-            f"({100 * e['old_drop']:.2f} point drop) |"
-        )
+    word = e.get("word") or e.get("saved", {}).get("report", {}).get("word")
+    word = f"'{word}'" if word else "a new word"
+    for name, what in (("cross_voice", "cross-voice (headline)"), ("personal", "personal")):
+        c = e.get(name, {})
+        if "recall_mean" in c:
+            lines.append(
+                f"| Enrollment of {word}, {what}: "
+                f"{'/'.join(map(str, c['examples_per_draw']))} examples | "
+                f"{_pct(c['recall_mean'])} recall (sd {100 * c['recall_std']:.1f}, min "
+                f"{_pct(c['recall_min'])}) | old-word drop {c['old_drop_points_mean']:.2f} points "
+                f"(max {c['old_drop_points_max']:.2f}) over {c['draws']} draws; "
+                f"{e.get('protocol', {}).get(name, '')} |"
+            )
     if "validation" in e:
         v = e["validation"]["candidates"][e["chosen"]]
-        d = e.get("test_20_draws", {})
         lines.append(
-            f"| Enrollment settings chosen on validation voices only | "
+            f"| Enrollment settings chosen on validation voices only ({e['chosen']}) | "
             f"{_pct(v['recall'])} val recall | val old-word drop {v['old_drop_points']:.2f} "
             f"points (max {v['old_drop_points_max']:.2f}) over {v['enrollments']} "
-            f"leave-one-voice-out enrollments; test over 20 random 5-clip draws: recall "
-            f"{_pct(d.get('recall_mean'))} (min {_pct(d.get('recall_min'))}), drop "
-            f"{d.get('old_drop_points_mean', float('nan')):.2f} points "
-            f"(max {d.get('old_drop_points_max', float('nan')):.2f}) |"
+            "leave-one-voice-out enrollments |"
         )
     for mode, s in r.get("streaming", {}).items():
         lines.append(

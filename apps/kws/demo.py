@@ -21,7 +21,7 @@ from typing import Any
 
 from neuroplast.paths import cache_dir, output_dir
 
-__all__ = ["main", "results_table", "DEMO"]
+__all__ = ["main", "results_table", "enroll_only", "DEMO"]
 
 # small embedded defaults: a few minutes on 2 idle CPU cores
 DEMO = dict(
@@ -97,12 +97,15 @@ def results_table(r: dict) -> Any:
         str(nir.get("node_kinds", nir.get("skipped", nir.get("error", ""))))[:60],
     )
     e = r.get("enrollment", {})
-    if "new_word_recall" in e:
-        t.add_row(
-            f"enroll '{e['report']['word']}' ({e['report']['n_examples']} examples)",
-            _pct(e["new_word_recall"]),
-            f"old-word drop {100 * e['old_drop']:.2f} points",
-        )
+    for name in ("cross_voice", "personal"):
+        c = e.get(name, {})
+        if "recall_mean" in c:
+            t.add_row(
+                f"enroll a new word ({name.replace('_', '-')}, {c['examples_per_draw']} examples)",
+                _pct(c["recall_mean"]),
+                f"+- {100 * c['recall_std']:.1f}; old-word drop {c['old_drop_points_mean']:.2f} "
+                f"points (max {c['old_drop_points_max']:.2f}), {c['draws']} draws",
+            )
     for mode, s in r.get("streaming", {}).items():
         t.add_row(
             f"streaming latency / 10 ms hop ({mode})",
@@ -127,6 +130,25 @@ def results_table(r: dict) -> Any:
     return t
 
 
+def enroll_only(cfg, progress=None) -> dict:  # noqa: ANN001
+    """Re-run the pipeline's enrollment stage on the bundle of an earlier run in
+    ``cfg.out_dir`` (its ``results.json`` must exist; the features come from the cache)
+    and return that run's results with the ``enrollment`` section replaced."""
+    from neuroplast.apps.kws.pipeline import enrollment_stage, load_features
+    from neuroplast.errors import DataError
+
+    out = Path(cfg.out_dir)
+    res = out / "results.json"
+    if not (out / "kws.bundle").exists() or not res.exists():
+        raise DataError(f"{out} has no kws.bundle and results.json of an earlier run")
+    r = json.loads(res.read_text())
+    F = load_features(cfg.data_dir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+    r["enrollment"] = enrollment_stage(
+        out / "kws.bundle", F, cfg.data_dir, out, cfg.enroll_word, cfg.n_enroll, cfg.seed, progress
+    )
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m neuroplast.apps.kws.demo", description=__doc__)
     ap.add_argument("--data", default=str(cache_dir("kws", "demo")), help="clips (cache)")
@@ -137,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true", help="skip the zero-delay baseline")
     ap.add_argument("--four-bit", action="store_true", help="also train 4-bit weights")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--enroll-only",
+        action="store_true",
+        help="re-run only the enrollment stage on the bundle and results.json in --out",
+    )
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
     from rich.console import Console
@@ -153,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         four_bit=a.four_bit,
         threads=a.threads,
     )
-    r = run_pipeline(cfg, progress=lambda m: console.print(m, markup=False, highlight=False))
+    log = lambda m: console.print(m, markup=False, highlight=False)  # noqa: E731
+    if a.enroll_only:
+        r = enroll_only(cfg, log)
+    else:
+        r = run_pipeline(cfg, progress=log)
     console.print(results_table(r))
     for out in [Path(a.out) / "results.json"] + ([Path(a.json)] if a.json else []):
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,20 @@
 """On-device keyword enrollment: a plastic readout row per new word, no backprop.
 
-The trained network stays frozen. Its hidden spikes give an embedding per clip::
+The trained network stays frozen. Its hidden spikes and its readout's evidence give an
+embedding per clip (:func:`embed`)::
 
-    e = normalise(phi([c^(l)_b])),  c^(l)_b = spike counts of hidden layer l in time bin b
-        (all hidden layers, ``n_bins`` bins over the 1 s window),  normalise(z) = z/||z||
+    u = normalise(phi([c^(l)_b])),  c^(l)_b = spike counts of hidden layer l in time bin b
+    e = [u, w_s v] / sqrt(1 + w_s^2),  v = normalise(z - mean(z))
 
-with ``phi`` the count transform (``transform``): ``sqrt`` (default; a variance-stabilising
-transform of Poisson-like counts, so a few very active neurons do not dominate the
-embedding: the Hellinger embedding) or ``none`` (raw counts).
+(all hidden layers, ``n_bins`` bins, ``normalise(x) = x / ||x||``) with ``phi`` the count
+transform (``transform``): ``sqrt`` (default; a variance-stabilising transform of
+Poisson-like counts, so a few very active neurons do not dominate the embedding: the
+Hellinger embedding) or ``none`` (raw counts). The bins (``align``) are either equal
+spans of the 1 s window (``fixed``) or aligned to the word (``onset``, default: bin ``b``
+holds the steps before which a share in ``[b/B, (b+1)/B)`` of the clip's hidden spikes
+fell, so the bins follow the word's onset and speed, not the clock). ``z`` is the old
+readout's per-class evidence (summed softmax) and ``w_s`` = ``score_weight`` (0: the
+hidden part alone). All of it is numpy on the device runtime's outputs.
 
 The few enrollment recordings are augmented on the device (:func:`augment_raster`:
 ``n_aug`` copies of each input spike raster with a random time warp, time shift,
@@ -46,9 +53,10 @@ sample) with a :class:`~neuroplast.plasticity.LearningGuard` on the readout runt
 rolls the enrollment back when it would drop by more than ``max_drop``. The saved state
 is that runtime's state (validated on load) plus the word list.
 
-The defaults (soft gate with ``open_budget=0.0167``, ``guard_quantile=0.99``,
-``transform="sqrt"``, ``n_aug=16``, ``ridge=0.1``, ``pos_share=0.1``, ``n_bins=2``) were
-chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
+The defaults (onset-aligned bins, ``score_weight=0.5``, soft gate with
+``open_budget=0.025``, ``guard_quantile=0.99``, ``transform="sqrt"``, ``n_aug=16`` copies
+with speed +-20 % and shift +-15 frames,
+``ridge=0.1``, ``pos_share=0.1``, ``n_bins=2``) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
 gate caps recall at the share of new-word clips the old readout files under ``unknown``
 (about half on both the demo and the benchmark model).
 """
@@ -86,8 +94,8 @@ class RasterAugmentParams:
     the mel channels (a vocal-tract-length change) and spike dropout."""
 
     n_aug: int = 16
-    speed: float = 0.12  # factor uniform in [1 - speed, 1 + speed]
-    shift: int = 10  # frames, uniform in [-shift, shift]
+    speed: float = 0.2  # factor uniform in [1 - speed, 1 + speed]
+    shift: int = 15  # frames, uniform in [-shift, shift]
     mel_shift: int = 1  # channels, uniform in [-mel_shift, mel_shift]
     drop: float = 0.05  # probability of deleting a spike
     seed: int = 0
@@ -99,13 +107,15 @@ class EnrollParams:
     validation voices, see the module docstring)."""
 
     n_bins: int = 2  # time bins of the hidden spike counts
+    align: str = "onset"  # bin edges: "fixed" (equal time) or "onset" (equal spike mass)
+    score_weight: float = 0.5  # weight of the old readout's evidence vector in the embedding
     transform: str = "sqrt"  # count transform before normalising: "sqrt" or "none"
     augment: RasterAugmentParams = RasterAugmentParams()  # n_aug=0: no augmentation
     ridge: float = 0.1  # weight decay lambda of the delta rule
     pos_share: float = 0.1  # share of the total sample weight on the positives
     guard_quantile: float | None = 0.99  # None: 1 - max_drop (the old-word budget)
     gate: bool = False  # hard gate: new words only where the old readout says open_class
-    open_budget: float | None = 0.0167  # soft gate: share of guard clips taken on open side
+    open_budget: float | None = 0.025  # soft gate: share of guard clips taken on open side
     loo_weight: float = 0.0  # theta = w * median(LOO outputs) + (1 - w) * guard quantile
     folds: int = 5
     max_drop: float = 0.03  # roll back when guard accuracy drops by more
@@ -192,23 +202,64 @@ def augment_raster(
 _TRANSFORMS = {"none": lambda c: c, "sqrt": np.sqrt}
 
 
-def embed(hidden, p: EnrollParams = EnrollParams()) -> np.ndarray:  # noqa: ANN001
-    """Hidden spikes (one ``(N, T, n)`` array or a list, one per layer) -> unit-norm
-    embeddings ``(N, n_bins * sum(n))`` of the transformed (``p.transform``) counts."""
+def _bin_masks(act: np.ndarray, n_bins: int, align: str) -> np.ndarray:
+    """``(N, T)`` activity -> ``(N, n_bins, T)`` 0/1 masks of the time bins.
+
+    ``fixed``: ``n_bins`` equal spans of the window. ``onset``: aligned to the word's own
+    activity: with ``C(t) = sum_{s < t} a(s) / sum_s a(s)`` (the share of the clip's
+    hidden spikes before step ``t``), step ``t`` is in bin ``b`` when
+    ``b / B <= C(t) < (b + 1) / B`` (the last bin takes ``C(t) = 1``), so the bins follow
+    the word's onset and speed instead of the clock; a silent clip falls in bin 0.
+    """
+    N, T = act.shape
+    if align == "fixed":
+        b = np.minimum((np.arange(T) * n_bins) // T, n_bins - 1)
+        b = np.broadcast_to(b, (N, T))
+    elif align == "onset":
+        c = np.cumsum(act, 1, dtype=np.float64)
+        before = np.concatenate([np.zeros((N, 1)), c[:, :-1]], 1)
+        share = before / np.maximum(c[:, -1:], 1e-12)
+        b = np.minimum(np.floor(share * n_bins).astype(np.int64), n_bins - 1)
+    else:
+        raise DataError(f"align {align!r} is not one of ['fixed', 'onset']")
+    return (b[:, None, :] == np.arange(n_bins)[None, :, None]).astype(np.float32)
+
+
+def embed(hidden, p: EnrollParams = EnrollParams(), scores: np.ndarray | None = None) -> np.ndarray:  # noqa: ANN001
+    """Hidden spikes (one ``(N, T, n)`` array or a list, one per layer) -> embeddings
+    ``(N, n_bins * sum(n) [+ K])``::
+
+        u = phi([c^(l)_b]) / ||phi([c^(l)_b])||,   c^(l)_b = sum_{t in bin b} s^(l)(t)
+        e = [u, w_s v] / sqrt(1 + w_s^2),          v = (z - mean(z)) / ||z - mean(z)||
+
+    with bins from :func:`_bin_masks` (``p.align``; the activity is the spike count of all
+    hidden layers per step), ``phi`` = ``p.transform`` and, when ``w_s = p.score_weight``
+    > 0, ``z`` the old readout's ``(N, K)`` evidence (``scores``, the summed softmax of
+    :func:`~neuroplast.apps.kws.infer.runtime_scores`). ``||e|| = 1``."""
     if p.transform not in _TRANSFORMS:
         raise DataError(f"transform {p.transform!r} is not one of {sorted(_TRANSFORMS)}")
-    layers = hidden if isinstance(hidden, (list, tuple)) else [hidden]
-    parts = []
+    layers = [
+        np.asarray(h, np.float32)
+        for h in (hidden if isinstance(hidden, (list, tuple)) else [hidden])
+    ]
     for h in layers:
-        h = np.asarray(h, np.float32)
-        if h.ndim != 3:
-            raise DataError(f"hidden spikes must be (N, T, n), got shape {h.shape}")
+        if h.ndim != 3 or h.shape[:2] != layers[0].shape[:2]:
+            raise DataError(f"hidden spikes must be (N, T, n) with one N, T; got shape {h.shape}")
         if h.shape[1] < p.n_bins:
             raise DataError(f"{h.shape[1]} time steps is fewer than n_bins={p.n_bins}")
-        edges = np.linspace(0, h.shape[1], p.n_bins + 1).astype(int)
-        parts += [h[:, a:b].sum(1) for a, b in zip(edges[:-1], edges[1:])]
+    masks = _bin_masks(sum(h.sum(2) for h in layers), p.n_bins, p.align)
+    parts = [np.einsum("nbt,ntk->nbk", masks, h).reshape(len(h), -1) for h in layers]
+    # bin-major per layer: [layer 0 bin 0, layer 0 bin 1, ..., layer 1 bin 0, ...]
     e = _TRANSFORMS[p.transform](np.concatenate(parts, axis=1))
-    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
+    if p.score_weight > 0:
+        if scores is None or np.shape(scores)[0] != len(e) or np.ndim(scores) != 2:
+            raise DataError(f"score_weight > 0 needs the old readout's scores (N={len(e)}, K)")
+        z = np.asarray(scores, np.float64)
+        z = z - z.mean(1, keepdims=True)
+        z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
+        e = np.hstack([e, p.score_weight * z]) / np.sqrt(1.0 + p.score_weight**2)
+    return e
 
 
 def enroll_init(n_features: int, n_old: int, open_class: int = -1) -> EnrollState:

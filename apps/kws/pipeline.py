@@ -13,7 +13,7 @@ import json
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,14 @@ __all__ = [
     "hidden_names",
     "example_embeddings",
     "run_enrollment",
-    "enrollment_draws",
+    "enroll_voices",
+    "enrollment_set",
+    "cross_voice_draws",
+    "leave_voice_out_draws",
+    "personal_draws",
+    "evaluate_enrollment",
+    "enrollment_protocols",
+    "enrollment_stage",
     "stream_benchmark",
     "clip_tags",
     "grouped_accuracy",
@@ -280,7 +287,7 @@ def guard_set(
         [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
     )
     scores, hid = runtime_scores(rt, X[idx], hidden=hidden_names(rt))
-    return {"emb": embed(hid, p), "scores": scores, "labels": np.asarray(y)[idx]}
+    return {"emb": embed(hid, p, scores), "scores": scores, "labels": np.asarray(y)[idx]}
 
 
 def example_embeddings(
@@ -292,14 +299,14 @@ def example_embeddings(
     on-device augmented copies ``(n, n_aug, F)`` (:func:`~neuroplast.apps.kws.enroll.augment_raster`,
     ``C/2`` mel bands per polarity)."""
     X = np.asarray(X)
-    _, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
-    ex = embed(hid, p)
+    sc, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
+    ex = embed(hid, p, sc)
     n_aug = p.augment.n_aug
     if n_aug <= 0 or len(X) == 0:
         return ex, np.zeros((len(ex), 0, ex.shape[1]))
     A = augment_raster(X, X.shape[2] // 2, p.augment)
-    _, hid_a = runtime_scores(rt, A.reshape(-1, *X.shape[1:]), hidden=hidden_names(rt))
-    return ex, embed(hid_a, p).reshape(len(X), n_aug, -1)
+    sc_a, hid_a = runtime_scores(rt, A.reshape(-1, *X.shape[1:]), hidden=hidden_names(rt))
+    return ex, embed(hid_a, p, sc_a).reshape(len(X), n_aug, -1)
 
 
 def run_enrollment(
@@ -325,13 +332,13 @@ def run_enrollment(
     res: dict[str, Any] = {"report": asdict(rep), "state": new_state}
     if X_old_test is not None:
         sc, h = runtime_scores(rt, X_old_test, hidden=hidden_names(rt))
-        e = embed(h, p)
+        e = embed(h, p, sc)
         before = float(np.mean(decide(sc, e, state) == y_old_test))
         after = float(np.mean(decide(sc, e, new_state) == y_old_test))
         res.update(old_acc_before=before, old_acc_after=after, old_drop=before - after)
     if X_new_test is not None and len(X_new_test):
         sc, h = runtime_scores(rt, X_new_test, hidden=hidden_names(rt))
-        pred = decide(sc, embed(h, p), new_state)
+        pred = decide(sc, embed(h, p, sc), new_state)
         res["new_word_recall"] = (
             float(np.mean(pred == n_old + new_state.words.index(word)))
             if word in new_state.words
@@ -341,41 +348,304 @@ def run_enrollment(
     return res
 
 
-def enrollment_draws(
+def enroll_voices(data_dir: str | Path, word: str, split: str) -> np.ndarray:
+    """Voice (speaker id, the file name before ``_nohash_``) of each ``word`` clip of
+    ``split`` (``"val"``/``"test"``), in :func:`load_features` ``["enroll"][split]`` order."""
+    data_dir = Path(data_dir)
+    lists = {
+        s: data_dir / f for s, f in (("val", "validation_list.txt"), ("test", "testing_list.txt"))
+    }
+    if split not in lists:
+        raise DataError(f"split {split!r} is not one of {sorted(lists)}")
+    listed = set(lists[split].read_text().split())
+    files = [f for f in sorted((data_dir / word).glob("*.wav")) if f"{word}/{f.name}" in listed]
+    return np.array([f.name.split("_nohash_")[0] for f in files])
+
+
+def enrollment_set(
     rt,  # noqa: ANN001 - runtime with hidden outputs
-    word: str,
-    X_pool: np.ndarray,
-    guard: dict,
-    X_old_test: np.ndarray,
-    y_old_test: np.ndarray,
-    X_new_test: np.ndarray,
-    n_old: int,
-    open_class: int = -1,
+    X: np.ndarray,
+    p: EnrollParams = EnrollParams(),
+    voice: np.ndarray | None = None,
+    augment: bool = True,
+    cache: dict | None = None,
+) -> dict:
+    """Rasters ``(n, T, C)`` -> ``{"scores", "emb", "aug", "voice"}`` for
+    :func:`evaluate_enrollment`: old-readout scores, embeddings and (``augment``) the
+    embeddings of each clip's ``n_aug`` on-device augmented copies ``(n, n_aug, F)``,
+    clip ``i`` augmented with seed ``p.augment.seed + i`` (the same distribution as
+    :func:`example_embeddings`, drawn once per clip so every draw reuses them).
+    ``cache``: a dict kept between calls on the *same* ``X`` and runtime (the runtime's
+    outputs, reused when only the embedding settings change)."""
+    X = np.asarray(X)
+    cache = {} if cache is None else cache
+    if "clips" not in cache:
+        cache["clips"] = runtime_scores(rt, X, hidden=hidden_names(rt))
+    sc, hid = cache["clips"]
+    e = embed(hid, p, sc)
+    out = {"scores": sc, "emb": e, "voice": None if voice is None else np.asarray(voice)}
+    n_aug = p.augment.n_aug if augment else 0
+    out["aug"] = np.zeros((len(e), 0, e.shape[1]))
+    if n_aug > 0 and len(X):
+        if p.augment not in cache:
+            A = np.concatenate(
+                [
+                    augment_raster(
+                        X[i : i + 1], X.shape[2] // 2, replace(p.augment, seed=p.augment.seed + i)
+                    )
+                    for i in range(len(X))
+                ]
+            )
+            cache[p.augment] = runtime_scores(
+                rt, A.reshape(-1, *X.shape[1:]), hidden=hidden_names(rt)
+            )
+        sc_a, hid_a = cache[p.augment]
+        out["aug"] = embed(hid_a, p, sc_a).reshape(len(X), n_aug, -1)
+    return out
+
+
+Draw = tuple[np.ndarray, np.ndarray]  # (example indices into the pool, test-clip mask)
+
+
+def _spread(voice: np.ndarray, voices: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` clips from ``voices`` (in that order, round robin), no clip twice."""
+    left = {v: list(rng.permutation(np.flatnonzero(voice == v))) for v in voices}
+    idx: list[int] = []
+    k = 0
+    while len(idx) < n:
+        v = voices[k % len(voices)]
+        if left[v]:
+            idx.append(int(left[v].pop()))
+        elif not any(left.values()):
+            raise DataError(f"fewer than {n} clips to draw from")
+        k += 1
+    return np.array(idx)
+
+
+def cross_voice_draws(
+    pool_voice: np.ndarray,
+    test_voice: np.ndarray,
     n_draws: int = 20,
     n_examples: int = 5,
     seed: int = 1,
+) -> list[Draw]:
+    """Cross-voice protocol: each draw takes ``n_examples`` pool clips from distinct voices
+    (a random order of the pool's voices, round robin when there are fewer voices than
+    examples) and is tested on the test clips of the voices *not* in the draw."""
+    rng = np.random.default_rng(seed)
+    pool_voice, test_voice = np.asarray(pool_voice), np.asarray(test_voice)
+    out = []
+    for _ in range(n_draws):
+        idx = _spread(pool_voice, rng.permutation(np.unique(pool_voice)), n_examples, rng)
+        out.append((idx, ~np.isin(test_voice, pool_voice[idx])))
+    return out
+
+
+def leave_voice_out_draws(
+    voice: np.ndarray, draws_per_voice: int, n_examples: int = 5, seed: int = 1
+) -> list[Draw]:
+    """Validation protocol: for every voice, ``draws_per_voice`` draws of ``n_examples``
+    clips spread over the *other* voices, tested on that voice's clips (pool = test set)."""
+    rng = np.random.default_rng(seed)
+    voice = np.asarray(voice)
+    out = []
+    for v in np.unique(voice):
+        others = np.unique(voice[voice != v])
+        for _ in range(draws_per_voice):
+            out.append((_spread(voice, rng.permutation(others), n_examples, rng), voice == v))
+    return out
+
+
+def personal_draws(
+    voice: np.ndarray, n_examples: int = 5, draws_per_voice: int = 1, seed: int = 1
+) -> list[Draw]:
+    """Personal protocol: ``min(n_examples, n_v - 1)`` clips of one voice (``n_v`` clips),
+    tested on that voice's other clips (pool = test set); voices with one clip are skipped."""
+    rng = np.random.default_rng(seed)
+    voice = np.asarray(voice)
+    out = []
+    for v in np.unique(voice):
+        mine = np.flatnonzero(voice == v)
+        k = min(n_examples, len(mine) - 1)
+        for _ in range(draws_per_voice if k >= 1 else 0):
+            idx = rng.choice(mine, k, replace=False)
+            test = voice == v
+            test[idx] = False
+            out.append((idx, test))
+    return out
+
+
+def evaluate_enrollment(
+    word: str,
+    draws: list[Draw],
+    pool: dict,
+    test: dict,
+    old: dict,
+    guard: dict,
+    n_old: int,
+    open_class: int = -1,
     p: EnrollParams = EnrollParams(),
 ) -> dict:
-    """:func:`run_enrollment` from ``n_draws`` random ``n_examples``-clip draws of
-    ``X_pool`` (seeded): mean and min new-word recall, mean and max old-word drop
-    (points), so one draw's voice does not decide the reported number."""
-    rng = np.random.default_rng(seed)
-    rec, drop = [], []
-    for _ in range(n_draws):
-        idx = rng.choice(len(X_pool), n_examples, replace=False)
-        en = run_enrollment(
-            rt, word, X_pool[idx], guard, X_old_test, y_old_test, X_new_test,
-            n_old=n_old, p=p, open_class=open_class,
+    """Enroll ``word`` once per draw (:func:`~neuroplast.apps.kws.enroll.enroll_word` on
+    the pool's embeddings and augmented embeddings, guard set ``guard``) and measure
+    recall on the draw's test clips of ``test`` and the old-word accuracy drop on ``old``
+    (``{"scores", "emb", "labels"}``) -> mean, spread and extremes over the draws
+    (recall 0 for an enrollment the guard refuses; ``refused`` counts them).
+
+    ``pool``/``test``: :func:`enrollment_set` dicts (may be the same), ``draws`` from
+    :func:`cross_voice_draws`, :func:`leave_voice_out_draws` or :func:`personal_draws`.
+    """
+    if not draws:
+        raise DataError("no enrollment draws (too few clips or voices)")
+    st = enroll_init(pool["emb"].shape[1], n_old, open_class)
+    before = float(np.mean(decide(old["scores"], old["emb"], st) == old["labels"]))
+    rec, drop, refused, n_test = [], [], 0, []
+    for idx, mask in draws:
+        new, rep = enroll_word(
+            st, word, pool["emb"][idx], guard["emb"], guard["scores"], guard["labels"], p,
+            pool["aug"][idx],
         )  # fmt: skip
-        rec.append(en["new_word_recall"])
-        drop.append(en["old_drop"])
+        refused += not rep.accepted
+        pred = decide(test["scores"][mask], test["emb"][mask], new)
+        rec.append(float(np.mean(pred == n_old)) if rep.accepted else 0.0)
+        n_test.append(int(mask.sum()))
+        drop.append(
+            before - float(np.mean(decide(old["scores"], old["emb"], new) == old["labels"]))
+        )
     return {
         "recall_mean": float(np.mean(rec)),
+        "recall_std": float(np.std(rec)),
         "recall_min": float(np.min(rec)),
+        "recall_max": float(np.max(rec)),
         "old_drop_points_mean": 100 * float(np.mean(drop)),
         "old_drop_points_max": 100 * float(np.max(drop)),
-        "draws": n_draws,
+        "old_acc_before": before,
+        "refused": int(refused),
+        "draws": len(draws),
+        "examples_per_draw": sorted({len(i) for i, _ in draws}),
+        "test_clips_per_draw_mean": float(np.mean(n_test)),
     }
+
+
+def enrollment_protocols(
+    rt,  # noqa: ANN001 - runtime with hidden outputs
+    word: str,
+    pool_X: np.ndarray,
+    pool_voice: np.ndarray,
+    test_X: np.ndarray,
+    test_voice: np.ndarray,
+    old_X: np.ndarray,
+    old_y: np.ndarray,
+    guard: dict,
+    n_old: int,
+    open_class: int = -1,
+    p: EnrollParams = EnrollParams(),
+    n_draws: int = 20,
+    n_examples: int = 5,
+    personal_per_voice: int = 5,
+    seed: int = 1,
+) -> dict:
+    """The enrollment measurement of the demo and the benchmark (fixed before any test
+    number was seen; ``docs/kws.md``):
+
+    * ``cross_voice`` (the headline): ``n_draws`` seeded draws of ``n_examples`` clips of
+      distinct voices from the pool (validation voices), each tested on every test clip
+      of the voices not in the draw; mean and spread over the draws;
+    * ``personal``: per test voice, ``personal_per_voice`` draws of ``min(n_examples,
+      n_v - 1)`` of its clips, tested on its other clips.
+
+    Both report the old-word drop on ``old_X``/``old_y`` (the test set)."""
+    pool = enrollment_set(rt, pool_X, p, pool_voice)
+    test = enrollment_set(rt, test_X, p, test_voice)
+    sc, hid = runtime_scores(rt, old_X, hidden=hidden_names(rt))
+    old = {"scores": sc, "emb": embed(hid, p, sc), "labels": np.asarray(old_y)}
+    args = (guard, n_old, open_class, p)
+    cross = cross_voice_draws(pool_voice, test_voice, n_draws, n_examples, seed)
+    pers = personal_draws(test_voice, n_examples, personal_per_voice, seed)
+    return {
+        "word": word,
+        "cross_voice": evaluate_enrollment(word, cross, pool, test, old, *args),
+        "personal": evaluate_enrollment(word, pers, test, test, old, *args)
+        if pers
+        else {"skipped": "no test voice has two or more clips"},
+        "protocol": {
+            "cross_voice": (
+                f"{n_draws} seeded draws of {n_examples} '{word}' clips from distinct "
+                f"validation voices ({len(np.unique(pool_voice))}), each tested on the "
+                f"test clips of the voices not in the draw ({len(np.unique(test_voice))} "
+                "test voices); old-word drop on the test set"
+            ),
+            "personal": (
+                f"per test voice, {personal_per_voice} seeded draws of min({n_examples}, "
+                f"clips - 1) of its '{word}' clips, tested on its other clips; old-word "
+                "drop on the test set"
+            ),
+        },
+    }
+
+
+def enrollment_stage(
+    bundle: str | Path,
+    F: dict,
+    data_dir: str | Path,
+    out: str | Path,
+    word: str = D.ENROLL_WORD,
+    n_examples: int = 5,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    p: EnrollParams = EnrollParams(),
+) -> dict:
+    """The pipeline's enrollment stage on an existing bundle (no training): writes the
+    guard set ``out/kws_guard.npz``, measures :func:`enrollment_protocols` (pool: the
+    validation voices' ``word`` clips; test: the test voices' clips and the old-word test
+    set; guard: 40 training clips per class) and saves the state enrolled from the first
+    cross-voice draw as ``out/kws_enroll.npz``. ``F``: :func:`load_features` of
+    ``data_dir``. Returns the results JSON's ``enrollment`` section."""
+    out = Path(out)
+    rt, classes, _, _ = load_kws_runtime(bundle, mode="int", hidden=True)
+    guard = guard_set(rt, *F["train"], per_class=40, seed=seed, p=p)
+    np.savez(out / "kws_guard.npz", **guard)
+    ev, et = F["enroll"]["val"], F["enroll"]["test"]
+    if len(ev) < n_examples or len(et) == 0:
+        return {"skipped": f"fewer than {n_examples} validation or no test '{word}' clips"}
+    vv, tv = enroll_voices(data_dir, word, "val"), enroll_voices(data_dir, word, "test")
+    Xte, yte = F["test"]
+    n_old, gate = len(classes), open_class_of(classes)
+    en: dict[str, Any] = {"headline": "cross_voice", "params": asdict(p)}
+    en.update(
+        enrollment_protocols(
+            rt,
+            word,
+            ev,
+            vv,
+            et,
+            tv,
+            Xte,
+            yte,
+            guard,
+            n_old,
+            gate,
+            p,
+            n_examples=n_examples,
+            seed=seed + 1,
+        )
+    )
+    idx, _ = cross_voice_draws(vv, tv, 1, n_examples, seed + 1)[0]
+    one = run_enrollment(rt, word, ev[idx], guard, Xte, yte, et, n_old, p, gate)
+    save_enroll_state(out / "kws_enroll.npz", one.pop("state"))
+    one["voices"] = sorted(set(vv[idx].tolist()))
+    en["saved"] = one
+    for name in ("cross_voice", "personal"):
+        c = en[name]
+        if "skipped" not in c:
+            _log(
+                progress,
+                f"enroll '{word}' ({name}, {c['examples_per_draw']} examples): recall "
+                f"{c['recall_mean']:.3f} +- {c['recall_std']:.3f}, old-word drop "
+                f"{c['old_drop_points_mean']:.2f} points (max {c['old_drop_points_max']:.2f}) "
+                f"over {c['draws']} draws",
+            )
+    return en
 
 
 def stream_benchmark(
@@ -722,37 +992,9 @@ def run_pipeline(
     # 4. exports: non-spiking reference to ONNX/TFLite, NIR of the delay network
     results["exports"] = export_all(F, dep, out, cfg, progress)
     # 5. enrollment of a new word on the device runtime
-    rt_h, _, _, _ = load_kws_runtime(bundle, mode="int", hidden=True)
-    guard = guard_set(rt_h, *F["train"], per_class=40, seed=cfg.seed)
-    np.savez(out / "kws_guard.npz", **guard)
-    ev, et = F["enroll"]["val"], F["enroll"]["test"]
-    if len(ev) >= cfg.n_enroll:
-        en = run_enrollment(
-            rt_h,
-            cfg.enroll_word,
-            ev[: cfg.n_enroll],
-            guard,
-            Xte,
-            yte,
-            et,
-            n_old=len(classes),
-            open_class=open_class_of(classes),
-        )
-        save_enroll_state(out / "kws_enroll.npz", en.pop("state"))
-        if len(ev) > cfg.n_enroll:  # the first n_enroll clips are one draw: also 20 random
-            en["test_20_draws"] = enrollment_draws(
-                rt_h, cfg.enroll_word, ev, guard, Xte, yte, et, len(classes),
-                open_class_of(classes), 20, cfg.n_enroll, cfg.seed + 1,
-            )  # fmt: skip
-        results["enrollment"] = en
-        _log(
-            progress,
-            f"enroll '{cfg.enroll_word}' ({cfg.n_enroll} examples): new-word recall "
-            f"{en.get('new_word_recall', float('nan')):.3f}, old-word drop "
-            f"{100 * en['old_drop']:.2f} points",
-        )
-    else:
-        results["enrollment"] = {"skipped": f"fewer than {cfg.n_enroll} '{cfg.enroll_word}' clips"}
+    results["enrollment"] = enrollment_stage(
+        bundle, F, data_dir, out, cfg.enroll_word, cfg.n_enroll, cfg.seed, progress
+    )
     # 6. streaming latency per 10 ms hop and memory, plus board estimates
     splits = D.load_gsc(data_dir, exclude=(cfg.enroll_word,), seed=cfg.seed)
     k = min(cfg.stream_clips, len(splits["test"]))

@@ -11,7 +11,7 @@ embedding is :func:`~neuroplast.apps.kws.enroll.embed` of its hidden spikes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -87,4 +87,6 @@ class Embedder:
         x = np.asarray(clips, np.float32)
         self.rt.reset(len(x))
         h = self.rt.run(np.ascontiguousarray(x.transpose(1, 0, 2)))  # (T, N, H)
-        return embed(np.asarray(h).transpose(1, 0, 2), self.enroll)
+        # no old readout here: the hidden-spike part of the embedding only
+        p = replace(self.enroll, score_weight=0.0)
+        return embed(np.asarray(h).transpose(1, 0, 2), p)

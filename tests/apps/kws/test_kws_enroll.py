@@ -19,15 +19,61 @@ def test_embed_is_binned_counts_normalised_over_layers():
     h[0, 3, 1] = 1  # bin 1, neuron 1
     h2 = np.zeros((1, 4, 1), np.float32)
     h2[0, 2, 0] = 2  # second layer, bin 1
-    e = E.embed([h, h2], E.EnrollParams(n_bins=2, transform="none"))
+    fixed = E.EnrollParams(n_bins=2, align="fixed", score_weight=0.0)
+    e = E.embed([h, h2], replace(fixed, transform="none"))
     # [layer1 bin0: 2, 0 | layer1 bin1: 0, 1 | layer2 bin0: 0 | layer2 bin1: 2] / 3
     np.testing.assert_allclose(e[0], np.array([2, 0, 0, 1, 0, 2]) / 3.0, rtol=1e-6)
     # the default square-root transform: sqrt of those counts, normalised (||.||^2 = 5)
-    e = E.embed([h, h2], E.EnrollParams(n_bins=2))
+    e = E.embed([h, h2], fixed)
     c = np.sqrt([2, 0, 0, 1, 0, 2])
     np.testing.assert_allclose(e[0], c / np.sqrt(5.0), rtol=1e-6)
     with pytest.raises(DataError, match="transform"):
         E.embed(h, E.EnrollParams(transform="cube"))
+    with pytest.raises(DataError, match="scores"):
+        E.embed(h, E.EnrollParams())  # the default embedding includes the readout evidence
+
+
+def test_onset_aligned_bins_and_readout_evidence_match_a_loop_reference():
+    """Onset-aligned bins follow the word's activity: a clip and its time-shifted copy
+    embed identically (fixed bins do not); checked against a per-step loop reference."""
+    rng = np.random.default_rng(2)
+    T, n = 40, 5
+    h1 = np.zeros((3, T, n), np.float32)
+    h1[:, 5:20] = rng.random((3, 15, n)) < 0.4  # a word in steps 5..19
+    h2 = (rng.random((3, T, 3)) < 0.1).astype(np.float32) * (
+        (np.arange(T) >= 5) & (np.arange(T) < 25)
+    )[None, :, None]
+    p = E.EnrollParams(n_bins=3, score_weight=0.0, transform="none")
+
+    def ref(hs):  # loop reference: share of spikes strictly before step t decides the bin
+        out = []
+        for i in range(len(hs[0])):
+            act = sum(h[i].sum(1) for h in hs)
+            tot, before, rows = act.sum(), 0.0, [np.zeros((p.n_bins, h.shape[2])) for h in hs]
+            for t in range(T):
+                b = min(int(np.floor(before / tot * p.n_bins)), p.n_bins - 1)
+                for r, h in zip(rows, hs):
+                    r[b] += h[i, t]
+                before += act[t]
+            v = np.concatenate([r.reshape(-1) for r in rows])
+            out.append(v / np.linalg.norm(v))
+        return np.array(out)
+
+    np.testing.assert_allclose(E.embed([h1, h2], p), ref([h1, h2]), atol=1e-6)
+    shifted = [np.roll(h1, 12, axis=1), np.roll(h2, 12, axis=1)]  # the word 12 steps later
+    np.testing.assert_allclose(E.embed(shifted, p), E.embed([h1, h2], p), atol=1e-6)
+    fixed = replace(p, align="fixed")
+    assert np.abs(E.embed(shifted, fixed) - E.embed([h1, h2], fixed)).max() > 0.1
+    # readout evidence: [u, w v] / sqrt(1 + w^2), v the centred, unit-norm scores
+    z = rng.random((3, 4))
+    q = replace(p, score_weight=0.5)
+    v = (z - z.mean(1, keepdims=True)) / np.linalg.norm(z - z.mean(1, keepdims=True), axis=1)[
+        :, None
+    ]
+    want = np.hstack([ref([h1, h2]), 0.5 * v]) / np.sqrt(1.25)
+    np.testing.assert_allclose(E.embed([h1, h2], q, z), want, atol=1e-6)
+    with pytest.raises(DataError, match="align"):
+        E.embed(h1, replace(p, align="late"))
 
 
 def test_readout_row_is_the_fixed_point_of_the_plasticity_delta_rule():

@@ -100,12 +100,18 @@ def test_streaming_equals_batch_window(run):
 def test_enrollment_and_board_estimates_reported(run):
     _, r = run
     e = r["enrollment"]
-    assert e["report"]["n_examples"] == 3 and "old_drop" in e
-    rep = e["report"]
+    saved = e["saved"]
+    assert saved["report"]["n_examples"] == 3 and "old_drop" in saved
+    # 3 validation voices, 3 examples: every cross-voice draw uses each voice once
+    assert len(saved["voices"]) == 3 and e["cross_voice"]["examples_per_draw"] == [3]
+    assert e["cross_voice"]["draws"] == 20 and 0 <= e["cross_voice"]["recall_mean"] <= 1
+    assert "skipped" in e["personal"]  # one clip per test voice: no personal protocol
+    rep = saved["report"]
     # the guard invariant: an accepted enrollment costs at most 3 points on the guard set
     assert not rep["accepted"] or rep["guard_acc_before"] - rep["guard_acc_after"] <= 0.03
     # before enrolling, decisions are the old readout's: the bundle's test accuracy
-    assert e["old_acc_before"] == pytest.approx(r["bundle"]["runtime_int_test_acc"])
+    for before in (saved["old_acc_before"], e["cross_voice"]["old_acc_before"]):
+        assert before == pytest.approx(r["bundle"]["runtime_int_test_acc"])
     assert set(r["boards"]) >= {"rpi4", "stm32h7"} or "skipped" in r["boards"]
     assert r["memory"]["param_bytes"] > 0 and r["memory"]["state_bytes"] > 0
 

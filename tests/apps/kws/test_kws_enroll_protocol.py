@@ -1,0 +1,107 @@
+"""The enrollment measurement shared by the demo pipeline and bench/kws_enroll.py: seeded
+draws (cross-voice, leave-one-voice-out, personal) and their evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuroplast.apps.kws import enroll as E
+from neuroplast.apps.kws.pipeline import (
+    cross_voice_draws,
+    evaluate_enrollment,
+    leave_voice_out_draws,
+    personal_draws,
+)
+from neuroplast.errors import DataError
+
+
+def test_cross_voice_draws_use_distinct_voices_and_test_only_other_voices():
+    pool = np.repeat([f"p{i}" for i in range(6)], 3)
+    test = np.repeat(["p0", "p1", "t0", "t1"], 2)  # two voices also in the pool
+    draws = cross_voice_draws(pool, test, n_draws=30, n_examples=5, seed=3)
+    assert len(draws) == 30
+    for idx, mask in draws:
+        assert len(idx) == 5 and len(set(pool[idx])) == 5  # 5 clips, 5 voices
+        np.testing.assert_array_equal(mask, [v not in set(pool[idx]) for v in test])
+    # reproducible from the seed, different across seeds
+    again = cross_voice_draws(pool, test, 30, 5, 3)
+    assert all((a[0] == b[0]).all() for a, b in zip(draws, again))
+    assert any((a[0] != b[0]).any() for a, b in zip(draws, cross_voice_draws(pool, test, 30, 5, 4)))
+    # fewer voices than examples: spread 2 + 2 + 1 over 3 voices, no clip twice
+    for idx, _ in cross_voice_draws(np.repeat(["a", "b", "c"], 4), test, 10, 5, 0):
+        assert len(set(idx)) == 5
+        assert sorted(np.unique(np.repeat(["a", "b", "c"], 4)[idx], return_counts=True)[1]) == [
+            1,
+            2,
+            2,
+        ]
+    with pytest.raises(DataError, match="fewer than"):
+        cross_voice_draws(np.array(["a", "a", "b"]), test, 1, 5, 0)
+
+
+def test_leave_voice_out_and_personal_draws():
+    voice = np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 7 + ["d"])
+    lovo = leave_voice_out_draws(voice, draws_per_voice=2, n_examples=5, seed=0)
+    assert len(lovo) == 8
+    for idx, mask in lovo:
+        (left,) = set(voice[mask])
+        np.testing.assert_array_equal(mask, voice == left)
+        assert left not in set(voice[idx]) and len(set(idx)) == 5
+    pers = personal_draws(voice, n_examples=5, draws_per_voice=2, seed=0)
+    assert len(pers) == 6  # "d" has one clip: skipped
+    for idx, mask in pers:
+        (v,) = set(voice[idx])
+        n_v = int(np.sum(voice == v))
+        assert len(idx) == min(5, n_v - 1) and len(set(idx)) == len(idx)
+        want = voice == v
+        want[idx] = False
+        np.testing.assert_array_equal(mask, want)
+
+
+def _world(rng, d=16, k=3, n=30):
+    centres = np.abs(rng.standard_normal((k + 1, d))) * (rng.random((k + 1, d)) < 0.4) + 0.01
+
+    def clips(c, m):
+        x = np.abs(centres[c][None] + 0.15 * rng.standard_normal((m, d)))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    return centres, clips
+
+
+def test_evaluate_enrollment_measures_recall_on_masked_clips_and_old_drop():
+    rng = np.random.default_rng(0)
+    _, clips = _world(rng)
+    n_old = 3
+    g_lab = np.repeat(np.arange(n_old), 30)
+    guard = {
+        "emb": np.concatenate([clips(c, 30) for c in range(n_old)]),
+        "scores": np.eye(n_old)[g_lab] + 0.1,
+        "labels": g_lab,
+    }
+    o_lab = np.repeat(np.arange(n_old), 20)
+    old = {"emb": np.concatenate([clips(c, 20) for c in range(n_old)]),
+           "scores": np.eye(n_old)[o_lab] + 0.1, "labels": o_lab}  # fmt: skip
+    voice = np.repeat(["a", "b", "c", "d"], 6)
+    pool = {"emb": clips(3, 24), "aug": np.zeros((24, 0, 16)), "voice": voice,
+            "scores": np.tile([0.5, 0.2, 0.1], (24, 1))}  # fmt: skip
+    # test clips: 10 of the new word, then 10 of old word 0
+    test = {"emb": np.concatenate([clips(3, 10), clips(0, 10)]),
+            "scores": np.r_[np.tile([0.5, 0.2, 0.1], (10, 1)), np.tile([1.1, 0.1, 0.1], (10, 1))]}  # fmt: skip
+    first = np.arange(20) < 10
+    draws = [(np.array([0, 6, 12, 18, 1]), first), (np.array([2, 3, 7, 8, 13]), ~first)]
+    p = E.EnrollParams(augment=E.RasterAugmentParams(n_aug=0), score_weight=0.0)
+    r = evaluate_enrollment("w", draws, pool, test, old, guard, n_old, -1, p)
+    # reference: enroll each draw by hand, count the recognised masked clips
+    rec = []
+    for idx, mask in draws:
+        st, rep = E.enroll_word(E.enroll_init(16, n_old), "w", pool["emb"][idx],
+                                guard["emb"], guard["scores"], guard["labels"], p)  # fmt: skip
+        assert rep.accepted
+        rec.append(np.mean(E.decide(test["scores"][mask], test["emb"][mask], st) == n_old))
+    assert rec[0] >= 0.9 and rec[1] == 0.0  # the new word found; old-word clips are not it
+    assert r["recall_mean"] == pytest.approx(np.mean(rec)) and r["recall_min"] == 0.0
+    assert r["draws"] == 2 and r["refused"] == 0 and r["examples_per_draw"] == [5]
+    assert r["old_acc_before"] == 1.0 and 0.0 <= r["old_drop_points_max"] <= 3.0
+    with pytest.raises(DataError, match="no enrollment draws"):
+        evaluate_enrollment("w", [], pool, test, old, guard, n_old, -1, p)
