@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-baseline", action="store_true", help="skip the zero-delay baseline")
     ap.add_argument("--four-bit", action="store_true", help="also train 4-bit weights")
     ap.add_argument("--stream-minutes", type=float, default=BENCH["stream_minutes"])
+    ap.add_argument("--hidden", type=int, nargs="+", default=[128, 128], help="hidden sizes")
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam base rate (peak 5x)")
+    ap.add_argument("--dropout", type=float, default=0.1, help="dropout on hidden spikes")
+    ap.add_argument(
+        "--context-prob", type=float, default=0.0, help="stream crops: fraction with context"
+    )
+    ap.add_argument(
+        "--context-steps", type=int, default=0, help="stream crops: context steps (0: off)"
+    )
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
     ap.add_argument("--results", default="bench/results/kws_full.json")
     a = ap.parse_args(argv)
@@ -52,6 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
         baseline=not a.no_baseline,
         four_bit=a.four_bit,
         threads=a.threads,
+        hidden=tuple(a.hidden),
+        lr=a.lr,
+        dropout=a.dropout,
+        context_prob=a.context_prob,
+        context_steps=a.context_steps,
         **{**BENCH, "stream_minutes": a.stream_minutes},
     )
     r = run_pipeline(cfg, progress=lambda m: print(m, flush=True))

@@ -87,6 +87,10 @@ class PipelineConfig:
     hidden: tuple[int, ...] = (128, 128)
     max_delay: int = 15
     batch_size: int = 64
+    lr: float = 1e-3  # Adam base rate of the weights (one-cycle peak 5 lr; TrainConfig)
+    dropout: float = 0.1  # on hidden spikes (KwsNetConfig)
+    context_prob: float = 0.0  # stream crops (TrainConfig): fraction of clips with context
+    context_steps: int = 0  # ... steps of another clip before each clip; 0: off
     baseline: bool = True  # also train with every delay fixed at 0
     four_bit: bool = False  # also train a 4-bit-weight model
     enroll_word: str = D.ENROLL_WORD
@@ -854,9 +858,16 @@ def _train_variant(F: dict, cfg: PipelineConfig, learn: bool, bits: int, progres
         max_delay=cfg.max_delay if learn else 0,
         learn_delays=learn,
         weight_bits=bits,
+        dropout=cfg.dropout,
     )
     tc = TrainConfig(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, threads=cfg.threads
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        threads=cfg.threads,
+        context_prob=cfg.context_prob,
+        context_steps=cfg.context_steps,
     )
     name = f"{'learned' if learn else 'zero'}-delays int{bits}"
 

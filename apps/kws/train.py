@@ -22,7 +22,15 @@ import numpy as np
 
 from neuroplast.errors import DataError
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "predict", "set_threads"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "evaluate",
+    "predict",
+    "set_threads",
+    "stream_crops",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class TrainConfig:
     time_mask: int = 10  # ... each up to this many steps wide
     band_masks: int = 2  # SpecAugment: up to this many mel-band masks per raster ...
     band_mask: int = 5  # ... each up to this many bands wide (on and off channels)
+    context_prob: float = 0.0  # stream crops: fraction of clips preceded by another clip's steps
+    context_steps: int = 0  # ... of this many steps; the loss reads only the clip's own steps
 
 
 @dataclass
@@ -94,6 +104,33 @@ def _augment(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.nd
     if cfg.drop:
         x *= rng.random(x.shape, dtype=np.float32) >= cfg.drop
     return x
+
+
+def stream_crops(
+    x: np.ndarray, pool: np.ndarray, prob: float, steps: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Stream crops: prefix each ``(B, T, C)`` raster with ``steps`` steps of context.
+
+    With probability ``prob`` the context is a random ``steps``-long window of a random
+    raster of ``pool`` (other speech, keywords of other classes or background, as before
+    a keyword in a stream), else silence (zeros: the network starts from rest, as on a
+    reset clip). Returns ``(B, steps + T, C)``; rows ``[steps:]`` are ``x`` unchanged, so
+    the label still belongs to the last ``T`` steps, where :func:`train` reads the loss.
+    """
+    B, T, C = x.shape
+    if steps < 0 or not 0.0 <= prob <= 1.0:
+        raise DataError(f"stream crops need steps >= 0 and 0 <= prob <= 1, got {steps}, {prob}")
+    out = np.zeros((B, steps + T, C), np.float32)
+    out[:, steps:] = x
+    if steps == 0 or len(pool) == 0:
+        return out
+    Tp = pool.shape[1]
+    for i in np.flatnonzero(rng.random(B) < prob):
+        j = int(rng.integers(len(pool)))
+        w = min(steps, Tp)
+        t0 = int(rng.integers(0, Tp - w + 1))
+        out[i, steps - w : steps] = pool[j, t0 : t0 + w]
+    return out
 
 
 def _check(X: np.ndarray, y: np.ndarray, n_in: int) -> None:
@@ -176,9 +213,12 @@ def train(
         tot, correct, n = 0.0, 0, 0
         for b in range(steps):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xb = torch.from_numpy(_augment(Xtr[idx], cfg, rng)).transpose(1, 2)
+            xa = _augment(Xtr[idx], cfg, rng)
+            if cfg.context_steps:
+                xa = stream_crops(xa, Xtr, cfg.context_prob, cfg.context_steps, rng)
+            xb = torch.from_numpy(xa).transpose(1, 2)
             yb = torch.from_numpy(ytr[idx].astype(np.int64))
-            m = summed_softmax(model(xb))
+            m = summed_softmax(model(xb)[..., cfg.context_steps :])
             loss = loss_fn(m, yb)
             opt_w.zero_grad()
             if opt_p:

@@ -1,0 +1,75 @@
+"""Stream-crop training option (``TrainConfig.context_prob`` / ``context_steps``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuroplast.apps.kws.train import stream_crops
+from neuroplast.errors import DataError
+
+
+def _pool(n: int, T: int, C: int) -> np.ndarray:
+    """Raster ``j`` holds ``1000 j + t + 1`` at step ``t`` in every channel, so any copied
+    window tells which raster and which steps it came from."""
+    j = np.arange(n)[:, None, None]
+    t = np.arange(T)[None, :, None]
+    return np.broadcast_to(1000 * j + t + 1, (n, T, C)).astype(np.float32)
+
+
+def test_clip_is_kept_after_the_context_and_context_is_one_contiguous_window():
+    rng = np.random.default_rng(0)
+    B, T, C, steps = 400, 12, 3, 5
+    x = rng.integers(0, 2, (B, T, C)).astype(np.float32)
+    pool = _pool(7, 20, C)
+    out = stream_crops(x, pool, 0.5, steps, rng)
+    assert out.shape == (B, steps + T, C)
+    np.testing.assert_array_equal(out[:, steps:], x)  # label steps untouched
+    ctx = out[:, :steps, 0]
+    with_ctx = (ctx != 0).any(1)
+    assert np.all((ctx != 0).all(1) == with_ctx)  # all context or none (silence)
+    for row in ctx[with_ctx]:
+        j, t = np.divmod(row.astype(int) - 1, 1000)
+        assert np.all(j == j[0]) and 0 <= j[0] < 7  # one pool raster
+        np.testing.assert_array_equal(np.diff(t), 1)  # consecutive steps
+        assert 0 <= t[0] and t[-1] < 20
+    assert np.all(out[:, :steps, 1:] == out[:, :steps, :1])  # whole frames copied
+    # Binomial(400, 0.5): mean 200, sd 10
+    assert 150 < with_ctx.sum() < 250
+
+
+def test_probability_extremes_and_context_longer_than_the_pool():
+    rng = np.random.default_rng(1)
+    x = np.ones((50, 4, 2), np.float32)
+    assert not stream_crops(x, _pool(3, 9, 2), 0.0, 6, rng)[:, :6].any()
+    out = stream_crops(x, _pool(3, 4, 2), 1.0, 6, rng)
+    assert not out[:, :2].any()  # pool rasters are 4 steps: the first 2 stay silent
+    np.testing.assert_array_equal(out[:, 2:6, 0] % 1000, np.tile(np.arange(1, 5), (50, 1)))
+    assert stream_crops(x, _pool(3, 9, 2), 1.0, 0, rng).shape == x.shape
+
+
+@pytest.mark.parametrize("prob,steps", [(1.5, 4), (-0.1, 4), (0.5, -1)])
+def test_bad_stream_crop_settings_raise(prob, steps):
+    with pytest.raises(DataError):
+        stream_crops(np.zeros((2, 3, 2)), np.zeros((2, 3, 2)), prob, steps, np.random.default_rng())
+
+
+def test_training_with_stream_crops_learns_from_the_clip_steps():
+    """Two classes told apart by which channels fire; every training clip is preceded
+    by a window of another clip (often of the other class). The loss reads only the
+    clip's own steps, so the classes are still learnt (evaluated without context)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("brevitas")
+    from neuroplast.apps.kws.model import KwsNetConfig
+    from neuroplast.apps.kws.train import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    y = np.arange(96) % 2
+    X = np.zeros((96, 12, 4), np.float32)
+    for i, c in enumerate(y):
+        X[i, :, 2 * c : 2 * c + 2] = rng.random((12, 2)) < 0.6
+    net = KwsNetConfig(n_in=4, hidden=(8,), n_classes=2, max_delay=2, dropout=0.0)
+    tc = TrainConfig(epochs=4, batch_size=16, lr=3e-3, max_shift=0, drop=0.0, time_masks=0,
+                     band_masks=0, context_prob=1.0, context_steps=6)  # fmt: skip
+    res = train(X[:64], y[:64], X[64:], y[64:], net, tc)
+    assert res.best_val_acc == 1.0
