@@ -120,6 +120,8 @@ class EnrollParams:
     folds: int = 5
     max_drop: float = 0.03  # roll back when guard accuracy drops by more
     min_examples: int = 2
+    #: guard set size: training clips kept per old class (all of a class if it has fewer)
+    guard_per_class: int = 40
 
 
 @dataclass
