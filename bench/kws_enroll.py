@@ -53,9 +53,12 @@ from neuroplast.apps.kws.pipeline import (
 )
 
 CHOSEN = EnrollParams()
+ALL = None  # guard_per_class: every training clip
+# the defaults chosen in issue 21's second round (guard 40 per class, ridge 0.1, budget 0.025)
+SECOND = replace(CHOSEN, guard_per_class=40, ridge=0.1, open_budget=0.025)
 # the augmentation before issue 21's second round (speed +-12 %, shift +-10 frames)
 OLD_AUG = RasterAugmentParams(speed=0.12, shift=10)
-BASE = replace(CHOSEN, augment=OLD_AUG)
+BASE = replace(SECOND, augment=OLD_AUG)
 # the defaults before the onset bins and the readout evidence
 PREVIOUS = replace(BASE, align="fixed", score_weight=0.0, open_budget=0.0167)
 CANDIDATES = {
@@ -79,9 +82,31 @@ CANDIDATES = {
     ),
     "onset + evidence, 3 bins": replace(BASE, n_bins=3),
     "onset + evidence 0.5, budget 0.025 (speed 0.12, shift 10)": BASE,
-    "onset + evidence, 32 augmented copies": replace(CHOSEN, augment=replace(OLD_AUG, n_aug=32)),
-    "onset + evidence, mel shift 2": replace(CHOSEN, augment=replace(OLD_AUG, mel_shift=2)),
-    "chosen (onset + evidence 0.5, budget 0.025, speed 0.2, shift 15)": CHOSEN,
+    "onset + evidence, 32 augmented copies": replace(SECOND, augment=replace(OLD_AUG, n_aug=32)),
+    "onset + evidence, mel shift 2": replace(SECOND, augment=replace(OLD_AUG, mel_shift=2)),
+    "second round chosen (onset + evidence 0.5, budget 0.025, speed 0.2, shift 15)": SECOND,
+    # third round (issue 21): guard size, ridge, thresholds, guard refusal limit
+    "guard 80 per class": replace(SECOND, guard_per_class=80),
+    "guard 80 per class, ridge 0.2": replace(SECOND, guard_per_class=80, ridge=0.2),
+    "guard 80 per class, ridge 0.2, budget 0.02": replace(
+        SECOND, guard_per_class=80, ridge=0.2, open_budget=0.02
+    ),
+    "guard 120 per class, ridge 0.3": replace(SECOND, guard_per_class=120, ridge=0.3),
+    "guard 160 per class, ridge 0.4, budget 0.022": replace(
+        SECOND, guard_per_class=160, ridge=0.4, open_budget=0.022
+    ),
+    "guard all training clips": replace(SECOND, guard_per_class=ALL),
+    "guard all, ridge 2.0": replace(SECOND, guard_per_class=ALL, ridge=2.0),
+    "guard all, ridge 2.0, budget 0.0225 (chosen)": CHOSEN,
+    "guard all, ridge 2.0, budget 0.02": replace(
+        SECOND, guard_per_class=ALL, ridge=2.0, open_budget=0.02
+    ),
+    "ridge 0.3": replace(SECOND, ridge=0.3),
+    "ridge 0.01": replace(SECOND, ridge=0.01),
+    "positive share 0.05": replace(SECOND, pos_share=0.05),
+    "q 0.985, budget 0.02": replace(SECOND, guard_quantile=0.985, open_budget=0.02),
+    "budget 0.0167 (margin on the old-word drop)": replace(SECOND, open_budget=0.0167),
+    "guard refusal limit 2 points": replace(SECOND, max_drop=0.02),
 }
 
 
@@ -103,9 +128,9 @@ def main(argv: list[str] | None = None) -> dict:
     guards: dict = {}
 
     def guard_for(p: EnrollParams) -> dict:  # guard embeddings in p's embedding
-        key = (p.n_bins, p.transform, p.align, p.score_weight)
+        key = (p.n_bins, p.transform, p.align, p.score_weight, p.guard_per_class)
         if key not in guards:
-            guards[key] = guard_set(rt, *F["train"], per_class=40, seed=a.seed, p=p)
+            guards[key] = guard_set(rt, *F["train"], seed=a.seed, p=p)
         return guards[key]
 
     # validation data: old words, the new word's clips and their voices

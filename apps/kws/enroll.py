@@ -54,9 +54,9 @@ rolls the enrollment back when it would drop by more than ``max_drop``. The save
 is that runtime's state (validated on load) plus the word list.
 
 The defaults (onset-aligned bins, ``score_weight=0.5``, soft gate with
-``open_budget=0.025``, ``guard_quantile=0.99``, ``transform="sqrt"``, ``n_aug=16`` copies
-with speed +-20 % and shift +-15 frames,
-``ridge=0.1``, ``pos_share=0.1``, ``n_bins=2``) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
+``open_budget=0.0225``, ``guard_quantile=0.99``, ``transform="sqrt"``, ``n_aug=16`` copies
+with speed +-20 % and shift +-15 frames, ``ridge=2.0``, ``pos_share=0.1``, ``n_bins=2``,
+a guard of every training clip (``guard_per_class=None``)) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
 gate caps recall at the share of new-word clips the old readout files under ``unknown``
 (about half on both the demo and the benchmark model).
 """
@@ -111,15 +111,18 @@ class EnrollParams:
     score_weight: float = 0.5  # weight of the old readout's evidence vector in the embedding
     transform: str = "sqrt"  # count transform before normalising: "sqrt" or "none"
     augment: RasterAugmentParams = RasterAugmentParams()  # n_aug=0: no augmentation
-    ridge: float = 0.1  # weight decay lambda of the delta rule
+    ridge: float = 2.0  # weight decay lambda of the delta rule (absolute, not per guard clip)
     pos_share: float = 0.1  # share of the total sample weight on the positives
     guard_quantile: float | None = 0.99  # None: 1 - max_drop (the old-word budget)
     gate: bool = False  # hard gate: new words only where the old readout says open_class
-    open_budget: float | None = 0.025  # soft gate: share of guard clips taken on open side
+    open_budget: float | None = 0.0225  # soft gate: share of guard clips taken on open side
     loo_weight: float = 0.0  # theta = w * median(LOO outputs) + (1 - w) * guard quantile
     folds: int = 5
     max_drop: float = 0.03  # roll back when guard accuracy drops by more
     min_examples: int = 2
+    #: guard set size: training clips kept per old class (all of a class if it has
+    #: fewer); None: every training clip
+    guard_per_class: int | None = None
 
 
 @dataclass

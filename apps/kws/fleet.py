@@ -78,7 +78,7 @@ class KwsMerger(Merger):
         *,
         max_drop: float = 0.03,
         enroll: EnrollParams = EnrollParams(),
-        max_guard: int = 1000,
+        max_guard: int = 10_000,
     ) -> None:
         self.soft = base.open_class >= 0 and not enroll.gate and enroll.open_budget is not None
         self.state = self._state(base, [], np.zeros((0, base.weights.shape[1])), np.zeros(0),

@@ -279,13 +279,21 @@ def guard_set(
     rt,  # noqa: ANN001 - runtime with hidden outputs
     X: np.ndarray,
     y: np.ndarray,
-    per_class: int = 40,
+    per_class: int | None = None,
     seed: int = 0,
     p: EnrollParams = EnrollParams(),
 ) -> dict:
-    """Old-word guard kept on the device: ``per_class`` clips of every class ->
-    embeddings (:func:`~neuroplast.apps.kws.enroll.embed` with ``p``), old-readout scores
-    and labels."""
+    """Old-word guard kept on the device: ``per_class`` (None: ``p.guard_per_class``;
+    both None: every clip) seeded random clips of every class (all of a class with
+    fewer) -> embeddings
+    (:func:`~neuroplast.apps.kws.enroll.embed` with ``p``), old-readout scores and labels.
+    Memory on the device: ``n_classes * per_class * (F + n_classes + 1)`` numbers
+    (F = 524 on the KWS model: 40 per class of 12 are about 1 MB as float32, the
+    benchmark's 420 per class 10.8 MB)."""
+    per_class = p.guard_per_class if per_class is None else per_class
+    per_class = len(y) if per_class is None else per_class
+    if per_class < 1:
+        raise DataError(f"the guard needs >= 1 clip per class, got per_class={per_class}")
     rng = np.random.default_rng(seed)
     idx = np.concatenate(
         [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
@@ -602,12 +610,12 @@ def enrollment_stage(
     """The pipeline's enrollment stage on an existing bundle (no training): writes the
     guard set ``out/kws_guard.npz``, measures :func:`enrollment_protocols` (pool: the
     validation voices' ``word`` clips; test: the test voices' clips and the old-word test
-    set; guard: 40 training clips per class) and saves the state enrolled from the first
+    set; guard: ``p.guard_per_class`` training clips per class, None: all) and saves the state enrolled from the first
     cross-voice draw as ``out/kws_enroll.npz``. ``F``: :func:`load_features` of
     ``data_dir``. Returns the results JSON's ``enrollment`` section."""
     out = Path(out)
     rt, classes, _, _ = load_kws_runtime(bundle, mode="int", hidden=True)
-    guard = guard_set(rt, *F["train"], per_class=40, seed=seed, p=p)
+    guard = guard_set(rt, *F["train"], seed=seed, p=p)
     np.savez(out / "kws_guard.npz", **guard)
     ev, et = F["enroll"]["val"], F["enroll"]["test"]
     if len(ev) < n_examples or len(et) == 0:

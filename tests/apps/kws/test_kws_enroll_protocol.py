@@ -105,3 +105,36 @@ def test_evaluate_enrollment_measures_recall_on_masked_clips_and_old_drop():
     assert r["old_acc_before"] == 1.0 and 0.0 <= r["old_drop_points_max"] <= 3.0
     with pytest.raises(DataError, match="no enrollment draws"):
         evaluate_enrollment("w", [], pool, test, old, guard, n_old, -1, p)
+
+
+def test_guard_set_keeps_guard_per_class_clips_of_each_class(monkeypatch):
+    """guard_set: p.guard_per_class distinct clips of every class (all of a smaller
+    class), each with its own label and the embedding of that clip."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import neuroplast.apps.kws.pipeline as P
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [9, 3, 6])
+    X = rng.integers(0, 2, (len(y), 6, 4)).astype(np.float32)
+    X[:, 0, 0] = np.arange(len(y))  # clip id, read back from the guard's scores
+    fake = SimpleNamespace(outputs=("out", "h0"))
+
+    def scores(rt, X, hidden):  # noqa: ANN001, ANN202 - a stand-in runtime
+        return np.asarray(X)[:, 0, :3].astype(np.float64), [np.asarray(X)[:, 1:, :]]
+
+    monkeypatch.setattr(P, "runtime_scores", scores)
+    p = replace(E.EnrollParams(n_bins=1, score_weight=0.0), guard_per_class=5)
+    g = P.guard_set(fake, X, y, seed=3, p=p)
+    ids = g["scores"][:, 0].astype(int)
+    assert len(set(ids.tolist())) == len(ids)  # no clip twice
+    np.testing.assert_array_equal(np.bincount(g["labels"]), [5, 3, 5])
+    np.testing.assert_array_equal(g["labels"], y[ids])
+    # the embedding is the stored clip's own: sqrt counts over its steps 1.., normalised
+    c = np.sqrt(X[ids, 1:, :].sum(1))
+    np.testing.assert_allclose(g["emb"], c / np.linalg.norm(c, axis=1, keepdims=True), atol=1e-6)
+    # an explicit per_class overrides p; the whole set when it is larger than every class
+    assert len(P.guard_set(fake, X, y, per_class=100, seed=3, p=p)["labels"]) == len(y)
+    with pytest.raises(DataError):
+        P.guard_set(fake, X, y, p=replace(p, guard_per_class=0))

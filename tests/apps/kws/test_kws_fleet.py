@@ -9,6 +9,10 @@ from neuroplast.apps.kws.fleet import KwsLearner, KwsMerger
 from neuroplast.apps.kws.synth import Embedder, WordParams, word_clips, word_protos
 from neuroplast.boards.fleet.merge import consolidate_local
 
+# the second-round settings (ridge 0.1, open budget 0.025): these 80-clip synthetic guards
+# are far smaller than the KWS training-set guard the defaults (ridge 2.0) were chosen for
+SMALL_GUARD = {"ridge": 0.1, "open_budget": 0.025}
+
 
 def test_speakers_consolidate_words():
     p, n_old, n_unk, n_new = WordParams(), 4, 6, 3
@@ -24,7 +28,7 @@ def test_speakers_consolidate_words():
     score = lambda e: np.hstack([e, np.ones((len(e), 1))]) @ W  # noqa: E731
     Ev = emb(clips(old + unk, 8))
     yv = np.r_[np.repeat(old, 8), np.full(8 * n_unk, n_old)]
-    ep = EnrollParams(augment=EnrollParams().augment.__class__(n_aug=0))
+    ep = EnrollParams(augment=EnrollParams().augment.__class__(n_aug=0), **SMALL_GUARD)
     learners = {}
     for j, w in enumerate(new):
         st = enroll_init(E.shape[1], n_old + 1, n_old)
@@ -73,7 +77,7 @@ def test_merged_state_keeps_soft_gate_thresholds():
     score = lambda e: np.hstack([e, np.ones((len(e), 1))]) @ W  # noqa: E731
     Ev = emb(clips(ws, 8))
     yv = np.r_[np.repeat(range(n_old), 8), np.full(8 * n_unk, n_old)]
-    ep = EnrollParams(augment=EnrollParams().augment.__class__(n_aug=0))
+    ep = EnrollParams(augment=EnrollParams().augment.__class__(n_aug=0), **SMALL_GUARD)
     states = []
     for k in (5, 7):  # two speakers enroll the same word with 5 and 7 examples
         st, rep = enroll_word(enroll_init(E.shape[1], n_old + 1, n_old), "w0",
