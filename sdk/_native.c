@@ -59,6 +59,23 @@ typedef struct {
     int status; /* set by op_run: -1 = out of memory */
 } op_t;
 
+/* x86-64 with GCC: per-ISA clones of the hot loops (see the integer convolution notes) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NP_X86 1
+#include <immintrin.h>
+#define NP_HOST_CLONE __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define NP_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define NP_T256 __attribute__((target("avx2")))
+/* 8-lane float loops (the event layer's row chunks): AVX-512 halves run no faster on Zen 4 */
+#define NP_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define NP_HOST_CLONE
+#define NP_AVX2_CLONE
+#endif
+
+enum { NP_ISA_PORTABLE = 0, NP_ISA_AVX2 = 1, NP_ISA_AVX512VNNI = 2 };
+static int isa_level(void); /* the level in use: detected once, _native.isa() sets it */
+
 /* ------------------------------------------------------------------ float kernels */
 
 /* idx[0..k) = the positions of the non-zero values of a[0..n) (NaN counts, -0.0 does not),
@@ -87,14 +104,104 @@ typedef struct {
 NP_NONZERO(nonzero_i32, int)
 NP_NONZERO(nonzero_i64, long long)
 
+/* One row's 16 lane sums folded to a float, with the tail sum s (fixed order). */
+static inline float fold16(const float *a_in, float s)
+{
+    float a[16];
+    int k;
+    for (k = 0; k < 16; k++) a[k] = a_in[k];
+    for (k = 0; k < 8; k++) a[k] += a[k + 8];
+    for (k = 0; k < 4; k++) a[k] += a[k + 4];
+    return s + ((a[0] + a[2]) + (a[1] + a[3]));
+}
+
+/* Dense float rows: y[o] = bias[o] + sum_j w[o, j] x[j] as 16 lane sums per row, 4 rows per
+ * pass so each x vector is loaded once for four rows (each row's sum in the same order as
+ * a row alone); AVX-512 / AVX2 / baseline clones (a 1024 x 1024 step ran ~10x slower as
+ * baseline one-row code than numpy's BLAS GEMV). */
+#ifdef NP_X86
+/* The 4-row pass with the 16 lane sums of each row in two ymm registers (lane k of the
+ * pair is a[k] of the portable loop, so the same sums in the same order). */
+NP_T256 static int dense_rows4_avx2(const float *xb, int n_in, int n_out, const float *w,
+                                    const float *bias, float *yb)
+{
+    int o = 0, j, r;
+    for (; o + 4 <= n_out; o += 4) {
+        const float *wr[4];
+        __m256 lo[4], hi[4];
+        float a[16], t[4] = {0};
+        for (r = 0; r < 4; r++) {
+            wr[r] = w + (size_t)(o + r) * n_in;
+            lo[r] = _mm256_setzero_ps(), hi[r] = _mm256_setzero_ps();
+        }
+        for (j = 0; j + 16 <= n_in; j += 16) {
+            const __m256 x0 = _mm256_loadu_ps(xb + j), x1 = _mm256_loadu_ps(xb + j + 8);
+            for (r = 0; r < 4; r++) {
+                lo[r] = _mm256_add_ps(lo[r], _mm256_mul_ps(_mm256_loadu_ps(wr[r] + j), x0));
+                hi[r] = _mm256_add_ps(hi[r], _mm256_mul_ps(_mm256_loadu_ps(wr[r] + j + 8), x1));
+            }
+        }
+        for (r = 0; r < 4; r++) {
+            int jj;
+            for (jj = j; jj < n_in; jj++) t[r] += wr[r][jj] * xb[jj];
+            _mm256_storeu_ps(a, lo[r]), _mm256_storeu_ps(a + 8, hi[r]);
+            t[r] = fold16(a, t[r]);
+            yb[o + r] = bias ? t[r] + bias[o + r] : t[r];
+        }
+    }
+    return o;
+}
+#endif
+
+NP_HOST_CLONE static void dense_rows_f32(const float *xb, int n_in, int n_out, const float *w,
+                                         const float *bias, float *yb)
+{
+    int o = 0, j, k, r;
+#ifdef NP_X86
+    if (isa_level() >= NP_ISA_AVX2) o = dense_rows4_avx2(xb, n_in, n_out, w, bias, yb);
+#endif
+    for (; o + 4 <= n_out; o += 4) {
+        const float *w0 = w + (size_t)o * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in;
+        const float *w3 = w2 + n_in;
+        float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0}, t[4] = {0};
+        for (j = 0; j + 16 <= n_in; j += 16)
+            for (k = 0; k < 16; k++) {
+                const float xv = xb[j + k];
+                a0[k] += w0[j + k] * xv;
+                a1[k] += w1[j + k] * xv;
+                a2[k] += w2[j + k] * xv;
+                a3[k] += w3[j + k] * xv;
+            }
+        for (; j < n_in; j++) {
+            t[0] += w0[j] * xb[j];
+            t[1] += w1[j] * xb[j];
+            t[2] += w2[j] * xb[j];
+            t[3] += w3[j] * xb[j];
+        }
+        t[0] = fold16(a0, t[0]), t[1] = fold16(a1, t[1]);
+        t[2] = fold16(a2, t[2]), t[3] = fold16(a3, t[3]);
+        for (r = 0; r < 4; r++) yb[o + r] = bias ? t[r] + bias[o + r] : t[r];
+    }
+    for (; o < n_out; o++) {
+        const float *wr = w + (size_t)o * n_in;
+        float a[16] = {0}, s = 0.0f;
+        for (j = 0; j + 16 <= n_in; j += 16)
+            for (k = 0; k < 16; k++) a[k] += wr[j + k] * xb[j + k];
+        for (; j < n_in; j++) s += wr[j] * xb[j];
+        s = fold16(a, s);
+        yb[o] = bias ? s + bias[o] : s;
+    }
+}
+
 /* y[b, o] = bias[o] + sum_j w[o, j] x[b, j]. Inputs with few non-zeros (spikes) take the
  * event-driven path (only the active columns, accumulated in double and rounded once);
- * dense inputs a 16-lane float32 dot product (vectorised at -O3; no FMA contraction) (summation order differs from BLAS's, so
- * results agree with numpy to float32 rounding, not bit for bit). */
+ * dense inputs 16-lane float32 dot products (dense_rows_f32; no FMA contraction; summation
+ * order differs from BLAS's, so results agree with numpy to float32 rounding, not bit for
+ * bit). */
 static void linear_f32(const float *x, int batch, int n_in, int n_out, const float *w,
                        const float *bias, float *y, int *idx)
 {
-    int b, o, j, k;
+    int b, o, k;
     for (b = 0; b < batch; b++) {
         const float *xb = x + (size_t)b * n_in;
         float *yb = y + (size_t)b * n_out;
@@ -126,17 +233,7 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
                 yb[o] = (float)acc;
             }
         } else {
-            for (o = 0; o < n_out; o++) {
-                const float *wr = w + (size_t)o * n_in;
-                float a[16] = {0}, s = 0.0f;
-                for (j = 0; j + 16 <= n_in; j += 16)
-                    for (k = 0; k < 16; k++) a[k] += wr[j + k] * xb[j + k];
-                for (; j < n_in; j++) s += wr[j] * xb[j];
-                for (k = 0; k < 8; k++) a[k] += a[k + 8];
-                for (k = 0; k < 4; k++) a[k] += a[k + 4];
-                s += (a[0] + a[2]) + (a[1] + a[3]);
-                yb[o] = bias ? s + bias[o] : s;
-            }
+            dense_rows_f32(xb, n_in, n_out, w, bias, yb);
         }
     }
 }
@@ -165,20 +262,7 @@ static void linear_f32(const float *x, int batch, int n_in, int n_out, const flo
  *    AVX-512 VNNI depthwise layers take two kernel rows per vpdpwssd (int16 row pairs) or
  *    four taps of a row per vpdpbusd (u8).
  * The level in use (isa_level) is detected once; _native.isa() reads or sets it. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NP_X86 1
-#include <immintrin.h>
-#define NP_HOST_CLONE __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#define NP_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-#define NP_T256 __attribute__((target("avx2")))
-/* 8-lane float loops (the event layer's row chunks): AVX-512 halves run no faster on Zen 4 */
-#define NP_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
-#else
-#define NP_HOST_CLONE
-#define NP_AVX2_CLONE
-#endif
 
-enum { NP_ISA_PORTABLE = 0, NP_ISA_AVX2 = 1, NP_ISA_AVX512VNNI = 2 };
 static int np_isa = -1; /* the level the convolution kernels use; -1: not yet detected */
 
 static int isa_detect(void)

@@ -173,3 +173,32 @@ def test_info_backend_cli_reports_numpy_when_disabled() -> None:
     assert json.loads(out.stdout)["backend"] == "numpy"
     with pytest.raises(GraphError, match="backend must be"):
         Runtime(_stream_net(), backend="gpu")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (15, 3), (16, 4), (17, 5), (33, 9), (700, 256)])
+def test_dense_float_linear_same_bits_on_every_isa(shape: tuple[int, int]) -> None:
+    """Dense float inputs take the 16-lane row dot products (4 rows per pass; an AVX2
+    form on x86): the same bits at every instruction-set level, and equal to a float64
+    reference to float32 rounding."""
+    from neuroplast import _native
+
+    n_in, n_out = shape
+    r = np.random.default_rng(n_in * 7 + n_out)
+    w = r.standard_normal((n_out, n_in)).astype(np.float32)
+    b = r.standard_normal(n_out).astype(np.float32)
+    x = r.standard_normal((3, n_in)).astype(np.float32)  # all non-zero: the dense path
+    g = Graph.sequential([("in", Input(shape=(n_in,))), ("fc", Linear(weight=w, bias=b))])
+    ref = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    before, outs = _native.isa(), []
+    try:
+        for level in ("portable", "avx2", "avx512vnni"):
+            try:
+                _native.isa(level)
+            except ValueError:  # a level this CPU lacks
+                continue
+            outs.append(np.asarray(Runtime(g, mode="float", backend="native").step(x)).copy())
+    finally:
+        _native.isa(before)
+    for y in outs:
+        np.testing.assert_array_equal(y, outs[0])
+    np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-5 * np.sqrt(n_in))
