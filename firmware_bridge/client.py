@@ -42,7 +42,12 @@ from neuroplast.firmware_bridge.errors import (
     ProtocolVersionError,
 )
 from neuroplast.firmware_bridge.framing import Deframer, Frame, crc32, decode_frame, encode_frame
-from neuroplast.firmware_bridge.image import ModelImage, build_image, image_from_bundle
+from neuroplast.firmware_bridge.image import (
+    ModelImage,
+    build_image,
+    image_from_bundle,
+    learnable_at,
+)
 from neuroplast.plasticity.int_stdp import IntSTDPParams, IntSTDPState, int_stdp_check_state
 
 __all__ = ["Board", "Caps", "LinkCounters"]
@@ -634,13 +639,7 @@ class Board:
         if not isinstance(params, IntSTDPParams):
             raise BridgeError(f"params must be IntSTDPParams, got {type(params).__name__}")
         if layer is None:
-            cands = [
-                i
-                for i in range(len(image.layers) - 1)
-                if image.layers[i].kind == spec.LayerKind.LINEAR
-                and image.layers[i + 1].kind == spec.LayerKind.LIF
-                and image.layers[i + 1].sources == (i + 1,)  # the LIF reads this LINEAR
-            ]
+            cands = [i for i in range(len(image.layers)) if learnable_at(image.layers, i)]
             if not cands:
                 raise ModelImageError("no LINEAR layer followed by a LIF in this model")
             idx = cands[0]

@@ -21,6 +21,7 @@ that table, so ``fit`` and ``FIRMWARE.require`` refuse the model before any work
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ __all__ = [
     "build_image",
     "image_footprint",
     "plan_outputs",
+    "learnable_at",
 ]
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
@@ -576,6 +578,15 @@ def _arena_total(sizes: list[int]) -> int:
 _ELEMENTWISE = (K.RELU, K.SCALE, K.THRESHOLD, K.LIF, K.LI, K.CUBALIF)
 
 
+def learnable_at(layers: Sequence[LayerInfo], j: int) -> bool:
+    """Whether board layer ``j`` is a LINEAR that on-board learning can run on: it reads
+    the previous layer (or the input) and the next layer is a LIF reading it (the chain
+    np_model_learn accepts; np_model.c ``learnable_at``)."""
+    return (j + 1 < len(layers) and layers[j].kind == K.LINEAR
+            and layers[j + 1].kind == K.LIF and layers[j].sources[0] == j
+            and layers[j + 1].sources[0] == j + 1)  # fmt: skip
+
+
 def plan_outputs(layers: list[LayerInfo]) -> tuple[list[int], int]:
     """Byte offsets of the layers' int32 output buffers in one shared block, and the
     block's size: the firmware's ``plan_outputs`` (np_model.c), mirrored to predict its
@@ -590,8 +601,7 @@ def plan_outputs(layers: list[LayerInfo]) -> tuple[list[int], int]:
     n = len(layers)
     end = [n if i == n - 1 else i for i in range(n)]
     for j, L in enumerate(layers):
-        learnable = (j + 1 < n and L.kind == K.LINEAR and layers[j + 1].kind == K.LIF
-                     and L.sources[0] == j and layers[j + 1].sources[0] == j + 1)  # fmt: skip
+        learnable = learnable_at(layers, j)
         for k, s in enumerate(L.sources):
             if s > 0:
                 end[s - 1] = max(end[s - 1], j + (1 if k == 0 and learnable else 0))
