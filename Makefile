@@ -7,7 +7,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
+# mbrola (contrib) and its voices and SVOX Pico (non-free) are KWS training voices: `apt`
+# enables Debian's contrib and non-free components when a package is missing.
 APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+  mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 libttspico-utils \
   sox libsox-fmt-all opus-tools openssh-server openssh-client socat gcc make mosquitto openssl \
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm \
   qemu-user-static gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf
@@ -28,6 +31,12 @@ apt:
 	missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	arm64=""; dpkg --print-foreign-architectures | grep -qx arm64 || arm64=1; \
 	if [ -n "$$arm64" ]; then $$SUDO dpkg --add-architecture arm64; fi; \
+	if [ -n "$$missing" ] && [ -f /etc/debian_version ] && \
+	  ! grep -rqsE '^(Components:|deb ).* non-free( |$$)' /etc/apt/sources.list /etc/apt/sources.list.d/; then \
+	  . /etc/os-release; echo "enabling Debian contrib and non-free ($$VERSION_CODENAME) for mbrola and pico voices"; \
+	  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+	    "$$VERSION_CODENAME" | $$SUDO tee /etc/apt/sources.list.d/neuroplast-contrib-non-free.sources >/dev/null; \
+	fi; \
 	if [ -n "$$missing$$arm64" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $$SUDO apt-get update -qq && \

@@ -139,8 +139,14 @@ def _fit_clip(x: np.ndarray, shift: int = 0) -> np.ndarray:
 # voices of other engines: the training default and the held-out engine (all its voices).
 # flite's kal/kal16 are the kal diphone database that festival's kal_diphone also uses,
 # and flite's slt is the speaker of festival's slt HTS voice: neither is trained on, so
-# no speaker of the held-out engine is ever heard in training.
-TRAIN_VOICES: tuple[str, ...] = ("flite:awb", "flite:rms")
+# no speaker of the held-out engine is ever heard in training. mbrola's four diphone
+# databases and SVOX Pico's two voices are other speakers and other synthesis methods.
+TRAIN_VOICES: tuple[str, ...] = (
+    "flite:awb",
+    "flite:rms",
+    *(f"mbrola:{v}" for v in tts.ENGINES["mbrola"].voices),
+    *(f"pico:{v}" for v in tts.ENGINES["pico"].voices),
+)
 HELDOUT_VOICES: tuple[str, ...] = tuple(f"festival:{v}" for v in tts.ENGINES["festival"].voices)
 
 

@@ -1,7 +1,8 @@
 """Text-to-speech engines for the synthetic keyword sets: one handler per engine.
 
 Each engine turns a list of :class:`Utterance` (word, voice, prosody) into 16 kHz
-float32 audio. The engines are independent synthesisers from Debian's main archive:
+float32 audio. The engines are independent synthesisers from Debian (main; mbrola's
+voices and SVOX Pico are in contrib / non-free, which ``make apt`` enables):
 
 ========== ============================== =====================================================
 engine     voices                         prosody controls
@@ -9,6 +10,11 @@ engine     voices                         prosody controls
 espeak-ng  ``<accent>+<variant>``         formant synthesis; ``-s`` wpm, ``-p`` pitch, ``-g`` gap
 flite      awb rms slt kal kal16          CMU clustergen / diphone; ``duration_stretch``,
                                           ``int_f0_target_mean``
+mbrola     us1 us2 us3 en1                diphone concatenation (MBROLA databases of four
+                                          speakers) driven by espeak-ng's front end (``mb-*``
+                                          voices); ``-s`` wpm, ``-p`` pitch
+pico       en-US en-GB                    SVOX Pico (``pico2wave``); ``<speed>``/``<pitch>``
+                                          markup levels in percent
 festival   kal_diphone ked_diphone        diphone and HTS (statistical parametric) voices;
            cmu_us_slt_arctic_hts          ``Duration_Stretch``
 ========== ============================== =====================================================
@@ -77,15 +83,19 @@ class Engine:
     programs: tuple[str, ...]
     apt: str  # Debian packages that provide it
     synth: Callable[[Sequence[Utterance]], list[np.ndarray]]
+    data: str = ""  # a voice's data folder ("{voice}" filled in), where voices are packages
 
     def available(self) -> bool:
-        return all(shutil.which(p) for p in (*self.programs, "sox"))
+        have = all(shutil.which(p) for p in (*self.programs, "sox"))
+        return have and all(
+            Path(self.data.format(voice=v)).is_dir() for v in self.voices if self.data
+        )
 
     def check(self) -> None:
         if not self.available():
             raise DataError(
-                f"TTS engine {self.name!r} needs {', '.join(self.programs)} and sox: "
-                f"apt-get install {self.apt} sox"
+                f"TTS engine {self.name!r} needs {', '.join(self.programs)} and sox"
+                f"{' and its voices' if self.data else ''}: apt-get install {self.apt} sox"
             )
 
 
@@ -106,14 +116,36 @@ def _run(cmd: list[str], what: str, **kw: object) -> bytes:
     return p.stdout
 
 
-def _espeak(items: Sequence[Utterance]) -> list[np.ndarray]:
+def _espeak(items: Sequence[Utterance], prefix: str = "") -> list[np.ndarray]:
     out = []
     for u in items:
+        voice = prefix + u.voice
         # espeak-ng: 175 wpm and pitch 50 (0..99) are its defaults
-        cmd = ["espeak-ng", "-v", u.voice, "-s", str(int(round(175 * u.prosody.rate)))]
+        cmd = ["espeak-ng", "-v", voice, "-s", str(int(round(175 * u.prosody.rate)))]
         cmd += ["-p", str(int(np.clip(round(50 * u.prosody.pitch), 0, 99)))]
         cmd += ["-g", str(int(u.prosody.gap)), "--stdout", u.text]
-        out.append(to_16k(_run(cmd, f"espeak-ng voice {u.voice!r}"), f"espeak-ng {u.voice}"))
+        out.append(to_16k(_run(cmd, f"espeak-ng voice {voice!r}"), f"espeak-ng {voice}"))
+    return out
+
+
+def _mbrola(items: Sequence[Utterance]) -> list[np.ndarray]:
+    """MBROLA diphone voices through espeak-ng's ``mb-<voice>`` front end."""
+    return _espeak(items, prefix="mb-")
+
+
+def _pico(items: Sequence[Utterance]) -> list[np.ndarray]:
+    """SVOX Pico: rate and pitch as its ``<speed level>`` / ``<pitch level>`` markup
+    (percent of the voice's default; pico accepts 20-500 and 50-200)."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="np-pico-") as d:
+        path = str(Path(d) / "u.wav")  # pico2wave wants a .wav name
+        for u in items:
+            speed = int(np.clip(round(100 * u.prosody.rate), 20, 500))
+            pitch = int(np.clip(round(100 * u.prosody.pitch), 50, 200))
+            text = u.text.replace("<", " ").replace(">", " ")
+            markup = f"<speed level='{speed}'><pitch level='{pitch}'>{text}</pitch></speed>"
+            _run(["pico2wave", "-l", u.voice, "-w", path, markup], f"pico2wave voice {u.voice!r}")
+            out.append(to_16k(Path(path).read_bytes(), f"pico {u.voice}"))
     return out
 
 
@@ -168,6 +200,15 @@ ENGINES: dict[str, Engine] = {
     for e in (
         Engine("espeak-ng", (), ("espeak-ng",), "espeak-ng", _espeak),
         Engine("flite", ("awb", "rms", "slt", "kal", "kal16"), ("flite",), "flite", _flite),
+        Engine(
+            "mbrola",
+            ("us1", "us2", "us3", "en1"),
+            ("espeak-ng", "mbrola"),
+            "espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1",
+            _mbrola,
+            data="/usr/share/mbrola/{voice}",
+        ),
+        Engine("pico", ("en-US", "en-GB"), ("pico2wave",), "libttspico-utils", _pico),
         Engine(
             "festival",
             ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"),
