@@ -141,6 +141,12 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                         if "peak_rmw_lanes_per_s_c" in ev
                         else ""
                     )
+                    + (
+                        f"; {100 * ev['of_limit_unaligned']:.0f}% of the unaligned-RMW "
+                        f"{ev['limit_rows_events_per_s_adds_unaligned'] / 1e6:.3f} M/s"
+                        if "of_limit_unaligned" in ev
+                        else ""
+                    )
                     + f"); goals 0.6 M/s "
                     f"{'met' if d['met']['events_m_per_s'] else 'not met'}, 100x dense "
                     f"{'met' if d['met']['events_vs_dense'] else 'not met'}, 50% of limit "

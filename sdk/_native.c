@@ -1465,28 +1465,51 @@ static inline long long split_pixel(const long long *key, long long n_ev, long l
     return n_off - n_on;
 }
 
+/* lin_runs: the ns W_s taps cut into runs that add into one accumulator (same s_d, s_c;
+ * run r = taps run[r] .. run[r + 1] - 1, run holds ns + 1), with bi[k] = s_dy kx + s_dx.
+ * Returns the number of runs. */
+static long long lin_runs(long long ns, const long long *s_d, const long long *s_dy,
+                          const long long *s_dx, const long long *s_c, long long kx,
+                          long long *run, long long *bi)
+{
+    long long k, nr = 0;
+    for (k = 0; k < ns; k++) {
+        if (k == 0 || s_d[k] != s_d[k - 1] || s_c[k] != s_c[k - 1]) run[nr++] = k;
+        bi[k] = s_dy[k] * kx + s_dx[k];
+    }
+    run[nr] = ns;
+    return nr;
+}
+
 /* split_linear_ms: end of a ms with pixels: Box = n_full + the 2-D prefix sum of diff (then
- * diff is zeroed), and l_acc[sl[s_d] n_c + s_c] += s_w Box(s_dy, s_dx) for the ns W_s taps. */
+ * diff is zeroed), and l_acc[sl[s_d] n_c + s_c] += s_w Box(s_dy, s_dx) for the ns W_s taps,
+ * in tap order: a run of taps into one accumulator (lin_runs) is summed in a register
+ * (the same float64 additions in the same order; ~3x faster than a load/add/store per
+ * tap, whose store-to-load latency chained the ~17 taps of a run). */
 static inline void split_linear_ms(long long ky, long long kx, long long n_full, long long *diff,
-                                   double *box, long long ns, const long long *s_d,
-                                   const long long *s_dy, const long long *s_dx,
+                                   double *box, long long nr, const long long *run,
+                                   const long long *bi, const long long *s_d,
                                    const long long *s_c, const float *s_w, const long long *sl,
                                    long long n_c, double *l_acc)
 {
     const long long gx = kx + 1;
-    long long yy, xx, k;
+    long long yy, xx, k, r;
     for (yy = 0; yy < ky; yy++) {
-        long long run = 0;
+        long long rsum = 0;
         for (xx = 0; xx < kx; xx++) {
             double up;
-            run += diff[yy * gx + xx];
+            rsum += diff[yy * gx + xx];
             up = yy ? box[(yy - 1) * kx + xx] - (double)n_full : 0.0;
-            box[yy * kx + xx] = (up + (double)run) + (double)n_full;
+            box[yy * kx + xx] = (up + (double)rsum) + (double)n_full;
         }
     }
     memset(diff, 0, (size_t)((ky + 1) * gx) * sizeof(long long));
-    for (k = 0; k < ns; k++)
-        l_acc[sl[s_d[k]] * n_c + s_c[k]] += (double)s_w[k] * box[s_dy[k] * kx + s_dx[k]];
+    for (r = 0; r < nr; r++) {
+        double *a = l_acc + sl[s_d[run[r]]] * n_c + s_c[run[r]];
+        double v = *a;
+        for (k = run[r]; k < run[r + 1]; k++) v += (double)s_w[k] * box[bi[k]];
+        *a = v;
+    }
 }
 
 /* apps/motion/event_layer.py _ring_split_py (the pooled flip-max through the sum/difference
@@ -1516,10 +1539,14 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
     double *d_abs = calloc((size_t)nd + 1, sizeof(double));
     long long *row_lo = calloc((size_t)kt, sizeof(long long));
     long long *row_hi = calloc((size_t)kt, sizeof(long long));
+    long long *run = malloc((size_t)(ns + 1) * sizeof(long long));
+    long long *bi = malloc((size_t)(ns + 1) * sizeof(long long));
+    long long nr;
     int rc = -1;
     if (!s_acc || !l_acc || !diff || !box || !sl || !t_d || !t_off || !t_base || !d_abs ||
-        !row_lo || !row_hi)
+        !row_lo || !row_hi || !run || !bi)
         goto done;
+    nr = lin_runs(ns, s_d, s_dy, s_dx, s_c, kx, run, bi);
     for (b = 0; b < nb; b++)
         for (k = blk_start[b]; k < blk_start[b + 1]; k++) {
             t_d[k] = blk_d[b];
@@ -1582,7 +1609,7 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
                 }
         }
         if (n_pix)
-            split_linear_ms(ky, kx, n_full, diff, box, ns, s_d, s_dy, s_dx, s_c, s_w, sl, n_c,
+            split_linear_ms(ky, kx, n_full, diff, box, nr, run, bi, s_d, s_c, s_w, sl, n_c,
                             l_acc);
         s0 = sl[0] * n_c;
         for (k = 0; k < n_c; k++) {
@@ -1601,7 +1628,7 @@ static int ring_split(const long long *key, long long sw, long long sh, int bina
     rc = 0;
 done:
     free(s_acc), free(l_acc), free(diff), free(box), free(sl), free(t_d), free(t_off);
-    free(t_base), free(d_abs), free(row_lo), free(row_hi);
+    free(t_base), free(d_abs), free(row_lo), free(row_hi), free(run), free(bi);
     return rc;
 }
 
@@ -1778,10 +1805,14 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
     long long *my = malloc((size_t)(ny + 1) * sizeof(long long));
     long long *mo = malloc((size_t)(nch + 1) * sizeof(long long));
     float *mv = malloc((size_t)(nch * lanes + 1) * sizeof(float));
+    long long *run = malloc((size_t)(ns + 1) * sizeof(long long));
+    long long *bi = malloc((size_t)(ns + 1) * sizeof(long long));
+    long long nr;
     int rc = -1;
     if (!l_acc || !diff || !box || !sl || !ppos || !pq || !pa || !fst || !fy0 || !fy1 || !acc ||
-        !my || !mo || !mv)
+        !my || !mo || !mv || !run || !bi)
         goto done;
+    nr = lin_runs(ns, s_d, s_dy, s_dx, s_c, kx, run, bi);
     pull_rows_group(n_c, kt, ky, lanes, g, plane, ystart, off, rv, my, mo, mv);
     for (t = 0; t < n_bins; t++) {
         long long n_full = 0, n_pix = 0, s0;
@@ -1803,7 +1834,7 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
             }
         }
         if (n_pix)
-            split_linear_ms(ky, kx, n_full, diff, box, ns, s_d, s_dy, s_dx, s_c, s_w, sl, n_c,
+            split_linear_ms(ky, kx, n_full, diff, box, nr, run, bi, s_d, s_c, s_w, sl, n_c,
                             l_acc);
         s0 = sl[0] * n_c;
         for (k = 0; k < n_c; k++) {
@@ -1821,7 +1852,7 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
     rc = 0;
 done:
     free(l_acc), free(diff), free(box), free(sl), free(ppos), free(pq), free(pa), free(fst);
-    free(fy0), free(fy1), free(acc), free(my), free(mo), free(mv);
+    free(fy0), free(fy1), free(acc), free(my), free(mo), free(mv), free(run), free(bi);
     return rc;
 }
 
