@@ -41,6 +41,7 @@ from neuroplast.apps.kws.frontend import DeltaParams, MelParams
 from neuroplast.apps.kws.infer import runtime_scores
 from neuroplast.apps.kws.pipeline import (
     _jsonable,
+    choose_on_validation,
     enroll_voices,
     enrollment_protocols,
     enrollment_set,
@@ -158,12 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, p in CANDIDATES.items():
         val[name] = validate(p)
         print(f"val {name}: {val[name]}", flush=True)
-    ok = {
-        k: r
-        for k, r in val.items()
-        if r["old_drop_points"] <= 2.0 and r["old_drop_points_max"] <= 3.0
-    }
-    best = max(ok, key=lambda k: ok[k]["recall"])
+    best, _ = choose_on_validation(val)
     p = CANDIDATES[best]
     print(f"chosen on validation: {best}", flush=True)
     if a.val_only:

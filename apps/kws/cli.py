@@ -344,10 +344,13 @@ def register(app: Any) -> None:
         Examples:
             neuroplast kws enroll --word marvin --samples marvin_wavs/
         """
+        from dataclasses import replace
+
         import numpy as np
 
         from neuroplast.apps.kws.data import load_word_folder
         from neuroplast.apps.kws.enroll import (
+            EnrollParams,
             enroll_init,
             enroll_word,
             load_enroll_state,
@@ -359,18 +362,21 @@ def register(app: Any) -> None:
 
         rt, classes, mel, delta = load_kws_runtime(bundle, mode="int", hidden=True)
         X = featurize(load_word_folder(samples), mel, delta)
-        ex, aug = example_embeddings(rt, X)
         try:
             with np.load(guard, allow_pickle=False) as z:
                 g = {k: z[k] for k in ("emb", "scores", "labels")}
+                # the soft-gate budget calibrated on validation voices when the guard was made
+                budget = float(z["open_budget"]) if "open_budget" in z.files else None
         except (OSError, KeyError, ValueError) as e:
             raise DataError(f"guard set {guard} is unreadable: {e}") from e
+        p = EnrollParams() if budget is None else replace(EnrollParams(), open_budget=budget)
+        ex, aug = example_embeddings(rt, X, p)
         st = (
             load_enroll_state(state)
             if state.exists()
             else enroll_init(ex.shape[1], len(classes), open_class_of(classes))
         )
-        new, rep = enroll_word(st, word, ex, g["emb"], g["scores"], g["labels"], augmented=aug)
+        new, rep = enroll_word(st, word, ex, g["emb"], g["scores"], g["labels"], p, augmented=aug)
         if rep.accepted:
             save_enroll_state(state, new)
         _console().print(
@@ -378,6 +384,10 @@ def register(app: Any) -> None:
                 f"enroll '{word}'",
                 [
                     ("examples", str(rep.n_examples)),
+                    (
+                        "soft-gate budget",
+                        f"{p.open_budget} ({'default' if budget is None else 'from the guard set'})",
+                    ),
                     ("threshold (readout)", f"{rep.threshold:.3f}"),
                     ("leave-one-out recall", f"{rep.loo_recall:.2f}"),
                     ("held-out guard false accepts", f"{rep.guard_false_accept_cv:.3f}"),

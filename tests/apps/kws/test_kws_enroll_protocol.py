@@ -8,6 +8,7 @@ import pytest
 
 from neuroplast.apps.kws import enroll as E
 from neuroplast.apps.kws.pipeline import (
+    choose_on_validation,
     cross_voice_draws,
     evaluate_enrollment,
     leave_voice_out_draws,
@@ -138,3 +139,21 @@ def test_guard_set_keeps_guard_per_class_clips_of_each_class(monkeypatch):
     assert len(P.guard_set(fake, X, y, per_class=100, seed=3, p=p)["labels"]) == len(y)
     with pytest.raises(DataError):
         P.guard_set(fake, X, y, p=replace(p, guard_per_class=0))
+
+
+def test_choose_on_validation_takes_the_best_recall_within_the_drop_limits():
+    def r(rec, mean, worst):
+        return {"recall": rec, "old_drop_points": mean, "old_drop_points_max": worst}
+
+    table = {
+        0.01: r(0.60, 0.8, 1.5),
+        0.02: r(0.70, 1.9, 2.9),
+        0.03: r(0.80, 2.1, 2.5),  # mean over 2 points
+        0.04: r(0.90, 1.5, 3.4),  # one enrollment over 3 points
+    }
+    assert choose_on_validation(table) == (0.02, True)
+    assert choose_on_validation(table, max_mean_drop=2.5) == (0.03, True)
+    # none within the limits: the smallest mean drop, flagged
+    assert choose_on_validation({k: v for k, v in table.items() if k > 0.02}) == (0.04, False)
+    with pytest.raises(DataError, match="no enrollment candidates"):
+        choose_on_validation({})

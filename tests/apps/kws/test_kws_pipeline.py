@@ -19,7 +19,9 @@ if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
 from neuroplast.apps.kws import data as D  # noqa: E402
 from neuroplast.apps.kws.infer import KeywordStreamer, runtime_scores  # noqa: E402
 from neuroplast.apps.kws.pipeline import (  # noqa: E402
+    OPEN_BUDGETS,
     PipelineConfig,
+    choose_on_validation,
     featurize,
     load_kws_runtime,
     run_pipeline,
@@ -106,6 +108,13 @@ def test_enrollment_and_board_estimates_reported(run):
     assert len(saved["voices"]) == 3 and e["cross_voice"]["examples_per_draw"] == [3]
     assert e["cross_voice"]["draws"] == 20 and 0 <= e["cross_voice"]["recall_mean"] <= 1
     assert "skipped" in e["personal"]  # one clip per test voice: no personal protocol
+    # the soft gate's budget was chosen on validation voices, used, and kept with the guard
+    cal = e["calibration"]
+    assert set(cal["budgets"]) == set(OPEN_BUDGETS) and cal["chosen"] in OPEN_BUDGETS
+    assert choose_on_validation(cal["budgets"]) == (cal["chosen"], cal["met"])
+    assert e["params"]["open_budget"] == cal["chosen"]
+    with np.load(Path(r["config"]["out_dir"]) / "kws_guard.npz") as z:
+        assert float(z["open_budget"]) == cal["chosen"]
     rep = saved["report"]
     # the guard invariant: an accepted enrollment costs at most 3 points on the guard set
     assert not rep["accepted"] or rep["guard_acc_before"] - rep["guard_acc_after"] <= 0.03
@@ -227,7 +236,7 @@ def test_cli_eval_listen_enroll(run, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "marvin" in res.output
+    assert "marvin" in res.output and "from the guard set" in res.output
     # an empty samples folder is a clear DataError, not a traceback deep in numpy
     empty = tmp_path / "empty"
     empty.mkdir()
