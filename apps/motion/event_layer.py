@@ -67,7 +67,13 @@ __all__ = [
     "ROW_LANES",
     "PULL_GROUP",
     "EventLayerState",
+    "IntTaps",
     "compile_taps",
+    "compile_int_taps",
+    "int_acc_dtype",
+    "init_int_state",
+    "hd_event_chunk_int",
+    "hd_event_run_int",
     "init_event_state",
     "hd_event_chunk",
     "hd_event_run",
@@ -440,6 +446,160 @@ def hd_event_chunk(
     z = _finish(taps, buf[:n_bins], pooled=pooled, backend=backend)
     carry = buf[n_bins:].copy()
     return z, EventLayerState(carry, t0 + n_bins)
+
+
+INT16_MAX = (1 << 15) - 1
+INT32_MAX = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class IntTaps:
+    """The integer layer's tap table: :func:`compile_taps` offsets with int8 codes.
+
+    ``bound = max_c sum_{p, k, dy, dx} |K_q[c, p, k, dy, dx]|`` bounds every partial sum
+    of an accumulator ``B_b(c, t, y, x) = sum K_q A`` when each voxel ``A(p, t, y, x)``
+    holds at most one event (both polarities of a pixel can fire in one ms, so both
+    halves of the kernel count); ``m`` events per voxel scale it by ``m``.
+    """
+
+    taps: TapTable  #: offsets (weights there are the codes as float32)
+    codes: tuple[np.ndarray, np.ndarray]  #: int8 codes per event polarity, as ``taps.weights``
+    bound: int
+
+
+def compile_int_taps(codes: np.ndarray, sensor_size: tuple[int, int]) -> IntTaps:
+    """Tap table of int8 kernel codes ``K_q (C, 2, K_T, K_Y, K_X)`` (bias handled by the
+    caller, on the accumulator grid)."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.int8:
+        raise DataError(f"integer HD kernel codes must be int8, got {codes.dtype}")
+    taps = compile_taps(codes.astype(np.float32), np.zeros(codes.shape[0]), sensor_size)
+    w8 = tuple(np.ascontiguousarray(w.astype(np.int8)) for w in taps.weights)
+    bound = int(np.abs(codes.astype(np.int64)).reshape(codes.shape[0], -1).sum(axis=1).max())
+    return IntTaps(taps, (w8[0], w8[1]), bound)
+
+
+def int_acc_dtype(bound: int, per_voxel: int = 1) -> np.dtype:
+    """Narrowest exact accumulator: int16 when ``bound x per_voxel <= 2^15 - 1``, else
+    int32 when ``<= 2^31 - 1``; beyond that :class:`DataError`."""
+    reach = int(bound) * int(per_voxel)
+    if reach <= INT16_MAX:
+        return np.dtype(np.int16)
+    if reach <= INT32_MAX:
+        return np.dtype(np.int32)
+    raise DataError(f"integer HD accumulators may reach {reach} > 2^31 - 1")
+
+
+def init_int_state(itaps: IntTaps, dtype=None, t_start: int = 0) -> EventLayerState:
+    """Zero carried integer accumulators (``dtype``: default :func:`int_acc_dtype` of the
+    kernel's bound, one event per voxel)."""
+    dt = np.dtype(dtype) if dtype is not None else int_acc_dtype(itaps.bound)
+    if dt not in (np.dtype(np.int16), np.dtype(np.int32)):
+        raise DataError(f"integer accumulators are int16 or int32, got {dt}")
+    if itaps.bound > (INT16_MAX if dt == np.int16 else INT32_MAX):
+        raise DataError(f"kernel bound {itaps.bound} overflows {dt} accumulators")
+    t = itaps.taps
+    hp, wp = t.padded_hw
+    return EventLayerState(np.zeros((t.n_delays - 1, hp, wp, 2, t.n_classes), dt), int(t_start))
+
+
+def hd_event_chunk_int(
+    itaps: IntTaps,
+    state: EventLayerState,
+    p: np.ndarray,
+    tbin: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    n_bins: int,
+    backend: str = "numpy",
+) -> tuple[np.ndarray, EventLayerState]:
+    """Integer twin of :func:`hd_event_chunk`: ``max(B_0, B_1)`` (int32, ``(n_bins, C,
+    Ho, Wo)``, no bias) for bins ``[state.t_next, state.t_next + n_bins)`` and the new
+    state (``state`` is not modified).
+
+    ``B_b = sum K_q A`` in integer accumulators of the carry's dtype (int16 or int32,
+    :func:`init_int_state`); exact: the events' largest voxel multiplicity ``m`` is
+    counted and an int16 carry whose ``bound x m`` could overflow is widened to int32
+    first (beyond int32: :class:`DataError`). Integer addition is associative, so the
+    events are applied sorted by (bin, pixel, polarity), one sweep. ``backend``:
+    ``"native"`` (``sdk/_native.c event_scatter_i16/_i32``), ``"numba"`` or ``"numpy"``
+    (``np.add.at``, the reference); all give the same integers.
+    """
+    taps = itaps.taps
+    kt, c_n = taps.n_delays, taps.n_classes
+    hp, wp = taps.padded_hw
+    ho, wo = taps.out_hw
+    t0 = state.t_next
+    if tbin.size and (tbin.min() < t0 or tbin.max() >= t0 + n_bins):
+        raise DataError(
+            f"events span bins {int(tbin.min())}..{int(tbin.max())}, outside the chunk "
+            f"[{t0}, {t0 + n_bins})"
+        )
+    base = (tbin - t0) * taps.slot_size + ((y + taps.ky - 1) * wp + (x + taps.kx - 1)) * (2 * c_n)
+    key = np.sort(base.astype(np.int64) * 2 + (p != 0))  # (bin, pixel, polarity): one sweep
+    per_voxel = 1
+    if key.size > 1:
+        starts = np.flatnonzero(np.diff(key)) + 1
+        runs = np.diff(np.concatenate(([0], starts, [key.size])))
+        per_voxel = int(runs.max())
+    dt = state.carry.dtype
+    need = int_acc_dtype(itaps.bound, per_voxel)
+    if need.itemsize > dt.itemsize:
+        dt = need
+    buf = np.zeros((n_bins + kt - 1, hp, wp, 2, c_n), dtype=dt)
+    buf[: kt - 1] = state.carry
+    flat = buf.reshape(-1)
+    base, pol = key // 2, (key % 2).astype(np.uint8)
+    w0, w1 = itaps.codes
+    o0, o1 = (np.ascontiguousarray(o, np.int64) for o in taps.offsets)
+    if backend == "native":
+        from neuroplast.runtime.native import OPS
+
+        ints = (1, flat.size, base.size, o0.size, o1.size, dt.itemsize)
+        _native_lib().op(OPS["event_scatter_i"], ints, (flat, base, pol, o0, w0, o1, w1))
+    elif backend == "numba":
+        _numba_scatter()(flat, base, pol, o0, w0, o1, w1)
+    elif backend == "numpy":
+        _scatter_numpy(flat, base, pol, (o0, o1), (w0, w1))
+    else:
+        raise DataError(f"unknown backend {backend!r}; use 'numpy', 'numba' or 'native'")
+    out = buf[:n_bins, taps.ky - 1 : taps.ky - 1 + ho, taps.kx - 1 : taps.kx - 1 + wo]
+    z = np.maximum(out[..., 0, :], out[..., 1, :]).astype(np.int32)  # (n, Ho, Wo, C)
+    return z.transpose(0, 3, 1, 2), EventLayerState(buf[n_bins:].copy(), t0 + n_bins)
+
+
+def hd_event_run_int(
+    itaps: IntTaps,
+    events: np.ndarray,
+    n_bins: int,
+    *,
+    dt_us: int = 1000,
+    t0_us: int = 0,
+    chunk: int = 32,
+    backend: str = "numpy",
+    binary: bool = True,
+) -> np.ndarray:
+    """A whole event stream through :func:`hd_event_chunk_int` in chunks of ``chunk``
+    bins: ``max(B_0, B_1)`` as int32 ``(n_bins, C, Ho, Wo)`` (``binary``: one event per
+    voxel, as :func:`hd_event_run`)."""
+    ev = validate_events(events, itaps.taps.sensor_size, sorted_time=False)
+    p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
+    keep = (tb >= 0) & (tb < n_bins)
+    p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
+    w, h = itaps.taps.sensor_size
+    key = ((tb * h + y) * w + x) * 2 + p
+    key = np.unique(key) if binary else np.sort(key)
+    p, x, y, tb = key % 2, key // 2 % w, key // (2 * w) % h, key // (2 * w * h)
+    state = init_int_state(itaps)
+    outs = []
+    bounds = np.searchsorted(tb, np.arange(0, n_bins + chunk, chunk))
+    for i, s in enumerate(range(0, n_bins, chunk)):
+        a, b = bounds[i], bounds[i + 1]
+        z, state = hd_event_chunk_int(
+            itaps, state, p[a:b], tb[a:b], y[a:b], x[a:b], min(chunk, n_bins - s), backend
+        )
+        outs.append(z)
+    return np.concatenate(outs)
 
 
 def _pooled_py(slots, y0, x0, ho, wo, out):  # pragma: no cover - jitted
