@@ -1884,35 +1884,35 @@ static void event_scatter(float *buf, long long n_ev, const long long *base,
  * order (the caller sorts a step's events by pixel: one sweep). Portable C only: the taps
  * are scalar scatters, which no vector level here speeds up. ints: 1 n_buf n_ev n0 n1
  * acc_bytes; bufs: buf(i16/i32) base pol(u8) off0 w0(i8) off1 w1(i8). */
-static void event_scatter_i16(uint16_t *buf, long long n_ev, const long long *base,
-                              const unsigned char *pol, const long long *off0,
-                              const int8_t *w0, long long n0, const long long *off1,
-                              const int8_t *w1, long long n1)
-{
-    long long e, k;
-    for (e = 0; e < n_ev; e++) {
-        uint16_t *b = buf + base[e];
-        if (pol[e])
-            for (k = 0; k < n1; k++) b[off1[k]] = (uint16_t)(b[off1[k]] + (uint16_t)w1[k]);
-        else
-            for (k = 0; k < n0; k++) b[off0[k]] = (uint16_t)(b[off0[k]] + (uint16_t)w0[k]);
+/* Two consecutive events of one polarity share the loop (one offset and code load for two
+ * read-modify-writes); the caller orders a step's events by (bin, polarity, pixel). */
+#define NP_EVENT_SCATTER_I(T, NAME)                                                          \
+    static void NAME(T *buf, long long n_ev, const long long *base, const unsigned char *pol, \
+                     const long long *off0, const int8_t *w0, long long n0,                  \
+                     const long long *off1, const int8_t *w1, long long n1)                  \
+    {                                                                                        \
+        long long e = 0, k;                                                                  \
+        while (e < n_ev) {                                                                   \
+            const int p = pol[e] != 0;                                                       \
+            const long long *of = p ? off1 : off0, n = p ? n1 : n0;                          \
+            const int8_t *w = p ? w1 : w0;                                                   \
+            T *b = buf + base[e];                                                            \
+            if (e + 1 < n_ev && (pol[e + 1] != 0) == p) {                                    \
+                T *c = buf + base[e + 1];                                                    \
+                for (k = 0; k < n; k++) {                                                    \
+                    const T v = (T)w[k];                                                     \
+                    b[of[k]] = (T)(b[of[k]] + v);                                            \
+                    c[of[k]] = (T)(c[of[k]] + v);                                            \
+                }                                                                            \
+                e += 2;                                                                      \
+            } else {                                                                         \
+                for (k = 0; k < n; k++) b[of[k]] = (T)(b[of[k]] + (T)w[k]);                  \
+                e += 1;                                                                      \
+            }                                                                                \
+        }                                                                                    \
     }
-}
-
-static void event_scatter_i32(uint32_t *buf, long long n_ev, const long long *base,
-                              const unsigned char *pol, const long long *off0,
-                              const int8_t *w0, long long n0, const long long *off1,
-                              const int8_t *w1, long long n1)
-{
-    long long e, k;
-    for (e = 0; e < n_ev; e++) {
-        uint32_t *b = buf + base[e];
-        if (pol[e])
-            for (k = 0; k < n1; k++) b[off1[k]] += (uint32_t)(int32_t)w1[k];
-        else
-            for (k = 0; k < n0; k++) b[off0[k]] += (uint32_t)(int32_t)w0[k];
-    }
-}
+NP_EVENT_SCATTER_I(uint16_t, event_scatter_i16)
+NP_EVENT_SCATTER_I(uint32_t, event_scatter_i32)
 
 static int in_range(const long long *a, Py_ssize_t n, long long lo, long long hi)
 {
@@ -2800,23 +2800,26 @@ static PyObject *py_rmw_peak(PyObject *self, PyObject *args)
  * code, load the accumulator, add, store) over n = 2048 taps at consecutive offsets of an
  * L1-resident accumulator array (4 or 8 kB) and weight table, i.e. the bare scalar
  * read-modify-write without cache misses. The portable C loop is the only level (the
- * kernel is scalar). scatter_peak(reps, acc_bytes) -> (taps/s, checksum), thread CPU time. */
+ * kernel is scalar). scatter_peak(reps, acc_bytes[, pair]) -> (taps/s, checksum), thread CPU
+ * time; pair = 1: two events of one polarity per loop (the kernel's paired form). */
 static PyObject *py_scatter_peak(PyObject *self, PyObject *args)
 {
     const long long n = 2048;
     long long reps, r, j, *off;
-    int ab;
+    const long long base2[2] = {0, 2048 + 32};
+    const unsigned char pol2[2] = {0, 0};
+    int ab, pair = 0;
     int8_t *w;
     void *acc;
     double sum = 0.0, dt;
     struct timespec t0, t1;
     (void)self;
-    if (!PyArg_ParseTuple(args, "Li", &reps, &ab)) return NULL;
-    if (reps < 1 || (ab != 2 && ab != 4))
+    if (!PyArg_ParseTuple(args, "Li|i", &reps, &ab, &pair)) return NULL;
+    if (reps < 1 || (ab != 2 && ab != 4) || pair < 0 || pair > 1)
         return PyErr_Format(PyExc_ValueError, "scatter_peak: reps >= 1, acc_bytes 2 or 4");
     off = malloc((size_t)n * sizeof *off);
     w = malloc((size_t)n);
-    acc = calloc((size_t)n + 64, (size_t)ab);
+    acc = calloc((size_t)2 * n + 64, (size_t)ab);
     if (!off || !w || !acc) {
         free(off), free(w), free(acc);
         return PyErr_NoMemory();
@@ -2825,11 +2828,9 @@ static PyObject *py_scatter_peak(PyObject *self, PyObject *args)
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     for (r = 0; r < reps; r++) {
         if (ab == 2)
-            event_scatter_i16(acc, 1, (const long long[]){0},
-                              (const unsigned char[]){0}, off, w, n, off, w, n);
+            event_scatter_i16(acc, 1 + pair, base2, pol2, off, w, n, off, w, n);
         else
-            event_scatter_i32(acc, 1, (const long long[]){0}, (const unsigned char[]){0}, off, w,
-                              n, off, w, n);
+            event_scatter_i32(acc, 1 + pair, base2, pol2, off, w, n, off, w, n);
         __asm__ volatile("" ::: "memory");
     }
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
@@ -2838,7 +2839,7 @@ static PyObject *py_scatter_peak(PyObject *self, PyObject *args)
                        : (double)(int32_t)((uint32_t *)acc)[j];
     free(off), free(w), free(acc);
     dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    return Py_BuildValue("dd", dt > 0 ? (double)n * (double)reps / dt : 0.0, sum);
+    return Py_BuildValue("dd", dt > 0 ? (double)n * (1 + pair) * (double)reps / dt : 0.0, sum);
 }
 
 /* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni", "avx2" or
@@ -2870,7 +2871,7 @@ static PyMethodDef methods[] = {
     {"rmw_peak", py_rmw_peak, METH_VARARGS,
      "rmw_peak(level, reps[, shift]): (float32 lanes/s, checksum) of the L1 p += f w loop."},
     {"scatter_peak", py_scatter_peak, METH_VARARGS,
-     "scatter_peak(reps, acc_bytes): (taps/s, checksum) of the L1 integer event scatter loop."},
+     "scatter_peak(reps, acc_bytes[, pair]): (taps/s, checksum) of the L1 integer scatter loop."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

@@ -521,7 +521,8 @@ def hd_event_chunk_int(
     :func:`init_int_state`); exact: the events' largest voxel multiplicity ``m`` is
     counted and an int16 carry whose ``bound x m`` could overflow is widened to int32
     first (beyond int32: :class:`DataError`). Integer addition is associative, so the
-    events are applied sorted by (bin, pixel, polarity), one sweep. ``backend``:
+    events are applied in one sweep sorted by (bin, polarity, pixel), the C loop taking
+    two events of one polarity per pass over the taps. ``backend``:
     ``"native"`` (``sdk/_native.c event_scatter_i16/_i32``), ``"numba"`` or ``"numpy"``
     (``np.add.at``, the reference); all give the same integers.
     """
@@ -535,8 +536,11 @@ def hd_event_chunk_int(
             f"events span bins {int(tbin.min())}..{int(tbin.max())}, outside the chunk "
             f"[{t0}, {t0 + n_bins})"
         )
-    base = (tbin - t0) * taps.slot_size + ((y + taps.ky - 1) * wp + (x + taps.kx - 1)) * (2 * c_n)
-    key = np.sort(base.astype(np.int64) * 2 + (p != 0))  # (bin, pixel, polarity): one sweep
+    slot = taps.slot_size
+    pos = ((y + taps.ky - 1) * wp + (x + taps.kx - 1)) * (2 * c_n)
+    # one sweep ordered by (bin, polarity, pixel): the C loop pairs consecutive events of
+    # one polarity; equal keys = repeated events of one voxel
+    key = np.sort((((tbin - t0) * 2 + (p != 0)) * slot + pos).astype(np.int64))
     per_voxel = 1
     if key.size > 1:
         starts = np.flatnonzero(np.diff(key)) + 1
@@ -549,7 +553,7 @@ def hd_event_chunk_int(
     buf = np.zeros((n_bins + kt - 1, hp, wp, 2, c_n), dtype=dt)
     buf[: kt - 1] = state.carry
     flat = buf.reshape(-1)
-    base, pol = key // 2, (key % 2).astype(np.uint8)
+    base, pol = key // (2 * slot) * slot + key % slot, (key // slot % 2).astype(np.uint8)
     w0, w1 = itaps.codes
     o0, o1 = (np.ascontiguousarray(o, np.int64) for o in taps.offsets)
     if backend == "native":
