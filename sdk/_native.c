@@ -1883,13 +1883,14 @@ static void event_scatter(float *buf, long long n_ev, const long long *base,
  * integers). Integer addition is associative, so the result is the same for any event
  * order (the caller sorts a step's events by pixel: one sweep). Portable C only: the taps
  * are scalar scatters, which no vector level here speeds up. ints: 1 n_buf n_ev n0 n1
- * acc_bytes; bufs: buf(i16/i32) base pol(u8) off0 w0(i8) off1 w1(i8). */
-/* Two consecutive events of one polarity share the loop (one offset and code load for two
- * read-modify-writes); the caller orders a step's events by (bin, polarity, pixel). */
+ * acc_bytes [group]; bufs: buf(i16/i32) base pol(u8) off0 w0(i8) off1 w1(i8). */
+/* Up to `group` (1, 2 or 4) consecutive events of one polarity share the tap loop (one
+ * offset and code load for 2 or 4 read-modify-writes); the caller orders a step's events by
+ * (bin, polarity, pixel). Any group gives the same integers. */
 #define NP_EVENT_SCATTER_I(T, NAME)                                                          \
     static void NAME(T *buf, long long n_ev, const long long *base, const unsigned char *pol, \
                      const long long *off0, const int8_t *w0, long long n0,                  \
-                     const long long *off1, const int8_t *w1, long long n1)                  \
+                     const long long *off1, const int8_t *w1, long long n1, int group)       \
     {                                                                                        \
         long long e = 0, k;                                                                  \
         while (e < n_ev) {                                                                   \
@@ -1897,7 +1898,20 @@ static void event_scatter(float *buf, long long n_ev, const long long *base,
             const long long *of = p ? off1 : off0, n = p ? n1 : n0;                          \
             const int8_t *w = p ? w1 : w0;                                                   \
             T *b = buf + base[e];                                                            \
-            if (e + 1 < n_ev && (pol[e + 1] != 0) == p) {                                    \
+            if (group >= 4 && e + 3 < n_ev && (pol[e + 1] != 0) == p &&                     \
+                (pol[e + 2] != 0) == p &&                                                    \
+                (pol[e + 3] != 0) == p) {                                                    \
+                T *c = buf + base[e + 1], *d = buf + base[e + 2], *f = buf + base[e + 3];    \
+                for (k = 0; k < n; k++) {                                                    \
+                    const T v = (T)w[k];                                                     \
+                    const long long o = of[k];                                               \
+                    b[o] = (T)(b[o] + v);                                                    \
+                    c[o] = (T)(c[o] + v);                                                    \
+                    d[o] = (T)(d[o] + v);                                                    \
+                    f[o] = (T)(f[o] + v);                                                    \
+                }                                                                            \
+                e += 4;                                                                      \
+            } else if (group >= 2 && e + 1 < n_ev && (pol[e + 1] != 0) == p) {               \
                 T *c = buf + base[e + 1];                                                    \
                 for (k = 0; k < n; k++) {                                                    \
                     const T v = (T)w[k];                                                     \
@@ -2131,6 +2145,10 @@ static int op_check(const op_t *op)
         if (integer) {
             if (op->ni < 6 || (I(5) != 2 && I(5) != 4)) {
                 PyErr_SetString(PyExc_ValueError, "event_scatter_i: acc_bytes must be 2 or 4");
+                return -1;
+            }
+            if (op->ni > 6 && I(6) != 1 && I(6) != 2 && I(6) != 4) {
+                PyErr_SetString(PyExc_ValueError, "event_scatter_i: group must be 1, 2 or 4");
                 return -1;
             }
             ab = I(5), wb = 1;
@@ -2575,10 +2593,10 @@ static void op_run(op_t *op)
     case OP_EVENT_SCATTER_I:
         if (I(5) == 2)
             event_scatter_i16(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3),
-                              op->b[5], op->b[6], I(4));
+                              op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
         else
             event_scatter_i32(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3),
-                              op->b[5], op->b[6], I(4));
+                              op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
         break;
     case OP_PULL_ROWS:
         op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
@@ -2800,26 +2818,28 @@ static PyObject *py_rmw_peak(PyObject *self, PyObject *args)
  * code, load the accumulator, add, store) over n = 2048 taps at consecutive offsets of an
  * L1-resident accumulator array (4 or 8 kB) and weight table, i.e. the bare scalar
  * read-modify-write without cache misses. The portable C loop is the only level (the
- * kernel is scalar). scatter_peak(reps, acc_bytes[, pair]) -> (taps/s, checksum), thread CPU
- * time; pair = 1: two events of one polarity per loop (the kernel's paired form). */
+ * kernel is scalar). scatter_peak(reps, acc_bytes[, group]) -> (taps/s, checksum), thread CPU
+ * time; group 1, 2 or 4: events of one polarity per pass (the kernel's grouped form, each
+ * on its own L1-resident array). */
 static PyObject *py_scatter_peak(PyObject *self, PyObject *args)
 {
     const long long n = 2048;
     long long reps, r, j, *off;
-    const long long base2[2] = {0, 2048 + 32};
-    const unsigned char pol2[2] = {0, 0};
-    int ab, pair = 0;
+    const long long base4[4] = {0, 2048 + 32, 2 * (2048 + 32), 3 * (2048 + 32)};
+    const unsigned char pol4[4] = {0, 0, 0, 0};
+    int ab, group = 1;
     int8_t *w;
     void *acc;
     double sum = 0.0, dt;
     struct timespec t0, t1;
     (void)self;
-    if (!PyArg_ParseTuple(args, "Li|i", &reps, &ab, &pair)) return NULL;
-    if (reps < 1 || (ab != 2 && ab != 4) || pair < 0 || pair > 1)
-        return PyErr_Format(PyExc_ValueError, "scatter_peak: reps >= 1, acc_bytes 2 or 4");
+    if (!PyArg_ParseTuple(args, "Li|i", &reps, &ab, &group)) return NULL;
+    if (reps < 1 || (ab != 2 && ab != 4) || (group != 1 && group != 2 && group != 4))
+        return PyErr_Format(PyExc_ValueError,
+                            "scatter_peak: reps >= 1, acc_bytes 2 or 4, group 1, 2 or 4");
     off = malloc((size_t)n * sizeof *off);
     w = malloc((size_t)n);
-    acc = calloc((size_t)2 * n + 64, (size_t)ab);
+    acc = calloc((size_t)4 * (n + 32), (size_t)ab);
     if (!off || !w || !acc) {
         free(off), free(w), free(acc);
         return PyErr_NoMemory();
@@ -2828,9 +2848,9 @@ static PyObject *py_scatter_peak(PyObject *self, PyObject *args)
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     for (r = 0; r < reps; r++) {
         if (ab == 2)
-            event_scatter_i16(acc, 1 + pair, base2, pol2, off, w, n, off, w, n);
+            event_scatter_i16(acc, group, base4, pol4, off, w, n, off, w, n, group);
         else
-            event_scatter_i32(acc, 1 + pair, base2, pol2, off, w, n, off, w, n);
+            event_scatter_i32(acc, group, base4, pol4, off, w, n, off, w, n, group);
         __asm__ volatile("" ::: "memory");
     }
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
@@ -2839,7 +2859,7 @@ static PyObject *py_scatter_peak(PyObject *self, PyObject *args)
                        : (double)(int32_t)((uint32_t *)acc)[j];
     free(off), free(w), free(acc);
     dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    return Py_BuildValue("dd", dt > 0 ? (double)n * (1 + pair) * (double)reps / dt : 0.0, sum);
+    return Py_BuildValue("dd", dt > 0 ? (double)n * group * (double)reps / dt : 0.0, sum);
 }
 
 /* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni", "avx2" or
@@ -2871,7 +2891,7 @@ static PyMethodDef methods[] = {
     {"rmw_peak", py_rmw_peak, METH_VARARGS,
      "rmw_peak(level, reps[, shift]): (float32 lanes/s, checksum) of the L1 p += f w loop."},
     {"scatter_peak", py_scatter_peak, METH_VARARGS,
-     "scatter_peak(reps, acc_bytes[, pair]): (taps/s, checksum) of the L1 integer scatter loop."},
+     "scatter_peak(reps, acc_bytes[, group]): (taps/s, checksum) of the L1 integer scatter."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

@@ -512,6 +512,7 @@ def hd_event_chunk_int(
     x: np.ndarray,
     n_bins: int,
     backend: str = "numpy",
+    group: int = 4,
 ) -> tuple[np.ndarray, EventLayerState]:
     """Integer twin of :func:`hd_event_chunk`: ``max(B_0, B_1)`` (int32, ``(n_bins, C,
     Ho, Wo)``, no bias) for bins ``[state.t_next, state.t_next + n_bins)`` and the new
@@ -522,10 +523,14 @@ def hd_event_chunk_int(
     counted and an int16 carry whose ``bound x m`` could overflow is widened to int32
     first (beyond int32: :class:`DataError`). Integer addition is associative, so the
     events are applied in one sweep sorted by (bin, polarity, pixel), the C loop taking
-    two events of one polarity per pass over the taps. ``backend``:
+    ``group`` (1, 2 or 4; native only, the same integers for any) consecutive events of
+    one polarity per pass over the taps (one offset and code load for ``group``
+    read-modify-writes). ``backend``:
     ``"native"`` (``sdk/_native.c event_scatter_i16/_i32``), ``"numba"`` or ``"numpy"``
     (``np.add.at``, the reference); all give the same integers.
     """
+    if group not in (1, 2, 4):
+        raise DataError(f"group must be 1, 2 or 4, got {group}")
     taps = itaps.taps
     kt, c_n = taps.n_delays, taps.n_classes
     hp, wp = taps.padded_hw
@@ -559,7 +564,7 @@ def hd_event_chunk_int(
     if backend == "native":
         from neuroplast.runtime.native import OPS
 
-        ints = (1, flat.size, base.size, o0.size, o1.size, dt.itemsize)
+        ints = (1, flat.size, base.size, o0.size, o1.size, dt.itemsize, int(group))
         _native_lib().op(OPS["event_scatter_i"], ints, (flat, base, pol, o0, w0, o1, w1))
     elif backend == "numba":
         _numba_scatter()(flat, base, pol, o0, w0, o1, w1)
@@ -582,10 +587,11 @@ def hd_event_run_int(
     chunk: int = 32,
     backend: str = "numpy",
     binary: bool = True,
+    group: int = 4,
 ) -> np.ndarray:
     """A whole event stream through :func:`hd_event_chunk_int` in chunks of ``chunk``
     bins: ``max(B_0, B_1)`` as int32 ``(n_bins, C, Ho, Wo)`` (``binary``: one event per
-    voxel, as :func:`hd_event_run`)."""
+    voxel, as :func:`hd_event_run`; ``group``: as :func:`hd_event_chunk_int`)."""
     ev = validate_events(events, itaps.taps.sensor_size, sorted_time=False)
     p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
     keep = (tb >= 0) & (tb < n_bins)
@@ -600,7 +606,7 @@ def hd_event_run_int(
     for i, s in enumerate(range(0, n_bins, chunk)):
         a, b = bounds[i], bounds[i + 1]
         z, state = hd_event_chunk_int(
-            itaps, state, p[a:b], tb[a:b], y[a:b], x[a:b], min(chunk, n_bins - s), backend
+            itaps, state, p[a:b], tb[a:b], y[a:b], x[a:b], min(chunk, n_bins - s), backend, group
         )
         outs.append(z)
     return np.concatenate(outs)

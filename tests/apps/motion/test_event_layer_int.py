@@ -99,6 +99,10 @@ def test_integer_scatter_equals_dense_reference(shape, keep, size, seed, extreme
             z = hd_event_run_int(it, ev, n_bins, chunk=chunk, backend=be, binary=False)
             assert z.dtype == np.int32
             np.testing.assert_array_equal(z, ref, err_msg=f"{be} chunk {chunk}")
+    if "native" in BACKENDS:  # 1, 2 or 4 events per pass over the taps: the same integers
+        for g in (1, 2):
+            z = hd_event_run_int(it, ev, n_bins, chunk=5, backend="native", binary=False, group=g)
+            np.testing.assert_array_equal(z, ref, err_msg=f"group {g}")
     zb = hd_event_run_int(it, ev, n_bins, backend=BACKENDS[-1])  # binary: one per voxel
     np.testing.assert_array_equal(zb, _dense_b(np.minimum(a, 1), codes))
 
@@ -165,13 +169,16 @@ def test_native_integer_scatter_refuses_bad_arguments():
         lib.op(OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4), (buf, base, pol, off, wt, off, wt))
     with pytest.raises(ValueError, match="acc_bytes"):
         lib.op(OPS["event_scatter_i"], (1, 10, 1, 2, 2, 8), (buf, base, pol, off, wt, off, wt))
+    with pytest.raises(ValueError, match="group"):
+        lib.op(OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4, 3), (buf, base, pol, off, wt, off, wt))
     with pytest.raises(ValueError, match="buf"):  # 10 int32 are not 10 int64
         lib.op(OPS["event_scatter_i"], (1, 20, 1, 2, 2, 4), (buf, base, pol, off, wt, off, wt))
     assert not buf.any()
-    rate, _ = lib.scatter_peak(3, 2)
-    assert rate > 0
+    assert all(lib.scatter_peak(3, b, g)[0] > 0 for b in (2, 4) for g in (1, 2, 4))
     with pytest.raises(ValueError, match="scatter_peak"):
         lib.scatter_peak(3, 8)
+    with pytest.raises(ValueError, match="scatter_peak"):
+        lib.scatter_peak(3, 2, 3)
 
 
 def _int_graph(codes, size, seed, pooled, zp=0):
