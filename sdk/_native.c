@@ -1883,20 +1883,21 @@ static void event_scatter(float *buf, long long n_ev, const long long *base,
  * integers). Integer addition is associative, so the result is the same for any event
  * order (the caller sorts a step's events by pixel: one sweep). Portable C only: the taps
  * are scalar scatters, which no vector level here speeds up. ints: 1 n_buf n_ev n0 n1
- * acc_bytes [group]; bufs: buf(i16/i32) base pol(u8) off0 w0(i8) off1 w1(i8). */
+ * acc_bytes [group [code_bytes]]; bufs: buf(i16/i32) base pol(u8) off0 w0 off1 w1 (codes
+ * int8, or int16 with code_bytes 2: the sum/difference kernel's W_s, W_d reach 2 x 127). */
 /* Up to `group` (1, 2 or 4) consecutive events of one polarity share the tap loop (one
  * offset and code load for 2 or 4 read-modify-writes); the caller orders a step's events by
  * (bin, polarity, pixel). Any group gives the same integers. */
-#define NP_EVENT_SCATTER_I(T, NAME)                                                          \
+#define NP_EVENT_SCATTER_I(T, W, NAME)                                                       \
     static void NAME(T *buf, long long n_ev, const long long *base, const unsigned char *pol, \
-                     const long long *off0, const int8_t *w0, long long n0,                  \
-                     const long long *off1, const int8_t *w1, long long n1, int group)       \
+                     const long long *off0, const W *w0, long long n0,                       \
+                     const long long *off1, const W *w1, long long n1, int group)            \
     {                                                                                        \
         long long e = 0, k;                                                                  \
         while (e < n_ev) {                                                                   \
             const int p = pol[e] != 0;                                                       \
             const long long *of = p ? off1 : off0, n = p ? n1 : n0;                          \
-            const int8_t *w = p ? w1 : w0;                                                   \
+            const W *w = p ? w1 : w0;                                                        \
             T *b = buf + base[e];                                                            \
             if (group >= 4 && e + 3 < n_ev && (pol[e + 1] != 0) == p &&                     \
                 (pol[e + 2] != 0) == p &&                                                    \
@@ -1925,8 +1926,10 @@ static void event_scatter(float *buf, long long n_ev, const long long *base,
             }                                                                                \
         }                                                                                    \
     }
-NP_EVENT_SCATTER_I(uint16_t, event_scatter_i16)
-NP_EVENT_SCATTER_I(uint32_t, event_scatter_i32)
+NP_EVENT_SCATTER_I(uint16_t, int8_t, event_scatter_i16)
+NP_EVENT_SCATTER_I(uint32_t, int8_t, event_scatter_i32)
+NP_EVENT_SCATTER_I(uint16_t, int16_t, event_scatter_i16w16)
+NP_EVENT_SCATTER_I(uint32_t, int16_t, event_scatter_i32w16)
 
 static int in_range(const long long *a, Py_ssize_t n, long long lo, long long hi)
 {
@@ -2151,7 +2154,11 @@ static int op_check(const op_t *op)
                 PyErr_SetString(PyExc_ValueError, "event_scatter_i: group must be 1, 2 or 4");
                 return -1;
             }
-            ab = I(5), wb = 1;
+            if (op->ni > 7 && I(7) != 1 && I(7) != 2) {
+                PyErr_SetString(PyExc_ValueError, "event_scatter_i: code bytes must be 1 or 2");
+                return -1;
+            }
+            ab = I(5), wb = op->ni > 7 ? I(7) : 1;
         }
         NEED(0, ab * I(1), "buf");
         NEED(1, 8 * I(2), "base");
@@ -2591,7 +2598,14 @@ static void op_run(op_t *op)
                       op->b[6], I(4));
         break;
     case OP_EVENT_SCATTER_I:
-        if (I(5) == 2)
+        if (op->ni > 7 && I(7) == 2) {
+            if (I(5) == 2)
+                event_scatter_i16w16(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4],
+                                     I(3), op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
+            else
+                event_scatter_i32w16(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4],
+                                     I(3), op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
+        } else if (I(5) == 2)
             event_scatter_i16(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3),
                               op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
         else

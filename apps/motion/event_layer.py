@@ -53,7 +53,7 @@ docs/motion.md). ``"native-taps"`` is :func:`_ring_split_py`'s C port.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -454,39 +454,91 @@ INT32_MAX = (1 << 31) - 1
 
 @dataclass(frozen=True)
 class IntTaps:
-    """The integer layer's tap table: :func:`compile_taps` offsets with int8 codes.
+    """The integer layer's tap table: flat offsets (:func:`compile_taps` layout) and codes.
 
-    ``bound = max_c sum_{p, k, dy, dx} |K_q[c, p, k, dy, dx]|`` bounds every partial sum
-    of an accumulator ``B_b(c, t, y, x) = sum K_q A`` when each voxel ``A(p, t, y, x)``
-    holds at most one event (both polarities of a pixel can fire in one ms, so both
-    halves of the kernel count); ``m`` events per voxel scale it by ``m``.
+    ``form = "direct"``: the two flip branches ``B_0``, ``B_1`` (accumulator branch 0 / 1),
+    int8 codes ``K_q``; an event of polarity ``p`` adds ``K_q[:, p]`` to ``B_0`` and
+    ``K_q[:, 1 - p]`` to ``B_1``. ``form = "split"``: the sum and difference ``S = B_0 +
+    B_1 = W_s A_s``, ``D = B_0 - B_1 = W_d A_d`` (``W_s = K_off + K_on``, ``W_d = K_off -
+    K_on``, int16 codes; an OFF event adds ``W_s`` to ``S`` and ``W_d`` to ``D``, an ON
+    event ``W_s`` and ``-W_d``) and ``max(B_0, B_1) = (S + |D|) / 2`` exactly (``S + |D|``
+    is even); ``nnz(W_s) + nnz(W_d)`` taps per event instead of ``nnz(K_q)``.
+
+    ``bound`` bounds every partial sum of a stored accumulator when each voxel ``A(p, t,
+    y, x)`` holds at most one event: direct ``max_c sum |K_q[c]|`` (both polarity halves:
+    a pixel can fire ON and OFF in one ms), split ``max(2 max_c sum |W_s[c]|, max_c sum
+    |W_d[c]|)`` (``A_s <= 2``, ``|A_d| <= 1``); ``m`` events per voxel scale it by ``m``.
     """
 
-    taps: TapTable  #: offsets (weights there are the codes as float32)
-    codes: tuple[np.ndarray, np.ndarray]  #: int8 codes per event polarity, as ``taps.weights``
+    taps: TapTable  #: geometry and offsets (its weights: the codes as float32)
+    codes: tuple[np.ndarray, np.ndarray]  #: per event polarity: int8 (direct) / int16 (split)
     bound: int
+    form: str = "direct"
 
 
-def compile_int_taps(codes: np.ndarray, sensor_size: tuple[int, int]) -> IntTaps:
+def _split_int_tables(q: np.ndarray, taps: TapTable):
+    """Offsets and int16 codes of the ``(S, D)`` form per event polarity (order as
+    :func:`compile_taps`: ascending offset) and its bound."""
+    c_n, _, kt, _, _ = q.shape
+    _, wp = taps.padded_hw
+    pix, slot = 2 * c_n, taps.slot_size
+    w_s, w_d = q[:, 0] + q[:, 1], q[:, 0] - q[:, 1]
+    offs, vals = [], []
+    for sign in (1, -1):  # OFF (A_d = +1), ON (A_d = -1)
+        o_list, w_list = [], []
+        for branch, wt, sg in ((0, w_s, 1), (1, w_d, sign)):
+            c, k, dy, dx = np.nonzero(wt)
+            o_list.append((kt - 1 - k) * slot - (dy * wp + dx) * pix + branch * c_n + c)
+            w_list.append(sg * wt[c, k, dy, dx])
+        o = np.concatenate(o_list).astype(np.int64)
+        order = np.argsort(o, kind="stable")
+        offs.append(o[order])
+        vals.append(np.ascontiguousarray(np.concatenate(w_list)[order].astype(np.int16)))
+    b_s = int(np.abs(w_s).reshape(c_n, -1).sum(axis=1).max())
+    b_d = int(np.abs(w_d).reshape(c_n, -1).sum(axis=1).max())
+    return offs, vals, max(2 * b_s, b_d), int(np.count_nonzero(w_s) + np.count_nonzero(w_d))
+
+
+def compile_int_taps(
+    codes: np.ndarray, sensor_size: tuple[int, int], form: str = "auto"
+) -> IntTaps:
     """Tap table of int8 kernel codes ``K_q (C, 2, K_T, K_Y, K_X)`` (bias handled by the
-    caller, on the accumulator grid)."""
+    caller, on the accumulator grid). ``form``: ``"direct"``, ``"split"`` (see
+    :class:`IntTaps`) or ``"auto"``: split when it has fewer taps per event and its
+    accumulators are no wider (:func:`int_acc_dtype` of the bounds), else direct."""
     codes = np.asarray(codes)
     if codes.dtype != np.int8:
         raise DataError(f"integer HD kernel codes must be int8, got {codes.dtype}")
+    if form not in ("auto", "direct", "split"):
+        raise DataError(f"form must be 'auto', 'direct' or 'split', got {form!r}")
     taps = compile_taps(codes.astype(np.float32), np.zeros(codes.shape[0]), sensor_size)
-    w8 = tuple(np.ascontiguousarray(w.astype(np.int8)) for w in taps.weights)
-    bound = int(np.abs(codes.astype(np.int64)).reshape(codes.shape[0], -1).sum(axis=1).max())
-    return IntTaps(taps, (w8[0], w8[1]), bound)
+    q = codes.astype(np.int64)
+    bound = int(np.abs(q).reshape(codes.shape[0], -1).sum(axis=1).max())
+    direct = IntTaps(taps, tuple(np.ascontiguousarray(w.astype(np.int8)) for w in taps.weights),
+                     bound)  # fmt: skip
+    if form == "direct":
+        return direct
+    offs, vals, b_split, n_split = _split_int_tables(q, taps)
+    if form == "auto":
+        wide = int_acc_dtype(b_split, check=False).itemsize > int_acc_dtype(bound).itemsize
+        if n_split >= int(np.count_nonzero(q)) or wide:
+            return direct
+    t2 = replace(taps, offsets=(offs[0], offs[1]),
+                 weights=tuple(v.astype(np.float32) for v in vals))  # fmt: skip
+    return IntTaps(t2, (vals[0], vals[1]), b_split, "split")
 
 
-def int_acc_dtype(bound: int, per_voxel: int = 1) -> np.dtype:
+def int_acc_dtype(bound: int, per_voxel: int = 1, check: bool = True) -> np.dtype:
     """Narrowest exact accumulator: int16 when ``bound x per_voxel <= 2^15 - 1``, else
-    int32 when ``<= 2^31 - 1``; beyond that :class:`DataError`."""
+    int32 when ``<= 2^31 - 1``; beyond that :class:`DataError` (``check=False``: int64,
+    which no scatter takes)."""
     reach = int(bound) * int(per_voxel)
     if reach <= INT16_MAX:
         return np.dtype(np.int16)
     if reach <= INT32_MAX:
         return np.dtype(np.int32)
+    if not check:
+        return np.dtype(np.int64)
     raise DataError(f"integer HD accumulators may reach {reach} > 2^31 - 1")
 
 
@@ -518,8 +570,8 @@ def hd_event_chunk_int(
     Ho, Wo)``, no bias) for bins ``[state.t_next, state.t_next + n_bins)`` and the new
     state (``state`` is not modified).
 
-    ``B_b = sum K_q A`` in integer accumulators of the carry's dtype (int16 or int32,
-    :func:`init_int_state`); exact: the events' largest voxel multiplicity ``m`` is
+    ``B_b = sum K_q A`` (or ``S``, ``D``: :class:`IntTaps`) in integer accumulators of
+    the carry's dtype (int16 or int32, :func:`init_int_state`); exact: the events' largest voxel multiplicity ``m`` is
     counted and an int16 carry whose ``bound x m`` could overflow is widened to int32
     first (beyond int32: :class:`DataError`). Integer addition is associative, so the
     events are applied in one sweep sorted by (bin, polarity, pixel), the C loop taking
@@ -564,7 +616,7 @@ def hd_event_chunk_int(
     if backend == "native":
         from neuroplast.runtime.native import OPS
 
-        ints = (1, flat.size, base.size, o0.size, o1.size, dt.itemsize, int(group))
+        ints = (1, flat.size, base.size, o0.size, o1.size, dt.itemsize, int(group), w0.itemsize)
         _native_lib().op(OPS["event_scatter_i"], ints, (flat, base, pol, o0, w0, o1, w1))
     elif backend == "numba":
         _numba_scatter()(flat, base, pol, o0, w0, o1, w1)
@@ -573,7 +625,10 @@ def hd_event_chunk_int(
     else:
         raise DataError(f"unknown backend {backend!r}; use 'numpy', 'numba' or 'native'")
     out = buf[:n_bins, taps.ky - 1 : taps.ky - 1 + ho, taps.kx - 1 : taps.kx - 1 + wo]
-    z = np.maximum(out[..., 0, :], out[..., 1, :]).astype(np.int32)  # (n, Ho, Wo, C)
+    if itaps.form == "split":  # max(B_0, B_1) = (S + |D|) / 2, S + |D| even
+        z = (out[..., 0, :].astype(np.int32) + np.abs(out[..., 1, :].astype(np.int32))) >> 1
+    else:
+        z = np.maximum(out[..., 0, :], out[..., 1, :]).astype(np.int32)  # (n, Ho, Wo, C)
     return z.transpose(0, 3, 1, 2), EventLayerState(buf[n_bins:].copy(), t0 + n_bins)
 
 

@@ -28,8 +28,10 @@ from neuroplast.quant import QuantSpec, quantize_multiplier, requantize
 from neuroplast.runtime.native import OPS, native_module
 
 torch = pytest.importorskip("torch")
-BACKENDS = ["numpy"] + (["numba"] if numba_available() else []) + (
-    ["native"] if native_module() is not None else []
+BACKENDS = (
+    ["numpy"]
+    + (["numba"] if numba_available() else [])
+    + (["native"] if native_module() is not None else [])
 )
 
 
@@ -76,6 +78,7 @@ def _dense_b(a, codes):
     return np.rint(z).astype(np.int64).transpose(1, 0, 2, 3)
 
 
+@pytest.mark.parametrize("form", ["direct", "split"])
 @pytest.mark.parametrize(
     ("shape", "keep", "size", "seed", "extreme"),
     [
@@ -85,15 +88,21 @@ def _dense_b(a, codes):
         ((4, 2, 2, 2), 10**6, (5, 4), 3, True),
     ],
 )
-def test_integer_scatter_equals_dense_reference(shape, keep, size, seed, extreme):
+def test_integer_scatter_equals_dense_reference(shape, keep, size, seed, extreme, form):
     codes = _codes(shape, keep, seed, extreme)
     if extreme:
         codes[0, 0, 0, 0, 0] = -128  # the full int8 range
     n_bins = 12
     a, ev = _raster(size, n_bins, 0.2, seed)
     ref = _dense_b(a, codes)
-    it = compile_int_taps(codes, size)
-    assert it.bound == np.abs(codes.astype(np.int64)).reshape(shape[0], -1).sum(axis=1).max()
+    it = compile_int_taps(codes, size, form)
+    q = codes.astype(np.int64)
+    w_s, w_d = (
+        np.abs(v).reshape(shape[0], -1).sum(axis=1).max()
+        for v in (q[:, 0] + q[:, 1], q[:, 0] - q[:, 1])
+    )
+    bound = np.abs(q).reshape(shape[0], -1).sum(axis=1).max()
+    assert it.form == form and it.bound == (bound if form == "direct" else max(2 * w_s, w_d))
     for be in BACKENDS:
         for chunk in (1, 5, 32):
             z = hd_event_run_int(it, ev, n_bins, chunk=chunk, backend=be, binary=False)
@@ -105,6 +114,24 @@ def test_integer_scatter_equals_dense_reference(shape, keep, size, seed, extreme
             np.testing.assert_array_equal(z, ref, err_msg=f"group {g}")
     zb = hd_event_run_int(it, ev, n_bins, backend=BACKENDS[-1])  # binary: one per voxel
     np.testing.assert_array_equal(zb, _dense_b(np.minimum(a, 1), codes))
+
+
+def test_auto_form_takes_the_fewer_taps():
+    """``"auto"``: the sum/difference form when it has fewer taps (a kernel pruned in
+    that basis: W_s sparse) at no wider accumulators, else the direct form."""
+    codes = _split_pruned((3, 4, 3, 3), 5)
+    it = compile_int_taps(codes, (8, 7))
+    n_direct = np.count_nonzero(codes)
+    assert it.form == "split" and it.taps.offsets[0].size < n_direct
+    a, ev = _raster((8, 7), 9, 0.3, 5)
+    for be in BACKENDS:
+        np.testing.assert_array_equal(hd_event_run_int(it, ev, 9, backend=be, binary=False),
+                                      _dense_b(a, codes))  # fmt: skip
+    dense = _codes((3, 4, 3, 3), 10**6, 6)
+    dense[:, 1] = 0  # OFF taps only: W_s = W_d = K_off, twice the taps
+    assert compile_int_taps(dense, (8, 7)).form == "direct"
+    with pytest.raises(DataError, match="form"):
+        compile_int_taps(dense, (8, 7), "both")
 
 
 def test_accumulator_width_follows_the_bound():
@@ -119,12 +146,12 @@ def test_accumulator_width_follows_the_bound():
     codes = np.zeros((2, 2, 3, 9, 15), np.int8)
     codes.reshape(2, -1)[:, :258] = 127
     codes[1] = -codes[0]
-    it = compile_int_taps(codes, (20, 12))
+    it = compile_int_taps(codes, (20, 12), "direct")
     assert it.bound == 32766 and init_int_state(it).carry.dtype == np.int16
     codes[0, 0, 0, 0, 0] = 0
     codes[0, 1, 0, 0, 0] = 127  # moves a tap: bound unchanged
     codes[0, 1, 0, 0, 1] = 2  # bound 32768: int32 from the start
-    it2 = compile_int_taps(codes, (20, 12))
+    it2 = compile_int_taps(codes, (20, 12), "direct")
     assert it2.bound == 32768 and init_int_state(it2).carry.dtype == np.int32
     with pytest.raises(DataError, match="overflows"):
         init_int_state(it2, np.int16)
@@ -171,6 +198,14 @@ def test_native_integer_scatter_refuses_bad_arguments():
         lib.op(OPS["event_scatter_i"], (1, 10, 1, 2, 2, 8), (buf, base, pol, off, wt, off, wt))
     with pytest.raises(ValueError, match="group"):
         lib.op(OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4, 3), (buf, base, pol, off, wt, off, wt))
+    with pytest.raises(ValueError, match="code bytes"):
+        lib.op(
+            OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4, 4, 4), (buf, base, pol, off, wt, off, wt)
+        )
+    with pytest.raises(ValueError, match="w0"):  # 2 int8 codes are not 2 int16
+        lib.op(
+            OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4, 4, 2), (buf, base, pol, off, wt, off, wt)
+        )
     with pytest.raises(ValueError, match="buf"):  # 10 int32 are not 10 int64
         lib.op(OPS["event_scatter_i"], (1, 20, 1, 2, 2, 4), (buf, base, pol, off, wt, off, wt))
     assert not buf.any()
@@ -198,18 +233,32 @@ def _int_graph(codes, size, seed, pooled, zp=0):
     return g, b_q, qm, sh
 
 
+def _split_pruned(shape, seed):
+    """int8 codes of a kernel pruned in the sum/difference basis (W_s sparse): the
+    ``"auto"`` form is split."""
+    rng = np.random.default_rng(seed)
+    w_s = rng.integers(-60, 61, shape) * (rng.random(shape) < 0.1)
+    w_d = rng.integers(-60, 61, shape) * (rng.random(shape) < 0.4)
+    return np.stack([w_s + w_d, w_s - w_d], axis=1).astype(np.int8)
+
+
+@pytest.mark.parametrize("form", ["direct", "split"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_runtime_integer_mode_equals_reference(backend, monkeypatch):
-    """``Runtime(mode="int")`` with each scatter backend: z_q and the pooled int32
-    evidence equal the reference requantization of the dense integer accumulators, with
-    sparse steps holding repeated indices (A = 3) and empty steps."""
+def test_runtime_integer_mode_equals_reference(backend, form, monkeypatch):
+    """``Runtime(mode="int")`` with each scatter backend and both tap forms: z_q and the
+    pooled int32 evidence equal the reference requantization of the dense integer
+    accumulators, with sparse steps holding repeated indices (A = 3) and empty steps."""
     from neuroplast.runtime import Runtime, SparseInput
 
     monkeypatch.setattr(runtime_node, "fast_backend", lambda: backend)
     size, n_bins = (13, 10), 12
-    codes = _codes((5, 4, 3, 5), 120, 7)
-    codes[0, 0, 0, 0, 0] = 127
-    codes[1, 1, 3, 2, 4] = -127
+    if form == "direct":
+        codes = _codes((5, 4, 3, 5), 120, 7)
+        codes[0, 0, 0, 0, 0] = 127
+        codes[1, 1, 3, 2, 4] = -127
+    else:
+        codes = _split_pruned((5, 4, 3, 5), 7)
+    assert compile_int_taps(codes, size).form == form
     a, _ = _raster(size, n_bins, 0.15, 7)
     acc = _dense_b(a, codes)
     g, b_q, qm, sh = _int_graph(codes, size, 7, pooled=False, zp=-3)
