@@ -155,7 +155,15 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                         f"; integer mode (int8 codes, {ev['int']['acc_dtype']} accumulators, "
                         f"per-position scatter + requantization + pooling): "
                         f"{ev['int']['events_per_s'] / 1e6:.4f} M events/s native "
-                        f"({ev['int']['taps_per_event']:,.0f} taps/event, 4 events per pass), "
+                        f"({ev['int'].get('form', 'direct')} form, "
+                        f"{ev['int']['taps_per_event']:,.0f} taps/event, 4 events per pass"
+                        + (
+                            f"; {ev['int']['vs_direct_form']:.2f}x the direct form's "
+                            f"{ev['int']['taps_per_event_direct']:,.0f} taps"
+                            if "vs_direct_form" in ev["int"]
+                            else ""
+                        )
+                        + "), "
                         f"{ev['int']['vs_float_per_position']:.1f}x the float per-position "
                         f"scatter ({ev['events_per_s']['float per-position native'] / 1e6:.4f} "
                         f"M/s), {ev['int']['vs_g1']:.2f}x one event per pass, "
