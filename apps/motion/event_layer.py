@@ -49,6 +49,11 @@ lists them all). Speed and limit: ``OMP_NUM_THREADS=1 .venv/bin/python
 bench/bench_speed.py --only events --rounds 7`` (the limit is the C-measured chunk
 read-modify-write, ``neuroplast._native.rmw_peak``, over the lanes per event; numbers in
 docs/motion.md). ``"native-taps"`` is :func:`_ring_split_py`'s C port.
+
+Integer mode (the runtime's integer ``HDDelayConv``): :func:`hd_event_chunk_int` scatters
+int8 codes (or the int16 sum/difference codes, :class:`IntTaps`) into int16 / int32
+accumulators chosen from the kernel's bound (:func:`int_acc_dtype`), exact integers in
+any event order; ``"native"`` is ``sdk/_native.c event_scatter_i16/_i32``.
 """
 
 from __future__ import annotations
