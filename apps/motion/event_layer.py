@@ -634,7 +634,9 @@ def hd_event_chunk_int(
         z = (out[..., 0, :].astype(np.int32) + np.abs(out[..., 1, :].astype(np.int32))) >> 1
     else:
         z = np.maximum(out[..., 0, :], out[..., 1, :]).astype(np.int32)  # (n, Ho, Wo, C)
-    return z.transpose(0, 3, 1, 2), EventLayerState(buf[n_bins:].copy(), t0 + n_bins)
+    # the new carry is a view of this call's fresh buffer (nothing else holds or writes
+    # it; the next call copies it into its own), which saves one copy of K_T - 1 slots
+    return z.transpose(0, 3, 1, 2), EventLayerState(buf[n_bins:], t0 + n_bins)
 
 
 def hd_event_run_int(

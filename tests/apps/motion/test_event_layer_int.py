@@ -281,3 +281,25 @@ def test_runtime_integer_mode_equals_reference(backend, form, monkeypatch):
     zb = requantize(_dense_b(np.minimum(a, 1), codes) + b_q[None, :, None, None],
                     qm[:, None, None], sh[:, None, None])  # fmt: skip
     np.testing.assert_array_equal(ev, np.clip(zb, -128, 127).sum(axis=(2, 3)))
+
+
+def test_integer_chunk_is_pure():
+    """The state passed in is not modified (the returned carry is a fresh buffer's view):
+    stepping twice from one state gives the same output and carry."""
+    from neuroplast.apps.motion.events import voxel_indices
+
+    codes = _codes((4, 5, 3, 3), 80, 11)
+    it = compile_int_taps(codes, (9, 8))
+    _, ev = _raster((9, 8), 8, 0.3, 11)
+    p, tb, y, x = voxel_indices(ev, 1000, 0)
+    st = init_int_state(it)
+    z0, st1 = hd_event_chunk_int(it, st, p[tb < 4], tb[tb < 4], y[tb < 4], x[tb < 4], 4)
+    keep = st1.carry.copy()
+    m = tb >= 4
+    for be in BACKENDS:
+        za, sa = hd_event_chunk_int(it, st1, p[m], tb[m], y[m], x[m], 4, be)
+        zb, sb = hd_event_chunk_int(it, st1, p[m], tb[m], y[m], x[m], 4, be)
+        np.testing.assert_array_equal(za, zb)
+        np.testing.assert_array_equal(sa.carry, sb.carry)
+        np.testing.assert_array_equal(st1.carry, keep)
+        assert not np.shares_memory(sa.carry, st1.carry)
