@@ -318,6 +318,89 @@ def _peak_rmw_c() -> dict[str, float]:
     return out
 
 
+def _int_layer(k, movie, n_ev: int) -> tuple[dict, dict]:  # noqa: ANN001
+    """The integer mode of the event HD layer on the events bench movie: the pruned kernel
+    quantized symmetric per class (int8 narrow, ``s_w[c] = max |w_c| / 127``), the bias on
+    the accumulator grid, ``s_out`` from the largest ``|max(B_0, B_1)| s_w``; timed = the
+    native integer scatter (``hd_event_run_int``, chunks of 32 ms; the ``"auto"`` tap form,
+    here the sum/difference one, 4 or 1 events of one polarity per pass; the direct form
+    of both flip branches beside it) + LiteRT requantization + int32 pooling to the
+    per-step evidence,
+    beside the float per-position scatter (``hd_event_run(..., backend="native")``, the
+    same chunked structure, float32 buffers) + its mean. Limit: taps per event over the
+    bare C loop's rate (``neuroplast._native.scatter_peak``: the same load offset / load
+    code / load, add, store accumulator on L1-resident arrays, per group)."""
+    from neuroplast._native import scatter_peak
+    from neuroplast.apps.motion.event_layer import (
+        compile_int_taps,
+        compile_taps,
+        hd_event_run,
+        hd_event_run_int,
+    )
+    from neuroplast.apps.motion.events import voxel_indices
+    from neuroplast.quant import quantize_multiplier, requantize
+
+    c_n = k.weight.shape[0]
+    s_w = np.abs(k.weight).reshape(c_n, -1).max(axis=1).astype(np.float64) / 127
+    codes = np.clip(np.rint(k.weight / s_w[:, None, None, None, None]), -127, 127).astype(np.int8)
+    b_q = np.rint(k.bias / s_w).astype(np.int64)
+    it = compile_int_taps(codes, movie.sensor_size)
+    itd = compile_int_taps(codes, movie.sensor_size, "direct")
+    ev, n = movie.events, movie.n_steps
+    z = hd_event_run_int(it, ev, n, backend="native")
+    s_out = float(np.abs(z).max(axis=(0, 2, 3)).astype(np.float64).dot(s_w) / c_n / 127)
+    qm, sh = quantize_multiplier(s_w / s_out)
+    qm, sh = qm[None, :, None, None], sh[None, :, None, None]
+
+    def evidence(g: int, tt=it) -> np.ndarray:  # noqa: ANN001
+        zq = requantize(
+            hd_event_run_int(tt, ev, n, backend="native", group=g) + b_q[None, :, None, None],
+            qm,
+            sh,
+        )
+        return np.clip(zq, -128, 127).sum(axis=(2, 3))
+
+    taps = compile_taps(k.weight, k.bias, movie.sensor_size)
+    # the first large-buffer call after the pull-path calls of a round ran 2-3x slower,
+    # whichever it was (measured: direct and split swapped places): an untimed call first
+    fns = {"_warm-up": lambda: evidence(4, itd)}
+    fns.update({f"int native g={g}": (lambda g=g: evidence(g)) for g in (4, 1)})
+    fns["int native direct g=4"] = lambda: evidence(4, itd)
+    fns["float per-position native"] = lambda: hd_event_run(taps, ev, n, backend="native").mean(
+        axis=(2, 3)
+    )
+    # exactness: the integers equal the float32 scatter of the codes (all sums < 2^24)
+    tq = compile_taps(codes.astype(np.float32), np.zeros(c_n, np.float32), movie.sensor_size)
+    same = np.array_equal(z, hd_event_run(tq, ev, n, backend="native"))
+    e4 = evidence(4)
+    same_g = all(np.array_equal(evidence(g), e4) for g in (1, 2)) and np.array_equal(
+        evidence(4, itd), e4
+    )
+    acc_bytes = int(np.dtype(np.int16 if it.bound <= 32767 else np.int32).itemsize)
+    peak = {g: max(scatter_peak(20000, acc_bytes, g)[0] for _ in range(3)) for g in (1, 2, 4)}
+    p, tb, y, x = voxel_indices(ev, 1000, 0)
+    w, h = movie.sensor_size
+    vox = np.unique((((tb * h + y) * w + x) * 2 + p)[(tb >= 0) & (tb < n)])  # binary voxels
+    n_on = int(np.count_nonzero(vox % 2))
+    t0, t1 = (o.size for o in it.taps.offsets)
+    taps_ev = ((vox.size - n_on) * t0 + n_on * t1) / vox.size
+    info = {
+        "quantization": "int8 symmetric narrow per class, s_w = max|w_c| / 127",
+        "form": it.form,
+        "taps_per_event_direct": float(itd.taps.offsets[0].size),
+        "acc_dtype": f"int{8 * acc_bytes}",
+        "bound": it.bound,
+        "taps_per_event": taps_ev,
+        "scatter_peak_taps_per_s_c": {f"g={g}": v for g, v in peak.items()},
+        "limit_events_per_s": peak[4] / taps_ev,
+        "int_equals_float_scatter_of_codes": bool(same),
+        "groups_and_forms_equal": bool(same_g),
+        "events": n_ev,
+        "voxels": int(vox.size),
+    }
+    return fns, info
+
+
 def events(rounds: int, bandwidth: float) -> dict:
     """Event HD layer: native = the pull path (8-lane RowTaps chunks into class planes,
     ``PULL_GROUP`` classes per pass, sdk/_native.c pull_rows), beside its variants (one
@@ -373,7 +456,10 @@ def events(rounds: int, bandwidth: float) -> dict:
             tt, movie.events, movie.n_steps, backend="native", pooled=True, pull_group=g
         )
         outs[name] = fns[name]()
+    int_fns, int_info = _int_layer(k, movie, n_ev)
+    fns.update(int_fns)
     best = interleaved(fns, rounds)
+    best.pop("_warm-up")
     best["dense torch Conv3d"] = interleaved({"d": dense}, 1)["d"]
     peak_adds = _peak_adds()
     rmw = _peak_rmw_c()
@@ -440,6 +526,15 @@ def events(rounds: int, bandwidth: float) -> dict:
         "of_limit_unaligned": eps["native"] / lim_rows_unal,
         "native_taps_of_taps_limit": eps["native-taps"] / min(lim_adds, lim_bw),
         "vs_dense": eps["native"] / eps["dense torch Conv3d"],
+        "int": {
+            **int_info,
+            "events_per_s": eps["int native g=4"],
+            "of_limit": eps["int native g=4"] / int_info["limit_events_per_s"],
+            "vs_float_per_position": eps["int native g=4"] / eps["float per-position native"],
+            "vs_g1": eps["int native g=4"] / eps["int native g=1"],
+            "vs_direct_form": eps["int native g=4"] / eps["int native direct g=4"],
+            "vs_native_pull_float": eps["int native g=4"] / eps["native"],
+        },
     }
 
 
@@ -714,6 +809,23 @@ def _print(r: dict) -> None:
         ">= 100x",
         str(m["events_vs_dense"]),
     )
+    iv = ev.get("int")
+    if iv:
+        pk = iv["scatter_peak_taps_per_s_c"]
+        t.add_row(
+            "event HD layer, integer mode",
+            f"int native g=4 {iv['events_per_s'] / 1e6:.4f} M events/s "
+            f"({iv['form']}, {iv['taps_per_event']:,.0f} taps/ev, {iv['acc_dtype']}; g=1 "
+            f"{eps['int native g=1'] / 1e6:.4f}, direct "
+            f"{eps['int native direct g=4'] / 1e6:.4f})",
+            f"limit {iv['limit_events_per_s'] / 1e6:.4f} M/s (C scatter G taps/s: "
+            + ", ".join(f"{k_} {v / 1e9:.2f}" for k_, v in pk.items())
+            + f"); float per-position {eps['float per-position native'] / 1e6:.4f} M/s",
+            f"{100 * iv['of_limit']:.0f}% of limit; {iv['vs_float_per_position']:.1f}x float "
+            f"per-position",
+            "",
+            f"exact {iv['int_equals_float_scatter_of_codes'] and iv['groups_and_forms_equal']}",
+        )
     t.add_row(
         "import + load + run",
         f"{f['peak_rss_mb']:.0f} MB, import {1000 * f['import_s']:.0f} ms",

@@ -150,8 +150,31 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                     + f"); goals 0.6 M/s "
                     f"{'met' if d['met']['events_m_per_s'] else 'not met'}, 100x dense "
                     f"{'met' if d['met']['events_vs_dense'] else 'not met'}, 50% of limit "
-                    f"{'met' if d['met']['events_of_limit'] else 'not met'}; load "
-                    f"{ev.get('load_avg_1m', d['load_avg_1m_at_start']):.1f}"
+                    f"{'met' if d['met']['events_of_limit'] else 'not met'}"
+                    + (
+                        f"; integer mode (int8 codes, {ev['int']['acc_dtype']} accumulators, "
+                        f"per-position scatter + requantization + pooling): "
+                        f"{ev['int']['events_per_s'] / 1e6:.4f} M events/s native "
+                        f"({ev['int'].get('form', 'direct')} form, "
+                        f"{ev['int']['taps_per_event']:,.0f} taps/event, 4 events per pass"
+                        + (
+                            f"; {ev['int']['vs_direct_form']:.2f}x the direct form's "
+                            f"{ev['int']['taps_per_event_direct']:,.0f} taps"
+                            if "vs_direct_form" in ev["int"]
+                            else ""
+                        )
+                        + "), "
+                        f"{ev['int']['vs_float_per_position']:.1f}x the float per-position "
+                        f"scatter ({ev['events_per_s']['float per-position native'] / 1e6:.4f} "
+                        f"M/s), {ev['int']['vs_g1']:.2f}x one event per pass, "
+                        f"{100 * ev['int']['of_limit']:.0f}% of its limit "
+                        f"{ev['int']['limit_events_per_s'] / 1e6:.4f} M/s (C-measured L1 "
+                        f"scatter {ev['int']['scatter_peak_taps_per_s_c']['g=4'] / 1e9:.2f} "
+                        f"G taps/s), {ev['int']['vs_native_pull_float']:.2f}x the float pull path"
+                        if "int" in ev
+                        else ""
+                    )
+                    + f"; load {ev.get('load_avg_1m', d['load_avg_1m_at_start']):.1f}"
                 ),
                 "bench_speed.py",
             ),

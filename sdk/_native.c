@@ -36,6 +36,7 @@ enum {
     OP_RING_SPLIT = 30,
     OP_PULL_ROWS = 31,
     OP_EVENT_SCATTER = 32,
+    OP_EVENT_SCATTER_I = 33,
     OP_STDP_EVENT_F32 = 20,
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
@@ -1875,6 +1876,61 @@ static void event_scatter(float *buf, long long n_ev, const long long *base,
     }
 }
 
+/* The integer mode of the same scatter (apps/motion/event_layer.py hd_event_chunk_int):
+ * int8 kernel codes added into int16 (acc_bytes 2) or int32 (4) accumulators, in unsigned
+ * arithmetic (wraps modulo 2^16 / 2^32, no undefined overflow; the caller picks the width
+ * from the bound sum |K_q| x events per voxel, so nothing wraps and the sums are the exact
+ * integers). Integer addition is associative, so the result is the same for any event
+ * order (the caller sorts a step's events by pixel: one sweep). Portable C only: the taps
+ * are scalar scatters, which no vector level here speeds up. ints: 1 n_buf n_ev n0 n1
+ * acc_bytes [group [code_bytes]]; bufs: buf(i16/i32) base pol(u8) off0 w0 off1 w1 (codes
+ * int8, or int16 with code_bytes 2: the sum/difference kernel's W_s, W_d reach 2 x 127). */
+/* Up to `group` (1, 2 or 4) consecutive events of one polarity share the tap loop (one
+ * offset and code load for 2 or 4 read-modify-writes); the caller orders a step's events by
+ * (bin, polarity, pixel). Any group gives the same integers. */
+#define NP_EVENT_SCATTER_I(T, W, NAME)                                                       \
+    static void NAME(T *buf, long long n_ev, const long long *base, const unsigned char *pol, \
+                     const long long *off0, const W *w0, long long n0,                       \
+                     const long long *off1, const W *w1, long long n1, int group)            \
+    {                                                                                        \
+        long long e = 0, k;                                                                  \
+        while (e < n_ev) {                                                                   \
+            const int p = pol[e] != 0;                                                       \
+            const long long *of = p ? off1 : off0, n = p ? n1 : n0;                          \
+            const W *w = p ? w1 : w0;                                                        \
+            T *b = buf + base[e];                                                            \
+            if (group >= 4 && e + 3 < n_ev && (pol[e + 1] != 0) == p &&                     \
+                (pol[e + 2] != 0) == p &&                                                    \
+                (pol[e + 3] != 0) == p) {                                                    \
+                T *c = buf + base[e + 1], *d = buf + base[e + 2], *f = buf + base[e + 3];    \
+                for (k = 0; k < n; k++) {                                                    \
+                    const T v = (T)w[k];                                                     \
+                    const long long o = of[k];                                               \
+                    b[o] = (T)(b[o] + v);                                                    \
+                    c[o] = (T)(c[o] + v);                                                    \
+                    d[o] = (T)(d[o] + v);                                                    \
+                    f[o] = (T)(f[o] + v);                                                    \
+                }                                                                            \
+                e += 4;                                                                      \
+            } else if (group >= 2 && e + 1 < n_ev && (pol[e + 1] != 0) == p) {               \
+                T *c = buf + base[e + 1];                                                    \
+                for (k = 0; k < n; k++) {                                                    \
+                    const T v = (T)w[k];                                                     \
+                    b[of[k]] = (T)(b[of[k]] + v);                                            \
+                    c[of[k]] = (T)(c[of[k]] + v);                                            \
+                }                                                                            \
+                e += 2;                                                                      \
+            } else {                                                                         \
+                for (k = 0; k < n; k++) b[of[k]] = (T)(b[of[k]] + (T)w[k]);                  \
+                e += 1;                                                                      \
+            }                                                                                \
+        }                                                                                    \
+    }
+NP_EVENT_SCATTER_I(uint16_t, int8_t, event_scatter_i16)
+NP_EVENT_SCATTER_I(uint32_t, int8_t, event_scatter_i32)
+NP_EVENT_SCATTER_I(uint16_t, int16_t, event_scatter_i16w16)
+NP_EVENT_SCATTER_I(uint32_t, int16_t, event_scatter_i32w16)
+
 static int in_range(const long long *a, Py_ssize_t n, long long lo, long long hi)
 {
     Py_ssize_t k;
@@ -2077,21 +2133,40 @@ static int op_check(const op_t *op)
             }
         return 0;
     }
-    case OP_EVENT_SCATTER: {
-        /* ints: 1 n_buf n_ev n0 n1; bufs: buf base pol off0 w0 off1 w1 (see event_scatter) */
+    case OP_EVENT_SCATTER:
+    case OP_EVENT_SCATTER_I: {
+        /* ints: 1 n_buf n_ev n0 n1 [acc_bytes]; bufs: buf base pol off0 w0 off1 w1 (see
+         * event_scatter, event_scatter_i32) */
         long long lo[2] = {0, 0}, hi[2] = {-1, -1}, n[2] = {I(3), I(4)};
         const long long *base, *of[2];
         const unsigned char *pol;
+        const int integer = op->kind == OP_EVENT_SCATTER_I;
+        long long ab = 4, wb = 4;
         Py_ssize_t e, k;
         int p;
         if (op->ni < 5 || I(1) < 0 || I(2) < 0 || n[0] < 0 || n[1] < 0) break;
-        NEED(0, 4 * I(1), "buf");
+        if (integer) {
+            if (op->ni < 6 || (I(5) != 2 && I(5) != 4)) {
+                PyErr_SetString(PyExc_ValueError, "event_scatter_i: acc_bytes must be 2 or 4");
+                return -1;
+            }
+            if (op->ni > 6 && I(6) != 1 && I(6) != 2 && I(6) != 4) {
+                PyErr_SetString(PyExc_ValueError, "event_scatter_i: group must be 1, 2 or 4");
+                return -1;
+            }
+            if (op->ni > 7 && I(7) != 1 && I(7) != 2) {
+                PyErr_SetString(PyExc_ValueError, "event_scatter_i: code bytes must be 1 or 2");
+                return -1;
+            }
+            ab = I(5), wb = op->ni > 7 ? I(7) : 1;
+        }
+        NEED(0, ab * I(1), "buf");
         NEED(1, 8 * I(2), "base");
         NEED(2, I(2), "pol");
         NEED(3, 8 * n[0], "off0");
-        NEED(4, 4 * n[0], "w0");
+        NEED(4, wb * n[0], "w0");
         NEED(5, 8 * n[1], "off1");
-        NEED(6, 4 * n[1], "w1");
+        NEED(6, wb * n[1], "w1");
         base = op->b[1], pol = op->b[2], of[0] = op->b[3], of[1] = op->b[5];
         for (p = 0; p < 2; p++)
             for (k = 0; k < n[p]; k++) {
@@ -2522,6 +2597,21 @@ static void op_run(op_t *op)
         event_scatter(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3), op->b[5],
                       op->b[6], I(4));
         break;
+    case OP_EVENT_SCATTER_I:
+        if (op->ni > 7 && I(7) == 2) {
+            if (I(5) == 2)
+                event_scatter_i16w16(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4],
+                                     I(3), op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
+            else
+                event_scatter_i32w16(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4],
+                                     I(3), op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
+        } else if (I(5) == 2)
+            event_scatter_i16(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3),
+                              op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
+        else
+            event_scatter_i32(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3),
+                              op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
+        break;
     case OP_PULL_ROWS:
         op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
                                I(9), I(10), I(11), I(13), I(15), I(16), I(12), I(14),
@@ -2737,6 +2827,55 @@ static PyObject *py_rmw_peak(PyObject *self, PyObject *args)
     return Py_BuildValue("dd", dt > 0 ? (double)n * (double)reps / dt : 0.0, sum);
 }
 
+/* The integer event scatter's limit, measured in C (bench/bench_speed.py events): the
+ * same instruction stream as event_scatter_i16 / _i32 (load an int64 offset, load an int8
+ * code, load the accumulator, add, store) over n = 2048 taps at consecutive offsets of an
+ * L1-resident accumulator array (4 or 8 kB) and weight table, i.e. the bare scalar
+ * read-modify-write without cache misses. The portable C loop is the only level (the
+ * kernel is scalar). scatter_peak(reps, acc_bytes[, group]) -> (taps/s, checksum), thread CPU
+ * time; group 1, 2 or 4: events of one polarity per pass (the kernel's grouped form, each
+ * on its own L1-resident array). */
+static PyObject *py_scatter_peak(PyObject *self, PyObject *args)
+{
+    const long long n = 2048;
+    long long reps, r, j, *off;
+    const long long base4[4] = {0, 2048 + 32, 2 * (2048 + 32), 3 * (2048 + 32)};
+    const unsigned char pol4[4] = {0, 0, 0, 0};
+    int ab, group = 1;
+    int8_t *w;
+    void *acc;
+    double sum = 0.0, dt;
+    struct timespec t0, t1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Li|i", &reps, &ab, &group)) return NULL;
+    if (reps < 1 || (ab != 2 && ab != 4) || (group != 1 && group != 2 && group != 4))
+        return PyErr_Format(PyExc_ValueError,
+                            "scatter_peak: reps >= 1, acc_bytes 2 or 4, group 1, 2 or 4");
+    off = malloc((size_t)n * sizeof *off);
+    w = malloc((size_t)n);
+    acc = calloc((size_t)4 * (n + 32), (size_t)ab);
+    if (!off || !w || !acc) {
+        free(off), free(w), free(acc);
+        return PyErr_NoMemory();
+    }
+    for (j = 0; j < n; j++) off[j] = j, w[j] = (int8_t)(j % 7 - 3);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    for (r = 0; r < reps; r++) {
+        if (ab == 2)
+            event_scatter_i16(acc, group, base4, pol4, off, w, n, off, w, n, group);
+        else
+            event_scatter_i32(acc, group, base4, pol4, off, w, n, off, w, n, group);
+        __asm__ volatile("" ::: "memory");
+    }
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    for (j = 0; j < n; j++)
+        sum += ab == 2 ? (double)(int16_t)((uint16_t *)acc)[j]
+                       : (double)(int32_t)((uint32_t *)acc)[j];
+    free(off), free(w), free(acc);
+    dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return Py_BuildValue("dd", dt > 0 ? (double)n * group * (double)reps / dt : 0.0, sum);
+}
+
 /* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni", "avx2" or
  * "portable"); a name selects it ("portable" always works, "auto" detects again; a level the
  * CPU lacks raises ValueError). Tests run both levels against the numpy reference. */
@@ -2765,6 +2904,8 @@ static PyMethodDef methods[] = {
     {"isa", py_isa, METH_VARARGS, "isa([name]): the conv kernels' instruction set (or set it)."},
     {"rmw_peak", py_rmw_peak, METH_VARARGS,
      "rmw_peak(level, reps[, shift]): (float32 lanes/s, checksum) of the L1 p += f w loop."},
+    {"scatter_peak", py_scatter_peak, METH_VARARGS,
+     "scatter_peak(reps, acc_bytes[, group]): (taps/s, checksum) of the L1 integer scatter."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

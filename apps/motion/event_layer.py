@@ -49,11 +49,16 @@ lists them all). Speed and limit: ``OMP_NUM_THREADS=1 .venv/bin/python
 bench/bench_speed.py --only events --rounds 7`` (the limit is the C-measured chunk
 read-modify-write, ``neuroplast._native.rmw_peak``, over the lanes per event; numbers in
 docs/motion.md). ``"native-taps"`` is :func:`_ring_split_py`'s C port.
+
+Integer mode (the runtime's integer ``HDDelayConv``): :func:`hd_event_chunk_int` scatters
+int8 codes (or the int16 sum/difference codes, :class:`IntTaps`) into int16 / int32
+accumulators chosen from the kernel's bound (:func:`int_acc_dtype`), exact integers in
+any event order; ``"native"`` is ``sdk/_native.c event_scatter_i16/_i32``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -67,7 +72,13 @@ __all__ = [
     "ROW_LANES",
     "PULL_GROUP",
     "EventLayerState",
+    "IntTaps",
     "compile_taps",
+    "compile_int_taps",
+    "int_acc_dtype",
+    "init_int_state",
+    "hd_event_chunk_int",
+    "hd_event_run_int",
     "init_event_state",
     "hd_event_chunk",
     "hd_event_run",
@@ -440,6 +451,227 @@ def hd_event_chunk(
     z = _finish(taps, buf[:n_bins], pooled=pooled, backend=backend)
     carry = buf[n_bins:].copy()
     return z, EventLayerState(carry, t0 + n_bins)
+
+
+INT16_MAX = (1 << 15) - 1
+INT32_MAX = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class IntTaps:
+    """The integer layer's tap table: flat offsets (:func:`compile_taps` layout) and codes.
+
+    ``form = "direct"``: the two flip branches ``B_0``, ``B_1`` (accumulator branch 0 / 1),
+    int8 codes ``K_q``; an event of polarity ``p`` adds ``K_q[:, p]`` to ``B_0`` and
+    ``K_q[:, 1 - p]`` to ``B_1``. ``form = "split"``: the sum and difference ``S = B_0 +
+    B_1 = W_s A_s``, ``D = B_0 - B_1 = W_d A_d`` (``W_s = K_off + K_on``, ``W_d = K_off -
+    K_on``, int16 codes; an OFF event adds ``W_s`` to ``S`` and ``W_d`` to ``D``, an ON
+    event ``W_s`` and ``-W_d``) and ``max(B_0, B_1) = (S + |D|) / 2`` exactly (``S + |D|``
+    is even); ``nnz(W_s) + nnz(W_d)`` taps per event instead of ``nnz(K_q)``.
+
+    ``bound`` bounds every partial sum of a stored accumulator when each voxel ``A(p, t,
+    y, x)`` holds at most one event: direct ``max_c sum |K_q[c]|`` (both polarity halves:
+    a pixel can fire ON and OFF in one ms), split ``max(2 max_c sum |W_s[c]|, max_c sum
+    |W_d[c]|)`` (``A_s <= 2``, ``|A_d| <= 1``); ``m`` events per voxel scale it by ``m``.
+    """
+
+    taps: TapTable  #: geometry and offsets (its weights: the codes as float32)
+    codes: tuple[np.ndarray, np.ndarray]  #: per event polarity: int8 (direct) / int16 (split)
+    bound: int
+    form: str = "direct"
+
+
+def _split_int_tables(q: np.ndarray, taps: TapTable):
+    """Offsets and int16 codes of the ``(S, D)`` form per event polarity (order as
+    :func:`compile_taps`: ascending offset) and its bound."""
+    c_n, _, kt, _, _ = q.shape
+    _, wp = taps.padded_hw
+    pix, slot = 2 * c_n, taps.slot_size
+    w_s, w_d = q[:, 0] + q[:, 1], q[:, 0] - q[:, 1]
+    offs, vals = [], []
+    for sign in (1, -1):  # OFF (A_d = +1), ON (A_d = -1)
+        o_list, w_list = [], []
+        for branch, wt, sg in ((0, w_s, 1), (1, w_d, sign)):
+            c, k, dy, dx = np.nonzero(wt)
+            o_list.append((kt - 1 - k) * slot - (dy * wp + dx) * pix + branch * c_n + c)
+            w_list.append(sg * wt[c, k, dy, dx])
+        o = np.concatenate(o_list).astype(np.int64)
+        order = np.argsort(o, kind="stable")
+        offs.append(o[order])
+        vals.append(np.ascontiguousarray(np.concatenate(w_list)[order].astype(np.int16)))
+    b_s = int(np.abs(w_s).reshape(c_n, -1).sum(axis=1).max())
+    b_d = int(np.abs(w_d).reshape(c_n, -1).sum(axis=1).max())
+    return offs, vals, max(2 * b_s, b_d), int(np.count_nonzero(w_s) + np.count_nonzero(w_d))
+
+
+def compile_int_taps(
+    codes: np.ndarray, sensor_size: tuple[int, int], form: str = "auto"
+) -> IntTaps:
+    """Tap table of int8 kernel codes ``K_q (C, 2, K_T, K_Y, K_X)`` (bias handled by the
+    caller, on the accumulator grid). ``form``: ``"direct"``, ``"split"`` (see
+    :class:`IntTaps`) or ``"auto"``: split when it has fewer taps per event and its
+    accumulators are no wider (:func:`int_acc_dtype` of the bounds), else direct."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.int8:
+        raise DataError(f"integer HD kernel codes must be int8, got {codes.dtype}")
+    if form not in ("auto", "direct", "split"):
+        raise DataError(f"form must be 'auto', 'direct' or 'split', got {form!r}")
+    taps = compile_taps(codes.astype(np.float32), np.zeros(codes.shape[0]), sensor_size)
+    q = codes.astype(np.int64)
+    bound = int(np.abs(q).reshape(codes.shape[0], -1).sum(axis=1).max())
+    direct = IntTaps(taps, tuple(np.ascontiguousarray(w.astype(np.int8)) for w in taps.weights),
+                     bound)  # fmt: skip
+    if form == "direct":
+        return direct
+    offs, vals, b_split, n_split = _split_int_tables(q, taps)
+    if form == "auto":
+        wide = int_acc_dtype(b_split, check=False).itemsize > int_acc_dtype(bound).itemsize
+        if n_split >= int(np.count_nonzero(q)) or wide:
+            return direct
+    t2 = replace(taps, offsets=(offs[0], offs[1]),
+                 weights=tuple(v.astype(np.float32) for v in vals))  # fmt: skip
+    return IntTaps(t2, (vals[0], vals[1]), b_split, "split")
+
+
+def int_acc_dtype(bound: int, per_voxel: int = 1, check: bool = True) -> np.dtype:
+    """Narrowest exact accumulator: int16 when ``bound x per_voxel <= 2^15 - 1``, else
+    int32 when ``<= 2^31 - 1``; beyond that :class:`DataError` (``check=False``: int64,
+    which no scatter takes)."""
+    reach = int(bound) * int(per_voxel)
+    if reach <= INT16_MAX:
+        return np.dtype(np.int16)
+    if reach <= INT32_MAX:
+        return np.dtype(np.int32)
+    if not check:
+        return np.dtype(np.int64)
+    raise DataError(f"integer HD accumulators may reach {reach} > 2^31 - 1")
+
+
+def init_int_state(itaps: IntTaps, dtype=None, t_start: int = 0) -> EventLayerState:
+    """Zero carried integer accumulators (``dtype``: default :func:`int_acc_dtype` of the
+    kernel's bound, one event per voxel)."""
+    dt = np.dtype(dtype) if dtype is not None else int_acc_dtype(itaps.bound)
+    if dt not in (np.dtype(np.int16), np.dtype(np.int32)):
+        raise DataError(f"integer accumulators are int16 or int32, got {dt}")
+    if itaps.bound > (INT16_MAX if dt == np.int16 else INT32_MAX):
+        raise DataError(f"kernel bound {itaps.bound} overflows {dt} accumulators")
+    t = itaps.taps
+    hp, wp = t.padded_hw
+    return EventLayerState(np.zeros((t.n_delays - 1, hp, wp, 2, t.n_classes), dt), int(t_start))
+
+
+def hd_event_chunk_int(
+    itaps: IntTaps,
+    state: EventLayerState,
+    p: np.ndarray,
+    tbin: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    n_bins: int,
+    backend: str = "numpy",
+    group: int = 4,
+) -> tuple[np.ndarray, EventLayerState]:
+    """Integer twin of :func:`hd_event_chunk`: ``max(B_0, B_1)`` (int32, ``(n_bins, C,
+    Ho, Wo)``, no bias) for bins ``[state.t_next, state.t_next + n_bins)`` and the new
+    state (``state`` is not modified).
+
+    ``B_b = sum K_q A`` (or ``S``, ``D``: :class:`IntTaps`) in integer accumulators of
+    the carry's dtype (int16 or int32, :func:`init_int_state`); exact: the events' largest voxel multiplicity ``m`` is
+    counted and an int16 carry whose ``bound x m`` could overflow is widened to int32
+    first (beyond int32: :class:`DataError`). Integer addition is associative, so the
+    events are applied in one sweep sorted by (bin, polarity, pixel), the C loop taking
+    ``group`` (1, 2 or 4; native only, the same integers for any) consecutive events of
+    one polarity per pass over the taps (one offset and code load for ``group``
+    read-modify-writes). ``backend``:
+    ``"native"`` (``sdk/_native.c event_scatter_i16/_i32``), ``"numba"`` or ``"numpy"``
+    (``np.add.at``, the reference); all give the same integers.
+    """
+    if group not in (1, 2, 4):
+        raise DataError(f"group must be 1, 2 or 4, got {group}")
+    taps = itaps.taps
+    kt, c_n = taps.n_delays, taps.n_classes
+    hp, wp = taps.padded_hw
+    ho, wo = taps.out_hw
+    t0 = state.t_next
+    if tbin.size and (tbin.min() < t0 or tbin.max() >= t0 + n_bins):
+        raise DataError(
+            f"events span bins {int(tbin.min())}..{int(tbin.max())}, outside the chunk "
+            f"[{t0}, {t0 + n_bins})"
+        )
+    slot = taps.slot_size
+    pos = ((y + taps.ky - 1) * wp + (x + taps.kx - 1)) * (2 * c_n)
+    # one sweep ordered by (bin, polarity, pixel): the C loop pairs consecutive events of
+    # one polarity; equal keys = repeated events of one voxel
+    key = np.sort((((tbin - t0) * 2 + (p != 0)) * slot + pos).astype(np.int64))
+    per_voxel = 1
+    if key.size > 1:
+        starts = np.flatnonzero(np.diff(key)) + 1
+        runs = np.diff(np.concatenate(([0], starts, [key.size])))
+        per_voxel = int(runs.max())
+    dt = state.carry.dtype
+    need = int_acc_dtype(itaps.bound, per_voxel)
+    if need.itemsize > dt.itemsize:
+        dt = need
+    buf = np.zeros((n_bins + kt - 1, hp, wp, 2, c_n), dtype=dt)
+    buf[: kt - 1] = state.carry
+    flat = buf.reshape(-1)
+    base, pol = key // (2 * slot) * slot + key % slot, (key // slot % 2).astype(np.uint8)
+    w0, w1 = itaps.codes
+    o0, o1 = (np.ascontiguousarray(o, np.int64) for o in taps.offsets)
+    if backend == "native":
+        from neuroplast.runtime.native import OPS
+
+        ints = (1, flat.size, base.size, o0.size, o1.size, dt.itemsize, int(group), w0.itemsize)
+        _native_lib().op(OPS["event_scatter_i"], ints, (flat, base, pol, o0, w0, o1, w1))
+    elif backend == "numba":
+        _numba_scatter()(flat, base, pol, o0, w0, o1, w1)
+    elif backend == "numpy":
+        _scatter_numpy(flat, base, pol, (o0, o1), (w0, w1))
+    else:
+        raise DataError(f"unknown backend {backend!r}; use 'numpy', 'numba' or 'native'")
+    out = buf[:n_bins, taps.ky - 1 : taps.ky - 1 + ho, taps.kx - 1 : taps.kx - 1 + wo]
+    if itaps.form == "split":  # max(B_0, B_1) = (S + |D|) / 2, S + |D| even
+        z = (out[..., 0, :].astype(np.int32) + np.abs(out[..., 1, :].astype(np.int32))) >> 1
+    else:
+        z = np.maximum(out[..., 0, :], out[..., 1, :]).astype(np.int32)  # (n, Ho, Wo, C)
+    # the new carry is a view of this call's fresh buffer (nothing else holds or writes
+    # it; the next call copies it into its own), which saves one copy of K_T - 1 slots
+    return z.transpose(0, 3, 1, 2), EventLayerState(buf[n_bins:], t0 + n_bins)
+
+
+def hd_event_run_int(
+    itaps: IntTaps,
+    events: np.ndarray,
+    n_bins: int,
+    *,
+    dt_us: int = 1000,
+    t0_us: int = 0,
+    chunk: int = 32,
+    backend: str = "numpy",
+    binary: bool = True,
+    group: int = 4,
+) -> np.ndarray:
+    """A whole event stream through :func:`hd_event_chunk_int` in chunks of ``chunk``
+    bins: ``max(B_0, B_1)`` as int32 ``(n_bins, C, Ho, Wo)`` (``binary``: one event per
+    voxel, as :func:`hd_event_run`; ``group``: as :func:`hd_event_chunk_int`)."""
+    ev = validate_events(events, itaps.taps.sensor_size, sorted_time=False)
+    p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
+    keep = (tb >= 0) & (tb < n_bins)
+    p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
+    w, h = itaps.taps.sensor_size
+    key = ((tb * h + y) * w + x) * 2 + p
+    key = np.unique(key) if binary else np.sort(key)
+    p, x, y, tb = key % 2, key // 2 % w, key // (2 * w) % h, key // (2 * w * h)
+    state = init_int_state(itaps)
+    outs = []
+    bounds = np.searchsorted(tb, np.arange(0, n_bins + chunk, chunk))
+    for i, s in enumerate(range(0, n_bins, chunk)):
+        a, b = bounds[i], bounds[i + 1]
+        z, state = hd_event_chunk_int(
+            itaps, state, p[a:b], tb[a:b], y[a:b], x[a:b], min(chunk, n_bins - s), backend, group
+        )
+        outs.append(z)
+    return np.concatenate(outs)
 
 
 def _pooled_py(slots, y0, x0, ho, wo, out):  # pragma: no cover - jitted

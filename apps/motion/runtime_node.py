@@ -14,7 +14,7 @@ either dense or as :class:`~neuroplast.runtime.SparseInput` with flat indices
 Integer mode (``weight_q``, ``out_q`` set; events are 0/1 codes of scale 1)::
 
     K_q = round(K / s_w[c])                      int8, symmetric (narrow) per class or tensor
-    B_p(c, t, y, x) = sum K_q A_p                int32 (exact), p = direct / flipped input
+    B_p(c, t, y, x) = sum K_q A_p                int16 / int32 (exact), p = direct / flipped input
     acc = max(B_0, B_1) + round(b_c / s_w[c])    int32 bias on the accumulator grid
     z_q = clamp(requantize(acc, M_c) + zp_out)   M_c = s_w[c] / s_out, LiteRT single rounding
 
@@ -30,11 +30,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neuroplast.apps.motion.event_layer import (
+    INT32_MAX,
     EventLayerState,
+    compile_int_taps,
     compile_taps,
     fast_backend,
     hd_event_chunk,
+    hd_event_chunk_int,
     init_event_state,
+    init_int_state,
 )
 from neuroplast.errors import DataError, GraphError
 from neuroplast.graph.cost import COST
@@ -90,8 +94,10 @@ class HDDelayConvKernel(Kernel):
 
     Float mode: ``params`` = float weight and bias. Integer mode: int8 weight codes
     and int32 bias codes (what plasticity would update); the accumulators are integer
-    sums kept in the float32 event buffers, exact because every partial sum is
-    below 2^24 (checked at build)."""
+    sums (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int`: int16 when the
+    kernel's bound ``max_c sum |K_q[c]|`` times the events per voxel stays below 2^15,
+    else int32; a kernel whose bound exceeds 2^31 - 1 is refused at build), scattered by
+    the same backend as float mode (``fast_backend()``: the C loop when it loads)."""
 
     stateful = True
 
@@ -121,9 +127,9 @@ class HDDelayConvKernel(Kernel):
         c = node.weight.shape[0]
         s_w = np.broadcast_to(np.asarray(wq.scale, np.float32).ravel(), (c,))
         codes = quantize(node.weight, wq)
-        reach = np.abs(codes.astype(np.int64)).reshape(c, 2, -1).sum(axis=2).max()
-        if reach >= 1 << 24:
-            raise GraphError(f"node {ctx.name!r}: accumulators may reach {reach} >= 2^24")
+        reach = np.abs(codes.astype(np.int64)).reshape(c, -1).sum(axis=1).max()
+        if reach > INT32_MAX:
+            raise GraphError(f"node {ctx.name!r}: accumulators may reach {reach} > 2^31 - 1")
         bias_q = QuantSpec(bits=32, scale=tuple(float(v) for v in s_w), axis=0)
         self.params = {
             "weight": codes,
@@ -141,13 +147,16 @@ class HDDelayConvKernel(Kernel):
         key = (id(wt), hash(wt.tobytes()))
         if key != self._taps_key:
             h, w = self.hw
-            bias = self.params["bias"] if self.ctx.mode == "float" else np.zeros(len(wt))
-            self._taps = compile_taps(wt.astype(np.float32), bias, (w, h))
+            if self.ctx.mode == "float":
+                self._taps = compile_taps(wt.astype(np.float32), self.params["bias"], (w, h))
+            else:
+                self._taps = compile_int_taps(wt.astype(np.int8), (w, h))
             self._taps_key = key
         return self._taps
 
     def init_state(self, batch: int) -> tuple:
-        return tuple(init_event_state(self.taps()) for _ in range(batch))
+        init = init_event_state if self.ctx.mode == "float" else init_int_state
+        return tuple(init(self.taps()) for _ in range(batch))
 
     def _columns(self, x: Any, b: int):
         h, w = self.hw
@@ -160,8 +169,8 @@ class HDDelayConvKernel(Kernel):
         return idx // (h * w), idx // w % h, idx % w
 
     def _requant(self, acc: np.ndarray) -> np.ndarray:
-        """int32 accumulators (C, Ho, Wo) + bias -> output codes."""
-        acc = np.rint(acc).astype(np.int64) + self.params["bias"][:, None, None]
+        """Integer accumulators ``max(B_0, B_1)`` (C, Ho, Wo) + bias -> output codes."""
+        acc = acc.astype(np.int64) + self.params["bias"][:, None, None]
         y = requantize(acc, self.qm[:, None, None], self.shift[:, None, None]) + self.zp_out
         return np.clip(y, self.out_min, self.out_max).astype(self.out_quant.dtype)
 
@@ -172,8 +181,12 @@ class HDDelayConvKernel(Kernel):
         for b, st in enumerate(state):
             p, y, xx = self._columns(x, b)
             tb = np.full(p.shape, st.t_next, dtype=np.int64)
-            z, st2 = hd_event_chunk(taps, st, p, tb, y, xx, 1, self.backend)
-            outs.append(z[0] if self.ctx.mode == "float" else self._requant(z[0]))
+            if self.ctx.mode == "float":
+                z, st2 = hd_event_chunk(taps, st, p, tb, y, xx, 1, self.backend)
+                outs.append(z[0])
+            else:
+                z, st2 = hd_event_chunk_int(taps, st, p, tb, y, xx, 1, self.backend)
+                outs.append(self._requant(z[0]))
             new.append(st2)
         out = np.stack(outs)
         return (out.astype(np.float32) if self.ctx.mode == "float" else out), tuple(new)

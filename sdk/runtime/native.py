@@ -74,6 +74,7 @@ OPS = {
     "ring_split": 30,
     "pull_rows": 31,
     "event_scatter": 32,
+    "event_scatter_i": 33,
 }
 
 _I32 = np.iinfo(np.int32)

@@ -34,9 +34,20 @@ def _rasters(n=3, t=20, h=9, w=11, density=0.1, seed=1):
     return np.random.default_rng(seed).random((n, 2, t, h, w)) < density
 
 
-@pytest.mark.parametrize("per_class", [True, False])
-def test_runtime_int_mode_is_bit_exact_with_the_qat_integer_layer(per_class, tmp_path):
+@pytest.mark.parametrize(
+    ("per_class", "backend"), [(True, "native"), (False, "native"), (True, "numpy")]
+)
+def test_runtime_int_mode_is_bit_exact_with_the_qat_integer_layer(
+    per_class, backend, tmp_path, monkeypatch
+):
+    """Through each integer scatter backend (native: sdk/_native.c event_scatter_i*)."""
+    from neuroplast.apps.motion import runtime_node
     from neuroplast.runtime import Runtime, SparseInput
+    from neuroplast.runtime.native import native_module
+
+    if backend == "native" and native_module() is None:
+        pytest.skip("extension not built")
+    monkeypatch.setattr(runtime_node, "fast_backend", lambda: backend)
 
     kern = _kernel(seed=int(per_class))
     a = _rasters()

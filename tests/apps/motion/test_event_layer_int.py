@@ -1,0 +1,305 @@
+"""The integer event scatter of the HD layer (``hd_event_chunk_int``; the C loop
+``sdk/_native.c event_scatter_i16/_i32``) against an independent reference: ``torch``
+conv3d in float64 on the int8 codes (exact integers), flip-max, the int32 bias and
+``neuroplast.quant.requantize`` written out here. The native, numba and numpy backends
+and the runtime's integer ``HDDelayConv`` (output codes ``z_q`` and pooled int32
+evidence) equal it bit for bit on random kernels and random and adversarial streams
+(border pixels, repeated events at one pixel, empty steps, max-magnitude codes); the
+int16 / int32 choice follows the kernel bound and is refused or widened where it could
+overflow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuroplast.apps.motion import runtime_node
+from neuroplast.apps.motion.event_layer import (
+    compile_int_taps,
+    hd_event_chunk_int,
+    hd_event_run_int,
+    init_int_state,
+    int_acc_dtype,
+    numba_available,
+)
+from neuroplast.apps.motion.events import make_events
+from neuroplast.errors import DataError
+from neuroplast.quant import QuantSpec, quantize_multiplier, requantize
+from neuroplast.runtime.native import OPS, native_module
+
+torch = pytest.importorskip("torch")
+BACKENDS = (
+    ["numpy"]
+    + (["numba"] if numba_available() else [])
+    + (["native"] if native_module() is not None else [])
+)
+
+
+def _codes(shape, keep, seed, extreme=False):
+    """Random int8 codes ``(C, 2, K_T, K_Y, K_X)`` with ``keep`` non-zeros (``extreme``:
+    all of magnitude 127, and -128 where the test allows the full int8 range)."""
+    rng = np.random.default_rng(seed)
+    c, kt, ky, kx = shape
+    q = rng.integers(-127, 128, (c, 2, kt, ky, kx)).astype(np.int8)
+    if extreme:
+        q = np.where(rng.random(q.shape) < 0.5, 127, -127).astype(np.int8)
+    flat = q.reshape(-1)
+    flat[rng.permutation(flat.size)[keep:]] = 0
+    return q
+
+
+def _raster(size, n_bins, density, seed, adversarial=True):
+    """Event counts ``(2, T, H, W)`` and the events (shuffled): random plus, if
+    ``adversarial``, every border pixel in both polarities, an empty ms and repeated
+    events (3 per voxel) at one corner and one interior pixel."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    a = (rng.random((2, n_bins, h, w)) < density).astype(np.int64)
+    if adversarial:
+        a[:, 2, 0, :] = a[:, 2, -1, :] = a[:, 2, :, 0] = a[:, 2, :, -1] = 1
+        a[:, 4] = 0  # an empty ms
+        a[1, 6, 0, 0] = 3  # repeated events at a corner
+        a[0, 6, h // 2, w // 2] = 3
+        a[:, 7] = 1  # every pixel, both polarities
+    p, t, y, x = np.nonzero(a)
+    n = a[p, t, y, x]
+    p, t, y, x = (np.repeat(v, n) for v in (p, t, y, x))
+    ev = make_events(t * 1000 + rng.integers(0, 1000, t.size), x, y, p)
+    return a, ev[rng.permutation(ev.size)]
+
+
+def _dense_b(a, codes):
+    """``max(B_0, B_1)`` (T, C, Ho, Wo) int64 by conv3d in float64 (exact integers)."""
+    f = torch.nn.functional
+    w = torch.from_numpy(codes.astype(np.float64))
+    x = torch.from_numpy(a[None].astype(np.float64))
+    x = f.pad(x, (0, 0, 0, 0, codes.shape[2] - 1, 0))
+    z = torch.maximum(f.conv3d(x, w), f.conv3d(x[:, [1, 0]], w))[0].numpy()
+    return np.rint(z).astype(np.int64).transpose(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("form", ["direct", "split"])
+@pytest.mark.parametrize(
+    ("shape", "keep", "size", "seed", "extreme"),
+    [
+        ((5, 4, 3, 3), 60, (11, 9), 0, False),
+        ((6, 7, 5, 9), 400, (16, 12), 1, False),
+        ((3, 3, 3, 5), 10**6, (9, 7), 2, True),  # every tap at +-127: int32 accumulators
+        ((4, 2, 2, 2), 10**6, (5, 4), 3, True),
+    ],
+)
+def test_integer_scatter_equals_dense_reference(shape, keep, size, seed, extreme, form):
+    codes = _codes(shape, keep, seed, extreme)
+    if extreme:
+        codes[0, 0, 0, 0, 0] = -128  # the full int8 range
+    n_bins = 12
+    a, ev = _raster(size, n_bins, 0.2, seed)
+    ref = _dense_b(a, codes)
+    it = compile_int_taps(codes, size, form)
+    q = codes.astype(np.int64)
+    w_s, w_d = (
+        np.abs(v).reshape(shape[0], -1).sum(axis=1).max()
+        for v in (q[:, 0] + q[:, 1], q[:, 0] - q[:, 1])
+    )
+    bound = np.abs(q).reshape(shape[0], -1).sum(axis=1).max()
+    assert it.form == form and it.bound == (bound if form == "direct" else max(2 * w_s, w_d))
+    for be in BACKENDS:
+        for chunk in (1, 5, 32):
+            z = hd_event_run_int(it, ev, n_bins, chunk=chunk, backend=be, binary=False)
+            assert z.dtype == np.int32
+            np.testing.assert_array_equal(z, ref, err_msg=f"{be} chunk {chunk}")
+    if "native" in BACKENDS:  # 1, 2 or 4 events per pass over the taps: the same integers
+        for g in (1, 2):
+            z = hd_event_run_int(it, ev, n_bins, chunk=5, backend="native", binary=False, group=g)
+            np.testing.assert_array_equal(z, ref, err_msg=f"group {g}")
+    zb = hd_event_run_int(it, ev, n_bins, backend=BACKENDS[-1])  # binary: one per voxel
+    np.testing.assert_array_equal(zb, _dense_b(np.minimum(a, 1), codes))
+
+
+def test_auto_form_takes_the_fewer_taps():
+    """``"auto"``: the sum/difference form when it has fewer taps (a kernel pruned in
+    that basis: W_s sparse) at no wider accumulators, else the direct form."""
+    codes = _split_pruned((3, 4, 3, 3), 5)
+    it = compile_int_taps(codes, (8, 7))
+    n_direct = np.count_nonzero(codes)
+    assert it.form == "split" and it.taps.offsets[0].size < n_direct
+    a, ev = _raster((8, 7), 9, 0.3, 5)
+    for be in BACKENDS:
+        np.testing.assert_array_equal(hd_event_run_int(it, ev, 9, backend=be, binary=False),
+                                      _dense_b(a, codes))  # fmt: skip
+    dense = _codes((3, 4, 3, 3), 10**6, 6)
+    dense[:, 1] = 0  # OFF taps only: W_s = W_d = K_off, twice the taps
+    assert compile_int_taps(dense, (8, 7)).form == "direct"
+    with pytest.raises(DataError, match="form"):
+        compile_int_taps(dense, (8, 7), "both")
+
+
+def test_accumulator_width_follows_the_bound():
+    """int16 exactly up to 2^15 - 1, int32 up to 2^31 - 1, refused beyond; an int16
+    carry meeting repeated events that could overflow it is widened (still exact)."""
+    assert int_acc_dtype(32767) == np.int16 and int_acc_dtype(32768) == np.int32
+    assert int_acc_dtype(16384, per_voxel=2) == np.int32
+    assert int_acc_dtype(2**31 - 1) == np.int32
+    with pytest.raises(DataError, match="2\\^31"):
+        int_acc_dtype(2**30, per_voxel=2)
+    # 258 taps of 127 per class: bound 32766 -> int16; the 3 x 3 kernel at 127 with 1 event
+    codes = np.zeros((2, 2, 3, 9, 15), np.int8)
+    codes.reshape(2, -1)[:, :258] = 127
+    codes[1] = -codes[0]
+    it = compile_int_taps(codes, (20, 12), "direct")
+    assert it.bound == 32766 and init_int_state(it).carry.dtype == np.int16
+    codes[0, 0, 0, 0, 0] = 0
+    codes[0, 1, 0, 0, 0] = 127  # moves a tap: bound unchanged
+    codes[0, 1, 0, 0, 1] = 2  # bound 32768: int32 from the start
+    it2 = compile_int_taps(codes, (20, 12), "direct")
+    assert it2.bound == 32768 and init_int_state(it2).carry.dtype == np.int32
+    with pytest.raises(DataError, match="overflows"):
+        init_int_state(it2, np.int16)
+    with pytest.raises(DataError, match="int16 or int32"):
+        init_int_state(it2, np.int64)
+    with pytest.raises(DataError, match="int8"):
+        compile_int_taps(codes.astype(np.int16), (20, 12))
+    # every pixel at once, in both polarities and twice: the int16 bound would not hold
+    n_bins = 5
+    a = np.ones((2, n_bins, 12, 20), np.int64)
+    a[:, 1] = 2
+    codes[0, 1, 0, 0, 1] = 0  # back to the kernel of ``it``
+    codes[0, 1, 0, 0, 0] = 0
+    codes[0, 0, 0, 0, 0] = 127
+    ref = _dense_b(a, codes)
+    p, t, y, x = np.nonzero(a)
+    n = a[p, t, y, x]
+    ev = make_events(np.repeat(t, n) * 1000, np.repeat(x, n), np.repeat(y, n), np.repeat(p, n))
+    assert np.abs(ref).max() > 32767  # int16 would have wrapped
+    for be in BACKENDS:
+        st = init_int_state(it)
+        assert st.carry.dtype == np.int16
+        z, st = hd_event_chunk_int(it, st, *_cols(ev), n_bins, be)
+        assert st.carry.dtype == np.int32  # widened for the repeated voxels
+        np.testing.assert_array_equal(z, ref)
+
+
+def _cols(ev):
+    from neuroplast.apps.motion.events import voxel_indices
+
+    return voxel_indices(ev, 1000, 0)
+
+
+@pytest.mark.skipif(native_module() is None, reason="extension not built")
+def test_native_integer_scatter_refuses_bad_arguments():
+    lib = native_module()
+    buf = np.zeros(10, np.int32)
+    off = np.array([0, 3], np.int64)
+    wt = np.ones(2, np.int8)
+    base, pol = np.array([8], np.int64), np.zeros(1, np.uint8)
+    with pytest.raises(ValueError, match="event_scatter: tap outside"):
+        lib.op(OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4), (buf, base, pol, off, wt, off, wt))
+    with pytest.raises(ValueError, match="acc_bytes"):
+        lib.op(OPS["event_scatter_i"], (1, 10, 1, 2, 2, 8), (buf, base, pol, off, wt, off, wt))
+    with pytest.raises(ValueError, match="group"):
+        lib.op(OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4, 3), (buf, base, pol, off, wt, off, wt))
+    with pytest.raises(ValueError, match="code bytes"):
+        lib.op(
+            OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4, 4, 4), (buf, base, pol, off, wt, off, wt)
+        )
+    with pytest.raises(ValueError, match="w0"):  # 2 int8 codes are not 2 int16
+        lib.op(
+            OPS["event_scatter_i"], (1, 10, 1, 2, 2, 4, 4, 2), (buf, base, pol, off, wt, off, wt)
+        )
+    with pytest.raises(ValueError, match="buf"):  # 10 int32 are not 10 int64
+        lib.op(OPS["event_scatter_i"], (1, 20, 1, 2, 2, 4), (buf, base, pol, off, wt, off, wt))
+    assert not buf.any()
+    assert all(lib.scatter_peak(3, b, g)[0] > 0 for b in (2, 4) for g in (1, 2, 4))
+    with pytest.raises(ValueError, match="scatter_peak"):
+        lib.scatter_peak(3, 8)
+    with pytest.raises(ValueError, match="scatter_peak"):
+        lib.scatter_peak(3, 2, 3)
+
+
+def _int_graph(codes, size, seed, pooled, zp=0):
+    """Float weights that quantize back to ``codes`` exactly (power-of-two class scales),
+    a bias on the accumulator grid and an output scale that makes requantization round
+    (zero point ``zp``; the pooled graph's SumPool2d takes zero point 0 only)."""
+    rng = np.random.default_rng(seed)
+    c = codes.shape[0]
+    s_w = 2.0 ** -rng.integers(4, 9, c)
+    b_q = rng.integers(-3000, 3000, c)
+    weight = (codes * s_w[:, None, None, None, None]).astype(np.float32)
+    bias = (b_q * s_w).astype(np.float32)
+    wq = QuantSpec(bits=8, scale=tuple(float(v) for v in s_w), axis=0, narrow=True)
+    oq = QuantSpec(bits=8, scale=0.37, zero_point=zp)
+    g = runtime_node.hd_graph(weight, bias, size, weight_q=wq, out_q=oq, pooled=pooled)
+    qm, sh = quantize_multiplier(s_w / np.float64(np.float32(0.37)))
+    return g, b_q, qm, sh
+
+
+def _split_pruned(shape, seed):
+    """int8 codes of a kernel pruned in the sum/difference basis (W_s sparse): the
+    ``"auto"`` form is split."""
+    rng = np.random.default_rng(seed)
+    w_s = rng.integers(-60, 61, shape) * (rng.random(shape) < 0.1)
+    w_d = rng.integers(-60, 61, shape) * (rng.random(shape) < 0.4)
+    return np.stack([w_s + w_d, w_s - w_d], axis=1).astype(np.int8)
+
+
+@pytest.mark.parametrize("form", ["direct", "split"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runtime_integer_mode_equals_reference(backend, form, monkeypatch):
+    """``Runtime(mode="int")`` with each scatter backend and both tap forms: z_q and the
+    pooled int32 evidence equal the reference requantization of the dense integer
+    accumulators, with sparse steps holding repeated indices (A = 3) and empty steps."""
+    from neuroplast.runtime import Runtime, SparseInput
+
+    monkeypatch.setattr(runtime_node, "fast_backend", lambda: backend)
+    size, n_bins = (13, 10), 12
+    if form == "direct":
+        codes = _codes((5, 4, 3, 5), 120, 7)
+        codes[0, 0, 0, 0, 0] = 127
+        codes[1, 1, 3, 2, 4] = -127
+    else:
+        codes = _split_pruned((5, 4, 3, 5), 7)
+    assert compile_int_taps(codes, size).form == form
+    a, _ = _raster(size, n_bins, 0.15, 7)
+    acc = _dense_b(a, codes)
+    g, b_q, qm, sh = _int_graph(codes, size, 7, pooled=False, zp=-3)
+    zq = requantize(acc + b_q[None, :, None, None], qm[:, None, None], sh[:, None, None]) - 3
+    zq = np.clip(zq, -128, 127).astype(np.int8)
+    rt = Runtime(g, mode="int")
+    w, h = size
+    steps = []
+    for t in range(n_bins):
+        p, y, x = np.nonzero(a[:, t])
+        idx = np.repeat((p * h + y) * w + x, a[p, t, y, x])
+        steps.append(rt.step(SparseInput(idx[::-1].copy())))
+    out = np.stack(steps)
+    assert out.dtype == np.int8 and len(np.unique(out)) > 20
+    np.testing.assert_array_equal(out, zq)
+    gp, *_ = _int_graph(codes, size, 7, pooled=True)
+    rtp = Runtime(gp, mode="int")
+    dense = np.minimum(a, 1).transpose(1, 0, 2, 3)[:, None].astype(np.int8)  # (T, 1, 2, H, W)
+    ev = rtp.run(dense)[:, 0]
+    zb = requantize(_dense_b(np.minimum(a, 1), codes) + b_q[None, :, None, None],
+                    qm[:, None, None], sh[:, None, None])  # fmt: skip
+    np.testing.assert_array_equal(ev, np.clip(zb, -128, 127).sum(axis=(2, 3)))
+
+
+def test_integer_chunk_is_pure():
+    """The state passed in is not modified (the returned carry is a fresh buffer's view):
+    stepping twice from one state gives the same output and carry."""
+    from neuroplast.apps.motion.events import voxel_indices
+
+    codes = _codes((4, 5, 3, 3), 80, 11)
+    it = compile_int_taps(codes, (9, 8))
+    _, ev = _raster((9, 8), 8, 0.3, 11)
+    p, tb, y, x = voxel_indices(ev, 1000, 0)
+    st = init_int_state(it)
+    z0, st1 = hd_event_chunk_int(it, st, p[tb < 4], tb[tb < 4], y[tb < 4], x[tb < 4], 4)
+    keep = st1.carry.copy()
+    m = tb >= 4
+    for be in BACKENDS:
+        za, sa = hd_event_chunk_int(it, st1, p[m], tb[m], y[m], x[m], 4, be)
+        zb, sb = hd_event_chunk_int(it, st1, p[m], tb[m], y[m], x[m], 4, be)
+        np.testing.assert_array_equal(za, zb)
+        np.testing.assert_array_equal(sa.carry, sb.carry)
+        np.testing.assert_array_equal(st1.carry, keep)
+        assert not np.shares_memory(sa.carry, st1.carry)
