@@ -159,9 +159,12 @@ def main(argv: list[str] | None = None) -> dict:
     for name, p in CANDIDATES.items():
         val[name] = validate(p)
         print(f"val {name}: {val[name]}", flush=True)
-    best, _ = choose_on_validation(val)
+    best, met = choose_on_validation(val)
     p = CANDIDATES[best]
-    print(f"chosen on validation: {best}", flush=True)
+    print(
+        f"chosen on validation: {best}{'' if met else ' (no candidate within the drop limits: the smallest drop)'}",
+        flush=True,
+    )
     if a.val_only:
         return {"chosen": best, "validation": val}
     # the test set, once: the pipeline's measurement
@@ -177,10 +180,12 @@ def main(argv: list[str] | None = None) -> dict:
     )  # fmt: skip
     en.update(
         chosen=best,
+        selection_met=met,
         params=asdict(p),
         selection_rule=(
             "max mean validation recall subject to mean validation old drop <= 2 points "
-            "and every validation enrollment <= 3 points"
+            "and every validation enrollment <= 3 points (none qualifying: the smallest "
+            "mean drop, selection_met false)"
         ),
         validation={
             "protocol": (
