@@ -70,12 +70,43 @@ def python_baseline_rss() -> int:
     return int(out.stdout.strip())
 
 
-def calibrate_host(sizes: tuple[int, ...] = (64, 512, 1024), steps: int = 100) -> dict[str, Any]:
-    """Microbenchmark of the numpy runtime on Input -> Linear(n x n) -> LIF(n), per mode.
+def calibrate_host(
+    sizes: tuple[int, ...] = (64, 512, 1024), steps: int = 100, repeats: int = 3
+) -> dict[str, Any]:
+    """Microbenchmark of the Python runtime on Input -> Linear(n x n) -> LIF(n), per mode and
+    per backend (``Runtime(..., backend="numpy")`` and, when the extension loads,
+    ``backend="native"``).
 
     Fits ``t = 3 * overhead + MACs / rate`` (least squares over ``sizes``): the source of the
-    host profile's ``op_overhead_s`` / ``macs_per_s`` and their ``int_`` variants.
+    host profile's ``op_overhead_s`` / ``macs_per_s`` and their ``int_`` variants, in
+    ``[cost]`` (numpy) and ``[cost.native]`` (native); DelayLinear's rate likewise. Returns
+    ``{"numpy": {...}, "native": {...} (absent without the extension), "bandwidth": {...}}``.
+    The backends are measured in turn ``repeats`` times (so load changes hit both) and each
+    coefficient is the median of its ``repeats`` fits (every fit kept under ``"runs"``).
     """
+    from neuroplast.runtime.native import native_module
+
+    backends = [b for b in ("numpy", "native") if b == "numpy" or native_module() is not None]
+    runs: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
+    for _ in range(max(1, repeats)):
+        for b in backends:
+            runs[b].append(_calibrate_backend(b, sizes, steps))
+    out: dict[str, Any] = {}
+    for b, rs in runs.items():
+        med = {k: dict(rs[0][k]) for k in ("float", "int", "delay")}
+        for k, key in (("float", "macs_per_s"), ("float", "op_overhead_s"), ("int", "macs_per_s"),
+                       ("int", "op_overhead_s"), ("delay", "delay_macs_per_s")):  # fmt: skip
+            vals = [r[k][key] for r in rs if r[k][key] is not None]
+            med[k][key] = statistics.median(vals) if vals else None
+        for k in ("float", "int", "delay"):
+            med[k].pop("median_step_s")
+        out[b] = {**med, "runs": rs}
+    out["bandwidth"] = _calibrate_bandwidth()
+    return out
+
+
+def _calibrate_backend(backend: str, sizes: tuple[int, ...], steps: int) -> dict[str, Any]:
+    """Float and int Linear + LIF fits and the DelayLinear rate of one runtime backend."""
     from neuroplast.graph import LIF, Graph, Input, Linear
     from neuroplast.quant import QuantSpec
     from neuroplast.runtime import Runtime
@@ -100,7 +131,8 @@ def calibrate_host(sizes: tuple[int, ...] = (64, 512, 1024), steps: int = 100) -
                     ("lif", LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))),
                 ]
             )
-            rt = Runtime(g, mode=mode)
+            rt = Runtime(g, mode=mode, backend=backend)
+            _check_backend(rt, backend)
             xs = rng.random((steps + 10, n), dtype=np.float32)
             ts = []
             for i, x in enumerate(xs):
@@ -117,9 +149,16 @@ def calibrate_host(sizes: tuple[int, ...] = (64, 512, 1024), steps: int = 100) -
             "macs_per_s": float(1.0 / slope) if slope > 0 else None,
             "op_overhead_s": float(max(intercept, 0.0) / 3),
         }
-    out["delay"] = _calibrate_delay(steps=steps)
-    out["bandwidth"] = _calibrate_bandwidth()
+    out["delay"] = _calibrate_delay(backend, steps=steps)
     return out
+
+
+def _check_backend(rt: Any, backend: str) -> None:
+    """The calibration graph must run on the backend it is timed for."""
+    if rt.backend != backend:
+        raise RuntimeError(
+            f"calibration graph runs on {rt.backend}, not {backend}: {rt.backend_reason}"
+        )
 
 
 def _calibrate_bandwidth(n: int = 4096, reps: int = 20) -> dict[str, Any]:
@@ -136,8 +175,11 @@ def _calibrate_bandwidth(n: int = 4096, reps: int = 20) -> dict[str, Any]:
     return {"matrix_bytes": w.nbytes, "median_s": med, "mem_bandwidth_Bps": w.nbytes / med}
 
 
-def _calibrate_delay(sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100) -> dict[str, Any]:
-    """DelayLinear(n x n, delays 0..15) in int mode: synapses per second (slope of the fit)."""
+def _calibrate_delay(
+    backend: str, sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100
+) -> dict[str, Any]:
+    """DelayLinear(n x n, delays 0..15) in int mode on ``backend``: synapses per second
+    (slope of the fit)."""
     from neuroplast.graph import LIF, DelayLinear, Graph, Input
     from neuroplast.quant import QuantSpec
     from neuroplast.runtime import Runtime
@@ -160,7 +202,8 @@ def _calibrate_delay(sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100) 
                 ("lif", LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))),
             ]
         )
-        rt = Runtime(g, mode="int")
+        rt = Runtime(g, mode="int", backend=backend)
+        _check_backend(rt, backend)
         xs = rng.random((steps + 10, n), dtype=np.float32)
         ts = []
         for i, x in enumerate(xs):
@@ -176,6 +219,44 @@ def _calibrate_delay(sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100) 
         "median_step_s": times,
         "delay_macs_per_s": float(1.0 / slope) if slope > 0 else None,
     }
+
+
+def measure_numpy_step(
+    path: Path, steps: int, seed: int = 0, density: float | None = None
+) -> dict[str, Any]:
+    """Median step time of the bundle with the compiled kernels disabled
+    (``NEUROPLAST_BACKEND=numpy`` while the Runtime is built: every kernel is numpy's)."""
+    import neuroplast
+
+    old = os.environ.get("NEUROPLAST_BACKEND")
+    os.environ["NEUROPLAST_BACKEND"] = "numpy"
+    try:
+        rt = neuroplast.load(path)
+    finally:
+        if old is None:
+            del os.environ["NEUROPLAST_BACKEND"]
+        else:
+            os.environ["NEUROPLAST_BACKEND"] = old
+    rt.learn(bool(rt.plasticity.has_rules()))
+    rng = np.random.default_rng(seed)
+    shapes = {n: rt.shapes[n] for n in rt.inputs}
+
+    def feed() -> Any:
+        if density is None:
+            d = {n: rng.random(s, dtype=np.float32) for n, s in shapes.items()}
+        else:
+            d = {n: (rng.random(s) < density).astype(np.float32) for n, s in shapes.items()}
+        return d if len(d) > 1 else next(iter(d.values()))
+
+    for _ in range(min(10, steps)):
+        rt.step(feed())
+    times = []
+    for _ in range(steps):
+        x = feed()
+        t = time.perf_counter()
+        rt.step(x)
+        times.append(time.perf_counter() - t)
+    return {"backend": rt.backend, "median_step_s": statistics.median(times)}
 
 
 def measure_host(
@@ -240,6 +321,7 @@ def measure_host(
         "input": "uniform [0, 1)" if density is None else f"binary events, p = {density:g}",
         "learning": learn,
         "mode": rt.mode,
+        "backend": rt.backend,
         "median_step_s": statistics.median(times),
         "mean_step_s": statistics.fmean(times),
         "rss_growth_bytes": max(0, rss1 - rss0),
@@ -319,6 +401,24 @@ def run(
             res["missing"][name] = msg
             continue
         host = fits["host"]
+        # both cost tables against both backends' runs (the default run is the one above)
+        by_backend = {}
+        for be in ("numpy", "native"):
+            if be == meas["backend"]:
+                step = meas["median_step_s"]
+            elif be == "numpy":
+                step = measure_numpy_step(path, steps, density=(density or {}).get(name))[
+                    "median_step_s"
+                ]
+            else:
+                continue  # the default run did not get the compiled plan: nothing to compare
+            est = fit(path, "host", input_rate=rate, backend=be)
+            by_backend[be] = {
+                "cost_table": est.cost_table,
+                "latency_est_s": est.latency_s,
+                "latency_measured_s": step,
+                "latency_ratio": est.latency_s / step,
+            }
         # numpy-runtime RAM without the interpreter baseline, compared with measured RSS growth
         est_model_ram = host["memory"]["ram_needed"] - host["memory"]["runtime"]
         res["bundles"][name] = {
@@ -327,6 +427,8 @@ def run(
             "measured": meas,
             "fit": fits,
             "host_check": {
+                "backend_est": host["backend"],
+                "cost_table": host["cost_table"],
                 "latency_est_s": host["latency_s"],
                 "latency_measured_s": meas["median_step_s"],
                 "latency_ratio": host["latency_s"] / meas["median_step_s"],
@@ -336,6 +438,7 @@ def run(
                 "ram_ratio": (est_model_ram / meas["traced_peak_bytes"])
                 if meas["traced_peak_bytes"]
                 else None,
+                "by_backend": by_backend,
             },
         }
     return res
@@ -376,20 +479,25 @@ def markdown(res: dict[str, Any]) -> str:
                 f"{', '.join(map(str, cal['float']['sizes']))}):"
             ),
             "",
-            "| mode | MAC/s | overhead per node |",
-            "|---|---|---|",
+            "| backend | mode | MAC/s | overhead per node |",
+            "|---|---|---|---|",
         ]
-        for mode in ("float", "int"):
-            c = cal[mode]
-            rate = f"{c['macs_per_s']:.3g}" if c["macs_per_s"] else "n/a"
-            lines.append(f"| {mode} | {rate} | {_si(c['op_overhead_s'], 's')} |")
+        for backend in ("numpy", "native"):
+            if backend not in cal:
+                continue
+            for mode in ("float", "int"):
+                c = cal[backend][mode]
+                rate = f"{c['macs_per_s']:.3g}" if c["macs_per_s"] else "n/a"
+                lines.append(f"| {backend} | {mode} | {rate} | {_si(c['op_overhead_s'], 's')} |")
+            d = cal[backend].get("delay") or {}
+            if d.get("delay_macs_per_s"):
+                lines.append(
+                    f"| {backend} | DelayLinear (int) | {d['delay_macs_per_s']:.3g} synapses/s | - |"
+                )
         bw = cal.get("bandwidth") or {}
         if bw.get("mem_bandwidth_Bps"):
-            lines.append(f"| DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - |")
-        d = cal.get("delay") or {}
-        if d.get("delay_macs_per_s"):
             lines.append(
-                f"| DelayLinear (int, gather) | {d['delay_macs_per_s']:.3g} synapses/s | - |"
+                f"| numpy | DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - |"
             )
         lines.append("")
     if not res["bundles"]:
@@ -399,20 +507,36 @@ def markdown(res: dict[str, Any]) -> str:
         "### Host check (estimate / measured)",
         "",
         (
-            "| bundle | mode | learning | step est. | step measured (median) | ratio | "
-            "model RAM est. | traced peak | ratio | RSS growth |"
+            "| bundle | mode | learning | runtime backend | costed with | step est. | "
+            "step measured (median) | ratio | model RAM est. | traced peak | ratio | RSS growth |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, b in res["bundles"].items():
         m, h = b["measured"], b["host_check"]
         rr = f"{h['ram_ratio']:.2f}" if h["ram_ratio"] is not None else "n/a"
         lines.append(
             f"| {name} | {m['mode']} | {'on' if m['learning'] else 'off'} | "
+            f"{m.get('backend', '?')} | [{h.get('cost_table', 'cost')}] | "
             f"{_si(h['latency_est_s'], 's')} | {_si(h['latency_measured_s'], 's')} | "
             f"{h['latency_ratio']:.2f} | {_b(h['model_ram_est_bytes'])} | "
             f"{_b(h['model_ram_measured_bytes'])} | {rr} | {_b(h['rss_growth_bytes'])} |"
         )
+    checks = [(n, b["host_check"].get("by_backend") or {}) for n, b in res["bundles"].items()]
+    if any(bb for _, bb in checks):
+        lines += [
+            "",
+            "Each cost table against a run on its own backend (numpy: `NEUROPLAST_BACKEND=numpy`):",
+            "",
+            "| bundle | backend | costed with | step est. | step measured (median) | ratio |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, bb in checks:
+            for be, c in bb.items():
+                lines.append(
+                    f"| {name} | {be} | [{c['cost_table']}] | {_si(c['latency_est_s'], 's')} | "
+                    f"{_si(c['latency_measured_s'], 's')} | {c['latency_ratio']:.2f} |"
+                )
     lines += [
         "",
         (

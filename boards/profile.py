@@ -483,7 +483,9 @@ def profile_from_dict(data: dict[str, Any], where: str = "<profile>") -> BoardPr
                 f"{where}: '[cost.native]' is for boards that run the Python runtime "
                 "(python_runtime = true)"
             )
-        cost_native = CostModel(**{**base, **{k: float(v) for k, v in data["cost"]["native"].items()}})
+        cost_native = CostModel(
+            **{**base, **{k: float(v) for k, v in data["cost"]["native"].items()}}
+        )
     fw = None
     if "firmware" in data:
         f = data["firmware"]
