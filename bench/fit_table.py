@@ -360,6 +360,7 @@ def run(
     from neuroplast.boards import list_profiles
     from neuroplast.boards.estimate import PYTHON_RUNTIME_BYTES, fit
     from neuroplast.errors import NeuroplastError
+    from neuroplast.runtime.native import native_module
 
     boards = list_profiles()
     base = python_baseline_rss()
@@ -402,9 +403,11 @@ def run(
             continue
         host = fits["host"]
         # both cost tables against both backends' runs (the default run is the one above)
+        # (an app's own kernel may use the extension without the whole-graph plan: the
+        # numpy row is then still a run with the extension disabled)
         by_backend = {}
         for be in ("numpy", "native"):
-            if be == meas["backend"]:
+            if be == meas["backend"] and (be == "native" or native_module() is None):
                 step = meas["median_step_s"]
             elif be == "numpy":
                 step = measure_numpy_step(path, steps, density=(density or {}).get(name))[
@@ -476,7 +479,7 @@ def markdown(res: dict[str, Any]) -> str:
         lines += [
             (
                 "Host calibration (Input -> Linear(n x n) -> LIF(n), least squares over n = "
-                f"{', '.join(map(str, cal['float']['sizes']))}):"
+                f"{', '.join(map(str, cal['numpy']['float']['sizes']))}):"
             ),
             "",
             "| backend | mode | MAC/s | overhead per node |",
