@@ -77,7 +77,7 @@ def fit_table(rep: Any) -> Any:
     """A rich Table for a :class:`~neuroplast.boards.estimate.FitReport`."""
     from rich.table import Table
 
-    kernels = f", {rep.backend} kernels, [{rep.cost_table}]" if rep.backend else ""
+    kernels = f", {rep.backend} kernels, {rep.cost_table} table" if rep.backend else ""
     t = Table(
         title=f"fit on {rep.board} ({rep.runtime} runtime{kernels}, {rep.mode} mode): {rep.verdict}"
     )

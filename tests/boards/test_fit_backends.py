@@ -254,3 +254,28 @@ def test_native_extension_needs_the_python_runtime():
 def test_fit_rejects_an_unknown_backend():
     with pytest.raises(BoardError, match="backend must be 'numpy' or 'native'"):
         fit_graph(make_graph(), _profile(), backend="cuda")
+
+
+def test_cli_fit_names_and_overrides_the_backend(small_bundle, tmp_path):
+    """`neuroplast fit --backend` picks the table; JSON and the table title name it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from neuroplast.cli import build_app
+
+    prof = tmp_path / "twin.toml"
+    prof.write_text(_PROFILE.format(kind="linux", extra=""))
+    app = build_app()
+    r = CliRunner().invoke(app, ["fit", str(small_bundle), "-b", str(prof), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert (d["backend"], d["cost_table"]) == ("numpy", "cost")
+    assert d["latency_s"] == pytest.approx(3 * 1e-5 + 512 / 1e9, rel=1e-12)
+    r = CliRunner().invoke(
+        app, ["fit", str(small_bundle), "-b", str(prof), "--backend", "native"], terminal_width=200
+    )
+    assert r.exit_code == 0, r.output
+    assert "native kernels, cost.native table" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["fit", str(small_bundle), "-b", str(prof), "--backend", "gpu"])
+    assert r.exit_code != 0 and "backend must be 'numpy' or 'native'" in r.output
