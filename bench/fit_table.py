@@ -71,7 +71,7 @@ def python_baseline_rss() -> int:
 
 
 def calibrate_host(
-    sizes: tuple[int, ...] = (64, 512, 1024), steps: int = 100, repeats: int = 3
+    sizes: tuple[int, ...] = (16, 64, 512, 1024), steps: int = 100, repeats: int = 3
 ) -> dict[str, Any]:
     """Microbenchmark of the Python runtime on Input -> Linear(n x n) -> LIF(n), per mode and
     per backend (``Runtime(..., backend="numpy")`` and, when the extension loads,
@@ -98,56 +98,87 @@ def calibrate_host(
                        ("int", "op_overhead_s"), ("delay", "delay_macs_per_s")):  # fmt: skip
             vals = [r[k][key] for r in rs if r[k][key] is not None]
             med[k][key] = statistics.median(vals) if vals else None
-        for k in ("float", "int", "delay"):
-            med[k].pop("median_step_s")
+        for k in ("float", "int"):
+            med[k].pop("points")
+            med[k]["split"] = {}
+            for key in ("step_overhead_s", "op_overhead_s", "macs_per_s"):
+                vals = [r[k]["split"][key] for r in rs if r[k]["split"][key] is not None]
+                med[k]["split"][key] = statistics.median(vals) if vals else None
+        med["delay"].pop("median_step_s")
         out[b] = {**med, "runs": rs}
     out["bandwidth"] = _calibrate_bandwidth()
     return out
 
 
-def _calibrate_backend(backend: str, sizes: tuple[int, ...], steps: int) -> dict[str, Any]:
-    """Float and int Linear + LIF fits and the DelayLinear rate of one runtime backend."""
+def _calibrate_backend(
+    backend: str, sizes: tuple[int, ...], steps: int, depths: tuple[int, ...] = (1, 3)
+) -> dict[str, Any]:
+    """Float and int Linear + LIF fits and the DelayLinear rate of one runtime backend.
+
+    Graphs: Input -> d x (Linear(n x n) -> LIF(n)) for d in ``depths``, n in ``sizes``.
+    Two fits per mode: the per-node model ``t = nodes * overhead + MACs / rate`` on the d = 1
+    graphs (least squares in MACs, overhead = intercept / 3, as before), and the split model
+    ``t = step + nodes * overhead + MACs / rate`` on every graph (three-term least squares of
+    the relative error;
+    ``step_overhead_s``: the fixed per-step time of a whole-graph call). Negative terms of the
+    split fit are reported as 0.
+    """
     from neuroplast.graph import LIF, Graph, Input, Linear
     from neuroplast.quant import QuantSpec
     from neuroplast.runtime import Runtime
 
     out: dict[str, Any] = {}
     for mode in ("float", "int"):
-        macs, times = [], []
-        for n in sizes:
-            rng = np.random.default_rng(n)
-            q = mode == "int"
-            g = Graph.sequential(
-                [
-                    ("in", Input(shape=(n,), quant=QuantSpec(8, 1 / 255, -128) if q else None)),
-                    (
-                        "fc",
-                        Linear(
-                            weight=(rng.standard_normal((n, n)) * 0.1).astype(np.float32),
-                            weight_q=QuantSpec(8, 0.01) if q else None,
-                            out_q=QuantSpec(32, 0.001) if q else None,
-                        ),
-                    ),
-                    ("lif", LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))),
+        q = mode == "int"
+        points = []  # (depth, n, nodes, macs, median step)
+        for d in depths:
+            for n in sizes:
+                rng = np.random.default_rng(n)
+                layers: list[tuple[str, Any]] = [
+                    ("in", Input(shape=(n,), quant=QuantSpec(8, 1 / 255, -128) if q else None))
                 ]
-            )
-            rt = Runtime(g, mode=mode, backend=backend)
-            _check_backend(rt, backend)
-            xs = rng.random((steps + 10, n), dtype=np.float32)
-            ts = []
-            for i, x in enumerate(xs):
-                t = time.perf_counter()
-                rt.step(x)
-                if i >= 10:
-                    ts.append(time.perf_counter() - t)
-            macs.append(n * n)
-            times.append(statistics.median(ts))
-        slope, intercept = np.polyfit(np.array(macs, float), np.array(times), 1)
+                for i in range(d):
+                    w = (rng.standard_normal((n, n)) * 0.1).astype(np.float32)
+                    fc = Linear(
+                        weight=w,
+                        weight_q=QuantSpec(8, 0.01) if q else None,
+                        out_q=QuantSpec(32, 0.001) if q else None,
+                    )
+                    lif = LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))
+                    layers += [(f"fc{i}", fc), (f"lif{i}", lif)]
+                rt = Runtime(Graph.sequential(layers), mode=mode, backend=backend)
+                _check_backend(rt, backend)
+                xs = rng.random((steps + 10, n), dtype=np.float32)
+                ts = []
+                for i, x in enumerate(xs):
+                    t = time.perf_counter()
+                    rt.step(x)
+                    if i >= 10:
+                        ts.append(time.perf_counter() - t)
+                points.append((d, n, 1 + 2 * d, d * n * n, statistics.median(ts)))
+        one = [p for p in points if p[0] == 1]
+        slope, intercept = np.polyfit(
+            np.array([p[3] for p in one], float), np.array([p[4] for p in one]), 1
+        )
+        # relative least squares (rows divided by the measured time): the small graphs, where
+        # the overhead terms show, weigh as much as the large ones
+        tt = np.array([p[4] for p in points])
+        a = np.array([[1.0, p[2], p[3]] for p in points]) / tt[:, None]
+        step, node, per_mac = np.linalg.lstsq(a, np.ones(len(points)), rcond=None)[0]
         out[mode] = {
             "sizes": list(sizes),
-            "median_step_s": times,
+            "depths": list(depths),
+            "points": [
+                {"depth": p[0], "n": p[1], "nodes": p[2], "macs": p[3], "median_step_s": p[4]}
+                for p in points
+            ],
             "macs_per_s": float(1.0 / slope) if slope > 0 else None,
             "op_overhead_s": float(max(intercept, 0.0) / 3),
+            "split": {
+                "step_overhead_s": float(max(step, 0.0)),
+                "op_overhead_s": float(max(node, 0.0)),
+                "macs_per_s": float(1.0 / per_mac) if per_mac > 0 else None,
+            },
         }
     out["delay"] = _calibrate_delay(backend, steps=steps)
     return out
@@ -478,12 +509,16 @@ def markdown(res: dict[str, Any]) -> str:
     if cal:
         lines += [
             (
-                "Host calibration (Input -> Linear(n x n) -> LIF(n), least squares over n = "
+                "Host calibration (Input -> d x (Linear(n x n) -> LIF(n)), least squares over n = "
                 f"{', '.join(map(str, cal['numpy']['float']['sizes']))}):"
             ),
             "",
-            "| backend | mode | MAC/s | overhead per node |",
-            "|---|---|---|---|",
+            (
+                "| backend | mode | MAC/s | overhead per node | split fit (depth "
+                f"{', '.join(map(str, cal['numpy']['float'].get('depths', [1])))}): per step + "
+                "per node, MAC/s |"
+            ),
+            "|---|---|---|---|---|",
         ]
         for backend in ("numpy", "native"):
             if backend not in cal:
@@ -491,16 +526,26 @@ def markdown(res: dict[str, Any]) -> str:
             for mode in ("float", "int"):
                 c = cal[backend][mode]
                 rate = f"{c['macs_per_s']:.3g}" if c["macs_per_s"] else "n/a"
-                lines.append(f"| {backend} | {mode} | {rate} | {_si(c['op_overhead_s'], 's')} |")
+                sp = c.get("split") or {}
+                split = (
+                    f"{_si(sp['step_overhead_s'], 's')} + {_si(sp['op_overhead_s'], 's')}, "
+                    f"{sp['macs_per_s']:.3g}"
+                    if sp.get("macs_per_s")
+                    else "-"
+                )
+                lines.append(
+                    f"| {backend} | {mode} | {rate} | {_si(c['op_overhead_s'], 's')} | {split} |"
+                )
             d = cal[backend].get("delay") or {}
             if d.get("delay_macs_per_s"):
                 lines.append(
-                    f"| {backend} | DelayLinear (int) | {d['delay_macs_per_s']:.3g} synapses/s | - |"
+                    f"| {backend} | DelayLinear (int) | {d['delay_macs_per_s']:.3g} synapses/s "
+                    "| - | - |"
                 )
         bw = cal.get("bandwidth") or {}
         if bw.get("mem_bandwidth_Bps"):
             lines.append(
-                f"| numpy | DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - |"
+                f"| numpy | DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - | - |"
             )
         lines.append("")
     if not res["bundles"]:

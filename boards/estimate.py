@@ -33,11 +33,12 @@ Latency per step (s), by runtime::
     numpy runtime : (coefficients of the backend the Python runtime uses on the board,
                     :func:`runtime_backend`: ``[cost.native]`` over ``[cost]`` for the
                     compiled plan, ``[cost]`` for the numpy kernels)
-                    n_nodes*op_overhead + sum over dense layers of
+                    step_overhead + n_nodes*op_overhead + sum over dense layers of
                     max(macs/macs_per_s, weight traffic/mem_bandwidth_Bps)  (the bandwidth
                     term only when the weights exceed the board's last-level cache)
-                    + delay_macs/delay_macs_per_s + updates/updates_per_s  (int mode: int_op_overhead_s, int_macs_per_s
-                    where the board gives them; delay_macs = DelayLinear synapses)
+                    + delay_macs/delay_macs_per_s + updates/updates_per_s  (int mode: int_op_overhead_s, int_macs_per_s,
+                    int_step_overhead_s where the board gives them; delay_macs = DelayLinear
+                    synapses; step_overhead_s defaults to 0)
     firmware      : (per_step + sum over layers of mac*MACs + out*outputs + layer) * cpi / clock
                     with the per-kind instruction costs measured under QEMU for the profile's
                     ``[firmware] core`` (the kernels are dense: spikes cost as much as values);
@@ -525,8 +526,10 @@ def fit_graph(
         resident *= 4 if mode == "float" else 9
         cache = prof.memory.cache_bytes
         from_dram = cache is not None and resident > cache
-        latency = n_nodes * c.overhead(mode) + sum(
-            _numpy_layer_time(r, mode, c, from_dram) for r in rows
+        latency = (
+            c.step_overhead(mode)
+            + n_nodes * c.overhead(mode)
+            + sum(_numpy_layer_time(r, mode, c, from_dram) for r in rows)
         )
     elif runtime == "firmware" and fw["measured"]:
         latency = (

@@ -159,6 +159,9 @@ class CostModel:
     ``int_op_overhead_s``, and DelayLinear layers their own ``delay_macs_per_s``; they
     default to the float / dense figures. ``mem_bandwidth_Bps`` (sustained DRAM bandwidth)
     bounds dense layers whose weights stream from memory every step (roofline).
+    ``step_overhead_s`` / ``int_step_overhead_s`` (default 0; int falls back to float) is a
+    fixed time per step on top of the per-node one: the Python runtime's compiled plan runs
+    the whole graph in one call, so its dispatch cost is per step, not per node.
     """
 
     macs_per_s: float
@@ -172,6 +175,14 @@ class CostModel:
     int_op_overhead_s: float | None = None
     delay_macs_per_s: float | None = None
     mem_bandwidth_Bps: float | None = None
+    step_overhead_s: float = 0.0
+    int_step_overhead_s: float | None = None
+
+    def step_overhead(self, mode: str) -> float:
+        """Fixed time per step (s) of the runtime's ``mode`` path, besides the per-node one."""
+        if mode == "int" and self.int_step_overhead_s is not None:
+            return self.int_step_overhead_s
+        return self.step_overhead_s
 
     def delay_rate(self, mode: str) -> float:
         """Synapses/s of a DelayLinear layer on the numpy runtime (a gather from the ring
@@ -383,6 +394,8 @@ SCHEMA: dict[str, Any] = {
         "int_op_overhead_s": (_NUM, False, _nonneg),
         "delay_macs_per_s": (_NUM, False, _pos),
         "mem_bandwidth_Bps": (_NUM, False, _pos),
+        "step_overhead_s": (_NUM, False, _nonneg),
+        "int_step_overhead_s": (_NUM, False, _nonneg),
     },
 }
 # ``[cost.native]``: any subset of the ``[cost]`` keys, same types and ranges; the ones it

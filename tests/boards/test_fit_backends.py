@@ -21,7 +21,9 @@ HAS_NATIVE = native_module() is not None
 needs_native = pytest.mark.skipif(not HAS_NATIVE, reason="neuroplast._native not built")
 
 # [cost] and [cost.native] with different numbers everywhere; [cost.native] omits
-# int_op_overhead_s, updates_per_s and the energy keys (they fall back to [cost]).
+# int_op_overhead_s, updates_per_s and the energy keys (they fall back to [cost]); it has a
+# per-step time (step_overhead_s, which int mode falls back to: no int_step_overhead_s) that
+# [cost] lacks (0 there).
 _PROFILE = """
 name = "twin"
 title = "two-backend test board"
@@ -63,6 +65,7 @@ op_overhead_s = 1.0e-6
 int_macs_per_s = 2.0e9
 delay_macs_per_s = 8.0e8
 active_power_w = 3.0
+step_overhead_s = 5.0e-6
 """
 
 
@@ -104,6 +107,8 @@ def test_native_table_merges_over_cost():
     assert (nat.delay_macs_per_s, nat.active_power_w) == (8e8, 3.0)
     # omitted keys come from [cost]
     assert (nat.int_op_overhead_s, nat.updates_per_s, nat.idle_power_w) == (2e-5, 1e9, 1.0)
+    assert (nat.step_overhead("float"), nat.step_overhead("int")) == (5e-6, 5e-6)
+    assert (base.step_overhead("float"), base.step_overhead("int")) == (0.0, 0.0)
     # without the table, [cost] serves both backends
     plain = _profile(native=False)
     assert plain.cost_native is None and plain.cost_for("native") is plain.cost
@@ -117,7 +122,7 @@ def test_float_latency_and_energy_per_backend_by_hand():
     num = fit_graph(g, p, backend="numpy")
     nat = fit_graph(g, p, backend="native")
     t_num = 3 * 1e-5 + 512 / 1e9
-    t_nat = 3 * 1e-6 + 512 / 4e9
+    t_nat = 5e-6 + 3 * 1e-6 + 512 / 4e9
     assert num.latency_s == pytest.approx(t_num, rel=1e-12)
     assert nat.latency_s == pytest.approx(t_nat, rel=1e-12)
     assert num.energy_j == pytest.approx(t_num * 2.0, rel=1e-12)
@@ -138,7 +143,7 @@ def test_int_delay_latency_falls_back_to_cost_for_missing_keys():
     nat = fit_graph(g, p, mode="int", backend="native")
     # int_op_overhead_s is not in [cost.native]: 2e-5 from [cost] on both backends
     assert num.latency_s == pytest.approx(3 * 2e-5 + n * n / 1e8, rel=1e-12)
-    assert nat.latency_s == pytest.approx(3 * 2e-5 + n * n / 8e8, rel=1e-12)
+    assert nat.latency_s == pytest.approx(5e-6 + 3 * 2e-5 + n * n / 8e8, rel=1e-12)
     # a board without [cost.native]: "native" is costed with [cost]
     plain = fit_graph(g, _profile(native=False), mode="int", backend="native")
     assert plain.latency_s == pytest.approx(num.latency_s, rel=1e-12)
@@ -167,8 +172,8 @@ def test_host_board_follows_the_disabled_extension(monkeypatch):
 def test_backend_is_what_the_runtime_reports(kind, extra):
     p = _profile(kind, extra)
     for g, mode, t_nat in (
-        (make_graph(), "float", 3 * 1e-6 + 512 / 4e9),
-        (_delay_graph(24), "int", 3 * 2e-5 + 24 * 24 / 8e8),
+        (make_graph(), "float", 5e-6 + 3 * 1e-6 + 512 / 4e9),
+        (_delay_graph(24), "int", 5e-6 + 3 * 2e-5 + 24 * 24 / 8e8),
     ):
         be = Runtime(g, mode=mode).backend
         assert be == "native"  # both graphs are covered by the compiled plan
@@ -218,6 +223,10 @@ def test_shipped_python_boards_state_their_backend_tables():
         (
             lambda t: t.replace("op_overhead_s = 1.0e-6", 'op_overhead_s = "fast"'),
             r"'cost.native.op_overhead_s' must be a number, got str",
+        ),
+        (
+            lambda t: t.replace("step_overhead_s = 5.0e-6", "step_overhead_s = -1.0"),
+            r"'cost.native.step_overhead_s' = -1.0 must be >= 0",
         ),
         (
             lambda t: t.replace("[cost.native]", "[cost.native.extra]"),
