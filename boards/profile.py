@@ -147,8 +147,8 @@ class CostModel:
 
     Latency of one step (s)::
 
-        t = n_nodes * op_overhead_s + macs / macs_per_s + synops / synops_per_s
-            + updates / updates_per_s
+        t = step_overhead_s + n_nodes * op_overhead_s + macs / macs_per_s
+            + synops / synops_per_s + updates / updates_per_s
 
     Energy of one step (J)::
 
