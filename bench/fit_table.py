@@ -70,11 +70,58 @@ def python_baseline_rss() -> int:
     return int(out.stdout.strip())
 
 
-def calibrate_host(sizes: tuple[int, ...] = (64, 512, 1024), steps: int = 100) -> dict[str, Any]:
-    """Microbenchmark of the numpy runtime on Input -> Linear(n x n) -> LIF(n), per mode.
+def calibrate_host(
+    sizes: tuple[int, ...] = (16, 64, 512, 1024), steps: int = 100, repeats: int = 3
+) -> dict[str, Any]:
+    """Microbenchmark of the Python runtime on Input -> Linear(n x n) -> LIF(n), per mode and
+    per backend (``Runtime(..., backend="numpy")`` and, when the extension loads,
+    ``backend="native"``).
 
     Fits ``t = 3 * overhead + MACs / rate`` (least squares over ``sizes``): the source of the
-    host profile's ``op_overhead_s`` / ``macs_per_s`` and their ``int_`` variants.
+    host profile's ``op_overhead_s`` / ``macs_per_s`` and their ``int_`` variants, in
+    ``[cost]`` (numpy) and ``[cost.native]`` (native); DelayLinear's rate likewise. Returns
+    ``{"numpy": {...}, "native": {...} (absent without the extension), "bandwidth": {...}}``.
+    The backends are measured in turn ``repeats`` times (so load changes hit both) and each
+    coefficient is the median of its ``repeats`` fits (every fit kept under ``"runs"``).
+    """
+    from neuroplast.runtime.native import native_module
+
+    backends = [b for b in ("numpy", "native") if b == "numpy" or native_module() is not None]
+    runs: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
+    for _ in range(max(1, repeats)):
+        for b in backends:
+            runs[b].append(_calibrate_backend(b, sizes, steps))
+    out: dict[str, Any] = {}
+    for b, rs in runs.items():
+        med = {k: dict(rs[0][k]) for k in ("float", "int", "delay")}
+        for k, key in (("float", "macs_per_s"), ("float", "op_overhead_s"), ("int", "macs_per_s"),
+                       ("int", "op_overhead_s"), ("delay", "delay_macs_per_s")):  # fmt: skip
+            vals = [r[k][key] for r in rs if r[k][key] is not None]
+            med[k][key] = statistics.median(vals) if vals else None
+        for k in ("float", "int"):
+            med[k].pop("points")
+            med[k]["split"] = {}
+            for key in ("step_overhead_s", "op_overhead_s", "macs_per_s"):
+                vals = [r[k]["split"][key] for r in rs if r[k]["split"][key] is not None]
+                med[k]["split"][key] = statistics.median(vals) if vals else None
+        med["delay"].pop("median_step_s")
+        out[b] = {**med, "runs": rs}
+    out["bandwidth"] = _calibrate_bandwidth()
+    return out
+
+
+def _calibrate_backend(
+    backend: str, sizes: tuple[int, ...], steps: int, depths: tuple[int, ...] = (1, 3)
+) -> dict[str, Any]:
+    """Float and int Linear + LIF fits and the DelayLinear rate of one runtime backend.
+
+    Graphs: Input -> d x (Linear(n x n) -> LIF(n)) for d in ``depths``, n in ``sizes``.
+    Two fits per mode: the per-node model ``t = nodes * overhead + MACs / rate`` on the d = 1
+    graphs (least squares in MACs, overhead = intercept / 3, as before), and the split model
+    ``t = step + nodes * overhead + MACs / rate`` on every graph (three-term least squares of
+    the relative error;
+    ``step_overhead_s``: the fixed per-step time of a whole-graph call). Negative terms of the
+    split fit are reported as 0.
     """
     from neuroplast.graph import LIF, Graph, Input, Linear
     from neuroplast.quant import QuantSpec
@@ -82,44 +129,67 @@ def calibrate_host(sizes: tuple[int, ...] = (64, 512, 1024), steps: int = 100) -
 
     out: dict[str, Any] = {}
     for mode in ("float", "int"):
-        macs, times = [], []
-        for n in sizes:
-            rng = np.random.default_rng(n)
-            q = mode == "int"
-            g = Graph.sequential(
-                [
-                    ("in", Input(shape=(n,), quant=QuantSpec(8, 1 / 255, -128) if q else None)),
-                    (
-                        "fc",
-                        Linear(
-                            weight=(rng.standard_normal((n, n)) * 0.1).astype(np.float32),
-                            weight_q=QuantSpec(8, 0.01) if q else None,
-                            out_q=QuantSpec(32, 0.001) if q else None,
-                        ),
-                    ),
-                    ("lif", LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))),
+        q = mode == "int"
+        points = []  # (depth, n, nodes, macs, median step)
+        for d in depths:
+            for n in sizes:
+                rng = np.random.default_rng(n)
+                layers: list[tuple[str, Any]] = [
+                    ("in", Input(shape=(n,), quant=QuantSpec(8, 1 / 255, -128) if q else None))
                 ]
-            )
-            rt = Runtime(g, mode=mode)
-            xs = rng.random((steps + 10, n), dtype=np.float32)
-            ts = []
-            for i, x in enumerate(xs):
-                t = time.perf_counter()
-                rt.step(x)
-                if i >= 10:
-                    ts.append(time.perf_counter() - t)
-            macs.append(n * n)
-            times.append(statistics.median(ts))
-        slope, intercept = np.polyfit(np.array(macs, float), np.array(times), 1)
+                for i in range(d):
+                    w = (rng.standard_normal((n, n)) * 0.1).astype(np.float32)
+                    fc = Linear(
+                        weight=w,
+                        weight_q=QuantSpec(8, 0.01) if q else None,
+                        out_q=QuantSpec(32, 0.001) if q else None,
+                    )
+                    lif = LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))
+                    layers += [(f"fc{i}", fc), (f"lif{i}", lif)]
+                rt = Runtime(Graph.sequential(layers), mode=mode, backend=backend)
+                _check_backend(rt, backend)
+                xs = rng.random((steps + 10, n), dtype=np.float32)
+                ts = []
+                for i, x in enumerate(xs):
+                    t = time.perf_counter()
+                    rt.step(x)
+                    if i >= 10:
+                        ts.append(time.perf_counter() - t)
+                points.append((d, n, 1 + 2 * d, d * n * n, statistics.median(ts)))
+        one = [p for p in points if p[0] == 1]
+        slope, intercept = np.polyfit(
+            np.array([p[3] for p in one], float), np.array([p[4] for p in one]), 1
+        )
+        # relative least squares (rows divided by the measured time): the small graphs, where
+        # the overhead terms show, weigh as much as the large ones
+        tt = np.array([p[4] for p in points])
+        a = np.array([[1.0, p[2], p[3]] for p in points]) / tt[:, None]
+        step, node, per_mac = np.linalg.lstsq(a, np.ones(len(points)), rcond=None)[0]
         out[mode] = {
             "sizes": list(sizes),
-            "median_step_s": times,
+            "depths": list(depths),
+            "points": [
+                {"depth": p[0], "n": p[1], "nodes": p[2], "macs": p[3], "median_step_s": p[4]}
+                for p in points
+            ],
             "macs_per_s": float(1.0 / slope) if slope > 0 else None,
             "op_overhead_s": float(max(intercept, 0.0) / 3),
+            "split": {
+                "step_overhead_s": float(max(step, 0.0)),
+                "op_overhead_s": float(max(node, 0.0)),
+                "macs_per_s": float(1.0 / per_mac) if per_mac > 0 else None,
+            },
         }
-    out["delay"] = _calibrate_delay(steps=steps)
-    out["bandwidth"] = _calibrate_bandwidth()
+    out["delay"] = _calibrate_delay(backend, steps=steps)
     return out
+
+
+def _check_backend(rt: Any, backend: str) -> None:
+    """The calibration graph must run on the backend it is timed for."""
+    if rt.backend != backend:
+        raise RuntimeError(
+            f"calibration graph runs on {rt.backend}, not {backend}: {rt.backend_reason}"
+        )
 
 
 def _calibrate_bandwidth(n: int = 4096, reps: int = 20) -> dict[str, Any]:
@@ -136,8 +206,11 @@ def _calibrate_bandwidth(n: int = 4096, reps: int = 20) -> dict[str, Any]:
     return {"matrix_bytes": w.nbytes, "median_s": med, "mem_bandwidth_Bps": w.nbytes / med}
 
 
-def _calibrate_delay(sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100) -> dict[str, Any]:
-    """DelayLinear(n x n, delays 0..15) in int mode: synapses per second (slope of the fit)."""
+def _calibrate_delay(
+    backend: str, sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100
+) -> dict[str, Any]:
+    """DelayLinear(n x n, delays 0..15) in int mode on ``backend``: synapses per second
+    (slope of the fit)."""
     from neuroplast.graph import LIF, DelayLinear, Graph, Input
     from neuroplast.quant import QuantSpec
     from neuroplast.runtime import Runtime
@@ -160,7 +233,8 @@ def _calibrate_delay(sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100) 
                 ("lif", LIF(tau_mem=np.full(n, 0.02, np.float32), v_th=np.ones(n, np.float32))),
             ]
         )
-        rt = Runtime(g, mode="int")
+        rt = Runtime(g, mode="int", backend=backend)
+        _check_backend(rt, backend)
         xs = rng.random((steps + 10, n), dtype=np.float32)
         ts = []
         for i, x in enumerate(xs):
@@ -176,6 +250,44 @@ def _calibrate_delay(sizes: tuple[int, ...] = (64, 128, 256), steps: int = 100) 
         "median_step_s": times,
         "delay_macs_per_s": float(1.0 / slope) if slope > 0 else None,
     }
+
+
+def measure_numpy_step(
+    path: Path, steps: int, seed: int = 0, density: float | None = None
+) -> dict[str, Any]:
+    """Median step time of the bundle with the compiled kernels disabled
+    (``NEUROPLAST_BACKEND=numpy`` while the Runtime is built: every kernel is numpy's)."""
+    import neuroplast
+
+    old = os.environ.get("NEUROPLAST_BACKEND")
+    os.environ["NEUROPLAST_BACKEND"] = "numpy"
+    try:
+        rt = neuroplast.load(path)
+    finally:
+        if old is None:
+            del os.environ["NEUROPLAST_BACKEND"]
+        else:
+            os.environ["NEUROPLAST_BACKEND"] = old
+    rt.learn(bool(rt.plasticity.has_rules()))
+    rng = np.random.default_rng(seed)
+    shapes = {n: rt.shapes[n] for n in rt.inputs}
+
+    def feed() -> Any:
+        if density is None:
+            d = {n: rng.random(s, dtype=np.float32) for n, s in shapes.items()}
+        else:
+            d = {n: (rng.random(s) < density).astype(np.float32) for n, s in shapes.items()}
+        return d if len(d) > 1 else next(iter(d.values()))
+
+    for _ in range(min(10, steps)):
+        rt.step(feed())
+    times = []
+    for _ in range(steps):
+        x = feed()
+        t = time.perf_counter()
+        rt.step(x)
+        times.append(time.perf_counter() - t)
+    return {"backend": rt.backend, "median_step_s": statistics.median(times)}
 
 
 def measure_host(
@@ -240,6 +352,7 @@ def measure_host(
         "input": "uniform [0, 1)" if density is None else f"binary events, p = {density:g}",
         "learning": learn,
         "mode": rt.mode,
+        "backend": rt.backend,
         "median_step_s": statistics.median(times),
         "mean_step_s": statistics.fmean(times),
         "rss_growth_bytes": max(0, rss1 - rss0),
@@ -278,6 +391,7 @@ def run(
     from neuroplast.boards import list_profiles
     from neuroplast.boards.estimate import PYTHON_RUNTIME_BYTES, fit
     from neuroplast.errors import NeuroplastError
+    from neuroplast.runtime.native import native_module
 
     boards = list_profiles()
     base = python_baseline_rss()
@@ -319,6 +433,26 @@ def run(
             res["missing"][name] = msg
             continue
         host = fits["host"]
+        # both cost tables against both backends' runs (the default run is the one above)
+        # (an app's own kernel may use the extension without the whole-graph plan: the
+        # numpy row is then still a run with the extension disabled)
+        by_backend = {}
+        for be in ("numpy", "native"):
+            if be == meas["backend"] and (be == "native" or native_module() is None):
+                step = meas["median_step_s"]
+            elif be == "numpy":
+                step = measure_numpy_step(path, steps, density=(density or {}).get(name))[
+                    "median_step_s"
+                ]
+            else:
+                continue  # the default run did not get the compiled plan: nothing to compare
+            est = fit(path, "host", input_rate=rate, backend=be)
+            by_backend[be] = {
+                "cost_table": est.cost_table,
+                "latency_est_s": est.latency_s,
+                "latency_measured_s": step,
+                "latency_ratio": est.latency_s / step,
+            }
         # numpy-runtime RAM without the interpreter baseline, compared with measured RSS growth
         est_model_ram = host["memory"]["ram_needed"] - host["memory"]["runtime"]
         res["bundles"][name] = {
@@ -327,6 +461,8 @@ def run(
             "measured": meas,
             "fit": fits,
             "host_check": {
+                "backend_est": host["backend"],
+                "cost_table": host["cost_table"],
                 "latency_est_s": host["latency_s"],
                 "latency_measured_s": meas["median_step_s"],
                 "latency_ratio": host["latency_s"] / meas["median_step_s"],
@@ -336,6 +472,7 @@ def run(
                 "ram_ratio": (est_model_ram / meas["traced_peak_bytes"])
                 if meas["traced_peak_bytes"]
                 else None,
+                "by_backend": by_backend,
             },
         }
     return res
@@ -372,24 +509,43 @@ def markdown(res: dict[str, Any]) -> str:
     if cal:
         lines += [
             (
-                "Host calibration (Input -> Linear(n x n) -> LIF(n), least squares over n = "
-                f"{', '.join(map(str, cal['float']['sizes']))}):"
+                "Host calibration (Input -> d x (Linear(n x n) -> LIF(n)), least squares over n = "
+                f"{', '.join(map(str, cal['numpy']['float']['sizes']))}):"
             ),
             "",
-            "| mode | MAC/s | overhead per node |",
-            "|---|---|---|",
+            (
+                "| backend | mode | MAC/s | overhead per node | split fit (depth "
+                f"{', '.join(map(str, cal['numpy']['float'].get('depths', [1])))}): per step + "
+                "per node, MAC/s |"
+            ),
+            "|---|---|---|---|---|",
         ]
-        for mode in ("float", "int"):
-            c = cal[mode]
-            rate = f"{c['macs_per_s']:.3g}" if c["macs_per_s"] else "n/a"
-            lines.append(f"| {mode} | {rate} | {_si(c['op_overhead_s'], 's')} |")
+        for backend in ("numpy", "native"):
+            if backend not in cal:
+                continue
+            for mode in ("float", "int"):
+                c = cal[backend][mode]
+                rate = f"{c['macs_per_s']:.3g}" if c["macs_per_s"] else "n/a"
+                sp = c.get("split") or {}
+                split = (
+                    f"{_si(sp['step_overhead_s'], 's')} + {_si(sp['op_overhead_s'], 's')}, "
+                    f"{sp['macs_per_s']:.3g}"
+                    if sp.get("macs_per_s")
+                    else "-"
+                )
+                lines.append(
+                    f"| {backend} | {mode} | {rate} | {_si(c['op_overhead_s'], 's')} | {split} |"
+                )
+            d = cal[backend].get("delay") or {}
+            if d.get("delay_macs_per_s"):
+                lines.append(
+                    f"| {backend} | DelayLinear (int) | {d['delay_macs_per_s']:.3g} synapses/s "
+                    "| - | - |"
+                )
         bw = cal.get("bandwidth") or {}
         if bw.get("mem_bandwidth_Bps"):
-            lines.append(f"| DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - |")
-        d = cal.get("delay") or {}
-        if d.get("delay_macs_per_s"):
             lines.append(
-                f"| DelayLinear (int, gather) | {d['delay_macs_per_s']:.3g} synapses/s | - |"
+                f"| numpy | DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - | - |"
             )
         lines.append("")
     if not res["bundles"]:
@@ -399,20 +555,36 @@ def markdown(res: dict[str, Any]) -> str:
         "### Host check (estimate / measured)",
         "",
         (
-            "| bundle | mode | learning | step est. | step measured (median) | ratio | "
-            "model RAM est. | traced peak | ratio | RSS growth |"
+            "| bundle | mode | learning | runtime backend | costed with | step est. | "
+            "step measured (median) | ratio | model RAM est. | traced peak | ratio | RSS growth |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, b in res["bundles"].items():
         m, h = b["measured"], b["host_check"]
         rr = f"{h['ram_ratio']:.2f}" if h["ram_ratio"] is not None else "n/a"
         lines.append(
             f"| {name} | {m['mode']} | {'on' if m['learning'] else 'off'} | "
+            f"{m.get('backend', '?')} | [{h.get('cost_table', 'cost')}] | "
             f"{_si(h['latency_est_s'], 's')} | {_si(h['latency_measured_s'], 's')} | "
             f"{h['latency_ratio']:.2f} | {_b(h['model_ram_est_bytes'])} | "
             f"{_b(h['model_ram_measured_bytes'])} | {rr} | {_b(h['rss_growth_bytes'])} |"
         )
+    checks = [(n, b["host_check"].get("by_backend") or {}) for n, b in res["bundles"].items()]
+    if any(bb for _, bb in checks):
+        lines += [
+            "",
+            "Each cost table against a run on its own backend (numpy: `NEUROPLAST_BACKEND=numpy`):",
+            "",
+            "| bundle | backend | costed with | step est. | step measured (median) | ratio |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, bb in checks:
+            for be, c in bb.items():
+                lines.append(
+                    f"| {name} | {be} | [{c['cost_table']}] | {_si(c['latency_est_s'], 's')} | "
+                    f"{_si(c['latency_measured_s'], 's')} | {c['latency_ratio']:.2f} |"
+                )
     lines += [
         "",
         (

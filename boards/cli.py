@@ -77,7 +77,10 @@ def fit_table(rep: Any) -> Any:
     """A rich Table for a :class:`~neuroplast.boards.estimate.FitReport`."""
     from rich.table import Table
 
-    t = Table(title=f"fit on {rep.board} ({rep.runtime} runtime, {rep.mode} mode): {rep.verdict}")
+    kernels = f", {rep.backend} kernels, {rep.cost_table} table" if rep.backend else ""
+    t = Table(
+        title=f"fit on {rep.board} ({rep.runtime} runtime{kernels}, {rep.mode} mode): {rep.verdict}"
+    )
     t.add_column("quantity")
     t.add_column("value", justify="right")
     mem = rep.memory
@@ -231,6 +234,12 @@ def register(app: Any) -> None:
         plugin: list[str] = typer.Option(
             None, "--plugin", help="Module registering an app's node kinds (repeatable)."
         ),
+        backend: str = typer.Option(
+            None,
+            "--backend",
+            help="Python-runtime kernels to cost: numpy or native (default: what the runtime "
+            "would use on the board).",
+        ),
     ) -> None:
         """Estimate memory, ops, latency and energy of a model on a board, with a verdict.
 
@@ -243,7 +252,10 @@ def register(app: Any) -> None:
         """
         from neuroplast.boards.estimate import fit
 
-        rep = fit(bundle, board, learning=learn, mode=mode, input_rate=rate, plugins=plugin)
+        rep = fit(
+            bundle, board, learning=learn, mode=mode, input_rate=rate, plugins=plugin,
+            backend=backend,
+        )  # fmt: skip
         if as_json:
             print(json.dumps(rep.to_dict(), indent=1))
             if rep.verdict == "does-not-fit":

@@ -30,11 +30,15 @@ Ops per step: ``macs`` (dense), ``synops`` (spike-driven, at ``input_rate``), ``
 
 Latency per step (s), by runtime::
 
-    numpy runtime : n_nodes*op_overhead + sum over dense layers of
+    numpy runtime : (coefficients of the backend the Python runtime uses on the board,
+                    :func:`runtime_backend`: ``[cost.native]`` over ``[cost]`` for the
+                    compiled plan, ``[cost]`` for the numpy kernels)
+                    step_overhead + n_nodes*op_overhead + sum over dense layers of
                     max(macs/macs_per_s, weight traffic/mem_bandwidth_Bps)  (the bandwidth
                     term only when the weights exceed the board's last-level cache)
-                    + delay_macs/delay_macs_per_s + updates/updates_per_s  (int mode: int_op_overhead_s, int_macs_per_s
-                    where the board gives them; delay_macs = DelayLinear synapses)
+                    + delay_macs/delay_macs_per_s + updates/updates_per_s  (int mode: int_op_overhead_s, int_macs_per_s,
+                    int_step_overhead_s where the board gives them; delay_macs = DelayLinear
+                    synapses; step_overhead_s defaults to 0)
     firmware      : (per_step + sum over layers of mac*MACs + out*outputs + layer) * cpi / clock
                     with the per-kind instruction costs measured under QEMU for the profile's
                     ``[firmware] core`` (the kernels are dense: spikes cost as much as values);
@@ -69,6 +73,7 @@ __all__ = [
     "FitReport",
     "fit",
     "fit_graph",
+    "runtime_backend",
     "plastic_layers",
     "board_targets",
     "runtime_targets",
@@ -128,6 +133,11 @@ class FitReport:
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
     layers: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    #: the Python runtime's kernels whose coefficients were used ("numpy" or "native";
+    #: "" for firmware and neuromorphic boards)
+    backend: str = ""
+    #: the profile table those coefficients came from ("cost" or "cost.native")
+    cost_table: str = "cost"
 
     @property
     def fits(self) -> bool:
@@ -139,6 +149,8 @@ class FitReport:
             "board": self.board,
             "runtime": self.runtime,
             "mode": self.mode,
+            "backend": self.backend,
+            "cost_table": self.cost_table,
             "memory": self.memory.__dict__.copy(),
             "ops": self.ops.__dict__.copy(),
             "ram_available": self.ram_available,
@@ -254,6 +266,34 @@ def runtime_targets(prof: BoardProfile, mode: str) -> list[str]:
     return names
 
 
+def runtime_backend(graph: Any, prof: BoardProfile, mode: str, *, build: bool = True) -> str:
+    """Which kernels the Python runtime would step ``graph`` with on ``prof``: ``"native"``
+    (the compiled whole-graph plan of ``neuroplast._native``) or ``"numpy"``.
+
+    Rule: on the ``host`` board, what a ``Runtime(graph, mode)`` of this process reports as
+    :attr:`~neuroplast.runtime.Runtime.backend` (the extension loads, is not disabled by
+    ``NEUROPLAST_BACKEND=numpy``, and has an op for every node). On other boards that run
+    the Python runtime: ``"numpy"`` unless the profile says ``native_extension = true``;
+    then ``"native"`` when this process's plan covers the graph too (or when the extension
+    is not loaded here, so that cannot be checked). ``build=False`` skips building the
+    Runtime (a model too large for this machine) and answers from the extension alone.
+    """
+    from neuroplast.runtime.native import native_module
+
+    if prof.kind != "host" and not prof.native_extension:
+        return "numpy"
+    if native_module() is None:
+        return "numpy" if prof.kind == "host" else "native"
+    if not build:
+        return "native"
+    from neuroplast.runtime import Runtime
+
+    try:
+        return Runtime(graph, mode=mode).backend
+    except NeuroplastError:
+        return "numpy"
+
+
 def _refused_report(
     graph: Any, prof: BoardProfile, runtime: str, mode: str, reasons: list[str]
 ) -> FitReport:
@@ -291,8 +331,12 @@ def fit_graph(
     mode: str | None = None,
     input_rate: float | dict[str, float] = 1.0,
     bundle_bytes: int | None = None,
+    backend: str | None = None,
 ) -> FitReport:
     """Estimate whether ``graph`` runs on ``board``; see the module docstring for the equations.
+
+    ``backend`` (``"numpy"`` or ``"native"``) picks the Python runtime's cost table on
+    boards that run it; ``None`` uses the one the runtime would use (:func:`runtime_backend`).
 
     ``learning`` defaults to "on when the model has plastic layers". ``mode`` (``"int"`` or
     ``"float"``) defaults to int when any layer carries a weight quantizer. ``input_rate`` is
@@ -313,6 +357,8 @@ def fit_graph(
         raise BoardError(f"plasticity names layers not in the graph: {', '.join(unknown)}")
     learning = bool(plastic) if learning is None else bool(learning)
     runtime = _runtime_of(prof)
+    if backend is not None and backend not in ("numpy", "native"):
+        raise BoardError(f"backend must be 'numpy' or 'native', got {backend!r}")
     reasons: list[str] = []
     warnings: list[str] = []
     # The capability matrix first: never estimate (or say "fits") for what cannot run.
@@ -468,14 +514,22 @@ def fit_graph(
     # --- latency and energy
     c = prof.cost
     n_nodes = len(rows)
+    cost_table = "cost"
     if runtime == "numpy":
+        if backend is None:  # build a Runtime here only for a model this machine can hold
+            backend = runtime_backend(graph, prof, mode, build=ram_needed <= ram_avail)
+        c = prof.cost_for(backend)
+        if c is not prof.cost:
+            cost_table = "cost.native"
         # weights resident per step: float32, or int8 codes + the float64 copy
         resident = sum(r.params for r in rows if r.macs and r.kind != "DelayLinear")
         resident *= 4 if mode == "float" else 9
         cache = prof.memory.cache_bytes
         from_dram = cache is not None and resident > cache
-        latency = n_nodes * c.overhead(mode) + sum(
-            _numpy_layer_time(r, mode, c, from_dram) for r in rows
+        latency = (
+            c.step_overhead(mode)
+            + n_nodes * c.overhead(mode)
+            + sum(_numpy_layer_time(r, mode, c, from_dram) for r in rows)
         )
     elif runtime == "firmware" and fw["measured"]:
         latency = (
@@ -546,6 +600,8 @@ def fit_graph(
         reasons=tuple(reasons),
         warnings=tuple(warnings),
         layers=layer_rows,
+        backend=backend if runtime == "numpy" else "",
+        cost_table=cost_table,
     )
 
 
@@ -649,10 +705,12 @@ def fit(
     mode: str | None = None,
     input_rate: float | dict[str, float] = 1.0,
     plugins: list[str] | None = None,
+    backend: str | None = None,
 ) -> FitReport:
     """Fit report of a bundle (path or loaded :class:`~neuroplast.bundle.Bundle`) or a Graph.
 
     ``plugins``: modules to import first (they register an app's own node kinds).
+    ``backend``: the Python runtime's kernels to cost (see :func:`fit_graph`).
     """
     from neuroplast.boards.plugins import import_plugins
 
@@ -676,4 +734,5 @@ def fit(
         mode=mode,
         input_rate=input_rate,
         bundle_bytes=size,
+        backend=backend,
     )

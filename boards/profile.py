@@ -34,6 +34,7 @@ __all__ = [
     "KINDS",
     "BACKENDS",
     "NEURON_TYPES",
+    "RUNTIME_BACKENDS",
     "CpuSpec",
     "MemorySpec",
     "SerialSpec",
@@ -60,6 +61,9 @@ MEASURED_FIRMWARE = PROFILE_DIR / "firmware_measured.json"
 #: ``virtual``: the firmware built for the host on a pseudo-terminal.
 KINDS = ("linux", "mcu", "neuromorphic", "sfq", "host", "virtual")
 BACKENDS = ("numpy", "onnxruntime", "tflite", "firmware", "nir", "sfq")
+#: The Python runtime's two kernel backends (``Runtime.backend``): the numpy reference
+#: kernels, or the compiled whole-graph plan of ``neuroplast._native``.
+RUNTIME_BACKENDS = ("numpy", "native")
 #: Neuron kinds of the graph IR that a neuromorphic target may list as supported.
 NEURON_TYPES = ("LIF", "CubaLIF", "IF", "LI", "Threshold", "ReLU")
 
@@ -143,8 +147,8 @@ class CostModel:
 
     Latency of one step (s)::
 
-        t = n_nodes * op_overhead_s + macs / macs_per_s + synops / synops_per_s
-            + updates / updates_per_s
+        t = step_overhead_s + n_nodes * op_overhead_s + macs / macs_per_s
+            + synops / synops_per_s + updates / updates_per_s
 
     Energy of one step (J)::
 
@@ -155,6 +159,9 @@ class CostModel:
     ``int_op_overhead_s``, and DelayLinear layers their own ``delay_macs_per_s``; they
     default to the float / dense figures. ``mem_bandwidth_Bps`` (sustained DRAM bandwidth)
     bounds dense layers whose weights stream from memory every step (roofline).
+    ``step_overhead_s`` / ``int_step_overhead_s`` (default 0; int falls back to float) is a
+    fixed time per step on top of the per-node one: the Python runtime's compiled plan runs
+    the whole graph in one call, so its dispatch cost is per step, not per node.
     """
 
     macs_per_s: float
@@ -168,6 +175,14 @@ class CostModel:
     int_op_overhead_s: float | None = None
     delay_macs_per_s: float | None = None
     mem_bandwidth_Bps: float | None = None
+    step_overhead_s: float = 0.0
+    int_step_overhead_s: float | None = None
+
+    def step_overhead(self, mode: str) -> float:
+        """Fixed time per step (s) of the runtime's ``mode`` path, besides the per-node one."""
+        if mode == "int" and self.int_step_overhead_s is not None:
+            return self.int_step_overhead_s
+        return self.step_overhead_s
 
     def delay_rate(self, mode: str) -> float:
         """Synapses/s of a DelayLinear layer on the numpy runtime (a gather from the ring
@@ -237,11 +252,29 @@ class BoardProfile:
     notes: str = ""
     source: str = ""
     firmware: FirmwareSpec | None = None
+    #: ``[cost.native]`` merged over ``[cost]``: the coefficients of the compiled backend
+    #: (``None`` when the profile has no such table: ``[cost]`` then serves both backends)
+    cost_native: CostModel | None = None
+    #: the compiled extension is installed on the board (``native_extension = true``); the
+    #: ``host`` profile ignores it and asks the runtime of this process instead
+    native_extension: bool = False
 
     @property
     def runs_python(self) -> bool:
         """True when the board runs the numpy runtime itself (deploy/serve targets)."""
         return self.python_runtime
+
+    def cost_for(self, backend: str) -> CostModel:
+        """The cost coefficients of the Python runtime's ``backend`` (``"numpy"`` or
+        ``"native"``): ``[cost.native]`` (each key it omits taken from ``[cost]``) for
+        ``"native"`` when the profile has that table, else ``[cost]``."""
+        if backend not in RUNTIME_BACKENDS:
+            raise BoardError(
+                f"backend must be one of {', '.join(RUNTIME_BACKENDS)}, got {backend!r}"
+            )
+        if backend == "native" and self.cost_native is not None:
+            return self.cost_native
+        return self.cost
 
 
 # --------------------------------------------------------------------------- schema
@@ -306,6 +339,7 @@ SCHEMA: dict[str, Any] = {
     "accelerators": (list, True, _str_list),
     "backends": (list, True, _all_of(BACKENDS)),
     "notes": (str, False, None),
+    "native_extension": (bool, False, None),
     "cpu": {
         "_required": False,
         "arch": (str, True, None),
@@ -360,7 +394,16 @@ SCHEMA: dict[str, Any] = {
         "int_op_overhead_s": (_NUM, False, _nonneg),
         "delay_macs_per_s": (_NUM, False, _pos),
         "mem_bandwidth_Bps": (_NUM, False, _pos),
+        "step_overhead_s": (_NUM, False, _nonneg),
+        "int_step_overhead_s": (_NUM, False, _nonneg),
     },
+}
+# ``[cost.native]``: any subset of the ``[cost]`` keys, same types and ranges; the ones it
+# omits fall back to ``[cost]`` (see :meth:`BoardProfile.cost_for`).
+_COST_KEYS = {k: v for k, v in SCHEMA["cost"].items() if k != "_required"}
+SCHEMA["cost"]["native"] = {
+    "_required": False,
+    **{key: (types, False, check) for key, (types, _, check) in _COST_KEYS.items()},
 }
 
 
@@ -427,6 +470,8 @@ def profile_from_dict(data: dict[str, Any], where: str = "<profile>") -> BoardPr
         raise BoardError(f"{where}: kind '{kind}' needs a [neuromorphic] table")
     if kind == "mcu" and "serial" not in data:
         raise BoardError(f"{where}: kind 'mcu' needs a [serial] table")
+    if data.get("native_extension") and not data["python_runtime"]:
+        raise BoardError(f"{where}: 'native_extension' needs python_runtime = true")
     cpu = CpuSpec(**data["cpu"]) if "cpu" in data else None
     ser = None
     if "serial" in data:
@@ -442,7 +487,18 @@ def profile_from_dict(data: dict[str, Any], where: str = "<profile>") -> BoardPr
         n.setdefault("synaptic_delays", False)
         n["neuron_types"] = tuple(n["neuron_types"])
         neuro = NeuromorphicLimits(**n)
-    cost = CostModel(**{k: float(v) for k, v in data["cost"].items()})
+    base = {k: float(v) for k, v in data["cost"].items() if k != "native"}
+    cost = CostModel(**base)
+    cost_native = None
+    if "native" in data["cost"]:
+        if not data["python_runtime"]:
+            raise BoardError(
+                f"{where}: '[cost.native]' is for boards that run the Python runtime "
+                "(python_runtime = true)"
+            )
+        cost_native = CostModel(
+            **{**base, **{k: float(v) for k, v in data["cost"]["native"].items()}}
+        )
     fw = None
     if "firmware" in data:
         f = data["firmware"]
@@ -468,6 +524,8 @@ def profile_from_dict(data: dict[str, Any], where: str = "<profile>") -> BoardPr
         notes=data.get("notes", ""),
         source=where,
         firmware=fw,
+        cost_native=cost_native,
+        native_extension=bool(data.get("native_extension", False)),
     )
 
 

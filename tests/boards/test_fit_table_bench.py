@@ -36,3 +36,22 @@ def test_bench_measures_present_bundles_and_skips_missing(
         and "| demo | float | on |" in text
         and "not measured: bundle 'kws'" in text
     )
+
+
+def test_calibration_covers_both_backends_and_renders(load_bench):
+    """calibrate_host times each runtime backend on the backend it names (structure only:
+    no assertion on a timing) and the markdown lists a row per backend and mode."""
+    from neuroplast.runtime.native import native_module
+
+    mod = load_bench("fit_table")
+    cal = mod.calibrate_host(sizes=(8, 16), steps=3, repeats=2)
+    backends = ["numpy"] + (["native"] if native_module() is not None else [])
+    assert [b for b in ("numpy", "native") if b in cal] == backends
+    for b in backends:
+        assert len(cal[b]["runs"]) == 2
+        assert {"float", "int", "delay"} <= set(cal[b])
+    res = {"host": {"machine": "x", "python": "3", "numpy": "2"}, "steps": 1, "missing": {},
+           "host_calibration": cal, "bundles": {}}  # fmt: skip
+    md = mod.markdown(res)
+    for b in backends:
+        assert f"| {b} | float |" in md and f"| {b} | int |" in md
