@@ -236,7 +236,7 @@ def register(app: Any) -> None:
         ),
         backend: str = typer.Option(
             None,
-            "--backend",
+            "--kernels",
             help="Python-runtime kernels to cost: numpy or native (default: what the runtime "
             "would use on the board).",
         ),

@@ -282,9 +282,9 @@ def test_cli_fit_names_and_overrides_the_backend(small_bundle, tmp_path):
     assert (d["backend"], d["cost_table"]) == ("numpy", "cost")
     assert d["latency_s"] == pytest.approx(3 * 1e-5 + 512 / 1e9, rel=1e-12)
     r = CliRunner().invoke(
-        app, ["fit", str(small_bundle), "-b", str(prof), "--backend", "native"], terminal_width=200
+        app, ["fit", str(small_bundle), "-b", str(prof), "--kernels", "native"], terminal_width=200
     )
     assert r.exit_code == 0, r.output
     assert "native kernels, cost.native table" in " ".join(r.output.split())
-    r = CliRunner().invoke(app, ["fit", str(small_bundle), "-b", str(prof), "--backend", "gpu"])
+    r = CliRunner().invoke(app, ["fit", str(small_bundle), "-b", str(prof), "--kernels", "gpu"])
     assert r.exit_code != 0 and "backend must be 'numpy' or 'native'" in r.output
