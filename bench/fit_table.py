@@ -181,6 +181,7 @@ def _calibrate_backend(
             },
         }
     out["delay"] = _calibrate_delay(backend, steps=steps)
+    out["event"] = _calibrate_event(backend)
     return out
 
 
@@ -250,6 +251,77 @@ def _calibrate_delay(
         "median_step_s": times,
         "delay_macs_per_s": float(1.0 / slope) if slope > 0 else None,
     }
+
+
+def _calibrate_event(
+    backend: str,
+    densities: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02),
+    steps: int = 30,
+    shape: tuple[int, int, int, int] = (16, 16, 11, 11),
+    sensor: tuple[int, int] = (32, 32),
+) -> dict[str, Any]:
+    """The event-driven HD layer (``neuroplast.apps.motion``'s ``HDDelayConv``, a dense
+    random kernel ``(C, 2, K_T, K_Y, K_X)`` from ``shape`` = (C, K_T, K_Y, K_X)) on a
+    ``sensor`` of binary events at each of ``densities``, float and int mode: the slope of
+    the median step time over the tap updates per step (``events x taps``, the cost
+    handler's ``synops``) is the scatter rate ``event_taps_per_s``; the intercept (no events)
+    is the per-step dense part, reported beside the estimate's
+    ``max(macs / macs_per_s, step_bytes / mem_bandwidth_Bps)`` for it.
+
+    ``backend="numpy"`` builds the Runtime with ``NEUROPLAST_BACKEND=numpy`` (the op then
+    scatters with numba where it imports, else ``np.add.at``: ``scatter`` says which),
+    ``"native"`` with the extension (the op's C scatter)."""
+    import neuroplast.apps.motion.runtime_node as hd
+    from neuroplast.graph.cost import cost
+    from neuroplast.quant import QuantSpec
+    from neuroplast.runtime import Runtime
+
+    c_n, kt, ky, kx = shape
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((c_n, 2, kt, ky, kx)) * 0.05).astype(np.float32)
+    w[w == 0] = 1e-3  # every tap non-zero: taps = the kernel size
+    b = np.zeros(c_n, np.float32)
+    out: dict[str, Any] = {"shape": list(shape), "sensor": list(sensor), "densities": list(densities)}
+    for mode in ("float", "int"):
+        wq = QuantSpec(8, float(np.abs(w).max()) / 127) if mode == "int" else None
+        oq = QuantSpec(8, 0.05) if mode == "int" else None
+        g = hd.hd_graph(w, b, sensor, weight_q=wq, out_q=oq)
+        old = os.environ.get("NEUROPLAST_BACKEND")
+        if backend == "numpy":
+            os.environ["NEUROPLAST_BACKEND"] = "numpy"
+        try:
+            rt = Runtime(g, mode=mode)
+        finally:
+            if old is None:
+                os.environ.pop("NEUROPLAST_BACKEND", None)
+            else:
+                os.environ["NEUROPLAST_BACKEND"] = old
+        scatter = rt.kernels["hd"].backend
+        if (backend == "native") != (scatter == "native"):
+            raise RuntimeError(f"event calibration for {backend} scatters with {scatter}")
+        taps, times = [], []
+        for dens in densities:
+            row = next(r for r in cost(g, dens) if r.name == "hd")
+            ts = []
+            for i in range(steps + 5):
+                x = (rng.random((2, sensor[1], sensor[0])) < dens).astype(np.float32)
+                t = time.perf_counter()
+                rt.step(x)
+                if i >= 5:
+                    ts.append(time.perf_counter() - t)
+            taps.append(row.synops)
+            times.append(statistics.median(ts))
+        slope, intercept = np.polyfit(np.array(taps, float), np.array(times), 1)
+        out[mode] = {
+            "scatter": scatter,
+            "taps_per_step": taps,
+            "median_step_s": times,
+            "event_taps_per_s": float(1.0 / slope) if slope > 0 else None,
+            "intercept_s": float(intercept),
+            "macs_dense": int(row.macs - row.event_macs),
+            "step_bytes": int(row.step_bytes),
+        }
+    return out
 
 
 def measure_numpy_step(

@@ -43,7 +43,8 @@ Latency per step (s), by runtime::
                     + sum over event-driven layers (cost handler gives event_macs) of
                     max((macs - event_macs)/macs_per_s, step_bytes/mem_bandwidth_Bps)
                     + synops/event_taps_per_s   (synops = input_rate * event_macs: tap
-                    updates of the events' scatter; event_taps_per_s defaults to synops_per_s)
+                    updates of the events' scatter; event_taps_per_s defaults to synops_per_s,
+                    int mode: int_event_taps_per_s where given)
     firmware      : (per_step + sum over layers of mac*MACs + out*outputs + layer) * cpi / clock
                     with the per-kind instruction costs measured under QEMU for the profile's
                     ``[firmware] core`` (the kernels are dense: spikes cost as much as values);
@@ -661,7 +662,7 @@ def _numpy_layer_time(r: Any, mode: str, c: Any, from_dram: bool) -> float:
         dense = (r.macs - r.event_macs) / c.macs_rate(mode)
         if c.mem_bandwidth_Bps and r.step_bytes:
             dense = max(dense, r.step_bytes / c.mem_bandwidth_Bps)
-        return dense + r.synops / c.event_rate()
+        return dense + r.synops / c.event_rate(mode)
     if r.kind == "DelayLinear":
         return r.macs / c.delay_rate(mode)
     t = r.macs / c.macs_rate(mode)

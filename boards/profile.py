@@ -164,7 +164,8 @@ class CostModel:
     the whole graph in one call, so its dispatch cost is per step, not per node.
     ``event_taps_per_s`` (default ``synops_per_s``) is the numpy runtime's scatter rate of
     event-driven kernels (tap updates per second: an input event adds its weights to the
-    accumulators it reaches, ``synops`` of a layer whose cost handler gives ``event_macs``).
+    accumulators it reaches, ``synops`` of a layer whose cost handler gives ``event_macs``);
+    ``int_event_taps_per_s`` that of the integer path (falls back to the float figure).
     """
 
     macs_per_s: float
@@ -181,10 +182,13 @@ class CostModel:
     step_overhead_s: float = 0.0
     int_step_overhead_s: float | None = None
     event_taps_per_s: float | None = None
+    int_event_taps_per_s: float | None = None
 
-    def event_rate(self) -> float:
-        """Tap updates/s of an event-driven kernel's scatter on the runtime (falls back to
-        ``synops_per_s``)."""
+    def event_rate(self, mode: str) -> float:
+        """Tap updates/s of an event-driven kernel's scatter on the runtime's ``mode`` path
+        (int falls back to the float figure, which falls back to ``synops_per_s``)."""
+        if mode == "int" and self.int_event_taps_per_s is not None:
+            return self.int_event_taps_per_s
         if self.event_taps_per_s is not None:
             return self.event_taps_per_s
         return self.synops_per_s
@@ -408,6 +412,7 @@ SCHEMA: dict[str, Any] = {
         "step_overhead_s": (_NUM, False, _nonneg),
         "int_step_overhead_s": (_NUM, False, _nonneg),
         "event_taps_per_s": (_NUM, False, _pos),
+        "int_event_taps_per_s": (_NUM, False, _pos),
     },
 }
 # ``[cost.native]``: any subset of the ``[cost]`` keys, same types and ranges; the ones it
