@@ -79,7 +79,8 @@ def calibrate_host(
 
     Fits ``t = 3 * overhead + MACs / rate`` (least squares over ``sizes``): the source of the
     host profile's ``op_overhead_s`` / ``macs_per_s`` and their ``int_`` variants, in
-    ``[cost]`` (numpy) and ``[cost.native]`` (native); DelayLinear's rate likewise. Returns
+    ``[cost]`` (numpy) and ``[cost.native]`` (native); DelayLinear's rate and the event
+    layer's scatter rate (``event_taps_per_s``, :func:`_calibrate_event`) likewise. Returns
     ``{"numpy": {...}, "native": {...} (absent without the extension), "bandwidth": {...}}``.
     The backends are measured in turn ``repeats`` times (so load changes hit both) and each
     coefficient is the median of its ``repeats`` fits (every fit kept under ``"runs"``).
@@ -105,6 +106,18 @@ def calibrate_host(
                 vals = [r[k]["split"][key] for r in rs if r[k]["split"][key] is not None]
                 med[k]["split"][key] = statistics.median(vals) if vals else None
         med["delay"].pop("median_step_s")
+        # the event layer: median scatter rate and no-event step of the repeats, per mode
+        med["event"] = {"shape": rs[0]["event"]["shape"], "sensor": rs[0]["event"]["sensor"]}
+        for mode in ("float", "int"):
+            ev = [r["event"][mode] for r in rs]
+            rates = [e["event_taps_per_s"] for e in ev if e["event_taps_per_s"]]
+            med["event"][mode] = {
+                "scatter": ev[0]["scatter"],
+                "event_taps_per_s": statistics.median(rates) if rates else None,
+                "intercept_s": statistics.median(e["intercept_s"] for e in ev),
+                "step_bytes": ev[0]["step_bytes"],
+                "macs_dense": ev[0]["macs_dense"],
+            }
         out[b] = {**med, "runs": rs}
     out["bandwidth"] = _calibrate_bandwidth()
     return out
@@ -181,7 +194,7 @@ def _calibrate_backend(
             },
         }
     out["delay"] = _calibrate_delay(backend, steps=steps)
-    out["event"] = _calibrate_event(backend)
+    out["event"] = _calibrate_event(backend, steps=min(30, steps))
     return out
 
 
@@ -281,7 +294,11 @@ def _calibrate_event(
     w = (rng.standard_normal((c_n, 2, kt, ky, kx)) * 0.05).astype(np.float32)
     w[w == 0] = 1e-3  # every tap non-zero: taps = the kernel size
     b = np.zeros(c_n, np.float32)
-    out: dict[str, Any] = {"shape": list(shape), "sensor": list(sensor), "densities": list(densities)}
+    out: dict[str, Any] = {
+        "shape": list(shape),
+        "sensor": list(sensor),
+        "densities": list(densities),
+    }
     for mode in ("float", "int"):
         wq = QuantSpec(8, float(np.abs(w).max()) / 127) if mode == "int" else None
         oq = QuantSpec(8, 0.05) if mode == "int" else None
@@ -391,10 +408,16 @@ def measure_host(
     for _ in range(min(10, steps)):  # warm-up: first-step allocations, lazy imports
         rt.step(feed())
     graph = rt.graph
+    # layers whose cost scales with their input's activity: those fed by spiking neurons and
+    # event-driven kernels (their cost handler gives event_macs; e.g. fed by an event sensor)
+    from neuroplast.graph.cost import cost as graph_cost
+
+    event_driven = {r.name for r in graph_cost(graph) if r.event_macs}
     consumers = {
         n: graph.predecessors(n)[0]
         for n in rt.order
-        if graph.predecessors(n) and graph.nodes[graph.predecessors(n)[0]].kind in SPIKING
+        if graph.predecessors(n)
+        and (graph.nodes[graph.predecessors(n)[0]].kind in SPIKING or n in event_driven)
     }
     active = dict.fromkeys(consumers, 0.0)
     times = []
@@ -614,6 +637,16 @@ def markdown(res: dict[str, Any]) -> str:
                     f"| {backend} | DelayLinear (int) | {d['delay_macs_per_s']:.3g} synapses/s "
                     "| - | - |"
                 )
+            ev = cal[backend].get("event") or {}
+            for mode in ("float", "int"):
+                e = ev.get(mode) or {}
+                if e.get("event_taps_per_s"):
+                    lines.append(
+                        f"| {backend} | HDDelayConv scatter ({mode}, {e['scatter']}; kernel "
+                        f"{'x'.join(map(str, ev['shape']))}) | {e['event_taps_per_s']:.3g} taps/s "
+                        f"| no-event step {_si(e['intercept_s'], 's')} "
+                        f"({_b(e['step_bytes'])} moved) | - |"
+                    )
         bw = cal.get("bandwidth") or {}
         if bw.get("mem_bandwidth_Bps"):
             lines.append(
