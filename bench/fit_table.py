@@ -642,8 +642,9 @@ def markdown(res: dict[str, Any]) -> str:
                 e = ev.get(mode) or {}
                 if e.get("event_taps_per_s"):
                     lines.append(
-                        f"| {backend} | HDDelayConv scatter ({mode}, {e['scatter']}; kernel "
-                        f"{'x'.join(map(str, ev['shape']))}) | {e['event_taps_per_s']:.3g} taps/s "
+                        f"| {backend} | HDDelayConv scatter ({mode}, {e['scatter']}; C, K_T, "
+                        f"K_Y, K_X = {', '.join(map(str, ev['shape']))}) | "
+                        f"{e['event_taps_per_s']:.3g} taps/s "
                         f"| no-event step {_si(e['intercept_s'], 's')} "
                         f"({_b(e['step_bytes'])} moved) | - |"
                     )
