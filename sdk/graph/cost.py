@@ -8,9 +8,10 @@ Definitions (per step, batch 1):
 - ``param_bytes``: weights at their quantized width (float32 when unquantized).
 - ``state_bytes``: neuron membranes/currents and delay ring buffers (float32 or int32).
 - ``act_bytes``: the layer's output activation buffer.
-- ``event_macs``: the part of ``macs`` an event-driven kernel does per input event (at
-  100% input activity); its ``synops = rate * event_macs`` whatever feeds it, and
-  ``macs - event_macs`` is the dense work it does every step (readout, requantization).
+- ``event_macs``: the part of ``macs`` that an event-driven kernel does per input event,
+  summed over a step at 100% input activity; its ``synops = rate * event_macs`` whatever
+  kind feeds it, and ``macs - event_macs`` is the dense work it does every step (readout,
+  requantization). 0 for every other kind.
 - ``step_bytes``: memory an event-driven kernel moves every step whatever the events
   (its time-slot buffers), for a bandwidth bound.
 
