@@ -79,7 +79,8 @@ def calibrate_host(
 
     Fits ``t = 3 * overhead + MACs / rate`` (least squares over ``sizes``): the source of the
     host profile's ``op_overhead_s`` / ``macs_per_s`` and their ``int_`` variants, in
-    ``[cost]`` (numpy) and ``[cost.native]`` (native); DelayLinear's rate likewise. Returns
+    ``[cost]`` (numpy) and ``[cost.native]`` (native); DelayLinear's rate and the event
+    layer's scatter rate (``event_taps_per_s``, :func:`_calibrate_event`) likewise. Returns
     ``{"numpy": {...}, "native": {...} (absent without the extension), "bandwidth": {...}}``.
     The backends are measured in turn ``repeats`` times (so load changes hit both) and each
     coefficient is the median of its ``repeats`` fits (every fit kept under ``"runs"``).
@@ -105,6 +106,18 @@ def calibrate_host(
                 vals = [r[k]["split"][key] for r in rs if r[k]["split"][key] is not None]
                 med[k]["split"][key] = statistics.median(vals) if vals else None
         med["delay"].pop("median_step_s")
+        # the event layer: median scatter rate and no-event step of the repeats, per mode
+        med["event"] = {"shape": rs[0]["event"]["shape"], "sensor": rs[0]["event"]["sensor"]}
+        for mode in ("float", "int"):
+            ev = [r["event"][mode] for r in rs]
+            rates = [e["event_taps_per_s"] for e in ev if e["event_taps_per_s"]]
+            med["event"][mode] = {
+                "scatter": ev[0]["scatter"],
+                "event_taps_per_s": statistics.median(rates) if rates else None,
+                "intercept_s": statistics.median(e["intercept_s"] for e in ev),
+                "step_bytes": ev[0]["step_bytes"],
+                "macs_dense": ev[0]["macs_dense"],
+            }
         out[b] = {**med, "runs": rs}
     out["bandwidth"] = _calibrate_bandwidth()
     return out
@@ -181,6 +194,7 @@ def _calibrate_backend(
             },
         }
     out["delay"] = _calibrate_delay(backend, steps=steps)
+    out["event"] = _calibrate_event(backend, steps=min(30, steps))
     return out
 
 
@@ -252,6 +266,81 @@ def _calibrate_delay(
     }
 
 
+def _calibrate_event(
+    backend: str,
+    densities: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02),
+    steps: int = 30,
+    shape: tuple[int, int, int, int] = (16, 16, 11, 11),
+    sensor: tuple[int, int] = (32, 32),
+) -> dict[str, Any]:
+    """The event-driven HD layer (``neuroplast.apps.motion``'s ``HDDelayConv``, a dense
+    random kernel ``(C, 2, K_T, K_Y, K_X)`` from ``shape`` = (C, K_T, K_Y, K_X)) on a
+    ``sensor`` of binary events at each of ``densities``, float and int mode: the slope of
+    the median step time over the tap updates per step (``events x taps``, the cost
+    handler's ``synops``) is the scatter rate ``event_taps_per_s``; the intercept (no events)
+    is the per-step dense part, reported beside the estimate's
+    ``max(macs / macs_per_s, step_bytes / mem_bandwidth_Bps)`` for it.
+
+    ``backend="numpy"`` builds the Runtime with ``NEUROPLAST_BACKEND=numpy`` (the op then
+    scatters with numba where it imports, else ``np.add.at``: ``scatter`` says which),
+    ``"native"`` with the extension (the op's C scatter)."""
+    import neuroplast.apps.motion.runtime_node as hd
+    from neuroplast.graph.cost import cost
+    from neuroplast.quant import QuantSpec
+    from neuroplast.runtime import Runtime
+
+    c_n, kt, ky, kx = shape
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((c_n, 2, kt, ky, kx)) * 0.05).astype(np.float32)
+    w[w == 0] = 1e-3  # every tap non-zero: taps = the kernel size
+    b = np.zeros(c_n, np.float32)
+    out: dict[str, Any] = {
+        "shape": list(shape),
+        "sensor": list(sensor),
+        "densities": list(densities),
+    }
+    for mode in ("float", "int"):
+        wq = QuantSpec(8, float(np.abs(w).max()) / 127) if mode == "int" else None
+        oq = QuantSpec(8, 0.05) if mode == "int" else None
+        g = hd.hd_graph(w, b, sensor, weight_q=wq, out_q=oq)
+        old = os.environ.get("NEUROPLAST_BACKEND")
+        if backend == "numpy":
+            os.environ["NEUROPLAST_BACKEND"] = "numpy"
+        try:
+            rt = Runtime(g, mode=mode)
+        finally:
+            if old is None:
+                os.environ.pop("NEUROPLAST_BACKEND", None)
+            else:
+                os.environ["NEUROPLAST_BACKEND"] = old
+        scatter = rt.kernels["hd"].backend
+        if (backend == "native") != (scatter == "native"):
+            raise RuntimeError(f"event calibration for {backend} scatters with {scatter}")
+        taps, times = [], []
+        for dens in densities:
+            row = next(r for r in cost(g, dens) if r.name == "hd")
+            ts = []
+            for i in range(steps + 5):
+                x = (rng.random((2, sensor[1], sensor[0])) < dens).astype(np.float32)
+                t = time.perf_counter()
+                rt.step(x)
+                if i >= 5:
+                    ts.append(time.perf_counter() - t)
+            taps.append(row.synops)
+            times.append(statistics.median(ts))
+        slope, intercept = np.polyfit(np.array(taps, float), np.array(times), 1)
+        out[mode] = {
+            "scatter": scatter,
+            "taps_per_step": taps,
+            "median_step_s": times,
+            "event_taps_per_s": float(1.0 / slope) if slope > 0 else None,
+            "intercept_s": float(intercept),
+            "macs_dense": int(row.macs - row.event_macs),
+            "step_bytes": int(row.step_bytes),
+        }
+    return out
+
+
 def measure_numpy_step(
     path: Path, steps: int, seed: int = 0, density: float | None = None
 ) -> dict[str, Any]:
@@ -319,10 +408,16 @@ def measure_host(
     for _ in range(min(10, steps)):  # warm-up: first-step allocations, lazy imports
         rt.step(feed())
     graph = rt.graph
+    # layers whose cost scales with their input's activity: those fed by spiking neurons and
+    # event-driven kernels (their cost handler gives event_macs; e.g. fed by an event sensor)
+    from neuroplast.graph.cost import cost as graph_cost
+
+    event_driven = {r.name for r in graph_cost(graph) if r.event_macs}
     consumers = {
         n: graph.predecessors(n)[0]
         for n in rt.order
-        if graph.predecessors(n) and graph.nodes[graph.predecessors(n)[0]].kind in SPIKING
+        if graph.predecessors(n)
+        and (graph.nodes[graph.predecessors(n)[0]].kind in SPIKING or n in event_driven)
     }
     active = dict.fromkeys(consumers, 0.0)
     times = []
@@ -542,6 +637,17 @@ def markdown(res: dict[str, Any]) -> str:
                     f"| {backend} | DelayLinear (int) | {d['delay_macs_per_s']:.3g} synapses/s "
                     "| - | - |"
                 )
+            ev = cal[backend].get("event") or {}
+            for mode in ("float", "int"):
+                e = ev.get(mode) or {}
+                if e.get("event_taps_per_s"):
+                    lines.append(
+                        f"| {backend} | HDDelayConv scatter ({mode}, {e['scatter']}; C, K_T, "
+                        f"K_Y, K_X = {', '.join(map(str, ev['shape']))}) | "
+                        f"{e['event_taps_per_s']:.3g} taps/s "
+                        f"| no-event step {_si(e['intercept_s'], 's')} "
+                        f"({_b(e['step_bytes'])} moved) | - |"
+                    )
         bw = cal.get("bandwidth") or {}
         if bw.get("mem_bandwidth_Bps"):
             lines.append(

@@ -25,7 +25,8 @@ Memory (bytes)::
                   + 8 * n_post * n_pre                       (float64 update buffer)
                   + 8 * n per rule on a neuron node          (threshold offsets, rates)
 
-Ops per step: ``macs`` (dense), ``synops`` (spike-driven, at ``input_rate``), ``updates``
+Ops per step: ``macs`` (dense, at 100% activity), ``synops`` (spike-driven, at ``input_rate``;
+for an event-driven kernel its ``input_rate * event_macs``), ``updates``
 (one per plastic synapse and rule, or per neuron for threshold rules, when learning is on).
 
 Latency per step (s), by runtime::
@@ -39,6 +40,11 @@ Latency per step (s), by runtime::
                     + delay_macs/delay_macs_per_s + updates/updates_per_s  (int mode: int_op_overhead_s, int_macs_per_s,
                     int_step_overhead_s where the board gives them; delay_macs = DelayLinear
                     synapses; step_overhead_s defaults to 0)
+                    + sum over event-driven layers (cost handler gives event_macs) of
+                    max((macs - event_macs)/macs_per_s, step_bytes/mem_bandwidth_Bps)
+                    + synops/event_taps_per_s   (synops = input_rate * event_macs: tap
+                    updates of the events' scatter; event_taps_per_s defaults to synops_per_s,
+                    int mode: int_event_taps_per_s where given)
     firmware      : (per_step + sum over layers of mac*MACs + out*outputs + layer) * cpi / clock
                     with the per-kind instruction costs measured under QEMU for the profile's
                     ``[firmware] core`` (the kernels are dense: spikes cost as much as values);
@@ -386,7 +392,10 @@ def fit_graph(
     # --- ops
     macs = sum(r.macs for r in rows)
     synops = sum(r.synops for r in rows)
-    dense_macs = sum(r.macs for r in rows if r.synops == 0)
+    # event-driven layers: only their per-step part is dense
+    dense_macs = sum(
+        r.macs - r.event_macs if r.event_macs else r.macs * (r.synops == 0) for r in rows
+    )
     neurons = sum(int(np.prod(r.out_shape)) for r in rows if graph.nodes[r.name].neuron)
     updates = 0
     plast_bytes = 0
@@ -643,9 +652,17 @@ def _firmware_instructions(rows: list[Any], coeffs: dict[str, Any], warnings: li
 
 def _numpy_layer_time(r: Any, mode: str, c: Any, from_dram: bool) -> float:
     """Compute time of one layer on the numpy runtime; when the model's weights exceed the
-    last-level cache (``from_dram``), dense layers are bounded by DRAM bandwidth (roofline)."""
+    last-level cache (``from_dram``), dense layers are bounded by DRAM bandwidth (roofline).
+    An event-driven layer (``event_macs > 0``): its dense part ``(macs - event_macs) /
+    macs_rate``, bounded by ``step_bytes / mem_bandwidth_Bps`` (roofline), plus its scatter
+    ``synops / event_taps_per_s``."""
     if not r.macs:
         return 0.0
+    if r.event_macs:
+        dense = (r.macs - r.event_macs) / c.macs_rate(mode)
+        if c.mem_bandwidth_Bps and r.step_bytes:
+            dense = max(dense, r.step_bytes / c.mem_bandwidth_Bps)
+        return dense + r.synops / c.event_rate(mode)
     if r.kind == "DelayLinear":
         return r.macs / c.delay_rate(mode)
     t = r.macs / c.macs_rate(mode)

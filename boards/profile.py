@@ -162,6 +162,10 @@ class CostModel:
     ``step_overhead_s`` / ``int_step_overhead_s`` (default 0; int falls back to float) is a
     fixed time per step on top of the per-node one: the Python runtime's compiled plan runs
     the whole graph in one call, so its dispatch cost is per step, not per node.
+    ``event_taps_per_s`` (default ``synops_per_s``) is the numpy runtime's scatter rate of
+    event-driven kernels (tap updates per second: an input event adds its weights to the
+    accumulators it reaches, ``synops`` of a layer whose cost handler gives ``event_macs``);
+    ``int_event_taps_per_s`` that of the integer path (falls back to the float figure).
     """
 
     macs_per_s: float
@@ -177,6 +181,17 @@ class CostModel:
     mem_bandwidth_Bps: float | None = None
     step_overhead_s: float = 0.0
     int_step_overhead_s: float | None = None
+    event_taps_per_s: float | None = None
+    int_event_taps_per_s: float | None = None
+
+    def event_rate(self, mode: str) -> float:
+        """Tap updates/s of an event-driven kernel's scatter on the runtime's ``mode`` path
+        (int falls back to the float figure, which falls back to ``synops_per_s``)."""
+        if mode == "int" and self.int_event_taps_per_s is not None:
+            return self.int_event_taps_per_s
+        if self.event_taps_per_s is not None:
+            return self.event_taps_per_s
+        return self.synops_per_s
 
     def step_overhead(self, mode: str) -> float:
         """Fixed time per step (s) of the runtime's ``mode`` path, besides the per-node one."""
@@ -396,6 +411,8 @@ SCHEMA: dict[str, Any] = {
         "mem_bandwidth_Bps": (_NUM, False, _pos),
         "step_overhead_s": (_NUM, False, _nonneg),
         "int_step_overhead_s": (_NUM, False, _nonneg),
+        "event_taps_per_s": (_NUM, False, _pos),
+        "int_event_taps_per_s": (_NUM, False, _pos),
     },
 }
 # ``[cost.native]``: any subset of the ``[cost]`` keys, same types and ranges; the ones it

@@ -76,6 +76,8 @@ __all__ = [
     "compile_taps",
     "compile_int_taps",
     "int_acc_dtype",
+    "int_form",
+    "hd_step_cost",
     "init_int_state",
     "hd_event_chunk_int",
     "hd_event_run_int",
@@ -483,7 +485,7 @@ class IntTaps:
 
 def _split_int_tables(q: np.ndarray, taps: TapTable):
     """Offsets and int16 codes of the ``(S, D)`` form per event polarity (order as
-    :func:`compile_taps`: ascending offset) and its bound."""
+    :func:`compile_taps`: ascending offset)."""
     c_n, _, kt, _, _ = q.shape
     _, wp = taps.padded_hw
     pix, slot = 2 * c_n, taps.slot_size
@@ -499,9 +501,32 @@ def _split_int_tables(q: np.ndarray, taps: TapTable):
         order = np.argsort(o, kind="stable")
         offs.append(o[order])
         vals.append(np.ascontiguousarray(np.concatenate(w_list)[order].astype(np.int16)))
+    return offs, vals
+
+
+def int_form(codes: np.ndarray, form: str = "auto") -> tuple[str, int, int]:
+    """The integer tap form :func:`compile_int_taps` picks for kernel codes ``K_q``, with
+    its accumulator bound and taps per event: ``(form, bound, taps)``.
+
+    direct: ``bound = max_c sum |K_q[c]|``, ``taps = nnz(K_q)``; split: ``bound =
+    max(2 max_c sum |W_s[c]|, max_c sum |W_d[c]|)``, ``taps = nnz(W_s) + nnz(W_d)``.
+    ``"auto"``: split when it has fewer taps per event and its accumulators are no wider
+    (:func:`int_acc_dtype` of the bounds), else direct.
+    """
+    q = np.asarray(codes).astype(np.int64)
+    c_n = q.shape[0]
+    direct = ("direct", int(np.abs(q).reshape(c_n, -1).sum(axis=1).max()), int(np.count_nonzero(q)))
+    if form == "direct":
+        return direct
+    w_s, w_d = q[:, 0] + q[:, 1], q[:, 0] - q[:, 1]
     b_s = int(np.abs(w_s).reshape(c_n, -1).sum(axis=1).max())
     b_d = int(np.abs(w_d).reshape(c_n, -1).sum(axis=1).max())
-    return offs, vals, max(2 * b_s, b_d), int(np.count_nonzero(w_s) + np.count_nonzero(w_d))
+    split = ("split", max(2 * b_s, b_d), int(np.count_nonzero(w_s) + np.count_nonzero(w_d)))
+    if form == "auto":
+        wide = int_acc_dtype(split[1], check=False).itemsize > int_acc_dtype(direct[1]).itemsize
+        if split[2] >= direct[2] or wide:
+            return direct
+    return split
 
 
 def compile_int_taps(
@@ -517,20 +542,14 @@ def compile_int_taps(
     if form not in ("auto", "direct", "split"):
         raise DataError(f"form must be 'auto', 'direct' or 'split', got {form!r}")
     taps = compile_taps(codes.astype(np.float32), np.zeros(codes.shape[0]), sensor_size)
-    q = codes.astype(np.int64)
-    bound = int(np.abs(q).reshape(codes.shape[0], -1).sum(axis=1).max())
-    direct = IntTaps(taps, tuple(np.ascontiguousarray(w.astype(np.int8)) for w in taps.weights),
-                     bound)  # fmt: skip
+    form, bound, _ = int_form(codes, form)
     if form == "direct":
-        return direct
-    offs, vals, b_split, n_split = _split_int_tables(q, taps)
-    if form == "auto":
-        wide = int_acc_dtype(b_split, check=False).itemsize > int_acc_dtype(bound).itemsize
-        if n_split >= int(np.count_nonzero(q)) or wide:
-            return direct
+        return IntTaps(taps, tuple(np.ascontiguousarray(w.astype(np.int8)) for w in taps.weights),
+                       bound)  # fmt: skip
+    offs, vals = _split_int_tables(codes.astype(np.int64), taps)
     t2 = replace(taps, offsets=(offs[0], offs[1]),
                  weights=tuple(v.astype(np.float32) for v in vals))  # fmt: skip
-    return IntTaps(t2, (vals[0], vals[1]), b_split, "split")
+    return IntTaps(t2, (vals[0], vals[1]), bound, "split")
 
 
 def int_acc_dtype(bound: int, per_voxel: int = 1, check: bool = True) -> np.dtype:
@@ -558,6 +577,34 @@ def init_int_state(itaps: IntTaps, dtype=None, t_start: int = 0) -> EventLayerSt
     t = itaps.taps
     hp, wp = t.padded_hw
     return EventLayerState(np.zeros((t.n_delays - 1, hp, wp, 2, t.n_classes), dt), int(t_start))
+
+
+def hd_step_cost(
+    weight: np.ndarray, sensor_size: tuple[int, int], codes: np.ndarray | None = None
+) -> dict[str, int]:
+    """Work of one runtime step (``n_bins = 1``) of :func:`hd_event_chunk` (float kernel
+    ``weight``) or :func:`hd_event_chunk_int` (``codes``: its int8 codes), split into the
+    part that scales with the events and the part every step pays.
+
+    - ``taps``: tap updates per event (the scatter runs every tap of the event's polarity
+      table; the padded buffer needs no bounds check, so border events cost as much).
+      Float: ``nnz(W[:, p]) + nnz(W[:, 1 - p]) = nnz(W)`` (both flip branches); integer:
+      the taps of the form :func:`int_form` picks (``nnz(K_q)`` or ``nnz(W_s) + nnz(W_d)``).
+    - ``step_bytes``: bytes moved per step on the time-slot buffer ``(K_T, Hp, Wp, 2, C)``
+      (``S = 2 C Hp Wp`` elements a slot, ``a`` bytes an element): zeroing ``K_T`` slots
+      (``a K_T S``), loading the ``K_T - 1`` carried slots (read + write, ``2 a (K_T - 1)
+      S``) and, in float mode, copying them out as the next carry (``2 a (K_T - 1) S``):
+      float ``4 S (5 K_T - 4)``, integer ``a S (3 K_T - 2)`` with ``a`` = 2 or 4 (int16 /
+      int32 accumulators, :func:`int_acc_dtype` of the form's bound).
+    """
+    c_n, _, kt, ky, kx = np.shape(weight)
+    w_s, h_s = sensor_size
+    slot = 2 * c_n * (h_s + ky - 1) * (w_s + kx - 1)
+    if codes is None:
+        return {"taps": int(np.count_nonzero(weight)), "step_bytes": 4 * slot * (5 * kt - 4)}
+    _, bound, taps = int_form(codes)
+    a = int_acc_dtype(bound).itemsize
+    return {"taps": taps, "step_bytes": a * slot * (3 * kt - 2)}
 
 
 def hd_event_chunk_int(

@@ -37,6 +37,7 @@ from neuroplast.apps.motion.event_layer import (
     fast_backend,
     hd_event_chunk,
     hd_event_chunk_int,
+    hd_step_cost,
     init_event_state,
     init_int_state,
 )
@@ -201,17 +202,29 @@ class HDDelayConvKernel(Kernel):
 
 @COST.register(HDDelayConv)
 def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
-    """Per 1 ms step with every pixel active (an upper bound; cost scales with the
-    event count): each event scatters into the non-zero taps of both polarity
-    orientations (flip-max), plus the readout over all output neurons. State: the
-    delayed accumulators, (C, K_T, Ho, Wo) per orientation, float32."""
+    """Per 1 ms step, split as the runtime op (:class:`HDDelayConvKernel`) does the work
+    (:func:`~neuroplast.apps.motion.event_layer.hd_step_cost`):
+
+    - ``event_macs = taps x 2 H W``: every event scatters ``taps`` updates (float:
+      ``nnz(W)``, both flip branches; integer, when ``weight_q`` is set: the taps of the
+      int form the kernel compiles), at 100% activity ``2 H W`` events (both polarities
+      of every pixel); :func:`neuroplast.graph.cost.cost` scales it by the input rate.
+    - ``macs`` (dense, every step): the readout over the ``C Ho Wo`` outputs, ``max(B_0,
+      B_1)`` and the bias (2 per output), plus the requantization's multiply-shift and
+      clamp in integer mode (4 per output).
+    - ``step_bytes``: the time-slot buffer zeroed and the carried slots copied each step.
+
+    State: the delayed accumulators, (C, K_T, Ho, Wo) per orientation, float32."""
     c, _, kt, _, _ = node.weight.shape
-    nnz = int(np.count_nonzero(node.weight))
-    pixels = int(np.prod(in_shapes[0][1:]))
+    _, h, w = in_shapes[0]
     outs = int(np.prod(out_shape))
+    codes = quantize(node.weight, node.weight_q) if node.weight_q is not None else None
+    work = hd_step_cost(node.weight, (w, h), codes)
     return {
         "params": int(node.weight.size + node.bias.size),
-        "macs": nnz * 2 * pixels + 2 * outs,  # 2 polarities/pixel x (nnz/2 taps x 2 flips)
+        "event_macs": work["taps"] * 2 * h * w,
+        "macs": (2 if codes is None else 4) * outs,
+        "step_bytes": work["step_bytes"],
         "param_bytes": 4 * (node.weight.size + node.bias.size),
         "state_bytes": 2 * 4 * kt * outs,
     }

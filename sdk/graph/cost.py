@@ -8,11 +8,18 @@ Definitions (per step, batch 1):
 - ``param_bytes``: weights at their quantized width (float32 when unquantized).
 - ``state_bytes``: neuron membranes/currents and delay ring buffers (float32 or int32).
 - ``act_bytes``: the layer's output activation buffer.
+- ``event_macs``: the part of ``macs`` that an event-driven kernel does per input event,
+  summed over a step at 100% input activity; its ``synops = rate * event_macs`` whatever
+  kind feeds it, and ``macs - event_macs`` is the dense work it does every step (readout,
+  requantization). 0 for every other kind.
+- ``step_bytes``: memory an event-driven kernel moves every step whatever the events
+  (its time-slot buffers), for a bandwidth bound.
 
 Each node kind has one handler in the :data:`COST` table (a target of the capability
 matrix): ``fn(node, in_shapes, out_shape) -> dict`` with any of the keys ``params``,
-``macs`` (expected synaptic operations per step for event-driven kinds),
-``param_bytes`` and ``state_bytes``. App node kinds register with ``@COST.register(Kind)``.
+``macs`` (dense work per step), ``event_macs`` (event-driven kinds: operations per
+step at 100% input activity, scaled by the input rate), ``step_bytes``, ``param_bytes``
+and ``state_bytes``. App node kinds register with ``@COST.register(Kind)``.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ class LayerCost:
     param_bytes: int
     state_bytes: int
     act_bytes: int
+    event_macs: int = 0
+    step_bytes: int = 0
 
 
 def _weight_bytes(node: Node, n: int) -> int:
@@ -153,11 +162,14 @@ def cost(graph: Graph, input_rate: float | dict[str, float] = 1.0) -> list[Layer
         node = graph.nodes[name]
         preds = graph.predecessors(name)
         c = COST.handler(name, node)(node, [shapes[p] for p in preds], shapes[name])
-        params, macs = int(c.get("params", 0)), int(c.get("macs", 0))
+        event = int(c.get("event_macs", 0))
+        params, macs = int(c.get("params", 0)), int(c.get("macs", 0)) + event
         osz = int(np.prod(shapes[name]))
         synops = 0
-        if macs and preds and graph.nodes[preds[0]].spiking:
-            rate = input_rate.get(name, 1.0) if isinstance(input_rate, dict) else float(input_rate)
+        rate = input_rate.get(name, 1.0) if isinstance(input_rate, dict) else float(input_rate)
+        if event:  # an event-driven kernel: only its per-event work scales with the input
+            synops = int(round(rate * event))
+        elif macs and preds and graph.nodes[preds[0]].spiking:
             synops = int(round(rate * macs))
         out.append(
             LayerCost(
@@ -170,6 +182,8 @@ def cost(graph: Graph, input_rate: float | dict[str, float] = 1.0) -> list[Layer
                 param_bytes=int(c.get("param_bytes", 0)),
                 state_bytes=int(c.get("state_bytes", 0)),
                 act_bytes=int(osz * 4),
+                event_macs=event,
+                step_bytes=int(c.get("step_bytes", 0)),
             )
         )
     return out
@@ -188,4 +202,6 @@ def total_cost(graph: Graph, input_rate: float | dict[str, float] = 1.0) -> Laye
         param_bytes=sum(r.param_bytes for r in rows),
         state_bytes=sum(r.state_bytes for r in rows),
         act_bytes=max((r.act_bytes for r in rows), default=0),
+        event_macs=sum(r.event_macs for r in rows),
+        step_bytes=sum(r.step_bytes for r in rows),
     )

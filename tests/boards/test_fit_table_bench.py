@@ -49,9 +49,10 @@ def test_calibration_covers_both_backends_and_renders(load_bench):
     assert [b for b in ("numpy", "native") if b in cal] == backends
     for b in backends:
         assert len(cal[b]["runs"]) == 2
-        assert {"float", "int", "delay"} <= set(cal[b])
+        assert {"float", "int", "delay", "event"} <= set(cal[b])
     res = {"host": {"machine": "x", "python": "3", "numpy": "2"}, "steps": 1, "missing": {},
            "host_calibration": cal, "bundles": {}}  # fmt: skip
     md = mod.markdown(res)
     for b in backends:
         assert f"| {b} | float |" in md and f"| {b} | int |" in md
+        assert f"| {b} | HDDelayConv scatter (float" in md
