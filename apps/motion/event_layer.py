@@ -596,15 +596,17 @@ def hd_step_cost(
       S``) and, in float mode, copying them out as the next carry (``2 a (K_T - 1) S``):
       float ``4 S (5 K_T - 4)``, integer ``a S (3 K_T - 2)`` with ``a`` = 2 or 4 (int16 /
       int32 accumulators, :func:`int_acc_dtype` of the form's bound).
+    - ``state_bytes``: the carried ``K_T - 1`` slots kept between steps, ``a (K_T - 1) S``.
     """
     c_n, _, kt, ky, kx = np.shape(weight)
     w_s, h_s = sensor_size
     slot = 2 * c_n * (h_s + ky - 1) * (w_s + kx - 1)
     if codes is None:
-        return {"taps": int(np.count_nonzero(weight)), "step_bytes": 4 * slot * (5 * kt - 4)}
-    _, bound, taps = int_form(codes)
-    a = int_acc_dtype(bound).itemsize
-    return {"taps": taps, "step_bytes": a * slot * (3 * kt - 2)}
+        taps, a, moved = int(np.count_nonzero(weight)), 4, 5 * kt - 4
+    else:
+        _, bound, taps = int_form(codes)
+        a, moved = int_acc_dtype(bound).itemsize, 3 * kt - 2
+    return {"taps": taps, "step_bytes": a * slot * moved, "state_bytes": a * slot * (kt - 1)}
 
 
 def hd_event_chunk_int(

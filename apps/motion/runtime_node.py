@@ -214,8 +214,8 @@ def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
       clamp in integer mode (4 per output).
     - ``step_bytes``: the time-slot buffer zeroed and the carried slots copied each step.
 
-    State: the delayed accumulators, (C, K_T, Ho, Wo) per orientation, float32."""
-    c, _, kt, _, _ = node.weight.shape
+    State: the carried ``K_T - 1`` slots of the padded accumulator buffer (float32, or
+    the integer accumulators' width)."""
     _, h, w = in_shapes[0]
     outs = int(np.prod(out_shape))
     codes = quantize(node.weight, node.weight_q) if node.weight_q is not None else None
@@ -226,7 +226,7 @@ def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
         "macs": (2 if codes is None else 4) * outs,
         "step_bytes": work["step_bytes"],
         "param_bytes": 4 * (node.weight.size + node.bias.size),
-        "state_bytes": 2 * 4 * kt * outs,
+        "state_bytes": work["state_bytes"],
     }
 
 

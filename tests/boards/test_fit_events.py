@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from neuroplast.apps.motion import runtime_node as rn
-from neuroplast.apps.motion.event_layer import compile_int_taps, compile_taps
+from neuroplast.apps.motion.event_layer import (
+    compile_int_taps,
+    compile_taps,
+    init_event_state,
+    init_int_state,
+)
 from neuroplast.boards import parse_profile
 from neuroplast.boards.estimate import fit_graph
 from neuroplast.errors import BoardError
@@ -64,6 +69,8 @@ def test_float_cost_split_by_hand():
         assert r.macs == full + 2 * OUTS  # dense: max(B0, B1) and the bias per output
         assert r.synops == round(rate * full)
         assert r.step_bytes == 4 * SLOT * (5 * KT - 4)  # zero K_T slots, carry in and out
+        # state: the carry the runtime op keeps between steps (its own arrays' bytes)
+        assert r.state_bytes == init_event_state(taps).carry.nbytes == 4 * SLOT * (KT - 1)
     # the input is not spiking: no other kind would count synops here
     assert next(r for r in cost(g, 0.5) if r.name == "events").synops == 0
 
@@ -82,6 +89,7 @@ def test_int_cost_counts_the_compiled_int_taps():
     assert r.event_macs == per_event * 2 * H_S * W_S
     assert r.macs == r.event_macs + 4 * OUTS  # readout + requantization per output
     assert r.step_bytes == a * SLOT * (3 * KT - 2)  # zero K_T slots, carry in (no copy out)
+    assert r.state_bytes == init_int_state(it).carry.nbytes == a * SLOT * (KT - 1)
     assert r.synops == round(0.1 * r.event_macs)
 
 
