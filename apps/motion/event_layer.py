@@ -688,6 +688,33 @@ def hd_event_chunk_int(
     return z.transpose(0, 3, 1, 2), EventLayerState(buf[n_bins:], t0 + n_bins)
 
 
+def _binned(events: np.ndarray, sensor_size, n_bins: int, dt_us: int, t0_us: int):  # noqa: ANN001, ANN202
+    """Validated events -> ``(p, tbin, y, x)`` of the bins ``[0, n_bins)``."""
+    ev = validate_events(events, sensor_size, sorted_time=False)
+    p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
+    keep = (tb >= 0) & (tb < n_bins)
+    return p[keep], tb[keep], y[keep], x[keep]
+
+
+def _time_ordered(p, tb, y, x, sensor_size, binary: bool):  # noqa: ANN001, ANN202
+    """Events in bin order (stable); ``binary``: one per (p, bin, y, x) voxel, ordered by
+    (bin, p, y, x). The float paths' summation order: keep it for bit-identity."""
+    if binary and p.size:
+        w, h = sensor_size
+        key = np.unique(((tb * 2 + p) * h + y) * w + x)
+        x, y, p, tb = key % w, (key // w) % h, (key // (w * h)) % 2, key // (2 * w * h)
+    order = np.argsort(tb, kind="stable")
+    return p[order], tb[order], y[order], x[order]
+
+
+def _chunks(tb: np.ndarray, n_bins: int, chunk: int):  # noqa: ANN202
+    """``(first bin, bins, event slice)`` of consecutive chunks of ``chunk`` bins over
+    bin-ordered events."""
+    bounds = np.searchsorted(tb, np.arange(0, n_bins + chunk, chunk))
+    for i, s in enumerate(range(0, n_bins, chunk)):
+        yield s, min(chunk, n_bins - s), slice(bounds[i], bounds[i + 1])
+
+
 def hd_event_run_int(
     itaps: IntTaps,
     events: np.ndarray,
@@ -703,22 +730,12 @@ def hd_event_run_int(
     """A whole event stream through :func:`hd_event_chunk_int` in chunks of ``chunk``
     bins: ``max(B_0, B_1)`` as int32 ``(n_bins, C, Ho, Wo)`` (``binary``: one event per
     voxel, as :func:`hd_event_run`; ``group``: as :func:`hd_event_chunk_int`)."""
-    ev = validate_events(events, itaps.taps.sensor_size, sorted_time=False)
-    p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
-    keep = (tb >= 0) & (tb < n_bins)
-    p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
-    w, h = itaps.taps.sensor_size
-    key = ((tb * h + y) * w + x) * 2 + p
-    key = np.unique(key) if binary else np.sort(key)
-    p, x, y, tb = key % 2, key // 2 % w, key // (2 * w) % h, key // (2 * w * h)
+    sensor = itaps.taps.sensor_size
+    p, tb, y, x = _time_ordered(*_binned(events, sensor, n_bins, dt_us, t0_us), sensor, binary)
     state = init_int_state(itaps)
     outs = []
-    bounds = np.searchsorted(tb, np.arange(0, n_bins + chunk, chunk))
-    for i, s in enumerate(range(0, n_bins, chunk)):
-        a, b = bounds[i], bounds[i + 1]
-        z, state = hd_event_chunk_int(
-            itaps, state, p[a:b], tb[a:b], y[a:b], x[a:b], min(chunk, n_bins - s), backend, group
-        )
+    for _, n, e in _chunks(tb, n_bins, chunk):
+        z, state = hd_event_chunk_int(itaps, state, p[e], tb[e], y[e], x[e], n, backend, group)
         outs.append(z)
     return np.concatenate(outs)
 
@@ -1197,24 +1214,12 @@ def hd_event_run(
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_BACKENDS)}")
     if not 1 <= int(pull_group) <= 64:
         raise DataError(f"pull_group must be in 1..64, got {pull_group}")
-    ev = validate_events(events, taps.sensor_size, sorted_time=False)
-    p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
-    keep = (tb >= 0) & (tb < n_bins)
-    p, tb, y, x = p[keep], tb[keep], y[keep], x[keep]
+    p, tb, y, x = _binned(events, taps.sensor_size, n_bins, dt_us, t0_us)
     if pooled and backend in ("numba", "numba-rows", "native", "native-taps"):
         return _run_split(taps, p, tb, y, x, n_bins, binary, backend, int(pull_group))
     if backend == "native-taps":
         raise DataError(f"backend {backend!r} runs the pooled path only (pooled=True)")
-    if binary and p.size:
-        w, h = taps.sensor_size
-        key = ((tb * 2 + p) * h + y) * w + x
-        key = np.unique(key)
-        x = key % w
-        y = (key // w) % h
-        p = (key // (w * h)) % 2
-        tb = key // (2 * w * h)
-    order = np.argsort(tb, kind="stable")
-    p, tb, y, x = p[order], tb[order], y[order], x[order]
+    p, tb, y, x = _time_ordered(p, tb, y, x, taps.sensor_size, binary)
     if pooled and backend == "numba-maxbranch":
         # one ring of n_delays slots, both branches per position, dense per-ms readout
         hp, wp = taps.padded_hw
@@ -1232,13 +1237,8 @@ def hd_event_run(
         backend = "numba"
     state = init_event_state(taps)
     outs = []
-    bounds = np.searchsorted(tb, np.arange(0, n_bins + chunk, chunk))
-    for i, s in enumerate(range(0, n_bins, chunk)):
-        n = min(chunk, n_bins - s)
-        a, b = bounds[i], bounds[i + 1]
-        z, state = hd_event_chunk(
-            taps, state, p[a:b], tb[a:b], y[a:b], x[a:b], n, backend, pooled=pooled
-        )
+    for _, n, e in _chunks(tb, n_bins, chunk):
+        z, state = hd_event_chunk(taps, state, p[e], tb[e], y[e], x[e], n, backend, pooled=pooled)
         outs.append(z)
     return np.concatenate(outs)
 
@@ -1260,14 +1260,12 @@ def pull_rows_ops(
     rw = taps.rows
     if rw is None:
         raise DataError("tap table has no row chunks; rebuild it with compile_taps")
-    ev = validate_events(events, taps.sensor_size, sorted_time=False)
-    p, tb, y, x = voxel_indices(ev, dt_us, t0_us)
-    keep = (tb >= 0) & (tb < n_bins)
-    if not keep.any():
+    p, tb, y, x = _binned(events, taps.sensor_size, n_bins, dt_us, t0_us)
+    if not p.size:
         return 0
     w, h = taps.sensor_size
-    pix = (tb[keep] * h + y[keep]) * w + x[keep]
-    pol = p[keep]
+    pix = (tb * h + y) * w + x
+    pol = p
     if binary:
         key = np.unique(pix * 2 + pol)
         pix, pol = key // 2, key % 2
