@@ -341,6 +341,22 @@ def _calibrate_event(
     return out
 
 
+def _feeder(rt: Any, seed: int, density: float | None) -> Any:
+    """Random inputs for ``rt``: uniform [0, 1) values, or binary events with probability
+    ``density`` (event sensors); a dict when the model has several inputs."""
+    rng = np.random.default_rng(seed)
+    shapes = {n: rt.shapes[n] for n in rt.inputs}
+
+    def feed() -> Any:
+        if density is None:
+            d = {n: rng.random(s, dtype=np.float32) for n, s in shapes.items()}
+        else:
+            d = {n: (rng.random(s) < density).astype(np.float32) for n, s in shapes.items()}
+        return d if len(d) > 1 else next(iter(d.values()))
+
+    return feed
+
+
 def measure_numpy_step(
     path: Path, steps: int, seed: int = 0, density: float | None = None
 ) -> dict[str, Any]:
@@ -358,15 +374,7 @@ def measure_numpy_step(
         else:
             os.environ["NEUROPLAST_BACKEND"] = old
     rt.learn(bool(rt.plasticity.has_rules()))
-    rng = np.random.default_rng(seed)
-    shapes = {n: rt.shapes[n] for n in rt.inputs}
-
-    def feed() -> Any:
-        if density is None:
-            d = {n: rng.random(s, dtype=np.float32) for n, s in shapes.items()}
-        else:
-            d = {n: (rng.random(s) < density).astype(np.float32) for n, s in shapes.items()}
-        return d if len(d) > 1 else next(iter(d.values()))
+    feed = _feeder(rt, seed, density)
 
     for _ in range(min(10, steps)):
         rt.step(feed())
@@ -394,16 +402,7 @@ def measure_host(
     rt = neuroplast.load(path)
     learn = bool(rt.plasticity.has_rules())
     rt.learn(learn)
-    rng = np.random.default_rng(seed)
-    shapes = {n: rt.shapes[n] for n in rt.inputs}
-
-    def feed() -> Any:
-        # uniform [0, 1) values, or binary events with probability ``density`` (event sensors)
-        if density is None:
-            d = {n: rng.random(s, dtype=np.float32) for n, s in shapes.items()}
-        else:
-            d = {n: (rng.random(s) < density).astype(np.float32) for n, s in shapes.items()}
-        return d if len(d) > 1 else next(iter(d.values()))
+    feed = _feeder(rt, seed, density)
 
     for _ in range(min(10, steps)):  # warm-up: first-step allocations, lazy imports
         rt.step(feed())
