@@ -162,13 +162,7 @@ def _calibrate_backend(
                 rt = Runtime(Graph.sequential(layers), mode=mode, backend=backend)
                 _check_backend(rt, backend)
                 xs = rng.random((steps + 10, n), dtype=np.float32)
-                ts = []
-                for i, x in enumerate(xs):
-                    t = time.perf_counter()
-                    rt.step(x)
-                    if i >= 10:
-                        ts.append(time.perf_counter() - t)
-                points.append((d, n, 1 + 2 * d, d * n * n, statistics.median(ts)))
+                points.append((d, n, 1 + 2 * d, d * n * n, _median_step(rt, xs)))
         one = [p for p in points if p[0] == 1]
         slope, intercept = np.polyfit(
             np.array([p[3] for p in one], float), np.array([p[4] for p in one]), 1
@@ -196,6 +190,17 @@ def _calibrate_backend(
     out["delay"] = _calibrate_delay(backend, steps=steps)
     out["event"] = _calibrate_event(backend, steps=min(30, steps))
     return out
+
+
+def _median_step(rt: Any, xs: np.ndarray, warmup: int = 10) -> float:
+    """Median wall time (s) of ``rt.step`` over ``xs`` after ``warmup`` untimed steps."""
+    ts = []
+    for i, x in enumerate(xs):
+        t = time.perf_counter()
+        rt.step(x)
+        if i >= warmup:
+            ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
 
 
 def _check_backend(rt: Any, backend: str) -> None:
@@ -250,14 +255,8 @@ def _calibrate_delay(
         rt = Runtime(g, mode="int", backend=backend)
         _check_backend(rt, backend)
         xs = rng.random((steps + 10, n), dtype=np.float32)
-        ts = []
-        for i, x in enumerate(xs):
-            t = time.perf_counter()
-            rt.step(x)
-            if i >= 10:
-                ts.append(time.perf_counter() - t)
         syn.append(n * n)
-        times.append(statistics.median(ts))
+        times.append(_median_step(rt, xs))
     slope, _ = np.polyfit(np.array(syn, float), np.array(times), 1)
     return {
         "sizes": list(sizes),
