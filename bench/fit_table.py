@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +193,9 @@ def _calibrate_backend(
     return out
 
 
-def _median_step(rt: Any, xs: np.ndarray, warmup: int = 10) -> float:
-    """Median wall time (s) of ``rt.step`` over ``xs`` after ``warmup`` untimed steps."""
+def _median_step(rt: Any, xs: Iterable[Any], warmup: int = 10) -> float:
+    """Median wall time (s) of ``rt.step`` over the inputs ``xs`` (an array or any
+    iterable, drawn outside the timed region) after ``warmup`` untimed steps."""
     ts = []
     for i, x in enumerate(xs):
         t = time.perf_counter()
@@ -374,16 +376,9 @@ def measure_numpy_step(
             os.environ["NEUROPLAST_BACKEND"] = old
     rt.learn(bool(rt.plasticity.has_rules()))
     feed = _feeder(rt, seed, density)
-
-    for _ in range(min(10, steps)):
-        rt.step(feed())
-    times = []
-    for _ in range(steps):
-        x = feed()
-        t = time.perf_counter()
-        rt.step(x)
-        times.append(time.perf_counter() - t)
-    return {"backend": rt.backend, "median_step_s": statistics.median(times)}
+    warm = min(10, steps)
+    xs = (feed() for _ in range(warm + steps))
+    return {"backend": rt.backend, "median_step_s": _median_step(rt, xs, warm)}
 
 
 def measure_host(

@@ -542,6 +542,12 @@ def evaluate_enrollment(
     }
 
 
+def _old_words(rt, X: np.ndarray, y: np.ndarray, p: EnrollParams) -> dict:  # noqa: ANN001
+    """Old-word clips for :func:`evaluate_enrollment`: ``{"scores", "emb", "labels"}``."""
+    sc, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
+    return {"scores": sc, "emb": embed(hid, p, sc), "labels": np.asarray(y)}
+
+
 def enrollment_protocols(
     rt,  # noqa: ANN001 - runtime with hidden outputs
     word: str,
@@ -572,8 +578,7 @@ def enrollment_protocols(
     Both report the old-word drop on ``old_X``/``old_y`` (the test set)."""
     pool = enrollment_set(rt, pool_X, p, pool_voice)
     test = enrollment_set(rt, test_X, p, test_voice)
-    sc, hid = runtime_scores(rt, old_X, hidden=hidden_names(rt))
-    old = {"scores": sc, "emb": embed(hid, p, sc), "labels": np.asarray(old_y)}
+    old = _old_words(rt, old_X, old_y, p)
     args = (guard, n_old, open_class, p)
     cross = cross_voice_draws(pool_voice, test_voice, n_draws, n_examples, seed)
     pers = personal_draws(test_voice, n_examples, personal_per_voice, seed)
@@ -662,8 +667,7 @@ def calibrate_open_budget(
     k = min(n_examples, min(int(np.sum(pool_voice != v)) for v in np.unique(pool_voice)))
     draws = leave_voice_out_draws(pool_voice, draws_per_voice, k, seed)
     pool = enrollment_set(rt, pool_X, p, pool_voice)
-    sc, hid = runtime_scores(rt, old_X, hidden=hidden_names(rt))
-    old = {"scores": sc, "emb": embed(hid, p, sc), "labels": np.asarray(old_y)}
+    old = _old_words(rt, old_X, old_y, p)
     table: dict[float, dict] = {}
     for b in budgets:
         q = replace(p, open_budget=float(b))
