@@ -98,7 +98,8 @@ class HDDelayConvKernel(Kernel):
     sums (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int`: int16 when the
     kernel's bound ``max_c sum |K_q[c]|`` times the events per voxel stays below 2^15,
     else int32; a kernel whose bound exceeds 2^31 - 1 is refused at build), scattered by
-    the same backend as float mode (``fast_backend()``: the C loop when it loads)."""
+    the same backend as float mode (``fast_backend()``: the C loop when it loads; numpy
+    when the runtime was built with ``backend="numpy"``)."""
 
     stateful = True
 
@@ -106,7 +107,8 @@ class HDDelayConvKernel(Kernel):
         super().__init__(node, ctx)
         _, h, w = ctx.in_shapes[0]
         self.hw = (h, w)
-        self.backend = fast_backend()
+        # the runtime's backend="numpy" asks for the reference loops everywhere
+        self.backend = "numpy" if ctx.backend == "numpy" else fast_backend()
         self._taps_key = None
         self._taps = None
         if ctx.mode == "float":

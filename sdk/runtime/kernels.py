@@ -89,6 +89,9 @@ class BuildContext:
     in_shapes: list[tuple[int, ...]]
     out_shape: tuple[int, ...]
     in_quants: list[QuantSpec | None]
+    #: the runtime's backend request ("auto" | "native" | "numpy"); an op with its own
+    #: compiled loop (e.g. the event scatter of ``HDDelayConv``) uses numpy under "numpy"
+    backend: str = "auto"
 
 
 class Kernel:

@@ -96,6 +96,7 @@ class Runtime:
                 in_shapes=[self.shapes[p] for p in preds],
                 out_shape=self.shapes[name],
                 in_quants=[self.kernels[p].out_quant for p in preds],
+                backend=backend,
             )
             try:
                 self.kernels[name] = make_kernel(graph.nodes[name], ctx)
@@ -182,10 +183,26 @@ class Runtime:
 
     @property
     def backend_reason(self) -> str:
-        """Why :attr:`backend` is ``"numpy"`` ("" when native)."""
-        if not self._native:
-            return "compiled kernels unavailable or disabled"
-        return self._plan_failed or ""
+        """Why :attr:`backend` is ``"numpy"`` ("" when native), and which nodes still run
+        a compiled loop of their own (:attr:`op_backends`)."""
+        if self.backend == "native":
+            return ""
+        why = "compiled kernels unavailable or disabled" if not self._native else self._plan_failed
+        own = [f"{n!r} {b}" for n, b in self.op_backends.items() if b != "numpy"]
+        if why and own:
+            why += f"; own loops: {', '.join(own)}"
+        return why
+
+    @property
+    def op_backends(self) -> dict[str, str]:
+        """The backend of each node that picks its own loop outside the whole-graph plan
+        (e.g. ``HDDelayConv``'s event scatter: "native", "numba" or "numpy"); it follows
+        the runtime's ``backend`` request ("numpy" there means numpy everywhere)."""
+        return {
+            n: k.backend
+            for n, k in self.kernels.items()
+            if isinstance(getattr(k, "backend", None), str)
+        }
 
     def _native_plan(self, batch: int) -> NativePlan | None:
         if not self._native or self._plan_failed is not None:

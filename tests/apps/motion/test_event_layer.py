@@ -128,6 +128,28 @@ def test_runtime_node_matches_reference_and_bundle_roundtrip(tmp_path):
         Runtime(g, mode="int")
 
 
+def test_runtime_backend_request_reaches_the_event_op():
+    """``Runtime(backend="numpy")`` runs the event scatter in numpy too (the reference
+    everywhere), ``op_backends`` says which loop each such node runs, and both runtimes
+    agree with the dense reference."""
+    from neuroplast.apps.motion.event_layer import fast_backend
+    from neuroplast.apps.motion.runtime_node import hd_graph
+    from neuroplast.runtime import Runtime, SparseInput
+
+    k = _kernel()
+    _, a = _events(n_bins=12)
+    ref = _torch_reference(a, k.weight, k.bias)
+    g = hd_graph(k.weight, k.bias, (11, 9))
+    ref_rt, auto_rt = Runtime(g, backend="numpy"), Runtime(g)
+    assert ref_rt.op_backends == {"hd": "numpy"} and ref_rt.backend == "numpy"
+    assert auto_rt.op_backends == {"hd": fast_backend()}
+    if fast_backend() != "numpy":
+        assert f"'hd' {fast_backend()}" in auto_rt.backend_reason
+    for rt in (ref_rt, auto_rt):
+        zs = np.stack([rt.step(SparseInput(np.flatnonzero(a[:, t]))) for t in range(12)])
+        np.testing.assert_allclose(zs, ref, atol=2e-5)
+
+
 def _stream_with_edges(size, n_bins, density, seed):
     """Random voxels plus events on all four sensor borders and corners, two empty
     ms, a burst of every pixel ON and one of every pixel with both polarities."""
