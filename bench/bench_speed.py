@@ -67,8 +67,10 @@ GOALS = {
 WALL: dict[str, float] = {}
 
 #: W_d block of the 20x kernel that the events headline runs (``prune_kernel(block=...)``,
-#: centred windows; 1 = per-weight magnitude pruning). The other one is measured beside it.
-EVENTS_PRUNE_BLOCK = 8
+#: centred windows; 1 = per-weight magnitude pruning); the other one is measured beside it.
+#: 1: block-8 pruning halves the row chunks, but its gradual prune + retrain schedule ends
+#: 4 / 14 points below the per-weight one at 20x (docs/motion.md, chunk-structured pruning)
+EVENTS_PRUNE_BLOCK = 1
 
 
 def interleaved(fns: dict, rounds: int) -> dict[str, float]:
@@ -413,11 +415,11 @@ def events(rounds: int, bandwidth: float) -> dict:
     its own work per event and the C-measured RMW throughput (numpy's beside it).
 
     The 20x kernel is magnitude-pruned in the split basis from the trained kernel (not
-    retrained): ``EVENTS_PRUNE_BLOCK = 8`` keeps ``W_d`` in whole 8-dx blocks (fewer row
-    chunks for the same non-zero count); the per-weight kernel's pull path is measured
-    beside it (``kernels``), each against its own limit (same definition: C RMW lanes/s
-    over 8 x the chunks it executes per event). The integer section keeps the per-weight
-    kernel."""
+    retrained): ``EVENTS_PRUNE_BLOCK = 8`` would keep ``W_d`` in whole 8-dx blocks (fewer
+    row chunks for the same non-zero count), 1 keeps the per-weight one; the other
+    kernel's pull path is measured beside it (``kernels``), each against its own limit
+    (same definition: C RMW lanes/s over 8 x the chunks it executes per event). The
+    integer section keeps the per-weight kernel."""
     import torch
 
     from neuroplast.apps.motion.event_layer import (
