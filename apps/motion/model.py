@@ -504,13 +504,13 @@ def prune_kernel(
     kernel row ``(c, d, dy)``, the windows ``[offset + j block, offset + (j + 1) block)``
     clipped to the row (``offset`` = :func:`block_offset_of`: by default a window centred
     on the centre tap; with ``offset > 0`` the row's first ``offset`` taps are a block of
-    their own). A block ``B`` with ``n_B`` non-zero weights
-    is ranked by its mean magnitude ``s_B = sum_{w in B} |w| / n_B`` jointly with the
-    individual ``|W_s|`` weights (``n = 1``), and items are taken in decreasing ``s``
-    while their ``n`` fits the budget (an item that would overflow it is skipped, the
-    smaller ones after it fill the rest): the result has exactly ``keep`` non-zero
-    weights whenever the remainder can be filled (always with ``W_s`` weights left).
-    Every kept block lies in one ``block``-wide window, so
+    their own). A block ``B`` with ``n_B`` non-zero weights is ranked by its mean
+    magnitude ``s_B = sum_{w in B} |w| / n_B`` jointly with the individual ``|W_s|``
+    weights (``n = 1``), and items are taken in decreasing ``s`` while their ``n`` fits
+    the budget (an item that would overflow it is skipped, the smaller ones after it fill
+    the rest): the result has exactly ``keep`` non-zero weights whenever the remainder can
+    be filled (always while ``W_s`` weights are left). Every kept block lies in one
+    ``block``-wide window, so
     :func:`~neuroplast.apps.motion.event_layer.compile_taps`' greedy row chunks of
     ``block`` lanes (greedy covering of points by fixed-width intervals is optimal)
     number at most the kept blocks: ``block = 8`` matches the pull path's 8-lane chunks,
@@ -523,6 +523,8 @@ def prune_kernel(
     if block > 1 and basis != "split":
         raise DataError("block pruning groups W_d: it needs basis='split'")
     w = weights_in(kernel.weight, basis)
+    kx = w.shape[-1]
+    offset = block_offset_of(kx, block, block_offset) if block > 1 else 0
     keep = int(max(0, min(keep, w.size)))
     out = np.zeros_like(w)
     if block == 1:
@@ -532,8 +534,7 @@ def prune_kernel(
             out.ravel()[idx] = w.ravel()[idx]
     elif keep:
         ws, wd = w[:, 0], w[:, 1]
-        kx = wd.shape[-1]
-        bid = _block_index(kx, block, block_offset_of(kx, block, block_offset))
+        bid = _block_index(kx, block, offset)
         onehot = (bid[:, None] == np.arange(int(bid.max()) + 1)[None, :]).astype(np.float64)
         mass = (np.abs(wd).astype(np.float64) @ onehot).ravel()  # (C, K_T, K_Y, n_b)
         count = ((wd != 0).astype(np.float64) @ onehot).ravel().astype(np.int64)
