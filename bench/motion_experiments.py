@@ -214,6 +214,21 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="only the homeostasis experiment, on --kernel as deployed (no pruning)",
     )
+    ap.add_argument(
+        "--prune-block",
+        type=int,
+        default=1,
+        help="chunk-structured pruning (split basis): keep W_d in whole blocks of this many "
+        "consecutive dx (8 = the pull path's row chunks; 1 = per weight)",
+    )
+    ap.add_argument(
+        "--prune-block-offset",
+        type=int,
+        default=None,
+        help="first block boundary of a kernel row (default: a window centred on the "
+        "centre tap, block_offset_of)",
+    )
+    ap.add_argument("--no-homeostasis", action="store_true", help="skip experiment 4")
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--finetune-lr", type=float, default=1e-3)
     ap.add_argument("--out", default=str(RESULTS / "motion.json"))
@@ -381,6 +396,8 @@ def main(argv: list[str] | None = None) -> dict:
     def measure(k: HDKernel, dense: bool = False) -> dict:
         n_s, n_d = k.nnz_split
         out = {"nnz_onoff": k.nnz, "nnz_split": n_s + n_d, "taps_per_event": n_d}
+        # the pull path's cost: 8-lane row chunks of W_d per interior event
+        out["chunks_per_event"] = compile_taps(k.weight, k.bias, mte[0].sensor_size).rows.n_chunks
         for key, x, y, e in sets:
             out[key] = accuracy_per_step(e if dense else predict_dense(k, x), y)
         return out
@@ -390,12 +407,15 @@ def main(argv: list[str] | None = None) -> dict:
     if factors[0] != 1:
         factors = (1, *factors)  # the unpruned kernel is the peak
     bases = [b.strip() for b in args.prune_basis.split(",")]
+    blk = {"block": args.prune_block, "block_offset": args.prune_block_offset}
+    # block-pruned runs name their kernels / plot after --out, so the per-weight ones stay
+    tag = "" if args.prune_block == 1 else Path(args.out).stem + "_"
     basis = bases[0]  # the basis of the retrained sweep and of the runtime check
     sweeps: dict[str, list[dict]] = {}
     for bs in bases:
         sweeps[bs] = []
         for factor in factors:
-            k = prune_kernel(kern, max(1, kern.nnz_in(bs) // factor), basis=bs)
+            k = prune_kernel(kern, max(1, kern.nnz_in(bs) // factor), basis=bs, **blk)
             sweeps[bs].append({"factor": factor, "nnz": k.nnz_in(bs), **measure(k, factor == 1)})
             _log(f"prune ({bs}) {sweeps[bs][-1]}")
     sweep = sweeps[basis]
@@ -430,7 +450,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         cur = kern
         for i, factor in enumerate(factors[1:]):
-            cut = prune_kernel(cur, max(1, kern.nnz_in(basis) // factor), basis=basis)
+            cut = prune_kernel(cur, max(1, kern.nnz_in(basis) // factor), basis=basis, **blk)
             seeds = range(seed0 + i * args.finetune_movies, seed0 + (i + 1) * args.finetune_movies)
             xf, yf, _ = make_dataset(seeds, train_scene, dvs)
             cur, _ = train_hd(
@@ -465,11 +485,14 @@ def main(argv: list[str] | None = None) -> dict:
         res["pruning"]["finetuned"] = ft
         for f in (20, 31, 50):
             if f in pruned:
-                pruned[f].save(out_dir / f"motion_kernel_pruned{f}.npz")
-    res["pruning"]["plot"] = str(plot_pruning(res["pruning"], out_dir / "motion_pruning.png"))
+                pruned[f].save(out_dir / f"{tag or 'motion_kernel_'}pruned{f}.npz")
+    res["pruning"]["block"] = blk
+    res["pruning"]["plot"] = str(
+        plot_pruning(res["pruning"], out_dir / f"{tag or 'motion_'}pruning.png")
+    )
 
     # 3. event-driven runtime layer == dense predictions (20x pruned kernel)
-    k20 = pruned.get(20) or prune_kernel(kern, kern.nnz_in(basis) // 20, basis=basis)
+    k20 = pruned.get(20) or prune_kernel(kern, kern.nnz_in(basis) // 20, basis=basis, **blk)
     taps = compile_taps(k20.weight, k20.bias, mte[0].sensor_size)
     n_chk = min(5, args.test)
     ev_dense = predict_dense(k20, xte[:n_chk])
@@ -487,8 +510,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
 
     # 4. homeostasis under the contrast step that multiplies the event rate by 4
-    res["homeostasis"] = homeostasis_experiment(k20, dvs, args.homeostasis_gain, backend)
-    _log(f"homeostasis: {res['homeostasis']}")
+    if not args.no_homeostasis:
+        res["homeostasis"] = homeostasis_experiment(k20, dvs, args.homeostasis_gain, backend)
+        _log(f"homeostasis: {res['homeostasis']}")
     Path(args.out).write_text(json.dumps(res, indent=2))
     _log(f"wrote {args.out}")
     return res

@@ -128,6 +128,22 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                         if "native_vs_previous_kernel" in ev
                         else ""
                     )
+                    + (
+                        f"; W_d pruned in whole 8-dx blocks, the per-weight 20x kernel "
+                        f"{ev['kernels']['per-weight']['events_per_s'] / 1e6:.3f} M/s with "
+                        f"{ev['kernels']['per-weight']['row_chunk_ops_per_event']:,.0f} chunks/event, "
+                        f"{100 * ev['kernels']['per-weight']['of_limit']:.0f}% of its limit"
+                        if ev.get("prune_block") == 8
+                        else (
+                            f"; block-8 pruned W_d (same non-zeros, half the chunks; not the "
+                            f"headline: less accurate after retraining) "
+                            f"{ev['kernels']['block-8']['events_per_s'] / 1e6:.3f} M/s with "
+                            f"{ev['kernels']['block-8']['row_chunk_ops_per_event']:,.0f} chunks/event, "
+                            f"{100 * ev['kernels']['block-8']['of_limit']:.0f}% of its limit"
+                            if "kernels" in ev
+                            else ""
+                        )
+                    )
                     + f"): {ev['vs_dense']:.0f}x the dense Conv3d, "
                     f"{ev['speedup_native_vs_native_taps']:.1f}x the ring of scalar taps "
                     f"({ev['events_per_s']['native-taps'] / 1e6:.3f} M/s, {ev['taps_per_event']:,} "

@@ -39,6 +39,7 @@ __all__ = [
     "predict_dense",
     "prune_kernel",
     "prune_mask_of",
+    "block_offset_of",
     "split_weight",
     "unsplit_weight",
     "weights_in",
@@ -466,21 +467,98 @@ def weights_in(weight: np.ndarray, basis: str) -> np.ndarray:
     return weight if basis == "onoff" else split_weight(weight)
 
 
-def prune_kernel(kernel: HDKernel, keep: int, basis: str = "onoff") -> HDKernel:
+def block_offset_of(kx: int, block: int, block_offset: int | None = None) -> int:
+    """First block boundary of a ``kx``-wide kernel row for :func:`prune_kernel`:
+    ``block_offset`` itself, or (``None``) the one that centres a window on the centre tap
+    ``kx // 2``: ``(kx // 2 - block // 2) mod block`` (4 for ``kx = 17``, ``block = 8``:
+    windows ``[0, 4), [4, 12), [12, 17)``)."""
+    if block_offset is None:
+        return (kx // 2 - block // 2) % block
+    if not 0 <= int(block_offset) < block:
+        raise DataError(f"block_offset {block_offset}: need 0 <= offset < block = {block}")
+    return int(block_offset)
+
+
+def _block_index(kx: int, block: int, offset: int) -> np.ndarray:
+    """Block of each ``dx`` of a ``kx``-wide kernel row: windows start at ``offset + j
+    block`` (``[0, offset)`` is a block of its own when ``offset > 0``), clipped to the row."""
+    return (np.arange(kx) + (block - offset) % block) // block
+
+
+def prune_kernel(
+    kernel: HDKernel,
+    keep: int,
+    basis: str = "onoff",
+    block: int = 1,
+    block_offset: int | None = None,
+) -> HDKernel:
     """Keep the ``keep`` largest-|w| weights, zero the rest.
 
     ``basis="onoff"`` ranks the ON/OFF kernel ``K`` (the paper's pruning);
     ``basis="split"`` ranks ``(W_s, W_d)`` (:func:`split_weight`), the weights the
     runtime executes, so ``keep`` counts ``nnz(W_s) + nnz(W_d)``. The result is stored
     in the ON/OFF layout either way.
+
+    ``block > 1`` (split basis only) is chunk-structured pruning: the rectified half
+    ``W_d`` is kept or dropped in whole blocks of ``block`` consecutive ``dx`` of one
+    kernel row ``(c, d, dy)``, the windows ``[offset + j block, offset + (j + 1) block)``
+    clipped to the row (``offset`` = :func:`block_offset_of`: by default a window centred
+    on the centre tap; with ``offset > 0`` the row's first ``offset`` taps are a block of
+    their own). A block ``B`` with ``n_B`` non-zero weights is ranked by its mean
+    magnitude ``s_B = sum_{w in B} |w| / n_B`` jointly with the individual ``|W_s|``
+    weights (``n = 1``), and items are taken in decreasing ``s`` while their ``n`` fits
+    the budget (an item that would overflow it is skipped, the smaller ones after it fill
+    the rest): the result has exactly ``keep`` non-zero weights whenever the remainder can
+    be filled (always while ``W_s`` weights are left). Every kept block lies in one
+    ``block``-wide window, so
+    :func:`~neuroplast.apps.motion.event_layer.compile_taps`' greedy row chunks of
+    ``block`` lanes (greedy covering of points by fixed-width intervals is optimal)
+    number at most the kept blocks: ``block = 8`` matches the pull path's 8-lane chunks,
+    whose count, not ``nnz(W_d)``, is its cost per event. ``W_s`` stays per weight: it
+    costs per ms (box counts), not per event. ``block = 1`` is the per-weight ranking.
     """
+    block = int(block)
+    if block < 1:
+        raise DataError(f"block must be >= 1, got {block}")
+    if block > 1 and basis != "split":
+        raise DataError("block pruning groups W_d: it needs basis='split'")
     w = weights_in(kernel.weight, basis)
+    kx = w.shape[-1]
+    offset = block_offset_of(kx, block, block_offset) if block > 1 else 0
     keep = int(max(0, min(keep, w.size)))
-    flat = np.abs(w).ravel()
     out = np.zeros_like(w)
-    if keep:
-        idx = np.argpartition(flat, flat.size - keep)[flat.size - keep :]
-        out.ravel()[idx] = w.ravel()[idx]
+    if block == 1:
+        flat = np.abs(w).ravel()
+        if keep:
+            idx = np.argpartition(flat, flat.size - keep)[flat.size - keep :]
+            out.ravel()[idx] = w.ravel()[idx]
+    elif keep:
+        ws, wd = w[:, 0], w[:, 1]
+        bid = _block_index(kx, block, offset)
+        onehot = (bid[:, None] == np.arange(int(bid.max()) + 1)[None, :]).astype(np.float64)
+        mass = (np.abs(wd).astype(np.float64) @ onehot).ravel()  # (C, K_T, K_Y, n_b)
+        count = ((wd != 0).astype(np.float64) @ onehot).ravel().astype(np.int64)
+        blocks = np.flatnonzero(count)
+        s_idx = np.flatnonzero(ws.ravel())
+        score = np.concatenate([mass[blocks] / count[blocks], np.abs(ws.ravel()[s_idx])])
+        size = np.concatenate([count[blocks], np.ones(s_idx.size, np.int64)])
+        order = np.argsort(-score, kind="stable")
+        take = np.zeros(score.size, bool)
+        left = keep
+        for i in order.tolist():  # greedy by score; skip items that overflow the budget
+            if size[i] <= left:
+                take[i] = True
+                left -= int(size[i])
+                if not left:
+                    break
+        n_b = blocks.size
+        keep_b = np.zeros(mass.size, bool)
+        keep_b[blocks[take[:n_b]]] = True
+        keep_d = keep_b.reshape(count.size // onehot.shape[1], -1)[:, bid].reshape(wd.shape)
+        out[:, 1] = np.where(keep_d, wd, 0)
+        out_s = np.zeros(ws.size, w.dtype)
+        out_s[s_idx[take[n_b:]]] = ws.ravel()[s_idx[take[n_b:]]]
+        out[:, 0] = out_s.reshape(ws.shape)
     if basis == "split":
         out = unsplit_weight(out)
     return HDKernel(out, kernel.bias.copy())
