@@ -612,6 +612,8 @@ def main(argv: list[str] | None = None) -> dict:
         help="re-measure only this section; the others are kept from --out (marked in the json)",
     )
     a = ap.parse_args(argv)
+    if a.only and not Path(a.out).is_file():  # --only merges into an earlier full run
+        ap.error(f"--only {a.only} merges into an existing results file; {a.out} is missing")
     if a.only == "stdp":
         return _rerun_stdp(a)
     if a.only == "events":
