@@ -543,9 +543,16 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                         f"read-out on integer evidence: switching {_pct(s_['int read-out'])} "
                         f"(float unpruned {_pct(s_['float unpruned read-out (same movies)'])}), constant "
                         f"{_pct(c_['int read-out'])} "
-                        f"(float unpruned {_pct(c_['float unpruned read-out (same movies)'])}); runtime vs QAT "
-                        f"integer layer: {chk['identical_values']:,}/{chk['values']:,} "
-                        "values identical"
+                        f"(float unpruned {_pct(c_['float unpruned read-out (same movies)'])})"
+                        + (
+                            f"; float pruned, same movies: read-out switching "
+                            f"{_pct(s_['float pruned read-out (same movies)'])}, constant "
+                            f"{_pct(c_['float pruned read-out (same movies)'])}"
+                            if "float pruned read-out (same movies)" in s_
+                            else ""
+                        )
+                        + f"; runtime vs QAT integer layer: {chk['identical_values']:,}/"
+                        f"{chk['values']:,} values identical"
                     ),
                     "motion_switch.py --int",
                 )
