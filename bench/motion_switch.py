@@ -500,9 +500,14 @@ def merge_int(args, long, short, scene, dvs) -> dict:
     ro = EvidenceReadout.load(args.readout)
     new = int_stage(args, long, short, ro, scene, dvs)
     res = json.loads(args.out.read_text()) if args.out.exists() else {}
-    old = res.get("int", {})
+    res.setdefault("int", {})
+    if args.int_size == 40:  # the default protocol: the int entry itself
+        blocks, key = res, "int"
+    else:  # other sensor sizes beside it: int.at_size["128"], ...
+        blocks, key = res["int"].setdefault("at_size", {}), str(args.int_size)
+    old = blocks.get(key, {})
     models = {**old.get("models", {}), **new["models"]}
-    res["int"] = {**old, **{k: v for k, v in new.items() if k != "models"}, "models": models}
+    blocks[key] = {**old, **{k: v for k, v in new.items() if k != "models"}, "models": models}
     args.out.write_text(json.dumps(res, indent=2))
     _log(f"merged {sorted(new['models'])} into {args.out}")
     return res

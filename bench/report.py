@@ -528,14 +528,15 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             f"(alone {_pct(co[lw]['per_step_top1'])})"
         )
         rows = [(title, result, "motion_switch.py")]
-        for name, m in d.get("int", {}).get("models", {}).items():
+        blocks = [d.get("int", {}), *d.get("int", {}).get("at_size", {}).values()]
+        for blk, name, m in ((b, n, m) for b in blocks for n, m in b.get("models", {}).items()):
             s_, c_, chk = m["switching"], m["constant"], m["runtime_vs_qat"]
             rows.append(
                 (
                     (
                         f"motion integer HDDelayConv (int8, Brevitas quantizers), {name} "
                         f"({s_['movies']} + {c_['movies']} movies of "
-                        f"{d['int']['sensor']}x{d['int']['sensor']})"
+                        f"{blk['sensor']}x{blk['sensor']})"
                     ),
                     (
                         f"21-ms layer switching {_pct(s_['int long window, argmax'])} (float "
