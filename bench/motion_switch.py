@@ -297,6 +297,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if args.int:
         res["int"] = int_stage(args, long, short, ro, scene, dvs)
+        if args.out.exists():  # rows at other sensor sizes (--only int) are kept
+            old = json.loads(args.out.read_text()).get("int", {})
+            if "at_size" in old:
+                res["int"]["at_size"] = old["at_size"]
     args.out.write_text(json.dumps(res, indent=2))
     _log(f"wrote {args.out}")
     return res
