@@ -224,6 +224,11 @@ def main(argv: list[str] | None = None) -> dict:
         default=str(RESULTS / "motion_readout.npz"),
         help="--only int: the read-out applied to the int evidence",
     )
+    ap.add_argument(
+        "--readout-tag",
+        default=None,
+        help="--only int with another --readout: its scores go to int.other_readouts[TAG]",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "motion_switch.json")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -509,9 +514,13 @@ def merge_int(args, long, short, scene, dvs) -> dict:
         blocks, key = res, "int"
     else:  # other sensor sizes beside it: int.at_size["128"], ...
         blocks, key = res["int"].setdefault("at_size", {}), str(args.int_size)
-    old = blocks.get(key, {})
-    models = {**old.get("models", {}), **new["models"]}
-    blocks[key] = {**old, **{k: v for k, v in new.items() if k != "models"}, "models": models}
+    if args.readout_tag:  # another read-out: beside the rows, not in them
+        other = blocks.setdefault(key, {}).setdefault("other_readouts", {})
+        other[args.readout_tag] = {"readout": args.readout, **new}
+    else:
+        old = blocks.get(key, {})
+        models = {**old.get("models", {}), **new["models"]}
+        blocks[key] = {**old, **{k: v for k, v in new.items() if k != "models"}, "models": models}
     args.out.write_text(json.dumps(res, indent=2))
     _log(f"merged {sorted(new['models'])} into {args.out}")
     return res
