@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     res["plot"] = str(
         plot_switch_response(
             curves["switching"],
-            args.out.parent / "motion_switch.png",
+            args.out.with_suffix(".png"),
             f"HD-SNN after a motion switch ({args.test} held-out switching movies, 128 x 128)",
         )
     )
