@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         embed_kernel,
         predict_dense,
         prune_kernel,
-        prune_mask_of,
+        prune_retrain_gradual,
         train_hd,
     )
 
@@ -448,24 +448,19 @@ def main(argv: list[str] | None = None) -> dict:
             stride=args.stride,
             batch=args.batch,
         )
-        cur = kern
-        for i, factor in enumerate(factors[1:]):
-            cut = prune_kernel(cur, max(1, kern.nnz_in(basis) // factor), basis=basis, **blk)
+        levels = list(factors[1:])
+
+        def level_data(factor: int):
+            i = levels.index(factor)
             seeds = range(seed0 + i * args.finetune_movies, seed0 + (i + 1) * args.finetune_movies)
-            xf, yf, _ = make_dataset(seeds, train_scene, dvs)
-            cur, _ = train_hd(
-                list(xf),
-                list(yf),
-                hp,
-                ftp,
-                init=cut,
-                prune_mask=prune_mask_of(cut, basis),
-                mask_basis=basis,
-            )
-            del xf
+            return make_dataset(seeds, train_scene, dvs)[:2]
+
+        def on_level(factor: int, cur: HDKernel) -> None:
             pruned[factor] = cur
             tuned.append({"factor": factor, "nnz": cur.nnz_in(basis), **measure(cur)})
             _log(f"prune+retrain ({basis}) {tuned[-1]}")
+
+        prune_retrain_gradual(kern, levels, level_data, ftp, basis, on_level=on_level, **blk)
         tuned.insert(0, dict(sweep[0]))
         ft = {
             "sweep": tuned,

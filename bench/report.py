@@ -544,14 +544,15 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             f"(alone {_pct(co[lw]['per_step_top1'])})"
         )
         rows = [(title, result, "motion_switch.py")]
-        for name, m in d.get("int", {}).get("models", {}).items():
+        blocks = [d.get("int", {}), *d.get("int", {}).get("at_size", {}).values()]
+        for blk, name, m in ((b, n, m) for b in blocks for n, m in b.get("models", {}).items()):
             s_, c_, chk = m["switching"], m["constant"], m["runtime_vs_qat"]
             rows.append(
                 (
                     (
                         f"motion integer HDDelayConv (int8, Brevitas quantizers), {name} "
                         f"({s_['movies']} + {c_['movies']} movies of "
-                        f"{d['int']['sensor']}x{d['int']['sensor']})"
+                        f"{blk['sensor']}x{blk['sensor']})"
                     ),
                     (
                         f"21-ms layer switching {_pct(s_['int long window, argmax'])} (float "
@@ -559,9 +560,16 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                         f"read-out on integer evidence: switching {_pct(s_['int read-out'])} "
                         f"(float unpruned {_pct(s_['float unpruned read-out (same movies)'])}), constant "
                         f"{_pct(c_['int read-out'])} "
-                        f"(float unpruned {_pct(c_['float unpruned read-out (same movies)'])}); runtime vs QAT "
-                        f"integer layer: {chk['identical_values']:,}/{chk['values']:,} "
-                        "values identical"
+                        f"(float unpruned {_pct(c_['float unpruned read-out (same movies)'])})"
+                        + (
+                            f"; float pruned, same movies: read-out switching "
+                            f"{_pct(s_['float pruned read-out (same movies)'])}, constant "
+                            f"{_pct(c_['float pruned read-out (same movies)'])}"
+                            if "float pruned read-out (same movies)" in s_
+                            else ""
+                        )
+                        + f"; runtime vs QAT integer layer: {chk['identical_values']:,}/"
+                        f"{chk['values']:,} values identical"
                     ),
                     "motion_switch.py --int",
                 )

@@ -40,6 +40,7 @@ __all__ = [
     "prune_kernel",
     "prune_mask_of",
     "block_offset_of",
+    "prune_retrain_gradual",
     "split_weight",
     "unsplit_weight",
     "weights_in",
@@ -568,3 +569,53 @@ def prune_mask_of(kernel: HDKernel, basis: str = "onoff") -> np.ndarray:
     """Boolean mask of the non-zero weights of ``kernel`` in ``basis`` (for
     :func:`train_hd`'s ``prune_mask`` / ``mask_basis``)."""
     return weights_in(kernel.weight, basis) != 0
+
+
+def prune_retrain_gradual(
+    kernel: HDKernel,
+    factors: Sequence[int],
+    data: Callable[[int], tuple[Sequence[np.ndarray], Sequence[np.ndarray]]],
+    train: TrainParams,
+    basis: str = "split",
+    reference: int | None = None,
+    on_level: Callable[[int, HDKernel], None] | None = None,
+    block: int = 1,
+    block_offset: int | None = None,
+) -> dict[int, HDKernel]:
+    """Gradual magnitude pruning with retraining: for each ``factor`` in order, keep the
+    ``max(1, reference // factor)`` largest weights (in ``basis``, :func:`prune_kernel`)
+    of the previous level's retrained kernel, then retrain the survivors with the mask
+    fixed (:func:`train_hd` with ``prune_mask``/``mask_basis``) on ``data(factor) ->
+    (rasters, labels)``.
+
+    ``reference`` is the weight count the factors refer to (default: ``kernel``'s
+    ``nnz_in(basis)``), so a schedule can be resumed from a cached level by passing the
+    remaining factors, that level's kernel and the original count. ``on_level(factor,
+    kernel)`` sees every retrained level. ``block`` / ``block_offset`` are
+    :func:`prune_kernel`'s (chunk-structured pruning of ``W_d``). Returns ``{factor:
+    retrained kernel}``.
+    """
+    fs = [int(f) for f in factors]
+    if not fs or min(fs) < 1 or any(b < a for a, b in zip(fs, fs[1:])):
+        raise DataError(f"pruning factors must be >= 1 and non-decreasing, got {fs}")
+    ref = kernel.nnz_in(basis) if reference is None else int(reference)
+    c, _, kt, k, _ = kernel.weight.shape
+    hp = HDParams(n_classes=c, n_delays=kt, kernel=k)
+    out: dict[int, HDKernel] = {}
+    cur = kernel
+    for factor in fs:
+        cut = prune_kernel(cur, max(1, ref // factor), basis, block, block_offset)
+        x, y = data(factor)
+        cur, _ = train_hd(
+            list(x),
+            list(y),
+            hp,
+            train,
+            init=cut,
+            prune_mask=prune_mask_of(cut, basis),
+            mask_basis=basis,
+        )
+        out[factor] = cur
+        if on_level is not None:
+            on_level(factor, cur)
+    return out
