@@ -545,38 +545,55 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         )
         rows = [(title, result, "motion_switch.py")]
         blocks = [d.get("int", {}), *d.get("int", {}).get("at_size", {}).values()]
-        for blk, name, m in ((b, n, m) for b in blocks for n, m in b.get("models", {}).items()):
-            s_, c_, chk = m["switching"], m["constant"], m["runtime_vs_qat"]
+        for blk in blocks:
+            if not blk.get("models"):
+                continue
+            parts, same, total = [], 0, 0
+            for name, m in blk["models"].items():
+                s_, c_ = m["switching"], m["constant"]
+                ref = "pruned" if "float pruned read-out (same movies)" in s_ else "unpruned"
+                parts.append(
+                    f"{name}: 21-ms layer {_pct(s_['int long window, argmax'])}, read-out "
+                    f"{_pct(s_['int read-out'])} / {_pct(c_['int read-out'])} (float "
+                    f"{_pct(s_[f'float {ref} read-out (same movies)'])} / "
+                    f"{_pct(c_[f'float {ref} read-out (same movies)'])})"
+                )
+                same += m["runtime_vs_qat"]["identical_values"]
+                total += m["runtime_vs_qat"]["values"]
+            for tag, o in blk.get("other_readouts", {}).items():
+                for name, m in o.get("models", {}).items():
+                    if "float pruned read-out (same movies)" in m["switching"]:
+                        s_, c_ = m["switching"], m["constant"]
+                        parts.append(
+                            f"{name}, read-out {tag}: {_pct(s_['int read-out'])} / "
+                            f"{_pct(c_['int read-out'])} (float "
+                            f"{_pct(s_['float pruned read-out (same movies)'])} / "
+                            f"{_pct(c_['float pruned read-out (same movies)'])})"
+                        )
+            mv = next(iter(blk["models"].values()))
             rows.append(
                 (
                     (
-                        f"motion integer HDDelayConv (int8, Brevitas quantizers), {name} "
-                        f"({s_['movies']} + {c_['movies']} movies of "
-                        f"{blk['sensor']}x{blk['sensor']})"
+                        "motion integer HDDelayConv (int8, Brevitas quantizers): per-step "
+                        f"accuracy switching / constant ({mv['switching']['movies']} + "
+                        f"{mv['constant']['movies']} movies of {blk['sensor']}x"
+                        f"{blk['sensor']}; float = the same kernel unquantized)"
                     ),
-                    (
-                        f"21-ms layer switching {_pct(s_['int long window, argmax'])} (float "
-                        f"{_pct(s_['float unpruned long window, argmax (same movies)'])}); "
-                        f"read-out on integer evidence: switching {_pct(s_['int read-out'])} "
-                        f"(float unpruned {_pct(s_['float unpruned read-out (same movies)'])}), constant "
-                        f"{_pct(c_['int read-out'])} "
-                        f"(float unpruned {_pct(c_['float unpruned read-out (same movies)'])})"
-                        + (
-                            f"; float pruned, same movies: read-out switching "
-                            f"{_pct(s_['float pruned read-out (same movies)'])}, constant "
-                            f"{_pct(c_['float pruned read-out (same movies)'])}"
-                            if "float pruned read-out (same movies)" in s_
-                            else ""
-                        )
-                        + f"; runtime vs QAT integer layer: {chk['identical_values']:,}/"
-                        f"{chk['values']:,} values identical"
-                    ),
+                    "; ".join(parts)
+                    + f"; runtime = QAT integer layer on {same:,}/{total:,} values",
                     "motion_switch.py --int",
                 )
             )
         return rows
 
     add("motion_switch", motion_switch)
+    add(
+        "motion_switch_pruned20",
+        lambda d: [
+            (t.replace("motion with", "motion, both windows 20x pruned (gradual), with"), r, c)
+            for t, r, c in motion_switch(d)
+        ],
+    )
     add(
         "bench_events",
         lambda d: [
