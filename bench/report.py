@@ -587,6 +587,31 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
         return rows
 
     add("motion_switch", motion_switch)
+
+    def motion_block(d: dict) -> list:
+        ft = d["pruning"]["finetuned"]
+        lv = next(r for r in ft["sweep"] if r["factor"] == 20)
+        ex = ft["extra_retrain"]
+        a = ex["accuracy_per_step"]
+        return [
+            (
+                (
+                    "motion 20x pruned with W_d in whole 8-dx blocks (the event bench's kernel): "
+                    "per-step accuracy switching / constant"
+                ),
+                (
+                    f"{_pct(lv['accuracy'])} / {_pct(lv['accuracy_constant'])} after the gradual "
+                    f"schedule ({ft['movies_per_level']} movies/level); + {ex['epochs']} epochs on "
+                    f"{ex['movies']} fresh movies: {_pct(a['switching_sweep'])} / "
+                    f"{_pct(a['constant_sweep'])} (24 + 24 movies), {_pct(a['switching_recheck'])} "
+                    f"/ {_pct(a['constant_recheck'])} (48 + 48 further movies); "
+                    f"{ex['chunks_per_event']:,} 8-lane chunks per interior event"
+                ),
+                "motion_experiments.py --prune-block 8, --retrain-kernel",
+            )
+        ]
+
+    add("motion_block_pruning", motion_block)
     add(
         "motion_switch_pruned20",
         lambda d: [
