@@ -106,6 +106,19 @@ def homeostasis_experiment(
     return out
 
 
+def _finetune_params(args, epochs: int):  # noqa: ANN001, ANN202
+    """Retraining of pruned kernels: Adam ``--finetune-lr`` cosine to 1/20 of it."""
+    from neuroplast.apps.motion.model import TrainParams
+
+    return TrainParams(
+        epochs=epochs,
+        lr=args.finetune_lr,
+        lr_final=args.finetune_lr / 20,
+        stride=args.stride,
+        batch=args.batch,
+    )
+
+
 def retrain_experiment(args, train_scene, dvs, hp) -> dict:  # noqa: ANN001
     """``--retrain-kernel``: retrain a pruned kernel further on ``--retrain-movies`` fresh
     movies for ``--retrain-epochs`` (Adam ``--finetune-lr`` cosine to 1/20 of it, mask
@@ -116,7 +129,6 @@ def retrain_experiment(args, train_scene, dvs, hp) -> dict:  # noqa: ANN001
     from neuroplast.apps.motion.event_layer import compile_taps
     from neuroplast.apps.motion.model import (
         HDKernel,
-        TrainParams,
         predict_dense,
         prune_mask_of,
         train_hd,
@@ -129,13 +141,7 @@ def retrain_experiment(args, train_scene, dvs, hp) -> dict:  # noqa: ANN001
     k, losses = k0, []
     t0 = time.perf_counter()
     if args.retrain_epochs:
-        tp = TrainParams(
-            epochs=args.retrain_epochs,
-            lr=args.finetune_lr,
-            lr_final=args.finetune_lr / 20,
-            stride=args.stride,
-            batch=args.batch,
-        )
+        tp = _finetune_params(args, args.retrain_epochs)
         seeds = range(args.retrain_seed0, args.retrain_seed0 + args.retrain_movies)
         xf, yf, _ = make_dataset(seeds, train_scene, dvs)
         k, losses = train_hd(
@@ -523,13 +529,7 @@ def main(argv: list[str] | None = None) -> dict:
     pruned: dict[int, HDKernel] = {}
     if args.finetune_movies:
         seed0 = args.train_seed0 + max(args.train, 0) + 100_000  # fresh, disjoint seeds
-        ftp = TrainParams(
-            epochs=args.finetune_epochs,
-            lr=args.finetune_lr,
-            lr_final=args.finetune_lr / 20,
-            stride=args.stride,
-            batch=args.batch,
-        )
+        ftp = _finetune_params(args, args.finetune_epochs)
         levels = list(factors[1:])
 
         def level_data(factor: int):
