@@ -69,9 +69,9 @@ WALL: dict[str, float] = {}
 #: W_d block of the 20x kernel that the events headline runs (``prune_kernel(block=...)``,
 #: centred windows; 1 = per-weight magnitude pruning); the other one is measured beside it.
 #: 8: block-8 pruning halves the row chunks for the same non-zero count, and its retrained
-#: 20x kernel (gradual schedule + 2 epochs on 512 fresh movies, mask fixed) scores within
-#: 0.7 points of the per-weight one on 48 + 48 recheck movies (docs/motion.md,
-#: chunk-structured pruning)
+#: 20x kernel (gradual schedule + 2 epochs on 512 fresh movies, mask fixed) scores 0.6 / 1.7
+#: points below the per-weight one trained the same way on 48 + 48 recheck movies
+#: (docs/motion.md, chunk-structured pruning)
 EVENTS_PRUNE_BLOCK = 8
 
 
