@@ -98,6 +98,9 @@ class Kernel:
     """Base kernel: stateless identity. Subclasses override what they need."""
 
     stateful = False
+    #: the loop of an op that runs its own compiled code outside the whole-graph plan
+    #: ("native" | "numba" | "numpy"); None: the runtime's numpy step or native plan
+    backend: str | None = None
 
     def __init__(self, node: Node, ctx: BuildContext) -> None:
         self.node = node

@@ -198,11 +198,7 @@ class Runtime:
         """The backend of each node that picks its own loop outside the whole-graph plan
         (e.g. ``HDDelayConv``'s event scatter: "native", "numba" or "numpy"); it follows
         the runtime's ``backend`` request ("numpy" there means numpy everywhere)."""
-        return {
-            n: k.backend
-            for n, k in self.kernels.items()
-            if isinstance(getattr(k, "backend", None), str)
-        }
+        return {n: k.backend for n, k in self.kernels.items() if k.backend is not None}
 
     def _native_plan(self, batch: int) -> NativePlan | None:
         if not self._native or self._plan_failed is not None:
