@@ -10,7 +10,7 @@ PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip
 # mbrola (contrib) and its voices and SVOX Pico (non-free) are KWS training voices: `apt`
 # enables Debian's contrib and non-free components when a package is missing.
 APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-  mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 libttspico-utils \
+  mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 libttspico-utils rhvoice rhvoice-english \
   sox libsox-fmt-all opus-tools openssh-server openssh-client socat gcc make mosquitto openssl \
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm \
   qemu-user-static gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf

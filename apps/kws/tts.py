@@ -15,6 +15,9 @@ mbrola     us1 us2 us3 en1                diphone concatenation (MBROLA database
                                           voices); ``-s`` wpm, ``-p`` pitch
 pico       en-US en-GB                    SVOX Pico (``pico2wave``); ``<speed>``/``<pitch>``
                                           markup levels in percent
+rhvoice    alan bdl clb evgeniy-eng       RHVoice (HTS statistical parametric voices built
+           lyubov slt                     from CMU Arctic and other recordings);
+                                          ``-r``/``-t`` rate and pitch in percent
 festival   kal_diphone ked_diphone        diphone and HTS (statistical parametric) voices;
            cmu_us_slt_arctic_hts          ``Duration_Stretch``
 ========== ============================== =====================================================
@@ -153,6 +156,21 @@ def _pico(items: Sequence[Utterance]) -> list[np.ndarray]:
 _FLITE_F0 = {"awb": 100.0, "rms": 100.0, "slt": 160.0, "kal": 105.0, "kal16": 105.0}
 
 
+def _rhvoice(items: Sequence[Utterance]) -> list[np.ndarray]:
+    """RHVoice: rate and pitch as ``RHVoice-test -r/-t`` percent of the voice's default
+    (100; the text is read from stdin, the 24 kHz WAV written to a file)."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="np-rhvoice-") as d:
+        path = str(Path(d) / "u.wav")
+        for u in items:
+            rate = int(np.clip(round(100 * u.prosody.rate), 20, 500))
+            pitch = int(np.clip(round(100 * u.prosody.pitch), 50, 200))
+            cmd = ["RHVoice-test", "-p", u.voice, "-r", str(rate), "-t", str(pitch), "-o", path]
+            _run(cmd, f"RHVoice voice {u.voice!r}", input=u.text.encode())
+            out.append(to_16k(Path(path).read_bytes(), f"rhvoice {u.voice}"))
+    return out
+
+
 def _flite(items: Sequence[Utterance]) -> list[np.ndarray]:
     out = []
     with tempfile.TemporaryDirectory(prefix="np-flite-") as d:
@@ -209,6 +227,14 @@ ENGINES: dict[str, Engine] = {
             data="/usr/share/mbrola/{voice}",
         ),
         Engine("pico", ("en-US", "en-GB"), ("pico2wave",), "libttspico-utils", _pico),
+        Engine(
+            "rhvoice",
+            ("alan", "bdl", "clb", "evgeniy-eng", "lyubov", "slt"),
+            ("RHVoice-test",),
+            "rhvoice rhvoice-english",
+            _rhvoice,
+            data="/usr/share/RHVoice/voices/{voice}",
+        ),
         Engine(
             "festival",
             ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"),

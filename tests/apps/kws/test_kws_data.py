@@ -159,12 +159,24 @@ def test_generation_is_the_same_for_any_number_of_workers(tmp_path):
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in fa)
 
 
+def test_adding_a_voice_leaves_every_other_voices_clips_as_they_were():
+    base = D.SynthConfig(**{**TINY, "voices": ("flite:awb",), "voice_reps": 2})
+    more = D.SynthConfig(**{**TINY, "voices": ("pico:en-US", "flite:awb"), "voice_reps": 2})
+    a, b = D._plan(base), D._plan(more)
+    assert [j for j in b if j.voice != "pico:en-US"] == a  # test / val draws unchanged
+    assert len(b) - len(a) == sum(j.voice == "pico:en-US" for j in b) > 0
+    reseeded = D._plan(D.SynthConfig(**{**TINY, "voices": ("flite:awb",), "seed": 9}))
+    assert [j.prosody for j in reseeded] != [j.prosody for j in a]
+
+
 def test_heldout_config_puts_every_voice_in_test():
     h = D.heldout_config(2, voices=("flite:slt", "flite:kal"))
     assert h.split_voices() == {"train": [], "val": [], "test": ["flite:slt", "flite:kal"]}
     assert D.heldout_config().split_voices()["test"] == list(D.HELDOUT_VOICES)
     # no speaker of the held-out engine is trained on (see data.TRAIN_VOICES)
     assert not {v.split(":")[0] for v in D.TRAIN_VOICES} & {"festival"}
+    # nor any of its speakers through another engine (flite's and RHVoice's slt, kal)
+    assert not {v.split(":")[1] for v in D.TRAIN_VOICES} & {"slt", "kal", "kal16", "ked"}
     with pytest.raises(DataError, match="no voice"):
         D.SynthConfig(voices=("flite:nobody",)).split_voices()
     with pytest.raises(DataError, match="unknown TTS engine"):
