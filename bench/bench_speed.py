@@ -455,6 +455,7 @@ def events(rounds: int, bandwidth: float) -> dict:
     # pull-path variants: (row table, classes per pass); all bit-identical to numba-rows
     variants = {
         "native 8-lane g=1": (taps, 1),
+        "native 8-lane g=6": (taps, 6),  # the previous PULL_GROUP
         f"native 16-lane g={PULL_GROUP}": (taps16, PULL_GROUP),
         "native 16-lane g=1": (taps16, 1),
     }
@@ -562,6 +563,7 @@ def events(rounds: int, bandwidth: float) -> dict:
         "pull_group": PULL_GROUP,
         "events_per_s": eps,
         "native_vs_previous_kernel": eps["native"] / eps["native 8-lane g=1"],
+        "native_vs_g6": eps["native"] / eps["native 8-lane g=6"],
         "speedup_native_vs_native_taps": eps["native"] / eps["native-taps"],
         **exact,
         "native_equals_native_taps": bool(np.array_equal(outs["native"], outs["native-taps"])),

@@ -36,9 +36,10 @@ updates (3,608 for the 20x pruned 21 x 17 x 17 kernel; 2,678 per event on the be
 border rows reach fewer) instead of ``nnz(W_d)`` scalar ones (14,399), with ``D``
 bit-identical to the ring's. The C pass takes :data:`PULL_GROUP` classes at a time (one
 plane each, the chunk table re-laid ``(group, d, dy, class, dx0)``), so a pixel's chunks of
-one delay are one contiguous loop of ~20 instead of 6 loops of ~3.5, whose overhead
-dominated: 1.5-1.6x the one-class pass on the bench movie, bit-identical (no two chunks of
-one pixel and delay touch the same float, so their order is free). Tried and slower, all
+one delay are one contiguous loop (~20 chunks per 6 classes) instead of one short loop per
+class (~3.5 chunks), whose overhead dominated: 1.5-1.6x the one-class pass at 6 classes on
+the bench movie, ~1.07x more at 12, bit-identical (no two chunks of one pixel and delay
+touch the same float, so their order is free). Tried and slower, all
 bit-identical: 16-lane AVX-512 chunks (``compile_taps(row_lanes=16)``, in the bench: 3,188
 chunks, but Zen 4 stores 512 bits in two cycles: 0.6x the 8-lane pass at g = 6), 4-lane
 chunks (0.84x); against the one-class pass in a standalone copy of it: chunk-major order
@@ -192,9 +193,10 @@ def _split_taps(weight: np.ndarray) -> SplitTaps:
 
 
 ROW_LANES = 8  #: float32 lanes of one row chunk (one AVX2 register); 16: one AVX-512 register
-#: classes the native pull pass accumulates at a time (one plane each; measured best of
-#: 1..9 on the bench movie: 6, 1.5x of 1)
-PULL_GROUP = 6
+#: classes the native pull pass accumulates at a time (one plane each; on the bench movie
+#: 1.5x of 1 at 6; 9-18 another ~1.05-1.15x over 6 with the block-8 kernel, whose calls
+#: are half as long, and flat with the per-weight one; 36: slower)
+PULL_GROUP = 12
 
 
 @dataclass(frozen=True)
