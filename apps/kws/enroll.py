@@ -56,7 +56,8 @@ is that runtime's state (validated on load) plus the word list.
 The defaults (onset-aligned bins, ``score_weight=0.5``, soft gate with
 ``open_budget=0.0225``, ``guard_quantile=0.99``, ``transform="sqrt"``, ``n_aug=16`` copies
 with speed +-20 % and shift +-15 frames, ``ridge=2.0``, ``pos_share=0.1``, ``n_bins=2``,
-a guard of every training clip (``guard_per_class=None``)) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
+a guard of every training clip (``guard_per_class=None``) and ``guard_aug=2`` augmented
+copies of each) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
 gate caps recall at the share of new-word clips the old readout files under ``unknown``
 (about half on both the demo and the benchmark model).
 """
@@ -123,6 +124,11 @@ class EnrollParams:
     #: guard set size: training clips kept per old class (all of a class if it has
     #: fewer); None: every training clip
     guard_per_class: int | None = None
+    #: augmented copies of every guard clip added to the guard (negatives, targets 0):
+    #: the positives' augmentation (``augment``, seeded apart) applied to the old words
+    #: too, so the row does not learn "augmented = new word" and the thresholds see
+    #: old words in shifted voices; 0: the guard clips alone
+    guard_aug: int = 2
 
 
 @dataclass
@@ -369,9 +375,15 @@ def enroll_word(
     guard_labels: np.ndarray,
     p: EnrollParams = EnrollParams(),
     augmented: np.ndarray | None = None,
+    guard_groups: np.ndarray | None = None,
 ) -> tuple[EnrollState, EnrollReport]:
     """Enroll ``word`` from example embeddings ``(n, F)`` and optionally the embeddings
     of their augmented copies ``(n, n_aug, F)`` (extra positives).
+
+    ``guard_groups``: ``(len(guard),)`` non-negative integers, the source clip of each
+    guard embedding (an augmented copy shares its clip's group); the thresholds'
+    cross-validation keeps a group in one fold (fold ``group mod folds``), so no clip is
+    held out while a copy of it is fitted. None: every guard embedding its own group.
 
     ``guard_*``: embeddings, old-readout scores and labels of the old-word guard set.
     The gate is ``state.open_class`` (from :func:`enroll_init`) when ``p.gate``.
@@ -409,6 +421,18 @@ def enroll_word(
     def positives(keep: np.ndarray) -> np.ndarray:
         return np.concatenate([ex[keep], augmented[keep].reshape(-1, ex.shape[1])])
 
+    if guard_groups is None:
+        guard_groups = np.arange(len(g))
+    guard_groups = np.asarray(guard_groups)
+    if (
+        guard_groups.shape != (len(g),)
+        or guard_groups.dtype.kind not in "iu"
+        or (len(g) and guard_groups.min() < 0)
+    ):
+        raise PlasticityError(
+            f"guard_groups must be {len(g)} non-negative integers, got shape "
+            f"{guard_groups.shape} of {guard_groups.dtype}"
+        )
     everyone = np.arange(len(ex))
     soft = not p.gate and p.open_budget is not None and state.open_class >= 0
     gate = state.open_class if (p.gate or soft) else -1
@@ -419,7 +443,7 @@ def enroll_word(
             for i in range(len(ex))
         ]
     )
-    folds = np.arange(len(g)) % max(2, p.folds)
+    folds = guard_groups % max(2, p.folds)
     held = np.empty(len(g))
     for k in np.unique(folds):
         held[folds == k] = _aug(g[folds == k]) @ fit_row(positives(everyone), g[folds != k], p)

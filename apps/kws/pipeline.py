@@ -285,24 +285,49 @@ def guard_set(
     per_class: int | None = None,
     seed: int = 0,
     p: EnrollParams = EnrollParams(),
+    chunk: int = 512,
 ) -> dict:
     """Old-word guard kept on the device: ``per_class`` (None: ``p.guard_per_class``;
     both None: every clip) seeded random clips of every class (all of a class with
-    fewer) -> embeddings
-    (:func:`~neuroplast.apps.kws.enroll.embed` with ``p``), old-readout scores and labels.
-    Memory on the device: ``n_classes * per_class * (F + n_classes + 1)`` numbers
-    (F = 524 on the KWS model: 40 per class of 12 are about 1 MB as float32, the
-    benchmark's 8,496 clips 18.2 MB)."""
+    fewer) and ``p.guard_aug`` augmented copies of each
+    (:func:`~neuroplast.apps.kws.enroll.augment_raster` with ``p.augment``'s
+    distribution, seed ``p.augment.seed + 10_000 + seed``, apart from the enrollment
+    examples' ``p.augment.seed + i``) -> embeddings
+    (:func:`~neuroplast.apps.kws.enroll.embed` with ``p``), old-readout scores, labels
+    (a copy keeps its clip's label) and ``group`` (the index of the source clip among
+    the guard clips, for the thresholds' cross-validation folds). Rows: the clips, then
+    copy 1 of every clip, copy 2, ... Memory on the device: ``n_classes * per_class *
+    (1 + guard_aug) * (F + n_classes + 2)`` numbers (F = 524 on the KWS model: 40 per
+    class of 12 without copies are about 1 MB as float32, the benchmark's 8,496 clips
+    18.2 MB, with 2 copies 54.6 MB). ``chunk``: clips augmented and run at a time."""
     per_class = p.guard_per_class if per_class is None else per_class
     per_class = len(y) if per_class is None else per_class
     if per_class < 1:
         raise DataError(f"the guard needs >= 1 clip per class, got per_class={per_class}")
+    if p.guard_aug < 0:
+        raise DataError(f"guard_aug must be >= 0, got {p.guard_aug}")
     rng = np.random.default_rng(seed)
     idx = np.concatenate(
         [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
     )
     scores, hid = runtime_scores(rt, X[idx], hidden=hidden_names(rt))
-    return {"emb": embed(hid, p, scores), "scores": scores, "labels": np.asarray(y)[idx]}
+    emb, sc, lab = [embed(hid, p, scores)], [scores], [np.asarray(y)[idx]]
+    if p.guard_aug > 0:
+        X = np.asarray(X)
+        a = replace(p.augment, n_aug=p.guard_aug, seed=p.augment.seed + 10_000 + seed)
+        A = augment_raster(X[idx], X.shape[2] // 2, a)  # (n, guard_aug, T, C)
+        for k in range(p.guard_aug):
+            for lo in range(0, len(idx), chunk):
+                s_k, h_k = runtime_scores(rt, A[lo : lo + chunk, k], hidden=hidden_names(rt))
+                emb.append(embed(h_k, p, s_k))
+                sc.append(s_k)
+            lab.append(np.asarray(y)[idx])
+    return {
+        "emb": np.concatenate(emb),
+        "scores": np.concatenate(sc),
+        "labels": np.concatenate(lab),
+        "group": np.tile(np.arange(len(idx)), 1 + p.guard_aug),
+    }
 
 
 def example_embeddings(
@@ -342,8 +367,9 @@ def run_enrollment(
     ex, aug = example_embeddings(rt, X_examples, p)
     state = enroll_init(ex.shape[1], n_old, open_class)
     new_state, rep = enroll_word(
-        state, word, ex, guard["emb"], guard["scores"], guard["labels"], p, augmented=aug
-    )
+        state, word, ex, guard["emb"], guard["scores"], guard["labels"], p, augmented=aug,
+        guard_groups=guard.get("group"),
+    )  # fmt: skip
     res: dict[str, Any] = {"report": asdict(rep), "state": new_state}
     if X_old_test is not None:
         sc, h = runtime_scores(rt, X_old_test, hidden=hidden_names(rt))
@@ -518,7 +544,7 @@ def evaluate_enrollment(
     for idx, mask in draws:
         new, rep = enroll_word(
             st, word, pool["emb"][idx], guard["emb"], guard["scores"], guard["labels"], p,
-            pool["aug"][idx],
+            pool["aug"][idx], guard.get("group"),
         )  # fmt: skip
         refused += not rep.accepted
         pred = decide(test["scores"][mask], test["emb"][mask], new)

@@ -126,7 +126,7 @@ def test_guard_set_keeps_guard_per_class_clips_of_each_class(monkeypatch):
         return np.asarray(X)[:, 0, :3].astype(np.float64), [np.asarray(X)[:, 1:, :]]
 
     monkeypatch.setattr(P, "runtime_scores", scores)
-    p = replace(E.EnrollParams(n_bins=1, score_weight=0.0), guard_per_class=5)
+    p = replace(E.EnrollParams(n_bins=1, score_weight=0.0), guard_per_class=5, guard_aug=0)
     g = P.guard_set(fake, X, y, seed=3, p=p)
     ids = g["scores"][:, 0].astype(int)
     assert len(set(ids.tolist())) == len(ids)  # no clip twice
@@ -139,6 +139,45 @@ def test_guard_set_keeps_guard_per_class_clips_of_each_class(monkeypatch):
     assert len(P.guard_set(fake, X, y, per_class=100, seed=3, p=p)["labels"]) == len(y)
     with pytest.raises(DataError):
         P.guard_set(fake, X, y, p=replace(p, guard_per_class=0))
+    with pytest.raises(DataError):
+        P.guard_set(fake, X, y, p=replace(p, guard_aug=-1))
+
+
+def test_guard_set_adds_augmented_copies_of_its_clips(monkeypatch):
+    """guard_aug copies per guard clip: rows are the clips, then copy 1 of every clip,
+    copy 2, ...; each copy keeps its clip's label and group, and its embedding is that
+    of the clip's raster augmented by augment_raster (the documented seed) - reference:
+    the sqrt counts computed here with numpy; chunking does not change the result."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import neuroplast.apps.kws.pipeline as P
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], [4, 3])
+    X = (rng.random((len(y), 12, 8)) < 0.3).astype(np.uint8)
+    fake = SimpleNamespace(outputs=("out", "h0"))
+
+    def scores(rt, X, hidden):  # noqa: ANN001, ANN202 - a stand-in runtime
+        X = np.asarray(X, np.float64)
+        return X[:, :, :3].sum(1), [X[:, 1:, :]]
+
+    monkeypatch.setattr(P, "runtime_scores", scores)
+    p = E.EnrollParams(n_bins=1, score_weight=0.0, guard_aug=2, guard_per_class=None)
+    g = P.guard_set(fake, X, y, seed=4, p=p)
+    order = np.random.default_rng(4)  # guard_set's clip order: one seeded stream
+    idx = np.concatenate([order.permutation(np.flatnonzero(y == c)) for c in (0, 1)])
+    n = len(idx)
+    assert len(g["emb"]) == 3 * n
+    np.testing.assert_array_equal(g["labels"], np.tile(y[idx], 3))
+    np.testing.assert_array_equal(g["group"], np.tile(np.arange(n), 3))
+    A = E.augment_raster(X[idx], 4, replace(p.augment, n_aug=2, seed=p.augment.seed + 10_004))
+    for k, block in enumerate([X[idx]] + [A[:, j] for j in range(2)]):
+        c = np.sqrt(block[:, 1:, :].astype(np.float64).sum(1))
+        ref = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
+        np.testing.assert_allclose(g["emb"][k * n : (k + 1) * n], ref, atol=1e-6)
+    small = P.guard_set(fake, X, y, seed=4, p=p, chunk=2)
+    np.testing.assert_allclose(small["emb"], g["emb"], atol=1e-12)
 
 
 def test_choose_on_validation_takes_the_best_recall_within_the_drop_limits():
