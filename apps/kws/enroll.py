@@ -56,10 +56,12 @@ is that runtime's state (validated on load) plus the word list.
 The defaults (onset-aligned bins, ``score_weight=0.5``, soft gate with
 ``open_budget=0.0225``, ``guard_quantile=0.99``, ``transform="sqrt"``, ``n_aug=16`` copies
 with speed +-20 % and shift +-15 frames, ``ridge=2.0``, ``pos_share=0.1``, ``n_bins=2``,
-a guard of every training clip (``guard_per_class=None``) and ``guard_aug=2`` augmented
-copies of each) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
+a guard of every training clip (``guard_per_class=None``)) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
 gate caps recall at the share of new-word clips the old readout files under ``unknown``
-(about half on both the demo and the benchmark model).
+(about half on both the demo and the benchmark model). ``guard_aug`` (augmented copies
+of the guard clips as extra negatives) and ``open_budget`` are chosen per model on its
+validation voices by the pipeline (``calibrate_open_budget``): the copies raised one
+model's validation recall at equal drop and lowered another's.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ __all__ = [
     "augment_raster",
     "embed",
     "fit_row",
+    "guard_cv_outputs",
+    "open_threshold",
     "enroll_init",
     "open_class_of",
     "enroll_word",
@@ -128,7 +132,7 @@ class EnrollParams:
     #: the positives' augmentation (``augment``, seeded apart) applied to the old words
     #: too, so the row does not learn "augmented = new word" and the thresholds see
     #: old words in shifted voices; 0: the guard clips alone
-    guard_aug: int = 2
+    guard_aug: int = 0
 
 
 @dataclass
@@ -345,6 +349,37 @@ def fit_row(pos: np.ndarray, neg: np.ndarray, p: EnrollParams = EnrollParams()) 
     return rt.params["words"]["weight"][0].astype(np.float64)
 
 
+def guard_cv_outputs(
+    pos: np.ndarray,
+    guard_emb: np.ndarray,
+    p: EnrollParams = EnrollParams(),
+    guard_groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Held-out outputs ``(len(guard),)`` of a new row on its guard set: guard row ``i``
+    is scored by the row fitted (:func:`fit_row`, positives ``pos``) without the guard
+    fold ``groups[i] mod folds`` (``groups`` = ``guard_groups``, default every row its
+    own group), ``o_i = w_{-f(i)} . [g_i, 1]``. The thresholds are quantiles of these."""
+    g = np.asarray(guard_emb, np.float64)
+    groups = np.arange(len(g)) if guard_groups is None else np.asarray(guard_groups)
+    folds = groups % max(2, p.folds)
+    held = np.empty(len(g))
+    for k in np.unique(folds):
+        held[folds == k] = _aug(g[folds == k]) @ fit_row(pos, g[folds != k], p)
+    return held
+
+
+def open_threshold(held: np.ndarray, closed: np.ndarray, budget: float) -> float:
+    """The soft gate's threshold on the open side: the ``1 - budget * N / N_open``
+    quantile of the held-out outputs ``held`` of the ``N_open`` guard clips the old
+    readout files under the open class (``~closed``), so at most ``budget`` of all ``N``
+    guard clips are taken there."""
+    held, closed = np.asarray(held), np.asarray(closed, bool)
+    if not (~closed).any():
+        raise PlasticityError("no guard clip on the open side of the gate")
+    q_open = max(0.0, 1.0 - budget * len(held) / np.count_nonzero(~closed))
+    return float(np.quantile(held[~closed], q_open))
+
+
 def decide(old_scores: np.ndarray, e: np.ndarray, state: EnrollState) -> np.ndarray:
     """Labels ``(N,)``: an enrolled word (index ``n_old + k``) when its readout beats its
     threshold (largest margin wins; ``state.open_thresholds`` where the old readout says
@@ -443,10 +478,7 @@ def enroll_word(
             for i in range(len(ex))
         ]
     )
-    folds = guard_groups % max(2, p.folds)
-    held = np.empty(len(g))
-    for k in np.unique(folds):
-        held[folds == k] = _aug(g[folds == k]) @ fit_row(positives(everyone), g[folds != k], p)
+    held = guard_cv_outputs(positives(everyone), g, p, guard_groups)
     q = 1.0 - p.max_drop if p.guard_quantile is None else p.guard_quantile
     theta_open = None
     closed = np.asarray(guard_scores).argmax(1) != gate
@@ -454,8 +486,7 @@ def enroll_word(
         soft = False  # no guard clips on one side of the gate: one threshold, no gate
         gate = -1
     if soft:
-        q_open = max(0.0, 1.0 - p.open_budget * len(held) / np.count_nonzero(~closed))
-        theta_open = float(np.quantile(held[~closed], q_open))
+        theta_open = open_threshold(held, closed, p.open_budget)
         held_q = float(np.quantile(held[closed], q))
     else:
         if gate >= 0:  # guard clips the hard gate closes are never taken

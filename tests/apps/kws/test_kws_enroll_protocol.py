@@ -196,3 +196,59 @@ def test_choose_on_validation_takes_the_best_recall_within_the_drop_limits():
     assert choose_on_validation({k: v for k, v in table.items() if k > 0.02}) == (0.04, False)
     with pytest.raises(DataError, match="no enrollment candidates"):
         choose_on_validation({})
+
+
+def test_evaluate_budgets_equals_one_evaluation_per_budget_and_guard_rows():
+    """evaluate_budgets (one enrollment per draw, open thresholds per budget) gives what
+    evaluate_enrollment gives run once per budget (the reference); guard_rows keeps the
+    clips and their first k copies."""
+    from dataclasses import replace
+
+    from neuroplast.apps.kws.pipeline import evaluate_budgets, guard_rows
+
+    rng = np.random.default_rng(3)
+    _, clips = _world(rng)
+    n_old, open_class = 3, 2  # class 2 is the open set (unknown)
+    g_lab = np.repeat(np.arange(n_old), 30)
+    g_emb = np.concatenate([clips(c, 30) for c in range(n_old)])
+    g_sc = np.eye(n_old)[g_lab] + 0.1
+    g_sc[::7] = [0.1, 0.1, 1.0]  # some old-word guard clips filed under unknown
+    copies = np.abs(g_emb + 0.05 * rng.standard_normal(g_emb.shape))
+    guard = {
+        "emb": np.concatenate([g_emb, copies / np.linalg.norm(copies, axis=1, keepdims=True)]),
+        "scores": np.concatenate([g_sc, g_sc]),
+        "labels": np.concatenate([g_lab, g_lab]),
+        "group": np.tile(np.arange(len(g_lab)), 2),
+    }
+    o_lab = np.repeat(np.arange(n_old), 20)
+    old = {"emb": np.concatenate([clips(c, 20) for c in range(n_old)]),
+           "scores": np.eye(n_old)[o_lab] + 0.1, "labels": o_lab}  # fmt: skip
+    old["scores"][1::5] = [0.1, 0.1, 1.0]
+    voice = np.repeat(["a", "b", "c", "d"], 6)
+    pool = {"emb": clips(3, 24), "aug": np.zeros((24, 0, 16)), "voice": voice,
+            "scores": np.tile([0.1, 0.2, 0.5], (24, 1))}  # fmt: skip
+    pool["scores"][::3] = [0.5, 0.2, 0.1]  # a third of the new word filed under word 0
+    draws = leave_voice_out_draws(voice, 2, 5, seed=2)
+    p = E.EnrollParams(augment=E.RasterAugmentParams(n_aug=0), score_weight=0.0,
+                       open_budget=0.02)  # fmt: skip
+    budgets = (0.01, 0.05, 0.2)
+    for g in (guard_rows(guard, 0), guard):
+        got = evaluate_budgets("w", draws, pool, pool, old, g, n_old, open_class, p, budgets)
+        for b in budgets:
+            ref = evaluate_enrollment(
+                "w", draws, pool, pool, old, g, n_old, open_class, replace(p, open_budget=b)
+            )
+            assert got[b].keys() == ref.keys()
+            for key, v in ref.items():
+                assert got[b][key] == pytest.approx(v, abs=1e-9), (b, key)
+    # the budget moves the operating point: 0.2 takes so many guard clips that the guard
+    # rolls every enrollment back (the refusal path is covered), 0.01 never
+    assert got[0.2]["refused"] == len(draws) and got[0.01]["refused"] == 0
+    assert got[0.01]["recall_mean"] > 0.5
+    g0 = guard_rows(guard, 0)
+    assert len(g0["labels"]) == 90 and np.array_equal(g0["emb"], guard["emb"][:90])
+    assert len(guard_rows(guard, 1)["labels"]) == 180
+    with pytest.raises(DataError):
+        guard_rows(guard, 2)
+    with pytest.raises(DataError):
+        evaluate_budgets("w", draws, pool, pool, old, g, n_old, -1, p, budgets)
