@@ -19,15 +19,15 @@ old-word clips decide everything:
   chosen defaults); the chosen one maximises mean validation recall among those whose
   validation old drop is <= 2 points on average and <= 3 points in every draw.
 
-``--stage`` runs the pipeline's enrollment stage instead
-(:func:`~neuroplast.apps.kws.pipeline.enrollment_stage`: ``guard_aug`` and the soft
-gate's budget chosen on the validation voices by ``calibrate_open_budget``, then the test
-protocols), the measurement ``make demo`` makes, for any bundle.
-
 Only then the test set is touched, once, with the chosen setting and the pipeline's
 measurement (:func:`~neuroplast.apps.kws.pipeline.enrollment_protocols`: the headline
 cross-voice protocol, 20 draws of 5 clips of distinct validation voices tested on the test
 voices, and the personal protocol). Results go under ``"enrollment"`` in ``--results``.
+
+``--stage`` runs the pipeline's enrollment stage instead
+(:func:`~neuroplast.apps.kws.pipeline.enrollment_stage`: ``guard_aug`` and the soft
+gate's budget chosen on the validation voices by ``calibrate_open_budget``, then the test
+protocols), the measurement ``make demo`` makes, for any bundle.
 """
 
 from __future__ import annotations
