@@ -3,7 +3,7 @@
 Usage::
 
     OMP_NUM_THREADS=1 python bench/kws_enroll.py --out OUT_DIR --data DATA_DIR [--seed 1]
-        [--results bench/results/kws_full.json] [--val-only]
+        [--results bench/results/kws_full.json] [--val-only] [--stage]
 
 ``OUT_DIR`` holds the trained ``kws.bundle`` of a ``run_pipeline`` run on ``DATA_DIR``
 (the benchmark: ``clips_per_word=12, seed=1``; the demo: ``/tmp/.../demo`` with
@@ -23,6 +23,11 @@ Only then the test set is touched, once, with the chosen setting and the pipelin
 measurement (:func:`~neuroplast.apps.kws.pipeline.enrollment_protocols`: the headline
 cross-voice protocol, 20 draws of 5 clips of distinct validation voices tested on the test
 voices, and the personal protocol). Results go under ``"enrollment"`` in ``--results``.
+
+``--stage`` runs the pipeline's enrollment stage instead
+(:func:`~neuroplast.apps.kws.pipeline.enrollment_stage`: ``guard_aug`` and the soft
+gate's budget chosen on the validation voices by ``calibrate_open_budget``, then the test
+protocols), the measurement ``make demo`` makes, for any bundle.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from neuroplast.apps.kws.pipeline import (
     enroll_voices,
     enrollment_protocols,
     enrollment_set,
+    enrollment_stage,
     evaluate_enrollment,
     guard_set,
     hidden_names,
@@ -120,10 +126,26 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--draws", type=int, default=12, help="validation draws per left-out voice")
     ap.add_argument("--results", default="bench/results/kws_full.json")
     ap.add_argument("--val-only", action="store_true", help="stop before the test set")
+    ap.add_argument(
+        "--stage",
+        action="store_true",
+        help="instead of the candidates: the pipeline's enrollment stage (guard_aug and budget "
+        "calibrated on validation voices, then the test protocols), into --results under "
+        "'enrollment_stage'; writes kws_guard.npz / kws_enroll.npz into --out like the pipeline",
+    )
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     data = Path(a.data)
     F = load_features(data, MelParams(), DeltaParams(), a.word, a.seed)
+    if a.stage:
+        st = enrollment_stage(Path(a.out) / "kws.bundle", F, data, a.out, a.word, 5, a.seed, print)
+        st["seconds"] = time.perf_counter() - t0
+        if a.results:
+            path = Path(a.results)
+            r = json.loads(path.read_text()) if path.exists() else {}
+            r["enrollment_stage"] = _jsonable(st)
+            path.write_text(json.dumps(r, indent=1))
+        return st
     rt, classes, _, _ = load_kws_runtime(Path(a.out) / "kws.bundle", mode="int", hidden=True)
     n_old, gate = len(classes), open_class_of(classes)
     guards: dict = {}

@@ -365,6 +365,8 @@ def register(app: Any) -> None:
         try:
             with np.load(guard, allow_pickle=False) as z:
                 g = {k: z[k] for k in ("emb", "scores", "labels")}
+                # source clip of each guard row (augmented copies; older guards: none)
+                g["group"] = z["group"] if "group" in z.files else None
                 # the soft-gate budget calibrated on validation voices when the guard was made
                 budget = float(z["open_budget"]) if "open_budget" in z.files else None
         except (OSError, KeyError, ValueError) as e:
@@ -376,7 +378,10 @@ def register(app: Any) -> None:
             if state.exists()
             else enroll_init(ex.shape[1], len(classes), open_class_of(classes))
         )
-        new, rep = enroll_word(st, word, ex, g["emb"], g["scores"], g["labels"], p, augmented=aug)
+        new, rep = enroll_word(
+            st, word, ex, g["emb"], g["scores"], g["labels"], p, augmented=aug,
+            guard_groups=g["group"],
+        )  # fmt: skip
         if rep.accepted:
             save_enroll_state(state, new)
         _console().print(

@@ -58,7 +58,10 @@ The defaults (onset-aligned bins, ``score_weight=0.5``, soft gate with
 with speed +-20 % and shift +-15 frames, ``ridge=2.0``, ``pos_share=0.1``, ``n_bins=2``,
 a guard of every training clip (``guard_per_class=None``)) were chosen on validation voices only (``bench/kws_enroll.py``; see ``docs/kws.md``). The hard
 gate caps recall at the share of new-word clips the old readout files under ``unknown``
-(about half on both the demo and the benchmark model).
+(about half on both the demo and the benchmark model). ``guard_aug`` (augmented copies
+of the guard clips as extra negatives) and ``open_budget`` are chosen per model on its
+validation voices by the pipeline (``calibrate_open_budget``): the copies raised one
+model's validation recall at equal drop and lowered another's.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ __all__ = [
     "augment_raster",
     "embed",
     "fit_row",
+    "guard_cv_outputs",
+    "open_threshold",
     "enroll_init",
     "open_class_of",
     "enroll_word",
@@ -123,6 +128,11 @@ class EnrollParams:
     #: guard set size: training clips kept per old class (all of a class if it has
     #: fewer); None: every training clip
     guard_per_class: int | None = None
+    #: augmented copies of every guard clip added to the guard (negatives, targets 0):
+    #: the positives' augmentation (``augment``, seeded apart) applied to the old words
+    #: too, so the row does not learn "augmented = new word" and the thresholds see
+    #: old words in shifted voices; 0: the guard clips alone
+    guard_aug: int = 0
 
 
 @dataclass
@@ -339,6 +349,37 @@ def fit_row(pos: np.ndarray, neg: np.ndarray, p: EnrollParams = EnrollParams()) 
     return rt.params["words"]["weight"][0].astype(np.float64)
 
 
+def guard_cv_outputs(
+    pos: np.ndarray,
+    guard_emb: np.ndarray,
+    p: EnrollParams = EnrollParams(),
+    guard_groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Held-out outputs ``(len(guard),)`` of a new row on its guard set: guard row ``i``
+    is scored by the row fitted (:func:`fit_row`, positives ``pos``) without the guard
+    fold ``groups[i] mod folds`` (``groups`` = ``guard_groups``, default every row its
+    own group), ``o_i = w_{-f(i)} . [g_i, 1]``. The thresholds are quantiles of these."""
+    g = np.asarray(guard_emb, np.float64)
+    groups = np.arange(len(g)) if guard_groups is None else np.asarray(guard_groups)
+    folds = groups % max(2, p.folds)
+    held = np.empty(len(g))
+    for k in np.unique(folds):
+        held[folds == k] = _aug(g[folds == k]) @ fit_row(pos, g[folds != k], p)
+    return held
+
+
+def open_threshold(held: np.ndarray, closed: np.ndarray, budget: float) -> float:
+    """The soft gate's threshold on the open side: the ``1 - budget * N / N_open``
+    quantile of the held-out outputs ``held`` of the ``N_open`` guard clips the old
+    readout files under the open class (``~closed``), so at most ``budget`` of all ``N``
+    guard clips are taken there."""
+    held, closed = np.asarray(held), np.asarray(closed, bool)
+    if not (~closed).any():
+        raise PlasticityError("no guard clip on the open side of the gate")
+    q_open = max(0.0, 1.0 - budget * len(held) / np.count_nonzero(~closed))
+    return float(np.quantile(held[~closed], q_open))
+
+
 def decide(old_scores: np.ndarray, e: np.ndarray, state: EnrollState) -> np.ndarray:
     """Labels ``(N,)``: an enrolled word (index ``n_old + k``) when its readout beats its
     threshold (largest margin wins; ``state.open_thresholds`` where the old readout says
@@ -369,9 +410,15 @@ def enroll_word(
     guard_labels: np.ndarray,
     p: EnrollParams = EnrollParams(),
     augmented: np.ndarray | None = None,
+    guard_groups: np.ndarray | None = None,
 ) -> tuple[EnrollState, EnrollReport]:
     """Enroll ``word`` from example embeddings ``(n, F)`` and optionally the embeddings
     of their augmented copies ``(n, n_aug, F)`` (extra positives).
+
+    ``guard_groups``: ``(len(guard),)`` non-negative integers, the source clip of each
+    guard embedding (an augmented copy shares its clip's group); the thresholds'
+    cross-validation keeps a group in one fold (fold ``group mod folds``), so no clip is
+    held out while a copy of it is fitted. None: every guard embedding its own group.
 
     ``guard_*``: embeddings, old-readout scores and labels of the old-word guard set.
     The gate is ``state.open_class`` (from :func:`enroll_init`) when ``p.gate``.
@@ -409,6 +456,18 @@ def enroll_word(
     def positives(keep: np.ndarray) -> np.ndarray:
         return np.concatenate([ex[keep], augmented[keep].reshape(-1, ex.shape[1])])
 
+    if guard_groups is None:
+        guard_groups = np.arange(len(g))
+    guard_groups = np.asarray(guard_groups)
+    if (
+        guard_groups.shape != (len(g),)
+        or guard_groups.dtype.kind not in "iu"
+        or (len(g) and guard_groups.min() < 0)
+    ):
+        raise PlasticityError(
+            f"guard_groups must be {len(g)} non-negative integers, got shape "
+            f"{guard_groups.shape} of {guard_groups.dtype}"
+        )
     everyone = np.arange(len(ex))
     soft = not p.gate and p.open_budget is not None and state.open_class >= 0
     gate = state.open_class if (p.gate or soft) else -1
@@ -419,10 +478,7 @@ def enroll_word(
             for i in range(len(ex))
         ]
     )
-    folds = np.arange(len(g)) % max(2, p.folds)
-    held = np.empty(len(g))
-    for k in np.unique(folds):
-        held[folds == k] = _aug(g[folds == k]) @ fit_row(positives(everyone), g[folds != k], p)
+    held = guard_cv_outputs(positives(everyone), g, p, guard_groups)
     q = 1.0 - p.max_drop if p.guard_quantile is None else p.guard_quantile
     theta_open = None
     closed = np.asarray(guard_scores).argmax(1) != gate
@@ -430,8 +486,7 @@ def enroll_word(
         soft = False  # no guard clips on one side of the gate: one threshold, no gate
         gate = -1
     if soft:
-        q_open = max(0.0, 1.0 - p.open_budget * len(held) / np.count_nonzero(~closed))
-        theta_open = float(np.quantile(held[~closed], q_open))
+        theta_open = open_threshold(held, closed, p.open_budget)
         held_q = float(np.quantile(held[closed], q))
     else:
         if gate >= 0:  # guard clips the hard gate closes are never taken

@@ -27,7 +27,9 @@ from neuroplast.apps.kws.enroll import (
     embed,
     enroll_init,
     enroll_word,
+    guard_cv_outputs,
     open_class_of,
+    open_threshold,
     save_enroll_state,
 )
 from neuroplast.apps.kws.frontend import DeltaParams, MelParams, delta_encode, log_mel
@@ -54,6 +56,9 @@ __all__ = [
     "leave_voice_out_draws",
     "personal_draws",
     "evaluate_enrollment",
+    "evaluate_budgets",
+    "guard_rows",
+    "GUARD_AUGS",
     "enrollment_protocols",
     "OPEN_BUDGETS",
     "choose_on_validation",
@@ -285,24 +290,49 @@ def guard_set(
     per_class: int | None = None,
     seed: int = 0,
     p: EnrollParams = EnrollParams(),
+    chunk: int = 512,
 ) -> dict:
     """Old-word guard kept on the device: ``per_class`` (None: ``p.guard_per_class``;
     both None: every clip) seeded random clips of every class (all of a class with
-    fewer) -> embeddings
-    (:func:`~neuroplast.apps.kws.enroll.embed` with ``p``), old-readout scores and labels.
-    Memory on the device: ``n_classes * per_class * (F + n_classes + 1)`` numbers
-    (F = 524 on the KWS model: 40 per class of 12 are about 1 MB as float32, the
-    benchmark's 8,496 clips 18.2 MB)."""
+    fewer) and ``p.guard_aug`` augmented copies of each
+    (:func:`~neuroplast.apps.kws.enroll.augment_raster` with ``p.augment``'s
+    distribution, seed ``p.augment.seed + 10_000 + seed``, apart from the enrollment
+    examples' ``p.augment.seed + i``) -> embeddings
+    (:func:`~neuroplast.apps.kws.enroll.embed` with ``p``), old-readout scores, labels
+    (a copy keeps its clip's label) and ``group`` (the index of the source clip among
+    the guard clips, for the thresholds' cross-validation folds). Rows: the clips, then
+    copy 1 of every clip, copy 2, ... Memory on the device: ``n_classes * per_class *
+    (1 + guard_aug) * (F + n_classes + 2)`` numbers (F = 524 on the KWS model: 40 per
+    class of 12 without copies are about 1 MB as float32, the benchmark's 8,496 clips
+    18.2 MB, with 2 copies 54.6 MB). ``chunk``: clips augmented and run at a time."""
     per_class = p.guard_per_class if per_class is None else per_class
     per_class = len(y) if per_class is None else per_class
     if per_class < 1:
         raise DataError(f"the guard needs >= 1 clip per class, got per_class={per_class}")
+    if p.guard_aug < 0:
+        raise DataError(f"guard_aug must be >= 0, got {p.guard_aug}")
     rng = np.random.default_rng(seed)
     idx = np.concatenate(
         [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
     )
     scores, hid = runtime_scores(rt, X[idx], hidden=hidden_names(rt))
-    return {"emb": embed(hid, p, scores), "scores": scores, "labels": np.asarray(y)[idx]}
+    emb, sc, lab = [embed(hid, p, scores)], [scores], [np.asarray(y)[idx]]
+    if p.guard_aug > 0:
+        X = np.asarray(X)
+        a = replace(p.augment, n_aug=p.guard_aug, seed=p.augment.seed + 10_000 + seed)
+        A = augment_raster(X[idx], X.shape[2] // 2, a)  # (n, guard_aug, T, C)
+        for k in range(p.guard_aug):
+            for lo in range(0, len(idx), chunk):
+                s_k, h_k = runtime_scores(rt, A[lo : lo + chunk, k], hidden=hidden_names(rt))
+                emb.append(embed(h_k, p, s_k))
+                sc.append(s_k)
+            lab.append(np.asarray(y)[idx])
+    return {
+        "emb": np.concatenate(emb),
+        "scores": np.concatenate(sc),
+        "labels": np.concatenate(lab),
+        "group": np.tile(np.arange(len(idx)), 1 + p.guard_aug),
+    }
 
 
 def example_embeddings(
@@ -342,8 +372,9 @@ def run_enrollment(
     ex, aug = example_embeddings(rt, X_examples, p)
     state = enroll_init(ex.shape[1], n_old, open_class)
     new_state, rep = enroll_word(
-        state, word, ex, guard["emb"], guard["scores"], guard["labels"], p, augmented=aug
-    )
+        state, word, ex, guard["emb"], guard["scores"], guard["labels"], p, augmented=aug,
+        guard_groups=guard.get("group"),
+    )  # fmt: skip
     res: dict[str, Any] = {"report": asdict(rep), "state": new_state}
     if X_old_test is not None:
         sc, h = runtime_scores(rt, X_old_test, hidden=hidden_names(rt))
@@ -518,7 +549,7 @@ def evaluate_enrollment(
     for idx, mask in draws:
         new, rep = enroll_word(
             st, word, pool["emb"][idx], guard["emb"], guard["scores"], guard["labels"], p,
-            pool["aug"][idx],
+            pool["aug"][idx], guard.get("group"),
         )  # fmt: skip
         refused += not rep.accepted
         pred = decide(test["scores"][mask], test["emb"][mask], new)
@@ -539,6 +570,78 @@ def evaluate_enrollment(
         "draws": len(draws),
         "examples_per_draw": sorted({len(i) for i, _ in draws}),
         "test_clips_per_draw_mean": float(np.mean(n_test)),
+    }
+
+
+def evaluate_budgets(
+    word: str,
+    draws: list[Draw],
+    pool: dict,
+    test: dict,
+    old: dict,
+    guard: dict,
+    n_old: int,
+    open_class: int,
+    p: EnrollParams,
+    budgets: tuple[float, ...],
+) -> dict[float, dict]:
+    """:func:`evaluate_enrollment` for several soft-gate budgets at the cost of about one:
+    the row, its closed-side threshold and its held-out guard outputs do not depend on
+    ``open_budget``, so each draw enrolls once (at ``budgets[0]``) and only the open-side
+    threshold (:func:`~neuroplast.apps.kws.enroll.open_threshold`) and the guard's
+    in-sample check (rolled back when guard accuracy drops by more than ``p.max_drop``,
+    as the :class:`~neuroplast.plasticity.LearningGuard` of ``enroll_word`` decides) are
+    redone per budget. Returns ``{budget: evaluate_enrollment's result}``."""
+    if not budgets:
+        raise DataError("no soft-gate budgets to evaluate")
+    if p.gate or open_class < 0:
+        raise DataError("budgets need the soft gate (gate=False and an open class)")
+    if not draws:
+        raise DataError("no enrollment draws (too few clips or voices)")
+    g, gs, gl = guard["emb"], guard["scores"], guard["labels"]
+    closed = np.asarray(gs).argmax(1) != open_class
+    st = enroll_init(pool["emb"].shape[1], n_old, open_class)
+    before = float(np.mean(decide(old["scores"], old["emb"], st) == old["labels"]))
+    g_before = float(np.mean(decide(gs, g, st) == gl))
+    acc: dict[float, dict[str, list]] = {b: {"rec": [], "drop": [], "ref": []} for b in budgets}
+    q0 = replace(p, open_budget=float(budgets[0]))
+    for idx, mask in draws:
+        new, _ = enroll_word(
+            st, word, pool["emb"][idx], g, gs, gl, q0, pool["aug"][idx], guard.get("group")
+        )
+        if not new.words:  # rolled back at budgets[0]: refit the row to try the others
+            new, _ = enroll_word(
+                st, word, pool["emb"][idx], g, gs, gl, replace(q0, max_drop=1.0),
+                pool["aug"][idx], guard.get("group"),
+            )  # fmt: skip
+        pos = np.concatenate([pool["emb"][idx], pool["aug"][idx].reshape(-1, g.shape[1])])
+        held = guard_cv_outputs(pos, g, q0, guard.get("group"))
+        for b in budgets:
+            th = new.open_thresholds.copy()
+            th[-1] = open_threshold(held, closed, float(b))
+            sb = replace(new, open_thresholds=th)
+            ok = g_before - float(np.mean(decide(gs, g, sb) == gl)) <= p.max_drop
+            pred = decide(test["scores"][mask], test["emb"][mask], sb)
+            a = acc[b]
+            a["ref"].append(not ok)
+            a["rec"].append(float(np.mean(pred == n_old)) if ok else 0.0)
+            after = decide(old["scores"], old["emb"], sb if ok else st) == old["labels"]
+            a["drop"].append(before - float(np.mean(after)))
+    return {
+        b: {
+            "recall_mean": float(np.mean(a["rec"])),
+            "recall_std": float(np.std(a["rec"])),
+            "recall_min": float(np.min(a["rec"])),
+            "recall_max": float(np.max(a["rec"])),
+            "old_drop_points_mean": 100 * float(np.mean(a["drop"])),
+            "old_drop_points_max": 100 * float(np.max(a["drop"])),
+            "old_acc_before": before,
+            "refused": int(np.sum(a["ref"])),
+            "draws": len(draws),
+            "examples_per_draw": sorted({len(i) for i, _ in draws}),
+            "test_clips_per_draw_mean": float(np.mean([int(m.sum()) for _, m in draws])),
+        }
+        for b, a in acc.items()
     }
 
 
@@ -607,6 +710,9 @@ def enrollment_protocols(
 # soft-gate budgets tried by calibrate_open_budget (share of guard clips the new word may take
 # where the old readout says `unknown`; the default EnrollParams budget is among them)
 OPEN_BUDGETS: tuple[float, ...] = (0.005, 0.01, 0.015, 0.0225, 0.03, 0.04)
+# augmented copies per guard clip tried by calibrate_open_budget (enrollment_stage builds
+# the guard with the most of them and keeps the chosen number's rows)
+GUARD_AUGS: tuple[int, ...] = (0, 1, 2)
 
 
 def choose_on_validation(
@@ -629,6 +735,18 @@ def choose_on_validation(
     return min(results, key=lambda k: results[k]["old_drop_points"]), False
 
 
+def guard_rows(guard: dict, k: int) -> dict:
+    """The guard of :func:`guard_set` cut to its clips and their first ``k`` augmented
+    copies (rows: the clips, then copy 1 of every clip, ...; without ``group``, every
+    row is a clip and only ``k = 0`` exists)."""
+    n_rows = len(guard["labels"])
+    group = np.asarray(guard.get("group", np.arange(n_rows)))
+    n = int(group.max()) + 1 if n_rows else 0
+    if k < 0 or (1 + k) * n > n_rows:
+        raise DataError(f"the guard holds {n_rows // max(n, 1) - 1} copies per clip, not {k}")
+    return {key: np.asarray(v)[: (1 + k) * n] for key, v in guard.items() if key != "open_budget"}
+
+
 def calibrate_open_budget(
     rt,  # noqa: ANN001 - runtime with hidden outputs
     word: str,
@@ -644,50 +762,63 @@ def calibrate_open_budget(
     draws_per_voice: int = 4,
     n_examples: int = 5,
     seed: int = 1,
+    guard_augs: tuple[int, ...] = GUARD_AUGS,
 ) -> tuple[EnrollParams, dict]:
-    """The soft gate's ``open_budget`` for *this* model, chosen on validation voices.
+    """The soft gate's ``open_budget`` and the guard's augmented copies ``guard_aug`` for
+    *this* model, chosen on validation voices.
 
     A model that files more old-word clips of unseen voices under ``unknown`` loses more
     of them to a new word at the same budget (the demo model lost 3.2-3.4 points at the
-    default 0.0225 where the benchmark model lost 1.9), so the budget is measured, not
-    assumed: leave one validation voice out, enroll ``word`` from ``n_examples`` clips of
-    the others (``draws_per_voice`` seeded draws each,
+    default 0.0225 where the benchmark model lost 1.9), and augmented copies of the guard
+    help one model's validation recall at equal drop and cost another's, so both are
+    measured, not assumed: leave one validation voice out, enroll ``word`` from
+    ``n_examples`` clips of the others (``draws_per_voice`` seeded draws each,
     :func:`leave_voice_out_draws`), recall on the left-out voice's clips, old-word drop on
-    ``old_X``/``old_y`` (validation clips), for every budget; the choice follows
-    :func:`choose_on_validation`. Nothing of the test set is read. Returns ``p`` with the
-    chosen budget and a table ``{"budgets": {budget: result}, "chosen", "met"}``;
-    ``p`` unchanged (with ``"skipped"``) when there is no soft gate or fewer than two
-    validation voices."""
+    ``old_X``/``old_y`` (validation clips), for every ``guard_aug`` in ``guard_augs`` that
+    ``guard`` holds (:func:`guard_rows`) and every budget (:func:`evaluate_budgets`); the
+    choice follows :func:`choose_on_validation`. Nothing of the test set is read. Returns
+    ``p`` with the chosen budget and ``guard_aug`` and a table ``{"candidates":
+    {"guard_aug/budget": result}, "chosen", "met"}``; ``p`` unchanged (with
+    ``"skipped"``) when there is no soft gate or fewer than two validation voices."""
     pool_voice = np.asarray(pool_voice)
     if p.gate or p.open_budget is None or open_class < 0:
         return p, {"skipped": "no soft gate (gate=True, open_budget=None or no open class)"}
     if len(np.unique(pool_voice)) < 2:
         return p, {"skipped": "fewer than two validation voices"}
+    n_rows = len(guard["labels"])
+    held = int(np.asarray(guard.get("group", np.arange(n_rows))).max()) + 1
+    augs = [k for k in guard_augs if (1 + k) * held <= n_rows] or [0]
     # with few clips per voice the others may hold fewer than n_examples: enroll from fewer
-    k = min(n_examples, min(int(np.sum(pool_voice != v)) for v in np.unique(pool_voice)))
-    draws = leave_voice_out_draws(pool_voice, draws_per_voice, k, seed)
+    k_ex = min(n_examples, min(int(np.sum(pool_voice != v)) for v in np.unique(pool_voice)))
+    draws = leave_voice_out_draws(pool_voice, draws_per_voice, k_ex, seed)
     pool = enrollment_set(rt, pool_X, p, pool_voice)
     old = _old_words(rt, old_X, old_y, p)
-    table: dict[float, dict] = {}
-    for b in budgets:
-        q = replace(p, open_budget=float(b))
-        r = evaluate_enrollment(word, draws, pool, pool, old, guard, n_old, open_class, q)
-        table[float(b)] = {
-            "recall": r["recall_mean"],
-            "old_drop_points": r["old_drop_points_mean"],
-            "old_drop_points_max": r["old_drop_points_max"],
-            "refused": r["refused"],
-        }
+    table: dict[str, dict] = {}
+    for k in augs:
+        q = replace(p, guard_aug=int(k))
+        res = evaluate_budgets(
+            word, draws, pool, pool, old, guard_rows(guard, k), n_old, open_class, q, budgets
+        )
+        for b, r in res.items():
+            table[f"{k}/{float(b)}"] = {
+                "guard_aug": int(k),
+                "open_budget": float(b),
+                "recall": r["recall_mean"],
+                "old_drop_points": r["old_drop_points_mean"],
+                "old_drop_points_max": r["old_drop_points_max"],
+                "refused": r["refused"],
+            }
     best, met = choose_on_validation(table)
-    return replace(p, open_budget=best), {
-        "budgets": table,
+    c = table[best]
+    return replace(p, open_budget=c["open_budget"], guard_aug=c["guard_aug"]), {
+        "candidates": table,
         "chosen": best,
         "met": met,
         "rule": (
             "max mean validation recall with mean validation old drop <= 2 points and every "
             "enrollment <= 3 (else the smallest mean drop); leave-one-voice-out, "
-            f"{draws_per_voice} draws of {k} clips per voice, {len(old_y)} validation "
-            "old-word clips"
+            f"{draws_per_voice} draws of {k_ex} clips per voice, {len(old_y)} validation "
+            "old-word clips; candidates guard_aug/open_budget"
         ),
     }
 
@@ -715,12 +846,15 @@ def enrollment_stage(
     section."""
     out = Path(out)
     rt, classes, _, _ = load_kws_runtime(bundle, mode="int", hidden=True)
-    guard = guard_set(rt, *F["train"], seed=seed, p=p)
     ev, et = F["enroll"]["val"], F["enroll"]["test"]
     n_old, gate = len(classes), open_class_of(classes)
     en: dict[str, Any] = {"headline": "cross_voice"}
     vv = enroll_voices(data_dir, word, "val") if len(ev) >= n_examples else None
-    if calibrate and vv is not None:
+    calibrating = calibrate and vv is not None and not p.gate and p.open_budget is not None
+    # the guard with every copy the calibration may choose; cut to the chosen number below
+    k_max = max((*GUARD_AUGS, p.guard_aug)) if calibrating else p.guard_aug
+    guard = guard_set(rt, *F["train"], seed=seed, p=replace(p, guard_aug=k_max))
+    if calibrating:
         p, en["calibration"] = calibrate_open_budget(
             rt, word, ev, vv, *F["val"], guard, n_old, gate, p, n_examples=n_examples,
             seed=seed + 1,
@@ -729,11 +863,12 @@ def enrollment_stage(
             c = en["calibration"]
             _log(
                 progress,
-                f"enrollment budget {c['chosen']} chosen on validation voices "
-                f"(recall {c['budgets'][c['chosen']]['recall']:.3f}, old-word drop "
-                f"{c['budgets'][c['chosen']]['old_drop_points']:.2f} points"
+                f"enrollment guard_aug/budget {c['chosen']} chosen on validation voices "
+                f"(recall {c['candidates'][c['chosen']]['recall']:.3f}, old-word drop "
+                f"{c['candidates'][c['chosen']]['old_drop_points']:.2f} points"
                 f"{'' if c['met'] else '; no budget kept the drop within 2 points'})",
             )
+    guard = guard_rows(guard, p.guard_aug)
     budget = {} if p.open_budget is None else {"open_budget": np.float64(p.open_budget)}
     np.savez(out / "kws_guard.npz", **guard, **budget)
     en["params"] = asdict(p)

@@ -304,3 +304,43 @@ def test_gate_keeps_keywords_and_augmented_copies_are_positives(tmp_path):
     # the augmented copies are positives: they change the row
     plain, _ = E.enroll_word(E.enroll_init(d, 3, open_class=2), "w", ex, g_emb, g_scores, g_lab, p)
     assert not np.allclose(plain.weights, gated.weights)
+
+
+def test_guard_groups_keep_a_clip_and_its_copies_in_one_fold():
+    """The threshold is the quantile of held-out guard outputs with the folds taken by
+    group (``group mod folds``): reference, the closed-form ridge row of each fold and
+    numpy's quantile; without groups every row is its own group (``i mod folds``)."""
+    rng = np.random.default_rng(5)
+    p = replace(E.EnrollParams(augment=E.RasterAugmentParams(n_aug=0)), open_budget=None,
+                guard_quantile=0.9, max_drop=1.0)  # fmt: skip
+    centres, g_emb, g_scores, g_lab = _old_world(rng)
+    n = len(g_lab)
+    # a guard of the clips and one noisy copy of each (rows: clips, then copies)
+    copies = _clusters(rng, g_emb, 1, noise=0.05)[0]
+    G = np.concatenate([g_emb, copies])
+    S, L = np.concatenate([g_scores, g_scores]), np.concatenate([g_lab, g_lab])
+    groups = np.tile(np.arange(n), 2)
+    ex = _clusters(rng, centres[3], 5)
+
+    def ridge_row(pos, neg):
+        X = np.hstack([np.concatenate([pos, neg]), np.ones((len(pos) + len(neg), 1))])
+        a = np.r_[np.full(len(pos), p.pos_share * len(neg) / len(pos) / (1 - p.pos_share)),
+                  np.ones(len(neg))]  # fmt: skip
+        t = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        return np.linalg.solve(X.T @ (X * a[:, None]) + p.ridge * np.eye(X.shape[1]), X.T @ (a * t))
+
+    def reference_theta(folds):
+        held = np.empty(len(G))
+        for k in np.unique(folds):
+            w = ridge_row(ex, G[folds != k])
+            held[folds == k] = np.hstack([G[folds == k], np.ones((np.sum(folds == k), 1))]) @ w
+        return float(np.quantile(held, p.guard_quantile))
+
+    st = E.enroll_init(16, n_old=3)
+    _, rep = E.enroll_word(st, "w", ex, G, S, L, p, guard_groups=groups)
+    assert rep.threshold == pytest.approx(reference_theta(groups % p.folds), abs=1e-6)
+    _, rep0 = E.enroll_word(st, "w", ex, G, S, L, p)
+    assert rep0.threshold == pytest.approx(reference_theta(np.arange(2 * n) % p.folds), abs=1e-6)
+    for bad in (groups[:-1], -groups - 1, groups.astype(float)):
+        with pytest.raises(PlasticityError, match="guard_groups"):
+            E.enroll_word(st, "w", ex, G, S, L, p, guard_groups=bad)

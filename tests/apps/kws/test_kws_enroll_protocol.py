@@ -126,7 +126,7 @@ def test_guard_set_keeps_guard_per_class_clips_of_each_class(monkeypatch):
         return np.asarray(X)[:, 0, :3].astype(np.float64), [np.asarray(X)[:, 1:, :]]
 
     monkeypatch.setattr(P, "runtime_scores", scores)
-    p = replace(E.EnrollParams(n_bins=1, score_weight=0.0), guard_per_class=5)
+    p = replace(E.EnrollParams(n_bins=1, score_weight=0.0), guard_per_class=5, guard_aug=0)
     g = P.guard_set(fake, X, y, seed=3, p=p)
     ids = g["scores"][:, 0].astype(int)
     assert len(set(ids.tolist())) == len(ids)  # no clip twice
@@ -139,6 +139,45 @@ def test_guard_set_keeps_guard_per_class_clips_of_each_class(monkeypatch):
     assert len(P.guard_set(fake, X, y, per_class=100, seed=3, p=p)["labels"]) == len(y)
     with pytest.raises(DataError):
         P.guard_set(fake, X, y, p=replace(p, guard_per_class=0))
+    with pytest.raises(DataError):
+        P.guard_set(fake, X, y, p=replace(p, guard_aug=-1))
+
+
+def test_guard_set_adds_augmented_copies_of_its_clips(monkeypatch):
+    """guard_aug copies per guard clip: rows are the clips, then copy 1 of every clip,
+    copy 2, ...; each copy keeps its clip's label and group, and its embedding is that
+    of the clip's raster augmented by augment_raster (the documented seed) - reference:
+    the sqrt counts computed here with numpy; chunking does not change the result."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import neuroplast.apps.kws.pipeline as P
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], [4, 3])
+    X = (rng.random((len(y), 12, 8)) < 0.3).astype(np.uint8)
+    fake = SimpleNamespace(outputs=("out", "h0"))
+
+    def scores(rt, X, hidden):  # noqa: ANN001, ANN202 - a stand-in runtime
+        X = np.asarray(X, np.float64)
+        return X[:, :, :3].sum(1), [X[:, 1:, :]]
+
+    monkeypatch.setattr(P, "runtime_scores", scores)
+    p = E.EnrollParams(n_bins=1, score_weight=0.0, guard_aug=2, guard_per_class=None)
+    g = P.guard_set(fake, X, y, seed=4, p=p)
+    order = np.random.default_rng(4)  # guard_set's clip order: one seeded stream
+    idx = np.concatenate([order.permutation(np.flatnonzero(y == c)) for c in (0, 1)])
+    n = len(idx)
+    assert len(g["emb"]) == 3 * n
+    np.testing.assert_array_equal(g["labels"], np.tile(y[idx], 3))
+    np.testing.assert_array_equal(g["group"], np.tile(np.arange(n), 3))
+    A = E.augment_raster(X[idx], 4, replace(p.augment, n_aug=2, seed=p.augment.seed + 10_004))
+    for k, block in enumerate([X[idx]] + [A[:, j] for j in range(2)]):
+        c = np.sqrt(block[:, 1:, :].astype(np.float64).sum(1))
+        ref = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-9)
+        np.testing.assert_allclose(g["emb"][k * n : (k + 1) * n], ref, atol=1e-6)
+    small = P.guard_set(fake, X, y, seed=4, p=p, chunk=2)
+    np.testing.assert_allclose(small["emb"], g["emb"], atol=1e-12)
 
 
 def test_choose_on_validation_takes_the_best_recall_within_the_drop_limits():
@@ -157,3 +196,59 @@ def test_choose_on_validation_takes_the_best_recall_within_the_drop_limits():
     assert choose_on_validation({k: v for k, v in table.items() if k > 0.02}) == (0.04, False)
     with pytest.raises(DataError, match="no enrollment candidates"):
         choose_on_validation({})
+
+
+def test_evaluate_budgets_equals_one_evaluation_per_budget_and_guard_rows():
+    """evaluate_budgets (one enrollment per draw, open thresholds per budget) gives what
+    evaluate_enrollment gives run once per budget (the reference); guard_rows keeps the
+    clips and their first k copies."""
+    from dataclasses import replace
+
+    from neuroplast.apps.kws.pipeline import evaluate_budgets, guard_rows
+
+    rng = np.random.default_rng(3)
+    _, clips = _world(rng)
+    n_old, open_class = 3, 2  # class 2 is the open set (unknown)
+    g_lab = np.repeat(np.arange(n_old), 30)
+    g_emb = np.concatenate([clips(c, 30) for c in range(n_old)])
+    g_sc = np.eye(n_old)[g_lab] + 0.1
+    g_sc[::7] = [0.1, 0.1, 1.0]  # some old-word guard clips filed under unknown
+    copies = np.abs(g_emb + 0.05 * rng.standard_normal(g_emb.shape))
+    guard = {
+        "emb": np.concatenate([g_emb, copies / np.linalg.norm(copies, axis=1, keepdims=True)]),
+        "scores": np.concatenate([g_sc, g_sc]),
+        "labels": np.concatenate([g_lab, g_lab]),
+        "group": np.tile(np.arange(len(g_lab)), 2),
+    }
+    o_lab = np.repeat(np.arange(n_old), 20)
+    old = {"emb": np.concatenate([clips(c, 20) for c in range(n_old)]),
+           "scores": np.eye(n_old)[o_lab] + 0.1, "labels": o_lab}  # fmt: skip
+    old["scores"][1::5] = [0.1, 0.1, 1.0]
+    voice = np.repeat(["a", "b", "c", "d"], 6)
+    pool = {"emb": clips(3, 24), "aug": np.zeros((24, 0, 16)), "voice": voice,
+            "scores": np.tile([0.1, 0.2, 0.5], (24, 1))}  # fmt: skip
+    pool["scores"][::3] = [0.5, 0.2, 0.1]  # a third of the new word filed under word 0
+    draws = leave_voice_out_draws(voice, 2, 5, seed=2)
+    p = E.EnrollParams(augment=E.RasterAugmentParams(n_aug=0), score_weight=0.0,
+                       open_budget=0.02)  # fmt: skip
+    budgets = (0.01, 0.05, 0.2)
+    for g in (guard_rows(guard, 0), guard):
+        got = evaluate_budgets("w", draws, pool, pool, old, g, n_old, open_class, p, budgets)
+        for b in budgets:
+            ref = evaluate_enrollment(
+                "w", draws, pool, pool, old, g, n_old, open_class, replace(p, open_budget=b)
+            )
+            assert got[b].keys() == ref.keys()
+            for key, v in ref.items():
+                assert got[b][key] == pytest.approx(v, abs=1e-9), (b, key)
+    # the budget moves the operating point: 0.2 takes so many guard clips that the guard
+    # rolls every enrollment back (the refusal path is covered), 0.01 never
+    assert got[0.2]["refused"] == len(draws) and got[0.01]["refused"] == 0
+    assert got[0.01]["recall_mean"] > 0.5
+    g0 = guard_rows(guard, 0)
+    assert len(g0["labels"]) == 90 and np.array_equal(g0["emb"], guard["emb"][:90])
+    assert len(guard_rows(guard, 1)["labels"]) == 180
+    with pytest.raises(DataError):
+        guard_rows(guard, 2)
+    with pytest.raises(DataError):
+        evaluate_budgets("w", draws, pool, pool, old, g, n_old, -1, p, budgets)

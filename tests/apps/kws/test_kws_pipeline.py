@@ -19,6 +19,7 @@ if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
 from neuroplast.apps.kws import data as D  # noqa: E402
 from neuroplast.apps.kws.infer import KeywordStreamer, runtime_scores  # noqa: E402
 from neuroplast.apps.kws.pipeline import (  # noqa: E402
+    GUARD_AUGS,
     OPEN_BUDGETS,
     PipelineConfig,
     choose_on_validation,
@@ -109,12 +110,21 @@ def test_enrollment_and_board_estimates_reported(run):
     assert e["cross_voice"]["draws"] == 20 and 0 <= e["cross_voice"]["recall_mean"] <= 1
     assert "skipped" in e["personal"]  # one clip per test voice: no personal protocol
     # the soft gate's budget was chosen on validation voices, used, and kept with the guard
+    # with the guard's augmented copies (guard_aug), and the guard keeps the chosen rows
     cal = e["calibration"]
-    assert set(cal["budgets"]) == set(OPEN_BUDGETS) and cal["chosen"] in OPEN_BUDGETS
-    assert choose_on_validation(cal["budgets"]) == (cal["chosen"], cal["met"])
-    assert e["params"]["open_budget"] == cal["chosen"]
+    grid = {f"{k}/{float(b)}" for k in GUARD_AUGS for b in OPEN_BUDGETS}
+    assert set(cal["candidates"]) == grid and cal["chosen"] in grid
+    assert choose_on_validation(cal["candidates"]) == (cal["chosen"], cal["met"])
+    chosen = cal["candidates"][cal["chosen"]]
+    assert e["params"]["open_budget"] == chosen["open_budget"]
+    assert e["params"]["guard_aug"] == chosen["guard_aug"]
     with np.load(Path(r["config"]["out_dir"]) / "kws_guard.npz") as z:
-        assert float(z["open_budget"]) == cal["chosen"]
+        assert float(z["open_budget"]) == chosen["open_budget"]
+        n_clips = int(z["group"].max()) + 1
+        assert len(z["labels"]) == len(z["emb"]) == (1 + chosen["guard_aug"]) * n_clips
+        np.testing.assert_array_equal(
+            z["labels"][n_clips:], np.tile(z["labels"][:n_clips], chosen["guard_aug"])
+        )
     rep = saved["report"]
     # the guard invariant: an accepted enrollment costs at most 3 points on the guard set
     assert not rep["accepted"] or rep["guard_acc_before"] - rep["guard_acc_after"] <= 0.03
