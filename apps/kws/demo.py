@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="", help="also write the results JSON here")
     ap.add_argument("--epochs", type=int, default=DEMO["epochs"])
     ap.add_argument("--clips-per-word", type=int, default=DEMO["clips_per_word"])
+    ap.add_argument(
+        "--hidden", type=int, nargs="+", default=list(DEMO["hidden"]), help="hidden sizes"
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the zero-delay baseline")
     ap.add_argument("--four-bit", action="store_true", help="also train 4-bit weights")
     ap.add_argument("--threads", type=int, default=1)
@@ -175,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=a.data or str(cache_dir("kws", "demo")),
         heldout_dir=str(cache_dir("kws", "demo_heldout")),
         out_dir=a.out,
-        **{**DEMO, "clips_per_word": a.clips_per_word, "epochs": a.epochs},
+        **{
+            **DEMO,
+            "clips_per_word": a.clips_per_word,
+            "epochs": a.epochs,
+            "hidden": tuple(a.hidden),
+        },
         baseline=not a.no_baseline,
         four_bit=a.four_bit,
         threads=a.threads,
