@@ -2,15 +2,16 @@
 
 Usage::
 
-    OMP_NUM_THREADS=1 nice -n 10 python bench/kws_bench.py [--out DIR] [--epochs 24]
+    OMP_NUM_THREADS=1 nice -n 10 python bench/kws_bench.py [--out DIR] [--epochs 16]
+        [--hidden 192 192]
         [--results bench/results/kws_full.json]
     OMP_NUM_THREADS=1 python bench/kws_enroll.py --out DIR --data DATA_DIR --seed 1
     python bench/kws_report.py bench/results/kws_full.json docs/kws-results.md
     python bench/report.py
 
 One :func:`~neuroplast.apps.kws.pipeline.run_pipeline` run at benchmark size: espeak-ng
-(40 voice variants x 6 accents, voice-disjoint train/val/test) and flite (awb, rms) in
-training under random real-world conditions (vocal-tract length, pitch, tempo, rooms,
+(40 voice variants x 6 accents, voice-disjoint train/val/test), flite (awb, rms), mbrola,
+SVOX Pico and RHVoice (``data.TRAIN_VOICES``) in training under random real-world conditions (vocal-tract length, pitch, tempo, rooms,
 noise, telephone band, codecs, level; ``neuroplast.apps.kws.augment``) with
 SpecAugment-style masks; evaluation on the voice-disjoint espeak-ng test split and on
 festival, an engine never trained on (all its voices); a streaming detection test
@@ -36,11 +37,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(D.cache_dir("bench_out")))
     ap.add_argument("--data-root", default=str(D.cache_dir()))
-    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--no-baseline", action="store_true", help="skip the zero-delay baseline")
     ap.add_argument("--four-bit", action="store_true", help="also train 4-bit weights")
     ap.add_argument("--stream-minutes", type=float, default=BENCH["stream_minutes"])
-    ap.add_argument("--hidden", type=int, nargs="+", default=[128, 128], help="hidden sizes")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[192, 192], help="hidden sizes")
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam base rate (peak 5x)")
     ap.add_argument("--dropout", type=float, default=0.1, help="dropout on hidden spikes")
     ap.add_argument(
