@@ -600,6 +600,14 @@ def evaluate_budgets(
         raise DataError("no enrollment draws (too few clips or voices)")
     g, gs, gl = guard["emb"], guard["scores"], guard["labels"]
     closed = np.asarray(gs).argmax(1) != open_class
+    if closed.all() or not closed.any():
+        # no guard clip on one side of the gate: enroll_word uses one threshold and no
+        # gate, so the budget changes nothing
+        one = evaluate_enrollment(
+            word, draws, pool, test, old, guard, n_old, open_class,
+            replace(p, open_budget=float(budgets[0])),
+        )  # fmt: skip
+        return {b: dict(one) for b in budgets}
     st = enroll_init(pool["emb"].shape[1], n_old, open_class)
     before = float(np.mean(decide(old["scores"], old["emb"], st) == old["labels"]))
     g_before = float(np.mean(decide(gs, g, st) == gl))

@@ -241,6 +241,16 @@ def test_evaluate_budgets_equals_one_evaluation_per_budget_and_guard_rows():
             assert got[b].keys() == ref.keys()
             for key, v in ref.items():
                 assert got[b][key] == pytest.approx(v, abs=1e-9), (b, key)
+    # no guard clip filed under unknown: enroll_word drops the soft gate (one threshold),
+    # so every budget gives the same result, the reference's
+    shut = {**guard_rows(guard, 0), "scores": np.eye(n_old)[np.minimum(g_lab, 1)] + 0.1}
+    one = evaluate_budgets("w", draws, pool, pool, old, shut, n_old, open_class, p, budgets)
+    for b in budgets:
+        ref = evaluate_enrollment(
+            "w", draws, pool, pool, old, shut, n_old, open_class, replace(p, open_budget=b)
+        )
+        for key, v in ref.items():
+            assert one[b][key] == pytest.approx(v, abs=1e-9), (b, key)
     # the budget moves the operating point: 0.2 takes so many guard clips that the guard
     # rolls every enrollment back (the refusal path is covered), 0.01 never
     assert got[0.2]["refused"] == len(draws) and got[0.01]["refused"] == 0
