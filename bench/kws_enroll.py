@@ -117,6 +117,13 @@ CANDIDATES = {
 }
 
 
+def _merge_results(path: Path, key: str, value: dict) -> None:
+    """Put ``value`` under ``key`` in the results json at ``path`` (other keys kept)."""
+    r = json.loads(path.read_text()) if path.exists() else {}
+    r[key] = _jsonable(value)
+    path.write_text(json.dumps(r, indent=1))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
@@ -141,10 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
         st = enrollment_stage(Path(a.out) / "kws.bundle", F, data, a.out, a.word, 5, a.seed, print)
         st["seconds"] = time.perf_counter() - t0
         if a.results:
-            path = Path(a.results)
-            r = json.loads(path.read_text()) if path.exists() else {}
-            r["enrollment_stage"] = _jsonable(st)
-            path.write_text(json.dumps(r, indent=1))
+            _merge_results(Path(a.results), "enrollment_stage", st)
         return st
     rt, classes, _, _ = load_kws_runtime(Path(a.out) / "kws.bundle", mode="int", hidden=True)
     n_old, gate = len(classes), open_class_of(classes)
@@ -223,10 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     c, q = en["cross_voice"], en["personal"]
     print(f"test cross-voice: {c}\ntest personal: {q}", flush=True)
     if a.results:
-        path = Path(a.results)
-        r = json.loads(path.read_text()) if path.exists() else {}
-        r["enrollment"] = _jsonable(en)
-        path.write_text(json.dumps(r, indent=1))
+        _merge_results(Path(a.results), "enrollment", en)
     return en
 
 
