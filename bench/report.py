@@ -330,12 +330,20 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
     def kws(d: dict) -> list:
         accs = [f"{m['name']} {_pct(m['test_acc'])}" for m in d["models"] if "test_acc" in m]
         b = d["bundle"]
+        # clean clips: the condition of the espeak-only measurements before channel effects
+        cond = d.get("test_breakdown", {}).get("per_condition", {})
+        clean = (
+            f"; clean clips {_pct(cond['clean']['acc'])} (n={cond['clean']['n']}), "
+            f"noise below 15 dB SNR {_pct(cond['snr<15dB']['acc'])}"
+            if "clean" in cond and "snr<15dB" in cond
+            else ""
+        )
         out = [
             (
                 "KWS 12 classes, voice-disjoint espeak-ng test (in-domain)",
                 f"int8 bundle {_pct(b['runtime_int_test_acc'])} (QAT {_pct(b['qat_test_acc'])}); "
                 + ", ".join(accs)
-                + f" ({d['config']['epochs']} epochs)",
+                + f" ({d['config']['epochs']} epochs){clean}",
                 "bench/kws_bench.py",
             )
         ]
