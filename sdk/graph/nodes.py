@@ -291,12 +291,46 @@ def _window_out(node: Node, sizes: tuple, kernel: tuple, in_shape: tuple) -> tup
     return tuple(out)
 
 
+@dataclass(frozen=True, eq=False)
+class _ConvNd(_Weighted):
+    """Checks and shape rule shared by the convolutions (``spatial`` = 1 or 2 dims)."""
+
+    spatial: ClassVar[int]
+    _layout: ClassVar[tuple[str, str]]  # (weight's window dims, input layout), for messages
+
+    def check(self) -> None:
+        w = self.weight
+        _need(
+            w.ndim == 2 + self.spatial and min(w.shape) >= 1,
+            self,
+            f"weight must be (out, in/groups, {self._layout[0]}), got {w.shape}",
+        )
+        _need(
+            self.groups >= 1 and w.shape[0] % self.groups == 0,
+            self,
+            f"groups {self.groups} must be >= 1 and divide the {w.shape[0]} outputs",
+        )
+        _check_window(self, self.spatial, w.shape[2:])
+
+    def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        if len(in_shapes[0]) != 1 + self.spatial:
+            raise GraphError(f"{self.kind} expects a {self._layout[1]} input, got {in_shapes[0]}")
+        c, *size = in_shapes[0]
+        need = self.weight.shape[1] * self.groups
+        if c != need:
+            raise GraphError(f"{self.kind} expects {need} channels, got {c}")
+        out = _window_out(self, tuple(size), self.weight.shape[2:], in_shapes[0])
+        return (self.weight.shape[0], *out)
+
+
 @register_node
 @dataclass(frozen=True, eq=False)
-class Conv1d(_Weighted):
+class Conv1d(_ConvNd):
     """1-D convolution (cross-correlation, PyTorch layout): W: (out, in/groups, k); x: (C, L)."""
 
     kind: ClassVar[str] = "Conv1d"
+    spatial: ClassVar[int] = 1
+    _layout: ClassVar[tuple[str, str]] = ("k", "(C, L)")
     weight: np.ndarray = array_field()
     bias: np.ndarray | None = array_field(optional=True)
     stride: tuple = tuple_field((1,))
@@ -304,67 +338,21 @@ class Conv1d(_Weighted):
     dilation: tuple = tuple_field((1,))
     groups: int = 1
 
-    def check(self) -> None:
-        _need(
-            self.weight.ndim == 3 and min(self.weight.shape) >= 1,
-            self,
-            f"weight must be (out, in/groups, k), got {self.weight.shape}",
-        )
-        _need(
-            self.groups >= 1 and self.weight.shape[0] % self.groups == 0,
-            self,
-            f"groups {self.groups} must be >= 1 and divide the {self.weight.shape[0]} outputs",
-        )
-        _check_window(self, 1, self.weight.shape[2:])
-
-    def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-        if len(in_shapes[0]) != 2:
-            raise GraphError(f"Conv1d expects a (C, L) input, got {in_shapes[0]}")
-        c, length = in_shapes[0]
-        if c != self.weight.shape[1] * self.groups:
-            raise GraphError(
-                f"Conv1d expects {self.weight.shape[1] * self.groups} channels, got {c}"
-            )
-        (lo,) = _window_out(self, (length,), self.weight.shape[2:], in_shapes[0])
-        return (self.weight.shape[0], lo)
-
 
 @register_node
 @dataclass(frozen=True, eq=False)
-class Conv2d(_Weighted):
+class Conv2d(_ConvNd):
     """2-D convolution, PyTorch layout: W: (out, in/groups, kh, kw); x: (C, H, W)."""
 
     kind: ClassVar[str] = "Conv2d"
+    spatial: ClassVar[int] = 2
+    _layout: ClassVar[tuple[str, str]] = ("kh, kw", "(C, H, W)")
     weight: np.ndarray = array_field()
     bias: np.ndarray | None = array_field(optional=True)
     stride: tuple = tuple_field((1, 1))
     padding: tuple = tuple_field((0, 0))
     dilation: tuple = tuple_field((1, 1))
     groups: int = 1
-
-    def check(self) -> None:
-        _need(
-            self.weight.ndim == 4 and min(self.weight.shape) >= 1,
-            self,
-            f"weight must be (out, in/groups, kh, kw), got {self.weight.shape}",
-        )
-        _need(
-            self.groups >= 1 and self.weight.shape[0] % self.groups == 0,
-            self,
-            f"groups {self.groups} must be >= 1 and divide the {self.weight.shape[0]} outputs",
-        )
-        _check_window(self, 2, self.weight.shape[2:])
-
-    def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-        if len(in_shapes[0]) != 3:
-            raise GraphError(f"Conv2d expects a (C, H, W) input, got {in_shapes[0]}")
-        c, h, w = in_shapes[0]
-        if c != self.weight.shape[1] * self.groups:
-            raise GraphError(
-                f"Conv2d expects {self.weight.shape[1] * self.groups} channels, got {c}"
-            )
-        ho, wo = _window_out(self, (h, w), self.weight.shape[2:], in_shapes[0])
-        return (self.weight.shape[0], ho, wo)
 
 
 @dataclass(frozen=True, eq=False)
