@@ -59,12 +59,13 @@ any event order; ``"native"`` is ``sdk/_native.c event_scatter_i16/_i32``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from neuroplast.apps.motion.events import validate_events, voxel_indices
 from neuroplast.errors import DataError
+from neuroplast.quant import requantize
 
 __all__ = [
     "TapTable",
@@ -82,6 +83,10 @@ __all__ = [
     "init_int_state",
     "hd_event_chunk_int",
     "hd_event_run_int",
+    "IntRowTaps",
+    "compile_int_rows",
+    "hd_event_evidence_int",
+    "pull_int_ops",
     "init_event_state",
     "hd_event_chunk",
     "hd_event_run",
@@ -483,6 +488,9 @@ class IntTaps:
     codes: tuple[np.ndarray, np.ndarray]  #: per event polarity: int8 (direct) / int16 (split)
     bound: int
     form: str = "direct"
+    kernel: np.ndarray | None = None  #: the int8 codes ``K_q (C, 2, K_T, K_Y, K_X)``
+    #: :class:`IntRowTaps` built from ``kernel`` per ``(lanes, acc_bytes)`` (a cache)
+    rows: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _split_int_tables(q: np.ndarray, taps: TapTable):
@@ -547,11 +555,11 @@ def compile_int_taps(
     form, bound, _ = int_form(codes, form)
     if form == "direct":
         return IntTaps(taps, tuple(np.ascontiguousarray(w.astype(np.int8)) for w in taps.weights),
-                       bound)  # fmt: skip
+                       bound, "direct", codes.copy())  # fmt: skip
     offs, vals = _split_int_tables(codes.astype(np.int64), taps)
     t2 = replace(taps, offsets=(offs[0], offs[1]),
                  weights=tuple(v.astype(np.float32) for v in vals))  # fmt: skip
-    return IntTaps(t2, (vals[0], vals[1]), bound, "split")
+    return IntTaps(t2, (vals[0], vals[1]), bound, "split", codes.copy())
 
 
 def int_acc_dtype(bound: int, per_voxel: int = 1, check: bool = True) -> np.dtype:
@@ -740,6 +748,232 @@ def hd_event_run_int(
         z, state = hd_event_chunk_int(itaps, state, p[e], tb[e], y[e], x[e], n, backend, group)
         outs.append(z)
     return np.concatenate(outs)
+
+
+@dataclass(frozen=True)
+class IntRowTaps:
+    """The integer kernel as row chunks for the integer pull path (:func:`hd_event_evidence_int`).
+
+    Two planes per class (``(H_o + 1) x row_stride`` elements each, ``plane`` apart, int16
+    or int32): split form ``S`` and ``D``, direct form ``B_0`` and ``B_1``. Two sources,
+    each a :class:`RowTaps`-style table (``lanes`` consecutive ``dx`` per chunk, offsets
+    ``pad_left - dy row_stride - dx0 - (lanes - 1)``, plus ``plane`` for chunks into the
+    second plane; ``ystart`` over ``(c, d, dy)``, chunks of a cell ordered (plane, dx0))
+    whose chunks a pixel adds times its coefficient: split: source 0 = ``W_s`` into ``S``
+    times ``A_s = n_on + n_off``, source 1 = ``W_d`` into ``D`` times ``A_d = n_off -
+    n_on``; direct: source 0 = ``K_off`` into ``B_0`` and ``K_on`` into ``B_1`` times
+    ``A_off``, source 1 = ``K_on`` into ``B_0`` and ``K_off`` into ``B_1`` times
+    ``A_on``.
+    """
+
+    form: str
+    lanes: int
+    acc_bytes: int  #: 2 (int16 planes) or 4 (int32)
+    row_stride: int
+    pad_left: int
+    plane: int  #: elements from one plane of a class to the next (>= (Ho + 1) row_stride + lanes)
+    ystart: tuple[np.ndarray, np.ndarray]  #: int64 (C K_T (K_Y + 1),) per source
+    off: tuple[np.ndarray, np.ndarray]  #: int64 (n_chunks,) per source
+    vals: tuple[np.ndarray, np.ndarray]  #: int16 / int32 (n_chunks, lanes) per source
+
+    @property
+    def n_chunks(self) -> tuple[int, int]:
+        """Chunks per source that an interior pixel executes (with a non-zero coefficient)."""
+        return int(self.off[0].size), int(self.off[1].size)
+
+
+def compile_int_rows(itaps: IntTaps, lanes: int = 16, acc_bytes: int = 2) -> IntRowTaps:
+    """:class:`IntRowTaps` of the integer kernel ``itaps.kernel`` (its form): ``lanes`` = 16
+    (int16 planes, one 256-bit vector) or 8 (int16: 128-bit; int32 planes: 256-bit).
+    Cached in ``itaps.rows``."""
+    if (acc_bytes, lanes) not in ((2, 8), (2, 16), (4, 8)):
+        raise DataError(f"integer row chunks are int16 x 8 / 16 or int32 x 8, got "
+                        f"{8 * acc_bytes}-bit x {lanes}")  # fmt: skip
+    if itaps.kernel is None:
+        raise DataError("integer tap table has no kernel codes; rebuild it with compile_int_taps")
+    key = (int(lanes), int(acc_bytes))
+    if key in itaps.rows:
+        return itaps.rows[key]
+    q = itaps.kernel.astype(np.int64)
+    c_n, _, kt, ky, _ = q.shape
+    sensor = itaps.taps.sensor_size
+    ho = itaps.taps.out_hw[0]
+    if itaps.form == "split":
+        sources = ([(q[:, 0] + q[:, 1], 0)], [(q[:, 0] - q[:, 1], 1)])
+    else:
+        sources = ([(q[:, 0], 0), (q[:, 1], 1)], [(q[:, 1], 0), (q[:, 0], 1)])
+    dt = np.int16 if acc_bytes == 2 else np.int32
+    ys_all, off_all, val_all = [], [], []
+    rs = pad = plane = 0
+    for parts in sources:
+        cell, part, offs, vals = [], [], [], []
+        for w, b in parts:
+            rt = _row_taps(w.astype(np.float32), sensor, lanes)
+            rs, pad = rt.row_stride, rt.pad_left
+            plane = -(-((ho + 1) * rs + lanes) // 32) * 32
+            counts = np.diff(rt.ystart.reshape(c_n * kt, ky + 1), axis=1).reshape(-1)
+            cell.append(np.repeat(np.arange(counts.size), counts))
+            part.append(np.full(rt.n_chunks, b))
+            offs.append(rt.off + b * plane)
+            vals.append(rt.vals)
+        cell, part = np.concatenate(cell), np.concatenate(part)
+        order = np.lexsort((np.arange(cell.size), part, cell))  # (cell, plane, dx0)
+        counts = np.bincount(cell, minlength=c_n * kt * ky).reshape(c_n * kt, ky)
+        starts = np.concatenate(([0], np.cumsum(counts.reshape(-1))))
+        ys = np.empty((c_n * kt, ky + 1), np.int64)
+        ys[:, :ky] = starts[:-1].reshape(c_n * kt, ky)
+        ys[:, ky] = starts[ky::ky]
+        ys_all.append(ys.reshape(-1))
+        off_all.append(np.ascontiguousarray(np.concatenate(offs)[order], np.int64))
+        val_all.append(np.ascontiguousarray(np.concatenate(vals)[order].astype(dt)))
+    out = IntRowTaps(itaps.form, int(lanes), int(acc_bytes), int(rs), int(pad), int(plane),
+                     (ys_all[0], ys_all[1]), (off_all[0], off_all[1]),
+                     (val_all[0], val_all[1]))  # fmt: skip
+    itaps.rows[key] = out
+    return out
+
+
+def _int_pixels(itaps: IntTaps, events: np.ndarray, n_bins: int, dt_us: int, t0_us: int,
+                binary: bool):  # fmt: skip  # noqa: ANN202
+    """The stream as pixels per ms for the integer pull path: ``(fst, pix, a0, a1,
+    per_voxel)``: ms ``t`` holds pixels ``fst[t] .. fst[t + 1] - 1`` (``pix = y W + x``,
+    ascending) with the coefficients of :class:`IntRowTaps`' two sources, and the largest
+    number of events in one voxel (1 when ``binary``)."""
+    w, h = itaps.taps.sensor_size
+    p, tb, y, x = _binned(events, (w, h), n_bins, dt_us, t0_us)
+    key = ((tb * h + y) * w + x) * 2 + p
+    key = np.unique(key) if binary else np.sort(key.astype(np.int64))
+    per_voxel = 1
+    if key.size > 1 and not binary:
+        starts = np.flatnonzero(np.diff(key)) + 1
+        per_voxel = int(np.diff(np.concatenate(([0], starts, [key.size]))).max())
+    pix = key // 2
+    first = np.flatnonzero(np.concatenate(([True], pix[1:] != pix[:-1]))) if key.size else key
+    n_all = np.diff(np.concatenate((first, [key.size])))
+    n_on = np.add.reduceat(key % 2, first) if key.size else key
+    n_off = n_all - n_on
+    if itaps.form == "split":
+        a0, a1 = n_on + n_off, n_off - n_on
+    else:
+        a0, a1 = n_off, n_on
+    upix = pix[first]
+    fst = np.searchsorted(upix // (w * h), np.arange(n_bins + 1))
+    i64 = np.int64
+    return (fst.astype(i64), (upix % (w * h)).astype(i64), np.ascontiguousarray(a0, i64),
+            np.ascontiguousarray(a1, i64), per_voxel)  # fmt: skip
+
+
+_EVIDENCE_BACKENDS = ("native", "native-scatter", "numba", "numpy")
+
+
+def hd_event_evidence_int(
+    itaps: IntTaps,
+    events: np.ndarray,
+    n_bins: int,
+    bias_q: np.ndarray,
+    qm: np.ndarray,
+    shift: np.ndarray,
+    zp: int = 0,
+    out_range: tuple[int, int] = (-128, 127),
+    *,
+    dt_us: int = 1000,
+    t0_us: int = 0,
+    backend: str = "native",
+    binary: bool = True,
+    group: int = PULL_GROUP,
+    lanes: int | None = None,
+) -> np.ndarray:
+    """The integer layer's pooled evidence, int64 ``(n_bins, C)``::
+
+        E(t, c) = sum_{y, x valid} clamp(requantize(max(B_0, B_1)(c, t, y, x) + b_q[c],
+                                          qm[c], shift[c]) + zp, lo, hi)
+
+    (:func:`neuroplast.quant.requantize`, LiteRT single rounding; ``B_p`` the integer
+    accumulators of :func:`hd_event_chunk_int`). ``backend="native"``: the integer pull
+    path (``sdk/_native.c pull_int``): per step and group of ``group`` classes, int16 (or
+    int32, :func:`int_acc_dtype` of the bound times the events per voxel) planes of the
+    two halves (:class:`IntRowTaps`) receive the row chunks of every pixel of the last
+    ``K_T`` ms, times the pixel's coefficient (exact integers: the order is free), then a
+    requantizing read-out over the rows those pixels reach, each zeroed after. ``lanes``:
+    16 (int16, 256-bit; default) or 8 (int16 128-bit; int32 planes always 8).
+    ``"native-scatter"`` / ``"numba"`` / ``"numpy"``: the per-position path,
+    :func:`hd_event_run_int` with that scatter (``"native"``), requantized and summed in
+    numpy (the reference). All give the same integers; the pull path needs ``|max(B_0,
+    B_1) + b_q| < 2^31`` (checked from the bound).
+    """
+    if backend not in _EVIDENCE_BACKENDS:
+        raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_EVIDENCE_BACKENDS)}")
+    taps = itaps.taps
+    c_n = taps.n_classes
+    ho, wo = taps.out_hw
+    b_q = np.asarray(bias_q, np.int64).reshape(-1)
+    qm_ = np.broadcast_to(np.asarray(qm, np.int64).reshape(-1), (c_n,)).copy()
+    sh_ = np.broadcast_to(np.asarray(shift, np.int64).reshape(-1), (c_n,)).copy()
+    lo, hi = (int(v) for v in out_range)
+    if b_q.size != c_n or lo > hi:
+        raise DataError(f"bias_q must hold {c_n} codes and out_range lo <= hi")
+    if backend != "native":
+        z = hd_event_run_int(itaps, events, n_bins, dt_us=dt_us, t0_us=t0_us, binary=binary,
+                             backend="native" if backend == "native-scatter" else backend)  # fmt: skip
+        zq = requantize(z + b_q[None, :, None, None], qm_[None, :, None, None],
+                        sh_[None, :, None, None])  # fmt: skip
+        return np.clip(zq + int(zp), lo, hi).sum(axis=(2, 3))
+    if not 1 <= int(group) <= 64:
+        raise DataError(f"group must be in 1..64, got {group}")
+    fst, pix, a0, a1, per_voxel = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
+    dt = int_acc_dtype(itaps.bound, per_voxel)
+    if itaps.bound * per_voxel + int(np.abs(b_q).max(initial=0)) > INT32_MAX:
+        raise DataError(
+            "max(B_0, B_1) + b_q may leave int32: the integer pull path needs it inside"
+        )
+    ln = 8 if dt.itemsize == 4 else int(lanes or 16)
+    rw = compile_int_rows(itaps, ln, dt.itemsize)
+    w, h = taps.sensor_size
+    out = np.zeros((n_bins, c_n), np.int64)
+    ints = (1, w, h, n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx, rw.row_stride,
+            rw.pad_left, rw.lanes, rw.acc_bytes, c_n, min(int(group), c_n), rw.plane, pix.size,
+            rw.off[0].size, rw.off[1].size, int(itaps.form == "split"), int(zp), lo, hi)  # fmt: skip
+    bufs = (fst, pix, a0, a1, rw.ystart[0], rw.off[0], rw.vals[0], rw.ystart[1], rw.off[1],
+            rw.vals[1], np.ascontiguousarray(b_q), qm_,
+            np.ascontiguousarray(sh_), out)  # fmt: skip
+    from neuroplast.runtime.native import OPS
+
+    _native_lib().op(OPS["pull_int"], tuple(int(v) for v in ints), bufs)
+    return out
+
+
+def pull_int_ops(
+    itaps: IntTaps,
+    events: np.ndarray,
+    n_bins: int,
+    *,
+    lanes: int = 16,
+    acc_bytes: int = 2,
+    dt_us: int = 1000,
+    t0_us: int = 0,
+    binary: bool = True,
+) -> int:
+    """Row-chunk updates the integer pull path executes on this stream: for every pixel
+    of ms ``t`` and source with a non-zero coefficient, the chunks of all ``(c, d)`` with
+    ``t + d < n_bins`` whose row lands on the grid (``0 <= y - dy < Ho``)."""
+    rw = compile_int_rows(itaps, lanes, acc_bytes)
+    taps = itaps.taps
+    c_n, kt, ky = taps.n_classes, taps.n_delays, taps.ky
+    ho = taps.out_hw[0]
+    fst, pix, a0, a1, _ = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
+    if not pix.size:
+        return 0
+    y = pix // taps.sensor_size[0]
+    lo = np.maximum(0, y - ho + 1)
+    hi = np.minimum(ky - 1, y) + 1
+    t = np.repeat(np.arange(n_bins), np.diff(fst))
+    total = 0
+    for s, a in enumerate((a0, a1)):
+        cum = rw.ystart[s].reshape(c_n, kt, ky + 1).sum(axis=0)  # (kt, ky + 1): sum over c
+        per_d = cum[:, hi] - cum[:, lo]  # (kt, pixels)
+        live = np.arange(kt)[:, None] < (n_bins - t)[None, :]
+        total += int((per_d * live)[:, a != 0].sum())
+    return total
 
 
 def _pooled_py(slots, y0, x0, ho, wo, out):  # pragma: no cover - jitted
