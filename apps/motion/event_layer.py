@@ -84,6 +84,7 @@ __all__ = [
     "hd_event_chunk_int",
     "hd_event_run_int",
     "IntRowTaps",
+    "INT_ROW_LANES",
     "compile_int_rows",
     "hd_event_evidence_int",
     "pull_int_ops",
@@ -750,6 +751,12 @@ def hd_event_run_int(
     return np.concatenate(outs)
 
 
+#: int16 lanes of an integer pull chunk: 8 (128-bit) ran 1.1-1.3x the 16-lane (256-bit)
+#: chunks on the bench movie (fewer chunks with 16 - 3,779 instead of 4,177 per event,
+#: per-weight kernel - but each costs more); int32 planes take 8 (256-bit)
+INT_ROW_LANES = 8
+
+
 @dataclass(frozen=True)
 class IntRowTaps:
     """The integer kernel as row chunks for the integer pull path (:func:`hd_event_evidence_int`).
@@ -782,9 +789,9 @@ class IntRowTaps:
         return int(self.off[0].size), int(self.off[1].size)
 
 
-def compile_int_rows(itaps: IntTaps, lanes: int = 16, acc_bytes: int = 2) -> IntRowTaps:
-    """:class:`IntRowTaps` of the integer kernel ``itaps.kernel`` (its form): ``lanes`` = 16
-    (int16 planes, one 256-bit vector) or 8 (int16: 128-bit; int32 planes: 256-bit).
+def compile_int_rows(itaps: IntTaps, lanes: int = 8, acc_bytes: int = 2) -> IntRowTaps:
+    """:class:`IntRowTaps` of the integer kernel ``itaps.kernel`` (its form): ``lanes`` = 8
+    (int16 planes: one 128-bit vector; int32 planes: 256-bit) or 16 (int16, 256-bit).
     Cached in ``itaps.rows``."""
     if (acc_bytes, lanes) not in ((2, 8), (2, 16), (4, 8)):
         raise DataError(f"integer row chunks are int16 x 8 / 16 or int32 x 8, got "
@@ -895,7 +902,8 @@ def hd_event_evidence_int(
     two halves (:class:`IntRowTaps`) receive the row chunks of every pixel of the last
     ``K_T`` ms, times the pixel's coefficient (exact integers: the order is free), then a
     requantizing read-out over the rows those pixels reach, each zeroed after. ``lanes``:
-    16 (int16, 256-bit; default) or 8 (int16 128-bit; int32 planes always 8).
+    int16 lanes per chunk, :data:`INT_ROW_LANES` (8: 128-bit) or 16 (256-bit); int32
+    planes always take 8 (256-bit).
     ``"native-scatter"`` / ``"numba"`` / ``"numpy"``: the per-position path,
     :func:`hd_event_run_int` with that scatter (``"native"``), requantized and summed in
     numpy (the reference). All give the same integers; the pull path needs ``|max(B_0,
@@ -926,7 +934,7 @@ def hd_event_evidence_int(
         raise DataError(
             "max(B_0, B_1) + b_q may leave int32: the integer pull path needs it inside"
         )
-    ln = 8 if dt.itemsize == 4 else int(lanes or 16)
+    ln = 8 if dt.itemsize == 4 else int(lanes or INT_ROW_LANES)
     rw = compile_int_rows(itaps, ln, dt.itemsize)
     w, h = taps.sensor_size
     out = np.zeros((n_bins, c_n), np.int64)
@@ -947,7 +955,7 @@ def pull_int_ops(
     events: np.ndarray,
     n_bins: int,
     *,
-    lanes: int = 16,
+    lanes: int = INT_ROW_LANES,
     acc_bytes: int = 2,
     dt_us: int = 1000,
     t0_us: int = 0,
