@@ -374,6 +374,7 @@ def _int_pull(k, k_block, movie, n_ev: int, ref: np.ndarray, b_q, qm, sh) -> tup
         "int pull native 16-lane": lambda: pull(it, 16),
         "int pull native direct": lambda: pull(itd),
         "int pull native block-8": lambda: pull(ib, b=bb, m=qb, s=sb),
+        "int pull native row sweep": lambda: hd_event_evidence_int(it, ev, n, b_q, qm, sh, sweep=1),
     }
     exact = {
         "pull_equals_per_position": bool(np.array_equal(pull(it), ref["evidence"])),
@@ -713,6 +714,7 @@ def _int_pull_result(pi: dict, eps: dict, kernels: dict) -> dict:
         "of_limit_16_lane": eps["int pull native 16-lane"] / pi["limit_events_per_s_16_lane"],
         "events_per_s_direct": eps["int pull native direct"],
         "of_limit_direct": eps["int pull native direct"] / pi["limit_events_per_s_direct"],
+        "events_per_s_row_sweep": eps["int pull native row sweep"],
         "events_per_s_block8": eps["int pull native block-8"],
         "of_limit_block8": eps["int pull native block-8"] / pi["limit_events_per_s_block8"],
         "vs_int_per_position": e / eps["int native g=4"],
@@ -1031,7 +1033,8 @@ def _print(r: dict) -> None:
                 f"int pull native {ip['events_per_s'] / 1e6:.4f} M events/s ({ip['form']}, "
                 f"{ip['acc_dtype']} x {ip['lanes']}, {ip['chunk_ops_per_event']:,.0f} chunks/ev; "
                 f"16-lane {ip['events_per_s_16_lane'] / 1e6:.4f}, direct "
-                f"{ip['events_per_s_direct'] / 1e6:.4f}, block-8 "
+                f"{ip['events_per_s_direct'] / 1e6:.4f}, one row sweep per step "
+                f"{ip['events_per_s_row_sweep'] / 1e6:.4f}, block-8 "
                 f"{ip['events_per_s_block8'] / 1e6:.4f})",
                 f"limit {ip['limit_events_per_s'] / 1e6:.4f} M/s (C int RMW "
                 f"{ip['irmw_peak_lanes_per_s_c'][ip['acc_dtype'] + 'x' + str(ip['lanes'])] / 1e9:.1f}"

@@ -1941,9 +1941,10 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                      const long long *ppos, const long long *pq, const long long *pa0,      \
                      const long long *pa1, const long long *bias, const long long *qm,      \
                      const long long *shift, long long zp, long long lo, long long hi,      \
-                     T *acc, long long *out)                                                \
+                     T *acc, long long *out, int merge, long long *mi, long long *cnt,      \
+                     long long nkey)                                                        \
     {                                                                                       \
-        long long t, d, i, c, h, yo, xo;                                                    \
+        long long t, d, i, c, h, yo, xo, ne = 0, e;                                         \
         for (t = 0; t < n_bins; t++) {                                                      \
             long long rlo = ho, rhi = -1;                                                   \
             for (d = 0; d < kt; d++)                                                        \
@@ -1953,9 +1954,33 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                     if (l_ < rlo) rlo = l_;                                                 \
                     if (h_ > rhi) rhi = h_;                                                 \
                 }                                                                           \
+            if (merge && rhi >= 0) { /* the window's pixels by row (1) or pixel (2) */     \
+                memset(cnt, 0, (size_t)(nkey + 1) * sizeof(long long));                     \
+                for (d = kt - 1; d >= 0; d--)                                               \
+                    if (t - d >= 0)                                                         \
+                        for (i = fst[t - d]; i < fst[t - d + 1]; i++)                       \
+                            cnt[(merge == 1 ? ppos[i] / rs : ppos[i]) + 1]++;               \
+                for (e = 0; e < nkey; e++) cnt[e + 1] += cnt[e];                            \
+                for (d = kt - 1; d >= 0; d--)                                               \
+                    if (t - d >= 0)                                                         \
+                        for (i = fst[t - d]; i < fst[t - d + 1]; i++)                       \
+                            mi[cnt[merge == 1 ? ppos[i] / rs : ppos[i]]++] = i | (d << 40); \
+                ne = cnt[nkey - 1];                                                         \
+            }                                                                               \
             for (c = 0; c < n_c; c += g) {                                                  \
                 const long long ng = c + g <= n_c ? g : n_c - c;                            \
-                if (rhi >= 0)                                                               \
+                if (merge && rhi >= 0)                                                      \
+                    for (e = 0; e < ne; e++) {                                              \
+                        const long long ii_ = mi[e] & (((long long)1 << 40) - 1);           \
+                        const long long cell = ((c / g) * kt + (mi[e] >> 40)) * (ky + 1);   \
+                        const long long *y0 = my0 + cell, *y1 = my1 + cell;                 \
+                        const long long qa = pq[ii_] & 0xffffffff, qb = pq[ii_] >> 32;      \
+                        if (pa0[ii_])                                                       \
+                            ADD(acc + ppos[ii_], (T)pa0[ii_], mo0, mv0, y0[qa], y0[qb]);    \
+                        if (pa1[ii_])                                                       \
+                            ADD(acc + ppos[ii_], (T)pa1[ii_], mo1, mv1, y1[qa], y1[qb]);    \
+                    }                                                                       \
+                else if (rhi >= 0)                                                          \
                     for (d = kt - 1; d >= 0; d--) {                                         \
                         const long long cell = ((c / g) * kt + d) * (ky + 1);               \
                         const long long *y0 = my0 + cell, *y1 = my1 + cell;                 \
@@ -2031,8 +2056,13 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
     void *mv0 = malloc((size_t)(nch0 * lanes + 1) * esz);
     void *mv1 = malloc((size_t)(nch1 * lanes + 1) * esz);
     void *acc = calloc((size_t)(2 * g * plane + 16), esz);
+    const int merge = (int)ii[23];
+    const long long nkey = merge == 1 ? ii[2] : ii[2] * rs; /* rows, or y rs + x */
+    long long *mi = malloc((size_t)(n_pix + 1) * sizeof(long long));
+    long long *cnt = malloc((size_t)(nkey + 2) * sizeof(long long));
     int rc = -1;
-    if (!ppos || !pq || !fy0 || !fy1 || !my0 || !my1 || !mo0 || !mo1 || !mv0 || !mv1 || !acc)
+    if (!ppos || !pq || !fy0 || !fy1 || !my0 || !my1 || !mo0 || !mo1 || !mv0 || !mv1 || !acc ||
+        !mi || !cnt)
         goto done;
     pull_rows_group(n_c, kt, ky, lanes, g, 2 * plane, ys0, off0, v0, my0, mo0, mv0, esz);
     pull_rows_group(n_c, kt, ky, lanes, g, 2 * plane, ys1, off1, v1, my1, mo1, mv1, esz);
@@ -2048,7 +2078,8 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
     }
 #define NP_IPULL_ARGS                                                                         \
     n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, split, my0, mo0, mv0, my1, mo1, mv1, fst, \
-        fy0, fy1, ppos, pq, a0, a1, bias, qm, shift, ii[20], ii[21], ii[22], acc, out
+        fy0, fy1, ppos, pq, a0, a1, bias, qm, shift, ii[20], ii[21], ii[22], acc, out, merge, mi, \
+        cnt, nkey
     if (ab == 4) ipull_pass32x8(NP_IPULL_ARGS);
     else if (lanes == 16) ipull_pass16x16(NP_IPULL_ARGS);
     else ipull_pass16x8(NP_IPULL_ARGS);
@@ -2056,7 +2087,7 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
     rc = 0;
 done:
     free(ppos), free(pq), free(fy0), free(fy1), free(my0), free(my1), free(mo0), free(mo1);
-    free(mv0), free(mv1), free(acc);
+    free(mv0), free(mv1), free(acc), free(mi), free(cnt);
     return rc;
 }
 
@@ -2394,7 +2425,8 @@ static int op_check(const op_t *op)
         const long long nch[2] = {I(17), I(18)};
         const long long *fs = op->b[0], *sh_ = op->b[13], *qm_ = op->b[12];
         long long ny, k, r, q, s;
-        if (op->ni < 23 || sw < 1 || sh < 1 || kt < 1 || ky < 1 || kx < 1 || nc < 1 || nb < 0 ||
+        if (op->ni < 24 || I(23) < 0 || I(23) > 2 || sw < 1 || sh < 1 || kt < 1 || ky < 1 ||
+            kx < 1 || nc < 1 || nb < 0 ||
             ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || (ab != 2 && ab != 4) ||
             (ln != 8 && ln != 16) || (ab == 4 && ln != 8) || padl != kx + ln - 2 ||
             rs < padl + wo || rs < sw || rs % ln || plane < (ho + 1) * rs + ln || np_ < 0 ||

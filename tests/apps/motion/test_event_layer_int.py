@@ -362,9 +362,10 @@ def test_integer_pull_path_equals_reference(shape, keep, size, seed, extreme, fo
             np.testing.assert_array_equal(got, ref, err_msg=be)
         for g in (1, 2, 5, 64):
             for lanes in (8, 16):
-                got = hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, -3, binary=binary,
-                                            group=g, lanes=lanes)  # fmt: skip
-                np.testing.assert_array_equal(got, ref, err_msg=f"g {g} lanes {lanes} {binary}")
+                for sweep in (0, 1, 2):  # by delay; one sweep in row / pixel order
+                    got = hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, -3, binary=binary,
+                                                group=g, lanes=lanes, sweep=sweep)  # fmt: skip
+                    np.testing.assert_array_equal(got, ref, err_msg=f"{g} {lanes} {sweep}")
     # the plane width: int_acc_dtype of the bound times the events per voxel (3 here)
     wide = int_acc_dtype(it.bound, 3).itemsize == 4
     assert ((8, 4) in it.rows) == wide
@@ -421,7 +422,7 @@ def test_integer_pull_path_counts_and_refuses():
     fst, pix = np.array([0, 1], np.int64), np.array([size[0] * size[1]], np.int64)  # off-sensor
     ho, wo = 8 - 3 + 1, 9 - 3 + 1
     ints = (1, 9, 8, 1, 4, ho, wo, 3, 3, rw.row_stride, rw.pad_left, 16, 2, 3, 3, rw.plane, 1,
-            rw.off[0].size, rw.off[1].size, 1, 0, -128, 127)  # fmt: skip
+            rw.off[0].size, rw.off[1].size, 1, 0, -128, 127, 0)  # fmt: skip
     bufs = (fst, pix, np.ones(1, np.int64), np.ones(1, np.int64), rw.ystart[0], rw.off[0],
             rw.vals[0], rw.ystart[1], rw.off[1], rw.vals[1], b_q.astype(np.int64),
             qm.astype(np.int64), sh.astype(np.int64), np.zeros(3, np.int64))  # fmt: skip
