@@ -54,7 +54,13 @@ docs/motion.md). ``"native-taps"`` is :func:`_ring_split_py`'s C port.
 Integer mode (the runtime's integer ``HDDelayConv``): :func:`hd_event_chunk_int` scatters
 int8 codes (or the int16 sum/difference codes, :class:`IntTaps`) into int16 / int32
 accumulators chosen from the kernel's bound (:func:`int_acc_dtype`), exact integers in
-any event order; ``"native"`` is ``sdk/_native.c event_scatter_i16/_i32``.
+any event order; ``"native"`` is ``sdk/_native.c event_scatter_i16/_i32``. Its pooled
+evidence ``sum_{y,x} clamp(requantize(max(B_0, B_1) + b_q) + zp)`` also runs
+output-stationary (:func:`hd_event_evidence_int`, ``sdk/_native.c pull_int``): int16 / int32
+planes of both halves per class (:class:`IntRowTaps`: ``S`` and ``D``, or ``B_0`` and
+``B_1``) receive 8-lane integer row chunks of the last ``K_T`` ms' pixels, then a
+requantizing read-out; the same integers as the per-position path, 5.9x its speed on the
+bench movie (numbers in docs/motion.md).
 """
 
 from __future__ import annotations
