@@ -46,7 +46,7 @@ enum {
 };
 
 #define MAX_BUFS 16
-#define MAX_INTS 24
+#define MAX_INTS 26
 #define MAX_DBLS 12
 
 typedef struct {
@@ -1942,10 +1942,10 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                      const long long *pa1, const long long *bias, const long long *qm,      \
                      const long long *shift, long long zp, long long lo, long long hi,      \
                      T *acc, long long *out, int merge, long long *mi, long long *cnt,      \
-                     long long nkey)                                                        \
+                     long long nkey, long long t0, int32_t *zout)                           \
     {                                                                                       \
         long long t, d, i, c, h, yo, xo, ne = 0, e;                                         \
-        for (t = 0; t < n_bins; t++) {                                                      \
+        for (t = t0; t < n_bins; t++) {                                                     \
             long long rlo = ho, rhi = -1;                                                   \
             for (d = 0; d < kt; d++)                                                        \
                 if (t - d >= 0 && fy1[t - d] >= 0) {                                        \
@@ -2001,21 +2001,36 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                     const long long z0 = irq(b, m_, tt, add, sub, lo, hi);                  \
                     long long s = 0;                                                        \
                     T *p0 = acc + 2 * h * plane, *p1 = p0 + plane;                          \
+                    int32_t *zc = zout ? zout + ((t - t0) * n_c + cc) * ho * wo : NULL;     \
+                    if (zc) /* per-position codes: untouched rows hold z0 */                \
+                        for (yo = 0; yo < ho; yo++)                                         \
+                            if (yo < rlo || yo > rhi)                                       \
+                                for (xo = 0; xo < wo; xo++) zc[yo * wo + xo] = (int32_t)z0; \
                     for (yo = rlo; yo <= rhi; yo++) {                                       \
                         const T *r0 = p0 + yo * rs + padl, *r1 = p1 + yo * rs + padl;       \
-                        for (xo = 0; xo < wo; xo++) {                                       \
-                            const long long u = (ST)r0[xo], v = (ST)r1[xo];                 \
-                            const long long m = split ? (u + (v < 0 ? -v : v)) >> 1         \
-                                                      : (u > v ? u : v);                    \
-                            s += irq(m + b, m_, tt, add, sub, lo, hi);                      \
-                        }                                                                   \
+                        if (zc)                                                             \
+                            for (xo = 0; xo < wo; xo++) {                                   \
+                                const long long u = (ST)r0[xo], v = (ST)r1[xo];             \
+                                const long long m = split ? (u + (v < 0 ? -v : v)) >> 1     \
+                                                          : (u > v ? u : v);                \
+                                const long long z = irq(m + b, m_, tt, add, sub, lo, hi);   \
+                                zc[yo * wo + xo] = (int32_t)z;                              \
+                                s += z;                                                     \
+                            }                                                               \
+                        else                                                                \
+                            for (xo = 0; xo < wo; xo++) {                                   \
+                                const long long u = (ST)r0[xo], v = (ST)r1[xo];             \
+                                const long long m = split ? (u + (v < 0 ? -v : v)) >> 1     \
+                                                          : (u > v ? u : v);                \
+                                s += irq(m + b, m_, tt, add, sub, lo, hi);                  \
+                            }                                                               \
                     }                                                                       \
                     if (rhi >= 0) {                                                         \
                         s -= (rhi - rlo + 1) * wo * z0;                                     \
                         memset(p0 + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(T)); \
                         memset(p1 + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(T)); \
                     }                                                                       \
-                    out[t * n_c + cc] = ho * wo * z0 + s;                                   \
+                    out[(t - t0) * n_c + cc] = ho * wo * z0 + s;                            \
                 }                                                                           \
             }                                                                               \
         }                                                                                   \
@@ -2025,9 +2040,11 @@ NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass16x8, uint16_t, int16_t, irows_add16x8)
 NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass32x8, uint32_t, int32_t, irows_add32x8)
 
 /* ints: 1 sw sh n_bins kt ho wo ky kx rs padl lanes acc_bytes n_c g plane n_pix nch0 nch1
- * split zp lo hi; bufs: fst(n_bins + 1) pix(n_pix: y sw + x, (t, y, x) order) a0 a1
- * ys0(n_c kt (ky + 1)) off0(nch0) v0(int16/int32 nch0 lanes) ys1 off1 v1 bias qm shift
- * (int64 n_c) out(int64 n_bins n_c). The chunk tables are IntRowTaps' (class, d, dy, dx0)
+ * split zp lo hi sweep [t0]; bufs: fst(n_bins + 1) pix(n_pix: y sw + x, (t, y, x) order) a0
+ * a1 ys0(n_c kt (ky + 1)) off0(nch0) v0(int16/int32 nch0 lanes) ys1 off1 v1 bias qm shift
+ * (int64 n_c) out(int64 (n_bins - t0) n_c) [z(int32 (n_bins - t0) n_c ho wo)]: steps
+ * t0 .. n_bins - 1 only (the ms before t0 are the carried window of the runtime op), and
+ * with z the per-position codes as well. The chunk tables are IntRowTaps' (class, d, dy, dx0)
  * order with the second plane of a class folded into the offsets (+ plane); they are
  * re-laid per group of g classes as pull_rows_group does (class h of a group: + 2 h plane).
  * Returns -1 when out of memory. */
@@ -2035,7 +2052,8 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
                     const long long *a0, const long long *a1, const long long *ys0,
                     const long long *off0, const void *v0, const long long *ys1,
                     const long long *off1, const void *v1, const long long *bias,
-                    const long long *qm, const long long *shift, long long *out)
+                    const long long *qm, const long long *shift, long long *out, int32_t *zout,
+                    long long t0)
 {
     const long long sw = ii[1], n_bins = ii[3], kt = ii[4], ho = ii[5], wo = ii[6];
     const long long ky = ii[7], rs = ii[9], padl = ii[10], lanes = ii[11], ab = ii[12];
@@ -2079,7 +2097,7 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
 #define NP_IPULL_ARGS                                                                         \
     n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, split, my0, mo0, mv0, my1, mo1, mv1, fst, \
         fy0, fy1, ppos, pq, a0, a1, bias, qm, shift, ii[20], ii[21], ii[22], acc, out, merge, mi, \
-        cnt, nkey
+        cnt, nkey, t0, zout
     if (ab == 4) ipull_pass32x8(NP_IPULL_ARGS);
     else if (lanes == 16) ipull_pass16x16(NP_IPULL_ARGS);
     else ipull_pass16x8(NP_IPULL_ARGS);
@@ -2446,7 +2464,9 @@ static int op_check(const op_t *op)
         NEED(10, 8 * nc, "bias");
         NEED(11, 8 * nc, "qm");
         NEED(12, 8 * nc, "shift");
-        NEED(13, 8 * nb * nc, "out");
+        if (op->ni > 24 && (I(24) < 0 || I(24) > nb)) break;
+        NEED(13, 8 * (nb - (op->ni > 24 ? I(24) : 0)) * nc, "out");
+        if (op->nb > 14) NEED(14, 4 * (nb - (op->ni > 24 ? I(24) : 0)) * nc * ho * wo, "z");
         qm_ = op->b[11], sh_ = op->b[12];
         if (!in_range(op->b[1], np_, 0, sw * sh) || !in_range(qm_, nc, 0, 1LL << 31) ||
             !in_range(sh_, nc, -31, 31) || fs[0] != 0 || fs[nb] != np_) {
@@ -2917,7 +2937,8 @@ static void op_run(op_t *op)
     case OP_PULL_INT:
         op->status = pull_int(op->i, op->b[0], op->b[1], op->b[2], op->b[3], op->b[4], op->b[5],
                               op->b[6], op->b[7], op->b[8], op->b[9], op->b[10], op->b[11],
-                              op->b[12], op->b[13]);
+                              op->b[12], op->b[13], op->nb > 14 ? op->b[14] : NULL,
+                              op->ni > 24 ? I(24) : 0);
         break;
     case OP_PULL_ROWS:
         op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),

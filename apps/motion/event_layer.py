@@ -94,6 +94,9 @@ __all__ = [
     "compile_int_rows",
     "hd_event_evidence_int",
     "pull_int_ops",
+    "IntPullState",
+    "init_int_pull_state",
+    "hd_event_chunk_int_pull",
     "init_event_state",
     "hd_event_chunk",
     "hd_event_run",
@@ -848,18 +851,20 @@ def compile_int_rows(itaps: IntTaps, lanes: int = 8, acc_bytes: int = 2) -> IntR
 
 def _int_pixels(itaps: IntTaps, events: np.ndarray, n_bins: int, dt_us: int, t0_us: int,
                 binary: bool):  # fmt: skip  # noqa: ANN202
-    """The stream as pixels per ms for the integer pull path: ``(fst, pix, a0, a1,
-    per_voxel)``: ms ``t`` holds pixels ``fst[t] .. fst[t + 1] - 1`` (``pix = y W + x``,
-    ascending) with the coefficients of :class:`IntRowTaps`' two sources, and the largest
-    number of events in one voxel (1 when ``binary``)."""
+    """:func:`_pixels_of` the binned stream."""
+    p, tb, y, x = _binned(events, itaps.taps.sensor_size, n_bins, dt_us, t0_us)
+    return _pixels_of(itaps, p, tb, y, x, n_bins, binary)
+
+
+def _pixels_of(itaps: IntTaps, p, tb, y, x, n_bins: int, binary: bool):  # noqa: ANN001, ANN202
+    """Events ``(p, tbin, y, x)`` (bins ``0 .. n_bins - 1``) as pixels per ms for the integer
+    pull path: ``(fst, pix, a0, a1, m)``: ms ``t`` holds pixels ``fst[t] .. fst[t + 1] - 1``
+    (``pix = y W + x``, ascending) with the coefficients of :class:`IntRowTaps`' two
+    sources and ``m``, the pixel's largest number of events in one voxel (1 when
+    ``binary``)."""
     w, h = itaps.taps.sensor_size
-    p, tb, y, x = _binned(events, (w, h), n_bins, dt_us, t0_us)
     key = ((tb * h + y) * w + x) * 2 + p
-    key = np.unique(key) if binary else np.sort(key.astype(np.int64))
-    per_voxel = 1
-    if key.size > 1 and not binary:
-        starts = np.flatnonzero(np.diff(key)) + 1
-        per_voxel = int(np.diff(np.concatenate(([0], starts, [key.size]))).max())
+    key = np.unique(key) if binary else np.sort(np.asarray(key, np.int64))
     pix = key // 2
     first = np.flatnonzero(np.concatenate(([True], pix[1:] != pix[:-1]))) if key.size else key
     n_all = np.diff(np.concatenate((first, [key.size])))
@@ -873,7 +878,50 @@ def _int_pixels(itaps: IntTaps, events: np.ndarray, n_bins: int, dt_us: int, t0_
     fst = np.searchsorted(upix // (w * h), np.arange(n_bins + 1))
     i64 = np.int64
     return (fst.astype(i64), (upix % (w * h)).astype(i64), np.ascontiguousarray(a0, i64),
-            np.ascontiguousarray(a1, i64), per_voxel)  # fmt: skip
+            np.ascontiguousarray(a1, i64), np.maximum(n_on, n_off).astype(i64))  # fmt: skip
+
+
+def _pull_int_call(itaps: IntTaps, fst, pix, a0, a1, m, n_bins: int, b_q, qm_, sh_, zp: int,
+                   lo: int, hi: int, group: int, lanes, sweep: int, t0: int = 0,
+                   want_z: bool = False):  # fmt: skip  # noqa: ANN001, ANN202
+    """``sdk/_native.c pull_int`` on a pixel list: the evidence of steps ``t0 .. n_bins - 1``
+    (int64 ``(n_bins - t0, C)``) and, with ``want_z``, their per-position codes (int32
+    ``(n_bins - t0, C, Ho, Wo)``, else None)."""
+    taps = itaps.taps
+    c_n = taps.n_classes
+    ho, wo = taps.out_hw
+    per_voxel = int(m.max(initial=1))
+    dt = int_acc_dtype(itaps.bound, per_voxel)
+    if itaps.bound * per_voxel + int(np.abs(b_q).max(initial=0)) > INT32_MAX:
+        raise DataError(
+            "max(B_0, B_1) + b_q may leave int32: the integer pull path needs it inside"
+        )
+    ln = 8 if dt.itemsize == 4 else int(lanes or INT_ROW_LANES)
+    rw = compile_int_rows(itaps, ln, dt.itemsize)
+    w, h = taps.sensor_size
+    out = np.zeros((n_bins - t0, c_n), np.int64)
+    z = np.empty((n_bins - t0, c_n, ho, wo), np.int32) if want_z else None
+    ints = (1, w, h, n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx, rw.row_stride,
+            rw.pad_left, rw.lanes, rw.acc_bytes, c_n, min(int(group), c_n), rw.plane, pix.size,
+            rw.off[0].size, rw.off[1].size, int(itaps.form == "split"), int(zp), lo, hi,
+            int(sweep), int(t0))  # fmt: skip
+    bufs = (fst, pix, a0, a1, rw.ystart[0], rw.off[0], rw.vals[0], rw.ystart[1], rw.off[1],
+            rw.vals[1], np.ascontiguousarray(b_q, np.int64), qm_, sh_, out)  # fmt: skip
+    from neuroplast.runtime.native import OPS
+
+    _native_lib().op(OPS["pull_int"], tuple(int(v) for v in ints), bufs + ((z,) if want_z else ()))
+    return out, z
+
+
+def _requant_args(c_n: int, bias_q, qm, shift, out_range):  # noqa: ANN001, ANN202
+    """``(b_q, qm, shift)`` as int64 ``(C,)`` arrays and ``(lo, hi)``, checked."""
+    b_q = np.asarray(bias_q, np.int64).reshape(-1)
+    qm_ = np.broadcast_to(np.asarray(qm, np.int64).reshape(-1), (c_n,)).copy()
+    sh_ = np.broadcast_to(np.asarray(shift, np.int64).reshape(-1), (c_n,)).copy()
+    lo, hi = (int(v) for v in out_range)
+    if b_q.size != c_n or lo > hi:
+        raise DataError(f"bias_q must hold {c_n} codes and out_range lo <= hi")
+    return b_q, qm_, sh_, lo, hi
 
 
 _EVIDENCE_BACKENDS = ("native", "native-scatter", "numba", "numpy")
@@ -922,15 +970,7 @@ def hd_event_evidence_int(
     """
     if backend not in _EVIDENCE_BACKENDS:
         raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_EVIDENCE_BACKENDS)}")
-    taps = itaps.taps
-    c_n = taps.n_classes
-    ho, wo = taps.out_hw
-    b_q = np.asarray(bias_q, np.int64).reshape(-1)
-    qm_ = np.broadcast_to(np.asarray(qm, np.int64).reshape(-1), (c_n,)).copy()
-    sh_ = np.broadcast_to(np.asarray(shift, np.int64).reshape(-1), (c_n,)).copy()
-    lo, hi = (int(v) for v in out_range)
-    if b_q.size != c_n or lo > hi:
-        raise DataError(f"bias_q must hold {c_n} codes and out_range lo <= hi")
+    b_q, qm_, sh_, lo, hi = _requant_args(itaps.taps.n_classes, bias_q, qm, shift, out_range)
     if backend != "native":
         z = hd_event_run_int(itaps, events, n_bins, dt_us=dt_us, t0_us=t0_us, binary=binary,
                              backend="native" if backend == "native-scatter" else backend)  # fmt: skip
@@ -941,27 +981,78 @@ def hd_event_evidence_int(
         raise DataError(f"group must be in 1..64, got {group}")
     if sweep not in (0, 1, 2):
         raise DataError(f"sweep must be 0, 1 or 2, got {sweep}")
-    fst, pix, a0, a1, per_voxel = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
-    dt = int_acc_dtype(itaps.bound, per_voxel)
-    if itaps.bound * per_voxel + int(np.abs(b_q).max(initial=0)) > INT32_MAX:
-        raise DataError(
-            "max(B_0, B_1) + b_q may leave int32: the integer pull path needs it inside"
-        )
-    ln = 8 if dt.itemsize == 4 else int(lanes or INT_ROW_LANES)
-    rw = compile_int_rows(itaps, ln, dt.itemsize)
-    w, h = taps.sensor_size
-    out = np.zeros((n_bins, c_n), np.int64)
-    ints = (1, w, h, n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx, rw.row_stride,
-            rw.pad_left, rw.lanes, rw.acc_bytes, c_n, min(int(group), c_n), rw.plane, pix.size,
-            rw.off[0].size, rw.off[1].size, int(itaps.form == "split"), int(zp), lo, hi,
-            int(sweep))  # fmt: skip
-    bufs = (fst, pix, a0, a1, rw.ystart[0], rw.off[0], rw.vals[0], rw.ystart[1], rw.off[1],
-            rw.vals[1], np.ascontiguousarray(b_q), qm_,
-            np.ascontiguousarray(sh_), out)  # fmt: skip
-    from neuroplast.runtime.native import OPS
+    px = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
+    return _pull_int_call(itaps, *px, n_bins, b_q, qm_, sh_, zp, lo, hi, group, lanes, sweep)[0]
 
-    _native_lib().op(OPS["pull_int"], tuple(int(v) for v in ints), bufs)
-    return out
+
+@dataclass(frozen=True)
+class IntPullState:
+    """Carried state of :func:`hd_event_chunk_int_pull`: the pixels of the last ``K_T - 1``
+    ms (absolute ms ``t``, ``pix = y W + x``, the two coefficients, events per voxel
+    ``m``; ordered by ``(t, pix)``) and the next bin."""
+
+    t: np.ndarray
+    pix: np.ndarray
+    a0: np.ndarray
+    a1: np.ndarray
+    m: np.ndarray
+    t_next: int
+
+
+def init_int_pull_state(t_start: int = 0) -> IntPullState:
+    """No pixels yet: the integer pull path's state at bin ``t_start``."""
+    e = np.zeros(0, np.int64)
+    return IntPullState(e, e, e, e, e, int(t_start))
+
+
+def hd_event_chunk_int_pull(
+    itaps: IntTaps,
+    state: IntPullState,
+    p: np.ndarray,
+    tbin: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    n_bins: int,
+    bias_q: np.ndarray,
+    qm: np.ndarray,
+    shift: np.ndarray,
+    zp: int = 0,
+    out_range: tuple[int, int] = (-128, 127),
+    group: int = PULL_GROUP,
+) -> tuple[np.ndarray, np.ndarray, IntPullState]:
+    """The integer layer's output codes ``z_q = clamp(requantize(max(B_0, B_1) + b_q) +
+    zp)`` (int32 ``(n_bins, C, Ho, Wo)``) and their sums over the grid (int64 ``(n_bins,
+    C)``) for bins ``[state.t_next, state.t_next + n_bins)``, by the integer pull path
+    (``sdk/_native.c pull_int``: every step's planes are rebuilt from the pixels of its
+    last ``K_T`` ms, so the state is those pixels, not accumulators), and the new state
+    (``state`` is not modified). Events are counted (no binary reduction: ``A`` = events
+    per voxel, as :func:`hd_event_chunk_int`). The same integers as
+    :func:`hd_event_chunk_int` + requantization."""
+    taps = itaps.taps
+    kt = taps.n_delays
+    t0 = state.t_next
+    if tbin.size and (tbin.min() < t0 or tbin.max() >= t0 + n_bins):
+        raise DataError(
+            f"events span bins {int(tbin.min())}..{int(tbin.max())}, outside the chunk "
+            f"[{t0}, {t0 + n_bins})"
+        )
+    b_q, qm_, sh_, lo, hi = _requant_args(taps.n_classes, bias_q, qm, shift, out_range)
+    w0 = t0 - (kt - 1)  # the window's first ms
+    n_win = kt - 1 + n_bins
+    tb = np.asarray(tbin, np.int64) - w0
+    fst, pix, a0, a1, m = _pixels_of(itaps, np.asarray(p, np.int64), tb, np.asarray(y, np.int64),
+                                     np.asarray(x, np.int64), n_win, False)  # fmt: skip
+    keep = state.t >= w0  # carried pixels still inside the window
+    old_t = state.t[keep] - w0
+    fst = fst + np.searchsorted(old_t, np.arange(n_win + 1))  # old pixels come first
+    pix, a0, a1, m = (np.concatenate((o[keep], v)) for o, v in
+                      ((state.pix, pix), (state.a0, a0), (state.a1, a1), (state.m, m)))  # fmt: skip
+    ev, z = _pull_int_call(itaps, fst, pix, a0, a1, m, n_win, b_q, qm_, sh_, zp, lo, hi,
+                           group, None, 0, kt - 1, True)  # fmt: skip
+    t_all = np.repeat(np.arange(n_win), np.diff(fst))
+    carry = t_all >= n_win - (kt - 1)
+    new = IntPullState(t_all[carry] + w0, pix[carry], a0[carry], a1[carry], m[carry], t0 + n_bins)
+    return z, ev, new
 
 
 def pull_int_ops(

@@ -37,8 +37,10 @@ from neuroplast.apps.motion.event_layer import (
     fast_backend,
     hd_event_chunk,
     hd_event_chunk_int,
+    hd_event_chunk_int_pull,
     hd_step_cost,
     init_event_state,
+    init_int_pull_state,
     init_int_state,
 )
 from neuroplast.errors import DataError, GraphError
@@ -97,9 +99,11 @@ class HDDelayConvKernel(Kernel):
     and int32 bias codes (what plasticity would update); the accumulators are integer
     sums (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int`: int16 when the
     kernel's bound ``max_c sum |K_q[c]|`` times the events per voxel stays below 2^15,
-    else int32; a kernel whose bound exceeds 2^31 - 1 is refused at build), scattered by
-    the same backend as float mode (``fast_backend()``: the C loop when it loads; numpy
-    when the runtime was built with ``backend="numpy"``)."""
+    else int32; a kernel whose bound exceeds 2^31 - 1 is refused at build), by the same
+    backend as float mode (``fast_backend()``; numpy when the runtime was built with
+    ``backend="numpy"``): ``"native"`` takes the integer pull path
+    (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int_pull`, state = the
+    pixels of the last ``K_T - 1`` ms), numba / numpy the scatter; the same integers."""
 
     stateful = True
 
@@ -157,7 +161,14 @@ class HDDelayConvKernel(Kernel):
             self._taps_key = key
         return self._taps
 
+    def _pull(self) -> bool:
+        """Integer mode through the integer pull path (``backend == "native"``): each step's
+        codes from the pixels of its last ``K_T`` ms (the same integers as the scatter)."""
+        return self.ctx.mode != "float" and self.backend == "native"
+
     def init_state(self, batch: int) -> tuple:
+        if self._pull():
+            return tuple(init_int_pull_state() for _ in range(batch))
         init = init_event_state if self.ctx.mode == "float" else init_int_state
         return tuple(init(self.taps()) for _ in range(batch))
 
@@ -187,6 +198,12 @@ class HDDelayConvKernel(Kernel):
             if self.ctx.mode == "float":
                 z, st2 = hd_event_chunk(taps, st, p, tb, y, xx, 1, self.backend)
                 outs.append(z[0])
+            elif self._pull():
+                z, _, st2 = hd_event_chunk_int_pull(
+                    taps, st, p, tb, y, xx, 1, self.params["bias"], self.qm, self.shift,
+                    self.zp_out, (self.out_min, self.out_max),
+                )  # fmt: skip
+                outs.append(z[0].astype(self.out_quant.dtype))
             else:
                 z, st2 = hd_event_chunk_int(taps, st, p, tb, y, xx, 1, self.backend)
                 outs.append(self._requant(z[0]))

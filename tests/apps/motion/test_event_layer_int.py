@@ -18,8 +18,10 @@ from neuroplast.apps.motion.event_layer import (
     compile_int_rows,
     compile_int_taps,
     hd_event_chunk_int,
+    hd_event_chunk_int_pull,
     hd_event_evidence_int,
     hd_event_run_int,
+    init_int_pull_state,
     init_int_state,
     int_acc_dtype,
     numba_available,
@@ -436,3 +438,39 @@ def test_integer_pull_path_counts_and_refuses():
     assert all(lib.irmw_peak(3, b, n)[0] > 0 for b, n in ((2, 8), (2, 16), (4, 8)))
     with pytest.raises(ValueError, match="irmw_peak"):
         lib.irmw_peak(3, 4, 16)
+
+
+@pytest.mark.skipif(not NATIVE, reason="extension not built")
+@pytest.mark.parametrize("form", ["direct", "split"])
+def test_integer_pull_chunks_carry_the_window(form):
+    """``hd_event_chunk_int_pull`` over chunks of 1, 3 and 7 bins (state = the last
+    ``K_T - 1`` ms of pixels) gives the per-position codes and sums of the scatter +
+    requantization reference, with repeated events counted; the state passed in is not
+    modified."""
+    codes = _codes((4, 5, 3, 4), 150, 12) if form == "direct" else _split_pruned((4, 5, 3, 4), 12)
+    size, n_bins = (11, 9), 14
+    a, ev = _raster(size, n_bins, 0.2, 12)
+    it = compile_int_taps(codes, size, form)
+    b_q, qm, sh = _requant_params(4, 12)
+    zq = requantize(_dense_b(a, codes) + b_q[None, :, None, None], qm[None, :, None, None],
+                    sh[None, :, None, None])  # fmt: skip
+    zq = np.clip(zq + 2, -100, 90)
+    from neuroplast.apps.motion.events import voxel_indices
+
+    p, tb, y, x = voxel_indices(ev, 1000, 0)
+    for chunk in (1, 3, 7):
+        st = init_int_pull_state()
+        zs, es = [], []
+        for t0 in range(0, n_bins, chunk):
+            n = min(chunk, n_bins - t0)
+            m = (tb >= t0) & (tb < t0 + n)
+            keep = (st.t.copy(), st.pix.copy())
+            z, e, st2 = hd_event_chunk_int_pull(it, st, p[m], tb[m], y[m], x[m], n, b_q, qm, sh,
+                                                2, (-100, 90))  # fmt: skip
+            assert np.array_equal(st.t, keep[0]) and np.array_equal(st.pix, keep[1])
+            zs.append(z)
+            es.append(e)
+            st = st2
+        np.testing.assert_array_equal(np.concatenate(zs), zq, err_msg=f"chunk {chunk}")
+        np.testing.assert_array_equal(np.concatenate(es), zq.sum(axis=(2, 3)))
+        assert st.t.size and st.t.min() >= n_bins - 4  # K_T - 1 = 4 ms carried
