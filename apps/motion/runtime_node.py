@@ -234,7 +234,13 @@ def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
     - ``step_bytes``: the time-slot buffer zeroed and the carried slots copied each step.
 
     State: the carried ``K_T - 1`` slots of the padded accumulator buffer (float32, or
-    the integer accumulators' width)."""
+    the integer accumulators' width).
+
+    Not modelled: with the native backend the integer op runs the integer pull path
+    (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int_pull`), whose work per
+    step is the row chunks of the last ``K_T`` ms' pixels
+    (:func:`~neuroplast.apps.motion.event_layer.pull_int_ops`) and whose state is those
+    pixels; the numbers above stay the scatter's (numba / numpy)."""
     _, h, w = in_shapes[0]
     outs = int(np.prod(out_shape))
     codes = quantize(node.weight, node.weight_q) if node.weight_q is not None else None
