@@ -1036,6 +1036,10 @@ def hd_event_chunk_int_pull(
             f"events span bins {int(tbin.min())}..{int(tbin.max())}, outside the chunk "
             f"[{t0}, {t0 + n_bins})"
         )
+    w, h = taps.sensor_size
+    if p.size and (np.any((p != 0) & (p != 1)) or y.min() < 0 or y.max() >= h or x.min() < 0
+                   or x.max() >= w):  # fmt: skip
+        raise DataError(f"events must have polarity 0/1 and lie on the {w}x{h} sensor")
     b_q, qm_, sh_, lo, hi = _requant_args(taps.n_classes, bias_q, qm, shift, out_range)
     w0 = t0 - (kt - 1)  # the window's first ms
     n_win = kt - 1 + n_bins

@@ -474,3 +474,8 @@ def test_integer_pull_chunks_carry_the_window(form):
         np.testing.assert_array_equal(np.concatenate(zs), zq, err_msg=f"chunk {chunk}")
         np.testing.assert_array_equal(np.concatenate(es), zq.sum(axis=(2, 3)))
         assert st.t.size and st.t.min() >= n_bins - 4  # K_T - 1 = 4 ms carried
+    one = np.array([0])
+    for bad in ((2, 0, 0), (0, 9, 0), (0, 0, -1)):  # polarity 2, off-sensor row / column
+        with pytest.raises(DataError, match="sensor"):
+            hd_event_chunk_int_pull(it, st, one * 0 + bad[0], one * 0 + n_bins, one * 0 + bad[1],
+                                    one * 0 + bad[2], 1, b_q, qm, sh)  # fmt: skip
