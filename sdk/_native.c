@@ -1922,6 +1922,53 @@ typedef uint32_t np_v8u32 __attribute__((vector_size(32)));
 NP_IROWS_ADD(irows_add16x16, uint16_t, np_v16u16, 16)
 NP_IROWS_ADD(irows_add16x8, uint16_t, np_v8u16, 8)
 NP_IROWS_ADD(irows_add32x8, uint32_t, np_v8u32, 8)
+/* The pair layout (S and D of a position interleaved): a chunk of L lanes covers L / 2
+ * positions and each lane has its own coefficient (A_s on even lanes, A_d on odd ones):
+ * the coefficient vector fl (L lanes) instead of one broadcast. */
+#if defined(__GNUC__) && !defined(NP_NO_VEC8)
+#define NP_IROWS_ADDV(NAME, T, VT, L)                                                         \
+    static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k, \
+                            long long k1)                                                   \
+    {                                                                                       \
+        VT f;                                                                               \
+        memcpy(&f, fl, sizeof f);                                                           \
+        for (; k + 3 < k1; k += 4) {                                                        \
+            VT a0, a1, a2, a3, w0, w1, w2, w3;                                              \
+            T *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];                 \
+            T *q3 = b + off[k + 3];                                                         \
+            memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                         \
+            memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                         \
+            memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);     \
+            memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                     \
+            memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                     \
+            a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                         \
+            memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                         \
+            memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                         \
+        }                                                                                   \
+        for (; k < k1; k++) {                                                               \
+            VT a, w;                                                                        \
+            T *q = b + off[k];                                                              \
+            memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                      \
+            a += f * w;                                                                     \
+            memcpy(q, &a, sizeof a);                                                        \
+        }                                                                                   \
+    }
+#else
+#define NP_IROWS_ADDV(NAME, T, VT, L)                                                         \
+    static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k, \
+                            long long k1)                                                   \
+    {                                                                                       \
+        int j;                                                                              \
+        for (; k < k1; k++) {                                                               \
+            T *q = b + off[k];                                                              \
+            const T *w = rv + L * k;                                                        \
+            for (j = 0; j < L; j++) q[j] = (T)(q[j] + (uint32_t)fl[j] * (uint32_t)w[j]);    \
+        }                                                                                   \
+    }
+#endif
+NP_IROWS_ADDV(irows_addv16x16, uint16_t, np_v16u16, 16)
+NP_IROWS_ADDV(irows_addv16x8, uint16_t, np_v8u16, 8)
+NP_IROWS_ADDV(irows_addv32x8, uint32_t, np_v8u32, 8)
 
 /* clamp(rq(a) + zp, lo, hi) with add = 2^(t-1) + 2^62, sub = 2^(62-t) (see rq_row_c) */
 static inline long long irq(long long a, long long qm, int t, uint64_t add, long long sub,
@@ -1932,7 +1979,28 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
     return v > hi ? hi : v;
 }
 
-#define NP_IPULL_PASS(NAME, T, ST, ADD)                                                       \
+/* the read-out of one class over the reached rows, ES elements per position (constant, so
+ * that the loops vectorise): u = the first half (S or B_0), v = the second (D or B_1) */
+#define NP_IREAD(ES, T, ST)                                                                 \
+    for (yo = rlo; yo <= rhi; yo++) {                                                       \
+        const T *r0 = p0 + (yo * rs + padl) * (ES), *r1 = p1 + (yo * rs + padl) * (ES);     \
+        if (zc)                                                                             \
+            for (xo = 0; xo < wo; xo++) {                                                   \
+                const long long u = (ST)r0[(ES) * xo], v = (ST)r1[(ES) * xo];               \
+                const long long m = split ? (u + (v < 0 ? -v : v)) >> 1 : (u > v ? u : v); \
+                const long long z = irq(m + b, m_, tt, add, sub, lo, hi);                   \
+                zc[yo * wo + xo] = (int32_t)z;                                              \
+                s += z;                                                                     \
+            }                                                                               \
+        else                                                                                \
+            for (xo = 0; xo < wo; xo++) {                                                   \
+                const long long u = (ST)r0[(ES) * xo], v = (ST)r1[(ES) * xo];               \
+                const long long m = split ? (u + (v < 0 ? -v : v)) >> 1 : (u > v ? u : v); \
+                s += irq(m + b, m_, tt, add, sub, lo, hi);                                  \
+            }                                                                               \
+    }
+
+#define NP_IPULL_PASS(NAME, T, ST, ADD, ADDV, L)                                              \
     static void NAME(long long n_bins, long long kt, long long ho, long long wo, long long ky, \
                      long long rs, long long padl, long long n_c, long long g, long long plane, \
                      int split, const long long *my0, const long long *mo0, const T *mv0,   \
@@ -1942,8 +2010,9 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                      const long long *pa1, const long long *bias, const long long *qm,      \
                      const long long *shift, long long zp, long long lo, long long hi,      \
                      T *acc, long long *out, int merge, long long *mi, long long *cnt,      \
-                     long long nkey, long long t0, int32_t *zout)                           \
+                     long long nkey, long long t0, int32_t *zout, int pairs, const T *pf)   \
     {                                                                                       \
+        const long long es = pairs ? 2 : 1; /* elements per position */                    \
         long long t, d, i, c, h, yo, xo, ne = 0, e;                                         \
         for (t = t0; t < n_bins; t++) {                                                     \
             long long rlo = ho, rhi = -1;                                                   \
@@ -1959,12 +2028,13 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                 for (d = kt - 1; d >= 0; d--)                                               \
                     if (t - d >= 0)                                                         \
                         for (i = fst[t - d]; i < fst[t - d + 1]; i++)                       \
-                            cnt[(merge == 1 ? ppos[i] / rs : ppos[i]) + 1]++;               \
+                            cnt[(merge == 1 ? ppos[i] / (rs * es) : ppos[i] / es) + 1]++;   \
                 for (e = 0; e < nkey; e++) cnt[e + 1] += cnt[e];                            \
                 for (d = kt - 1; d >= 0; d--)                                               \
                     if (t - d >= 0)                                                         \
                         for (i = fst[t - d]; i < fst[t - d + 1]; i++)                       \
-                            mi[cnt[merge == 1 ? ppos[i] / rs : ppos[i]]++] = i | (d << 40); \
+                            mi[cnt[merge == 1 ? ppos[i] / (rs * es) : ppos[i] / es]++] =    \
+                                i | (d << 40);                                              \
                 ne = cnt[nkey - 1];                                                         \
             }                                                                               \
             for (c = 0; c < n_c; c += g) {                                                  \
@@ -1975,10 +2045,14 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                         const long long cell = ((c / g) * kt + (mi[e] >> 40)) * (ky + 1);   \
                         const long long *y0 = my0 + cell, *y1 = my1 + cell;                 \
                         const long long qa = pq[ii_] & 0xffffffff, qb = pq[ii_] >> 32;      \
-                        if (pa0[ii_])                                                       \
-                            ADD(acc + ppos[ii_], (T)pa0[ii_], mo0, mv0, y0[qa], y0[qb]);    \
-                        if (pa1[ii_])                                                       \
-                            ADD(acc + ppos[ii_], (T)pa1[ii_], mo1, mv1, y1[qa], y1[qb]);    \
+                        if (pairs)                                                          \
+                            ADDV(acc + ppos[ii_], pf + L * ii_, mo0, mv0, y0[qa], y0[qb]);  \
+                        else {                                                              \
+                            if (pa0[ii_])                                                   \
+                                ADD(acc + ppos[ii_], (T)pa0[ii_], mo0, mv0, y0[qa], y0[qb]); \
+                            if (pa1[ii_])                                                   \
+                                ADD(acc + ppos[ii_], (T)pa1[ii_], mo1, mv1, y1[qa], y1[qb]); \
+                        }                                                                   \
                     }                                                                       \
                 else if (rhi >= 0)                                                          \
                     for (d = kt - 1; d >= 0; d--) {                                         \
@@ -1987,10 +2061,14 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                         if (t - d < 0) continue;                                            \
                         for (i = fst[t - d]; i < fst[t - d + 1]; i++) {                     \
                             const long long qa = pq[i] & 0xffffffff, qb = pq[i] >> 32;      \
-                            if (pa0[i])                                                     \
-                                ADD(acc + ppos[i], (T)pa0[i], mo0, mv0, y0[qa], y0[qb]);    \
-                            if (pa1[i])                                                     \
-                                ADD(acc + ppos[i], (T)pa1[i], mo1, mv1, y1[qa], y1[qb]);    \
+                            if (pairs)                                                      \
+                                ADDV(acc + ppos[i], pf + L * i, mo0, mv0, y0[qa], y0[qb]);  \
+                            else {                                                          \
+                                if (pa0[i])                                                 \
+                                    ADD(acc + ppos[i], (T)pa0[i], mo0, mv0, y0[qa], y0[qb]); \
+                                if (pa1[i])                                                 \
+                                    ADD(acc + ppos[i], (T)pa1[i], mo1, mv1, y1[qa], y1[qb]); \
+                            }                                                               \
                         }                                                                   \
                     }                                                                       \
                 for (h = 0; h < ng; h++) {                                                  \
@@ -2000,44 +2078,27 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                     const long long sub = ((long long)1 << (62 - tt)) - zp;                 \
                     const long long z0 = irq(b, m_, tt, add, sub, lo, hi);                  \
                     long long s = 0;                                                        \
-                    T *p0 = acc + 2 * h * plane, *p1 = p0 + plane;                          \
+                    T *p0 = acc + 2 * h * plane, *p1 = pairs ? p0 + 1 : p0 + plane;         \
                     int32_t *zc = zout ? zout + ((t - t0) * n_c + cc) * ho * wo : NULL;     \
                     if (zc) /* per-position codes: untouched rows hold z0 */                \
                         for (yo = 0; yo < ho; yo++)                                         \
                             if (yo < rlo || yo > rhi)                                       \
                                 for (xo = 0; xo < wo; xo++) zc[yo * wo + xo] = (int32_t)z0; \
-                    for (yo = rlo; yo <= rhi; yo++) {                                       \
-                        const T *r0 = p0 + yo * rs + padl, *r1 = p1 + yo * rs + padl;       \
-                        if (zc)                                                             \
-                            for (xo = 0; xo < wo; xo++) {                                   \
-                                const long long u = (ST)r0[xo], v = (ST)r1[xo];             \
-                                const long long m = split ? (u + (v < 0 ? -v : v)) >> 1     \
-                                                          : (u > v ? u : v);                \
-                                const long long z = irq(m + b, m_, tt, add, sub, lo, hi);   \
-                                zc[yo * wo + xo] = (int32_t)z;                              \
-                                s += z;                                                     \
-                            }                                                               \
-                        else                                                                \
-                            for (xo = 0; xo < wo; xo++) {                                   \
-                                const long long u = (ST)r0[xo], v = (ST)r1[xo];             \
-                                const long long m = split ? (u + (v < 0 ? -v : v)) >> 1     \
-                                                          : (u > v ? u : v);                \
-                                s += irq(m + b, m_, tt, add, sub, lo, hi);                  \
-                            }                                                               \
-                    }                                                                       \
+                    if (pairs) NP_IREAD(2, T, ST) else NP_IREAD(1, T, ST)                   \
                     if (rhi >= 0) {                                                         \
+                        const size_t nz = (size_t)((rhi - rlo + 2) * rs * es) * sizeof(T);  \
                         s -= (rhi - rlo + 1) * wo * z0;                                     \
-                        memset(p0 + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(T)); \
-                        memset(p1 + rlo * rs, 0, (size_t)((rhi - rlo + 2) * rs) * sizeof(T)); \
+                        memset(p0 + rlo * rs * es, 0, nz);                                  \
+                        if (!pairs) memset(p1 + rlo * rs, 0, nz);                           \
                     }                                                                       \
                     out[(t - t0) * n_c + cc] = ho * wo * z0 + s;                            \
                 }                                                                           \
             }                                                                               \
         }                                                                                   \
     }
-NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass16x16, uint16_t, int16_t, irows_add16x16)
-NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass16x8, uint16_t, int16_t, irows_add16x8)
-NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass32x8, uint32_t, int32_t, irows_add32x8)
+NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass16x16, uint16_t, int16_t, irows_add16x16, irows_addv16x16, 16)
+NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass16x8, uint16_t, int16_t, irows_add16x8, irows_addv16x8, 8)
+NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass32x8, uint32_t, int32_t, irows_add32x8, irows_addv32x8, 8)
 
 /* ints: 1 sw sh n_bins kt ho wo ky kx rs padl lanes acc_bytes n_c g plane n_pix nch0 nch1
  * split zp lo hi sweep [t0]; bufs: fst(n_bins + 1) pix(n_pix: y sw + x, (t, y, x) order) a0
@@ -2053,7 +2114,7 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
                     const long long *off0, const void *v0, const long long *ys1,
                     const long long *off1, const void *v1, const long long *bias,
                     const long long *qm, const long long *shift, long long *out, int32_t *zout,
-                    long long t0)
+                    long long t0, int pairs)
 {
     const long long sw = ii[1], n_bins = ii[3], kt = ii[4], ho = ii[5], wo = ii[6];
     const long long ky = ii[7], rs = ii[9], padl = ii[10], lanes = ii[11], ab = ii[12];
@@ -2078,17 +2139,27 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
     const long long nkey = merge == 1 ? ii[2] : ii[2] * rs; /* rows, or y rs + x */
     long long *mi = malloc((size_t)(n_pix + 1) * sizeof(long long));
     long long *cnt = malloc((size_t)(nkey + 2) * sizeof(long long));
+    void *pf = malloc((size_t)((pairs ? n_pix : 0) * lanes + 1) * esz);
+    const long long es = pairs ? 2 : 1;
     int rc = -1;
     if (!ppos || !pq || !fy0 || !fy1 || !my0 || !my1 || !mo0 || !mo1 || !mv0 || !mv1 || !acc ||
-        !mi || !cnt)
+        !mi || !cnt || !pf)
         goto done;
+    for (i = 0; pairs && i < n_pix; i++) { /* lanes (A_s, A_d, A_s, A_d, ...) */
+        long long j;
+        for (j = 0; j < lanes; j++) {
+            const long long a = j % 2 ? a1[i] : a0[i];
+            if (esz == 2) ((uint16_t *)pf)[i * lanes + j] = (uint16_t)a;
+            else ((uint32_t *)pf)[i * lanes + j] = (uint32_t)a;
+        }
+    }
     pull_rows_group(n_c, kt, ky, lanes, g, 2 * plane, ys0, off0, v0, my0, mo0, mv0, esz);
     pull_rows_group(n_c, kt, ky, lanes, g, 2 * plane, ys1, off1, v1, my1, mo1, mv1, esz);
     for (t = 0; t < n_bins; t++) {
         fy0[t] = ho + ky, fy1[t] = -1;
         for (i = fst[t]; i < fst[t + 1]; i++) {
             const long long y = pix[i] / sw, x = pix[i] % sw;
-            ppos[i] = y * rs + x;
+            ppos[i] = (y * rs + x) * es;
             pq[i] = (y - ho + 1 > 0 ? y - ho + 1 : 0) | ((ky - 1 < y ? ky : y + 1) << 32);
             if (y < fy0[t]) fy0[t] = y;
             if (y > fy1[t]) fy1[t] = y;
@@ -2097,7 +2168,7 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
 #define NP_IPULL_ARGS                                                                         \
     n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, split, my0, mo0, mv0, my1, mo1, mv1, fst, \
         fy0, fy1, ppos, pq, a0, a1, bias, qm, shift, ii[20], ii[21], ii[22], acc, out, merge, mi, \
-        cnt, nkey, t0, zout
+        cnt, nkey, t0, zout, pairs, pf
     if (ab == 4) ipull_pass32x8(NP_IPULL_ARGS);
     else if (lanes == 16) ipull_pass16x16(NP_IPULL_ARGS);
     else ipull_pass16x8(NP_IPULL_ARGS);
@@ -2105,7 +2176,7 @@ static int pull_int(const long long *ii, const long long *fst, const long long *
     rc = 0;
 done:
     free(ppos), free(pq), free(fy0), free(fy1), free(my0), free(my1), free(mo0), free(mo1);
-    free(mv0), free(mv1), free(acc), free(mi), free(cnt);
+    free(mv0), free(mv1), free(acc), free(mi), free(cnt), free(pf);
     return rc;
 }
 
@@ -2442,12 +2513,15 @@ static int op_check(const op_t *op)
         const long long nc = I(13), g = I(14), plane = I(15), np_ = I(16);
         const long long nch[2] = {I(17), I(18)};
         const long long *fs = op->b[0], *sh_ = op->b[13], *qm_ = op->b[12];
+        const long long es = op->ni > 25 && I(25) ? 2 : 1; /* pair layout: 2 per position */
+        const long long lp = ln / es;                       /* positions per chunk */
         long long ny, k, r, q, s;
         if (op->ni < 24 || I(23) < 0 || I(23) > 2 || sw < 1 || sh < 1 || kt < 1 || ky < 1 ||
             kx < 1 || nc < 1 || nb < 0 ||
             ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || (ab != 2 && ab != 4) ||
-            (ln != 8 && ln != 16) || (ab == 4 && ln != 8) || padl != kx + ln - 2 ||
-            rs < padl + wo || rs < sw || rs % ln || plane < (ho + 1) * rs + ln || np_ < 0 ||
+            (ln != 8 && ln != 16) || (ab == 4 && ln != 8) || padl != kx + lp - 2 ||
+            rs < padl + wo || rs < sw || rs % lp || es * plane < es * (ho + 1) * rs + ln ||
+            np_ < 0 ||
             nch[0] < 0 || nch[1] < 0 || g < 1 || g > nc || g > 64 || I(21) > I(22))
             break;
         ny = nc * kt * (ky + 1);
@@ -2465,6 +2539,7 @@ static int op_check(const op_t *op)
         NEED(11, 8 * nc, "qm");
         NEED(12, 8 * nc, "shift");
         if (op->ni > 24 && (I(24) < 0 || I(24) > nb)) break;
+        if (op->ni > 25 && (I(25) < 0 || I(25) > 1 || (I(25) && (nch[1] || !I(19))))) break;
         NEED(13, 8 * (nb - (op->ni > 24 ? I(24) : 0)) * nc, "out");
         if (op->nb > 14) NEED(14, 4 * (nb - (op->ni > 24 ? I(24) : 0)) * nc * ho * wo, "z");
         qm_ = op->b[11], sh_ = op->b[12];
@@ -2494,8 +2569,8 @@ static int op_check(const op_t *op)
                         return -1;
                     }
                     for (k = row[q]; k < row[q + 1]; k++)
-                        if (q * rs + of[k] < 0 ||
-                            (q + ho - 1) * rs + sw - 1 + of[k] + ln > 2 * plane) {
+                        if (q * rs * es + of[k] < 0 ||
+                            ((q + ho - 1) * rs + sw - 1) * es + of[k] + ln > 2 * plane) {
                             PyErr_SetString(PyExc_ValueError,
                                             "pull_int: chunk offset out of range");
                             return -1;
@@ -2938,7 +3013,7 @@ static void op_run(op_t *op)
         op->status = pull_int(op->i, op->b[0], op->b[1], op->b[2], op->b[3], op->b[4], op->b[5],
                               op->b[6], op->b[7], op->b[8], op->b[9], op->b[10], op->b[11],
                               op->b[12], op->b[13], op->nb > 14 ? op->b[14] : NULL,
-                              op->ni > 24 ? I(24) : 0);
+                              op->ni > 24 ? I(24) : 0, op->ni > 25 ? (int)I(25) : 0);
         break;
     case OP_PULL_ROWS:
         op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),

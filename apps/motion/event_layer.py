@@ -791,6 +791,11 @@ class IntRowTaps:
     ystart: tuple[np.ndarray, np.ndarray]  #: int64 (C K_T (K_Y + 1),) per source
     off: tuple[np.ndarray, np.ndarray]  #: int64 (n_chunks,) per source
     vals: tuple[np.ndarray, np.ndarray]  #: int16 / int32 (n_chunks, lanes) per source
+    #: the pair layout (split form, int16 x 16): one plane per class with ``S`` and ``D``
+    #: of a position interleaved, one table (source 1 empty) whose chunks cover 8
+    #: positions where ``W_s`` or ``W_d`` is non-zero, lanes ``(W_s, W_d)`` per position,
+    #: times the pixel's ``(A_s, A_d)`` lane by lane; offsets in int16 elements
+    pairs: bool = False
 
     @property
     def n_chunks(self) -> tuple[int, int]:
@@ -798,22 +803,30 @@ class IntRowTaps:
         return int(self.off[0].size), int(self.off[1].size)
 
 
-def compile_int_rows(itaps: IntTaps, lanes: int = 8, acc_bytes: int = 2) -> IntRowTaps:
+def compile_int_rows(
+    itaps: IntTaps, lanes: int = 8, acc_bytes: int = 2, pairs: bool = False
+) -> IntRowTaps:
     """:class:`IntRowTaps` of the integer kernel ``itaps.kernel`` (its form): ``lanes`` = 8
-    (int16 planes: one 128-bit vector; int32 planes: 256-bit) or 16 (int16, 256-bit).
-    Cached in ``itaps.rows``."""
+    (int16 planes: one 128-bit vector; int32 planes: 256-bit) or 16 (int16, 256-bit);
+    ``pairs``: the pair layout (split form, int16, 16 lanes = 8 positions). Cached in
+    ``itaps.rows``."""
     if (acc_bytes, lanes) not in ((2, 8), (2, 16), (4, 8)):
         raise DataError(f"integer row chunks are int16 x 8 / 16 or int32 x 8, got "
                         f"{8 * acc_bytes}-bit x {lanes}")  # fmt: skip
     if itaps.kernel is None:
         raise DataError("integer tap table has no kernel codes; rebuild it with compile_int_taps")
-    key = (int(lanes), int(acc_bytes))
+    if pairs and (itaps.form != "split" or (acc_bytes, lanes) != (2, 16)):
+        raise DataError("the pair layout takes the split form and int16 x 16 lanes")
+    key = (int(lanes), int(acc_bytes)) + (("pairs",) if pairs else ())
     if key in itaps.rows:
         return itaps.rows[key]
     q = itaps.kernel.astype(np.int64)
-    c_n, _, kt, ky, _ = q.shape
+    c_n, _, kt, ky, kx = q.shape
     sensor = itaps.taps.sensor_size
     ho = itaps.taps.out_hw[0]
+    if pairs:
+        itaps.rows[key] = _int_pair_rows(q, sensor, ho)
+        return itaps.rows[key]
     if itaps.form == "split":
         sources = ([(q[:, 0] + q[:, 1], 0)], [(q[:, 0] - q[:, 1], 1)])
     else:
@@ -847,6 +860,32 @@ def compile_int_rows(itaps: IntTaps, lanes: int = 8, acc_bytes: int = 2) -> IntR
                      (val_all[0], val_all[1]))  # fmt: skip
     itaps.rows[key] = out
     return out
+
+
+def _int_pair_rows(q: np.ndarray, sensor: tuple[int, int], ho: int) -> IntRowTaps:
+    """The pair layout of :class:`IntRowTaps` for int8 codes ``q (C, 2, K_T, K_Y, K_X)``:
+    the chunks of the union of ``W_s`` and ``W_d`` non-zeros (:func:`_row_taps` of the
+    mask, 8 positions each), values interleaved ``(W_s, W_d)``."""
+    c_n, _, kt, ky, kx = q.shape
+    w_s, w_d = q[:, 0] + q[:, 1], q[:, 0] - q[:, 1]
+    rt = _row_taps(((w_s != 0) | (w_d != 0)).astype(np.float32), sensor, 8)
+    rs, pad = rt.row_stride, rt.pad_left
+    counts = np.diff(rt.ystart.reshape(c_n * kt, ky + 1), axis=1).reshape(-1)
+    cell = np.repeat(np.arange(counts.size), counts)  # (c K_T + d) K_Y + dy per chunk
+    dy, r = cell % ky, cell // ky
+    c, k = r // kt, kt - 1 - r % kt  # class, kernel time index of delay d
+    dx0 = pad - dy * rs - 7 - rt.off
+    dx = dx0[:, None] + 7 - np.arange(8)[None, :]  # (chunks, 8): position j's dx
+    ok = dx < kx
+    dxc = np.minimum(dx, kx - 1)
+    vals = np.zeros((rt.n_chunks, 16), np.int16)
+    vals[:, 0::2] = np.where(ok, w_s[c[:, None], k[:, None], dy[:, None], dxc], 0)
+    vals[:, 1::2] = np.where(ok, w_d[c[:, None], k[:, None], dy[:, None], dxc], 0)
+    plane = -(-((ho + 1) * rs + 8) // 32) * 32  # half a class's region (int16 elements)
+    empty = np.zeros_like(rt.ystart)
+    return IntRowTaps("split", 16, 2, int(rs), int(pad), int(plane), (rt.ystart, empty),
+                      (np.ascontiguousarray(2 * rt.off), np.zeros(0, np.int64)),
+                      (vals, np.zeros((0, 16), np.int16)), True)  # fmt: skip
 
 
 def _int_pixels(itaps: IntTaps, events: np.ndarray, n_bins: int, dt_us: int, t0_us: int,
@@ -883,7 +922,7 @@ def _pixels_of(itaps: IntTaps, p, tb, y, x, n_bins: int, binary: bool):  # noqa:
 
 def _pull_int_call(itaps: IntTaps, fst, pix, a0, a1, m, n_bins: int, b_q, qm_, sh_, zp: int,
                    lo: int, hi: int, group: int, lanes, sweep: int, t0: int = 0,
-                   want_z: bool = False):  # fmt: skip  # noqa: ANN001, ANN202
+                   want_z: bool = False, pairs=None):  # fmt: skip  # noqa: ANN001, ANN202
     """``sdk/_native.c pull_int`` on a pixel list: the evidence of steps ``t0 .. n_bins - 1``
     (int64 ``(n_bins - t0, C)``) and, with ``want_z``, their per-position codes (int32
     ``(n_bins - t0, C, Ho, Wo)``, else None)."""
@@ -896,15 +935,19 @@ def _pull_int_call(itaps: IntTaps, fst, pix, a0, a1, m, n_bins: int, b_q, qm_, s
         raise DataError(
             "max(B_0, B_1) + b_q may leave int32: the integer pull path needs it inside"
         )
-    ln = 8 if dt.itemsize == 4 else int(lanes or INT_ROW_LANES)
-    rw = compile_int_rows(itaps, ln, dt.itemsize)
+    if pairs is None:  # the pair layout wherever it applies
+        pairs = itaps.form == "split" and dt.itemsize == 2
+    if pairs and (itaps.form != "split" or dt.itemsize != 2):
+        raise DataError("the pair layout takes the split form and int16 planes")
+    ln = 16 if pairs else 8 if dt.itemsize == 4 else int(lanes or INT_ROW_LANES)
+    rw = compile_int_rows(itaps, ln, dt.itemsize, bool(pairs))
     w, h = taps.sensor_size
     out = np.zeros((n_bins - t0, c_n), np.int64)
     z = np.empty((n_bins - t0, c_n, ho, wo), np.int32) if want_z else None
     ints = (1, w, h, n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx, rw.row_stride,
             rw.pad_left, rw.lanes, rw.acc_bytes, c_n, min(int(group), c_n), rw.plane, pix.size,
             rw.off[0].size, rw.off[1].size, int(itaps.form == "split"), int(zp), lo, hi,
-            int(sweep), int(t0))  # fmt: skip
+            int(sweep), int(t0), int(rw.pairs))  # fmt: skip
     bufs = (fst, pix, a0, a1, rw.ystart[0], rw.off[0], rw.vals[0], rw.ystart[1], rw.off[1],
             rw.vals[1], np.ascontiguousarray(b_q, np.int64), qm_, sh_, out)  # fmt: skip
     from neuroplast.runtime.native import OPS
@@ -944,6 +987,7 @@ def hd_event_evidence_int(
     group: int = PULL_GROUP,
     lanes: int | None = None,
     sweep: int = 0,
+    pairs: bool | None = None,
 ) -> np.ndarray:
     """The integer layer's pooled evidence, int64 ``(n_bins, C)``::
 
@@ -958,7 +1002,11 @@ def hd_event_evidence_int(
     ``K_T`` ms, times the pixel's coefficient (exact integers: the order is free), then a
     requantizing read-out over the rows those pixels reach, each zeroed after. ``lanes``:
     int16 lanes per chunk, :data:`INT_ROW_LANES` (8: 128-bit) or 16 (256-bit); int32
-    planes always take 8 (256-bit). ``sweep``: the order of a step's additions (the same
+    planes always take 8 (256-bit). ``pairs``: the pair layout of :class:`IntRowTaps`
+    (``None``: wherever it applies, the split form with int16 planes; 1.1-1.2x the two
+    planes on the bench movie: 8 positions of ``S`` and ``D`` per 256-bit chunk, chunks
+    where either half is non-zero, so 3,653 instead of 2,352 + 3,608 per interior event on
+    the per-weight kernel). ``sweep``: the order of a step's additions (the same
     integers for any): 0 delay by delay (``d = K_T - 1 .. 0``, each ms's pixels in
     ``(y, x)`` order), 1 one sweep over the window's pixels of all ``K_T`` ms by row, 2 by
     pixel (the same pixel's ms back to back); 1 and 2 ran 0.93x and 0.84x of 0 at 12
@@ -982,7 +1030,9 @@ def hd_event_evidence_int(
     if sweep not in (0, 1, 2):
         raise DataError(f"sweep must be 0, 1 or 2, got {sweep}")
     px = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
-    return _pull_int_call(itaps, *px, n_bins, b_q, qm_, sh_, zp, lo, hi, group, lanes, sweep)[0]
+    return _pull_int_call(
+        itaps, *px, n_bins, b_q, qm_, sh_, zp, lo, hi, group, lanes, sweep, 0, False, pairs
+    )[0]
 
 
 @dataclass(frozen=True)
@@ -1066,14 +1116,17 @@ def pull_int_ops(
     *,
     lanes: int = INT_ROW_LANES,
     acc_bytes: int = 2,
+    pairs: bool = False,
     dt_us: int = 1000,
     t0_us: int = 0,
     binary: bool = True,
 ) -> int:
-    """Row-chunk updates the integer pull path executes on this stream: for every pixel
-    of ms ``t`` and source with a non-zero coefficient, the chunks of all ``(c, d)`` with
-    ``t + d < n_bins`` whose row lands on the grid (``0 <= y - dy < Ho``)."""
-    rw = compile_int_rows(itaps, lanes, acc_bytes)
+    """Row-chunk updates the integer pull path executes on this stream (tables of
+    :func:`compile_int_rows` with ``lanes``, ``acc_bytes``, ``pairs``): for every pixel of
+    ms ``t`` and source with a non-zero coefficient (the pair layout: its one table, for
+    every pixel), the chunks of all ``(c, d)`` with ``t + d < n_bins`` whose row lands on
+    the grid (``0 <= y - dy < Ho``)."""
+    rw = compile_int_rows(itaps, lanes, acc_bytes, pairs)
     taps = itaps.taps
     c_n, kt, ky = taps.n_classes, taps.n_delays, taps.ky
     ho = taps.out_hw[0]
@@ -1089,7 +1142,7 @@ def pull_int_ops(
         cum = rw.ystart[s].reshape(c_n, kt, ky + 1).sum(axis=0)  # (kt, ky + 1): sum over c
         per_d = cum[:, hi] - cum[:, lo]  # (kt, pixels)
         live = np.arange(kt)[:, None] < (n_bins - t)[None, :]
-        total += int((per_d * live)[:, a != 0].sum())
+        total += int((per_d * live)[:, (a != 0) | (rw.pairs and s == 0)].sum())
     return total
 
 

@@ -365,14 +365,21 @@ def test_integer_pull_path_equals_reference(shape, keep, size, seed, extreme, fo
         for g in (1, 2, 5, 64):
             for lanes in (8, 16):
                 for sweep in (0, 1, 2):  # by delay; one sweep in row / pixel order
-                    got = hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, -3, binary=binary,
-                                                group=g, lanes=lanes, sweep=sweep)  # fmt: skip
-                    np.testing.assert_array_equal(got, ref, err_msg=f"{g} {lanes} {sweep}")
+                    for pairs in (None, False):  # the pair layout where it applies; two planes
+                        got = hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, -3,
+                                                    binary=binary, group=g, lanes=lanes,
+                                                    sweep=sweep, pairs=pairs)  # fmt: skip
+                        np.testing.assert_array_equal(got, ref, err_msg=f"{g} {lanes} {sweep}")
     # the plane width: int_acc_dtype of the bound times the events per voxel (3 here)
     wide = int_acc_dtype(it.bound, 3).itemsize == 4
     assert ((8, 4) in it.rows) == wide
     if shape == (3, 3, 3, 5):  # 3 events x the +-127 kernel's bound > 2^15 - 1
         assert wide
+    # the pair layout ran for the split form whenever its planes were int16
+    assert ((16, 2, "pairs") in it.rows) == (form == "split")
+    if form == "direct":
+        with pytest.raises(DataError, match="pair layout"):
+            hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, pairs=True)
 
 
 @pytest.mark.skipif(not NATIVE, reason="extension not built")
@@ -407,6 +414,10 @@ def test_integer_pull_path_counts_and_refuses():
     rw = compile_int_rows(it, 16)
     one = make_events(np.array([0]), np.array([4]), np.array([4]), np.array([0]))
     assert pull_int_ops(it, one, 4) == sum(rw.n_chunks)
+    rp = compile_int_rows(it, 16, 2, pairs=True)  # the pair layout: one table, the union
+    r8 = compile_int_rows(it, 8)  # greedy covers: the union's is between max and sum
+    assert rp.n_chunks[1] == 0 and max(r8.n_chunks) <= rp.n_chunks[0] <= sum(r8.n_chunks)
+    assert pull_int_ops(it, one, 4, lanes=16, pairs=True) == rp.n_chunks[0]
     last = make_events(np.array([3000]), np.array([4]), np.array([4]), np.array([0]))
     d0 = sum(int(ys.reshape(3, 4, 4)[:, 0, 3].sum() - ys.reshape(3, 4, 4)[:, 0, 0].sum())
              for ys in rw.ystart)  # fmt: skip
