@@ -58,9 +58,11 @@ any event order; ``"native"`` is ``sdk/_native.c event_scatter_i16/_i32``. Its p
 evidence ``sum_{y,x} clamp(requantize(max(B_0, B_1) + b_q) + zp)`` also runs
 output-stationary (:func:`hd_event_evidence_int`, ``sdk/_native.c pull_int``): int16 / int32
 planes of both halves per class (:class:`IntRowTaps`: ``S`` and ``D``, or ``B_0`` and
-``B_1``) receive 8-lane integer row chunks of the last ``K_T`` ms' pixels, then a
-requantizing read-out; the same integers as the per-position path, 5.9x its speed on the
-bench movie (numbers in docs/motion.md).
+``B_1``; by default ``S`` and ``D`` interleaved, one 256-bit chunk updating both halves of
+8 positions) receive integer row chunks of the last ``K_T`` ms' pixels, then a
+requantizing read-out; the same integers as the per-position path, 7.0x its speed on the
+bench movie (numbers in docs/motion.md). The runtime op's integer mode runs it per step
+(:func:`hd_event_chunk_int_pull`, state = the last ``K_T - 1`` ms of pixels).
 """
 
 from __future__ import annotations
