@@ -404,7 +404,7 @@ def _int_pull(k, k_block, movie, n_ev: int, ref: np.ndarray, b_q, qm, sh) -> tup
                 peak[key] = max(peak.get(key, 0.0), irmw_peak(20000, ab, ln, shift)[0])
 
     def lim(tt, ln, pr=False, tag=""):  # noqa: ANN001, ANN202
-        ops = pull_int_ops(tt, ev, n, lanes=ln, acc_bytes=ab, pairs=pr) / n_ev
+        ops = pull_int_ops(tt, ev, n, lanes=ln, pairs=pr) / n_ev
         return ops, peak[f"int{8 * ab}x{ln}{tag}"] / (ln * ops)
 
     lanes = 16 if pairs else INT_ROW_LANES

@@ -932,17 +932,11 @@ def _pull_int_call(itaps: IntTaps, fst, pix, a0, a1, m, n_bins: int, b_q, qm_, s
     c_n = taps.n_classes
     ho, wo = taps.out_hw
     per_voxel = int(m.max(initial=1))
-    dt = int_acc_dtype(itaps.bound, per_voxel)
     if itaps.bound * per_voxel + int(np.abs(b_q).max(initial=0)) > INT32_MAX:
         raise DataError(
             "max(B_0, B_1) + b_q may leave int32: the integer pull path needs it inside"
         )
-    if pairs is None:  # the pair layout wherever it applies
-        pairs = itaps.form == "split" and dt.itemsize == 2
-    if pairs and (itaps.form != "split" or dt.itemsize != 2):
-        raise DataError("the pair layout takes the split form and int16 planes")
-    ln = 16 if pairs else 8 if dt.itemsize == 4 else int(lanes or INT_ROW_LANES)
-    rw = compile_int_rows(itaps, ln, dt.itemsize, bool(pairs))
+    rw = compile_int_rows(itaps, *_pull_layout(itaps, per_voxel, lanes, pairs))
     w, h = taps.sensor_size
     out = np.zeros((n_bins - t0, c_n), np.int64)
     z = np.empty((n_bins - t0, c_n, ho, wo), np.int32) if want_z else None
@@ -956,6 +950,19 @@ def _pull_int_call(itaps: IntTaps, fst, pix, a0, a1, m, n_bins: int, b_q, qm_, s
 
     _native_lib().op(OPS["pull_int"], tuple(int(v) for v in ints), bufs + ((z,) if want_z else ()))
     return out, z
+
+
+def _pull_layout(itaps: IntTaps, per_voxel: int, lanes, pairs) -> tuple[int, int, bool]:  # noqa: ANN001
+    """``(lanes, acc_bytes, pairs)`` of the integer pull path's tables: int16 / int32 planes
+    from :func:`int_acc_dtype` of the bound times ``per_voxel``; ``pairs=None``: the pair
+    layout wherever it applies (split form, int16 planes; 16 lanes), else two planes of
+    ``lanes`` (default :data:`INT_ROW_LANES`; int32: 8)."""
+    ab = int_acc_dtype(itaps.bound, per_voxel).itemsize
+    if pairs is None:
+        pairs = itaps.form == "split" and ab == 2
+    if pairs and (itaps.form != "split" or ab != 2):
+        raise DataError("the pair layout takes the split form and int16 planes")
+    return (16 if pairs else 8 if ab == 4 else int(lanes or INT_ROW_LANES)), ab, bool(pairs)
 
 
 def _requant_args(c_n: int, bias_q, qm, shift, out_range):  # noqa: ANN001, ANN202
@@ -1116,23 +1123,22 @@ def pull_int_ops(
     events: np.ndarray,
     n_bins: int,
     *,
-    lanes: int = INT_ROW_LANES,
-    acc_bytes: int = 2,
-    pairs: bool = False,
+    lanes: int | None = None,
+    pairs: bool | None = None,
     dt_us: int = 1000,
     t0_us: int = 0,
     binary: bool = True,
 ) -> int:
-    """Row-chunk updates the integer pull path executes on this stream (tables of
-    :func:`compile_int_rows` with ``lanes``, ``acc_bytes``, ``pairs``): for every pixel of
-    ms ``t`` and source with a non-zero coefficient (the pair layout: its one table, for
-    every pixel), the chunks of all ``(c, d)`` with ``t + d < n_bins`` whose row lands on
-    the grid (``0 <= y - dy < Ho``)."""
-    rw = compile_int_rows(itaps, lanes, acc_bytes, pairs)
+    """Row-chunk updates :func:`hd_event_evidence_int` (``backend="native"``, the same
+    ``lanes`` and ``pairs``) executes on this stream: for every pixel of ms ``t`` and
+    source with a non-zero coefficient (the pair layout: its one table, for every pixel),
+    the chunks of all ``(c, d)`` with ``t + d < n_bins`` whose row lands on the grid
+    (``0 <= y - dy < Ho``)."""
     taps = itaps.taps
     c_n, kt, ky = taps.n_classes, taps.n_delays, taps.ky
     ho = taps.out_hw[0]
-    fst, pix, a0, a1, _ = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
+    fst, pix, a0, a1, m = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
+    rw = compile_int_rows(itaps, *_pull_layout(itaps, int(m.max(initial=1)), lanes, pairs))
     if not pix.size:
         return 0
     y = pix // taps.sensor_size[0]

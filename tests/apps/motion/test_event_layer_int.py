@@ -413,15 +413,15 @@ def test_integer_pull_path_counts_and_refuses():
     it = compile_int_taps(codes, size, "split")
     rw = compile_int_rows(it, 16)
     one = make_events(np.array([0]), np.array([4]), np.array([4]), np.array([0]))
-    assert pull_int_ops(it, one, 4) == sum(rw.n_chunks)
+    assert pull_int_ops(it, one, 4, lanes=16, pairs=False) == sum(rw.n_chunks)
     rp = compile_int_rows(it, 16, 2, pairs=True)  # the pair layout: one table, the union
     r8 = compile_int_rows(it, 8)  # greedy covers: the union's is between max and sum
     assert rp.n_chunks[1] == 0 and max(r8.n_chunks) <= rp.n_chunks[0] <= sum(r8.n_chunks)
-    assert pull_int_ops(it, one, 4, lanes=16, pairs=True) == rp.n_chunks[0]
+    assert pull_int_ops(it, one, 4) == pull_int_ops(it, one, 4, pairs=True) == rp.n_chunks[0]
     last = make_events(np.array([3000]), np.array([4]), np.array([4]), np.array([0]))
     d0 = sum(int(ys.reshape(3, 4, 4)[:, 0, 3].sum() - ys.reshape(3, 4, 4)[:, 0, 0].sum())
              for ys in rw.ystart)  # fmt: skip
-    assert pull_int_ops(it, last, 4) == d0
+    assert pull_int_ops(it, last, 4, lanes=16, pairs=False) == d0
     b_q, qm, sh = _requant_params(3, 9)
     with pytest.raises(DataError, match="backend"):
         hd_event_evidence_int(it, one, 4, b_q, qm, sh, backend="numba-rows")
