@@ -1868,12 +1868,16 @@ done:
  * row chunks (IntRowTaps: L = 8 or 16 int16 lanes, 8 int32 lanes) of every pixel of ms
  * t - d, d = kt - 1 .. 0: source 0 (split: W_s into S; direct: K_off into B_0 and K_on into
  * B_1) times the pixel's a0 (split A_s, direct A_off), source 1 (split: W_d into D; direct:
- * K_on into B_0, K_off into B_1) times a1 (A_d, A_on). Integer addition is associative,
+ * K_on into B_0, K_off into B_1) times a1 (A_d, A_on). The pair layout (split form, int16,
+ * `pairs`): S and D of a position interleaved in one plane per class, one table (source 0)
+ * whose 16-lane chunks hold (W_s, W_d) for 8 positions, times the pixel's lane vector
+ * (A_s, A_d, A_s, ...): one 256-bit read-modify-write updates both halves of 8 positions,
+ * where W_s or W_d is non-zero. Integer addition is associative,
  * so any order gives the same sums; the adds run in unsigned arithmetic (wrapping is
  * defined; the caller picks the width from the bound, so valid positions never wrap; pad
  * columns, never read, may). Then the read-out over the rows the step's pixels reach:
  * z = clamp(rq(m + b_q) + zp) with rq as rq_row_c (LiteRT single rounding, the floor
- * shift of neuroquant requantize; the caller checks |m + b_q| < 2^31), summed as the
+ * shift of neuroplast.quant.requantize; the caller checks |m + b_q| < 2^31), summed as the
  * offset from z0[c] = clamp(rq(b_q) + zp), the value of an untouched position, so out =
  * ho wo z0 + sum (z - z0) over the reached rows; those rows are zeroed. */
 #if defined(__GNUC__) && !defined(NP_NO_VEC8)

@@ -789,7 +789,9 @@ class IntRowTaps:
     acc_bytes: int  #: 2 (int16 planes) or 4 (int32)
     row_stride: int
     pad_left: int
-    plane: int  #: elements from one plane of a class to the next (>= (Ho + 1) row_stride + lanes)
+    #: elements from one plane of a class to the next (>= (Ho + 1) row_stride + lanes); the
+    #: pair layout: half a class's one interleaved plane
+    plane: int
     ystart: tuple[np.ndarray, np.ndarray]  #: int64 (C K_T (K_Y + 1),) per source
     off: tuple[np.ndarray, np.ndarray]  #: int64 (n_chunks,) per source
     vals: tuple[np.ndarray, np.ndarray]  #: int16 / int32 (n_chunks, lanes) per source
@@ -1009,9 +1011,9 @@ def hd_event_evidence_int(
     int32, :func:`int_acc_dtype` of the bound times the events per voxel) planes of the
     two halves (:class:`IntRowTaps`) receive the row chunks of every pixel of the last
     ``K_T`` ms, times the pixel's coefficient (exact integers: the order is free), then a
-    requantizing read-out over the rows those pixels reach, each zeroed after. ``lanes``:
-    int16 lanes per chunk, :data:`INT_ROW_LANES` (8: 128-bit) or 16 (256-bit); int32
-    planes always take 8 (256-bit). ``pairs``: the pair layout of :class:`IntRowTaps`
+    requantizing read-out over the rows those pixels reach, each zeroed after. ``lanes``
+    (two-plane layout only): int16 lanes per chunk, :data:`INT_ROW_LANES` (8: 128-bit) or
+    16 (256-bit); int32 planes always take 8 (256-bit). ``pairs``: the pair layout of :class:`IntRowTaps`
     (``None``: wherever it applies, the split form with int16 planes; 1.1-1.2x the two
     planes on the bench movie: 8 positions of ``S`` and ``D`` per 256-bit chunk, chunks
     where either half is non-zero, so 3,653 instead of 2,352 + 3,608 per interior event on
