@@ -99,6 +99,7 @@ __all__ = [
     "IntPullState",
     "init_int_pull_state",
     "hd_event_chunk_int_pull",
+    "warm_int_pull",
     "init_event_state",
     "hd_event_chunk",
     "hd_event_run",
@@ -965,6 +966,12 @@ def _pull_layout(itaps: IntTaps, per_voxel: int, lanes, pairs) -> tuple[int, int
     if pairs and (itaps.form != "split" or ab != 2):
         raise DataError("the pair layout takes the split form and int16 planes")
     return (16 if pairs else 8 if ab == 4 else int(lanes or INT_ROW_LANES)), ab, bool(pairs)
+
+
+def warm_int_pull(itaps: IntTaps) -> IntRowTaps:
+    """Compile (and cache) the tables the integer pull path takes by default for one
+    event per voxel (:func:`compile_int_rows`), so that a first step does not pay it."""
+    return compile_int_rows(itaps, *_pull_layout(itaps, 1, None, None))
 
 
 def _requant_args(c_n: int, bias_q, qm, shift, out_range):  # noqa: ANN001, ANN202

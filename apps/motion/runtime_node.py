@@ -42,6 +42,7 @@ from neuroplast.apps.motion.event_layer import (
     init_event_state,
     init_int_pull_state,
     init_int_state,
+    warm_int_pull,
 )
 from neuroplast.errors import DataError, GraphError
 from neuroplast.graph.cost import COST
@@ -167,7 +168,8 @@ class HDDelayConvKernel(Kernel):
         return self.ctx.mode != "float" and self.backend == "native"
 
     def init_state(self, batch: int) -> tuple:
-        if self._pull():
+        if self._pull():  # compile the tables now, as the scatter's state does
+            warm_int_pull(self.taps())
             return tuple(init_int_pull_state() for _ in range(batch))
         init = init_event_state if self.ctx.mode == "float" else init_int_state
         return tuple(init(self.taps()) for _ in range(batch))
