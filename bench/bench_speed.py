@@ -372,7 +372,8 @@ def _int_pull(k, k_block, movie, n_ev: int, ref: np.ndarray, b_q, qm, sh) -> tup
         return hd_event_evidence_int(tt, ev, n, b, m, s, lanes=ln, pairs=pairs, sweep=sweep)
 
     fns = {  # an untimed call first: the first pull call after the large per-position
-        # buffers of the round ran ~1.2x slower (measured: whichever variant came first)
+        # buffers of the round runs slower (without it the pair layout read 1.03x the two
+        # planes, against 1.19-1.27x in a standalone loop)
         "_warm-up pull": lambda: pull(it),
         f"int pull native g={PULL_GROUP}": lambda: pull(it),
         "int pull native two planes": lambda: pull(it, INT_ROW_LANES, False),
