@@ -326,7 +326,122 @@ def _peak_rmw_c() -> dict[str, float]:
     return out
 
 
-def _int_layer(k, movie, n_ev: int) -> tuple[dict, dict]:  # noqa: ANN001
+def _quantize_int(k, movie):  # noqa: ANN001, ANN202
+    """The bench's integer kernel: int8 narrow symmetric per class (``s_w[c] = max |w_c| /
+    127``), the bias on the accumulator grid, ``s_out`` from the largest ``|max(B_0, B_1)|
+    s_w``; returns ``(IntTaps, b_q, qm, shift, s_w)``."""
+    from neuroplast.apps.motion.event_layer import compile_int_taps, hd_event_run_int
+    from neuroplast.quant import quantize_multiplier
+
+    c_n = k.weight.shape[0]
+    s_w = np.abs(k.weight).reshape(c_n, -1).max(axis=1).astype(np.float64) / 127
+    codes = np.clip(np.rint(k.weight / s_w[:, None, None, None, None]), -127, 127).astype(np.int8)
+    b_q = np.rint(k.bias / s_w).astype(np.int64)
+    it = compile_int_taps(codes, movie.sensor_size)
+    z = hd_event_run_int(it, movie.events, movie.n_steps, backend="native")
+    s_out = float(np.abs(z).max(axis=(0, 2, 3)).astype(np.float64).dot(s_w) / c_n / 127)
+    qm, sh = quantize_multiplier(s_w / s_out)
+    return it, b_q, qm, sh, s_w
+
+
+def _int_pull(k, k_block, movie, n_ev: int, ref: np.ndarray, b_q, qm, sh) -> tuple[dict, dict]:  # noqa: ANN001
+    """The integer pull path (``hd_event_evidence_int(backend="native")``, sdk/_native.c
+    pull_int, a requantizing read-out) on the integer section's kernel (per-weight 20x):
+    the default pair layout (split form, int16: ``S`` and ``D`` interleaved, 256-bit chunks
+    of 8 positions), beside two int16 planes per class with 8-lane (128-bit) and 16-lane
+    (256-bit) chunks, the direct form, one row sweep per step, and the block-8 kernel.
+    Limit of each: the C-measured streaming int16 read-modify-write of its vector width
+    (``neuroplast._native.irmw_peak``, L1) over the lanes per event it executes
+    (``pull_int_ops``)."""
+    from neuroplast._native import irmw_peak
+    from neuroplast.apps.motion.event_layer import (
+        INT_ROW_LANES,
+        PULL_GROUP,
+        compile_int_taps,
+        hd_event_evidence_int,
+        int_acc_dtype,
+        pull_int_ops,
+    )
+
+    ev, n = movie.events, movie.n_steps
+    it = compile_int_taps(np.asarray(ref["codes"]), movie.sensor_size)
+    itd = compile_int_taps(np.asarray(ref["codes"]), movie.sensor_size, "direct")
+    ib, bb, qb, sb, _ = _quantize_int(k_block, movie)
+
+    def pull(tt, ln=None, pairs=None, b=b_q, m=qm, s=sh, sweep=0):  # noqa: ANN001, ANN202
+        return hd_event_evidence_int(tt, ev, n, b, m, s, lanes=ln, pairs=pairs, sweep=sweep)
+
+    fns = {  # an untimed call first: the first pull call after the large per-position
+        # buffers of the round runs slower (without it the pair layout read 1.03x the two
+        # planes, against 1.19-1.27x in a standalone loop)
+        "_warm-up pull": lambda: pull(it),
+        f"int pull native g={PULL_GROUP}": lambda: pull(it),
+        "int pull native two planes": lambda: pull(it, INT_ROW_LANES, False),
+        "int pull native two planes 16-lane": lambda: pull(it, 16, False),
+        "int pull native direct": lambda: pull(itd),
+        "int pull native block-8": lambda: pull(ib, b=bb, m=qb, s=sb),
+        "int pull native row sweep": lambda: pull(it, sweep=1),
+    }
+    e = ref["evidence"]
+    exact = {
+        "pull_equals_per_position": bool(np.array_equal(pull(it), e)),
+        "pull_variants_equal": bool(
+            all(np.array_equal(f(), e) for k_, f in fns.items() if "block-8" not in k_[-7:])
+        ),
+        "pull_block8_equals_per_position": bool(
+            np.array_equal(
+                pull(ib, b=bb, m=qb, s=sb),
+                hd_event_evidence_int(ib, ev, n, bb, qb, sb, backend="native-scatter"),
+            )
+        ),
+    }
+    ab = int(int_acc_dtype(it.bound).itemsize)
+    pairs = it.form == "split" and ab == 2  # what the default takes
+    peak = {}
+    for _ in range(15):  # interleaved, best of 15 (a shared machine's slices only lower one)
+        for ln in (8, 16) if ab == 2 else (8,):  # int32 planes: 8 lanes only
+            for shift, tag in ((0, ""), (1, "_unaligned")):
+                key = f"int{8 * ab}x{ln}{tag}"
+                peak[key] = max(peak.get(key, 0.0), irmw_peak(20000, ab, ln, shift)[0])
+
+    def lim(tt, ln, pr=False, tag=""):  # noqa: ANN001, ANN202
+        ops = pull_int_ops(tt, ev, n, lanes=ln, pairs=pr) / n_ev
+        return ops, peak[f"int{8 * ab}x{ln}{tag}"] / (ln * ops)
+
+    lanes = 16 if pairs else INT_ROW_LANES
+    ops, limit = lim(it, lanes, pairs)
+    nan2 = (float("nan"), float("nan"))
+    ops2, limit2 = lim(it, INT_ROW_LANES)
+    ops16, limit16 = lim(it, 16) if ab == 2 else nan2
+    ops_d, limit_d = lim(itd, INT_ROW_LANES)
+    ops_b, limit_b = lim(ib, lanes, pairs)
+    key = (lanes, ab) + (("pairs",) if pairs else ())
+    info = {
+        "form": it.form,
+        "layout": "pairs" if pairs else "two planes",
+        "lanes": lanes,
+        "acc_dtype": f"int{8 * ab}",
+        "pull_group": PULL_GROUP,
+        "chunks_per_interior_event": list(it.rows[key].n_chunks),
+        "chunk_ops_per_event": ops,
+        "lanes_per_event": ops * lanes,
+        "irmw_peak_lanes_per_s_c": peak,
+        "limit_events_per_s": limit,
+        "limit_events_per_s_unaligned": lim(it, lanes, pairs, "_unaligned")[1],
+        "chunk_ops_per_event_two_planes": ops2,
+        "limit_events_per_s_two_planes": limit2,
+        "chunk_ops_per_event_two_planes_16_lane": ops16,
+        "limit_events_per_s_two_planes_16_lane": limit16,
+        "chunk_ops_per_event_direct": ops_d,
+        "limit_events_per_s_direct": limit_d,
+        "chunk_ops_per_event_block8": ops_b,
+        "limit_events_per_s_block8": limit_b,
+        **exact,
+    }
+    return fns, info
+
+
+def _int_layer(k, movie, n_ev: int, k_block) -> tuple[dict, dict]:  # noqa: ANN001
     """The integer mode of the event HD layer on the events bench movie: the pruned kernel
     quantized symmetric per class (int8 narrow, ``s_w[c] = max |w_c| / 127``), the bias on
     the accumulator grid, ``s_out`` from the largest ``|max(B_0, B_1)| s_w``; timed = the
@@ -346,19 +461,15 @@ def _int_layer(k, movie, n_ev: int) -> tuple[dict, dict]:  # noqa: ANN001
         hd_event_run_int,
     )
     from neuroplast.apps.motion.events import voxel_indices
-    from neuroplast.quant import quantize_multiplier, requantize
+    from neuroplast.quant import requantize
 
     c_n = k.weight.shape[0]
-    s_w = np.abs(k.weight).reshape(c_n, -1).max(axis=1).astype(np.float64) / 127
-    codes = np.clip(np.rint(k.weight / s_w[:, None, None, None, None]), -127, 127).astype(np.int8)
-    b_q = np.rint(k.bias / s_w).astype(np.int64)
-    it = compile_int_taps(codes, movie.sensor_size)
+    it, b_q, qm1, sh1, _ = _quantize_int(k, movie)
+    codes = it.kernel
     itd = compile_int_taps(codes, movie.sensor_size, "direct")
     ev, n = movie.events, movie.n_steps
     z = hd_event_run_int(it, ev, n, backend="native")
-    s_out = float(np.abs(z).max(axis=(0, 2, 3)).astype(np.float64).dot(s_w) / c_n / 127)
-    qm, sh = quantize_multiplier(s_w / s_out)
-    qm, sh = qm[None, :, None, None], sh[None, :, None, None]
+    qm, sh = qm1[None, :, None, None], sh1[None, :, None, None]
 
     def evidence(g: int, tt=it) -> np.ndarray:  # noqa: ANN001
         zq = requantize(
@@ -406,6 +517,10 @@ def _int_layer(k, movie, n_ev: int) -> tuple[dict, dict]:  # noqa: ANN001
         "events": n_ev,
         "voxels": int(vox.size),
     }
+    pull_fns, info["pull"] = _int_pull(
+        k, k_block, movie, n_ev, {"codes": codes, "evidence": e4}, b_q, qm1, sh1
+    )
+    fns.update(pull_fns)
     return fns, info
 
 
@@ -483,10 +598,11 @@ def events(rounds: int, bandwidth: float) -> dict:
         taps_alt, movie.events, movie.n_steps, backend="native", pooled=True
     )
     out_alt = fns[alt_name]()
-    int_fns, int_info = _int_layer(k_weight, movie, n_ev)
+    int_fns, int_info = _int_layer(k_weight, movie, n_ev, k_block)
     fns.update(int_fns)
     best = interleaved(fns, rounds)
     best.pop("_warm-up")
+    best.pop("_warm-up pull")
     best["dense torch Conv3d"] = interleaved({"d": dense}, 1)["d"]
     peak_adds = _peak_adds()
     rmw = _peak_rmw_c()
@@ -592,8 +708,33 @@ def events(rounds: int, bandwidth: float) -> dict:
             "vs_g1": eps["int native g=4"] / eps["int native g=1"],
             "vs_direct_form": eps["int native g=4"] / eps["int native direct g=4"],
             "vs_native_pull_float": eps["int native g=4"] / eps["native"],
+            "pull": _int_pull_result(int_info["pull"], eps, kernels),
         },
     }
+
+
+def _int_pull_result(pi: dict, eps: dict, kernels: dict) -> dict:
+    """The integer pull path's rates beside its limit and its peers (same run)."""
+    from neuroplast.apps.motion.event_layer import PULL_GROUP
+
+    e = eps[f"int pull native g={PULL_GROUP}"]
+    out = {**pi, "events_per_s": e, "of_limit": e / pi["limit_events_per_s"],
+           "of_limit_unaligned": e / pi["limit_events_per_s_unaligned"]}  # fmt: skip
+    for tag, name in (("two_planes", "two planes"), ("two_planes_16_lane", "two planes 16-lane"),
+                      ("direct", "direct"), ("block8", "block-8")):  # fmt: skip
+        v = eps[f"int pull native {name}"]
+        out[f"events_per_s_{tag}"] = v
+        out[f"of_limit_{tag}"] = v / pi[f"limit_events_per_s_{tag}"]
+    out.update({
+        "events_per_s_row_sweep": eps["int pull native row sweep"],
+        "vs_two_planes": e / eps["int pull native two planes"],
+        "vs_int_per_position": e / eps["int native g=4"],
+        "vs_float_pull_same_kernel": e / kernels["per-weight"]["events_per_s"],
+        "vs_float_pull_headline": e / eps["native"],
+        "block8_vs_float_pull_block8": eps["int pull native block-8"]
+        / kernels["block-8"]["events_per_s"],
+    })  # fmt: skip
+    return out
 
 
 def footprint(graph) -> dict:  # noqa: ANN001
@@ -897,6 +1038,27 @@ def _print(r: dict) -> None:
             "",
             f"exact {iv['int_equals_float_scatter_of_codes'] and iv['groups_and_forms_equal']}",
         )
+        ip = iv.get("pull")
+        if ip:
+            t.add_row(
+                "",
+                f"int pull native {ip['events_per_s'] / 1e6:.4f} M events/s ({ip['form']}, "
+                f"{ip['layout']}, {ip['acc_dtype']} x {ip['lanes']}, "
+                f"{ip['chunk_ops_per_event']:,.0f} chunks/ev; two planes "
+                f"{ip['events_per_s_two_planes'] / 1e6:.4f} ({100 * ip['of_limit_two_planes']:.0f}%"
+                f" of {ip['limit_events_per_s_two_planes'] / 1e6:.3f}), 16-lane two planes "
+                f"{ip['events_per_s_two_planes_16_lane'] / 1e6:.4f}, direct "
+                f"{ip['events_per_s_direct'] / 1e6:.4f}, one row sweep per step "
+                f"{ip['events_per_s_row_sweep'] / 1e6:.4f}, block-8 "
+                f"{ip['events_per_s_block8'] / 1e6:.4f})",
+                f"limit {ip['limit_events_per_s'] / 1e6:.4f} M/s (C int RMW "
+                f"{ip['irmw_peak_lanes_per_s_c'][ip['acc_dtype'] + 'x' + str(ip['lanes'])] / 1e9:.1f}"
+                " G lanes/s)",
+                f"{100 * ip['of_limit']:.0f}% of limit; {ip['vs_int_per_position']:.1f}x int "
+                f"per-position, {ip['vs_float_pull_same_kernel']:.2f}x float pull",
+                "",
+                f"exact {ip['pull_equals_per_position'] and ip['pull_variants_equal']}",
+            )
     t.add_row(
         "import + load + run",
         f"{f['peak_rss_mb']:.0f} MB, import {1000 * f['import_s']:.0f} ms",

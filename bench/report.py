@@ -190,6 +190,27 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                         if "int" in ev
                         else ""
                     )
+                    + (
+                        f"; integer pull path (pooled evidence output-stationary, "
+                        f"{ev['int']['pull'].get('layout', 'two planes')} of both halves, "
+                        f"{ev['int']['pull']['acc_dtype']} x {ev['int']['pull']['lanes']}, "
+                        f"requantizing read-out, bit-identical: "
+                        f"{ev['int']['pull']['pull_equals_per_position']}): "
+                        f"{ev['int']['pull']['events_per_s'] / 1e6:.3f} M events/s, "
+                        f"{100 * ev['int']['pull']['of_limit']:.0f}% of its limit "
+                        f"{ev['int']['pull']['limit_events_per_s'] / 1e6:.3f} M/s (C "
+                        f"{ev['int']['pull']['acc_dtype']} RMW over {ev['int']['pull']['chunk_ops_per_event']:,.0f} chunks/event), "
+                        + (
+                            f"{ev['int']['pull']['vs_two_planes']:.2f}x two planes, "
+                            if "vs_two_planes" in ev["int"]["pull"]
+                            else ""
+                        )
+                        + f"{ev['int']['pull']['vs_int_per_position']:.1f}x the per-position "
+                        f"integer path, {ev['int']['pull']['vs_float_pull_same_kernel']:.2f}x "
+                        f"the float pull path on the same kernel"
+                        if "pull" in ev.get("int", {})
+                        else ""
+                    )
                     + f"; load {ev.get('load_avg_1m', d['load_avg_1m_at_start']):.1f}"
                 ),
                 "bench_speed.py",

@@ -37,6 +37,7 @@ enum {
     OP_PULL_ROWS = 31,
     OP_EVENT_SCATTER = 32,
     OP_EVENT_SCATTER_I = 33,
+    OP_PULL_INT = 34,
     OP_STDP_EVENT_F32 = 20,
     OP_STDP_EVENT_F64 = 21,
     OP_STDP_RUN_F32 = 22,
@@ -45,7 +46,7 @@ enum {
 };
 
 #define MAX_BUFS 16
-#define MAX_INTS 24
+#define MAX_INTS 26
 #define MAX_DBLS 12
 
 typedef struct {
@@ -1754,8 +1755,8 @@ NP_HOST_CLONE NP_PULL_PASS(pull_rows_pass16, rows_add16)
  * within its group) and values in the order (group, d, dy, class, dx0). */
 static void pull_rows_group(long long n_c, long long kt, long long ky, long long lanes,
                             long long g, long long plane, const long long *ys,
-                            const long long *off, const float *rv, long long *my,
-                            long long *mo, float *mv)
+                            const long long *off, const void *rv, long long *my,
+                            long long *mo, void *mv, size_t esz)
 {
     long long b, d, h, q, k, n = 0;
     for (b = 0; b * g < n_c; b++)
@@ -1767,7 +1768,8 @@ static void pull_rows_group(long long n_c, long long kt, long long ky, long long
                     const long long *y = ys + ((b * g + h) * kt + d) * (ky + 1);
                     for (k = y[q]; k < y[q + 1]; k++, n++) {
                         mo[n] = off[k] + h * plane;
-                        memcpy(mv + lanes * n, rv + lanes * k, (size_t)lanes * sizeof(float));
+                        memcpy((char *)mv + (size_t)(lanes * n) * esz,
+                               (const char *)rv + (size_t)(lanes * k) * esz, (size_t)lanes * esz);
                     }
                 }
             }
@@ -1814,7 +1816,7 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
         !my || !mo || !mv || !run || !bi)
         goto done;
     nr = lin_runs(ns, s_d, s_dy, s_dx, s_c, kx, run, bi);
-    pull_rows_group(n_c, kt, ky, lanes, g, plane, ystart, off, rv, my, mo, mv);
+    pull_rows_group(n_c, kt, ky, lanes, g, plane, ystart, off, rv, my, mo, mv, sizeof(float));
     for (t = 0; t < n_bins; t++) {
         long long n_full = 0, n_pix = 0, s0;
         fst[t] = npx;
@@ -1854,6 +1856,331 @@ static int pull_rows(const long long *key, long long sw, long long sh, int binar
 done:
     free(l_acc), free(diff), free(box), free(sl), free(ppos), free(pq), free(pa), free(fst);
     free(fy0), free(fy1), free(acc), free(my), free(mo), free(mv), free(run), free(bi);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ integer pull path
+ * apps/motion/event_layer.py hd_event_evidence_int (backend "native"): the integer layer's
+ * pooled evidence out[t, c] = sum_{valid y, x} clamp(requantize(max(B_0, B_1) + b_q[c],
+ * M_c) + zp), computed output-stationary. Per step t and group of g classes, two integer
+ * planes per class (split form: S and D, max(B_0, B_1) = (S + |D|) >> 1; direct form: B_0
+ * and B_1), (ho + 1) x rs elements each (int16 or int32, padded to `plane`), receive the
+ * row chunks (IntRowTaps: L = 8 or 16 int16 lanes, 8 int32 lanes) of every pixel of ms
+ * t - d, d = kt - 1 .. 0: source 0 (split: W_s into S; direct: K_off into B_0 and K_on into
+ * B_1) times the pixel's a0 (split A_s, direct A_off), source 1 (split: W_d into D; direct:
+ * K_on into B_0, K_off into B_1) times a1 (A_d, A_on). The pair layout (split form, int16,
+ * `pairs`): S and D of a position interleaved in one plane per class, one table (source 0)
+ * whose 16-lane chunks hold (W_s, W_d) for 8 positions, times the pixel's lane vector
+ * (A_s, A_d, A_s, ...): one 256-bit read-modify-write updates both halves of 8 positions,
+ * where W_s or W_d is non-zero. Integer addition is associative,
+ * so any order gives the same sums; the adds run in unsigned arithmetic (wrapping is
+ * defined; the caller picks the width from the bound, so valid positions never wrap; pad
+ * columns, never read, may). Then the read-out over the rows the step's pixels reach:
+ * z = clamp(rq(m + b_q) + zp) with rq as rq_row_c (LiteRT single rounding, the floor
+ * shift of neuroplast.quant.requantize; the caller checks |m + b_q| < 2^31), summed as the
+ * offset from z0[c] = clamp(rq(b_q) + zp), the value of an untouched position, so out =
+ * ho wo z0 + sum (z - z0) over the reached rows; those rows are zeroed. */
+#if defined(__GNUC__) && !defined(NP_NO_VEC8)
+typedef uint16_t np_v16u16 __attribute__((vector_size(32)));
+typedef uint16_t np_v8u16 __attribute__((vector_size(16)));
+typedef uint32_t np_v8u32 __attribute__((vector_size(32)));
+#define NP_IROWS_ADD(NAME, T, VT, L)                                                          \
+    static inline void NAME(T *b, T fa, const long long *off, const T *rv, long long k,     \
+                            long long k1)                                                   \
+    {                                                                                       \
+        const VT f = (VT){0} + fa; /* a broadcast (a lane loop here became 16 inserts) */      \
+        for (; k + 3 < k1; k += 4) { /* four chunks per turn: never overlapping (one pixel) */ \
+            VT a0, a1, a2, a3, w0, w1, w2, w3;                                              \
+            T *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];                 \
+            T *q3 = b + off[k + 3];                                                         \
+            memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                         \
+            memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                         \
+            memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);     \
+            memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                     \
+            memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                     \
+            a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                         \
+            memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                         \
+            memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                         \
+        }                                                                                   \
+        for (; k < k1; k++) {                                                               \
+            VT a, w;                                                                        \
+            T *q = b + off[k];                                                              \
+            memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                      \
+            a += f * w;                                                                     \
+            memcpy(q, &a, sizeof a);                                                        \
+        }                                                                                   \
+    }
+#else
+#define NP_IROWS_ADD(NAME, T, VT, L)                                                          \
+    static inline void NAME(T *b, T fa, const long long *off, const T *rv, long long k,     \
+                            long long k1)                                                   \
+    {                                                                                       \
+        int j;                                                                              \
+        for (; k < k1; k++) {                                                               \
+            T *q = b + off[k];                                                              \
+            const T *w = rv + L * k;                                                        \
+            for (j = 0; j < L; j++) q[j] = (T)(q[j] + (uint32_t)fa * (uint32_t)w[j]);       \
+        }                                                                                   \
+    }
+#endif
+NP_IROWS_ADD(irows_add16x16, uint16_t, np_v16u16, 16)
+NP_IROWS_ADD(irows_add16x8, uint16_t, np_v8u16, 8)
+NP_IROWS_ADD(irows_add32x8, uint32_t, np_v8u32, 8)
+/* The pair layout (S and D of a position interleaved): a chunk of L lanes covers L / 2
+ * positions and each lane has its own coefficient (A_s on even lanes, A_d on odd ones):
+ * the coefficient vector fl (L lanes) instead of one broadcast. */
+#if defined(__GNUC__) && !defined(NP_NO_VEC8)
+#define NP_IROWS_ADDV(NAME, T, VT, L)                                                         \
+    static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k, \
+                            long long k1)                                                   \
+    {                                                                                       \
+        VT f;                                                                               \
+        memcpy(&f, fl, sizeof f);                                                           \
+        for (; k + 3 < k1; k += 4) {                                                        \
+            VT a0, a1, a2, a3, w0, w1, w2, w3;                                              \
+            T *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];                 \
+            T *q3 = b + off[k + 3];                                                         \
+            memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                         \
+            memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                         \
+            memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);     \
+            memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                     \
+            memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                     \
+            a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                         \
+            memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                         \
+            memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                         \
+        }                                                                                   \
+        for (; k < k1; k++) {                                                               \
+            VT a, w;                                                                        \
+            T *q = b + off[k];                                                              \
+            memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                      \
+            a += f * w;                                                                     \
+            memcpy(q, &a, sizeof a);                                                        \
+        }                                                                                   \
+    }
+#else
+#define NP_IROWS_ADDV(NAME, T, VT, L)                                                         \
+    static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k, \
+                            long long k1)                                                   \
+    {                                                                                       \
+        int j;                                                                              \
+        for (; k < k1; k++) {                                                               \
+            T *q = b + off[k];                                                              \
+            const T *w = rv + L * k;                                                        \
+            for (j = 0; j < L; j++) q[j] = (T)(q[j] + (uint32_t)fl[j] * (uint32_t)w[j]);    \
+        }                                                                                   \
+    }
+#endif
+NP_IROWS_ADDV(irows_addv16x16, uint16_t, np_v16u16, 16)
+NP_IROWS_ADDV(irows_addv16x8, uint16_t, np_v8u16, 8)
+NP_IROWS_ADDV(irows_addv32x8, uint32_t, np_v8u32, 8)
+
+/* clamp(rq(a) + zp, lo, hi) with add = 2^(t-1) + 2^62, sub = 2^(62-t) (see rq_row_c) */
+static inline long long irq(long long a, long long qm, int t, uint64_t add, long long sub,
+                            long long lo, long long hi)
+{
+    long long v = (long long)((((uint64_t)a * (uint64_t)qm) + add) >> t) - sub;
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+/* the read-out of one class over the reached rows, ES elements per position (constant, so
+ * that the loops vectorise): u = the first half (S or B_0), v = the second (D or B_1) */
+#define NP_IREAD(ES, T, ST)                                                                 \
+    for (yo = rlo; yo <= rhi; yo++) {                                                       \
+        const T *r0 = p0 + (yo * rs + padl) * (ES), *r1 = p1 + (yo * rs + padl) * (ES);     \
+        if (zc)                                                                             \
+            for (xo = 0; xo < wo; xo++) {                                                   \
+                const long long u = (ST)r0[(ES) * xo], v = (ST)r1[(ES) * xo];               \
+                const long long m = split ? (u + (v < 0 ? -v : v)) >> 1 : (u > v ? u : v); \
+                const long long z = irq(m + b, m_, tt, add, sub, lo, hi);                   \
+                zc[yo * wo + xo] = (int32_t)z;                                              \
+                s += z;                                                                     \
+            }                                                                               \
+        else                                                                                \
+            for (xo = 0; xo < wo; xo++) {                                                   \
+                const long long u = (ST)r0[(ES) * xo], v = (ST)r1[(ES) * xo];               \
+                const long long m = split ? (u + (v < 0 ? -v : v)) >> 1 : (u > v ? u : v); \
+                s += irq(m + b, m_, tt, add, sub, lo, hi);                                  \
+            }                                                                               \
+    }
+
+#define NP_IPULL_PASS(NAME, T, ST, ADD, ADDV, L)                                              \
+    static void NAME(long long n_bins, long long kt, long long ho, long long wo, long long ky, \
+                     long long rs, long long padl, long long n_c, long long g, long long plane, \
+                     int split, const long long *my0, const long long *mo0, const T *mv0,   \
+                     const long long *my1, const long long *mo1, const T *mv1,              \
+                     const long long *fst, const long long *fy0, const long long *fy1,      \
+                     const long long *ppos, const long long *pq, const long long *pa0,      \
+                     const long long *pa1, const long long *bias, const long long *qm,      \
+                     const long long *shift, long long zp, long long lo, long long hi,      \
+                     T *acc, long long *out, int merge, long long *mi, long long *cnt,      \
+                     long long nkey, long long t0, int32_t *zout, int pairs, const T *pf)   \
+    {                                                                                       \
+        const long long es = pairs ? 2 : 1; /* elements per position */                    \
+        long long t, d, i, c, h, yo, xo, ne = 0, e;                                         \
+        for (t = t0; t < n_bins; t++) {                                                     \
+            long long rlo = ho, rhi = -1;                                                   \
+            for (d = 0; d < kt; d++)                                                        \
+                if (t - d >= 0 && fy1[t - d] >= 0) {                                        \
+                    const long long l_ = fy0[t - d] - ky + 1 > 0 ? fy0[t - d] - ky + 1 : 0; \
+                    const long long h_ = ho - 1 < fy1[t - d] ? ho - 1 : fy1[t - d];         \
+                    if (l_ < rlo) rlo = l_;                                                 \
+                    if (h_ > rhi) rhi = h_;                                                 \
+                }                                                                           \
+            if (merge && rhi >= 0) { /* the window's pixels by row (1) or pixel (2) */     \
+                memset(cnt, 0, (size_t)(nkey + 1) * sizeof(long long));                     \
+                for (d = kt - 1; d >= 0; d--)                                               \
+                    if (t - d >= 0)                                                         \
+                        for (i = fst[t - d]; i < fst[t - d + 1]; i++)                       \
+                            cnt[(merge == 1 ? ppos[i] / (rs * es) : ppos[i] / es) + 1]++;   \
+                for (e = 0; e < nkey; e++) cnt[e + 1] += cnt[e];                            \
+                for (d = kt - 1; d >= 0; d--)                                               \
+                    if (t - d >= 0)                                                         \
+                        for (i = fst[t - d]; i < fst[t - d + 1]; i++)                       \
+                            mi[cnt[merge == 1 ? ppos[i] / (rs * es) : ppos[i] / es]++] =    \
+                                i | (d << 40);                                              \
+                ne = cnt[nkey - 1];                                                         \
+            }                                                                               \
+            for (c = 0; c < n_c; c += g) {                                                  \
+                const long long ng = c + g <= n_c ? g : n_c - c;                            \
+                if (merge && rhi >= 0)                                                      \
+                    for (e = 0; e < ne; e++) {                                              \
+                        const long long ii_ = mi[e] & (((long long)1 << 40) - 1);           \
+                        const long long cell = ((c / g) * kt + (mi[e] >> 40)) * (ky + 1);   \
+                        const long long *y0 = my0 + cell, *y1 = my1 + cell;                 \
+                        const long long qa = pq[ii_] & 0xffffffff, qb = pq[ii_] >> 32;      \
+                        if (pairs)                                                          \
+                            ADDV(acc + ppos[ii_], pf + L * ii_, mo0, mv0, y0[qa], y0[qb]);  \
+                        else {                                                              \
+                            if (pa0[ii_])                                                   \
+                                ADD(acc + ppos[ii_], (T)pa0[ii_], mo0, mv0, y0[qa], y0[qb]); \
+                            if (pa1[ii_])                                                   \
+                                ADD(acc + ppos[ii_], (T)pa1[ii_], mo1, mv1, y1[qa], y1[qb]); \
+                        }                                                                   \
+                    }                                                                       \
+                else if (rhi >= 0)                                                          \
+                    for (d = kt - 1; d >= 0; d--) {                                         \
+                        const long long cell = ((c / g) * kt + d) * (ky + 1);               \
+                        const long long *y0 = my0 + cell, *y1 = my1 + cell;                 \
+                        if (t - d < 0) continue;                                            \
+                        for (i = fst[t - d]; i < fst[t - d + 1]; i++) {                     \
+                            const long long qa = pq[i] & 0xffffffff, qb = pq[i] >> 32;      \
+                            if (pairs)                                                      \
+                                ADDV(acc + ppos[i], pf + L * i, mo0, mv0, y0[qa], y0[qb]);  \
+                            else {                                                          \
+                                if (pa0[i])                                                 \
+                                    ADD(acc + ppos[i], (T)pa0[i], mo0, mv0, y0[qa], y0[qb]); \
+                                if (pa1[i])                                                 \
+                                    ADD(acc + ppos[i], (T)pa1[i], mo1, mv1, y1[qa], y1[qb]); \
+                            }                                                               \
+                        }                                                                   \
+                    }                                                                       \
+                for (h = 0; h < ng; h++) {                                                  \
+                    const long long cc = c + h, b = bias[cc], m_ = qm[cc];                  \
+                    const int tt = (int)(31 - shift[cc]);                                   \
+                    const uint64_t add = ((uint64_t)1 << (tt - 1)) + ((uint64_t)1 << 62);   \
+                    const long long sub = ((long long)1 << (62 - tt)) - zp;                 \
+                    const long long z0 = irq(b, m_, tt, add, sub, lo, hi);                  \
+                    long long s = 0;                                                        \
+                    T *p0 = acc + 2 * h * plane, *p1 = pairs ? p0 + 1 : p0 + plane;         \
+                    int32_t *zc = zout ? zout + ((t - t0) * n_c + cc) * ho * wo : NULL;     \
+                    if (zc) /* per-position codes: untouched rows hold z0 */                \
+                        for (yo = 0; yo < ho; yo++)                                         \
+                            if (yo < rlo || yo > rhi)                                       \
+                                for (xo = 0; xo < wo; xo++) zc[yo * wo + xo] = (int32_t)z0; \
+                    if (pairs) NP_IREAD(2, T, ST) else NP_IREAD(1, T, ST)                   \
+                    if (rhi >= 0) {                                                         \
+                        const size_t nz = (size_t)((rhi - rlo + 2) * rs * es) * sizeof(T);  \
+                        s -= (rhi - rlo + 1) * wo * z0;                                     \
+                        memset(p0 + rlo * rs * es, 0, nz);                                  \
+                        if (!pairs) memset(p1 + rlo * rs, 0, nz);                           \
+                    }                                                                       \
+                    out[(t - t0) * n_c + cc] = ho * wo * z0 + s;                            \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+    }
+NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass16x16, uint16_t, int16_t, irows_add16x16, irows_addv16x16, 16)
+NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass16x8, uint16_t, int16_t, irows_add16x8, irows_addv16x8, 8)
+NP_AVX2_CLONE NP_IPULL_PASS(ipull_pass32x8, uint32_t, int32_t, irows_add32x8, irows_addv32x8, 8)
+
+/* ints: 1 sw sh n_bins kt ho wo ky kx rs padl lanes acc_bytes n_c g plane n_pix nch0 nch1
+ * split zp lo hi sweep [t0]; bufs: fst(n_bins + 1) pix(n_pix: y sw + x, (t, y, x) order) a0
+ * a1 ys0(n_c kt (ky + 1)) off0(nch0) v0(int16/int32 nch0 lanes) ys1 off1 v1 bias qm shift
+ * (int64 n_c) out(int64 (n_bins - t0) n_c) [z(int32 (n_bins - t0) n_c ho wo)]: steps
+ * t0 .. n_bins - 1 only (the ms before t0 are the carried window of the runtime op), and
+ * with z the per-position codes as well. The chunk tables are IntRowTaps' (class, d, dy, dx0)
+ * order with the second plane of a class folded into the offsets (+ plane); they are
+ * re-laid per group of g classes as pull_rows_group does (class h of a group: + 2 h plane).
+ * Returns -1 when out of memory. */
+static int pull_int(const long long *ii, const long long *fst, const long long *pix,
+                    const long long *a0, const long long *a1, const long long *ys0,
+                    const long long *off0, const void *v0, const long long *ys1,
+                    const long long *off1, const void *v1, const long long *bias,
+                    const long long *qm, const long long *shift, long long *out, int32_t *zout,
+                    long long t0, int pairs)
+{
+    const long long sw = ii[1], n_bins = ii[3], kt = ii[4], ho = ii[5], wo = ii[6];
+    const long long ky = ii[7], rs = ii[9], padl = ii[10], lanes = ii[11], ab = ii[12];
+    const long long n_c = ii[13], g = ii[14], plane = ii[15], n_pix = ii[16];
+    const long long nch0 = ii[17], nch1 = ii[18];
+    const int split = (int)ii[19];
+    const size_t esz = (size_t)ab;
+    const long long ny = (n_c + g - 1) / g * kt * (ky + 1);
+    long long t, i;
+    long long *ppos = malloc((size_t)(n_pix + 1) * sizeof(long long));
+    long long *pq = malloc((size_t)(n_pix + 1) * sizeof(long long));
+    long long *fy0 = malloc((size_t)(n_bins + 1) * sizeof(long long));
+    long long *fy1 = malloc((size_t)(n_bins + 1) * sizeof(long long));
+    long long *my0 = malloc((size_t)(ny + 1) * sizeof(long long));
+    long long *my1 = malloc((size_t)(ny + 1) * sizeof(long long));
+    long long *mo0 = malloc((size_t)(nch0 + 1) * sizeof(long long));
+    long long *mo1 = malloc((size_t)(nch1 + 1) * sizeof(long long));
+    void *mv0 = malloc((size_t)(nch0 * lanes + 1) * esz);
+    void *mv1 = malloc((size_t)(nch1 * lanes + 1) * esz);
+    void *acc = calloc((size_t)(2 * g * plane + 16), esz);
+    const int merge = (int)ii[23];
+    const long long nkey = merge == 1 ? ii[2] : ii[2] * rs; /* rows, or y rs + x */
+    long long *mi = malloc((size_t)(n_pix + 1) * sizeof(long long));
+    long long *cnt = malloc((size_t)(nkey + 2) * sizeof(long long));
+    void *pf = malloc((size_t)((pairs ? n_pix : 0) * lanes + 1) * esz);
+    const long long es = pairs ? 2 : 1;
+    int rc = -1;
+    if (!ppos || !pq || !fy0 || !fy1 || !my0 || !my1 || !mo0 || !mo1 || !mv0 || !mv1 || !acc ||
+        !mi || !cnt || !pf)
+        goto done;
+    for (i = 0; pairs && i < n_pix; i++) { /* lanes (A_s, A_d, A_s, A_d, ...) */
+        long long j;
+        for (j = 0; j < lanes; j++) {
+            const long long a = j % 2 ? a1[i] : a0[i];
+            if (esz == 2) ((uint16_t *)pf)[i * lanes + j] = (uint16_t)a;
+            else ((uint32_t *)pf)[i * lanes + j] = (uint32_t)a;
+        }
+    }
+    pull_rows_group(n_c, kt, ky, lanes, g, 2 * plane, ys0, off0, v0, my0, mo0, mv0, esz);
+    pull_rows_group(n_c, kt, ky, lanes, g, 2 * plane, ys1, off1, v1, my1, mo1, mv1, esz);
+    for (t = 0; t < n_bins; t++) {
+        fy0[t] = ho + ky, fy1[t] = -1;
+        for (i = fst[t]; i < fst[t + 1]; i++) {
+            const long long y = pix[i] / sw, x = pix[i] % sw;
+            ppos[i] = (y * rs + x) * es;
+            pq[i] = (y - ho + 1 > 0 ? y - ho + 1 : 0) | ((ky - 1 < y ? ky : y + 1) << 32);
+            if (y < fy0[t]) fy0[t] = y;
+            if (y > fy1[t]) fy1[t] = y;
+        }
+    }
+#define NP_IPULL_ARGS                                                                         \
+    n_bins, kt, ho, wo, ky, rs, padl, n_c, g, plane, split, my0, mo0, mv0, my1, mo1, mv1, fst, \
+        fy0, fy1, ppos, pq, a0, a1, bias, qm, shift, ii[20], ii[21], ii[22], acc, out, merge, mi, \
+        cnt, nkey, t0, zout, pairs, pf
+    if (ab == 4) ipull_pass32x8(NP_IPULL_ARGS);
+    else if (lanes == 16) ipull_pass16x16(NP_IPULL_ARGS);
+    else ipull_pass16x8(NP_IPULL_ARGS);
+#undef NP_IPULL_ARGS
+    rc = 0;
+done:
+    free(ppos), free(pq), free(fy0), free(fy1), free(my0), free(my1), free(mo0), free(mo1);
+    free(mv0), free(mv1), free(acc), free(mi), free(cnt), free(pf);
     return rc;
 }
 
@@ -2179,6 +2506,80 @@ static int op_check(const op_t *op)
                 PyErr_SetString(PyExc_ValueError, "event_scatter: tap outside the buffer");
                 return -1;
             }
+        }
+        return 0;
+    }
+    case OP_PULL_INT: {
+        /* ints: 1 sw sh n_bins kt ho wo ky kx rs padl lanes acc_bytes n_c g plane n_pix nch0
+         * nch1 split zp lo hi (see pull_int) */
+        const long long sw = I(1), sh = I(2), nb = I(3), kt = I(4), ho = I(5), wo = I(6);
+        const long long ky = I(7), kx = I(8), rs = I(9), padl = I(10), ln = I(11), ab = I(12);
+        const long long nc = I(13), g = I(14), plane = I(15), np_ = I(16);
+        const long long nch[2] = {I(17), I(18)};
+        const long long *fs = op->b[0], *sh_ = op->b[13], *qm_ = op->b[12];
+        const long long es = op->ni > 25 && I(25) ? 2 : 1; /* pair layout: 2 per position */
+        const long long lp = ln / es;                       /* positions per chunk */
+        long long ny, k, r, q, s;
+        if (op->ni < 24 || I(23) < 0 || I(23) > 2 || sw < 1 || sh < 1 || kt < 1 || ky < 1 ||
+            kx < 1 || nc < 1 || nb < 0 ||
+            ho != sh - ky + 1 || wo != sw - kx + 1 || ho < 1 || wo < 1 || (ab != 2 && ab != 4) ||
+            (ln != 8 && ln != 16) || (ab == 4 && ln != 8) || padl != kx + lp - 2 ||
+            rs < padl + wo || rs < sw || rs % lp || es * plane < es * (ho + 1) * rs + ln ||
+            np_ < 0 ||
+            nch[0] < 0 || nch[1] < 0 || g < 1 || g > nc || g > 64 || I(21) > I(22))
+            break;
+        ny = nc * kt * (ky + 1);
+        NEED(0, 8 * (nb + 1), "fst");
+        NEED(1, 8 * np_, "pix");
+        NEED(2, 8 * np_, "a0");
+        NEED(3, 8 * np_, "a1");
+        NEED(4, 8 * ny, "ys0");
+        NEED(5, 8 * nch[0], "off0");
+        NEED(6, ab * ln * nch[0], "v0");
+        NEED(7, 8 * ny, "ys1");
+        NEED(8, 8 * nch[1], "off1");
+        NEED(9, ab * ln * nch[1], "v1");
+        NEED(10, 8 * nc, "bias");
+        NEED(11, 8 * nc, "qm");
+        NEED(12, 8 * nc, "shift");
+        if (op->ni > 24 && (I(24) < 0 || I(24) > nb)) break;
+        if (op->ni > 25 && (I(25) < 0 || I(25) > 1 || (I(25) && (nch[1] || !I(19))))) break;
+        NEED(13, 8 * (nb - (op->ni > 24 ? I(24) : 0)) * nc, "out");
+        if (op->nb > 14) NEED(14, 4 * (nb - (op->ni > 24 ? I(24) : 0)) * nc * ho * wo, "z");
+        qm_ = op->b[11], sh_ = op->b[12];
+        if (!in_range(op->b[1], np_, 0, sw * sh) || !in_range(qm_, nc, 0, 1LL << 31) ||
+            !in_range(sh_, nc, -31, 31) || fs[0] != 0 || fs[nb] != np_) {
+            PyErr_SetString(PyExc_ValueError, "pull_int: pixel or multiplier table out of range");
+            return -1;
+        }
+        for (k = 0; k < nb; k++)
+            if (fs[k] > fs[k + 1]) {
+                PyErr_SetString(PyExc_ValueError, "pull_int: fst not sorted");
+                return -1;
+            }
+        /* a chunk of row cell (c, d, dy = q) written by a pixel (y, x), 0 <= y - q < ho,
+         * 0 <= x < sw, covers y rs + x + off .. + lanes - 1: inside the class's two planes */
+        for (s = 0; s < 2; s++) {
+            const long long *ys = op->b[s ? 7 : 4], *of = op->b[s ? 8 : 5];
+            if (!in_range(ys, ny, 0, nch[s] + 1)) {
+                PyErr_SetString(PyExc_ValueError, "pull_int: ystart out of range");
+                return -1;
+            }
+            for (r = 0; r < nc * kt; r++)
+                for (q = 0; q < ky; q++) {
+                    const long long *row = ys + r * (ky + 1);
+                    if (row[q] > row[q + 1]) {
+                        PyErr_SetString(PyExc_ValueError, "pull_int: ystart not sorted");
+                        return -1;
+                    }
+                    for (k = row[q]; k < row[q + 1]; k++)
+                        if (q * rs * es + of[k] < 0 ||
+                            ((q + ho - 1) * rs + sw - 1) * es + of[k] + ln > 2 * plane) {
+                            PyErr_SetString(PyExc_ValueError,
+                                            "pull_int: chunk offset out of range");
+                            return -1;
+                        }
+                }
         }
         return 0;
     }
@@ -2612,6 +3013,12 @@ static void op_run(op_t *op)
             event_scatter_i32(op->b[0], I(2), op->b[1], op->b[2], op->b[3], op->b[4], I(3),
                               op->b[5], op->b[6], I(4), op->ni > 6 ? (int)I(6) : 4);
         break;
+    case OP_PULL_INT:
+        op->status = pull_int(op->i, op->b[0], op->b[1], op->b[2], op->b[3], op->b[4], op->b[5],
+                              op->b[6], op->b[7], op->b[8], op->b[9], op->b[10], op->b[11],
+                              op->b[12], op->b[13], op->nb > 14 ? op->b[14] : NULL,
+                              op->ni > 24 ? I(24) : 0, op->ni > 25 ? (int)I(25) : 0);
+        break;
     case OP_PULL_ROWS:
         op->status = pull_rows(op->b[0], I(1), I(2), (int)I(3), I(4), I(5), I(6), I(7), I(8),
                                I(9), I(10), I(11), I(13), I(15), I(16), I(12), I(14),
@@ -2876,6 +3283,82 @@ static PyObject *py_scatter_peak(PyObject *self, PyObject *args)
     return Py_BuildValue("dd", dt > 0 ? (double)n * group * (double)reps / dt : 0.0, sum);
 }
 
+/* The integer pull path's limit, measured in C (bench/bench_speed.py events): the row
+ * chunk's read-modify-write p = p + f w of irows_add* (load a weight vector, load a plane
+ * vector, multiply by the pixel's coefficient, add, store; unsigned integer lanes) over an
+ * 8 kB plane and an 8 kB weight table (L1-resident), four independent vectors per turn,
+ * consecutive vectors (no index arithmetic): acc_bytes 2 with 16 lanes (256-bit) or 8
+ * (128-bit), acc_bytes 4 with 8 lanes (256-bit); AVX2 where the CPU has it (the clone the
+ * pull pass runs), else portable C. shift > 0 offsets the plane by that many elements
+ * (unaligned vectors, as the chunks' are). irmw_peak(reps, acc_bytes, lanes[, shift]) ->
+ * (lanes/s, checksum), thread CPU time. */
+#ifdef NP_VEC8
+#define NP_IRMW(NAME, T, VT, L)                                                               \
+    NP_AVX2_CLONE static void NAME(T *p, const T *w, long long n, long long reps, T fa)     \
+    {                                                                                       \
+        const VT f = (VT){0} + fa;                                                          \
+        long long r, k;                                                                     \
+        for (r = 0; r < reps; r++) {                                                        \
+            for (k = 0; k + 4 * L <= n; k += 4 * L) {                                       \
+                VT a0, a1, a2, a3, w0, w1, w2, w3;                                          \
+                memcpy(&a0, p + k, sizeof a0), memcpy(&a1, p + k + L, sizeof a1);           \
+                memcpy(&a2, p + k + 2 * L, sizeof a2), memcpy(&a3, p + k + 3 * L, sizeof a3); \
+                memcpy(&w0, w + k, sizeof w0), memcpy(&w1, w + k + L, sizeof w1);           \
+                memcpy(&w2, w + k + 2 * L, sizeof w2), memcpy(&w3, w + k + 3 * L, sizeof w3); \
+                a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                     \
+                memcpy(p + k, &a0, sizeof a0), memcpy(p + k + L, &a1, sizeof a1);           \
+                memcpy(p + k + 2 * L, &a2, sizeof a2), memcpy(p + k + 3 * L, &a3, sizeof a3); \
+            }                                                                               \
+            __asm__ volatile("" ::: "memory");                                              \
+        }                                                                                   \
+    }
+#else
+#define NP_IRMW(NAME, T, VT, L)                                                               \
+    static void NAME(T *p, const T *w, long long n, long long reps, T fa)                   \
+    {                                                                                       \
+        long long r, k;                                                                     \
+        for (r = 0; r < reps; r++) {                                                        \
+            for (k = 0; k < n; k++) p[k] = (T)(p[k] + (uint32_t)fa * (uint32_t)w[k]);       \
+            __asm__ volatile("" ::: "memory");                                              \
+        }                                                                                   \
+    }
+#endif
+NP_IRMW(irmw16x16, uint16_t, np_v16u16, 16)
+NP_IRMW(irmw16x8, uint16_t, np_v8u16, 8)
+NP_IRMW(irmw32x8, uint32_t, np_v8u32, 8)
+
+static PyObject *py_irmw_peak(PyObject *self, PyObject *args)
+{
+    long long reps, n, j;
+    int ab, lanes, shift = 0;
+    void *buf;
+    double sum = 0.0, dt;
+    struct timespec t0, t1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Lii|i", &reps, &ab, &lanes, &shift)) return NULL;
+    if (reps < 1 || !((ab == 2 && (lanes == 8 || lanes == 16)) || (ab == 4 && lanes == 8)) ||
+        shift < 0 || shift > 15)
+        return PyErr_Format(PyExc_ValueError,
+                            "irmw_peak: reps >= 1, acc_bytes 2 (8 or 16 lanes) or 4 (8 lanes)");
+    n = 8192 / ab;
+    buf = aligned_alloc(64, (size_t)(2 * n + 64) * (size_t)ab);
+    if (!buf) return PyErr_NoMemory();
+    for (j = 0; j < 2 * n + 64; j++) {
+        if (ab == 2) ((uint16_t *)buf)[j] = (uint16_t)(j % 7);
+        else ((uint32_t *)buf)[j] = (uint32_t)(j % 7);
+    }
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    if (ab == 4) irmw32x8((uint32_t *)buf + shift, (uint32_t *)buf + n + 32, n, reps, 1);
+    else if (lanes == 16) irmw16x16((uint16_t *)buf + shift, (uint16_t *)buf + n + 32, n, reps, 1);
+    else irmw16x8((uint16_t *)buf + shift, (uint16_t *)buf + n + 32, n, reps, 1);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    for (j = 0; j < n; j++)
+        sum += ab == 2 ? (double)((uint16_t *)buf)[shift + j] : (double)((uint32_t *)buf)[shift + j];
+    free(buf);
+    dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return Py_BuildValue("dd", dt > 0 ? (double)n * (double)reps / dt : 0.0, sum);
+}
+
 /* isa([name]) -> the instruction set the convolution kernels use ("avx512vnni", "avx2" or
  * "portable"); a name selects it ("portable" always works, "auto" detects again; a level the
  * CPU lacks raises ValueError). Tests run both levels against the numpy reference. */
@@ -2906,6 +3389,8 @@ static PyMethodDef methods[] = {
      "rmw_peak(level, reps[, shift]): (float32 lanes/s, checksum) of the L1 p += f w loop."},
     {"scatter_peak", py_scatter_peak, METH_VARARGS,
      "scatter_peak(reps, acc_bytes[, group]): (taps/s, checksum) of the L1 integer scatter."},
+    {"irmw_peak", py_irmw_peak, METH_VARARGS,
+     "irmw_peak(reps, acc_bytes, lanes[, shift]): (lanes/s, checksum) of the L1 integer p += f w."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

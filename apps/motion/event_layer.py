@@ -54,17 +54,26 @@ docs/motion.md). ``"native-taps"`` is :func:`_ring_split_py`'s C port.
 Integer mode (the runtime's integer ``HDDelayConv``): :func:`hd_event_chunk_int` scatters
 int8 codes (or the int16 sum/difference codes, :class:`IntTaps`) into int16 / int32
 accumulators chosen from the kernel's bound (:func:`int_acc_dtype`), exact integers in
-any event order; ``"native"`` is ``sdk/_native.c event_scatter_i16/_i32``.
+any event order; ``"native"`` is ``sdk/_native.c event_scatter_i16/_i32``. Its pooled
+evidence ``sum_{y,x} clamp(requantize(max(B_0, B_1) + b_q) + zp)`` also runs
+output-stationary (:func:`hd_event_evidence_int`, ``sdk/_native.c pull_int``): int16 / int32
+planes of both halves per class (:class:`IntRowTaps`: ``S`` and ``D``, or ``B_0`` and
+``B_1``; by default ``S`` and ``D`` interleaved, one 256-bit chunk updating both halves of
+8 positions) receive integer row chunks of the last ``K_T`` ms' pixels, then a
+requantizing read-out; the same integers as the per-position path, 7.0x its speed on the
+bench movie (numbers in docs/motion.md). The runtime op's integer mode runs it per step
+(:func:`hd_event_chunk_int_pull`, state = the last ``K_T - 1`` ms of pixels).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from neuroplast.apps.motion.events import validate_events, voxel_indices
 from neuroplast.errors import DataError
+from neuroplast.quant import requantize
 
 __all__ = [
     "TapTable",
@@ -82,6 +91,15 @@ __all__ = [
     "init_int_state",
     "hd_event_chunk_int",
     "hd_event_run_int",
+    "IntRowTaps",
+    "INT_ROW_LANES",
+    "compile_int_rows",
+    "hd_event_evidence_int",
+    "pull_int_ops",
+    "IntPullState",
+    "init_int_pull_state",
+    "hd_event_chunk_int_pull",
+    "warm_int_pull",
     "init_event_state",
     "hd_event_chunk",
     "hd_event_run",
@@ -483,6 +501,9 @@ class IntTaps:
     codes: tuple[np.ndarray, np.ndarray]  #: per event polarity: int8 (direct) / int16 (split)
     bound: int
     form: str = "direct"
+    kernel: np.ndarray | None = None  #: the int8 codes ``K_q (C, 2, K_T, K_Y, K_X)``
+    #: :class:`IntRowTaps` built from ``kernel`` per ``(lanes, acc_bytes)`` (a cache)
+    rows: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _split_int_tables(q: np.ndarray, taps: TapTable):
@@ -547,11 +568,11 @@ def compile_int_taps(
     form, bound, _ = int_form(codes, form)
     if form == "direct":
         return IntTaps(taps, tuple(np.ascontiguousarray(w.astype(np.int8)) for w in taps.weights),
-                       bound)  # fmt: skip
+                       bound, "direct", codes.copy())  # fmt: skip
     offs, vals = _split_int_tables(codes.astype(np.int64), taps)
     t2 = replace(taps, offsets=(offs[0], offs[1]),
                  weights=tuple(v.astype(np.float32) for v in vals))  # fmt: skip
-    return IntTaps(t2, (vals[0], vals[1]), bound, "split")
+    return IntTaps(t2, (vals[0], vals[1]), bound, "split", codes.copy())
 
 
 def int_acc_dtype(bound: int, per_voxel: int = 1, check: bool = True) -> np.dtype:
@@ -740,6 +761,406 @@ def hd_event_run_int(
         z, state = hd_event_chunk_int(itaps, state, p[e], tb[e], y[e], x[e], n, backend, group)
         outs.append(z)
     return np.concatenate(outs)
+
+
+#: int16 lanes of an integer pull chunk: 8 (128-bit) ran 1.1-1.3x the 16-lane (256-bit)
+#: chunks on the bench movie (fewer chunks with 16 - 3,779 instead of 4,177 per event,
+#: per-weight kernel - but each costs more); int32 planes take 8 (256-bit)
+INT_ROW_LANES = 8
+
+
+@dataclass(frozen=True)
+class IntRowTaps:
+    """The integer kernel as row chunks for the integer pull path (:func:`hd_event_evidence_int`).
+
+    Two planes per class (``(H_o + 1) x row_stride`` elements each, ``plane`` apart, int16
+    or int32): split form ``S`` and ``D``, direct form ``B_0`` and ``B_1``. Two sources,
+    each a :class:`RowTaps`-style table (``lanes`` consecutive ``dx`` per chunk, offsets
+    ``pad_left - dy row_stride - dx0 - (lanes - 1)``, plus ``plane`` for chunks into the
+    second plane; ``ystart`` over ``(c, d, dy)``, chunks of a cell ordered (plane, dx0))
+    whose chunks a pixel adds times its coefficient: split: source 0 = ``W_s`` into ``S``
+    times ``A_s = n_on + n_off``, source 1 = ``W_d`` into ``D`` times ``A_d = n_off -
+    n_on``; direct: source 0 = ``K_off`` into ``B_0`` and ``K_on`` into ``B_1`` times
+    ``A_off``, source 1 = ``K_on`` into ``B_0`` and ``K_off`` into ``B_1`` times
+    ``A_on``.
+    """
+
+    form: str
+    lanes: int
+    acc_bytes: int  #: 2 (int16 planes) or 4 (int32)
+    row_stride: int
+    pad_left: int
+    #: elements from one plane of a class to the next (>= (Ho + 1) row_stride + lanes); the
+    #: pair layout: half a class's one interleaved plane
+    plane: int
+    ystart: tuple[np.ndarray, np.ndarray]  #: int64 (C K_T (K_Y + 1),) per source
+    off: tuple[np.ndarray, np.ndarray]  #: int64 (n_chunks,) per source
+    vals: tuple[np.ndarray, np.ndarray]  #: int16 / int32 (n_chunks, lanes) per source
+    #: the pair layout (split form, int16 x 16): one plane per class with ``S`` and ``D``
+    #: of a position interleaved, one table (source 1 empty) whose chunks cover 8
+    #: positions where ``W_s`` or ``W_d`` is non-zero, lanes ``(W_s, W_d)`` per position,
+    #: times the pixel's ``(A_s, A_d)`` lane by lane; offsets in int16 elements
+    pairs: bool = False
+
+    @property
+    def n_chunks(self) -> tuple[int, int]:
+        """Chunks per source that an interior pixel executes (with a non-zero coefficient)."""
+        return int(self.off[0].size), int(self.off[1].size)
+
+
+def compile_int_rows(
+    itaps: IntTaps, lanes: int = 8, acc_bytes: int = 2, pairs: bool = False
+) -> IntRowTaps:
+    """:class:`IntRowTaps` of the integer kernel ``itaps.kernel`` (its form): ``lanes`` = 8
+    (int16 planes: one 128-bit vector; int32 planes: 256-bit) or 16 (int16, 256-bit);
+    ``pairs``: the pair layout (split form, int16, 16 lanes = 8 positions). Cached in
+    ``itaps.rows``."""
+    if (acc_bytes, lanes) not in ((2, 8), (2, 16), (4, 8)):
+        raise DataError(f"integer row chunks are int16 x 8 / 16 or int32 x 8, got "
+                        f"{8 * acc_bytes}-bit x {lanes}")  # fmt: skip
+    if itaps.kernel is None:
+        raise DataError("integer tap table has no kernel codes; rebuild it with compile_int_taps")
+    if pairs and (itaps.form != "split" or (acc_bytes, lanes) != (2, 16)):
+        raise DataError("the pair layout takes the split form and int16 x 16 lanes")
+    key = (int(lanes), int(acc_bytes)) + (("pairs",) if pairs else ())
+    if key in itaps.rows:
+        return itaps.rows[key]
+    q = itaps.kernel.astype(np.int64)
+    c_n, _, kt, ky, kx = q.shape
+    sensor = itaps.taps.sensor_size
+    ho = itaps.taps.out_hw[0]
+    if pairs:
+        itaps.rows[key] = _int_pair_rows(q, sensor, ho)
+        return itaps.rows[key]
+    if itaps.form == "split":
+        sources = ([(q[:, 0] + q[:, 1], 0)], [(q[:, 0] - q[:, 1], 1)])
+    else:
+        sources = ([(q[:, 0], 0), (q[:, 1], 1)], [(q[:, 1], 0), (q[:, 0], 1)])
+    dt = np.int16 if acc_bytes == 2 else np.int32
+    ys_all, off_all, val_all = [], [], []
+    rs = pad = plane = 0
+    for parts in sources:
+        cell, part, offs, vals = [], [], [], []
+        for w, b in parts:
+            rt = _row_taps(w.astype(np.float32), sensor, lanes)
+            rs, pad = rt.row_stride, rt.pad_left
+            plane = -(-((ho + 1) * rs + lanes) // 32) * 32
+            counts = np.diff(rt.ystart.reshape(c_n * kt, ky + 1), axis=1).reshape(-1)
+            cell.append(np.repeat(np.arange(counts.size), counts))
+            part.append(np.full(rt.n_chunks, b))
+            offs.append(rt.off + b * plane)
+            vals.append(rt.vals)
+        cell, part = np.concatenate(cell), np.concatenate(part)
+        order = np.lexsort((np.arange(cell.size), part, cell))  # (cell, plane, dx0)
+        counts = np.bincount(cell, minlength=c_n * kt * ky).reshape(c_n * kt, ky)
+        starts = np.concatenate(([0], np.cumsum(counts.reshape(-1))))
+        ys = np.empty((c_n * kt, ky + 1), np.int64)
+        ys[:, :ky] = starts[:-1].reshape(c_n * kt, ky)
+        ys[:, ky] = starts[ky::ky]
+        ys_all.append(ys.reshape(-1))
+        off_all.append(np.ascontiguousarray(np.concatenate(offs)[order], np.int64))
+        val_all.append(np.ascontiguousarray(np.concatenate(vals)[order].astype(dt)))
+    out = IntRowTaps(itaps.form, int(lanes), int(acc_bytes), int(rs), int(pad), int(plane),
+                     (ys_all[0], ys_all[1]), (off_all[0], off_all[1]),
+                     (val_all[0], val_all[1]))  # fmt: skip
+    itaps.rows[key] = out
+    return out
+
+
+def _int_pair_rows(q: np.ndarray, sensor: tuple[int, int], ho: int) -> IntRowTaps:
+    """The pair layout of :class:`IntRowTaps` for int8 codes ``q (C, 2, K_T, K_Y, K_X)``:
+    the chunks of the union of ``W_s`` and ``W_d`` non-zeros (:func:`_row_taps` of the
+    mask, 8 positions each), values interleaved ``(W_s, W_d)``."""
+    c_n, _, kt, ky, kx = q.shape
+    w_s, w_d = q[:, 0] + q[:, 1], q[:, 0] - q[:, 1]
+    rt = _row_taps(((w_s != 0) | (w_d != 0)).astype(np.float32), sensor, 8)
+    rs, pad = rt.row_stride, rt.pad_left
+    counts = np.diff(rt.ystart.reshape(c_n * kt, ky + 1), axis=1).reshape(-1)
+    cell = np.repeat(np.arange(counts.size), counts)  # (c K_T + d) K_Y + dy per chunk
+    dy, r = cell % ky, cell // ky
+    c, k = r // kt, kt - 1 - r % kt  # class, kernel time index of delay d
+    dx0 = pad - dy * rs - 7 - rt.off
+    dx = dx0[:, None] + 7 - np.arange(8)[None, :]  # (chunks, 8): position j's dx
+    ok = dx < kx
+    dxc = np.minimum(dx, kx - 1)
+    vals = np.zeros((rt.n_chunks, 16), np.int16)
+    vals[:, 0::2] = np.where(ok, w_s[c[:, None], k[:, None], dy[:, None], dxc], 0)
+    vals[:, 1::2] = np.where(ok, w_d[c[:, None], k[:, None], dy[:, None], dxc], 0)
+    plane = -(-((ho + 1) * rs + 8) // 32) * 32  # half a class's region (int16 elements)
+    empty = np.zeros_like(rt.ystart)
+    return IntRowTaps("split", 16, 2, int(rs), int(pad), int(plane), (rt.ystart, empty),
+                      (np.ascontiguousarray(2 * rt.off), np.zeros(0, np.int64)),
+                      (vals, np.zeros((0, 16), np.int16)), True)  # fmt: skip
+
+
+def _int_pixels(itaps: IntTaps, events: np.ndarray, n_bins: int, dt_us: int, t0_us: int,
+                binary: bool):  # fmt: skip  # noqa: ANN202
+    """:func:`_pixels_of` the binned stream."""
+    p, tb, y, x = _binned(events, itaps.taps.sensor_size, n_bins, dt_us, t0_us)
+    return _pixels_of(itaps, p, tb, y, x, n_bins, binary)
+
+
+def _pixels_of(itaps: IntTaps, p, tb, y, x, n_bins: int, binary: bool):  # noqa: ANN001, ANN202
+    """Events ``(p, tbin, y, x)`` (bins ``0 .. n_bins - 1``) as pixels per ms for the integer
+    pull path: ``(fst, pix, a0, a1, m)``: ms ``t`` holds pixels ``fst[t] .. fst[t + 1] - 1``
+    (``pix = y W + x``, ascending) with the coefficients of :class:`IntRowTaps`' two
+    sources and ``m``, the pixel's largest number of events in one voxel (1 when
+    ``binary``)."""
+    w, h = itaps.taps.sensor_size
+    key = ((tb * h + y) * w + x) * 2 + p
+    key = np.unique(key) if binary else np.sort(np.asarray(key, np.int64))
+    pix = key // 2
+    first = np.flatnonzero(np.concatenate(([True], pix[1:] != pix[:-1]))) if key.size else key
+    n_all = np.diff(np.concatenate((first, [key.size])))
+    n_on = np.add.reduceat(key % 2, first) if key.size else key
+    n_off = n_all - n_on
+    if itaps.form == "split":
+        a0, a1 = n_on + n_off, n_off - n_on
+    else:
+        a0, a1 = n_off, n_on
+    upix = pix[first]
+    fst = np.searchsorted(upix // (w * h), np.arange(n_bins + 1))
+    i64 = np.int64
+    return (fst.astype(i64), (upix % (w * h)).astype(i64), np.ascontiguousarray(a0, i64),
+            np.ascontiguousarray(a1, i64), np.maximum(n_on, n_off).astype(i64))  # fmt: skip
+
+
+def _pull_int_call(itaps: IntTaps, fst, pix, a0, a1, m, n_bins: int, b_q, qm_, sh_, zp: int,
+                   lo: int, hi: int, group: int, lanes, sweep: int, t0: int = 0,
+                   want_z: bool = False, pairs=None):  # fmt: skip  # noqa: ANN001, ANN202
+    """``sdk/_native.c pull_int`` on a pixel list: the evidence of steps ``t0 .. n_bins - 1``
+    (int64 ``(n_bins - t0, C)``) and, with ``want_z``, their per-position codes (int32
+    ``(n_bins - t0, C, Ho, Wo)``, else None)."""
+    taps = itaps.taps
+    c_n = taps.n_classes
+    ho, wo = taps.out_hw
+    per_voxel = int(m.max(initial=1))
+    if itaps.bound * per_voxel + int(np.abs(b_q).max(initial=0)) > INT32_MAX:
+        raise DataError(
+            "max(B_0, B_1) + b_q may leave int32: the integer pull path needs it inside"
+        )
+    rw = compile_int_rows(itaps, *_pull_layout(itaps, per_voxel, lanes, pairs))
+    w, h = taps.sensor_size
+    out = np.zeros((n_bins - t0, c_n), np.int64)
+    z = np.empty((n_bins - t0, c_n, ho, wo), np.int32) if want_z else None
+    ints = (1, w, h, n_bins, taps.n_delays, ho, wo, taps.ky, taps.kx, rw.row_stride,
+            rw.pad_left, rw.lanes, rw.acc_bytes, c_n, min(int(group), c_n), rw.plane, pix.size,
+            rw.off[0].size, rw.off[1].size, int(itaps.form == "split"), int(zp), lo, hi,
+            int(sweep), int(t0), int(rw.pairs))  # fmt: skip
+    bufs = (fst, pix, a0, a1, rw.ystart[0], rw.off[0], rw.vals[0], rw.ystart[1], rw.off[1],
+            rw.vals[1], np.ascontiguousarray(b_q, np.int64), qm_, sh_, out)  # fmt: skip
+    from neuroplast.runtime.native import OPS
+
+    _native_lib().op(OPS["pull_int"], tuple(int(v) for v in ints), bufs + ((z,) if want_z else ()))
+    return out, z
+
+
+def _pull_layout(itaps: IntTaps, per_voxel: int, lanes, pairs) -> tuple[int, int, bool]:  # noqa: ANN001
+    """``(lanes, acc_bytes, pairs)`` of the integer pull path's tables: int16 / int32 planes
+    from :func:`int_acc_dtype` of the bound times ``per_voxel``; ``pairs=None``: the pair
+    layout wherever it applies (split form, int16 planes; 16 lanes), else two planes of
+    ``lanes`` (default :data:`INT_ROW_LANES`; int32: 8)."""
+    ab = int_acc_dtype(itaps.bound, per_voxel).itemsize
+    if pairs is None:
+        pairs = itaps.form == "split" and ab == 2
+    if pairs and (itaps.form != "split" or ab != 2):
+        raise DataError("the pair layout takes the split form and int16 planes")
+    return (16 if pairs else 8 if ab == 4 else int(lanes or INT_ROW_LANES)), ab, bool(pairs)
+
+
+def warm_int_pull(itaps: IntTaps) -> IntRowTaps:
+    """Compile (and cache) the tables the integer pull path takes by default for one
+    event per voxel (:func:`compile_int_rows`), so that a first step does not pay it."""
+    return compile_int_rows(itaps, *_pull_layout(itaps, 1, None, None))
+
+
+def _requant_args(c_n: int, bias_q, qm, shift, out_range):  # noqa: ANN001, ANN202
+    """``(b_q, qm, shift)`` as int64 ``(C,)`` arrays and ``(lo, hi)``, checked."""
+    b_q = np.asarray(bias_q, np.int64).reshape(-1)
+    qm_ = np.broadcast_to(np.asarray(qm, np.int64).reshape(-1), (c_n,)).copy()
+    sh_ = np.broadcast_to(np.asarray(shift, np.int64).reshape(-1), (c_n,)).copy()
+    lo, hi = (int(v) for v in out_range)
+    if b_q.size != c_n or lo > hi:
+        raise DataError(f"bias_q must hold {c_n} codes and out_range lo <= hi")
+    return b_q, qm_, sh_, lo, hi
+
+
+_EVIDENCE_BACKENDS = ("native", "native-scatter", "numba", "numpy")
+
+
+def hd_event_evidence_int(
+    itaps: IntTaps,
+    events: np.ndarray,
+    n_bins: int,
+    bias_q: np.ndarray,
+    qm: np.ndarray,
+    shift: np.ndarray,
+    zp: int = 0,
+    out_range: tuple[int, int] = (-128, 127),
+    *,
+    dt_us: int = 1000,
+    t0_us: int = 0,
+    backend: str = "native",
+    binary: bool = True,
+    group: int = PULL_GROUP,
+    lanes: int | None = None,
+    sweep: int = 0,
+    pairs: bool | None = None,
+) -> np.ndarray:
+    """The integer layer's pooled evidence, int64 ``(n_bins, C)``::
+
+        E(t, c) = sum_{y, x valid} clamp(requantize(max(B_0, B_1)(c, t, y, x) + b_q[c],
+                                          qm[c], shift[c]) + zp, lo, hi)
+
+    (:func:`neuroplast.quant.requantize`, LiteRT single rounding; ``B_p`` the integer
+    accumulators of :func:`hd_event_chunk_int`). ``backend="native"``: the integer pull
+    path (``sdk/_native.c pull_int``): per step and group of ``group`` classes, int16 (or
+    int32, :func:`int_acc_dtype` of the bound times the events per voxel) planes of the
+    two halves (:class:`IntRowTaps`) receive the row chunks of every pixel of the last
+    ``K_T`` ms, times the pixel's coefficient (exact integers: the order is free), then a
+    requantizing read-out over the rows those pixels reach, each zeroed after. ``lanes``
+    (two-plane layout only): int16 lanes per chunk, :data:`INT_ROW_LANES` (8: 128-bit) or
+    16 (256-bit); int32 planes always take 8 (256-bit). ``pairs``: the pair layout of :class:`IntRowTaps`
+    (``None``: wherever it applies, the split form with int16 planes; 1.1-1.2x the two
+    planes on the bench movie: 8 positions of ``S`` and ``D`` per 256-bit chunk, chunks
+    where either half is non-zero, so 3,653 instead of 2,352 + 3,608 per interior event on
+    the per-weight kernel). ``sweep``: the order of a step's additions (the same
+    integers for any): 0 delay by delay (``d = K_T - 1 .. 0``, each ms's pixels in
+    ``(y, x)`` order), 1 one sweep over the window's pixels of all ``K_T`` ms by row, 2 by
+    pixel (the same pixel's ms back to back); 1 and 2 ran 0.93x and 0.84x of 0 at 12
+    classes per pass on the bench movie (0.83x, 0.70x at 4), so 0 is the default.
+    ``"native-scatter"`` / ``"numba"`` / ``"numpy"``: the per-position path,
+    :func:`hd_event_run_int` with that scatter (``"native"``), requantized and summed in
+    numpy (the reference). All give the same integers; the pull path needs ``|max(B_0,
+    B_1) + b_q| < 2^31`` (checked from the bound).
+    """
+    if backend not in _EVIDENCE_BACKENDS:
+        raise DataError(f"unknown backend {backend!r}; use one of {', '.join(_EVIDENCE_BACKENDS)}")
+    b_q, qm_, sh_, lo, hi = _requant_args(itaps.taps.n_classes, bias_q, qm, shift, out_range)
+    if backend != "native":
+        z = hd_event_run_int(itaps, events, n_bins, dt_us=dt_us, t0_us=t0_us, binary=binary,
+                             backend="native" if backend == "native-scatter" else backend)  # fmt: skip
+        zq = requantize(z + b_q[None, :, None, None], qm_[None, :, None, None],
+                        sh_[None, :, None, None])  # fmt: skip
+        return np.clip(zq + int(zp), lo, hi).sum(axis=(2, 3))
+    if not 1 <= int(group) <= 64:
+        raise DataError(f"group must be in 1..64, got {group}")
+    if sweep not in (0, 1, 2):
+        raise DataError(f"sweep must be 0, 1 or 2, got {sweep}")
+    px = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
+    return _pull_int_call(
+        itaps, *px, n_bins, b_q, qm_, sh_, zp, lo, hi, group, lanes, sweep, 0, False, pairs
+    )[0]
+
+
+@dataclass(frozen=True)
+class IntPullState:
+    """Carried state of :func:`hd_event_chunk_int_pull`: the pixels of the last ``K_T - 1``
+    ms (absolute ms ``t``, ``pix = y W + x``, the two coefficients, events per voxel
+    ``m``; ordered by ``(t, pix)``) and the next bin."""
+
+    t: np.ndarray
+    pix: np.ndarray
+    a0: np.ndarray
+    a1: np.ndarray
+    m: np.ndarray
+    t_next: int
+
+
+def init_int_pull_state(t_start: int = 0) -> IntPullState:
+    """No pixels yet: the integer pull path's state at bin ``t_start``."""
+    e = np.zeros(0, np.int64)
+    return IntPullState(e, e, e, e, e, int(t_start))
+
+
+def hd_event_chunk_int_pull(
+    itaps: IntTaps,
+    state: IntPullState,
+    p: np.ndarray,
+    tbin: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    n_bins: int,
+    bias_q: np.ndarray,
+    qm: np.ndarray,
+    shift: np.ndarray,
+    zp: int = 0,
+    out_range: tuple[int, int] = (-128, 127),
+    group: int = PULL_GROUP,
+) -> tuple[np.ndarray, np.ndarray, IntPullState]:
+    """The integer layer's output codes ``z_q = clamp(requantize(max(B_0, B_1) + b_q) +
+    zp)`` (int32 ``(n_bins, C, Ho, Wo)``) and their sums over the grid (int64 ``(n_bins,
+    C)``) for bins ``[state.t_next, state.t_next + n_bins)``, by the integer pull path
+    (``sdk/_native.c pull_int``: every step's planes are rebuilt from the pixels of its
+    last ``K_T`` ms, so the state is those pixels, not accumulators), and the new state
+    (``state`` is not modified). Events are counted (no binary reduction: ``A`` = events
+    per voxel, as :func:`hd_event_chunk_int`). The same integers as
+    :func:`hd_event_chunk_int` + requantization."""
+    taps = itaps.taps
+    kt = taps.n_delays
+    t0 = state.t_next
+    if tbin.size and (tbin.min() < t0 or tbin.max() >= t0 + n_bins):
+        raise DataError(
+            f"events span bins {int(tbin.min())}..{int(tbin.max())}, outside the chunk "
+            f"[{t0}, {t0 + n_bins})"
+        )
+    w, h = taps.sensor_size
+    if p.size and (np.any((p != 0) & (p != 1)) or y.min() < 0 or y.max() >= h or x.min() < 0
+                   or x.max() >= w):  # fmt: skip
+        raise DataError(f"events must have polarity 0/1 and lie on the {w}x{h} sensor")
+    b_q, qm_, sh_, lo, hi = _requant_args(taps.n_classes, bias_q, qm, shift, out_range)
+    w0 = t0 - (kt - 1)  # the window's first ms
+    n_win = kt - 1 + n_bins
+    tb = np.asarray(tbin, np.int64) - w0
+    fst, pix, a0, a1, m = _pixels_of(itaps, np.asarray(p, np.int64), tb, np.asarray(y, np.int64),
+                                     np.asarray(x, np.int64), n_win, False)  # fmt: skip
+    keep = state.t >= w0  # carried pixels still inside the window
+    old_t = state.t[keep] - w0
+    fst = fst + np.searchsorted(old_t, np.arange(n_win + 1))  # old pixels come first
+    pix, a0, a1, m = (np.concatenate((o[keep], v)) for o, v in
+                      ((state.pix, pix), (state.a0, a0), (state.a1, a1), (state.m, m)))  # fmt: skip
+    ev, z = _pull_int_call(itaps, fst, pix, a0, a1, m, n_win, b_q, qm_, sh_, zp, lo, hi,
+                           group, None, 0, kt - 1, True)  # fmt: skip
+    t_all = np.repeat(np.arange(n_win), np.diff(fst))
+    carry = t_all >= n_win - (kt - 1)
+    new = IntPullState(t_all[carry] + w0, pix[carry], a0[carry], a1[carry], m[carry], t0 + n_bins)
+    return z, ev, new
+
+
+def pull_int_ops(
+    itaps: IntTaps,
+    events: np.ndarray,
+    n_bins: int,
+    *,
+    lanes: int | None = None,
+    pairs: bool | None = None,
+    dt_us: int = 1000,
+    t0_us: int = 0,
+    binary: bool = True,
+) -> int:
+    """Row-chunk updates :func:`hd_event_evidence_int` (``backend="native"``, the same
+    ``lanes`` and ``pairs``) executes on this stream: for every pixel of ms ``t`` and
+    source with a non-zero coefficient (the pair layout: its one table, for every pixel),
+    the chunks of all ``(c, d)`` with ``t + d < n_bins`` whose row lands on the grid
+    (``0 <= y - dy < Ho``)."""
+    taps = itaps.taps
+    c_n, kt, ky = taps.n_classes, taps.n_delays, taps.ky
+    ho = taps.out_hw[0]
+    fst, pix, a0, a1, m = _int_pixels(itaps, events, n_bins, dt_us, t0_us, binary)
+    rw = compile_int_rows(itaps, *_pull_layout(itaps, int(m.max(initial=1)), lanes, pairs))
+    if not pix.size:
+        return 0
+    y = pix // taps.sensor_size[0]
+    lo = np.maximum(0, y - ho + 1)
+    hi = np.minimum(ky - 1, y) + 1
+    t = np.repeat(np.arange(n_bins), np.diff(fst))
+    total = 0
+    for s, a in enumerate((a0, a1)):
+        cum = rw.ystart[s].reshape(c_n, kt, ky + 1).sum(axis=0)  # (kt, ky + 1): sum over c
+        per_d = cum[:, hi] - cum[:, lo]  # (kt, pixels)
+        live = np.arange(kt)[:, None] < (n_bins - t)[None, :]
+        total += int((per_d * live)[:, (a != 0) | (rw.pairs and s == 0)].sum())
+    return total
 
 
 def _pooled_py(slots, y0, x0, ho, wo, out):  # pragma: no cover - jitted

@@ -37,9 +37,12 @@ from neuroplast.apps.motion.event_layer import (
     fast_backend,
     hd_event_chunk,
     hd_event_chunk_int,
+    hd_event_chunk_int_pull,
     hd_step_cost,
     init_event_state,
+    init_int_pull_state,
     init_int_state,
+    warm_int_pull,
 )
 from neuroplast.errors import DataError, GraphError
 from neuroplast.graph.cost import COST
@@ -97,9 +100,11 @@ class HDDelayConvKernel(Kernel):
     and int32 bias codes (what plasticity would update); the accumulators are integer
     sums (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int`: int16 when the
     kernel's bound ``max_c sum |K_q[c]|`` times the events per voxel stays below 2^15,
-    else int32; a kernel whose bound exceeds 2^31 - 1 is refused at build), scattered by
-    the same backend as float mode (``fast_backend()``: the C loop when it loads; numpy
-    when the runtime was built with ``backend="numpy"``)."""
+    else int32; a kernel whose bound exceeds 2^31 - 1 is refused at build), by the same
+    backend as float mode (``fast_backend()``; numpy when the runtime was built with
+    ``backend="numpy"``): ``"native"`` takes the integer pull path
+    (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int_pull`, state = the
+    pixels of the last ``K_T - 1`` ms), numba / numpy the scatter; the same integers."""
 
     stateful = True
 
@@ -157,7 +162,15 @@ class HDDelayConvKernel(Kernel):
             self._taps_key = key
         return self._taps
 
+    def _pull(self) -> bool:
+        """Integer mode through the integer pull path (``backend == "native"``): each step's
+        codes from the pixels of its last ``K_T`` ms (the same integers as the scatter)."""
+        return self.ctx.mode != "float" and self.backend == "native"
+
     def init_state(self, batch: int) -> tuple:
+        if self._pull():  # compile the tables now, as the scatter's state does
+            warm_int_pull(self.taps())
+            return tuple(init_int_pull_state() for _ in range(batch))
         init = init_event_state if self.ctx.mode == "float" else init_int_state
         return tuple(init(self.taps()) for _ in range(batch))
 
@@ -187,6 +200,12 @@ class HDDelayConvKernel(Kernel):
             if self.ctx.mode == "float":
                 z, st2 = hd_event_chunk(taps, st, p, tb, y, xx, 1, self.backend)
                 outs.append(z[0])
+            elif self._pull():
+                z, _, st2 = hd_event_chunk_int_pull(
+                    taps, st, p, tb, y, xx, 1, self.params["bias"], self.qm, self.shift,
+                    self.zp_out, (self.out_min, self.out_max),
+                )  # fmt: skip
+                outs.append(z[0].astype(self.out_quant.dtype))
             else:
                 z, st2 = hd_event_chunk_int(taps, st, p, tb, y, xx, 1, self.backend)
                 outs.append(self._requant(z[0]))
@@ -217,7 +236,13 @@ def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
     - ``step_bytes``: the time-slot buffer zeroed and the carried slots copied each step.
 
     State: the carried ``K_T - 1`` slots of the padded accumulator buffer (float32, or
-    the integer accumulators' width)."""
+    the integer accumulators' width).
+
+    Not modelled: with the native backend the integer op runs the integer pull path
+    (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int_pull`), whose work per
+    step is the row chunks of the last ``K_T`` ms' pixels
+    (:func:`~neuroplast.apps.motion.event_layer.pull_int_ops`) and whose state is those
+    pixels; the numbers above stay the scatter's (numba / numpy)."""
     _, h, w = in_shapes[0]
     outs = int(np.prod(out_shape))
     codes = quantize(node.weight, node.weight_q) if node.weight_q is not None else None

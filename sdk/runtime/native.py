@@ -75,6 +75,7 @@ OPS = {
     "pull_rows": 31,
     "event_scatter": 32,
     "event_scatter_i": 33,
+    "pull_int": 34,
 }
 
 _I32 = np.iinfo(np.int32)

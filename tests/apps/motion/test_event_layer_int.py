@@ -15,12 +15,17 @@ import pytest
 
 from neuroplast.apps.motion import runtime_node
 from neuroplast.apps.motion.event_layer import (
+    compile_int_rows,
     compile_int_taps,
     hd_event_chunk_int,
+    hd_event_chunk_int_pull,
+    hd_event_evidence_int,
     hd_event_run_int,
+    init_int_pull_state,
     init_int_state,
     int_acc_dtype,
     numba_available,
+    pull_int_ops,
 )
 from neuroplast.apps.motion.events import make_events
 from neuroplast.errors import DataError
@@ -303,3 +308,185 @@ def test_integer_chunk_is_pure():
         np.testing.assert_array_equal(sa.carry, sb.carry)
         np.testing.assert_array_equal(st1.carry, keep)
         assert not np.shares_memory(sa.carry, st1.carry)
+
+
+# ------------------------------------------------------------------ integer pull path
+NATIVE = native_module() is not None
+
+
+def _evidence_ref(a, codes, b_q, qm, sh, zp, out_range):
+    """The pooled integer evidence from the dense reference: requantize, clamp, sum."""
+    z = requantize(_dense_b(a, codes) + b_q[None, :, None, None], qm[None, :, None, None],
+                   sh[None, :, None, None])  # fmt: skip
+    return np.clip(z + zp, *out_range).sum(axis=(2, 3))
+
+
+def _requant_params(c, seed, scale_bits=(8, 12)):
+    """A bias on the accumulator grid and multipliers that make the output both round and
+    saturate: ``M_c`` from ``2^-12`` to ``2^-8``."""
+    rng = np.random.default_rng(seed)
+    b_q = rng.integers(-3000, 3000, c)
+    qm, sh = quantize_multiplier(2.0 ** -rng.uniform(*scale_bits, c) * 1.37)
+    return b_q, qm, sh
+
+
+@pytest.mark.skipif(not NATIVE, reason="extension not built")
+@pytest.mark.parametrize("form", ["direct", "split"])
+@pytest.mark.parametrize(
+    ("shape", "keep", "size", "seed", "extreme"),
+    [
+        ((5, 4, 3, 3), 60, (11, 9), 0, False),
+        ((6, 7, 5, 9), 400, (16, 12), 1, False),
+        ((13, 3, 4, 6), 500, (21, 14), 4, False),  # 13 classes: a partial last group
+        ((3, 3, 3, 5), 10**6, (9, 7), 2, True),  # every tap at +-127: int32 planes
+        ((4, 2, 2, 2), 10**6, (5, 4), 3, True),
+    ],
+)
+def test_integer_pull_path_equals_reference(shape, keep, size, seed, extreme, form):
+    """``hd_event_evidence_int(backend="native")`` (the pull path) equals the requantized
+    dense reference and the per-position scatters bit for bit: random kernels, both
+    forms, border pixels, repeated events (non-binary: 3 per voxel), empty steps, an all-on
+    step, +-127 / -128 codes; any class group and int16 lane width."""
+    codes = _codes(shape, keep, seed, extreme)
+    if extreme:
+        codes[0, 0, 0, 0, 0] = -128
+    n_bins = 12
+    a, ev = _raster(size, n_bins, 0.2, seed)
+    it = compile_int_taps(codes, size, form)
+    b_q, qm, sh = _requant_params(shape[0], seed)
+    for binary, counts in ((False, a), (True, np.minimum(a, 1))):
+        ref = _evidence_ref(counts, codes, b_q, qm, sh, -3, (-128, 127))
+        assert len(np.unique(ref)) > 10
+        for be in BACKENDS:  # the per-position paths, for the record
+            be = "native-scatter" if be == "native" else be
+            got = hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, -3, backend=be,
+                                        binary=binary)  # fmt: skip
+            np.testing.assert_array_equal(got, ref, err_msg=be)
+        for g in (1, 2, 5, 64):
+            for lanes in (8, 16):
+                for sweep in (0, 1, 2):  # by delay; one sweep in row / pixel order
+                    for pairs in (None, False):  # the pair layout where it applies; two planes
+                        got = hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, -3,
+                                                    binary=binary, group=g, lanes=lanes,
+                                                    sweep=sweep, pairs=pairs)  # fmt: skip
+                        np.testing.assert_array_equal(got, ref, err_msg=f"{g} {lanes} {sweep}")
+    # the plane width: int_acc_dtype of the bound times the events per voxel (3 here)
+    wide = int_acc_dtype(it.bound, 3).itemsize == 4
+    assert ((8, 4) in it.rows) == wide
+    if shape == (3, 3, 3, 5):  # 3 events x the +-127 kernel's bound > 2^15 - 1
+        assert wide
+    # the pair layout ran for the split form whenever its planes were int16
+    assert ((16, 2, "pairs") in it.rows) == (form == "split")
+    if form == "direct":
+        with pytest.raises(DataError, match="pair layout"):
+            hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, pairs=True)
+
+
+@pytest.mark.skipif(not NATIVE, reason="extension not built")
+def test_integer_pull_path_saturates_and_handles_empty_streams():
+    """Output codes at both clamp ends, a zero point, a narrow range; no events at all
+    (every position holds the requantized bias: ``Ho Wo z0``)."""
+    codes = _split_pruned((4, 5, 3, 4), 8)
+    size, n_bins = (12, 10), 9
+    a, ev = _raster(size, n_bins, 0.3, 8)
+    it = compile_int_taps(codes, size)
+    b_q, qm, sh = _requant_params(4, 8, (2, 4))  # large M_c: many positions saturate
+    z = requantize(_dense_b(np.minimum(a, 1), codes) + b_q[None, :, None, None],
+                   qm[None, :, None, None], sh[None, :, None, None])  # fmt: skip
+    assert (z < -128).mean() > 0.05 and (z > 127).mean() > 0.05
+    for zp, rng_ in ((0, (-128, 127)), (5, (-20, 30)), (-7, (0, 0))):
+        ref = _evidence_ref(np.minimum(a, 1), codes, b_q, qm, sh, zp, rng_)
+        np.testing.assert_array_equal(hd_event_evidence_int(it, ev, n_bins, b_q, qm, sh, zp, rng_),
+                                      ref)  # fmt: skip
+    empty = ev[:0]
+    ref = _evidence_ref(np.zeros_like(a), codes, b_q, qm, sh, 0, (-128, 127))
+    np.testing.assert_array_equal(hd_event_evidence_int(it, empty, n_bins, b_q, qm, sh), ref)
+
+
+@pytest.mark.skipif(not NATIVE, reason="extension not built")
+def test_integer_pull_path_counts_and_refuses():
+    """``pull_int_ops``: one interior event executes every chunk of both sources (split:
+    ``A_s = A_d = 1``); an event in the last ms only its delay-0 chunks. Bad arguments
+    raise ``DataError`` / the C check's ``ValueError``; ``irmw_peak`` measures."""
+    codes = _split_pruned((3, 4, 3, 3), 9)
+    size = (9, 8)
+    it = compile_int_taps(codes, size, "split")
+    rw = compile_int_rows(it, 16)
+    one = make_events(np.array([0]), np.array([4]), np.array([4]), np.array([0]))
+    assert pull_int_ops(it, one, 4, lanes=16, pairs=False) == sum(rw.n_chunks)
+    rp = compile_int_rows(it, 16, 2, pairs=True)  # the pair layout: one table, the union
+    r8 = compile_int_rows(it, 8)  # greedy covers: the union's is between max and sum
+    assert rp.n_chunks[1] == 0 and max(r8.n_chunks) <= rp.n_chunks[0] <= sum(r8.n_chunks)
+    assert pull_int_ops(it, one, 4) == pull_int_ops(it, one, 4, pairs=True) == rp.n_chunks[0]
+    last = make_events(np.array([3000]), np.array([4]), np.array([4]), np.array([0]))
+    d0 = sum(int(ys.reshape(3, 4, 4)[:, 0, 3].sum() - ys.reshape(3, 4, 4)[:, 0, 0].sum())
+             for ys in rw.ystart)  # fmt: skip
+    assert pull_int_ops(it, last, 4, lanes=16, pairs=False) == d0
+    b_q, qm, sh = _requant_params(3, 9)
+    with pytest.raises(DataError, match="backend"):
+        hd_event_evidence_int(it, one, 4, b_q, qm, sh, backend="numba-rows")
+    with pytest.raises(DataError, match="group"):
+        hd_event_evidence_int(it, one, 4, b_q, qm, sh, group=0)
+    with pytest.raises(DataError, match="int32"):
+        hd_event_evidence_int(it, one, 4, np.full(3, 2**31 - 10), qm, sh)
+    with pytest.raises(DataError, match="int32 x 8"):
+        compile_int_rows(it, 16, 4)
+    lib = native_module()
+    fst, pix = np.array([0, 1], np.int64), np.array([size[0] * size[1]], np.int64)  # off-sensor
+    ho, wo = 8 - 3 + 1, 9 - 3 + 1
+    ints = (1, 9, 8, 1, 4, ho, wo, 3, 3, rw.row_stride, rw.pad_left, 16, 2, 3, 3, rw.plane, 1,
+            rw.off[0].size, rw.off[1].size, 1, 0, -128, 127, 0)  # fmt: skip
+    bufs = (fst, pix, np.ones(1, np.int64), np.ones(1, np.int64), rw.ystart[0], rw.off[0],
+            rw.vals[0], rw.ystart[1], rw.off[1], rw.vals[1], b_q.astype(np.int64),
+            qm.astype(np.int64), sh.astype(np.int64), np.zeros(3, np.int64))  # fmt: skip
+    with pytest.raises(ValueError, match="pull_int: pixel"):
+        lib.op(OPS["pull_int"], ints, bufs)
+    bad_off = rw.off[0].copy()
+    bad_off[0] += 10**6
+    with pytest.raises(ValueError, match="pull_int: chunk offset"):
+        lib.op(OPS["pull_int"], ints, (fst, pix * 0, *bufs[2:5], bad_off, *bufs[6:]))
+    lib.op(OPS["pull_int"], ints, (fst, pix * 0, *bufs[2:]))  # the valid call runs
+    assert all(lib.irmw_peak(3, b, n)[0] > 0 for b, n in ((2, 8), (2, 16), (4, 8)))
+    with pytest.raises(ValueError, match="irmw_peak"):
+        lib.irmw_peak(3, 4, 16)
+
+
+@pytest.mark.skipif(not NATIVE, reason="extension not built")
+@pytest.mark.parametrize("form", ["direct", "split"])
+def test_integer_pull_chunks_carry_the_window(form):
+    """``hd_event_chunk_int_pull`` over chunks of 1, 3 and 7 bins (state = the last
+    ``K_T - 1`` ms of pixels) gives the per-position codes and sums of the scatter +
+    requantization reference, with repeated events counted; the state passed in is not
+    modified."""
+    codes = _codes((4, 5, 3, 4), 150, 12) if form == "direct" else _split_pruned((4, 5, 3, 4), 12)
+    size, n_bins = (11, 9), 14
+    a, ev = _raster(size, n_bins, 0.2, 12)
+    it = compile_int_taps(codes, size, form)
+    b_q, qm, sh = _requant_params(4, 12)
+    zq = requantize(_dense_b(a, codes) + b_q[None, :, None, None], qm[None, :, None, None],
+                    sh[None, :, None, None])  # fmt: skip
+    zq = np.clip(zq + 2, -100, 90)
+    from neuroplast.apps.motion.events import voxel_indices
+
+    p, tb, y, x = voxel_indices(ev, 1000, 0)
+    for chunk in (1, 3, 7):
+        st = init_int_pull_state()
+        zs, es = [], []
+        for t0 in range(0, n_bins, chunk):
+            n = min(chunk, n_bins - t0)
+            m = (tb >= t0) & (tb < t0 + n)
+            keep = (st.t.copy(), st.pix.copy())
+            z, e, st2 = hd_event_chunk_int_pull(it, st, p[m], tb[m], y[m], x[m], n, b_q, qm, sh,
+                                                2, (-100, 90))  # fmt: skip
+            assert np.array_equal(st.t, keep[0]) and np.array_equal(st.pix, keep[1])
+            zs.append(z)
+            es.append(e)
+            st = st2
+        np.testing.assert_array_equal(np.concatenate(zs), zq, err_msg=f"chunk {chunk}")
+        np.testing.assert_array_equal(np.concatenate(es), zq.sum(axis=(2, 3)))
+        assert st.t.size and st.t.min() >= n_bins - 4  # K_T - 1 = 4 ms carried
+    one = np.array([0])
+    for bad in ((2, 0, 0), (0, 9, 0), (0, 0, -1)):  # polarity 2, off-sensor row / column
+        with pytest.raises(DataError, match="sensor"):
+            hd_event_chunk_int_pull(it, st, one * 0 + bad[0], one * 0 + n_bins, one * 0 + bad[1],
+                                    one * 0 + bad[2], 1, b_q, qm, sh)  # fmt: skip
