@@ -119,9 +119,11 @@ def calibrate_host(
                 "step_bytes": ev[0]["step_bytes"],
                 "macs_dense": ev[0]["macs_dense"],
             }
-            chunks = [e["int_event_chunks_per_s"] for e in ev if e.get("int_event_chunks_per_s")]
-            if chunks:  # the integer pull path (native int): its row-chunk rate
-                med["event"][mode]["int_event_chunks_per_s"] = statistics.median(chunks)
+            if any("int_event_chunks_per_s" in e for e in ev):  # the integer pull path
+                chunks = [e["int_event_chunks_per_s"] for e in ev if e["int_event_chunks_per_s"]]
+                med["event"][mode]["int_event_chunks_per_s"] = (
+                    statistics.median(chunks) if chunks else None
+                )
         out[b] = {**med, "runs": rs}
     out["bandwidth"] = _calibrate_bandwidth()
     return out
