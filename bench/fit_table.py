@@ -787,6 +787,19 @@ def markdown(res: dict[str, Any]) -> str:
                 f"| numpy | DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - | - |"
             )
         lines.append("")
+    hdi = res.get("hd_int_pull")
+    if hdi:
+        lines += [
+            (
+                f"Integer HDDelayConv on the native backend (the integer pull path), {hdi['stream']}, "
+                f"{hdi['kernel']}: `fit` [{hdi['cost_table']}] {_si(hdi['predicted_step_s'], 's')} "
+                f"a step, measured median {_si(hdi['measured_median_step_s'], 's')} (ratio "
+                f"{hdi['ratio_predicted_over_median']:.2f}); row chunks charged "
+                f"{hdi['chunks_model_per_step']:,} a step (interior events), executed "
+                f"{hdi['chunks_executed_per_step']:,.0f}."
+            ),
+            "",
+        ]
     if not res["bundles"]:
         lines.append("No reference bundle was available when this table was generated.")
         return "\n".join(lines)
