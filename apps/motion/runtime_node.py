@@ -277,14 +277,18 @@ def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
         "state_bytes": work["state_bytes"],
     }
     if int_pull_path("float" if codes is None else "int", "native"):
-        pull = hd_pull_step_cost(compile_int_taps(codes.astype(np.int8), (w, h)))
-        out["native"] = {
-            "event_macs": pull["chunks"] * h * w,
-            "event_unit": "chunks",
-            "macs": 4 * pull["readout"],
-            "step_bytes": pull["step_bytes"],
-            "state_bytes": pull["pixel_bytes"] * (node.weight.shape[2] - 1) * h * w,
-        }
+
+        def native() -> dict:  # compiles the pull tables: only when the backend is asked for
+            pull = hd_pull_step_cost(compile_int_taps(codes.astype(np.int8), (w, h)))
+            return {
+                "event_macs": pull["chunks"] * h * w,
+                "event_unit": "chunks",
+                "macs": 4 * pull["readout"],
+                "step_bytes": pull["step_bytes"],
+                "state_bytes": pull["pixel_bytes"] * (node.weight.shape[2] - 1) * h * w,
+            }
+
+        out["native"] = native
     return out
 
 

@@ -20,8 +20,9 @@ Definitions (per step, batch 1):
 
 Per backend: a handler may add a ``"native"`` dict of the keys whose figures differ when
 the Python runtime steps the node with the compiled extension (an op that runs another
-algorithm there); ``cost(graph, backend="native")`` takes them over the handler's own, as
-a profile's ``[cost.native]`` table does over ``[cost]``.
+algorithm there; or a function of no arguments returning that dict, called only when that
+backend is asked for); ``cost(graph, backend="native")`` takes them over the handler's own,
+as a profile's ``[cost.native]`` table does over ``[cost]``.
 
 Each node kind has one handler in the :data:`COST` table (a target of the capability
 matrix): ``fn(node, in_shapes, out_shape) -> dict`` with any of the keys ``params``,
@@ -184,7 +185,7 @@ def cost(
         c = COST.handler(name, node)(node, [shapes[p] for p in preds], shapes[name])
         native = c.pop("native", None)
         if backend == "native" and native:
-            c = {**c, **native}
+            c = {**c, **(native() if callable(native) else native)}
         event = int(c.get("event_macs", 0))
         params, macs = int(c.get("params", 0)), int(c.get("macs", 0)) + event
         osz = int(np.prod(shapes[name]))
