@@ -119,6 +119,11 @@ def calibrate_host(
                 "step_bytes": ev[0]["step_bytes"],
                 "macs_dense": ev[0]["macs_dense"],
             }
+            if any("int_event_chunks_per_s" in e for e in ev):  # the integer pull path
+                chunks = [e["int_event_chunks_per_s"] for e in ev if e["int_event_chunks_per_s"]]
+                med["event"][mode]["int_event_chunks_per_s"] = (
+                    statistics.median(chunks) if chunks else None
+                )
         out[b] = {**med, "runs": rs}
     out["bandwidth"] = _calibrate_bandwidth()
     return out
@@ -267,6 +272,11 @@ def _calibrate_delay(
     }
 
 
+#: event densities of the pull path's calibration: its fixed per-step part (the chunk tables
+#: re-laid per call) dwarfs the chunks at the scatter's densities, so the slope needs more
+PULL_DENSITIES = (0.0, 0.02, 0.05, 0.1)
+
+
 def _calibrate_event(
     backend: str,
     densities: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02),
@@ -284,7 +294,10 @@ def _calibrate_event(
 
     ``backend="numpy"`` builds the Runtime with ``NEUROPLAST_BACKEND=numpy`` (the op then
     scatters with numba where it imports, else ``np.add.at``: ``scatter`` says which),
-    ``"native"`` with the extension (the op's C scatter)."""
+    ``"native"`` with the extension (the op's C scatter; in int mode the op runs the
+    integer pull path instead, :func:`~neuroplast.apps.motion.runtime_node.int_pull_path`:
+    then the slope is over the row-chunk updates the timed steps execute, counted on the
+    same stream by ``pull_int_ops``, and gives ``int_event_chunks_per_s``)."""
     import neuroplast.apps.motion.runtime_node as hd
     from neuroplast.graph.cost import cost
     from neuroplast.quant import QuantSpec
@@ -317,29 +330,149 @@ def _calibrate_event(
         scatter = rt.kernels["hd"].backend
         if (backend == "native") != (scatter == "native"):
             raise RuntimeError(f"event calibration for {backend} scatters with {scatter}")
+        pull = hd.int_pull_path(mode, scatter)
+        warm = kt if pull else 5  # the pull path: a full window before timing
+        dens_m = PULL_DENSITIES if pull else densities
         taps, times = [], []
-        for dens in densities:
-            row = next(r for r in cost(g, dens) if r.name == "hd")
+        for dens in dens_m:
+            row = next(r for r in cost(g, dens, backend=backend) if r.name == "hd")
+            xs = [(rng.random((2, sensor[1], sensor[0])) < dens).astype(np.float32)
+                  for _ in range(steps + warm)]  # fmt: skip
             ts = []
-            for i in range(steps + 5):
-                x = (rng.random((2, sensor[1], sensor[0])) < dens).astype(np.float32)
+            for i, x in enumerate(xs):
                 t = time.perf_counter()
                 rt.step(x)
-                if i >= 5:
+                if i >= warm:
                     ts.append(time.perf_counter() - t)
-            taps.append(row.synops)
+            taps.append(_pull_chunks(rt.kernels["hd"].taps(), xs, warm) if pull else row.synops)
             times.append(statistics.median(ts))
         slope, intercept = np.polyfit(np.array(taps, float), np.array(times), 1)
+        rate = float(1.0 / slope) if slope > 0 else None
         out[mode] = {
-            "scatter": scatter,
+            "scatter": "native pull" if pull else scatter,
             "taps_per_step": taps,
             "median_step_s": times,
-            "event_taps_per_s": float(1.0 / slope) if slope > 0 else None,
+            "event_taps_per_s": None if pull else rate,
             "intercept_s": float(intercept),
             "macs_dense": int(row.macs - row.event_macs),
             "step_bytes": int(row.step_bytes),
         }
+        if pull:
+            out[mode]["int_event_chunks_per_s"] = rate
+            out[mode]["chunks_model_per_step"] = [
+                next(r for r in cost(g, d, backend=backend) if r.name == "hd").synops
+                for d in dens_m
+            ]
+            out[mode]["densities"] = list(dens_m)
     return out
+
+
+def hd_int_check(steps: int = 100, repeats: int = 3) -> dict[str, Any]:
+    """``fit`` against a run of the integer HDDelayConv on the native backend (the integer
+    pull path) for one stream: the events bench movie of ``bench/bench_speed.py`` (seed
+    12345, 64 x 64, ``steps`` ms) through the 20x block-8 pruned motion kernel quantized
+    per class (int8 narrow symmetric, ``s_out`` from the largest ``|max(B_0, B_1)| s_w``,
+    as the bench). Measured: the median and mean step of ``Runtime(graph, mode="int")``
+    fed the movie's per-ms rasters (after a ``K_T`` ms window, ``repeats`` passes, the
+    fastest pass's median). Predicted: ``fit_graph(graph, "host", backend="native")`` at
+    the movie's input rate (events per step over ``2 H W``). Also the row chunks the model
+    charges (interior events) beside those the pull path executes (``pull_int_ops``), and
+    the host profile's ``int_event_chunks_per_s`` re-measured (:func:`_calibrate_event`,
+    median of ``repeats``)."""
+    import neuroplast.apps.motion.runtime_node as hd
+    from neuroplast.apps.motion.event_layer import hd_event_run_int, pull_int_ops
+    from neuroplast.apps.motion.events import events_to_voxels
+    from neuroplast.apps.motion.model import HDKernel, prune_kernel
+    from neuroplast.apps.motion.simulate import DVSParams, SceneParams, simulate_movie
+    from neuroplast.boards import load_profile
+    from neuroplast.boards.estimate import fit_graph
+    from neuroplast.graph.cost import cost
+    from neuroplast.quant import QuantSpec
+    from neuroplast.runtime import Runtime
+
+    kern = HDKernel.load(ROOT / "bench" / "results" / "motion_kernel.npz")
+    k = prune_kernel(kern, kern.weight.size // 20, basis="split", block=8)
+    scene = SceneParams(size=64, texture_size=128, n_steps=steps, f_cut=0.15)
+    movie = simulate_movie(12345, scene, DVSParams(threshold=1.2))
+    c_n = k.weight.shape[0]
+    s_w = np.abs(k.weight).reshape(c_n, -1).max(axis=1).astype(np.float64) / 127
+    wq = QuantSpec(8, tuple(float(v) for v in s_w), axis=0)
+    g0 = hd.hd_graph(k.weight, k.bias, movie.sensor_size, weight_q=wq, out_q=QuantSpec(8, 1.0))
+    itaps = Runtime(g0, mode="int").kernels["hd"].taps()
+    z = hd_event_run_int(itaps, movie.events, movie.n_steps, backend="native")
+    s_out = float(np.abs(z).max(axis=(0, 2, 3)).astype(np.float64).dot(s_w) / c_n / 127)
+    g = hd.hd_graph(k.weight, k.bias, movie.sensor_size, weight_q=wq, out_q=QuantSpec(8, s_out))
+    a = events_to_voxels(movie.events, movie.sensor_size, movie.n_steps)  # (2, T, H, W)
+    xs = [np.ascontiguousarray(a[:, t] != 0, np.float32) for t in range(movie.n_steps)]
+    kt = k.weight.shape[2]
+    passes = []
+    for _ in range(max(1, repeats)):
+        rt = Runtime(g, mode="int")
+        if not hd.int_pull_path("int", rt.kernels["hd"].backend):
+            raise RuntimeError("the integer HDDelayConv does not run the pull path here")
+        ts = []
+        for i, x in enumerate(xs):
+            t = time.perf_counter()
+            rt.step(x)
+            if i >= kt:
+                ts.append(time.perf_counter() - t)
+        passes.append(ts)
+    best = min(passes, key=statistics.median)
+    w, h = movie.sensor_size
+    n_ev = float(sum(x.sum() for x in xs[kt:])) / (len(xs) - kt)
+    rate = n_ev / (2 * h * w)
+    prof = load_profile("host")
+    est = fit_graph(g, prof, input_rate=rate, backend="native", mode="int")
+    row = next(r for r in cost(g, rate, backend="native") if r.name == "hd")
+    itaps = rt.kernels["hd"].taps()
+    ev_all = _raster_events(xs)
+    executed = (pull_int_ops(itaps, ev_all, len(xs))
+                - pull_int_ops(itaps, _raster_events(xs[:kt]), kt)) / (len(xs) - kt)  # fmt: skip
+    cal = [_calibrate_event("native")["int"]["int_event_chunks_per_s"] for _ in range(repeats)]
+    cal = [c for c in cal if c]
+    nat = prof.cost_for("native")
+    return {
+        "stream": f"bench movie seed 12345, {w} x {h}, {steps} ms, DVS threshold 1.2",
+        "kernel": f"motion kernel {tuple(k.weight.shape)}, 20x block-8 pruned (split basis)",
+        "events_per_step": n_ev,
+        "input_rate": rate,
+        "measured_median_step_s": statistics.median(best),
+        "measured_mean_step_s": statistics.fmean(best),
+        "predicted_step_s": est.latency_s,
+        "ratio_predicted_over_median": est.latency_s / statistics.median(best),
+        "notes": list(est.notes),
+        "cost_table": est.cost_table,
+        "profile_int_event_chunks_per_s": nat.int_event_chunks_per_s,
+        "chunks_model_per_step": row.synops,
+        "chunks_executed_per_step": executed,
+        "recalibrated_int_event_chunks_per_s": statistics.median(cal) if cal else None,
+        "recalibrated_runs": cal,
+    }
+
+
+def _raster_events(xs: list[np.ndarray]) -> np.ndarray:
+    """Binary rasters ``(2, H, W)`` of consecutive 1 ms steps as an event array."""
+    from neuroplast.apps.motion.events import make_events
+
+    t, p, y, x = [], [], [], []
+    for i, a in enumerate(xs):
+        pp, yy, xx = np.nonzero(a)
+        t.append(np.full(pp.size, 1000 * i + 500)), p.append(pp), y.append(yy), x.append(xx)
+    cat = [np.concatenate(v).astype(np.int64) if v else np.zeros(0, np.int64)
+           for v in (t, x, y, p)]  # fmt: skip
+    return make_events(*cat)
+
+
+def _pull_chunks(itaps: Any, xs: list[np.ndarray], warm: int) -> float:
+    """Mean row-chunk updates per step that the integer pull path executes in steps
+    ``warm ..`` of the rasters ``xs`` (``pull_int_ops`` of all steps minus those of the
+    first ``warm``: step ``t`` runs delay ``d``'s chunks of the pixels of ms ``t - d``)."""
+    from neuroplast.apps.motion.event_layer import pull_int_ops
+
+    n = len(xs)
+    total = pull_int_ops(itaps, _raster_events(xs), n)
+    head = pull_int_ops(itaps, _raster_events(xs[:warm]), warm)
+    return (total - head) / (n - warm)
 
 
 def _feeder(rt: Any, seed: int, density: float | None) -> Any:
@@ -633,6 +766,13 @@ def markdown(res: dict[str, Any]) -> str:
             ev = cal[backend].get("event") or {}
             for mode in ("float", "int"):
                 e = ev.get(mode) or {}
+                if e.get("int_event_chunks_per_s"):
+                    lines.append(
+                        f"| {backend} | HDDelayConv pull ({mode}, {e['scatter']}; C, K_T, "
+                        f"K_Y, K_X = {', '.join(map(str, ev['shape']))}) | "
+                        f"{e['int_event_chunks_per_s']:.3g} chunks/s "
+                        f"| no-event step {_si(e['intercept_s'], 's')} | - |"
+                    )
                 if e.get("event_taps_per_s"):
                     lines.append(
                         f"| {backend} | HDDelayConv scatter ({mode}, {e['scatter']}; C, K_T, "
@@ -647,6 +787,19 @@ def markdown(res: dict[str, Any]) -> str:
                 f"| numpy | DRAM (GEMV, 64 MB matrix) | {bw['mem_bandwidth_Bps']:.3g} B/s | - | - |"
             )
         lines.append("")
+    hdi = res.get("hd_int_pull")
+    if hdi:
+        lines += [
+            (
+                f"Integer HDDelayConv on the native backend (the integer pull path), {hdi['stream']}, "
+                f"{hdi['kernel']}: `fit` [{hdi['cost_table']}] {_si(hdi['predicted_step_s'], 's')} "
+                f"a step, measured median {_si(hdi['measured_median_step_s'], 's')} (ratio "
+                f"{hdi['ratio_predicted_over_median']:.2f}); row chunks charged "
+                f"{hdi['chunks_model_per_step']:,} a step (interior events), executed "
+                f"{hdi['chunks_executed_per_step']:,.0f}."
+            ),
+            "",
+        ]
     if not res["bundles"]:
         lines.append("No reference bundle was available when this table was generated.")
         return "\n".join(lines)
@@ -779,6 +932,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plugin", action="append", default=[], help="module registering node kinds")
     ap.add_argument("--no-calibrate", action="store_true", help="skip the host microbenchmark")
     ap.add_argument(
+        "--hd-int-only",
+        action="store_true",
+        help="only the integer HDDelayConv pull-path check (hd_int_check), merged into --out",
+    )
+    ap.add_argument(
         "--density",
         action="append",
         default=[],
@@ -813,8 +971,19 @@ def main(argv: list[str] | None = None) -> int:
             sep = ""
         if not sep or not 0.0 < density.get(name, -1.0) <= 1.0:
             ap.error(f"--density expects NAME=P with 0 < P <= 1, got {spec!r}")
-    res = run(bundles, args.steps, calibrate=not args.no_calibrate, density=density)
     out = Path(args.out)
+    if args.hd_int_only:
+        res = json.loads(out.read_text()) if out.exists() else {}
+        res["hd_int_pull"] = hd_int_check()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1))
+        print(json.dumps(res["hd_int_pull"], indent=1))
+        return 0
+    res = run(bundles, args.steps, calibrate=not args.no_calibrate, density=density)
+    from neuroplast.runtime.native import native_module
+
+    if not args.no_calibrate and native_module() is not None:
+        res["hd_int_pull"] = hd_int_check()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     print_rich(res)

@@ -268,6 +268,8 @@ def register(app: Any) -> None:
             console.print(f"  [red]x[/] {r}")
         for w in rep.warnings:
             console.print(f"  [yellow]![/] {w}")
+        for n in rep.notes:
+            console.print(f"  [dim]note:[/] {n}")
         if rep.verdict == "does-not-fit":
             check_failed(f"{bundle.name} does not fit {rep.board}")
 

@@ -45,6 +45,11 @@ Latency per step (s), by runtime::
                     + synops/event_taps_per_s   (synops = input_rate * event_macs: tap
                     updates of the events' scatter; event_taps_per_s defaults to synops_per_s,
                     int mode: int_event_taps_per_s where given)
+                    On the native backend a node's cost handler may give other figures
+                    (``cost(graph, backend="native")``: the motion HDDelayConv's integer
+                    pull path): its synops are then row chunks (event_unit "chunks"),
+                    charged at int_event_chunks_per_s; a table without that rate keeps the
+                    scatter's figures for the node and the report's ``notes`` say so.
     firmware      : (per_step + sum over layers of mac*MACs + out*outputs + layer) * cpi / clock
                     with the per-kind instruction costs measured under QEMU for the profile's
                     ``[firmware] core`` (the kernels are dense: spikes cost as much as values);
@@ -144,6 +149,8 @@ class FitReport:
     backend: str = ""
     #: the profile table those coefficients came from ("cost" or "cost.native")
     cost_table: str = "cost"
+    #: how the estimate was made where it departs from the runtime (no verdict change)
+    notes: tuple[str, ...] = ()
 
     @property
     def fits(self) -> bool:
@@ -167,6 +174,7 @@ class FitReport:
             "verdict": self.verdict,
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "layers": [dict(r) for r in self.layers],
         }
 
@@ -388,6 +396,19 @@ def fit_graph(
     if refused:
         return _refused_report(graph, prof, runtime, mode, refused)
     rows = graph_cost(graph, input_rate)
+    notes: list[str] = []
+    c = prof.cost
+    cost_table = "cost"
+    if runtime == "numpy":
+        if backend is None:  # build a Runtime here only for a model this machine can hold
+            backend = runtime_backend(graph, prof, mode, build=_holdable(rows, prof))
+        c = prof.cost_for(backend)
+        if c is not prof.cost:
+            cost_table = "cost.native"
+        if backend != "numpy":  # the ops that run another algorithm on this backend
+            rows = _backend_rows(
+                rows, graph_cost(graph, input_rate, backend=backend), c, cost_table, notes
+            )
 
     # --- ops
     macs = sum(r.macs for r in rows)
@@ -521,15 +542,8 @@ def fit_graph(
                             f"{', '.join(plastic)} must run off-chip")  # fmt: skip
 
     # --- latency and energy
-    c = prof.cost
     n_nodes = len(rows)
-    cost_table = "cost"
     if runtime == "numpy":
-        if backend is None:  # build a Runtime here only for a model this machine can hold
-            backend = runtime_backend(graph, prof, mode, build=ram_needed <= ram_avail)
-        c = prof.cost_for(backend)
-        if c is not prof.cost:
-            cost_table = "cost.native"
         # weights resident per step: float32, or int8 codes + the float64 copy
         resident = sum(r.params for r in rows if r.macs and r.kind != "DelayLinear")
         resident *= 4 if mode == "float" else 9
@@ -611,7 +625,38 @@ def fit_graph(
         layers=layer_rows,
         backend=backend if runtime == "numpy" else "",
         cost_table=cost_table,
+        notes=tuple(notes),
     )
+
+
+def _holdable(rows: list[Any], prof: BoardProfile) -> bool:
+    """Whether this process may build a Runtime of the model to ask it for its backend
+    (:func:`runtime_backend`): the interpreter, the model's weights (quantized and the
+    float32 copy), state and activations fit the board's usable RAM."""
+    need = PYTHON_RUNTIME_BYTES + sum(
+        r.param_bytes + 4 * r.params + r.state_bytes + r.act_bytes for r in rows
+    )
+    return need <= prof.memory.usable_ram_bytes
+
+
+def _backend_rows(
+    base: list[Any], variant: list[Any], c: Any, table: str, notes: list[str]
+) -> list[Any]:
+    """Per node, the cost on the runtime's backend (``variant``: the handlers' ``"native"``
+    figures); a node whose work there is counted in pull-path row chunks needs the table's
+    ``int_event_chunks_per_s``: without it the node keeps its scatter cost (``base``) and
+    ``notes`` says so."""
+    out = []
+    for b, v in zip(base, variant):
+        if v.event_unit == "chunks" and c.int_event_chunks_per_s is None:
+            notes.append(
+                f"layer {b.name!r} ({b.kind}): [{table}] has no int_event_chunks_per_s, so it "
+                "is costed as its scatter, not the integer pull path this backend runs "
+                "(re-measure with bench/fit_table.py)"
+            )
+            v = b
+        out.append(v)
+    return out
 
 
 def _firmware_footprint(graph: Any, prof: BoardProfile) -> dict[str, Any]:
@@ -655,14 +700,16 @@ def _numpy_layer_time(r: Any, mode: str, c: Any, from_dram: bool) -> float:
     last-level cache (``from_dram``), dense layers are bounded by DRAM bandwidth (roofline).
     An event-driven layer (``event_macs > 0``): its dense part ``(macs - event_macs) /
     macs_rate``, bounded by ``step_bytes / mem_bandwidth_Bps`` (roofline), plus its scatter
-    ``synops / event_taps_per_s``."""
+    ``synops / event_taps_per_s`` (pull-path row chunks, ``event_unit == "chunks"``:
+    ``synops / int_event_chunks_per_s``)."""
     if not r.macs:
         return 0.0
     if r.event_macs:
         dense = (r.macs - r.event_macs) / c.macs_rate(mode)
         if c.mem_bandwidth_Bps and r.step_bytes:
             dense = max(dense, r.step_bytes / c.mem_bandwidth_Bps)
-        return dense + r.synops / c.event_rate(mode)
+        rate = c.int_event_chunks_per_s if r.event_unit == "chunks" else c.event_rate(mode)
+        return dense + r.synops / rate
     if r.kind == "DelayLinear":
         return r.macs / c.delay_rate(mode)
     t = r.macs / c.macs_rate(mode)

@@ -166,6 +166,10 @@ class CostModel:
     event-driven kernels (tap updates per second: an input event adds its weights to the
     accumulators it reaches, ``synops`` of a layer whose cost handler gives ``event_macs``);
     ``int_event_taps_per_s`` that of the integer path (falls back to the float figure).
+    ``int_event_chunks_per_s`` (no default) is the rate of the integer pull path's row-chunk
+    updates (the motion HDDelayConv's integer mode on the compiled extension: ``synops`` of
+    a layer whose cost gives ``event_unit = "chunks"``); a table without it has the estimate
+    cost that layer as its scatter instead, and say so.
     """
 
     macs_per_s: float
@@ -183,6 +187,7 @@ class CostModel:
     int_step_overhead_s: float | None = None
     event_taps_per_s: float | None = None
     int_event_taps_per_s: float | None = None
+    int_event_chunks_per_s: float | None = None
 
     def event_rate(self, mode: str) -> float:
         """Tap updates/s of an event-driven kernel's scatter on the runtime's ``mode`` path
@@ -413,6 +418,7 @@ SCHEMA: dict[str, Any] = {
         "int_step_overhead_s": (_NUM, False, _nonneg),
         "event_taps_per_s": (_NUM, False, _pos),
         "int_event_taps_per_s": (_NUM, False, _pos),
+        "int_event_chunks_per_s": (_NUM, False, _pos),
     },
 }
 # ``[cost.native]``: any subset of the ``[cost]`` keys, same types and ranges; the ones it

@@ -96,6 +96,7 @@ __all__ = [
     "compile_int_rows",
     "hd_event_evidence_int",
     "pull_int_ops",
+    "hd_pull_step_cost",
     "IntPullState",
     "init_int_pull_state",
     "hd_event_chunk_int_pull",
@@ -1155,12 +1156,64 @@ def pull_int_ops(
     hi = np.minimum(ky - 1, y) + 1
     t = np.repeat(np.arange(n_bins), np.diff(fst))
     total = 0
-    for s, a in enumerate((a0, a1)):
+    for s, run in enumerate(_sources_run(rw, a0, a1)):
         cum = rw.ystart[s].reshape(c_n, kt, ky + 1).sum(axis=0)  # (kt, ky + 1): sum over c
         per_d = cum[:, hi] - cum[:, lo]  # (kt, pixels)
         live = np.arange(kt)[:, None] < (n_bins - t)[None, :]
-        total += int((per_d * live)[:, (a != 0) | (rw.pairs and s == 0)].sum())
+        total += int((per_d * live)[:, run].sum())
     return total
+
+
+def _sources_run(rw: IntRowTaps, a0: np.ndarray, a1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which pixels run each source's chunks in ``sdk/_native.c pull_int``: those with a
+    non-zero coefficient (the pair layout: its one table, for every pixel)."""
+    return (a0 != 0) | rw.pairs, (a1 != 0) & (not rw.pairs)
+
+
+def hd_pull_step_cost(itaps: IntTaps) -> dict[str, int]:
+    """Work and state of one runtime step (``n_bins = 1``) of :func:`hd_event_chunk_int_pull`
+    (the integer pull path, ``sdk/_native.c pull_int``, with the tables
+    :func:`warm_int_pull` compiles: one event per voxel), split as :func:`hd_step_cost`:
+
+    - ``chunks``: row-chunk updates (vector read-modify-writes of ``lanes`` int16 / int32
+      plane elements) of one OFF and one ON event, each alone in its ``(ms, pixel)`` and
+      interior (``K_Y - 1 <= y <= H_o - 1``: every kernel row lands on the output grid),
+      over the whole time it stays in the window: at step ``t + d`` the pass runs the
+      chunks of delay ``d`` of the pixels of ms ``t`` (``d = 0 .. K_T - 1``), so a pixel
+      runs each delay's chunks once, the whole table of every source its coefficients
+      reach (:func:`_sources_run`; direct form: one source per polarity, split form: both,
+      pair layout: its one table)::
+
+          chunks = sum_{p in (OFF, ON)} sum_{s run by p} IntRowTaps.n_chunks[s]
+
+      Border events (rows outside ``K_Y - 1 .. H_o - 1``) reach fewer rows and run fewer
+      chunks, and events sharing a pixel and ms merge into one pixel (which runs at most
+      the chunks of its events alone), so ``chunks / 2`` per event is an upper bound.
+    - ``readout``: output positions the requantizing read-out visits per step, upper bound
+      ``C H_o W_o`` (it visits only the rows that the window's pixels reach).
+    - ``step_bytes``: bytes moved per step whatever the events: the chunk tables re-laid
+      per group of classes (read + write of ``n_chunks[s] (8 + lanes a)`` bytes per
+      source, ``a`` = 2 or 4 the plane element) and the planes zeroed after the read-out
+      (upper bound, all rows: ``2 C (H_o + 1) row_stride a``).
+    - ``pixel_bytes``: bytes of carried state per ``(ms, pixel)`` with events
+      (:class:`IntPullState`'s int64 arrays); the state holds the pixels of the last
+      ``K_T - 1`` ms.
+    """
+    rw = warm_int_pull(itaps)
+    taps = itaps.taps
+    z = np.zeros(1, np.int64)
+    chunks = 0
+    for pol in (0, 1):  # one event of each polarity, alone in its pixel and ms
+        _, _, a0, a1, _ = _pixels_of(itaps, z + pol, z, z, z, 1, True)
+        for s, run in enumerate(_sources_run(rw, a0, a1)):
+            chunks += rw.n_chunks[s] * int(run[0])
+    table = sum(n * (8 + rw.lanes * rw.acc_bytes) for n in rw.n_chunks)
+    ho, wo = taps.out_hw
+    planes = 2 * taps.n_classes * (ho + 1) * rw.row_stride * rw.acc_bytes
+    st = init_int_pull_state()
+    pixel_bytes = sum(a.itemsize for a in (st.t, st.pix, st.a0, st.a1, st.m))
+    return {"chunks": int(chunks), "readout": taps.n_classes * ho * wo,
+            "step_bytes": int(2 * table + planes), "pixel_bytes": int(pixel_bytes)}  # fmt: skip
 
 
 def _pooled_py(slots, y0, x0, ho, wo, out):  # pragma: no cover - jitted

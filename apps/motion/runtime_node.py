@@ -38,6 +38,7 @@ from neuroplast.apps.motion.event_layer import (
     hd_event_chunk,
     hd_event_chunk_int,
     hd_event_chunk_int_pull,
+    hd_pull_step_cost,
     hd_step_cost,
     init_event_state,
     init_int_pull_state,
@@ -50,10 +51,18 @@ from neuroplast.graph.nodes import Node, array_field, quant_field, register_node
 from neuroplast.quant import QuantSpec, quantize, quantize_multiplier, requantize
 from neuroplast.runtime.kernels import BuildContext, Kernel, SparseInput, register_op
 
-__all__ = ["HDDelayConv", "HDDelayConvKernel", "hd_graph", "EVENT_Q"]
+__all__ = ["HDDelayConv", "HDDelayConvKernel", "hd_graph", "int_pull_path", "EVENT_Q"]
 
 #: Events in integer mode: 0/1 codes of scale 1.
 EVENT_Q = QuantSpec(bits=8, scale=1.0, zero_point=0)
+
+
+def int_pull_path(mode: str, backend: str) -> bool:
+    """Whether the runtime op runs the integer pull path
+    (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int_pull`) in ``mode``
+    (``"int"`` / ``"float"``) on the op's ``backend`` (``"native"``, ``"numba"``,
+    ``"numpy"``): integer mode with the compiled extension; every other case scatters."""
+    return mode != "float" and backend == "native"
 
 
 @register_node
@@ -165,7 +174,7 @@ class HDDelayConvKernel(Kernel):
     def _pull(self) -> bool:
         """Integer mode through the integer pull path (``backend == "native"``): each step's
         codes from the pixels of its last ``K_T`` ms (the same integers as the scatter)."""
-        return self.ctx.mode != "float" and self.backend == "native"
+        return int_pull_path(self.ctx.mode, self.backend)
 
     def init_state(self, batch: int) -> tuple:
         if self._pull():  # compile the tables now, as the scatter's state does
@@ -223,31 +232,43 @@ class HDDelayConvKernel(Kernel):
 
 @COST.register(HDDelayConv)
 def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
-    """Per 1 ms step, split as the runtime op (:class:`HDDelayConvKernel`) does the work
-    (:func:`~neuroplast.apps.motion.event_layer.hd_step_cost`):
+    """Per 1 ms step, split as the runtime op (:class:`HDDelayConvKernel`) does the work.
 
-    - ``event_macs = taps x 2 H W``: every event scatters ``taps`` updates (float:
-      ``nnz(W)``, both flip branches; integer, when ``weight_q`` is set: the taps of the
-      int form the kernel compiles), at 100% activity ``2 H W`` events (both polarities
+    The scatter (float mode on every backend; integer mode on numba / numpy;
+    :func:`~neuroplast.apps.motion.event_layer.hd_step_cost`), the top-level figures:
+
+    - ``event_macs = taps x 2 H W`` tap updates: every event scatters ``taps`` updates
+      (float: ``nnz(W)``, both flip branches; integer, when ``weight_q`` is set: the taps of
+      the int form the kernel compiles), at 100% activity ``2 H W`` events (both polarities
       of every pixel); :func:`neuroplast.graph.cost.cost` scales it by the input rate.
     - ``macs`` (dense, every step): the readout over the ``C Ho Wo`` outputs, ``max(B_0,
       B_1)`` and the bias (2 per output), plus the requantization's multiply-shift and
       clamp in integer mode (4 per output).
     - ``step_bytes``: the time-slot buffer zeroed and the carried slots copied each step.
+    - state: the carried ``K_T - 1`` slots of the padded accumulator buffer (float32, or
+      the integer accumulators' width).
 
-    State: the carried ``K_T - 1`` slots of the padded accumulator buffer (float32, or
-    the integer accumulators' width).
+    The integer pull path (integer mode on the native backend, :func:`int_pull_path`;
+    :func:`~neuroplast.apps.motion.event_layer.hd_pull_step_cost`), the ``"native"``
+    figures (``cost(graph, backend="native")`` takes them over the ones above), with
+    ``event_unit = "chunks"`` (charged at the profile's ``int_event_chunks_per_s``):
 
-    Not modelled: with the native backend the integer op runs the integer pull path
-    (:func:`~neuroplast.apps.motion.event_layer.hd_event_chunk_int_pull`), whose work per
-    step is the row chunks of the last ``K_T`` ms' pixels
-    (:func:`~neuroplast.apps.motion.event_layer.pull_int_ops`) and whose state is those
-    pixels; the numbers above stay the scatter's (numba / numpy)."""
+    - ``event_macs = chunks x H W`` row-chunk updates: ``chunks`` those of one OFF and
+      one ON event over their ``K_T`` steps in the window (each delay's chunks once; an
+      interior event alone in its pixel and ms: the upper bound, border events reach
+      fewer rows), at 100% activity ``H W`` such pairs per step.
+    - ``macs = 4 C Ho Wo``: the requantizing read-out (max of the halves, bias,
+      multiply-shift, clamp), upper bound: every output row reached.
+    - ``step_bytes``: the chunk tables re-laid per call and the planes zeroed (all rows).
+    - ``state_bytes = pixel_bytes x (K_T - 1) H W``: the carried pixels of the last
+      ``K_T - 1`` ms, at most ``H W`` per ms (both polarities of a pixel share one entry;
+      ``pixel_bytes`` = 40: five int64).
+    """
     _, h, w = in_shapes[0]
     outs = int(np.prod(out_shape))
     codes = quantize(node.weight, node.weight_q) if node.weight_q is not None else None
     work = hd_step_cost(node.weight, (w, h), codes)
-    return {
+    out = {
         "params": int(node.weight.size + node.bias.size),
         "event_macs": work["taps"] * 2 * h * w,
         "macs": (2 if codes is None else 4) * outs,
@@ -255,6 +276,20 @@ def _hd_cost(node: HDDelayConv, in_shapes: list, out_shape: tuple) -> dict:
         "param_bytes": 4 * (node.weight.size + node.bias.size),
         "state_bytes": work["state_bytes"],
     }
+    if int_pull_path("float" if codes is None else "int", "native"):
+
+        def native() -> dict:  # compiles the pull tables: only when the backend is asked for
+            pull = hd_pull_step_cost(compile_int_taps(codes.astype(np.int8), (w, h)))
+            return {
+                "event_macs": pull["chunks"] * h * w,
+                "event_unit": "chunks",
+                "macs": 4 * pull["readout"],
+                "step_bytes": pull["step_bytes"],
+                "state_bytes": pull["pixel_bytes"] * (node.weight.shape[2] - 1) * h * w,
+            }
+
+        out["native"] = native
+    return out
 
 
 def hd_graph(

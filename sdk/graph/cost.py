@@ -14,6 +14,15 @@ Definitions (per step, batch 1):
   requantization). 0 for every other kind.
 - ``step_bytes``: memory an event-driven kernel moves every step whatever the events
   (its time-slot buffers), for a bandwidth bound.
+- ``event_unit``: what ``event_macs`` counts: ``"taps"`` (scalar tap updates of a
+  scatter, the default) or ``"chunks"`` (vector row-chunk updates of a pull path); the
+  board estimate charges each at its own rate.
+
+Per backend: a handler may add a ``"native"`` dict of the keys whose figures differ when
+the Python runtime steps the node with the compiled extension (an op that runs another
+algorithm there; or a function of no arguments returning that dict, called only when that
+backend is asked for); ``cost(graph, backend="native")`` takes them over the handler's own,
+as a profile's ``[cost.native]`` table does over ``[cost]``.
 
 Each node kind has one handler in the :data:`COST` table (a target of the capability
 matrix): ``fn(node, in_shapes, out_shape) -> dict`` with any of the keys ``params``,
@@ -29,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.errors import GraphError
 from neuroplast.graph.graph import Graph
 from neuroplast.graph.nodes import (
     IF,
@@ -51,7 +61,7 @@ from neuroplast.graph.nodes import (
 )
 from neuroplast.targets import Target, register_target
 
-__all__ = ["COST", "LayerCost", "cost", "total_cost"]
+__all__ = ["COST", "COST_BACKENDS", "LayerCost", "cost", "total_cost"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class LayerCost:
     act_bytes: int
     event_macs: int = 0
     step_bytes: int = 0
+    event_unit: str = "taps"
 
 
 def _weight_bytes(node: Node, n: int) -> int:
@@ -147,21 +158,34 @@ def _free(node: Any, in_shapes: list, out_shape: tuple) -> dict:
     return {}
 
 
-def cost(graph: Graph, input_rate: float | dict[str, float] = 1.0) -> list[LayerCost]:
+#: The Python runtime's kernel backends a cost can be asked for (``Runtime.backend``).
+COST_BACKENDS = ("numpy", "native")
+
+
+def cost(
+    graph: Graph, input_rate: float | dict[str, float] = 1.0, backend: str = "numpy"
+) -> list[LayerCost]:
     """Per-node costs in topological order.
 
     ``input_rate``: fraction of active inputs per step for spiking-input layers
-    (one value, or per layer name).
+    (one value, or per layer name). ``backend``: ``"numpy"`` (the handlers' own figures)
+    or ``"native"`` (their ``"native"`` figures over those, where a handler gives them).
 
     Raises:
         UnsupportedError: a node kind without a cost handler (one line naming it).
+        GraphError: an unknown ``backend``.
     """
+    if backend not in COST_BACKENDS:
+        raise GraphError(f"backend must be one of {', '.join(COST_BACKENDS)}, got {backend!r}")
     shapes = graph.shapes()
     out: list[LayerCost] = []
     for name in graph.topo_order():
         node = graph.nodes[name]
         preds = graph.predecessors(name)
         c = COST.handler(name, node)(node, [shapes[p] for p in preds], shapes[name])
+        native = c.pop("native", None)
+        if backend == "native" and native:
+            c = {**c, **(native() if callable(native) else native)}
         event = int(c.get("event_macs", 0))
         params, macs = int(c.get("params", 0)), int(c.get("macs", 0)) + event
         osz = int(np.prod(shapes[name]))
@@ -184,6 +208,7 @@ def cost(graph: Graph, input_rate: float | dict[str, float] = 1.0) -> list[Layer
                 act_bytes=int(osz * 4),
                 event_macs=event,
                 step_bytes=int(c.get("step_bytes", 0)),
+                event_unit=str(c.get("event_unit", "taps")),
             )
         )
     return out
