@@ -472,8 +472,10 @@ def hd_event_chunk(
     else:
         raise DataError(f"unknown backend {backend!r}; use 'numpy', 'numba' or 'native'")
     z = _finish(taps, buf[:n_bins], pooled=pooled, backend=backend)
-    carry = buf[n_bins:].copy()
-    return z, EventLayerState(carry, t0 + n_bins)
+    # the new carry is a view of this call's fresh buffer, as in hd_event_chunk_int (``z``
+    # is a new array; nothing else holds or writes ``buf``; the next call copies the
+    # carry into its own buffer): one copy of K_T - 1 slots less per call
+    return z, EventLayerState(buf[n_bins:], t0 + n_bins)
 
 
 INT16_MAX = (1 << 15) - 1
@@ -922,8 +924,9 @@ def _pixels_of(itaps: IntTaps, p, tb, y, x, n_bins: int, binary: bool):  # noqa:
     upix = pix[first]
     fst = np.searchsorted(upix // (w * h), np.arange(n_bins + 1))
     i64 = np.int64
-    return (fst.astype(i64), (upix % (w * h)).astype(i64), np.ascontiguousarray(a0, i64),
-            np.ascontiguousarray(a1, i64), np.maximum(n_on, n_off).astype(i64))  # fmt: skip
+    return (fst.astype(i64, copy=False), (upix % (w * h)).astype(i64, copy=False),
+            np.ascontiguousarray(a0, i64), np.ascontiguousarray(a1, i64),
+            np.maximum(n_on, n_off).astype(i64, copy=False))  # fmt: skip
 
 
 def _pull_int_call(itaps: IntTaps, fst, pix, a0, a1, m, n_bins: int, b_q, qm_, sh_, zp: int,
@@ -975,11 +978,19 @@ def warm_int_pull(itaps: IntTaps) -> IntRowTaps:
     return compile_int_rows(itaps, *_pull_layout(itaps, 1, None, None))
 
 
+def _per_class(v, c_n: int) -> np.ndarray:  # noqa: ANN001
+    """``v`` (scalar or ``(C,)``) as a writable C-contiguous int64 ``(C,)`` array: ``v``
+    itself when it already is one (the runtime op passes its own each step), else a copy."""
+    if (type(v) is np.ndarray and v.dtype == np.int64 and v.shape == (c_n,)
+            and v.flags.c_contiguous and v.flags.writeable):  # fmt: skip
+        return v
+    return np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (c_n,)).copy()
+
+
 def _requant_args(c_n: int, bias_q, qm, shift, out_range):  # noqa: ANN001, ANN202
     """``(b_q, qm, shift)`` as int64 ``(C,)`` arrays and ``(lo, hi)``, checked."""
     b_q = np.asarray(bias_q, np.int64).reshape(-1)
-    qm_ = np.broadcast_to(np.asarray(qm, np.int64).reshape(-1), (c_n,)).copy()
-    sh_ = np.broadcast_to(np.asarray(shift, np.int64).reshape(-1), (c_n,)).copy()
+    qm_, sh_ = (_per_class(v, c_n) for v in (qm, shift))
     lo, hi = (int(v) for v in out_range)
     if b_q.size != c_n or lo > hi:
         raise DataError(f"bias_q must hold {c_n} codes and out_range lo <= hi")
