@@ -163,10 +163,11 @@ class HDDelayConvKernel(Kernel):
     def taps(self):
         """The compiled tap tables of the current parameters, recompiled only when they
         changed: plasticity, pruning and ``load_state`` write ``params`` in place, a
-        caller may also replace an array. The tables were built from a byte snapshot of
-        the weight (float mode: and the bias, which :func:`compile_taps` folds in); each
-        step compares the live arrays with it (``memcmp``, exact: no hash that could
-        collide; ~20 us for the 437 kB int8 codes of the bench kernel against ~0.1 ms
+        caller may also replace an array. The tables hold the arrays they were built
+        from and a byte snapshot of the weight (float mode: and of the bias, which
+        :func:`compile_taps` folds in); each step checks the live arrays' identity and
+        compares their bytes with the snapshot (``memcmp``, exact: no hash that could
+        collide; ~20 us for the 437 kB int8 codes of the bench kernel against ~0.15 ms
         for hashing them)."""
         p = self.params
         wt = p["weight"]

@@ -288,6 +288,51 @@ def test_runtime_integer_mode_equals_reference(backend, form, monkeypatch):
     np.testing.assert_array_equal(ev, np.clip(zb, -128, 127).sum(axis=(2, 3)))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runtime_integer_mode_follows_a_weight_update(backend, monkeypatch):
+    """The op's compiled tables are never stale: weight codes and bias written in place
+    into ``rt.params`` between steps (as plasticity and ``load_state`` do), or the
+    weight array replaced, give the dense reference of the new parameters once the
+    ``K_T - 1`` ms carried from before have left the window (the scatter carries partial
+    sums made with the old codes until then; the pull path rebuilds every step from the
+    pixels, so it follows at once), and differ from the old parameters' outputs."""
+    from neuroplast.runtime import Runtime, SparseInput
+
+    monkeypatch.setattr(runtime_node, "fast_backend", lambda: backend)
+    size, n_bins, shape = (13, 10), 24, (5, 4, 3, 5)
+    codes, codes2 = _codes(shape, 120, 7), _codes(shape, 150, 8)
+    a, _ = _raster(size, n_bins, 0.15, 7)
+    g, b_q, qm, sh = _int_graph(codes, size, 7, pooled=False)
+    b_q2 = b_q[::-1] + 100
+
+    def ref(q, b):
+        z = requantize(_dense_b(a, q) + b[None, :, None, None], qm[:, None, None],
+                       sh[:, None, None])  # fmt: skip
+        return np.clip(z, -128, 127).astype(np.int8)
+
+    old, new, new2 = ref(codes, b_q), ref(codes2, b_q2), ref(codes, b_q2)
+    rt = Runtime(g, mode="int")
+    w, h = size
+    kt, u, u2 = shape[1], 8, 16  # updates before steps u (in place) and u2 (replaced)
+    steps = []
+    for t in range(n_bins):
+        if t == u:
+            rt.params["hd"]["weight"][...] = codes2
+            rt.params["hd"]["bias"][...] = b_q2
+        if t == u2:
+            rt.params["hd"]["weight"] = codes.copy()
+        p, y, x = np.nonzero(a[:, t])
+        steps.append(rt.step(SparseInput(np.repeat((p * h + y) * w + x, a[p, t, y, x]))))
+    out = np.stack(steps)
+    np.testing.assert_array_equal(out[:u], old[:u])
+    np.testing.assert_array_equal(out[u + kt - 1 : u2], new[u + kt - 1 : u2])
+    np.testing.assert_array_equal(out[u2 + kt - 1 :], new2[u2 + kt - 1 :])
+    if runtime_node.int_pull_path("int", backend):  # no carried sums: follows at once
+        np.testing.assert_array_equal(out[u:u2], new[u:u2])
+        np.testing.assert_array_equal(out[u2:], new2[u2:])
+    assert not np.array_equal(new[u + kt - 1 : u2], old[u + kt - 1 : u2])
+
+
 def test_integer_chunk_is_pure():
     """The state passed in is not modified (the returned carry is a fresh buffer's view):
     stepping twice from one state gives the same output and carry."""
