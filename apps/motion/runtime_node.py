@@ -32,6 +32,7 @@ import numpy as np
 from neuroplast.apps.motion.event_layer import (
     INT32_MAX,
     EventLayerState,
+    SlotWindow,
     compile_int_taps,
     compile_taps,
     fast_backend,
@@ -193,7 +194,17 @@ class HDDelayConvKernel(Kernel):
             warm_int_pull(self.taps())
             return tuple(init_int_pull_state() for _ in range(batch))
         init = init_event_state if self.ctx.mode == "float" else init_int_state
+        # the scatter's slots, reused step to step (a state the windows did not hand out
+        # is copied in): the carried state is updated in place, as the native plan's
+        # neuron states are; copy it to keep it
+        self._windows = [SlotWindow() for _ in range(batch)]
         return tuple(init(self.taps()) for _ in range(batch))
+
+    def _window(self, b: int) -> SlotWindow:
+        ws = self.__dict__.setdefault("_windows", [])
+        while len(ws) <= b:
+            ws.append(SlotWindow())
+        return ws[b]
 
     def _columns(self, x: Any, b: int):
         h, w = self.hw
@@ -220,7 +231,8 @@ class HDDelayConvKernel(Kernel):
             p, y, xx = self._columns(x, b)
             tb = np.full(p.shape, st.t_next, dtype=np.int64)
             if self.ctx.mode == "float":
-                z, st2 = hd_event_chunk(taps, st, p, tb, y, xx, 1, self.backend)
+                z, st2 = hd_event_chunk(taps, st, p, tb, y, xx, 1, self.backend,
+                                        window=self._window(b))  # fmt: skip
                 outs.append(z[0])
             elif pull:
                 z, _, st2 = hd_event_chunk_int_pull(
@@ -229,7 +241,8 @@ class HDDelayConvKernel(Kernel):
                 )  # fmt: skip
                 outs.append(z[0].astype(self.out_quant.dtype, copy=False))
             else:
-                z, st2 = hd_event_chunk_int(taps, st, p, tb, y, xx, 1, self.backend)
+                z, st2 = hd_event_chunk_int(taps, st, p, tb, y, xx, 1, self.backend,
+                                            window=self._window(b))  # fmt: skip
                 outs.append(self._requant(z[0]))
             new.append(st2)
         out = outs[0][None] if len(outs) == 1 else np.stack(outs)

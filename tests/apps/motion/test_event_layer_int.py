@@ -333,6 +333,49 @@ def test_runtime_integer_mode_follows_a_weight_update(backend, monkeypatch):
     assert not np.array_equal(new[u + kt - 1 : u2], old[u + kt - 1 : u2])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slot_window_gives_the_fresh_buffer_outputs(backend):
+    """Chunks through a :class:`SlotWindow` (2 spare slots: it slides every 2 bins) equal
+    the fresh-buffer chunks, float and integer (an int16 carry widened to int32 by
+    repeated events on the way), also when a state the window did not hand out (a copy)
+    is stepped from."""
+    from neuroplast.apps.motion.event_layer import (
+        EventLayerState,
+        SlotWindow,
+        compile_taps,
+        hd_event_chunk,
+        init_event_state,
+    )
+
+    size, n_bins = (9, 8), 14
+    codes = _codes((4, 5, 3, 3), 80, 11, extreme=True)
+    it = compile_int_taps(codes, size)
+    ft = compile_taps(codes.astype(np.float32) / 7, np.arange(4.0), size)
+    a, _ = _raster(size, n_bins, 0.3, 11)
+    a[0, 9, 3, 3] = 40  # 40 events in one voxel: int16 would overflow
+    pp, tt, yy, xx = np.nonzero(a)
+    n = a[pp, tt, yy, xx]
+    ev = make_events(*(np.repeat(v, n) for v in (tt * 1000, xx, yy, pp)))
+    p, tb, y, x = _cols(ev)
+    for chunk, init, tabs in ((hd_event_chunk_int, init_int_state, it),
+                              (hd_event_chunk, init_event_state, ft)):  # fmt: skip
+        ref, st = [], init(tabs)
+        for t in range(n_bins):
+            m = tb == t
+            z, st = chunk(tabs, st, p[m], tb[m], y[m], x[m], 1, backend)
+            ref.append(z)
+        win, got, st = SlotWindow(spare=2), [], init(tabs)
+        for t in range(n_bins):
+            m = tb == t
+            if t == 7:  # a copied state: not the window's view, copied in
+                st = EventLayerState(st.carry.copy(), st.t_next)
+            z, st = chunk(tabs, st, p[m], tb[m], y[m], x[m], 1, backend, window=win)
+            got.append(z)
+        if chunk is hd_event_chunk_int:
+            assert st.carry.dtype == np.int32
+        np.testing.assert_array_equal(np.concatenate(got), np.concatenate(ref))
+
+
 def test_integer_chunk_is_pure():
     """The state passed in is not modified (the returned carry is a fresh buffer's view):
     stepping twice from one state gives the same output and carry."""
