@@ -1185,16 +1185,17 @@ def hd_event_chunk_int_pull(
     tb = np.asarray(tbin, np.int64) - w0
     fst, pix, a0, a1, m = _pixels_of(itaps, np.asarray(p, np.int64), tb, np.asarray(y, np.int64),
                                      np.asarray(x, np.int64), n_win, False)  # fmt: skip
-    keep = state.t >= w0  # carried pixels still inside the window
-    old_t = state.t[keep] - w0
-    fst = fst + np.searchsorted(old_t, np.arange(n_win + 1))  # old pixels come first
-    pix, a0, a1, m = (np.concatenate((o[keep], v)) for o, v in
+    # carried pixels still inside the window (state.t ascending: a suffix), first
+    k0 = int(np.searchsorted(state.t, w0))
+    fst = fst + np.searchsorted(state.t[k0:] - w0, np.arange(n_win + 1))
+    pix, a0, a1, m = (np.concatenate((o[k0:], v)) for o, v in
                       ((state.pix, pix), (state.a0, a0), (state.a1, a1), (state.m, m)))  # fmt: skip
     ev, z = _pull_int_call(itaps, fst, pix, a0, a1, m, n_win, b_q, qm_, sh_, zp, lo, hi,
                            group, None, 0, kt - 1, True)  # fmt: skip
-    t_all = np.repeat(np.arange(n_win), np.diff(fst))
-    carry = t_all >= n_win - (kt - 1)
-    new = IntPullState(t_all[carry] + w0, pix[carry], a0[carry], a1[carry], m[carry], t0 + n_bins)
+    c0 = n_win - (kt - 1)  # the next call's window: ms c0 .. n_win - 1 of this one (a suffix)
+    e0 = int(fst[c0])
+    t_new = np.repeat(np.arange(c0 + w0, n_win + w0), np.diff(fst[c0:]))
+    new = IntPullState(t_new, pix[e0:], a0[e0:], a1[e0:], m[e0:], t0 + n_bins)
     return z, ev, new
 
 
