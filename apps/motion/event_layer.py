@@ -424,16 +424,20 @@ class SlotWindow:
     ``(n_bins + K_T - 1)``-slot buffer per call, load the ``K_T - 1`` carried slots and
     zero the rest: for the bench kernel (36 classes, 80 x 80 padded) 37 MB copied and
     1.8 MB zeroed per 1 ms step, the float op's whole cost with no events. A window holds
-    ``K_T - 1 + spare`` slots; the carried state is a view of them, so a call whose state
-    is the view the previous call returned only zeroes its ``n_bins`` new slots and slides
-    forward; when the end is reached the ``K_T - 1`` carried slots move to the front
-    (once every ``spare`` bins). Any other state (a fresh, restored or older one) is
+    ``K_T - 1 + spare`` slots (``spare=None``: ``K_T - 1``, the peak memory of the fresh
+    buffer and the carry it copies, ``2 (K_T - 1)`` slots); the carried state is a view of
+    them, so a call whose state is the view the previous call returned only zeroes its
+    ``n_bins`` new slots and slides forward; when the end is reached the ``K_T - 1``
+    carried slots move to the front (once every ``spare`` bins: one slot a bin on
+    average at the default). Any other state (a fresh, restored or older one) is
     copied in first. The same integers / floats as without it (the same additions in the
     same order into the same zeroed slots); but the state passed in is consumed: its
     carry is written by the call (keep a copy to step from it twice)."""
 
-    def __init__(self, spare: int = 32) -> None:
-        self.spare = int(spare)
+    def __init__(self, spare: int | None = None) -> None:
+        if spare is not None and int(spare) < 1:
+            raise DataError(f"spare must be >= 1 slot, got {spare}")
+        self.spare = None if spare is None else int(spare)
         self.buf: np.ndarray | None = None
         self.start = 0
 
@@ -442,7 +446,7 @@ class SlotWindow:
         nc = carry.shape[0]
         dt = np.dtype(dtype)
         buf = self.buf
-        total = nc + max(self.spare, n_bins)
+        total = nc + max(self.spare or max(nc, 1), n_bins)
         live = (buf is not None and buf.dtype == dt and buf.shape[1:] == carry.shape[1:]
                 and buf.shape[0] >= total and self.start + nc <= buf.shape[0]
                 and carry.__array_interface__["data"][0]

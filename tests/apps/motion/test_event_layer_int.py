@@ -374,6 +374,8 @@ def test_slot_window_gives_the_fresh_buffer_outputs(backend):
         if chunk is hd_event_chunk_int:
             assert st.carry.dtype == np.int32
         np.testing.assert_array_equal(np.concatenate(got), np.concatenate(ref))
+    with pytest.raises(DataError, match="spare"):
+        SlotWindow(spare=0)
 
 
 def test_integer_chunk_is_pure():
