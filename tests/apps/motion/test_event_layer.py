@@ -150,6 +150,37 @@ def test_runtime_backend_request_reaches_the_event_op():
         np.testing.assert_allclose(zs, ref, atol=2e-5)
 
 
+def test_runtime_float_mode_follows_a_weight_and_bias_update():
+    """Float mode's compiled tables fold in the bias: a bias array replaced between
+    steps shifts the next output by exactly the change, and a weight written in place
+    gives the dense reference of the new kernel once the ``K_T - 1`` ms of partial sums
+    carried from before have left the window (never the stale tables)."""
+    from neuroplast.apps.motion.event_layer import fast_backend
+    from neuroplast.apps.motion.runtime_node import hd_graph
+    from neuroplast.runtime import Runtime, SparseInput
+
+    k, k2 = _kernel(), _kernel(seed=5)
+    _, a = _events(n_bins=20)
+    kt, u, u2 = k.weight.shape[2], 6, 12  # bias update before step u, weight before u2
+    ref_old = _torch_reference(a, k.weight, k.bias)
+    ref_new = _torch_reference(a, k2.weight, k2.bias)
+    for backend in sorted({"numpy", fast_backend()}):
+        rt = Runtime(hd_graph(k.weight, k.bias, (11, 9)), backend=backend)
+        zs = []
+        for t in range(20):
+            if t == u:
+                rt.params["hd"]["bias"] = k2.bias.copy()
+            if t == u2:
+                rt.params["hd"]["weight"][...] = k2.weight
+            zs.append(rt.step(SparseInput(np.flatnonzero(a[:, t]))))
+        zs = np.stack(zs)
+        np.testing.assert_allclose(zs[:u], ref_old[:u], atol=2e-5)
+        shift = (k2.bias - k.bias)[None, :, None, None]
+        np.testing.assert_allclose(zs[u:u2], ref_old[u:u2] + shift, atol=2e-5)
+        np.testing.assert_allclose(zs[u2 + kt - 1 :], ref_new[u2 + kt - 1 :], atol=2e-5)
+        assert np.abs(ref_new[u2 + kt - 1 :] - ref_old[u2 + kt - 1 :] - shift).max() > 0.1
+
+
 def _stream_with_edges(size, n_bins, density, seed):
     """Random voxels plus events on all four sensor borders and corners, two empty
     ms, a burst of every pixel ON and one of every pixel with both polarities."""

@@ -288,6 +288,96 @@ def test_runtime_integer_mode_equals_reference(backend, form, monkeypatch):
     np.testing.assert_array_equal(ev, np.clip(zb, -128, 127).sum(axis=(2, 3)))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runtime_integer_mode_follows_a_weight_update(backend, monkeypatch):
+    """The op's compiled tables are never stale: weight codes and bias written in place
+    into ``rt.params`` between steps (as plasticity and ``load_state`` do), or the
+    weight array replaced, give the dense reference of the new parameters once the
+    ``K_T - 1`` ms carried from before have left the window (the scatter carries partial
+    sums made with the old codes until then; the pull path rebuilds every step from the
+    pixels, so it follows at once), and differ from the old parameters' outputs."""
+    from neuroplast.runtime import Runtime, SparseInput
+
+    monkeypatch.setattr(runtime_node, "fast_backend", lambda: backend)
+    size, n_bins, shape = (13, 10), 24, (5, 4, 3, 5)
+    codes, codes2 = _codes(shape, 120, 7), _codes(shape, 150, 8)
+    a, _ = _raster(size, n_bins, 0.15, 7)
+    g, b_q, qm, sh = _int_graph(codes, size, 7, pooled=False)
+    b_q2 = b_q[::-1] + 100
+
+    def ref(q, b):
+        z = requantize(_dense_b(a, q) + b[None, :, None, None], qm[:, None, None],
+                       sh[:, None, None])  # fmt: skip
+        return np.clip(z, -128, 127).astype(np.int8)
+
+    old, new, new2 = ref(codes, b_q), ref(codes2, b_q2), ref(codes, b_q2)
+    rt = Runtime(g, mode="int")
+    w, h = size
+    kt, u, u2 = shape[1], 8, 16  # updates before steps u (in place) and u2 (replaced)
+    steps = []
+    for t in range(n_bins):
+        if t == u:
+            rt.params["hd"]["weight"][...] = codes2
+            rt.params["hd"]["bias"][...] = b_q2
+        if t == u2:
+            rt.params["hd"]["weight"] = codes.copy()
+        p, y, x = np.nonzero(a[:, t])
+        steps.append(rt.step(SparseInput(np.repeat((p * h + y) * w + x, a[p, t, y, x]))))
+    out = np.stack(steps)
+    np.testing.assert_array_equal(out[:u], old[:u])
+    np.testing.assert_array_equal(out[u + kt - 1 : u2], new[u + kt - 1 : u2])
+    np.testing.assert_array_equal(out[u2 + kt - 1 :], new2[u2 + kt - 1 :])
+    if runtime_node.int_pull_path("int", backend):  # no carried sums: follows at once
+        np.testing.assert_array_equal(out[u:u2], new[u:u2])
+        np.testing.assert_array_equal(out[u2:], new2[u2:])
+    assert not np.array_equal(new[u + kt - 1 : u2], old[u + kt - 1 : u2])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slot_window_gives_the_fresh_buffer_outputs(backend):
+    """Chunks through a :class:`SlotWindow` (2 spare slots: it slides every 2 bins) equal
+    the fresh-buffer chunks, float and integer (an int16 carry widened to int32 by
+    repeated events on the way), also when a state the window did not hand out (a copy)
+    is stepped from."""
+    from neuroplast.apps.motion.event_layer import (
+        EventLayerState,
+        SlotWindow,
+        compile_taps,
+        hd_event_chunk,
+        init_event_state,
+    )
+
+    size, n_bins = (9, 8), 14
+    codes = _codes((4, 5, 3, 3), 80, 11, extreme=True)
+    it = compile_int_taps(codes, size)
+    ft = compile_taps(codes.astype(np.float32) / 7, np.arange(4.0), size)
+    a, _ = _raster(size, n_bins, 0.3, 11)
+    a[0, 9, 3, 3] = 40  # 40 events in one voxel: int16 would overflow
+    pp, tt, yy, xx = np.nonzero(a)
+    n = a[pp, tt, yy, xx]
+    ev = make_events(*(np.repeat(v, n) for v in (tt * 1000, xx, yy, pp)))
+    p, tb, y, x = _cols(ev)
+    for chunk, init, tabs in ((hd_event_chunk_int, init_int_state, it),
+                              (hd_event_chunk, init_event_state, ft)):  # fmt: skip
+        ref, st = [], init(tabs)
+        for t in range(n_bins):
+            m = tb == t
+            z, st = chunk(tabs, st, p[m], tb[m], y[m], x[m], 1, backend)
+            ref.append(z)
+        win, got, st = SlotWindow(spare=2), [], init(tabs)
+        for t in range(n_bins):
+            m = tb == t
+            if t == 7:  # a copied state: not the window's view, copied in
+                st = EventLayerState(st.carry.copy(), st.t_next)
+            z, st = chunk(tabs, st, p[m], tb[m], y[m], x[m], 1, backend, window=win)
+            got.append(z)
+        if chunk is hd_event_chunk_int:
+            assert st.carry.dtype == np.int32
+        np.testing.assert_array_equal(np.concatenate(got), np.concatenate(ref))
+    with pytest.raises(DataError, match="spare"):
+        SlotWindow(spare=0)
+
+
 def test_integer_chunk_is_pure():
     """The state passed in is not modified (the returned carry is a fresh buffer's view):
     stepping twice from one state gives the same output and carry."""
