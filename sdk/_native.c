@@ -1884,44 +1884,60 @@ done:
 typedef uint16_t np_v16u16 __attribute__((vector_size(32)));
 typedef uint16_t np_v8u16 __attribute__((vector_size(16)));
 typedef uint32_t np_v8u32 __attribute__((vector_size(32)));
-#define NP_IROWS_ADD(NAME, T, VT, L)                                                          \
+/* the chunk loop of both forms below, with the coefficient vector f in scope */
+#define NP_IROWS_LOOP(T, VT, L)                                                             \
+    for (; k + 3 < k1; k += 4) { /* four chunks per turn: never overlapping (one pixel) */  \
+        VT a0, a1, a2, a3, w0, w1, w2, w3;                                                  \
+        T *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];                     \
+        T *q3 = b + off[k + 3];                                                             \
+        memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                             \
+        memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                             \
+        memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);         \
+        memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                         \
+        memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                         \
+        a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                             \
+        memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                             \
+        memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                             \
+    }                                                                                       \
+    for (; k < k1; k++) {                                                                   \
+        VT a, w;                                                                            \
+        T *q = b + off[k];                                                                  \
+        memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                          \
+        a += f * w;                                                                         \
+        memcpy(q, &a, sizeof a);                                                            \
+    }
+#define NP_IROWS_ADD(NAME, T, VT, L)                                                        \
     static inline void NAME(T *b, T fa, const long long *off, const T *rv, long long k,     \
                             long long k1)                                                   \
     {                                                                                       \
-        const VT f = (VT){0} + fa; /* a broadcast (a lane loop here became 16 inserts) */      \
-        for (; k + 3 < k1; k += 4) { /* four chunks per turn: never overlapping (one pixel) */ \
-            VT a0, a1, a2, a3, w0, w1, w2, w3;                                              \
-            T *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];                 \
-            T *q3 = b + off[k + 3];                                                         \
-            memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                         \
-            memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                         \
-            memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);     \
-            memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                     \
-            memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                     \
-            a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                         \
-            memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                         \
-            memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                         \
-        }                                                                                   \
-        for (; k < k1; k++) {                                                               \
-            VT a, w;                                                                        \
-            T *q = b + off[k];                                                              \
-            memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                      \
-            a += f * w;                                                                     \
-            memcpy(q, &a, sizeof a);                                                        \
-        }                                                                                   \
+        const VT f = (VT){0} + fa; /* a broadcast (a lane loop here became 16 inserts) */   \
+        NP_IROWS_LOOP(T, VT, L)                                                             \
+    }
+#define NP_IROWS_ADDV(NAME, T, VT, L)                                                       \
+    static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k,\
+                            long long k1)                                                   \
+    {                                                                                       \
+        VT f;                                                                               \
+        memcpy(&f, fl, sizeof f);                                                           \
+        NP_IROWS_LOOP(T, VT, L)                                                             \
     }
 #else
-#define NP_IROWS_ADD(NAME, T, VT, L)                                                          \
-    static inline void NAME(T *b, T fa, const long long *off, const T *rv, long long k,     \
-                            long long k1)                                                   \
+/* portable: F is the lane's coefficient (fa, or fl[j] in the pair layout) */
+#define NP_IROWS_SCALAR(T, L, F)                                                            \
     {                                                                                       \
         int j;                                                                              \
         for (; k < k1; k++) {                                                               \
             T *q = b + off[k];                                                              \
             const T *w = rv + L * k;                                                        \
-            for (j = 0; j < L; j++) q[j] = (T)(q[j] + (uint32_t)fa * (uint32_t)w[j]);       \
+            for (j = 0; j < L; j++) q[j] = (T)(q[j] + (uint32_t)(F) * (uint32_t)w[j]);      \
         }                                                                                   \
     }
+#define NP_IROWS_ADD(NAME, T, VT, L)                                                        \
+    static inline void NAME(T *b, T fa, const long long *off, const T *rv, long long k,     \
+                            long long k1) NP_IROWS_SCALAR(T, L, fa)
+#define NP_IROWS_ADDV(NAME, T, VT, L)                                                       \
+    static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k,\
+                            long long k1) NP_IROWS_SCALAR(T, L, fl[j])
 #endif
 NP_IROWS_ADD(irows_add16x16, uint16_t, np_v16u16, 16)
 NP_IROWS_ADD(irows_add16x8, uint16_t, np_v8u16, 8)
@@ -1929,47 +1945,6 @@ NP_IROWS_ADD(irows_add32x8, uint32_t, np_v8u32, 8)
 /* The pair layout (S and D of a position interleaved): a chunk of L lanes covers L / 2
  * positions and each lane has its own coefficient (A_s on even lanes, A_d on odd ones):
  * the coefficient vector fl (L lanes) instead of one broadcast. */
-#if defined(__GNUC__) && !defined(NP_NO_VEC8)
-#define NP_IROWS_ADDV(NAME, T, VT, L)                                                         \
-    static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k, \
-                            long long k1)                                                   \
-    {                                                                                       \
-        VT f;                                                                               \
-        memcpy(&f, fl, sizeof f);                                                           \
-        for (; k + 3 < k1; k += 4) {                                                        \
-            VT a0, a1, a2, a3, w0, w1, w2, w3;                                              \
-            T *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];                 \
-            T *q3 = b + off[k + 3];                                                         \
-            memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                         \
-            memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                         \
-            memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);     \
-            memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                     \
-            memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                     \
-            a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                         \
-            memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                         \
-            memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                         \
-        }                                                                                   \
-        for (; k < k1; k++) {                                                               \
-            VT a, w;                                                                        \
-            T *q = b + off[k];                                                              \
-            memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                      \
-            a += f * w;                                                                     \
-            memcpy(q, &a, sizeof a);                                                        \
-        }                                                                                   \
-    }
-#else
-#define NP_IROWS_ADDV(NAME, T, VT, L)                                                         \
-    static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k, \
-                            long long k1)                                                   \
-    {                                                                                       \
-        int j;                                                                              \
-        for (; k < k1; k++) {                                                               \
-            T *q = b + off[k];                                                              \
-            const T *w = rv + L * k;                                                        \
-            for (j = 0; j < L; j++) q[j] = (T)(q[j] + (uint32_t)fl[j] * (uint32_t)w[j]);    \
-        }                                                                                   \
-    }
-#endif
 NP_IROWS_ADDV(irows_addv16x16, uint16_t, np_v16u16, 16)
 NP_IROWS_ADDV(irows_addv16x8, uint16_t, np_v8u16, 8)
 NP_IROWS_ADDV(irows_addv32x8, uint32_t, np_v8u32, 8)
