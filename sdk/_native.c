@@ -1979,6 +1979,18 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
             }                                                                               \
     }
 
+/* one pixel J's chunks of the delay whose row ranges y0 / y1 are in scope: both halves at
+ * once (pair layout) or the planes its coefficients reach */
+#define NP_IPULL_PIXEL(J, T, ADD, ADDV, L)                                                  \
+    {                                                                                       \
+        const long long qa = pq[J] & 0xffffffff, qb = pq[J] >> 32;                          \
+        if (pairs)                                                                          \
+            ADDV(acc + ppos[J], pf + L * (J), mo0, mv0, y0[qa], y0[qb]);                    \
+        else {                                                                              \
+            if (pa0[J]) ADD(acc + ppos[J], (T)pa0[J], mo0, mv0, y0[qa], y0[qb]);            \
+            if (pa1[J]) ADD(acc + ppos[J], (T)pa1[J], mo1, mv1, y1[qa], y1[qb]);            \
+        }                                                                                   \
+    }
 #define NP_IPULL_PASS(NAME, T, ST, ADD, ADDV, L)                                              \
     static void NAME(long long n_bins, long long kt, long long ho, long long wo, long long ky, \
                      long long rs, long long padl, long long n_c, long long g, long long plane, \
@@ -2023,15 +2035,7 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                         const long long ii_ = mi[e] & (((long long)1 << 40) - 1);           \
                         const long long cell = ((c / g) * kt + (mi[e] >> 40)) * (ky + 1);   \
                         const long long *y0 = my0 + cell, *y1 = my1 + cell;                 \
-                        const long long qa = pq[ii_] & 0xffffffff, qb = pq[ii_] >> 32;      \
-                        if (pairs)                                                          \
-                            ADDV(acc + ppos[ii_], pf + L * ii_, mo0, mv0, y0[qa], y0[qb]);  \
-                        else {                                                              \
-                            if (pa0[ii_])                                                   \
-                                ADD(acc + ppos[ii_], (T)pa0[ii_], mo0, mv0, y0[qa], y0[qb]); \
-                            if (pa1[ii_])                                                   \
-                                ADD(acc + ppos[ii_], (T)pa1[ii_], mo1, mv1, y1[qa], y1[qb]); \
-                        }                                                                   \
+                        NP_IPULL_PIXEL(ii_, T, ADD, ADDV, L)                                \
                     }                                                                       \
                 else if (rhi >= 0)                                                          \
                     for (d = kt - 1; d >= 0; d--) {                                         \
@@ -2039,15 +2043,7 @@ static inline long long irq(long long a, long long qm, int t, uint64_t add, long
                         const long long *y0 = my0 + cell, *y1 = my1 + cell;                 \
                         if (t - d < 0) continue;                                            \
                         for (i = fst[t - d]; i < fst[t - d + 1]; i++) {                     \
-                            const long long qa = pq[i] & 0xffffffff, qb = pq[i] >> 32;      \
-                            if (pairs)                                                      \
-                                ADDV(acc + ppos[i], pf + L * i, mo0, mv0, y0[qa], y0[qb]);  \
-                            else {                                                          \
-                                if (pa0[i])                                                 \
-                                    ADD(acc + ppos[i], (T)pa0[i], mo0, mv0, y0[qa], y0[qb]); \
-                                if (pa1[i])                                                 \
-                                    ADD(acc + ppos[i], (T)pa1[i], mo1, mv1, y1[qa], y1[qb]); \
-                            }                                                               \
+                            NP_IPULL_PIXEL(i, T, ADD, ADDV, L)                              \
                         }                                                                   \
                     }                                                                       \
                 for (h = 0; h < ng; h++) {                                                  \
