@@ -125,7 +125,7 @@ def register(app: Any) -> None:
                 *F["train"],
                 *F["val"],
                 net,
-                TrainConfig(epochs=epochs, threads=threads),
+                TrainConfig(epochs=epochs, threads=threads, bands=pc.mel.n_mels),
                 progress=lambda r: (
                     done.append(r),
                     bar.update(len(done), f"val {r['val_acc']:.3f}"),
@@ -164,7 +164,10 @@ def register(app: Any) -> None:
         from neuroplast.apps.kws.pipeline import export_nir, load_deployment, save_kws_bundle
 
         dep = load_deployment(deploy)
-        b = save_kws_bundle(out / "kws.bundle", dep, CLASSES, MelParams(), DeltaParams(), mode=mode)
+        mel = MelParams()
+        # a deployment trained on the delta code alone (2 groups of bands) has no shape channels
+        delta = DeltaParams(shape_db=()) if dep.n_in == 2 * mel.n_mels else DeltaParams()
+        b = save_kws_bundle(out / "kws.bundle", dep, CLASSES, mel, delta, mode=mode)
         nir_res = export_nir(dep, out)
         _console().print(_table("KWS export", [("bundle", str(b)), ("nir", json.dumps(nir_res))]))
 

@@ -111,9 +111,9 @@ class PipelineConfig:
 
 
 def featurize(audio: np.ndarray, mel: MelParams, delta: DeltaParams) -> np.ndarray:
-    """``(N, samples)`` int16 clips -> ``(N, T, 2*n_mels)`` uint8 delta spikes."""
+    """``(N, samples)`` int16 clips -> ``(N, T, delta.groups * n_mels)`` uint8 spikes."""
     if len(audio) == 0:
-        return np.zeros((0, 1, 2 * mel.n_mels), np.uint8)
+        return np.zeros((0, 1, delta.groups * mel.n_mels), np.uint8)
     L = np.stack([log_mel(a, mel) for a in audio])
     return delta_encode(L, delta).astype(np.uint8)
 
@@ -253,6 +253,12 @@ def save_kws_bundle(
     """Save the lowered network as a neuroplast bundle with its front-end settings."""
     from neuroplast.bundle import save_bundle
 
+    if dep.n_in != delta.groups * mel.n_mels:
+        raise DataError(
+            f"the network takes {dep.n_in} input channels but the front end emits "
+            f"{delta.groups * mel.n_mels} ({delta.groups} groups of {mel.n_mels} bands): "
+            "pass the DeltaParams the model was trained with"
+        )
     graph = to_graph(dep, quantized=all(layer.bits for layer in dep.layers))
     pre = {"kind": "kws-logmel-delta", "mel": asdict(mel), "delta": asdict(delta)}
     info = {"app": "kws", "classes": list(classes), **(meta or {})}
@@ -269,7 +275,8 @@ def load_kws_runtime(path: str | Path, mode: str | None = None, hidden: bool = F
     if b.preprocessing.get("kind") != "kws-logmel-delta":
         raise NeuroplastError(f"{path} is not a KWS bundle (preprocessing kind missing)")
     mel = MelParams(**b.preprocessing["mel"])
-    delta = DeltaParams(**b.preprocessing["delta"])
+    # bundles written before the spectral-shape channels existed carry the delta code only
+    delta = DeltaParams(**{"shape_db": (), **b.preprocessing["delta"]})
     graph = b.graph
     if hidden:
         lifs = tuple(n for n in graph.nodes if n.startswith("lif"))
@@ -1092,7 +1099,7 @@ def detection_benchmark(bundle: str | Path, data_dir: Path, H: dict | None, cfg,
 def featurize_stream(
     audio: np.ndarray, mel: MelParams, delta: DeltaParams, chunk: int = 30000
 ) -> np.ndarray:
-    """A long recording -> ``(T, 2*n_mels)`` uint8 delta spikes (no resets: the same as
+    """A long recording -> ``(T, delta.groups * n_mels)`` uint8 spikes (no resets: the same as
     streaming it hop by hop). The log-mel is computed ``chunk`` frames at a time (bounded
     memory); each chunk starts ``k`` hops early, with ``k hop >= win - hop``, so its
     first kept frame sees the same samples as in one pass."""
@@ -1136,6 +1143,7 @@ def _train_variant(F: dict, cfg: PipelineConfig, learn: bool, bits: int, progres
         threads=cfg.threads,
         context_prob=cfg.context_prob,
         context_steps=cfg.context_steps,
+        bands=cfg.mel.n_mels,
     )
     name = f"{'learned' if learn else 'zero'}-delays int{bits}"
 
