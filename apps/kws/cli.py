@@ -360,7 +360,12 @@ def register(app: Any) -> None:
             open_class_of,
             save_enroll_state,
         )
-        from neuroplast.apps.kws.pipeline import example_embeddings, featurize, load_kws_runtime
+        from neuroplast.apps.kws.pipeline import (
+            example_embeddings,
+            featurize,
+            load_kws_runtime,
+            with_bands,
+        )
         from neuroplast.errors import DataError
 
         rt, classes, mel, delta = load_kws_runtime(bundle, mode="int", hidden=True)
@@ -375,6 +380,7 @@ def register(app: Any) -> None:
         except (OSError, KeyError, ValueError) as e:
             raise DataError(f"guard set {guard} is unreadable: {e}") from e
         p = EnrollParams() if budget is None else replace(EnrollParams(), open_budget=budget)
+        p = with_bands(p, mel)
         ex, aug = example_embeddings(rt, X, p)
         st = (
             load_enroll_state(state)

@@ -48,6 +48,7 @@ __all__ = [
     "load_kws_runtime",
     "guard_set",
     "hidden_names",
+    "with_bands",
     "example_embeddings",
     "run_enrollment",
     "enroll_voices",
@@ -285,6 +286,11 @@ def load_kws_runtime(path: str | Path, mode: str | None = None, hidden: bool = F
     return rt, tuple(b.meta.get("classes", [])), mel, delta
 
 
+def with_bands(p: EnrollParams, mel: MelParams) -> EnrollParams:
+    """``p`` with the raster augmentation's channel groups set to the front end's bands."""
+    return replace(p, augment=replace(p.augment, bands=mel.n_mels))
+
+
 def hidden_names(rt) -> tuple[str, ...]:  # noqa: ANN001
     """The hidden-layer outputs of a runtime from ``load_kws_runtime(..., hidden=True)``."""
     return tuple(n for n in rt.outputs if n != "out")
@@ -327,7 +333,7 @@ def guard_set(
     if p.guard_aug > 0:
         X = np.asarray(X)
         a = replace(p.augment, n_aug=p.guard_aug, seed=p.augment.seed + 10_000 + seed)
-        A = augment_raster(X[idx], X.shape[2] // 2, a)  # (n, guard_aug, T, C)
+        A = augment_raster(X[idx], a.bands, a)  # (n, guard_aug, T, C)
         for k in range(p.guard_aug):
             for lo in range(0, len(idx), chunk):
                 s_k, h_k = runtime_scores(rt, A[lo : lo + chunk, k], hidden=hidden_names(rt))
@@ -349,14 +355,14 @@ def example_embeddings(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Enrollment rasters ``(n, T, C)`` -> embeddings ``(n, F)`` and those of their
     on-device augmented copies ``(n, n_aug, F)`` (:func:`~neuroplast.apps.kws.enroll.augment_raster`,
-    ``C/2`` mel bands per polarity)."""
+    ``p.augment.bands`` mel bands per channel group)."""
     X = np.asarray(X)
     sc, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
     ex = embed(hid, p, sc)
     n_aug = p.augment.n_aug
     if n_aug <= 0 or len(X) == 0:
         return ex, np.zeros((len(ex), 0, ex.shape[1]))
-    A = augment_raster(X, X.shape[2] // 2, p.augment)
+    A = augment_raster(X, p.augment.bands, p.augment)
     sc_a, hid_a = runtime_scores(rt, A.reshape(-1, *X.shape[1:]), hidden=hidden_names(rt))
     return ex, embed(hid_a, p, sc_a).reshape(len(X), n_aug, -1)
 
@@ -444,7 +450,7 @@ def enrollment_set(
             A = np.concatenate(
                 [
                     augment_raster(
-                        X[i : i + 1], X.shape[2] // 2, replace(p.augment, seed=p.augment.seed + i)
+                        X[i : i + 1], p.augment.bands, replace(p.augment, seed=p.augment.seed + i)
                     )
                     for i in range(len(X))
                 ]
@@ -860,7 +866,8 @@ def enrollment_stage(
     :func:`load_features` of ``data_dir``. Returns the results JSON's ``enrollment``
     section."""
     out = Path(out)
-    rt, classes, _, _ = load_kws_runtime(bundle, mode="int", hidden=True)
+    rt, classes, mel, _ = load_kws_runtime(bundle, mode="int", hidden=True)
+    p = with_bands(p, mel)
     ev, et = F["enroll"]["val"], F["enroll"]["test"]
     n_old, gate = len(classes), open_class_of(classes)
     en: dict[str, Any] = {"headline": "cross_voice"}
