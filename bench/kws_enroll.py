@@ -140,6 +140,12 @@ def main(argv: list[str] | None = None) -> dict:
         "calibrated on validation voices, then the test protocols), into --results under "
         "'enrollment_stage'; writes kws_guard.npz / kws_enroll.npz into --out like the pipeline",
     )
+    ap.add_argument(
+        "--key",
+        default="enrollment_stage",
+        help="with --stage: the results key to write ('enrollment' replaces the pipeline's own "
+        "measurement, e.g. after a fix to the enrollment code)",
+    )
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     data = Path(a.data)
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
         st = enrollment_stage(Path(a.out) / "kws.bundle", F, data, a.out, a.word, 5, a.seed, print)
         st["seconds"] = time.perf_counter() - t0
         if a.results:
-            _merge_results(Path(a.results), "enrollment_stage", st)
+            _merge_results(Path(a.results), a.key, st)
         return st
     rt, classes, _, _ = load_kws_runtime(Path(a.out) / "kws.bundle", mode="int", hidden=True)
     n_old, gate = len(classes), open_class_of(classes)

@@ -125,7 +125,7 @@ def register(app: Any) -> None:
                 *F["train"],
                 *F["val"],
                 net,
-                TrainConfig(epochs=epochs, threads=threads),
+                TrainConfig(epochs=epochs, threads=threads, bands=pc.mel.n_mels),
                 progress=lambda r: (
                     done.append(r),
                     bar.update(len(done), f"val {r['val_acc']:.3f}"),
@@ -164,7 +164,10 @@ def register(app: Any) -> None:
         from neuroplast.apps.kws.pipeline import export_nir, load_deployment, save_kws_bundle
 
         dep = load_deployment(deploy)
-        b = save_kws_bundle(out / "kws.bundle", dep, CLASSES, MelParams(), DeltaParams(), mode=mode)
+        mel = MelParams()
+        # a deployment trained on the delta code alone (2 groups of bands) has no shape channels
+        delta = DeltaParams(shape_db=()) if dep.n_in == 2 * mel.n_mels else DeltaParams()
+        b = save_kws_bundle(out / "kws.bundle", dep, CLASSES, mel, delta, mode=mode)
         nir_res = export_nir(dep, out)
         _console().print(_table("KWS export", [("bundle", str(b)), ("nir", json.dumps(nir_res))]))
 
@@ -357,7 +360,12 @@ def register(app: Any) -> None:
             open_class_of,
             save_enroll_state,
         )
-        from neuroplast.apps.kws.pipeline import example_embeddings, featurize, load_kws_runtime
+        from neuroplast.apps.kws.pipeline import (
+            example_embeddings,
+            featurize,
+            load_kws_runtime,
+            with_bands,
+        )
         from neuroplast.errors import DataError
 
         rt, classes, mel, delta = load_kws_runtime(bundle, mode="int", hidden=True)
@@ -372,6 +380,7 @@ def register(app: Any) -> None:
         except (OSError, KeyError, ValueError) as e:
             raise DataError(f"guard set {guard} is unreadable: {e}") from e
         p = EnrollParams() if budget is None else replace(EnrollParams(), open_budget=budget)
+        p = with_bands(p, mel)
         ex, aug = example_embeddings(rt, X, p)
         st = (
             load_enroll_state(state)

@@ -104,6 +104,7 @@ class RasterAugmentParams:
     mel_shift: int = 1  # channels, uniform in [-mel_shift, mel_shift]
     drop: float = 0.05  # probability of deleting a spike
     seed: int = 0
+    bands: int = 40  # mel bands per channel group: the bundle's MelParams.n_mels
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,9 @@ def augment_raster(
 
     Frame 0 (the encoder's start-up burst) stays in place; the rest is warped by the
     speed factor (each source frame's spikes move to frame ``round(t / f)``), shifted
-    by whole frames, and its channels shifted within each polarity block of
-    ``n_channels_per_polarity`` mel bands.
+    by whole frames, and its channels shifted within each block of
+    ``n_channels_per_polarity`` mel bands (the front end's channel groups: on, off and
+    the spectral-shape levels; ``p.bands`` where the pipeline calls it).
     """
     X = np.asarray(X)
     if X.ndim != 3:

@@ -48,6 +48,7 @@ __all__ = [
     "load_kws_runtime",
     "guard_set",
     "hidden_names",
+    "with_bands",
     "example_embeddings",
     "run_enrollment",
     "enroll_voices",
@@ -111,9 +112,9 @@ class PipelineConfig:
 
 
 def featurize(audio: np.ndarray, mel: MelParams, delta: DeltaParams) -> np.ndarray:
-    """``(N, samples)`` int16 clips -> ``(N, T, 2*n_mels)`` uint8 delta spikes."""
+    """``(N, samples)`` int16 clips -> ``(N, T, delta.groups * n_mels)`` uint8 spikes."""
     if len(audio) == 0:
-        return np.zeros((0, 1, 2 * mel.n_mels), np.uint8)
+        return np.zeros((0, 1, delta.groups * mel.n_mels), np.uint8)
     L = np.stack([log_mel(a, mel) for a in audio])
     return delta_encode(L, delta).astype(np.uint8)
 
@@ -253,6 +254,12 @@ def save_kws_bundle(
     """Save the lowered network as a neuroplast bundle with its front-end settings."""
     from neuroplast.bundle import save_bundle
 
+    if dep.n_in != delta.groups * mel.n_mels:
+        raise DataError(
+            f"the network takes {dep.n_in} input channels but the front end emits "
+            f"{delta.groups * mel.n_mels} ({delta.groups} groups of {mel.n_mels} bands): "
+            "pass the DeltaParams the model was trained with"
+        )
     graph = to_graph(dep, quantized=all(layer.bits for layer in dep.layers))
     pre = {"kind": "kws-logmel-delta", "mel": asdict(mel), "delta": asdict(delta)}
     info = {"app": "kws", "classes": list(classes), **(meta or {})}
@@ -269,13 +276,19 @@ def load_kws_runtime(path: str | Path, mode: str | None = None, hidden: bool = F
     if b.preprocessing.get("kind") != "kws-logmel-delta":
         raise NeuroplastError(f"{path} is not a KWS bundle (preprocessing kind missing)")
     mel = MelParams(**b.preprocessing["mel"])
-    delta = DeltaParams(**b.preprocessing["delta"])
+    # bundles written before the spectral-shape channels existed carry the delta code only
+    delta = DeltaParams(**{"shape_db": (), **b.preprocessing["delta"]})
     graph = b.graph
     if hidden:
         lifs = tuple(n for n in graph.nodes if n.startswith("lif"))
         graph = with_outputs(graph, ("out", *lifs))
     rt = Runtime(graph, mode=mode or b.mode)
     return rt, tuple(b.meta.get("classes", [])), mel, delta
+
+
+def with_bands(p: EnrollParams, mel: MelParams) -> EnrollParams:
+    """``p`` with the raster augmentation's channel groups set to the front end's bands."""
+    return replace(p, augment=replace(p.augment, bands=mel.n_mels))
 
 
 def hidden_names(rt) -> tuple[str, ...]:  # noqa: ANN001
@@ -320,7 +333,7 @@ def guard_set(
     if p.guard_aug > 0:
         X = np.asarray(X)
         a = replace(p.augment, n_aug=p.guard_aug, seed=p.augment.seed + 10_000 + seed)
-        A = augment_raster(X[idx], X.shape[2] // 2, a)  # (n, guard_aug, T, C)
+        A = augment_raster(X[idx], a.bands, a)  # (n, guard_aug, T, C)
         for k in range(p.guard_aug):
             for lo in range(0, len(idx), chunk):
                 s_k, h_k = runtime_scores(rt, A[lo : lo + chunk, k], hidden=hidden_names(rt))
@@ -342,14 +355,14 @@ def example_embeddings(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Enrollment rasters ``(n, T, C)`` -> embeddings ``(n, F)`` and those of their
     on-device augmented copies ``(n, n_aug, F)`` (:func:`~neuroplast.apps.kws.enroll.augment_raster`,
-    ``C/2`` mel bands per polarity)."""
+    ``p.augment.bands`` mel bands per channel group)."""
     X = np.asarray(X)
     sc, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
     ex = embed(hid, p, sc)
     n_aug = p.augment.n_aug
     if n_aug <= 0 or len(X) == 0:
         return ex, np.zeros((len(ex), 0, ex.shape[1]))
-    A = augment_raster(X, X.shape[2] // 2, p.augment)
+    A = augment_raster(X, p.augment.bands, p.augment)
     sc_a, hid_a = runtime_scores(rt, A.reshape(-1, *X.shape[1:]), hidden=hidden_names(rt))
     return ex, embed(hid_a, p, sc_a).reshape(len(X), n_aug, -1)
 
@@ -437,7 +450,7 @@ def enrollment_set(
             A = np.concatenate(
                 [
                     augment_raster(
-                        X[i : i + 1], X.shape[2] // 2, replace(p.augment, seed=p.augment.seed + i)
+                        X[i : i + 1], p.augment.bands, replace(p.augment, seed=p.augment.seed + i)
                     )
                     for i in range(len(X))
                 ]
@@ -853,7 +866,8 @@ def enrollment_stage(
     :func:`load_features` of ``data_dir``. Returns the results JSON's ``enrollment``
     section."""
     out = Path(out)
-    rt, classes, _, _ = load_kws_runtime(bundle, mode="int", hidden=True)
+    rt, classes, mel, _ = load_kws_runtime(bundle, mode="int", hidden=True)
+    p = with_bands(p, mel)
     ev, et = F["enroll"]["val"], F["enroll"]["test"]
     n_old, gate = len(classes), open_class_of(classes)
     en: dict[str, Any] = {"headline": "cross_voice"}
@@ -1092,7 +1106,7 @@ def detection_benchmark(bundle: str | Path, data_dir: Path, H: dict | None, cfg,
 def featurize_stream(
     audio: np.ndarray, mel: MelParams, delta: DeltaParams, chunk: int = 30000
 ) -> np.ndarray:
-    """A long recording -> ``(T, 2*n_mels)`` uint8 delta spikes (no resets: the same as
+    """A long recording -> ``(T, delta.groups * n_mels)`` uint8 spikes (no resets: the same as
     streaming it hop by hop). The log-mel is computed ``chunk`` frames at a time (bounded
     memory); each chunk starts ``k`` hops early, with ``k hop >= win - hop``, so its
     first kept frame sees the same samples as in one pass."""
@@ -1136,6 +1150,7 @@ def _train_variant(F: dict, cfg: PipelineConfig, learn: bool, bits: int, progres
         threads=cfg.threads,
         context_prob=cfg.context_prob,
         context_steps=cfg.context_steps,
+        bands=cfg.mel.n_mels,
     )
     name = f"{'learned' if learn else 'zero'}-delays int{bits}"
 

@@ -49,7 +49,8 @@ class TrainConfig:
     time_masks: int = 2  # SpecAugment: up to this many time masks per raster ...
     time_mask: int = 10  # ... each up to this many steps wide
     band_masks: int = 2  # SpecAugment: up to this many mel-band masks per raster ...
-    band_mask: int = 5  # ... each up to this many bands wide (on and off channels)
+    band_mask: int = 5  # ... each up to this many bands wide (in every channel group)
+    bands: int = 0  # mel bands per channel group (on, off, shape levels); 0: C // 2
     context_prob: float = 0.0  # stream crops: fraction of clips preceded by another clip's steps
     context_steps: int = 0  # ... of this many steps; the loss reads only the clip's own steps
 
@@ -74,15 +75,19 @@ def set_threads(n: int) -> None:
 
 def _augment(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
     """Random time shift (zero fill), SpecAugment-style masks and spike deletion of a
-    ``(B, T, C)`` batch of delta rasters (channels ``[on_0..on_{M-1}, off_0..off_{M-1}]``).
+    ``(B, T, C)`` batch of delta rasters (channels in groups of ``M = cfg.bands``:
+    ``[on_0..on_{M-1}, off_0..off_{M-1}, shape levels..]``).
 
     Masks (Park et al., 2019, on spikes): per raster up to ``time_masks`` spans of
     ``0..time_mask`` steps and up to ``band_masks`` spans of ``0..band_mask`` mel bands
-    (both polarities) are silenced.
+    (in every channel group) are silenced.
     """
     x = x.astype(np.float32)
     B, T, C = x.shape
-    M = C // 2
+    M = cfg.bands or C // 2
+    if C % M:
+        raise DataError(f"{C} input channels are not groups of {M} bands (TrainConfig.bands)")
+    groups = C // M
     for i in range(B):
         for _ in range(int(rng.integers(0, cfg.time_masks + 1))):
             w = int(rng.integers(0, cfg.time_mask + 1))
@@ -91,8 +96,8 @@ def _augment(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.nd
         for _ in range(int(rng.integers(0, cfg.band_masks + 1))):
             w = int(rng.integers(0, cfg.band_mask + 1))
             b0 = int(rng.integers(0, max(1, M - w)))
-            x[i, :, b0 : b0 + w] = 0
-            x[i, :, M + b0 : M + b0 + w] = 0
+            for g in range(groups):
+                x[i, :, g * M + b0 : g * M + b0 + w] = 0
     if cfg.max_shift:
         out = np.zeros_like(x)
         for i, k in enumerate(rng.integers(-cfg.max_shift, cfg.max_shift + 1, len(x))):

@@ -240,6 +240,23 @@ def test_augment_raster_is_seeded_keeps_the_startup_frame_and_can_be_identity():
         E.augment_raster(X, 3)
 
 
+def test_enrollment_augmentation_shifts_bands_within_every_front_end_group():
+    from neuroplast.apps.kws.frontend import DeltaParams, MelParams
+    from neuroplast.apps.kws.pipeline import with_bands
+
+    mel = MelParams(n_mels=6)
+    p = with_bands(E.EnrollParams(), mel).augment
+    assert p.bands == 6
+    groups = DeltaParams().groups  # on, off and the spectral-shape levels
+    x = np.zeros((1, 2, groups * 6), np.uint8)
+    x[0, 1, 5::6] = 1  # the top band of every group
+    shifted = E.augment_raster(x, p.bands, replace(p, n_aug=30, speed=0.0, shift=0, drop=0.0))
+    per = shifted.reshape(30, 2, groups, 6)
+    # an up shift drops the top band, a down shift moves it to band 4 -- in every group alike
+    np.testing.assert_array_equal(per, np.broadcast_to(per[:, :, :1], per.shape))
+    assert set(per[:, 1, 0].argmax(-1)[per[:, 1, 0].any(-1)]) <= {4, 5}
+
+
 def test_gate_keeps_keywords_and_augmented_copies_are_positives(tmp_path):
     # old classes 0, 1 are keywords, 2 is the open-set "unknown"; the new word is filed
     # under unknown by the old readout but its embeddings sit close to keyword 0

@@ -164,6 +164,7 @@ def test_guard_set_adds_augmented_copies_of_its_clips(monkeypatch):
 
     monkeypatch.setattr(P, "runtime_scores", scores)
     p = E.EnrollParams(n_bins=1, score_weight=0.0, guard_aug=2, guard_per_class=None)
+    p = replace(p, augment=replace(p.augment, bands=4))  # two groups of 4 bands
     g = P.guard_set(fake, X, y, seed=4, p=p)
     order = np.random.default_rng(4)  # guard_set's clip order: one seeded stream
     idx = np.concatenate([order.permutation(np.flatnonzero(y == c)) for c in (0, 1)])

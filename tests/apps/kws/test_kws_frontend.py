@@ -67,7 +67,7 @@ def test_streaming_steps_equal_batch_frames():
 
 def test_delta_encoder_hand_trace():
     # one band: a ramp of +1 dB per step from the -60 dB start level, then a drop
-    d = fe.DeltaParams(threshold_db=3.0, init_db=-60.0)
+    d = fe.DeltaParams(threshold_db=3.0, init_db=-60.0, shape_db=())
     L = np.array([-59, -58, -57, -56.5, -55, -54, -53, -70], np.float32)[:, None]
     S = fe.delta_encode(L, d)
     # on when L - ref > 3 (ref moves by 3 each spike): -56.5 - (-60) = 3.5 -> spike, ref -57
@@ -79,7 +79,7 @@ def test_delta_encoder_hand_trace():
     np.testing.assert_array_equal(batch[0], S)
     # from the first frame the code is exactly loudness invariant: +20 dB changes
     # nothing (from the fixed start level it changes the onset)
-    both = fe.delta_encode(np.stack([L, L + 20.0]), fe.DeltaParams(init_db=None))
+    both = fe.delta_encode(np.stack([L, L + 20.0]), fe.DeltaParams(init_db=None, shape_db=()))
     np.testing.assert_array_equal(both[0], both[1])
     assert not np.array_equal(*fe.delta_encode(np.stack([L, L + 20.0]), d))
 
@@ -87,13 +87,15 @@ def test_delta_encoder_hand_trace():
 def test_delta_encoder_can_start_at_the_first_frame():
     # init_db=None: the reference is the first frame, so a steady level gives no
     # onset burst, and a clip cut out of a stream is coded like the stream from there
-    first = fe.DeltaParams(init_db=None)
+    first = fe.DeltaParams(init_db=None, shape_db=())
     L = np.array([-30, -30, -26, -31, -31], np.float32)[:, None]
     S = fe.delta_encode(L, first)
     np.testing.assert_array_equal(S[:, 0], [0, 0, 1, 0, 0])  # -26 - (-30) = 4 > 3: ref -27
     np.testing.assert_array_equal(S[:, 1], [0, 0, 0, 1, 0])  # -27 - (-31) = 4 > 3: ref -30
     # the fixed -60 dB start instead bursts: 30 dB above it -> on spikes for 9 steps
-    burst = fe.delta_encode(np.full((12, 1), -30.0, np.float32), fe.DeltaParams(init_db=-60.0))
+    burst = fe.delta_encode(
+        np.full((12, 1), -30.0, np.float32), fe.DeltaParams(init_db=-60.0, shape_db=())
+    )
     assert burst[:, 0].sum() == 9
     # streaming state: NaN until the first frame, then identical to the batch code
     ref = fe.delta_init(1, first)
@@ -101,6 +103,31 @@ def test_delta_encoder_can_start_at_the_first_frame():
     for k in range(len(L)):
         spk, ref = fe.delta_step(L[k], ref, first)
         np.testing.assert_array_equal(spk, S[k])
+
+
+def test_shape_channels_hand_trace():
+    # three bands; a level fires while a band is more than d dB above (peak - d)
+    p = fe.DeltaParams(shape_db=(6.0, 12.0), shape_floor_db=-70.0)
+    L = np.array([[-20, -25, -30], [-75, -80, -90], [0, -6, -12.5]], np.float32)
+    S = fe.delta_encode(L, p)
+    assert S.shape == (3, p.groups * 3) == (3, 12)
+    shape = S[:, 6:]  # after the on and off groups, level-major
+    np.testing.assert_array_equal(shape[0], [1, 1, 0, 1, 1, 1])  # -30 > -26? no; > -32: yes
+    np.testing.assert_array_equal(shape[1], [0] * 6)  # peak -75 dB is below the floor
+    np.testing.assert_array_equal(shape[2], [1, 0, 0, 1, 1, 0])  # strict: -6 is not > -6
+    # invariant to a gain while the peak stays above the floor
+    np.testing.assert_array_equal(fe.delta_encode(L[[0, 2]] + 10.0, p)[:, 6:], shape[[0, 2]])
+    # streaming gives the batch code, frame by frame
+    ref = fe.delta_init(3, p)
+    for k in range(len(L)):
+        spk, ref = fe.delta_step(L[k], ref, p)
+        np.testing.assert_array_equal(spk, S[k])
+    assert fe.n_encoder_channels(3, "delta", p) == 12
+    assert fe.n_encoder_channels(40, "delta", fe.DeltaParams(shape_db=())) == 80
+    # a bundle's JSON gives a list back: stored as the same tuple
+    assert fe.DeltaParams(shape_db=[6, 12]) == fe.DeltaParams(shape_db=(6.0, 12.0))
+    with pytest.raises(DataError, match="shape_db"):
+        fe.DeltaParams(shape_db=(6.0, 0.0))
 
 
 def test_lif_encoder_hand_trace():

@@ -73,3 +73,18 @@ def test_training_with_stream_crops_learns_from_the_clip_steps():
                      band_masks=0, context_prob=1.0, context_steps=6)  # fmt: skip
     res = train(X[:64], y[:64], X[64:], y[64:], net, tc)
     assert res.best_val_acc == 1.0
+
+
+def test_band_masks_silence_the_same_bands_in_every_channel_group():
+    from neuroplast.apps.kws.train import TrainConfig, _augment
+
+    M, groups, T = 10, 5, 30  # on, off and three spectral-shape levels of 10 bands
+    cfg = TrainConfig(max_shift=0, drop=0.0, time_masks=0, band_masks=2, band_mask=4, bands=M)
+    x = np.ones((64, T, groups * M), np.float32)
+    out = _augment(x, cfg, np.random.default_rng(3))
+    per_group = out.reshape(64, T, groups, M)
+    # a band is masked in all groups or in none, for every raster
+    np.testing.assert_array_equal(per_group, np.broadcast_to(per_group[:, :, :1], per_group.shape))
+    assert (per_group == 0).any()  # some mask was drawn
+    with pytest.raises(DataError, match="groups of 7 bands"):
+        _augment(x, TrainConfig(bands=7), np.random.default_rng(0))
