@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.apps.kws.frontend import MelParams
 from neuroplast.errors import DataError, PlasticityError
 
 __all__ = [
@@ -104,7 +105,7 @@ class RasterAugmentParams:
     mel_shift: int = 1  # channels, uniform in [-mel_shift, mel_shift]
     drop: float = 0.05  # probability of deleting a spike
     seed: int = 0
-    bands: int = 40  # mel bands per channel group: the bundle's MelParams.n_mels
+    bands: int = MelParams.n_mels  # mel bands per channel group: the bundle's MelParams.n_mels
 
 
 @dataclass(frozen=True)

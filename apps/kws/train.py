@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuroplast.apps.kws.frontend import MelParams
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -50,7 +51,7 @@ class TrainConfig:
     time_mask: int = 10  # ... each up to this many steps wide
     band_masks: int = 2  # SpecAugment: up to this many mel-band masks per raster ...
     band_mask: int = 5  # ... each up to this many bands wide (in every channel group)
-    bands: int = 0  # mel bands per channel group (on, off, shape levels); 0: C // 2
+    bands: int = MelParams.n_mels  # mel bands per channel group (on, off, shape levels)
     context_prob: float = 0.0  # stream crops: fraction of clips preceded by another clip's steps
     context_steps: int = 0  # ... of this many steps; the loss reads only the clip's own steps
 
@@ -84,10 +85,10 @@ def _augment(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.nd
     """
     x = x.astype(np.float32)
     B, T, C = x.shape
-    M = cfg.bands or C // 2
-    if C % M:
+    M = cfg.bands
+    if cfg.band_masks and (M < 1 or C % M):
         raise DataError(f"{C} input channels are not groups of {M} bands (TrainConfig.bands)")
-    groups = C // M
+    groups = C // M if cfg.band_masks else 0
     for i in range(B):
         for _ in range(int(rng.integers(0, cfg.time_masks + 1))):
             w = int(rng.integers(0, cfg.time_mask + 1))

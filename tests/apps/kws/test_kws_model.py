@@ -109,7 +109,7 @@ def test_learned_delays_solve_a_timing_task_zero_delays_cannot():
         t0 = int(rng.integers(2, 12))
         X[i, t0, 0] = 1
         X[i, t0 + (3 if y[i] == 0 else 9), 1] = 1
-    tc = TrainConfig(epochs=16, batch_size=16, lr=2e-3, pos_lr=0.3, max_shift=0, drop=0.0)
+    tc = TrainConfig(epochs=16, batch_size=16, lr=2e-3, pos_lr=0.3, max_shift=0, drop=0.0, bands=1)
     accs = {}
     for learn in (True, False):
         cfg = KwsNetConfig(
