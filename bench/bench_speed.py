@@ -303,14 +303,15 @@ def _peak_adds() -> float:
     return best
 
 
-def _peak_rmw_c() -> dict[str, float]:
+def _peak_rmw_c(plane: int = 2048) -> dict[str, float]:
     """float32 lanes/s of the row chunk's read-modify-write ``p = p + f w`` in C
     (``neuroplast._native.rmw_peak``: load a weight vector, load a plane vector, mul, add,
     store; 8 kB plane and 8 kB weights, L1-resident, no index arithmetic), per instruction
     set level the CPU has (portable C, AVX2 8 lanes, AVX-512 16 lanes), best of 15 runs
     interleaved across the levels (~3 ms each: a shared machine's slices lost mid-run only
     lower a run); aligned vectors, and ``*_unaligned`` with the plane one float off (the
-    row chunks' case)."""
+    row chunks' case). ``plane`` floats other than 2048: the same loop swept over a plane of
+    that size (e.g. the pull pass's working set) against the same 8 kB of weights."""
     from neuroplast.runtime.native import native_module
 
     lib = native_module()
@@ -319,7 +320,7 @@ def _peak_rmw_c() -> dict[str, float]:
         for level, name in enumerate(("portable", "avx2", "avx512")):
             for shift, tag in ((0, ""), (1, "_unaligned")):
                 try:
-                    rate = lib.rmw_peak(level, 20000, shift)[0]
+                    rate = lib.rmw_peak(level, max(1, 20000 * 2048 // plane), shift, plane)[0]
                 except ValueError:  # level not on this CPU
                     continue
                 out[name + tag] = max(out.get(name + tag, 0.0), rate)
@@ -606,6 +607,10 @@ def events(rounds: int, bandwidth: float) -> dict:
     best["dense torch Conv3d"] = interleaved({"d": dense}, 1)["d"]
     peak_adds = _peak_adds()
     rmw = _peak_rmw_c()
+    # the pass's working set: PULL_GROUP class planes of (Ho + 1) x row_stride floats (as
+    # pull_rows allocates them), L2-resident; does its cache level move the limit?
+    plane = ((taps.out_hw[0] + 1) * taps.rows.row_stride + taps.rows.lanes + 15) // 16 * 16
+    rmw_ws = _peak_rmw_c(PULL_GROUP * plane)
     nnz = taps.split.nnz_d
     eps = {k_: n_ev / t for k_, t in best.items()}
     # ring of scalar taps (native-taps / numba): nnz(W_d) adds per event, each a float32
@@ -688,6 +693,9 @@ def events(rounds: int, bandwidth: float) -> dict:
         ),
         "peak_adds_per_s": peak_adds,
         "peak_rmw_lanes_per_s_c": rmw,
+        "pull_working_set_bytes": 4 * PULL_GROUP * plane,
+        "peak_rmw_lanes_per_s_c_working_set": rmw_ws,
+        "working_set_rmw_of_l1": max(rmw_ws.values()) / max(rmw.values()),
         "limit_rows_events_per_s_adds_numpy": peak_adds / lanes,
         "of_limit_numpy": eps["native"] / min(peak_adds / lanes, lim_rows_bw),
         "limit_events_per_s_adds": lim_adds,

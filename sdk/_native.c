@@ -1657,33 +1657,35 @@ done:
 #define NP_VEC8 1
 typedef float np_v8f __attribute__((vector_size(32)));
 typedef float np_v16f __attribute__((vector_size(64)));
+/* the chunk loop of every row add (float here, the integer pull path below), with the
+ * coefficient vector f, the plane b, the offsets off and the chunk values rv in scope */
+#define NP_ROWS_LOOP(T, VT, L)                                                              \
+    for (; k + 3 < k1; k += 4) { /* four chunks per turn: never overlapping (one pixel) */  \
+        VT a0, a1, a2, a3, w0, w1, w2, w3;                                                  \
+        T *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];                     \
+        T *q3 = b + off[k + 3];                                                             \
+        memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                             \
+        memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                             \
+        memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);         \
+        memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                         \
+        memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                         \
+        a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                             \
+        memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                             \
+        memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                             \
+    }                                                                                       \
+    for (; k < k1; k++) {                                                                   \
+        VT a, w;                                                                            \
+        T *q = b + off[k];                                                                  \
+        memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                          \
+        a += f * w;                                                                         \
+        memcpy(q, &a, sizeof a);                                                            \
+    }
 #define NP_ROWS_ADD(NAME, VT, L)                                                              \
     static inline void NAME(float *b, float fa, const long long *off, const float *rv,      \
                             long long k, long long k1)                                      \
     {                                                                                       \
-        VT f;                                                                               \
-        int j;                                                                              \
-        for (j = 0; j < L; j++) f[j] = fa;                                                  \
-        for (; k + 3 < k1; k += 4) { /* four chunks per turn: never overlapping (one event) */ \
-            VT a0, a1, a2, a3, w0, w1, w2, w3;                                              \
-            float *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];             \
-            float *q3 = b + off[k + 3];                                                     \
-            memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                         \
-            memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                         \
-            memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);     \
-            memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                     \
-            memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                     \
-            a0 = a0 + f * w0, a1 = a1 + f * w1, a2 = a2 + f * w2, a3 = a3 + f * w3;         \
-            memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                         \
-            memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                         \
-        }                                                                                   \
-        for (; k < k1; k++) {                                                               \
-            VT a, w;                                                                        \
-            float *q = b + off[k];                                                          \
-            memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                      \
-            a = a + f * w;                                                                  \
-            memcpy(q, &a, sizeof a);                                                        \
-        }                                                                                   \
+        const VT f = (VT){0} + fa;                                                          \
+        NP_ROWS_LOOP(float, VT, L)                                                          \
     }
 #else
 #define NP_ROWS_ADD(NAME, VT, L)                                                              \
@@ -1884,34 +1886,12 @@ done:
 typedef uint16_t np_v16u16 __attribute__((vector_size(32)));
 typedef uint16_t np_v8u16 __attribute__((vector_size(16)));
 typedef uint32_t np_v8u32 __attribute__((vector_size(32)));
-/* the chunk loop of both forms below, with the coefficient vector f in scope */
-#define NP_IROWS_LOOP(T, VT, L)                                                             \
-    for (; k + 3 < k1; k += 4) { /* four chunks per turn: never overlapping (one pixel) */  \
-        VT a0, a1, a2, a3, w0, w1, w2, w3;                                                  \
-        T *q0 = b + off[k], *q1 = b + off[k + 1], *q2 = b + off[k + 2];                     \
-        T *q3 = b + off[k + 3];                                                             \
-        memcpy(&a0, q0, sizeof a0), memcpy(&a1, q1, sizeof a1);                             \
-        memcpy(&a2, q2, sizeof a2), memcpy(&a3, q3, sizeof a3);                             \
-        memcpy(&w0, rv + L * k, sizeof w0), memcpy(&w1, rv + L * k + L, sizeof w1);         \
-        memcpy(&w2, rv + L * k + 2 * L, sizeof w2);                                         \
-        memcpy(&w3, rv + L * k + 3 * L, sizeof w3);                                         \
-        a0 += f * w0, a1 += f * w1, a2 += f * w2, a3 += f * w3;                             \
-        memcpy(q0, &a0, sizeof a0), memcpy(q1, &a1, sizeof a1);                             \
-        memcpy(q2, &a2, sizeof a2), memcpy(q3, &a3, sizeof a3);                             \
-    }                                                                                       \
-    for (; k < k1; k++) {                                                                   \
-        VT a, w;                                                                            \
-        T *q = b + off[k];                                                                  \
-        memcpy(&a, q, sizeof a), memcpy(&w, rv + L * k, sizeof w);                          \
-        a += f * w;                                                                         \
-        memcpy(q, &a, sizeof a);                                                            \
-    }
 #define NP_IROWS_ADD(NAME, T, VT, L)                                                        \
     static inline void NAME(T *b, T fa, const long long *off, const T *rv, long long k,     \
                             long long k1)                                                   \
     {                                                                                       \
         const VT f = (VT){0} + fa; /* a broadcast (a lane loop here became 16 inserts) */   \
-        NP_IROWS_LOOP(T, VT, L)                                                             \
+        NP_ROWS_LOOP(T, VT, L)                                                             \
     }
 #define NP_IROWS_ADDV(NAME, T, VT, L)                                                       \
     static inline void NAME(T *b, const T *fl, const long long *off, const T *rv, long long k,\
@@ -1919,7 +1899,7 @@ typedef uint32_t np_v8u32 __attribute__((vector_size(32)));
     {                                                                                       \
         VT f;                                                                               \
         memcpy(&f, fl, sizeof f);                                                           \
-        NP_IROWS_LOOP(T, VT, L)                                                             \
+        NP_ROWS_LOOP(T, VT, L)                                                             \
     }
 #else
 /* portable: F is the lane's coefficient (fa, or fl[j] in the pair layout) */
@@ -3174,35 +3154,45 @@ NP_T512 static void rmw_avx512(float *p, const float *w, long long n, long long 
 }
 #endif
 
-/* rmw_peak(level, reps[, shift]) -> (float32 lanes/s, checksum): lanes = 2048 reps, over
+/* rmw_peak(level, reps[, shift[, plane]]) -> (float32 lanes/s, checksum): lanes = plane reps
+ * (plane: floats of the plane, default 2048 = 8 kB, L1-resident; larger ones, e.g. the pull
+ * pass's g class planes, swept in 2048-float blocks against the same 8 kB of weights), over
  * the thread CPU time (CLOCK_THREAD_CPUTIME_ID); a level the CPU lacks raises ValueError. */
 static PyObject *py_rmw_peak(PyObject *self, PyObject *args)
 {
     const long long n = 2048;
-    long long reps, j;
+    long long reps, j, b, np_ = 2048;
     int level, shift = 0;
-    float *buf;
+    float *buf, *p;
     double sum = 0.0, dt;
     struct timespec t0, t1;
     (void)self;
-    if (!PyArg_ParseTuple(args, "iL|i", &level, &reps, &shift)) return NULL;
+    if (!PyArg_ParseTuple(args, "iL|iL", &level, &reps, &shift, &np_)) return NULL;
     if (level < 0 || level > isa_detect() || reps < 1 || shift < 0 || shift > 15)
         return PyErr_Format(PyExc_ValueError, "rmw_peak: level %d not available here", level);
-    buf = aligned_alloc(64, (size_t)(2 * n + 64) * sizeof(float));
+    if (np_ < n || np_ > (1LL << 26))
+        return PyErr_Format(PyExc_ValueError, "rmw_peak: plane of %lld floats, need 2048..2^26",
+                            np_);
+    np_ = (np_ + n - 1) / n * n;
+    buf = aligned_alloc(64, (size_t)(np_ + n + 64) * sizeof(float));
     if (!buf) return PyErr_NoMemory();
-    for (j = 0; j < 2 * n + 64; j++) buf[j] = (float)(j % 7) * 0.125f;
+    for (j = 0; j < np_ + n + 64; j++) buf[j] = (float)(j % 7) * 0.125f;
+    p = buf + n + 32 + shift; /* the weights (n floats, L1) first, then the plane */
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    for (j = 0; j < reps; j++)
+        for (b = 0; b < np_; b += n) {
 #ifdef NP_X86
-    if (level == 2) rmw_avx512(buf + shift, buf + n + 32, n, reps, 1e-7f);
-    else if (level == 1) rmw_avx2(buf + shift, buf + n + 32, n, reps, 1e-7f);
-    else
+            if (level == 2) rmw_avx512(p + b, buf, n, 1, 1e-7f);
+            else if (level == 1) rmw_avx2(p + b, buf, n, 1, 1e-7f);
+            else
 #endif
-        rmw_portable(buf + shift, buf + n + 32, n, reps, 1e-7f);
+                rmw_portable(p + b, buf, n, 1, 1e-7f);
+        }
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-    for (j = 0; j < n; j++) sum += buf[shift + j];
+    for (j = 0; j < np_; j++) sum += p[j];
     free(buf);
     dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    return Py_BuildValue("dd", dt > 0 ? (double)n * (double)reps / dt : 0.0, sum);
+    return Py_BuildValue("dd", dt > 0 ? (double)np_ * (double)reps / dt : 0.0, sum);
 }
 
 /* The integer event scatter's limit, measured in C (bench/bench_speed.py events): the
@@ -3357,7 +3347,7 @@ static PyMethodDef methods[] = {
     {"finite_f32", py_finite_f32, METH_O, "finite_f32(buffer): no float32 NaN/Inf in it."},
     {"isa", py_isa, METH_VARARGS, "isa([name]): the conv kernels' instruction set (or set it)."},
     {"rmw_peak", py_rmw_peak, METH_VARARGS,
-     "rmw_peak(level, reps[, shift]): (float32 lanes/s, checksum) of the L1 p += f w loop."},
+     "rmw_peak(level, reps[, shift[, plane]]): (float32 lanes/s, checksum) of the p += f w loop."},
     {"scatter_peak", py_scatter_peak, METH_VARARGS,
      "scatter_peak(reps, acc_bytes[, group]): (taps/s, checksum) of the L1 integer scatter."},
     {"irmw_peak", py_irmw_peak, METH_VARARGS,

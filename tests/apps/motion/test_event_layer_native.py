@@ -296,6 +296,18 @@ def test_pull_rows_options_refused_and_rmw_probe():
     assert rate > 0 and np.isfinite(checksum)
     with pytest.raises(ValueError, match="rmw_peak"):
         lib.rmw_peak(7, 3)
+    # a larger plane (the pull pass's working set) is swept in 2048-float blocks against
+    # the same weights: the plane after 3 reps, as numpy computes it in float32
+    n, plane, shift = 2048, 5000, 1
+    buf = (np.arange(3 * n + 64 + n) % 7).astype(np.float32) * np.float32(0.125)
+    p = buf[n + 32 + shift : n + 32 + shift + 3 * n].copy()  # 5000 rounds up to 3 blocks
+    for _ in range(3):
+        for b in range(0, 3 * n, n):
+            p[b : b + n] = p[b : b + n] + np.float32(1e-7) * buf[:n]
+    rate, checksum = lib.rmw_peak(0, 3, shift, plane)
+    assert rate > 0 and checksum == pytest.approx(float(p.astype(np.float64).sum()), rel=1e-12)
+    with pytest.raises(ValueError, match="plane"):
+        lib.rmw_peak(0, 3, 0, 100)
 
 
 def test_native_per_position_scatter_equals_numba_and_dense_reference():
