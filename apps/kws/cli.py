@@ -132,7 +132,7 @@ def register(app: Any) -> None:
                 ),
             )
         out.mkdir(parents=True, exist_ok=True)
-        save_deployment(out / "kws_deploy.npz", from_model(res.model))
+        save_deployment(out / "kws_deploy.npz", from_model(res.model), pc.delta)
         (out / "train_history.json").write_text(json.dumps(res.history, indent=1))
         test = evaluate(res.model, *F["test"])
         _console().print(
@@ -160,13 +160,17 @@ def register(app: Any) -> None:
             neuroplast kws export
         """
         from neuroplast.apps.kws.data import CLASSES
-        from neuroplast.apps.kws.frontend import DeltaParams, MelParams
-        from neuroplast.apps.kws.pipeline import export_nir, load_deployment, save_kws_bundle
+        from neuroplast.apps.kws.frontend import MelParams
+        from neuroplast.apps.kws.pipeline import (
+            deployment_delta,
+            export_nir,
+            load_deployment,
+            save_kws_bundle,
+        )
 
         dep = load_deployment(deploy)
         mel = MelParams()
-        # a deployment trained on the delta code alone (2 groups of bands) has no shape channels
-        delta = DeltaParams(shape_db=()) if dep.n_in == 2 * mel.n_mels else DeltaParams()
+        delta = deployment_delta(deploy, mel.n_mels)
         b = save_kws_bundle(out / "kws.bundle", dep, CLASSES, mel, delta, mode=mode)
         nir_res = export_nir(dep, out)
         _console().print(_table("KWS export", [("bundle", str(b)), ("nir", json.dumps(nir_res))]))

@@ -44,6 +44,8 @@ __all__ = [
     "load_features",
     "save_deployment",
     "load_deployment",
+    "deployment_delta",
+    "legacy_delta",
     "save_kws_bundle",
     "load_kws_runtime",
     "guard_set",
@@ -216,10 +218,18 @@ def load_features(
     return out
 
 
-def save_deployment(path: str | Path, dep: KwsDeployment) -> None:
-    """Write a :class:`KwsDeployment` as ``.npz`` (no pickle)."""
+def legacy_delta(saved: dict) -> DeltaParams:
+    """The :class:`DeltaParams` of a saved front end; a setting the file predates takes
+    the value its model was trained with (no spectral-shape channels, no contrast gate)."""
+    return DeltaParams(**{"shape_db": (), "shape_contrast_db": 0.0, **saved})
+
+
+def save_deployment(path: str | Path, dep: KwsDeployment, delta: DeltaParams) -> None:
+    """Write a :class:`KwsDeployment` and the front end it was trained on as ``.npz`` (no
+    pickle)."""
     arrays: dict[str, np.ndarray] = {
-        "meta": np.array([dep.beta, dep.beta_out, dep.v_th, dep.dt, len(dep.layers)], np.float64)
+        "meta": np.array([dep.beta, dep.beta_out, dep.v_th, dep.dt, len(dep.layers)], np.float64),
+        "delta": np.array(json.dumps(asdict(delta))),
     }
     for i, layer in enumerate(dep.layers):
         arrays[f"w{i}"] = np.asarray(layer.weight_q)
@@ -240,6 +250,20 @@ def load_deployment(path: str | Path) -> KwsDeployment:
     except (OSError, KeyError, ValueError) as e:
         raise DataError(f"deployment file {path} is unreadable: {e}") from e
     return KwsDeployment(tuple(layers), float(beta), float(beta_out), float(v_th), float(dt))
+
+
+def deployment_delta(path: str | Path, n_mels: int = MelParams.n_mels) -> DeltaParams:
+    """The front end a :func:`save_deployment` file was trained on; files written before
+    it was stored there: the delta code alone (2 groups of bands) or, wider, the shape
+    channels without the contrast gate."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "delta" in z:
+                return legacy_delta(json.loads(str(z["delta"])))
+            n_in = int(z["w0"].shape[1])
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"deployment file {path} is unreadable: {e}") from e
+    return legacy_delta({} if n_in == 2 * n_mels else {"shape_db": DeltaParams().shape_db})
 
 
 def save_kws_bundle(
@@ -276,8 +300,7 @@ def load_kws_runtime(path: str | Path, mode: str | None = None, hidden: bool = F
     if b.preprocessing.get("kind") != "kws-logmel-delta":
         raise NeuroplastError(f"{path} is not a KWS bundle (preprocessing kind missing)")
     mel = MelParams(**b.preprocessing["mel"])
-    # bundles written before the spectral-shape channels existed carry the delta code only
-    delta = DeltaParams(**{"shape_db": (), **b.preprocessing["delta"]})
+    delta = legacy_delta(b.preprocessing["delta"])
     graph = b.graph
     if hidden:
         lifs = tuple(n for n in graph.nodes if n.startswith("lif"))
@@ -1239,7 +1262,7 @@ def run_pipeline(
     results["models"] = [{k: v for k, v in r.items() if k != "model"} for r in trained]
     main = trained[0]
     dep = from_model(main["model"])
-    save_deployment(out / "kws_deploy.npz", dep)
+    save_deployment(out / "kws_deploy.npz", dep, cfg.delta)
     # 3. bundle + runtime accuracy (int and float)
     bundle = save_kws_bundle(
         out / "kws.bundle",

@@ -3,6 +3,8 @@ delta/LIF encoders against hand-computed traces, clear errors."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -107,7 +109,7 @@ def test_delta_encoder_can_start_at_the_first_frame():
 
 def test_shape_channels_hand_trace():
     # three bands; a level fires while a band is more than d dB above (peak - d)
-    p = fe.DeltaParams(shape_db=(6.0, 12.0), shape_floor_db=-70.0)
+    p = fe.DeltaParams(shape_db=(6.0, 12.0), shape_floor_db=-70.0, shape_contrast_db=0.0)
     L = np.array([[-20, -25, -30], [-75, -80, -90], [0, -6, -12.5]], np.float32)
     S = fe.delta_encode(L, p)
     assert S.shape == (3, p.groups * 3) == (3, 12)
@@ -128,6 +130,23 @@ def test_shape_channels_hand_trace():
     assert fe.DeltaParams(shape_db=[6, 12]) == fe.DeltaParams(shape_db=(6.0, 12.0))
     with pytest.raises(DataError, match="shape_db"):
         fe.DeltaParams(shape_db=(6.0, 0.0))
+
+
+def test_shape_contrast_gate_silences_flat_frames():
+    # P - median > c: a peaked (formant-like) frame keeps its shape spikes, a flat
+    # (noise-like) one sends none; the on/off code is not gated
+    p = fe.DeltaParams(shape_db=(6.0,), shape_contrast_db=12.0)
+    peaked = [0, -20, -30, -30, -30]  # median -30: contrast 30 dB
+    flat = [-10, -12, -14, -15, -13]  # median -13: contrast 3 dB
+    edge = [0, -3, -12, -12, -20]  # median -12: contrast exactly 12, not > 12
+    S = fe.delta_encode(np.array([peaked, flat, edge], np.float32), p)
+    np.testing.assert_array_equal(S[:, 10:], [[1, 0, 0, 0, 0], [0] * 5, [0] * 5])
+    np.testing.assert_array_equal(S[:, :10], fe.delta_encode(np.array([peaked, flat, edge],
+                                  np.float32), fe.DeltaParams(shape_db=()))[:, :10])  # fmt: skip
+    ungated = fe.delta_encode(np.array([flat], np.float32), replace(p, shape_contrast_db=0.0))
+    np.testing.assert_array_equal(ungated[0, 10:], [1, 1, 1, 1, 1])  # within 6 dB of -10
+    with pytest.raises(DataError, match="shape_contrast_db"):
+        fe.DeltaParams(shape_contrast_db=-1.0)
 
 
 def test_lif_encoder_hand_trace():

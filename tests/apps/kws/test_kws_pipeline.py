@@ -254,3 +254,36 @@ def test_cli_eval_listen_enroll(run, tmp_path):
         app, ["kws", "enroll", "--word", "x", "--samples", str(empty), "--bundle", bundle]
     )
     assert res.exit_code != 0 and "no .wav files" in str(res.exception)
+
+
+def test_deployment_carries_its_front_end(run, tmp_path):
+    # the front end a model was trained on travels in its deployment file, so `kws export`
+    # writes a bundle that codes audio as in training; files written before it was stored
+    # there get the code of their time (by input width: delta alone, or shape ungated)
+    typer = pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from neuroplast.apps.kws.cli import register
+    from neuroplast.apps.kws.frontend import DeltaParams
+    from neuroplast.apps.kws.pipeline import deployment_delta, legacy_delta
+
+    cfg, r = run
+    dep_file = Path(cfg.out_dir) / "kws_deploy.npz"
+    assert deployment_delta(dep_file) == cfg.delta
+    with np.load(dep_file) as z:
+        old = {k: z[k] for k in z.files if k != "delta"}
+    np.savez(tmp_path / "old.npz", **old)
+    assert deployment_delta(tmp_path / "old.npz") == DeltaParams(shape_contrast_db=0.0)
+    assert legacy_delta({}) == DeltaParams(shape_db=(), shape_contrast_db=0.0)
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """neuroplast"""
+
+    register(app)
+    res = CliRunner().invoke(
+        app, ["kws", "export", "--deploy", str(tmp_path / "old.npz"), "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 0, res.output
+    assert load_kws_runtime(tmp_path / "kws.bundle")[3] == DeltaParams(shape_contrast_db=0.0)
