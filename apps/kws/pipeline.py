@@ -221,6 +221,10 @@ def load_features(
 def legacy_delta(saved: dict) -> DeltaParams:
     """The :class:`DeltaParams` of a saved front end; a setting the file predates takes
     the value its model was trained with (no spectral-shape channels, no contrast gate)."""
+    known = set(DeltaParams.__dataclass_fields__)
+    if not isinstance(saved, dict) or set(saved) - known:
+        extra = sorted(set(saved) - known) if isinstance(saved, dict) else type(saved).__name__
+        raise DataError(f"saved front-end settings have unknown fields {extra}: a newer file?")
     return DeltaParams(**{"shape_db": (), "shape_contrast_db": 0.0, **saved})
 
 

@@ -266,6 +266,7 @@ def test_deployment_carries_its_front_end(run, tmp_path):
     from neuroplast.apps.kws.cli import register
     from neuroplast.apps.kws.frontend import DeltaParams
     from neuroplast.apps.kws.pipeline import deployment_delta, legacy_delta
+    from neuroplast.errors import DataError
 
     cfg, r = run
     dep_file = Path(cfg.out_dir) / "kws_deploy.npz"
@@ -275,6 +276,8 @@ def test_deployment_carries_its_front_end(run, tmp_path):
     np.savez(tmp_path / "old.npz", **old)
     assert deployment_delta(tmp_path / "old.npz") == DeltaParams(shape_contrast_db=0.0)
     assert legacy_delta({}) == DeltaParams(shape_db=(), shape_contrast_db=0.0)
+    with pytest.raises(DataError, match="unknown fields \\['gain'\\]"):
+        legacy_delta({"threshold_db": 3.0, "gain": 2.0})
     app = typer.Typer()
 
     @app.callback()
