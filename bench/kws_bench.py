@@ -50,24 +50,34 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--context-steps", type=int, default=0, help="stream crops: context steps (0: off)"
     )
+    ap.add_argument(
+        "--clips-per-word",
+        type=int,
+        default=BENCH["clips_per_word"],
+        help="training clips per word and voice (data in bench_train_c<N> unless the default)",
+    )
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
+    ap.add_argument("--device", default="cpu", help="torch device of the training ('cuda')")
     ap.add_argument("--results", default="bench/results/kws_full.json")
     a = ap.parse_args(argv)
     root = Path(a.data_root)
+    c = a.clips_per_word
+    train_dir = "bench_train" if c == BENCH["clips_per_word"] else f"bench_train_c{c}"
     cfg = PipelineConfig(
-        data_dir=str(root / "bench_train"),
+        data_dir=str(root / train_dir),
         heldout_dir=str(root / "bench_heldout"),
         out_dir=a.out,
         epochs=a.epochs,
         baseline=not a.no_baseline,
         four_bit=a.four_bit,
         threads=a.threads,
+        device=a.device,
         hidden=tuple(a.hidden),
         lr=a.lr,
         dropout=a.dropout,
         context_prob=a.context_prob,
         context_steps=a.context_steps,
-        **{**BENCH, "stream_minutes": a.stream_minutes},
+        **{**BENCH, "stream_minutes": a.stream_minutes, "clips_per_word": c},
     )
     r = run_pipeline(cfg, progress=lambda m: print(m, flush=True))
     path = Path(a.results)

@@ -93,6 +93,7 @@ def register(app: Any) -> None:
         zero_delays: bool = typer.Option(False, help="baseline: every delay fixed at 0"),
         max_delay: int = typer.Option(15, help="largest delay in steps (10 ms)"),
         threads: int = typer.Option(1),
+        device: str = typer.Option("cpu", help="torch device for training: cpu or cuda"),
     ) -> None:
         """QAT-train the delay SNN; the epoch is chosen on the validation split.
 
@@ -125,7 +126,7 @@ def register(app: Any) -> None:
                 *F["train"],
                 *F["val"],
                 net,
-                TrainConfig(epochs=epochs, threads=threads, bands=pc.mel.n_mels),
+                TrainConfig(epochs=epochs, threads=threads, bands=pc.mel.n_mels, device=device),
                 progress=lambda r: (
                     done.append(r),
                     bar.update(len(done), f"val {r['val_acc']:.3f}"),

@@ -154,7 +154,7 @@ class DelayQuantLinear(nn.Module):
     def kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Conv1d weight ``(n_out, n_in, D+1)`` (index ``D - d`` holds delay ``d``) and scale."""
         w, s = self.weight_and_scale()
-        d_axis = torch.arange(self.max_delay + 1, dtype=w.dtype)
+        d_axis = torch.arange(self.max_delay + 1, dtype=w.dtype, device=w.device)
         if self.hard or not self.learn or self.max_delay == 0:
             g = (d_axis[None, None, :] == self.int_delays()[..., None]).to(w.dtype)
         else:

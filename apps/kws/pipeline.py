@@ -109,6 +109,7 @@ class PipelineConfig:
     stream_clips: int = 3
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"  # torch device of the training stages (TrainConfig.device)
     mel: MelParams = field(default_factory=MelParams)
     delta: DeltaParams = field(default_factory=DeltaParams)
 
@@ -1175,6 +1176,7 @@ def _train_variant(F: dict, cfg: PipelineConfig, learn: bool, bits: int, progres
         lr=cfg.lr,
         seed=cfg.seed,
         threads=cfg.threads,
+        device=cfg.device,
         context_prob=cfg.context_prob,
         context_steps=cfg.context_steps,
         bands=cfg.mel.n_mels,

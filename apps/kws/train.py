@@ -54,6 +54,9 @@ class TrainConfig:
     bands: int = MelParams.n_mels  # mel bands per channel group (on, off, shape levels)
     context_prob: float = 0.0  # stream crops: fraction of clips preceded by another clip's steps
     context_steps: int = 0  # ... of this many steps; the loss reads only the clip's own steps
+    device: str = (
+        "cpu"  # torch device for training ("cuda", "cuda:1"); the model returns on the CPU
+    )
 
 
 @dataclass
@@ -72,6 +75,19 @@ def set_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(n)))
+
+
+def _device(name: str):  # noqa: ANN202 - torch.device (torch-side import)
+    """The training device ``name``; an unknown or absent device is refused in one line."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise DataError(f"unknown torch device {name!r} (use 'cpu' or 'cuda')") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"device {name!r} asked for, but torch sees no CUDA GPU (use 'cpu')")
+    return dev
 
 
 def _augment(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
@@ -154,11 +170,12 @@ def predict(model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:  # noqa:
 
     model.eval()
     model.set_hard(True)
+    dev = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for i in range(0, len(X), batch_size):
             xb = torch.from_numpy(np.ascontiguousarray(X[i : i + batch_size], np.float32))
-            out.append(summed_softmax(model(xb.transpose(1, 2))).numpy())
+            out.append(summed_softmax(model(xb.to(dev).transpose(1, 2))).cpu().numpy())
     model.set_hard(False)
     return np.concatenate(out) if out else np.zeros((0, model.cfg.n_classes), np.float32)
 
@@ -182,7 +199,8 @@ def train(
     """Train a :class:`~neuroplast.apps.kws.model.KwsNet` on ``(N, T, C)`` spike rasters.
 
     Returns the model at the epoch with the best validation accuracy (ties: the
-    earlier epoch).
+    earlier epoch), on the CPU whatever ``cfg.device`` trained it (augmentation stays on
+    the CPU, so a run is the same recipe on either; GPU sums differ in the last bits).
     """
     import torch
 
@@ -193,10 +211,11 @@ def train(
     _check(Xva, yva, net_cfg.n_in)
     if cfg.epochs < 1:
         raise DataError("TrainConfig.epochs must be >= 1")
+    dev = _device(cfg.device)
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = KwsNet(net_cfg)
+    model = KwsNet(net_cfg).to(dev)
     steps = -(-len(Xtr) // cfg.batch_size)
     opt_w = torch.optim.Adam(model.weight_params(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched_w = torch.optim.lr_scheduler.OneCycleLR(
@@ -222,8 +241,8 @@ def train(
             xa = _augment(Xtr[idx], cfg, rng)
             if cfg.context_steps:
                 xa = stream_crops(xa, Xtr, cfg.context_prob, cfg.context_steps, rng)
-            xb = torch.from_numpy(xa).transpose(1, 2)
-            yb = torch.from_numpy(ytr[idx].astype(np.int64))
+            xb = torch.from_numpy(xa).to(dev).transpose(1, 2)
+            yb = torch.from_numpy(ytr[idx].astype(np.int64)).to(dev)
             m = summed_softmax(model(xb)[..., cfg.context_steps :])
             loss = loss_fn(m, yb)
             opt_w.zero_grad()
@@ -254,5 +273,5 @@ def train(
         if val_acc > best_acc:
             best, best_acc, best_epoch = copy.deepcopy(model.state_dict()), val_acc, epoch
     model.load_state_dict(best)
-    model.eval()
+    model.cpu().eval()
     return TrainResult(model, best_epoch, best_acc, history, time.perf_counter() - t0)

@@ -88,3 +88,41 @@ def test_band_masks_silence_the_same_bands_in_every_channel_group():
     assert (per_group == 0).any()  # some mask was drawn
     with pytest.raises(DataError, match="groups of 7 bands"):
         _augment(x, TrainConfig(bands=7), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    ("device", "msg"), [("cuda", "no CUDA GPU"), ("tpu9", "unknown torch device")]
+)
+def test_training_device_is_refused_in_one_line_when_absent_or_unknown(device, msg):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("brevitas")
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    from neuroplast.apps.kws.model import KwsNetConfig
+    from neuroplast.apps.kws.train import TrainConfig, train
+
+    X = np.zeros((4, 6, 4), np.float32)
+    y = np.arange(4) % 2
+    net = KwsNetConfig(n_in=4, hidden=(4,), n_classes=2, max_delay=2)
+    with pytest.raises(DataError, match=msg):
+        train(X, y, X, y, net, TrainConfig(epochs=1, device=device))
+
+
+def test_a_model_trained_on_an_explicit_device_comes_back_on_the_cpu():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("brevitas")
+    from neuroplast.apps.kws.model import KwsNetConfig
+    from neuroplast.apps.kws.train import TrainConfig, evaluate, train
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    rng = np.random.default_rng(1)
+    y = np.arange(32) % 2
+    X = np.zeros((32, 8, 4), np.float32)
+    for i, c in enumerate(y):
+        X[i, :, 2 * c : 2 * c + 2] = rng.random((8, 2)) < 0.7
+    net = KwsNetConfig(n_in=4, hidden=(6,), n_classes=2, max_delay=2, dropout=0.0)
+    tc = TrainConfig(epochs=3, batch_size=8, lr=3e-3, max_shift=0, drop=0.0, time_masks=0,
+                     band_masks=0, device=dev)  # fmt: skip
+    res = train(X, y, X, y, net, tc)
+    assert all(p.device.type == "cpu" for p in res.model.parameters())
+    assert evaluate(res.model, X, y) == res.best_val_acc

@@ -1,0 +1,183 @@
+"""Train variants of the KWS delay SNN on the benchmark's features, side by side.
+
+Where the full benchmark (``bench/kws_bench.py``) trains one model and then runs every
+deployment stage, this script asks which training change moves accuracy: it trains
+named variants of the benchmark's recipe (width, depth, epochs, training-set size,
+regularisation) on the *same* spike rasters, one process per variant (``--jobs`` at a
+time, on ``--device``), and reports validation, voice-disjoint test and held-out-engine
+accuracy (torch, exact integer delays, fake-quantized int8 weights; the benchmark
+itself reports the integer runtime's accuracy, which agrees to within a clip or two).
+
+    python bench/kws_sweep.py pack --out feats.npz      # from the benchmark's data cache
+    python bench/kws_sweep.py run feats.npz --out DIR --device cuda --jobs 4 base half
+    python bench/kws_sweep.py report DIR
+
+``pack`` stores the rasters bit-packed (1/8 of the uint8 size), so the file travels to
+a GPU machine; each variant writes one JSON line per epoch to ``DIR/NAME.jsonl`` and a
+final record, so a run cut short still reports its curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BASE = dict(hidden=(192, 192), epochs=16, lr=1e-3, dropout=0.1, max_delay=15, frac=1.0)
+VARIANTS: dict[str, dict] = {
+    "base": {},  # the benchmark's recipe (kws_bench.py defaults)
+    "half": {"frac": 0.5},  # half the training clips (stratified): the data-scaling slope
+    "quarter": {"frac": 0.25},
+    "wide": {"hidden": (320, 320)},
+    "deep": {"hidden": (192, 192, 192)},
+    "long": {"epochs": 32},
+    "drop2": {"dropout": 0.2},
+    "delay25": {"max_delay": 25},
+    "lr2": {"lr": 2e-3},
+}
+SPLITS = ("train", "val", "test", "heldout")
+
+
+def pack(out: Path, data_root: Path) -> None:
+    """The benchmark's train/val/test and held-out-engine rasters -> one packed npz."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from kws_bench import BENCH
+
+    from neuroplast.apps.kws import data as D
+    from neuroplast.apps.kws.pipeline import PipelineConfig, load_features
+
+    cfg = PipelineConfig(**BENCH)
+    F = load_features(data_root / "bench_train", cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+    hcfg = D.heldout_config(cfg.heldout_clips, cfg.seed + 1, tuple(cfg.heldout_voices))
+    hdir = data_root / "bench_heldout"
+    D.generate_synthetic(hdir, hcfg, progress=True)
+    H = load_features(hdir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+    arr = {"classes": np.array(F["classes"], dtype="U16")}
+    for s, (X, y) in {**{s: F[s] for s in SPLITS[:3]}, "heldout": H["test"]}.items():
+        arr[f"X_{s}"], arr[f"y_{s}"] = np.packbits(X.astype(bool), axis=-1), y
+        arr[f"shape_{s}"] = np.array(X.shape)
+    np.savez_compressed(out, **arr)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+def load(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    z = np.load(path)
+    out = {}
+    for s in SPLITS:
+        C = int(z[f"shape_{s}"][-1])
+        out[s] = (np.unpackbits(z[f"X_{s}"], axis=-1, count=C).astype(np.float32), z[f"y_{s}"])
+    return out
+
+
+def one(data: Path, name: str, out: Path, device: str, threads: int) -> None:
+    """Train variant ``name``; JSON lines per epoch, then the final record."""
+    from neuroplast.apps.kws.model import KwsNetConfig
+    from neuroplast.apps.kws.train import TrainConfig, evaluate, train
+
+    v = {**BASE, **VARIANTS[name]}
+    F = load(data)
+    Xtr, ytr = F["train"]
+    if v["frac"] < 1.0:  # stratified subset, the same for every run
+        rng = np.random.default_rng(0)
+        keep = np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(ytr == c))[: int(v["frac"] * (ytr == c).sum())]
+                for c in np.unique(ytr)
+            ]  # fmt: skip
+        )
+        Xtr, ytr = Xtr[np.sort(keep)], ytr[np.sort(keep)]
+    net = KwsNetConfig(n_in=Xtr.shape[2], hidden=tuple(v["hidden"]), n_classes=int(ytr.max()) + 1,
+                       max_delay=v["max_delay"], learn_delays=True, weight_bits=8,
+                       dropout=v["dropout"])  # fmt: skip
+    tc = TrainConfig(epochs=v["epochs"], lr=v["lr"], seed=1, threads=threads, device=device)
+    log = (out / f"{name}.jsonl").open("w")
+
+    def cb(rec: dict) -> None:
+        log.write(json.dumps({"name": name, **rec}) + "\n")
+        log.flush()
+
+    r = train(Xtr, ytr, *F["val"], net, tc, progress=cb)
+    res = {
+        "name": name, "final": True, "variant": {k: v[k] for k in BASE}, "n_train": len(ytr),
+        "val": r.best_val_acc, "best_epoch": r.best_epoch, "seconds": r.seconds,
+        "test": evaluate(r.model, *F["test"]), "heldout": evaluate(r.model, *F["heldout"]),
+    }  # fmt: skip
+    log.write(json.dumps(res) + "\n")
+    log.close()
+    print(json.dumps(res), flush=True)
+
+
+def run(data: Path, names: list[str], out: Path, device: str, jobs: int, threads: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    todo, live = list(names), []
+    t0 = time.time()
+    while todo or live:
+        while todo and len(live) < jobs:
+            n = todo.pop(0)
+            cmd = [sys.executable, __file__, "one", str(data), n, "--out", str(out),
+                   "--device", device, "--threads", str(threads)]  # fmt: skip
+            live.append((n, subprocess.Popen(cmd)))
+        time.sleep(2)
+        for n, p in list(live):
+            if p.poll() is not None:
+                live.remove((n, p))
+                print(f"{n}: exit {p.returncode} at {time.time() - t0:.0f} s", flush=True)
+    report(out)
+
+
+def report(out: Path) -> None:
+    print("| variant | train clips | best epoch / run | val % | test % | held-out % | s |")
+    print("|---|---|---|---|---|---|---|")
+    for f in sorted(out.glob("*.jsonl")):
+        recs = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        fin = [r for r in recs if r.get("final")]
+        ep = [r for r in recs if "epoch" in r]
+        if fin:
+            r = fin[0]
+            print(f"| {r['name']} | {r['n_train']} | {r['best_epoch'] + 1} / "
+                  f"{r['variant']['epochs']} | {100 * r['val']:.1f} | {100 * r['test']:.1f} | "
+                  f"{100 * r['heldout']:.1f} | {r['seconds']:.0f} |")  # fmt: skip
+        elif ep:
+            best = max(ep, key=lambda r: r["val_acc"])
+            print(f"| {f.stem} (cut at epoch {len(ep)}) | | {best['epoch'] + 1} | "
+                  f"{100 * best['val_acc']:.1f} | | | {ep[-1]['seconds']:.0f} |")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data-root", type=Path, help="the benchmark's --data-root (default: cache)")
+    for c in ("run", "one"):
+        p = sub.add_parser(c)
+        p.add_argument("data", type=Path)
+        p.add_argument("names", nargs="+", choices=sorted(VARIANTS))
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--threads", type=int, default=1)
+        if c == "run":
+            p.add_argument("--jobs", type=int, default=2)
+    p = sub.add_parser("report")
+    p.add_argument("out", type=Path)
+    a = ap.parse_args(argv)
+    if a.cmd == "pack":
+        from neuroplast.apps.kws.data import cache_dir
+
+        pack(a.out, a.data_root or cache_dir())
+    elif a.cmd == "one":
+        a.out.mkdir(parents=True, exist_ok=True)
+        one(a.data, a.names[0], a.out, a.device, a.threads)
+    elif a.cmd == "run":
+        run(a.data, a.names, a.out, a.device, a.jobs, a.threads)
+    else:
+        report(a.out)
+
+
+if __name__ == "__main__":
+    main()
