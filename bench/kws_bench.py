@@ -30,7 +30,12 @@ from pathlib import Path
 from neuroplast.apps.kws import data as D
 from neuroplast.apps.kws.pipeline import PipelineConfig, _jsonable, run_pipeline
 
-BENCH = dict(clips_per_word=12, heldout_clips=24, seed=1, stream_clips=5, stream_minutes=60.0)
+BENCH = dict(clips_per_word=24, heldout_clips=24, seed=1, stream_clips=5, stream_minutes=60.0)
+
+
+def train_dir(clips_per_word: int) -> str:
+    """The training set's folder under ``--data-root`` (one per clips-per-word setting)."""
+    return f"bench_train_c{clips_per_word}"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--clips-per-word",
         type=int,
         default=BENCH["clips_per_word"],
-        help="training clips per word and voice (data in bench_train_c<N> unless the default)",
+        help="training clips per word and voice (data in bench_train_c<N>)",
     )
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
     ap.add_argument("--device", default="cpu", help="torch device of the training ('cuda')")
@@ -62,9 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     root = Path(a.data_root)
     c = a.clips_per_word
-    train_dir = "bench_train" if c == BENCH["clips_per_word"] else f"bench_train_c{c}"
     cfg = PipelineConfig(
-        data_dir=str(root / train_dir),
+        data_dir=str(root / train_dir(c)),
         heldout_dir=str(root / "bench_heldout"),
         out_dir=a.out,
         epochs=a.epochs,

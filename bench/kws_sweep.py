@@ -10,7 +10,7 @@ itself reports the integer runtime's accuracy, which agrees to within a clip or 
 
     python bench/kws_sweep.py pack --out feats.npz      # from the benchmark's data cache
     python bench/kws_sweep.py run feats.npz --out DIR --device cuda --jobs 4 base half
-    python bench/kws_sweep.py report DIR
+    python bench/kws_sweep.py report DIR --bench bench/results/kws_full.json --json OUT.json
 
 ``pack`` stores the rasters bit-packed (1/8 of the uint8 size), so the file travels to
 a GPU machine; each variant writes one JSON line per epoch to ``DIR/NAME.jsonl`` and a
@@ -43,16 +43,19 @@ VARIANTS: dict[str, dict] = {
 SPLITS = ("train", "val", "test", "heldout")
 
 
-def pack(out: Path, data_root: Path) -> None:
+def pack(out: Path, data_root: Path, clips_per_word: int | None = None) -> None:
     """The benchmark's train/val/test and held-out-engine rasters -> one packed npz."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from kws_bench import BENCH
+    from kws_bench import BENCH, train_dir
 
     from neuroplast.apps.kws import data as D
     from neuroplast.apps.kws.pipeline import PipelineConfig, load_features
 
-    cfg = PipelineConfig(**BENCH)
-    F = load_features(data_root / "bench_train", cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+    cfg = PipelineConfig(**{**BENCH, "clips_per_word": clips_per_word or BENCH["clips_per_word"]})
+    tdir = data_root / train_dir(cfg.clips_per_word)
+    if not tdir.is_dir():
+        raise SystemExit(f"{tdir} does not exist: run bench/kws_bench.py with that --data-root")
+    F = load_features(tdir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
     hcfg = D.heldout_config(cfg.heldout_clips, cfg.seed + 1, tuple(cfg.heldout_voices))
     hdir = data_root / "bench_heldout"
     D.generate_synthetic(hdir, hcfg, progress=True)
@@ -130,7 +133,23 @@ def run(data: Path, names: list[str], out: Path, device: str, jobs: int, threads
     report(out)
 
 
-def report(out: Path) -> None:
+def _bench_row(path: Path) -> dict:
+    """The benchmark run's model as a sweep record (the ``base`` recipe on the same data)."""
+    r = json.loads(path.read_text())
+    m, c = r["models"][0], r["config"]
+    return {
+        "name": "base (kws_bench run)", "final": True, "n_train": r["data"]["sizes"]["train"],
+        "variant": {"hidden": c["hidden"], "epochs": c["epochs"], "lr": c["lr"],
+                    "dropout": c["dropout"], "max_delay": c["max_delay"], "frac": 1.0},
+        "val": m["val_acc"], "best_epoch": m["best_epoch"], "seconds": m["train_seconds"],
+        "test": m["test_acc"], "heldout": r["heldout"]["qat_acc"],
+    }  # fmt: skip
+
+
+def report(out: Path, bench: Path | None = None, json_out: Path | None = None) -> None:
+    """Markdown table of the variants in ``out`` (and the benchmark run, if given);
+    ``json_out`` keeps the final records."""
+    rows = [_bench_row(bench)] if bench else []
     print("| variant | train clips | best epoch / run | val % | test % | held-out % | s |")
     print("|---|---|---|---|---|---|---|")
     for f in sorted(out.glob("*.jsonl")):
@@ -138,14 +157,17 @@ def report(out: Path) -> None:
         fin = [r for r in recs if r.get("final")]
         ep = [r for r in recs if "epoch" in r]
         if fin:
-            r = fin[0]
-            print(f"| {r['name']} | {r['n_train']} | {r['best_epoch'] + 1} / "
-                  f"{r['variant']['epochs']} | {100 * r['val']:.1f} | {100 * r['test']:.1f} | "
-                  f"{100 * r['heldout']:.1f} | {r['seconds']:.0f} |")  # fmt: skip
+            rows.append(fin[0])
         elif ep:
             best = max(ep, key=lambda r: r["val_acc"])
             print(f"| {f.stem} (cut at epoch {len(ep)}) | | {best['epoch'] + 1} | "
                   f"{100 * best['val_acc']:.1f} | | | {ep[-1]['seconds']:.0f} |")  # fmt: skip
+    for r in rows:
+        print(f"| {r['name']} | {r['n_train']} | {r['best_epoch'] + 1} / {r['variant']['epochs']} | "
+              f"{100 * r['val']:.1f} | {100 * r['test']:.1f} | {100 * r['heldout']:.1f} | "
+              f"{r['seconds']:.0f} |")  # fmt: skip
+    if json_out:
+        json_out.write_text(json.dumps(rows, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("pack")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data-root", type=Path, help="the benchmark's --data-root (default: cache)")
+    p.add_argument("--clips-per-word", type=int, help="the benchmark's (default: its default)")
     for c in ("run", "one"):
         p = sub.add_parser(c)
         p.add_argument("data", type=Path)
@@ -165,18 +188,20 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--jobs", type=int, default=2)
     p = sub.add_parser("report")
     p.add_argument("out", type=Path)
+    p.add_argument("--bench", type=Path, help="a kws_bench results json: its model as a row")
+    p.add_argument("--json", type=Path, help="write the final records here")
     a = ap.parse_args(argv)
     if a.cmd == "pack":
         from neuroplast.apps.kws.data import cache_dir
 
-        pack(a.out, a.data_root or cache_dir())
+        pack(a.out, a.data_root or cache_dir(), a.clips_per_word)
     elif a.cmd == "one":
         a.out.mkdir(parents=True, exist_ok=True)
         one(a.data, a.names[0], a.out, a.device, a.threads)
     elif a.cmd == "run":
         run(a.data, a.names, a.out, a.device, a.jobs, a.threads)
     else:
-        report(a.out)
+        report(a.out, a.bench, a.json)
 
 
 if __name__ == "__main__":
