@@ -54,9 +54,7 @@ class TrainConfig:
     bands: int = MelParams.n_mels  # mel bands per channel group (on, off, shape levels)
     context_prob: float = 0.0  # stream crops: fraction of clips preceded by another clip's steps
     context_steps: int = 0  # ... of this many steps; the loss reads only the clip's own steps
-    device: str = (
-        "cpu"  # torch device for training ("cuda", "cuda:1"); the model returns on the CPU
-    )
+    device: str = "cpu"  # torch device of training ("cuda"); the model returns on the CPU
 
 
 @dataclass

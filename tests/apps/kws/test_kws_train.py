@@ -54,6 +54,16 @@ def test_bad_stream_crop_settings_raise(prob, steps):
         stream_crops(np.zeros((2, 3, 2)), np.zeros((2, 3, 2)), prob, steps, np.random.default_rng())
 
 
+def _two_classes(n: int, steps: int, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rasters of 4 channels: class ``c`` fires channels ``2c, 2c+1`` at ``rate``."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = np.zeros((n, steps, 4), np.float32)
+    for i, c in enumerate(y):
+        X[i, :, 2 * c : 2 * c + 2] = rng.random((steps, 2)) < rate
+    return X, y
+
+
 def test_training_with_stream_crops_learns_from_the_clip_steps():
     """Two classes told apart by which channels fire; every training clip is preceded
     by a window of another clip (often of the other class). The loss reads only the
@@ -63,11 +73,7 @@ def test_training_with_stream_crops_learns_from_the_clip_steps():
     from neuroplast.apps.kws.model import KwsNetConfig
     from neuroplast.apps.kws.train import TrainConfig, train
 
-    rng = np.random.default_rng(0)
-    y = np.arange(96) % 2
-    X = np.zeros((96, 12, 4), np.float32)
-    for i, c in enumerate(y):
-        X[i, :, 2 * c : 2 * c + 2] = rng.random((12, 2)) < 0.6
+    X, y = _two_classes(96, 12, 0.6, seed=0)
     net = KwsNetConfig(n_in=4, hidden=(8,), n_classes=2, max_delay=2, dropout=0.0)
     tc = TrainConfig(epochs=4, batch_size=16, lr=3e-3, max_shift=0, drop=0.0, time_masks=0,
                      band_masks=0, context_prob=1.0, context_steps=6)  # fmt: skip
@@ -115,11 +121,7 @@ def test_a_model_trained_on_an_explicit_device_comes_back_on_the_cpu():
     from neuroplast.apps.kws.train import TrainConfig, evaluate, train
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    rng = np.random.default_rng(1)
-    y = np.arange(32) % 2
-    X = np.zeros((32, 8, 4), np.float32)
-    for i, c in enumerate(y):
-        X[i, :, 2 * c : 2 * c + 2] = rng.random((8, 2)) < 0.7
+    X, y = _two_classes(32, 8, 0.7, seed=1)
     net = KwsNetConfig(n_in=4, hidden=(6,), n_classes=2, max_delay=2, dropout=0.0)
     tc = TrainConfig(epochs=3, batch_size=8, lr=3e-3, max_shift=0, drop=0.0, time_masks=0,
                      band_masks=0, device=dev)  # fmt: skip
