@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-BASE = dict(hidden=(192, 192), epochs=16, lr=1e-3, dropout=0.1, max_delay=15, frac=1.0)
+BASE = dict(hidden=(192, 192), epochs=16, lr=1e-3, dropout=0.1, max_delay=15, frac=1.0, aug={})
+AUG2 = dict(time_masks=3, time_mask=15, band_masks=3, band_mask=8, drop=0.1)
 VARIANTS: dict[str, dict] = {
     "base": {},  # the benchmark's recipe (kws_bench.py defaults)
     "half": {"frac": 0.5},  # half the training clips (stratified): the data-scaling slope
@@ -39,6 +40,9 @@ VARIANTS: dict[str, dict] = {
     "drop2": {"dropout": 0.2},
     "delay25": {"max_delay": 25},
     "lr2": {"lr": 2e-3},
+    "aug2": {"aug": AUG2},  # stronger SpecAugment masks and spike deletion
+    "bshift": {"aug": {"band_shift": 2}},  # mel-axis shift (formant / vocal-tract proxy)
+    "bshift4": {"aug": {"band_shift": 4}},
 }
 SPLITS = ("train", "val", "test", "heldout")
 
@@ -77,7 +81,7 @@ def load(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def one(data: Path, name: str, out: Path, device: str, threads: int) -> None:
+def one(data: Path, name: str, out: Path, device: str, threads: int, every_epoch: bool) -> None:
     """Train variant ``name``; JSON lines per epoch, then the final record."""
     from neuroplast.apps.kws.model import KwsNetConfig
     from neuroplast.apps.kws.train import TrainConfig, evaluate, train
@@ -97,14 +101,18 @@ def one(data: Path, name: str, out: Path, device: str, threads: int) -> None:
     net = KwsNetConfig(n_in=Xtr.shape[2], hidden=tuple(v["hidden"]), n_classes=int(ytr.max()) + 1,
                        max_delay=v["max_delay"], learn_delays=True, weight_bits=8,
                        dropout=v["dropout"])  # fmt: skip
-    tc = TrainConfig(epochs=v["epochs"], lr=v["lr"], seed=1, threads=threads, device=device)
+    tc = TrainConfig(epochs=v["epochs"], lr=v["lr"], seed=1, threads=threads, device=device,
+                     **v["aug"])  # fmt: skip
     log = (out / f"{name}.jsonl").open("w")
 
     def cb(rec: dict) -> None:
         log.write(json.dumps({"name": name, **rec}) + "\n")
         log.flush()
 
-    r = train(Xtr, ytr, *F["val"], net, tc, progress=cb)
+    def curves(model: object) -> dict:  # every epoch's test accuracies: a cut run still reports
+        return {s: evaluate(model, *F[s]) for s in ("test", "heldout")} if every_epoch else {}
+
+    r = train(Xtr, ytr, *F["val"], net, tc, progress=cb, on_epoch=curves)
     res = {
         "name": name, "final": True, "variant": {k: v[k] for k in BASE}, "n_train": len(ytr),
         "val": r.best_val_acc, "best_epoch": r.best_epoch, "seconds": r.seconds,
@@ -115,7 +123,9 @@ def one(data: Path, name: str, out: Path, device: str, threads: int) -> None:
     print(json.dumps(res), flush=True)
 
 
-def run(data: Path, names: list[str], out: Path, device: str, jobs: int, threads: int) -> None:
+def run(
+    data: Path, names: list[str], out: Path, device: str, jobs: int, threads: int, every: bool
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     todo, live = list(names), []
     t0 = time.time()
@@ -123,7 +133,7 @@ def run(data: Path, names: list[str], out: Path, device: str, jobs: int, threads
         while todo and len(live) < jobs:
             n = todo.pop(0)
             cmd = [sys.executable, __file__, "one", str(data), n, "--out", str(out),
-                   "--device", device, "--threads", str(threads)]  # fmt: skip
+                   "--device", device, "--threads", str(threads)] + ["--every-epoch"] * every  # fmt: skip
             live.append((n, subprocess.Popen(cmd)))
         time.sleep(2)
         for n, p in list(live):
@@ -140,7 +150,7 @@ def _bench_row(path: Path) -> dict:
     return {
         "name": "base (kws_bench run)", "final": True, "n_train": r["data"]["sizes"]["train"],
         "variant": {"hidden": c["hidden"], "epochs": c["epochs"], "lr": c["lr"],
-                    "dropout": c["dropout"], "max_delay": c["max_delay"], "frac": 1.0},
+                    "dropout": c["dropout"], "max_delay": c["max_delay"], "frac": 1.0, "aug": {}},
         "val": m["val_acc"], "best_epoch": m["best_epoch"], "seconds": m["train_seconds"],
         "test": m["test_acc"], "heldout": r["heldout"]["qat_acc"],
     }  # fmt: skip
@@ -160,8 +170,9 @@ def report(out: Path, bench: Path | None = None, json_out: Path | None = None) -
             rows.append(fin[0])
         elif ep:
             best = max(ep, key=lambda r: r["val_acc"])
+            te, ho = (f"{100 * best[k]:.1f}" if k in best else "" for k in ("test", "heldout"))
             print(f"| {f.stem} (cut at epoch {len(ep)}) | | {best['epoch'] + 1} | "
-                  f"{100 * best['val_acc']:.1f} | | | {ep[-1]['seconds']:.0f} |")  # fmt: skip
+                  f"{100 * best['val_acc']:.1f} | {te} | {ho} | {ep[-1]['seconds']:.0f} |")  # fmt: skip
     for r in rows:
         print(f"| {r['name']} | {r['n_train']} | {r['best_epoch'] + 1} / {r['variant']['epochs']} | "
               f"{100 * r['val']:.1f} | {100 * r['test']:.1f} | {100 * r['heldout']:.1f} | "
@@ -184,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--device", default="cpu")
         p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--every-epoch", action="store_true", help="test/held-out every epoch")
         if c == "run":
             p.add_argument("--jobs", type=int, default=2)
     p = sub.add_parser("report")
@@ -197,9 +209,9 @@ def main(argv: list[str] | None = None) -> None:
         pack(a.out, a.data_root or cache_dir(), a.clips_per_word)
     elif a.cmd == "one":
         a.out.mkdir(parents=True, exist_ok=True)
-        one(a.data, a.names[0], a.out, a.device, a.threads)
+        one(a.data, a.names[0], a.out, a.device, a.threads, a.every_epoch)
     elif a.cmd == "run":
-        run(a.data, a.names, a.out, a.device, a.jobs, a.threads)
+        run(a.data, a.names, a.out, a.device, a.jobs, a.threads, a.every_epoch)
     else:
         report(a.out, a.bench, a.json)
 

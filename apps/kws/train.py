@@ -52,6 +52,7 @@ class TrainConfig:
     band_masks: int = 2  # SpecAugment: up to this many mel-band masks per raster ...
     band_mask: int = 5  # ... each up to this many bands wide (in every channel group)
     bands: int = MelParams.n_mels  # mel bands per channel group (on, off, shape levels)
+    band_shift: int = 0  # augmentation: shift every raster's bands by up to +-this many bands
     context_prob: float = 0.0  # stream crops: fraction of clips preceded by another clip's steps
     context_steps: int = 0  # ... of this many steps; the loss reads only the clip's own steps
     device: str = "cpu"  # torch device of training ("cuda"); the model returns on the CPU
@@ -95,14 +96,25 @@ def _augment(x: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.nd
 
     Masks (Park et al., 2019, on spikes): per raster up to ``time_masks`` spans of
     ``0..time_mask`` steps and up to ``band_masks`` spans of ``0..band_mask`` mel bands
-    (in every channel group) are silenced.
+    (in every channel group) are silenced. Band shift (a formant-shift / vocal-tract-
+    length proxy on the mel axis): each raster's bands move by ``k in [-band_shift,
+    band_shift]`` bands in every group, ``x'[.., g M + b] = x[.., g M + b - k]``, zero fill.
     """
     x = x.astype(np.float32)
     B, T, C = x.shape
     M = cfg.bands
-    if cfg.band_masks and (M < 1 or C % M):
+    if (cfg.band_masks or cfg.band_shift) and (M < 1 or C % M):
         raise DataError(f"{C} input channels are not groups of {M} bands (TrainConfig.bands)")
     groups = C // M if cfg.band_masks else 0
+    if cfg.band_shift:
+        g = x.reshape(B, T, C // M, M)
+        out = np.zeros_like(g)
+        for i, k in enumerate(rng.integers(-cfg.band_shift, cfg.band_shift + 1, B)):
+            if k >= 0:
+                out[i, ..., k:] = g[i, ..., : M - k]
+            else:
+                out[i, ..., :k] = g[i, ..., -k:]
+        x = out.reshape(B, T, C)
     for i in range(B):
         for _ in range(int(rng.integers(0, cfg.time_masks + 1))):
             w = int(rng.integers(0, cfg.time_mask + 1))
@@ -193,8 +205,12 @@ def train(
     net_cfg=None,  # noqa: ANN001 - KwsNetConfig (torch-side import)
     cfg: TrainConfig = TrainConfig(),
     progress: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[object], dict] | None = None,
 ) -> TrainResult:
     """Train a :class:`~neuroplast.apps.kws.model.KwsNet` on ``(N, T, C)`` spike rasters.
+
+    ``on_epoch(model)``, if given, returns extra metrics of each epoch's model (e.g. test
+    accuracy curves), merged into that epoch's history record.
 
     Returns the model at the epoch with the best validation accuracy (ties: the
     earlier epoch), on the CPU whatever ``cfg.device`` trained it (augmentation stays on
@@ -265,6 +281,8 @@ def train(
             "sigma": model.layers[0].sigma,
             "seconds": time.perf_counter() - t0,
         }
+        if on_epoch:
+            rec.update(on_epoch(model))
         history.append(rec)
         if progress:
             progress(rec)

@@ -96,6 +96,27 @@ def test_band_masks_silence_the_same_bands_in_every_channel_group():
         _augment(x, TrainConfig(bands=7), np.random.default_rng(0))
 
 
+def test_band_shift_moves_every_group_by_one_offset_within_bounds():
+    from neuroplast.apps.kws.train import TrainConfig, _augment
+
+    M, groups, T, s = 10, 5, 4, 3
+    cfg = TrainConfig(max_shift=0, drop=0.0, time_masks=0, band_masks=0, bands=M, band_shift=s)
+    # band b of group g carries the value 1 + b (group-independent), so a shift k reads as
+    # out[b] = 1 + b - k where it is filled, 0 where zero-filled
+    x = np.broadcast_to(1.0 + np.arange(M, dtype=np.float32), (64, T, groups, M))
+    out = _augment(x.reshape(64, T, groups * M), cfg, np.random.default_rng(1)).reshape(x.shape)
+    ks = set()
+    for r in out:
+        k = int(round(float((np.arange(M) + 1 - r[0, 0])[r[0, 0] > 0][0])))
+        want = np.where((np.arange(M) - k >= 0) & (np.arange(M) - k < M), 1.0 + np.arange(M) - k, 0)
+        np.testing.assert_array_equal(r, np.broadcast_to(want, r.shape))
+        ks.add(k)
+    assert ks == set(range(-s, s + 1))  # every offset drawn, none beyond +-s
+    with pytest.raises(DataError, match="groups of 7 bands"):
+        _augment(x.reshape(64, T, -1), TrainConfig(bands=7, band_masks=0, band_shift=1),
+                 np.random.default_rng(0))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("device", "msg"), [("cuda", "no CUDA GPU"), ("tpu9", "unknown torch device")]
 )
