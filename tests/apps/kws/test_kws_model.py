@@ -127,3 +127,54 @@ def test_learned_delays_solve_a_timing_task_zero_delays_cannot():
         accs[learn] = evaluate(r.model, X[96:], y[96:])  # held-out test
     assert accs[True] >= 0.9
     assert accs[False] <= 0.75  # near chance: the task is invisible without delays
+
+
+def _lif_autograd(cur, s, beta, v_th, spiking, integer):  # noqa: ANN001, ANN202
+    """Reference: the LIF step loop written out, differentiated by autograd step by step
+    (the formulation the fused scan replaced)."""
+    from neuroplast.apps.kws.model import _Spike, _ste_round
+
+    if not integer:
+        s, iq = torch.ones(()), cur
+    else:
+        iq = _ste_round(cur / s)
+        if not torch.is_grad_enabled():
+            iq = iq.double()
+    beta_q = round(beta * 2**15)
+    th = max(1.0, float(np.round(v_th / float(s.detach())))) if integer else v_th
+    v, out = torch.zeros_like(iq[..., 0]), []
+    for t in range(iq.shape[-1]):
+        v = (_ste_round(v * beta_q / 2**15) if integer else v * beta) + iq[..., t]
+        if spiking:
+            spk = _Spike.apply((v - th) / th)
+            out.append(spk.to(cur.dtype))
+            v = v * (1.0 - spk.detach())
+        else:
+            out.append((v * float(s.detach())).to(cur.dtype))
+    return torch.stack(out, dim=-1)
+
+
+@pytest.mark.parametrize("integer", [True, False])
+@pytest.mark.parametrize("spiking", [True, False])
+def test_fused_lif_scan_equals_the_autograd_step_loop(spiking, integer):
+    from neuroplast.apps.kws.model import _lif
+
+    g = torch.Generator().manual_seed(3)
+    s = torch.tensor(0.0371, requires_grad=True)  # a weight scale: currents in units of s
+    cur = (torch.randn(4, 33, 60, generator=g) * 0.8 + 0.15).requires_grad_(True)
+    w = torch.randn(4, 33, 60, generator=g)  # a random loss direction
+    res = []
+    for fn in (_lif, _lif_autograd):
+        y = fn(cur, s, 0.5, 1.0, spiking, integer)
+        wrt = [cur, s] if integer else [cur]  # s only reaches the integer path (I / s)
+        res.append((y.detach(), torch.autograd.grad((y * w).sum(), wrt)))
+    (y0, g0), (y1, g1) = res
+    if spiking:
+        assert 0.02 < float(y1.mean()) < 0.98  # the spikes vary
+    torch.testing.assert_close(y0, y1, rtol=0, atol=0)  # forward bit-exact
+    for a, b in zip(g0, g1, strict=True):
+        assert float(b.abs().max()) > 0
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():  # evaluation: the float64 integer path, bit-exact too
+        torch.testing.assert_close(_lif(cur, s, 0.5, 1.0, spiking, integer),
+                                   _lif_autograd(cur, s, 0.5, 1.0, spiking, integer), rtol=0, atol=0)  # fmt: skip
