@@ -64,12 +64,17 @@ def pack(out: Path, data_root: Path, clips_per_word: int | None = None) -> None:
     hdir = data_root / "bench_heldout"
     D.generate_synthetic(hdir, hcfg, progress=True)
     H = load_features(hdir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
-    arr = {"classes": np.array(F["classes"], dtype="U16")}
-    for s, (X, y) in {**{s: F[s] for s in SPLITS[:3]}, "heldout": H["test"]}.items():
+    save(out, {**{s: F[s] for s in SPLITS[:3]}, "heldout": H["test"]}, F["classes"])
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+def save(out: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list) -> None:
+    """``(N, T, C)`` 0/1 rasters and labels per split -> one npz, bit-packed over C."""
+    arr = {"classes": np.array(classes, dtype="U16")}
+    for s, (X, y) in splits.items():
         arr[f"X_{s}"], arr[f"y_{s}"] = np.packbits(X.astype(bool), axis=-1), y
         arr[f"shape_{s}"] = np.array(X.shape)
     np.savez_compressed(out, **arr)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
 def load(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
