@@ -446,7 +446,30 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
             )
         ]
 
+    def kws_adapt(d: dict) -> list:
+        per = "; ".join(
+            f"{v.removeprefix('festival-')} {_pct(r['before'])} -> {_pct(r['after'])}"
+            for v, r in d["voices"].items()
+        )  # fmt: skip
+        return [
+            (
+                (
+                    f"KWS voice adaptation on the device ({d['examples_per_word']} examples per word "
+                    "of a held-out-engine voice, readout refitted by the engine)"
+                ),
+                (
+                    f"held-out engine {_pct(d['heldout_before'])} -> {_pct(d['heldout_after'])} "
+                    f"(mean of {d['draws']} draws per voice; {per}); in-domain test "
+                    f"{_pct(d['test_before'])} -> {_pct(d['test_after'])}; settings chosen on "
+                    f"validation voices (share {d['chosen']['share']}, ridge {d['chosen']['ridge']}); "
+                    f"{d['accepted']}/{d['n_adaptations']} accepted by the guard"
+                ),
+                "bench/kws_adapt.py",
+            )
+        ]
+
     add("kws_full", kws)
+    add("kws_adapt", kws_adapt)
     add("kws_demo", kws_demo)
 
     def fleet(d: dict) -> list:

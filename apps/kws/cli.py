@@ -282,6 +282,9 @@ def register(app: Any) -> None:
         bundle: Path = typer.Option(OUT / "kws.bundle"),
         mode: str = typer.Option("int"),
         seconds: float = typer.Option(5.0, help="microphone capture length"),
+        adapt: Path = typer.Option(
+            None, help="an adapted readout (`kws adapt`): also print its decision per clip"
+        ),
     ) -> None:
         """Stream audio through the spotter, 10 ms per step, and print the decisions.
 
@@ -324,15 +327,27 @@ def register(app: Any) -> None:
         t = Table(title="KWS listen")
         for col in ("source", "keyword", "score", "ms / 10 ms hop"):
             t.add_column(col)
+        if adapt is not None:
+            from neuroplast.apps.kws.adapt import load_adapt_state
+            from neuroplast.apps.kws.data import pad_clip
+            from neuroplast.apps.kws.pipeline import adapted_labels, featurize
+
+            ad = load_adapt_state(adapt)
+            rt_h = load_kws_runtime(bundle, mode="int", hidden=True)[0]
+            t.add_column("adapted (first 1 s)")
         for name, x in clips:
             st.reset()
             r = st.stream(x)
-            t.add_row(
+            row = [
                 name,
                 classes[r.label],
                 f"{r.scores[r.label] / r.scores.sum():.2f}",
                 f"{1e3 * float(np.mean(r.latencies)):.3f}",
-            )
+            ]
+            if adapt is not None:
+                X = featurize(pad_clip(np.asarray(x, np.int16))[None], mel, delta)
+                row.append(classes[int(adapted_labels(rt_h, X, ad)[0])])
+            t.add_row(*row)
         _console().print(t)
 
     @kws.command("enroll")
@@ -354,8 +369,6 @@ def register(app: Any) -> None:
         """
         from dataclasses import replace
 
-        import numpy as np
-
         from neuroplast.apps.kws.data import load_word_folder
         from neuroplast.apps.kws.enroll import (
             EnrollParams,
@@ -368,22 +381,16 @@ def register(app: Any) -> None:
         from neuroplast.apps.kws.pipeline import (
             example_embeddings,
             featurize,
+            load_guard,
             load_kws_runtime,
             with_bands,
         )
-        from neuroplast.errors import DataError
 
         rt, classes, mel, delta = load_kws_runtime(bundle, mode="int", hidden=True)
         X = featurize(load_word_folder(samples), mel, delta)
-        try:
-            with np.load(guard, allow_pickle=False) as z:
-                g = {k: z[k] for k in ("emb", "scores", "labels")}
-                # source clip of each guard row (augmented copies; older guards: none)
-                g["group"] = z["group"] if "group" in z.files else None
-                # the soft-gate budget calibrated on validation voices when the guard was made
-                budget = float(z["open_budget"]) if "open_budget" in z.files else None
-        except (OSError, KeyError, ValueError) as e:
-            raise DataError(f"guard set {guard} is unreadable: {e}") from e
+        g = load_guard(guard)
+        # the soft-gate budget calibrated on validation voices when the guard was made
+        budget = g["open_budget"]
         p = EnrollParams() if budget is None else replace(EnrollParams(), open_budget=budget)
         p = with_bands(p, mel)
         ex, aug = example_embeddings(rt, X, p)
@@ -410,6 +417,50 @@ def register(app: Any) -> None:
                     ("threshold (readout)", f"{rep.threshold:.3f}"),
                     ("leave-one-out recall", f"{rep.loo_recall:.2f}"),
                     ("held-out guard false accepts", f"{rep.guard_false_accept_cv:.3f}"),
+                    (
+                        "guard accuracy before / after",
+                        f"{rep.guard_acc_before:.3f} / {rep.guard_acc_after:.3f}",
+                    ),
+                    (
+                        "result",
+                        "saved to " + str(state) if rep.accepted else "rolled back by the guard",
+                    ),
+                ],
+            )
+        )
+
+    @kws.command("adapt")
+    def adapt_cmd(
+        samples: Path = typer.Option(
+            ..., help="folder with one subfolder of 16 kHz WAVs per keyword (yes/, no/, ...)"
+        ),
+        bundle: Path = typer.Option(OUT / "kws.bundle"),
+        guard: Path = typer.Option(OUT / "kws_guard.npz", help="old-word guard set"),
+        state: Path = typer.Option(OUT / "kws_adapt.npz", help="adapted readout (accumulates)"),
+    ) -> None:
+        """Adapt the keywords to a voice from a few recordings of each (5 per word).
+
+        The readout of the existing words is refitted on the guard set plus these
+        examples (and any saved earlier), through the plasticity engine; the guard
+        rolls it back if the old voices would lose more than 3 points.
+
+        \b
+        Examples:
+            neuroplast kws adapt --samples my_voice/
+            neuroplast kws listen --adapt ~/.cache/neuroplast/kws/kws_adapt.npz yes.wav
+        """
+        from neuroplast.apps.kws.pipeline import adapt_to_voice
+
+        rep, classes = adapt_to_voice(bundle, samples, guard, state)
+        _console().print(
+            _table(
+                "adapt to a voice",
+                [
+                    ("examples (all calls)", str(rep.n_examples)),
+                    (
+                        "per keyword",
+                        ", ".join(f"{classes[k]}: {n}" for k, n in rep.per_class.items()),
+                    ),
                     (
                         "guard accuracy before / after",
                         f"{rep.guard_acc_before:.3f} / {rep.guard_acc_after:.3f}",

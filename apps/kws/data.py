@@ -53,6 +53,7 @@ __all__ = [
     "generate_synthetic",
     "load_gsc",
     "load_word_folder",
+    "pad_clip",
     "load_shd",
     "bin_events",
 ]
@@ -482,7 +483,8 @@ class KwsSplit:
         return len(self.labels)
 
 
-def _pad_clip(x: np.ndarray) -> np.ndarray:
+def pad_clip(x: np.ndarray) -> np.ndarray:
+    """One clip padded with zeros or cut to 1 s (``CLIP`` samples), int16."""
     out = np.zeros(CLIP, np.int16)
     out[: min(len(x), CLIP)] = x[:CLIP]
     return out
@@ -547,7 +549,7 @@ def load_gsc(
         if n_unk:
             pick = rng.choice(len(unk), size=n_unk, replace=False)
             items += [(unk[i], len(keywords)) for i in sorted(pick)]
-        audio = [_pad_clip(read_wav(root / rel)[0]) for rel, _ in items]
+        audio = [pad_clip(read_wav(root / rel)[0]) for rel, _ in items]
         labels = [c for _, c in items]
         speakers = [Path(rel).name.split("_nohash_")[0] for rel, _ in items]
         files = [rel for rel, _ in items]
@@ -559,7 +561,7 @@ def load_gsc(
             start = a if b <= a else int(rng.integers(a, b))
             clip = src[start : start + CLIP].astype(np.float32)
             clip *= rng.uniform(0.0, 1.0)  # silence at any level, down to digital zero
-            audio.append(_pad_clip(clip.astype(np.int16)))
+            audio.append(pad_clip(clip.astype(np.int16)))
             labels.append(len(keywords) + 1)
             speakers.append("background")
             files.append(f"_background_noise_/{noise_files[j % len(noise)].name}@{start}")
@@ -586,7 +588,7 @@ def load_word_folder(path: str | Path, max_files: int | None = None) -> np.ndarr
         x, rate = read_wav(f)
         if rate != SR:
             raise DataError(f"{f}: sample rate {rate} Hz, expected {SR} Hz")
-        clips.append(_pad_clip(x))
+        clips.append(pad_clip(x))
     return np.stack(clips)
 
 

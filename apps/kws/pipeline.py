@@ -20,6 +20,16 @@ from typing import Any
 import numpy as np
 
 from neuroplast.apps.kws import data as D
+from neuroplast.apps.kws.adapt import (
+    AdaptParams,
+    AdaptReport,
+    AdaptState,
+    adapt_init,
+    adapt_readout,
+    adapted_scores,
+    load_adapt_state,
+    save_adapt_state,
+)
 from neuroplast.apps.kws.enroll import (
     EnrollParams,
     augment_raster,
@@ -393,6 +403,77 @@ def example_embeddings(
     A = augment_raster(X, p.augment.bands, p.augment)
     sc_a, hid_a = runtime_scores(rt, A.reshape(-1, *X.shape[1:]), hidden=hidden_names(rt))
     return ex, embed(hid_a, p, sc_a).reshape(len(X), n_aug, -1)
+
+
+def load_guard(path: str | Path) -> dict:
+    """The old-word guard set a benchmark or demo run saved (``kws_guard.npz``):
+    ``emb``, ``scores``, ``labels`` and, where stored, ``group`` and ``open_budget``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            g = {k: z[k] for k in ("emb", "scores", "labels")}
+            g["group"] = z["group"] if "group" in z.files else None
+            g["open_budget"] = float(z["open_budget"]) if "open_budget" in z.files else None
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"guard set {path} is unreadable: {e}") from e
+    return g
+
+
+def word_folders(
+    samples: str | Path, classes: tuple[str, ...], mel: MelParams, delta: DeltaParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """A folder with one subfolder of 16 kHz WAVs per keyword of the model (``yes/``,
+    ``no/``, ...) -> spike rasters ``(N, T, C)`` and class indices ``(N,)``."""
+    samples = Path(samples)
+    subs = sorted(d for d in samples.iterdir() if d.is_dir()) if samples.is_dir() else []
+    if not subs:
+        raise DataError(f"{samples} has no keyword subfolders (yes/, no/, ... with WAV files)")
+    unknown = [d.name for d in subs if d.name not in classes]
+    if unknown:
+        raise DataError(
+            f"{samples}: {', '.join(unknown)} not keywords of this model ({', '.join(classes)})"
+        )
+    X, y = [], []
+    for d in subs:
+        a = D.load_word_folder(d)
+        X.append(featurize(a, mel, delta))
+        y.append(np.full(len(a), classes.index(d.name)))
+    return np.concatenate(X), np.concatenate(y)
+
+
+def adapt_to_voice(
+    bundle: str | Path,
+    samples: str | Path,
+    guard: str | Path,
+    state: str | Path,
+    p: AdaptParams = AdaptParams(),
+) -> tuple[AdaptReport, tuple[str, ...]]:
+    """Adapt the bundle's readout to the voice in ``samples`` (:func:`word_folders`) on
+    the guard set (:mod:`~neuroplast.apps.kws.adapt`); the state file, if it exists,
+    holds earlier examples, which count too, and is rewritten only when the guard
+    accepts the refit. Returns the report and the bundle's class names."""
+    rt, classes, mel, delta = load_kws_runtime(bundle, mode="int", hidden=True)
+    X, y = word_folders(samples, classes, mel, delta)
+    g = load_guard(guard)
+    ex, aug = example_embeddings(rt, X, adapt_embed_params(mel, p))
+    st = load_adapt_state(state) if Path(state).exists() else adapt_init(ex.shape[1], len(classes))
+    new, rep = adapt_readout(st, ex, y, g["emb"], g["labels"], p, augmented=aug)
+    if rep.accepted:
+        save_adapt_state(state, new)
+    return rep, classes
+
+
+def adapt_embed_params(mel: MelParams, p: AdaptParams = AdaptParams()) -> EnrollParams:
+    """The embedding settings of adaptation: the guard's (:class:`EnrollParams`
+    defaults) with ``p.n_aug`` augmented copies per example."""
+    e = with_bands(EnrollParams(), mel)
+    return replace(e, augment=replace(e.augment, n_aug=p.n_aug))
+
+
+def adapted_labels(rt, X: np.ndarray, state: AdaptState) -> np.ndarray:  # noqa: ANN001
+    """Class indices ``(N,)`` of rasters ``X`` under an adapted readout (``rt`` from
+    ``load_kws_runtime(..., hidden=True)``)."""
+    sc, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
+    return adapted_scores(state, embed(hid, EnrollParams(), sc)).argmax(1)
 
 
 def run_enrollment(

@@ -290,3 +290,51 @@ def test_deployment_carries_its_front_end(run, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert load_kws_runtime(tmp_path / "kws.bundle")[3] == DeltaParams(shape_contrast_db=0.0)
+
+
+def test_cli_adapt_to_a_voice_and_listen_with_it(run, tmp_path):
+    typer = pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from neuroplast.apps.kws.adapt import load_adapt_state
+    from neuroplast.apps.kws.cli import register
+
+    cfg, r = run
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """neuroplast"""
+
+    register(app)
+    runner = CliRunner()
+    bundle = r["bundle"]["path"]
+    classes = r["data"]["classes"]
+    samples = tmp_path / "voice"
+    words = [w for w in classes if (Path(cfg.heldout_dir) / w).is_dir()][:3]
+    for w in words:  # the held-out engine's clips: a voice the model never heard
+        (samples / w).mkdir(parents=True)
+        for i, f in enumerate(sorted((Path(cfg.heldout_dir) / w).glob("*.wav"))[:2]):
+            shutil.copy(f, samples / w / f"{i}.wav")
+    state = tmp_path / "adapt.npz"
+    cmd = ["kws", "adapt", "--samples", str(samples), "--bundle", bundle, "--state", str(state),
+           "--guard", str(Path(cfg.out_dir) / "kws_guard.npz")]  # fmt: skip
+    res = runner.invoke(app, cmd)
+    assert res.exit_code == 0, res.output
+    n = sum(len(list((samples / w).glob("*.wav"))) for w in words)
+    assert "examples (all calls)" in res.output and str(n) in res.output
+    if "saved to" in res.output:  # else the guard rolled it back and nothing was written
+        st = load_adapt_state(state)
+        assert len(st.labels) == n and {classes[i] for i in st.labels} == set(words)
+        res = runner.invoke(app, cmd)  # examples accumulate
+        assert res.exit_code == 0 and str(2 * n) in res.output, res.output
+        wav = next((samples / words[0]).glob("*.wav"))
+        res = runner.invoke(
+            app, ["kws", "listen", str(wav), "--bundle", bundle, "--adapt", str(state)]
+        )
+        assert res.exit_code == 0 and "adapted" in res.output, res.output
+    else:
+        assert "rolled back by the guard" in res.output and not state.exists()
+    (samples / "notaword").mkdir()
+    res = runner.invoke(app, cmd)
+    assert res.exit_code != 0 and "notaword not keywords of this model" in str(res.exception)
