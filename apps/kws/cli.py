@@ -447,7 +447,7 @@ def register(app: Any) -> None:
         \b
         Examples:
             neuroplast kws adapt --samples my_voice/
-            neuroplast kws listen --adapt ~/.cache/neuroplast/kws/kws_adapt.npz yes.wav
+            neuroplast kws listen --adapt neuroplast-out/kws/kws_adapt.npz yes.wav
         """
         from neuroplast.apps.kws.pipeline import adapt_to_voice
 
