@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data-root", default=str(D.cache_dir()))
     ap.add_argument("--examples", type=int, default=5, help="clips per word of the voice")
     ap.add_argument("--draws", type=int, default=3, help="random draws per held-out voice")
+    ap.add_argument("--curve", type=int, nargs="*", default=[1, 2, 10],
+                    help="also these examples per word (chosen settings; a curve)")  # fmt: skip
     ap.add_argument("--n-aug", type=int, default=AdaptParams().n_aug, help="copies per example")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", default="bench/results/kws_adapt.json")
@@ -150,12 +152,21 @@ def main(argv: list[str] | None = None) -> dict:
                      "after": _mean(r, "after"),
                      "test_after": float(np.mean([d["test_after"] for v in r.values()
                                                   for d in v["draws"]]))})  # fmt: skip
+    curve = {}
+    for n in sorted({*a.curve, a.examples}):
+        r = res if n == a.examples else adapt_voices(
+            fest, H["test"][1], np.array(H["speakers"]["test"]), guard, ap_best, n, a.draws,
+            a.seed + 1, test)  # fmt: skip
+        curve[n] = {"before": _mean(r, "before"), "after": _mean(r, "after"),
+                    "test_after": float(np.mean([d["test_after"] for v in r.values()
+                                                 for d in v["draws"]]))}  # fmt: skip
     test_before = float(np.mean(test["scores"].argmax(1) == test["y"]))
     test_after = float(np.mean([r["test_after"] for v in res.values() for r in v["draws"]]))
     result = {
         "bench_out": str(out), "examples_per_word": a.examples, "draws": a.draws,
         "n_aug": a.n_aug, "chosen": {"share": best["share"], "ridge": best["ridge"]},
         "validation_grid": grid, "heldout_sensitivity": sens, "voices": res,
+        "examples_curve": curve,
         "heldout_before": _mean(res, "before"), "heldout_after": _mean(res, "after"),
         "test_before": test_before, "test_after": test_after,
         "accepted": int(sum(r["accepted"] for v in res.values() for r in v["draws"])),
@@ -172,6 +183,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"| mean | | {100 * result['heldout_before']:.1f} % | {100 * result['heldout_after']:.1f} % |"
     )
     print(f"in-domain test (other voices): {100 * test_before:.1f} % -> {100 * test_after:.1f} %")
+    print("\nexamples per word (chosen settings, mean of the voices):")
+    for n, c in curve.items():
+        print(f"  {n}: {100 * c['before']:.1f} -> {100 * c['after']:.1f} % "
+              f"(in-domain {100 * c['test_after']:.1f} %)")  # fmt: skip
     print("\nsensitivity (held-out voices, one draw; not used to choose):")
     for g in sens:
         print(f"  share {g['share']} ridge {g['ridge']}: {100 * g['before']:.1f} -> "

@@ -463,6 +463,12 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                     f"{_pct(d['test_before'])} -> {_pct(d['test_after'])}; settings chosen on "
                     f"validation voices (share {d['chosen']['share']}, ridge {d['chosen']['ridge']}); "
                     f"{d['accepted']}/{d['n_adaptations']} accepted by the guard"
+                    + (
+                        f"; {' / '.join(c)} examples per word: "
+                        + " / ".join(_pct(v["after"]) for v in d["examples_curve"].values())
+                        if (c := list(d.get("examples_curve", {})))
+                        else ""
+                    )
                 ),
                 "bench/kws_adapt.py",
             )
