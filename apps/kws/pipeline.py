@@ -9,6 +9,7 @@ torch lazily; device stages (bundle, runtime, enrollment, streaming) are numpy o
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import tracemalloc
@@ -474,6 +475,137 @@ def adapted_labels(rt, X: np.ndarray, state: AdaptState) -> np.ndarray:  # noqa:
     ``load_kws_runtime(..., hidden=True)``)."""
     sc, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
     return adapted_scores(state, embed(hid, EnrollParams(), sc)).argmax(1)
+
+
+ADAPT_SHARES = (0.2, 0.5, 0.8)  # the validation grid of AdaptParams.share ...
+ADAPT_RIDGES = (1.0, 10.0, 100.0)  # ... and AdaptParams.ridge
+
+
+def adaptation_embeddings(rt, X: np.ndarray, p: EnrollParams) -> dict:  # noqa: ANN001
+    """Embeddings, their augmented copies' embeddings and old-readout scores of ``X``."""
+    e, a = example_embeddings(rt, X, p)
+    sc, _ = runtime_scores(rt, X)
+    return {"emb": e, "aug": a, "scores": sc}
+
+
+def adapt_voices(
+    S: dict, y: np.ndarray, spk: np.ndarray, guard: dict, ap: AdaptParams, n: int, draws: int,
+    seed: int, test: dict | None = None,
+) -> dict:  # fmt: skip
+    """The adaptation protocol: per voice of ``spk`` (``background`` excluded),
+    ``draws`` times ``n`` clips of every class the voice has more than ``n`` clips of
+    (a voice with none is skipped) adapt the readout (``S``: :func:`adaptation_embeddings`);
+    accuracy on the voice's other clips before and after, and on ``test`` (other
+    voices: ``emb`` and ``y``) after."""
+    rng = np.random.default_rng(seed)
+    st0 = adapt_init(S["emb"].shape[1], guard["scores"].shape[1])
+    out = {}
+    for v in sorted(set(spk) - {"background"}):
+        iv = np.flatnonzero(spk == v)
+        cls = [c for c in np.unique(y[iv]) if np.count_nonzero(y[iv] == c) > n]
+        if not cls:
+            continue
+        rows = []
+        for _ in range(draws):
+            ex = np.concatenate([rng.permutation(iv[y[iv] == c])[:n] for c in cls])
+            rest = np.setdiff1d(iv, ex)
+            st, rep = adapt_readout(
+                st0, S["emb"][ex], y[ex], guard["emb"], guard["labels"], ap, S["aug"][ex]
+            )
+            r = {
+                "before": float(np.mean(S["scores"][rest].argmax(1) == y[rest])),
+                "after": float(np.mean(adapted_scores(st, S["emb"][rest]).argmax(1) == y[rest])),
+                "accepted": rep.accepted, "guard_before": rep.guard_acc_before,
+                "guard_after": rep.guard_acc_after, "n_examples": rep.n_examples,
+            }  # fmt: skip
+            if test is not None:
+                r["test_after"] = float(
+                    np.mean(adapted_scores(st, test["emb"]).argmax(1) == test["y"])
+                )
+            rows.append(r)
+        out[v] = {
+            "before": float(np.mean([r["before"] for r in rows])),
+            "after": float(np.mean([r["after"] for r in rows])),
+            "after_std": float(np.std([r["after"] for r in rows])),
+            "n_rest": int(len(iv) - len(ex)),
+            "draws": rows,
+        }
+    return out
+
+
+def _vmean(res: dict, k: str) -> float:
+    return float(np.mean([v[k] for v in res.values()]))
+
+
+def adaptation_stage(
+    bundle: str | Path, F: dict, H: dict, guard: str | Path, n: int = 5, draws: int = 3,
+    seed: int = 0, curve: tuple[int, ...] = (), sensitivity: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict:  # fmt: skip
+    """Voice adaptation measured (``docs/kws.md``): settings (share, ridge) chosen on
+    the validation voices of ``F`` (one draw each), then ``draws`` adaptations of ``n``
+    examples per word for every voice of the held-out set ``H``, scored on that voice's
+    other clips and on ``F``'s test split; ``curve``: further example counts with the
+    chosen settings; ``sensitivity``: every grid point on ``H`` (recorded, never used
+    to choose)."""
+    t0 = time.perf_counter()
+    rt, _, mel, _ = load_kws_runtime(bundle, hidden=True)
+    g = load_guard(guard)
+    p = adapt_embed_params(mel)
+    val = adaptation_embeddings(rt, F["val"][0], p)
+    test = adaptation_embeddings(rt, F["test"][0], replace(p, augment=replace(p.augment, n_aug=0)))
+    test["y"] = F["test"][1]
+    fest = adaptation_embeddings(rt, H["test"][0], p)
+    vy, vs = F["val"][1], np.array(F["speakers"]["val"])
+    hy, hs = H["test"][1], np.array(H["speakers"]["test"])
+    grid = []
+    for share, ridge in itertools.product(ADAPT_SHARES, ADAPT_RIDGES):
+        r = adapt_voices(val, vy, vs, g, AdaptParams(share=share, ridge=ridge), n, 1, seed)
+        if not r:
+            return {"skipped": f"no validation voice has more than {n} clips of any word"}
+        grid.append({"share": share, "ridge": ridge, "before": _vmean(r, "before"),
+                     "after": _vmean(r, "after")})  # fmt: skip
+    best = max(grid, key=lambda x: x["after"])
+    ap = AdaptParams(share=best["share"], ridge=best["ridge"])
+    res = adapt_voices(fest, hy, hs, g, ap, n, draws, seed + 1, test)
+    if not res:
+        return {"skipped": f"no held-out voice has more than {n} clips of any word"}
+    out = {
+        "examples_per_word": n, "draws": draws, "n_aug": ap.n_aug,
+        "chosen": {"share": ap.share, "ridge": ap.ridge}, "validation_grid": grid,
+        "voices": res, "heldout_before": _vmean(res, "before"),
+        "heldout_after": _vmean(res, "after"),
+        "test_before": float(np.mean(test["scores"].argmax(1) == test["y"])),
+        "test_after": float(np.mean([d["test_after"] for v in res.values() for d in v["draws"]])),
+        "accepted": int(sum(d["accepted"] for v in res.values() for d in v["draws"])),
+        "n_adaptations": int(sum(len(v["draws"]) for v in res.values())),
+    }  # fmt: skip
+
+    def summary(r: dict) -> dict:
+        return {"before": _vmean(r, "before"), "after": _vmean(r, "after"),
+                "test_after": float(np.mean([d["test_after"] for v in r.values()
+                                             for d in v["draws"]]))}  # fmt: skip
+
+    if curve:
+        out["examples_curve"] = {
+            k: summary(res if k == n else adapt_voices(fest, hy, hs, g, ap, k, draws, seed + 1, test))
+            for k in sorted({*curve, n})
+        }  # fmt: skip
+    if sensitivity:
+        out["heldout_sensitivity"] = [
+            {"share": sh, "ridge": rd, **summary(adapt_voices(
+                fest, hy, hs, g, AdaptParams(share=sh, ridge=rd), n, 1, seed + 2, test))}
+            for sh, rd in itertools.product(ADAPT_SHARES, ADAPT_RIDGES)
+        ]  # fmt: skip
+    out["seconds"] = time.perf_counter() - t0
+    _log(
+        progress,
+        f"voice adaptation ({n} examples per word, settings from validation voices: share "
+        f"{ap.share}, ridge {ap.ridge}): held-out voices {out['heldout_before']:.3f} -> "
+        f"{out['heldout_after']:.3f}, in-domain test {out['test_before']:.3f} -> "
+        f"{out['test_after']:.3f}",
+    )
+    return out
 
 
 def run_enrollment(
@@ -1399,6 +1531,10 @@ def run_pipeline(
     results["enrollment"] = enrollment_stage(
         bundle, F, data_dir, out, cfg.enroll_word, cfg.n_enroll, cfg.seed, progress
     )
+    if H is not None and (out / "kws_guard.npz").exists():  # 5b. voice adaptation
+        results["adaptation"] = adaptation_stage(
+            bundle, F, H, out / "kws_guard.npz", seed=cfg.seed, progress=progress
+        )
     # 6. streaming latency per 10 ms hop and memory, plus board estimates
     splits = D.load_gsc(data_dir, exclude=(cfg.enroll_word,), seed=cfg.seed)
     k = min(cfg.stream_clips, len(splits["test"]))

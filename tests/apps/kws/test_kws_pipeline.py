@@ -338,3 +338,29 @@ def test_cli_adapt_to_a_voice_and_listen_with_it(run, tmp_path):
     (samples / "notaword").mkdir()
     res = runner.invoke(app, cmd)
     assert res.exit_code != 0 and "notaword not keywords of this model" in str(res.exception)
+
+
+def test_adaptation_stage_protocol(run):
+    from neuroplast.apps.kws.pipeline import adaptation_stage, load_features
+
+    cfg, r = run
+    # the fixture's pipeline skips it in one line: too few clips per voice for 5 examples
+    assert "more than 5 clips of any word" in r["adaptation"]["skipped"]
+    F = load_features(cfg.data_dir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+    # the fixture's validation and held-out voices have one clip per word: the plumbing
+    # is tested on its training voices in both roles
+    F = {**F, "val": F["train"], "speakers": {**F["speakers"], "val": F["speakers"]["train"]}}
+    H = {"test": F["train"], "speakers": {"test": F["speakers"]["train"]}}
+    a = adaptation_stage(r["bundle"]["path"], F, H, Path(cfg.out_dir) / "kws_guard.npz", n=1,
+                         draws=2, curve=(1,), sensitivity=True)  # fmt: skip
+    assert "skipped" not in a, a
+    # the in-domain "before" is the bundle's own int-runtime test accuracy
+    assert a["test_before"] == pytest.approx(r["bundle"]["runtime_int_test_acc"])
+    best = max(a["validation_grid"], key=lambda g: g["after"])
+    assert a["chosen"] == {"share": best["share"], "ridge": best["ridge"]}
+    assert set(a["voices"]) <= set(F["speakers"]["train"]) - {"background"} and a["voices"]
+    assert a["n_adaptations"] == 2 * len(a["voices"]) >= a["accepted"]
+    for v in a["voices"].values():
+        assert len(v["draws"]) == 2 and all(0 <= d["after"] <= 1 for d in v["draws"])
+    assert a["examples_curve"][1]["after"] == pytest.approx(a["heldout_after"])
+    assert len(a["heldout_sensitivity"]) == 9
