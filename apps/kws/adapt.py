@@ -136,7 +136,7 @@ def adapt_readout(
         raise PlasticityError(
             f"augmented embeddings must be (n={len(ex)}, A, F={F1 - 1}), got {aug.shape}"
         )
-    if state.augmented.shape[1] not in (0, aug.shape[1]) and len(state.labels):
+    if len(state.labels) and state.augmented.shape[1] != aug.shape[1]:
         raise PlasticityError(
             f"{aug.shape[1]} augmented copies per example, earlier calls had "
             f"{state.augmented.shape[1]}"

@@ -437,6 +437,10 @@ def register(app: Any) -> None:
         bundle: Path = typer.Option(OUT / "kws.bundle"),
         guard: Path = typer.Option(OUT / "kws_guard.npz", help="old-word guard set"),
         state: Path = typer.Option(OUT / "kws_adapt.npz", help="adapted readout (accumulates)"),
+        share: float = typer.Option(
+            None,
+            help="weight share of your examples [AdaptParams.share]; larger: more of your voice",
+        ),
     ) -> None:
         """Adapt the keywords to a voice from a few recordings of each (5 per word).
 
@@ -449,9 +453,11 @@ def register(app: Any) -> None:
             neuroplast kws adapt --samples my_voice/
             neuroplast kws listen --adapt neuroplast-out/kws/kws_adapt.npz yes.wav
         """
+        from neuroplast.apps.kws.adapt import AdaptParams
         from neuroplast.apps.kws.pipeline import adapt_to_voice
 
-        rep, classes = adapt_to_voice(bundle, samples, guard, state)
+        p = AdaptParams() if share is None else AdaptParams(share=share)
+        rep, classes = adapt_to_voice(bundle, samples, guard, state, p)
         _console().print(
             _table(
                 "adapt to a voice",

@@ -98,9 +98,13 @@ def test_state_round_trips_and_a_damaged_file_is_refused(tmp_path):
     back = load_adapt_state(tmp_path / "a.npz")
     for k in ("weights", "examples", "augmented", "labels"):
         np.testing.assert_array_equal(getattr(back, k), getattr(st, k))
-    # further examples add to the loaded ones
+    # further examples add to the loaded ones, with as many augmented copies each
     _, rep = adapt_readout(back, new[:4], ny[:4], g, gy, augmented=new[:4, None, :] + 0.01)
     assert rep.n_examples == 16
+    with pytest.raises(
+        PlasticityError, match="0 augmented copies per example, earlier calls had 1"
+    ):
+        adapt_readout(back, new[:4], ny[:4], g, gy)
     bad = dict(np.load(tmp_path / "a.npz"))
     bad["adapt/labels"] = bad["adapt/labels"] + K  # out of range
     np.savez(tmp_path / "b.npz", **bad)

@@ -338,6 +338,8 @@ def test_cli_adapt_to_a_voice_and_listen_with_it(run, tmp_path):
     (samples / "notaword").mkdir()
     res = runner.invoke(app, cmd)
     assert res.exit_code != 0 and "notaword not keywords of this model" in str(res.exception)
+    res = runner.invoke(app, [*cmd, "--share", "1.5"])
+    assert res.exit_code != 0 and "share must be in (0, 1)" in str(res.exception)
 
 
 def test_adaptation_stage_protocol(run):
