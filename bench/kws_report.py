@@ -152,6 +152,21 @@ def markdown_table(r: dict, source: str = "") -> str:
             f"points (max {v['old_drop_points_max']:.2f}) over {v['enrollments']} "
             "leave-one-voice-out enrollments |"
         )
+    a = r.get("adaptation", {})
+    if "voices" in a:
+        per = "; ".join(
+            f"{v}: {_pct(x['before'])} -> {_pct(x['after'])}" for v, x in a["voices"].items()
+        )
+        lines.append(
+            f"| Voice adaptation, {a['examples_per_word']} examples per word of a held-out voice "
+            f"({a['draws']} draws per voice) | {_pct(a['heldout_before'])} -> "
+            f"{_pct(a['heldout_after'])} | {per}; in-domain test {_pct(a['test_before'])} -> "
+            f"{_pct(a['test_after'])}; share {a['chosen']['share']}, ridge "
+            f"{a['chosen']['ridge']} chosen on validation voices; {a['accepted']}/"
+            f"{a['n_adaptations']} accepted by the guard |"
+        )
+    elif "skipped" in a:
+        lines.append(f"| Voice adaptation | not run | {a['skipped']} |")
     for mode, s in r.get("streaming", {}).items():
         lines.append(
             f"| Streaming latency per 10 ms hop ({mode}, host) | {s['latency_ms_mean']:.3f} ms "

@@ -150,6 +150,7 @@ def test_report_script_writes_the_table(run, tmp_path):
     assert "Streaming latency" in text
     assert f"Held-out TTS engine, bundle in int runtime | {100 * r['heldout']['acc']:.1f} %" in text
     assert "Streaming detection, 1 min stream" in text
+    assert "| Voice adaptation | not run | no validation voice has more than 5 clips" in text
 
 
 def test_heldout_engine_and_detection_reported(run):
