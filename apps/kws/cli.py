@@ -282,9 +282,8 @@ def register(app: Any) -> None:
         bundle: Path = typer.Option(OUT / "kws.bundle"),
         mode: str = typer.Option("int"),
         seconds: float = typer.Option(5.0, help="microphone capture length"),
-        adapt: Path = typer.Option(
-            None, help="an adapted readout (`kws adapt`): also print its decision per clip"
-        ),
+        adapt: Path = typer.Option(None, help="an adapted readout (`kws adapt`) to decide with"),
+        enroll: Path = typer.Option(None, help="enrolled words (`kws enroll`) to decide with"),
     ) -> None:
         """Stream audio through the spotter, 10 ms per step, and print the decisions.
 
@@ -292,6 +291,7 @@ def register(app: Any) -> None:
         Examples:
             neuroplast kws listen yes.wav no.wav
             neuroplast kws listen --seconds 3
+            neuroplast kws listen --enroll neuroplast-out/kws/kws_enroll.npz marvin.wav
         """
         import numpy as np
 
@@ -327,14 +327,18 @@ def register(app: Any) -> None:
         t = Table(title="KWS listen")
         for col in ("source", "keyword", "score", "ms / 10 ms hop"):
             t.add_column(col)
-        if adapt is not None:
+        learned = adapt is not None or enroll is not None
+        if learned:
             from neuroplast.apps.kws.adapt import load_adapt_state
             from neuroplast.apps.kws.data import pad_clip
-            from neuroplast.apps.kws.pipeline import adapted_labels, featurize
+            from neuroplast.apps.kws.enroll import load_enroll_state
+            from neuroplast.apps.kws.pipeline import device_labels, featurize
 
-            ad = load_adapt_state(adapt)
+            ad = load_adapt_state(adapt) if adapt is not None else None
+            en = load_enroll_state(enroll) if enroll is not None else None
+            names = list(classes) + (en.words if en is not None else [])
             rt_h = load_kws_runtime(bundle, mode="int", hidden=True)[0]
-            t.add_column("adapted (first 1 s)")
+            t.add_column("on-device learned (first 1 s)")
         for name, x in clips:
             st.reset()
             r = st.stream(x)
@@ -344,9 +348,9 @@ def register(app: Any) -> None:
                 f"{r.scores[r.label] / r.scores.sum():.2f}",
                 f"{1e3 * float(np.mean(r.latencies)):.3f}",
             ]
-            if adapt is not None:
+            if learned:
                 X = featurize(pad_clip(np.asarray(x, np.int16))[None], mel, delta)
-                row.append(classes[int(adapted_labels(rt_h, X, ad)[0])])
+                row.append(names[int(device_labels(rt_h, X, en, ad)[0])])
             t.add_row(*row)
         _console().print(t)
 

@@ -33,6 +33,7 @@ from neuroplast.apps.kws.adapt import (
 )
 from neuroplast.apps.kws.enroll import (
     EnrollParams,
+    EnrollState,
     augment_raster,
     decide,
     embed,
@@ -470,11 +471,20 @@ def adapt_embed_params(mel: MelParams, p: AdaptParams = AdaptParams()) -> Enroll
     return replace(e, augment=replace(e.augment, n_aug=p.n_aug))
 
 
-def adapted_labels(rt, X: np.ndarray, state: AdaptState) -> np.ndarray:  # noqa: ANN001
-    """Class indices ``(N,)`` of rasters ``X`` under an adapted readout (``rt`` from
-    ``load_kws_runtime(..., hidden=True)``)."""
+def device_labels(
+    rt,  # noqa: ANN001 - runtime with hidden outputs
+    X: np.ndarray,
+    enrolled: EnrollState | None = None,
+    adapted: AdaptState | None = None,
+) -> np.ndarray:
+    """Labels ``(N,)`` of rasters ``X`` with what the device learned: the adapted
+    readout's classes (:mod:`~neuroplast.apps.kws.adapt`, else the bundle's) and the
+    enrolled words (:func:`~neuroplast.apps.kws.enroll.decide`; word ``k`` is label
+    ``n_old + k``). ``rt`` from ``load_kws_runtime(..., hidden=True)``."""
     sc, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
-    return adapted_scores(state, embed(hid, EnrollParams(), sc)).argmax(1)
+    e = embed(hid, EnrollParams(), sc)
+    old = adapted_scores(adapted, e) if adapted is not None else sc
+    return decide(old, e, enrolled) if enrolled is not None else old.argmax(1)
 
 
 ADAPT_SHARES = (0.2, 0.5, 0.8)  # the validation grid of AdaptParams.share ...

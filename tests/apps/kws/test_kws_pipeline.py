@@ -248,6 +248,12 @@ def test_cli_eval_listen_enroll(run, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "marvin" in res.output and "from the guard set" in res.output
+    if state.exists():  # accepted: listen decides with the enrolled word too
+        res = runner.invoke(
+            app,
+            ["kws", "listen", str(samples / "0.wav"), "--bundle", bundle, "--enroll", str(state)],
+        )
+        assert res.exit_code == 0 and "on-device learned" in res.output, res.output
     # an empty samples folder is a clear DataError, not a traceback deep in numpy
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -333,7 +339,7 @@ def test_cli_adapt_to_a_voice_and_listen_with_it(run, tmp_path):
         res = runner.invoke(
             app, ["kws", "listen", str(wav), "--bundle", bundle, "--adapt", str(state)]
         )
-        assert res.exit_code == 0 and "adapted" in res.output, res.output
+        assert res.exit_code == 0 and "on-device learned" in res.output, res.output
     else:
         assert "rolled back by the guard" in res.output and not state.exists()
     (samples / "notaword").mkdir()
@@ -367,3 +373,25 @@ def test_adaptation_stage_protocol(run):
         assert len(v["draws"]) == 2 and all(0 <= d["after"] <= 1 for d in v["draws"])
     assert a["examples_curve"][1]["after"] == pytest.approx(a["heldout_after"])
     assert len(a["heldout_sensitivity"]) == 9
+
+
+def test_device_labels_start_from_the_bundle(run):
+    # with nothing learned, and with an adapted readout at its start, the device's labels
+    # are the bundle's own argmax (runtime_scores: another code path)
+    from neuroplast.apps.kws.adapt import adapt_init
+    from neuroplast.apps.kws.infer import runtime_scores
+    from neuroplast.apps.kws.pipeline import (
+        adapt_embed_params,
+        adaptation_embeddings,
+        device_labels,
+        load_features,
+    )
+
+    cfg, r = run
+    rt, classes, mel, delta = load_kws_runtime(r["bundle"]["path"], mode="int", hidden=True)
+    X = load_features(cfg.data_dir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)["test"][0]
+    ref = runtime_scores(load_kws_runtime(r["bundle"]["path"], mode="int")[0], X)[0].argmax(1)
+    np.testing.assert_array_equal(device_labels(rt, X), ref)
+    e = adaptation_embeddings(rt, X[:2], adapt_embed_params(mel))["emb"]
+    st = adapt_init(e.shape[1], len(classes))
+    np.testing.assert_array_equal(device_labels(rt, X, adapted=st), ref)
