@@ -422,6 +422,13 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                     f"{dt['fa_per_hour']:.0f} FA/h ({dt['minutes']:g} min)"
                     if (dt := d.get("detection", {}).get("test"))
                     else ""
+                )
+                + (
+                    f"; voice adaptation ({a['examples_per_word']} examples per word) "
+                    f"held-out engine {_pct(a['heldout_before'])} -> {_pct(a['heldout_after'])}, "
+                    f"in-domain {_pct(a['test_before'])} -> {_pct(a['test_after'])}"
+                    if "voices" in (a := d.get("adaptation", {}))
+                    else ""
                 ),
                 "python -m neuroplast.apps.kws.demo --json bench/results/kws_demo.json",
             )

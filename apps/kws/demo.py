@@ -31,6 +31,7 @@ DEMO = dict(
     max_delay=15,
     stream_clips=3,
     heldout_clips=4,
+    adapt_examples=2,  # of the 4 clips per held-out voice and word: 2 adapt, 2 are scored
     stream_minutes=10.0,  # a 5 min validation stream picks the threshold: 40 keywords
     val_voices=8,  # the enrollment calibration needs more than 5 voices (issue 21, docs/kws.md)
 )
@@ -107,6 +108,16 @@ def results_table(r: dict) -> Any:
                 f"+- {100 * c['recall_std']:.1f}; old-word drop {c['old_drop_points_mean']:.2f} "
                 f"points (max {c['old_drop_points_max']:.2f}), {c['draws']} draws",
             )
+    a = r.get("adaptation", {})
+    if "voices" in a:
+        t.add_row(
+            f"adapt to a held-out voice ({a['examples_per_word']} examples per word)",
+            f"{_pct(a['heldout_before'])} -> {_pct(a['heldout_after'])}",
+            f"in-domain {_pct(a['test_before'])} -> {_pct(a['test_after'])}; "
+            f"{a['accepted']}/{a['n_adaptations']} accepted by the guard",
+        )
+    elif "skipped" in a:
+        t.add_row("adapt to a held-out voice", "skipped", a["skipped"])
     for mode, s in r.get("streaming", {}).items():
         t.add_row(
             f"streaming latency / 10 ms hop ({mode})",
@@ -132,10 +143,11 @@ def results_table(r: dict) -> Any:
 
 
 def enroll_only(cfg, progress=None) -> dict:  # noqa: ANN001
-    """Re-run the pipeline's enrollment stage on the bundle of an earlier run in
-    ``cfg.out_dir`` (its ``results.json`` must exist; the features come from the cache)
-    and return that run's results with the ``enrollment`` section replaced."""
-    from neuroplast.apps.kws.pipeline import enrollment_stage, load_features
+    """Re-run the pipeline's on-device stages (enrollment, then voice adaptation where
+    the held-out set is cached) on the bundle of an earlier run in ``cfg.out_dir`` (its
+    ``results.json`` must exist; the features come from the cache) and return that
+    run's results with those sections replaced."""
+    from neuroplast.apps.kws.pipeline import adaptation_stage, enrollment_stage, load_features
     from neuroplast.errors import DataError
 
     out = Path(cfg.out_dir)
@@ -147,6 +159,12 @@ def enroll_only(cfg, progress=None) -> dict:  # noqa: ANN001
     r["enrollment"] = enrollment_stage(
         out / "kws.bundle", F, cfg.data_dir, out, cfg.enroll_word, cfg.n_enroll, cfg.seed, progress
     )
+    if cfg.heldout_dir and Path(cfg.heldout_dir).is_dir():
+        H = load_features(cfg.heldout_dir, cfg.mel, cfg.delta, cfg.enroll_word, cfg.seed)
+        r["adaptation"] = adaptation_stage(
+            out / "kws.bundle", F, H, out / "kws_guard.npz", cfg.adapt_examples, seed=cfg.seed,
+            progress=progress,
+        )  # fmt: skip
     return r
 
 
@@ -166,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--enroll-only",
         action="store_true",
-        help="re-run only the enrollment stage on the bundle and results.json in --out",
+        help="re-run only the on-device stages (enrollment, voice adaptation) on the bundle "
+        "and results.json in --out",
     )
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))

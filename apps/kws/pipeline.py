@@ -101,6 +101,7 @@ class PipelineConfig:
     voices: tuple[str, ...] = D.TRAIN_VOICES  # other engines' voices in training
     heldout_voices: tuple[str, ...] = D.HELDOUT_VOICES  # engine never trained on
     heldout_clips: int = 8  # per held-out voice and word; 0: no held-out evaluation
+    adapt_examples: int = 5  # voice adaptation: examples per word of each held-out voice
     stream_minutes: float = 0.0  # detection test stream (a validation stream of half)
     max_fa_per_hour: float = 2.0  # operating point, chosen on the validation stream
     train_voices: int = 0  # 0: every variant not held out for val/test
@@ -1543,8 +1544,9 @@ def run_pipeline(
     )
     if H is not None and (out / "kws_guard.npz").exists():  # 5b. voice adaptation
         results["adaptation"] = adaptation_stage(
-            bundle, F, H, out / "kws_guard.npz", seed=cfg.seed, progress=progress
-        )
+            bundle, F, H, out / "kws_guard.npz", cfg.adapt_examples, seed=cfg.seed,
+            progress=progress,
+        )  # fmt: skip
     # 6. streaming latency per 10 ms hop and memory, plus board estimates
     splits = D.load_gsc(data_dir, exclude=(cfg.enroll_word,), seed=cfg.seed)
     k = min(cfg.stream_clips, len(splits["test"]))

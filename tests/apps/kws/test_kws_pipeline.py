@@ -395,3 +395,21 @@ def test_device_labels_start_from_the_bundle(run):
     e = adaptation_embeddings(rt, X[:2], adapt_embed_params(mel))["emb"]
     st = adapt_init(e.shape[1], len(classes))
     np.testing.assert_array_equal(device_labels(rt, X, adapted=st), ref)
+
+
+def test_demo_table_shows_the_on_device_stages(run):
+    from rich.console import Console
+
+    from neuroplast.apps.kws.demo import results_table
+
+    cfg, r = run
+    con = Console(width=200, record=True)
+    con.print(results_table(r))
+    text = con.export_text()
+    assert "adapt to a held-out voice" in text and "skipped" in text  # too few clips here
+    a = {"examples_per_word": 2, "heldout_before": 0.5, "heldout_after": 0.625, "voices": {"v": {}},
+         "test_before": 0.8, "test_after": 0.79, "accepted": 3, "n_adaptations": 3}  # fmt: skip
+    con = Console(width=200, record=True)
+    con.print(results_table({**r, "adaptation": a}))
+    text = con.export_text()
+    assert "50.0 % -> 62.5 %" in text and "in-domain 80.0 % -> 79.0 %; 3/3 accepted" in text
