@@ -455,7 +455,7 @@ def register(app: Any) -> None:
         \b
         Examples:
             neuroplast kws adapt --samples my_voice/
-            neuroplast kws listen --adapt neuroplast-out/kws/kws_adapt.npz yes.wav
+            neuroplast kws adapt --samples my_voice/ --share 0.5
         """
         from neuroplast.apps.kws.adapt import AdaptParams
         from neuroplast.apps.kws.pipeline import adapt_to_voice
