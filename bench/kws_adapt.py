@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--draws", type=int, default=3, help="random draws per held-out voice")
     ap.add_argument("--curve", type=int, nargs="*", default=[1, 2, 10],
                     help="also these examples per word (chosen settings; a curve)")  # fmt: skip
+    ap.add_argument("--guard-per-class", type=int, nargs="*", default=[20, 50, 200],
+                    help="also a guard of these many training clips per class")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", default="bench/results/kws_adapt.json")
     a = ap.parse_args(argv)
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     F = load_features(root / train_dir(cfg.clips_per_word), mel, delta, cfg.enroll_word, cfg.seed)
     H = load_features(root / "bench_heldout", mel, delta, cfg.enroll_word, cfg.seed)
     r = adaptation_stage(out / "kws.bundle", F, H, out / "kws_guard.npz", a.examples, a.draws,
-                         a.seed, tuple(a.curve), sensitivity=True, progress=print)  # fmt: skip
+                         a.seed, tuple(a.curve), sensitivity=True,
+                         guard_sizes=tuple(a.guard_per_class), progress=print)  # fmt: skip
     r["bench_out"] = str(out)
     print(f"\n| voice | clips scored | before | after ({a.examples} per word, {a.draws} draws) |")
     print("|---|---|---|---|")
@@ -61,6 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
     for n, c in r.get("examples_curve", {}).items():
         print(f"{n} examples per word: {100 * c['before']:.1f} -> {100 * c['after']:.1f} % "
               f"(in-domain {100 * c['test_after']:.1f} %)")  # fmt: skip
+    for k, x in r.get("guard_sizes", {}).items():
+        print(f"guard of {k} clips per class ({x['rows']} rows, {x['mbytes_float64']:.1f} MB): "
+              f"{100 * x['after']:.1f} % (in-domain {100 * x['test_after']:.1f} %)")  # fmt: skip
     for g in r.get("heldout_sensitivity", []):
         print(f"held-out sensitivity, share {g['share']} ridge {g['ridge']}: "
               f"{100 * g['after']:.1f} % (in-domain {100 * g['test_after']:.1f} %)")  # fmt: skip

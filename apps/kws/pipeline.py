@@ -551,14 +551,15 @@ def _vmean(res: dict, k: str) -> float:
 def adaptation_stage(
     bundle: str | Path, F: dict, H: dict, guard: str | Path, n: int = 5, draws: int = 3,
     seed: int = 0, curve: tuple[int, ...] = (), sensitivity: bool = False,
-    progress: Callable[[str], None] | None = None,
+    guard_sizes: tuple[int, ...] = (), progress: Callable[[str], None] | None = None,
 ) -> dict:  # fmt: skip
     """Voice adaptation measured (``docs/kws.md``): settings (share, ridge) chosen on
     the validation voices of ``F`` (one draw each), then ``draws`` adaptations of ``n``
     examples per word for every voice of the held-out set ``H``, scored on that voice's
     other clips and on ``F``'s test split; ``curve``: further example counts with the
     chosen settings; ``sensitivity``: every grid point on ``H`` (recorded, never used
-    to choose)."""
+    to choose); ``guard_sizes``: the chosen settings with a guard of that many
+    training clips per class (seeded, no augmented copies), as a small device keeps."""
     t0 = time.perf_counter()
     rt, _, mel, _ = load_kws_runtime(bundle, hidden=True)
     g = load_guard(guard)
@@ -608,6 +609,19 @@ def adaptation_stage(
                 fest, hy, hs, g, AdaptParams(share=sh, ridge=rd), n, 1, seed + 2, test))}
             for sh, rd in itertools.product(ADAPT_SHARES, ADAPT_RIDGES)
         ]  # fmt: skip
+    if guard_sizes:
+        # the guard's rows: its clips, then copy 1 of every clip, ... (guard_set)
+        n_clips = len(g["labels"]) if g["group"] is None else len(np.unique(g["group"]))
+        clips = np.arange(n_clips)
+        rng = np.random.default_rng(seed)
+        out["guard_sizes"] = {}
+        for k in guard_sizes:
+            idx = np.concatenate([rng.permutation(clips[g["labels"][clips] == c])[:k]
+                                  for c in np.unique(g["labels"])])  # fmt: skip
+            small = {key: g[key][idx] for key in ("emb", "labels", "scores")}
+            r = adapt_voices(fest, hy, hs, small, ap, n, draws, seed + 1, test)
+            out["guard_sizes"][k] = {**summary(r), "rows": int(len(idx)),
+                                     "mbytes_float64": float(small["emb"].nbytes / 1e6)}  # fmt: skip
     out["seconds"] = time.perf_counter() - t0
     _log(
         progress,

@@ -361,7 +361,7 @@ def test_adaptation_stage_protocol(run):
     F = {**F, "val": F["train"], "speakers": {**F["speakers"], "val": F["speakers"]["train"]}}
     H = {"test": F["train"], "speakers": {"test": F["speakers"]["train"]}}
     a = adaptation_stage(r["bundle"]["path"], F, H, Path(cfg.out_dir) / "kws_guard.npz", n=1,
-                         draws=2, curve=(1,), sensitivity=True)  # fmt: skip
+                         draws=2, curve=(1,), sensitivity=True, guard_sizes=(1,))  # fmt: skip
     assert "skipped" not in a, a
     # the in-domain "before" is the bundle's own int-runtime test accuracy
     assert a["test_before"] == pytest.approx(r["bundle"]["runtime_int_test_acc"])
@@ -373,6 +373,8 @@ def test_adaptation_stage_protocol(run):
         assert len(v["draws"]) == 2 and all(0 <= d["after"] <= 1 for d in v["draws"])
     assert a["examples_curve"][1]["after"] == pytest.approx(a["heldout_after"])
     assert len(a["heldout_sensitivity"]) == 9
+    g = np.load(Path(cfg.out_dir) / "kws_guard.npz")  # one clip per class: one row each
+    assert a["guard_sizes"][1]["rows"] == len(np.unique(g["labels"]))
 
 
 def test_device_labels_start_from_the_bundle(run):
