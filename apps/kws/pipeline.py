@@ -397,15 +397,22 @@ def example_embeddings(
     """Enrollment rasters ``(n, T, C)`` -> embeddings ``(n, F)`` and those of their
     on-device augmented copies ``(n, n_aug, F)`` (:func:`~neuroplast.apps.kws.enroll.augment_raster`,
     ``p.augment.bands`` mel bands per channel group)."""
+    d = adaptation_embeddings(rt, X, p)
+    return d["emb"], d["aug"]
+
+
+def adaptation_embeddings(rt, X: np.ndarray, p: EnrollParams) -> dict:  # noqa: ANN001
+    """:func:`example_embeddings` plus the old readout's scores ``(n, K)`` of the same
+    pass: ``{"emb", "aug", "scores"}``."""
     X = np.asarray(X)
     sc, hid = runtime_scores(rt, X, hidden=hidden_names(rt))
     ex = embed(hid, p, sc)
     n_aug = p.augment.n_aug
     if n_aug <= 0 or len(X) == 0:
-        return ex, np.zeros((len(ex), 0, ex.shape[1]))
+        return {"emb": ex, "aug": np.zeros((len(ex), 0, ex.shape[1])), "scores": sc}
     A = augment_raster(X, p.augment.bands, p.augment)
     sc_a, hid_a = runtime_scores(rt, A.reshape(-1, *X.shape[1:]), hidden=hidden_names(rt))
-    return ex, embed(hid_a, p, sc_a).reshape(len(X), n_aug, -1)
+    return {"emb": ex, "aug": embed(hid_a, p, sc_a).reshape(len(X), n_aug, -1), "scores": sc}
 
 
 def load_guard(path: str | Path) -> dict:
@@ -490,13 +497,6 @@ def device_labels(
 
 ADAPT_SHARES = (0.2, 0.5, 0.8)  # the validation grid of AdaptParams.share ...
 ADAPT_RIDGES = (1.0, 10.0, 100.0)  # ... and AdaptParams.ridge
-
-
-def adaptation_embeddings(rt, X: np.ndarray, p: EnrollParams) -> dict:  # noqa: ANN001
-    """Embeddings, their augmented copies' embeddings and old-readout scores of ``X``."""
-    e, a = example_embeddings(rt, X, p)
-    sc, _ = runtime_scores(rt, X)
-    return {"emb": e, "aug": a, "scores": sc}
 
 
 def adapt_voices(

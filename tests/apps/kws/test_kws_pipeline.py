@@ -190,13 +190,8 @@ def test_stream_scores_equal_the_hop_by_hop_streamer(run):
         np.testing.assert_allclose(short[k], m / detect.DETECT_WINDOW, rtol=1e-9, atol=1e-12)
 
 
-def test_cli_eval_listen_enroll(run, tmp_path):
-    typer = pytest.importorskip("typer")
-    from typer.testing import CliRunner
-
-    from neuroplast.apps.kws.cli import register
-
-    cfg, r = run
+def _kws_app(typer, register):  # noqa: ANN001, ANN202
+    """A root Typer app with the ``kws`` commands registered, as the neuroplast CLI has."""
     app = typer.Typer()
 
     @app.callback()
@@ -204,6 +199,17 @@ def test_cli_eval_listen_enroll(run, tmp_path):
         """neuroplast"""
 
     register(app)
+    return app
+
+
+def test_cli_eval_listen_enroll(run, tmp_path):
+    typer = pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from neuroplast.apps.kws.cli import register
+
+    cfg, r = run
+    app = _kws_app(typer, register)
     runner = CliRunner()
     bundle = r["bundle"]["path"]
     res = runner.invoke(app, ["kws", "eval", "--bundle", bundle, "--data", cfg.data_dir])
@@ -285,13 +291,7 @@ def test_deployment_carries_its_front_end(run, tmp_path):
     assert legacy_delta({}) == DeltaParams(shape_db=(), shape_contrast_db=0.0)
     with pytest.raises(DataError, match="unknown fields \\['gain'\\]"):
         legacy_delta({"threshold_db": 3.0, "gain": 2.0})
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """neuroplast"""
-
-    register(app)
+    app = _kws_app(typer, register)
     res = CliRunner().invoke(
         app, ["kws", "export", "--deploy", str(tmp_path / "old.npz"), "--out", str(tmp_path)]
     )
@@ -307,13 +307,7 @@ def test_cli_adapt_to_a_voice_and_listen_with_it(run, tmp_path):
     from neuroplast.apps.kws.cli import register
 
     cfg, r = run
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """neuroplast"""
-
-    register(app)
+    app = _kws_app(typer, register)
     runner = CliRunner()
     bundle = r["bundle"]["path"]
     classes = r["data"]["classes"]
