@@ -221,16 +221,24 @@ class LeastSquaresParams:
     scalar or one per row (``None``: 1); negative values count as 0 and a row with
     weight 0 does not change. No target this step: no change. Weights are unbounded
     (the ridge term keeps them finite); integer layers round as every rule does.
+
+    ``shared=True``: every row weighs every sample alike (``a_ij = a_i``), so the rows
+    share one ``G`` (n_pre, n_pre): ``n_post`` times less state and one factorisation
+    per step (``W = ((G + ridge I)^-1 C^T)^T``) instead of one per row. A step's reward
+    must then be one number (a scalar, or the same value on every row); rows with
+    different weights need the per-row form.
     """
 
     ridge: float = 0.1
+    shared: bool = False
 
     def __post_init__(self) -> None:
         require_positive("LeastSquaresParams", ridge=self.ridge)
 
 
 def _ls_state(p: LeastSquaresParams, n_post: int, n_pre: int) -> dict:
-    return {"G": ((n_post, n_pre, n_pre), "float64"), "c": ((n_post, n_pre), "float64")}
+    g_shape = (n_pre, n_pre) if p.shared else (n_post, n_pre, n_pre)
+    return {"G": (g_shape, "float64"), "c": ((n_post, n_pre), "float64")}
 
 
 def least_squares_rule_update(p: LeastSquaresParams, io: StepIO, state: dict) -> tuple:
@@ -247,6 +255,20 @@ def least_squares_rule_update(p: LeastSquaresParams, io: StepIO, state: dict) ->
         raise DataError(f"least-squares target has shape {t.shape}, need {(x.shape[0], n_post)}")
     a = np.ones(n_post) if io.reward is None else np.asarray(io.reward, np.float64)
     a = np.maximum(np.broadcast_to(a, (n_post,)), 0.0)
+    if p.shared:
+        if np.any(a != a[0]):
+            from neuroplast.errors import PlasticityError
+
+            raise PlasticityError(
+                "least_squares(shared=True) takes one sample weight for all rows, got "
+                f"{np.unique(a).size} different ones; use shared=False for per-row weights"
+            )
+        if a[0] == 0:
+            return None, state
+        G = state["G"] + a[0] * (x.T @ x)
+        c = state["c"] + a[0] * (t.T @ x)
+        sol = np.linalg.solve(G + p.ridge * np.eye(n_pre), c.T).T
+        return sol - w, {"G": G, "c": c}
     rows = np.flatnonzero(a > 0)
     if not rows.size:
         return None, state
