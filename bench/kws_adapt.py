@@ -5,9 +5,10 @@ enrollment stage's guard ``kws_guard.npz``) adapts its readout to one voice at a
 (:mod:`neuroplast.apps.kws.adapt`) from ``--examples`` clips per word of that voice and
 is scored on the voice's other clips, before and after, over ``--draws`` random draws;
 the in-domain test split (other voices) measures what the adaptation costs elsewhere.
-The learning settings (share of the user's examples, ridge) are chosen on the
-validation voices by the same protocol; the held-out engine's voices (festival) are
-only read for the final numbers.
+The learning settings (share of the user's examples, ridge) are chosen per adaptation
+by cross-validation on that user's examples (the library's default); beside it, the best
+fixed setting of the same grid chosen on the validation voices. The held-out engine's
+voices (festival) are only read for the final numbers.
 
     python bench/kws_adapt.py --bench-out DIR --data-root ROOT --results bench/results/kws_adapt.json
 """
@@ -55,12 +56,21 @@ def main(argv: list[str] | None = None) -> dict:
                          a.seed, tuple(a.curve), sensitivity=True,
                          guard_sizes=tuple(a.guard_per_class), progress=print)  # fmt: skip
     r["bench_out"] = str(out)
+    z = r["zero_shot"]
+    print(f"\nno examples, guard-only readout refit (ridge {z['ridge']}): held-out "
+          f"{100 * z['heldout_bundle']:.1f} -> {100 * z['heldout_refit']:.1f} %, in-domain test "
+          f"{100 * z['test_bundle']:.1f} -> {100 * z['test_refit']:.1f} %, validation "
+          f"{100 * z['val_bundle']:.1f} -> {100 * z['val_refit']:.1f} %")  # fmt: skip
     print(f"\n| voice | clips scored | before | after ({a.examples} per word, {a.draws} draws) |")
     print("|---|---|---|---|")
     for v, x in r["voices"].items():
         print(f"| {v} | {x['n_rest']} | {100 * x['before']:.1f} % | "
               f"{100 * x['after']:.1f} % +- {100 * x['after_std']:.1f} |")  # fmt: skip
     print(f"| mean | | {100 * r['heldout_before']:.1f} % | {100 * r['heldout_after']:.1f} % |")
+    fx = r["fixed"]
+    print(f"settings picked (share/ridge: adaptations): {r['picks']}; best fixed setting on "
+          f"validation voices {fx['share']}/{fx['ridge']}: {100 * fx['after']:.1f} % "
+          f"(in-domain {100 * fx['test_after']:.1f} %)")  # fmt: skip
     for n, c in r.get("examples_curve", {}).items():
         print(f"{n} examples per word: {100 * c['before']:.1f} -> {100 * c['after']:.1f} % "
               f"(in-domain {100 * c['test_after']:.1f} %)")  # fmt: skip

@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from neuroplast.errors import DataError
 
 __all__ = ["markdown_table", "main"]
+
+
+def adapt_settings(a: dict, pct: Callable[[float], str] | None = None) -> str:
+    """How an adaptation result chose its learning settings, in words (``pct``: the
+    caller's percentage format)."""
+    f, pct = a["fixed"], pct or _pct
+    return (
+        f"share and ridge chosen per user by cross-validation on the examples (the best "
+        f"fixed setting on validation voices, {f['share']}/{f['ridge']}: "
+        f"{pct(f['after'])}, in-domain {pct(f['test_after'])})"
+    )
 
 
 def _pct(x: object) -> str:
@@ -161,9 +173,16 @@ def markdown_table(r: dict, source: str = "") -> str:
             f"| Voice adaptation, {a['examples_per_word']} examples per word of a held-out voice "
             f"({a['draws']} draws per voice) | {_pct(a['heldout_before'])} -> "
             f"{_pct(a['heldout_after'])} | {per}; in-domain test {_pct(a['test_before'])} -> "
-            f"{_pct(a['test_after'])}; share {a['chosen']['share']}, ridge "
-            f"{a['chosen']['ridge']} chosen on validation voices; {a['accepted']}/"
-            f"{a['n_adaptations']} accepted by the guard |"
+            f"{_pct(a['test_after'])}; {adapt_settings(a)}; {a['accepted']}/"
+            f"{a['n_adaptations']} accepted by the guard"
+            + (
+                f"; no examples, the readout refitted on the guard alone: held-out "
+                f"{_pct(z['heldout_bundle'])} -> {_pct(z['heldout_refit'])}, in-domain "
+                f"{_pct(z['test_bundle'])} -> {_pct(z['test_refit'])}"
+                if (z := a.get("zero_shot"))
+                else ""
+            )
+            + " |"
         )
     elif "skipped" in a:
         lines.append(f"| Voice adaptation | not run | {a['skipped']} |")

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kws_report import adapt_settings  # bench/ is this script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -465,10 +467,16 @@ def rows() -> tuple[list[tuple[str, str, str]], list[str]]:
                     "of a held-out-engine voice, readout refitted by the engine)"
                 ),
                 (
-                    f"held-out engine {_pct(d['heldout_before'])} -> {_pct(d['heldout_after'])} "
+                    (
+                        f"no examples, the readout refitted on the guard alone: held-out engine "
+                        f"{_pct(z['heldout_bundle'])} -> {_pct(z['heldout_refit'])}, in-domain "
+                        f"{_pct(z['test_bundle'])} -> {_pct(z['test_refit'])}; "
+                        if (z := d.get("zero_shot"))
+                        else ""
+                    )
+                    + f"held-out engine {_pct(d['heldout_before'])} -> {_pct(d['heldout_after'])} "
                     f"(mean of {d['draws']} draws per voice; {per}); in-domain test "
-                    f"{_pct(d['test_before'])} -> {_pct(d['test_after'])}; settings chosen on "
-                    f"validation voices (share {d['chosen']['share']}, ridge {d['chosen']['ridge']}); "
+                    f"{_pct(d['test_before'])} -> {_pct(d['test_after'])}; {adapt_settings(d, _pct)}; "
                     f"{d['accepted']}/{d['n_adaptations']} accepted by the guard"
                     + (
                         f"; {' / '.join(c)} examples per word: "

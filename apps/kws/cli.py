@@ -436,32 +436,54 @@ def register(app: Any) -> None:
     @kws.command("adapt")
     def adapt_cmd(
         samples: Path = typer.Option(
-            ..., help="folder with one subfolder of 16 kHz WAVs per keyword (yes/, no/, ...)"
+            None,
+            help="folder with one subfolder of 16 kHz WAVs per keyword (yes/, no/, ...); "
+            "without it: a new state with the readout refitted on the guard alone",
         ),
         bundle: Path = typer.Option(OUT / "kws.bundle"),
         guard: Path = typer.Option(OUT / "kws_guard.npz", help="old-word guard set"),
         state: Path = typer.Option(OUT / "kws_adapt.npz", help="adapted readout (accumulates)"),
         share: float = typer.Option(
             None,
-            help="weight share of your examples [AdaptParams.share]; larger: more of your voice",
+            help="weight share of your examples, 0..1 (larger: more of your voice) "
+            "[chosen by cross-validation on your examples]",
         ),
+        ridge: float = typer.Option(None, help="ridge (larger: smoother) [chosen likewise]"),
     ) -> None:
         """Adapt the keywords to a voice from a few recordings of each (5 per word).
 
         The readout of the existing words is refitted on the guard set plus these
-        examples (and any saved earlier), through the plasticity engine; the guard
-        rolls it back if the old voices would lose more than 3 points.
+        examples (and any saved earlier), through the plasticity engine, with the
+        settings that predict your held-out examples best (cross-validation); the
+        guard rolls it back if the old voices would lose more than 3 points.
+
+        Without --samples it writes the device's readout before any example: the
+        least-squares readout of the guard set alone (it hears unseen voices a little
+        better than the trained one; `kws listen --adapt` uses it).
 
         \b
         Examples:
             neuroplast kws adapt --samples my_voice/
-            neuroplast kws adapt --samples my_voice/ --share 0.5
+            neuroplast kws adapt --samples my_voice/ --share 0.5 --ridge 10
+            neuroplast kws adapt --state guard_readout.npz
         """
         from neuroplast.apps.kws.adapt import AdaptParams
         from neuroplast.apps.kws.pipeline import adapt_to_voice
 
-        p = AdaptParams() if share is None else AdaptParams(share=share)
+        p = AdaptParams(share=share, ridge=ridge)
         rep, classes = adapt_to_voice(bundle, samples, guard, state, p)
+        if samples is None:
+            _console().print(
+                _table(
+                    "readout refitted on the guard set (no examples)",
+                    [
+                        ("ridge", f"{rep.ridge:g}"),
+                        ("guard accuracy", f"{rep.guard_acc_after:.3f}"),
+                        ("result", "saved to " + str(state)),
+                    ],
+                )
+            )
+            return
         _console().print(
             _table(
                 "adapt to a voice",
@@ -470,6 +492,15 @@ def register(app: Any) -> None:
                     (
                         "per keyword",
                         ", ".join(f"{classes[k]}: {n}" for k, n in rep.per_class.items()),
+                    ),
+                    (
+                        "settings (share / ridge)",
+                        f"{rep.share:g} / {rep.ridge:g}"
+                        + (
+                            f", cross-validated on your examples: {rep.cv_accuracy:.3f}"
+                            if rep.cv_accuracy is not None
+                            else ""
+                        ),
                     ),
                     (
                         "guard accuracy before / after",

@@ -114,7 +114,13 @@ def results_table(r: dict) -> Any:
             f"adapt to a held-out voice ({a['examples_per_word']} examples per word)",
             f"{_pct(a['heldout_before'])} -> {_pct(a['heldout_after'])}",
             f"in-domain {_pct(a['test_before'])} -> {_pct(a['test_after'])}; "
-            f"{a['accepted']}/{a['n_adaptations']} accepted by the guard",
+            f"{a['accepted']}/{a['n_adaptations']} accepted by the guard"
+            + (
+                f"; no examples, guard-only readout: {_pct(z['heldout_bundle'])} -> "
+                f"{_pct(z['heldout_refit'])}"
+                if (z := a.get("zero_shot"))
+                else ""
+            ),
         )
     elif "skipped" in a:
         t.add_row("adapt to a held-out voice", "skipped", a["skipped"])

@@ -298,10 +298,11 @@ def _aug(e: np.ndarray) -> np.ndarray:
     return np.hstack([np.asarray(e, np.float64), np.ones((len(e), 1))])
 
 
-def _head(n_features: int, n_rows: int, ridge: float):  # noqa: ANN202
+def _head(n_features: int, n_rows: int, ridge: float, shared: bool = False):  # noqa: ANN202
     """A learning readout: Runtime ``embedding`` ``(F + 1,)`` -> Linear ``words``
     ``(n_rows, F + 1)`` (zero weights; bias ``-theta``) with the engine's
-    ``least_squares`` rule attached. Its graph depends only on the sizes, so saved
+    ``least_squares`` rule attached (``shared``: one statistic for all rows, when every
+    row weighs every sample alike). Its graph depends only on the sizes, so saved
     state loads into a fresh head."""
     from neuroplast.graph import Graph, Input, Linear
     from neuroplast.plasticity import LeastSquaresParams
@@ -320,7 +321,7 @@ def _head(n_features: int, n_rows: int, ridge: float):  # noqa: ANN202
         ]
     )
     rt = Runtime(g)
-    rt.plasticity.attach("words", LeastSquaresParams(ridge=ridge))
+    rt.plasticity.attach("words", LeastSquaresParams(ridge=ridge, shared=shared))
     return rt
 
 

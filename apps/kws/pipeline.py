@@ -22,9 +22,14 @@ import numpy as np
 
 from neuroplast.apps.kws import data as D
 from neuroplast.apps.kws.adapt import (
+    AUTO_RIDGES,
+    AUTO_SHARES,
+    GUARD_RIDGE,
+    AdaptGuard,
     AdaptParams,
     AdaptReport,
     AdaptState,
+    adapt_guard,
     adapt_init,
     adapt_readout,
     adapted_scores,
@@ -452,7 +457,7 @@ def word_folders(
 
 def adapt_to_voice(
     bundle: str | Path,
-    samples: str | Path,
+    samples: str | Path | None,
     guard: str | Path,
     state: str | Path,
     p: AdaptParams = AdaptParams(),
@@ -460,13 +465,30 @@ def adapt_to_voice(
     """Adapt the bundle's readout to the voice in ``samples`` (:func:`word_folders`) on
     the guard set (:mod:`~neuroplast.apps.kws.adapt`); the state file, if it exists,
     holds earlier examples, which count too, and is rewritten only when the guard
-    accepts the refit. Returns the report and the bundle's class names."""
+    accepts the refit (a new one starts from the guard-only refit). ``samples=None``:
+    write the guard-only refit as a new state (no examples). Returns the report and the
+    bundle's class names."""
     rt, classes, mel, delta = load_kws_runtime(bundle, mode="int", hidden=True)
-    X, y = word_folders(samples, classes, mel, delta)
     g = load_guard(guard)
+    ag = adapt_guard(g["emb"], g["labels"], len(classes))
+    if samples is None:  # the guard-only refit: the device's readout before any example
+        if Path(state).exists():
+            raise DataError(
+                f"{state} exists and holds {len(load_adapt_state(state).labels)} examples; "
+                "remove it to start over from the guard's readout"
+            )
+        st = adapt_init(g["emb"].shape[1], len(classes), ag)
+        save_adapt_state(state, st)
+        acc = ag.accuracy(st.weights)
+        return AdaptReport(0, {}, acc, acc, True, 0.0, GUARD_RIDGE), classes
+    X, y = word_folders(samples, classes, mel, delta)
     ex, aug = example_embeddings(rt, X, adapt_embed_params(mel, p))
-    st = load_adapt_state(state) if Path(state).exists() else adapt_init(ex.shape[1], len(classes))
-    new, rep = adapt_readout(st, ex, y, g["emb"], g["labels"], p, augmented=aug)
+    st = (
+        load_adapt_state(state)
+        if Path(state).exists()
+        else adapt_init(ex.shape[1], len(classes), ag)
+    )
+    new, rep = adapt_readout(st, ex, y, ag, p, augmented=aug)
     if rep.accepted:
         save_adapt_state(state, new)
     return rep, classes
@@ -495,13 +517,9 @@ def device_labels(
     return decide(old, e, enrolled) if enrolled is not None else old.argmax(1)
 
 
-ADAPT_SHARES = (0.2, 0.5, 0.8)  # the validation grid of AdaptParams.share ...
-ADAPT_RIDGES = (1.0, 10.0, 100.0)  # ... and AdaptParams.ridge
-
-
 def adapt_voices(
-    S: dict, y: np.ndarray, spk: np.ndarray, guard: dict, ap: AdaptParams, n: int, draws: int,
-    seed: int, test: dict | None = None,
+    S: dict, y: np.ndarray, spk: np.ndarray, guard: AdaptGuard, ap: AdaptParams, n: int,
+    draws: int, seed: int, test: dict | None = None,
 ) -> dict:  # fmt: skip
     """The adaptation protocol: per voice of ``spk`` (``background`` excluded),
     ``draws`` times ``n`` clips of every class the voice has more than ``n`` clips of
@@ -509,7 +527,7 @@ def adapt_voices(
     accuracy on the voice's other clips before and after, and on ``test`` (other
     voices: ``emb`` and ``y``) after."""
     rng = np.random.default_rng(seed)
-    st0 = adapt_init(S["emb"].shape[1], guard["scores"].shape[1])
+    st0 = adapt_init(S["emb"].shape[1], S["scores"].shape[1], guard)  # the guard-only refit
     out = {}
     for v in sorted(set(spk) - {"background"}):
         iv = np.flatnonzero(spk == v)
@@ -520,14 +538,14 @@ def adapt_voices(
         for _ in range(draws):
             ex = np.concatenate([rng.permutation(iv[y[iv] == c])[:n] for c in cls])
             rest = np.setdiff1d(iv, ex)
-            st, rep = adapt_readout(
-                st0, S["emb"][ex], y[ex], guard["emb"], guard["labels"], ap, S["aug"][ex]
-            )
+            st, rep = adapt_readout(st0, S["emb"][ex], y[ex], guard, ap, S["aug"][ex])
             r = {
                 "before": float(np.mean(S["scores"][rest].argmax(1) == y[rest])),
+                "refit": float(np.mean(adapted_scores(st0, S["emb"][rest]).argmax(1) == y[rest])),
                 "after": float(np.mean(adapted_scores(st, S["emb"][rest]).argmax(1) == y[rest])),
                 "accepted": rep.accepted, "guard_before": rep.guard_acc_before,
                 "guard_after": rep.guard_acc_after, "n_examples": rep.n_examples,
+                "share": rep.share, "ridge": rep.ridge, "cv_accuracy": rep.cv_accuracy,
             }  # fmt: skip
             if test is not None:
                 r["test_after"] = float(
@@ -536,6 +554,7 @@ def adapt_voices(
             rows.append(r)
         out[v] = {
             "before": float(np.mean([r["before"] for r in rows])),
+            "refit": float(np.mean([r["refit"] for r in rows])),
             "after": float(np.mean([r["after"] for r in rows])),
             "after_std": float(np.std([r["after"] for r in rows])),
             "n_rest": int(len(iv) - len(ex)),
@@ -553,16 +572,18 @@ def adaptation_stage(
     seed: int = 0, curve: tuple[int, ...] = (), sensitivity: bool = False,
     guard_sizes: tuple[int, ...] = (), progress: Callable[[str], None] | None = None,
 ) -> dict:  # fmt: skip
-    """Voice adaptation measured (``docs/kws.md``): settings (share, ridge) chosen on
-    the validation voices of ``F`` (one draw each), then ``draws`` adaptations of ``n``
-    examples per word for every voice of the held-out set ``H``, scored on that voice's
-    other clips and on ``F``'s test split; ``curve``: further example counts with the
-    chosen settings; ``sensitivity``: every grid point on ``H`` (recorded, never used
-    to choose); ``guard_sizes``: the chosen settings with a guard of that many
+    """Voice adaptation measured (``docs/kws.md``): ``draws`` adaptations of ``n``
+    examples per word for every voice of the held-out set ``H`` with the settings chosen
+    per user (:class:`AdaptParams` defaults: cross-validation on the examples), scored on
+    that voice's other clips and on ``F``'s test split; beside it (``fixed``) the best
+    fixed setting of the same grid chosen on the validation voices of ``F`` (one draw
+    each). ``curve``: further example counts; ``sensitivity``: every fixed grid point on
+    ``H`` (recorded, never used to choose); ``guard_sizes``: a guard of that many
     training clips per class (seeded, no augmented copies), as a small device keeps."""
     t0 = time.perf_counter()
-    rt, _, mel, _ = load_kws_runtime(bundle, hidden=True)
+    rt, classes, mel, _ = load_kws_runtime(bundle, hidden=True)
     g = load_guard(guard)
+    ag = adapt_guard(g["emb"], g["labels"], len(classes))
     p = adapt_embed_params(mel)
     val = adaptation_embeddings(rt, F["val"][0], p)
     test = adaptation_embeddings(rt, F["test"][0], replace(p, augment=replace(p.augment, n_aug=0)))
@@ -570,44 +591,60 @@ def adaptation_stage(
     fest = adaptation_embeddings(rt, H["test"][0], p)
     vy, vs = F["val"][1], np.array(F["speakers"]["val"])
     hy, hs = H["test"][1], np.array(H["speakers"]["test"])
-    grid = []
-    for share, ridge in itertools.product(ADAPT_SHARES, ADAPT_RIDGES):
-        r = adapt_voices(val, vy, vs, g, AdaptParams(share=share, ridge=ridge), n, 1, seed)
-        if not r:
-            return {"skipped": f"no validation voice has more than {n} clips of any word"}
-        grid.append({"share": share, "ridge": ridge, "before": _vmean(r, "before"),
-                     "after": _vmean(r, "after")})  # fmt: skip
-    best = max(grid, key=lambda x: x["after"])
-    ap = AdaptParams(share=best["share"], ridge=best["ridge"])
-    res = adapt_voices(fest, hy, hs, g, ap, n, draws, seed + 1, test)
-    if not res:
-        return {"skipped": f"no held-out voice has more than {n} clips of any word"}
-    out = {
-        "examples_per_word": n, "draws": draws, "n_aug": ap.n_aug,
-        "chosen": {"share": ap.share, "ridge": ap.ridge}, "validation_grid": grid,
-        "voices": res, "heldout_before": _vmean(res, "before"),
-        "heldout_after": _vmean(res, "after"),
-        "test_before": float(np.mean(test["scores"].argmax(1) == test["y"])),
-        "test_after": float(np.mean([d["test_after"] for v in res.values() for d in v["draws"]])),
-        "accepted": int(sum(d["accepted"] for v in res.values() for d in v["draws"])),
-        "n_adaptations": int(sum(len(v["draws"]) for v in res.values())),
-    }  # fmt: skip
 
     def summary(r: dict) -> dict:
         return {"before": _vmean(r, "before"), "after": _vmean(r, "after"),
                 "test_after": float(np.mean([d["test_after"] for v in r.values()
                                              for d in v["draws"]]))}  # fmt: skip
 
+    grid = []
+    for share, ridge in itertools.product(AUTO_SHARES, AUTO_RIDGES):
+        r = adapt_voices(val, vy, vs, ag, AdaptParams(share=share, ridge=ridge), n, 1, seed)
+        if not r:
+            return {"skipped": f"no validation voice has more than {n} clips of any word"}
+        grid.append({"share": share, "ridge": ridge, "before": _vmean(r, "before"),
+                     "after": _vmean(r, "after")})  # fmt: skip
+    best = max(grid, key=lambda x: x["after"])
+    fixed = AdaptParams(share=best["share"], ridge=best["ridge"])
+    ap = AdaptParams()
+    res = adapt_voices(fest, hy, hs, ag, ap, n, draws, seed + 1, test)
+    if not res:
+        return {"skipped": f"no held-out voice has more than {n} clips of any word"}
+    picks = [(d["share"], d["ridge"]) for v in res.values() for d in v["draws"]]
+    zero = adapt_init(fest["emb"].shape[1], fest["scores"].shape[1], ag)
+
+    def acc(S: dict, y: np.ndarray, readout: str) -> float:
+        sc = S["scores"] if readout == "bundle" else adapted_scores(zero, S["emb"])
+        return float(np.mean(sc.argmax(1) == y))
+
+    splits = (("heldout", fest, hy), ("test", test, test["y"]), ("val", val, vy))
+    out = {
+        # no user example: the bundle's readout and the guard-only refit on whole splits
+        "zero_shot": {"ridge": GUARD_RIDGE, **{f"{k}_{r}": acc(S, yy, r) for k, S, yy in splits
+                                               for r in ("bundle", "refit")}},  # fmt: skip
+        "examples_per_word": n, "draws": draws, "n_aug": ap.n_aug,
+        "settings": "chosen per user by cross-validation on the examples",
+        "grid": {"shares": list(AUTO_SHARES), "ridges": list(AUTO_RIDGES)},
+        "picks": {f"{s}/{r}": picks.count((s, r)) for s, r in sorted(set(picks))},
+        "voices": res, "heldout_before": _vmean(res, "before"),
+        "heldout_after": _vmean(res, "after"),
+        "test_before": float(np.mean(test["scores"].argmax(1) == test["y"])),
+        "test_after": float(np.mean([d["test_after"] for v in res.values() for d in v["draws"]])),
+        "accepted": int(sum(d["accepted"] for v in res.values() for d in v["draws"])),
+        "n_adaptations": int(sum(len(v["draws"]) for v in res.values())),
+        "fixed": {"share": fixed.share, "ridge": fixed.ridge, "validation_grid": grid,
+                  **summary(adapt_voices(fest, hy, hs, ag, fixed, n, draws, seed + 1, test))},
+    }  # fmt: skip
     if curve:
         out["examples_curve"] = {
-            k: summary(res if k == n else adapt_voices(fest, hy, hs, g, ap, k, draws, seed + 1, test))
+            k: summary(res if k == n else adapt_voices(fest, hy, hs, ag, ap, k, draws, seed + 1, test))
             for k in sorted({*curve, n})
         }  # fmt: skip
     if sensitivity:
         out["heldout_sensitivity"] = [
             {"share": sh, "ridge": rd, **summary(adapt_voices(
-                fest, hy, hs, g, AdaptParams(share=sh, ridge=rd), n, 1, seed + 2, test))}
-            for sh, rd in itertools.product(ADAPT_SHARES, ADAPT_RIDGES)
+                fest, hy, hs, ag, AdaptParams(share=sh, ridge=rd), n, 1, seed + 2, test))}
+            for sh, rd in itertools.product(AUTO_SHARES, AUTO_RIDGES)
         ]  # fmt: skip
     if guard_sizes:
         # the guard's rows: its clips, then copy 1 of every clip, ... (guard_set)
@@ -618,17 +655,20 @@ def adaptation_stage(
         for k in guard_sizes:
             idx = np.concatenate([rng.permutation(clips[g["labels"][clips] == c])[:k]
                                   for c in np.unique(g["labels"])])  # fmt: skip
-            small = {key: g[key][idx] for key in ("emb", "labels", "scores")}
+            small = adapt_guard(g["emb"][idx], g["labels"][idx], len(classes))
             r = adapt_voices(fest, hy, hs, small, ap, n, draws, seed + 1, test)
             out["guard_sizes"][k] = {**summary(r), "rows": int(len(idx)),
-                                     "mbytes_float64": float(small["emb"].nbytes / 1e6)}  # fmt: skip
+                                     "mbytes_float64": float(small.emb.nbytes / 1e6)}  # fmt: skip
     out["seconds"] = time.perf_counter() - t0
     _log(
         progress,
-        f"voice adaptation ({n} examples per word, settings from validation voices: share "
-        f"{ap.share}, ridge {ap.ridge}): held-out voices {out['heldout_before']:.3f} -> "
-        f"{out['heldout_after']:.3f}, in-domain test {out['test_before']:.3f} -> "
-        f"{out['test_after']:.3f}",
+        f"guard-only readout refit (no examples): held-out {out['zero_shot']['heldout_bundle']:.3f}"
+        f" -> {out['zero_shot']['heldout_refit']:.3f}, in-domain test "
+        f"{out['zero_shot']['test_bundle']:.3f} -> {out['zero_shot']['test_refit']:.3f}; "
+        f"voice adaptation ({n} examples per word, settings chosen per user): held-out voices "
+        f"{out['heldout_before']:.3f} -> {out['heldout_after']:.3f} (best fixed setting "
+        f"{fixed.share}/{fixed.ridge}: {out['fixed']['after']:.3f}), in-domain test "
+        f"{out['test_before']:.3f} -> {out['test_after']:.3f}",
     )
     return out
 

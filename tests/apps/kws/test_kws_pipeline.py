@@ -324,6 +324,9 @@ def test_cli_adapt_to_a_voice_and_listen_with_it(run, tmp_path):
     assert res.exit_code == 0, res.output
     n = sum(len(list((samples / w).glob("*.wav"))) for w in words)
     assert "examples (all calls)" in res.output and str(n) in res.output
+    # settings cross-validated on the examples when a word has two, else the fallback
+    two = any(len(list((samples / w).glob("*.wav"))) > 1 for w in words)
+    assert ("cross-validated" if two else "0.2 / 1") in res.output, res.output
     if "saved to" in res.output:  # else the guard rolled it back and nothing was written
         st = load_adapt_state(state)
         assert len(st.labels) == n and {classes[i] for i in st.labels} == set(words)
@@ -341,6 +344,16 @@ def test_cli_adapt_to_a_voice_and_listen_with_it(run, tmp_path):
     assert res.exit_code != 0 and "notaword not keywords of this model" in str(res.exception)
     res = runner.invoke(app, [*cmd, "--share", "1.5"])
     assert res.exit_code != 0 and "share must be in (0, 1)" in str(res.exception)
+    res = runner.invoke(app, [*cmd, "--ridge", "0"])
+    assert res.exit_code != 0 and "ridge must be > 0" in str(res.exception)
+    # no samples: a new state with the guard-only refit; an existing state is not lost
+    fresh = tmp_path / "guard_readout.npz"
+    base = ["kws", "adapt", "--bundle", bundle, "--guard", str(Path(cfg.out_dir) / "kws_guard.npz")]
+    res = runner.invoke(app, [*base, "--state", str(fresh)])
+    assert res.exit_code == 0 and "no examples" in res.output, res.output
+    assert len(load_adapt_state(fresh).labels) == 0
+    res = runner.invoke(app, [*base, "--state", str(fresh)])
+    assert res.exit_code != 0 and "remove it to start over" in str(res.exception)
 
 
 def test_adaptation_stage_protocol(run):
@@ -359,14 +372,24 @@ def test_adaptation_stage_protocol(run):
     assert "skipped" not in a, a
     # the in-domain "before" is the bundle's own int-runtime test accuracy
     assert a["test_before"] == pytest.approx(r["bundle"]["runtime_int_test_acc"])
-    best = max(a["validation_grid"], key=lambda g: g["after"])
-    assert a["chosen"] == {"share": best["share"], "ridge": best["ridge"]}
+    best = max(a["fixed"]["validation_grid"], key=lambda g: g["after"])
+    assert (a["fixed"]["share"], a["fixed"]["ridge"]) == (best["share"], best["ridge"])
+    # n=1: one example per word, nothing to cross-validate: every adaptation used the
+    # library's fallback setting
+    assert a["picks"] == {"0.2/1.0": a["n_adaptations"]}
+    z = a["zero_shot"]  # the bundle's readout vs the guard-only refit, whole splits
+    assert z["test_bundle"] == pytest.approx(a["test_before"])
+    assert all(
+        0 <= z[f"{k}_{r}"] <= 1 for k in ("heldout", "test", "val") for r in ("bundle", "refit")
+    )
+    v0 = next(iter(a["voices"].values()))
+    assert all(0 <= d["refit"] <= 1 for d in v0["draws"])
     assert set(a["voices"]) <= set(F["speakers"]["train"]) - {"background"} and a["voices"]
     assert a["n_adaptations"] == 2 * len(a["voices"]) >= a["accepted"]
     for v in a["voices"].values():
         assert len(v["draws"]) == 2 and all(0 <= d["after"] <= 1 for d in v["draws"])
     assert a["examples_curve"][1]["after"] == pytest.approx(a["heldout_after"])
-    assert len(a["heldout_sensitivity"]) == 9
+    assert len(a["heldout_sensitivity"]) == len(a["fixed"]["validation_grid"]) == 15
     g = np.load(Path(cfg.out_dir) / "kws_guard.npz")  # one clip per class: one row each
     assert a["guard_sizes"][1]["rows"] == len(np.unique(g["labels"]))
 
