@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ __all__ = ["ReadLimits", "Budget", "parse_npy", "read_npz", "load_array", "RAW_D
 
 RAW_DTYPE = "<f4"  # raw files: little-endian float32, as serve's binary frames
 _MAX_HEADER = 1 << 16
+# numpy parses .npy headers with ast.literal_eval, and CPython 3.11's ast keeps its
+# recursion depth in per-interpreter state: two threads parsing at once can fail with
+# "AST constructor recursion depth mismatch" (python/cpython#106905; seen in a fleet
+# rollout loading bundles from worker threads), so a valid file read as corrupt
+_HEADER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,13 @@ def parse_npy(raw: bytes | bytearray, what: str) -> np.ndarray:
     f = io.BytesIO(memoryview(raw)[:_MAX_HEADER])  # headers of real files are < 64 kB
     try:
         version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unsupported npy version {version}")
+        with _HEADER_LOCK:
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported npy version {version}")
     except Exception as e:  # noqa: BLE001 - numpy raises ValueError/SyntaxError/etc on junk
         raise DataError(f"{what}: not a .npy array (bad header: {e})") from None
     if dtype.hasobject or dtype.kind not in "biufcUS":
