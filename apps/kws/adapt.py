@@ -17,9 +17,9 @@ and the prediction becomes ``argmax_k W_k [e, 1]``. Before any example ``W`` is 
 the old readout (picking the old evidence out of the embedding, ``W_k = e_{F-K+k}``, so it
 predicts exactly what the bundle does) or the guard set's own least-squares readout
 (:func:`adapt_init` with a guard: 66.7 -> 69.4 % on the benchmark's held-out engine,
-87.5 -> 88.1 % in domain, no user data). Every call refits from the guard and *all* the user's examples so
-far (kept in the state, a few KB each), so examples accumulate and nothing is counted
-twice. The guard's statistics (``G = sum x x^T``, ``c``: :class:`AdaptGuard`) are
+87.5 -> 88.1 % in domain, no user data). Every call refits from the guard and *all* the
+user's examples so far (kept in the state, a few KB each), so examples accumulate and
+nothing is counted twice. The guard's statistics (``G = sum x x^T``, ``c``: :class:`AdaptGuard`) are
 summed once, so a refit costs the user's rows and one ``(F + 1)^2`` solve.
 
 How much to trust the user (``rho``, ``lambda``) depends on how badly the old readout
