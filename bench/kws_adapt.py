@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{n} examples per word: {100 * c['before']:.1f} -> {100 * c['after']:.1f} % "
               f"(in-domain {100 * c['test_after']:.1f} %)")  # fmt: skip
     for k, x in r.get("guard_sizes", {}).items():
-        print(f"guard of {k} clips per class ({x['rows']} rows, {x['mbytes_float64']:.1f} MB): "
+        print(f"guard of {k} clips per class ({x['rows']} rows, {x['mbytes']:.1f} MB): "
               f"{100 * x['after']:.1f} % (in-domain {100 * x['test_after']:.1f} %)")  # fmt: skip
     for g in r.get("heldout_sensitivity", []):
         print(f"held-out sensitivity, share {g['share']} ridge {g['ridge']}: "

@@ -106,8 +106,8 @@ class AdaptGuard:
     weights: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def accuracy(self, weights: np.ndarray) -> float:
-        """Guard accuracy of a readout ``(K, F + 1)``."""
-        w = np.asarray(weights, np.float64)
+        """Guard accuracy of a readout ``(K, F + 1)`` (float32 scores, as the guard)."""
+        w = np.asarray(weights, np.float32)
         return float(np.mean((self.emb @ w[:, :-1].T + w[:, -1]).argmax(1) == self.labels))
 
 
@@ -140,8 +140,9 @@ class AdaptReport:
 
 
 def adapt_guard(guard_emb: np.ndarray, guard_labels: np.ndarray, n_classes: int) -> AdaptGuard:
-    """Sum the guard set's statistics once (one engine step, every sample weight 1)."""
-    g, gl = np.asarray(guard_emb, np.float64), np.asarray(guard_labels)
+    """Sum the guard set's statistics once (one engine step, every sample weight 1); the
+    embeddings are kept as float32 (what the engine steps on; half the bytes)."""
+    g, gl = np.asarray(guard_emb, np.float32), np.asarray(guard_labels)
     if (
         g.ndim != 2 or len(g) == 0 or gl.shape != (len(g),) or gl.dtype.kind not in "iu"
         or gl.min() < 0 or gl.max() >= n_classes
@@ -153,7 +154,7 @@ def adapt_guard(guard_emb: np.ndarray, guard_labels: np.ndarray, n_classes: int)
     rt = _head(g.shape[1], n_classes, GUARD_RIDGE, shared=True)
     rt.plasticity.set_target("words", np.eye(n_classes)[gl])
     rt.learn(True)
-    rt.step(_aug(g).astype(np.float32), reward=1.0)
+    rt.step(np.hstack([g, np.ones((len(g), 1), np.float32)]), reward=1.0)
     rt.learn(False)
     stats = {k: np.array(v) for k, v in rt.plasticity.state_dict().items()}
     return AdaptGuard(g, gl, stats, rt.params["words"]["weight"].astype(np.float64))

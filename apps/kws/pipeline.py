@@ -658,7 +658,7 @@ def adaptation_stage(
             small = adapt_guard(g["emb"][idx], g["labels"][idx], len(classes))
             r = adapt_voices(fest, hy, hs, small, ap, n, draws, seed + 1, test)
             out["guard_sizes"][k] = {**summary(r), "rows": int(len(idx)),
-                                     "mbytes_float64": float(small.emb.nbytes / 1e6)}  # fmt: skip
+                                     "mbytes": float(small.emb.nbytes / 1e6)}  # fmt: skip
     out["seconds"] = time.perf_counter() - t0
     _log(
         progress,
@@ -1198,7 +1198,9 @@ def enrollment_stage(
             )
     guard = guard_rows(guard, p.guard_aug)
     budget = {} if p.open_budget is None else {"open_budget": np.float64(p.open_budget)}
-    np.savez(out / "kws_guard.npz", **guard, **budget)
+    # float32 on the device: the embeddings are float32 sums (embed), and half the bytes
+    saved = {k: v.astype(np.float32) if k in ("emb", "scores") else v for k, v in guard.items()}
+    np.savez(out / "kws_guard.npz", **saved, **budget)
     en["params"] = asdict(p)
     if vv is None or len(et) == 0:
         return {"skipped": f"fewer than {n_examples} validation or no test '{word}' clips"}

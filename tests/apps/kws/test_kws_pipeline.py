@@ -392,6 +392,7 @@ def test_adaptation_stage_protocol(run):
     assert len(a["heldout_sensitivity"]) == len(a["fixed"]["validation_grid"]) == 15
     g = np.load(Path(cfg.out_dir) / "kws_guard.npz")  # one clip per class: one row each
     assert a["guard_sizes"][1]["rows"] == len(np.unique(g["labels"]))
+    assert g["emb"].dtype == g["scores"].dtype == np.float32  # the device's copy: 4 bytes
 
 
 def test_device_labels_start_from_the_bundle(run):
