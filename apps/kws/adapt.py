@@ -69,6 +69,7 @@ FALLBACK = (0.2, 1.0)  # (share, ridge) when no word has two examples to cross-v
 #: ridge of the guard-only refit (no user examples; chosen on the benchmark's validation
 #: voices: 0.1 and 1 tie at 85.8 %, 10 gave 85.1 %)
 GUARD_RIDGE = 1.0
+GUARD_CHUNK = 4096  # guard rows per engine step when its statistics are summed
 
 
 @dataclass(frozen=True)
@@ -152,9 +153,17 @@ def adapt_guard(guard_emb: np.ndarray, guard_labels: np.ndarray, n_classes: int)
             "keep the training clips' embeddings on the device"
         )
     rt = _head(g.shape[1], n_classes, GUARD_RIDGE, shared=True)
-    rt.plasticity.set_target("words", np.eye(n_classes)[gl])
     rt.learn(True)
-    rt.step(np.hstack([g, np.ones((len(g), 1), np.float32)]), reward=1.0)
+    # in steps of GUARD_CHUNK rows (the statistics add up; the engine works in float64,
+    # so one step over the whole guard would hold it twice more), the last one padded
+    # with zero rows, which add nothing to G or c
+    n = min(GUARD_CHUNK, len(g))
+    for lo in range(0, len(g), n):
+        k = min(n, len(g) - lo)
+        x, t = np.zeros((n, g.shape[1] + 1), np.float32), np.zeros((n, n_classes))
+        x[:k, :-1], x[:k, -1], t[np.arange(k), gl[lo : lo + k]] = g[lo : lo + k], 1.0, 1.0
+        rt.plasticity.set_target("words", t)
+        rt.step(x, reward=1.0)
     rt.learn(False)
     stats = {k: np.array(v) for k, v in rt.plasticity.state_dict().items()}
     return AdaptGuard(g, gl, stats, rt.params["words"]["weight"].astype(np.float64))

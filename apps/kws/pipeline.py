@@ -423,13 +423,16 @@ def adaptation_embeddings(rt, X: np.ndarray, p: EnrollParams) -> dict:  # noqa: 
 def load_guard(path: str | Path) -> dict:
     """The old-word guard set a benchmark or demo run saved (``kws_guard.npz``):
     ``emb``, ``scores``, ``labels`` and, where stored, ``group`` and ``open_budget``."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            g = {k: z[k] for k in ("emb", "scores", "labels")}
-            g["group"] = z["group"] if "group" in z.files else None
-            g["open_budget"] = float(z["open_budget"]) if "open_budget" in z.files else None
-    except (OSError, KeyError, ValueError) as e:
-        raise DataError(f"guard set {path} is unreadable: {e}") from e
+    from neuroplast.arrayfile import read_npz
+
+    # the one reader of untrusted array files (sizes checked before anything is allocated)
+    z = read_npz(path, f"guard set {path}")
+    missing = {"emb", "scores", "labels"} - set(z)
+    if missing:
+        raise DataError(f"guard set {path} is unreadable: no {', '.join(sorted(missing))}")
+    g = {k: z[k] for k in ("emb", "scores", "labels")}
+    g["group"] = z.get("group")
+    g["open_budget"] = float(z["open_budget"]) if "open_budget" in z else None
     return g
 
 

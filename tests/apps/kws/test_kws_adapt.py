@@ -193,3 +193,15 @@ def test_state_round_trips_and_a_damaged_file_is_refused(tmp_path):
     (tmp_path / "c.npz").write_bytes(b"not a zip")
     with pytest.raises(PlasticityError, match="c.npz is unreadable"):
         load_adapt_state(tmp_path / "c.npz")
+
+
+def test_a_damaged_or_incomplete_guard_file_is_refused_in_one_line(tmp_path):
+    from neuroplast.apps.kws.pipeline import load_guard
+    from neuroplast.errors import DataError
+
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="guard set .*junk.npz"):
+        load_guard(tmp_path / "junk.npz")
+    np.savez(tmp_path / "part.npz", emb=np.zeros((2, 3), np.float32), labels=np.zeros(2, int))
+    with pytest.raises(DataError, match="part.npz is unreadable: no scores"):
+        load_guard(tmp_path / "part.npz")
