@@ -43,6 +43,9 @@ VARIANTS: dict[str, dict] = {
     "aug2": {"aug": AUG2},  # stronger SpecAugment masks and spike deletion
     "bshift": {"aug": {"band_shift": 2}},  # mel-axis shift (formant / vocal-tract proxy)
     "bshift4": {"aug": {"band_shift": 4}},
+    "ls1": {"aug": {"label_smoothing": 0.1}},  # ("aug": any TrainConfig field)
+    "ls2": {"aug": {"label_smoothing": 0.2}},
+    "wd4": {"aug": {"weight_decay": 1e-4}},
 }
 SPLITS = ("train", "val", "test", "heldout")
 

@@ -43,6 +43,7 @@ class TrainConfig:
     lr: float = 1e-3
     pos_lr: float = 0.05
     weight_decay: float = 1e-5
+    label_smoothing: float = 0.0  # cross-entropy against (1 - e) onehot + e / K
     seed: int = 0
     threads: int = 1
     max_shift: int = 8  # augmentation: random time shift of each raster by +-steps
@@ -242,7 +243,9 @@ def train(
         if opt_p
         else None
     )
-    loss_fn = torch.nn.CrossEntropyLoss()
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise DataError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     best, best_acc, best_epoch, history = None, -1.0, -1, []
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):

@@ -149,3 +149,25 @@ def test_a_model_trained_on_an_explicit_device_comes_back_on_the_cpu():
     res = train(X, y, X, y, net, tc)
     assert all(p.device.type == "cpu" for p in res.model.parameters())
     assert evaluate(res.model, X, y) == res.best_val_acc
+
+
+def test_label_smoothing_floors_the_loss_at_the_smoothed_targets_entropy():
+    """Cross-entropy against (1 - e) onehot + e / K can not fall below that target's
+    entropy (analytic: K = 2, e = 0.2 -> H(0.9, 0.1) = 0.325 nats); without smoothing the
+    same run goes well below it. A value outside [0, 1) is refused in one line."""
+    pytest.importorskip("torch")
+    pytest.importorskip("brevitas")
+    from neuroplast.apps.kws.model import KwsNetConfig
+    from neuroplast.apps.kws.train import TrainConfig, train
+
+    X, y = _two_classes(96, 12, 0.6, seed=0)
+    net = KwsNetConfig(n_in=4, hidden=(8,), n_classes=2, max_delay=2, dropout=0.0)
+    loss = {}
+    for e in (0.0, 0.2):
+        tc = TrainConfig(epochs=6, batch_size=16, lr=1e-2, max_shift=0, drop=0.0, time_masks=0,
+                         band_masks=0, label_smoothing=e)  # fmt: skip
+        loss[e] = [h["loss"] for h in train(X[:64], y[:64], X[64:], y[64:], net, tc).history]
+    h = -(0.9 * np.log(0.9) + 0.1 * np.log(0.1))
+    assert min(loss[0.2]) >= h - 1e-6 and loss[0.0][-1] < h / 2
+    with pytest.raises(DataError, match=r"label_smoothing must be in \[0, 1\)"):
+        train(X, y, X, y, net, TrainConfig(epochs=1, label_smoothing=1.0))
