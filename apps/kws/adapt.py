@@ -19,8 +19,9 @@ predicts exactly what the bundle does) or the guard set's own least-squares read
 (:func:`adapt_init` with a guard: 66.7 -> 69.4 % on the benchmark's held-out engine,
 87.5 -> 88.1 % in domain, no user data). Every call refits from the guard and *all* the
 user's examples so far (kept in the state, a few KB each), so examples accumulate and
-nothing is counted twice. The guard's statistics (``G = sum x x^T``, ``c``: :class:`AdaptGuard`) are
-summed once, so a refit costs the user's rows and one ``(F + 1)^2`` solve.
+nothing is counted twice. The guard's statistics (``G = sum x x^T``, ``c``:
+:class:`AdaptGuard`) are summed once, so a refit costs the user's rows and one
+``(F + 1)^2`` solve.
 
 How much to trust the user (``rho``, ``lambda``) depends on how badly the old readout
 hears that voice, so by default (:class:`AdaptParams` ``share=None``, ``ridge=None``)
@@ -95,16 +96,16 @@ class AdaptParams:
 
 @dataclass(frozen=True)
 class AdaptGuard:
-    """The old-word guard set (embeddings ``(N, F)``, labels) and its least-squares
-    statistics (the engine's state after one step on it), summed once by
-    :func:`adapt_guard` and reused by every refit."""
+    """The old-word guard set (embeddings ``(N, F)``, labels), its least-squares
+    statistics (the engine's state after stepping through it) and the guard-only
+    readout, computed once by :func:`adapt_guard` and reused by every refit."""
 
     emb: np.ndarray
     labels: np.ndarray
     stats: dict = field(repr=False, compare=False)
     #: the guard-only refit ``(K, F + 1)`` (ridge ``GUARD_RIDGE``): the device's readout
     #: before any user example (:func:`adapt_init` with ``guard``)
-    weights: np.ndarray | None = field(default=None, repr=False, compare=False)
+    weights: np.ndarray = field(repr=False, compare=False)
 
     def accuracy(self, weights: np.ndarray) -> float:
         """Guard accuracy of a readout ``(K, F + 1)`` (float32 scores, as the guard)."""
@@ -141,8 +142,9 @@ class AdaptReport:
 
 
 def adapt_guard(guard_emb: np.ndarray, guard_labels: np.ndarray, n_classes: int) -> AdaptGuard:
-    """Sum the guard set's statistics once (one engine step, every sample weight 1); the
-    embeddings are kept as float32 (what the engine steps on; half the bytes)."""
+    """Sum the guard set's statistics once (engine steps of ``GUARD_CHUNK`` rows, every
+    sample weight 1); the embeddings are kept as float32 (what the engine steps on; half
+    the bytes)."""
     g, gl = np.asarray(guard_emb, np.float32), np.asarray(guard_labels)
     if (
         g.ndim != 2 or len(g) == 0 or gl.shape != (len(g),) or gl.dtype.kind not in "iu"
@@ -183,7 +185,7 @@ def adapt_init(n_features: int, n_classes: int, guard: AdaptGuard | None = None)
     w = np.zeros((n_classes, n_features + 1))
     w[np.arange(n_classes), n_features - n_classes + np.arange(n_classes)] = 1.0
     if guard is not None:
-        if guard.weights is None or guard.weights.shape != w.shape:
+        if guard.weights.shape != w.shape:
             raise PlasticityError(
                 f"the guard's readout must be ({n_classes}, {n_features + 1}) (adapt_guard)"
             )
