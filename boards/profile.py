@@ -576,6 +576,8 @@ def _load_cached(path: str) -> BoardProfile:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise BoardError(f"cannot read board profile {p}: {e.strerror}") from e
+    except UnicodeDecodeError:
+        raise BoardError(f"{p}: not a board profile (not UTF-8 TOML text)") from None
     prof = parse_profile(text, str(p))
     if prof.name != p.stem:
         raise BoardError(f"{p}: 'name' = {prof.name!r} must match the file name {p.stem!r}")

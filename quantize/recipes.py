@@ -288,7 +288,11 @@ def _read(path: str | os.PathLike) -> dict[str, Any]:
         ck = torch.load(str(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ExportError(f"model file {str(path)!r} does not exist") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+    except IsADirectoryError:
+        raise ExportError(f"model file {str(path)!r} is a directory") from None
+    # torch's unpickler meets arbitrary bytes with any of these (IndexError, KeyError, ...)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, IndexError, KeyError,
+            TypeError, AttributeError, UnicodeDecodeError, OverflowError) as e:  # fmt: skip
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ExportError(
             f"{str(path)!r} is not a loadable weights-only checkpoint: {first}"

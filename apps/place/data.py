@@ -224,7 +224,10 @@ def load_nordland(
 def save_traverse(trav: Traverse, folder: str | Path) -> list[Path]:
     """Write a traverse as PNG files ``00000.png`` ... (Pillow, else matplotlib)."""
     d = Path(folder)
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"cannot write the traverse to {d}: a file stands in its path") from None
     paths = []
     width = max(5, len(str(len(trav))))
     for i, im in enumerate(trav.images):
