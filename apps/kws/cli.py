@@ -103,6 +103,8 @@ def register(app: Any) -> None:
             neuroplast kws train --bits 4 --out kws4/
         """
 
+        from dataclasses import replace
+
         from neuroplast.apps.kws.data import cache_dir
         from neuroplast.apps.kws.lower import from_model
         from neuroplast.apps.kws.model import KwsNetConfig
@@ -110,23 +112,23 @@ def register(app: Any) -> None:
         from neuroplast.apps.kws.train import TrainConfig, evaluate, set_threads, train
         from neuroplast.progress import Progress
 
-        set_threads(threads)
         pc = PipelineConfig()
-        F = load_features(data or cache_dir("synth"), pc.mel, pc.delta)
-        net = KwsNetConfig(
-            n_in=F["train"][0].shape[2],
-            n_classes=len(F["classes"]),
+        tc = TrainConfig(epochs=epochs, threads=threads, bands=pc.mel.n_mels, device=device)
+        net = KwsNetConfig(  # settings checked before the features load; n_in / classes below
             max_delay=0 if zero_delays else max_delay,
             learn_delays=not zero_delays,
             weight_bits=bits,
         )
+        set_threads(threads)
+        F = load_features(data or cache_dir("synth"), pc.mel, pc.delta)
+        net = replace(net, n_in=F["train"][0].shape[2], n_classes=len(F["classes"]))
         done = []
         with Progress("training (epochs)", total=epochs, every_s=0) as bar:
             res = train(
                 *F["train"],
                 *F["val"],
                 net,
-                TrainConfig(epochs=epochs, threads=threads, bands=pc.mel.n_mels, device=device),
+                tc,
                 progress=lambda r: (
                     done.append(r),
                     bar.update(len(done), f"val {r['val_acc']:.3f}"),

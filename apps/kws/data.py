@@ -32,6 +32,7 @@ import numpy as np
 
 from neuroplast.apps.kws import augment as aug
 from neuroplast.apps.kws import tts
+from neuroplast.checks import require_int, require_real, require_seed
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -188,6 +189,17 @@ class SynthConfig:
     noise_seconds: int = 60  # per background noise file
     seed: int = 0
     version: int = 4  # 4: per-voice generators (_plan)
+
+    def __post_init__(self) -> None:
+        n = "SynthConfig"
+        require_seed(DataError, n, self.seed)
+        require_int(DataError, n, 1, clips_per_word=self.clips_per_word)
+        require_int(
+            DataError, n, 0, n_train=self.n_train, n_val=self.n_val, n_test=self.n_test,
+            voice_reps=self.voice_reps, noise_seconds=self.noise_seconds,
+        )  # fmt: skip
+        require_real(DataError, n, 0.0, shift_ms=self.shift_ms)
+        require_int(DataError, n, 1, version=self.version)
 
     def key(self) -> str:
         """Stable hash of the config (the cache key)."""

@@ -36,9 +36,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuroplast.checks import require_int, require_real
 from neuroplast.errors import NeuroplastError
 
-__all__ = ["KwsNetConfig", "DelayQuantLinear", "KwsNet", "summed_softmax", "sigma_at_epoch"]
+#: the longest delay a synapse may learn, in steps: one clip (1 s at dt = 10 ms); the
+#: delay line of every synapse is this deep, so a typo here would allocate without bound
+MAX_DELAY = 100
+
+__all__ = [
+    "MAX_DELAY",
+    "KwsNetConfig",
+    "DelayQuantLinear",
+    "KwsNet",
+    "summed_softmax",
+    "sigma_at_epoch",
+]
 
 
 @dataclass(frozen=True)
@@ -61,8 +73,11 @@ class KwsNetConfig:
     def __post_init__(self) -> None:
         if self.weight_bits not in (0, 4, 8):
             raise NeuroplastError(f"weight_bits must be 0, 4 or 8, got {self.weight_bits}")
-        if self.max_delay < 0:
-            raise NeuroplastError("max_delay must be >= 0")
+        require_int(NeuroplastError, "KwsNetConfig", 0, MAX_DELAY, max_delay=self.max_delay)
+        require_int(NeuroplastError, "KwsNetConfig", 1, n_in=self.n_in, n_classes=self.n_classes)
+        require_real(NeuroplastError, "KwsNetConfig", 0.0, open_lo=True, v_th=self.v_th, dt=self.dt)
+        if not 0.0 <= self.dropout < 1.0:  # NaN fails too
+            raise NeuroplastError(f"KwsNetConfig.dropout must be in [0, 1), got {self.dropout}")
         if not (0.0 <= self.beta < 1.0 and 0.0 <= self.beta_out < 1.0):
             raise NeuroplastError("beta and beta_out must be in [0, 1)")
 

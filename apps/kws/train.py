@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuroplast.apps.kws.frontend import MelParams
+from neuroplast.checks import require_int, require_real, require_seed
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -57,6 +58,23 @@ class TrainConfig:
     context_prob: float = 0.0  # stream crops: fraction of clips preceded by another clip's steps
     context_steps: int = 0  # ... of this many steps; the loss reads only the clip's own steps
     device: str = "cpu"  # torch device of training ("cuda"); the model returns on the CPU
+
+    def __post_init__(self) -> None:
+        n = "TrainConfig"
+        require_seed(DataError, n, self.seed)
+        require_int(DataError, n, 0, epochs=self.epochs)
+        require_int(DataError, n, 1, 4096, threads=self.threads)
+        require_int(DataError, n, 1, batch_size=self.batch_size, bands=self.bands)
+        require_int(
+            DataError, n, 0, max_shift=self.max_shift, time_masks=self.time_masks,
+            time_mask=self.time_mask, band_masks=self.band_masks, band_mask=self.band_mask,
+            band_shift=self.band_shift, context_steps=self.context_steps,
+        )  # fmt: skip
+        require_real(DataError, n, 0.0, open_lo=True, lr=self.lr)
+        require_real(DataError, n, 0.0, pos_lr=self.pos_lr, weight_decay=self.weight_decay)
+        require_real(DataError, n, 0.0, 1.0, drop=self.drop, context_prob=self.context_prob)
+        if not 0.0 <= self.label_smoothing < 1.0:  # NaN fails too
+            raise DataError(f"{n}.label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass
@@ -243,8 +261,6 @@ def train(
         if opt_p
         else None
     )
-    if not 0.0 <= cfg.label_smoothing < 1.0:
-        raise DataError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     best, best_acc, best_epoch, history = None, -1.0, -1, []
     t0 = time.perf_counter()

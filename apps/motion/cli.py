@@ -108,27 +108,29 @@ def register(app: Any) -> None:
 
         from neuroplast.apps.motion.datasets import make_dataset, sensor_setup
         from neuroplast.apps.motion.model import HDParams, TrainParams, train_hd
+        from neuroplast.checks import require_int
+        from neuroplast.errors import DataError
         from neuroplast.progress import Progress
 
         torch.set_num_threads(1)
+        # every setting checked before the movies are simulated
+        hp, tp = (
+            HDParams(n_delays=n_delays, kernel=kernel_size),
+            TrainParams(epochs=epochs, lr=lr, seed=seed, stride=1),
+        )
+        sensor = sensor_setup(size, threshold)
+        require_int(DataError, "motion train", 1, 10**6, movies=movies)
+        out.parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
         with Progress(f"simulating {movies} movies") as bar:
             bar.update(0)
-            x, y, _ = make_dataset(
-                range(seed * 100_000, seed * 100_000 + movies), *sensor_setup(size, threshold)
-            )
+            x, y, _ = make_dataset(range(seed * 100_000, seed * 100_000 + movies), *sensor)
             bar.update(movies, total=movies)
         with Progress("training (steps)") as bar:
 
             def cb(step: int, total: int, loss: float) -> None:
                 bar.update(step, f"loss {loss:.3f}", total=total)
 
-            kern, losses = train_hd(
-                list(x),
-                list(y),
-                HDParams(n_delays=n_delays, kernel=kernel_size),
-                TrainParams(epochs=epochs, lr=lr, seed=seed, stride=1),
-                cb,
-            )
+            kern, losses = train_hd(list(x), list(y), hp, tp, cb)
         kern.save(out)
         _console().print(f"wrote {out}: weight {kern.weight.shape}, losses {losses}")
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuroplast.arrayfile import read_npz
+from neuroplast.checks import require_int, require_real, require_seed
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -58,6 +60,13 @@ class HDParams:
     v_max: float = 2.5  #: mask widening with delay (paper)
     r0: float = 0.05  #: mask width at zero delay (paper)
 
+    def __post_init__(self) -> None:
+        require_int(DataError, "HDParams", 1, n_classes=self.n_classes, n_delays=self.n_delays)
+        require_int(DataError, "HDParams", 1, kernel=self.kernel)
+        if self.kernel % 2 == 0:
+            raise DataError(f"HDParams.kernel must be odd (a centre tap), got {self.kernel}")
+        require_real(DataError, "HDParams", 0.0, v_max=self.v_max, r0=self.r0)
+
 
 @dataclass(frozen=True)
 class TrainParams:
@@ -74,6 +83,18 @@ class TrainParams:
     motion_init: bool = True  #: start from velocity delay lines (False = paper's init)
     lr_final: float | None = None  #: cosine-anneal lr -> lr_final over all steps (None: constant)
     fft: bool = True  #: pooled loss through :func:`hd_pooled_torch` (exact, 3-20x cheaper)
+
+    def __post_init__(self) -> None:
+        n = "TrainParams"
+        require_int(DataError, n, 0, epochs=self.epochs)
+        require_int(DataError, n, 1, batch=self.batch, stride=self.stride)
+        require_seed(DataError, n, self.seed)
+        require_real(DataError, n, 0.0, open_lo=True, lr=self.lr)
+        require_real(
+            DataError, n, 0.0, pooled_weight=self.pooled_weight, voxel_weight=self.voxel_weight
+        )
+        if self.lr_final is not None:
+            require_real(DataError, n, 0.0, open_lo=True, lr_final=self.lr_final)
 
 
 @dataclass(frozen=True)
@@ -108,11 +129,8 @@ class HDKernel:
 
     @staticmethod
     def load(path) -> HDKernel:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                w, b = np.asarray(z["weight"], np.float32), np.asarray(z["bias"], np.float32)
-        except (OSError, ValueError, KeyError) as e:
-            raise DataError(f"cannot read HD kernel {path}: {e}") from None
+        z = read_npz(path, f"HD kernel {path}", names=("weight", "bias"), unlisted="skip")
+        w, b = np.asarray(z["weight"], np.float32), np.asarray(z["bias"], np.float32)
         if w.ndim != 5 or w.shape[1] != 2 or b.shape != (w.shape[0],):
             raise DataError(f"HD kernel {path}: weight {w.shape} / bias {b.shape} mismatch")
         return HDKernel(w, b)

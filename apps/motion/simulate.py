@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from neuroplast.apps.motion.events import EVENT_DTYPE, make_events
+from neuroplast.checks import require_int, require_real, require_seed
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -64,6 +65,17 @@ class SceneParams:
     bandwidth: float = 0.8  #: cloud texture: log-frequency bandwidth
     noise_std: float = 0.001  #: Gaussian noise on the frames (as in the paper)
 
+    def __post_init__(self) -> None:
+        n = "SceneParams"
+        require_int(DataError, n, 1, size=self.size, texture_size=self.texture_size)
+        require_int(DataError, n, 1, n_steps=self.n_steps)
+        require_real(DataError, n, 0.0, 1.0, p_switch=self.p_switch)
+        require_real(DataError, n, 0.0, contrast=self.contrast, noise_std=self.noise_std)
+        require_real(
+            DataError, n, 0.0, open_lo=True, f_cut=self.f_cut, f_peak=self.f_peak,
+            bandwidth=self.bandwidth,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class DVSParams:
@@ -75,6 +87,15 @@ class DVSParams:
     noise_hz: float = 1.0  #: shot-noise events per pixel per second
     frame_us: int = 1000
     max_events_per_frame: int = 8  #: cap on crossings per pixel per frame
+
+    def __post_init__(self) -> None:
+        n = "DVSParams"
+        require_real(DataError, n, 0.0, open_lo=True, threshold=self.threshold)
+        require_real(DataError, n, 0.0, threshold_mismatch=self.threshold_mismatch)
+        require_real(DataError, n, 0.0, noise_hz=self.noise_hz)
+        require_int(DataError, n, 0, refractory_us=self.refractory_us)
+        require_int(DataError, n, 1, frame_us=self.frame_us)
+        require_int(DataError, n, 1, max_events_per_frame=self.max_events_per_frame)
 
 
 @dataclass(frozen=True)
@@ -240,6 +261,7 @@ def simulate_movie(
     seed: int, scene: SceneParams | None = None, dvs: DVSParams | None = None
 ) -> Movie:
     """Render one labelled event movie; identical output for identical ``seed`` and params."""
+    require_seed(DataError, "simulate_movie", seed)
     scene = scene or SceneParams()
     dvs = dvs or DVSParams()
     rng = np.random.default_rng(seed)

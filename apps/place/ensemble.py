@@ -37,6 +37,7 @@ from neuroplast.apps.place.module import (
     train_module,
 )
 from neuroplast.apps.place.preprocess import graded_spikes
+from neuroplast.checks import require_seed
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -301,6 +302,7 @@ def train_ensemble(
     started here, "auto" or "host:port" for a running cluster), as Ray tasks.
     """
     jobs = region_jobs(images, place_ids, params.region_size)
+    require_seed(DataError, "train_ensemble", seed)
     seeds = [seed * 100003 + r for r in range(len(jobs))]
     groups = [
         (jobs[i : i + params.batch], params.place, seeds[i : i + params.batch])

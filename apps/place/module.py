@@ -46,6 +46,7 @@ from neuroplast.apps.place.preprocess import (
     graded_spikes,
     jitter_views,
 )
+from neuroplast.checks import require_int
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -85,6 +86,8 @@ class PlaceParams:
     preprocess: PreprocessParams = field(default_factory=PreprocessParams)
 
     def __post_init__(self) -> None:
+        require_int(DataError, "PlaceParams", 1, 4096, neurons_per_place=self.neurons_per_place)
+        require_int(DataError, "PlaceParams", 1, epochs=self.epochs)
         if self.neurons_per_place < 1 or self.epochs < 1 or not 1 <= self.steps <= 127:
             raise DataError(
                 f"PlaceParams: need neurons_per_place >= 1, epochs >= 1 and steps in 1..127; "

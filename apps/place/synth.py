@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuroplast.apps.place.data import Traverse
+from neuroplast.checks import require_int, require_seed
 from neuroplast.errors import DataError
 
 __all__ = [
@@ -88,10 +89,11 @@ class RouteParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_places < 1 or self.height < 8 or self.width < 8 or self.stride < 1:
-            raise DataError(
-                f"RouteParams: need n_places >= 1, height/width >= 8, stride >= 1; got {self}"
-            )
+        n = "RouteParams"
+        require_int(DataError, n, 1, 10**6, n_places=self.n_places)
+        require_int(DataError, n, 8, 4096, height=self.height, width=self.width)
+        require_int(DataError, n, 1, 4096, stride=self.stride)
+        require_seed(DataError, n, self.seed)
 
 
 def _value_noise(h: int, w: int, cell: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from neuroplast.checks import is_real as _is_real
 from neuroplast.errors import DataError, PlasticityError
 
 __all__ = [
@@ -36,8 +37,6 @@ def require(cond: bool, msg: str) -> None:
         raise PlasticityError(msg)
 
 
-def _is_real(x: object) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 def require_positive(owner: str, **values: float) -> None:
