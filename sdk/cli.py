@@ -20,6 +20,7 @@ Without typer and rich (``pip install neuroplast`` on a device) the command line
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -565,6 +566,29 @@ def _one_line(e: BaseException) -> str:
     return " | ".join(ln.strip() for ln in str(e).splitlines() if ln.strip()) or type(e).__name__
 
 
+#: OSError numbers that mean the path a user gave cannot be used as asked (exit 2): a
+#: command that meets one deep inside reports it like a missing file, not as a bug
+_PATH_ERRNOS = frozenset(
+    getattr(errno, n)
+    for n in (
+        "ENOENT",
+        "ENOTDIR",
+        "EISDIR",
+        "ENAMETOOLONG",
+        "EACCES",
+        "EPERM",
+        "EROFS",
+        "ENOSPC",
+        "EEXIST",
+        "ELOOP",
+    )  # fmt: skip
+)
+
+
+def _clip(s: str, n: int = 120) -> str:
+    return s if len(s) <= n else f"{s[: n // 2]}...{s[-n // 2 :]}"
+
+
 def exit_status(e: BaseException) -> int:
     """Report ``e`` as one line on stderr (with the traceback under ``--debug``) and return
     its exit status (:data:`EXIT_CODES`)."""
@@ -582,6 +606,10 @@ def exit_status(e: BaseException) -> int:
         return 2
     if isinstance(e, (MemoryError, RecursionError)):  # an input too large or deep for this host
         print(f"error: input too large to process ({type(e).__name__})", file=sys.stderr)
+        return 2
+    if isinstance(e, OSError) and e.errno in _PATH_ERRNOS:  # the user's path, not a bug
+        name = f": {_clip(str(e.filename))}" if e.filename is not None else ""
+        print(f"error: {e.strerror}{name}", file=sys.stderr)
         return 2
     print(
         f"error: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug "

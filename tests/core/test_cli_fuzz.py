@@ -177,3 +177,21 @@ def test_cli_lines_once_exit_70(line, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), (rc, err)
     assert "internal error" not in err[0]
+
+
+def test_a_path_the_file_system_refuses_is_bad_input_not_a_bug(tmp_path, capsys):
+    """OSErrors of the user's paths met deep inside a command (a name too long, a file
+    where a folder goes) exit 2 naming the path; any other exception stays exit 70."""
+    from neuroplast.cli import exit_status
+
+    for e in (OSError(36, "File name too long", "r/" + "a" * 5000),
+              NotADirectoryError(20, "Not a directory", str(tmp_path / "f" / "x"))):  # fmt: skip
+        capsys.readouterr()
+        assert exit_status(e) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {e.strerror}: ") and len(err[0]) < 200
+    assert exit_status(OSError(5, "Input/output error")) == 70  # not the user's path
+    capsys.readouterr()
+    rc = main(["place", "train", str(tmp_path), "--refs", "a" * 5000])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
