@@ -34,7 +34,7 @@ def register(app: Any) -> None:
 
     @app.command("sfq-sim")
     def sfq_sim(
-        netlist: Path = typer.Argument(..., exists=True, dir_okay=False, help="Netlist .json."),
+        netlist: Path = typer.Argument(..., help="Netlist .json."),
         input: list[str] = typer.Option(
             [], "--input", "-i", help="NAME=RATE pulses/period (repeatable)."
         ),
@@ -69,7 +69,7 @@ def register(app: Any) -> None:
 
     @app.command("sfq-spice")
     def sfq_spice(
-        netlist: Path = typer.Argument(..., exists=True, dir_okay=False, help="Netlist .json."),
+        netlist: Path = typer.Argument(..., help="Netlist .json."),
         out: Path = typer.Option(..., "--out", "-o", help="Deck to write (.cir)."),
         cycles: int = typer.Option(8, "--cycles", help="Clock periods of all-ones input."),
     ) -> None:
