@@ -161,6 +161,22 @@ def _check_evt3_wraps(t: np.ndarray) -> None:
         )
 
 
+#: the most padding a .es file may take: Event Stream marks the passing time with one
+#: overflow byte per 127 us, counted from t = 0 (measured on faery's writer), so a stream
+#: with absolute timestamps (epoch microseconds) would need terabytes
+ES_MAX_PADDING_BYTES = 64 << 20
+
+
+def _check_es_span(t_last: int) -> None:
+    pad = t_last // 127
+    if pad > ES_MAX_PADDING_BYTES:
+        raise DataError(
+            f"a .es file marks time with one byte per 127 us from 0: t = {t_last} us would "
+            f"take ~{pad / 2**30:.1f} GiB of padding; subtract the first timestamp or write "
+            ".raw / .aedat4"
+        )
+
+
 def write_events(
     path: str | os.PathLike,
     ev: np.ndarray,
@@ -188,6 +204,8 @@ def write_events(
         raise DataError("camera formats hold unsigned timestamps: t must be >= 0")
     if suffix == ".raw" and version == "evt3":
         _check_evt3_wraps(ev["t"].astype(np.int64))
+    if suffix == ".es" and ev.size:
+        _check_es_span(int(ev["t"][-1]))
     faery = _faery()
     arr = np.zeros(ev.size, faery.EVENTS_DTYPE)
     arr["t"], arr["x"], arr["y"], arr["on"] = ev["t"], ev["x"], ev["y"], ev["p"]

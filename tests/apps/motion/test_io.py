@@ -181,3 +181,12 @@ def test_bad_files_and_arguments(tmp_path):
         write_events(tmp_path / "s.raw", sparse, SIZE)
     write_events(tmp_path / "s.raw", sparse, SIZE, version="evt2")
     assert np.array_equal(read_events(tmp_path / "s.raw")[0], sparse)
+    # Event Stream pads the time from 0 (one byte per 127 us): epoch timestamps would take
+    # terabytes, so the writer refuses them up front; the size model is the file's own
+    late = make_events([0, 10**6], [1, 2], [1, 1], [1, 0])
+    write_events(tmp_path / "l.es", late, SIZE)
+    assert abs((tmp_path / "l.es").stat().st_size - 10**6 / 127) < 100
+    epoch = make_events([1_733_300_000_000_000], [1], [1], [1])
+    with pytest.raises(DataError, match="subtract the first timestamp"):
+        write_events(tmp_path / "e.es", epoch, SIZE)
+    assert not (tmp_path / "e.es").exists()
