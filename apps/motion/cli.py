@@ -193,6 +193,8 @@ def register(app: Any) -> None:
         window: int = typer.Option(10, help="window of the direction map, ms"),
         width: int = typer.Option(0, help="sensor width if the file does not say"),
         height: int = typer.Option(0, help="sensor height if the file does not say"),
+        start: int = typer.Option(0, help="skip this many ms after the first event"),
+        duration: int = typer.Option(0, help="run this many ms from --start (0: to the end)"),
         prune: float = typer.Option(1.0, help="keep 1/PRUNE of the weights"),
         basis: str = typer.Option("split", help="pruning basis: split (W_s, W_d) or onoff"),
         plot: Path | None = typer.Option(
@@ -205,6 +207,7 @@ def register(app: Any) -> None:
         Examples:
             neuroplast motion run recording.raw --plot directions.png
             neuroplast motion run movie.npz --window 20
+            neuroplast motion run recording.raw --start 60000 --duration 10000
         """
         import numpy as np
         from rich.table import Table
@@ -213,10 +216,23 @@ def register(app: Any) -> None:
         from neuroplast.apps.motion.event_layer import fast_backend
         from neuroplast.apps.motion.io import read_events, read_labels
         from neuroplast.apps.motion.model import HDKernel, prune_kernel
+        from neuroplast.checks import require_int
         from neuroplast.errors import DataError
 
+        require_int(DataError, "motion run", 0, start=start, duration=duration)
         given = (width, height) if width and height else None
         ev, size = read_events(events, given)
+        labels = read_labels(events)
+        offset = 0  # ms from the recording's first event to the part's (rows, labels)
+        if (start or duration) and ev.size:
+            t = ev["t"].astype(np.int64)
+            t_first, t0 = int(t.min()), int(t.min()) + 1000 * start
+            ev = ev[(t >= t0) & ((t < t0 + 1000 * duration) if duration else True)]
+            if ev.size == 0:
+                raise DataError(f"{events} holds no events from {start} ms for {duration} ms")
+            offset = (int(ev["t"].min()) - t_first) // 1000
+            if labels is not None:  # per ms from the first event
+                labels = labels[offset:]
         size = given or size
         if size is None:
             if ev.size == 0:
@@ -226,7 +242,6 @@ def register(app: Any) -> None:
         if prune > 1:
             k = prune_kernel(k, int(k.weight.size / prune), basis=basis)
         det = detect_stream(k, ev, size, window_ms=window, backend=fast_backend())
-        labels = read_labels(events)
         t = Table(title=f"motion in {events} ({ev.size} events, {size[0]}x{size[1]})")
         for c in ("t (ms)", "events", "dir", "angle (ccw, up=90)", "speed px/ms", "class"):
             t.add_column(c, justify="right")
@@ -235,7 +250,7 @@ def register(app: Any) -> None:
         for i, (c, v) in enumerate(zip(det.window_class, det.window_velocity)):
             ang = float(np.degrees(np.arctan2(-v[1], v[0])) % 360)
             row = [
-                f"{i * window}-{(i + 1) * window}",
+                f"{offset + i * window}-{offset + (i + 1) * window}",
                 str(int(det.events_per_window[i])),
                 _arrow(*v),
                 f"{ang:.0f}",

@@ -1,9 +1,13 @@
 """Streaming motion detection: events -> per-step class, direction map over time.
 
-Runs the event-driven layer window by window (``window_ms`` 1 ms steps), so
-memory stays bounded for long recordings. Per step the global decision is
-``argmax_c mean_{y,x} z``; per window and position the local estimate is the
-velocity of ``argmax_c z`` averaged over the window's steps (px/ms).
+Runs the event-driven layer window by window (``window_ms`` 1 ms steps). Per step the
+global decision is ``argmax_c mean_{y,x} z``; per window and position the local estimate
+is the velocity of ``argmax_c z`` averaged over the window's steps (px/ms). Memory: the
+per-step evidence (``C`` float32 per ms, 0.5 GB for an hour) and the direction maps of
+``maps`` windows only (a map is ``Ho x Wo x 2`` floats: 1.3 MB on a DAVIS346, so one per
+10 ms window of a ten-minute recording would be 80 GB). A recording spanning more than
+:data:`MAX_SPAN_MS` is refused up front (run a part of it); a long gap between events
+costs time, not memory.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from neuroplast.apps.motion.model import HDKernel
 from neuroplast.apps.motion.simulate import class_velocities
 from neuroplast.errors import DataError
 
-__all__ = ["Detection", "detect_stream"]
+__all__ = ["MAX_SPAN_MS", "Detection", "detect_stream"]
+
+MAX_SPAN_MS = 3_600_000  #: the longest recording detect_stream takes at once (one hour)
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,8 @@ class Detection:
     window_ms: int
     window_class: np.ndarray  #: (n_win,) class with the largest summed evidence
     window_velocity: np.ndarray  #: (n_win, 2) px/ms of that class
-    direction_map: np.ndarray  #: (n_win, Ho, Wo, 2) mean local velocity, px/ms
+    direction_map: np.ndarray  #: (n_maps, Ho, Wo, 2) mean local velocity, px/ms ...
+    map_windows: np.ndarray  #: (n_maps,) ... of these windows (evenly spaced)
     events_per_window: np.ndarray  #: (n_win,)
 
 
@@ -42,12 +49,16 @@ def detect_stream(
     window_ms: int = 10,
     dt_us: int = 1000,
     backend: str = "numpy",
+    maps: int = 6,
 ) -> Detection:
-    """Run the HD layer over a whole recording (times relative to the first event)."""
+    """Run the HD layer over a whole recording (times relative to the first event),
+    keeping the direction maps of ``maps`` evenly spaced windows (first and last
+    included). Raises :class:`DataError` for a recording longer than
+    :data:`MAX_SPAN_MS`."""
     if kernel.weight.shape[0] != 36:
         raise DataError("detect_stream maps classes to velocities: the kernel needs 36 classes")
-    if window_ms < 1:
-        raise DataError(f"window_ms must be >= 1, got {window_ms}")
+    if window_ms < 1 or maps < 1:
+        raise DataError(f"window_ms and maps must be >= 1, got {window_ms} and {maps}")
     ev = validate_events(events, sensor_size, sorted_time=False)
     if ev.size == 0:
         raise DataError("no events to run")
@@ -57,17 +68,25 @@ def detect_stream(
     key = np.unique(((tb * 2 + p) * h + y) * w + x)  # Boolean raster semantics
     x, y, p, tb = key % w, (key // w) % h, (key // (w * h)) % 2, key // (2 * w * h)
     n_bins = int(tb.max()) + 1
+    if n_bins * dt_us > MAX_SPAN_MS * 1000:
+        raise DataError(
+            f"the events span {n_bins * dt_us / 1e6:.0f} s, over the {MAX_SPAN_MS // 60_000} "
+            "min detect_stream takes at once; run a part of the recording (motion run "
+            "--start / --duration)"
+        )
     n_win = (n_bins + window_ms - 1) // window_ms
+    keep = np.unique(np.linspace(0, n_win - 1, min(maps, n_win)).astype(np.int64))
     vel = class_velocities()
     state = init_event_state(taps)
     bounds = np.searchsorted(tb, np.arange(0, (n_win + 1) * window_ms, window_ms))
-    evid, dmap, counts = [], [], []
+    evid, dmap, counts, keep_set = [], [], [], set(keep.tolist())
     for i in range(n_win):
         a, b = bounds[i], bounds[i + 1]
         n = min(window_ms, n_bins - i * window_ms)
         z, state = hd_event_chunk(taps, state, p[a:b], tb[a:b], y[a:b], x[a:b], n, backend)
-        evid.append(z.mean(axis=(2, 3)))
-        dmap.append(vel[np.argmax(z, axis=1)].mean(axis=0))  # (Ho, Wo, 2)
+        evid.append(z.mean(axis=(2, 3), dtype=np.float64).astype(np.float32))
+        if i in keep_set:
+            dmap.append(vel[np.argmax(z, axis=1)].mean(axis=0))  # (Ho, Wo, 2)
         counts.append(b - a)
     evidence = np.concatenate(evid)
     win_cls = np.array(
@@ -80,5 +99,6 @@ def detect_stream(
         win_cls,
         vel[win_cls],
         np.stack(dmap),
+        keep,
         np.asarray(counts),
     )

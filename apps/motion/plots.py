@@ -91,15 +91,16 @@ def plot_detection(
     plt = _pyplot()
     vel = class_velocities()
     v_max = float(np.hypot(*vel.T).max())
-    n_win = len(det.direction_map)
-    idx = np.unique(np.linspace(0, n_win - 1, min(n_panels, n_win)).astype(int))
+    n_maps = len(det.direction_map)
+    idx = np.unique(np.linspace(0, n_maps - 1, min(n_panels, n_maps)).astype(int))
     rows = 3 if labels is not None else 2
     fig = plt.figure(figsize=(2.1 * (len(idx) + 1), 2.2 * rows + 0.8))
     gs = fig.add_gridspec(rows, len(idx) + 1, height_ratios=[1] * (rows - 1) + [1.1])
     w = det.window_ms
-    for j, i in enumerate(idx):
+    for j, m in enumerate(idx):
+        i = int(det.map_windows[m])  # the window of the m-th kept map
         ax = fig.add_subplot(gs[0, j])
-        ax.imshow(velocity_to_rgb(det.direction_map[i], v_max), interpolation="nearest")
+        ax.imshow(velocity_to_rgb(det.direction_map[m], v_max), interpolation="nearest")
         ax.set_title(f"predicted, {i * w}-{(i + 1) * w} ms", fontsize=7)
         ax.set_xlabel("x (px)", fontsize=6)
         ax.set_ylabel("y (px)", fontsize=6)
@@ -108,7 +109,7 @@ def plot_detection(
             seg = np.asarray(labels)[i * w : (i + 1) * w]
             true_v = vel[seg].mean(0) if seg.size else np.zeros(2)
             ax = fig.add_subplot(gs[1, j])
-            ax.imshow(velocity_to_rgb(np.broadcast_to(true_v, det.direction_map[i].shape), v_max))
+            ax.imshow(velocity_to_rgb(np.broadcast_to(true_v, det.direction_map[m].shape), v_max))
             ax.set_title(f"ground truth, {i * w}-{(i + 1) * w} ms", fontsize=7)
             ax.set_xlabel("x (px)", fontsize=6)
             ax.set_ylabel("y (px)", fontsize=6)

@@ -106,6 +106,13 @@ def test_cli_simulate_run_eval(tmp_path):
     assert "0-10" in res.output and "50-60" in res.output and png.stat().st_size > 0
     res = r.invoke(app, ["motion", "run", str(tmp_path / "m.raw"), "--kernel", str(kpath)])
     assert res.exit_code == 0, res.output
+    # a part of the recording: rows keep the recording's time, events only the part's
+    part = ["motion", "run", str(tmp_path / "m.npz"), "--kernel", str(kpath)]
+    res = r.invoke(app, [*part, "--start", "20", "--duration", "20"])
+    assert res.exit_code == 0, res.output
+    assert "20-30" in res.output and "30-40" in res.output and "40-50" not in res.output
+    res = r.invoke(app, [*part, "--start", "600000"])
+    assert isinstance(res.exception, DataError) and "no events from 600000 ms" in str(res.exception)
     res = r.invoke(app, ["motion", "eval", "--kernel", str(kpath), "--movies", "2"])
     assert res.exit_code == 0 and "per-step accuracy" in res.output
     args = ["motion", "eval", "--kernel", str(kpath), "--movies", "2", "--size", "24"]

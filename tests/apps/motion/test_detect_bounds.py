@@ -1,0 +1,50 @@
+"""detect_stream on long and sparse recordings: the direction maps it keeps are bounded
+(evenly spaced windows, first and last included) and match the windows computed alone,
+and a recording spanning more than MAX_SPAN_MS is refused before any work (a fuzz case
+with one event 10**12 us after the rest ran for minutes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuroplast.apps.motion.detect import MAX_SPAN_MS, detect_stream
+from neuroplast.apps.motion.events import make_events
+from neuroplast.apps.motion.model import HDParams, init_kernel
+from neuroplast.apps.motion.simulate import class_velocities
+from neuroplast.errors import DataError
+
+SIZE = (20, 20)
+
+
+def _events(n: int, t_max: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, t_max, n))
+    return make_events(t, rng.integers(0, 20, n), rng.integers(0, 20, n), rng.integers(0, 2, n))
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    return init_kernel(HDParams(n_delays=5, kernel=5), 0, class_velocities())
+
+
+def test_maps_are_kept_for_a_few_windows_and_equal_the_full_run(kernel):
+    ev = _events(3000, 200_000)
+    full = detect_stream(kernel, ev, SIZE, window_ms=10, maps=10**6)
+    few = detect_stream(kernel, ev, SIZE, window_ms=10, maps=4)
+    n_win = len(full.window_class)
+    assert n_win == 20 and len(full.map_windows) == n_win
+    assert few.map_windows.tolist() == [0, 6, 12, 19]
+    assert np.array_equal(few.direction_map, full.direction_map[few.map_windows])
+    assert np.array_equal(few.evidence, full.evidence)
+    assert few.evidence.dtype == np.float32 and few.evidence.shape == (200, 36)
+
+
+def test_a_span_over_the_limit_is_refused_up_front(kernel):
+    ev = _events(100, 100_000)
+    late = make_events([10**12], [1], [1], [1])
+    with pytest.raises(DataError, match="motion run --start / --duration"):
+        detect_stream(kernel, np.concatenate([ev, late]), SIZE)
+    two = make_events([0, (MAX_SPAN_MS - 1) * 1000], [1, 2], [1, 1], [1, 0])
+    with pytest.raises(DataError, match="window_ms and maps"):
+        detect_stream(kernel, two, SIZE, maps=0)
