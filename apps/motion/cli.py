@@ -193,8 +193,10 @@ def register(app: Any) -> None:
         window: int = typer.Option(10, help="window of the direction map, ms"),
         width: int = typer.Option(0, help="sensor width if the file does not say"),
         height: int = typer.Option(0, help="sensor height if the file does not say"),
-        start: int = typer.Option(0, help="skip this many ms after the first event"),
-        duration: int = typer.Option(0, help="run this many ms from --start (0: to the end)"),
+        start: float = typer.Option(0.0, help="skip this many seconds after the first event"),
+        duration: float = typer.Option(
+            0.0, help="run this many seconds from --start (0: to the end)"
+        ),
         prune: float = typer.Option(1.0, help="keep 1/PRUNE of the weights"),
         basis: str = typer.Option("split", help="pruning basis: split (W_s, W_d) or onoff"),
         plot: Path | None = typer.Option(
@@ -207,7 +209,7 @@ def register(app: Any) -> None:
         Examples:
             neuroplast motion run recording.raw --plot directions.png
             neuroplast motion run movie.npz --window 20
-            neuroplast motion run recording.raw --start 60000 --duration 10000
+            neuroplast motion run recording.raw --start 60 --duration 10
         """
         import numpy as np
         from rich.table import Table
@@ -216,20 +218,21 @@ def register(app: Any) -> None:
         from neuroplast.apps.motion.event_layer import fast_backend
         from neuroplast.apps.motion.io import read_events, read_labels
         from neuroplast.apps.motion.model import HDKernel, prune_kernel
-        from neuroplast.checks import require_int
+        from neuroplast.checks import require_real
         from neuroplast.errors import DataError
 
-        require_int(DataError, "motion run", 0, start=start, duration=duration)
+        require_real(DataError, "motion run", 0.0, 1e9, start=start, duration=duration)
         given = (width, height) if width and height else None
         ev, size = read_events(events, given)
         labels = read_labels(events)
         offset = 0  # ms from the recording's first event to the part's (rows, labels)
         if (start or duration) and ev.size:
             t = ev["t"].astype(np.int64)
-            t_first, t0 = int(t.min()), int(t.min()) + 1000 * start
-            ev = ev[(t >= t0) & ((t < t0 + 1000 * duration) if duration else True)]
+            t_first, t0 = int(t.min()), int(t.min()) + round(start * 1e6)
+            ev = ev[(t >= t0) & ((t < t0 + round(duration * 1e6)) if duration else True)]
             if ev.size == 0:
-                raise DataError(f"{events} holds no events from {start} ms for {duration} ms")
+                span = f" for {duration:g} s" if duration else ""
+                raise DataError(f"{events} holds no events from {start:g} s{span}")
             offset = (int(ev["t"].min()) - t_first) // 1000
             if labels is not None:  # per ms from the first event
                 labels = labels[offset:]

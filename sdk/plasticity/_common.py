@@ -37,8 +37,6 @@ def require(cond: bool, msg: str) -> None:
         raise PlasticityError(msg)
 
 
-
-
 def require_positive(owner: str, **values: float) -> None:
     """Every named value must be a finite real number > 0."""
     for name, v in values.items():
