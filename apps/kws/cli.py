@@ -297,7 +297,7 @@ def register(app: Any) -> None:
         """
         import numpy as np
 
-        from neuroplast.apps.kws.data import read_wav
+        from neuroplast.apps.kws.data import load_audio
         from neuroplast.apps.kws.infer import KeywordStreamer
         from neuroplast.apps.kws.pipeline import load_kws_runtime
         from neuroplast.errors import DataError
@@ -306,11 +306,7 @@ def register(app: Any) -> None:
         st = KeywordStreamer(rt, mel, delta)
         clips: list[tuple[str, Any]] = []
         if wavs:
-            for w in wavs:
-                x, rate = read_wav(w)
-                if rate != mel.sample_rate:
-                    raise DataError(f"{w}: {rate} Hz, expected {mel.sample_rate} Hz")
-                clips.append((str(w), x))
+            clips = [(str(w), load_audio(w, mel.sample_rate)) for w in wavs]
         else:
             try:
                 import sounddevice as sd

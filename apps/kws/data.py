@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import wave
@@ -47,6 +48,7 @@ __all__ = [
     "SynthConfig",
     "KwsSplit",
     "read_wav",
+    "load_audio",
     "write_wav",
     "speaker_id",
     "cache_dir",
@@ -82,7 +84,12 @@ CLIP = SR  # 1 s clips, as in GSC
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a 16-bit PCM WAV file -> (mono int16 samples, sample rate)."""
+    """Read an audio file -> (mono int16 samples, sample rate in Hz).
+
+    16-bit PCM WAV is read by the standard library (exact samples, no dependency); any
+    other file libsndfile reads (8/24/32-bit PCM or float WAV, FLAC, OGG, ...) through
+    ``soundfile`` when it is installed, scaled to int16 full scale (float samples clipped
+    to [-1, 1]). Channels are averaged. See :func:`load_audio` for another sample rate."""
     path = Path(path)
     try:
         with wave.open(str(path), "rb") as w:
@@ -92,15 +99,62 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
                 w.getframerate(),
                 w.getnframes(),
             )
-            raw = w.readframes(n)
+            raw = w.readframes(n) if width == 2 else b""
     except (wave.Error, EOFError, OSError) as e:
-        raise DataError(f"cannot read WAV file {path}: {e}") from e
+        if isinstance(e, OSError) and not path.is_file():
+            raise DataError(f"cannot read WAV file {path}: {e}") from e
+        return _read_soundfile(path, e)
     if width != 2:
-        raise DataError(f"{path}: only 16-bit PCM WAV is supported, got {8 * width}-bit")
+        return _read_soundfile(path, f"{8 * width}-bit PCM")
     x = np.frombuffer(raw, dtype="<i2")
     if n_ch > 1:
         x = x[: len(x) // n_ch * n_ch].reshape(-1, n_ch).mean(axis=1).astype(np.int16)
     return x.astype(np.int16), rate
+
+
+def _read_soundfile(path: Path, why: object) -> tuple[np.ndarray, int]:
+    """Any format libsndfile reads, as mono int16 (the fallback of :func:`read_wav`)."""
+    try:
+        import soundfile as sf
+    except ImportError:
+        raise DataError(
+            f"cannot read {path} ({why}): the standard library reads 16-bit PCM WAV only; "
+            "convert it (sox IN -b 16 OUT.wav) or install soundfile"
+        ) from None
+    try:
+        y, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, OSError, ValueError) as e:
+        raise DataError(f"cannot read audio file {path}: {e}") from None
+    x = np.nan_to_num(y.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16), int(rate)
+
+
+#: the sample rates :func:`load_audio` resamples from (Hz); outside them a file is refused
+AUDIO_RATES = (4_000, 384_000)
+
+
+def load_audio(path: str | Path, rate: int = SR) -> np.ndarray:
+    """An audio file (:func:`read_wav`) as mono int16 at ``rate`` Hz: resampled with a
+    polyphase filter (``scipy.signal.resample_poly``, up / down by the reduced rate ratio,
+    Kaiser window) when its own rate differs, so a 44.1 or 48 kHz recording, stereo or
+    float, feeds the 16 kHz front end."""
+    x, src = read_wav(path)
+    if src == rate:
+        return x
+    if not AUDIO_RATES[0] <= src <= AUDIO_RATES[1]:
+        raise DataError(
+            f"{path}: sample rate {src} Hz is outside {AUDIO_RATES[0]}-{AUDIO_RATES[1]} Hz"
+        )
+    try:
+        from scipy.signal import resample_poly
+    except ImportError:
+        raise DataError(
+            f"{path}: {src} Hz, expected {rate} Hz; resample it (sox IN -r {rate} OUT.wav) "
+            "or install scipy"
+        ) from None
+    g = math.gcd(int(src), int(rate))
+    y = resample_poly(x.astype(np.float64), rate // g, src // g)
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 
 def write_wav(path: str | Path, x: np.ndarray, rate: int = SR) -> None:
@@ -595,12 +649,7 @@ def load_word_folder(path: str | Path, max_files: int | None = None) -> np.ndarr
     files = sorted(path.glob("*.wav"))[:max_files]
     if not files:
         raise DataError(f"samples folder {path} has no .wav files")
-    clips = []
-    for f in files:
-        x, rate = read_wav(f)
-        if rate != SR:
-            raise DataError(f"{f}: sample rate {rate} Hz, expected {SR} Hz")
-        clips.append(pad_clip(x))
+    clips = [pad_clip(load_audio(f, SR)) for f in files]
     return np.stack(clips)
 
 

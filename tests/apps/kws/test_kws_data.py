@@ -70,6 +70,47 @@ def test_read_wav_rejects_garbage(tmp_path):
         D.read_wav(p)
 
 
+def _tone(rate: int, seconds: float = 0.5, f: float = 1000.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return 0.5 * np.sin(2 * np.pi * f * t)
+
+
+@pytest.mark.parametrize(
+    "rate,subtype,channels",
+    [
+        (44_100, "FLOAT", 2),
+        (48_000, "PCM_24", 1),
+        (8_000, "PCM_U8", 1),
+        (22_050, "PCM_32", 3),
+        (16_000, "DOUBLE", 1),
+    ],  # fmt: skip
+)
+def test_load_audio_reads_what_a_microphone_writes(tmp_path, rate, subtype, channels):
+    """A 1 kHz tone recorded at another rate, sample format and channel count arrives at
+    16 kHz as the analytic 16 kHz tone (polyphase resampling; 8-bit: its quantisation)."""
+    sf = pytest.importorskip("soundfile")
+    pytest.importorskip("scipy")
+    p = tmp_path / "rec.wav"
+    sf.write(p, np.repeat(_tone(rate)[:, None], channels, 1), rate, subtype=subtype)
+    x = D.load_audio(p, 16_000)
+    ref = _tone(16_000) * 32767
+    assert x.dtype == np.int16 and abs(len(x) - len(ref)) <= 1
+    mid = slice(400, len(ref) - 400)  # the filter's edges aside
+    tol = 300 if subtype == "PCM_U8" else 40  # 8-bit steps are 256 int16 LSB
+    assert np.abs(x[mid].astype(float) - ref[mid]).max() < tol
+
+
+def test_load_audio_16_bit_at_the_model_rate_is_the_file(tmp_path):
+    x = (np.random.default_rng(0).standard_normal(4000) * 3000).astype(np.int16)
+    D.write_wav(tmp_path / "a.wav", x)
+    assert np.array_equal(D.load_audio(tmp_path / "a.wav"), x)
+    D.write_wav(tmp_path / "slow.wav", x, rate=1000)
+    with pytest.raises(DataError, match="1000 Hz is outside"):
+        D.load_audio(tmp_path / "slow.wav")
+    with pytest.raises(DataError, match="cannot read WAV file"):
+        D.load_audio(tmp_path / "missing.wav")
+
+
 def test_shd_loader_bins_events(tmp_path):
     h5py = pytest.importorskip("h5py")
     path = tmp_path / "shd.h5"
