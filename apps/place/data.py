@@ -67,9 +67,27 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda f: _natural_key(f.name))
 
 
+def _deep_to_uint8(a: np.ndarray, mode: str, p: Path) -> np.ndarray:
+    """A high-bit-depth grey image (Pillow modes ``I;16*``, ``I``, ``F``) scaled to uint8:
+    integers by 65535 / 255 (16-bit full scale; ``I`` values above it by their maximum),
+    floats in [0, 1] by 255, other floats by their min-max range. Pillow's own
+    conversion to ``L``/``RGB`` clips at 255 instead: a 16-bit frame came out saturated."""
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise DataError(f"image {str(p)!r} ({mode}) holds NaN or infinite pixels")
+    lo, hi = float(a.min()), float(a.max())
+    if mode == "F":
+        a = a * 255.0 if lo >= 0.0 and hi <= 1.0 else (a - lo) * (255.0 / max(hi - lo, 1e-12))
+    else:
+        a = np.clip(a, 0.0, None) * (255.0 / max(65535.0, hi))
+    return np.clip(np.round(a), 0, 255).astype(np.uint8)
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 (H, W) or (H, W, 3). Uses Pillow if present, else
-    matplotlib (PNG). Corrupt or unreadable files raise :class:`DataError` naming the file."""
+    matplotlib (PNG). 16-bit and float grey images are scaled, not clipped
+    (:func:`_deep_to_uint8`). Corrupt or unreadable files raise :class:`DataError` naming
+    the file."""
     p = Path(path)
     try:
         from PIL import Image
@@ -78,8 +96,10 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         if Image is not None:
             with Image.open(p) as im:
-                im = im.convert("RGB") if im.mode not in ("L", "RGB") else im
-                arr = np.asarray(im)
+                if im.mode.startswith("I") or im.mode == "F":
+                    arr = _deep_to_uint8(np.asarray(im), im.mode, p)
+                else:
+                    arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
         else:
             import matplotlib.image as mpimg
 

@@ -91,3 +91,24 @@ def test_synthetic_route_ground_truth():
         route.render(6, clean, 0)
     with pytest.raises(DataError):
         route.traverse("winter")
+
+
+def test_deep_grey_images_are_scaled_not_clipped(tmp_path):
+    """16-bit and float grey frames (thermal, industrial cameras) keep their gradient:
+    Pillow's own conversion to 8 bits clips at 255, which saturated a 16-bit frame."""
+    from PIL import Image
+
+    ramp = np.linspace(0.0, 1.0, 64 * 48).reshape(48, 64)
+    want = np.round(ramp * 255)
+    Image.fromarray(np.round(ramp * 65535).astype(np.uint16)).save(tmp_path / "a.png")
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "b.tif")
+    Image.fromarray((ramp * 40 + 10).astype(np.float32)).save(tmp_path / "c.tif")  # min-max
+    for name in ("a.png", "b.tif", "c.tif"):
+        got = load_image(tmp_path / name)
+        assert got.dtype == np.uint8 and got.shape == (48, 64)
+        assert np.abs(got.astype(float) - want).max() <= 1, name
+    nan = ramp.astype(np.float32)
+    nan[3, 3] = np.nan
+    Image.fromarray(nan).save(tmp_path / "d.tif")
+    with pytest.raises(DataError, match="NaN"):
+        load_image(tmp_path / "d.tif")
