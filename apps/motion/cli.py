@@ -193,6 +193,9 @@ def register(app: Any) -> None:
         window: int = typer.Option(10, help="window of the direction map, ms"),
         width: int = typer.Option(0, help="sensor width if the file does not say"),
         height: int = typer.Option(0, help="sensor height if the file does not say"),
+        downsample: int = typer.Option(
+            1, help="bin events to SxS-pixel blocks (large sensors; speeds stay in sensor px)"
+        ),
         start: float = typer.Option(0.0, help="skip this many seconds after the first event"),
         duration: float = typer.Option(
             0.0, help="run this many seconds from --start (0: to the end)"
@@ -210,6 +213,7 @@ def register(app: Any) -> None:
             neuroplast motion run recording.raw --plot directions.png
             neuroplast motion run movie.npz --window 20
             neuroplast motion run recording.raw --start 60 --duration 10
+            neuroplast motion run prophesee.raw --downsample 4
         """
         import numpy as np
         from rich.table import Table
@@ -218,10 +222,11 @@ def register(app: Any) -> None:
         from neuroplast.apps.motion.event_layer import fast_backend
         from neuroplast.apps.motion.io import read_events, read_labels
         from neuroplast.apps.motion.model import HDKernel, prune_kernel
-        from neuroplast.checks import require_real
+        from neuroplast.checks import require_int, require_real
         from neuroplast.errors import DataError
 
         require_real(DataError, "motion run", 0.0, 1e9, start=start, duration=duration)
+        require_int(DataError, "motion run", 1, 1024, downsample=downsample)
         given = (width, height) if width and height else None
         ev, size = read_events(events, given)
         labels = read_labels(events)
@@ -241,11 +246,17 @@ def register(app: Any) -> None:
             if ev.size == 0:
                 raise DataError(f"{events} holds no events")
             size = (int(ev["x"].max()) + 1, int(ev["y"].max()) + 1)
+        if downsample > 1:  # the layer sees S x S blocks; duplicates merge per ms and block
+            ev = ev.copy()
+            ev["x"] //= downsample
+            ev["y"] //= downsample
+            size = (-(-size[0] // downsample), -(-size[1] // downsample))
         k = HDKernel.load(kernel)
         if prune > 1:
             k = prune_kernel(k, int(k.weight.size / prune), basis=basis)
         det = detect_stream(k, ev, size, window_ms=window, backend=fast_backend())
-        t = Table(title=f"motion in {events} ({ev.size} events, {size[0]}x{size[1]})")
+        binned = f", binned {downsample}x{downsample}" if downsample > 1 else ""
+        t = Table(title=f"motion in {events} ({ev.size} events, {size[0]}x{size[1]}{binned})")
         for c in ("t (ms)", "events", "dir", "angle (ccw, up=90)", "speed px/ms", "class"):
             t.add_column(c, justify="right")
         if labels is not None:
@@ -257,7 +268,7 @@ def register(app: Any) -> None:
                 str(int(det.events_per_window[i])),
                 _arrow(*v),
                 f"{ang:.0f}",
-                f"{np.hypot(*v):.3f}",
+                f"{downsample * np.hypot(*v):.3f}",
                 str(int(c)),
             ]
             if labels is not None:

@@ -12,6 +12,7 @@ costs time, not memory.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from neuroplast.apps.motion.model import HDKernel
 from neuroplast.apps.motion.simulate import class_velocities
 from neuroplast.errors import DataError
 
-__all__ = ["MAX_SPAN_MS", "Detection", "detect_stream"]
+__all__ = ["MAX_SPAN_MS", "Detection", "detect_memory", "detect_stream"]
 
 MAX_SPAN_MS = 3_600_000  #: the longest recording detect_stream takes at once (one hour)
 
@@ -41,6 +42,29 @@ class Detection:
     events_per_window: np.ndarray  #: (n_win,)
 
 
+def detect_memory(taps_or_kernel, sensor_size: tuple[int, int], window_ms: int = 10) -> int:  # noqa: ANN001
+    """Bytes :func:`detect_stream` holds per position map: the carried accumulators of
+    the last ``K_T - 1`` ms, ``(K_T - 1) Hp Wp 2 C`` float32, plus one window's output
+    ``window_ms C Ho Wo`` float32 (both grow with the sensor's area: ~0.5 GB on a
+    DAVIS346, ~11 GB at 1280 x 720 with the 36-class 21 x 17 x 17 kernel)."""
+    c, _, kt, ky, kx = np.shape(getattr(taps_or_kernel, "weight", taps_or_kernel))
+    w, h = sensor_size
+    hp, wp, ho, wo = h + ky - 1, w + kx - 1, h - ky + 1, w - kx + 1
+    return 4 * c * ((kt - 1) * hp * wp * 2 + window_ms * max(ho, 0) * max(wo, 0))
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _memory_budget() -> int:
+    """Half of this machine's physical memory (4 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
 def detect_stream(
     kernel: HDKernel,
     events: np.ndarray,
@@ -50,11 +74,13 @@ def detect_stream(
     dt_us: int = 1000,
     backend: str = "numpy",
     maps: int = 6,
+    max_bytes: int | None = None,
 ) -> Detection:
     """Run the HD layer over a whole recording (times relative to the first event),
     keeping the direction maps of ``maps`` evenly spaced windows (first and last
     included). Raises :class:`DataError` for a recording longer than
-    :data:`MAX_SPAN_MS`."""
+    :data:`MAX_SPAN_MS` or a sensor whose maps (:func:`detect_memory`) pass ``max_bytes``
+    (default: half of this machine's memory), before any work."""
     if kernel.weight.shape[0] != 36:
         raise DataError("detect_stream maps classes to velocities: the kernel needs 36 classes")
     if window_ms < 1 or maps < 1:
@@ -62,6 +88,17 @@ def detect_stream(
     ev = validate_events(events, sensor_size, sorted_time=False)
     if ev.size == 0:
         raise DataError("no events to run")
+    need, budget = detect_memory(kernel, sensor_size, window_ms), max_bytes or _memory_budget()
+    if need > budget:
+        w, h = sensor_size
+        s = 2
+        while detect_memory(kernel, (-(-w // s), -(-h // s)), window_ms) > budget:
+            s += 1
+        raise DataError(
+            f"a {w}x{h} sensor needs {_size(need)} of maps, over the {_size(budget)} budget; "
+            f"bin the events to {s}x{s}-pixel blocks "
+            f"(motion run --downsample {s})"
+        )
     taps = compile_taps(kernel.weight, kernel.bias, sensor_size)
     p, tb, y, x = voxel_indices(ev, dt_us)
     w, h = sensor_size

@@ -48,3 +48,23 @@ def test_a_span_over_the_limit_is_refused_up_front(kernel):
     two = make_events([0, (MAX_SPAN_MS - 1) * 1000], [1, 2], [1, 1], [1, 0])
     with pytest.raises(DataError, match="window_ms and maps"):
         detect_stream(kernel, two, SIZE, maps=0)
+
+
+def test_memory_model_and_the_downsample_it_suggests(kernel):
+    from neuroplast.apps.motion.detect import detect_memory
+    from neuroplast.apps.motion.event_layer import compile_taps, init_event_state
+
+    size = (40, 30)
+    taps = compile_taps(kernel.weight, kernel.bias, size)
+    carry = init_event_state(taps).carry.nbytes
+    c, _, kt, ky, kx = kernel.weight.shape
+    z = 4 * c * 10 * (size[1] - ky + 1) * (size[0] - kx + 1)  # one 10 ms window's output
+    assert detect_memory(kernel, size, 10) == carry + z
+    ev = _events(500, 50_000)
+    budget = detect_memory(kernel, (14, 10), 10)  # fits a 3x3 binning of 40 x 30, not 2x2
+    assert detect_memory(kernel, (20, 15), 10) > budget
+    with pytest.raises(
+        DataError, match=r"40x30 sensor needs 2.9 MiB .*\(motion run --downsample 3\)"
+    ):
+        detect_stream(kernel, ev, size, max_bytes=budget)
+    detect_stream(kernel, ev, size, max_bytes=detect_memory(kernel, size, 10))

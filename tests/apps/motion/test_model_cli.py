@@ -111,6 +111,8 @@ def test_cli_simulate_run_eval(tmp_path):
     res = r.invoke(app, [*part, "--start", "0.02", "--duration", "0.02"])
     assert res.exit_code == 0, res.output
     assert "20-30" in res.output and "30-40" in res.output and "40-50" not in res.output
+    res = r.invoke(app, [*part, "--downsample", "2"])
+    assert res.exit_code == 0 and "16x16, binned 2x2" in res.output, res.output
     res = r.invoke(app, [*part, "--start", "600"])
     assert isinstance(res.exception, DataError) and "no events from 600 s" in str(res.exception)
     res = r.invoke(app, ["motion", "eval", "--kernel", str(kpath), "--movies", "2"])
