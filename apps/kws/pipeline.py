@@ -52,6 +52,7 @@ from neuroplast.apps.kws.enroll import (
 from neuroplast.apps.kws.frontend import DeltaParams, MelParams, delta_encode, log_mel
 from neuroplast.apps.kws.infer import KeywordStreamer, runtime_scores, with_outputs
 from neuroplast.apps.kws.lower import DeployLayer, KwsDeployment, to_graph
+from neuroplast.arrayfile import save_npz
 from neuroplast.errors import DataError, NeuroplastError
 
 __all__ = [
@@ -258,7 +259,7 @@ def save_deployment(path: str | Path, dep: KwsDeployment, delta: DeltaParams) ->
         arrays[f"w{i}"] = np.asarray(layer.weight_q)
         arrays[f"d{i}"] = layer.delay.astype(np.int32)
         arrays[f"s{i}"] = np.array([layer.scale, layer.bits], np.float64)
-    np.savez(path, **arrays)
+    save_npz(path, arrays)
 
 
 def load_deployment(path: str | Path) -> KwsDeployment:
@@ -1203,7 +1204,7 @@ def enrollment_stage(
     budget = {} if p.open_budget is None else {"open_budget": np.float64(p.open_budget)}
     # float32 on the device: the embeddings are float32 sums (embed), and half the bytes
     saved = {k: v.astype(np.float32) if k in ("emb", "scores") else v for k, v in guard.items()}
-    np.savez(out / "kws_guard.npz", **saved, **budget)
+    save_npz(out / "kws_guard.npz", {**saved, **budget})
     en["params"] = asdict(p)
     if vv is None or len(et) == 0:
         return {"skipped": f"fewer than {n_examples} validation or no test '{word}' clips"}

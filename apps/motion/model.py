@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neuroplast.arrayfile import read_npz
+from neuroplast.arrayfile import read_npz, save_npz
 from neuroplast.checks import require_int, require_real, require_seed
 from neuroplast.errors import DataError
 
@@ -125,7 +125,7 @@ class HDKernel:
         return int(np.count_nonzero(weights_in(self.weight, basis)))
 
     def save(self, path) -> None:
-        np.savez(path, weight=self.weight, bias=self.bias)
+        save_npz(path, {"weight": self.weight, "bias": self.bias})
 
     @staticmethod
     def load(path) -> HDKernel:

@@ -90,14 +90,18 @@ class QuantizedHD:
         return hd_graph(k.weight, k.bias, sensor_size, self.weight_q, self.out_q, pooled)
 
     def save(self, path) -> None:
-        np.savez(
+        from neuroplast.arrayfile import save_npz
+
+        save_npz(
             path,
-            weight=self.kernel.weight,
-            bias=self.kernel.bias,
-            weight_scale=np.asarray(self.w_scale, np.float32),
-            weight_bits=self.weight_q.bits,
-            out_scale=np.float32(self.out_q.scale),
-            out_bits=self.out_q.bits,
+            {
+                "weight": self.kernel.weight,
+                "bias": self.kernel.bias,
+                "weight_scale": np.asarray(self.w_scale, np.float32),
+                "weight_bits": self.weight_q.bits,
+                "out_scale": np.float32(self.out_q.scale),
+                "out_bits": self.out_q.bits,
+            },
         )
 
     @staticmethod

@@ -101,7 +101,9 @@ class EvidenceReadout:
         return (r + self.b).astype(np.float32)
 
     def save(self, path) -> None:
-        np.savez(path, **{k: getattr(self, k) for k in ("a", "scale", "w1", "b1", "w2", "b")})
+        from neuroplast.arrayfile import save_npz
+
+        save_npz(path, {k: getattr(self, k) for k in ("a", "scale", "w1", "b1", "w2", "b")})
 
     @staticmethod
     def load(path) -> EvidenceReadout:

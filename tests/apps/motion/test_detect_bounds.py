@@ -1,7 +1,7 @@
-"""detect_stream on long and sparse recordings: the direction maps it keeps are bounded
-(evenly spaced windows, first and last included) and match the windows computed alone,
-and a recording spanning more than MAX_SPAN_MS is refused before any work (a fuzz case
-with one event 10**12 us after the rest ran for minutes)."""
+"""Bounds of the motion app on a user's recordings and files: detect_stream keeps the
+direction maps of a few windows (equal to the full run's), refuses a recording spanning
+more than MAX_SPAN_MS and a sensor whose maps pass the memory budget before any work
+(naming the binning that fits), and a kernel save interrupted keeps the previous file."""
 
 from __future__ import annotations
 
@@ -68,3 +68,27 @@ def test_memory_model_and_the_downsample_it_suggests(kernel):
     ):
         detect_stream(kernel, ev, size, max_bytes=budget)
     detect_stream(kernel, ev, size, max_bytes=detect_memory(kernel, size, 10))
+
+
+def test_a_kernel_save_interrupted_leaves_the_previous_file(kernel, tmp_path, monkeypatch):
+    """Saving is atomic (arrayfile.save_npz): Ctrl-C at the rename keeps the old kernel
+    whole and leaves no temp file; a path without .npz gets it, as with np.savez."""
+    import os
+
+    from neuroplast.apps.motion.model import HDKernel
+
+    path = tmp_path / "k.npz"
+    kernel.save(path)
+    other = HDKernel(kernel.weight * 2, kernel.bias)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(path)
+    monkeypatch.undo()
+    assert np.array_equal(HDKernel.load(path).weight, kernel.weight)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz"]
+    other.save(tmp_path / "plain")
+    assert np.array_equal(HDKernel.load(tmp_path / "plain.npz").weight, other.weight)
