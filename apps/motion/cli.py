@@ -279,5 +279,5 @@ def register(app: Any) -> None:
         if plot is not None:
             from neuroplast.apps.motion.plots import plot_detection
 
-            plot_detection(det, plot, labels, title=f"HD-SNN motion in {events.name}")
+            plot_detection(det, plot, labels, title=f"HD-SNN motion in {events.name}", t0_ms=offset)
             _console().print(f"wrote {plot}")

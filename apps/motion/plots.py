@@ -78,13 +78,15 @@ def plot_detection(
     labels: np.ndarray | None = None,
     n_panels: int = 6,
     title: str = "",
+    t0_ms: int = 0,
 ) -> Path:
     """Direction maps of :func:`~neuroplast.apps.motion.detect.detect_stream` output.
 
     Top row: the per-position direction map (mean local velocity of the winning class)
     at ``n_panels`` windows; middle row (with ``labels``, per-ms classes): the ground
     truth of the same windows; bottom: the global direction per ms (predicted and
-    true) and, with labels, the running per-step accuracy.
+    true) and, with labels, the running per-step accuracy. ``t0_ms``: the recording's
+    time of the first step (``motion run --start``), so titles and axis keep its clock.
     """
     from neuroplast.apps.motion.simulate import class_velocities
 
@@ -101,7 +103,7 @@ def plot_detection(
         i = int(det.map_windows[m])  # the window of the m-th kept map
         ax = fig.add_subplot(gs[0, j])
         ax.imshow(velocity_to_rgb(det.direction_map[m], v_max), interpolation="nearest")
-        ax.set_title(f"predicted, {i * w}-{(i + 1) * w} ms", fontsize=7)
+        ax.set_title(f"predicted, {t0_ms + i * w}-{t0_ms + (i + 1) * w} ms", fontsize=7)
         ax.set_xlabel("x (px)", fontsize=6)
         ax.set_ylabel("y (px)", fontsize=6)
         ax.tick_params(labelsize=5)
@@ -110,13 +112,13 @@ def plot_detection(
             true_v = vel[seg].mean(0) if seg.size else np.zeros(2)
             ax = fig.add_subplot(gs[1, j])
             ax.imshow(velocity_to_rgb(np.broadcast_to(true_v, det.direction_map[m].shape), v_max))
-            ax.set_title(f"ground truth, {i * w}-{(i + 1) * w} ms", fontsize=7)
+            ax.set_title(f"ground truth, {t0_ms + i * w}-{t0_ms + (i + 1) * w} ms", fontsize=7)
             ax.set_xlabel("x (px)", fontsize=6)
             ax.set_ylabel("y (px)", fontsize=6)
             ax.tick_params(labelsize=5)
     _colour_wheel(fig.add_subplot(gs[0, -1]), v_max, np.unique(np.round(np.hypot(*vel.T), 6)))
     ax = fig.add_subplot(gs[-1, :])
-    t = np.arange(len(det.classes))
+    t = t0_ms + np.arange(len(det.classes))
     ang = np.degrees(np.arctan2(vel[:, 1], vel[:, 0])) % 360
     ax.scatter(
         t, ang[det.classes], s=6, c=velocity_to_rgb(vel[det.classes], v_max), label="predicted"

@@ -108,8 +108,9 @@ def test_cli_simulate_run_eval(tmp_path):
     assert res.exit_code == 0, res.output
     # a part of the recording: rows keep the recording's time, events only the part's
     part = ["motion", "run", str(tmp_path / "m.npz"), "--kernel", str(kpath)]
-    res = r.invoke(app, [*part, "--start", "0.02", "--duration", "0.02"])
-    assert res.exit_code == 0, res.output
+    png2 = tmp_path / "part.png"
+    res = r.invoke(app, [*part, "--start", "0.02", "--duration", "0.02", "--plot", str(png2)])
+    assert res.exit_code == 0 and png2.stat().st_size > 0, res.output
     assert "20-30" in res.output and "30-40" in res.output and "40-50" not in res.output
     res = r.invoke(app, [*part, "--downsample", "2"])
     assert res.exit_code == 0 and "16x16, binned 2x2" in res.output, res.output
