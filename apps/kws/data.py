@@ -122,7 +122,7 @@ def _read_soundfile(path: Path, why: object) -> tuple[np.ndarray, int]:
             "convert it (sox IN -b 16 OUT.wav) or install soundfile"
         ) from None
     try:
-        y, rate = sf.read(str(path), dtype="float64", always_2d=True)
+        y, rate = sf.read(str(path), dtype="float32", always_2d=True)  # 16-bit is the goal
     except (RuntimeError, sf.LibsndfileError, OSError, ValueError) as e:
         raise DataError(f"cannot read audio file {path}: {e}") from None
     x = np.nan_to_num(y.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
