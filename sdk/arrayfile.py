@@ -120,6 +120,8 @@ def _read_exact(f: Any, size: int) -> bytearray | None:
 
 
 def _open_zip(src: bytes | Path, what: str) -> zipfile.ZipFile:
+    if isinstance(src, Path) and not src.is_file():
+        raise DataError(f"{what}: {'a folder, not a file' if src.is_dir() else 'no such file'}")
     try:
         return zipfile.ZipFile(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src)
     except Exception as e:  # noqa: BLE001 - zipfile raises assorted types on garbage

@@ -355,7 +355,9 @@ def register(app: Any) -> None:
     @kws.command("enroll")
     def enroll_cmd(
         word: str = typer.Option(..., help="the new keyword"),
-        samples: Path = typer.Option(..., help="folder of 16 kHz WAV examples (5 is enough)"),
+        samples: Path = typer.Option(
+            ..., help="folder of recordings of the word (WAV, FLAC, OGG; any rate; 5 are enough)"
+        ),
         bundle: Path = typer.Option(OUT / "kws.bundle"),
         guard: Path = typer.Option(OUT / "kws_guard.npz", help="old-word guard set"),
         state: Path = typer.Option(OUT / "kws_enroll.npz", help="enrolled words"),
@@ -435,7 +437,7 @@ def register(app: Any) -> None:
     def adapt_cmd(
         samples: Path = typer.Option(
             None,
-            help="folder with one subfolder of 16 kHz WAVs per keyword (yes/, no/, ...); "
+            help="folder with one subfolder of recordings per keyword (yes/, no/, ...); "
             "without it: a new state with the readout refitted on the guard alone",
         ),
         bundle: Path = typer.Option(OUT / "kws.bundle"),

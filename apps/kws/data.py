@@ -638,18 +638,43 @@ def load_gsc(
     return out
 
 
+#: the recordings a samples folder may hold (:func:`load_audio` reads them)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+#: an example of a word lasts at least this long (s) and its level (RMS about its mean,
+#: dBFS) reaches this: below, a file is empty, silent, DC or a dropout, and learning
+#: silence as a word would make quiet rooms trigger it
+EXAMPLE_MIN_S, EXAMPLE_MIN_DBFS = 0.1, -60.0
+
+
+def check_example(x: np.ndarray, name: str, rate: int = SR) -> np.ndarray:
+    """``x`` (int16) if it can be an example of a spoken word, else :class:`DataError`
+    saying what is wrong with the recording ``name``."""
+    if len(x) < EXAMPLE_MIN_S * rate:
+        raise DataError(
+            f"{name}: {1000 * len(x) / rate:.0f} ms of audio, a word takes 0.2-1 s: record it again"
+        )
+    rms = float(np.std(x.astype(np.float64))) / 32768.0
+    db = 20 * np.log10(rms) if rms > 0 else -np.inf
+    if db < EXAMPLE_MIN_DBFS:
+        raise DataError(
+            f"{name}: silent (level {db:.0f} dBFS, below {EXAMPLE_MIN_DBFS:.0f}): record it again"
+        )
+    return x
+
+
 def load_word_folder(path: str | Path, max_files: int | None = None) -> np.ndarray:
-    """All ``*.wav`` files of a folder as a ``(N, 16000)`` int16 array (pads/crops to 1 s).
+    """The recordings of a folder (:data:`AUDIO_SUFFIXES`, any rate and format
+    :func:`load_audio` reads) as a ``(N, 16000)`` int16 array (pads/crops to 1 s).
 
     Used for enrollment samples recorded on the device.
     """
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"samples folder {path} does not exist")
-    files = sorted(path.glob("*.wav"))[:max_files]
+    files = sorted(f for f in path.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)[:max_files]
     if not files:
-        raise DataError(f"samples folder {path} has no .wav files")
-    clips = [pad_clip(load_audio(f, SR)) for f in files]
+        raise DataError(f"samples folder {path} has no recordings ({', '.join(AUDIO_SUFFIXES)})")
+    clips = [pad_clip(check_example(load_audio(f, SR), str(f))) for f in files]
     return np.stack(clips)
 
 

@@ -440,12 +440,13 @@ def load_guard(path: str | Path) -> dict:
 def word_folders(
     samples: str | Path, classes: tuple[str, ...], mel: MelParams, delta: DeltaParams
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A folder with one subfolder of 16 kHz WAVs per keyword of the model (``yes/``,
-    ``no/``, ...) -> spike rasters ``(N, T, C)`` and class indices ``(N,)``."""
+    """A folder with one subfolder of recordings per keyword of the model (``yes/``,
+    ``no/``, ...; any format and rate :func:`~neuroplast.apps.kws.data.load_audio` reads)
+    -> spike rasters ``(N, T, C)`` and class indices ``(N,)``."""
     samples = Path(samples)
     subs = sorted(d for d in samples.iterdir() if d.is_dir()) if samples.is_dir() else []
     if not subs:
-        raise DataError(f"{samples} has no keyword subfolders (yes/, no/, ... with WAV files)")
+        raise DataError(f"{samples} has no keyword subfolders (yes/, no/, ... with recordings)")
     unknown = [d.name for d in subs if d.name not in classes]
     if unknown:
         raise DataError(

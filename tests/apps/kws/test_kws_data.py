@@ -242,3 +242,31 @@ def test_feature_cache_is_keyed_by_the_data_not_by_itself(tmp_path):
     D.write_wav(tmp_path / "gsc" / "yes" / "spk0_nohash_0.wav", np.zeros(16000, np.int16))
     load_features(tmp_path / "gsc", MelParams(), DeltaParams(), cache=cache)
     assert len(list(cache.glob("features_*.npz"))) == 2
+
+
+def test_word_folder_takes_any_recording_and_refuses_silence(tmp_path):
+    """Examples of a word (enroll / adapt samples) come in any format and rate; an empty,
+    too short, silent, DC or NaN recording is refused naming the file (it would teach the
+    model that silence is the word)."""
+    sf = pytest.importorskip("soundfile")
+    pytest.importorskip("scipy")
+    rng = np.random.default_rng(3)
+    good = tmp_path / "good"
+    good.mkdir()
+    sf.write(good / "a.flac", 0.3 * rng.standard_normal(8000), 8000)
+    sf.write(good / "b.wav", 0.3 * rng.standard_normal(48000).astype(np.float32), 48000, "FLOAT")
+    (good / "notes.txt").write_text("not audio")  # ignored
+    a = D.load_word_folder(good)
+    assert a.shape == (2, D.CLIP) and a.dtype == np.int16
+    for name, x, msg in [
+        ("empty", np.zeros(0), "0 ms of audio"),
+        ("short", 0.3 * rng.standard_normal(800), "50 ms of audio"),
+        ("silent", np.zeros(16000), "silent"),
+        ("dc", np.full(16000, 0.5), "silent"),
+        ("nan", np.full(16000, np.nan, np.float32), "silent"),
+    ]:
+        d = tmp_path / name
+        d.mkdir()
+        sf.write(d / "x.wav", x, 16000, "FLOAT" if x.dtype == np.float32 else "PCM_16")
+        with pytest.raises(DataError, match=rf"{name}/x.wav: {msg}"):
+            D.load_word_folder(d)

@@ -266,7 +266,7 @@ def test_cli_eval_listen_enroll(run, tmp_path):
     res = runner.invoke(
         app, ["kws", "enroll", "--word", "x", "--samples", str(empty), "--bundle", bundle]
     )
-    assert res.exit_code != 0 and "no .wav files" in str(res.exception)
+    assert res.exit_code != 0 and "has no recordings (.wav" in str(res.exception)
 
 
 def test_deployment_carries_its_front_end(run, tmp_path):
