@@ -43,7 +43,7 @@ class Detection:
 
 
 def detect_memory(taps_or_kernel, sensor_size: tuple[int, int], window_ms: int = 10) -> int:  # noqa: ANN001
-    """Bytes :func:`detect_stream` holds per position map: the carried accumulators of
+    """Bytes :func:`detect_stream` holds for its position maps: the carried accumulators of
     the last ``K_T - 1`` ms, ``(K_T - 1) Hp Wp 2 C`` float32, plus one window's output
     ``window_ms C Ho Wo`` float32 (both grow with the sensor's area: ~0.5 GB on a
     DAVIS346, ~11 GB at 1280 x 720 with the 36-class 21 x 17 x 17 kernel)."""
@@ -92,18 +92,18 @@ def detect_stream(
     if need > budget:
         w, h = sensor_size
         s = 2
-        while detect_memory(kernel, (-(-w // s), -(-h // s)), window_ms) > budget:
+        while s < max(w, h) and detect_memory(kernel, (-(-w // s), -(-h // s)), window_ms) > budget:
             s += 1
+        fix = (
+            f"bin the events to {s}x{s}-pixel blocks (motion run --downsample {s})"
+            if detect_memory(kernel, (-(-w // s), -(-h // s)), window_ms) <= budget
+            else "no binning fits it"
+        )
         raise DataError(
-            f"a {w}x{h} sensor needs {_size(need)} of maps, over the {_size(budget)} budget; "
-            f"bin the events to {s}x{s}-pixel blocks "
-            f"(motion run --downsample {s})"
+            f"a {w}x{h} sensor needs {_size(need)} of maps, over the {_size(budget)} budget; {fix}"
         )
     taps = compile_taps(kernel.weight, kernel.bias, sensor_size)
     p, tb, y, x = voxel_indices(ev, dt_us)
-    w, h = sensor_size
-    key = np.unique(((tb * 2 + p) * h + y) * w + x)  # Boolean raster semantics
-    x, y, p, tb = key % w, (key // w) % h, (key // (w * h)) % 2, key // (2 * w * h)
     n_bins = int(tb.max()) + 1
     if n_bins * dt_us > MAX_SPAN_MS * 1000:
         raise DataError(
@@ -111,6 +111,9 @@ def detect_stream(
             "min detect_stream takes at once; run a part of the recording (motion run "
             "--start / --duration)"
         )
+    w, h = sensor_size
+    key = np.unique(((tb * 2 + p) * h + y) * w + x)  # Boolean raster semantics
+    x, y, p, tb = key % w, (key // w) % h, (key // (w * h)) % 2, key // (2 * w * h)
     n_win = (n_bins + window_ms - 1) // window_ms
     keep = np.unique(np.linspace(0, n_win - 1, min(maps, n_win)).astype(np.int64))
     vel = class_velocities()

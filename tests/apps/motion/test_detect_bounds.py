@@ -92,3 +92,9 @@ def test_a_kernel_save_interrupted_leaves_the_previous_file(kernel, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz"]
     other.save(tmp_path / "plain")
     assert np.array_equal(HDKernel.load(tmp_path / "plain.npz").weight, other.weight)
+
+
+def test_a_budget_no_binning_meets_is_said_not_looped_on(kernel):
+    ev = _events(50, 10_000)
+    with pytest.raises(DataError, match="no binning fits it"):
+        detect_stream(kernel, ev, SIZE, max_bytes=1)
