@@ -33,7 +33,16 @@ import numpy as np
 
 from neuroplast.errors import DataError
 
-__all__ = ["ReadLimits", "Budget", "parse_npy", "read_npz", "save_npz", "load_array", "RAW_DTYPE"]
+__all__ = [
+    "ReadLimits",
+    "Budget",
+    "parse_npy",
+    "read_npz",
+    "npz_bytes",
+    "save_npz",
+    "load_array",
+    "RAW_DTYPE",
+]
 
 RAW_DTYPE = "<f4"  # raw files: little-endian float32, as serve's binary frames
 _MAX_HEADER = 1 << 16
@@ -284,8 +293,16 @@ def _parse_raw(raw: bytearray, what: str, shape: tuple[int, ...] | None, dtype: 
     return arr[0] if arr.shape[0] == 1 else arr
 
 
+def npz_bytes(arrays: dict[str, Any], compressed: bool = False) -> bytes:
+    """``arrays`` as the bytes of an ``.npz`` archive, built in memory (what an atomic
+    write or a bundle member stores)."""
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return buf.getvalue()
+
+
 def save_npz(path: str | os.PathLike, arrays: dict[str, Any], compressed: bool = False) -> Path:
-    """Write ``arrays`` as an ``.npz`` atomically (the whole archive in memory, then
+    """Write ``arrays`` as an ``.npz`` atomically (:func:`npz_bytes`, then
     :func:`~neuroplast.runtime.runtime.atomic_write_bytes`): a crash or Ctrl-C while a
     model is saved leaves the previous file, never a truncated one. Like ``np.savez``,
     ``.npz`` is appended to a path without it; returns the path written."""
@@ -294,7 +311,5 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, Any], compressed: bool =
     p = Path(path)
     if p.suffix != ".npz":
         p = p.with_name(p.name + ".npz")
-    buf = io.BytesIO()
-    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
-    atomic_write_bytes(p, buf.getvalue())
+    atomic_write_bytes(p, npz_bytes(arrays, compressed))
     return p

@@ -325,21 +325,16 @@ def adapt_readout(
 def save_adapt_state(path, state: AdaptState) -> None:  # noqa: ANN001
     """Atomically write the adapted readout and the user's examples (``.npz``, no
     pickle); the learning head is not stored (every adaptation refits from the guard)."""
-    import io
-
+    from neuroplast.arrayfile import npz_bytes
     from neuroplast.runtime.runtime import atomic_write_bytes
 
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        **{
-            "adapt/weights": np.asarray(state.weights, np.float64),
-            "adapt/examples": np.asarray(state.examples, np.float64),
-            "adapt/augmented": np.asarray(state.augmented, np.float64),
-            "adapt/labels": np.asarray(state.labels, np.int64),
-        },
-    )
-    atomic_write_bytes(path, buf.getvalue())
+    arrays = {
+        "adapt/weights": np.asarray(state.weights, np.float64),
+        "adapt/examples": np.asarray(state.examples, np.float64),
+        "adapt/augmented": np.asarray(state.augmented, np.float64),
+        "adapt/labels": np.asarray(state.labels, np.int64),
+    }
+    atomic_write_bytes(path, npz_bytes(arrays))
 
 
 def load_adapt_state(path) -> AdaptState:  # noqa: ANN001

@@ -559,8 +559,7 @@ def save_enroll_state(path, state: EnrollState) -> None:  # noqa: ANN001
     ``-theta``, the ``least_squares`` rule's statistics, the guard's decisions: see
     :meth:`~neuroplast.runtime.Runtime.state_dict`) plus ``enroll/*`` (words, counts,
     ``n_old``, ``open_class``); ``.npz``, no pickle."""
-    import io
-
+    from neuroplast.arrayfile import npz_bytes
     from neuroplast.runtime.runtime import atomic_write_bytes
 
     d = _state_head(state).state_dict()
@@ -577,9 +576,7 @@ def save_enroll_state(path, state: EnrollState) -> None:  # noqa: ANN001
             "enroll/n_features": np.array(state.weights.shape[1] - 1, np.int64),
         }
     )
-    buf = io.BytesIO()
-    np.savez(buf, **d)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, npz_bytes(d))
 
 
 def load_enroll_state(path, ridge: float = EnrollParams().ridge) -> EnrollState:  # noqa: ANN001

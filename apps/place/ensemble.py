@@ -201,8 +201,7 @@ class Ensemble:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` (no pickles): stacked arrays plus parameters as JSON; atomic."""
-        import io
-
+        from neuroplast.arrayfile import npz_bytes
         from neuroplast.runtime.runtime import atomic_write_bytes
 
         meta = {
@@ -223,9 +222,7 @@ class Ensemble:
         )
         if self.n_spk is not None:
             arrays["n_spk"] = self.n_spk
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, npz_bytes(arrays))
         return Path(path)
 
     @staticmethod

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from neuroplast.arrayfile import Budget, ReadLimits, read_npz
+from neuroplast.arrayfile import Budget, ReadLimits, npz_bytes, read_npz
 from neuroplast.errors import BundleError, DataError, GraphError, NeuroplastError
 from neuroplast.graph.graph import Graph
 
@@ -85,12 +85,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    return buf.getvalue()
-
-
 def save_bundle(
     path: str | Path,
     graph: Graph,
@@ -115,7 +109,7 @@ def save_bundle(
         raise BundleError(f"mode must be 'float' or 'int', not {mode!r}")
     arrays: dict[str, np.ndarray] = {}
     gdict = graph.to_dict(arrays)
-    files: dict[str, bytes] = {WEIGHTS: _npz_bytes(arrays)}
+    files: dict[str, bytes] = {WEIGHTS: npz_bytes(arrays)}
     if hasattr(plasticity, "to_dict"):  # a PlasticityEngine
         plasticity = plasticity.to_dict()
     elif isinstance(plasticity, (str, bytes)):  # engine.to_json() text
@@ -127,7 +121,7 @@ def save_bundle(
     except (TypeError, ValueError) as e:
         raise BundleError(f"plasticity must be JSON data: {e}") from e
     if state is not None:
-        files[STATE] = _npz_bytes(state)
+        files[STATE] = npz_bytes(state)
     shapes = graph.shapes()
     manifest = {
         "format": BUNDLE_FORMAT,

@@ -542,11 +542,9 @@ class Runtime:
 
     def save_state(self, path: str | Path) -> None:
         """Atomically write :meth:`state_dict` as ``.npz`` (temp file, fsync, rename)."""
-        import io
+        from neuroplast.arrayfile import npz_bytes
 
-        buf = io.BytesIO()
-        np.savez(buf, **self.state_dict())
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, npz_bytes(self.state_dict()))
 
     def load_state(self, path: str | Path) -> None:
         """Load a file written by :meth:`save_state`: read by :mod:`neuroplast.arrayfile`
