@@ -12,14 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from neuroplast.boards.profile import fmt_bytes
+
 __all__ = ["register", "profile_table", "fit_table"]
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def _fmt_si(x: float, unit: str) -> str:
@@ -43,8 +38,8 @@ def profile_table(prof: Any) -> Any:
         c = prof.cpu
         t.add_row("cpu", f"{c.core} ({c.arch}), {c.cores} cores @ {_fmt_si(c.clock_hz, 'Hz')}")
     m = prof.memory
-    t.add_row("ram", f"{_fmt_bytes(m.ram_bytes)} ({_fmt_bytes(m.usable_ram_bytes)} usable)")
-    t.add_row("flash", _fmt_bytes(m.flash_bytes) if m.flash_bytes else "-")
+    t.add_row("ram", f"{fmt_bytes(m.ram_bytes)} ({fmt_bytes(m.usable_ram_bytes)} usable)")
+    t.add_row("flash", fmt_bytes(m.flash_bytes) if m.flash_bytes else "-")
     t.add_row("accelerators", ", ".join(prof.accelerators) or "-")
     t.add_row("backends", ", ".join(prof.backends))
     if prof.serial:
@@ -95,14 +90,14 @@ def fit_table(rep: Any) -> Any:
         ("runtime (Python)", mem.runtime),
         ("firmware", mem.firmware),
     ):
-        t.add_row(label, _fmt_bytes(v))
+        t.add_row(label, fmt_bytes(v))
     t.add_section()
     t.add_row(
-        "RAM needed / usable", f"{_fmt_bytes(mem.ram_needed)} / {_fmt_bytes(rep.ram_available)}"
+        "RAM needed / usable", f"{fmt_bytes(mem.ram_needed)} / {fmt_bytes(rep.ram_available)}"
     )
     t.add_row(
         "flash needed / total",
-        f"{_fmt_bytes(mem.flash_needed)} / {_fmt_bytes(rep.flash_available)}",
+        f"{fmt_bytes(mem.flash_needed)} / {fmt_bytes(rep.flash_available)}",
     )
     t.add_section()
     o = rep.ops
@@ -161,8 +156,8 @@ def register(app: Any) -> None:
                 p.title,
                 p.kind,
                 cpu,
-                _fmt_bytes(p.memory.ram_bytes),
-                _fmt_bytes(p.memory.flash_bytes) if p.memory.flash_bytes else "-",
+                fmt_bytes(p.memory.ram_bytes),
+                fmt_bytes(p.memory.flash_bytes) if p.memory.flash_bytes else "-",
                 ", ".join(p.backends),
             )
         console.print(t)

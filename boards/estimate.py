@@ -72,7 +72,12 @@ import numpy as np
 
 from neuroplast.boards.chips import check_graph as check_chip
 from neuroplast.boards.chips import chip_target
-from neuroplast.boards.profile import BoardProfile, firmware_measurements, load_profile
+from neuroplast.boards.profile import (
+    BoardProfile,
+    firmware_measurements,
+    fmt_bytes,
+    load_profile,
+)
 from neuroplast.errors import BoardError, BundleError, NeuroplastError
 from neuroplast.graph.cost import COST
 from neuroplast.targets import PLUGIN_ERRORS, TARGETS, get_target, load_plugins
@@ -329,13 +334,6 @@ def _graph_mode(graph: Any) -> str:
     return "float"
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{int(n)} B"
-
-
 def fit_graph(
     graph: Any,
     board: str | BoardProfile,
@@ -515,18 +513,18 @@ def fit_graph(
     label = "synaptic memory" if runtime == "neuromorphic" else "RAM"
     if ram_needed > ram_avail:
         reasons.append(
-            f"{label}: needs {_fmt_bytes(ram_needed)} but {prof.name} has "
-            f"{_fmt_bytes(ram_avail)} usable ({_fmt_bytes(prof.memory.ram_bytes)} total)"
+            f"{label}: needs {fmt_bytes(ram_needed)} but {prof.name} has "
+            f"{fmt_bytes(ram_avail)} usable ({fmt_bytes(prof.memory.ram_bytes)} total)"
         )
     if runtime == "firmware" and flash_avail and flash_needed > flash_avail:
         reasons.append(
-            f"flash: needs {_fmt_bytes(flash_needed)} (firmware and SDK) but {prof.name} has "
-            f"{_fmt_bytes(flash_avail)}"
+            f"flash: needs {fmt_bytes(flash_needed)} (firmware and SDK) but {prof.name} has "
+            f"{fmt_bytes(flash_avail)}"
         )
     if runtime == "numpy" and flash_avail and flash_needed > flash_avail:
         reasons.append(
-            f"storage: bundle needs {_fmt_bytes(flash_needed)}, {prof.name} has "
-            f"{_fmt_bytes(flash_avail)}"
+            f"storage: bundle needs {fmt_bytes(flash_needed)}, {prof.name} has "
+            f"{fmt_bytes(flash_avail)}"
         )
     if runtime == "firmware" and mode == "float":
         warnings.append("the C firmware runs the integer path; quantize the model (mode 'int')")

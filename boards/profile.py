@@ -30,6 +30,8 @@ else:  # pragma: no cover - Python 3.10 fallback
         tomllib = None
 
 __all__ = [
+    "fmt_bytes",
+    "host_ram_bytes",
     "PROFILE_DIR",
     "KINDS",
     "BACKENDS",
@@ -610,7 +612,7 @@ def _with_host_facts(prof: BoardProfile) -> BoardProfile:
     """Fill the host profile's RAM and cores from this machine (numbers the OS reports)."""
     from dataclasses import replace
 
-    ram = _host_ram_bytes() or prof.memory.ram_bytes
+    ram = host_ram_bytes() or prof.memory.ram_bytes
     cores = os.cpu_count() or (prof.cpu.cores if prof.cpu else 1)
     mem = replace(prof.memory, ram_bytes=ram)
     llc = _host_llc_bytes()
@@ -634,7 +636,16 @@ def _host_llc_bytes() -> int | None:
     return None
 
 
-def _host_ram_bytes() -> int | None:
+def fmt_bytes(n: float) -> str:
+    """``n`` bytes in the largest binary unit it reaches (``"2.9 MiB"``, ``"512 B"``)."""
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def host_ram_bytes() -> int | None:
+    """This machine's physical memory (``/proc/meminfo``, else ``sysconf``); None if unknown."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:

@@ -12,7 +12,6 @@ costs time, not memory.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,27 +41,48 @@ class Detection:
     events_per_window: np.ndarray  #: (n_win,)
 
 
-def detect_memory(taps_or_kernel, sensor_size: tuple[int, int], window_ms: int = 10) -> int:  # noqa: ANN001
+def detect_memory(kernel: HDKernel, sensor_size: tuple[int, int], window_ms: int = 10) -> int:
     """Bytes :func:`detect_stream` holds for its position maps: the carried accumulators of
     the last ``K_T - 1`` ms, ``(K_T - 1) Hp Wp 2 C`` float32, plus one window's output
     ``window_ms C Ho Wo`` float32 (both grow with the sensor's area: ~0.5 GB on a
     DAVIS346, ~11 GB at 1280 x 720 with the 36-class 21 x 17 x 17 kernel)."""
-    c, _, kt, ky, kx = np.shape(getattr(taps_or_kernel, "weight", taps_or_kernel))
+    c, _, kt, ky, kx = kernel.weight.shape
     w, h = sensor_size
     hp, wp, ho, wo = h + ky - 1, w + kx - 1, h - ky + 1, w - kx + 1
     return 4 * c * ((kt - 1) * hp * wp * 2 + window_ms * max(ho, 0) * max(wo, 0))
 
 
-def _size(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+def _refuse_if_too_large(
+    kernel: HDKernel, sensor_size: tuple[int, int], window_ms: int, max_bytes: int | None
+) -> None:
+    """:class:`DataError` when :func:`detect_memory` passes ``max_bytes`` (default: half of
+    this machine's memory, 4 GiB where the OS does not say), naming the smallest S x S
+    binning that fits."""
+    from neuroplast.boards.profile import fmt_bytes, host_ram_bytes
 
-
-def _memory_budget() -> int:
-    """Half of this machine's physical memory (4 GiB where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
+    ram = host_ram_bytes()
+    budget = max_bytes or (ram // 2 if ram else 4 << 30)
+    need = detect_memory(kernel, sensor_size, window_ms)
+    if need <= budget:
+        return
+    w, h = sensor_size
+    s = next(
+        (
+            s
+            for s in range(2, max(w, h) + 1)
+            if detect_memory(kernel, (-(-w // s), -(-h // s)), window_ms) <= budget
+        ),
+        None,
+    )
+    fix = (
+        f"bin the events to {s}x{s}-pixel blocks (motion run --downsample {s})"
+        if s
+        else "no binning fits it"
+    )
+    raise DataError(
+        f"a {w}x{h} sensor needs {fmt_bytes(need)} of maps, over the {fmt_bytes(budget)} "
+        f"budget; {fix}"
+    )
 
 
 def detect_stream(
@@ -88,21 +108,7 @@ def detect_stream(
     ev = validate_events(events, sensor_size, sorted_time=False)
     if ev.size == 0:
         raise DataError("no events to run")
-    need, budget = detect_memory(kernel, sensor_size, window_ms), max_bytes or _memory_budget()
-    if need > budget:
-        w, h = sensor_size
-        s = 2
-        while s < max(w, h) and detect_memory(kernel, (-(-w // s), -(-h // s)), window_ms) > budget:
-            s += 1
-        fix = (
-            f"bin the events to {s}x{s}-pixel blocks (motion run --downsample {s})"
-            if detect_memory(kernel, (-(-w // s), -(-h // s)), window_ms) <= budget
-            else "no binning fits it"
-        )
-        raise DataError(
-            f"a {w}x{h} sensor needs {_size(need)} of maps, over the {_size(budget)} budget; {fix}"
-        )
-    taps = compile_taps(kernel.weight, kernel.bias, sensor_size)
+    _refuse_if_too_large(kernel, sensor_size, window_ms, max_bytes)
     p, tb, y, x = voxel_indices(ev, dt_us)
     n_bins = int(tb.max()) + 1
     if n_bins * dt_us > MAX_SPAN_MS * 1000:
@@ -111,6 +117,7 @@ def detect_stream(
             "min detect_stream takes at once; run a part of the recording (motion run "
             "--start / --duration)"
         )
+    taps = compile_taps(kernel.weight, kernel.bias, sensor_size)
     w, h = sensor_size
     key = np.unique(((tb * 2 + p) * h + y) * w + x)  # Boolean raster semantics
     x, y, p, tb = key % w, (key // w) % h, (key // (w * h)) % 2, key // (2 * w * h)
