@@ -123,7 +123,7 @@ def _read_soundfile(path: Path, why: object) -> tuple[np.ndarray, int]:
         ) from None
     try:
         y, rate = sf.read(str(path), dtype="float32", always_2d=True)  # 16-bit is the goal
-    except (RuntimeError, sf.LibsndfileError, OSError, ValueError) as e:
+    except (RuntimeError, OSError, ValueError) as e:  # LibsndfileError is a RuntimeError
         raise DataError(f"cannot read audio file {path}: {e}") from None
     x = np.nan_to_num(y.mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
     return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16), int(rate)

@@ -52,13 +52,12 @@ def _console() -> Any:
     return Console()
 
 
-def _cal_fraction(fraction: float) -> float:
+def _check_cal_fraction(fraction: float) -> None:
     """``--cal-fraction``, checked before any work: a fraction in [0, 1]."""
     from neuroplast.checks import require_real
     from neuroplast.errors import DataError
 
     require_real(DataError, "place", 0.0, 1.0, cal_fraction=fraction)
-    return fraction
 
 
 def register(app: Any) -> None:
@@ -130,7 +129,7 @@ def register(app: Any) -> None:
         from neuroplast.apps.place.preprocess import preprocess_batch
         from neuroplast.progress import Progress
 
-        cal_fraction = _cal_fraction(cal_fraction)
+        _check_cal_fraction(cal_fraction)
         if nordland and refs == "ref_a,ref_b":
             refs, query = "spring,fall", "summer" if query == "query" else query
         ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)
@@ -201,7 +200,7 @@ def register(app: Any) -> None:
         from neuroplast.errors import DataError
 
         ens = Ensemble.load(ensemble)
-        cal_fraction = _cal_fraction(cal_fraction)
+        _check_cal_fraction(cal_fraction)
         if nordland and refs == "ref_a,ref_b":
             refs, query = "spring,fall", "summer" if query == "query" else query
         ref_t, q_t = load_dataset(data, refs.split(","), query, nordland, skip, max_places)

@@ -88,11 +88,8 @@ class PlaceParams:
     def __post_init__(self) -> None:
         require_int(DataError, "PlaceParams", 1, 4096, neurons_per_place=self.neurons_per_place)
         require_int(DataError, "PlaceParams", 1, epochs=self.epochs)
-        if self.neurons_per_place < 1 or self.epochs < 1 or not 1 <= self.steps <= 127:
-            raise DataError(
-                f"PlaceParams: need neurons_per_place >= 1, epochs >= 1 and steps in 1..127; "
-                f"got {self.neurons_per_place}, {self.epochs}, {self.steps}"
-            )
+        if not 1 <= self.steps <= 127:
+            raise DataError(f"PlaceParams.steps must be in 1..127, got {self.steps}")
         if self.learn_mode not in ("float", "int"):
             raise DataError(
                 f"PlaceParams.learn_mode must be 'float' or 'int', not {self.learn_mode!r}"
