@@ -53,8 +53,11 @@ def require_real(
     for name, v in values.items():
         f = float(v) if is_real(v) else math.nan
         if not (math.isfinite(f) and (f > lo if open_lo else f >= lo) and f <= hi):
-            rng = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
-            raise err(f"{owner}.{name} must be a finite number in {rng}, got {v!r}")
+            if hi == math.inf:  # a bound below only: "> 0", ">= 0"
+                rng = f"{'>' if open_lo else '>='} {lo:g}"
+            else:
+                rng = f"in {'(' if open_lo else '['}{lo:g}, {hi:g}]"
+            raise err(f"{owner}.{name} must be a finite number {rng}, got {v!r}")
 
 
 def require_seed(err: type[Exception], owner: str, seed: object) -> None:

@@ -568,21 +568,10 @@ def _one_line(e: BaseException) -> str:
 
 #: OSError numbers that mean the path a user gave cannot be used as asked (exit 2): a
 #: command that meets one deep inside reports it like a missing file, not as a bug
-_PATH_ERRNOS = frozenset(
-    getattr(errno, n)
-    for n in (
-        "ENOENT",
-        "ENOTDIR",
-        "EISDIR",
-        "ENAMETOOLONG",
-        "EACCES",
-        "EPERM",
-        "EROFS",
-        "ENOSPC",
-        "EEXIST",
-        "ELOOP",
-    )  # fmt: skip
-)
+_PATH_ERRNOS = frozenset({
+    errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM,
+    errno.EROFS, errno.ENOSPC, errno.EEXIST, errno.ELOOP,
+})  # fmt: skip
 
 
 def _clip(s: str, n: int = 120) -> str:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from neuroplast.checks import is_real as _is_real
+from neuroplast.checks import require_real
 from neuroplast.errors import DataError, PlasticityError
 
 __all__ = [
@@ -39,16 +40,12 @@ def require(cond: bool, msg: str) -> None:
 
 def require_positive(owner: str, **values: float) -> None:
     """Every named value must be a finite real number > 0."""
-    for name, v in values.items():
-        if not _is_real(v) or not math.isfinite(float(v)) or float(v) <= 0:
-            raise PlasticityError(f"{owner}.{name} must be a finite number > 0, got {v!r}")
+    require_real(PlasticityError, owner, 0.0, open_lo=True, **values)
 
 
 def require_nonnegative(owner: str, **values: float) -> None:
     """Every named value must be a finite real number >= 0."""
-    for name, v in values.items():
-        if not _is_real(v) or not math.isfinite(float(v)) or float(v) < 0:
-            raise PlasticityError(f"{owner}.{name} must be a finite number >= 0, got {v!r}")
+    require_real(PlasticityError, owner, 0.0, **values)
 
 
 def require_choice(owner: str, name: str, value: object, choices: tuple) -> None:
